@@ -71,6 +71,30 @@ impl Sha256 {
     }
 }
 
+/// Incremental SHA-512, for inputs that arrive in pieces.
+#[derive(Clone)]
+pub struct Sha512(digest::Context);
+
+impl Default for Sha512 {
+    fn default() -> Self {
+        Self(digest::Context::new(&digest::SHA512))
+    }
+}
+
+impl Sha512 {
+    /// Adds `data` to the digest.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// Finishes the digest.
+    pub fn finish(self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

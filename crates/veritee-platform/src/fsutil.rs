@@ -1,0 +1,79 @@
+//! Writing platform state: private files are 0600 from their first byte, and updates
+//! are atomic so a crash never leaves a half-written file.
+
+use crate::PlatformError;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Mode of files holding private keys or sealing roots.
+pub const PRIVATE_MODE: u32 = 0o600;
+/// Mode of public files.
+pub const PUBLIC_MODE: u32 = 0o644;
+
+/// Creates `path` with `mode`; fails if it exists.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                PlatformError::AlreadyExists(path.display().to_string())
+            } else {
+                PlatformError::io("cannot create", path)(e)
+            }
+        })?;
+    file.write_all(bytes).map_err(PlatformError::io("cannot write", path))?;
+    file.sync_all().map_err(PlatformError::io("cannot sync", path))
+}
+
+/// Replaces `path` atomically (write a temporary file, sync, rename).
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, bytes, mode)?;
+    fs::rename(&tmp, path).map_err(PlatformError::io("cannot replace", path))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads a file, naming it on failure.
+pub fn read(path: &Path) -> Result<Vec<u8>, PlatformError> {
+    fs::read(path).map_err(PlatformError::io("cannot read", path))
+}
+
+/// Creates a directory (and parents) that is private to the user.
+pub fn create_private_dir(path: &Path) -> Result<(), PlatformError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(PlatformError::io("cannot create directory", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_files_are_0600_and_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        write_new(&p, b"k", PRIVATE_MODE).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(matches!(write_new(&p, b"x", PRIVATE_MODE), Err(PlatformError::AlreadyExists(_))));
+        assert_eq!(fs::read(&p).unwrap(), b"k");
+        replace(&p, b"new", PRIVATE_MODE).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
