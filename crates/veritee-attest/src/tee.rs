@@ -16,16 +16,20 @@ pub enum TeeKind {
     /// AMD SEV-SNP guest.
     SevSnp,
     /// AWS Nitro Enclave.
+    #[serde(rename = "aws-nitro", alias = "nitro")]
     Nitro,
     /// Azure confidential VM: SEV-SNP behind a paravisor vTPM.
     AzureSnpVtpm,
     /// NVIDIA H100 GPU in confidential-computing mode.
     NvidiaH100,
+    /// A TPM 2.0 quote by a cloud vTPM whose attestation key the cloud certifies
+    /// (e.g. a GCE Shielded VM).
+    Tpm2,
 }
 
 impl TeeKind {
     /// Every kind, in a stable order.
-    pub const ALL: [TeeKind; 7] = [
+    pub const ALL: [TeeKind; 8] = [
         Self::Simulated,
         Self::Sgx,
         Self::Tdx,
@@ -33,6 +37,7 @@ impl TeeKind {
         Self::Nitro,
         Self::AzureSnpVtpm,
         Self::NvidiaH100,
+        Self::Tpm2,
     ];
 
     /// The name used in policies, JSON and on the command line.
@@ -42,9 +47,10 @@ impl TeeKind {
             Self::Sgx => "sgx",
             Self::Tdx => "tdx",
             Self::SevSnp => "sev-snp",
-            Self::Nitro => "nitro",
+            Self::Nitro => "aws-nitro",
             Self::AzureSnpVtpm => "azure-snp-vtpm",
             Self::NvidiaH100 => "nvidia-h100",
+            Self::Tpm2 => "tpm2",
         }
     }
 }
@@ -59,6 +65,9 @@ impl core::str::FromStr for TeeKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "nitro" {
+            return Ok(Self::Nitro);
+        }
         Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
             format!("unknown TEE kind '{s}' (known: {})", names.join(", "))
@@ -151,5 +160,7 @@ mod tests {
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
         assert!("sgx2".parse::<TeeKind>().unwrap_err().contains("known: simulated, sgx"));
+        assert_eq!("nitro".parse::<TeeKind>().unwrap(), TeeKind::Nitro);
+        assert_eq!(serde_json::from_str::<TeeKind>("\"nitro\"").unwrap(), TeeKind::Nitro);
     }
 }

@@ -46,7 +46,7 @@ min_security_version = 0
 
 # Measurements accepted, by name: every measurement named here must equal one of the
 # listed values. Names: measurement (simulated), mrenclave (sgx), mrtd, rtmr0-rtmr3
-# (tdx), launch_measurement (sev-snp), pcr0-pcr8 (nitro).
+# (tdx), launch_measurement (sev-snp), pcr0-pcr8 (aws-nitro), pcr0-pcr23 (tpm2).
 [measurements]
 # measurement = ["..."]
 "#
