@@ -1,1 +1,93 @@
-fn main() {}
+//! `veritee`: attest, verify and appraise trusted execution environments.
+//!
+//! Exit status: 0 success (for `verify`: verified and, with `--policy`, accepted),
+//! 1 evidence rejected, 2 unusable input or failure.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod files;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Confidential computing you can check: attest, verify and appraise TEEs.
+#[derive(Debug, Parser)]
+#[command(name = "veritee", version, about, long_about = None)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the simulated TEE vendor (root CA, revocation, TCB information).
+    #[command(subcommand)]
+    Vendor(commands::vendor::VendorCommand),
+    /// Manage simulated machines certified by a vendor.
+    #[command(subcommand)]
+    Platform(commands::platform::PlatformCommand),
+    /// Produce evidence for an enclave over the given report data.
+    Attest(commands::attest::AttestArgs),
+    /// Verify evidence and, with --policy, appraise it.
+    Verify(commands::verify::VerifyArgs),
+    /// Write or check an appraisal policy.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
+    /// A guided tour on the simulated TEE, in a temporary directory.
+    Demo(commands::demo::DemoArgs),
+}
+
+/// How a command ended, as an exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; for verify: verified and accepted.
+    Success,
+    /// Evidence verified false or the policy rejected it.
+    Rejected,
+    /// The input could not be used.
+    Unusable,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        ExitCode::from(match o {
+            Outcome::Success => 0,
+            Outcome::Rejected => 1,
+            Outcome::Unusable => 2,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match cli.command {
+        Command::Vendor(cmd) => commands::vendor::run(cmd),
+        Command::Platform(cmd) => commands::platform::run(cmd),
+        Command::Attest(args) => commands::attest::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Policy(cmd) => commands::policy::run(cmd),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(outcome) => outcome.into(),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            Outcome::Unusable.into()
+        }
+    }
+}

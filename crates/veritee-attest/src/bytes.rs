@@ -14,7 +14,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `bytes`, a `what` (e.g. "SGX quote") for error messages.
     pub fn new(what: &'static str, bytes: &'a [u8]) -> Self {
-        Self { what, bytes, offset: 0 }
+        Self {
+            what,
+            bytes,
+            offset: 0,
+        }
     }
 
     /// Current offset from the start.
@@ -71,7 +75,11 @@ impl<'a> Reader<'a> {
         if self.remaining() != 0 {
             return Err(VerifyError::malformed(
                 self.what,
-                format!("{} unexpected trailing bytes at offset {:#x}", self.remaining(), self.offset),
+                format!(
+                    "{} unexpected trailing bytes at offset {:#x}",
+                    self.remaining(),
+                    self.offset
+                ),
             ));
         }
         Ok(())

@@ -42,7 +42,9 @@ impl Serialize for HexBytes {
 impl<'de> Deserialize<'de> for HexBytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        hex::decode(s.trim_start_matches("0x")).map(HexBytes).map_err(serde::de::Error::custom)
+        hex::decode(s.trim_start_matches("0x"))
+            .map(HexBytes)
+            .map_err(serde::de::Error::custom)
     }
 }
 

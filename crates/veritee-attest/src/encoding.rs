@@ -25,7 +25,7 @@ pub fn decode_evidence(input: &[u8]) -> Result<Vec<u8>, VerifyError> {
         return Err(VerifyError::malformed("evidence", "the file is empty"));
     }
     let hex_body = compact.strip_prefix("0x").unwrap_or(&compact);
-    if hex_body.len() % 2 == 0 && hex_body.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex_body.len().is_multiple_of(2) && hex_body.bytes().all(|b| b.is_ascii_hexdigit()) {
         return hex::decode(hex_body).map_err(|e| VerifyError::malformed("hex evidence", e));
     }
     let is_b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
@@ -41,7 +41,10 @@ pub fn decode_evidence(input: &[u8]) -> Result<Vec<u8>, VerifyError> {
                 return Ok(bytes);
             }
         }
-        return Err(VerifyError::malformed("base64 evidence", "the text looks like base64 but does not decode"));
+        return Err(VerifyError::malformed(
+            "base64 evidence",
+            "the text looks like base64 but does not decode",
+        ));
     }
     Ok(input.to_vec())
 }
@@ -52,10 +55,15 @@ mod tests {
 
     #[test]
     fn detects_each_encoding() {
-        let raw = vec![0u8, 0xff, 0x10, 0x80, 0x7f, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+        let raw = vec![
+            0u8, 0xff, 0x10, 0x80, 0x7f, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+        ];
         assert_eq!(decode_evidence(&raw).unwrap(), raw);
         assert_eq!(decode_evidence(hex::encode(&raw).as_bytes()).unwrap(), raw);
-        assert_eq!(decode_evidence(format!("0x{}\n", hex::encode(&raw)).as_bytes()).unwrap(), raw);
+        assert_eq!(
+            decode_evidence(format!("0x{}\n", hex::encode(&raw)).as_bytes()).unwrap(),
+            raw
+        );
         let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
         assert_eq!(decode_evidence(b64.as_bytes()).unwrap(), raw);
         let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);

@@ -89,7 +89,10 @@ impl VerifyError {
     pub fn is_unusable_input(&self) -> bool {
         matches!(
             self,
-            Self::UnknownFormat(_) | Self::Malformed { .. } | Self::TooLarge { .. } | Self::InvalidInput(_)
+            Self::UnknownFormat(_)
+                | Self::Malformed { .. }
+                | Self::TooLarge { .. }
+                | Self::InvalidInput(_)
         )
     }
 

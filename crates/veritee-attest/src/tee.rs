@@ -68,10 +68,13 @@ impl core::str::FromStr for TeeKind {
         if s == "nitro" {
             return Ok(Self::Nitro);
         }
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown TEE kind '{s}' (known: {})", names.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown TEE kind '{s}' (known: {})", names.join(", "))
+            })
     }
 }
 
@@ -138,10 +141,13 @@ impl core::str::FromStr for TcbStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown TCB status '{s}' (known: {})", names.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown TCB status '{s}' (known: {})", names.join(", "))
+            })
     }
 }
 
@@ -159,8 +165,16 @@ mod tests {
             assert_eq!(s.as_str().parse::<TcbStatus>().unwrap(), s);
             assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
-        assert!("sgx2".parse::<TeeKind>().unwrap_err().contains("known: simulated, sgx"));
+        assert!(
+            "sgx2"
+                .parse::<TeeKind>()
+                .unwrap_err()
+                .contains("known: simulated, sgx")
+        );
         assert_eq!("nitro".parse::<TeeKind>().unwrap(), TeeKind::Nitro);
-        assert_eq!(serde_json::from_str::<TeeKind>("\"nitro\"").unwrap(), TeeKind::Nitro);
+        assert_eq!(
+            serde_json::from_str::<TeeKind>("\"nitro\"").unwrap(),
+            TeeKind::Nitro
+        );
     }
 }

@@ -40,9 +40,8 @@ impl AeadKey {
     /// A key from 32 secret bytes.
     pub fn from_array(raw: Confidential<[u8; KEY_LEN]>) -> Self {
         // A 32-byte key is always accepted by AES-256-GCM.
-        let unbound = UnboundKey::new(&AES_256_GCM, raw.expose()).unwrap_or_else(|_| {
-            unreachable!("AES-256-GCM accepts every 32-byte key")
-        });
+        let unbound = UnboundKey::new(&AES_256_GCM, raw.expose())
+            .unwrap_or_else(|_| unreachable!("AES-256-GCM accepts every 32-byte key"));
         Self {
             raw,
             key: LessSafeKey::new(unbound),
@@ -121,7 +120,11 @@ impl AeadKey {
     }
 
     /// Encrypts one message under a fresh random nonce: output is `nonce || ciphertext || tag`.
-    pub fn seal_with_random_nonce(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn seal_with_random_nonce(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let nonce: [u8; NONCE_LEN] = crate::rand::array()?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
@@ -133,7 +136,11 @@ impl AeadKey {
     }
 
     /// Opens the output of [`AeadKey::seal_with_random_nonce`].
-    pub fn open_with_nonce_prefix(&self, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, CryptoError> {
+    pub fn open_with_nonce_prefix(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(CryptoError::CiphertextTooShort {
                 minimum: NONCE_LEN + TAG_LEN,
@@ -154,25 +161,42 @@ mod tests {
     fn round_trip_and_tamper() {
         let key = AeadKey::generate().unwrap();
         let sealed = key.seal_with_random_nonce(b"aad", b"hello").unwrap();
-        assert_eq!(key.open_with_nonce_prefix(b"aad", &sealed).unwrap().expose(), b"hello");
-        assert_eq!(key.open_with_nonce_prefix(b"aaX", &sealed), Err(CryptoError::Decrypt));
+        assert_eq!(
+            key.open_with_nonce_prefix(b"aad", &sealed)
+                .unwrap()
+                .expose(),
+            b"hello"
+        );
+        assert_eq!(
+            key.open_with_nonce_prefix(b"aaX", &sealed),
+            Err(CryptoError::Decrypt)
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(key.open_with_nonce_prefix(b"aad", &bad), Err(CryptoError::Decrypt));
+            assert_eq!(
+                key.open_with_nonce_prefix(b"aad", &bad),
+                Err(CryptoError::Decrypt)
+            );
         }
         assert!(matches!(
             key.open_with_nonce_prefix(b"aad", &sealed[..10]),
             Err(CryptoError::CiphertextTooShort { .. })
         ));
         let other = AeadKey::generate().unwrap();
-        assert_eq!(other.open_with_nonce_prefix(b"aad", &sealed), Err(CryptoError::Decrypt));
+        assert_eq!(
+            other.open_with_nonce_prefix(b"aad", &sealed),
+            Err(CryptoError::Decrypt)
+        );
     }
 
     #[test]
     fn wrong_key_length_is_named() {
         let err = AeadKey::from_slice(&[0u8; 16]).unwrap_err();
-        assert_eq!(err.to_string(), "AES-256-GCM key must be 32 bytes long, got 16");
+        assert_eq!(
+            err.to_string(),
+            "AES-256-GCM key must be 32 bytes long, got 16"
+        );
     }
 
     #[test]

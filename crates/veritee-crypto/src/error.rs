@@ -20,7 +20,9 @@ pub enum CryptoError {
     #[error("invalid {0}")]
     InvalidKey(&'static str),
     /// Authenticated decryption failed: wrong key, wrong associated data, or altered ciphertext.
-    #[error("decryption failed: the ciphertext, its associated data or the key is not the one it was sealed with")]
+    #[error(
+        "decryption failed: the ciphertext, its associated data or the key is not the one it was sealed with"
+    )]
     Decrypt,
     /// A ciphertext is shorter than its fixed overhead.
     #[error("ciphertext too short: {actual} bytes, at least {minimum} needed")]

@@ -90,7 +90,9 @@ mod tests {
         let okm = derive(HkdfHash::Sha256, &salt, &ikm, &[&info[..5], &info[5..]], 42).unwrap();
         assert_eq!(
             okm.expose(),
-            &unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+            &unhex(
+                "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+            )
         );
     }
 

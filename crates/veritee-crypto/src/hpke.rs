@@ -57,7 +57,8 @@ impl HpkePublicKey {
     }
 
     fn to_kem(self) -> Result<<Kem as hpke::Kem>::PublicKey, CryptoError> {
-        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0).map_err(|_| CryptoError::InvalidKey("HPKE public key"))
+        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0)
+            .map_err(|_| CryptoError::InvalidKey("HPKE public key"))
     }
 }
 
@@ -83,7 +84,10 @@ impl HpkeKeyPair {
         Self::from_parts(private, &public)
     }
 
-    fn from_parts(private: <Kem as hpke::Kem>::PrivateKey, public: &<Kem as hpke::Kem>::PublicKey) -> Self {
+    fn from_parts(
+        private: <Kem as hpke::Kem>::PrivateKey,
+        public: &<Kem as hpke::Kem>::PublicKey,
+    ) -> Self {
         let mut bytes = [0u8; PUBLIC_KEY_LEN];
         bytes.copy_from_slice(&public.to_bytes());
         Self {
@@ -93,7 +97,9 @@ impl HpkeKeyPair {
     }
 
     /// Rebuilds a key pair from its private key bytes (for instance after unsealing).
-    pub fn from_private_bytes(private: &Confidential<[u8; PRIVATE_KEY_LEN]>) -> Result<Self, CryptoError> {
+    pub fn from_private_bytes(
+        private: &Confidential<[u8; PRIVATE_KEY_LEN]>,
+    ) -> Result<Self, CryptoError> {
         let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(private.expose())
             .map_err(|_| CryptoError::InvalidKey("HPKE private key"))?;
         let pk = Kem::sk_to_pk(&sk);
@@ -153,7 +159,9 @@ impl SenderContext {
     /// Derives a secret shared with the recipient (RFC 9180 section 5.3).
     pub fn export(&self, context: &[u8], len: usize) -> Result<SecretBytes, CryptoError> {
         let mut out = SecretBytes::new(vec![0u8; len]);
-        self.0.export(context, out.expose_mut()).map_err(hpke_err("HPKE export"))?;
+        self.0
+            .export(context, out.expose_mut())
+            .map_err(hpke_err("HPKE export"))?;
         Ok(out)
     }
 }
@@ -167,13 +175,18 @@ impl ReceiverContext {
                 actual: ciphertext.len(),
             });
         }
-        self.0.open(ciphertext, aad).map(SecretBytes::new).map_err(hpke_err("HPKE open"))
+        self.0
+            .open(ciphertext, aad)
+            .map(SecretBytes::new)
+            .map_err(hpke_err("HPKE open"))
     }
 
     /// Derives a secret shared with the sender (RFC 9180 section 5.3).
     pub fn export(&self, context: &[u8], len: usize) -> Result<SecretBytes, CryptoError> {
         let mut out = SecretBytes::new(vec![0u8; len]);
-        self.0.export(context, out.expose_mut()).map_err(hpke_err("HPKE export"))?;
+        self.0
+            .export(context, out.expose_mut())
+            .map_err(hpke_err("HPKE export"))?;
         Ok(out)
     }
 }
@@ -197,10 +210,12 @@ pub fn setup_receiver(
     encapsulated_key: &[u8],
     info: &[u8],
 ) -> Result<ReceiverContext, CryptoError> {
-    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated_key).map_err(|_| CryptoError::KeyLength {
-        what: "HPKE encapsulated key",
-        expected: ENCAPSULATED_KEY_LEN,
-        actual: encapsulated_key.len(),
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated_key).map_err(|_| {
+        CryptoError::KeyLength {
+            what: "HPKE encapsulated key",
+            expected: ENCAPSULATED_KEY_LEN,
+            actual: encapsulated_key.len(),
+        }
     })?;
     hpke::setup_receiver::<Aead, Kdf, Kem>(&OpModeR::Base, &recipient.private, &enc, info)
         .map(ReceiverContext)
@@ -208,7 +223,12 @@ pub fn setup_receiver(
 }
 
 /// Encrypts one message to `recipient`: the output is `enc (32 bytes) || ciphertext || tag`.
-pub fn seal(recipient: &HpkePublicKey, info: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn seal(
+    recipient: &HpkePublicKey,
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let (enc, mut ctx) = setup_sender(recipient, info)?;
     let ct = ctx.seal(aad, plaintext)?;
     let mut out = Vec::with_capacity(ENCAPSULATED_KEY_LEN + ct.len());
@@ -218,7 +238,12 @@ pub fn seal(recipient: &HpkePublicKey, info: &[u8], aad: &[u8], plaintext: &[u8]
 }
 
 /// Decrypts the output of [`seal`].
-pub fn open(recipient: &HpkeKeyPair, info: &[u8], aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, CryptoError> {
+pub fn open(
+    recipient: &HpkeKeyPair,
+    info: &[u8],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<SecretBytes, CryptoError> {
     if sealed.len() < ENCAPSULATED_KEY_LEN + TAG_LEN {
         return Err(CryptoError::CiphertextTooShort {
             minimum: ENCAPSULATED_KEY_LEN + TAG_LEN,
@@ -237,20 +262,35 @@ mod tests {
     fn seal_open_round_trip_and_tamper() {
         let kp = HpkeKeyPair::generate();
         let sealed = seal(&kp.public_key(), b"info", b"aad", b"secret").unwrap();
-        assert_eq!(open(&kp, b"info", b"aad", &sealed).unwrap().expose(), b"secret");
-        assert_eq!(open(&kp, b"infx", b"aad", &sealed).unwrap_err(), CryptoError::Decrypt);
-        assert_eq!(open(&kp, b"info", b"aax", &sealed).unwrap_err(), CryptoError::Decrypt);
+        assert_eq!(
+            open(&kp, b"info", b"aad", &sealed).unwrap().expose(),
+            b"secret"
+        );
+        assert_eq!(
+            open(&kp, b"infx", b"aad", &sealed).unwrap_err(),
+            CryptoError::Decrypt
+        );
+        assert_eq!(
+            open(&kp, b"info", b"aax", &sealed).unwrap_err(),
+            CryptoError::Decrypt
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert!(open(&kp, b"info", b"aad", &bad).is_err(), "flip at {i} accepted");
+            assert!(
+                open(&kp, b"info", b"aad", &bad).is_err(),
+                "flip at {i} accepted"
+            );
         }
         assert!(matches!(
             open(&kp, b"info", b"aad", &sealed[..40]),
             Err(CryptoError::CiphertextTooShort { .. })
         ));
         let other = HpkeKeyPair::generate();
-        assert_eq!(open(&other, b"info", b"aad", &sealed).unwrap_err(), CryptoError::Decrypt);
+        assert_eq!(
+            open(&other, b"info", b"aad", &sealed).unwrap_err(),
+            CryptoError::Decrypt
+        );
     }
 
     #[test]
@@ -271,7 +311,10 @@ mod tests {
             let ct = tx.seal(&[i], &[i; 5]).unwrap();
             assert_eq!(rx.open(&[i], &ct).unwrap().expose(), &[i; 5]);
         }
-        assert_eq!(tx.export(b"ctx", 32).unwrap(), rx.export(b"ctx", 32).unwrap());
+        assert_eq!(
+            tx.export(b"ctx", 32).unwrap(),
+            rx.export(b"ctx", 32).unwrap()
+        );
         // A replayed first message is rejected: the sequence number moved on.
         let (enc2, mut tx2) = setup_sender(&kp.public_key(), b"session").unwrap();
         let mut rx2 = setup_receiver(&kp, &enc2, b"session").unwrap();
@@ -282,7 +325,12 @@ mod tests {
 
     #[test]
     fn bad_key_lengths_are_named() {
-        assert!(HpkePublicKey::from_bytes(&[0; 31]).unwrap_err().to_string().contains("32 bytes"));
+        assert!(
+            HpkePublicKey::from_bytes(&[0; 31])
+                .unwrap_err()
+                .to_string()
+                .contains("32 bytes")
+        );
         let kp = HpkeKeyPair::generate();
         assert!(setup_receiver(&kp, &[0; 31], b"").is_err());
     }
@@ -344,8 +392,10 @@ mod tests {
         impl hpke::rand_core::TryCryptoRng for FixedIkm {}
 
         let h = |s: &str| hex::decode(s).unwrap();
-        let vectors: Vec<Vector> =
-            serde_json::from_str(include_str!("../tests/data/hpke_x25519_sha256_aes256gcm.json")).unwrap();
+        let vectors: Vec<Vector> = serde_json::from_str(include_str!(
+            "../tests/data/hpke_x25519_sha256_aes256gcm.json"
+        ))
+        .unwrap();
         let base: Vec<&Vector> = vectors.iter().filter(|v| v.mode == 0).collect();
         assert!(!base.is_empty());
         for v in base {

@@ -35,7 +35,8 @@ impl KeyEncryptionKey {
     }
 
     fn kek(&self) -> Result<AesKek, CryptoError> {
-        AesKek::new(&AES_256, self.0.expose()).map_err(|_| CryptoError::InvalidKey("key-encryption key"))
+        AesKek::new(&AES_256, self.0.expose())
+            .map_err(|_| CryptoError::InvalidKey("key-encryption key"))
     }
 
     /// Wraps `key` (1 to 4096 bytes). The output is 8 to 15 bytes longer than the input.
@@ -59,7 +60,8 @@ impl KeyEncryptionKey {
 
     /// Unwraps a key wrapped by [`KeyEncryptionKey::wrap`].
     pub fn unwrap(&self, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
-        if wrapped.len() < 16 || wrapped.len() % 8 != 0 || wrapped.len() > MAX_WRAPPED_KEY_LEN + 16 {
+        if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) || wrapped.len() > MAX_WRAPPED_KEY_LEN + 16
+        {
             return Err(CryptoError::Unwrap);
         }
         let mut out = SecretBytes::new(vec![0u8; wrapped.len()]);
@@ -87,10 +89,16 @@ mod tests {
             let mut bad = wrapped.clone();
             bad[3] ^= 0x80;
             assert_eq!(kek.unwrap(&bad).unwrap_err(), CryptoError::Unwrap);
-            assert_eq!(kek.unwrap(&wrapped[..wrapped.len() - 8]).unwrap_err(), CryptoError::Unwrap);
+            assert_eq!(
+                kek.unwrap(&wrapped[..wrapped.len() - 8]).unwrap_err(),
+                CryptoError::Unwrap
+            );
         }
         let other = KeyEncryptionKey::from_slice(&[8u8; 32]).unwrap();
-        assert_eq!(other.unwrap(&kek.wrap(b"k").unwrap()).unwrap_err(), CryptoError::Unwrap);
+        assert_eq!(
+            other.unwrap(&kek.wrap(b"k").unwrap()).unwrap_err(),
+            CryptoError::Unwrap
+        );
         assert!(kek.wrap(&[]).is_err());
         assert!(kek.wrap(&vec![0; MAX_WRAPPED_KEY_LEN + 1]).is_err());
     }

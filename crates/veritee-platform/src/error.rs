@@ -50,9 +50,16 @@ pub enum PlatformError {
 }
 
 impl PlatformError {
-    pub(crate) fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + use<> {
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self + use<> {
         let path = path.display().to_string();
-        move |source| Self::Io { action, path, source }
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
     }
 
     pub(crate) fn bad_state(path: &std::path::Path, reason: impl core::fmt::Display) -> Self {

@@ -26,8 +26,10 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformErr
                 PlatformError::io("cannot create", path)(e)
             }
         })?;
-    file.write_all(bytes).map_err(PlatformError::io("cannot write", path))?;
-    file.sync_all().map_err(PlatformError::io("cannot sync", path))
+    file.write_all(bytes)
+        .map_err(PlatformError::io("cannot write", path))?;
+    file.sync_all()
+        .map_err(PlatformError::io("cannot sync", path))
 }
 
 /// Replaces `path` atomically (write a temporary file, sync, rename).
@@ -69,11 +71,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key");
         write_new(&p, b"k", PRIVATE_MODE).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(matches!(write_new(&p, b"x", PRIVATE_MODE), Err(PlatformError::AlreadyExists(_))));
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(matches!(
+            write_new(&p, b"x", PRIVATE_MODE),
+            Err(PlatformError::AlreadyExists(_))
+        ));
         assert_eq!(fs::read(&p).unwrap(), b"k");
         replace(&p, b"new", PRIVATE_MODE).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -35,7 +35,12 @@ fn key_label(key_id: &[u8; 16]) -> Vec<u8> {
 }
 
 /// Seals `plaintext` so that only an enclave admitted by `policy` on this machine opens it.
-pub fn seal(platform: &dyn Platform, policy: SealPolicy, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, PlatformError> {
+pub fn seal(
+    platform: &dyn Platform,
+    policy: SealPolicy,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, PlatformError> {
     if plaintext.len() > MAX_PLAINTEXT {
         return Err(PlatformError::InvalidInput(format!(
             "cannot seal {} bytes in one blob; at most {MAX_PLAINTEXT}",
@@ -60,7 +65,11 @@ pub fn seal(platform: &dyn Platform, policy: SealPolicy, aad: &[u8], plaintext: 
 }
 
 /// Opens a blob made by [`seal`] with the same `aad`.
-pub fn unseal(platform: &dyn Platform, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, PlatformError> {
+pub fn unseal(
+    platform: &dyn Platform,
+    aad: &[u8],
+    blob: &[u8],
+) -> Result<SecretBytes, PlatformError> {
     if blob.len() < HEADER_LEN + TAG_LEN {
         return Err(PlatformError::Unseal(format!(
             "{} bytes is shorter than the {} of an empty sealed blob",
@@ -69,16 +78,22 @@ pub fn unseal(platform: &dyn Platform, aad: &[u8], blob: &[u8]) -> Result<Secret
         )));
     }
     if blob[0..4] != MAGIC {
-        return Err(PlatformError::Unseal("not a sealed blob (bad magic)".into()));
+        return Err(PlatformError::Unseal(
+            "not a sealed blob (bad magic)".into(),
+        ));
     }
     let version = u16::from_le_bytes([blob[4], blob[5]]);
     if version != VERSION {
-        return Err(PlatformError::Unseal(format!("unsupported sealed blob version {version}")));
+        return Err(PlatformError::Unseal(format!(
+            "unsupported sealed blob version {version}"
+        )));
     }
     let policy = SealPolicy::from_code(blob[6])
         .ok_or_else(|| PlatformError::Unseal(format!("unknown seal policy {}", blob[6])))?;
     if blob[7] != 0 {
-        return Err(PlatformError::Unseal("reserved header byte is not zero".into()));
+        return Err(PlatformError::Unseal(
+            "reserved header byte is not zero".into(),
+        ));
     }
     let mut key_id = [0u8; 16];
     key_id.copy_from_slice(&blob[8..24]);

@@ -37,16 +37,34 @@ fn measurement_sealing_binds_code_and_machine() {
     let blob = sealing::seal(&enclave, SealPolicy::Measurement, b"aad", b"canary-secret").unwrap();
     assert!(!blob.windows(6).any(|w| w == b"canary"));
     // The same code on the same machine, even relaunched, opens it.
-    let again = SimMachine::open(s.machine.dir()).unwrap().launch(&image).unwrap();
-    assert_eq!(sealing::unseal(&again, b"aad", &blob).unwrap().expose(), b"canary-secret");
+    let again = SimMachine::open(s.machine.dir())
+        .unwrap()
+        .launch(&image)
+        .unwrap();
+    assert_eq!(
+        sealing::unseal(&again, b"aad", &blob).unwrap().expose(),
+        b"canary-secret"
+    );
     // Changed code does not.
-    let changed = s.machine.launch(&EnclaveImage::unsigned(b"code v2", 1, 1, false)).unwrap();
-    assert!(matches!(sealing::unseal(&changed, b"aad", &blob), Err(PlatformError::Unseal(_))));
+    let changed = s
+        .machine
+        .launch(&EnclaveImage::unsigned(b"code v2", 1, 1, false))
+        .unwrap();
+    assert!(matches!(
+        sealing::unseal(&changed, b"aad", &blob),
+        Err(PlatformError::Unseal(_))
+    ));
     // The same code on another machine does not.
     let elsewhere = s.other_machine.launch(&image).unwrap();
-    assert!(matches!(sealing::unseal(&elsewhere, b"aad", &blob), Err(PlatformError::Unseal(_))));
+    assert!(matches!(
+        sealing::unseal(&elsewhere, b"aad", &blob),
+        Err(PlatformError::Unseal(_))
+    ));
     // A debug build of the same code does not.
-    let debug = s.machine.launch(&EnclaveImage::unsigned(b"code v1", 1, 1, true)).unwrap();
+    let debug = s
+        .machine
+        .launch(&EnclaveImage::unsigned(b"code v1", 1, 1, true))
+        .unwrap();
     assert!(sealing::unseal(&debug, b"aad", &blob).is_err());
     // Other associated data does not.
     assert!(sealing::unseal(&enclave, b"aaX", &blob).is_err());
@@ -55,27 +73,51 @@ fn measurement_sealing_binds_code_and_machine() {
 #[test]
 fn signer_sealing_survives_an_upgrade_but_not_another_signer() {
     let s = setup();
-    let v1 = s.machine.launch(&EnclaveImage::signed(b"code v1", &s.signer, 7, 1, false).unwrap()).unwrap();
-    let v2 = s.machine.launch(&EnclaveImage::signed(b"code v2", &s.signer, 7, 2, false).unwrap()).unwrap();
+    let v1 = s
+        .machine
+        .launch(&EnclaveImage::signed(b"code v1", &s.signer, 7, 1, false).unwrap())
+        .unwrap();
+    let v2 = s
+        .machine
+        .launch(&EnclaveImage::signed(b"code v2", &s.signer, 7, 2, false).unwrap())
+        .unwrap();
     let blob = sealing::seal(&v1, SealPolicy::Signer, b"", b"state").unwrap();
     assert_eq!(sealing::unseal(&v2, b"", &blob).unwrap().expose(), b"state");
-    let other_product = s.machine.launch(&EnclaveImage::signed(b"code v1", &s.signer, 8, 1, false).unwrap()).unwrap();
+    let other_product = s
+        .machine
+        .launch(&EnclaveImage::signed(b"code v1", &s.signer, 8, 1, false).unwrap())
+        .unwrap();
     assert!(sealing::unseal(&other_product, b"", &blob).is_err());
     let stranger = EcdsaSigningKey::generate(EcdsaCurve::P384).unwrap();
-    let impostor = s.machine.launch(&EnclaveImage::signed(b"code v1", &stranger, 7, 1, false).unwrap()).unwrap();
+    let impostor = s
+        .machine
+        .launch(&EnclaveImage::signed(b"code v1", &stranger, 7, 1, false).unwrap())
+        .unwrap();
     assert!(sealing::unseal(&impostor, b"", &blob).is_err());
     // Unsigned enclaves have no signer to seal to.
-    let unsigned = s.machine.launch(&EnclaveImage::unsigned(b"code v1", 7, 1, false)).unwrap();
-    assert!(matches!(sealing::seal(&unsigned, SealPolicy::Signer, b"", b"x"), Err(PlatformError::Unsupported(_))));
+    let unsigned = s
+        .machine
+        .launch(&EnclaveImage::unsigned(b"code v1", 7, 1, false))
+        .unwrap();
+    assert!(matches!(
+        sealing::seal(&unsigned, SealPolicy::Signer, b"", b"x"),
+        Err(PlatformError::Unsupported(_))
+    ));
 }
 
 #[test]
 fn damaged_blobs_are_refused_with_a_reason() {
     let s = setup();
-    let enclave = s.machine.launch(&EnclaveImage::unsigned(b"code", 1, 1, false)).unwrap();
+    let enclave = s
+        .machine
+        .launch(&EnclaveImage::unsigned(b"code", 1, 1, false))
+        .unwrap();
     let blob = sealing::seal(&enclave, SealPolicy::Measurement, b"", b"0123456789").unwrap();
     for cut in [0, 4, HEADER_LEN, blob.len() - 1] {
-        assert!(sealing::unseal(&enclave, b"", &blob[..cut]).is_err(), "cut {cut}");
+        assert!(
+            sealing::unseal(&enclave, b"", &blob[..cut]).is_err(),
+            "cut {cut}"
+        );
     }
     for i in 0..blob.len() {
         let mut bad = blob.clone();
@@ -85,24 +127,38 @@ fn damaged_blobs_are_refused_with_a_reason() {
     }
     let mut bad = blob.clone();
     bad[4] = 9;
-    assert!(sealing::unseal(&enclave, b"", &bad).unwrap_err().to_string().contains("version 9"));
+    assert!(
+        sealing::unseal(&enclave, b"", &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9")
+    );
 }
 
 #[test]
 fn state_files_holding_secrets_are_private() {
     let s = setup();
     for name in ["attestation.key", "sealing-root.key"] {
-        let mode = std::fs::metadata(s.machine.dir().join(name)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(s.machine.dir().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
     let vendor_dir = s.machine.dir().parent().unwrap().join("vendor");
     for name in ["root.key", "platform-ca.key", "tcb-signing.key"] {
-        let mode = std::fs::metadata(vendor_dir.join(name)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(vendor_dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
     // Re-initialising refuses to overwrite.
     let mut vendor = SimVendor::open(&vendor_dir).unwrap();
-    assert!(matches!(SimVendor::init(&vendor_dir, NOW), Err(PlatformError::AlreadyExists(_))));
+    assert!(matches!(
+        SimVendor::init(&vendor_dir, NOW),
+        Err(PlatformError::AlreadyExists(_))
+    ));
     assert!(matches!(
         SimMachine::init(s.machine.dir(), &mut vendor, None, NOW),
         Err(PlatformError::AlreadyExists(_))

@@ -16,11 +16,11 @@ impl PolicyDuration {
 impl core::fmt::Display for PolicyDuration {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let s = self.0;
-        if s != 0 && s % 86_400 == 0 {
+        if s != 0 && s.is_multiple_of(86_400) {
             write!(f, "{}d", s / 86_400)
-        } else if s != 0 && s % 3600 == 0 {
+        } else if s != 0 && s.is_multiple_of(3600) {
             write!(f, "{}h", s / 3600)
-        } else if s != 0 && s % 60 == 0 {
+        } else if s != 0 && s.is_multiple_of(60) {
             write!(f, "{}m", s / 60)
         } else {
             write!(f, "{s}s")
@@ -35,15 +35,19 @@ impl core::str::FromStr for PolicyDuration {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (digits, unit) = t.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("'{text}' is not a duration like \"30s\", \"10m\", \"2h\" or \"1d\""))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("'{text}' is not a duration like \"30s\", \"10m\", \"2h\" or \"1d\"")
+        })?;
         let scale = match unit {
             "" | "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
-            other => return Err(format!("unknown unit '{other}' in '{text}': use s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "unknown unit '{other}' in '{text}': use s, m, h or d"
+                ));
+            }
         };
         n.checked_mul(scale)
             .map(Self)
@@ -78,12 +82,23 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        for (text, secs, shown) in [("30s", 30, "30s"), ("10m", 600, "10m"), ("2h", 7200, "2h"), ("1d", 86400, "1d"), ("90", 90, "90s")] {
+        for (text, secs, shown) in [
+            ("30s", 30, "30s"),
+            ("10m", 600, "10m"),
+            ("2h", 7200, "2h"),
+            ("1d", 86400, "1d"),
+            ("90", 90, "90s"),
+        ] {
             let d: PolicyDuration = text.parse().unwrap();
             assert_eq!(d.0, secs);
             assert_eq!(d.to_string(), shown);
         }
-        assert!("10y".parse::<PolicyDuration>().unwrap_err().contains("unknown unit"));
+        assert!(
+            "10y"
+                .parse::<PolicyDuration>()
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!("m".parse::<PolicyDuration>().is_err());
         assert!("99999999999999999999d".parse::<PolicyDuration>().is_err());
     }

@@ -40,7 +40,11 @@ impl Appraisal {
 }
 
 fn list<T: core::fmt::Display>(items: &[T]) -> String {
-    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn short_hex(bytes: &[u8]) -> String {
@@ -52,7 +56,11 @@ fn short_hex(bytes: &[u8]) -> String {
     }
 }
 
-pub(crate) fn evaluate(policy: &AppraisalPolicy, claims: &Claims, at: time::OffsetDateTime) -> Appraisal {
+pub(crate) fn evaluate(
+    policy: &AppraisalPolicy,
+    claims: &Claims,
+    at: time::OffsetDateTime,
+) -> Appraisal {
     let mut failed = Vec::new();
     let mut fail = |criterion: &str, reason: String| {
         failed.push(Failure {
@@ -62,7 +70,14 @@ pub(crate) fn evaluate(policy: &AppraisalPolicy, claims: &Claims, at: time::Offs
     };
 
     if !policy.tee.contains(&claims.tee) {
-        fail("tee", format!("the evidence comes from {}; the policy accepts {}", claims.tee, list(&policy.tee)));
+        fail(
+            "tee",
+            format!(
+                "the evidence comes from {}; the policy accepts {}",
+                claims.tee,
+                list(&policy.tee)
+            ),
+        );
     }
     if claims.simulated && !policy.allow_simulated {
         fail(
@@ -71,7 +86,10 @@ pub(crate) fn evaluate(policy: &AppraisalPolicy, claims: &Claims, at: time::Offs
         );
     }
     if claims.debug && !policy.allow_debug {
-        fail("allow_debug", "the workload runs in debug mode, so the host can read its memory".into());
+        fail(
+            "allow_debug",
+            "the workload runs in debug mode, so the host can read its memory".into(),
+        );
     }
     if !policy.tcb_status.contains(&claims.tcb_status) {
         let advisories = if claims.advisory_ids.is_empty() {
@@ -92,21 +110,34 @@ pub(crate) fn evaluate(policy: &AppraisalPolicy, claims: &Claims, at: time::Offs
         match claims.security_version {
             None => fail(
                 "min_security_version",
-                format!("the evidence reports no security version; the policy requires at least {}", policy.min_security_version),
+                format!(
+                    "the evidence reports no security version; the policy requires at least {}",
+                    policy.min_security_version
+                ),
             ),
             Some(v) if v < policy.min_security_version => fail(
                 "min_security_version",
-                format!("security version {v} is below the minimum {}", policy.min_security_version),
+                format!(
+                    "security version {v} is below the minimum {}",
+                    policy.min_security_version
+                ),
             ),
             Some(_) => {}
         }
     }
     if !policy.signers.is_empty() {
         match &claims.signer {
-            None => fail("signers", "the workload has no signer identity; the policy requires a listed signer".into()),
-            Some(signer) if !policy.signers.contains(signer) => {
-                fail("signers", format!("signer {} is not in the policy's allow-list", short_hex(&signer.0)))
-            }
+            None => fail(
+                "signers",
+                "the workload has no signer identity; the policy requires a listed signer".into(),
+            ),
+            Some(signer) if !policy.signers.contains(signer) => fail(
+                "signers",
+                format!(
+                    "signer {} is not in the policy's allow-list",
+                    short_hex(&signer.0)
+                ),
+            ),
             Some(_) => {}
         }
     }
@@ -117,12 +148,18 @@ pub(crate) fn evaluate(policy: &AppraisalPolicy, claims: &Claims, at: time::Offs
                 let present: Vec<&str> = claims.measurements.keys().map(String::as_str).collect();
                 fail(
                     &criterion,
-                    format!("the evidence has no measurement named `{name}` (it has: {})", present.join(", ")),
+                    format!(
+                        "the evidence has no measurement named `{name}` (it has: {})",
+                        present.join(", ")
+                    ),
                 );
             }
             Some(value) if !allowed.contains(value) => fail(
                 &criterion,
-                format!("{name} = {} is not in the policy's allow-list", short_hex(&value.0)),
+                format!(
+                    "{name} = {} is not in the policy's allow-list",
+                    short_hex(&value.0)
+                ),
             ),
             Some(_) => {}
         }
@@ -152,7 +189,11 @@ pub(crate) fn evaluate(policy: &AppraisalPolicy, claims: &Claims, at: time::Offs
     }
 
     Appraisal {
-        decision: if failed.is_empty() { Decision::Accept } else { Decision::Reject },
+        decision: if failed.is_empty() {
+            Decision::Accept
+        } else {
+            Decision::Reject
+        },
         failed,
     }
 }

@@ -81,7 +81,10 @@ impl AppraisalPolicy {
     pub fn default_hardware() -> Self {
         Self {
             version: POLICY_VERSION,
-            tee: TeeKind::ALL.into_iter().filter(|k| *k != TeeKind::Simulated).collect(),
+            tee: TeeKind::ALL
+                .into_iter()
+                .filter(|k| *k != TeeKind::Simulated)
+                .collect(),
             allow_simulated: false,
             allow_debug: false,
             tcb_status: default_tcb_status(),
@@ -104,7 +107,8 @@ impl AppraisalPolicy {
         let policy: Self = if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?
         } else {
-            toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_string()))?
+            toml::from_str(text)
+                .map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_string()))?
         };
         policy.check()?;
         Ok(policy)
@@ -119,10 +123,14 @@ impl AppraisalPolicy {
             )));
         }
         if self.tee.is_empty() {
-            return Err(PolicyError::Invalid("`tee` is empty, so no evidence could ever be accepted".into()));
+            return Err(PolicyError::Invalid(
+                "`tee` is empty, so no evidence could ever be accepted".into(),
+            ));
         }
         if self.tcb_status.is_empty() {
-            return Err(PolicyError::Invalid("`tcb_status` is empty, so no evidence could ever be accepted".into()));
+            return Err(PolicyError::Invalid(
+                "`tcb_status` is empty, so no evidence could ever be accepted".into(),
+            ));
         }
         if self.tee.contains(&TeeKind::Simulated) && !self.allow_simulated {
             return Err(PolicyError::Invalid(
@@ -137,21 +145,28 @@ impl AppraisalPolicy {
                 )));
             }
             if values.iter().any(|v| v.0.is_empty()) {
-                return Err(PolicyError::Invalid(format!("measurement `{name}` lists an empty value")));
+                return Err(PolicyError::Invalid(format!(
+                    "measurement `{name}` lists an empty value"
+                )));
             }
         }
         let mut warnings = Vec::new();
         if self.measurements.is_empty() && self.signers.is_empty() {
-            warnings.push("no `measurements` or `signers`: any code in an acceptable TEE is accepted".into());
+            warnings.push(
+                "no `measurements` or `signers`: any code in an acceptable TEE is accepted".into(),
+            );
         }
         if self.allow_debug {
-            warnings.push("`allow_debug = true`: the host can read a debug workload's memory".into());
+            warnings
+                .push("`allow_debug = true`: the host can read a debug workload's memory".into());
         }
         if self.allow_simulated {
             warnings.push("`allow_simulated = true`: simulated evidence proves nothing about hardware; use it for development only".into());
         }
         if self.allow_simulated && !self.tee.contains(&TeeKind::Simulated) {
-            warnings.push("`allow_simulated = true` has no effect unless `tee` lists \"simulated\"".into());
+            warnings.push(
+                "`allow_simulated = true` has no effect unless `tee` lists \"simulated\"".into(),
+            );
         }
         Ok(warnings)
     }

@@ -6,15 +6,26 @@ use veritee_attest::TeeKind;
 /// and simulated evidence only when `allow_simulated`.
 pub fn starter_policy(allow_simulated: bool, tees: &[TeeKind]) -> String {
     let mut kinds: Vec<TeeKind> = if tees.is_empty() {
-        TeeKind::ALL.into_iter().filter(|k| *k != TeeKind::Simulated).collect()
+        TeeKind::ALL
+            .into_iter()
+            .filter(|k| *k != TeeKind::Simulated)
+            .collect()
     } else {
         tees.to_vec()
     };
     if allow_simulated && !kinds.contains(&TeeKind::Simulated) {
         kinds.push(TeeKind::Simulated);
     }
-    let tee_list = kinds.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
-    let all = TeeKind::ALL.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+    let tee_list = kinds
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let all = TeeKind::ALL
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"# veritee appraisal policy: what an acceptable environment is.
 # Check it with `veritee policy check FILE`; use it with `--policy FILE`.

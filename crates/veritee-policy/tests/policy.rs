@@ -58,14 +58,26 @@ fn every_failed_criterion_is_named() {
     c.advisory_ids = vec!["VSIM-SA-2026-0001".into()];
     c.security_version = Some(1);
     c.signer = Some(HexBytes(vec![0xcc; 48]));
-    c.measurements.insert("measurement".into(), HexBytes(vec![0xdd; 48]));
+    c.measurements
+        .insert("measurement".into(), HexBytes(vec![0xdd; 48]));
     c.evidence_time = Some(AT - time::Duration::hours(1));
     let appraisal = permissive().evaluate(&c, AT);
     assert_eq!(appraisal.decision, Decision::Reject);
-    let criteria: Vec<&str> = appraisal.failed.iter().map(|f| f.criterion.as_str()).collect();
+    let criteria: Vec<&str> = appraisal
+        .failed
+        .iter()
+        .map(|f| f.criterion.as_str())
+        .collect();
     assert_eq!(
         criteria,
-        ["allow_debug", "tcb_status", "min_security_version", "signers", "measurements.measurement", "max_evidence_age"]
+        [
+            "allow_debug",
+            "tcb_status",
+            "min_security_version",
+            "signers",
+            "measurements.measurement",
+            "max_evidence_age"
+        ]
     );
     let text = serde_json::to_string(&appraisal).unwrap();
     assert!(text.contains("VSIM-SA-2026-0001"), "{text}");
@@ -75,7 +87,11 @@ fn every_failed_criterion_is_named() {
 #[test]
 fn default_policies_reject_simulated_evidence() {
     let appraisal = AppraisalPolicy::default_hardware().evaluate(&claims(), AT);
-    let criteria: Vec<&str> = appraisal.failed.iter().map(|f| f.criterion.as_str()).collect();
+    let criteria: Vec<&str> = appraisal
+        .failed
+        .iter()
+        .map(|f| f.criterion.as_str())
+        .collect();
     assert_eq!(criteria, ["tee", "allow_simulated"]);
     // The starter policy, as written by `policy init` without --allow-simulated.
     let starter = AppraisalPolicy::parse(&starter_policy(false, &[])).unwrap();
@@ -86,7 +102,11 @@ fn default_policies_reject_simulated_evidence() {
     assert!(!tdx_only.evaluate(&claims(), AT).accepted());
     // With --allow-simulated the starter accepts it.
     let dev = AppraisalPolicy::parse(&starter_policy(true, &[])).unwrap();
-    assert!(dev.evaluate(&claims(), AT).accepted(), "{:?}", dev.evaluate(&claims(), AT));
+    assert!(
+        dev.evaluate(&claims(), AT).accepted(),
+        "{:?}",
+        dev.evaluate(&claims(), AT)
+    );
 }
 
 #[test]
@@ -107,8 +127,16 @@ fn missing_time_and_missing_measurement_are_explained() {
     c.measurements.insert("mrtd".into(), HexBytes(vec![1; 48]));
     let appraisal = permissive().evaluate(&c, AT);
     let reasons: Vec<&str> = appraisal.failed.iter().map(|f| f.reason.as_str()).collect();
-    assert!(reasons.iter().any(|r| r.contains("no measurement named `measurement` (it has: mrtd)")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("carries no time")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no measurement named `measurement` (it has: mrtd)")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("carries no time")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -119,17 +147,38 @@ fn mistakes_are_explained() {
         ("version = 2\ntee = [\"tdx\"]\n", "version 2 is unknown"),
         ("version = 1\ntee = []\n", "`tee` is empty"),
         ("version = 1\ntee = [\"simulated\"]\n", "allow_simulated"),
-        ("version = 1\ntee = [\"tdx\"]\ntcb_status = []\n", "`tcb_status` is empty"),
-        ("version = 1\ntee = [\"tdx\"]\ntcb_status = [\"Fine\"]\n", "unknown variant `Fine`"),
-        ("version = 1\ntee = [\"tdx\"]\n[measurements]\nmrtd = []\n", "empty allow-list"),
-        ("version = 1\ntee = [\"tdx\"]\n[measurements]\nmrtd = [\"zz\"]\n", "Invalid character"),
-        ("version = 1\ntee = [\"tdx\"]\nmax_evidence_age = \"5y\"\n", "unknown unit"),
+        (
+            "version = 1\ntee = [\"tdx\"]\ntcb_status = []\n",
+            "`tcb_status` is empty",
+        ),
+        (
+            "version = 1\ntee = [\"tdx\"]\ntcb_status = [\"Fine\"]\n",
+            "unknown variant `Fine`",
+        ),
+        (
+            "version = 1\ntee = [\"tdx\"]\n[measurements]\nmrtd = []\n",
+            "empty allow-list",
+        ),
+        (
+            "version = 1\ntee = [\"tdx\"]\n[measurements]\nmrtd = [\"zz\"]\n",
+            "Invalid character",
+        ),
+        (
+            "version = 1\ntee = [\"tdx\"]\nmax_evidence_age = \"5y\"\n",
+            "unknown unit",
+        ),
         ("version = 1\ntee = [\"tdx\"\n", "line 2"),
-        ("{\"version\": 1, \"tee\": [\"tdx\"], \"allow_debug\": \"yes\"}", "invalid type"),
+        (
+            "{\"version\": 1, \"tee\": [\"tdx\"], \"allow_debug\": \"yes\"}",
+            "invalid type",
+        ),
     ];
     for (text, expected) in cases {
         let err = AppraisalPolicy::parse(text).unwrap_err().to_string();
-        assert!(err.contains(expected), "policy {text:?}: got {err:?}, expected {expected:?}");
+        assert!(
+            err.contains(expected),
+            "policy {text:?}: got {err:?}, expected {expected:?}"
+        );
     }
     assert!(matches!(
         AppraisalPolicy::parse(&"#".repeat(2 * 1024 * 1024)),
@@ -139,10 +188,25 @@ fn mistakes_are_explained() {
 
 #[test]
 fn permissive_choices_are_warned_about() {
-    let warnings = AppraisalPolicy::parse(&starter_policy(true, &[])).unwrap().check().unwrap();
-    assert!(warnings.iter().any(|w| w.contains("any code")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("development only")), "{warnings:?}");
-    assert!(permissive().check().unwrap().iter().all(|w| !w.contains("any code")));
+    let warnings = AppraisalPolicy::parse(&starter_policy(true, &[]))
+        .unwrap()
+        .check()
+        .unwrap();
+    assert!(
+        warnings.iter().any(|w| w.contains("any code")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("development only")),
+        "{warnings:?}"
+    );
+    assert!(
+        permissive()
+            .check()
+            .unwrap()
+            .iter()
+            .all(|w| !w.contains("any code"))
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 
 use crate::simulated::SimulatedVerifier;
 use time::OffsetDateTime;
-use veritee_attest::{Claims, ParsedCertificate, REPORT_DATA_LEN, TeeKind, Verifier, VerifyError, VerifyInput};
+use veritee_attest::{
+    Claims, ParsedCertificate, REPORT_DATA_LEN, TeeKind, Verifier, VerifyError, VerifyInput,
+};
 
 /// One verification request, with every input explicit.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +39,9 @@ impl Default for Verifiers {
 
 impl core::fmt::Debug for Verifiers {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_list().entries(self.verifiers.iter().map(|v| v.tee())).finish()
+        f.debug_list()
+            .entries(self.verifiers.iter().map(|v| v.tee()))
+            .finish()
     }
 }
 
@@ -51,20 +55,27 @@ impl Verifiers {
 
     /// The verifier for `tee`.
     pub fn get(&self, tee: TeeKind) -> Option<&dyn Verifier> {
-        self.verifiers.iter().find(|v| v.tee() == tee).map(|v| v.as_ref())
+        self.verifiers
+            .iter()
+            .find(|v| v.tee() == tee)
+            .map(|v| v.as_ref())
     }
 
     /// The TEE kind `evidence` belongs to.
     pub fn detect(&self, evidence: &[u8]) -> Result<TeeKind, VerifyError> {
-        self.verifiers.iter().find(|v| v.recognizes(evidence)).map(|v| v.tee()).ok_or_else(|| {
-            let known: Vec<&str> = self.verifiers.iter().map(|v| v.tee().as_str()).collect();
-            VerifyError::UnknownFormat(format!(
-                "{} bytes starting {} match none of: {}",
-                evidence.len(),
-                hex::encode(&evidence[..evidence.len().min(8)]),
-                known.join(", ")
-            ))
-        })
+        self.verifiers
+            .iter()
+            .find(|v| v.recognizes(evidence))
+            .map(|v| v.tee())
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.verifiers.iter().map(|v| v.tee().as_str()).collect();
+                VerifyError::UnknownFormat(format!(
+                    "{} bytes starting {} match none of: {}",
+                    evidence.len(),
+                    hex::encode(&evidence[..evidence.len().min(8)]),
+                    known.join(", ")
+                ))
+            })
     }
 
     /// Verifies evidence and, when expected report data is given, checks it.

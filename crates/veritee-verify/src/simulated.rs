@@ -10,7 +10,9 @@ use veritee_attest::simulated::envelope::SimEvidence;
 use veritee_attest::simulated::report::SimReport;
 use veritee_attest::simulated::tcb_info::SignedTcbInfo;
 use veritee_attest::simulated::{OID_MACHINE_ID, OID_TCB_SVN};
-use veritee_attest::{Claims, HexBytes, ParsedCertificate, TeeKind, Verifier, VerifyError, VerifyInput};
+use veritee_attest::{
+    Claims, HexBytes, ParsedCertificate, TeeKind, Verifier, VerifyError, VerifyInput,
+};
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{ParsedCrl, RevocationPolicy, verify_chain};
 
@@ -22,7 +24,8 @@ pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 pub struct SimulatedVerifier;
 
 fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// Collateral sorted by kind.
@@ -57,10 +60,14 @@ impl Collateral {
     }
 }
 
-fn extension<'a>(cert: &'a ParsedCertificate, oid: &const_oid::ObjectIdentifier, name: &str) -> Result<&'a [u8], VerifyError> {
-    cert.extension(oid)
-        .map(|(_, value)| value)
-        .ok_or_else(|| VerifyError::Inconsistent(format!("the machine certificate has no {name} extension")))
+fn extension<'a>(
+    cert: &'a ParsedCertificate,
+    oid: &const_oid::ObjectIdentifier,
+    name: &str,
+) -> Result<&'a [u8], VerifyError> {
+    cert.extension(oid).map(|(_, value)| value).ok_or_else(|| {
+        VerifyError::Inconsistent(format!("the machine certificate has no {name} extension"))
+    })
 }
 
 impl SimulatedVerifier {
@@ -75,7 +82,9 @@ impl SimulatedVerifier {
         let mut current: Option<&SignedTcbInfo> = None;
         for doc in &collateral.tcb_infos {
             let Some(signer) = doc.signing_chain.first() else {
-                last_error = Some(VerifyError::Collateral("TCB info has an empty signing chain".into()));
+                last_error = Some(VerifyError::Collateral(
+                    "TCB info has an empty signing chain".into(),
+                ));
                 continue;
             };
             let checked = verify_chain(
@@ -95,7 +104,9 @@ impl SimulatedVerifier {
                     &doc.signed_bytes,
                     &doc.signature,
                 )
-                .map_err(|_| VerifyError::Signature("the TCB info signature does not verify".into()))
+                .map_err(|_| {
+                    VerifyError::Signature("the TCB info signature does not verify".into())
+                })
             });
             if let Err(e) = checked {
                 last_error = Some(e);
@@ -115,7 +126,9 @@ impl SimulatedVerifier {
             }
         }
         current.ok_or_else(|| {
-            last_error.unwrap_or_else(|| VerifyError::MissingCollateral("no simulated TCB info document".into()))
+            last_error.unwrap_or_else(|| {
+                VerifyError::MissingCollateral("no simulated TCB info document".into())
+            })
         })
     }
 }
@@ -161,7 +174,11 @@ impl Verifier for SimulatedVerifier {
             &report.signed_bytes,
             &report.signature,
         )
-        .map_err(|_| VerifyError::Signature("the report signature does not verify with the machine certificate's key".into()))?;
+        .map_err(|_| {
+            VerifyError::Signature(
+                "the report signature does not verify with the machine certificate's key".into(),
+            )
+        })?;
 
         let body = &report.body;
         let certified_id = octet_string(extension(&machine, &OID_MACHINE_ID, "machine id")?)?;
@@ -172,8 +189,9 @@ impl Verifier for SimulatedVerifier {
                 hex::encode(&certified_id)
             )));
         }
-        let certified_svn: u32 = der::Decode::from_der(extension(&machine, &OID_TCB_SVN, "TCB SVN")?)
-            .map_err(|e| VerifyError::malformed("machine certificate TCB SVN extension", e))?;
+        let certified_svn: u32 =
+            der::Decode::from_der(extension(&machine, &OID_TCB_SVN, "TCB SVN")?)
+                .map_err(|e| VerifyError::malformed("machine certificate TCB SVN extension", e))?;
         if certified_svn != body.tcb_svn {
             return Err(VerifyError::Inconsistent(format!(
                 "the report claims platform TCB SVN {}, the machine is certified for {certified_svn}",
@@ -184,8 +202,11 @@ impl Verifier for SimulatedVerifier {
         let tcb = Self::tcb_info(&collateral, input.trust_anchors, input.at)?;
         let level = tcb.tcb_info.status_for(body.tcb_svn)?;
 
-        let evidence_time = OffsetDateTime::from_unix_timestamp(i64::try_from(body.timestamp).unwrap_or(i64::MAX))
-            .map_err(|_| VerifyError::malformed("simulated report", "timestamp out of range"))?;
+        let evidence_time =
+            OffsetDateTime::from_unix_timestamp(i64::try_from(body.timestamp).unwrap_or(i64::MAX))
+                .map_err(|_| {
+                    VerifyError::malformed("simulated report", "timestamp out of range")
+                })?;
         if evidence_time > input.at + MAX_CLOCK_SKEW {
             return Err(VerifyError::FromTheFuture {
                 evidence_time: fmt_time(evidence_time),
@@ -197,7 +218,11 @@ impl Verifier for SimulatedVerifier {
         Ok(Claims {
             tee: TeeKind::Simulated,
             simulated: true,
-            measurements: [("measurement".to_string(), HexBytes(body.measurement.to_vec()))].into(),
+            measurements: [(
+                "measurement".to_string(),
+                HexBytes(body.measurement.to_vec()),
+            )]
+            .into(),
             signer: signed.then(|| HexBytes(body.signer.to_vec())),
             security_version: Some(body.security_version.into()),
             tcb_status: level.status,
@@ -209,7 +234,10 @@ impl Verifier for SimulatedVerifier {
             details: [
                 ("tcb_svn".to_string(), body.tcb_svn.to_string()),
                 ("product_id".to_string(), body.product_id.to_string()),
-                ("machine_certificate_serial".to_string(), hex::encode(machine.serial())),
+                (
+                    "machine_certificate_serial".to_string(),
+                    hex::encode(machine.serial()),
+                ),
             ]
             .into(),
         })
@@ -217,7 +245,7 @@ impl Verifier for SimulatedVerifier {
 }
 
 fn octet_string(bytes: &[u8]) -> Result<Vec<u8>, VerifyError> {
-    let os: der::asn1::OctetString =
-        der::Decode::from_der(bytes).map_err(|e| VerifyError::malformed("machine certificate machine id extension", e))?;
+    let os: der::asn1::OctetString = der::Decode::from_der(bytes)
+        .map_err(|e| VerifyError::malformed("machine certificate machine id extension", e))?;
     Ok(os.into_bytes())
 }

@@ -27,7 +27,9 @@ fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let mut vendor = SimVendor::init(&dir.path().join("vendor"), NOW).unwrap();
     let machine = SimMachine::init(&dir.path().join("machine"), &mut vendor, None, NOW).unwrap();
-    let enclave = machine.launch(&EnclaveImage::unsigned(CODE, 1, 3, false)).unwrap();
+    let enclave = machine
+        .launch(&EnclaveImage::unsigned(CODE, 1, 3, false))
+        .unwrap();
     let anchors = ParsedCertificate::from_pem_chain(&vendor.root_pem().unwrap()).unwrap();
     World {
         _dir: dir,
@@ -42,7 +44,12 @@ fn nonce() -> ReportData {
     ReportData([0x5a; 64])
 }
 
-fn verify(w: &World, evidence: &[u8], collateral: &[Vec<u8>], at: OffsetDateTime) -> Result<veritee_attest::Claims, VerifyError> {
+fn verify(
+    w: &World,
+    evidence: &[u8],
+    collateral: &[Vec<u8>],
+    at: OffsetDateTime,
+) -> Result<veritee_attest::Claims, VerifyError> {
     Verifiers::default().verify(&VerifyRequest {
         evidence,
         tee: None,
@@ -54,24 +61,37 @@ fn verify(w: &World, evidence: &[u8], collateral: &[Vec<u8>], at: OffsetDateTime
 }
 
 fn read_collateral(vendor: &SimVendor) -> Vec<Vec<u8>> {
-    vendor.collateral_paths().iter().map(|p| std::fs::read(p).unwrap()).collect()
+    vendor
+        .collateral_paths()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
 }
 
 #[test]
 fn genuine_evidence_verifies_into_claims() {
     let w = world();
     let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
-    assert_eq!(Verifiers::default().detect(&evidence).unwrap(), TeeKind::Simulated);
+    assert_eq!(
+        Verifiers::default().detect(&evidence).unwrap(),
+        TeeKind::Simulated
+    );
     let claims = verify(&w, &evidence, &[], NOW + time::Duration::minutes(1)).unwrap();
     assert_eq!(claims.tee, TeeKind::Simulated);
     assert!(claims.simulated);
-    assert_eq!(claims.measurement("measurement").unwrap(), EnclaveImage::measure(CODE));
+    assert_eq!(
+        claims.measurement("measurement").unwrap(),
+        EnclaveImage::measure(CODE)
+    );
     assert_eq!(claims.tcb_status, TcbStatus::UpToDate);
     assert_eq!(claims.security_version, Some(3));
     assert!(!claims.debug);
     assert_eq!(claims.signer, None);
     assert_eq!(claims.report_data.0, nonce().0.to_vec());
-    assert_eq!(claims.platform_id.unwrap().0, w.machine.machine_id().to_vec());
+    assert_eq!(
+        claims.platform_id.unwrap().0,
+        w.machine.machine_id().to_vec()
+    );
     assert_eq!(claims.evidence_time, Some(NOW));
     // Fresh collateral given explicitly is accepted too.
     verify(&w, &evidence, &read_collateral(&w.vendor), NOW).unwrap();
@@ -80,7 +100,10 @@ fn genuine_evidence_verifies_into_claims() {
 #[test]
 fn changed_code_changes_the_measurement() {
     let w = world();
-    let other = w.machine.launch(&EnclaveImage::unsigned(b"different code", 1, 3, false)).unwrap();
+    let other = w
+        .machine
+        .launch(&EnclaveImage::unsigned(b"different code", 1, 3, false))
+        .unwrap();
     let a = verify(&w, &w.enclave.evidence_at(&nonce(), NOW).unwrap(), &[], NOW).unwrap();
     let b = verify(&w, &other.evidence_at(&nonce(), NOW).unwrap(), &[], NOW).unwrap();
     assert_ne!(a.measurements, b.measurements);
@@ -125,7 +148,12 @@ fn every_flipped_report_bit_is_refused() {
         let err = verify(&w, &tampered.encode().unwrap(), &[], NOW).unwrap_err();
         // Either the layout check or the signature check catches it, never a pass.
         assert!(
-            matches!(err, VerifyError::Signature(_) | VerifyError::Malformed { .. } | VerifyError::UnsupportedVersion { .. }),
+            matches!(
+                err,
+                VerifyError::Signature(_)
+                    | VerifyError::Malformed { .. }
+                    | VerifyError::UnsupportedVersion { .. }
+            ),
             "byte {byte}: {err}"
         );
     }
@@ -140,13 +168,19 @@ fn flipped_certificate_or_collateral_bytes_are_refused() {
     for byte in (0..cert_len).step_by(7) {
         let mut tampered = envelope.clone();
         tampered.machine_certificate[byte] ^= 0x01;
-        assert!(verify(&w, &tampered.encode().unwrap(), &[], NOW).is_err(), "certificate byte {byte} accepted");
+        assert!(
+            verify(&w, &tampered.encode().unwrap(), &[], NOW).is_err(),
+            "certificate byte {byte} accepted"
+        );
     }
     let tcb_len = envelope.tcb_infos[0].len();
     for byte in (0..tcb_len).step_by(11) {
         let mut tampered = envelope.clone();
         tampered.tcb_infos[0][byte] ^= 0x01;
-        assert!(verify(&w, &tampered.encode().unwrap(), &[], NOW).is_err(), "TCB info byte {byte} accepted");
+        assert!(
+            verify(&w, &tampered.encode().unwrap(), &[], NOW).is_err(),
+            "TCB info byte {byte} accepted"
+        );
     }
 }
 
@@ -169,7 +203,10 @@ fn wrong_report_data_is_refused() {
     let w = world();
     let evidence = w.enclave.evidence_at(&ReportData([1; 64]), NOW).unwrap();
     let err = verify(&w, &evidence, &[], NOW).unwrap_err();
-    assert!(matches!(err, VerifyError::ReportDataMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::ReportDataMismatch { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -177,14 +214,32 @@ fn revoked_machine_is_refused_with_fresh_crl() {
     let mut w = world();
     let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
     let later = NOW + time::Duration::hours(1);
-    assert_eq!(w.vendor.revoke_machine(&w.machine.machine_id(), later).unwrap(), 1);
-    let err = verify(&w, &evidence, &read_collateral(&w.vendor), later + time::Duration::minutes(1)).unwrap_err();
-    assert!(matches!(err, VerifyError::Certificate(X509Error::Revoked { .. })), "{err}");
+    assert_eq!(
+        w.vendor
+            .revoke_machine(&w.machine.machine_id(), later)
+            .unwrap(),
+        1
+    );
+    let err = verify(
+        &w,
+        &evidence,
+        &read_collateral(&w.vendor),
+        later + time::Duration::minutes(1),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Certificate(X509Error::Revoked { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("revoked"), "{err}");
     // The machine's own refreshed collateral carries the revocation too.
     let mut machine = SimMachine::open(w.machine.dir()).unwrap();
     machine.refresh_collateral(&w.vendor).unwrap();
-    let fresh = machine.launch(&EnclaveImage::unsigned(CODE, 1, 3, false)).unwrap().evidence_at(&nonce(), later).unwrap();
+    let fresh = machine
+        .launch(&EnclaveImage::unsigned(CODE, 1, 3, false))
+        .unwrap()
+        .evidence_at(&nonce(), later)
+        .unwrap();
     assert!(verify(&w, &fresh, &[], later + time::Duration::minutes(1)).is_err());
 }
 
@@ -194,17 +249,32 @@ fn expired_certificate_and_collateral_are_named() {
     let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
     // 31 days on, the cached CRLs and TCB info have expired.
     let err = verify(&w, &evidence, &[], NOW + time::Duration::days(31)).unwrap_err();
-    assert!(matches!(err, VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })
+        ),
+        "{err}"
+    );
     // Six years on, the machine certificate itself has expired.
     let err = verify(&w, &evidence, &[], NOW + time::Duration::days(6 * 365)).unwrap_err();
-    assert!(matches!(err, VerifyError::Certificate(X509Error::OutsideValidity { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::Certificate(X509Error::OutsideValidity { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("Simulated Machine"), "{err}");
 }
 
 #[test]
 fn evidence_from_the_future_is_refused() {
     let w = world();
-    let evidence = w.enclave.evidence_at(&nonce(), NOW + time::Duration::hours(2)).unwrap();
+    let evidence = w
+        .enclave
+        .evidence_at(&nonce(), NOW + time::Duration::hours(2))
+        .unwrap();
     let err = verify(&w, &evidence, &[], NOW).unwrap_err();
     assert!(matches!(err, VerifyError::FromTheFuture { .. }), "{err}");
 }
@@ -214,8 +284,16 @@ fn outdated_machine_and_tcb_recovery() {
     let mut w = world();
     let dir = tempfile::tempdir().unwrap();
     let old = SimMachine::init(&dir.path().join("old"), &mut w.vendor, Some(1), NOW).unwrap();
-    let old_enclave = old.launch(&EnclaveImage::unsigned(CODE, 1, 3, false)).unwrap();
-    let claims = verify(&w, &old_enclave.evidence_at(&nonce(), NOW).unwrap(), &[], NOW).unwrap();
+    let old_enclave = old
+        .launch(&EnclaveImage::unsigned(CODE, 1, 3, false))
+        .unwrap();
+    let claims = verify(
+        &w,
+        &old_enclave.evidence_at(&nonce(), NOW).unwrap(),
+        &[],
+        NOW,
+    )
+    .unwrap();
     assert_eq!(claims.tcb_status, TcbStatus::OutOfDate);
     assert_eq!(claims.advisory_ids, vec!["VSIM-SA-2026-0001".to_string()]);
 
@@ -224,7 +302,10 @@ fn outdated_machine_and_tcb_recovery() {
     let later = NOW + time::Duration::days(1);
     let advisory = w.vendor.set_latest_tcb_svn(3, later).unwrap();
     let evidence = w.enclave.evidence_at(&nonce(), later).unwrap();
-    assert_eq!(verify(&w, &evidence, &[], later).unwrap().tcb_status, TcbStatus::UpToDate);
+    assert_eq!(
+        verify(&w, &evidence, &[], later).unwrap().tcb_status,
+        TcbStatus::UpToDate
+    );
     let claims = verify(&w, &evidence, &read_collateral(&w.vendor), later).unwrap();
     assert_eq!(claims.tcb_status, TcbStatus::OutOfDate);
     assert_eq!(claims.advisory_ids, vec![advisory]);
@@ -279,9 +360,14 @@ fn evidence_from_one_machine_with_anothers_certificate_is_refused() {
     let mut w = world();
     let dir = tempfile::tempdir().unwrap();
     let second = SimMachine::init(&dir.path().join("second"), &mut w.vendor, None, NOW).unwrap();
-    let second_evidence =
-        SimEvidence::parse(&second.launch(&EnclaveImage::unsigned(CODE, 1, 3, false)).unwrap().evidence_at(&nonce(), NOW).unwrap())
-            .unwrap();
+    let second_evidence = SimEvidence::parse(
+        &second
+            .launch(&EnclaveImage::unsigned(CODE, 1, 3, false))
+            .unwrap()
+            .evidence_at(&nonce(), NOW)
+            .unwrap(),
+    )
+    .unwrap();
     let mut swapped = SimEvidence::parse(&w.enclave.evidence_at(&nonce(), NOW).unwrap()).unwrap();
     swapped.machine_certificate = second_evidence.machine_certificate;
     let err = verify(&w, &swapped.encode().unwrap(), &[], NOW).unwrap_err();

@@ -38,10 +38,15 @@ fn unsupported(what: impl core::fmt::Display) -> X509Error {
 }
 
 fn pss_scheme(params: Option<&der::asn1::Any>) -> Result<VerificationScheme, X509Error> {
-    let params = params.ok_or_else(|| unsupported("RSASSA-PSS without parameters (SHA-1 default)"))?;
+    let params =
+        params.ok_or_else(|| unsupported("RSASSA-PSS without parameters (SHA-1 default)"))?;
     let encoded = params.to_der_vec()?;
-    let p = PssParams::from_der(&encoded).map_err(|e| X509Error::malformed("RSASSA-PSS parameters", e))?;
-    let hash = p.hash.map(|h| h.oid).ok_or_else(|| unsupported("RSASSA-PSS with SHA-1"))?;
+    let p = PssParams::from_der(&encoded)
+        .map_err(|e| X509Error::malformed("RSASSA-PSS parameters", e))?;
+    let hash = p
+        .hash
+        .map(|h| h.oid)
+        .ok_or_else(|| unsupported("RSASSA-PSS with SHA-1"))?;
     // aws-lc-rs verifies PSS with MGF1 over the same hash and salt = hash length, the
     // only profile attestation vendors use; anything else is refused, not guessed.
     let (scheme, salt) = match hash {
@@ -56,11 +61,15 @@ fn pss_scheme(params: Option<&der::asn1::Any>) -> Result<VerificationScheme, X50
             .and_then(|a: AnyRef<'_>| a.decode_as::<AlgorithmIdentifierRef<'_>>().ok())
             .map(|a| a.oid);
         if mgf_hash != Some(hash) {
-            return Err(unsupported("RSASSA-PSS with a mask generation hash that differs from the message hash"));
+            return Err(unsupported(
+                "RSASSA-PSS with a mask generation hash that differs from the message hash",
+            ));
         }
     }
     if p.salt_len.unwrap_or(20) != salt {
-        return Err(unsupported("RSASSA-PSS with a salt length other than the hash length"));
+        return Err(unsupported(
+            "RSASSA-PSS with a salt length other than the hash length",
+        ));
     }
     if p.trailer.unwrap_or(1) != 1 {
         return Err(unsupported("RSASSA-PSS with a trailer field other than 1"));
@@ -83,7 +92,10 @@ fn ec_curve(spki_alg: &AlgorithmIdentifierOwned) -> Option<ObjectIdentifier> {
     if spki_alg.oid != EC_PUBLIC_KEY {
         return None;
     }
-    spki_alg.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+    spki_alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
 }
 
 /// Chooses the verification scheme for a signature made with `sig_alg` by a key
@@ -101,7 +113,9 @@ pub(crate) fn scheme_for(
         (ECDSA_SHA256 | ECDSA_SHA384, other) => {
             return Err(unsupported(format!(
                 "ECDSA key on curve {}",
-                other.map(|o| o.to_string()).unwrap_or_else(|| "unknown".into())
+                other
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "unknown".into())
             )));
         }
         (RSA_SHA256, _) => VerificationScheme::RsaPkcs1Sha256,

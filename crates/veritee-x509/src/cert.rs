@@ -38,7 +38,9 @@ pub struct ParsedCertificate {
 
 impl core::fmt::Debug for ParsedCertificate {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ParsedCertificate").field("subject", &self.subject).finish()
+        f.debug_struct("ParsedCertificate")
+            .field("subject", &self.subject)
+            .finish()
     }
 }
 
@@ -68,7 +70,8 @@ impl ParsedCertificate {
                 format!("{} bytes, more than the {MAX_CERT_LEN} accepted", der.len()),
             ));
         }
-        let cert = Certificate::from_der(der).map_err(|e| X509Error::malformed("certificate", e))?;
+        let cert =
+            Certificate::from_der(der).map_err(|e| X509Error::malformed("certificate", e))?;
         let tbs = signed_part(der).map_err(|e| X509Error::malformed("certificate", e))?;
         let subject = cert.tbs_certificate.subject.to_string();
         Ok(Self {
@@ -94,7 +97,10 @@ impl ParsedCertificate {
             let mut certs = Self::from_pem_chain(bytes)?;
             match certs.len() {
                 1 => Ok(certs.remove(0)),
-                n => Err(X509Error::malformed("PEM", format!("expected one certificate, found {n}"))),
+                n => Err(X509Error::malformed(
+                    "PEM",
+                    format!("expected one certificate, found {n}"),
+                )),
             }
         } else {
             Self::from_der(bytes)
@@ -150,7 +156,11 @@ impl ParsedCertificate {
 
     /// The public key bits inside the SubjectPublicKeyInfo (an EC point, a PKCS#1 RSA key...).
     pub fn public_key_bits(&self) -> &[u8] {
-        self.cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes()
+        self.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
     }
 
     /// The SubjectPublicKeyInfo's algorithm.
@@ -170,9 +180,15 @@ impl ParsedCertificate {
     }
 
     /// Rejects critical extensions outside `UNDERSTOOD_CRITICAL` and `also_understood`.
-    pub fn check_critical_extensions(&self, also_understood: &[ObjectIdentifier]) -> Result<(), X509Error> {
+    pub fn check_critical_extensions(
+        &self,
+        also_understood: &[ObjectIdentifier],
+    ) -> Result<(), X509Error> {
         for ext in self.cert.tbs_certificate.extensions.iter().flatten() {
-            if ext.critical && !UNDERSTOOD_CRITICAL.contains(&ext.extn_id) && !also_understood.contains(&ext.extn_id) {
+            if ext.critical
+                && !UNDERSTOOD_CRITICAL.contains(&ext.extn_id)
+                && !also_understood.contains(&ext.extn_id)
+            {
                 return Err(X509Error::UnknownCriticalExtension {
                     subject: self.subject.clone(),
                     oid: ext.extn_id.to_string(),
@@ -187,7 +203,8 @@ impl ParsedCertificate {
         let Some((_, value)) = self.extension(&BASIC_CONSTRAINTS) else {
             return Ok(None);
         };
-        let bc = BasicConstraints::from_der(value).map_err(|e| X509Error::malformed("certificate", e))?;
+        let bc = BasicConstraints::from_der(value)
+            .map_err(|e| X509Error::malformed("certificate", e))?;
         Ok(bc.ca.then_some(bc.path_len_constraint))
     }
 
@@ -237,7 +254,8 @@ impl ParsedCertificate {
     /// chain's copy of a root against a trust anchor).
     pub fn same_entity(&self, other: &ParsedCertificate) -> bool {
         self.subject_name() == other.subject_name()
-            && self.cert.tbs_certificate.subject_public_key_info == other.cert.tbs_certificate.subject_public_key_info
+            && self.cert.tbs_certificate.subject_public_key_info
+                == other.cert.tbs_certificate.subject_public_key_info
     }
 
     /// SHA-256 of the DER encoding.

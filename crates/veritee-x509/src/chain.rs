@@ -72,7 +72,10 @@ fn check_revocation(
     at: OffsetDateTime,
     policy: RevocationPolicy,
 ) -> Result<(), X509Error> {
-    let from_issuer: Vec<&ParsedCrl> = crls.iter().filter(|c| c.issuer_name() == issuer.subject_name()).collect();
+    let from_issuer: Vec<&ParsedCrl> = crls
+        .iter()
+        .filter(|c| c.issuer_name() == issuer.subject_name())
+        .collect();
     let mut signed = Vec::new();
     let mut signature_error = None;
     for crl in from_issuer {
@@ -91,7 +94,10 @@ fn check_revocation(
             return Err(X509Error::CrlOutsideValidity {
                 issuer: stale.issuer(),
                 this_update: fmt_time(stale.this_update()),
-                next_update: stale.next_update().map(fmt_time).unwrap_or_else(|| "none".into()),
+                next_update: stale
+                    .next_update()
+                    .map(fmt_time)
+                    .unwrap_or_else(|| "none".into()),
                 at: fmt_time(at),
             });
         }

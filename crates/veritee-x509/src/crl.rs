@@ -33,7 +33,10 @@ impl ParsedCrl {
     /// Parses a DER CRL.
     pub fn from_der(der: &[u8]) -> Result<Self, X509Error> {
         if der.len() > MAX_CRL_LEN {
-            return Err(X509Error::malformed("CRL", format!("{} bytes, more than the {MAX_CRL_LEN} accepted", der.len())));
+            return Err(X509Error::malformed(
+                "CRL",
+                format!("{} bytes, more than the {MAX_CRL_LEN} accepted", der.len()),
+            ));
         }
         let crl = CertificateList::from_der(der).map_err(|e| X509Error::malformed("CRL", e))?;
         let tbs = signed_part(der).map_err(|e| X509Error::malformed("CRL", e))?;
@@ -51,7 +54,10 @@ impl ParsedCrl {
             let mut crls = blocks.iter().filter(|(label, _)| label == "X509 CRL");
             match (crls.next(), crls.next()) {
                 (Some((_, der)), None) => Self::from_der(der),
-                _ => Err(X509Error::malformed("PEM", "expected exactly one X509 CRL block")),
+                _ => Err(X509Error::malformed(
+                    "PEM",
+                    "expected exactly one X509 CRL block",
+                )),
             }
         } else {
             Self::from_der(bytes)
@@ -109,12 +115,18 @@ impl ParsedCrl {
 
     /// Number of revoked entries.
     pub fn revoked_count(&self) -> usize {
-        self.crl.tbs_cert_list.revoked_certificates.as_ref().map_or(0, Vec::len)
+        self.crl
+            .tbs_cert_list
+            .revoked_certificates
+            .as_ref()
+            .map_or(0, Vec::len)
     }
 
     /// Checks that `issuer` signed this CRL and may sign CRLs.
     pub fn verify_issued_by(&self, issuer: &ParsedCertificate) -> Result<(), X509Error> {
-        let bad = || X509Error::CrlBadSignature { issuer: self.issuer() };
+        let bad = || X509Error::CrlBadSignature {
+            issuer: self.issuer(),
+        };
         if issuer.subject_name() != self.issuer_name() || !issuer.allows(KeyUsages::CRLSign)? {
             return Err(bad());
         }

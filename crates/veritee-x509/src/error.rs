@@ -73,7 +73,9 @@ pub enum X509Error {
         subject: String,
     },
     /// Every CRL from an issuer is outside its validity at the verification time.
-    #[error("CRL from '{issuer}' is not valid at {at}: issued {this_update}, next update {next_update}")]
+    #[error(
+        "CRL from '{issuer}' is not valid at {at}: issued {this_update}, next update {next_update}"
+    )]
     CrlOutsideValidity {
         /// CRL issuer.
         issuer: String,

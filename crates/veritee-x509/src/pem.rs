@@ -7,7 +7,10 @@ pub const MAX_PEM_LEN: usize = 8 * 1024 * 1024;
 
 /// Whether `bytes` starts (after whitespace) with a PEM boundary.
 pub fn looks_like_pem(bytes: &[u8]) -> bool {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
     bytes[start..].starts_with(b"-----BEGIN ")
 }
 
@@ -15,9 +18,13 @@ pub fn looks_like_pem(bytes: &[u8]) -> bool {
 /// as OpenSSL does; a damaged block is an error.
 pub fn blocks(text: &[u8]) -> Result<Vec<(String, Vec<u8>)>, X509Error> {
     if text.len() > MAX_PEM_LEN {
-        return Err(X509Error::malformed("PEM", format!("{} bytes, more than the {MAX_PEM_LEN} accepted", text.len())));
+        return Err(X509Error::malformed(
+            "PEM",
+            format!("{} bytes, more than the {MAX_PEM_LEN} accepted", text.len()),
+        ));
     }
-    let text = core::str::from_utf8(text).map_err(|_| X509Error::malformed("PEM", "not UTF-8 text"))?;
+    let text =
+        core::str::from_utf8(text).map_err(|_| X509Error::malformed("PEM", "not UTF-8 text"))?;
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(begin) = rest.find("-----BEGIN ") {

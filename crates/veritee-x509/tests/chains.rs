@@ -3,8 +3,8 @@
 //! missing CA flags, path length).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer, KeyIdMethod, KeyPair,
-    KeyUsagePurpose, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
 };
 use time::macros::datetime;
 use veritee_x509::{ParsedCertificate, ParsedCrl, RevocationPolicy, X509Error, verify_chain};
@@ -59,7 +59,10 @@ fn intel_pck_processor_ca_and_its_crl() {
     assert!(pck_crl.is_current_at(at));
     assert!(!pck_crl.is_current_at(datetime!(2025-07-20 0:00 UTC)));
     // The root did not sign the PCK CRL.
-    assert!(matches!(pck_crl.verify_issued_by(&anchors()[0]), Err(X509Error::CrlBadSignature { .. })));
+    assert!(matches!(
+        pck_crl.verify_issued_by(&anchors()[0]),
+        Err(X509Error::CrlBadSignature { .. })
+    ));
 }
 
 #[test]
@@ -76,23 +79,53 @@ fn expired_crl_is_named() {
     )
     .unwrap_err();
     assert!(matches!(err, X509Error::CrlOutsideValidity { .. }), "{err}");
-    assert!(err.to_string().contains("next update 2026-04-03T11:21:57Z"), "{err}");
+    assert!(
+        err.to_string().contains("next update 2026-04-03T11:21:57Z"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_crl_is_refused_when_required() {
     let chain = ParsedCertificate::from_pem_chain(TCB_CHAIN).unwrap();
     let at = datetime!(2025-07-01 0:00 UTC);
-    let err = verify_chain(&chain[0], &[], &anchors(), &[], at, RevocationPolicy::RequireForEveryIssuer, &[]).unwrap_err();
+    let err = verify_chain(
+        &chain[0],
+        &[],
+        &anchors(),
+        &[],
+        at,
+        RevocationPolicy::RequireForEveryIssuer,
+        &[],
+    )
+    .unwrap_err();
     assert!(matches!(err, X509Error::MissingCrl { .. }), "{err}");
-    verify_chain(&chain[0], &[], &anchors(), &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap();
+    verify_chain(
+        &chain[0],
+        &[],
+        &anchors(),
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap();
 }
 
 #[test]
 fn expired_certificate_is_named() {
     let chain = ParsedCertificate::from_pem_chain(TCB_CHAIN).unwrap();
     let at = chain[0].not_after() + time::Duration::days(1);
-    let err = verify_chain(&chain[0], &[], &anchors(), &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap_err();
+    let err = verify_chain(
+        &chain[0],
+        &[],
+        &anchors(),
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap_err();
     match err {
         X509Error::OutsideValidity { subject, .. } => assert!(subject.contains("TCB Signing")),
         other => panic!("unexpected {other}"),
@@ -124,9 +157,27 @@ fn wrong_trust_anchor_is_refused() {
     let chain = ParsedCertificate::from_pem_chain(TCB_CHAIN).unwrap();
     let amd = ParsedCertificate::from_pem_chain(AMD_MILAN).unwrap();
     let at = datetime!(2025-07-01 0:00 UTC);
-    let err = verify_chain(&chain[0], &chain[1..], &amd, &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap_err();
+    let err = verify_chain(
+        &chain[0],
+        &chain[1..],
+        &amd,
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap_err();
     assert!(matches!(err, X509Error::UntrustedRoot { .. }), "{err}");
-    let err = verify_chain(&chain[0], &[], &amd, &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap_err();
+    let err = verify_chain(
+        &chain[0],
+        &[],
+        &amd,
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap_err();
     assert!(matches!(err, X509Error::UnknownIssuer { .. }), "{err}");
 }
 
@@ -136,8 +187,26 @@ fn amd_rsa_pss_chain_verifies() {
     let (ask, ark, asvk) = (&certs[0], &certs[1], &certs[2]);
     let anchors = vec![ark.clone()];
     let at = datetime!(2025-06-01 0:00 UTC);
-    verify_chain(ask, &[], &anchors, &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap();
-    verify_chain(asvk, &[], &anchors, &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap();
+    verify_chain(
+        ask,
+        &[],
+        &anchors,
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap();
+    verify_chain(
+        asvk,
+        &[],
+        &anchors,
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap();
     // The ASK did not issue the ASVK.
     assert!(asvk.verify_issued_by(ask).is_err());
 }
@@ -147,7 +216,13 @@ fn truncated_and_oversized_input_is_malformed() {
     let chain = ParsedCertificate::from_pem_chain(TCB_CHAIN).unwrap();
     let der = chain[0].der();
     for cut in [0, 1, 10, der.len() / 2, der.len() - 1] {
-        assert!(matches!(ParsedCertificate::from_der(&der[..cut]), Err(X509Error::Malformed { .. })), "cut {cut}");
+        assert!(
+            matches!(
+                ParsedCertificate::from_der(&der[..cut]),
+                Err(X509Error::Malformed { .. })
+            ),
+            "cut {cut}"
+        );
     }
     let mut trailing = der.to_vec();
     trailing.push(0);
@@ -168,7 +243,11 @@ fn ca_params(name: &str, ca: IsCa) -> CertificateParams {
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = ca;
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = datetime!(2025-01-01 0:00 UTC);
     params.not_after = datetime!(2030-01-01 0:00 UTC);
     params
@@ -184,7 +263,11 @@ fn new_pki() -> Pki {
     }
 }
 
-fn issue(params: &CertificateParams, serial: u8, issuer: &Issuer<'_, KeyPair>) -> (ParsedCertificate, KeyPair) {
+fn issue(
+    params: &CertificateParams,
+    serial: u8,
+    issuer: &Issuer<'_, KeyPair>,
+) -> (ParsedCertificate, KeyPair) {
     let mut params = params.clone();
     params.serial_number = Some(SerialNumber::from_slice(&[serial]));
     let key = KeyPair::generate().unwrap();
@@ -220,29 +303,67 @@ fn revoked_leaf_is_refused_by_the_newest_crl() {
     let anchors = [pki.root.clone()];
     let old = crl(&pki.root_issuer, 1, &[]);
     let new = crl(&pki.root_issuer, 2, &[7]);
-    verify_chain(&leaf, &[], &anchors, &[old.clone()], at, RevocationPolicy::RequireForEveryIssuer, &[]).unwrap();
+    verify_chain(
+        &leaf,
+        &[],
+        &anchors,
+        std::slice::from_ref(&old),
+        at,
+        RevocationPolicy::RequireForEveryIssuer,
+        &[],
+    )
+    .unwrap();
     // Offering the old CRL beside the new one does not hide the revocation.
-    let err = verify_chain(&leaf, &[], &anchors, &[old, new], at, RevocationPolicy::RequireForEveryIssuer, &[])
-        .unwrap_err();
-    assert!(matches!(err, X509Error::Revoked { ref serial, .. } if serial == "07"), "{err}");
+    let err = verify_chain(
+        &leaf,
+        &[],
+        &anchors,
+        &[old, new],
+        at,
+        RevocationPolicy::RequireForEveryIssuer,
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, X509Error::Revoked { ref serial, .. } if serial == "07"),
+        "{err}"
+    );
     // A CRL signed by somebody else does not count.
     let other = new_pki();
     let forged = crl(&other.root_issuer, 3, &[]);
-    let err = verify_chain(&leaf, &[], &anchors, &[forged], at, RevocationPolicy::RequireForEveryIssuer, &[])
-        .unwrap_err();
-    assert!(matches!(err, X509Error::MissingCrl { .. } | X509Error::CrlBadSignature { .. }), "{err}");
+    let err = verify_chain(
+        &leaf,
+        &[],
+        &anchors,
+        &[forged],
+        at,
+        RevocationPolicy::RequireForEveryIssuer,
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            X509Error::MissingCrl { .. } | X509Error::CrlBadSignature { .. }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn issuer_without_ca_flag_is_refused() {
     let pki = new_pki();
-    let (not_ca, not_ca_key) = issue(&ca_params("Not A CA", IsCa::ExplicitNoCa), 2, &pki.root_issuer);
+    let (not_ca, not_ca_key) = issue(
+        &ca_params("Not A CA", IsCa::ExplicitNoCa),
+        2,
+        &pki.root_issuer,
+    );
     let not_ca_issuer = Issuer::new(ca_params("Not A CA", IsCa::ExplicitNoCa), not_ca_key);
     let (leaf, _) = issue(&ca_params("Leaf", IsCa::NoCa), 3, &not_ca_issuer);
     let err = verify_chain(
         &leaf,
         &[not_ca],
-        &[pki.root.clone()],
+        std::slice::from_ref(&pki.root),
         &[],
         datetime!(2026-01-15 0:00 UTC),
         RevocationPolicy::CheckIfPresent,
@@ -255,15 +376,49 @@ fn issuer_without_ca_flag_is_refused() {
 #[test]
 fn path_length_constraint_is_enforced() {
     let pki = new_pki();
-    let (mid, mid_key) = issue(&ca_params("Mid", IsCa::Ca(BasicConstraints::Constrained(0))), 2, &pki.root_issuer);
-    let mid_issuer = Issuer::new(ca_params("Mid", IsCa::Ca(BasicConstraints::Constrained(0))), mid_key);
-    let (low, low_key) = issue(&ca_params("Low", IsCa::Ca(BasicConstraints::Unconstrained)), 3, &mid_issuer);
-    let low_issuer = Issuer::new(ca_params("Low", IsCa::Ca(BasicConstraints::Unconstrained)), low_key);
+    let (mid, mid_key) = issue(
+        &ca_params("Mid", IsCa::Ca(BasicConstraints::Constrained(0))),
+        2,
+        &pki.root_issuer,
+    );
+    let mid_issuer = Issuer::new(
+        ca_params("Mid", IsCa::Ca(BasicConstraints::Constrained(0))),
+        mid_key,
+    );
+    let (low, low_key) = issue(
+        &ca_params("Low", IsCa::Ca(BasicConstraints::Unconstrained)),
+        3,
+        &mid_issuer,
+    );
+    let low_issuer = Issuer::new(
+        ca_params("Low", IsCa::Ca(BasicConstraints::Unconstrained)),
+        low_key,
+    );
     let (leaf, _) = issue(&ca_params("Leaf", IsCa::NoCa), 4, &low_issuer);
     let at = datetime!(2026-01-15 0:00 UTC);
-    let err = verify_chain(&leaf, &[low, mid.clone()], &[pki.root.clone()], &[], at, RevocationPolicy::CheckIfPresent, &[])
-        .unwrap_err();
-    assert!(matches!(err, X509Error::PathLength { allowed: 0, .. }), "{err}");
+    let err = verify_chain(
+        &leaf,
+        &[low, mid.clone()],
+        std::slice::from_ref(&pki.root),
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, X509Error::PathLength { allowed: 0, .. }),
+        "{err}"
+    );
     let (direct, _) = issue(&ca_params("Leaf2", IsCa::NoCa), 5, &mid_issuer);
-    verify_chain(&direct, &[mid], &[pki.root], &[], at, RevocationPolicy::CheckIfPresent, &[]).unwrap();
+    verify_chain(
+        &direct,
+        &[mid],
+        &[pki.root],
+        &[],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap();
 }

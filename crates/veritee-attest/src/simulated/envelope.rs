@@ -89,13 +89,23 @@ impl SimEvidence {
             (SectionType::Report, &self.report),
             (SectionType::MachineCertificate, &self.machine_certificate),
         ];
-        sections.extend(self.ca_certificates.iter().map(|c| (SectionType::CaCertificate, c.as_slice())));
+        sections.extend(
+            self.ca_certificates
+                .iter()
+                .map(|c| (SectionType::CaCertificate, c.as_slice())),
+        );
         sections.extend(self.crls.iter().map(|c| (SectionType::Crl, c.as_slice())));
-        sections.extend(self.tcb_infos.iter().map(|c| (SectionType::TcbInfo, c.as_slice())));
+        sections.extend(
+            self.tcb_infos
+                .iter()
+                .map(|c| (SectionType::TcbInfo, c.as_slice())),
+        );
         let count = u16::try_from(sections.len())
             .ok()
             .filter(|n| *n <= MAX_SECTIONS)
-            .ok_or_else(|| VerifyError::InvalidInput(format!("more than {MAX_SECTIONS} evidence sections")))?;
+            .ok_or_else(|| {
+                VerifyError::InvalidInput(format!("more than {MAX_SECTIONS} evidence sections"))
+            })?;
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -144,7 +154,10 @@ impl SimEvidence {
         }
         let count = r.u16_le("section count")?;
         if !(2..=MAX_SECTIONS).contains(&count) {
-            return Err(VerifyError::malformed(WHAT, format!("{count} sections; between 2 and {MAX_SECTIONS} expected")));
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("{count} sections; between 2 and {MAX_SECTIONS} expected"),
+            ));
         }
         let mut out = SimEvidence::default();
         let (mut reports, mut machine_certs) = (0, 0);
@@ -171,14 +184,21 @@ impl SimEvidence {
                 Some(SectionType::CaCertificate) => out.ca_certificates.push(body),
                 Some(SectionType::Crl) => out.crls.push(body),
                 Some(SectionType::TcbInfo) => out.tcb_infos.push(body),
-                None => return Err(VerifyError::malformed(WHAT, format!("section {index} has unknown type {kind}"))),
+                None => {
+                    return Err(VerifyError::malformed(
+                        WHAT,
+                        format!("section {index} has unknown type {kind}"),
+                    ));
+                }
             }
         }
         r.finish()?;
         if reports != 1 || machine_certs != 1 {
             return Err(VerifyError::malformed(
                 WHAT,
-                format!("{reports} report and {machine_certs} machine certificate sections; exactly one of each expected"),
+                format!(
+                    "{reports} report and {machine_certs} machine certificate sections; exactly one of each expected"
+                ),
             ));
         }
         Ok(out)
@@ -209,11 +229,19 @@ mod tests {
     fn every_truncation_is_an_error() {
         let bytes = sample().encode().unwrap();
         for cut in 0..bytes.len() {
-            assert!(SimEvidence::parse(&bytes[..cut]).is_err(), "cut at {cut} accepted");
+            assert!(
+                SimEvidence::parse(&bytes[..cut]).is_err(),
+                "cut at {cut} accepted"
+            );
         }
         let mut long = bytes.clone();
         long.push(0);
-        assert!(SimEvidence::parse(&long).unwrap_err().to_string().contains("trailing"));
+        assert!(
+            SimEvidence::parse(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
     }
 
     #[test]
@@ -221,7 +249,10 @@ mod tests {
         let mut bytes = sample().encode().unwrap();
         // Claim a huge first section.
         bytes[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(SimEvidence::parse(&bytes), Err(VerifyError::TooLarge { .. })));
+        assert!(matches!(
+            SimEvidence::parse(&bytes),
+            Err(VerifyError::TooLarge { .. })
+        ));
         // With an empty report, the machine certificate section's type sits at offset 14;
         // turning it into a second report must be refused.
         let mut e = sample();
@@ -229,10 +260,20 @@ mod tests {
         let mut two_reports = e.encode().unwrap();
         assert_eq!(two_reports[14], SectionType::MachineCertificate as u8);
         two_reports[14] = SectionType::Report as u8;
-        assert!(SimEvidence::parse(&two_reports).unwrap_err().to_string().contains("exactly one"));
+        assert!(
+            SimEvidence::parse(&two_reports)
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one")
+        );
         assert!(SimEvidence::parse(&vec![0; MAX_ENVELOPE_LEN + 1]).is_err());
         let mut bad_type = sample().encode().unwrap();
         bad_type[8] = 9;
-        assert!(SimEvidence::parse(&bad_type).unwrap_err().to_string().contains("unknown type 9"));
+        assert!(
+            SimEvidence::parse(&bad_type)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown type 9")
+        );
     }
 }

@@ -21,12 +21,10 @@ use const_oid::ObjectIdentifier;
 pub const OID_ARC: &str = "1.3.6.1.4.1.59999.1";
 
 /// Machine certificate extension: the 16-byte machine id (OCTET STRING).
-pub const OID_MACHINE_ID: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.1");
+pub const OID_MACHINE_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.1");
 
 /// Machine certificate extension: the platform TCB SVN certified (INTEGER).
-pub const OID_TCB_SVN: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.2");
+pub const OID_TCB_SVN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.2");
 
 /// The same OIDs as integer arcs, for certificate builders.
 pub fn oid_arcs(oid: &ObjectIdentifier) -> Vec<u64> {

@@ -45,7 +45,10 @@ pub const FLAG_DEBUG: u16 = 1 << 0;
 pub const FLAG_SIMULATED: u16 = 1 << 1;
 const KNOWN_FLAGS: u16 = FLAG_DEBUG | FLAG_SIMULATED;
 
-const _: () = assert!(4 + 2 + 2 + 4 + 2 + 2 + 8 + MACHINE_ID_LEN + 2 * DIGEST_LEN + REPORT_DATA_LEN + RESERVED_LEN == BODY_LEN);
+const _: () = assert!(
+    4 + 2 + 2 + 4 + 2 + 2 + 8 + MACHINE_ID_LEN + 2 * DIGEST_LEN + REPORT_DATA_LEN + RESERVED_LEN
+        == BODY_LEN
+);
 const _: () = assert!(REPORT_LEN == 0x160);
 
 /// The fields of a report body.
@@ -107,7 +110,10 @@ impl SimReport {
     pub fn parse(bytes: &[u8]) -> Result<Self, VerifyError> {
         const WHAT: &str = "simulated report";
         if bytes.len() != REPORT_LEN {
-            return Err(VerifyError::malformed(WHAT, format!("{} bytes, expected {REPORT_LEN}", bytes.len())));
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("{} bytes, expected {REPORT_LEN}", bytes.len()),
+            ));
         }
         let mut r = Reader::new(WHAT, bytes);
         if r.array::<4>("magic")? != MAGIC {
@@ -122,10 +128,16 @@ impl SimReport {
         }
         let flags = r.u16_le("flags")?;
         if flags & !KNOWN_FLAGS != 0 {
-            return Err(VerifyError::malformed(WHAT, format!("unknown flag bits {:#06x}", flags & !KNOWN_FLAGS)));
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("unknown flag bits {:#06x}", flags & !KNOWN_FLAGS),
+            ));
         }
         if flags & FLAG_SIMULATED == 0 {
-            return Err(VerifyError::malformed(WHAT, "the SIMULATED flag is clear; simulated reports always set it"));
+            return Err(VerifyError::malformed(
+                WHAT,
+                "the SIMULATED flag is clear; simulated reports always set it",
+            ));
         }
         let tcb_svn = r.u32_le("tcb_svn")?;
         let security_version = r.u16_le("security_version")?;
@@ -136,7 +148,10 @@ impl SimReport {
         let signer = r.array("signer")?;
         let report_data = ReportData(r.array("report_data")?);
         if r.take(RESERVED_LEN, "reserved")?.iter().any(|b| *b != 0) {
-            return Err(VerifyError::malformed(WHAT, "reserved bytes 0x0C8..0x100 are not zero"));
+            return Err(VerifyError::malformed(
+                WHAT,
+                "reserved bytes 0x0C8..0x100 are not zero",
+            ));
         }
         let signature = r.array("signature")?;
         r.finish()?;
@@ -214,18 +229,41 @@ mod tests {
         assert!(SimReport::parse(&long).is_err());
         let mut bad = good.clone();
         bad[0] = b'X';
-        assert!(SimReport::parse(&bad).unwrap_err().to_string().contains("magic"));
+        assert!(
+            SimReport::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
         let mut bad = good.clone();
         bad[4] = 2;
-        assert!(matches!(SimReport::parse(&bad), Err(VerifyError::UnsupportedVersion { version: 2, .. })));
+        assert!(matches!(
+            SimReport::parse(&bad),
+            Err(VerifyError::UnsupportedVersion { version: 2, .. })
+        ));
         let mut bad = good.clone();
         bad[6] = 0b01;
-        assert!(SimReport::parse(&bad).unwrap_err().to_string().contains("SIMULATED"));
+        assert!(
+            SimReport::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("SIMULATED")
+        );
         let mut bad = good.clone();
         bad[7] = 0x80;
-        assert!(SimReport::parse(&bad).unwrap_err().to_string().contains("unknown flag"));
+        assert!(
+            SimReport::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown flag")
+        );
         let mut bad = good;
         bad[0xD0] = 1;
-        assert!(SimReport::parse(&bad).unwrap_err().to_string().contains("reserved"));
+        assert!(
+            SimReport::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("reserved")
+        );
     }
 }

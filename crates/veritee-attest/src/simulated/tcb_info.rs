@@ -102,7 +102,10 @@ pub struct SignedTcbInfo {
 impl SignedTcbInfo {
     /// Whether `bytes` looks like a TCB info document.
     pub fn recognizes(bytes: &[u8]) -> bool {
-        let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+        let start = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(bytes.len());
         bytes[start..].starts_with(b"{") && bytes.windows(10).any(|w| w == b"\"tcb_info\"")
     }
 
@@ -115,9 +118,10 @@ impl SignedTcbInfo {
                 limit: MAX_TCB_INFO_LEN,
             });
         }
-        let doc: Document<'_> = serde_json::from_slice(bytes).map_err(|e| VerifyError::malformed(WHAT, e))?;
-        let tcb_info: TcbInfo =
-            serde_json::from_str(doc.tcb_info.get()).map_err(|e| VerifyError::malformed(WHAT, e))?;
+        let doc: Document<'_> =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::malformed(WHAT, e))?;
+        let tcb_info: TcbInfo = serde_json::from_str(doc.tcb_info.get())
+            .map_err(|e| VerifyError::malformed(WHAT, e))?;
         if tcb_info.version != VERSION {
             return Err(VerifyError::UnsupportedVersion {
                 what: WHAT.into(),
@@ -127,10 +131,14 @@ impl SignedTcbInfo {
         if tcb_info.tcb_levels.is_empty() || tcb_info.tcb_levels.len() > MAX_TCB_LEVELS {
             return Err(VerifyError::malformed(
                 WHAT,
-                format!("{} TCB levels; between 1 and {MAX_TCB_LEVELS} expected", tcb_info.tcb_levels.len()),
+                format!(
+                    "{} TCB levels; between 1 and {MAX_TCB_LEVELS} expected",
+                    tcb_info.tcb_levels.len()
+                ),
             ));
         }
-        let signature = hex::decode(&doc.signature).map_err(|e| VerifyError::malformed(WHAT, format!("signature: {e}")))?;
+        let signature = hex::decode(&doc.signature)
+            .map_err(|e| VerifyError::malformed(WHAT, format!("signature: {e}")))?;
         let signing_chain = ParsedCertificate::from_pem_chain(doc.signing_chain.as_bytes())?;
         Ok(Self {
             tcb_info,
@@ -146,9 +154,15 @@ impl SignedTcbInfo {
     }
 
     /// Assembles a document from signed body bytes, signature and PEM chain.
-    pub fn assemble(body: &[u8], signature: &[u8], signing_chain_pem: &str) -> Result<Vec<u8>, VerifyError> {
-        let body = core::str::from_utf8(body).map_err(|e| VerifyError::InvalidInput(e.to_string()))?;
-        let raw = RawValue::from_string(body.to_string()).map_err(|e| VerifyError::InvalidInput(e.to_string()))?;
+    pub fn assemble(
+        body: &[u8],
+        signature: &[u8],
+        signing_chain_pem: &str,
+    ) -> Result<Vec<u8>, VerifyError> {
+        let body =
+            core::str::from_utf8(body).map_err(|e| VerifyError::InvalidInput(e.to_string()))?;
+        let raw = RawValue::from_string(body.to_string())
+            .map_err(|e| VerifyError::InvalidInput(e.to_string()))?;
         let doc = Document {
             tcb_info: &raw,
             signature: hex::encode(signature),
@@ -188,22 +202,46 @@ mod tests {
         assert_eq!(i.status_for(3).unwrap().status, TcbStatus::UpToDate);
         assert_eq!(i.status_for(9).unwrap().status, TcbStatus::UpToDate);
         assert_eq!(i.status_for(2).unwrap().status, TcbStatus::OutOfDate);
-        assert_eq!(i.status_for(1).unwrap().advisory_ids, vec!["VSIM-SA-1".to_string()]);
-        assert!(matches!(i.status_for(0), Err(VerifyError::NoMatchingTcbLevel(_))));
+        assert_eq!(
+            i.status_for(1).unwrap().advisory_ids,
+            vec!["VSIM-SA-1".to_string()]
+        );
+        assert!(matches!(
+            i.status_for(0),
+            Err(VerifyError::NoMatchingTcbLevel(_))
+        ));
     }
 
     #[test]
     fn parse_rejects_bad_documents() {
         assert!(SignedTcbInfo::parse(b"{").is_err());
-        assert!(SignedTcbInfo::parse(br#"{"tcb_info": {}, "signature": "", "signing_chain": ""}"#).is_err());
+        assert!(
+            SignedTcbInfo::parse(br#"{"tcb_info": {}, "signature": "", "signing_chain": ""}"#)
+                .is_err()
+        );
         let body = String::from_utf8(SignedTcbInfo::body_bytes(&info()).unwrap()).unwrap();
         let doc = format!(r#"{{"tcb_info": {body}, "signature": "zz", "signing_chain": ""}}"#);
-        assert!(SignedTcbInfo::parse(doc.as_bytes()).unwrap_err().to_string().contains("signature"));
-        let doc = format!(r#"{{"tcb_info": {body}, "signature": "00", "signing_chain": "", "extra": 1}}"#);
-        assert!(SignedTcbInfo::parse(doc.as_bytes()).unwrap_err().to_string().contains("unknown field"));
+        assert!(
+            SignedTcbInfo::parse(doc.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("signature")
+        );
+        let doc = format!(
+            r#"{{"tcb_info": {body}, "signature": "00", "signing_chain": "", "extra": 1}}"#
+        );
+        assert!(
+            SignedTcbInfo::parse(doc.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field")
+        );
         assert!(SignedTcbInfo::parse(&vec![b' '; MAX_TCB_INFO_LEN + 1]).is_err());
         let v2 = body.replace("\"version\":1", "\"version\":2");
         let doc = format!(r#"{{"tcb_info": {v2}, "signature": "00", "signing_chain": ""}}"#);
-        assert!(matches!(SignedTcbInfo::parse(doc.as_bytes()), Err(VerifyError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            SignedTcbInfo::parse(doc.as_bytes()),
+            Err(VerifyError::UnsupportedVersion { .. })
+        ));
     }
 }

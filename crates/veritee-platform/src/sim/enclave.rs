@@ -104,12 +104,17 @@ pub struct SimEnclave {
 
 impl core::fmt::Debug for SimEnclave {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SimEnclave").field("identity", &self.identity).finish()
+        f.debug_struct("SimEnclave")
+            .field("identity", &self.identity)
+            .finish()
     }
 }
 
 impl SimEnclave {
-    pub(crate) fn new(machine: Arc<MachineSecrets>, image: &EnclaveImage) -> Result<Self, PlatformError> {
+    pub(crate) fn new(
+        machine: Arc<MachineSecrets>,
+        image: &EnclaveImage,
+    ) -> Result<Self, PlatformError> {
         let signer = match &image.signature {
             Some(sig) => {
                 sign::verify(
@@ -118,7 +123,11 @@ impl SimEnclave {
                     &image.sigstruct(),
                     &sig.signature,
                 )
-                .map_err(|_| PlatformError::BadImage("the image signature does not verify with its signer key".into()))?;
+                .map_err(|_| {
+                    PlatformError::BadImage(
+                        "the image signature does not verify with its signer key".into(),
+                    )
+                })?;
                 Some(sha384(&sig.signer_spki))
             }
             None => None,
@@ -138,7 +147,11 @@ impl SimEnclave {
     }
 
     /// Evidence with an explicit timestamp (the platform clock, for tests).
-    pub fn evidence_at(&self, report_data: &ReportData, now: OffsetDateTime) -> Result<Vec<u8>, PlatformError> {
+    pub fn evidence_at(
+        &self,
+        report_data: &ReportData,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, PlatformError> {
         let body = ReportBody {
             debug: self.identity.debug,
             tcb_svn: self.machine.tcb_svn,

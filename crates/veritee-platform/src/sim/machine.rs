@@ -2,8 +2,8 @@
 //! and a local copy of the vendor's collateral (as a PCCS cache would hold).
 
 use super::{SimEnclave, SimVendor, load_json, load_private_key, pem_private_key, to_json};
-use crate::fsutil::{self, PRIVATE_MODE, PUBLIC_MODE};
 use crate::PlatformError;
+use crate::fsutil::{self, PRIVATE_MODE, PUBLIC_MODE};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +52,10 @@ pub struct SimMachine {
 
 impl core::fmt::Debug for SimMachine {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SimMachine").field("dir", &self.dir).field("info", &self.info).finish()
+        f.debug_struct("SimMachine")
+            .field("dir", &self.dir)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -68,10 +71,18 @@ fn pem_der_blocks(path: &Path, label: &str) -> Result<Vec<Vec<u8>>, PlatformErro
 impl SimMachine {
     /// Manufactures a machine in `dir`: generates its keys and sealing root, has `vendor`
     /// certify it at `tcb_svn` (the vendor's latest when `None`), and caches collateral.
-    pub fn init(dir: &Path, vendor: &mut SimVendor, tcb_svn: Option<u32>, now: OffsetDateTime) -> Result<Self, PlatformError> {
+    pub fn init(
+        dir: &Path,
+        vendor: &mut SimVendor,
+        tcb_svn: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<Self, PlatformError> {
         fsutil::create_private_dir(dir)?;
         if dir.join(files::INFO).exists() || dir.join(files::ATTESTATION_KEY).exists() {
-            return Err(PlatformError::AlreadyExists(format!("a machine in {}", dir.display())));
+            return Err(PlatformError::AlreadyExists(format!(
+                "a machine in {}",
+                dir.display()
+            )));
         }
         let tcb_svn = tcb_svn.unwrap_or_else(|| vendor.latest_tcb_svn());
         let machine_id: [u8; 16] = veritee_crypto::rand::array()?;
@@ -85,9 +96,21 @@ impl SimMachine {
             tcb_svn,
             vendor_root_sha256: hex::encode(root.fingerprint()),
         };
-        fsutil::write_new(&dir.join(files::ATTESTATION_KEY), pem_private_key(&key)?.expose(), PRIVATE_MODE)?;
-        fsutil::write_new(&dir.join(files::SEALING_ROOT), sealing_root.expose(), PRIVATE_MODE)?;
-        fsutil::write_new(&dir.join(files::CERT), veritee_x509::pem::encode("CERTIFICATE", &cert).as_bytes(), PUBLIC_MODE)?;
+        fsutil::write_new(
+            &dir.join(files::ATTESTATION_KEY),
+            pem_private_key(&key)?.expose(),
+            PRIVATE_MODE,
+        )?;
+        fsutil::write_new(
+            &dir.join(files::SEALING_ROOT),
+            sealing_root.expose(),
+            PRIVATE_MODE,
+        )?;
+        fsutil::write_new(
+            &dir.join(files::CERT),
+            veritee_x509::pem::encode("CERTIFICATE", &cert).as_bytes(),
+            PUBLIC_MODE,
+        )?;
         fsutil::create_private_dir(&dir.join(files::COLLATERAL_DIR))?;
         Self::store_collateral(dir, vendor)?;
         // machine.json last: its presence marks a complete machine.
@@ -103,13 +126,21 @@ impl SimMachine {
             veritee_x509::pem::encode("CERTIFICATE", &collateral.platform_ca).as_bytes(),
             PUBLIC_MODE,
         )?;
-        fsutil::replace(&cdir.join("root.crl.pem"), veritee_x509::pem::encode("X509 CRL", &collateral.root_crl).as_bytes(), PUBLIC_MODE)?;
+        fsutil::replace(
+            &cdir.join("root.crl.pem"),
+            veritee_x509::pem::encode("X509 CRL", &collateral.root_crl).as_bytes(),
+            PUBLIC_MODE,
+        )?;
         fsutil::replace(
             &cdir.join("platform-ca.crl.pem"),
             veritee_x509::pem::encode("X509 CRL", &collateral.platform_ca_crl).as_bytes(),
             PUBLIC_MODE,
         )?;
-        fsutil::replace(&cdir.join("tcb-info.json"), &collateral.tcb_info, PUBLIC_MODE)
+        fsutil::replace(
+            &cdir.join("tcb-info.json"),
+            &collateral.tcb_info,
+            PUBLIC_MODE,
+        )
     }
 
     /// Fetches the vendor's current collateral into the machine's cache.
@@ -130,22 +161,31 @@ impl SimMachine {
         }
         let info: MachineInfo = load_json(&info_path)?;
         let mut machine_id = [0u8; 16];
-        hex::decode_to_slice(&info.machine_id, &mut machine_id).map_err(|e| PlatformError::bad_state(&info_path, e))?;
+        hex::decode_to_slice(&info.machine_id, &mut machine_id)
+            .map_err(|e| PlatformError::bad_state(&info_path, e))?;
         let attestation_key = load_private_key(&dir.join(files::ATTESTATION_KEY))?;
         let root_path = dir.join(files::SEALING_ROOT);
         let root_bytes = veritee_crypto::SecretBytes::new(fsutil::read(&root_path)?);
         let mut sealing_root = Confidential::new([0u8; 32]);
         if root_bytes.len() != 32 {
-            return Err(PlatformError::bad_state(&root_path, format!("{} bytes, expected 32", root_bytes.len())));
+            return Err(PlatformError::bad_state(
+                &root_path,
+                format!("{} bytes, expected 32", root_bytes.len()),
+            ));
         }
-        sealing_root.expose_mut().copy_from_slice(root_bytes.expose());
+        sealing_root
+            .expose_mut()
+            .copy_from_slice(root_bytes.expose());
         let certificate = pem_der_blocks(&dir.join(files::CERT), "CERTIFICATE")?
             .into_iter()
             .next()
             .ok_or_else(|| PlatformError::bad_state(&dir.join(files::CERT), "no certificate"))?;
         let cdir = dir.join(files::COLLATERAL_DIR);
         let mut crls = pem_der_blocks(&cdir.join("root.crl.pem"), "X509 CRL")?;
-        crls.extend(pem_der_blocks(&cdir.join("platform-ca.crl.pem"), "X509 CRL")?);
+        crls.extend(pem_der_blocks(
+            &cdir.join("platform-ca.crl.pem"),
+            "X509 CRL",
+        )?);
         let inner = MachineSecrets {
             machine_id,
             tcb_svn: info.tcb_svn,

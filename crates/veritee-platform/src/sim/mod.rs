@@ -22,7 +22,9 @@ use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
 /// Validity of CRLs and TCB information the vendor publishes.
 pub const COLLATERAL_VALIDITY: time::Duration = time::Duration::days(30);
 
-pub(crate) fn pem_private_key(key: &EcdsaSigningKey) -> Result<veritee_crypto::SecretBytes, PlatformError> {
+pub(crate) fn pem_private_key(
+    key: &EcdsaSigningKey,
+) -> Result<veritee_crypto::SecretBytes, PlatformError> {
     let der = key.to_pkcs8()?;
     Ok(veritee_crypto::SecretBytes::new(
         veritee_x509::pem::encode("PRIVATE KEY", der.expose()).into_bytes(),
@@ -31,13 +33,15 @@ pub(crate) fn pem_private_key(key: &EcdsaSigningKey) -> Result<veritee_crypto::S
 
 pub(crate) fn load_private_key(path: &Path) -> Result<EcdsaSigningKey, PlatformError> {
     let text = veritee_crypto::SecretBytes::new(crate::fsutil::read(path)?);
-    let blocks = veritee_x509::pem::blocks(text.expose()).map_err(|e| PlatformError::bad_state(path, e))?;
+    let blocks =
+        veritee_x509::pem::blocks(text.expose()).map_err(|e| PlatformError::bad_state(path, e))?;
     let der = blocks
         .into_iter()
         .find(|(label, _)| label == "PRIVATE KEY")
         .map(|(_, der)| veritee_crypto::SecretBytes::new(der))
         .ok_or_else(|| PlatformError::bad_state(path, "no PRIVATE KEY block"))?;
-    EcdsaSigningKey::from_pkcs8(EcdsaCurve::P384, der.expose()).map_err(|e| PlatformError::bad_state(path, e))
+    EcdsaSigningKey::from_pkcs8(EcdsaCurve::P384, der.expose())
+        .map_err(|e| PlatformError::bad_state(path, e))
 }
 
 pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, PlatformError> {

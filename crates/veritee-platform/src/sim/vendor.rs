@@ -5,8 +5,8 @@ use crate::PlatformError;
 use crate::fsutil::{self, PRIVATE_MODE, PUBLIC_MODE};
 use der::Encode;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension, DnType,
+    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -102,10 +102,17 @@ impl core::fmt::Debug for SimVendor {
 fn name(params: &mut CertificateParams, cn: &str) {
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.distinguished_name.push(DnType::OrganizationName, ORGANIZATION);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, ORGANIZATION);
 }
 
-fn ca_params(cn: &str, now: OffsetDateTime, years: i64, constraint: BasicConstraints) -> CertificateParams {
+fn ca_params(
+    cn: &str,
+    now: OffsetDateTime,
+    years: i64,
+    constraint: BasicConstraints,
+) -> CertificateParams {
     let mut params = CertificateParams::default();
     name(&mut params, cn);
     params.is_ca = IsCa::Ca(constraint);
@@ -118,8 +125,12 @@ fn ca_params(cn: &str, now: OffsetDateTime, years: i64, constraint: BasicConstra
 
 fn rcgen_key(key: &EcdsaSigningKey) -> Result<KeyPair, PlatformError> {
     let pem = pem_private_key(key)?;
-    let text = core::str::from_utf8(pem.expose()).map_err(|e| PlatformError::InvalidInput(e.to_string()))?;
-    Ok(KeyPair::from_pem_and_sign_algo(text, &rcgen::PKCS_ECDSA_P384_SHA384)?)
+    let text = core::str::from_utf8(pem.expose())
+        .map_err(|e| PlatformError::InvalidInput(e.to_string()))?;
+    Ok(KeyPair::from_pem_and_sign_algo(
+        text,
+        &rcgen::PKCS_ECDSA_P384_SHA384,
+    )?)
 }
 
 fn serial_bytes(n: u64) -> Vec<u8> {
@@ -134,7 +145,10 @@ impl SimVendor {
     pub fn init(dir: &Path, now: OffsetDateTime) -> Result<Self, PlatformError> {
         fsutil::create_private_dir(dir)?;
         if dir.join(files::ROOT_CERT).exists() || dir.join(files::STATE).exists() {
-            return Err(PlatformError::AlreadyExists(format!("a vendor in {}", dir.display())));
+            return Err(PlatformError::AlreadyExists(format!(
+                "a vendor in {}",
+                dir.display()
+            )));
         }
         let root_key = EcdsaSigningKey::generate(EcdsaCurve::P384)?;
         let root_params = ca_params(ROOT_NAME, now, 20, BasicConstraints::Unconstrained);
@@ -142,7 +156,8 @@ impl SimVendor {
         let root_issuer = Issuer::new(root_params, rcgen_key(&root_key)?);
 
         let platform_key = EcdsaSigningKey::generate(EcdsaCurve::P384)?;
-        let mut platform_params = ca_params(PLATFORM_CA_NAME, now, 10, BasicConstraints::Constrained(0));
+        let mut platform_params =
+            ca_params(PLATFORM_CA_NAME, now, 10, BasicConstraints::Constrained(0));
         platform_params.serial_number = Some(SerialNumber::from_slice(&serial_bytes(1)));
         let platform_cert = platform_params.signed_by(&rcgen_key(&platform_key)?, &root_issuer)?;
 
@@ -157,11 +172,31 @@ impl SimVendor {
         let tcb_cert = tcb_params.signed_by(&rcgen_key(&tcb_key)?, &root_issuer)?;
 
         // Keys first: a crash leaves no certificate without its key.
-        fsutil::write_new(&dir.join(files::ROOT_KEY), pem_private_key(&root_key)?.expose(), PRIVATE_MODE)?;
-        fsutil::write_new(&dir.join(files::PLATFORM_CA_KEY), pem_private_key(&platform_key)?.expose(), PRIVATE_MODE)?;
-        fsutil::write_new(&dir.join(files::TCB_SIGNING_KEY), pem_private_key(&tcb_key)?.expose(), PRIVATE_MODE)?;
-        fsutil::write_new(&dir.join(files::PLATFORM_CA_CERT), platform_cert.pem().as_bytes(), PUBLIC_MODE)?;
-        fsutil::write_new(&dir.join(files::TCB_SIGNING_CERT), tcb_cert.pem().as_bytes(), PUBLIC_MODE)?;
+        fsutil::write_new(
+            &dir.join(files::ROOT_KEY),
+            pem_private_key(&root_key)?.expose(),
+            PRIVATE_MODE,
+        )?;
+        fsutil::write_new(
+            &dir.join(files::PLATFORM_CA_KEY),
+            pem_private_key(&platform_key)?.expose(),
+            PRIVATE_MODE,
+        )?;
+        fsutil::write_new(
+            &dir.join(files::TCB_SIGNING_KEY),
+            pem_private_key(&tcb_key)?.expose(),
+            PRIVATE_MODE,
+        )?;
+        fsutil::write_new(
+            &dir.join(files::PLATFORM_CA_CERT),
+            platform_cert.pem().as_bytes(),
+            PUBLIC_MODE,
+        )?;
+        fsutil::write_new(
+            &dir.join(files::TCB_SIGNING_CERT),
+            tcb_cert.pem().as_bytes(),
+            PUBLIC_MODE,
+        )?;
         let mut vendor = Self {
             dir: dir.to_path_buf(),
             state: VendorState {
@@ -179,8 +214,12 @@ impl SimVendor {
         };
         vendor.publish(now)?;
         // The root certificate last: its presence marks a complete vendor.
-        fsutil::write_new(&dir.join(files::ROOT_CERT), root_cert.pem().as_bytes(), PUBLIC_MODE)?;
-        Ok(Self::open(dir)?)
+        fsutil::write_new(
+            &dir.join(files::ROOT_CERT),
+            root_cert.pem().as_bytes(),
+            PUBLIC_MODE,
+        )?;
+        Self::open(dir)
     }
 
     /// Opens an existing vendor directory.
@@ -194,7 +233,10 @@ impl SimVendor {
         }
         let state: VendorState = load_json(&dir.join(files::STATE))?;
         if state.version != 1 {
-            return Err(PlatformError::bad_state(&dir.join(files::STATE), format!("unknown version {}", state.version)));
+            return Err(PlatformError::bad_state(
+                &dir.join(files::STATE),
+                format!("unknown version {}", state.version),
+            ));
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -223,12 +265,17 @@ impl SimVendor {
     }
 
     fn save_state(&self) -> Result<(), PlatformError> {
-        fsutil::replace(&self.dir.join(files::STATE), &to_json(&self.state)?, PRIVATE_MODE)
+        fsutil::replace(
+            &self.dir.join(files::STATE),
+            &to_json(&self.state)?,
+            PRIVATE_MODE,
+        )
     }
 
     fn issuer(&self, cert: &str, key: &str) -> Result<Issuer<'static, KeyPair>, PlatformError> {
         let cert_path = self.dir.join(cert);
-        let pem = String::from_utf8(fsutil::read(&cert_path)?).map_err(|e| PlatformError::bad_state(&cert_path, e))?;
+        let pem = String::from_utf8(fsutil::read(&cert_path)?)
+            .map_err(|e| PlatformError::bad_state(&cert_path, e))?;
         let key = rcgen_key(&load_private_key(&self.dir.join(key))?)?;
         Ok(Issuer::from_ca_cert_pem(&pem, key)?)
     }
@@ -243,12 +290,17 @@ impl SimVendor {
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, PlatformError> {
         if tcb_svn == 0 || tcb_svn > MAX_TCB_SVN {
-            return Err(PlatformError::InvalidInput(format!("TCB SVN must be between 1 and {MAX_TCB_SVN}, got {tcb_svn}")));
+            return Err(PlatformError::InvalidInput(format!(
+                "TCB SVN must be between 1 and {MAX_TCB_SVN}, got {tcb_svn}"
+            )));
         }
         let issuer = self.issuer(files::PLATFORM_CA_CERT, files::PLATFORM_CA_KEY)?;
         let serial = self.state.next_serial;
         let mut params = CertificateParams::default();
-        name(&mut params, &format!("veritee Simulated Machine {}", hex::encode(machine_id)));
+        name(
+            &mut params,
+            &format!("veritee Simulated Machine {}", hex::encode(machine_id)),
+        );
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = now - time::Duration::minutes(5);
         params.not_after = now + time::Duration::days(365 * 5);
@@ -257,7 +309,9 @@ impl SimVendor {
         let id_value = der::asn1::OctetString::new(machine_id.to_vec())
             .and_then(|o| o.to_der())
             .map_err(|e| PlatformError::Certificate(e.to_string()))?;
-        let svn_value = tcb_svn.to_der().map_err(|e| PlatformError::Certificate(e.to_string()))?;
+        let svn_value = tcb_svn
+            .to_der()
+            .map_err(|e| PlatformError::Certificate(e.to_string()))?;
         params.custom_extensions = vec![
             CustomExtension::from_oid_content(&oid_arcs(&OID_MACHINE_ID), id_value),
             CustomExtension::from_oid_content(&oid_arcs(&OID_TCB_SVN), svn_value),
@@ -276,18 +330,26 @@ impl SimVendor {
 
     /// Revokes every certificate issued to `machine_id` and publishes a new CRL.
     /// Returns how many certificates were revoked.
-    pub fn revoke_machine(&mut self, machine_id: &[u8; 16], now: OffsetDateTime) -> Result<usize, PlatformError> {
+    pub fn revoke_machine(
+        &mut self,
+        machine_id: &[u8; 16],
+        now: OffsetDateTime,
+    ) -> Result<usize, PlatformError> {
         let id = hex::encode(machine_id);
         let newly: Vec<String> = self
             .state
             .issued
             .iter()
-            .filter(|m| m.machine_id == id && !self.state.revoked.iter().any(|r| r.serial == m.serial))
+            .filter(|m| {
+                m.machine_id == id && !self.state.revoked.iter().any(|r| r.serial == m.serial)
+            })
             .map(|m| m.serial.clone())
             .collect();
         let known = self.state.issued.iter().any(|m| m.machine_id == id);
         if !known {
-            return Err(PlatformError::InvalidInput(format!("this vendor never certified machine {id}")));
+            return Err(PlatformError::InvalidInput(format!(
+                "this vendor never certified machine {id}"
+            )));
         }
         for serial in &newly {
             self.state.revoked.push(Revocation {
@@ -302,14 +364,22 @@ impl SimVendor {
 
     /// Declares `svn` the new up-to-date TCB level (a TCB recovery): every lower level
     /// becomes OutOfDate under a new advisory. Publishes new TCB info.
-    pub fn set_latest_tcb_svn(&mut self, svn: u32, now: OffsetDateTime) -> Result<String, PlatformError> {
+    pub fn set_latest_tcb_svn(
+        &mut self,
+        svn: u32,
+        now: OffsetDateTime,
+    ) -> Result<String, PlatformError> {
         if svn <= self.state.latest_tcb_svn || svn > MAX_TCB_SVN {
             return Err(PlatformError::InvalidInput(format!(
                 "the new TCB SVN must be above the current {} and at most {MAX_TCB_SVN}",
                 self.state.latest_tcb_svn
             )));
         }
-        let id = format!("VSIM-SA-{}-{:04}", now.year(), self.state.advisories.len() + 1);
+        let id = format!(
+            "VSIM-SA-{}-{:04}",
+            now.year(),
+            self.state.advisories.len() + 1
+        );
         self.state.advisories.push(Advisory {
             id: id.clone(),
             fixed_in_svn: svn,
@@ -340,7 +410,13 @@ impl SimVendor {
             .collect()
     }
 
-    fn crl(&self, issuer: &Issuer<'_, KeyPair>, number: u64, revoked: &[&Revocation], now: OffsetDateTime) -> Result<String, PlatformError> {
+    fn crl(
+        &self,
+        issuer: &Issuer<'_, KeyPair>,
+        number: u64,
+        revoked: &[&Revocation],
+        now: OffsetDateTime,
+    ) -> Result<String, PlatformError> {
         let params = CertificateRevocationListParams {
             this_update: now - time::Duration::minutes(5),
             next_update: now + COLLATERAL_VALIDITY,
@@ -350,9 +426,9 @@ impl SimVendor {
                 .iter()
                 .map(|r| {
                     Ok(RevokedCertParams {
-                        serial_number: SerialNumber::from_slice(
-                            &hex::decode(&r.serial).map_err(|e| PlatformError::bad_state(&self.dir.join(files::STATE), e))?,
-                        ),
+                        serial_number: SerialNumber::from_slice(&hex::decode(&r.serial).map_err(
+                            |e| PlatformError::bad_state(&self.dir.join(files::STATE), e),
+                        )?),
                         revocation_time: r.revoked_at,
                         reason_code: Some(rcgen::RevocationReason::KeyCompromise),
                         invalidity_date: None,
@@ -384,12 +460,22 @@ impl SimVendor {
         let body = SignedTcbInfo::body_bytes(&info)?;
         let signature = load_private_key(&self.dir.join(files::TCB_SIGNING_KEY))?.sign(&body)?;
         let mut chain = String::from_utf8(fsutil::read(&self.dir.join(files::TCB_SIGNING_CERT))?)
-            .map_err(|e| PlatformError::bad_state(&self.dir.join(files::TCB_SIGNING_CERT), e))?;
+            .map_err(|e| {
+            PlatformError::bad_state(&self.dir.join(files::TCB_SIGNING_CERT), e)
+        })?;
         chain.push_str(&self.root_cert_pem_for_chain()?);
         let tcb_doc = SignedTcbInfo::assemble(&body, &signature, &chain)?;
 
-        fsutil::replace(&self.dir.join(files::ROOT_CRL), root_crl.as_bytes(), PUBLIC_MODE)?;
-        fsutil::replace(&self.dir.join(files::PLATFORM_CA_CRL), platform_crl.as_bytes(), PUBLIC_MODE)?;
+        fsutil::replace(
+            &self.dir.join(files::ROOT_CRL),
+            root_crl.as_bytes(),
+            PUBLIC_MODE,
+        )?;
+        fsutil::replace(
+            &self.dir.join(files::PLATFORM_CA_CRL),
+            platform_crl.as_bytes(),
+            PUBLIC_MODE,
+        )?;
         fsutil::replace(&self.dir.join(files::TCB_INFO), &tcb_doc, PUBLIC_MODE)?;
         self.save_state()
     }
@@ -398,7 +484,12 @@ impl SimVendor {
     /// the key and the fixed parameters rather than from the file.
     fn issuer_for_root(&self) -> Result<Issuer<'static, KeyPair>, PlatformError> {
         let key = rcgen_key(&load_private_key(&self.dir.join(files::ROOT_KEY))?)?;
-        let params = ca_params(ROOT_NAME, OffsetDateTime::now_utc(), 20, BasicConstraints::Unconstrained);
+        let params = ca_params(
+            ROOT_NAME,
+            OffsetDateTime::now_utc(),
+            20,
+            BasicConstraints::Unconstrained,
+        );
         Ok(Issuer::new(params, key))
     }
 

@@ -1,0 +1,419 @@
+//! The `veritee` command line, end to end: exit codes, JSON output, bad input.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn veritee(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run veritee")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn s(&self, name: &str) -> String {
+        self.p(name).display().to_string()
+    }
+}
+
+const NONCE: &str = "00112233445566778899aabbccddeeff";
+
+fn setup() -> Setup {
+    let s = Setup {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let o = veritee(&["vendor", "init", "--dir", &s.s("vendor")]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(s.p("vendor/root.pem").exists());
+    let o = veritee(&[
+        "platform",
+        "init",
+        "--dir",
+        &s.s("machine"),
+        "--vendor",
+        &s.s("vendor"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(s.p("enclave.wat"), b"(module)").unwrap();
+    s
+}
+
+fn attest(s: &Setup, out: &str, extra: &[&str]) {
+    let mut args: Vec<String> = vec![
+        "attest".into(),
+        "--platform".into(),
+        s.s("machine"),
+        "--enclave".into(),
+        s.s("enclave.wat"),
+        "--report-data".into(),
+        NONCE.into(),
+        "--out".into(),
+        s.s(out),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = veritee(&refs);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn verify(s: &Setup, evidence: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "verify".to_string(),
+        "--evidence".into(),
+        s.s(evidence),
+        "--trust-anchor".into(),
+        s.s("vendor/root.pem"),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    veritee(&refs)
+}
+
+#[test]
+fn attest_and_verify_in_every_encoding() {
+    let s = setup();
+    for format in ["raw", "hex", "base64"] {
+        let name = format!("evidence.{format}");
+        attest(&s, &name, &["--format", format]);
+        let o = verify(&s, &name, &["--report-data", NONCE]);
+        assert_eq!(
+            code(&o),
+            0,
+            "{format}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let v = json(&o);
+        assert_eq!(v["verified"], true);
+        assert_eq!(v["tee"], "simulated");
+        assert_eq!(v["simulated"], true);
+        assert_eq!(v["tcb_status"], "UpToDate");
+        assert!(v["measurements"]["measurement"].as_str().unwrap().len() == 96);
+        assert!(v["report_data"].as_str().unwrap().starts_with(NONCE));
+        assert_eq!(v["policy"], Value::Null);
+        assert_eq!(v.get("error"), None);
+    }
+}
+
+#[test]
+fn policies_accept_and_reject_with_reasons() {
+    let s = setup();
+    attest(&s, "evidence.bin", &[]);
+    let o = veritee(&["policy", "init", "--out", &s.s("hw.toml")]);
+    assert_eq!(code(&o), 0);
+    let o = verify(&s, "evidence.bin", &["--policy", &s.s("hw.toml")]);
+    assert_eq!(code(&o), 1);
+    let v = json(&o);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["policy"]["decision"], "reject");
+    let criteria: Vec<&str> = v["policy"]["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["criterion"].as_str().unwrap())
+        .collect();
+    assert_eq!(criteria, ["tee", "allow_simulated"]);
+
+    let o = veritee(&[
+        "policy",
+        "init",
+        "--allow-simulated",
+        "--out",
+        &s.s("dev.toml"),
+    ]);
+    assert_eq!(code(&o), 0);
+    let o = verify(&s, "evidence.bin", &["--policy", &s.s("dev.toml")]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(json(&o)["policy"]["decision"], "accept");
+
+    // Debug enclaves are refused by the same policy.
+    attest(&s, "debug.bin", &["--debug"]);
+    let o = verify(&s, "debug.bin", &["--policy", &s.s("dev.toml")]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(json(&o)["policy"]["failed"][0]["criterion"], "allow_debug");
+
+    // policy init does not overwrite.
+    let o = veritee(&["policy", "init", "--out", &s.s("dev.toml")]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn evidence_older_than_the_policy_allows_is_rejected() {
+    let s = setup();
+    attest(&s, "evidence.bin", &[]);
+    veritee(&[
+        "policy",
+        "init",
+        "--allow-simulated",
+        "--out",
+        &s.s("dev.toml"),
+    ]);
+    let text = std::fs::read_to_string(s.p("dev.toml"))
+        .unwrap()
+        .replace("# max_evidence_age = \"10m\"", "max_evidence_age = \"10m\"");
+    std::fs::write(s.p("aged.toml"), text).unwrap();
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let o = verify(
+        &s,
+        "evidence.bin",
+        &["--policy", &s.s("aged.toml"), "--at", &later],
+    );
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        json(&o)["policy"]["failed"][0]["criterion"],
+        "max_evidence_age"
+    );
+}
+
+#[test]
+fn rejected_evidence_exits_1_and_unusable_input_exits_2() {
+    let s = setup();
+    attest(&s, "evidence.bin", &[]);
+    let o = verify(&s, "evidence.bin", &["--report-data", "ff"]);
+    assert_eq!(code(&o), 1);
+    let v = json(&o);
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["tee"], "simulated");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("report data mismatch")
+    );
+
+    let bytes = std::fs::read(s.p("evidence.bin")).unwrap();
+    std::fs::write(s.p("short.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let o = verify(&s, "short.bin", &[]);
+    assert_eq!(code(&o), 2);
+    assert!(json(&o)["error"].as_str().unwrap().contains("truncated"));
+
+    let o = verify(&s, "missing.bin", &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        json(&o)["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read evidence")
+    );
+
+    std::fs::write(s.p("garbage.bin"), b"\x01\x02\x03 not evidence at all").unwrap();
+    let o = verify(&s, "garbage.bin", &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        json(&o)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not recognised")
+    );
+
+    let o = verify(&s, "evidence.bin", &["--at", "yesterday"]);
+    assert_eq!(code(&o), 2);
+    assert!(json(&o)["error"].as_str().unwrap().contains("RFC 3339"));
+
+    // Six years on, the machine certificate has expired.
+    let o = verify(&s, "evidence.bin", &["--at", "2033-01-01T00:00:00Z"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        json(&o)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid at 2033")
+    );
+}
+
+#[test]
+fn revoked_machine_is_refused() {
+    let s = setup();
+    attest(&s, "evidence.bin", &[]);
+    let o = veritee(&[
+        "vendor",
+        "revoke",
+        "--dir",
+        &s.s("vendor"),
+        "--platform",
+        &s.s("machine"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = verify(
+        &s,
+        "evidence.bin",
+        &["--collateral", &s.s("vendor/platform-ca.crl.pem")],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(json(&o)["error"].as_str().unwrap().contains("revoked"));
+    // After refreshing its collateral the machine's own evidence carries the revocation.
+    let o = veritee(&[
+        "platform",
+        "refresh",
+        "--dir",
+        &s.s("machine"),
+        "--vendor",
+        &s.s("vendor"),
+    ]);
+    assert_eq!(code(&o), 0);
+    attest(&s, "evidence2.bin", &[]);
+    assert_eq!(code(&verify(&s, "evidence2.bin", &[])), 1);
+}
+
+#[test]
+fn tcb_recovery_makes_machines_out_of_date() {
+    let s = setup();
+    attest(&s, "evidence.bin", &[]);
+    let o = veritee(&[
+        "vendor",
+        "tcb",
+        "--dir",
+        &s.s("vendor"),
+        "--latest-svn",
+        "3",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = verify(
+        &s,
+        "evidence.bin",
+        &["--collateral", &s.s("vendor/tcb-info.json")],
+    );
+    assert_eq!(code(&o), 0);
+    let v = json(&o);
+    assert_eq!(v["tcb_status"], "OutOfDate");
+    assert_eq!(v["advisory_ids"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn signed_enclaves_carry_their_signer() {
+    let s = setup();
+    let key =
+        veritee_crypto::sign::EcdsaSigningKey::generate(veritee_crypto::sign::EcdsaCurve::P384)
+            .unwrap();
+    let pem = veritee_x509::pem::encode("PRIVATE KEY", key.to_pkcs8().unwrap().expose());
+    std::fs::write(s.p("signer.pem"), pem).unwrap();
+    attest(
+        &s,
+        "signed.bin",
+        &[
+            "--signer-key",
+            &s.s("signer.pem"),
+            "--security-version",
+            "5",
+        ],
+    );
+    let o = verify(&s, "signed.bin", &[]);
+    assert_eq!(code(&o), 0);
+    let v = json(&o);
+    let expected = hex::encode(veritee_crypto::digest::sha384(
+        &key.public_key_spki().unwrap(),
+    ));
+    assert_eq!(v["signer"], expected);
+    assert_eq!(v["security_version"], 5);
+    std::fs::write(
+        s.p("bad.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let o = veritee(&[
+        "attest",
+        "--platform",
+        &s.s("machine"),
+        "--enclave",
+        &s.s("enclave.wat"),
+        "--report-data",
+        NONCE,
+        "--out",
+        &s.s("x.bin"),
+        "--signer-key",
+        &s.s("bad.pem"),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("signer key"));
+}
+
+#[test]
+fn policy_check_explains_mistakes() {
+    let s = setup();
+    veritee(&["policy", "init", "--tee", "tdx", "--out", &s.s("p.toml")]);
+    let o = veritee(&["policy", "check", &s.s("p.toml")]);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("accepting tdx"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("warning: no `measurements`"));
+    std::fs::write(
+        s.p("bad.toml"),
+        "version = 1\ntee = [\"tdx\"]\nallow_debugg = true\n",
+    )
+    .unwrap();
+    let o = veritee(&["policy", "check", &s.s("bad.toml")]);
+    assert_eq!(code(&o), 2);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("unknown field `allow_debugg`") && out.contains("line 3"),
+        "{out}"
+    );
+    // verify with an invalid policy is unusable input.
+    attest(&s, "evidence.bin", &[]);
+    let o = verify(&s, "evidence.bin", &["--policy", &s.s("bad.toml")]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
+fn private_state_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    for f in [
+        "vendor/root.key",
+        "vendor/platform-ca.key",
+        "vendor/tcb-signing.key",
+        "machine/attestation.key",
+        "machine/sealing-root.key",
+    ] {
+        let mode = std::fs::metadata(s.p(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let o = veritee(&["vendor", "init", "--dir", &s.s("vendor")]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
+}
+
+#[test]
+fn demo_runs_the_tour() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = veritee(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        code(&o),
+        0,
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    for expected in [
+        "policy: ACCEPT",
+        "policy: REJECT",
+        "OutOfDate",
+        "report data mismatch",
+        "revoked",
+        "Tour complete",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    assert!(Path::new(&dir.path().join("evidence.bin")).exists());
+}
