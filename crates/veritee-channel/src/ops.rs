@@ -1,0 +1,266 @@
+//! What a client asks of the enclave inside a session, and the answers.
+//!
+//! These types hold secrets, so they deliberately implement neither `Serialize` nor a
+//! revealing `Debug`: the only encoding is [`Request::encode`] / [`Response::encode`],
+//! which produce [`SecretBytes`] that the session then encrypts.
+
+use crate::ChannelError;
+use serde::{Deserialize, Serialize};
+use veritee_crypto::SecretBytes;
+use zeroize::Zeroize;
+
+/// Largest encoded request or response.
+pub const MAX_OP_LEN: usize = 64 * 1024 * 1024;
+/// Longest object name.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A secret value: zeroized on drop, never printed.
+pub type SecretValue = SecretBytes;
+
+/// Checks an object name: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!("a name is 1 to {MAX_NAME_LEN} characters, got {}", name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("a name may only contain A-Z a-z 0-9 . _ - (found {c:?})"));
+    }
+    Ok(())
+}
+
+/// A client request.
+pub enum Request {
+    /// Liveness inside the session.
+    Ping,
+    /// Store (or replace) a named secret.
+    PutSecret {
+        /// Object name.
+        name: String,
+        /// The secret.
+        value: SecretValue,
+    },
+    /// Release a secret to its owner over the session.
+    GetSecret {
+        /// Object name.
+        name: String,
+    },
+    /// Use a secret as an HMAC-SHA-256 key without releasing it.
+    HmacSha256 {
+        /// Object name.
+        name: String,
+        /// Data to authenticate.
+        data: Vec<u8>,
+    },
+    /// The tenant's object names.
+    ListSecrets,
+    /// Delete a secret.
+    DeleteSecret {
+        /// Object name.
+        name: String,
+    },
+}
+
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Ping => f.write_str("Ping"),
+            Self::PutSecret { name, .. } => write!(f, "PutSecret({name}, <redacted>)"),
+            Self::GetSecret { name } => write!(f, "GetSecret({name})"),
+            Self::HmacSha256 { name, data } => write!(f, "HmacSha256({name}, {} bytes)", data.len()),
+            Self::ListSecrets => f.write_str("ListSecrets"),
+            Self::DeleteSecret { name } => write!(f, "DeleteSecret({name})"),
+        }
+    }
+}
+
+/// The enclave's answer.
+pub enum Response {
+    /// Answer to Ping.
+    Pong,
+    /// A secret was stored.
+    Stored,
+    /// A released secret.
+    Secret(SecretValue),
+    /// An HMAC tag.
+    Mac(Vec<u8>),
+    /// Object names.
+    Names(Vec<String>),
+    /// Whether something was deleted.
+    Deleted(bool),
+    /// The request failed; the message names why (never a secret).
+    Error {
+        /// Stable code: bad_request, not_found, forbidden, internal.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+}
+
+impl core::fmt::Debug for Response {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Pong => f.write_str("Pong"),
+            Self::Stored => f.write_str("Stored"),
+            Self::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Self::Mac(t) => write!(f, "Mac({} bytes)", t.len()),
+            Self::Names(n) => write!(f, "Names({n:?})"),
+            Self::Deleted(d) => write!(f, "Deleted({d})"),
+            Self::Error { code, message } => write!(f, "Error({code}: {message})"),
+        }
+    }
+}
+
+impl Response {
+    /// An error response.
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The CBOR shapes, private so nothing outside can serialize a secret by accident.
+#[derive(Serialize, Deserialize)]
+enum WireRequest {
+    Ping,
+    PutSecret { name: String, #[serde(with = "serde_bytes")] value: Vec<u8> },
+    GetSecret { name: String },
+    HmacSha256 { name: String, #[serde(with = "serde_bytes")] data: Vec<u8> },
+    ListSecrets,
+    DeleteSecret { name: String },
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireResponse {
+    Pong,
+    Stored,
+    Secret(#[serde(with = "serde_bytes")] Vec<u8>),
+    Mac(#[serde(with = "serde_bytes")] Vec<u8>),
+    Names(Vec<String>),
+    Deleted(bool),
+    Error { code: String, message: String },
+}
+
+fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
+    let mut out = SecretBytes::new(Vec::new());
+    ciborium::into_writer(value, out.expose_mut()).map_err(|e| ChannelError::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &SecretBytes) -> Result<T, ChannelError> {
+    if bytes.len() > MAX_OP_LEN {
+        return Err(ChannelError::Malformed(format!("operation of {} bytes is too large", bytes.len())));
+    }
+    ciborium::from_reader(bytes.expose().as_slice()).map_err(|e| ChannelError::Malformed(format!("operation: {e}")))
+}
+
+impl Request {
+    /// Encodes for sealing into a session.
+    pub fn encode(&self) -> Result<SecretBytes, ChannelError> {
+        let mut wire = match self {
+            Self::Ping => WireRequest::Ping,
+            Self::PutSecret { name, value } => WireRequest::PutSecret {
+                name: name.clone(),
+                value: value.expose().clone(),
+            },
+            Self::GetSecret { name } => WireRequest::GetSecret { name: name.clone() },
+            Self::HmacSha256 { name, data } => WireRequest::HmacSha256 {
+                name: name.clone(),
+                data: data.clone(),
+            },
+            Self::ListSecrets => WireRequest::ListSecrets,
+            Self::DeleteSecret { name } => WireRequest::DeleteSecret { name: name.clone() },
+        };
+        let out = to_cbor(&wire);
+        if let WireRequest::PutSecret { value, .. } = &mut wire {
+            value.zeroize();
+        }
+        out
+    }
+
+    /// Decodes an opened session message.
+    pub fn decode(bytes: &SecretBytes) -> Result<Self, ChannelError> {
+        Ok(match from_cbor::<WireRequest>(bytes)? {
+            WireRequest::Ping => Self::Ping,
+            WireRequest::PutSecret { name, value } => Self::PutSecret {
+                name,
+                value: SecretBytes::new(value),
+            },
+            WireRequest::GetSecret { name } => Self::GetSecret { name },
+            WireRequest::HmacSha256 { name, data } => Self::HmacSha256 { name, data },
+            WireRequest::ListSecrets => Self::ListSecrets,
+            WireRequest::DeleteSecret { name } => Self::DeleteSecret { name },
+        })
+    }
+}
+
+impl Response {
+    /// Encodes for sealing into a session.
+    pub fn encode(&self) -> Result<SecretBytes, ChannelError> {
+        let mut wire = match self {
+            Self::Pong => WireResponse::Pong,
+            Self::Stored => WireResponse::Stored,
+            Self::Secret(v) => WireResponse::Secret(v.expose().clone()),
+            Self::Mac(t) => WireResponse::Mac(t.clone()),
+            Self::Names(n) => WireResponse::Names(n.clone()),
+            Self::Deleted(d) => WireResponse::Deleted(*d),
+            Self::Error { code, message } => WireResponse::Error {
+                code: code.clone(),
+                message: message.clone(),
+            },
+        };
+        let out = to_cbor(&wire);
+        if let WireResponse::Secret(v) = &mut wire {
+            v.zeroize();
+        }
+        out
+    }
+
+    /// Decodes an opened reply.
+    pub fn decode(bytes: &SecretBytes) -> Result<Self, ChannelError> {
+        Ok(match from_cbor::<WireResponse>(bytes)? {
+            WireResponse::Pong => Self::Pong,
+            WireResponse::Stored => Self::Stored,
+            WireResponse::Secret(v) => Self::Secret(SecretBytes::new(v)),
+            WireResponse::Mac(t) => Self::Mac(t),
+            WireResponse::Names(n) => Self::Names(n),
+            WireResponse::Deleted(d) => Self::Deleted(d),
+            WireResponse::Error { code, message } => Self::Error { code, message },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_redaction() {
+        let r = Request::PutSecret {
+            name: "db".into(),
+            value: SecretBytes::copy_from(b"canary-5150"),
+        };
+        assert!(!format!("{r:?}").contains("canary"));
+        let back = Request::decode(&r.encode().unwrap()).unwrap();
+        match back {
+            Request::PutSecret { name, value } => {
+                assert_eq!(name, "db");
+                assert_eq!(value.expose(), b"canary-5150");
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = Response::Secret(SecretBytes::copy_from(b"canary-5150"));
+        assert!(!format!("{s:?}").contains("canary"));
+        assert!(matches!(Response::decode(&s.encode().unwrap()).unwrap(), Response::Secret(_)));
+        assert!(Request::decode(&SecretBytes::copy_from(b"\xff\x00garbage")).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("db-password.v2_x").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a/b").unwrap_err().contains("'/'"));
+        assert!(check_name(&"a".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! Messages between the host and the enclave process.
+//!
+//! A conversation is one [`HostToEnclave::Request`] answered by one
+//! [`EnclaveToHost::Reply`]; in between, the enclave may ask the host for storage with
+//! [`EnclaveToHost::HostCall`], each answered by a [`HostToEnclave::HostResult`]. The
+//! host serves storage but never sees what it stores in the clear: the enclave seals
+//! before it writes.
+
+use serde::{Deserialize, Serialize};
+
+/// Host to enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostToEnclave {
+    /// Start a conversation.
+    Request {
+        /// Conversation id, echoed in the reply.
+        id: u64,
+        /// What is asked.
+        call: EnclaveCall,
+    },
+    /// The answer to the enclave's last [`EnclaveToHost::HostCall`].
+    HostResult {
+        /// Conversation id.
+        id: u64,
+        /// The result.
+        result: HostResult,
+    },
+}
+
+/// Enclave to host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnclaveToHost {
+    /// The end of a conversation.
+    Reply {
+        /// Conversation id.
+        id: u64,
+        /// Outcome.
+        result: Result<EnclaveReply, EnclaveFailure>,
+    },
+    /// A storage request the host must serve before the conversation continues.
+    HostCall {
+        /// Conversation id.
+        id: u64,
+        /// The request.
+        call: HostCall,
+    },
+}
+
+/// What the host asks of the enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnclaveCall {
+    /// Identity and health.
+    Status,
+    /// Evidence binding the node's long-term public keys to `nonce`.
+    Attest {
+        /// The verifier's nonce.
+        #[serde(with = "serde_bytes")]
+        nonce: Vec<u8>,
+    },
+    /// Record a tenant's public key inside the enclave.
+    RegisterTenant {
+        /// The tenant id (derived from the key).
+        tenant_id: String,
+        /// The tenant's SubjectPublicKeyInfo, DER.
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+    },
+    /// Begin an attested session for a tenant.
+    OpenSession {
+        /// The tenant.
+        tenant_id: String,
+        /// The client's fresh nonce.
+        #[serde(with = "serde_bytes")]
+        nonce: Vec<u8>,
+    },
+    /// An end-to-end encrypted message within a session.
+    SessionMessage {
+        /// The session.
+        session_id: String,
+        /// Ciphertext, opaque to the host.
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
+    /// A message of the mutually attested enclave-to-enclave channel, relayed from a peer node.
+    PeerMessage {
+        /// Opaque channel bytes.
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
+}
+
+/// The enclave's public facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnclaveStatus {
+    /// TEE kind name.
+    pub tee: String,
+    /// The enclave's measurement, hex.
+    pub measurement: String,
+    /// The signer, hex, if signed.
+    pub signer: Option<String>,
+    /// Open sessions.
+    pub sessions: u64,
+    /// The audit signing key, SubjectPublicKeyInfo DER.
+    #[serde(with = "serde_bytes")]
+    pub audit_public_key: Vec<u8>,
+    /// Number of audit entries.
+    pub audit_entries: u64,
+}
+
+/// What the enclave answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnclaveReply {
+    /// Answer to [`EnclaveCall::Status`].
+    Status(EnclaveStatus),
+    /// Answer to [`EnclaveCall::Attest`].
+    Attestation {
+        /// Evidence; report data = binding of the node keys and the nonce.
+        #[serde(with = "serde_bytes")]
+        evidence: Vec<u8>,
+        /// The audit signing key, SPKI DER.
+        #[serde(with = "serde_bytes")]
+        audit_public_key: Vec<u8>,
+    },
+    /// Answer to [`EnclaveCall::RegisterTenant`].
+    TenantRegistered,
+    /// Answer to [`EnclaveCall::OpenSession`].
+    SessionOpened {
+        /// New session id.
+        session_id: String,
+        /// The session's enclave public key (HPKE, X25519).
+        #[serde(with = "serde_bytes")]
+        enclave_public_key: Vec<u8>,
+        /// Evidence binding that key and the client's nonce.
+        #[serde(with = "serde_bytes")]
+        evidence: Vec<u8>,
+    },
+    /// Answer to [`EnclaveCall::SessionMessage`] or [`EnclaveCall::PeerMessage`].
+    Message {
+        /// Ciphertext for the client or peer.
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
+}
+
+/// The class of a failure, for mapping onto HTTP statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The request is malformed.
+    BadRequest,
+    /// Authentication failed.
+    Unauthorized,
+    /// The object or session does not exist (for this tenant).
+    NotFound,
+    /// The object exists already.
+    Conflict,
+    /// The enclave cannot serve now.
+    Unavailable,
+    /// A bug or a broken invariant.
+    Internal,
+}
+
+/// A failed conversation. Messages never carry secret material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnclaveFailure {
+    /// Class.
+    pub kind: FailureKind,
+    /// Explanation for the client.
+    pub message: String,
+}
+
+/// Storage the enclave asks of the host. Values are sealed or public.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostCall {
+    /// Read one object.
+    Get {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+    },
+    /// Write one object (durable before the result).
+    Put {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+        /// Sealed value.
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// Create one object unless it exists.
+    PutIfAbsent {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+        /// Sealed value.
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// List keys.
+    List {
+        /// Namespace.
+        ns: String,
+        /// Key prefix.
+        prefix: String,
+        /// Start after this key.
+        after: Option<String>,
+        /// Most keys.
+        limit: u32,
+    },
+    /// Delete one object.
+    Delete {
+        /// Namespace.
+        ns: String,
+        /// Key.
+        key: String,
+    },
+    /// Append to a log at exactly `seq`.
+    LogAppend {
+        /// Log name.
+        log: String,
+        /// Sequence number.
+        seq: u64,
+        /// Entry.
+        #[serde(with = "serde_bytes")]
+        entry: Vec<u8>,
+    },
+    /// The last entry of a log.
+    LogLast {
+        /// Log name.
+        log: String,
+    },
+}
+
+/// The host's answer to a [`HostCall`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostResult {
+    /// For Get.
+    Value(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
+    /// For Put and LogAppend.
+    Written,
+    /// For PutIfAbsent.
+    Created(bool),
+    /// For List.
+    Keys(Vec<String>),
+    /// For Delete.
+    Deleted(bool),
+    /// For LogLast: (seq, entry).
+    Last(Option<LogEntry>),
+    /// A sequence conflict (someone else appended first).
+    Conflict(String),
+    /// The store failed.
+    Failed(String),
+}
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Bytes.
+    #[serde(with = "serde_bytes")]
+    pub entry: Vec<u8>,
+}
