@@ -73,6 +73,14 @@ pub fn verify(
         .map_err(|_| CryptoError::BadSignature)
 }
 
+/// Checks that `public_key` is a valid key for `scheme` (SPKI DER or raw), without a
+/// signature to verify: for rejecting a bad key when it is registered, not when used.
+pub fn check_public_key(scheme: VerificationScheme, public_key: &[u8]) -> Result<(), CryptoError> {
+    signature::ParsedPublicKey::new(scheme.algorithm(), public_key)
+        .map(|_| ())
+        .map_err(|_| CryptoError::InvalidKey("public key for this signature scheme"))
+}
+
 /// The curve of an ECDSA signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EcdsaCurve {
@@ -203,6 +211,15 @@ mod tests {
                 EcdsaSigningKey::from_pkcs8(curve, key.to_pkcs8().unwrap().expose()).unwrap();
             assert_eq!(reloaded.public_key_point(), key.public_key_point());
         }
+    }
+
+    #[test]
+    fn public_keys_are_checked() {
+        let key = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        let spki = key.public_key_spki().unwrap();
+        check_public_key(VerificationScheme::EcdsaP256Sha256Fixed, &spki).unwrap();
+        assert!(check_public_key(VerificationScheme::EcdsaP384Sha384Fixed, &spki).is_err());
+        assert!(check_public_key(VerificationScheme::EcdsaP256Sha256Fixed, &spki[..20]).is_err());
     }
 
     #[test]

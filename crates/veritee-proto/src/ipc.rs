@@ -105,6 +105,8 @@ pub struct EnclaveStatus {
     pub audit_public_key: Vec<u8>,
     /// Number of audit entries.
     pub audit_entries: u64,
+    /// The name of this enclave's audit log in the store.
+    pub audit_log: String,
 }
 
 /// What the enclave answers.

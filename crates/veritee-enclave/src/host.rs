@@ -1,0 +1,125 @@
+//! The enclave's only way to storage: calls into the host within a conversation.
+
+use veritee_proto::ipc::{EnclaveFailure, FailureKind, HostCall, HostResult, LogEntry};
+
+/// A channel to the host for the current conversation.
+pub trait HostLink {
+    /// Performs one host call.
+    fn call(&mut self, call: HostCall) -> Result<HostResult, EnclaveFailure>;
+}
+
+/// A failure of the given kind.
+pub fn failure(kind: FailureKind, message: impl Into<String>) -> EnclaveFailure {
+    EnclaveFailure {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn unexpected(call: &str, got: HostResult) -> EnclaveFailure {
+    match got {
+        HostResult::Failed(m) => failure(FailureKind::Unavailable, format!("host storage failed during {call}: {m}")),
+        HostResult::Conflict(m) => failure(FailureKind::Conflict, m),
+        other => failure(
+            FailureKind::Internal,
+            format!("host answered {call} with an unexpected {}", variant(&other)),
+        ),
+    }
+}
+
+fn variant(r: &HostResult) -> &'static str {
+    match r {
+        HostResult::Value(_) => "Value",
+        HostResult::Written => "Written",
+        HostResult::Created(_) => "Created",
+        HostResult::Keys(_) => "Keys",
+        HostResult::Deleted(_) => "Deleted",
+        HostResult::Last(_) => "Last",
+        HostResult::Conflict(_) => "Conflict",
+        HostResult::Failed(_) => "Failed",
+    }
+}
+
+/// Typed helpers over [`HostLink`].
+pub trait HostLinkExt: HostLink {
+    /// Reads an object.
+    fn get(&mut self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, EnclaveFailure> {
+        match self.call(HostCall::Get {
+            ns: ns.into(),
+            key: key.into(),
+        })? {
+            HostResult::Value(v) => Ok(v),
+            other => Err(unexpected("get", other)),
+        }
+    }
+
+    /// Writes an object durably.
+    fn put(&mut self, ns: &str, key: &str, value: Vec<u8>) -> Result<(), EnclaveFailure> {
+        match self.call(HostCall::Put {
+            ns: ns.into(),
+            key: key.into(),
+            value,
+        })? {
+            HostResult::Written => Ok(()),
+            other => Err(unexpected("put", other)),
+        }
+    }
+
+    /// Creates an object unless present; true if created.
+    fn put_if_absent(&mut self, ns: &str, key: &str, value: Vec<u8>) -> Result<bool, EnclaveFailure> {
+        match self.call(HostCall::PutIfAbsent {
+            ns: ns.into(),
+            key: key.into(),
+            value,
+        })? {
+            HostResult::Created(c) => Ok(c),
+            other => Err(unexpected("put_if_absent", other)),
+        }
+    }
+
+    /// Lists keys.
+    fn list(&mut self, ns: &str, prefix: &str, after: Option<String>, limit: u32) -> Result<Vec<String>, EnclaveFailure> {
+        match self.call(HostCall::List {
+            ns: ns.into(),
+            prefix: prefix.into(),
+            after,
+            limit,
+        })? {
+            HostResult::Keys(k) => Ok(k),
+            other => Err(unexpected("list", other)),
+        }
+    }
+
+    /// Deletes an object.
+    fn delete(&mut self, ns: &str, key: &str) -> Result<bool, EnclaveFailure> {
+        match self.call(HostCall::Delete {
+            ns: ns.into(),
+            key: key.into(),
+        })? {
+            HostResult::Deleted(d) => Ok(d),
+            other => Err(unexpected("delete", other)),
+        }
+    }
+
+    /// Appends a log entry at `seq`.
+    fn log_append(&mut self, log: &str, seq: u64, entry: Vec<u8>) -> Result<(), EnclaveFailure> {
+        match self.call(HostCall::LogAppend {
+            log: log.into(),
+            seq,
+            entry,
+        })? {
+            HostResult::Written => Ok(()),
+            other => Err(unexpected("log_append", other)),
+        }
+    }
+
+    /// The last log entry.
+    fn log_last(&mut self, log: &str) -> Result<Option<LogEntry>, EnclaveFailure> {
+        match self.call(HostCall::LogLast { log: log.into() })? {
+            HostResult::Last(l) => Ok(l),
+            other => Err(unexpected("log_last", other)),
+        }
+    }
+}
+
+impl<T: HostLink + ?Sized> HostLinkExt for T {}

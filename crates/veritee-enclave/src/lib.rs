@@ -1,0 +1,17 @@
+//! The enclave side of a provider node.
+//!
+//! The enclave owns every secret: it terminates clients' attested sessions, keeps each
+//! tenant's objects, seals everything before the host stores it (with the object's
+//! tenant and name as associated data, so the host cannot move a blob between tenants
+//! or names), and signs every security-relevant action into a hash-chained audit log.
+//! It reaches storage only through [`host::HostLink`], one request at a time, inside the
+//! conversation that needs it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod host;
+pub mod launch;
+pub mod server;
+mod service;
+
+pub use service::{EnclaveService, MAX_SECRET_LEN};
