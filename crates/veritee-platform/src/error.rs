@@ -47,12 +47,37 @@ pub enum PlatformError {
     /// A caller argument is unusable.
     #[error("{0}")]
     InvalidInput(String),
+    /// A TEE device or interface refused a request or answered with something unusable.
+    #[error("{device}: {reason}")]
+    Device {
+        /// The device or interface (a path such as /dev/nsm).
+        device: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No supported TEE interface exists on this machine.
+    #[error("no TEE hardware found: {0}")]
+    NoHardware(String),
 }
 
 impl PlatformError {
-    pub(crate) fn io(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + use<> {
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self + use<> {
         let path = path.display().to_string();
-        move |source| Self::Io { action, path, source }
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn device(device: &std::path::Path, reason: impl core::fmt::Display) -> Self {
+        Self::Device {
+            device: device.display().to_string(),
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn bad_state(path: &std::path::Path, reason: impl core::fmt::Display) -> Self {
