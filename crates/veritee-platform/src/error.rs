@@ -47,6 +47,17 @@ pub enum PlatformError {
     /// A caller argument is unusable.
     #[error("{0}")]
     InvalidInput(String),
+    /// A TEE device or interface refused a request or answered with something unusable.
+    #[error("{device}: {reason}")]
+    Device {
+        /// The device or interface (a path such as /dev/nsm).
+        device: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No supported TEE interface exists on this machine.
+    #[error("no TEE hardware found: {0}")]
+    NoHardware(String),
 }
 
 impl PlatformError {
@@ -59,6 +70,13 @@ impl PlatformError {
             action,
             path,
             source,
+        }
+    }
+
+    pub(crate) fn device(device: &std::path::Path, reason: impl core::fmt::Display) -> Self {
+        Self::Device {
+            device: device.display().to_string(),
+            reason: reason.to_string(),
         }
     }
 

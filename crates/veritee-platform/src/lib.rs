@@ -2,13 +2,15 @@
 //!
 //! A [`Platform`] produces evidence over 64 bytes of report data, derives sealing keys
 //! bound to the enclave's measurement or signer, and states the enclave's identity.
-//! [`sim`] is the simulated TEE (vendor, machines, enclaves); real-hardware backends
-//! implement the same trait. [`sealing`] turns sealing keys into a blob format.
+//! [`sim`] is the simulated TEE (vendor, machines, enclaves); [`hw`] holds the
+//! real-hardware backends (configfs-tsm for TDX and SEV-SNP, Gramine for SGX, the NSM
+//! for Nitro) and [`hw::detect`], which finds the one this program runs in. [`sealing`] turns sealing keys into a blob format.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod error;
 pub mod fsutil;
+pub mod hw;
 pub mod sealing;
 pub mod sim;
 

@@ -1,0 +1,197 @@
+//! Real TEE hardware behind the [`Platform`] trait.
+//!
+//! | backend | interface | evidence | sealing |
+//! |---|---|---|---|
+//! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote or SEV-SNP report | unsupported |
+//! | [`gramine::GraminePlatform`] | Gramine's `/dev/attestation` (SGX, DCAP) | SGX quote | MRENCLAVE / MRSIGNER keys |
+//! | [`nitro::NitroPlatform`] | `/dev/nsm` (AWS Nitro Enclaves) | COSE-signed attestation document | unsupported |
+//!
+//! Every backend takes the path of its interface as a parameter, so tests run them
+//! against fake device trees; [`HardwareRoots::system`] names the real paths and
+//! [`detect`] picks whichever is present. Each backend learns the enclave's identity
+//! from evidence it requests over zero report data when it is opened ([`layout`]).
+
+pub mod gramine;
+pub mod layout;
+pub mod nitro;
+pub mod snp_certs;
+pub mod tsm;
+
+use crate::{Platform, PlatformError};
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where [`detect`] looks for each TEE interface.
+#[derive(Clone)]
+pub struct HardwareRoots {
+    /// The configfs-tsm report directory.
+    pub tsm_report: PathBuf,
+    /// Options for configfs-tsm requests.
+    pub tsm_options: tsm::TsmOptions,
+    /// Gramine's attestation pseudo-filesystem.
+    pub gramine: PathBuf,
+    /// The Nitro Secure Module device.
+    pub nsm: PathBuf,
+    /// How to talk to the NSM when `nsm` exists: `None` opens the device itself
+    /// ([`nitro::NsmDevice`], which needs the `nitro-nsm` feature).
+    pub nsm_transport: Option<Arc<dyn nitro::NsmTransport>>,
+}
+
+impl core::fmt::Debug for HardwareRoots {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HardwareRoots")
+            .field("tsm_report", &self.tsm_report)
+            .field("tsm_options", &self.tsm_options)
+            .field("gramine", &self.gramine)
+            .field("nsm", &self.nsm)
+            .field(
+                "nsm_transport",
+                &self.nsm_transport.as_ref().map(|_| "custom"),
+            )
+            .finish()
+    }
+}
+
+impl HardwareRoots {
+    /// The paths on a real machine.
+    pub fn system() -> Self {
+        Self::under(Path::new("/"))
+    }
+
+    /// The system paths below `prefix` (e.g. a temporary directory holding a fake tree).
+    pub fn under(prefix: &Path) -> Self {
+        let at = |p: &str| prefix.join(p.trim_start_matches('/'));
+        Self {
+            tsm_report: at(tsm::DEFAULT_ROOT),
+            tsm_options: tsm::TsmOptions::default(),
+            gramine: at(gramine::DEFAULT_ROOT),
+            nsm: at(nitro::DEFAULT_DEVICE),
+            nsm_transport: None,
+        }
+    }
+}
+
+/// Finds the TEE this program runs in and opens it, probing in order configfs-tsm
+/// (TDX, SEV-SNP), Gramine's `/dev/attestation` (SGX) and `/dev/nsm` (Nitro).
+///
+/// The first interface present wins; if it is present but cannot be used (Gramine
+/// without DCAP, `/dev/nsm` without the `nitro-nsm` feature, a failing quote), its
+/// error is returned rather than falling through. A configfs-tsm directory without a
+/// registered provider, or with one veritee does not know, counts as absent and is
+/// mentioned in the [`PlatformError::NoHardware`] message.
+pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError> {
+    let mut notes = Vec::new();
+
+    if roots.tsm_report.is_dir() {
+        let configfs = tsm::ConfigfsTsm::new(&roots.tsm_report, roots.tsm_options.clone());
+        match configfs.provider_name() {
+            Ok(name) => match tsm::TsmProvider::from_name(&name) {
+                Some(_) => {
+                    let platform = tsm::TsmPlatform::from_configfs(configfs)?;
+                    return Ok(Box::new(platform));
+                }
+                None => notes.push(format!(
+                    "{} has provider '{name}', which veritee does not support",
+                    roots.tsm_report.display()
+                )),
+            },
+            Err(e) => notes.push(format!(
+                "{} is present but unusable ({e})",
+                roots.tsm_report.display()
+            )),
+        }
+    }
+
+    if roots.gramine.join(gramine::ATTESTATION_TYPE).exists() {
+        return Ok(Box::new(gramine::GraminePlatform::open(&roots.gramine)?));
+    }
+
+    if roots.nsm.exists() {
+        let transport: Arc<dyn nitro::NsmTransport> = match &roots.nsm_transport {
+            Some(t) => Arc::clone(t),
+            None => Arc::new(nitro::NsmDevice::open(&roots.nsm)?),
+        };
+        return Ok(Box::new(nitro::NitroPlatform::new(transport)?));
+    }
+
+    let mut message = format!(
+        "looked for {} (configfs-tsm), {} (Gramine SGX), {} (Nitro)",
+        roots.tsm_report.display(),
+        roots.gramine.display(),
+        roots.nsm.display()
+    );
+    for note in notes {
+        message.push_str("; ");
+        message.push_str(&note);
+    }
+    Err(PlatformError::NoHardware(message))
+}
+
+/// Reads at most `limit` bytes of `path`; more is an error naming the limit.
+pub(crate) fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, PlatformError> {
+    let file = fs::File::open(path).map_err(PlatformError::io("cannot open", path))?;
+    let mut out = Vec::new();
+    file.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(PlatformError::io("cannot read", path))?;
+    if out.len() > limit {
+        return Err(PlatformError::device(
+            path,
+            format!("holds more than the {limit} bytes accepted"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Reads a short text attribute (a name or a number), without surrounding whitespace.
+pub(crate) fn read_text(path: &Path) -> Result<String, PlatformError> {
+    let bytes = read_bounded(path, 256)?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| PlatformError::device(path, "is not UTF-8 text"))?;
+    Ok(text.trim().to_string())
+}
+
+/// Writes `bytes` to an existing attribute or pseudo-file in one `write`, creating it
+/// only when `create` (configfs accepts `O_CREAT` on its attributes; Gramine's
+/// pseudo-files are opened exactly as its documentation shows, write-only).
+pub(crate) fn write_attribute(
+    path: &Path,
+    bytes: &[u8],
+    create: bool,
+) -> Result<(), PlatformError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(create)
+        .truncate(create)
+        .open(path)
+        .map_err(PlatformError::io("cannot open for writing", path))?;
+    file.write_all(bytes)
+        .map_err(PlatformError::io("cannot write", path))
+}
+
+/// Waits until `path` exists, for at most `settle`. Kernel and Gramine interfaces create
+/// their files at once, so on hardware this returns immediately; the wait only lets an
+/// interface emulated in user space (a test's fake device tree) catch up.
+pub(crate) fn wait_for(path: &Path, settle: Duration, what: &str) -> Result<(), PlatformError> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match fs::symlink_metadata(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if start.elapsed() >= settle {
+                    return Err(PlatformError::device(
+                        path,
+                        format!("{what} did not appear within {} ms", settle.as_millis()),
+                    ));
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(PlatformError::io("cannot look up", path)(e)),
+        }
+    }
+}

@@ -1,0 +1,801 @@
+//! The real-hardware attesters against fake device trees that behave like the kernel,
+//! Gramine and the NSM, returning real evidence (tests/data, see NOTICE).
+
+use ciborium::value::Value;
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use veritee_attest::{ReportData, TeeKind};
+use veritee_platform::hw::gramine::GraminePlatform;
+use veritee_platform::hw::nitro::{self, NitroPlatform, NsmTransport};
+use veritee_platform::hw::snp_certs::{self, CertEntry, CertKind};
+use veritee_platform::hw::tsm::{ConfigfsTsm, TsmOptions, TsmPlatform, TsmProvider};
+use veritee_platform::hw::{self, HardwareRoots};
+use veritee_platform::{Platform, PlatformError, SealPolicy, sealing};
+
+const TDX_QUOTE: &[u8] = include_bytes!("data/tdx_quote");
+const SNP_REPORT: &[u8] = include_bytes!("data/snp_report.bin");
+const SNP_VCEK: &[u8] = include_bytes!("data/snp_vcek.der");
+const SGX_QUOTE: &[u8] = include_bytes!("data/sgx_quote");
+const NITRO_DOCUMENT: &[u8] = include_bytes!("data/nitro_document");
+
+// Expected values, from shared/evidence/FILES.md and the fixtures themselves.
+const TDX_MRTD: &str = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7";
+const SNP_MEASUREMENT: &str = "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c";
+const SGX_MRENCLAVE: &str = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
+const SGX_MRSIGNER: &str = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6";
+const NITRO_PCR0: &str = "f4d48b81a460c9916d1e685119074bf24660afd3e34fae9fca0a0d28d9d5599936332687e6f66fc890ac8cf150142d8b";
+const NITRO_PCR8: &str = "8790eb3cce6c83d07e84b126dc61ca923333d6f66615c4a79157de48c5ab2418bdc60746ea7b7afbff03a1c6210201cb";
+
+fn report_data(seed: u8) -> ReportData {
+    let mut rd = [0u8; 64];
+    for (i, b) in rd.iter_mut().enumerate() {
+        *b = seed.wrapping_add(i as u8).wrapping_mul(31);
+    }
+    ReportData(rd)
+}
+
+fn detect_err(roots: &HardwareRoots) -> PlatformError {
+    match hw::detect(roots) {
+        Ok(found) => panic!("unexpectedly found {}", found.tee()),
+        Err(e) => e,
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// A fake configfs-tsm: a thread that answers request directories as the kernel does.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Report,
+    NoOutblob,
+    Truncated(usize),
+}
+
+struct Behavior {
+    provider: &'static str,
+    outblob: &'static [u8],
+    auxblob: Option<Vec<u8>>,
+    answer: Answer,
+    /// How many requests (from the first) another writer disturbs.
+    intruded: usize,
+}
+
+impl Behavior {
+    fn new(provider: &'static str, outblob: &'static [u8]) -> Self {
+        Self {
+            provider,
+            outblob,
+            auxblob: None,
+            answer: Answer::Report,
+            intruded: 0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    entries: Vec<String>,
+    inblobs: Vec<Vec<u8>>,
+    privlevels: Vec<String>,
+}
+
+struct FakeTsm {
+    prefix: tempfile::TempDir,
+    root: PathBuf,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Makes `name` appear in `dir` at once, as a configfs attribute does.
+fn put(scratch: &Path, dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = scratch.join(format!("{name}.tmp"));
+    if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, dir.join(name)).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+impl FakeTsm {
+    fn start(behavior: Behavior) -> Self {
+        let prefix = tempfile::tempdir().unwrap();
+        let root = prefix.path().join("sys/kernel/config/tsm/report");
+        let scratch = prefix.path().join("sys/kernel/config/tsm/scratch");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&scratch).unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (root, seen, stop) = (root.clone(), Arc::clone(&seen), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut state: HashMap<String, bool> = HashMap::new();
+                let mut answered = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    for dirent in fs::read_dir(&root).into_iter().flatten().flatten() {
+                        let name = dirent.file_name().to_string_lossy().into_owned();
+                        let dir = dirent.path();
+                        let done = state.entry(name.clone()).or_insert_with(|| {
+                            // mkdir: the attributes exist at once; provider last.
+                            put(&scratch, &dir, "generation", b"0\n");
+                            put(
+                                &scratch,
+                                &dir,
+                                "provider",
+                                format!("{}\n", behavior.provider).as_bytes(),
+                            );
+                            seen.lock().unwrap().entries.push(name.clone());
+                            false
+                        });
+                        if *done {
+                            continue;
+                        }
+                        let Ok(inblob) = fs::read(dir.join("inblob")) else {
+                            continue;
+                        };
+                        if inblob.is_empty() {
+                            continue;
+                        }
+                        *done = true;
+                        answered += 1;
+                        let privlevel = fs::read_to_string(dir.join("privlevel")).ok();
+                        let mut generation = 1 + u64::from(privlevel.is_some());
+                        if answered <= behavior.intruded {
+                            generation += 1;
+                        }
+                        {
+                            let mut seen = seen.lock().unwrap();
+                            seen.inblobs.push(inblob);
+                            seen.privlevels.extend(privlevel);
+                        }
+                        put(
+                            &scratch,
+                            &dir,
+                            "generation",
+                            format!("{generation}\n").as_bytes(),
+                        );
+                        if let Some(aux) = &behavior.auxblob {
+                            put(&scratch, &dir, "auxblob", aux);
+                        }
+                        match behavior.answer {
+                            Answer::Report => put(&scratch, &dir, "outblob", behavior.outblob),
+                            Answer::Truncated(n) => {
+                                put(&scratch, &dir, "outblob", &behavior.outblob[..n])
+                            }
+                            Answer::NoOutblob => {}
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        Self {
+            prefix,
+            root,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn roots(&self) -> HardwareRoots {
+        HardwareRoots::under(self.prefix.path())
+    }
+
+    fn options(settle_ms: u64) -> TsmOptions {
+        TsmOptions {
+            settle: Duration::from_millis(settle_ms),
+            ..TsmOptions::default()
+        }
+    }
+}
+
+impl Drop for FakeTsm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn tdx_through_configfs_tsm() {
+    let fake = FakeTsm::start(Behavior::new("tdx_guest", TDX_QUOTE));
+    let platform = TsmPlatform::open(&fake.root).unwrap();
+    assert_eq!(platform.tee(), TeeKind::Tdx);
+    assert_eq!(platform.provider(), TsmProvider::TdxGuest);
+    let id = platform.identity();
+    assert_eq!(hex::encode(&id.measurement), TDX_MRTD);
+    assert_eq!(
+        (
+            id.signer.clone(),
+            id.product_id,
+            id.security_version,
+            id.debug
+        ),
+        (None, 0, 0, false)
+    );
+
+    let rd = report_data(7);
+    let evidence = platform.evidence(&rd).unwrap();
+    assert_eq!(evidence, TDX_QUOTE);
+    let seen = fake.seen.lock().unwrap();
+    // The identity request went over zero report data, then exactly our 64 bytes.
+    assert_eq!(seen.inblobs, vec![vec![0u8; 64], rd.0.to_vec()]);
+    assert!(seen.privlevels.is_empty(), "TDX has no privlevel");
+    // Each request had its own directory, and every one is gone.
+    assert_eq!(seen.entries.len(), 2);
+    assert_ne!(seen.entries[0], seen.entries[1]);
+    assert!(
+        entries(&fake.root).is_empty(),
+        "left behind: {:?}",
+        entries(&fake.root)
+    );
+}
+
+#[test]
+fn snp_through_configfs_tsm_with_certificate_table_and_privlevel() {
+    let table = snp_certs::build(&[CertEntry {
+        kind: CertKind::Vcek,
+        der: SNP_VCEK.to_vec(),
+    }]);
+    let fake = FakeTsm::start(Behavior {
+        auxblob: Some(table),
+        ..Behavior::new("sev_guest", SNP_REPORT)
+    });
+    let options = TsmOptions {
+        privlevel: Some(0),
+        ..TsmOptions::default()
+    };
+    let platform = TsmPlatform::open_with(&fake.root, options).unwrap();
+    assert_eq!(platform.tee(), TeeKind::SevSnp);
+    let id = platform.identity();
+    assert_eq!(hex::encode(&id.measurement), SNP_MEASUREMENT);
+    assert_eq!(
+        (id.security_version, id.debug, id.signer.is_none()),
+        (4, false, true)
+    );
+
+    let rd = report_data(9);
+    let report = platform.report(&rd).unwrap();
+    assert_eq!(report.outblob, SNP_REPORT);
+    let certs = snp_certs::parse(report.auxblob.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        certs,
+        vec![CertEntry {
+            kind: CertKind::Vcek,
+            der: SNP_VCEK.to_vec()
+        }]
+    );
+    assert_eq!(platform.evidence(&rd).unwrap(), SNP_REPORT);
+    let seen = fake.seen.lock().unwrap();
+    assert_eq!(seen.inblobs.last().unwrap(), &rd.0.to_vec());
+    assert_eq!(seen.privlevels, vec!["0\n"; 3]);
+    assert!(entries(&fake.root).is_empty());
+}
+
+#[test]
+fn privlevel_is_checked() {
+    let fake = FakeTsm::start(Behavior::new("tdx_guest", TDX_QUOTE));
+    let too_high = ConfigfsTsm::new(
+        &fake.root,
+        TsmOptions {
+            privlevel: Some(4),
+            ..FakeTsm::options(2000)
+        },
+    );
+    assert!(
+        matches!(too_high.report(&report_data(0)), Err(PlatformError::InvalidInput(m)) if m.contains("above"))
+    );
+    let on_tdx = ConfigfsTsm::new(
+        &fake.root,
+        TsmOptions {
+            privlevel: Some(1),
+            ..FakeTsm::options(2000)
+        },
+    );
+    let err = on_tdx.report(&report_data(0)).unwrap_err();
+    assert!(err.to_string().contains("SEV-SNP only"), "{err}");
+    assert!(entries(&fake.root).is_empty());
+}
+
+#[test]
+fn a_generation_change_mid_request_is_detected() {
+    // Another writer disturbs every request: every attempt fails, then the request does.
+    let fake = FakeTsm::start(Behavior {
+        intruded: usize::MAX,
+        ..Behavior::new("tdx_guest", TDX_QUOTE)
+    });
+    let err = TsmPlatform::open(&fake.root).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, PlatformError::Device { .. }), "{err:?}");
+    assert!(
+        message.contains("generation moved from 0 to 2") && message.contains("another writer"),
+        "{message}"
+    );
+    assert_eq!(fake.seen.lock().unwrap().inblobs.len(), 3, "three attempts");
+    assert!(entries(&fake.root).is_empty());
+
+    // Disturbed once: the retry in a fresh directory succeeds.
+    let fake = FakeTsm::start(Behavior {
+        intruded: 1,
+        ..Behavior::new("tdx_guest", TDX_QUOTE)
+    });
+    let platform = TsmPlatform::open(&fake.root).unwrap();
+    assert_eq!(hex::encode(&platform.identity().measurement), TDX_MRTD);
+    assert_eq!(fake.seen.lock().unwrap().inblobs.len(), 2);
+    assert!(entries(&fake.root).is_empty());
+}
+
+#[test]
+fn a_missing_or_short_outblob_is_a_clear_error() {
+    let fake = FakeTsm::start(Behavior {
+        answer: Answer::NoOutblob,
+        ..Behavior::new("tdx_guest", TDX_QUOTE)
+    });
+    let err = TsmPlatform::open_with(&fake.root, FakeTsm::options(300)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("outblob: a report did not appear within 300 ms"),
+        "{err}"
+    );
+    assert!(entries(&fake.root).is_empty());
+
+    for (cut, words) in [
+        (0, "empty report"),
+        (47, "too short"),
+        (600, "TD report body"),
+        (100, "too short"),
+    ] {
+        let fake = FakeTsm::start(Behavior {
+            answer: Answer::Truncated(cut),
+            ..Behavior::new("tdx_guest", TDX_QUOTE)
+        });
+        let err = TsmPlatform::open(&fake.root).unwrap_err();
+        assert!(err.to_string().contains(words), "cut {cut}: {err}");
+        assert!(entries(&fake.root).is_empty());
+    }
+
+    let fake = FakeTsm::start(Behavior {
+        answer: Answer::Truncated(1000),
+        ..Behavior::new("sev_guest", SNP_REPORT)
+    });
+    let err = TsmPlatform::open(&fake.root).unwrap_err();
+    assert!(
+        err.to_string().contains("malformed SEV-SNP report"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_provider_is_refused_by_name() {
+    let fake = FakeTsm::start(Behavior::new("arm_cca_guest", TDX_QUOTE));
+    let err = TsmPlatform::open(&fake.root).unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Unsupported(m) if m.contains("arm_cca_guest")),
+        "{err}"
+    );
+    // Detection treats it as absent and says why.
+    let err = detect_err(&fake.roots());
+    assert!(
+        matches!(&err, PlatformError::NoHardware(m) if m.contains("provider 'arm_cca_guest'")),
+        "{err}"
+    );
+    assert!(entries(&fake.root).is_empty());
+}
+
+// ---------------------------------------------------------------------------------
+// A fake Gramine /dev/attestation.
+
+struct FakeGramine {
+    prefix: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl FakeGramine {
+    fn new(kind: &str) -> Self {
+        let prefix = tempfile::tempdir().unwrap();
+        let root = prefix.path().join("dev/attestation");
+        fs::create_dir_all(root.join("keys")).unwrap();
+        fs::write(root.join("attestation_type"), format!("{kind}\n")).unwrap();
+        fs::write(root.join("user_report_data"), [0u8; 64]).unwrap();
+        fs::write(root.join("quote"), SGX_QUOTE).unwrap();
+        fs::write(root.join("keys/_sgx_mrenclave"), [0x11u8; 16]).unwrap();
+        fs::write(root.join("keys/_sgx_mrsigner"), [0x22u8; 16]).unwrap();
+        Self { prefix, root }
+    }
+}
+
+fn key_bytes(platform: &dyn Platform, policy: SealPolicy, label: &[u8]) -> [u8; 32] {
+    *platform
+        .sealing_key(policy, label)
+        .unwrap()
+        .expose()
+        .expose()
+}
+
+#[test]
+fn gramine_quotes_over_the_report_data_written() {
+    let fake = FakeGramine::new("dcap");
+    let platform = GraminePlatform::open(&fake.root).unwrap();
+    assert_eq!(platform.tee(), TeeKind::Sgx);
+    let id = platform.identity();
+    assert_eq!(hex::encode(&id.measurement), SGX_MRENCLAVE);
+    assert_eq!(hex::encode(id.signer.as_ref().unwrap()), SGX_MRSIGNER);
+    assert_eq!(
+        (id.product_id, id.security_version, id.debug),
+        (0, 0, false)
+    );
+
+    let rd = report_data(3);
+    assert_eq!(platform.evidence(&rd).unwrap(), SGX_QUOTE);
+    assert_eq!(fs::read(fake.root.join("user_report_data")).unwrap(), rd.0);
+
+    // A damaged quote is named.
+    fs::write(fake.root.join("quote"), &SGX_QUOTE[..200]).unwrap();
+    let err = platform.evidence(&rd).unwrap_err();
+    assert!(err.to_string().contains("malformed SGX quote"), "{err}");
+    fs::write(fake.root.join("quote"), b"").unwrap();
+    assert!(
+        platform
+            .evidence(&rd)
+            .unwrap_err()
+            .to_string()
+            .contains("empty quote")
+    );
+}
+
+#[test]
+fn gramine_without_dcap_is_refused() {
+    for kind in ["none", "epid"] {
+        let fake = FakeGramine::new(kind);
+        let err = GraminePlatform::open(&fake.root).unwrap_err();
+        assert!(
+            matches!(&err, PlatformError::Unsupported(m) if m.contains(kind) && m.contains("dcap")),
+            "{err}"
+        );
+        // Detection finds Gramine and reports why it cannot be used.
+        assert!(matches!(
+            hw::detect(&HardwareRoots::under(fake.prefix.path())),
+            Err(PlatformError::Unsupported(_))
+        ));
+    }
+}
+
+#[test]
+fn gramine_sealing_keys_depend_on_policy_label_and_key_file() {
+    let fake = FakeGramine::new("dcap");
+    let platform = GraminePlatform::open(&fake.root).unwrap();
+    let m_a = key_bytes(&platform, SealPolicy::Measurement, b"a");
+    let m_b = key_bytes(&platform, SealPolicy::Measurement, b"b");
+    let s_a = key_bytes(&platform, SealPolicy::Signer, b"a");
+    assert_ne!(m_a, m_b, "labels diversify");
+    assert_ne!(m_a, s_a, "policies diversify");
+    // Deterministic: the same enclave gets the same key again, even reopened.
+    let again = GraminePlatform::open(&fake.root).unwrap();
+    assert_eq!(key_bytes(&again, SealPolicy::Measurement, b"a"), m_a);
+    // Sealed blobs round-trip.
+    let blob = sealing::seal(&platform, SealPolicy::Signer, b"aad", b"state").unwrap();
+    assert_eq!(
+        sealing::unseal(&again, b"aad", &blob).unwrap().expose(),
+        b"state"
+    );
+    // Another enclave (another MRENCLAVE key) gets another key; the signer key is unchanged.
+    fs::write(fake.root.join("keys/_sgx_mrenclave"), [0x33u8; 16]).unwrap();
+    assert_ne!(key_bytes(&platform, SealPolicy::Measurement, b"a"), m_a);
+    assert_eq!(key_bytes(&platform, SealPolicy::Signer, b"a"), s_a);
+    assert_eq!(
+        sealing::unseal(&platform, b"aad", &blob).unwrap().expose(),
+        b"state"
+    );
+    // Another signer cannot open what was sealed to the signer.
+    fs::write(fake.root.join("keys/_sgx_mrsigner"), [0x44u8; 16]).unwrap();
+    assert!(matches!(
+        sealing::unseal(&platform, b"aad", &blob),
+        Err(PlatformError::Unseal(_))
+    ));
+    // Key files of the wrong size are refused.
+    for len in [0, 15, 17, 32] {
+        fs::write(fake.root.join("keys/_sgx_mrenclave"), vec![1u8; len]).unwrap();
+        let err = platform
+            .sealing_key(SealPolicy::Measurement, b"a")
+            .unwrap_err();
+        assert!(err.to_string().contains("16 bytes"), "{len}: {err}");
+    }
+    fs::remove_file(fake.root.join("keys/_sgx_mrenclave")).unwrap();
+    assert!(matches!(
+        platform.sealing_key(SealPolicy::Measurement, b"a"),
+        Err(PlatformError::Io { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------
+// A fake NSM transport.
+
+enum Reply {
+    Document(Vec<u8>),
+    Raw(Vec<u8>),
+}
+
+struct FakeNsm {
+    reply: Mutex<Reply>,
+    requests: Mutex<Vec<Vec<u8>>>,
+}
+
+impl FakeNsm {
+    fn new(reply: Reply) -> Arc<Self> {
+        Arc::new(Self {
+            reply: Mutex::new(reply),
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn set(&self, reply: Reply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+}
+
+fn cbor(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).unwrap();
+    out
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+fn attestation_response(document: &[u8]) -> Vec<u8> {
+    cbor(&Value::Map(vec![(
+        text("Attestation"),
+        Value::Map(vec![(text("document"), Value::Bytes(document.to_vec()))]),
+    )]))
+}
+
+impl NsmTransport for FakeNsm {
+    fn call(&self, request_cbor: &[u8]) -> Result<Vec<u8>, PlatformError> {
+        self.requests.lock().unwrap().push(request_cbor.to_vec());
+        Ok(match &*self.reply.lock().unwrap() {
+            Reply::Document(d) => attestation_response(d),
+            Reply::Raw(r) => r.clone(),
+        })
+    }
+}
+
+#[test]
+fn nitro_requests_a_document_with_the_report_data_as_nonce() {
+    let nsm = FakeNsm::new(Reply::Document(NITRO_DOCUMENT.to_vec()));
+    let platform = NitroPlatform::new(nsm.clone()).unwrap();
+    assert_eq!(platform.tee(), TeeKind::Nitro);
+    let id = platform.identity();
+    assert_eq!(hex::encode(&id.measurement), NITRO_PCR0);
+    assert_eq!(hex::encode(id.signer.as_ref().unwrap()), NITRO_PCR8);
+    assert!(!id.debug);
+
+    let rd = report_data(5);
+    assert_eq!(platform.evidence(&rd).unwrap(), NITRO_DOCUMENT);
+    let request: Value = ciborium::from_reader(nsm.requests.lock().unwrap()[1].as_slice()).unwrap();
+    let expected = Value::Map(vec![(
+        text("Attestation"),
+        Value::Map(vec![
+            (text("user_data"), Value::Null),
+            (text("nonce"), Value::Bytes(rd.0.to_vec())),
+            (text("public_key"), Value::Null),
+        ]),
+    )]);
+    assert_eq!(request, expected);
+
+    // The document's own fields, tagged as COSE_Sign1 or not.
+    let summary = nitro::read_document(NITRO_DOCUMENT).unwrap();
+    assert_eq!(summary.pcrs.len(), 16);
+    assert_eq!(summary.nonce.as_ref().map(Vec::len), Some(256));
+    let mut tagged = vec![0xd2];
+    tagged.extend_from_slice(NITRO_DOCUMENT);
+    assert_eq!(nitro::read_document(&tagged).unwrap(), summary);
+    let mut wrong_tag = vec![0xd1];
+    wrong_tag.extend_from_slice(NITRO_DOCUMENT);
+    assert!(
+        nitro::read_document(&wrong_tag)
+            .unwrap_err()
+            .to_string()
+            .contains("tag 17")
+    );
+
+    // NSM errors and malformed answers are named.
+    nsm.set(Reply::Raw(cbor(&Value::Map(vec![(
+        text("Error"),
+        text("InvalidArgument"),
+    )]))));
+    let err = platform.evidence(&rd).unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Device { device, reason } if device == "/dev/nsm" && reason.contains("InvalidArgument")),
+        "{err}"
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![0xff, 0x00], "not CBOR"),
+        (vec![], "not CBOR"),
+        (
+            [attestation_response(NITRO_DOCUMENT), vec![0]].concat(),
+            "follow",
+        ),
+        (cbor(&Value::Array(vec![])), "not a map"),
+        (
+            cbor(&Value::Map(vec![(text("GetRandom"), Value::Map(vec![]))])),
+            "unexpected response 'GetRandom'",
+        ),
+        (
+            cbor(&Value::Map(vec![(text("Attestation"), Value::Map(vec![]))])),
+            "no document",
+        ),
+        (
+            cbor(&Value::Map(vec![(
+                text("Attestation"),
+                Value::Map(vec![(text("document"), text("x"))]),
+            )])),
+            "not a byte string",
+        ),
+        (attestation_response(&[]), "empty"),
+        (
+            attestation_response(&NITRO_DOCUMENT[..NITRO_DOCUMENT.len() / 2]),
+            "document is not CBOR",
+        ),
+        (
+            attestation_response(&cbor(&Value::Array(vec![Value::Null; 4]))),
+            "not [protected",
+        ),
+        (vec![0x40; 70_000], "more than the 65536 accepted"),
+    ];
+    for (reply, words) in cases {
+        nsm.set(Reply::Raw(reply));
+        let err = platform.evidence(&rd).unwrap_err();
+        assert!(
+            err.to_string().contains(words),
+            "expected '{words}' in: {err}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Sealing where the hardware has no sealing key, and detection.
+
+#[test]
+fn sealing_is_unsupported_without_a_hardware_sealing_key() {
+    let tdx = FakeTsm::start(Behavior::new("tdx_guest", TDX_QUOTE));
+    let snp = FakeTsm::start(Behavior::new("sev_guest", SNP_REPORT));
+    let nitro = NitroPlatform::new(FakeNsm::new(Reply::Document(NITRO_DOCUMENT.to_vec()))).unwrap();
+    let platforms: Vec<(Box<dyn Platform>, &str)> = vec![
+        (
+            Box::new(TsmPlatform::open(&tdx.root).unwrap()),
+            "TDX gives a trust domain no sealing key",
+        ),
+        (
+            Box::new(TsmPlatform::open(&snp.root).unwrap()),
+            "SNP_GET_DERIVED_KEY",
+        ),
+        (Box::new(nitro), "no sealing key"),
+    ];
+    for (platform, words) in platforms {
+        for policy in [SealPolicy::Measurement, SealPolicy::Signer] {
+            let err = platform.sealing_key(policy, b"label").unwrap_err();
+            assert!(
+                matches!(&err, PlatformError::Unsupported(m) if m.contains(words)),
+                "{err}"
+            );
+            assert!(sealing::seal(platform.as_ref(), policy, b"", b"x").is_err());
+        }
+    }
+}
+
+#[test]
+fn detection_finds_each_backend() {
+    let tdx = FakeTsm::start(Behavior::new("tdx_guest", TDX_QUOTE));
+    let found = hw::detect(&tdx.roots()).unwrap();
+    assert_eq!(found.tee(), TeeKind::Tdx);
+    assert_eq!(hex::encode(&found.identity().measurement), TDX_MRTD);
+    // The probe's directory was removed like the others.
+    assert!(entries(&tdx.root).is_empty());
+    assert_eq!(tdx.seen.lock().unwrap().entries.len(), 2);
+
+    let snp = FakeTsm::start(Behavior::new("sev_guest", SNP_REPORT));
+    assert_eq!(hw::detect(&snp.roots()).unwrap().tee(), TeeKind::SevSnp);
+
+    let gramine = FakeGramine::new("dcap");
+    let found = hw::detect(&HardwareRoots::under(gramine.prefix.path())).unwrap();
+    assert_eq!(found.tee(), TeeKind::Sgx);
+    assert_eq!(hex::encode(&found.identity().measurement), SGX_MRENCLAVE);
+
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("dev")).unwrap();
+    fs::write(dir.path().join("dev/nsm"), b"").unwrap();
+    let mut roots = HardwareRoots::under(dir.path());
+    roots.nsm_transport = Some(FakeNsm::new(Reply::Document(NITRO_DOCUMENT.to_vec())));
+    let found = hw::detect(&roots).unwrap();
+    assert_eq!(found.tee(), TeeKind::Nitro);
+    assert_eq!(hex::encode(&found.identity().measurement), NITRO_PCR0);
+
+    // Without a transport the device itself is needed.
+    roots.nsm_transport = None;
+    #[cfg(not(feature = "nitro-nsm"))]
+    assert!(
+        matches!(hw::detect(&roots), Err(PlatformError::Unsupported(m)) if m.contains("nitro-nsm"))
+    );
+    #[cfg(feature = "nitro-nsm")]
+    assert!(hw::detect(&roots).is_err(), "a regular file is no NSM");
+}
+
+#[test]
+fn detection_reports_what_it_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = detect_err(&HardwareRoots::under(dir.path()));
+    let p = dir.path().display();
+    assert!(matches!(err, PlatformError::NoHardware(_)));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no TEE hardware found: looked for {p}/sys/kernel/config/tsm/report (configfs-tsm), \
+             {p}/dev/attestation (Gramine SGX), {p}/dev/nsm (Nitro)"
+        )
+    );
+    let system = HardwareRoots::system();
+    assert_eq!(
+        system.tsm_report,
+        Path::new("/sys/kernel/config/tsm/report")
+    );
+    assert_eq!(system.gramine, Path::new("/dev/attestation"));
+    assert_eq!(system.nsm, Path::new("/dev/nsm"));
+}
+
+#[test]
+fn identity_offsets_match_the_fixtures() {
+    use veritee_platform::hw::layout;
+    let tdx = layout::tdx_quote(TDX_QUOTE).unwrap();
+    assert_eq!(
+        hex::encode(tdx.report_data),
+        "9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e44aed55d51ec39b7e518fadb92c2b523f20"
+    );
+    let sgx = layout::sgx_quote(SGX_QUOTE).unwrap();
+    assert_eq!(&sgx.report_data[..13], b"Hello, world!");
+    assert!(sgx.report_data[13..].iter().all(|&b| b == 0));
+    let snp = layout::snp_report(SNP_REPORT).unwrap();
+    assert_eq!(hex::encode(&snp.report_data[..8]), "ec6c52d7533cc2c4");
+    // Kinds are not confused: an SGX quote is no TDX quote and vice versa.
+    assert!(
+        layout::tdx_quote(SGX_QUOTE)
+            .unwrap_err()
+            .to_string()
+            .contains("TEE type")
+    );
+    assert!(
+        layout::sgx_quote(TDX_QUOTE)
+            .unwrap_err()
+            .to_string()
+            .contains("TEE type")
+    );
+    let mut v9 = TDX_QUOTE.to_vec();
+    v9[0] = 9;
+    assert!(
+        layout::tdx_quote(&v9)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9")
+    );
+    // Every truncation is an error, never a panic.
+    for fixture in [TDX_QUOTE, SGX_QUOTE, SNP_REPORT] {
+        for cut in 0..700.min(fixture.len()) {
+            let _ = layout::tdx_quote(&fixture[..cut]);
+            let _ = layout::sgx_quote(&fixture[..cut]);
+            assert!(layout::snp_report(&fixture[..cut]).is_err());
+        }
+    }
+}
