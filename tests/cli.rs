@@ -417,3 +417,26 @@ fn demo_runs_the_tour() {
     }
     assert!(Path::new(&dir.path().join("evidence.bin")).exists());
 }
+
+#[test]
+fn attest_auto_says_when_there_is_no_hardware() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.bin");
+    let o = veritee(&[
+        "attest",
+        "--platform",
+        "auto",
+        "--report-data",
+        NONCE,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // This machine has no TEE: the command must say what it looked for, and fail cleanly.
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no TEE hardware found") && err.contains("configfs-tsm"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -24,12 +24,13 @@ pub enum EvidenceFormat {
 /// Arguments of `veritee attest`.
 #[derive(Debug, Args)]
 pub struct AttestArgs {
-    /// A simulated machine directory (from `veritee platform init`).
+    /// A simulated machine directory (from `veritee platform init`), or `auto` for the
+    /// TEE hardware this machine has (configfs-tsm TDX/SEV-SNP, Gramine SGX, Nitro).
     #[arg(long)]
     platform: PathBuf,
-    /// The enclave image: its bytes are measured.
+    /// The enclave image (simulated platform only): its bytes are measured.
     #[arg(long)]
-    enclave: PathBuf,
+    enclave: Option<PathBuf>,
     /// Report data to bind, hex, at most 64 bytes (zero-padded).
     #[arg(long)]
     report_data: String,
@@ -73,10 +74,38 @@ fn load_signer(path: &std::path::Path) -> Result<EcdsaSigningKey> {
     })
 }
 
+fn write_evidence(args: &AttestArgs, evidence: &[u8]) -> Result<()> {
+    let encoded = match args.format {
+        EvidenceFormat::Raw => evidence.to_vec(),
+        EvidenceFormat::Hex => hex::encode(evidence).into_bytes(),
+        EvidenceFormat::Base64 => base64::engine::general_purpose::STANDARD
+            .encode(evidence)
+            .into_bytes(),
+    };
+    std::fs::write(&args.out, encoded)
+        .with_context(|| format!("cannot write evidence to {}", args.out.display()))
+}
+
 /// Runs `veritee attest`.
 pub fn run(args: AttestArgs) -> Result<Outcome> {
     let report_data = ReportData::from_slice_padded(&files::report_data(&args.report_data)?)?;
-    let code = files::read(&args.enclave, "enclave image")?;
+    if args.platform.as_os_str() == "auto" {
+        let platform =
+            veritee_platform::hw::detect(&veritee_platform::hw::HardwareRoots::system())?;
+        let evidence = platform.evidence(&report_data)?;
+        write_evidence(&args, &evidence)?;
+        println!(
+            "wrote {} bytes of {} evidence to {}",
+            evidence.len(),
+            platform.tee(),
+            args.out.display()
+        );
+        return Ok(Outcome::Success);
+    }
+    let Some(enclave) = &args.enclave else {
+        bail!("--enclave FILE is required on a simulated platform");
+    };
+    let code = files::read(enclave, "enclave image")?;
     let image = match &args.signer_key {
         Some(path) => EnclaveImage::signed(
             &code,

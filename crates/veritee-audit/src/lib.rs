@@ -62,7 +62,9 @@ pub enum AuditError {
         seq: u64,
     },
     /// An entry's sequence number is not the next one.
-    #[error("entry at position {index}: sequence number {found}, expected {expected} (entries missing or reordered)")]
+    #[error(
+        "entry at position {index}: sequence number {found}, expected {expected} (entries missing or reordered)"
+    )]
     Sequence {
         /// Position.
         index: usize,
@@ -108,7 +110,9 @@ pub fn sign_entry(key: &EcdsaSigningKey, body: &AuditBody) -> Result<Vec<u8>, Au
     let json = serde_json::to_vec(body).map_err(|e| AuditError::Signing(e.to_string()))?;
     let mut signed = SIGNATURE_LABEL.to_vec();
     signed.extend_from_slice(&json);
-    let sig = key.sign(&signed).map_err(|e| AuditError::Signing(e.to_string()))?;
+    let sig = key
+        .sign(&signed)
+        .map_err(|e| AuditError::Signing(e.to_string()))?;
     let mut out = (json.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(&json);
     out.extend_from_slice(&sig);
@@ -138,14 +142,22 @@ pub fn open_entry(index: usize, entry: &[u8], audit_key: &[u8]) -> Result<AuditB
     })?;
     let mut signed = SIGNATURE_LABEL.to_vec();
     signed.extend_from_slice(json);
-    sign::verify(VerificationScheme::EcdsaP256Sha256Fixed, audit_key, &signed, &entry[4 + len..])
-        .map_err(|_| AuditError::BadSignature { seq: body.seq })?;
+    sign::verify(
+        VerificationScheme::EcdsaP256Sha256Fixed,
+        audit_key,
+        &signed,
+        &entry[4 + len..],
+    )
+    .map_err(|_| AuditError::BadSignature { seq: body.seq })?;
     Ok(body)
 }
 
 /// Verifies a whole log from its first entry: signatures, sequence, chain.
 /// Returns the bodies; the error names the first broken entry.
-pub fn verify_log(entries: &[(u64, Vec<u8>)], audit_key: &[u8]) -> Result<Vec<AuditBody>, AuditError> {
+pub fn verify_log(
+    entries: &[(u64, Vec<u8>)],
+    audit_key: &[u8],
+) -> Result<Vec<AuditBody>, AuditError> {
     let mut prev = genesis_prev();
     let mut bodies = Vec::with_capacity(entries.len());
     for (index, (stored_seq, entry)) in entries.iter().enumerate() {
@@ -217,11 +229,17 @@ mod tests {
         let mut removed = entries.clone();
         removed.remove(2);
         let err = verify_log(&removed, &spki).unwrap_err();
-        assert!(matches!(err, AuditError::Sequence { index: 2, .. }), "{err}");
+        assert!(
+            matches!(err, AuditError::Sequence { index: 2, .. }),
+            "{err}"
+        );
         // Re-signed by another key: signature fails at 0.
         let (other, forged) = log(2);
         let _ = other;
-        assert!(matches!(verify_log(&forged, &spki), Err(AuditError::BadSignature { seq: 0 })));
+        assert!(matches!(
+            verify_log(&forged, &spki),
+            Err(AuditError::BadSignature { seq: 0 })
+        ));
         // Swapped: entries 1 and 2 exchanged.
         let mut swapped = entries.clone();
         swapped.swap(1, 2);
@@ -229,6 +247,9 @@ mod tests {
         // Truncated bytes.
         let mut cut = entries.clone();
         cut[4].1.truncate(10);
-        assert!(matches!(verify_log(&cut, &spki), Err(AuditError::Malformed { index: 4, .. })));
+        assert!(matches!(
+            verify_log(&cut, &spki),
+            Err(AuditError::Malformed { index: 4, .. })
+        ));
     }
 }

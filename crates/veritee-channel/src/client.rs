@@ -72,7 +72,11 @@ pub struct Appraiser<'a> {
 
 impl Appraiser<'_> {
     /// Verifies evidence expecting `report_data`, then applies the policy.
-    pub fn appraise(&self, evidence: &[u8], report_data: &ReportData) -> Result<Claims, ChannelError> {
+    pub fn appraise(
+        &self,
+        evidence: &[u8],
+        report_data: &ReportData,
+    ) -> Result<Claims, ChannelError> {
         let claims = self.verifiers.verify(&VerifyRequest {
             evidence,
             tee: None,
@@ -83,7 +87,11 @@ impl Appraiser<'_> {
         })?;
         let appraisal = self.policy.evaluate(&claims, self.at);
         if !appraisal.accepted() {
-            let reasons: Vec<String> = appraisal.failed.iter().map(|f| format!("{}: {}", f.criterion, f.reason)).collect();
+            let reasons: Vec<String> = appraisal
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.criterion, f.reason))
+                .collect();
             return Err(ChannelError::Policy(reasons.join("; ")));
         }
         Ok(claims)
@@ -142,7 +150,8 @@ impl ClientSession {
         let enclave_key = HpkePublicKey::from_bytes(offer.enclave_public_key)?;
         let binding = ReportData::binding(SESSION_LABEL, enclave_key.as_bytes(), nonce);
         let claims = appraiser.appraise(offer.evidence, &binding)?;
-        let transcript = session_transcript(&session_id, nonce, enclave_key.as_bytes(), offer.evidence);
+        let transcript =
+            session_transcript(&session_id, nonce, enclave_key.as_bytes(), offer.evidence);
         let (enc, ctx) = hpke::setup_sender(&enclave_key, &transcript)?;
         let keys = TrafficKeys::from_sender(&ctx)?;
         let signature = tenant.sign(&hello_signed_bytes(&transcript, &enc))?;
@@ -169,7 +178,9 @@ impl ClientSession {
     /// Seals the next request.
     pub fn seal_request(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, ChannelError> {
         if self.awaiting.is_some() {
-            return Err(ChannelError::Protocol("the previous request has not been answered".into()));
+            return Err(ChannelError::Protocol(
+                "the previous request has not been answered".into(),
+            ));
         }
         let seq = self.next_seq;
         let hello = self.hello.take();
@@ -177,7 +188,14 @@ impl ClientSession {
             Some((enc, sig)) => (Kind::Hello, Some((&enc[..], &sig[..]))),
             None => (Kind::Request, None),
         };
-        let out = message::seal(&self.keys.forward, &self.session_id, kind, seq, hello_parts, plaintext)?;
+        let out = message::seal(
+            &self.keys.forward,
+            &self.session_id,
+            kind,
+            seq,
+            hello_parts,
+            plaintext,
+        )?;
         self.next_seq += 1;
         self.awaiting = Some(seq);
         Ok(out)

@@ -20,7 +20,9 @@ pub struct PendingSession {
 
 impl core::fmt::Debug for PendingSession {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PendingSession").field("session_id", &hex::encode(self.session_id)).finish()
+        f.debug_struct("PendingSession")
+            .field("session_id", &hex::encode(self.session_id))
+            .finish()
     }
 }
 
@@ -38,14 +40,25 @@ pub struct SessionOffer {
 impl PendingSession {
     /// Offers a session to `tenant_id`: a fresh key pair and evidence binding it to the
     /// client's nonce.
-    pub fn offer(tenant_id: &str, nonce: &[u8], platform: &dyn Platform) -> Result<(Self, SessionOffer), ChannelError> {
+    pub fn offer(
+        tenant_id: &str,
+        nonce: &[u8],
+        platform: &dyn Platform,
+    ) -> Result<(Self, SessionOffer), ChannelError> {
         if nonce.len() != NONCE_LEN {
-            return Err(ChannelError::Malformed(format!("the client nonce must be {NONCE_LEN} bytes, got {}", nonce.len())));
+            return Err(ChannelError::Malformed(format!(
+                "the client nonce must be {NONCE_LEN} bytes, got {}",
+                nonce.len()
+            )));
         }
         let session_id: [u8; SESSION_ID_LEN] = veritee_crypto::rand::array()?;
         let keypair = HpkeKeyPair::generate();
         let public = keypair.public_key();
-        let evidence = platform.evidence(&ReportData::binding(SESSION_LABEL, public.as_bytes(), nonce))?;
+        let evidence = platform.evidence(&ReportData::binding(
+            SESSION_LABEL,
+            public.as_bytes(),
+            nonce,
+        ))?;
         let transcript = session_transcript(&session_id, nonce, public.as_bytes(), &evidence);
         Ok((
             Self {
@@ -69,11 +82,19 @@ impl PendingSession {
 
     /// Accepts the client's first request: checks the tenant's signature with the
     /// tenant's registered key, derives the traffic keys, and opens the request.
-    pub fn accept(self, hello: &[u8], tenant_public_key: &[u8]) -> Result<(EnclaveSession, SecretBytes), ChannelError> {
+    pub fn accept(
+        self,
+        hello: &[u8],
+        tenant_public_key: &[u8],
+    ) -> Result<(EnclaveSession, SecretBytes), ChannelError> {
         let parsed = message::parse(hello)?;
         let (enc, signature) = match (parsed.kind, parsed.hello) {
             (Kind::Hello, Some(parts)) if parsed.seq == 0 => parts,
-            _ => return Err(ChannelError::Protocol("a session must begin with a hello numbered 0".into())),
+            _ => {
+                return Err(ChannelError::Protocol(
+                    "a session must begin with a hello numbered 0".into(),
+                ));
+            }
         };
         sign::verify(
             VerificationScheme::EcdsaP256Sha256Fixed,
@@ -143,6 +164,13 @@ impl EnclaveSession {
             .answering
             .take()
             .ok_or_else(|| ChannelError::Protocol("no request to answer".into()))?;
-        message::seal(&self.keys.backward, &self.session_id, Kind::Reply, seq, None, plaintext)
+        message::seal(
+            &self.keys.backward,
+            &self.session_id,
+            Kind::Reply,
+            seq,
+            None,
+            plaintext,
+        )
     }
 }

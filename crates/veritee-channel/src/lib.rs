@@ -40,9 +40,20 @@ pub const SESSION_ID_LEN: usize = 16;
 
 /// The transcript hash of a client session: what the HPKE `info` and the tenant's
 /// signature commit to.
-pub fn session_transcript(session_id: &[u8], nonce: &[u8], enclave_public_key: &[u8], evidence: &[u8]) -> [u8; 32] {
+pub fn session_transcript(
+    session_id: &[u8],
+    nonce: &[u8],
+    enclave_public_key: &[u8],
+    evidence: &[u8],
+) -> [u8; 32] {
     let mut h = veritee_crypto::digest::Sha256::default();
-    for part in [SESSION_LABEL, session_id, nonce, enclave_public_key, &veritee_crypto::digest::sha256(evidence)] {
+    for part in [
+        SESSION_LABEL,
+        session_id,
+        nonce,
+        enclave_public_key,
+        &veritee_crypto::digest::sha256(evidence),
+    ] {
         h.update(&(part.len() as u64).to_be_bytes());
         h.update(part);
     }

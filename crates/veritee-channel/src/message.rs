@@ -54,13 +54,22 @@ pub struct Parsed<'a> {
 /// Parses a message; checks sizes only.
 pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, ChannelError> {
     if bytes.len() > MAX_MESSAGE_LEN {
-        return Err(ChannelError::Malformed(format!("{} bytes exceed the {MAX_MESSAGE_LEN} allowed", bytes.len())));
+        return Err(ChannelError::Malformed(format!(
+            "{} bytes exceed the {MAX_MESSAGE_LEN} allowed",
+            bytes.len()
+        )));
     }
     if bytes.len() < HEADER_LEN + TAG_LEN {
-        return Err(ChannelError::Malformed(format!("{} bytes is shorter than any message", bytes.len())));
+        return Err(ChannelError::Malformed(format!(
+            "{} bytes is shorter than any message",
+            bytes.len()
+        )));
     }
     if bytes[0] != VERSION {
-        return Err(ChannelError::Malformed(format!("unsupported session message version {}", bytes[0])));
+        return Err(ChannelError::Malformed(format!(
+            "unsupported session message version {}",
+            bytes[0]
+        )));
     }
     let kind = match bytes[1] {
         1 => Kind::Hello,
@@ -70,7 +79,11 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, ChannelError> {
     };
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&bytes[2..10]);
-    let header_len = if kind == Kind::Hello { HEADER_LEN + HELLO_LEN } else { HEADER_LEN };
+    let header_len = if kind == Kind::Hello {
+        HEADER_LEN + HELLO_LEN
+    } else {
+        HEADER_LEN
+    };
     if bytes.len() < header_len + TAG_LEN {
         return Err(ChannelError::Malformed("hello message is truncated".into()));
     }
@@ -117,9 +130,22 @@ pub(crate) fn seal(
 }
 
 /// Opens a parsed message's ciphertext.
-pub(crate) fn open(key: &AeadKey, session_id: &[u8], parsed: &Parsed<'_>) -> Result<SecretBytes, ChannelError> {
-    key.open(&nonce(parsed.seq), &aad(session_id, parsed.header), parsed.ciphertext)
-        .map_err(|_| ChannelError::Rejected("authentication failed: the message was altered, replayed or is for another session".into()))
+pub(crate) fn open(
+    key: &AeadKey,
+    session_id: &[u8],
+    parsed: &Parsed<'_>,
+) -> Result<SecretBytes, ChannelError> {
+    key.open(
+        &nonce(parsed.seq),
+        &aad(session_id, parsed.header),
+        parsed.ciphertext,
+    )
+    .map_err(|_| {
+        ChannelError::Rejected(
+            "authentication failed: the message was altered, replayed or is for another session"
+                .into(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -149,7 +175,10 @@ mod tests {
         for i in 0..m.len() {
             let mut t = m.clone();
             t[i] ^= 1;
-            let ok = parse(&t).ok().map(|p| open(&key, b"sid", &p).is_ok()).unwrap_or(false);
+            let ok = parse(&t)
+                .ok()
+                .map(|p| open(&key, b"sid", &p).is_ok())
+                .unwrap_or(false);
             assert!(!ok, "flip at {i} accepted");
         }
     }

@@ -20,10 +20,18 @@ pub type SecretValue = SecretBytes;
 /// Checks an object name: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!("a name is 1 to {MAX_NAME_LEN} characters, got {}", name.len()));
+        return Err(format!(
+            "a name is 1 to {MAX_NAME_LEN} characters, got {}",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("a name may only contain A-Z a-z 0-9 . _ - (found {c:?})"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "a name may only contain A-Z a-z 0-9 . _ - (found {c:?})"
+        ));
     }
     Ok(())
 }
@@ -66,7 +74,9 @@ impl core::fmt::Debug for Request {
             Self::Ping => f.write_str("Ping"),
             Self::PutSecret { name, .. } => write!(f, "PutSecret({name}, <redacted>)"),
             Self::GetSecret { name } => write!(f, "GetSecret({name})"),
-            Self::HmacSha256 { name, data } => write!(f, "HmacSha256({name}, {} bytes)", data.len()),
+            Self::HmacSha256 { name, data } => {
+                write!(f, "HmacSha256({name}, {} bytes)", data.len())
+            }
             Self::ListSecrets => f.write_str("ListSecrets"),
             Self::DeleteSecret { name } => write!(f, "DeleteSecret({name})"),
         }
@@ -124,11 +134,23 @@ impl Response {
 #[derive(Serialize, Deserialize)]
 enum WireRequest {
     Ping,
-    PutSecret { name: String, #[serde(with = "serde_bytes")] value: Vec<u8> },
-    GetSecret { name: String },
-    HmacSha256 { name: String, #[serde(with = "serde_bytes")] data: Vec<u8> },
+    PutSecret {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    GetSecret {
+        name: String,
+    },
+    HmacSha256 {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     ListSecrets,
-    DeleteSecret { name: String },
+    DeleteSecret {
+        name: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -144,15 +166,20 @@ enum WireResponse {
 
 fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
     let mut out = SecretBytes::new(Vec::new());
-    ciborium::into_writer(value, out.expose_mut()).map_err(|e| ChannelError::Malformed(e.to_string()))?;
+    ciborium::into_writer(value, out.expose_mut())
+        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
     Ok(out)
 }
 
 fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &SecretBytes) -> Result<T, ChannelError> {
     if bytes.len() > MAX_OP_LEN {
-        return Err(ChannelError::Malformed(format!("operation of {} bytes is too large", bytes.len())));
+        return Err(ChannelError::Malformed(format!(
+            "operation of {} bytes is too large",
+            bytes.len()
+        )));
     }
-    ciborium::from_reader(bytes.expose().as_slice()).map_err(|e| ChannelError::Malformed(format!("operation: {e}")))
+    ciborium::from_reader(bytes.expose().as_slice())
+        .map_err(|e| ChannelError::Malformed(format!("operation: {e}")))
 }
 
 impl Request {
@@ -252,7 +279,10 @@ mod tests {
         }
         let s = Response::Secret(SecretBytes::copy_from(b"canary-5150"));
         assert!(!format!("{s:?}").contains("canary"));
-        assert!(matches!(Response::decode(&s.encode().unwrap()).unwrap(), Response::Secret(_)));
+        assert!(matches!(
+            Response::decode(&s.encode().unwrap()).unwrap(),
+            Response::Secret(_)
+        ));
         assert!(Request::decode(&SecretBytes::copy_from(b"\xff\x00garbage")).is_err());
     }
 

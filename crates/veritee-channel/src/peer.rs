@@ -84,17 +84,24 @@ impl PeerAppraiser<'_> {
             at,
         })?;
         let appraisal = self.policy.evaluate(&claims, at);
-        let mut failures: Vec<String> = appraisal.failed.iter().map(|f| format!("{}: {}", f.criterion, f.reason)).collect();
+        let mut failures: Vec<String> = appraisal
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.criterion, f.reason))
+            .collect();
         match self.requirement {
             PeerRequirement::SameMeasurement => {
                 let name = primary_measurement(claims.tee);
-                if claims.tee != self.own_tee || claims.measurement(name) != Some(self.own.measurement.as_slice()) {
+                if claims.tee != self.own_tee
+                    || claims.measurement(name) != Some(self.own.measurement.as_slice())
+                {
                     failures.push("peer runs different code (measurement differs)".into());
                 }
             }
             PeerRequirement::SameSigner => match (&claims.signer, &self.own.signer) {
                 (Some(theirs), Some(ours)) if theirs.0 == *ours => {}
-                (_, None) => failures.push("this enclave is unsigned, so a same-signer peer cannot exist".into()),
+                (_, None) => failures
+                    .push("this enclave is unsigned, so a same-signer peer cannot exist".into()),
                 _ => failures.push("peer is signed by someone else".into()),
             },
             PeerRequirement::PolicyOnly => {}
@@ -107,9 +114,22 @@ impl PeerAppraiser<'_> {
     }
 }
 
-fn transcript(session: &[u8], nonce_a: &[u8], nonce_b: &[u8], pk_b: &[u8], evidence_b: &[u8]) -> [u8; 32] {
+fn transcript(
+    session: &[u8],
+    nonce_a: &[u8],
+    nonce_b: &[u8],
+    pk_b: &[u8],
+    evidence_b: &[u8],
+) -> [u8; 32] {
     let mut h = veritee_crypto::digest::Sha256::default();
-    for part in [TRANSCRIPT_LABEL, session, nonce_a, nonce_b, pk_b, &veritee_crypto::digest::sha256(evidence_b)] {
+    for part in [
+        TRANSCRIPT_LABEL,
+        session,
+        nonce_a,
+        nonce_b,
+        pk_b,
+        &veritee_crypto::digest::sha256(evidence_b),
+    ] {
         h.update(&(part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -124,7 +144,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ChannelError> {
         if self.bytes.len() < n {
-            return Err(ChannelError::Malformed(format!("{} is truncated", self.what)));
+            return Err(ChannelError::Malformed(format!(
+                "{} is truncated",
+                self.what
+            )));
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
@@ -136,17 +159,26 @@ impl<'a> Cursor<'a> {
         len.copy_from_slice(self.take(4)?);
         let len = u32::from_be_bytes(len) as usize;
         if len > MAX_EVIDENCE_LEN {
-            return Err(ChannelError::Malformed(format!("{}: evidence of {len} bytes is too large", self.what)));
+            return Err(ChannelError::Malformed(format!(
+                "{}: evidence of {len} bytes is too large",
+                self.what
+            )));
         }
         self.take(len)
     }
 
     fn header(&mut self, magic: &[u8; 4]) -> Result<(), ChannelError> {
         if self.take(4)? != magic {
-            return Err(ChannelError::Malformed(format!("not a {} (bad magic)", self.what)));
+            return Err(ChannelError::Malformed(format!(
+                "not a {} (bad magic)",
+                self.what
+            )));
         }
         if self.take(1)? != [1] {
-            return Err(ChannelError::Malformed(format!("unsupported {} version", self.what)));
+            return Err(ChannelError::Malformed(format!(
+                "unsupported {} version",
+                self.what
+            )));
         }
         Ok(())
     }
@@ -155,7 +187,10 @@ impl<'a> Cursor<'a> {
         if self.bytes.is_empty() {
             Ok(())
         } else {
-            Err(ChannelError::Malformed(format!("{} has trailing bytes", self.what)))
+            Err(ChannelError::Malformed(format!(
+                "{} has trailing bytes",
+                self.what
+            )))
         }
     }
 }
@@ -198,7 +233,10 @@ impl Initiator {
         let pk_b = c.take(32)?;
         let evidence_b = c.evidence()?;
         c.finish()?;
-        let claims = appraiser.appraise(evidence_b, &ReportData::binding(RESPONDER_LABEL, pk_b, &self.nonce_a))?;
+        let claims = appraiser.appraise(
+            evidence_b,
+            &ReportData::binding(RESPONDER_LABEL, pk_b, &self.nonce_a),
+        )?;
         let th = transcript(session, &self.nonce_a, nonce_b, pk_b, evidence_b);
         let (enc, ctx) = hpke::setup_sender(&HpkePublicKey::from_bytes(pk_b)?, &th)?;
         let mut bound = nonce_b.to_vec();
@@ -224,13 +262,18 @@ pub struct Responder {
 
 impl core::fmt::Debug for Responder {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Responder").field("session", &hex::encode(self.session)).finish()
+        f.debug_struct("Responder")
+            .field("session", &hex::encode(self.session))
+            .finish()
     }
 }
 
 impl Responder {
     /// Answers a PeerHello with a challenge carrying this enclave's evidence.
-    pub fn on_hello(hello: &[u8], platform: &dyn Platform) -> Result<(Self, Vec<u8>), ChannelError> {
+    pub fn on_hello(
+        hello: &[u8],
+        platform: &dyn Platform,
+    ) -> Result<(Self, Vec<u8>), ChannelError> {
         let mut c = Cursor {
             bytes: hello,
             what: "peer hello",
@@ -242,7 +285,11 @@ impl Responder {
         let nonce_b: [u8; NONCE_LEN] = veritee_crypto::rand::array()?;
         let keypair = HpkeKeyPair::generate();
         let pk_b = keypair.public_key();
-        let evidence_b = platform.evidence(&ReportData::binding(RESPONDER_LABEL, pk_b.as_bytes(), nonce_a))?;
+        let evidence_b = platform.evidence(&ReportData::binding(
+            RESPONDER_LABEL,
+            pk_b.as_bytes(),
+            nonce_a,
+        ))?;
         let th = transcript(&session, nonce_a, &nonce_b, pk_b.as_bytes(), &evidence_b);
         let mut challenge = b"VTPC\x01".to_vec();
         challenge.extend_from_slice(&session);
@@ -267,23 +314,35 @@ impl Responder {
     }
 
     /// Appraises the initiator's finish; on success returns the session.
-    pub fn on_finish(self, finish: &[u8], appraiser: &PeerAppraiser<'_>) -> Result<(PeerSession, Claims), ChannelError> {
+    pub fn on_finish(
+        self,
+        finish: &[u8],
+        appraiser: &PeerAppraiser<'_>,
+    ) -> Result<(PeerSession, Claims), ChannelError> {
         let mut c = Cursor {
             bytes: finish,
             what: "peer finish",
         };
         c.header(b"VTPF")?;
         if c.take(SESSION_ID_LEN)? != self.session {
-            return Err(ChannelError::Protocol("peer finish is for another session".into()));
+            return Err(ChannelError::Protocol(
+                "peer finish is for another session".into(),
+            ));
         }
         let enc = c.take(32)?;
         let evidence_a = c.evidence()?;
         c.finish()?;
         let mut bound = self.nonce_b.to_vec();
         bound.extend_from_slice(&self.transcript);
-        let claims = appraiser.appraise(evidence_a, &ReportData::binding(INITIATOR_LABEL, enc, &bound))?;
+        let claims = appraiser.appraise(
+            evidence_a,
+            &ReportData::binding(INITIATOR_LABEL, enc, &bound),
+        )?;
         let ctx = hpke::setup_receiver(&self.keypair, enc, &self.transcript)?;
-        Ok((PeerSession::new(&self.session, TrafficKeys::from_receiver(&ctx)?, false), claims))
+        Ok((
+            PeerSession::new(&self.session, TrafficKeys::from_receiver(&ctx)?, false),
+            claims,
+        ))
     }
 }
 
@@ -299,7 +358,9 @@ pub struct PeerSession {
 
 impl core::fmt::Debug for PeerSession {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PeerSession").field("session", &hex::encode(&self.session)).finish()
+        f.debug_struct("PeerSession")
+            .field("session", &hex::encode(&self.session))
+            .finish()
     }
 }
 

@@ -27,7 +27,15 @@ mod tests {
             tag.iter().map(|b| format!("{b:02x}")).collect::<String>(),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        assert!(verify_hmac_sha256(b"Jefe", b"what do ya want for nothing?", &tag));
-        assert!(!verify_hmac_sha256(b"Jefe", b"what do ya want for nothing!", &tag));
+        assert!(verify_hmac_sha256(
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &tag
+        ));
+        assert!(!verify_hmac_sha256(
+            b"Jefe",
+            b"what do ya want for nothing!",
+            &tag
+        ));
     }
 }

@@ -18,11 +18,17 @@ pub fn failure(kind: FailureKind, message: impl Into<String>) -> EnclaveFailure 
 
 fn unexpected(call: &str, got: HostResult) -> EnclaveFailure {
     match got {
-        HostResult::Failed(m) => failure(FailureKind::Unavailable, format!("host storage failed during {call}: {m}")),
+        HostResult::Failed(m) => failure(
+            FailureKind::Unavailable,
+            format!("host storage failed during {call}: {m}"),
+        ),
         HostResult::Conflict(m) => failure(FailureKind::Conflict, m),
         other => failure(
             FailureKind::Internal,
-            format!("host answered {call} with an unexpected {}", variant(&other)),
+            format!(
+                "host answered {call} with an unexpected {}",
+                variant(&other)
+            ),
         ),
     }
 }
@@ -66,7 +72,12 @@ pub trait HostLinkExt: HostLink {
     }
 
     /// Creates an object unless present; true if created.
-    fn put_if_absent(&mut self, ns: &str, key: &str, value: Vec<u8>) -> Result<bool, EnclaveFailure> {
+    fn put_if_absent(
+        &mut self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<bool, EnclaveFailure> {
         match self.call(HostCall::PutIfAbsent {
             ns: ns.into(),
             key: key.into(),
@@ -78,7 +89,13 @@ pub trait HostLinkExt: HostLink {
     }
 
     /// Lists keys.
-    fn list(&mut self, ns: &str, prefix: &str, after: Option<String>, limit: u32) -> Result<Vec<String>, EnclaveFailure> {
+    fn list(
+        &mut self,
+        ns: &str,
+        prefix: &str,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<String>, EnclaveFailure> {
         match self.call(HostCall::List {
             ns: ns.into(),
             prefix: prefix.into(),

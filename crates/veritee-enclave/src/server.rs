@@ -7,7 +7,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use tracing::{debug, warn};
 use veritee_proto::frame::{self, FrameError};
-use veritee_proto::ipc::{EnclaveFailure, EnclaveToHost, FailureKind, HostCall, HostResult, HostToEnclave};
+use veritee_proto::ipc::{
+    EnclaveFailure, EnclaveToHost, FailureKind, HostCall, HostResult, HostToEnclave,
+};
 
 /// Most simultaneous host connections.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -19,11 +21,15 @@ struct SocketLink<'s> {
 
 impl HostLink for SocketLink<'_> {
     fn call(&mut self, call: HostCall) -> Result<HostResult, EnclaveFailure> {
-        let io = |e: FrameError| failure(FailureKind::Unavailable, format!("host link failed: {e}"));
+        let io =
+            |e: FrameError| failure(FailureKind::Unavailable, format!("host link failed: {e}"));
         frame::write(self.stream, &EnclaveToHost::HostCall { id: self.id, call }).map_err(io)?;
         match frame::read::<HostToEnclave>(self.stream).map_err(io)? {
             HostToEnclave::HostResult { id, result } if id == self.id => Ok(result),
-            _ => Err(failure(FailureKind::BadRequest, "the host answered a host call with something else")),
+            _ => Err(failure(
+                FailureKind::BadRequest,
+                "the host answered a host call with something else",
+            )),
         }
     }
 }
@@ -42,11 +48,20 @@ pub fn serve_connection(service: &EnclaveService, mut stream: UnixStream) {
         let (id, call) = match request {
             HostToEnclave::Request { id, call } => (id, call),
             HostToEnclave::HostResult { id, .. } => {
-                warn!(id, "dropping host connection: a host result arrived outside a host call");
+                warn!(
+                    id,
+                    "dropping host connection: a host result arrived outside a host call"
+                );
                 return;
             }
         };
-        let result = service.handle(call, &mut SocketLink { stream: &mut stream, id });
+        let result = service.handle(
+            call,
+            &mut SocketLink {
+                stream: &mut stream,
+                id,
+            },
+        );
         if let Err(f) = &result {
             debug!(id, kind = ?f.kind, "conversation failed: {}", f.message);
         }

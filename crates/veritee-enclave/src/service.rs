@@ -53,7 +53,9 @@ pub struct EnclaveService {
 
 impl core::fmt::Debug for EnclaveService {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("EnclaveService").field("seal_policy", &self.seal_policy).finish()
+        f.debug_struct("EnclaveService")
+            .field("seal_policy", &self.seal_policy)
+            .finish()
     }
 }
 
@@ -98,7 +100,13 @@ impl EnclaveService {
     }
 
     fn seal(&self, ns: &str, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, EnclaveFailure> {
-        sealing::seal(self.platform.as_ref(), self.seal_policy, &object_aad(ns, key), plaintext).map_err(internal)
+        sealing::seal(
+            self.platform.as_ref(),
+            self.seal_policy,
+            &object_aad(ns, key),
+            plaintext,
+        )
+        .map_err(internal)
     }
 
     fn unseal(&self, ns: &str, key: &str, blob: &[u8]) -> Result<SecretBytes, EnclaveFailure> {
@@ -122,7 +130,9 @@ impl EnclaveService {
             .platform
             .sealing_key(self.seal_policy, b"veritee node id")
             .map_err(internal)?;
-        let node_id = hex::encode(&veritee_crypto::mac::hmac_sha256(id_key.expose().expose(), b"node id")[..8]);
+        let node_id = hex::encode(
+            &veritee_crypto::mac::hmac_sha256(id_key.expose().expose(), b"node id")[..8],
+        );
         let ns = format!("{ENCLAVE_NS}/{node_id}");
         let audit_key = match link.get(&ns, "audit-key")? {
             Some(blob) => {
@@ -131,10 +141,14 @@ impl EnclaveService {
             }
             None => {
                 let key = EcdsaSigningKey::generate(EcdsaCurve::P256).map_err(internal)?;
-                let sealed = self.seal(&ns, "audit-key", key.to_pkcs8().map_err(internal)?.expose())?;
+                let sealed =
+                    self.seal(&ns, "audit-key", key.to_pkcs8().map_err(internal)?.expose())?;
                 if !link.put_if_absent(&ns, "audit-key", sealed)? {
                     drop(slot);
-                    return Err(failure(FailureKind::Unavailable, "the audit key was created concurrently; retry"));
+                    return Err(failure(
+                        FailureKind::Unavailable,
+                        "the audit key was created concurrently; retry",
+                    ));
                 }
                 key
             }
@@ -150,7 +164,14 @@ impl EnclaveService {
     }
 
     /// Appends a signed entry to the audit log.
-    fn audit(&self, link: &mut dyn HostLink, action: &str, tenant: &str, object: &str, outcome: &str) -> Result<(), EnclaveFailure> {
+    fn audit(
+        &self,
+        link: &mut dyn HostLink,
+        action: &str,
+        tenant: &str,
+        object: &str,
+        outcome: &str,
+    ) -> Result<(), EnclaveFailure> {
         let node = self.node(link)?;
         let mut head = lock(&self.audit);
         if head.is_none() {
@@ -161,10 +182,16 @@ impl EnclaveService {
                 },
                 Some(last) => {
                     let body = open_entry(0, &last.entry, &node.audit_spki).map_err(|e| {
-                        failure(FailureKind::Internal, format!("the stored audit log does not end with an entry of ours: {e}"))
+                        failure(
+                            FailureKind::Internal,
+                            format!("the stored audit log does not end with an entry of ours: {e}"),
+                        )
                     })?;
                     if body.seq != last.seq {
-                        return Err(failure(FailureKind::Internal, "the stored audit log's last entry is misnumbered"));
+                        return Err(failure(
+                            FailureKind::Internal,
+                            "the stored audit log's last entry is misnumbered",
+                        ));
                     }
                     AuditHead {
                         next_seq: last.seq + 1,
@@ -204,13 +231,25 @@ impl EnclaveService {
     }
 
     /// Handles one conversation.
-    pub fn handle(&self, call: EnclaveCall, link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    pub fn handle(
+        &self,
+        call: EnclaveCall,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         match call {
             EnclaveCall::Status => self.status(link),
             EnclaveCall::Attest { nonce } => self.attest(&nonce, link),
-            EnclaveCall::RegisterTenant { tenant_id, public_key } => self.register_tenant(&tenant_id, &public_key, link),
-            EnclaveCall::OpenSession { tenant_id, nonce } => self.open_session(&tenant_id, &nonce, link),
-            EnclaveCall::SessionMessage { session_id, message } => self.session_message(&session_id, &message, link),
+            EnclaveCall::RegisterTenant {
+                tenant_id,
+                public_key,
+            } => self.register_tenant(&tenant_id, &public_key, link),
+            EnclaveCall::OpenSession { tenant_id, nonce } => {
+                self.open_session(&tenant_id, &nonce, link)
+            }
+            EnclaveCall::SessionMessage {
+                session_id,
+                message,
+            } => self.session_message(&session_id, &message, link),
             EnclaveCall::PeerMessage { .. } => Err(failure(
                 FailureKind::BadRequest,
                 "this node does not accept peer enclave sessions",
@@ -233,14 +272,25 @@ impl EnclaveService {
         }))
     }
 
-    fn attest(&self, nonce: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    fn attest(
+        &self,
+        nonce: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         if !(16..=64).contains(&nonce.len()) {
-            return Err(failure(FailureKind::BadRequest, "the nonce must be 16 to 64 bytes"));
+            return Err(failure(
+                FailureKind::BadRequest,
+                "the nonce must be 16 to 64 bytes",
+            ));
         }
         let node = self.node(link)?;
         let evidence = self
             .platform
-            .evidence(&ReportData::binding(NODE_BINDING_LABEL, &node.audit_spki, nonce))
+            .evidence(&ReportData::binding(
+                NODE_BINDING_LABEL,
+                &node.audit_spki,
+                nonce,
+            ))
             .map_err(internal)?;
         Ok(EnclaveReply::Attestation {
             evidence,
@@ -248,18 +298,38 @@ impl EnclaveService {
         })
     }
 
-    fn register_tenant(&self, id: &str, spki: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
-        if spki.len() > 512 || veritee_crypto::sign::check_public_key(VerificationScheme::EcdsaP256Sha256Fixed, spki).is_err() {
-            return Err(failure(FailureKind::BadRequest, "the tenant key must be an ECDSA P-256 public key (SPKI DER)"));
+    fn register_tenant(
+        &self,
+        id: &str,
+        spki: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        if spki.len() > 512
+            || veritee_crypto::sign::check_public_key(
+                VerificationScheme::EcdsaP256Sha256Fixed,
+                spki,
+            )
+            .is_err()
+        {
+            return Err(failure(
+                FailureKind::BadRequest,
+                "the tenant key must be an ECDSA P-256 public key (SPKI DER)",
+            ));
         }
         if tenant_id(spki) != id {
-            return Err(failure(FailureKind::BadRequest, "the tenant id does not match the tenant's key"));
+            return Err(failure(
+                FailureKind::BadRequest,
+                "the tenant id does not match the tenant's key",
+            ));
         }
         let sealed = self.seal(TENANTS_NS, id, spki)?;
         if !link.put_if_absent(TENANTS_NS, id, sealed)? {
             let existing = self.tenant_key(link, id)?;
             if existing != spki {
-                return Err(failure(FailureKind::Conflict, "a different key is registered under this tenant id"));
+                return Err(failure(
+                    FailureKind::Conflict,
+                    "a different key is registered under this tenant id",
+                ));
             }
         }
         lock(&self.tenants).insert(id.to_string(), spki.to_vec());
@@ -272,11 +342,17 @@ impl EnclaveService {
             return Ok(k.clone());
         }
         let Some(blob) = link.get(TENANTS_NS, id)? else {
-            return Err(failure(FailureKind::NotFound, format!("unknown tenant {id}")));
+            return Err(failure(
+                FailureKind::NotFound,
+                format!("unknown tenant {id}"),
+            ));
         };
         let spki = self.unseal(TENANTS_NS, id, &blob)?.expose().clone();
         if tenant_id(&spki) != id {
-            return Err(failure(FailureKind::Internal, "a stored tenant record does not match its id"));
+            return Err(failure(
+                FailureKind::Internal,
+                "a stored tenant record does not match its id",
+            ));
         }
         lock(&self.tenants).insert(id.to_string(), spki.clone());
         Ok(spki)
@@ -308,7 +384,12 @@ impl EnclaveService {
         sessions.insert(id, (slot, now));
     }
 
-    fn open_session(&self, tenant: &str, nonce: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    fn open_session(
+        &self,
+        tenant: &str,
+        nonce: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         self.tenant_key(link, tenant)?;
         let (pending, offer) = PendingSession::offer(tenant, nonce, self.platform.as_ref())
             .map_err(|e| failure(FailureKind::BadRequest, e.to_string()))?;
@@ -320,11 +401,19 @@ impl EnclaveService {
         })
     }
 
-    fn session_message(&self, id: &str, message: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    fn session_message(
+        &self,
+        id: &str,
+        message: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         // The session leaves the map while it is in use: a concurrent message for it is
         // refused rather than interleaved.
         let Some((slot, _)) = lock(&self.sessions).remove(id) else {
-            return Err(failure(FailureKind::NotFound, "unknown, expired or busy session"));
+            return Err(failure(
+                FailureKind::NotFound,
+                "unknown, expired or busy session",
+            ));
         };
         let (mut session, plaintext) = match slot {
             Slot::Pending(pending) => {
@@ -337,8 +426,17 @@ impl EnclaveService {
                     }
                     Err(e) => {
                         warn!(session = id, "session establishment refused: {e}");
-                        self.audit(link, "session.establish", &tenant, id, &format!("refused: {e}"))?;
-                        return Err(failure(FailureKind::Unauthorized, format!("session refused: {e}")));
+                        self.audit(
+                            link,
+                            "session.establish",
+                            &tenant,
+                            id,
+                            &format!("refused: {e}"),
+                        )?;
+                        return Err(failure(
+                            FailureKind::Unauthorized,
+                            format!("session refused: {e}"),
+                        ));
                     }
                 }
             }
@@ -346,8 +444,17 @@ impl EnclaveService {
                 Ok(plaintext) => (open, plaintext),
                 Err(e) => {
                     let tenant = open.tenant_id().to_string();
-                    self.audit(link, "session.message", &tenant, id, &format!("refused, session closed: {e}"))?;
-                    return Err(failure(FailureKind::BadRequest, format!("session message refused and session closed: {e}")));
+                    self.audit(
+                        link,
+                        "session.message",
+                        &tenant,
+                        id,
+                        &format!("refused, session closed: {e}"),
+                    )?;
+                    return Err(failure(
+                        FailureKind::BadRequest,
+                        format!("session message refused and session closed: {e}"),
+                    ));
                 }
             },
         };
@@ -367,12 +474,18 @@ impl EnclaveService {
         let result = match request {
             Request::Ping => Ok(Response::Pong),
             Request::PutSecret { name, value } => self.put_secret(&tenant, &name, &value, link),
-            Request::GetSecret { name } => self.with_secret(&tenant, &name, "secret.release", link, |v| {
-                Ok(Response::Secret(SecretBytes::copy_from(v.expose())))
-            }),
-            Request::HmacSha256 { name, data } => self.with_secret(&tenant, &name, "secret.use", link, |v| {
-                Ok(Response::Mac(veritee_crypto::mac::hmac_sha256(v.expose(), &data).to_vec()))
-            }),
+            Request::GetSecret { name } => {
+                self.with_secret(&tenant, &name, "secret.release", link, |v| {
+                    Ok(Response::Secret(SecretBytes::copy_from(v.expose())))
+                })
+            }
+            Request::HmacSha256 { name, data } => {
+                self.with_secret(&tenant, &name, "secret.use", link, |v| {
+                    Ok(Response::Mac(
+                        veritee_crypto::mac::hmac_sha256(v.expose(), &data).to_vec(),
+                    ))
+                })
+            }
             Request::ListSecrets => self.list_secrets(&tenant, link),
             Request::DeleteSecret { name } => self.delete_secret(&tenant, &name, link),
         };
@@ -393,12 +506,21 @@ impl EnclaveService {
         check_name(name).map_err(|m| failure(FailureKind::BadRequest, m))
     }
 
-    fn put_secret(&self, tenant: &str, name: &str, value: &SecretBytes, link: &mut dyn HostLink) -> Result<Response, EnclaveFailure> {
+    fn put_secret(
+        &self,
+        tenant: &str,
+        name: &str,
+        value: &SecretBytes,
+        link: &mut dyn HostLink,
+    ) -> Result<Response, EnclaveFailure> {
         Self::checked_name(name)?;
         if value.is_empty() || value.len() > MAX_SECRET_LEN {
             return Err(failure(
                 FailureKind::BadRequest,
-                format!("a secret is 1 to {MAX_SECRET_LEN} bytes, got {}", value.len()),
+                format!(
+                    "a secret is 1 to {MAX_SECRET_LEN} bytes, got {}",
+                    value.len()
+                ),
             ));
         }
         let (ns, key) = (tenant_ns(tenant), format!("secret/{name}"));
@@ -420,7 +542,10 @@ impl EnclaveService {
         let (ns, key) = (tenant_ns(tenant), format!("secret/{name}"));
         let Some(blob) = link.get(&ns, &key)? else {
             self.audit(link, action, tenant, name, "refused: not found")?;
-            return Err(failure(FailureKind::NotFound, format!("no secret named {name}")));
+            return Err(failure(
+                FailureKind::NotFound,
+                format!("no secret named {name}"),
+            ));
         };
         let value = self.unseal(&ns, &key, &blob)?;
         // Audit before the secret goes anywhere: no unaudited release or use.
@@ -428,7 +553,11 @@ impl EnclaveService {
         f(&value)
     }
 
-    fn list_secrets(&self, tenant: &str, link: &mut dyn HostLink) -> Result<Response, EnclaveFailure> {
+    fn list_secrets(
+        &self,
+        tenant: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<Response, EnclaveFailure> {
         let ns = tenant_ns(tenant);
         let mut names = Vec::new();
         let mut after = None;
@@ -436,7 +565,10 @@ impl EnclaveService {
             let keys = link.list(&ns, "secret/", after.clone(), 1000)?;
             let done = keys.len() < 1000;
             after = keys.last().cloned();
-            names.extend(keys.into_iter().filter_map(|k| k.strip_prefix("secret/").map(str::to_string)));
+            names.extend(
+                keys.into_iter()
+                    .filter_map(|k| k.strip_prefix("secret/").map(str::to_string)),
+            );
             if done || names.len() >= 100_000 {
                 break;
             }
@@ -445,10 +577,21 @@ impl EnclaveService {
         Ok(Response::Names(names))
     }
 
-    fn delete_secret(&self, tenant: &str, name: &str, link: &mut dyn HostLink) -> Result<Response, EnclaveFailure> {
+    fn delete_secret(
+        &self,
+        tenant: &str,
+        name: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<Response, EnclaveFailure> {
         Self::checked_name(name)?;
         let deleted = link.delete(&tenant_ns(tenant), &format!("secret/{name}"))?;
-        self.audit(link, "secret.delete", tenant, name, if deleted { "ok" } else { "not found" })?;
+        self.audit(
+            link,
+            "secret.delete",
+            tenant,
+            name,
+            if deleted { "ok" } else { "not found" },
+        )?;
         Ok(Response::Deleted(deleted))
     }
 }
@@ -460,6 +603,9 @@ mod tests {
     #[test]
     fn object_aad_separates_namespace_and_key() {
         assert_ne!(object_aad("t/a", "secret/b"), object_aad("t/a/secret", "b"));
-        assert_ne!(object_aad("t/alice", "secret/x"), object_aad("t/bob", "secret/x"));
+        assert_ne!(
+            object_aad("t/alice", "secret/x"),
+            object_aad("t/bob", "secret/x")
+        );
     }
 }

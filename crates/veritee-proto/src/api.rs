@@ -115,8 +115,14 @@ pub mod auth {
     pub const MAX_SKEW_SECS: i64 = 300;
 
     /// The bytes a tenant signs for one request.
-    pub fn signing_string(method: &str, path_and_query: &str, ts: i64, body_sha256_hex: &str) -> Vec<u8> {
-        format!("VERITEE-REQUEST-V1\n{method}\n{path_and_query}\n{ts}\n{body_sha256_hex}").into_bytes()
+    pub fn signing_string(
+        method: &str,
+        path_and_query: &str,
+        ts: i64,
+        body_sha256_hex: &str,
+    ) -> Vec<u8> {
+        format!("VERITEE-REQUEST-V1\n{method}\n{path_and_query}\n{ts}\n{body_sha256_hex}")
+            .into_bytes()
     }
 
     /// Formats the header value.
@@ -144,7 +150,10 @@ pub mod auth {
             .ok_or_else(|| format!("Authorization must use the {SCHEME} scheme"))?;
         let (mut tenant, mut ts, mut sig) = (None, None, None);
         for part in rest.split(',') {
-            let (k, v) = part.trim().split_once('=').ok_or("Authorization parameters are key=value")?;
+            let (k, v) = part
+                .trim()
+                .split_once('=')
+                .ok_or("Authorization parameters are key=value")?;
             match k {
                 "tenant" => tenant = Some(v.to_string()),
                 "ts" => ts = Some(v.parse::<i64>().map_err(|_| "ts must be an integer")?),
@@ -180,10 +189,30 @@ pub mod auth {
             assert_eq!(h.ts, 1700000000);
             assert_eq!(h.signature, vec![0, 1, 2]);
             assert!(parse_header("Bearer x").unwrap_err().contains("scheme"));
-            assert!(parse_header("Veritee tenant=zz, ts=1, sig=AA==").unwrap_err().contains("32 hex"));
-            assert!(parse_header(&format!("Veritee tenant={}, ts=x, sig=AA==", "a".repeat(32))).is_err());
-            assert!(parse_header(&format!("Veritee tenant={}, ts=1", "a".repeat(32))).unwrap_err().contains("sig"));
-            assert!(parse_header(&format!("Veritee tenant={}, ts=1, sig=AA==, x=1", "a".repeat(32))).is_err());
+            assert!(
+                parse_header("Veritee tenant=zz, ts=1, sig=AA==")
+                    .unwrap_err()
+                    .contains("32 hex")
+            );
+            assert!(
+                parse_header(&format!(
+                    "Veritee tenant={}, ts=x, sig=AA==",
+                    "a".repeat(32)
+                ))
+                .is_err()
+            );
+            assert!(
+                parse_header(&format!("Veritee tenant={}, ts=1", "a".repeat(32)))
+                    .unwrap_err()
+                    .contains("sig")
+            );
+            assert!(
+                parse_header(&format!(
+                    "Veritee tenant={}, ts=1, sig=AA==, x=1",
+                    "a".repeat(32)
+                ))
+                .is_err()
+            );
         }
     }
 }

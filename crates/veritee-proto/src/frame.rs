@@ -48,7 +48,10 @@ pub enum FrameError {
 /// Parses a header; returns the payload length.
 pub fn parse_header(header: &[u8; HEADER_LEN]) -> Result<usize, FrameError> {
     if header[0..4] != MAGIC {
-        return Err(FrameError::BadHeader(format!("magic {:02x?}", &header[0..4])));
+        return Err(FrameError::BadHeader(format!(
+            "magic {:02x?}",
+            &header[0..4]
+        )));
     }
     let version = u16::from_be_bytes([header[4], header[5]]);
     if version != VERSION {
@@ -116,7 +119,10 @@ pub fn read<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, Fram
     let len = parse_header(&header)?;
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).map_err(|e| {
-        FrameError::Io(std::io::Error::new(e.kind(), format!("truncated frame payload (expected {len} bytes): {e}")))
+        FrameError::Io(std::io::Error::new(
+            e.kind(),
+            format!("truncated frame payload (expected {len} bytes): {e}"),
+        ))
     })?;
     decode(&payload)
 }
@@ -144,22 +150,40 @@ mod tests {
             call: EnclaveCall::Attest { nonce: vec![1; 32] },
         };
         let bytes = encode(&msg).unwrap();
-        assert!(matches!(read::<HostToEnclave>(&mut &bytes[..0]), Err(FrameError::Closed)));
+        assert!(matches!(
+            read::<HostToEnclave>(&mut &bytes[..0]),
+            Err(FrameError::Closed)
+        ));
         for cut in 1..bytes.len() {
-            assert!(read::<HostToEnclave>(&mut &bytes[..cut]).is_err(), "cut {cut}");
+            assert!(
+                read::<HostToEnclave>(&mut &bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
         let mut big = bytes.clone();
         big[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(read::<HostToEnclave>(&mut &big[..]), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read::<HostToEnclave>(&mut &big[..]),
+            Err(FrameError::TooLarge(_))
+        ));
         let mut v2 = bytes.clone();
         v2[5] = 2;
-        assert!(matches!(read::<HostToEnclave>(&mut &v2[..]), Err(FrameError::Version(2))));
+        assert!(matches!(
+            read::<HostToEnclave>(&mut &v2[..]),
+            Err(FrameError::Version(2))
+        ));
         let mut magic = bytes.clone();
         magic[0] = b'X';
-        assert!(matches!(read::<HostToEnclave>(&mut &magic[..]), Err(FrameError::BadHeader(_))));
+        assert!(matches!(
+            read::<HostToEnclave>(&mut &magic[..]),
+            Err(FrameError::BadHeader(_))
+        ));
         let mut garbage = header(4).unwrap().to_vec();
         garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(read::<HostToEnclave>(&mut &garbage[..]), Err(FrameError::Payload(_))));
+        assert!(matches!(
+            read::<HostToEnclave>(&mut &garbage[..]),
+            Err(FrameError::Payload(_))
+        ));
     }
 
     proptest::proptest! {

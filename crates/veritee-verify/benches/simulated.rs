@@ -17,9 +17,13 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = OffsetDateTime::now_utc();
     let mut vendor = SimVendor::init(&dir.path().join("vendor"), now).expect("vendor");
-    let machine = SimMachine::init(&dir.path().join("machine"), &mut vendor, None, now).expect("machine");
-    let enclave = machine.launch(&EnclaveImage::unsigned(b"bench enclave", 1, 1, false)).expect("launch");
-    let anchors = ParsedCertificate::from_pem_chain(&vendor.root_pem().expect("root")).expect("anchor");
+    let machine =
+        SimMachine::init(&dir.path().join("machine"), &mut vendor, None, now).expect("machine");
+    let enclave = machine
+        .launch(&EnclaveImage::unsigned(b"bench enclave", 1, 1, false))
+        .expect("launch");
+    let anchors =
+        ParsedCertificate::from_pem_chain(&vendor.root_pem().expect("root")).expect("anchor");
     let report_data = ReportData([7; 64]);
     let evidence = enclave.evidence_at(&report_data, now).expect("evidence");
     let verifiers = Verifiers::default();
@@ -39,9 +43,15 @@ fn bench(c: &mut Criterion) {
     .expect("policy");
 
     let mut g = c.benchmark_group("simulated");
-    g.bench_function("generate_evidence", |b| b.iter(|| enclave.evidence_at(black_box(&report_data), now)));
-    g.bench_function("verify_evidence", |b| b.iter(|| verifiers.verify(black_box(&request))));
-    g.bench_function("evaluate_policy", |b| b.iter(|| policy.evaluate(black_box(&claims), now)));
+    g.bench_function("generate_evidence", |b| {
+        b.iter(|| enclave.evidence_at(black_box(&report_data), now))
+    });
+    g.bench_function("verify_evidence", |b| {
+        b.iter(|| verifiers.verify(black_box(&request)))
+    });
+    g.bench_function("evaluate_policy", |b| {
+        b.iter(|| policy.evaluate(black_box(&claims), now))
+    });
     g.finish();
 
     // Baseline: the raw primitive, straight from aws-lc-rs.
@@ -51,10 +61,17 @@ fn bench(c: &mut Criterion) {
     let pair = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).expect("key");
     let message = [0u8; 256];
     let sig = pair.sign(&rng, &message).expect("sign");
-    let public = UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, pair.public_key().as_ref().to_vec());
+    let public = UnparsedPublicKey::new(
+        &signature::ECDSA_P384_SHA384_FIXED,
+        pair.public_key().as_ref().to_vec(),
+    );
     let mut g = c.benchmark_group("baseline_aws_lc_rs");
-    g.bench_function("ecdsa_p384_sign", |b| b.iter(|| pair.sign(&rng, black_box(&message))));
-    g.bench_function("ecdsa_p384_verify", |b| b.iter(|| public.verify(black_box(&message), sig.as_ref())));
+    g.bench_function("ecdsa_p384_sign", |b| {
+        b.iter(|| pair.sign(&rng, black_box(&message)))
+    });
+    g.bench_function("ecdsa_p384_verify", |b| {
+        b.iter(|| public.verify(black_box(&message), sig.as_ref()))
+    });
     g.finish();
 }
 
