@@ -36,6 +36,20 @@ enum Command {
     /// Write or check an appraisal policy.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Run a provider node: HTTP API, storage, and its enclave process.
+    Node(commands::node::NodeArgs),
+    /// The enclave process of a node (started by `veritee node`).
+    #[command(hide = true)]
+    Enclave(commands::node::EnclaveArgs),
+    /// Tenants of a node.
+    #[command(subcommand)]
+    Tenant(commands::tenant::TenantCommand),
+    /// Secrets kept by a node's enclave, over an attested session.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
+    /// A node's signed audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// A guided tour on the simulated TEE, in a temporary directory.
     Demo(commands::demo::DemoArgs),
 }
@@ -81,6 +95,11 @@ fn main() -> ExitCode {
         Command::Attest(args) => commands::attest::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Policy(cmd) => commands::policy::run(cmd),
+        Command::Node(args) => commands::node::run(args),
+        Command::Enclave(args) => commands::node::run_enclave(args),
+        Command::Tenant(cmd) => commands::tenant::run(cmd),
+        Command::Secret(cmd) => commands::secret::run(cmd),
+        Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

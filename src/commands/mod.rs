@@ -1,8 +1,13 @@
 //! One module per subcommand.
 
+pub mod appraise;
 pub mod attest;
+pub mod audit;
 pub mod demo;
+pub mod node;
 pub mod platform;
 pub mod policy;
+pub mod secret;
+pub mod tenant;
 pub mod vendor;
 pub mod verify;

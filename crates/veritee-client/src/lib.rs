@@ -1,0 +1,378 @@
+//! Talking to a provider node: register a tenant, open attested sessions, use them,
+//! fetch and check the audit log. Blocking, for command-line tools and tests.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use base64::Engine;
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use veritee_attest::ReportData;
+use veritee_channel::ChannelError;
+use veritee_channel::client::{Appraiser, ClientSession, Offer, TenantKey, fresh_nonce};
+use veritee_channel::ops::{Request, Response};
+use veritee_crypto::SecretBytes;
+use veritee_proto::api::{
+    AttestationResponse, AuditLog, ErrorBody, Health, OpenSessionRequest, OpenSessionResponse,
+    RegisterTenantRequest, RegisterTenantResponse, auth,
+};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// Label binding the node's audit key in attestation.
+pub const NODE_BINDING_LABEL: &[u8] = b"veritee node v1";
+
+/// Why a client operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node answered with an error.
+    #[error("node refused the request ({status} {code}): {message}")]
+    Node {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// The node could not be reached.
+    #[error("cannot reach the node: {0}")]
+    Transport(String),
+    /// The node's answer is not what the protocol allows.
+    #[error("unexpected answer from the node: {0}")]
+    Protocol(String),
+    /// The attested channel failed (evidence, policy, tampering).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The enclave refused an operation.
+    #[error("the enclave refused: {code}: {message}")]
+    Enclave {
+        /// Error code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+}
+
+/// One HTTP exchange as the host saw it (for showing what crosses the host).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// Method and path.
+    pub request_line: String,
+    /// Request body bytes.
+    pub request_body: Vec<u8>,
+    /// Response body bytes.
+    pub response_body: Vec<u8>,
+}
+
+/// A client of one node.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    base: String,
+    http: reqwest::blocking::Client,
+    recorder: Option<Arc<Mutex<Vec<Exchange>>>>,
+}
+
+impl NodeClient {
+    /// A client for the node at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+            recorder: None,
+        })
+    }
+
+    /// Records every exchange from now on.
+    pub fn recording(mut self) -> (Self, Arc<Mutex<Vec<Exchange>>>) {
+        let r = Arc::new(Mutex::new(Vec::new()));
+        self.recorder = Some(Arc::clone(&r));
+        (self, r)
+    }
+
+    /// The node's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        authorization: Option<String>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        let request_body = body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| ClientError::Transport(format!("{method} {url}: {e}")))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .map_err(|e| ClientError::Transport(format!("{method} {url}: {e}")))?
+            .to_vec();
+        if let Some(r) = &self.recorder {
+            r.lock().unwrap_or_else(|e| e.into_inner()).push(Exchange {
+                request_line: format!("{method} {path}"),
+                request_body,
+                response_body: bytes.clone(),
+            });
+        }
+        if !status.is_success() {
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => (e.error.code, e.error.message),
+                Err(_) => (
+                    "http".into(),
+                    String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                ),
+            };
+            return Err(ClientError::Node {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
+    }
+
+    fn signed(
+        &self,
+        tenant: &TenantKey,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<String, ClientError> {
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let digest = hex::encode(veritee_crypto::digest::sha256(body));
+        let sig = tenant.sign(&auth::signing_string(method, path, ts, &digest))?;
+        Ok(auth::header_value(
+            &tenant.tenant_id()?,
+            ts,
+            &B64.encode(sig),
+        ))
+    }
+
+    /// `GET /healthz`.
+    pub fn health(&self) -> Result<Health, ClientError> {
+        Self::json(&self.send(reqwest::Method::GET, "/healthz", None, None)?)
+    }
+
+    /// Registers `tenant` with the node's admin token; returns the tenant id.
+    pub fn register_tenant(
+        &self,
+        admin_token: &str,
+        tenant: &TenantKey,
+    ) -> Result<String, ClientError> {
+        let body = serde_json::to_vec(&RegisterTenantRequest {
+            public_key: B64.encode(tenant.public_key_spki()?),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp: RegisterTenantResponse = Self::json(&self.send(
+            reqwest::Method::POST,
+            "/v1/tenants",
+            Some(("application/json", body)),
+            Some(format!("Bearer {}", admin_token.trim())),
+        )?)?;
+        Ok(resp.tenant_id)
+    }
+
+    /// Fetches evidence over the node's audit key for `nonce`, verifies and appraises it,
+    /// and returns the audit key it vouches for.
+    pub fn attested_audit_key(&self, appraiser: &Appraiser<'_>) -> Result<Vec<u8>, ClientError> {
+        let nonce = fresh_nonce()?;
+        let resp: AttestationResponse = Self::json(&self.send(
+            reqwest::Method::GET,
+            &format!("/v1/attestation?nonce={}", hex::encode(nonce)),
+            None,
+            None,
+        )?)?;
+        let evidence = B64
+            .decode(&resp.evidence)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let key = B64
+            .decode(&resp.audit_public_key)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        appraiser.appraise(
+            &evidence,
+            &ReportData::binding(NODE_BINDING_LABEL, &key, &nonce),
+        )?;
+        Ok(key)
+    }
+
+    /// `GET /v1/audit` with the admin token.
+    pub fn audit_log(
+        &self,
+        admin_token: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<AuditLog, ClientError> {
+        Self::json(&self.send(
+            reqwest::Method::GET,
+            &format!("/v1/audit?from={from}&limit={limit}"),
+            None,
+            Some(format!("Bearer {}", admin_token.trim())),
+        )?)
+    }
+
+    /// Opens an attested session: sends a fresh nonce, appraises the evidence that comes
+    /// back, and only then derives keys.
+    pub fn open_session<'c>(
+        &'c self,
+        tenant: &'c TenantKey,
+        appraiser: &Appraiser<'_>,
+    ) -> Result<Session<'c>, ClientError> {
+        let nonce = fresh_nonce()?;
+        let body = serde_json::to_vec(&OpenSessionRequest {
+            nonce: hex::encode(nonce),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let auth = self.signed(tenant, "POST", "/v1/sessions", &body)?;
+        let resp: OpenSessionResponse = Self::json(&self.send(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(("application/json", body)),
+            Some(auth),
+        )?)?;
+        let key = hex::decode(&resp.enclave_public_key)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let evidence = B64
+            .decode(&resp.evidence)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let inner = ClientSession::establish(
+            &nonce,
+            Offer {
+                session_id: &resp.session_id,
+                enclave_public_key: &key,
+                evidence: &evidence,
+            },
+            appraiser,
+            tenant,
+        )?;
+        Ok(Session {
+            client: self,
+            tenant,
+            inner,
+        })
+    }
+}
+
+/// An attested session with the node's enclave.
+#[derive(Debug)]
+pub struct Session<'c> {
+    client: &'c NodeClient,
+    tenant: &'c TenantKey,
+    inner: ClientSession,
+}
+
+impl Session<'_> {
+    /// The claims of the enclave this session is bound to.
+    pub fn claims(&self) -> &veritee_attest::Claims {
+        self.inner.claims()
+    }
+
+    /// The session id.
+    pub fn id(&self) -> String {
+        self.inner.session_id()
+    }
+
+    /// Sends one request and returns the enclave's answer; an enclave-side error
+    /// becomes [`ClientError::Enclave`].
+    pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        let plaintext = request.encode()?;
+        let message = self.inner.seal_request(plaintext.expose())?;
+        let path = format!("/v1/sessions/{}/messages", self.inner.session_id());
+        let auth = self.client.signed(self.tenant, "POST", &path, &message)?;
+        let reply = self.client.send(
+            reqwest::Method::POST,
+            &path,
+            Some(("application/octet-stream", message)),
+            Some(auth),
+        )?;
+        match Response::decode(&self.inner.open_reply(&reply)?)? {
+            Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
+            other => Ok(other),
+        }
+    }
+
+    /// Stores a secret.
+    pub fn put_secret(&mut self, name: &str, value: SecretBytes) -> Result<(), ClientError> {
+        match self.call(&Request::PutSecret {
+            name: name.into(),
+            value,
+        })? {
+            Response::Stored => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "expected Stored, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Fetches a secret.
+    pub fn get_secret(&mut self, name: &str) -> Result<SecretBytes, ClientError> {
+        match self.call(&Request::GetSecret { name: name.into() })? {
+            Response::Secret(v) => Ok(v),
+            other => Err(ClientError::Protocol(format!(
+                "expected Secret, got {other:?}"
+            ))),
+        }
+    }
+
+    /// HMAC-SHA-256 under a stored secret.
+    pub fn hmac(&mut self, name: &str, data: &[u8]) -> Result<Vec<u8>, ClientError> {
+        match self.call(&Request::HmacSha256 {
+            name: name.into(),
+            data: data.to_vec(),
+        })? {
+            Response::Mac(t) => Ok(t),
+            other => Err(ClientError::Protocol(format!(
+                "expected Mac, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The tenant's secret names.
+    pub fn list(&mut self) -> Result<Vec<String>, ClientError> {
+        match self.call(&Request::ListSecrets)? {
+            Response::Names(n) => Ok(n),
+            other => Err(ClientError::Protocol(format!(
+                "expected Names, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Deletes a secret; true if it existed.
+    pub fn delete(&mut self, name: &str) -> Result<bool, ClientError> {
+        match self.call(&Request::DeleteSecret { name: name.into() })? {
+            Response::Deleted(d) => Ok(d),
+            other => Err(ClientError::Protocol(format!(
+                "expected Deleted, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Liveness inside the session.
+    pub fn ping(&mut self) -> Result<(), ClientError> {
+        match self.call(&Request::Ping)? {
+            Response::Pong => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "expected Pong, got {other:?}"
+            ))),
+        }
+    }
+}

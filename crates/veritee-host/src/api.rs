@@ -1,0 +1,486 @@
+//! The HTTP API: routes, authentication, limits, errors, metrics and logs.
+
+use crate::auth::{self, HOST_TENANTS_NS};
+use crate::enclave_link::EnclaveLink;
+use crate::metrics::Metrics;
+use crate::supervisor::Supervisor;
+use crate::{HostError, openapi};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tracing::{info, warn};
+use veritee_proto::api::{
+    AttestationResponse, AuditLog, AuditRecord, ErrorBody, ErrorDetail, Health, OpenSessionRequest,
+    OpenSessionResponse, RegisterTenantRequest, RegisterTenantResponse,
+};
+use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind};
+use veritee_store::Store;
+
+/// Largest JSON body.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Largest session message body.
+pub const MAX_MESSAGE_BODY: usize = 16 * 1024 * 1024;
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The enclave process keeper.
+    pub supervisor: Supervisor,
+    /// Conversations with the enclave.
+    pub enclave: EnclaveLink,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    admin_token_sha256: [u8; 32],
+    /// Which tenant opened which session (for refusing another tenant's messages early).
+    sessions: Mutex<HashMap<String, String>>,
+}
+
+impl core::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.kind())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// State over a store and an enclave.
+    pub fn new(
+        store: Arc<dyn Store>,
+        supervisor: Supervisor,
+        admin_token_sha256: [u8; 32],
+    ) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        Self {
+            enclave: EnclaveLink::new(supervisor.clone(), Arc::clone(&store), Arc::clone(&metrics)),
+            store,
+            supervisor,
+            metrics,
+            admin_token_sha256,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// An API error: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    }
+
+    fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::EnclaveUnavailable(m) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            HostError::Store(s) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                s.to_string(),
+            ),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<EnclaveFailure> for ApiError {
+    fn from(f: EnclaveFailure) -> Self {
+        let (status, code) = match f.kind {
+            FailureKind::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            FailureKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            FailureKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            FailureKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            FailureKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, f.message)
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn converse(state: &AppState, call: EnclaveCall) -> ApiResult<EnclaveReply> {
+    Ok(state.enclave.call(call).await??)
+}
+
+fn unexpected(reply: &EnclaveReply) -> ApiError {
+    let name = match reply {
+        EnclaveReply::Status(_) => "Status",
+        EnclaveReply::Attestation { .. } => "Attestation",
+        EnclaveReply::TenantRegistered => "TenantRegistered",
+        EnclaveReply::SessionOpened { .. } => "SessionOpened",
+        EnclaveReply::Message { .. } => "Message",
+    };
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("the enclave answered with an unexpected {name}"),
+    )
+}
+
+fn require_content_type(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got.split(';').next().map(str::trim) == Some(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("expected Content-Type: {expected}, got {got:?}"),
+        ))
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+    require_content_type(headers, "application/json")?;
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    auth::check_admin(authorization(headers), &state.admin_token_sha256)
+        .map_err(ApiError::unauthorized)
+}
+
+/// Authenticates a tenant-signed request; returns the tenant id.
+async fn tenant(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<String> {
+    let claim = auth::tenant_claim(authorization(headers)).map_err(ApiError::unauthorized)?;
+    let spki = state
+        .store
+        .get(HOST_TENANTS_NS, &claim.tenant_id)
+        .await
+        .map_err(|e| ApiError::from(HostError::Store(e)))?
+        .ok_or_else(|| ApiError::unauthorized("unknown tenant"))?;
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    claim
+        .verify(&spki, method.as_str(), path, body, now)
+        .map_err(ApiError::unauthorized)?;
+    Ok(claim.tenant_id)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let up = state.supervisor.is_up();
+    Json(Health {
+        status: if up { "ok" } else { "degraded" }.into(),
+        enclave: if up { "running" } else { "restarting" }.into(),
+        enclave_restarts: state.supervisor.restarts(),
+        store: state.store.kind().into(),
+    })
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state
+        .metrics
+        .render(state.supervisor.is_up(), state.supervisor.restarts());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+async fn register_tenant(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<RegisterTenantResponse>> {
+    admin(&state, &headers)?;
+    let req: RegisterTenantRequest = parse_json(&headers, &body)?;
+    let spki = auth::decode_spki(&req.public_key).map_err(ApiError::bad_request)?;
+    let tenant_id = auth::tenant_id(&spki);
+    match converse(
+        &state,
+        EnclaveCall::RegisterTenant {
+            tenant_id: tenant_id.clone(),
+            public_key: spki.clone(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::TenantRegistered => {}
+        other => return Err(unexpected(&other)),
+    }
+    state
+        .store
+        .put(HOST_TENANTS_NS, &tenant_id, &spki)
+        .await
+        .map_err(|e| ApiError::from(HostError::Store(e)))?;
+    info!(tenant = tenant_id.as_str(), "tenant registered");
+    Ok(Json(RegisterTenantResponse { tenant_id }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NonceQuery {
+    nonce: String,
+}
+
+async fn attestation(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<NonceQuery>,
+) -> ApiResult<Json<AttestationResponse>> {
+    let nonce = hex::decode(&q.nonce).map_err(|_| ApiError::bad_request("nonce must be hex"))?;
+    match converse(&state, EnclaveCall::Attest { nonce }).await? {
+        EnclaveReply::Attestation {
+            evidence,
+            audit_public_key,
+        } => Ok(Json(AttestationResponse {
+            evidence: B64.encode(evidence),
+            audit_public_key: B64.encode(audit_public_key),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn open_session(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<OpenSessionResponse>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    let req: OpenSessionRequest = parse_json(&headers, &body)?;
+    let nonce = hex::decode(&req.nonce)
+        .ok()
+        .filter(|n| n.len() == 32)
+        .ok_or_else(|| ApiError::bad_request("nonce must be 32 bytes of hex"))?;
+    match converse(
+        &state,
+        EnclaveCall::OpenSession {
+            tenant_id: tenant_id.clone(),
+            nonce,
+        },
+    )
+    .await?
+    {
+        EnclaveReply::SessionOpened {
+            session_id,
+            enclave_public_key,
+            evidence,
+        } => {
+            let mut sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if sessions.len() > 100_000 {
+                sessions.clear();
+            }
+            sessions.insert(session_id.clone(), tenant_id);
+            drop(sessions);
+            state.metrics.session_opened();
+            Ok(Json(OpenSessionResponse {
+                session_id,
+                enclave_public_key: hex::encode(enclave_public_key),
+                evidence: B64.encode(evidence),
+            }))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn session_message(
+    State(state): State<Arc<AppState>>,
+    Path(session_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    require_content_type(&headers, "application/octet-stream")?;
+    let owner = state
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&session_id)
+        .cloned();
+    if owner.as_deref().is_some_and(|o| o != tenant_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this session belongs to another tenant",
+        ));
+    }
+    match converse(
+        &state,
+        EnclaveCall::SessionMessage {
+            session_id,
+            message: body.to_vec(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::Message { message } => Ok((
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Body::from(message),
+        )
+            .into_response()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+async fn audit_log(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<AuditLog>> {
+    admin(&state, &headers)?;
+    let log = match converse(&state, EnclaveCall::Status).await? {
+        EnclaveReply::Status(s) => s.audit_log,
+        other => return Err(unexpected(&other)),
+    };
+    let entries = state
+        .store
+        .log_read(&log, q.from, q.limit.min(10_000))
+        .await
+        .map_err(|e| ApiError::from(HostError::Store(e)))?;
+    Ok(Json(AuditLog {
+        log,
+        entries: entries
+            .into_iter()
+            .map(|(seq, entry)| AuditRecord {
+                seq,
+                entry: B64.encode(entry),
+            })
+            .collect(),
+    }))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}", uri.path()),
+    )
+}
+
+/// Logs and counts every request by its route template; never logs bodies.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route: &'static str = match matched.as_ref().map(|m| m.as_str()) {
+        Some("/healthz") => "/healthz",
+        Some("/metrics") => "/metrics",
+        Some("/openapi.json") => "/openapi.json",
+        Some("/v1/tenants") => "/v1/tenants",
+        Some("/v1/attestation") => "/v1/attestation",
+        Some("/v1/sessions") => "/v1/sessions",
+        Some("/v1/sessions/{id}/messages") => "/v1/sessions/{id}/messages",
+        Some("/v1/audit") => "/v1/audit",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    state.metrics.request(route, status, latency);
+    if status >= 500 {
+        warn!(%method, route, status, latency_us = latency.as_micros() as u64, "request failed");
+    } else {
+        info!(%method, route, status, latency_us = latency.as_micros() as u64, "request");
+    }
+    response
+}
+
+/// The node's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let json_routes = Router::new()
+        .route("/v1/tenants", post(register_tenant))
+        .route("/v1/sessions", post(open_session))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    let message_routes = Router::new()
+        .route("/v1/sessions/{id}/messages", post(session_message))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/attestation", get(attestation))
+        .route("/v1/audit", get(audit_log))
+        .merge(json_routes)
+        .merge(message_routes)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe,
+        ))
+        .with_state(state)
+}

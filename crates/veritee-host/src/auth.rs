@@ -1,0 +1,85 @@
+//! Who is calling: the node admin (a bearer token) or a tenant (a signed request).
+
+use base64::Engine;
+use veritee_crypto::sign::{self, VerificationScheme};
+use veritee_proto::api::auth::{MAX_SKEW_SECS, parse_header, signing_string};
+
+/// Namespace of the host's public copy of tenant keys (for request signatures).
+pub const HOST_TENANTS_NS: &str = "host-tenants";
+
+/// Checks `Authorization: Bearer TOKEN` against the admin token's SHA-256.
+pub fn check_admin(header: Option<&str>, token_sha256: &[u8; 32]) -> Result<(), String> {
+    let token = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or("this route needs the node admin token: Authorization: Bearer TOKEN")?;
+    if veritee_crypto::ct_eq(
+        &veritee_crypto::digest::sha256(token.trim().as_bytes()),
+        token_sha256,
+    ) {
+        Ok(())
+    } else {
+        Err("wrong admin token".into())
+    }
+}
+
+/// The parts of a tenant-signed request, before the key is looked up.
+pub struct TenantClaim {
+    /// Claimed tenant.
+    pub tenant_id: String,
+    ts: i64,
+    signature: Vec<u8>,
+}
+
+/// Parses the Authorization header of a tenant request.
+pub fn tenant_claim(header: Option<&str>) -> Result<TenantClaim, String> {
+    let h = parse_header(
+        header.ok_or("this route needs a tenant-signed request (Authorization: Veritee ...)")?,
+    )?;
+    Ok(TenantClaim {
+        tenant_id: h.tenant_id,
+        ts: h.ts,
+        signature: h.signature,
+    })
+}
+
+impl TenantClaim {
+    /// Verifies the signature with the tenant's key over this exact request.
+    pub fn verify(
+        &self,
+        spki: &[u8],
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), String> {
+        if (now - self.ts).abs() > MAX_SKEW_SECS {
+            return Err(format!(
+                "request timestamp is more than {MAX_SKEW_SECS} s from the node's clock"
+            ));
+        }
+        let body_hash = hex::encode(veritee_crypto::digest::sha256(body));
+        let message = signing_string(method, path_and_query, self.ts, &body_hash);
+        sign::verify(
+            VerificationScheme::EcdsaP256Sha256Fixed,
+            spki,
+            &message,
+            &self.signature,
+        )
+        .map_err(|_| "request signature does not verify".to_string())
+    }
+}
+
+/// Decodes a base64 SPKI from a registration request.
+pub fn decode_spki(b64: &str) -> Result<Vec<u8>, String> {
+    let spki = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| "public_key must be base64".to_string())?;
+    sign::check_public_key(VerificationScheme::EcdsaP256Sha256Fixed, &spki)
+        .map_err(|_| "public_key must be an ECDSA P-256 SubjectPublicKeyInfo".to_string())?;
+    Ok(spki)
+}
+
+/// The tenant id of a key (as the enclave computes it).
+pub fn tenant_id(spki: &[u8]) -> String {
+    hex::encode(&veritee_crypto::digest::sha256(spki)[..16])
+}

@@ -1,0 +1,151 @@
+//! Conversations with the enclave: send a call, serve its storage requests from the
+//! store, return its reply. The host relays; it neither decrypts nor interprets.
+
+use crate::HostError;
+use crate::metrics::Metrics;
+use crate::supervisor::Supervisor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use veritee_proto::frame::{self, HEADER_LEN};
+use veritee_proto::ipc::{
+    EnclaveCall, EnclaveFailure, EnclaveReply, EnclaveToHost, HostCall, HostResult, HostToEnclave,
+    LogEntry,
+};
+use veritee_store::{Store, StoreError};
+
+/// Talks to the enclave on behalf of requests.
+#[derive(Clone)]
+pub struct EnclaveLink {
+    supervisor: Supervisor,
+    store: Arc<dyn Store>,
+    next_id: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+impl core::fmt::Debug for EnclaveLink {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EnclaveLink")
+            .field("supervisor", &self.supervisor)
+            .finish()
+    }
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned>(
+    stream: &mut tokio::net::UnixStream,
+) -> Result<T, HostError> {
+    let io =
+        |e: std::io::Error| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}"));
+    let mut header = [0u8; HEADER_LEN];
+    stream.read_exact(&mut header).await.map_err(io)?;
+    let len =
+        frame::parse_header(&header).map_err(|e| HostError::EnclaveUnavailable(e.to_string()))?;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.map_err(io)?;
+    frame::decode(&payload)
+        .map_err(|e| HostError::EnclaveUnavailable(format!("bad frame from the enclave: {e}")))
+}
+
+async fn write_frame<T: serde::Serialize>(
+    stream: &mut tokio::net::UnixStream,
+    message: &T,
+) -> Result<(), HostError> {
+    let bytes = frame::encode(message).map_err(|e| HostError::Internal(e.to_string()))?;
+    stream
+        .write_all(&bytes)
+        .await
+        .map_err(|e| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}")))
+}
+
+fn store_failure(e: StoreError) -> HostResult {
+    match e {
+        e @ StoreError::Conflict { .. } => HostResult::Conflict(e.to_string()),
+        other => HostResult::Failed(other.to_string()),
+    }
+}
+
+impl EnclaveLink {
+    /// A link over `supervisor`'s enclave, serving storage from `store`.
+    pub fn new(supervisor: Supervisor, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            supervisor,
+            store,
+            next_id: Arc::new(AtomicU64::new(1)),
+            metrics,
+        }
+    }
+
+    /// The supervisor.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Serves one storage request.
+    async fn host_call(&self, call: HostCall) -> HostResult {
+        let s = &self.store;
+        match call {
+            HostCall::Get { ns, key } => s.get(&ns, &key).await.map(HostResult::Value),
+            HostCall::Put { ns, key, value } => {
+                s.put(&ns, &key, &value).await.map(|()| HostResult::Written)
+            }
+            HostCall::PutIfAbsent { ns, key, value } => s
+                .put_if_absent(&ns, &key, &value)
+                .await
+                .map(HostResult::Created),
+            HostCall::List {
+                ns,
+                prefix,
+                after,
+                limit,
+            } => s
+                .list(&ns, &prefix, after.as_deref(), limit as usize)
+                .await
+                .map(HostResult::Keys),
+            HostCall::Delete { ns, key } => s.delete(&ns, &key).await.map(HostResult::Deleted),
+            HostCall::LogAppend { log, seq, entry } => s
+                .log_append(&log, seq, &entry)
+                .await
+                .map(|()| HostResult::Written),
+            HostCall::LogLast { log } => s
+                .log_last(&log)
+                .await
+                .map(|last| HostResult::Last(last.map(|(seq, entry)| LogEntry { seq, entry }))),
+        }
+        .unwrap_or_else(store_failure)
+    }
+
+    /// One conversation.
+    pub async fn call(
+        &self,
+        call: EnclaveCall,
+    ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
+        let started = std::time::Instant::now();
+        let mut conn = self.supervisor.connect().await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let outcome = async {
+            write_frame(&mut conn.stream, &HostToEnclave::Request { id, call }).await?;
+            loop {
+                match read_frame::<EnclaveToHost>(&mut conn.stream).await? {
+                    EnclaveToHost::HostCall { id: got, call } if got == id => {
+                        let result = self.host_call(call).await;
+                        write_frame(&mut conn.stream, &HostToEnclave::HostResult { id, result })
+                            .await?;
+                    }
+                    EnclaveToHost::Reply { id: got, result } if got == id => return Ok(result),
+                    _ => {
+                        return Err(HostError::EnclaveUnavailable(
+                            "the enclave answered out of turn; connection dropped".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        .await;
+        self.metrics
+            .enclave_call(started.elapsed(), outcome.is_ok());
+        if outcome.is_ok() {
+            self.supervisor.release(conn).await;
+        }
+        outcome
+    }
+}

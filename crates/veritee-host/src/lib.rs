@@ -1,0 +1,96 @@
+//! The host side of a provider node: untrusted by design.
+//!
+//! It owns the network, the storage and the enclave process's life; it relays what
+//! clients send to the enclave and what the enclave stores, and sees only ciphertext
+//! and sealed blobs. It authenticates tenants (no anonymous writes) with signed
+//! requests, but never decides anything that protects a secret: the enclave
+//! authenticates tenants again inside each session.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod api;
+mod auth;
+pub mod enclave_link;
+mod error;
+pub mod metrics;
+mod openapi;
+pub mod supervisor;
+
+pub use api::{AppState, router};
+pub use error::HostError;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to run a node's host.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Store location: a directory (embedded) or a `postgres://` URL.
+    pub store: String,
+    /// How to start the enclave process.
+    pub enclave: supervisor::EnclaveCommand,
+    /// SHA-256 of the admin token.
+    pub admin_token_sha256: [u8; 32],
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Shared state (for tests and tools).
+    pub state: Arc<AppState>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl core::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl RunningNode {
+    /// Waits until the server stops.
+    pub async fn wait(self) -> Result<(), HostError> {
+        self.server
+            .await
+            .map_err(|e| HostError::Internal(format!("server task failed: {e}")))?
+            .map_err(|e| HostError::Internal(format!("server failed: {e}")))
+    }
+
+    /// Stops the server and the enclave process.
+    pub async fn shutdown(self) {
+        self.server.abort();
+        self.state.supervisor.shutdown().await;
+    }
+}
+
+/// Opens the store, starts the enclave, binds the listener and serves.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
+    let store = veritee_store::open(&config.store).await?;
+    let supervisor = supervisor::Supervisor::start(config.enclave.clone()).await?;
+    let state = Arc::new(AppState::new(store, supervisor, config.admin_token_sha256));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| HostError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HostError::Internal(format!("no local address: {e}")))?;
+    let app = router(Arc::clone(&state));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    tracing::info!(%addr, "node listening");
+    Ok(RunningNode {
+        addr,
+        state,
+        server,
+    })
+}
+
+/// Where the node keeps its files.
+pub fn socket_path(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("run").join("enclave.sock")
+}

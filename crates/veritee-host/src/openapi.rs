@@ -1,0 +1,106 @@
+//! The OpenAPI 3.1 description of the node's HTTP API, served at `/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for code in codes {
+        out.insert(
+            (*code).to_string(),
+            json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    Value::Object(out)
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Value::Object(a), Value::Object(b)) = (&mut a, b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// The document.
+pub fn document() -> Value {
+    let tenant_auth = json!([{"tenantSignature": []}]);
+    let admin_auth = json!([{"adminToken": []}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "veritee provider node",
+            "version": "1",
+            "description": "The untrusted host's API. Everything meant for the enclave travels inside attested, end-to-end encrypted session messages (application/octet-stream) that the host relays without reading."
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness and enclave state", "responses": {
+                "200": {"description": "Health", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document"}}}},
+            "/v1/tenants": {"post": {
+                "summary": "Register a tenant's public key (admin)",
+                "security": admin_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegisterTenantRequest"}}}},
+                "responses": merge(json!({"200": {"description": "Registered", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegisterTenantResponse"}}}}}),
+                    error_responses(&["400", "401", "413", "415", "503"]))
+            }},
+            "/v1/attestation": {"get": {
+                "summary": "Evidence binding the node's audit key to a verifier nonce",
+                "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-f]{2}){16,64}$"}}],
+                "responses": merge(json!({"200": {"description": "Evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AttestationResponse"}}}}}),
+                    error_responses(&["400", "503"]))
+            }},
+            "/v1/sessions": {"post": {
+                "summary": "Open an attested session (tenant-signed)",
+                "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenSessionRequest"}}}},
+                "responses": merge(json!({"200": {"description": "Session offer with evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenSessionResponse"}}}}}),
+                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+            }},
+            "/v1/sessions/{id}/messages": {"post": {
+                "summary": "Relay one encrypted session message to the enclave (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "Encrypted reply", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
+                    error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
+            }},
+            "/v1/audit": {"get": {
+                "summary": "The signed, hash-chained audit log (admin)",
+                "security": admin_auth,
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}
+                ],
+                "responses": merge(json!({"200": {"description": "Entries", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AuditLog"}}}}}),
+                    error_responses(&["401", "503"]))
+            }}
+        },
+        "components": {
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "The node admin token (STATE/admin.token)."},
+                "tenantSignature": {"type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "Veritee tenant=<32 hex>, ts=<unix seconds>, sig=<base64 ECDSA P-256 r||s over \"VERITEE-REQUEST-V1\\n{method}\\n{path?query}\\n{ts}\\n{hex sha256(body)}\">"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Health": {"type": "object", "required": ["status", "enclave", "enclave_restarts", "store"], "properties": {
+                    "status": {"type": "string", "enum": ["ok", "degraded"]}, "enclave": {"type": "string", "enum": ["running", "restarting"]},
+                    "enclave_restarts": {"type": "integer"}, "store": {"type": "string", "enum": ["embedded", "postgres"]}}},
+                "RegisterTenantRequest": {"type": "object", "additionalProperties": false, "required": ["public_key"],
+                    "properties": {"public_key": {"type": "string", "contentEncoding": "base64", "description": "ECDSA P-256 SubjectPublicKeyInfo, DER"}}},
+                "RegisterTenantResponse": {"type": "object", "required": ["tenant_id"], "properties": {"tenant_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},
+                "AttestationResponse": {"type": "object", "required": ["evidence", "audit_public_key"], "properties": {
+                    "evidence": {"type": "string", "contentEncoding": "base64"}, "audit_public_key": {"type": "string", "contentEncoding": "base64"}}},
+                "OpenSessionRequest": {"type": "object", "additionalProperties": false, "required": ["nonce"],
+                    "properties": {"nonce": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
+                "OpenSessionResponse": {"type": "object", "required": ["session_id", "enclave_public_key", "evidence"], "properties": {
+                    "session_id": {"type": "string"}, "enclave_public_key": {"type": "string"}, "evidence": {"type": "string", "contentEncoding": "base64"}}},
+                "AuditLog": {"type": "object", "required": ["log", "entries"], "properties": {"log": {"type": "string"},
+                    "entries": {"type": "array", "items": {"type": "object", "required": ["seq", "entry"],
+                        "properties": {"seq": {"type": "integer"}, "entry": {"type": "string", "contentEncoding": "base64"}}}}}}
+            }
+        }
+    })
+}

@@ -1,0 +1,193 @@
+//! `veritee node`: run a provider node (host process; it starts the enclave process),
+//! and `veritee enclave`, the enclave process itself (started by the node).
+
+use crate::Outcome;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+use veritee_platform::fsutil;
+use veritee_platform::sim::{SimMachine, SimVendor};
+
+/// Arguments of `veritee node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// State directory (created): admin token, store, and by default a simulated vendor and machine.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8440")]
+    listen: SocketAddr,
+    /// Store: a `postgres://` URL, or a directory (default: DIR/store, embedded).
+    #[arg(long)]
+    store: Option<String>,
+    /// A simulated machine directory to run on (default: DIR/platform, created with a
+    /// simulated vendor in DIR/vendor).
+    #[arg(long)]
+    platform: Option<PathBuf>,
+    /// The enclave developer's signing key (PKCS#8 PEM, ECDSA P-384): the enclave is
+    /// signed, and seals to its signer so upgrades keep their data.
+    #[arg(long)]
+    enclave_signer_key: Option<PathBuf>,
+    /// Trust anchors the enclave accepts peer enclaves under (default: DIR/vendor/root.pem).
+    #[arg(long)]
+    peer_trust_anchors: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Arguments of `veritee enclave` (started by `veritee node`).
+#[derive(Debug, Args)]
+pub struct EnclaveArgs {
+    /// The simulated machine directory.
+    #[arg(long)]
+    platform: PathBuf,
+    /// The socket to listen on.
+    #[arg(long)]
+    socket: PathBuf,
+    /// The developer's signing key.
+    #[arg(long)]
+    signer_key: Option<PathBuf>,
+    /// Trust anchors for peer enclaves (measured with the code).
+    #[arg(long)]
+    peer_trust_anchors: Option<PathBuf>,
+}
+
+/// The admin token in DIR/admin.token, created on first start.
+fn admin_token(dir: &Path) -> Result<[u8; 32]> {
+    let path = dir.join("admin.token");
+    if !path.exists() {
+        let token = hex::encode(veritee_crypto::rand::array::<32>()?);
+        fsutil::write_new(&path, format!("{token}\n").as_bytes(), fsutil::PRIVATE_MODE)?;
+    }
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(veritee_crypto::digest::sha256(token.trim().as_bytes()))
+}
+
+/// The platform to run on, creating a simulated vendor and machine on first start.
+fn platform(args: &NodeArgs) -> Result<PathBuf> {
+    if let Some(p) = &args.platform {
+        SimMachine::open(p)?;
+        return Ok(p.clone());
+    }
+    let machine = args.dir.join("platform");
+    if !machine.join("machine.json").exists() {
+        let vendor_dir = args.dir.join("vendor");
+        let now = OffsetDateTime::now_utc();
+        let mut vendor = if vendor_dir.join("root.pem").exists() {
+            SimVendor::open(&vendor_dir)?
+        } else {
+            SimVendor::init(&vendor_dir, now)?
+        };
+        SimMachine::init(&machine, &mut vendor, None, now)?;
+        eprintln!(
+            "created a simulated vendor and machine; clients verify against {}",
+            vendor_dir.join("root.pem").display()
+        );
+    }
+    Ok(machine)
+}
+
+fn load_signer(path: &Path) -> Result<veritee_crypto::sign::EcdsaSigningKey> {
+    let pem = veritee_crypto::SecretBytes::new(crate::files::read(path, "signer key")?);
+    let blocks = veritee_x509::pem::blocks(pem.expose())
+        .with_context(|| format!("signer key {}", path.display()))?;
+    let Some((_, der)) = blocks.into_iter().find(|(l, _)| l == "PRIVATE KEY") else {
+        bail!(
+            "signer key {} has no PKCS#8 PRIVATE KEY block",
+            path.display()
+        );
+    };
+    let der = veritee_crypto::SecretBytes::new(der);
+    veritee_crypto::sign::EcdsaSigningKey::from_pkcs8(
+        veritee_crypto::sign::EcdsaCurve::P384,
+        der.expose(),
+    )
+    .with_context(|| format!("signer key {} must be ECDSA P-384", path.display()))
+}
+
+/// Runs `veritee node` until interrupted.
+pub fn run(args: NodeArgs) -> Result<Outcome> {
+    fsutil::create_private_dir(&args.dir)?;
+    let platform = platform(&args)?;
+    let token_sha = admin_token(&args.dir)?;
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| args.dir.join("store").display().to_string());
+    let mut enclave_args: Vec<OsString> = vec![
+        "enclave".into(),
+        "--platform".into(),
+        platform.into_os_string(),
+    ];
+    if let Some(k) = &args.enclave_signer_key {
+        load_signer(k)?;
+        enclave_args.extend(["--signer-key".into(), k.clone().into_os_string()]);
+    }
+    let anchors = args.peer_trust_anchors.clone().or_else(|| {
+        let default = args.dir.join("vendor").join("root.pem");
+        default.exists().then_some(default)
+    });
+    if let Some(a) = anchors {
+        enclave_args.extend(["--peer-trust-anchors".into(), a.into_os_string()]);
+    }
+    let config = veritee_host::NodeConfig {
+        listen: args.listen,
+        store,
+        enclave: veritee_host::supervisor::EnclaveCommand {
+            program: std::env::current_exe().context("cannot find the veritee executable")?,
+            args: enclave_args,
+            socket: veritee_host::socket_path(&args.dir),
+            pid_file: Some(args.dir.join("run").join("enclave.pid")),
+        },
+        admin_token_sha256: token_sha,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let node = veritee_host::start(config).await?;
+        let addr = format!("http://{}", node.addr);
+        std::fs::write(args.dir.join("node.addr"), &addr).context("cannot write node.addr")?;
+        println!(
+            "veritee node listening on {addr} (admin token in {})",
+            args.dir.join("admin.token").display()
+        );
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("signal handler")?; }
+        }
+        node.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(Outcome::Success)
+}
+
+/// Runs the enclave process.
+pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
+    let config = veritee_enclave::launch::EnclaveConfig {
+        peer_trust_anchors_pem: match &args.peer_trust_anchors {
+            Some(p) => crate::files::read(p, "peer trust anchors")?,
+            None => Vec::new(),
+        },
+    };
+    let signer = args.signer_key.as_deref().map(load_signer).transpose()?;
+    let exe = std::env::current_exe().context("cannot find the veritee executable")?;
+    let (platform, seal_policy) =
+        veritee_enclave::launch::launch_simulated(&args.platform, &exe, &config, signer.as_ref())?;
+    let service = std::sync::Arc::new(veritee_enclave::EnclaveService::new(platform, seal_policy));
+    let _ = std::fs::remove_file(&args.socket);
+    let listener = std::os::unix::net::UnixListener::bind(&args.socket)
+        .with_context(|| format!("cannot listen on {}", args.socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", args.socket.display()))?;
+    }
+    veritee_enclave::server::serve(listener, service).context("enclave server failed")?;
+    Ok(Outcome::Success)
+}
