@@ -556,7 +556,7 @@ fn wrong_collateral_is_refused() {
 #[test]
 fn a_wrong_root_is_refused() {
     let amd = ParsedCertificate::from_pem_chain(&read("amd_milan_ark.pem")).unwrap();
-    for f in [SGX, TDX, TDX_00806F] {
+    for f in VERIFIABLE {
         let err = verify_with(&evidence(f.quote), &[read(f.collateral)], &amd, f.at).unwrap_err();
         assert!(
             matches!(
@@ -572,7 +572,7 @@ fn a_wrong_root_is_refused() {
 
 #[test]
 fn tampered_collateral_is_refused() {
-    for f in [SGX, TDX, TDX_00806F] {
+    for f in VERIFIABLE {
         let collateral = read(f.collateral);
         let quote = evidence(f.quote);
         // A TCB level edited: Intel's signature no longer covers it.

@@ -124,8 +124,7 @@ impl DcapVerifier {
         verify::verify_quote(&quote, collateral, anchors, at)
     }
 
-    /// Picks the DCAP collateral among the caller's files: the one whose TCB info is for
-    /// this quote's FMSPC when several are given.
+    /// Parses the caller's collateral files, each of which must be DCAP collateral JSON.
     fn collateral_from(files: &[Vec<u8>]) -> Result<Vec<DcapCollateral>, VerifyError> {
         let mut out = Vec::new();
         for (index, file) in files.iter().enumerate() {
@@ -157,29 +156,20 @@ impl Verifier for DcapVerifier {
     }
 
     fn verify(&self, input: &VerifyInput<'_>) -> Result<Claims, VerifyError> {
-        if input.evidence.len() > quote::MAX_QUOTE_LEN {
-            return Err(VerifyError::TooLarge {
-                what: "DCAP quote".into(),
-                size: input.evidence.len(),
-                limit: quote::MAX_QUOTE_LEN,
-            });
-        }
+        // The evidence first: unreadable evidence is named as such, collateral or not.
+        let quote = Quote::parse(input.evidence)?;
         let candidates = Self::collateral_from(input.collateral)?;
-        let chosen = match candidates.len() {
-            1 => candidates.first(),
-            _ => {
-                // Several files: take the one for this platform, else let the first one
-                // fail with a message naming both FMSPCs.
-                let quote = Quote::parse(input.evidence)?;
-                let fmspc = verify::pck_extensions(&quote).ok().map(|p| p.fmspc);
-                candidates
-                    .iter()
-                    .find(|c| Some(c.tcb_info().fmspc) == fmspc)
-                    .or_else(|| candidates.first())
-            }
+        // Several files: take the one for this platform, else let the first one fail
+        // with a message naming both FMSPCs.
+        let fmspc = match candidates.len() {
+            1 => None,
+            _ => verify::pck_extensions(&quote).ok().map(|p| p.fmspc),
         };
-        let collateral =
-            chosen.ok_or_else(|| VerifyError::MissingCollateral("no DCAP collateral".into()))?;
+        let collateral = candidates
+            .iter()
+            .find(|c| fmspc.is_some() && Some(c.tcb_info().fmspc) == fmspc)
+            .or_else(|| candidates.first())
+            .ok_or_else(|| VerifyError::MissingCollateral("no DCAP collateral".into()))?;
         self.verify_with_collateral(input.evidence, collateral, input.trust_anchors, input.at)
     }
 }
