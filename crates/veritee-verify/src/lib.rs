@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dcap;
 mod registry;
 pub mod simulated;
 

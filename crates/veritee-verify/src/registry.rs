@@ -32,7 +32,11 @@ pub struct Verifiers {
 impl Default for Verifiers {
     fn default() -> Self {
         Self {
-            verifiers: vec![Box::new(SimulatedVerifier)],
+            verifiers: vec![
+                Box::new(SimulatedVerifier),
+                Box::new(crate::dcap::DcapVerifier::sgx()),
+                Box::new(crate::dcap::DcapVerifier::tdx()),
+            ],
         }
     }
 }
