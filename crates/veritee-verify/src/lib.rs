@@ -6,6 +6,7 @@
 
 mod registry;
 pub mod simulated;
+pub mod snp;
 
 pub use registry::{Verifiers, VerifyRequest};
 pub use veritee_attest::{Claims, TcbStatus, TeeKind, Verifier, VerifyError, VerifyInput};

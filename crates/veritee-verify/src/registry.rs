@@ -30,7 +30,7 @@ pub struct Verifiers {
 impl Default for Verifiers {
     fn default() -> Self {
         Self {
-            verifiers: vec![Box::new(SimulatedVerifier)],
+            verifiers: vec![Box::new(SimulatedVerifier), Box::new(crate::snp::SnpVerifier)],
         }
     }
 }
