@@ -30,7 +30,11 @@ pub struct Verifiers {
 impl Default for Verifiers {
     fn default() -> Self {
         Self {
-            verifiers: vec![Box::new(SimulatedVerifier), Box::new(crate::snp::SnpVerifier)],
+            verifiers: vec![
+                Box::new(SimulatedVerifier),
+                Box::new(crate::snp::SnpVerifier),
+                Box::new(crate::azure::AzureSnpVtpmVerifier),
+            ],
         }
     }
 }
