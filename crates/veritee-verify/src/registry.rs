@@ -34,6 +34,7 @@ impl Default for Verifiers {
                 Box::new(SimulatedVerifier),
                 Box::new(crate::snp::SnpVerifier),
                 Box::new(crate::azure::AzureSnpVtpmVerifier),
+                Box::new(crate::tpm::Tpm2Verifier),
             ],
         }
     }
