@@ -447,3 +447,95 @@ fn turin_vcek_chains_to_the_embedded_turin_root() {
     .unwrap_err();
     assert!(matches!(err, VerifyError::Certificate(_)), "{err}");
 }
+
+/// A CRL naming the Milan ARK as issuer but not signed by it: no AMD CRL is public in
+/// the corpus, so this forged one shows that CRLs given as collateral are applied
+/// (checked against their issuer) rather than ignored.
+fn forged_ark_crl(this_update: OffsetDateTime) -> Vec<u8> {
+    use der::{Decode, Encode};
+    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+    use x509_cert::time::Time;
+    let chain = data("milan_ask_ark_asvk.pem");
+    let certs = ParsedCertificate::from_pem_chain(&chain).unwrap();
+    let find = |cn: &str| {
+        certs
+            .iter()
+            .find(|c| c.subject().contains(cn))
+            .map(|c| {
+                x509_cert::certificate::CertificateInner::<x509_cert::certificate::Raw>::from_der(
+                    c.der(),
+                )
+                .unwrap()
+            })
+            .unwrap()
+    };
+    let ark = find("CN=ARK-Milan");
+    let ask = find("CN=SEV-Milan");
+    let time = |t: OffsetDateTime| {
+        Time::UtcTime(
+            der::asn1::UtcTime::from_unix_duration(core::time::Duration::from_secs(
+                t.unix_timestamp() as u64,
+            ))
+            .unwrap(),
+        )
+    };
+    let tbs = TbsCertList {
+        version: x509_cert::Version::V2,
+        signature: ark.signature_algorithm.clone(),
+        issuer: ark.tbs_certificate.subject.clone(),
+        this_update: time(this_update),
+        next_update: Some(time(this_update + time::Duration::days(30))),
+        revoked_certificates: Some(vec![RevokedCert {
+            serial_number: x509_cert::serial_number::SerialNumber::new(
+                ask.tbs_certificate.serial_number.as_bytes(),
+            )
+            .unwrap(),
+            revocation_date: time(this_update),
+            crl_entry_extensions: None,
+        }]),
+        crl_extensions: None,
+    };
+    CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: ark.signature_algorithm.clone(),
+        signature: der::asn1::BitString::from_bytes(&[0x5a; 512]).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+#[test]
+fn crls_given_as_collateral_are_checked() {
+    for case in cases() {
+        let crl = forged_ark_crl(case.at - time::Duration::days(1));
+        expect_err(
+            verify_with(&case.evidence, &[data(case.vek), crl.clone()], &[], case.at),
+            case.id,
+            "CRL",
+            |e| {
+                matches!(
+                    e,
+                    VerifyError::Certificate(X509Error::CrlBadSignature { .. })
+                )
+            },
+        );
+        // As PEM too.
+        let pem = veritee_x509::pem::encode("X509 CRL", &crl);
+        expect_err(
+            verify_with(
+                &case.evidence,
+                &[data(case.vek), pem.into_bytes()],
+                &[],
+                case.at,
+            ),
+            case.id,
+            "ARK-Milan",
+            |e| {
+                matches!(
+                    e,
+                    VerifyError::Certificate(X509Error::CrlBadSignature { .. })
+                )
+            },
+        );
+    }
+}

@@ -233,7 +233,7 @@ impl SnpCollateral {
                 out.crls.push(crl);
             } else {
                 return Err(VerifyError::Collateral(format!(
-                    "{} is neither a certificate (VCEK, VLEK, ASK, ARK) nor a CRL, in DER or PEM",
+                    "{} is neither an X.509 certificate nor a CRL, in DER or PEM",
                     name()
                 )));
             }
