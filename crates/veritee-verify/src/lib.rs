@@ -5,8 +5,11 @@
 #![deny(missing_docs)]
 
 pub mod dcap;
+pub mod azure;
 mod registry;
 pub mod simulated;
+pub mod snp;
+pub mod tpm;
 
 pub use registry::{Verifiers, VerifyRequest};
 pub use veritee_attest::{Claims, TcbStatus, TeeKind, Verifier, VerifyError, VerifyInput};

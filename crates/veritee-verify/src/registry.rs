@@ -36,6 +36,9 @@ impl Default for Verifiers {
                 Box::new(SimulatedVerifier),
                 Box::new(crate::dcap::DcapVerifier::sgx()),
                 Box::new(crate::dcap::DcapVerifier::tdx()),
+                Box::new(crate::snp::SnpVerifier),
+                Box::new(crate::azure::AzureSnpVtpmVerifier),
+                Box::new(crate::tpm::Tpm2Verifier),
             ],
         }
     }

@@ -1,0 +1,97 @@
+//! The HCL (Azure paravisor) attestation report that wraps an SNP report.
+//!
+//! ```text
+//! offset  size  field (little-endian)
+//! 0x000      4  signature "HCLA"
+//! 0x004      4  version
+//! 0x008      4  report size
+//! 0x00C      4  request type
+//! 0x010      4  status
+//! 0x014     12  reserved
+//! 0x020   1184  hardware report (SEV-SNP ATTESTATION_REPORT; a TDX report is shorter
+//!               and padded to the same size)
+//! 0x4C0      4  IGVM request data: data size
+//! 0x4C4      4  IGVM request data: version
+//! 0x4C8      4  IGVM request data: report type (2 = SNP, 4 = TDX)
+//! 0x4CC      4  IGVM request data: report data hash type (1 = SHA-256)
+//! 0x4D0      4  IGVM request data: variable data size
+//! 0x4D4      n  variable data (JSON); the rest of the report is padding
+//! ```
+
+use crate::snp::report::REPORT_LEN as SNP_REPORT_LEN;
+use veritee_attest::VerifyError;
+use veritee_attest::bytes::Reader;
+
+/// The header magic, "HCLA".
+pub const HCL_MAGIC: [u8; 4] = *b"HCLA";
+/// Header length.
+pub const HEADER_LEN: usize = 32;
+/// Offset of the IGVM request data.
+pub const IGVM_OFFSET: usize = HEADER_LEN + SNP_REPORT_LEN;
+/// Offset of the variable data.
+pub const VAR_DATA_OFFSET: usize = IGVM_OFFSET + 20;
+/// Report type of an SNP hardware report.
+pub const REPORT_TYPE_SNP: u32 = 2;
+/// Report data hash type SHA-256.
+pub const HASH_TYPE_SHA256: u32 = 1;
+/// Largest HCL report accepted.
+pub const MAX_HCL_LEN: usize = 64 * 1024;
+
+const _: () = assert!(IGVM_OFFSET == 0x4C0);
+const _: () = assert!(VAR_DATA_OFFSET == 0x4D4);
+
+const WHAT: &str = "HCL report";
+
+/// The parts of an HCL report the verifier uses.
+#[derive(Debug, Clone, Copy)]
+pub struct HclReport<'a> {
+    /// The SNP report bytes.
+    pub snp_report: &'a [u8],
+    /// The variable data whose SHA-256 the SNP report carries.
+    pub var_data: &'a [u8],
+}
+
+impl<'a> HclReport<'a> {
+    /// Parses an HCL report holding an SNP report. Bytes after the variable data are
+    /// padding and are ignored.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, VerifyError> {
+        if bytes.len() > MAX_HCL_LEN {
+            return Err(VerifyError::TooLarge {
+                what: WHAT.into(),
+                size: bytes.len(),
+                limit: MAX_HCL_LEN,
+            });
+        }
+        let mut r = Reader::new(WHAT, bytes);
+        if r.array::<4>("signature")? != HCL_MAGIC {
+            return Err(VerifyError::malformed(WHAT, "signature is not \"HCLA\""));
+        }
+        r.take(HEADER_LEN - 4, "header")?;
+        let snp_report = r.take(SNP_REPORT_LEN, "hardware report")?;
+        let _data_size = r.u32_le("IGVM data size")?;
+        let _version = r.u32_le("IGVM version")?;
+        let report_type = r.u32_le("IGVM report type")?;
+        if report_type != REPORT_TYPE_SNP {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("report type {report_type} is not SEV-SNP (2)"),
+            ));
+        }
+        let hash_type = r.u32_le("IGVM report data hash type")?;
+        if hash_type != HASH_TYPE_SHA256 {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("report data hash type {hash_type} is not SHA-256 (1)"),
+            ));
+        }
+        let var_len = r.u32_le("variable data size")?;
+        let var_data = r.take(
+            usize::try_from(var_len).unwrap_or(usize::MAX),
+            "variable data",
+        )?;
+        Ok(Self {
+            snp_report,
+            var_data,
+        })
+    }
+}
