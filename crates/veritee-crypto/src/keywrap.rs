@@ -59,7 +59,7 @@ impl KeyEncryptionKey {
 
     /// Unwraps a key wrapped by [`KeyEncryptionKey::wrap`].
     pub fn unwrap(&self, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
-        if wrapped.len() < 16 || wrapped.len() % 8 != 0 || wrapped.len() > MAX_WRAPPED_KEY_LEN + 16 {
+        if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) || wrapped.len() > MAX_WRAPPED_KEY_LEN + 16 {
             return Err(CryptoError::Unwrap);
         }
         let mut out = SecretBytes::new(vec![0u8; wrapped.len()]);

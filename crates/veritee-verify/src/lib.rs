@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod nitro;
+pub mod nvidia;
 mod registry;
 pub mod simulated;
 

@@ -30,7 +30,11 @@ pub struct Verifiers {
 impl Default for Verifiers {
     fn default() -> Self {
         Self {
-            verifiers: vec![Box::new(SimulatedVerifier)],
+            verifiers: vec![
+                Box::new(SimulatedVerifier),
+                Box::new(crate::nitro::NitroVerifier),
+                Box::new(crate::nvidia::NvidiaVerifier),
+            ],
         }
     }
 }

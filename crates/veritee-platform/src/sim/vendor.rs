@@ -180,7 +180,7 @@ impl SimVendor {
         vendor.publish(now)?;
         // The root certificate last: its presence marks a complete vendor.
         fsutil::write_new(&dir.join(files::ROOT_CERT), root_cert.pem().as_bytes(), PUBLIC_MODE)?;
-        Ok(Self::open(dir)?)
+        Self::open(dir)
     }
 
     /// Opens an existing vendor directory.
