@@ -20,6 +20,11 @@ pub fn decode_evidence(input: &[u8]) -> Result<Vec<u8>, VerifyError> {
     let Ok(text) = core::str::from_utf8(input) else {
         return Ok(input.to_vec());
     };
+    // PEM (a certificate carrying evidence) is made of base64 characters only, once
+    // whitespace is dropped: it must reach the verifiers as text.
+    if text.trim_start().starts_with("-----BEGIN ") {
+        return Ok(input.to_vec());
+    }
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     if compact.is_empty() {
         return Err(VerifyError::malformed("evidence", "the file is empty"));
@@ -70,6 +75,8 @@ mod tests {
         assert_eq!(decode_evidence(url.as_bytes()).unwrap(), raw);
         let json = br#"{"a": 1}"#;
         assert_eq!(decode_evidence(json).unwrap(), json);
+        let pem = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
+        assert_eq!(decode_evidence(pem).unwrap(), pem);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod dcap;
 pub mod azure;
+pub mod dcap;
+pub mod nitro;
+pub mod nvidia;
 mod registry;
 pub mod simulated;
 pub mod snp;

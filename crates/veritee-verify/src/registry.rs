@@ -39,6 +39,8 @@ impl Default for Verifiers {
                 Box::new(crate::snp::SnpVerifier),
                 Box::new(crate::azure::AzureSnpVtpmVerifier),
                 Box::new(crate::tpm::Tpm2Verifier),
+                Box::new(crate::nitro::NitroVerifier),
+                Box::new(crate::nvidia::NvidiaVerifier),
             ],
         }
     }
