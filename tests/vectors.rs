@@ -46,8 +46,14 @@ fn cases() -> BTreeMap<&'static str, Vec<Run>> {
             collateral: &["dcap/sgx_quote_collateral.json"],
             report_data: Some("48656c6c6f2c20776f726c6421"),
             values: &[
-                ("/measurements/mrenclave", "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"),
-                ("/signer", "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6"),
+                (
+                    "/measurements/mrenclave",
+                    "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb",
+                ),
+                (
+                    "/signer",
+                    "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6",
+                ),
                 ("/details/fmspc", "00a067110000"),
             ],
             ..run("dcap/sgx_quote", "2025-07-01T00:00:00Z")
@@ -123,7 +129,10 @@ fn cases() -> BTreeMap<&'static str, Vec<Run>> {
         "az-snp-evidence-v1.json",
         vec![Run {
             report_data: Some("6368616c6c656e6765"),
-            values: &[("/measurements/pcr0", "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced")],
+            values: &[(
+                "/measurements/pcr0",
+                "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced",
+            )],
             ..run("azure/evidence-v1.json", "2026-07-01T00:00:00Z")
         }],
     );
@@ -141,19 +150,28 @@ fn cases() -> BTreeMap<&'static str, Vec<Run>> {
         "nitro-valid-attestation-doc-base64",
         vec![Run {
             values: &[("/debug", "true")],
-            ..run("nitro/valid-attestation-doc-base64", "2023-09-18T15:03:30.860Z")
+            ..run(
+                "nitro/valid-attestation-doc-base64",
+                "2023-09-18T15:03:30.860Z",
+            )
         }],
     );
     m.insert(
         "nitro-valid-attestation-doc-bytes",
-        vec![run("nitro/valid-attestation-doc-bytes", "2022-10-13T08:58:02.136Z")],
+        vec![run(
+            "nitro/valid-attestation-doc-bytes",
+            "2022-10-13T08:58:02.136Z",
+        )],
     );
     m.insert(
         "nitro-debug-mode-attestation-doc-bytes",
         vec![Run {
             report_data: Some("68656c6c6f2c20776f726c6421"),
             values: &[("/debug", "true")],
-            ..run("nitro/debug-mode-attestation-doc-bytes", "2022-10-12T13:50:06.081Z")
+            ..run(
+                "nitro/debug-mode-attestation-doc-bytes",
+                "2022-10-12T13:50:06.081Z",
+            )
         }],
     );
     m.insert(
@@ -211,10 +229,19 @@ fn every_vectors_case_gives_the_expected_result() {
     let mut checked = 0;
     for case in &vectors {
         let id = case["id"].as_str().expect("id");
-        let runs = table.get(id).unwrap_or_else(|| panic!("vectors.json case {id} is not mapped in tests/vectors.rs"));
+        let runs = table
+            .get(id)
+            .unwrap_or_else(|| panic!("vectors.json case {id} is not mapped in tests/vectors.rs"));
         let expect = &case["expect"];
         for r in runs {
-            let mut args = vec!["verify".to_string(), "--json".into(), "--evidence".into(), data(r.evidence), "--at".into(), r.at.into()];
+            let mut args = vec![
+                "verify".to_string(),
+                "--json".into(),
+                "--evidence".into(),
+                data(r.evidence),
+                "--at".into(),
+                r.at.into(),
+            ];
             for c in r.collateral {
                 args.extend(["--collateral".into(), data(c)]);
             }
@@ -224,9 +251,16 @@ fn every_vectors_case_gives_the_expected_result() {
             if let Some(rd) = r.report_data {
                 args.extend(["--report-data".into(), rd.into()]);
             }
-            let out = Command::new(env!("CARGO_BIN_EXE_veritee")).args(&args).output().expect("run veritee");
-            let json: Value = serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|e| panic!("{id}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+            let out = Command::new(env!("CARGO_BIN_EXE_veritee"))
+                .args(&args)
+                .output()
+                .expect("run veritee");
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "{id}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            });
             match expect["result"].as_str() {
                 Some("ok") => {
                     assert_eq!(json["verified"], true, "{id} ({}): {json}", r.evidence);
@@ -243,7 +277,11 @@ fn every_vectors_case_gives_the_expected_result() {
                 }
                 Some("error") => {
                     assert_eq!(json["verified"], false, "{id}: {json}");
-                    assert_eq!(out.status.code(), Some(1), "{id}: a rejection, not unusable input");
+                    assert_eq!(
+                        out.status.code(),
+                        Some(1),
+                        "{id}: a rejection, not unusable input"
+                    );
                     let error = json["error"].as_str().unwrap_or_default();
                     let reason = expect["reason"].as_str().unwrap_or_default();
                     if reason.starts_with("No matching TCB level") {
@@ -263,19 +301,36 @@ fn verify_with_policy(evidence: &str, collateral: &[&str], at: &str, policy: &st
     let dir = tempfile::tempdir().expect("tempdir");
     let policy_path = dir.path().join("policy.toml");
     std::fs::write(&policy_path, policy).expect("write policy");
-    let mut args = vec!["verify".to_string(), "--json".into(), "--evidence".into(), data(evidence), "--at".into(), at.into()];
+    let mut args = vec![
+        "verify".to_string(),
+        "--json".into(),
+        "--evidence".into(),
+        data(evidence),
+        "--at".into(),
+        at.into(),
+    ];
     for c in collateral {
         args.extend(["--collateral".into(), data(c)]);
     }
     args.extend(["--policy".into(), policy_path.display().to_string()]);
-    let out = Command::new(env!("CARGO_BIN_EXE_veritee")).args(&args).output().expect("run veritee");
-    (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).expect("JSON"))
+    let out = Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args(&args)
+        .output()
+        .expect("run veritee");
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).expect("JSON"),
+    )
 }
 
 fn failed_criteria(v: &Value) -> Vec<String> {
     v["policy"]["failed"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f["criterion"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["criterion"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -291,8 +346,17 @@ mrtd = ["91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6
 #[test]
 fn policies_over_real_claims() {
     // The genuine TDX quote meets a policy pinning its MRTD.
-    let (code, v) = verify_with_policy("dcap/tdx_quote", &["dcap/tdx_quote_collateral.json"], "2025-07-01T00:00:00Z", TDX_POLICY);
-    assert_eq!((code, v["policy"]["decision"].as_str()), (0, Some("accept")), "{v}");
+    let (code, v) = verify_with_policy(
+        "dcap/tdx_quote",
+        &["dcap/tdx_quote_collateral.json"],
+        "2025-07-01T00:00:00Z",
+        TDX_POLICY,
+    );
+    assert_eq!(
+        (code, v["policy"]["decision"].as_str()),
+        (0, Some("accept")),
+        "{v}"
+    );
 
     // Another TD (OutOfDate platform, other MRTD) fails both criteria, each named.
     let (code, v) = verify_with_policy(
@@ -302,19 +366,42 @@ fn policies_over_real_claims() {
         TDX_POLICY,
     );
     assert_eq!(code, 1);
-    assert_eq!(failed_criteria(&v), ["tcb_status", "measurements.mrtd"], "{v}");
+    assert_eq!(
+        failed_criteria(&v),
+        ["tcb_status", "measurements.mrtd"],
+        "{v}"
+    );
 
     // An SGX enclave is not a TDX trust domain, and its TCB needs configuration.
-    let (code, v) = verify_with_policy("dcap/sgx_quote", &["dcap/sgx_quote_collateral.json"], "2025-07-01T00:00:00Z", TDX_POLICY);
+    let (code, v) = verify_with_policy(
+        "dcap/sgx_quote",
+        &["dcap/sgx_quote_collateral.json"],
+        "2025-07-01T00:00:00Z",
+        TDX_POLICY,
+    );
     assert_eq!(code, 1);
-    assert_eq!(failed_criteria(&v), ["tee", "tcb_status", "measurements.mrtd"], "{v}");
+    assert_eq!(
+        failed_criteria(&v),
+        ["tee", "tcb_status", "measurements.mrtd"],
+        "{v}"
+    );
 
     // A debug Nitro enclave is refused by a Nitro policy that forbids debug.
     let nitro = "version = 1\ntee = [\"aws-nitro\"]\ntcb_status = [\"NotReported\"]\n";
-    let (code, v) = verify_with_policy("nitro/debug-mode-attestation-doc-bytes", &[], "2022-10-12T13:50:06.081Z", nitro);
+    let (code, v) = verify_with_policy(
+        "nitro/debug-mode-attestation-doc-bytes",
+        &[],
+        "2022-10-12T13:50:06.081Z",
+        nitro,
+    );
     assert_eq!(code, 1);
     assert_eq!(failed_criteria(&v), ["allow_debug"], "{v}");
-    let (code, _) = verify_with_policy("nitro/valid-attestation-doc-bytes", &[], "2022-10-13T08:58:02.136Z", nitro);
+    let (code, _) = verify_with_policy(
+        "nitro/valid-attestation-doc-bytes",
+        &[],
+        "2022-10-13T08:58:02.136Z",
+        nitro,
+    );
     assert_eq!(code, 0);
 
     // The default starter policy (UpToDate only) rejects SEV-SNP, whose TCB AMD does not grade.

@@ -167,8 +167,23 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Exits when the host that started this enclave is gone (killed with -9, say), so an
+/// orphaned enclave never lingers; a restarted host starts a fresh one.
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    });
+}
+
 /// Runs the enclave process.
 pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
+    exit_with_parent();
     let config = veritee_enclave::launch::EnclaveConfig {
         peer_trust_anchors_pem: match &args.peer_trust_anchors {
             Some(p) => crate::files::read(p, "peer trust anchors")?,

@@ -1,0 +1,844 @@
+//! The provider node end to end, against both stores: the embedded store always, and
+//! PostgreSQL when VERITEE_TEST_POSTGRES holds a URL (`.ci/run` sets it).
+//!
+//! Each scenario starts a real `veritee node` (host process + enclave process) on
+//! loopback and talks to it with the client library or raw HTTP.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use veritee_attest::ParsedCertificate;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_client::{ClientError, NodeClient};
+use veritee_crypto::SecretBytes;
+use veritee_policy::AppraisalPolicy;
+use veritee_verify::Verifiers;
+
+const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
+
+struct Node {
+    child: Child,
+    state: PathBuf,
+    url: String,
+    log: PathBuf,
+    store: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn postgres_url() -> Option<String> {
+    std::env::var("VERITEE_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+fn start(state: &Path, store: &str) -> Node {
+    let _ = std::fs::remove_file(state.join("node.addr"));
+    let log = state.with_extension("log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veritee"));
+    cmd.args([
+        "node",
+        "--dir",
+        state.to_str().expect("utf-8 path"),
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+    ])
+    .env("RUST_LOG", "debug")
+    .stdout(Stdio::null())
+    .stderr(log_file);
+    let child = cmd.spawn().expect("start node");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = loop {
+        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
+            break url;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Node {
+        child,
+        state: state.to_path_buf(),
+        url,
+        log,
+        store: store.to_string(),
+    }
+}
+
+fn store_location(kind: &str, dir: &Path) -> Option<String> {
+    match kind {
+        "embedded" => Some(dir.join("store").display().to_string()),
+        "postgres" => {
+            let url = postgres_url();
+            if url.is_none() {
+                eprintln!(
+                    "PostgreSQL node tests skipped: VERITEE_TEST_POSTGRES is not set (.ci/run sets it)"
+                );
+            }
+            url
+        }
+        other => panic!("unknown store {other}"),
+    }
+}
+
+struct Tenant {
+    key: TenantKey,
+}
+
+impl Node {
+    fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.state.join("admin.token")).expect("admin token")
+    }
+
+    fn client(&self) -> NodeClient {
+        NodeClient::new(&self.url).expect("client")
+    }
+
+    fn tenant(&self) -> Tenant {
+        let key = TenantKey::generate().expect("tenant key");
+        self.client()
+            .register_tenant(&self.admin_token(), &key)
+            .expect("register tenant");
+        Tenant { key }
+    }
+
+    fn anchors(&self) -> Vec<ParsedCertificate> {
+        ParsedCertificate::from_pem_chain(
+            &std::fs::read(self.state.join("vendor/root.pem")).expect("root"),
+        )
+        .expect("anchor")
+    }
+
+    fn enclave_pid(&self) -> u32 {
+        std::fs::read_to_string(self.state.join("run/enclave.pid"))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let body = reqwest::blocking::get(format!("{}/healthz", self.url))
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+struct Appraisal {
+    verifiers: Verifiers,
+    policy: AppraisalPolicy,
+    anchors: Vec<ParsedCertificate>,
+}
+
+impl Appraisal {
+    fn new(node: &Node) -> Self {
+        Self {
+            verifiers: Verifiers::default(),
+            policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
+            anchors: node.anchors(),
+        }
+    }
+
+    fn appraiser(&self) -> Appraiser<'_> {
+        Appraiser {
+            verifiers: &self.verifiers,
+            policy: &self.policy,
+            trust_anchors: &self.anchors,
+            collateral: &[],
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads every readable mapping of a live process (root may read any process's memory).
+fn process_memory(pid: u32) -> Vec<u8> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if b - a > 1 << 30 {
+            continue;
+        }
+        use std::io::Seek;
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(std::io::SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
+            out.extend_from_slice(&buf);
+        }
+    }
+    out
+}
+
+fn all_files(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(all_files(&p));
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.extend(bytes);
+            }
+        }
+    }
+    out
+}
+
+macro_rules! both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$body("embedded");
+            }
+            #[test]
+            fn postgres() {
+                super::$body("postgres");
+            }
+        }
+    };
+}
+
+both_stores!(canary_never_reaches_the_host, canary);
+both_stores!(tenants_are_isolated, isolation);
+both_stores!(dead_enclave_is_restarted_and_nothing_is_lost, dead_enclave);
+both_stores!(acknowledged_writes_survive_kill_9_of_the_host, host_kill);
+both_stores!(bad_input_gets_clear_errors, bad_input);
+both_stores!(tampering_host_causes_clean_failures, tampering);
+both_stores!(audit_log_verifies_and_names_the_first_broken_entry, audit);
+
+fn canary(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let node = start(&dir.path().join("node"), &store);
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    let canary = format!(
+        "CANARY-{}",
+        hex::encode(veritee_crypto::rand::array::<12>().expect("rand"))
+    );
+    let (client, exchanges) = node.client().recording();
+    let mut session = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session");
+    session
+        .put_secret("db-password", SecretBytes::copy_from(canary.as_bytes()))
+        .expect("put");
+    assert_eq!(
+        session.get_secret("db-password").expect("get").expose(),
+        canary.as_bytes()
+    );
+    let tag = session.hmac("db-password", b"data").expect("hmac");
+    assert_eq!(
+        tag,
+        veritee_crypto::mac::hmac_sha256(canary.as_bytes(), b"data").to_vec()
+    );
+    assert_eq!(
+        session.list().expect("list"),
+        vec!["db-password".to_string()]
+    );
+
+    // The wire: every byte the host received or sent.
+    let exchanges = exchanges.lock().expect("lock").clone();
+    assert!(exchanges.len() >= 5);
+    for x in &exchanges {
+        assert!(
+            !contains(&x.request_body, canary.as_bytes()),
+            "canary on the wire: {}",
+            x.request_line
+        );
+        assert!(
+            !contains(&x.response_body, canary.as_bytes()),
+            "canary on the wire: {}",
+            x.request_line
+        );
+    }
+    // The host process's memory. The tenant id, which the host did handle, is there:
+    // the scan itself works.
+    let host_memory = process_memory(node.child.id());
+    assert!(
+        contains(&host_memory, tenant.key.tenant_id().expect("id").as_bytes()),
+        "memory scan found nothing"
+    );
+    assert!(
+        !contains(&host_memory, canary.as_bytes()),
+        "canary in the host process's memory"
+    );
+    // Logs of both processes (debug level).
+    let log = std::fs::read(&node.log).expect("log");
+    assert!(!contains(&log, canary.as_bytes()), "canary in the logs");
+    // The store: the embedded store's files, or every object and log entry in PostgreSQL.
+    let stored = match kind {
+        "embedded" => all_files(&node.state),
+        _ => dump_postgres(&node.store, &tenant.key.tenant_id().expect("id")),
+    };
+    assert!(!stored.is_empty());
+    assert!(!contains(&stored, canary.as_bytes()), "canary in the store");
+    assert!(!contains(&stored, b"CANARY-"), "canary prefix in the store");
+}
+
+fn dump_postgres(url: &str, tenant: &str) -> Vec<u8> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = veritee_store::open(url).await.expect("postgres");
+        let mut out = Vec::new();
+        for ns in ["tenants", "host-tenants", &format!("t/{tenant}")] {
+            for key in store.list(ns, "", None, 10_000).await.expect("list") {
+                out.extend(store.get(ns, &key).await.expect("get").unwrap_or_default());
+            }
+        }
+        out
+    })
+}
+
+fn isolation(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let node = start(&dir.path().join("node"), &store);
+    let (alice, bob) = (node.tenant(), node.tenant());
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    let mut a = client
+        .open_session(&alice.key, &appraisal.appraiser())
+        .expect("alice");
+    a.put_secret("shared-name", SecretBytes::copy_from(b"alice's"))
+        .expect("put");
+    let mut b = client
+        .open_session(&bob.key, &appraisal.appraiser())
+        .expect("bob");
+    // Bob cannot read, use or list Alice's object.
+    assert!(
+        matches!(b.get_secret("shared-name"), Err(ClientError::Enclave { ref code, .. }) if code == "not_found")
+    );
+    assert!(
+        matches!(b.hmac("shared-name", b"x"), Err(ClientError::Enclave { ref code, .. }) if code == "not_found")
+    );
+    assert!(b.list().expect("list").is_empty());
+    assert!(!b.delete("shared-name").expect("delete"));
+    // Bob's own object of the same name is his alone.
+    b.put_secret("shared-name", SecretBytes::copy_from(b"bob's"))
+        .expect("put");
+    assert_eq!(
+        a.get_secret("shared-name").expect("get").expose(),
+        b"alice's"
+    );
+
+    // Bob posting into Alice's session is refused by the host, and would be by the enclave.
+    let path = format!("/v1/sessions/{}/messages", a.id());
+    let status = signed_post(
+        &node.url,
+        &bob.key,
+        &path,
+        "application/octet-stream",
+        b"\x01\x02",
+    );
+    assert_eq!(status, 403);
+    // Bob claiming to be Alice (signing with his own key) is not authenticated.
+    let body = br#"{"nonce":"00"}"#;
+    let resp = raw_post(
+        &node.url,
+        "/v1/sessions",
+        "application/json",
+        body,
+        Some(&header_claiming(
+            &alice.key,
+            &bob.key,
+            "POST",
+            "/v1/sessions",
+            body,
+        )),
+    );
+    assert_eq!(resp.0, 401, "{}", resp.1);
+    // An unregistered key gets nothing either.
+    let stranger = TenantKey::generate().expect("key");
+    assert!(matches!(
+        client.open_session(&stranger, &appraisal.appraiser()),
+        Err(ClientError::Node { status: 401, .. })
+    ));
+}
+
+fn signed_header(key: &TenantKey, method: &str, path: &str, body: &[u8]) -> String {
+    header_claiming(key, key, method, path, body)
+}
+
+fn header_claiming(
+    claimed: &TenantKey,
+    signer: &TenantKey,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> String {
+    use base64::Engine;
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let digest = hex::encode(veritee_crypto::digest::sha256(body));
+    let sig = signer
+        .sign(&veritee_proto::api::auth::signing_string(
+            method, path, ts, &digest,
+        ))
+        .expect("sign");
+    veritee_proto::api::auth::header_value(
+        &claimed.tenant_id().expect("id"),
+        ts,
+        &base64::engine::general_purpose::STANDARD.encode(sig),
+    )
+}
+
+fn raw_post(
+    url: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    auth: Option<&str>,
+) -> (u16, String) {
+    let mut req = reqwest::blocking::Client::new()
+        .post(format!("{url}{path}"))
+        .header("content-type", content_type)
+        .body(body.to_vec());
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.text().unwrap_or_default())
+}
+
+fn signed_post(url: &str, key: &TenantKey, path: &str, content_type: &str, body: &[u8]) -> u16 {
+    raw_post(
+        url,
+        path,
+        content_type,
+        body,
+        Some(&signed_header(key, "POST", path, body)),
+    )
+    .0
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn dead_enclave(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let node = start(&dir.path().join("node"), &store);
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session")
+        .put_secret("k", SecretBytes::copy_from(b"survives"))
+        .expect("put");
+    let pid = node.enclave_pid();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    wait_for("the enclave restart", || {
+        let h = node.health();
+        h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
+    });
+    assert_ne!(node.enclave_pid(), pid);
+    // Sealed state comes back with the new process; old sessions are gone.
+    let mut s = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("new session");
+    assert_eq!(s.get_secret("k").expect("get").expose(), b"survives");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", node.url))
+        .and_then(|r| r.text())
+        .expect("metrics");
+    assert!(
+        metrics.contains("veritee_enclave_restarts_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("veritee_enclave_up 1"));
+}
+
+fn host_kill(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let state = dir.path().join("node");
+    let mut node = start(&state, &store);
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    {
+        let client = node.client();
+        let mut s = client
+            .open_session(&tenant.key, &appraisal.appraiser())
+            .expect("session");
+        for i in 0..20 {
+            s.put_secret(
+                &format!("k{i}"),
+                SecretBytes::copy_from(format!("value {i}").as_bytes()),
+            )
+            .expect("put");
+        }
+    }
+    // kill -9 the host: every write above was acknowledged.
+    node.child.kill().expect("kill");
+    node.child.wait().expect("wait");
+    drop(node);
+    let node = start(&state, &store);
+    let client = node.client();
+    let mut s = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session after restart");
+    for i in 0..20 {
+        assert_eq!(
+            s.get_secret(&format!("k{i}")).expect("get").expose(),
+            format!("value {i}").as_bytes()
+        );
+    }
+}
+
+fn bad_input(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let node = start(&dir.path().join("node"), &store);
+    let tenant = node.tenant();
+    let url = &node.url;
+    let key = &tenant.key;
+    let code = |r: &(u16, String)| -> String {
+        serde_json::from_str::<serde_json::Value>(&r.1)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    // Malformed JSON, unknown fields, a bad nonce.
+    for body in [
+        &b"{not json"[..],
+        br#"{"nonce": "00", "extra": 1}"#,
+        br#"{"nonce": "zz"}"#,
+    ] {
+        let r = raw_post(
+            url,
+            "/v1/sessions",
+            "application/json",
+            body,
+            Some(&signed_header(key, "POST", "/v1/sessions", body)),
+        );
+        assert_eq!((r.0, code(&r).as_str()), (400, "bad_request"), "{}", r.1);
+    }
+    // Wrong content type.
+    let body = br#"{"nonce":"00"}"#;
+    let r = raw_post(
+        url,
+        "/v1/sessions",
+        "text/plain",
+        body,
+        Some(&signed_header(key, "POST", "/v1/sessions", body)),
+    );
+    assert_eq!((r.0, code(&r).as_str()), (415, "unsupported_media_type"));
+    // Oversized body.
+    let big = vec![b' '; 200 * 1024];
+    let r = raw_post(
+        url,
+        "/v1/sessions",
+        "application/json",
+        &big,
+        Some(&signed_header(key, "POST", "/v1/sessions", &big)),
+    );
+    assert_eq!(r.0, 413);
+    // Unknown version and route.
+    let r = raw_post(url, "/v2/sessions", "application/json", body, None);
+    assert_eq!((r.0, code(&r).as_str()), (404, "not_found"));
+    // No signature, a stale signature, no admin token.
+    assert_eq!(
+        raw_post(url, "/v1/sessions", "application/json", body, None).0,
+        401
+    );
+    let stale = signed_header(key, "POST", "/v1/sessions", body).replace("ts=", "ts=1");
+    assert_eq!(
+        raw_post(url, "/v1/sessions", "application/json", body, Some(&stale)).0,
+        401
+    );
+    assert_eq!(
+        raw_post(
+            url,
+            "/v1/tenants",
+            "application/json",
+            br#"{"public_key":"AA=="}"#,
+            None
+        )
+        .0,
+        401
+    );
+    // A session message for no session, and garbage for a real one.
+    let path = "/v1/sessions/00112233445566778899aabbccddeeff/messages";
+    assert_eq!(
+        signed_post(url, key, path, "application/octet-stream", b"\x01\x02\x00"),
+        404
+    );
+    // Truncated and garbage frames straight onto the enclave socket.
+    for bytes in [
+        &b"VTIP\x00\x01\x00\x00\x00\x00\x01\x00"[..],
+        b"VTIP",
+        b"garbage garbage garbage",
+        b"VTIP\x00\x09\x00\x00\x00\x00\x00\x01x",
+    ] {
+        let mut s = std::os::unix::net::UnixStream::connect(node.state.join("run/enclave.sock"))
+            .expect("socket");
+        let _ = s.write_all(bytes);
+        drop(s);
+    }
+    // The node still serves, and the enclave was never restarted.
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    let mut s = client
+        .open_session(key, &appraisal.appraiser())
+        .expect("session");
+    s.ping().expect("ping");
+    assert_eq!(node.health()["enclave_restarts"], 0);
+    let spec: serde_json::Value = reqwest::blocking::get(format!("{url}/openapi.json"))
+        .expect("openapi")
+        .json()
+        .expect("json");
+    for route in [
+        "/v1/tenants",
+        "/v1/sessions",
+        "/v1/sessions/{id}/messages",
+        "/v1/attestation",
+        "/v1/audit",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(
+            spec["paths"].get(route).is_some(),
+            "{route} missing from the OpenAPI document"
+        );
+    }
+}
+
+/// A loopback proxy that flips one byte of every session-message request or response body.
+fn tampering_proxy(upstream: &str, flip_request: bool) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let handle = std::thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(mut client) = conn else { continue };
+            let Some((head, mut body)) = read_http(&mut client) else {
+                continue;
+            };
+            let is_message = head.contains("/messages");
+            if is_message && flip_request && !body.is_empty() {
+                let i = body.len() - 1;
+                body[i] ^= 0x01;
+            }
+            let head = head.replace("Connection: keep-alive", "Connection: close");
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let _ = server.write_all(head.as_bytes());
+            let _ = server.write_all(&body);
+            let Some((rhead, mut rbody)) = read_http(&mut server) else {
+                continue;
+            };
+            if is_message && !flip_request && rhead.contains(" 200 ") && !rbody.is_empty() {
+                let i = rbody.len() - 1;
+                rbody[i] ^= 0x01;
+            }
+            let _ = client.write_all(rhead.as_bytes());
+            let _ = client.write_all(&rbody);
+        }
+    });
+    (addr, handle)
+}
+
+/// Reads one HTTP/1.1 message with a Content-Length body.
+fn read_http(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).ok()?;
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().ok())
+        })
+        .flatten()
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+fn tampering(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let node = start(&dir.path().join("node"), &store);
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    {
+        let direct = node.client();
+        let mut s = direct
+            .open_session(&tenant.key, &appraisal.appraiser())
+            .expect("session");
+        s.put_secret("k", SecretBytes::copy_from(b"right value"))
+            .expect("put");
+    }
+    for flip_request in [true, false] {
+        let (proxy, _h) = tampering_proxy(&node.url, flip_request);
+        let client = NodeClient::new(&proxy).expect("client");
+        let mut s = client
+            .open_session(&tenant.key, &appraisal.appraiser())
+            .expect("session through the proxy");
+        match s.get_secret("k") {
+            Err(ClientError::Node { .. }) if flip_request => {}
+            Err(ClientError::Channel(_)) if !flip_request => {}
+            Ok(v) => panic!("tampered exchange gave a result ({} bytes)", v.len()),
+            Err(other) => panic!("unexpected error kind: {other}"),
+        }
+    }
+    // The secret is intact and the node serves untampered clients.
+    let client = node.client();
+    let mut s = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session");
+    assert_eq!(s.get_secret("k").expect("get").expose(), b"right value");
+}
+
+fn audit(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let node = start(&dir.path().join("node"), &store);
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    let mut s = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session");
+    s.put_secret("a", SecretBytes::copy_from(b"1"))
+        .expect("put");
+    s.get_secret("a").expect("get");
+    s.hmac("a", b"x").expect("use");
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let export = dir.path().join("audit.json");
+    let anchor = node.state.join("vendor/root.pem");
+    let token = node.state.join("admin.token");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_veritee"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let o = run(&[
+        "audit",
+        "export",
+        "--node",
+        &node.url,
+        "--admin-token",
+        token.to_str().unwrap_or(""),
+        "--policy",
+        policy.to_str().unwrap_or(""),
+        "--trust-anchor",
+        anchor.to_str().unwrap_or(""),
+        "--out",
+        export.to_str().unwrap_or(""),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["audit", "verify", "--file", export.to_str().unwrap_or("")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for action in ["secret.put", "secret.release", "secret.use"] {
+        assert!(out.contains(action), "{action} not audited: {out}");
+    }
+    // Online, against the node itself.
+    let o = run(&[
+        "audit",
+        "verify",
+        "--node",
+        &node.url,
+        "--admin-token",
+        token.to_str().unwrap_or(""),
+        "--policy",
+        policy.to_str().unwrap_or(""),
+        "--trust-anchor",
+        anchor.to_str().unwrap_or(""),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // A host that edits entry 2 of the log is caught at entry 2.
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&export).expect("read")).expect("json");
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let entry = doc["entries"][2]["entry"]
+        .as_str()
+        .expect("entry")
+        .to_string();
+    let mut bytes = b64.decode(entry).expect("b64");
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let edited = text.replacen("\"ok\"", "\"no\"", 1);
+    assert_ne!(text, edited);
+    bytes = edited.into_bytes();
+    doc["entries"][2]["entry"] = serde_json::Value::String(b64.encode(&bytes));
+    std::fs::write(&export, serde_json::to_vec(&doc).expect("json")).expect("write");
+    let o = run(&["audit", "verify", "--file", export.to_str().unwrap_or("")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("BROKEN at entry 2"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
