@@ -411,6 +411,9 @@ fn demo_runs_the_tour() {
         "OutOfDate",
         "report data mismatch",
         "revoked",
+        "What the host saw",
+        "the secret appears on the wire: false; in the host's store: false; in the logs: false",
+        "secret.release",
         "Tour complete",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");

@@ -61,8 +61,12 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
     println!("veritee demo: attestation on the simulated TEE");
     println!("working directory: {}", root.display());
     tour(&root, args.dir.is_some())?;
+    node_tour(&root)?;
     println!(
-        "\nTour complete: vendor -> machine -> evidence -> verification -> policy accept and reject."
+        "\nTour complete: vendor -> machine -> evidence -> verification -> policy accept and reject,"
+    );
+    println!(
+        "then a provider node: attested session, secrets kept in the enclave, ciphertext only on the host."
     );
     Ok(Outcome::Success)
 }
@@ -232,5 +236,171 @@ fn tour(root: &Path, kept: bool) -> Result<()> {
         "    (machine-a is revoked now: add --collateral {} to see it refused)",
         vendor.collateral_paths()[1].display()
     );
+    Ok(())
+}
+
+/// Kills the background node when the tour ends, however it ends.
+struct NodeProcess(std::process::Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn files_under(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.extend(bytes);
+        }
+    }
+    out
+}
+
+fn node_tour(root: &Path) -> Result<()> {
+    use veritee_channel::client::{Appraiser, TenantKey};
+    use veritee_crypto::SecretBytes;
+
+    let mut t = Tour { step: 12 };
+    t.step("Provider node: `veritee node` starts in the background on loopback (host process + enclave process)");
+    let state = root.join("node");
+    let log_path = root.join("node.log");
+    let log = std::fs::File::create(&log_path).context("cannot create node.log")?;
+    let exe = std::env::current_exe().context("cannot find the veritee executable")?;
+    let child = std::process::Command::new(exe)
+        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start the node")?;
+    let _node = NodeProcess(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let url = loop {
+        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
+            break url;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the node did not start; see {}",
+            log_path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    println!("    node at {url}; state in {}", state.display());
+
+    t.step("Tenant: a P-256 identity key, registered with the node's admin token");
+    let token = std::fs::read_to_string(state.join("admin.token"))
+        .context("cannot read the admin token")?;
+    let tenant = TenantKey::generate()?;
+    let (client, exchanges) = veritee_client::NodeClient::new(&url)?.recording();
+    println!("    tenant {}", client.register_tenant(&token, &tenant)?);
+
+    t.step("Attested session: fresh nonce -> evidence binding the enclave's session key -> policy -> HPKE keys");
+    let anchors = ParsedCertificate::from_pem_chain(
+        &std::fs::read(state.join("vendor/root.pem")).context("node vendor root")?,
+    )?;
+    let verifiers = Verifiers::default();
+    let policy = AppraisalPolicy::parse(&starter_policy(true, &[]))?;
+    let appraiser = Appraiser {
+        verifiers: &verifiers,
+        policy: &policy,
+        trust_anchors: &anchors,
+        collateral: &[],
+        at: OffsetDateTime::now_utc(),
+    };
+    let mut session = client.open_session(&tenant, &appraiser)?;
+    println!(
+        "    session {} with enclave {} ({})",
+        session.id(),
+        short(
+            session
+                .claims()
+                .measurement("measurement")
+                .unwrap_or_default()
+        ),
+        session.claims().tee
+    );
+
+    t.step(
+        "Secrets: store one in the enclave, read it back, and use it (HMAC) without releasing it",
+    );
+    let canary = format!(
+        "demo-canary-{}",
+        hex::encode(veritee_crypto::rand::array::<8>()?)
+    );
+    session.put_secret("db-password", SecretBytes::copy_from(canary.as_bytes()))?;
+    let back = session.get_secret("db-password")?;
+    ensure!(
+        back.expose() == canary.as_bytes(),
+        "the secret did not come back intact"
+    );
+    let tag = session.hmac("db-password", b"hello")?;
+    println!(
+        "    stored and read back {} bytes; HMAC(db-password, \"hello\") = {}",
+        back.len(),
+        short(&tag)
+    );
+
+    t.step("What the host saw");
+    let seen = exchanges.lock().map(|e| e.clone()).unwrap_or_default();
+    for x in &seen {
+        let body = if x.request_body.is_empty() {
+            &x.response_body
+        } else {
+            &x.request_body
+        };
+        println!(
+            "    {:<52} {:>5} bytes in, {:>5} out: {}",
+            x.request_line,
+            x.request_body.len(),
+            x.response_body.len(),
+            short(body)
+        );
+    }
+    let on_wire = seen.iter().any(|x| {
+        contains(&x.request_body, canary.as_bytes())
+            || contains(&x.response_body, canary.as_bytes())
+    });
+    let in_store = contains(&files_under(&state), canary.as_bytes());
+    let in_logs = contains(
+        &std::fs::read(&log_path).unwrap_or_default(),
+        canary.as_bytes(),
+    );
+    println!(
+        "    the secret appears on the wire: {on_wire}; in the host's store: {in_store}; in the logs: {in_logs}"
+    );
+    ensure!(
+        !on_wire && !in_store && !in_logs,
+        "a plaintext secret reached the host"
+    );
+
+    t.step("Audit: every action above was signed inside the enclave and chained by hash");
+    let key = client.attested_audit_key(&appraiser)?;
+    let log = client.audit_log(&token, 0, 1000)?;
+    let entries = log
+        .entries
+        .iter()
+        .map(|r| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(&r.entry)
+                .map(|b| (r.seq, b))
+                .context("audit entry is not base64")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bodies = veritee_audit::verify_log(&entries, &key)?;
+    for b in &bodies {
+        println!("    #{} {} {} ({})", b.seq, b.action, b.object, b.outcome);
+    }
     Ok(())
 }

@@ -1,0 +1,260 @@
+//! Provider-node throughput on loopback: enclave round trips through the host (requests
+//! per second, p50/p99 latency) beside a null axum handler measured by the same load
+//! generator in the same run, and attested session establishments per second; for the
+//! embedded store and, when VERITEE_TEST_POSTGRES is set, for PostgreSQL.
+//!
+//! Run: `cargo bench --bench node` (prints a Markdown table).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use veritee_attest::ParsedCertificate;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_client::{NodeClient, Session};
+use veritee_crypto::SecretBytes;
+use veritee_policy::AppraisalPolicy;
+use veritee_verify::Verifiers;
+
+const CLIENTS: usize = 8;
+const DURATION: Duration = Duration::from_secs(8);
+const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
+
+struct Stats {
+    rps: f64,
+    p50_us: u128,
+    p99_us: u128,
+}
+
+fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .map_or(0, |d| d.as_micros())
+    };
+    Stats {
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_us: pick(0.50),
+        p99_us: pick(0.99),
+    }
+}
+
+/// Runs `op` from CLIENTS threads for DURATION; each thread builds its own state first.
+fn load<S>(
+    setup: impl Fn() -> S + Send + Sync + 'static,
+    op: impl Fn(&mut S) + Send + Sync + 'static,
+) -> Stats
+where
+    S: 'static,
+{
+    let setup = Arc::new(setup);
+    let op = Arc::new(op);
+    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (setup, op, barrier) = (Arc::clone(&setup), Arc::clone(&op), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut state = setup();
+                barrier.wait();
+                let start = Instant::now();
+                let mut lat = Vec::new();
+                while start.elapsed() < DURATION {
+                    let t = Instant::now();
+                    op(&mut state);
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().expect("load thread"));
+    }
+    summarize(all, DURATION)
+}
+
+fn null_server() -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/null",
+        axum::routing::post(|body: axum::body::Bytes| async move { body }),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), rt)
+}
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_node(state: &Path, store: &str) -> (Node, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(state)
+        .args(["--store", store])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("node");
+    let node = Node(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
+            return (node, url);
+        }
+        assert!(Instant::now() < deadline, "node did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What a load thread needs to open sessions: everything owned.
+struct Ctx {
+    url: String,
+    tenant: TenantKey,
+    anchors: Vec<ParsedCertificate>,
+    verifiers: Verifiers,
+    policy: AppraisalPolicy,
+}
+
+impl Ctx {
+    fn new(url: &str, tenant_der: &[u8], root: &[u8]) -> Self {
+        Self {
+            url: url.to_string(),
+            tenant: TenantKey::from_pkcs8(tenant_der).expect("key"),
+            anchors: ParsedCertificate::from_pem_chain(root).expect("anchor"),
+            verifiers: Verifiers::default(),
+            policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
+        }
+    }
+
+    fn appraiser(&self) -> Appraiser<'_> {
+        Appraiser {
+            verifiers: &self.verifiers,
+            policy: &self.policy,
+            trust_anchors: &self.anchors,
+            collateral: &[],
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+/// A session that owns its client and context (leaked for the bench's lifetime).
+fn session(ctx: Ctx) -> Session<'static> {
+    let ctx: &'static Ctx = Box::leak(Box::new(ctx));
+    let client: &'static NodeClient =
+        Box::leak(Box::new(NodeClient::new(&ctx.url).expect("client")));
+    client
+        .open_session(&ctx.tenant, &ctx.appraiser())
+        .expect("session")
+}
+
+fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
+    let state = dir.join(label);
+    let (_node, url) = start_node(&state, &store);
+    let token = std::fs::read_to_string(state.join("admin.token")).expect("token");
+    let root = Arc::new(std::fs::read(state.join("vendor/root.pem")).expect("root"));
+    let tenant = TenantKey::generate().expect("key");
+    NodeClient::new(&url)
+        .expect("client")
+        .register_tenant(&token, &tenant)
+        .expect("register");
+    let der = Arc::new(tenant.to_pkcs8().expect("pkcs8").expose().clone());
+    let url = Arc::new(url);
+
+    let mut out = Vec::new();
+    let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
+    let stats = load(
+        move || (Ctx::new(&u, &d, &r), NodeClient::new(&u).expect("client")),
+        |(ctx, client)| {
+            client
+                .open_session(&ctx.tenant, &ctx.appraiser())
+                .expect("session");
+        },
+    );
+    out.push((
+        format!("{label} store: attested session establishment (evidence + verify + HPKE)"),
+        stats,
+    ));
+
+    let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
+    let stats = load(
+        move || session(Ctx::new(&u, &d, &r)),
+        |s| s.ping().expect("ping"),
+    );
+    out.push((
+        format!("{label} store: enclave round trip through the host (Ping)"),
+        stats,
+    ));
+
+    let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
+    let stats = load(
+        move || {
+            let mut s = session(Ctx::new(&u, &d, &r));
+            s.put_secret("bench", SecretBytes::copy_from(&[7u8; 32]))
+                .expect("put");
+            s
+        },
+        |s| {
+            s.get_secret("bench").expect("get");
+        },
+    );
+    out.push((
+        format!("{label} store: secret release (store read, unseal, durable audit append)"),
+        stats,
+    ));
+    out
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rows = Vec::new();
+    let (null_url, _rt) = null_server();
+    let null = load(
+        move || (reqwest::blocking::Client::new(), format!("{null_url}/null")),
+        |(c, url)| {
+            c.post(url.as_str())
+                .body(vec![0u8; 64])
+                .send()
+                .and_then(|r| r.bytes())
+                .expect("null");
+        },
+    );
+    rows.push((
+        "baseline: null axum handler, same load generator".to_string(),
+        null,
+    ));
+    rows.extend(bench_store(
+        "embedded",
+        dir.path().join("store").display().to_string(),
+        dir.path(),
+    ));
+    match std::env::var("VERITEE_TEST_POSTGRES") {
+        Ok(url) => rows.extend(bench_store("postgres", url, dir.path())),
+        Err(_) => eprintln!("PostgreSQL rows skipped: set VERITEE_TEST_POSTGRES"),
+    }
+    println!(
+        "| measurement ({CLIENTS} client threads, {} s each) | req/s | p50 | p99 |",
+        DURATION.as_secs()
+    );
+    println!("|---|---:|---:|---:|");
+    for (name, s) in &rows {
+        println!(
+            "| {name} | {:.0} | {} µs | {} µs |",
+            s.rps, s.p50_us, s.p99_us
+        );
+    }
+}
