@@ -47,6 +47,9 @@ enum Command {
     /// Secrets kept by a node's enclave, over an attested session.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
+    /// Deploy user data keys into a node's enclave (online or offline) and replicate them.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
     /// A node's signed audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => commands::tenant::run(cmd),
         Command::Secret(cmd) => commands::secret::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

@@ -4,6 +4,7 @@ pub mod appraise;
 pub mod attest;
 pub mod audit;
 pub mod demo;
+pub mod keys;
 pub mod node;
 pub mod platform;
 pub mod policy;

@@ -34,6 +34,9 @@ pub struct NodeArgs {
     /// Trust anchors the enclave accepts peer enclaves under (default: DIR/vendor/root.pem).
     #[arg(long)]
     peer_trust_anchors: Option<PathBuf>,
+    /// Another node to replicate keys from (repeatable).
+    #[arg(long)]
+    peer: Vec<String>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -145,6 +148,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             pid_file: Some(args.dir.join("run").join("enclave.pid")),
         },
         admin_token_sha256: token_sha,
+        peers: args.peer.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -194,7 +198,15 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
     let exe = std::env::current_exe().context("cannot find the veritee executable")?;
     let (platform, seal_policy) =
         veritee_enclave::launch::launch_simulated(&args.platform, &exe, &config, signer.as_ref())?;
-    let service = std::sync::Arc::new(veritee_enclave::EnclaveService::new(platform, seal_policy));
+    let anchors = if config.peer_trust_anchors_pem.is_empty() {
+        Vec::new()
+    } else {
+        veritee_attest::ParsedCertificate::from_pem_chain(&config.peer_trust_anchors_pem)
+            .context("peer trust anchors")?
+    };
+    let service = std::sync::Arc::new(
+        veritee_enclave::EnclaveService::new(platform, seal_policy).with_peer_anchors(anchors),
+    );
     let _ = std::fs::remove_file(&args.socket);
     let listener = std::os::unix::net::UnixListener::bind(&args.socket)
         .with_context(|| format!("cannot listen on {}", args.socket.display()))?;

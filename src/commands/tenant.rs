@@ -22,6 +22,24 @@ pub enum TenantCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Register an existing tenant key with another node.
+    Register {
+        /// The node's URL.
+        #[arg(long)]
+        node: String,
+        /// File holding the node's admin token.
+        #[arg(long)]
+        admin_token: PathBuf,
+        /// The tenant key file.
+        #[arg(long)]
+        tenant: PathBuf,
+    },
+}
+
+/// Registers an existing tenant key.
+fn register(node: &str, admin_token: &Path, key: &TenantKey) -> Result<String> {
+    let token = crate::files::read_text(admin_token, "admin token")?;
+    Ok(veritee_client::NodeClient::new(node)?.register_tenant(&token, key)?)
 }
 
 /// Loads a tenant key file (PKCS#8 PEM).
@@ -45,10 +63,8 @@ pub fn run(cmd: TenantCommand) -> Result<Outcome> {
             admin_token,
             out,
         } => {
-            let token = crate::files::read_text(&admin_token, "admin token")?;
             let key = TenantKey::generate()?;
-            let client = veritee_client::NodeClient::new(&node)?;
-            let id = client.register_tenant(&token, &key)?;
+            let id = register(&node, &admin_token, &key)?;
             let pem = veritee_crypto::SecretBytes::new(
                 veritee_x509::pem::encode("PRIVATE KEY", key.to_pkcs8()?.expose()).into_bytes(),
             );
@@ -57,6 +73,15 @@ pub fn run(cmd: TenantCommand) -> Result<Outcome> {
                 "tenant {id} registered with {node}; key saved to {}",
                 out.display()
             );
+            Ok(Outcome::Success)
+        }
+        TenantCommand::Register {
+            node,
+            admin_token,
+            tenant,
+        } => {
+            let id = register(&node, &admin_token, &load_tenant(&tenant)?)?;
+            println!("tenant {id} registered with {node}");
             Ok(Outcome::Success)
         }
     }

@@ -179,6 +179,50 @@ pub fn verify_log(
     Ok(bodies)
 }
 
+/// Signs an arbitrary JSON document (a receipt, say) with the audit key, in the entry
+/// layout: body length || body || signature over `label || body`.
+pub fn sign_document(
+    key: &EcdsaSigningKey,
+    label: &[u8],
+    body: &[u8],
+) -> Result<Vec<u8>, AuditError> {
+    let mut signed = label.to_vec();
+    signed.extend_from_slice(body);
+    let sig = key
+        .sign(&signed)
+        .map_err(|e| AuditError::Signing(e.to_string()))?;
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out.extend_from_slice(&sig);
+    Ok(out)
+}
+
+/// Checks a document made by [`sign_document`] and returns its body.
+pub fn open_document<'a>(doc: &'a [u8], key: &[u8], label: &[u8]) -> Result<&'a [u8], AuditError> {
+    let malformed = |reason: &str| AuditError::Malformed {
+        index: 0,
+        reason: reason.to_string(),
+    };
+    if doc.len() < 4 + SIGNATURE_LEN || doc.len() > MAX_ENTRY_LEN {
+        return Err(malformed("signed document has the wrong size"));
+    }
+    let len = u32::from_be_bytes([doc[0], doc[1], doc[2], doc[3]]) as usize;
+    if doc.len() != 4 + len + SIGNATURE_LEN {
+        return Err(malformed("length field does not match the document size"));
+    }
+    let body = &doc[4..4 + len];
+    let mut signed = label.to_vec();
+    signed.extend_from_slice(body);
+    sign::verify(
+        VerificationScheme::EcdsaP256Sha256Fixed,
+        key,
+        &signed,
+        &doc[4 + len..],
+    )
+    .map_err(|_| AuditError::BadSignature { seq: 0 })?;
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +250,19 @@ mod tests {
             out.push((seq, entry));
         }
         (key, out)
+    }
+
+    #[test]
+    fn signed_documents() {
+        let key = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        let spki = key.public_key_spki().unwrap();
+        let doc = sign_document(&key, b"label", b"{\"a\":1}").unwrap();
+        assert_eq!(open_document(&doc, &spki, b"label").unwrap(), b"{\"a\":1}");
+        assert!(open_document(&doc, &spki, b"other").is_err());
+        let mut bad = doc.clone();
+        bad[5] ^= 1;
+        assert!(open_document(&bad, &spki, b"label").is_err());
+        assert!(open_document(&doc[..doc.len() - 1], &spki, b"label").is_err());
     }
 
     #[test]

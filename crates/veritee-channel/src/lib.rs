@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod deploy;
 pub mod enclave;
 mod error;
 mod keys;

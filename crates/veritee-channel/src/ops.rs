@@ -66,6 +66,14 @@ pub enum Request {
         /// Object name.
         name: String,
     },
+    /// The tenant's deployed data keys.
+    ListKeys,
+    /// Make sure this node holds a deployed key (replicating it from a peer if needed);
+    /// answers with the key's check value.
+    EnsureKey {
+        /// Key name.
+        name: String,
+    },
 }
 
 impl core::fmt::Debug for Request {
@@ -79,6 +87,8 @@ impl core::fmt::Debug for Request {
             }
             Self::ListSecrets => f.write_str("ListSecrets"),
             Self::DeleteSecret { name } => write!(f, "DeleteSecret({name})"),
+            Self::ListKeys => f.write_str("ListKeys"),
+            Self::EnsureKey { name } => write!(f, "EnsureKey({name})"),
         }
     }
 }
@@ -97,6 +107,8 @@ pub enum Response {
     Names(Vec<String>),
     /// Whether something was deleted.
     Deleted(bool),
+    /// A key is present on this node; its check value (hex SHA-256).
+    KeyReady(String),
     /// The request failed; the message names why (never a secret).
     Error {
         /// Stable code: bad_request, not_found, forbidden, internal.
@@ -115,6 +127,7 @@ impl core::fmt::Debug for Response {
             Self::Mac(t) => write!(f, "Mac({} bytes)", t.len()),
             Self::Names(n) => write!(f, "Names({n:?})"),
             Self::Deleted(d) => write!(f, "Deleted({d})"),
+            Self::KeyReady(d) => write!(f, "KeyReady({d})"),
             Self::Error { code, message } => write!(f, "Error({code}: {message})"),
         }
     }
@@ -151,6 +164,10 @@ enum WireRequest {
     DeleteSecret {
         name: String,
     },
+    ListKeys,
+    EnsureKey {
+        name: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -161,6 +178,7 @@ enum WireResponse {
     Mac(#[serde(with = "serde_bytes")] Vec<u8>),
     Names(Vec<String>),
     Deleted(bool),
+    KeyReady(String),
     Error { code: String, message: String },
 }
 
@@ -198,6 +216,8 @@ impl Request {
             },
             Self::ListSecrets => WireRequest::ListSecrets,
             Self::DeleteSecret { name } => WireRequest::DeleteSecret { name: name.clone() },
+            Self::ListKeys => WireRequest::ListKeys,
+            Self::EnsureKey { name } => WireRequest::EnsureKey { name: name.clone() },
         };
         let out = to_cbor(&wire);
         if let WireRequest::PutSecret { value, .. } = &mut wire {
@@ -218,6 +238,8 @@ impl Request {
             WireRequest::HmacSha256 { name, data } => Self::HmacSha256 { name, data },
             WireRequest::ListSecrets => Self::ListSecrets,
             WireRequest::DeleteSecret { name } => Self::DeleteSecret { name },
+            WireRequest::ListKeys => Self::ListKeys,
+            WireRequest::EnsureKey { name } => Self::EnsureKey { name },
         })
     }
 }
@@ -232,6 +254,7 @@ impl Response {
             Self::Mac(t) => WireResponse::Mac(t.clone()),
             Self::Names(n) => WireResponse::Names(n.clone()),
             Self::Deleted(d) => WireResponse::Deleted(*d),
+            Self::KeyReady(d) => WireResponse::KeyReady(d.clone()),
             Self::Error { code, message } => WireResponse::Error {
                 code: code.clone(),
                 message: message.clone(),
@@ -253,6 +276,7 @@ impl Response {
             WireResponse::Mac(t) => Self::Mac(t),
             WireResponse::Names(n) => Self::Names(n),
             WireResponse::Deleted(d) => Self::Deleted(d),
+            WireResponse::KeyReady(d) => Self::KeyReady(d),
             WireResponse::Error { code, message } => Self::Error { code, message },
         })
     }

@@ -376,3 +376,155 @@ impl Session<'_> {
         }
     }
 }
+
+/// A node's wrapping key as fetched, with what is needed to check it later (offline).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrappingKeyFile {
+    /// The node it came from.
+    pub node: String,
+    /// HPKE X25519 public key, hex.
+    pub public_key: String,
+    /// The enclave's receipt-signing key, SPKI DER, base64.
+    pub audit_public_key: String,
+    /// The nonce the evidence is bound to, hex.
+    pub nonce: String,
+    /// The evidence, base64.
+    pub evidence: String,
+    /// When it was fetched, RFC 3339.
+    pub fetched_at: String,
+}
+
+/// A wrapping key whose evidence was verified and appraised.
+#[derive(Debug)]
+pub struct AttestedWrappingKey {
+    /// The key to encrypt to.
+    pub public_key: veritee_crypto::hpke::HpkePublicKey,
+    /// The key receipts are signed with.
+    pub audit_public_key: Vec<u8>,
+    /// The enclave's claims.
+    pub claims: veritee_attest::Claims,
+}
+
+impl WrappingKeyFile {
+    /// Verifies the evidence, checks that its report data binds exactly these keys and
+    /// this nonce, and applies the policy. Nothing may be encrypted to a key that fails.
+    pub fn verify(&self, appraiser: &Appraiser<'_>) -> Result<AttestedWrappingKey, ClientError> {
+        let proto = |what: &str| ClientError::Protocol(format!("wrapping key file: {what}"));
+        let public = hex::decode(&self.public_key).map_err(|_| proto("public_key is not hex"))?;
+        let audit = B64
+            .decode(&self.audit_public_key)
+            .map_err(|_| proto("audit_public_key is not base64"))?;
+        let nonce = hex::decode(&self.nonce).map_err(|_| proto("nonce is not hex"))?;
+        let evidence = B64
+            .decode(&self.evidence)
+            .map_err(|_| proto("evidence is not base64"))?;
+        let mut bound = public.clone();
+        bound.extend_from_slice(&audit);
+        let claims = appraiser.appraise(
+            &evidence,
+            &ReportData::binding(veritee_channel::deploy::WRAPPING_KEY_LABEL, &bound, &nonce),
+        )?;
+        Ok(AttestedWrappingKey {
+            public_key: veritee_crypto::hpke::HpkePublicKey::from_bytes(&public)
+                .map_err(ChannelError::from)?,
+            audit_public_key: audit,
+            claims,
+        })
+    }
+}
+
+/// Checks a receipt's signature and that it names what was deployed.
+pub fn verify_receipt(
+    receipt: &[u8],
+    audit_public_key: &[u8],
+    key: &str,
+    tenant: &str,
+    key_digest: &str,
+) -> Result<veritee_channel::deploy::Receipt, ClientError> {
+    let body = veritee_audit::open_document(
+        receipt,
+        audit_public_key,
+        veritee_channel::deploy::RECEIPT_LABEL,
+    )
+    .map_err(|e| ClientError::Protocol(format!("receipt: {e}")))?;
+    let r: veritee_channel::deploy::Receipt =
+        serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("receipt: {e}")))?;
+    if r.key != key
+        || r.tenant != tenant
+        || !veritee_crypto::ct_eq(r.key_digest.as_bytes(), key_digest.as_bytes())
+    {
+        return Err(ClientError::Protocol(
+            "the receipt does not name the key, tenant and key digest that were deployed".into(),
+        ));
+    }
+    Ok(r)
+}
+
+impl NodeClient {
+    /// Fetches the wrapping key with evidence over a fresh nonce (verify it with
+    /// [`WrappingKeyFile::verify`] before using it).
+    pub fn fetch_wrapping_key(&self) -> Result<WrappingKeyFile, ClientError> {
+        let nonce = fresh_nonce()?;
+        let resp: veritee_proto::api::WrappingKeyResponse = Self::json(&self.send(
+            reqwest::Method::GET,
+            &format!("/v1/keys/wrapping-key?nonce={}", hex::encode(nonce)),
+            None,
+            None,
+        )?)?;
+        Ok(WrappingKeyFile {
+            node: self.base.clone(),
+            public_key: resp.public_key,
+            audit_public_key: resp.audit_public_key,
+            nonce: hex::encode(nonce),
+            evidence: resp.evidence,
+            fetched_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Imports a wrapped key; returns the enclave's signed receipt.
+    pub fn import_wrapped_key(
+        &self,
+        tenant: &TenantKey,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let body = serde_json::to_vec(&veritee_proto::api::ImportKeyRequest {
+            wrapped: B64.encode(wrapped),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let auth = self.signed(tenant, "POST", "/v1/keys", &body)?;
+        let resp: veritee_proto::api::ImportKeyResponse = Self::json(&self.send(
+            reqwest::Method::POST,
+            "/v1/keys",
+            Some(("application/json", body)),
+            Some(auth),
+        )?)?;
+        B64.decode(&resp.receipt)
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}
+
+impl Session<'_> {
+    /// The tenant's deployed key names.
+    pub fn list_keys(&mut self) -> Result<Vec<String>, ClientError> {
+        match self.call(&Request::ListKeys)? {
+            Response::Names(n) => Ok(n),
+            other => Err(ClientError::Protocol(format!(
+                "expected Names, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Makes the node hold `name` (replicating it from a peer enclave if needed);
+    /// returns the key check value.
+    pub fn ensure_key(&mut self, name: &str) -> Result<String, ClientError> {
+        match self.call(&Request::EnsureKey { name: name.into() })? {
+            Response::KeyReady(d) => Ok(d),
+            other => Err(ClientError::Protocol(format!(
+                "expected KeyReady, got {other:?}"
+            ))),
+        }
+    }
+}

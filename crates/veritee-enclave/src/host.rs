@@ -41,6 +41,8 @@ fn variant(r: &HostResult) -> &'static str {
         HostResult::Keys(_) => "Keys",
         HostResult::Deleted(_) => "Deleted",
         HostResult::Last(_) => "Last",
+        HostResult::PeerList(_) => "PeerList",
+        HostResult::PeerReply(_) => "PeerReply",
         HostResult::Conflict(_) => "Conflict",
         HostResult::Failed(_) => "Failed",
     }
@@ -135,6 +137,25 @@ pub trait HostLinkExt: HostLink {
         match self.call(HostCall::LogLast { log: log.into() })? {
             HostResult::Last(l) => Ok(l),
             other => Err(unexpected("log_last", other)),
+        }
+    }
+
+    /// The configured peer nodes.
+    fn peers(&mut self) -> Result<Vec<String>, EnclaveFailure> {
+        match self.call(HostCall::Peers)? {
+            HostResult::PeerList(p) => Ok(p),
+            other => Err(unexpected("peers", other)),
+        }
+    }
+
+    /// Sends an enclave-to-enclave message to a peer and returns its answer.
+    fn peer_exchange(&mut self, peer: &str, message: Vec<u8>) -> Result<Vec<u8>, EnclaveFailure> {
+        match self.call(HostCall::PeerExchange {
+            peer: peer.into(),
+            message,
+        })? {
+            HostResult::PeerReply(r) => Ok(r),
+            other => Err(unexpected("peer_exchange", other)),
         }
     }
 }

@@ -10,7 +10,9 @@
 #![deny(missing_docs)]
 
 pub mod host;
+mod keys;
 pub mod launch;
+mod replication;
 pub mod server;
 mod service;
 

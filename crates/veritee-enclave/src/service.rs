@@ -25,10 +25,12 @@ const NODE_BINDING_LABEL: &[u8] = b"veritee node v1";
 const ENCLAVE_NS: &str = "enclave";
 const TENANTS_NS: &str = "tenants";
 
-struct NodeKeys {
-    audit_key: EcdsaSigningKey,
-    audit_spki: Vec<u8>,
-    log: String,
+pub(crate) struct NodeKeys {
+    pub(crate) audit_key: EcdsaSigningKey,
+    pub(crate) audit_spki: Vec<u8>,
+    pub(crate) log: String,
+    pub(crate) node_id: String,
+    pub(crate) wrapping: veritee_crypto::hpke::HpkeKeyPair,
 }
 
 struct AuditHead {
@@ -45,6 +47,8 @@ enum Slot {
 pub struct EnclaveService {
     platform: Box<dyn Platform>,
     seal_policy: SealPolicy,
+    pub(crate) peer_anchors: Vec<veritee_attest::ParsedCertificate>,
+    pub(crate) responders: Mutex<HashMap<String, (veritee_channel::peer::Responder, Instant)>>,
     node: Mutex<Option<Arc<NodeKeys>>>,
     audit: Mutex<Option<AuditHead>>,
     sessions: Mutex<HashMap<String, (Slot, Instant)>>,
@@ -61,11 +65,11 @@ impl core::fmt::Debug for EnclaveService {
 
 /// Locks, recovering from a panicked holder: the protected maps stay consistent because
 /// every critical section only inserts or removes whole entries.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn internal(e: impl core::fmt::Display) -> EnclaveFailure {
+pub(crate) fn internal(e: impl core::fmt::Display) -> EnclaveFailure {
     failure(FailureKind::Internal, e.to_string())
 }
 
@@ -77,7 +81,7 @@ fn object_aad(ns: &str, key: &str) -> Vec<u8> {
     aad
 }
 
-fn tenant_ns(tenant: &str) -> String {
+pub(crate) fn tenant_ns(tenant: &str) -> String {
     format!("t/{tenant}")
 }
 
@@ -87,6 +91,8 @@ impl EnclaveService {
         Self {
             platform,
             seal_policy,
+            peer_anchors: Vec::new(),
+            responders: Mutex::new(HashMap::new()),
             node: Mutex::new(None),
             audit: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
@@ -94,12 +100,24 @@ impl EnclaveService {
         }
     }
 
+    /// Trust anchors under which peer enclaves are appraised (part of the measured
+    /// configuration). Without them, replication between nodes is off.
+    pub fn with_peer_anchors(mut self, anchors: Vec<veritee_attest::ParsedCertificate>) -> Self {
+        self.peer_anchors = anchors;
+        self
+    }
+
     /// The platform the enclave runs on.
     pub fn platform(&self) -> &dyn Platform {
         self.platform.as_ref()
     }
 
-    fn seal(&self, ns: &str, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, EnclaveFailure> {
+    pub(crate) fn seal(
+        &self,
+        ns: &str,
+        key: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, EnclaveFailure> {
         sealing::seal(
             self.platform.as_ref(),
             self.seal_policy,
@@ -109,7 +127,12 @@ impl EnclaveService {
         .map_err(internal)
     }
 
-    fn unseal(&self, ns: &str, key: &str, blob: &[u8]) -> Result<SecretBytes, EnclaveFailure> {
+    pub(crate) fn unseal(
+        &self,
+        ns: &str,
+        key: &str,
+        blob: &[u8],
+    ) -> Result<SecretBytes, EnclaveFailure> {
         sealing::unseal(self.platform.as_ref(), &object_aad(ns, key), blob).map_err(|e| {
             failure(
                 FailureKind::Internal,
@@ -119,7 +142,7 @@ impl EnclaveService {
     }
 
     /// The node's keys, loaded from (or created in) storage on first use.
-    fn node(&self, link: &mut dyn HostLink) -> Result<Arc<NodeKeys>, EnclaveFailure> {
+    pub(crate) fn node(&self, link: &mut dyn HostLink) -> Result<Arc<NodeKeys>, EnclaveFailure> {
         let mut slot = lock(&self.node);
         if let Some(keys) = slot.as_ref() {
             return Ok(Arc::clone(keys));
@@ -134,37 +157,71 @@ impl EnclaveService {
             &veritee_crypto::mac::hmac_sha256(id_key.expose().expose(), b"node id")[..8],
         );
         let ns = format!("{ENCLAVE_NS}/{node_id}");
-        let audit_key = match link.get(&ns, "audit-key")? {
-            Some(blob) => {
-                let der = self.unseal(&ns, "audit-key", &blob)?;
-                EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, der.expose()).map_err(internal)?
-            }
-            None => {
-                let key = EcdsaSigningKey::generate(EcdsaCurve::P256).map_err(internal)?;
-                let sealed =
-                    self.seal(&ns, "audit-key", key.to_pkcs8().map_err(internal)?.expose())?;
-                if !link.put_if_absent(&ns, "audit-key", sealed)? {
-                    drop(slot);
-                    return Err(failure(
-                        FailureKind::Unavailable,
-                        "the audit key was created concurrently; retry",
-                    ));
-                }
-                key
-            }
-        };
+        let audit_der = self.load_or_create(link, &ns, "audit-key", || {
+            EcdsaSigningKey::generate(EcdsaCurve::P256)
+                .and_then(|k| k.to_pkcs8())
+                .map_err(internal)
+        })?;
+        let audit_key =
+            EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, audit_der.expose()).map_err(internal)?;
+        let wrapping_raw = self.load_or_create(link, &ns, "wrapping-key", || {
+            Ok(SecretBytes::copy_from(
+                veritee_crypto::hpke::HpkeKeyPair::generate()
+                    .private_bytes()
+                    .expose(),
+            ))
+        })?;
+        let mut wrapping_secret = veritee_crypto::Confidential::new([0u8; 32]);
+        if wrapping_raw.len() != 32 {
+            return Err(failure(
+                FailureKind::Internal,
+                "the stored wrapping key has the wrong length",
+            ));
+        }
+        wrapping_secret
+            .expose_mut()
+            .copy_from_slice(wrapping_raw.expose());
+        let wrapping = veritee_crypto::hpke::HpkeKeyPair::from_private_bytes(&wrapping_secret)
+            .map_err(internal)?;
         let audit_spki = audit_key.public_key_spki().map_err(internal)?;
         let keys = Arc::new(NodeKeys {
             audit_key,
             audit_spki,
             log: format!("audit/{node_id}"),
+            node_id,
+            wrapping,
         });
         *slot = Some(Arc::clone(&keys));
         Ok(keys)
     }
 
+    /// A node secret sealed in the store, created on first use. Creation races between
+    /// conversations are settled by put-if-absent: the loser reads the winner's.
+    fn load_or_create(
+        &self,
+        link: &mut dyn HostLink,
+        ns: &str,
+        key: &str,
+        create: impl FnOnce() -> Result<SecretBytes, EnclaveFailure>,
+    ) -> Result<SecretBytes, EnclaveFailure> {
+        if let Some(blob) = link.get(ns, key)? {
+            return self.unseal(ns, key, &blob);
+        }
+        let fresh = create()?;
+        if link.put_if_absent(ns, key, self.seal(ns, key, fresh.expose())?)? {
+            return Ok(fresh);
+        }
+        match link.get(ns, key)? {
+            Some(blob) => self.unseal(ns, key, &blob),
+            None => Err(failure(
+                FailureKind::Unavailable,
+                format!("{ns}/{key} vanished while being created"),
+            )),
+        }
+    }
+
     /// Appends a signed entry to the audit log.
-    fn audit(
+    pub(crate) fn audit(
         &self,
         link: &mut dyn HostLink,
         action: &str,
@@ -250,10 +307,9 @@ impl EnclaveService {
                 session_id,
                 message,
             } => self.session_message(&session_id, &message, link),
-            EnclaveCall::PeerMessage { .. } => Err(failure(
-                FailureKind::BadRequest,
-                "this node does not accept peer enclave sessions",
-            )),
+            EnclaveCall::WrappingKey { nonce } => self.wrapping_key(&nonce, link),
+            EnclaveCall::ImportKey { tenant_id, blob } => self.import_key(&tenant_id, &blob, link),
+            EnclaveCall::PeerMessage { message } => self.peer_message(&message, link),
         }
     }
 
@@ -337,7 +393,11 @@ impl EnclaveService {
         Ok(EnclaveReply::TenantRegistered)
     }
 
-    fn tenant_key(&self, link: &mut dyn HostLink, id: &str) -> Result<Vec<u8>, EnclaveFailure> {
+    pub(crate) fn tenant_key(
+        &self,
+        link: &mut dyn HostLink,
+        id: &str,
+    ) -> Result<Vec<u8>, EnclaveFailure> {
         if let Some(k) = lock(&self.tenants).get(id) {
             return Ok(k.clone());
         }
@@ -488,6 +548,10 @@ impl EnclaveService {
             }
             Request::ListSecrets => self.list_secrets(&tenant, link),
             Request::DeleteSecret { name } => self.delete_secret(&tenant, &name, link),
+            Request::ListKeys => self.key_names(&tenant, link).map(Response::Names),
+            Request::EnsureKey { name } => self
+                .user_key(&tenant, &name, link)
+                .map(|k| Response::KeyReady(veritee_channel::deploy::key_digest(&k.key))),
         };
         result.unwrap_or_else(|f| {
             let code = match f.kind {
@@ -502,7 +566,7 @@ impl EnclaveService {
         })
     }
 
-    fn checked_name(name: &str) -> Result<(), EnclaveFailure> {
+    pub(crate) fn checked_name(name: &str) -> Result<(), EnclaveFailure> {
         check_name(name).map_err(|m| failure(FailureKind::BadRequest, m))
     }
 

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::{info, warn};
 use veritee_proto::api::{
-    AttestationResponse, AuditLog, AuditRecord, ErrorBody, ErrorDetail, Health, OpenSessionRequest,
-    OpenSessionResponse, RegisterTenantRequest, RegisterTenantResponse,
+    AttestationResponse, AuditLog, AuditRecord, ErrorBody, ErrorDetail, Health, ImportKeyRequest,
+    ImportKeyResponse, OpenSessionRequest, OpenSessionResponse, RegisterTenantRequest,
+    RegisterTenantResponse, WrappingKeyResponse,
 };
 use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_store::Store;
@@ -59,10 +60,16 @@ impl AppState {
         store: Arc<dyn Store>,
         supervisor: Supervisor,
         admin_token_sha256: [u8; 32],
+        peers: Vec<String>,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
         Self {
-            enclave: EnclaveLink::new(supervisor.clone(), Arc::clone(&store), Arc::clone(&metrics)),
+            enclave: EnclaveLink::new(
+                supervisor.clone(),
+                Arc::clone(&store),
+                Arc::clone(&metrics),
+                peers,
+            ),
             store,
             supervisor,
             metrics,
@@ -157,6 +164,8 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::TenantRegistered => "TenantRegistered",
         EnclaveReply::SessionOpened { .. } => "SessionOpened",
         EnclaveReply::Message { .. } => "Message",
+        EnclaveReply::WrappingKey { .. } => "WrappingKey",
+        EnclaveReply::KeyImported { .. } => "KeyImported",
     };
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -291,6 +300,70 @@ async fn attestation(
             evidence: B64.encode(evidence),
             audit_public_key: B64.encode(audit_public_key),
         })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn wrapping_key(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<NonceQuery>,
+) -> ApiResult<Json<WrappingKeyResponse>> {
+    let nonce = hex::decode(&q.nonce).map_err(|_| ApiError::bad_request("nonce must be hex"))?;
+    match converse(&state, EnclaveCall::WrappingKey { nonce }).await? {
+        EnclaveReply::WrappingKey {
+            public_key,
+            audit_public_key,
+            evidence,
+        } => Ok(Json(WrappingKeyResponse {
+            public_key: hex::encode(public_key),
+            audit_public_key: B64.encode(audit_public_key),
+            evidence: B64.encode(evidence),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn import_key(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ImportKeyResponse>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    let req: ImportKeyRequest = parse_json(&headers, &body)?;
+    let blob = B64
+        .decode(req.wrapped.trim())
+        .map_err(|_| ApiError::bad_request("wrapped must be base64"))?;
+    match converse(&state, EnclaveCall::ImportKey { tenant_id, blob }).await? {
+        EnclaveReply::KeyImported { receipt } => Ok(Json(ImportKeyResponse {
+            receipt: B64.encode(receipt),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Enclave-to-enclave messages from peer nodes: authenticated by attestation inside
+/// the enclave, not by the host.
+async fn peer(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_content_type(&headers, "application/octet-stream")?;
+    match converse(
+        &state,
+        EnclaveCall::PeerMessage {
+            message: body.to_vec(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::Message { message } => Ok((
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Body::from(message),
+        )
+            .into_response()),
         other => Err(unexpected(&other)),
     }
 }
@@ -446,6 +519,9 @@ async fn observe(
         Some("/v1/sessions") => "/v1/sessions",
         Some("/v1/sessions/{id}/messages") => "/v1/sessions/{id}/messages",
         Some("/v1/audit") => "/v1/audit",
+        Some("/v1/keys") => "/v1/keys",
+        Some("/v1/keys/wrapping-key") => "/v1/keys/wrapping-key",
+        Some("/v1/peer") => "/v1/peer",
         _ => "other",
     };
     let response = next.run(request).await;
@@ -465,7 +541,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     let json_routes = Router::new()
         .route("/v1/tenants", post(register_tenant))
         .route("/v1/sessions", post(open_session))
+        .route("/v1/keys", post(import_key))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    let peer_routes = Router::new()
+        .route("/v1/peer", post(peer))
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
     let message_routes = Router::new()
         .route("/v1/sessions/{id}/messages", post(session_message))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY));
@@ -475,7 +555,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/v1/attestation", get(attestation))
         .route("/v1/audit", get(audit_log))
+        .route("/v1/keys/wrapping-key", get(wrapping_key))
         .merge(json_routes)
+        .merge(peer_routes)
         .merge(message_routes)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

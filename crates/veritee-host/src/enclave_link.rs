@@ -21,7 +21,12 @@ pub struct EnclaveLink {
     store: Arc<dyn Store>,
     next_id: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    peers: Arc<Vec<String>>,
+    http: reqwest::Client,
 }
+
+/// Largest answer accepted from a peer node.
+const MAX_PEER_REPLY: usize = 2 * 1024 * 1024;
 
 impl core::fmt::Debug for EnclaveLink {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -66,12 +71,53 @@ fn store_failure(e: StoreError) -> HostResult {
 
 impl EnclaveLink {
     /// A link over `supervisor`'s enclave, serving storage from `store`.
-    pub fn new(supervisor: Supervisor, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        supervisor: Supervisor,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        peers: Vec<String>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
         Self {
             supervisor,
             store,
             next_id: Arc::new(AtomicU64::new(1)),
             metrics,
+            peers: Arc::new(peers),
+            http,
+        }
+    }
+
+    /// Relays an enclave-to-enclave message to a configured peer node.
+    async fn peer_exchange(&self, peer: &str, message: Vec<u8>) -> HostResult {
+        if !self.peers.iter().any(|p| p == peer) {
+            return HostResult::Failed(format!("{peer} is not a configured peer"));
+        }
+        let url = format!("{}/v1/peer", peer.trim_end_matches('/'));
+        let sent = self
+            .http
+            .post(&url)
+            .header("content-type", "application/octet-stream")
+            .body(message)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return HostResult::Failed(format!("peer {peer} unreachable: {e}")),
+        };
+        let status = resp.status();
+        match resp.bytes().await {
+            Ok(body) if status.is_success() && body.len() <= MAX_PEER_REPLY => {
+                HostResult::PeerReply(body.to_vec())
+            }
+            Ok(body) => HostResult::Failed(format!(
+                "peer {peer} answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            )),
+            Err(e) => HostResult::Failed(format!("peer {peer}: {e}")),
         }
     }
 
@@ -110,6 +156,10 @@ impl EnclaveLink {
                 .log_last(&log)
                 .await
                 .map(|last| HostResult::Last(last.map(|(seq, entry)| LogEntry { seq, entry }))),
+            HostCall::Peers => Ok(HostResult::PeerList(self.peers.as_ref().clone())),
+            HostCall::PeerExchange { peer, message } => {
+                Ok(self.peer_exchange(&peer, message).await)
+            }
         }
         .unwrap_or_else(store_failure)
     }

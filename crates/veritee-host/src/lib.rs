@@ -34,6 +34,8 @@ pub struct NodeConfig {
     pub enclave: supervisor::EnclaveCommand,
     /// SHA-256 of the admin token.
     pub admin_token_sha256: [u8; 32],
+    /// Peer nodes' URLs, for replicating keys between enclaves.
+    pub peers: Vec<String>,
 }
 
 /// A running node.
@@ -73,7 +75,12 @@ impl RunningNode {
 pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     let store = veritee_store::open(&config.store).await?;
     let supervisor = supervisor::Supervisor::start(config.enclave.clone()).await?;
-    let state = Arc::new(AppState::new(store, supervisor, config.admin_token_sha256));
+    let state = Arc::new(AppState::new(
+        store,
+        supervisor,
+        config.admin_token_sha256,
+        config.peers.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| HostError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -65,6 +65,25 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Encrypted reply", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
                     error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
             }},
+            "/v1/keys/wrapping-key": {"get": {
+                "summary": "The enclave's attested wrapping key (HPKE X25519), with the receipt-signing key",
+                "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-f]{2}){16,64}$"}}],
+                "responses": merge(json!({"200": {"description": "Key and evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WrappingKeyResponse"}}}}}),
+                    error_responses(&["400", "503"]))
+            }},
+            "/v1/keys": {"post": {
+                "summary": "Import a user data key wrapped to the wrapping key (tenant-signed)",
+                "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyRequest"}}}},
+                "responses": merge(json!({"200": {"description": "Receipt signed inside the enclave", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyResponse"}}}}}),
+                    error_responses(&["400", "401", "409", "413", "415", "503"]))
+            }},
+            "/v1/peer": {"post": {
+                "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "The enclave's answer", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
+                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+            }},
             "/v1/audit": {"get": {
                 "summary": "The signed, hash-chained audit log (admin)",
                 "security": admin_auth,
@@ -97,6 +116,12 @@ pub fn document() -> Value {
                     "properties": {"nonce": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
                 "OpenSessionResponse": {"type": "object", "required": ["session_id", "enclave_public_key", "evidence"], "properties": {
                     "session_id": {"type": "string"}, "enclave_public_key": {"type": "string"}, "evidence": {"type": "string", "contentEncoding": "base64"}}},
+                "WrappingKeyResponse": {"type": "object", "required": ["public_key", "audit_public_key", "evidence"], "properties": {
+                    "public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "audit_public_key": {"type": "string", "contentEncoding": "base64"},
+                    "evidence": {"type": "string", "contentEncoding": "base64"}}},
+                "ImportKeyRequest": {"type": "object", "additionalProperties": false, "required": ["wrapped"],
+                    "properties": {"wrapped": {"type": "string", "contentEncoding": "base64"}}},
+                "ImportKeyResponse": {"type": "object", "required": ["receipt"], "properties": {"receipt": {"type": "string", "contentEncoding": "base64"}}},
                 "AuditLog": {"type": "object", "required": ["log", "entries"], "properties": {"log": {"type": "string"},
                     "entries": {"type": "array", "items": {"type": "object", "required": ["seq", "entry"],
                         "properties": {"seq": {"type": "integer"}, "entry": {"type": "string", "contentEncoding": "base64"}}}}}}

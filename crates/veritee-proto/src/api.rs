@@ -53,6 +53,34 @@ pub struct AttestationResponse {
     pub audit_public_key: String,
 }
 
+/// `GET /v1/keys/wrapping-key?nonce=HEX`: the attested wrapping key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrappingKeyResponse {
+    /// HPKE X25519 public key, hex.
+    pub public_key: String,
+    /// Audit (receipt) key, SPKI DER, base64.
+    pub audit_public_key: String,
+    /// Evidence binding both keys and the nonce, base64.
+    pub evidence: String,
+}
+
+/// `POST /v1/keys` (tenant-signed): import a wrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeyRequest {
+    /// The wrapped key, base64.
+    pub wrapped: String,
+}
+
+/// Response to [`ImportKeyRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeyResponse {
+    /// The receipt signed inside the enclave, base64.
+    pub receipt: String,
+}
+
 /// One audit log entry as served by `GET /v1/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

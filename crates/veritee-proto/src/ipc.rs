@@ -81,6 +81,20 @@ pub enum EnclaveCall {
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
+    /// The node's wrapping key with evidence binding it (and the audit key) to `nonce`.
+    WrappingKey {
+        /// The client's nonce.
+        #[serde(with = "serde_bytes")]
+        nonce: Vec<u8>,
+    },
+    /// Import a user data key wrapped to the wrapping key.
+    ImportKey {
+        /// The tenant the host authenticated (the enclave checks it against the blob).
+        tenant_id: String,
+        /// The wrapped key.
+        #[serde(with = "serde_bytes")]
+        blob: Vec<u8>,
+    },
     /// A message of the mutually attested enclave-to-enclave channel, relayed from a peer node.
     PeerMessage {
         /// Opaque channel bytes.
@@ -125,6 +139,24 @@ pub enum EnclaveReply {
     },
     /// Answer to [`EnclaveCall::RegisterTenant`].
     TenantRegistered,
+    /// Answer to [`EnclaveCall::WrappingKey`].
+    WrappingKey {
+        /// HPKE (X25519) public key.
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+        /// The audit (receipt) signing key, SPKI DER.
+        #[serde(with = "serde_bytes")]
+        audit_public_key: Vec<u8>,
+        /// Evidence; report data binds both keys and the nonce.
+        #[serde(with = "serde_bytes")]
+        evidence: Vec<u8>,
+    },
+    /// Answer to [`EnclaveCall::ImportKey`]: a receipt signed with the audit key.
+    KeyImported {
+        /// The signed receipt.
+        #[serde(with = "serde_bytes")]
+        receipt: Vec<u8>,
+    },
     /// Answer to [`EnclaveCall::OpenSession`].
     SessionOpened {
         /// New session id.
@@ -233,6 +265,16 @@ pub enum HostCall {
         /// Log name.
         log: String,
     },
+    /// The peer nodes this node may fetch replicas from (routing only; untrusted).
+    Peers,
+    /// Relay an enclave-to-enclave message to a peer node and return its answer.
+    PeerExchange {
+        /// The peer's URL, from [`HostCall::Peers`].
+        peer: String,
+        /// Opaque channel bytes.
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
 }
 
 /// The host's answer to a [`HostCall`].
@@ -250,6 +292,10 @@ pub enum HostResult {
     Deleted(bool),
     /// For LogLast: (seq, entry).
     Last(Option<LogEntry>),
+    /// For Peers.
+    PeerList(Vec<String>),
+    /// For PeerExchange.
+    PeerReply(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A sequence conflict (someone else appended first).
     Conflict(String),
     /// The store failed.

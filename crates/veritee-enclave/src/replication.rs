@@ -1,0 +1,300 @@
+//! Replicating user keys between enclaves over the mutually attested peer channel.
+//!
+//! The enclave that needs a key is the initiator; it reaches peers through its host
+//! ([`HostLinkExt::peer_exchange`]), which only relays. The peer releases the key only
+//! if the initiator's evidence meets the key's release policy relative to itself.
+//!
+//! ```text
+//! PeerEnvelope (CBOR)  Hello(peer hello)              -> PeerReply::Challenge(peer challenge)
+//!                      Finish { finish, request }      -> PeerReply::Response(sealed answer)
+//! request (sealed)     FetchKey { tenant, name }
+//! answer  (sealed)     Key { release, key } | Denied { reason }
+//! ```
+
+use crate::host::{HostLink, HostLinkExt, failure};
+use crate::keys::UserKey;
+use crate::service::{EnclaveService, internal, lock};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use veritee_channel::deploy::{DATA_KEY_LEN, ReleasePolicy};
+use veritee_channel::peer::{
+    Initiator, PeerAppraiser, PeerRequirement, Responder, primary_measurement,
+};
+use veritee_crypto::{Confidential, SecretBytes};
+use veritee_policy::AppraisalPolicy;
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+
+const MAX_RESPONDERS: usize = 256;
+const RESPONDER_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Serialize, Deserialize)]
+enum PeerEnvelope {
+    Hello(#[serde(with = "serde_bytes")] Vec<u8>),
+    Finish {
+        #[serde(with = "serde_bytes")]
+        finish: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        request: Vec<u8>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum PeerReply {
+    Challenge(#[serde(with = "serde_bytes")] Vec<u8>),
+    Response(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+#[derive(Serialize, Deserialize)]
+enum FetchRequest {
+    FetchKey { tenant: String, name: String },
+}
+
+/// Private: carries key bytes, encoded only into the sealed channel plaintext.
+#[derive(Serialize, Deserialize)]
+enum FetchAnswer {
+    Key {
+        release: u8,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    Denied {
+        reason: String,
+    },
+}
+
+fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).map_err(internal)?;
+    Ok(out)
+}
+
+fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, EnclaveFailure> {
+    if b.len() > 2 * 1024 * 1024 {
+        return Err(failure(
+            FailureKind::BadRequest,
+            format!("{what} is too large"),
+        ));
+    }
+    ciborium::from_reader(b)
+        .map_err(|e| failure(FailureKind::BadRequest, format!("malformed {what}: {e}")))
+}
+
+fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
+    failure(FailureKind::BadRequest, e.to_string())
+}
+
+impl EnclaveService {
+    /// The base policy every peer must meet: same TEE kind, no debug, up to date,
+    /// simulated only if this enclave is simulated itself.
+    fn peer_policy(&self) -> AppraisalPolicy {
+        let mut policy = AppraisalPolicy::default_hardware();
+        let tee = self.platform().tee();
+        policy.tee = vec![tee];
+        policy.allow_simulated = tee == veritee_attest::TeeKind::Simulated;
+        policy
+    }
+
+    fn peer_appraiser<'a>(
+        &'a self,
+        verifiers: &'a veritee_verify::Verifiers,
+        policy: &'a AppraisalPolicy,
+    ) -> Result<PeerAppraiser<'a>, EnclaveFailure> {
+        if self.peer_anchors.is_empty() {
+            return Err(failure(
+                FailureKind::Unavailable,
+                "this enclave has no peer trust anchors configured, so it cannot appraise other enclaves",
+            ));
+        }
+        Ok(PeerAppraiser {
+            verifiers,
+            trust_anchors: &self.peer_anchors,
+            policy,
+            requirement: PeerRequirement::PolicyOnly,
+            own: self.platform().identity(),
+            own_tee: self.platform().tee(),
+        })
+    }
+
+    /// Initiator: obtains a key from the first peer that releases it.
+    pub(crate) fn fetch_replica(
+        &self,
+        tenant: &str,
+        name: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<UserKey, EnclaveFailure> {
+        let verifiers = veritee_verify::Verifiers::default();
+        let policy = self.peer_policy();
+        let appraiser = self.peer_appraiser(&verifiers, &policy)?;
+        let peers = link.peers()?;
+        if peers.is_empty() {
+            return Err(failure(
+                FailureKind::NotFound,
+                format!(
+                    "key {name} is not on this node and no peer node is configured to replicate it from"
+                ),
+            ));
+        }
+        let mut reasons = Vec::new();
+        for peer in peers {
+            match self.fetch_from(&peer, tenant, name, &appraiser, link) {
+                Ok(key) => return Ok(key),
+                Err(e) => reasons.push(format!("{peer}: {}", e.message)),
+            }
+        }
+        self.audit(link, "key.replicate", tenant, name, "refused by every peer")?;
+        Err(failure(
+            FailureKind::NotFound,
+            format!("no peer released key {name}: {}", reasons.join("; ")),
+        ))
+    }
+
+    fn fetch_from(
+        &self,
+        peer: &str,
+        tenant: &str,
+        name: &str,
+        appraiser: &PeerAppraiser<'_>,
+        link: &mut dyn HostLink,
+    ) -> Result<UserKey, EnclaveFailure> {
+        let (initiator, hello) = Initiator::start().map_err(internal)?;
+        let reply = link.peer_exchange(peer, cbor(&PeerEnvelope::Hello(hello))?)?;
+        let PeerReply::Challenge(challenge) = from_cbor(&reply, "peer reply")? else {
+            return Err(bad("the peer answered a hello with something else"));
+        };
+        let (mut session, _claims, finish) = initiator
+            .on_challenge(&challenge, self.platform(), appraiser)
+            .map_err(bad)?;
+        let request = session
+            .seal(&cbor(&FetchRequest::FetchKey {
+                tenant: tenant.into(),
+                name: name.into(),
+            })?)
+            .map_err(internal)?;
+        let reply = link.peer_exchange(peer, cbor(&PeerEnvelope::Finish { finish, request })?)?;
+        let PeerReply::Response(sealed) = from_cbor(&reply, "peer reply")? else {
+            return Err(bad("the peer answered a finish with something else"));
+        };
+        let plain = session.open(&sealed).map_err(bad)?;
+        let mut answer: FetchAnswer = from_cbor(plain.expose(), "peer answer")?;
+        let out = match &mut answer {
+            FetchAnswer::Key { release, key } => {
+                let release = ReleasePolicy::from_code(*release)
+                    .ok_or_else(|| bad("unknown release policy from the peer"))?;
+                if key.len() != DATA_KEY_LEN {
+                    return Err(bad("the peer sent a key of the wrong length"));
+                }
+                let mut k = Confidential::new([0u8; DATA_KEY_LEN]);
+                k.expose_mut().copy_from_slice(key);
+                zeroize::Zeroize::zeroize(key);
+                Ok(UserKey { key: k, release })
+            }
+            FetchAnswer::Denied { reason } => Err(failure(
+                FailureKind::Unauthorized,
+                format!("denied: {reason}"),
+            )),
+        };
+        out
+    }
+
+    /// Responder: a peer enclave's hello or finish.
+    pub(crate) fn peer_message(
+        &self,
+        message: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let verifiers = veritee_verify::Verifiers::default();
+        let policy = self.peer_policy();
+        let appraiser = self.peer_appraiser(&verifiers, &policy)?;
+        match from_cbor::<PeerEnvelope>(message, "peer message")? {
+            PeerEnvelope::Hello(hello) => {
+                let (responder, challenge) =
+                    Responder::on_hello(&hello, self.platform()).map_err(bad)?;
+                let mut responders = lock(&self.responders);
+                let now = Instant::now();
+                responders.retain(|_, (_, t)| now.duration_since(*t) < RESPONDER_TTL);
+                if responders.len() >= MAX_RESPONDERS {
+                    return Err(failure(
+                        FailureKind::Unavailable,
+                        "too many peer handshakes in progress",
+                    ));
+                }
+                responders.insert(responder.session_id(), (responder, now));
+                Ok(EnclaveReply::Message {
+                    message: cbor(&PeerReply::Challenge(challenge))?,
+                })
+            }
+            PeerEnvelope::Finish { finish, request } => {
+                let session_id = finish
+                    .get(5..21)
+                    .map(hex::encode)
+                    .ok_or_else(|| bad("peer finish is truncated"))?;
+                let Some((responder, _)) = lock(&self.responders).remove(&session_id) else {
+                    return Err(failure(
+                        FailureKind::NotFound,
+                        "unknown or expired peer handshake",
+                    ));
+                };
+                let (mut session, claims) =
+                    responder.on_finish(&finish, &appraiser).map_err(|e| {
+                        failure(FailureKind::Unauthorized, format!("peer refused: {e}"))
+                    })?;
+                let plain: SecretBytes = session.open(&request).map_err(bad)?;
+                let FetchRequest::FetchKey { tenant, name } =
+                    from_cbor(plain.expose(), "peer request")?;
+                let answer = self.release_to_peer(&tenant, &name, &claims, link)?;
+                let sealed = session.seal(&cbor(&answer)?).map_err(internal)?;
+                Ok(EnclaveReply::Message {
+                    message: cbor(&PeerReply::Response(sealed))?,
+                })
+            }
+        }
+    }
+
+    fn release_to_peer(
+        &self,
+        tenant: &str,
+        name: &str,
+        peer: &veritee_attest::Claims,
+        link: &mut dyn HostLink,
+    ) -> Result<FetchAnswer, EnclaveFailure> {
+        let Some(key) = self.own_key_copy(tenant, name, link)? else {
+            return Ok(FetchAnswer::Denied {
+                reason: format!("this node holds no copy of key {name}"),
+            });
+        };
+        let own = self.platform().identity();
+        let refusal = match key.release {
+            ReleasePolicy::Never => {
+                Some("the key's release policy forbids replication".to_string())
+            }
+            ReleasePolicy::SameSigner => match (&peer.signer, &own.signer) {
+                (Some(theirs), Some(ours)) if theirs.0 == *ours => None,
+                _ => Some(
+                    "the requesting enclave has another signer (release policy: same signer)"
+                        .into(),
+                ),
+            },
+            ReleasePolicy::SameMeasurement => (peer.measurement(primary_measurement(peer.tee))
+                != Some(own.measurement.as_slice()))
+            .then(|| {
+                "the requesting enclave runs other code (release policy: same measurement)"
+                    .to_string()
+            }),
+        };
+        if let Some(reason) = refusal {
+            self.audit(
+                link,
+                "key.release.peer",
+                tenant,
+                name,
+                &format!("refused: {reason}"),
+            )?;
+            return Ok(FetchAnswer::Denied { reason });
+        }
+        self.audit(link, "key.release.peer", tenant, name, "ok")?;
+        Ok(FetchAnswer::Key {
+            release: key.release.code(),
+            key: key.key.expose().to_vec(),
+        })
+    }
+}
