@@ -47,6 +47,7 @@ enum PeerReply {
 #[derive(Serialize, Deserialize)]
 enum FetchRequest {
     FetchKey { tenant: String, name: String },
+    FetchTenant { tenant: String },
 }
 
 /// Private: carries key bytes, encoded only into the sealed channel plaintext.
@@ -56,6 +57,10 @@ enum FetchAnswer {
         release: u8,
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
+    },
+    Tenant {
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
     },
     Denied {
         reason: String,
@@ -94,10 +99,15 @@ impl EnclaveService {
         policy
     }
 
+    /// How this enclave appraises a peer. As initiator it trusts what the peer tells it
+    /// (keys, tenants), so the peer must be the same application: same signer, or the
+    /// same code when unsigned. As responder it appraises against the base policy and
+    /// applies each key's release policy to what is asked.
     fn peer_appraiser<'a>(
         &'a self,
         verifiers: &'a veritee_verify::Verifiers,
         policy: &'a AppraisalPolicy,
+        initiator: bool,
     ) -> Result<PeerAppraiser<'a>, EnclaveFailure> {
         if self.peer_anchors.is_empty() {
             return Err(failure(
@@ -109,7 +119,11 @@ impl EnclaveService {
             verifiers,
             trust_anchors: &self.peer_anchors,
             policy,
-            requirement: PeerRequirement::PolicyOnly,
+            requirement: match (initiator, self.platform().identity().signer.is_some()) {
+                (false, _) => PeerRequirement::PolicyOnly,
+                (true, true) => PeerRequirement::SameSigner,
+                (true, false) => PeerRequirement::SameMeasurement,
+            },
             own: self.platform().identity(),
             own_tee: self.platform().tee(),
         })
@@ -124,7 +138,7 @@ impl EnclaveService {
     ) -> Result<UserKey, EnclaveFailure> {
         let verifiers = veritee_verify::Verifiers::default();
         let policy = self.peer_policy();
-        let appraiser = self.peer_appraiser(&verifiers, &policy)?;
+        let appraiser = self.peer_appraiser(&verifiers, &policy, true)?;
         let peers = link.peers()?;
         if peers.is_empty() {
             return Err(failure(
@@ -156,6 +170,22 @@ impl EnclaveService {
         appraiser: &PeerAppraiser<'_>,
         link: &mut dyn HostLink,
     ) -> Result<UserKey, EnclaveFailure> {
+        let request = FetchRequest::FetchKey {
+            tenant: tenant.into(),
+            name: name.into(),
+        };
+        let mut answer = self.ask_peer(peer, &request, appraiser, link)?;
+        Self::decode_key_answer(&mut answer)
+    }
+
+    /// One request to one peer over a fresh mutually attested session.
+    fn ask_peer(
+        &self,
+        peer: &str,
+        request: &FetchRequest,
+        appraiser: &PeerAppraiser<'_>,
+        link: &mut dyn HostLink,
+    ) -> Result<FetchAnswer, EnclaveFailure> {
         let (initiator, hello) = Initiator::start().map_err(internal)?;
         let reply = link.peer_exchange(peer, cbor(&PeerEnvelope::Hello(hello))?)?;
         let PeerReply::Challenge(challenge) = from_cbor(&reply, "peer reply")? else {
@@ -164,19 +194,48 @@ impl EnclaveService {
         let (mut session, _claims, finish) = initiator
             .on_challenge(&challenge, self.platform(), appraiser)
             .map_err(bad)?;
-        let request = session
-            .seal(&cbor(&FetchRequest::FetchKey {
-                tenant: tenant.into(),
-                name: name.into(),
-            })?)
-            .map_err(internal)?;
+        let request = session.seal(&cbor(request)?).map_err(internal)?;
         let reply = link.peer_exchange(peer, cbor(&PeerEnvelope::Finish { finish, request })?)?;
         let PeerReply::Response(sealed) = from_cbor(&reply, "peer reply")? else {
             return Err(bad("the peer answered a finish with something else"));
         };
         let plain = session.open(&sealed).map_err(bad)?;
-        let mut answer: FetchAnswer = from_cbor(plain.expose(), "peer answer")?;
-        let out = match &mut answer {
+        from_cbor(plain.expose(), "peer answer")
+    }
+
+    /// Initiator: a tenant's public key from the first peer that knows it.
+    pub(crate) fn fetch_tenant_from_peers(
+        &self,
+        tenant: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<Vec<u8>, EnclaveFailure> {
+        let verifiers = veritee_verify::Verifiers::default();
+        let policy = self.peer_policy();
+        let appraiser = self.peer_appraiser(&verifiers, &policy, true)?;
+        let mut reasons = Vec::new();
+        for peer in link.peers()? {
+            match self.ask_peer(
+                &peer,
+                &FetchRequest::FetchTenant {
+                    tenant: tenant.into(),
+                },
+                &appraiser,
+                link,
+            ) {
+                Ok(FetchAnswer::Tenant { public_key }) => return Ok(public_key),
+                Ok(FetchAnswer::Denied { reason }) => reasons.push(format!("{peer}: {reason}")),
+                Ok(FetchAnswer::Key { .. }) => reasons.push(format!("{peer}: answered with a key")),
+                Err(e) => reasons.push(format!("{peer}: {}", e.message)),
+            }
+        }
+        Err(failure(
+            FailureKind::NotFound,
+            format!("unknown tenant {tenant} (peers: {})", reasons.join("; ")),
+        ))
+    }
+
+    fn decode_key_answer(answer: &mut FetchAnswer) -> Result<UserKey, EnclaveFailure> {
+        match answer {
             FetchAnswer::Key { release, key } => {
                 let release = ReleasePolicy::from_code(*release)
                     .ok_or_else(|| bad("unknown release policy from the peer"))?;
@@ -192,8 +251,8 @@ impl EnclaveService {
                 FailureKind::Unauthorized,
                 format!("denied: {reason}"),
             )),
-        };
-        out
+            FetchAnswer::Tenant { .. } => Err(bad("the peer answered with a tenant, not a key")),
+        }
     }
 
     /// Responder: a peer enclave's hello or finish.
@@ -204,7 +263,7 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let verifiers = veritee_verify::Verifiers::default();
         let policy = self.peer_policy();
-        let appraiser = self.peer_appraiser(&verifiers, &policy)?;
+        let appraiser = self.peer_appraiser(&verifiers, &policy, false)?;
         match from_cbor::<PeerEnvelope>(message, "peer message")? {
             PeerEnvelope::Hello(hello) => {
                 let (responder, challenge) =
@@ -239,9 +298,19 @@ impl EnclaveService {
                         failure(FailureKind::Unauthorized, format!("peer refused: {e}"))
                     })?;
                 let plain: SecretBytes = session.open(&request).map_err(bad)?;
-                let FetchRequest::FetchKey { tenant, name } =
-                    from_cbor(plain.expose(), "peer request")?;
-                let answer = self.release_to_peer(&tenant, &name, &claims, link)?;
+                let answer = match from_cbor(plain.expose(), "peer request")? {
+                    FetchRequest::FetchKey { tenant, name } => {
+                        self.release_to_peer(&tenant, &name, &claims, link)?
+                    }
+                    FetchRequest::FetchTenant { tenant } => {
+                        match self.own_tenant_copy(&tenant, link)? {
+                            Some(public_key) => FetchAnswer::Tenant { public_key },
+                            None => FetchAnswer::Denied {
+                                reason: format!("tenant {tenant} is not registered here"),
+                            },
+                        }
+                    }
+                };
                 let sealed = session.seal(&cbor(&answer)?).map_err(internal)?;
                 Ok(EnclaveReply::Message {
                     message: cbor(&PeerReply::Response(sealed))?,

@@ -378,8 +378,11 @@ impl EnclaveService {
                 "the tenant id does not match the tenant's key",
             ));
         }
-        let sealed = self.seal(TENANTS_NS, id, spki)?;
-        if !link.put_if_absent(TENANTS_NS, id, sealed)? {
+        // Each node keeps its own sealed copy: nodes sharing a store cannot open each
+        // other's, and a copy from another node arrives over the attested peer channel.
+        let record = self.tenant_record_key(link, id)?;
+        let sealed = self.seal(TENANTS_NS, &record, spki)?;
+        if !link.put_if_absent(TENANTS_NS, &record, sealed)? {
             let existing = self.tenant_key(link, id)?;
             if existing != spki {
                 return Err(failure(
@@ -401,13 +404,22 @@ impl EnclaveService {
         if let Some(k) = lock(&self.tenants).get(id) {
             return Ok(k.clone());
         }
-        let Some(blob) = link.get(TENANTS_NS, id)? else {
-            return Err(failure(
-                FailureKind::NotFound,
-                format!("unknown tenant {id}"),
-            ));
+        let record = self.tenant_record_key(link, id)?;
+        let spki = match link.get(TENANTS_NS, &record)? {
+            Some(blob) => self.unseal(TENANTS_NS, &record, &blob)?.expose().clone(),
+            None => {
+                if link.peers()?.is_empty() {
+                    return Err(failure(
+                        FailureKind::NotFound,
+                        format!("unknown tenant {id}"),
+                    ));
+                }
+                let spki = self.fetch_tenant_from_peers(id, link)?;
+                let sealed = self.seal(TENANTS_NS, &record, &spki)?;
+                link.put_if_absent(TENANTS_NS, &record, sealed)?;
+                spki
+            }
         };
-        let spki = self.unseal(TENANTS_NS, id, &blob)?.expose().clone();
         if tenant_id(&spki) != id {
             return Err(failure(
                 FailureKind::Internal,
@@ -416,6 +428,33 @@ impl EnclaveService {
         }
         lock(&self.tenants).insert(id.to_string(), spki.clone());
         Ok(spki)
+    }
+
+    /// This node's own record of a tenant, without asking peers.
+    pub(crate) fn own_tenant_copy(
+        &self,
+        id: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<Option<Vec<u8>>, EnclaveFailure> {
+        if let Some(k) = lock(&self.tenants).get(id) {
+            return Ok(Some(k.clone()));
+        }
+        let record = self.tenant_record_key(link, id)?;
+        match link.get(TENANTS_NS, &record)? {
+            Some(blob) => Ok(Some(
+                self.unseal(TENANTS_NS, &record, &blob)?.expose().clone(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Where this node keeps its sealed copy of a tenant's key.
+    fn tenant_record_key(
+        &self,
+        link: &mut dyn HostLink,
+        id: &str,
+    ) -> Result<String, EnclaveFailure> {
+        Ok(format!("{id}/{}", self.node(link)?.node_id))
     }
 
     fn insert_session(&self, id: String, slot: Slot) {

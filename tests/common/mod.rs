@@ -1,0 +1,224 @@
+//! Shared harness of the node-level tests: start real `veritee node` processes on
+//! loopback, talk to them, scan what they touched.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use veritee_attest::ParsedCertificate;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_client::NodeClient;
+use veritee_policy::AppraisalPolicy;
+use veritee_verify::Verifiers;
+
+pub const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
+
+pub struct Node {
+    pub child: Child,
+    pub state: PathBuf,
+    pub url: String,
+    pub log: PathBuf,
+    pub store: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var("VERITEE_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+pub fn start(state: &Path, store: &str) -> Node {
+    start_with(state, store, &[])
+}
+
+/// Starts a node with extra `veritee node` arguments.
+pub fn start_with(state: &Path, store: &str, extra: &[&str]) -> Node {
+    let _ = std::fs::remove_file(state.join("node.addr"));
+    let log = state.with_extension("log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veritee"));
+    cmd.args([
+        "node",
+        "--dir",
+        state.to_str().expect("utf-8 path"),
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+    ])
+    .args(extra)
+    .env("RUST_LOG", "debug")
+    .stdout(Stdio::null())
+    .stderr(log_file);
+    let child = cmd.spawn().expect("start node");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = loop {
+        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
+            break url;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Node {
+        child,
+        state: state.to_path_buf(),
+        url,
+        log,
+        store: store.to_string(),
+    }
+}
+
+pub fn store_location(kind: &str, dir: &Path) -> Option<String> {
+    match kind {
+        "embedded" => Some(dir.join("store").display().to_string()),
+        "postgres" => {
+            let url = postgres_url();
+            if url.is_none() {
+                eprintln!(
+                    "PostgreSQL node tests skipped: VERITEE_TEST_POSTGRES is not set (.ci/run sets it)"
+                );
+            }
+            url
+        }
+        other => panic!("unknown store {other}"),
+    }
+}
+
+pub struct Tenant {
+    pub key: TenantKey,
+}
+
+impl Node {
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.state.join("admin.token")).expect("admin token")
+    }
+
+    pub fn client(&self) -> NodeClient {
+        NodeClient::new(&self.url).expect("client")
+    }
+
+    pub fn tenant(&self) -> Tenant {
+        let key = TenantKey::generate().expect("tenant key");
+        self.client()
+            .register_tenant(&self.admin_token(), &key)
+            .expect("register tenant");
+        Tenant { key }
+    }
+
+    pub fn anchors(&self) -> Vec<ParsedCertificate> {
+        if let Ok(root) = std::fs::read(self.state.join("trust-anchor.pem")) {
+            return ParsedCertificate::from_pem_chain(&root).expect("anchor");
+        }
+        ParsedCertificate::from_pem_chain(
+            &std::fs::read(self.state.join("vendor/root.pem")).expect("root"),
+        )
+        .expect("anchor")
+    }
+
+    pub fn enclave_pid(&self) -> u32 {
+        std::fs::read_to_string(self.state.join("run/enclave.pid"))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    pub fn health(&self) -> serde_json::Value {
+        let body = reqwest::blocking::get(format!("{}/healthz", self.url))
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+pub struct Appraisal {
+    pub verifiers: Verifiers,
+    pub policy: AppraisalPolicy,
+    pub anchors: Vec<ParsedCertificate>,
+}
+
+impl Appraisal {
+    pub fn new(node: &Node) -> Self {
+        Self {
+            verifiers: Verifiers::default(),
+            policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
+            anchors: node.anchors(),
+        }
+    }
+
+    pub fn appraiser(&self) -> Appraiser<'_> {
+        Appraiser {
+            verifiers: &self.verifiers,
+            policy: &self.policy,
+            trust_anchors: &self.anchors,
+            collateral: &[],
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads every readable mapping of a live process (root may read any process's memory).
+pub fn process_memory(pid: u32) -> Vec<u8> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if b - a > 1 << 30 {
+            continue;
+        }
+        use std::io::Seek;
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(std::io::SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
+            out.extend_from_slice(&buf);
+        }
+    }
+    out
+}
+
+pub fn all_files(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(all_files(&p));
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.extend(bytes);
+            }
+        }
+    }
+    out
+}
