@@ -1,0 +1,172 @@
+//! Task initiation and the attestation signal.
+
+use crate::{TASK_ID_LEN, TaskError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use veritee_attest::ReportData;
+use veritee_crypto::hpke::HpkePublicKey;
+
+/// Report-data label of the attestation signal.
+pub const SIGNAL_LABEL: &[u8] = b"veritee task signal v1";
+/// Largest task initiation.
+pub const MAX_INITIATION_LEN: usize = 256 * 1024;
+
+/// One compartment of the compartmentalization context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompartmentContext {
+    /// Compartment name.
+    pub name: String,
+    /// Entry point.
+    pub entry: String,
+    /// Input names, in the order the guest addresses them.
+    pub inputs: Vec<String>,
+}
+
+/// The security context of one compartment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessContext {
+    /// Compartments whose inputs it may read.
+    pub may_read: Vec<String>,
+    /// Whether its output leaves the enclave.
+    pub releases: bool,
+}
+
+/// Resource limits the client asks for (the node may impose lower ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsContext {
+    /// Fuel per compartment.
+    pub fuel: Option<u64>,
+    /// Linear memory bytes per compartment.
+    pub memory_bytes: Option<u64>,
+    /// Output bytes per compartment.
+    pub output_bytes: Option<usize>,
+    /// Wall-clock limit, milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// TTIS: what the client asks of each candidate provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInitiation {
+    /// Format version, 1.
+    pub version: u32,
+    /// Task id, 32 hex digits.
+    pub task_id: String,
+    /// The client's fresh nonce, 64 hex digits.
+    pub nonce: String,
+    /// The appraisal policy the provider must meet (TOML), so a provider that cannot
+    /// may decline early; the client appraises regardless.
+    pub policy: String,
+    /// Who may read what, whose output is released.
+    pub security_context: BTreeMap<String, AccessContext>,
+    /// How code and data split into compartments.
+    pub compartments: Vec<CompartmentContext>,
+    /// Requested limits.
+    #[serde(default)]
+    pub limits: LimitsContext,
+}
+
+impl TaskInitiation {
+    /// Parses and checks an initiation received as bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Self, TaskError> {
+        if bytes.len() > MAX_INITIATION_LEN {
+            return Err(TaskError::malformed(
+                "task initiation",
+                format!("{} bytes is too large", bytes.len()),
+            ));
+        }
+        let t: Self = serde_json::from_slice(bytes)
+            .map_err(|e| TaskError::malformed("task initiation", e))?;
+        if t.version != 1 {
+            return Err(TaskError::malformed(
+                "task initiation",
+                format!("unsupported version {}", t.version),
+            ));
+        }
+        t.task_id_bytes()?;
+        let nonce = hex::decode(&t.nonce)
+            .map_err(|_| TaskError::malformed("task initiation", "nonce is not hex"))?;
+        if nonce.len() != 32 {
+            return Err(TaskError::malformed(
+                "task initiation",
+                "nonce must be 32 bytes",
+            ));
+        }
+        if t.compartments.is_empty() || t.compartments.len() > 64 {
+            return Err(TaskError::malformed(
+                "task initiation",
+                "1 to 64 compartments",
+            ));
+        }
+        Ok(t)
+    }
+
+    /// The task id's bytes.
+    pub fn task_id_bytes(&self) -> Result<[u8; TASK_ID_LEN], TaskError> {
+        let mut id = [0u8; TASK_ID_LEN];
+        hex::decode_to_slice(&self.task_id, &mut id).map_err(|_| {
+            TaskError::malformed("task initiation", "task id must be 32 hex digits")
+        })?;
+        Ok(id)
+    }
+}
+
+/// The digest both sides compute over the exact initiation bytes.
+pub fn initiation_digest(bytes: &[u8]) -> [u8; 32] {
+    veritee_crypto::digest::sha256(bytes)
+}
+
+/// The attestation signal: the enclave's key-exchange key with evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationSignal {
+    /// The task id.
+    pub task_id: String,
+    /// SKEK, X25519 public key, hex.
+    pub skek: String,
+    /// Evidence, base64.
+    pub evidence: String,
+    /// Tasks the provider is running or holding (for least-loaded selection).
+    pub load: u32,
+}
+
+/// The report data binding an SKEK to the client's nonce and initiation.
+pub fn signal_binding(skek: &[u8], nonce: &[u8], ttis_digest: &[u8; 32]) -> ReportData {
+    let mut bound = nonce.to_vec();
+    bound.extend_from_slice(ttis_digest);
+    ReportData::binding(SIGNAL_LABEL, skek, &bound)
+}
+
+impl AttestationSignal {
+    /// Client side: verifies and appraises the signal for `initiation` (sent as
+    /// `ttis_bytes`); returns the SKEK it vouches for and the provider's claims.
+    pub fn appraise(
+        &self,
+        initiation: &TaskInitiation,
+        ttis_bytes: &[u8],
+        appraiser: &veritee_channel::client::Appraiser<'_>,
+    ) -> Result<(HpkePublicKey, veritee_attest::Claims), TaskError> {
+        use base64::Engine;
+        if self.task_id != initiation.task_id {
+            return Err(TaskError::malformed(
+                "attestation signal",
+                "it answers another task",
+            ));
+        }
+        let skek = hex::decode(&self.skek)
+            .map_err(|_| TaskError::malformed("attestation signal", "skek is not hex"))?;
+        let evidence = base64::engine::general_purpose::STANDARD
+            .decode(&self.evidence)
+            .map_err(|_| TaskError::malformed("attestation signal", "evidence is not base64"))?;
+        let nonce = hex::decode(&initiation.nonce)
+            .map_err(|_| TaskError::malformed("task initiation", "nonce is not hex"))?;
+        let claims = appraiser.appraise(
+            &evidence,
+            &signal_binding(&skek, &nonce, &initiation_digest(ttis_bytes)),
+        )?;
+        Ok((HpkePublicKey::from_bytes(&skek)?, claims))
+    }
+}
