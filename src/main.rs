@@ -50,6 +50,9 @@ enum Command {
     /// Deploy user data keys into a node's enclave (online or offline) and replicate them.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
+    /// Exchange files with a node's enclave under a deployed key.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
     /// A node's signed audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Secret(cmd) => commands::secret::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
+        Command::Data(cmd) => commands::data::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

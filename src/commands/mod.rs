@@ -3,6 +3,7 @@
 pub mod appraise;
 pub mod attest;
 pub mod audit;
+pub mod data;
 pub mod demo;
 pub mod keys;
 pub mod node;

@@ -528,3 +528,117 @@ impl Session<'_> {
         }
     }
 }
+
+/// The default chunk size of data exchange: 1 MiB.
+pub const DATA_CHUNK_SIZE: u32 = 1024 * 1024;
+
+impl NodeClient {
+    fn signed_get(&self, tenant: &TenantKey, path: &str) -> Result<Vec<u8>, ClientError> {
+        let auth = self.signed(tenant, "GET", path, b"")?;
+        self.send(reqwest::Method::GET, path, None, Some(auth))
+    }
+
+    /// Encrypts `source` under the deployed key `key_id` and stores it as `object`,
+    /// one chunk per request, in constant memory. `progress` receives plaintext bytes sent.
+    pub fn put_data(
+        &self,
+        tenant: &TenantKey,
+        object: &str,
+        key_id: &str,
+        key: &veritee_crypto::Confidential<[u8; 32]>,
+        mut source: impl std::io::Read,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, ClientError> {
+        let stream_key = veritee_stream::StreamKey::new(key);
+        let mut sealer = veritee_stream::ChunkSealer::new(&stream_key, key_id, DATA_CHUNK_SIZE)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let path = format!("/v1/data/{object}/uploads");
+        let header = sealer.header().to_bytes();
+        let auth = self.signed(tenant, "POST", &path, &header)?;
+        let resp: serde_json::Value = Self::json(&self.send(
+            reqwest::Method::POST,
+            &path,
+            Some(("application/octet-stream", header)),
+            Some(auth),
+        )?)?;
+        let upload = resp["upload_id"]
+            .as_str()
+            .ok_or_else(|| ClientError::Protocol("no upload_id".into()))?
+            .to_string();
+        let size = DATA_CHUNK_SIZE as usize;
+        let read_full = |src: &mut dyn std::io::Read, buf: &mut Vec<u8>| -> Result<(), ClientError> {
+            buf.clear();
+            let mut limited = src.take(size as u64);
+            limited
+                .read_to_end(buf)
+                .map_err(|e| ClientError::Transport(format!("reading the input: {e}")))?;
+            Ok(())
+        };
+        let mut current = Vec::with_capacity(size);
+        let mut next = Vec::with_capacity(size);
+        read_full(&mut source, &mut current)?;
+        let mut total = 0u64;
+        let mut index = 0u64;
+        loop {
+            // Read ahead one chunk to know whether this one is the last.
+            let last = if current.len() < size {
+                true
+            } else {
+                read_full(&mut source, &mut next)?;
+                next.is_empty()
+            };
+            let sent = current.len() as u64;
+            let chunk = sealer
+                .seal(&current, last)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let cpath = format!("/v1/data/{object}/uploads/{upload}/chunks/{index}?last={last}");
+            let auth = self.signed(tenant, "PUT", &cpath, &chunk)?;
+            self.send(reqwest::Method::PUT, &cpath, Some(("application/octet-stream", chunk)), Some(auth))?;
+            total += sent;
+            progress(total);
+            if last {
+                return Ok(total);
+            }
+            std::mem::swap(&mut current, &mut next);
+            index += 1;
+        }
+    }
+
+    /// Fetches `object`, checks and decrypts every chunk under `key`, and writes the
+    /// plaintext to `sink`. Fails (having written a prefix) on any tampering or
+    /// truncation; callers write to a temporary file and rename on success.
+    pub fn get_data(
+        &self,
+        tenant: &TenantKey,
+        object: &str,
+        key: &veritee_crypto::Confidential<[u8; 32]>,
+        mut sink: impl std::io::Write,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64, ClientError> {
+        let meta: serde_json::Value = Self::json(&self.signed_get(tenant, &format!("/v1/data/{object}"))?)?;
+        let header = B64
+            .decode(meta["header"].as_str().unwrap_or_default())
+            .map_err(|_| ClientError::Protocol("header is not base64".into()))?;
+        let chunks = meta["chunks"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol("no chunk count".into()))?;
+        let (header, _) = veritee_stream::Header::parse(&header).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut opener = veritee_stream::ChunkOpener::new(&veritee_stream::StreamKey::new(key), &header)
+            .map_err(|e| ClientError::Protocol(format!("the object is not under this key: {e}")))?;
+        let mut total = 0u64;
+        for index in 0..chunks {
+            let chunk = self.signed_get(tenant, &format!("/v1/data/{object}/chunks/{index}"))?;
+            let plain = opener
+                .open(index, &chunk, index + 1 == chunks)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            sink.write_all(plain.expose())
+                .map_err(|e| ClientError::Transport(format!("writing the output: {e}")))?;
+            total += plain.len() as u64;
+            progress(index + 1, chunks);
+        }
+        if !opener.is_complete() {
+            return Err(ClientError::Protocol("the object ended before its final chunk".into()));
+        }
+        Ok(total)
+    }
+}

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod host;
+mod data;
 mod keys;
 pub mod launch;
 mod replication;

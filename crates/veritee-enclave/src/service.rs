@@ -49,6 +49,7 @@ pub struct EnclaveService {
     seal_policy: SealPolicy,
     pub(crate) peer_anchors: Vec<veritee_attest::ParsedCertificate>,
     pub(crate) responders: Mutex<HashMap<String, (veritee_channel::peer::Responder, Instant)>>,
+    pub(crate) uploads: Mutex<crate::data::Uploads>,
     node: Mutex<Option<Arc<NodeKeys>>>,
     audit: Mutex<Option<AuditHead>>,
     sessions: Mutex<HashMap<String, (Slot, Instant)>>,
@@ -93,6 +94,7 @@ impl EnclaveService {
             seal_policy,
             peer_anchors: Vec::new(),
             responders: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(crate::data::Uploads::default()),
             node: Mutex::new(None),
             audit: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
@@ -310,6 +312,24 @@ impl EnclaveService {
             EnclaveCall::WrappingKey { nonce } => self.wrapping_key(&nonce, link),
             EnclaveCall::ImportKey { tenant_id, blob } => self.import_key(&tenant_id, &blob, link),
             EnclaveCall::PeerMessage { message } => self.peer_message(&message, link),
+            EnclaveCall::DataBegin {
+                tenant_id,
+                object,
+                header,
+            } => self.data_begin(&tenant_id, &object, &header, link),
+            EnclaveCall::DataChunk {
+                tenant_id,
+                upload_id,
+                index,
+                last,
+                chunk,
+            } => self.data_chunk(&tenant_id, &upload_id, index, last, &chunk, link),
+            EnclaveCall::DataOpen { tenant_id, object } => self.data_open(&tenant_id, &object, link),
+            EnclaveCall::DataRead {
+                tenant_id,
+                object,
+                index,
+            } => self.data_read(&tenant_id, &object, index, link),
         }
     }
 

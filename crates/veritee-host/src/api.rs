@@ -27,6 +27,8 @@ use veritee_store::Store;
 
 /// Largest JSON body.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Largest data chunk body: the largest stream chunk (16 MiB) and its tag.
+pub const MAX_DATA_CHUNK_BODY: usize = 16 * 1024 * 1024 + 1024;
 /// Largest session message body.
 pub const MAX_MESSAGE_BODY: usize = 16 * 1024 * 1024;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -166,6 +168,10 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::Message { .. } => "Message",
         EnclaveReply::WrappingKey { .. } => "WrappingKey",
         EnclaveReply::KeyImported { .. } => "KeyImported",
+        EnclaveReply::DataUpload { .. } => "DataUpload",
+        EnclaveReply::DataChunkStored { .. } => "DataChunkStored",
+        EnclaveReply::DataHeader { .. } => "DataHeader",
+        EnclaveReply::DataChunk { .. } => "DataChunk",
     };
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -339,6 +345,112 @@ async fn import_key(
         EnclaveReply::KeyImported { receipt } => Ok(Json(ImportKeyResponse {
             receipt: B64.encode(receipt),
         })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LastQuery {
+    #[serde(default)]
+    last: bool,
+}
+
+async fn data_begin(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    require_content_type(&headers, "application/octet-stream")?;
+    match converse(
+        &state,
+        EnclaveCall::DataBegin {
+            tenant_id,
+            object,
+            header: body.to_vec(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::DataUpload { upload_id } => Ok(Json(serde_json::json!({ "upload_id": upload_id }))),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn data_chunk(
+    State(state): State<Arc<AppState>>,
+    Path((_object, upload_id, index)): Path<(String, String, u64)>,
+    Query(q): Query<LastQuery>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    require_content_type(&headers, "application/octet-stream")?;
+    match converse(
+        &state,
+        EnclaveCall::DataChunk {
+            tenant_id,
+            upload_id,
+            index,
+            last: q.last,
+            chunk: body.to_vec(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::DataChunkStored { complete } => Ok(Json(serde_json::json!({ "complete": complete }))),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn data_open(
+    State(state): State<Arc<AppState>>,
+    Path(object): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, b"").await?;
+    match converse(&state, EnclaveCall::DataOpen { tenant_id, object }).await? {
+        EnclaveReply::DataHeader { header, chunks } => {
+            Ok(Json(serde_json::json!({ "header": B64.encode(header), "chunks": chunks })))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn data_read(
+    State(state): State<Arc<AppState>>,
+    Path((object, index)): Path<(String, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, b"").await?;
+    match converse(
+        &state,
+        EnclaveCall::DataRead {
+            tenant_id,
+            object,
+            index,
+        },
+    )
+    .await?
+    {
+        EnclaveReply::DataChunk { chunk, last } => Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::HeaderName::from_static("x-veritee-last"), if last { "1" } else { "0" }),
+            ],
+            Body::from(chunk),
+        )
+            .into_response()),
         other => Err(unexpected(&other)),
     }
 }
@@ -522,6 +634,10 @@ async fn observe(
         Some("/v1/keys") => "/v1/keys",
         Some("/v1/keys/wrapping-key") => "/v1/keys/wrapping-key",
         Some("/v1/peer") => "/v1/peer",
+        Some("/v1/data/{object}/uploads") => "/v1/data/{object}/uploads",
+        Some("/v1/data/{object}/uploads/{upload}/chunks/{index}") => "/v1/data/{object}/uploads/{upload}/chunks/{index}",
+        Some("/v1/data/{object}") => "/v1/data/{object}",
+        Some("/v1/data/{object}/chunks/{index}") => "/v1/data/{object}/chunks/{index}",
         _ => "other",
     };
     let response = next.run(request).await;
@@ -543,6 +659,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/keys", post(import_key))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    let data_routes = Router::new()
+        .route("/v1/data/{object}/uploads", post(data_begin))
+        .route("/v1/data/{object}/uploads/{upload}/chunks/{index}", axum::routing::put(data_chunk))
+        .route("/v1/data/{object}", get(data_open))
+        .route("/v1/data/{object}/chunks/{index}", get(data_read))
+        .layer(DefaultBodyLimit::max(MAX_DATA_CHUNK_BODY));
     let peer_routes = Router::new()
         .route("/v1/peer", post(peer))
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
@@ -558,6 +680,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/keys/wrapping-key", get(wrapping_key))
         .merge(json_routes)
         .merge(peer_routes)
+        .merge(data_routes)
         .merge(message_routes)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -78,6 +78,44 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Receipt signed inside the enclave", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyResponse"}}}}}),
                     error_responses(&["400", "401", "409", "413", "415", "503"]))
             }},
+            "/v1/data/{object}/uploads": {"post": {
+                "summary": "Begin storing a data object: its veritee-stream header (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [{"name": "object", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "Upload id", "content": {"application/json": {"schema": {"type": "object", "properties": {"upload_id": {"type": "string"}}}}}}}),
+                    error_responses(&["400", "401", "404", "415", "503"]))
+            }},
+            "/v1/data/{object}/uploads/{upload}/chunks/{index}": {"put": {
+                "summary": "One chunk, in order; ?last=true for the final one (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [
+                    {"name": "object", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "upload", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "index", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "last", "in": "query", "schema": {"type": "boolean"}}
+                ],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"complete": {"type": "boolean"}}}}}}}),
+                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+            }},
+            "/v1/data/{object}": {"get": {
+                "summary": "A stored object's stream header and chunk count (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [{"name": "object", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": merge(json!({"200": {"description": "Header", "content": {"application/json": {"schema": {"type": "object", "properties": {"header": {"type": "string"}, "chunks": {"type": "integer"}}}}}}}),
+                    error_responses(&["401", "404", "503"]))
+            }},
+            "/v1/data/{object}/chunks/{index}": {"get": {
+                "summary": "One stored chunk, checked by the enclave first (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [
+                    {"name": "object", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "index", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "responses": merge(json!({"200": {"description": "Chunk (header x-veritee-last: 1 on the final one)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
+                    error_responses(&["401", "404", "500", "503"]))
+            }},
             "/v1/peer": {"post": {
                 "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},

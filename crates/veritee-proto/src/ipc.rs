@@ -95,6 +95,46 @@ pub enum EnclaveCall {
         #[serde(with = "serde_bytes")]
         blob: Vec<u8>,
     },
+    /// Begin storing a data object: the stream header, checked under the tenant's key.
+    DataBegin {
+        /// The tenant the host authenticated.
+        tenant_id: String,
+        /// Object name.
+        object: String,
+        /// The stream header.
+        #[serde(with = "serde_bytes")]
+        header: Vec<u8>,
+    },
+    /// One chunk of an upload, in order.
+    DataChunk {
+        /// The tenant.
+        tenant_id: String,
+        /// Upload id from [`EnclaveReply::DataUpload`].
+        upload_id: String,
+        /// Chunk index.
+        index: u64,
+        /// Whether it is the final chunk.
+        last: bool,
+        /// Ciphertext and tag.
+        #[serde(with = "serde_bytes")]
+        chunk: Vec<u8>,
+    },
+    /// The header and length of a stored object.
+    DataOpen {
+        /// The tenant.
+        tenant_id: String,
+        /// Object name.
+        object: String,
+    },
+    /// One stored chunk, checked before it is returned.
+    DataRead {
+        /// The tenant.
+        tenant_id: String,
+        /// Object name.
+        object: String,
+        /// Chunk index.
+        index: u64,
+    },
     /// A message of the mutually attested enclave-to-enclave channel, relayed from a peer node.
     PeerMessage {
         /// Opaque channel bytes.
@@ -150,6 +190,32 @@ pub enum EnclaveReply {
         /// Evidence; report data binds both keys and the nonce.
         #[serde(with = "serde_bytes")]
         evidence: Vec<u8>,
+    },
+    /// Answer to [`EnclaveCall::DataBegin`].
+    DataUpload {
+        /// Upload id.
+        upload_id: String,
+    },
+    /// Answer to [`EnclaveCall::DataChunk`].
+    DataChunkStored {
+        /// Whether the object is now complete and visible.
+        complete: bool,
+    },
+    /// Answer to [`EnclaveCall::DataOpen`].
+    DataHeader {
+        /// The stream header.
+        #[serde(with = "serde_bytes")]
+        header: Vec<u8>,
+        /// Number of chunks.
+        chunks: u64,
+    },
+    /// Answer to [`EnclaveCall::DataRead`].
+    DataChunk {
+        /// Ciphertext and tag, as stored.
+        #[serde(with = "serde_bytes")]
+        chunk: Vec<u8>,
+        /// Whether it is the final chunk.
+        last: bool,
     },
     /// Answer to [`EnclaveCall::ImportKey`]: a receipt signed with the audit key.
     KeyImported {
