@@ -63,7 +63,9 @@ fn bar(len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+    {
         bar.set_style(style);
     }
     bar
@@ -95,15 +97,24 @@ pub fn run(cmd: DataCommand) -> Result<Outcome> {
                     .context("name the object with --as NAME")?
                     .to_string(),
             };
-            let input = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             let len = input.metadata().map(|m| m.len()).unwrap_or(0);
             let progress = bar(len);
             let client = veritee_client::NodeClient::new(&node)?;
-            let sent = client.put_data(&tenant, &object, &key.key, &data_key, std::io::BufReader::new(input), |n| {
-                progress.set_position(n)
-            })?;
+            let sent = client.put_data(
+                &tenant,
+                &object,
+                &key.key,
+                &data_key,
+                std::io::BufReader::new(input),
+                |n| progress.set_position(n),
+            )?;
             progress.finish_and_clear();
-            println!("stored {object}: {sent} bytes, encrypted under key {}", key.key);
+            println!(
+                "stored {object}: {sent} bytes, encrypted under key {}",
+                key.key
+            );
         }
         DataCommand::Get {
             node,
@@ -114,17 +125,31 @@ pub fn run(cmd: DataCommand) -> Result<Outcome> {
         } => {
             let tenant = load_tenant(&tenant)?;
             let data_key = read_key_file(&key_path(&key))?;
-            let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+            let dir = out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
             let progress = bar(0);
             let client = veritee_client::NodeClient::new(&node)?;
-            let got = client.get_data(&tenant, &object, &data_key, std::io::BufWriter::new(tmp.as_file_mut()), |i, n| {
-                progress.set_length(n);
-                progress.set_position(i);
-            })?;
+            let got = client.get_data(
+                &tenant,
+                &object,
+                &data_key,
+                std::io::BufWriter::new(tmp.as_file_mut()),
+                |i, n| {
+                    progress.set_length(n);
+                    progress.set_position(i);
+                },
+            )?;
             progress.finish_and_clear();
-            tmp.persist(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            println!("fetched {object}: {got} bytes, every chunk checked, written to {}", out.display());
+            tmp.persist(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            println!(
+                "fetched {object}: {got} bytes, every chunk checked, written to {}",
+                out.display()
+            );
         }
     }
     Ok(Outcome::Success)

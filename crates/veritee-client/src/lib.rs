@@ -566,14 +566,24 @@ impl NodeClient {
             .ok_or_else(|| ClientError::Protocol("no upload_id".into()))?
             .to_string();
         let size = DATA_CHUNK_SIZE as usize;
-        let read_full = |src: &mut dyn std::io::Read, buf: &mut Vec<u8>| -> Result<(), ClientError> {
-            buf.clear();
-            let mut limited = src.take(size as u64);
-            limited
-                .read_to_end(buf)
-                .map_err(|e| ClientError::Transport(format!("reading the input: {e}")))?;
-            Ok(())
-        };
+        let read_full =
+            |src: &mut dyn std::io::Read, buf: &mut Vec<u8>| -> Result<(), ClientError> {
+                buf.clear();
+                buf.resize(size, 0);
+                let mut filled = 0;
+                while filled < size {
+                    match src.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(ClientError::Transport(format!("reading the input: {e}")));
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                Ok(())
+            };
         let mut current = Vec::with_capacity(size);
         let mut next = Vec::with_capacity(size);
         read_full(&mut source, &mut current)?;
@@ -593,7 +603,12 @@ impl NodeClient {
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
             let cpath = format!("/v1/data/{object}/uploads/{upload}/chunks/{index}?last={last}");
             let auth = self.signed(tenant, "PUT", &cpath, &chunk)?;
-            self.send(reqwest::Method::PUT, &cpath, Some(("application/octet-stream", chunk)), Some(auth))?;
+            self.send(
+                reqwest::Method::PUT,
+                &cpath,
+                Some(("application/octet-stream", chunk)),
+                Some(auth),
+            )?;
             total += sent;
             progress(total);
             if last {
@@ -615,16 +630,21 @@ impl NodeClient {
         mut sink: impl std::io::Write,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<u64, ClientError> {
-        let meta: serde_json::Value = Self::json(&self.signed_get(tenant, &format!("/v1/data/{object}"))?)?;
+        let meta: serde_json::Value =
+            Self::json(&self.signed_get(tenant, &format!("/v1/data/{object}"))?)?;
         let header = B64
             .decode(meta["header"].as_str().unwrap_or_default())
             .map_err(|_| ClientError::Protocol("header is not base64".into()))?;
         let chunks = meta["chunks"]
             .as_u64()
             .ok_or_else(|| ClientError::Protocol("no chunk count".into()))?;
-        let (header, _) = veritee_stream::Header::parse(&header).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut opener = veritee_stream::ChunkOpener::new(&veritee_stream::StreamKey::new(key), &header)
-            .map_err(|e| ClientError::Protocol(format!("the object is not under this key: {e}")))?;
+        let (header, _) = veritee_stream::Header::parse(&header)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut opener =
+            veritee_stream::ChunkOpener::new(&veritee_stream::StreamKey::new(key), &header)
+                .map_err(|e| {
+                    ClientError::Protocol(format!("the object is not under this key: {e}"))
+                })?;
         let mut total = 0u64;
         for index in 0..chunks {
             let chunk = self.signed_get(tenant, &format!("/v1/data/{object}/chunks/{index}"))?;
@@ -637,7 +657,9 @@ impl NodeClient {
             progress(index + 1, chunks);
         }
         if !opener.is_complete() {
-            return Err(ClientError::Protocol("the object ended before its final chunk".into()));
+            return Err(ClientError::Protocol(
+                "the object ended before its final chunk".into(),
+            ));
         }
         Ok(total)
     }

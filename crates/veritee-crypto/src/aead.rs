@@ -75,6 +75,73 @@ impl AeadKey {
             .map_err(|_| CryptoError::Operation("AES-GCM encryption"))
     }
 
+    /// Encrypts `plaintext` into `out`, which must be exactly `plaintext.len() + TAG_LEN`
+    /// bytes: ciphertext followed by the tag. `plaintext` is left untouched.
+    pub fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        if out.len() != plaintext.len() + TAG_LEN {
+            return Err(CryptoError::OutputLength {
+                what: "AES-GCM sealing buffer",
+                requested: out.len(),
+                maximum: plaintext.len() + TAG_LEN,
+            });
+        }
+        let (ciphertext, tag) = out.split_at_mut(plaintext.len());
+        self.key
+            .seal_out_of_place_scatter(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                plaintext,
+                ciphertext,
+                &[],
+                tag,
+            )
+            .map_err(|_| CryptoError::Operation("AES-GCM encryption"))
+    }
+
+    /// Decrypts ciphertext-with-tag into `out`, which must be exactly
+    /// `ciphertext_and_tag.len() - TAG_LEN` bytes. The input is left untouched, so a
+    /// caller can try it again; on failure `out` holds no plaintext.
+    pub fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext_and_tag: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let Some(len) = ciphertext_and_tag.len().checked_sub(TAG_LEN) else {
+            return Err(CryptoError::CiphertextTooShort {
+                minimum: TAG_LEN,
+                actual: ciphertext_and_tag.len(),
+            });
+        };
+        if out.len() != len {
+            return Err(CryptoError::OutputLength {
+                what: "AES-GCM opening buffer",
+                requested: out.len(),
+                maximum: len,
+            });
+        }
+        let (ciphertext, tag) = ciphertext_and_tag.split_at(len);
+        self.key
+            .open_separate_gather(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                ciphertext,
+                tag,
+                out,
+            )
+            .map_err(|_| {
+                zeroize::Zeroize::zeroize(out);
+                CryptoError::Decrypt
+            })
+    }
+
     /// Encrypts `plaintext`, returning ciphertext followed by the tag.
     pub fn seal(
         &self,
@@ -188,6 +255,44 @@ mod tests {
             other.open_with_nonce_prefix(b"aad", &sealed),
             Err(CryptoError::Decrypt)
         );
+    }
+
+    #[test]
+    fn out_of_place_matches_in_place() {
+        let key = AeadKey::generate().unwrap();
+        let nonce = [9u8; NONCE_LEN];
+        let plaintext = b"out of place, same bytes";
+        let in_place = key.seal(&nonce, b"aad", plaintext).unwrap();
+        let mut out = vec![0u8; plaintext.len() + TAG_LEN];
+        key.seal_to(&nonce, b"aad", plaintext, &mut out).unwrap();
+        assert_eq!(out, in_place);
+        assert!(matches!(
+            key.seal_to(&nonce, b"aad", plaintext, &mut out[1..]),
+            Err(CryptoError::OutputLength { .. })
+        ));
+
+        let mut opened = vec![0u8; plaintext.len()];
+        key.open_to(&nonce, b"aad", &in_place, &mut opened).unwrap();
+        assert_eq!(opened, plaintext);
+        let mut bad = in_place.clone();
+        bad[0] ^= 1;
+        assert_eq!(
+            key.open_to(&nonce, b"aad", &bad, &mut opened),
+            Err(CryptoError::Decrypt)
+        );
+        assert!(opened.iter().all(|&b| b == 0), "no plaintext after failure");
+        // The input survives a failed attempt and opens once repaired.
+        bad[0] ^= 1;
+        key.open_to(&nonce, b"aad", &bad, &mut opened).unwrap();
+        assert_eq!(opened, plaintext);
+        assert!(matches!(
+            key.open_to(&nonce, b"aad", &in_place[..TAG_LEN - 1], &mut []),
+            Err(CryptoError::CiphertextTooShort { .. })
+        ));
+        assert!(matches!(
+            key.open_to(&nonce, b"aad", &in_place, &mut opened[1..]),
+            Err(CryptoError::OutputLength { .. })
+        ));
     }
 
     #[test]

@@ -61,12 +61,23 @@ fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
 }
 
 impl EnclaveService {
-    fn stream_key(&self, tenant: &str, header: &Header, link: &mut dyn HostLink) -> Result<StreamKey, EnclaveFailure> {
+    fn stream_key(
+        &self,
+        tenant: &str,
+        header: &Header,
+        link: &mut dyn HostLink,
+    ) -> Result<StreamKey, EnclaveFailure> {
         let key = self.user_key(tenant, header.key_id(), link)?;
         Ok(StreamKey::new(&key.key))
     }
 
-    pub(crate) fn data_begin(&self, tenant: &str, object: &str, header_bytes: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    pub(crate) fn data_begin(
+        &self,
+        tenant: &str,
+        object: &str,
+        header_bytes: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         Self::checked_name(object)?;
         self.tenant_key(link, tenant)?;
         let (header, used) = Header::parse(header_bytes).map_err(bad)?;
@@ -78,9 +89,14 @@ impl EnclaveService {
         let upload_id = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
         let mut uploads = lock(&self.uploads);
         let now = Instant::now();
-        uploads.0.retain(|_, u| now.duration_since(u.touched) < UPLOAD_IDLE);
+        uploads
+            .0
+            .retain(|_, u| now.duration_since(u.touched) < UPLOAD_IDLE);
         if uploads.0.len() >= MAX_UPLOADS {
-            return Err(failure(FailureKind::Unavailable, "too many uploads in progress; retry later"));
+            return Err(failure(
+                FailureKind::Unavailable,
+                "too many uploads in progress; retry later",
+            ));
         }
         uploads.0.insert(
             upload_id.clone(),
@@ -116,11 +132,17 @@ impl EnclaveService {
         if index != upload.next_index {
             let expected = upload.next_index;
             lock(&self.uploads).0.insert(upload_id.to_string(), upload);
-            return Err(bad(format!("chunk {index} arrived; chunk {expected} is next")));
+            return Err(bad(format!(
+                "chunk {index} arrived; chunk {expected} is next"
+            )));
         }
         let plain_len = upload.opener.open(index, chunk, last).map_err(bad)?.len() as u64;
         let ns = data_ns(tenant);
-        link.put(&ns, &chunk_key(&upload.object, upload_id, index), chunk.to_vec())?;
+        link.put(
+            &ns,
+            &chunk_key(&upload.object, upload_id, index),
+            chunk.to_vec(),
+        )?;
         upload.next_index += 1;
         upload.bytes += plain_len;
         upload.touched = Instant::now();
@@ -143,21 +165,40 @@ impl EnclaveService {
                 let _ = link.delete(&ns, &chunk_key(&upload.object, &old.upload, i));
             }
         }
-        self.audit(link, "data.put", tenant, &upload.object, &format!("ok: {} bytes", upload.bytes))?;
+        self.audit(
+            link,
+            "data.put",
+            tenant,
+            &upload.object,
+            &format!("ok: {} bytes", upload.bytes),
+        )?;
         Ok(EnclaveReply::DataChunkStored { complete: true })
     }
 
-    fn object_meta(&self, tenant: &str, object: &str, link: &mut dyn HostLink) -> Result<ObjectMeta, EnclaveFailure> {
+    fn object_meta(
+        &self,
+        tenant: &str,
+        object: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<ObjectMeta, EnclaveFailure> {
         Self::checked_name(object)?;
         let ns = data_ns(tenant);
         let mkey = meta_key(object);
         let Some(blob) = link.get(&ns, &mkey)? else {
-            return Err(failure(FailureKind::NotFound, format!("no data object named {object}")));
+            return Err(failure(
+                FailureKind::NotFound,
+                format!("no data object named {object}"),
+            ));
         };
         serde_json::from_slice(self.unseal(&ns, &mkey, &blob)?.expose()).map_err(internal)
     }
 
-    pub(crate) fn data_open(&self, tenant: &str, object: &str, link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    pub(crate) fn data_open(
+        &self,
+        tenant: &str,
+        object: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         self.tenant_key(link, tenant)?;
         let meta = self.object_meta(tenant, object, link)?;
         self.audit(link, "data.get", tenant, object, "ok")?;
@@ -167,23 +208,39 @@ impl EnclaveService {
         })
     }
 
-    pub(crate) fn data_read(&self, tenant: &str, object: &str, index: u64, link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    pub(crate) fn data_read(
+        &self,
+        tenant: &str,
+        object: &str,
+        index: u64,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         self.tenant_key(link, tenant)?;
         let meta = self.object_meta(tenant, object, link)?;
         if index >= meta.chunks {
-            return Err(failure(FailureKind::NotFound, format!("object {object} has {} chunks", meta.chunks)));
+            return Err(failure(
+                FailureKind::NotFound,
+                format!("object {object} has {} chunks", meta.chunks),
+            ));
         }
         let header_bytes = hex::decode(&meta.header).map_err(internal)?;
         let (header, _) = Header::parse(&header_bytes).map_err(internal)?;
         let key = self.stream_key(tenant, &header, link)?;
         let mut opener = ChunkOpener::new(&key, &header).map_err(internal)?;
-        let Some(chunk) = link.get(&data_ns(tenant), &chunk_key(object, &meta.upload, index))? else {
-            return Err(failure(FailureKind::Internal, format!("chunk {index} of {object} is missing from the store")));
+        let Some(chunk) = link.get(&data_ns(tenant), &chunk_key(object, &meta.upload, index))?
+        else {
+            return Err(failure(
+                FailureKind::Internal,
+                format!("chunk {index} of {object} is missing from the store"),
+            ));
         };
         let last = index + 1 == meta.chunks;
-        opener
-            .open(index, &chunk, last)
-            .map_err(|e| failure(FailureKind::Internal, format!("stored chunk {index} of {object} fails its check: {e}")))?;
+        opener.open(index, &chunk, last).map_err(|e| {
+            failure(
+                FailureKind::Internal,
+                format!("stored chunk {index} of {object} fails its check: {e}"),
+            )
+        })?;
         Ok(EnclaveReply::DataChunk { chunk, last })
     }
 }

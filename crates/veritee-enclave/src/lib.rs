@@ -9,8 +9,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod host;
 mod data;
+pub mod host;
 mod keys;
 pub mod launch;
 mod replication;

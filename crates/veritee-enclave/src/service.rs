@@ -324,7 +324,9 @@ impl EnclaveService {
                 last,
                 chunk,
             } => self.data_chunk(&tenant_id, &upload_id, index, last, &chunk, link),
-            EnclaveCall::DataOpen { tenant_id, object } => self.data_open(&tenant_id, &object, link),
+            EnclaveCall::DataOpen { tenant_id, object } => {
+                self.data_open(&tenant_id, &object, link)
+            }
             EnclaveCall::DataRead {
                 tenant_id,
                 object,

@@ -376,7 +376,9 @@ async fn data_begin(
     )
     .await?
     {
-        EnclaveReply::DataUpload { upload_id } => Ok(Json(serde_json::json!({ "upload_id": upload_id }))),
+        EnclaveReply::DataUpload { upload_id } => {
+            Ok(Json(serde_json::json!({ "upload_id": upload_id })))
+        }
         other => Err(unexpected(&other)),
     }
 }
@@ -404,7 +406,9 @@ async fn data_chunk(
     )
     .await?
     {
-        EnclaveReply::DataChunkStored { complete } => Ok(Json(serde_json::json!({ "complete": complete }))),
+        EnclaveReply::DataChunkStored { complete } => {
+            Ok(Json(serde_json::json!({ "complete": complete })))
+        }
         other => Err(unexpected(&other)),
     }
 }
@@ -418,9 +422,9 @@ async fn data_open(
 ) -> ApiResult<Json<serde_json::Value>> {
     let tenant_id = tenant(&state, &method, &uri, &headers, b"").await?;
     match converse(&state, EnclaveCall::DataOpen { tenant_id, object }).await? {
-        EnclaveReply::DataHeader { header, chunks } => {
-            Ok(Json(serde_json::json!({ "header": B64.encode(header), "chunks": chunks })))
-        }
+        EnclaveReply::DataHeader { header, chunks } => Ok(Json(
+            serde_json::json!({ "header": B64.encode(header), "chunks": chunks }),
+        )),
         other => Err(unexpected(&other)),
     }
 }
@@ -446,7 +450,10 @@ async fn data_read(
         EnclaveReply::DataChunk { chunk, last } => Ok((
             [
                 (header::CONTENT_TYPE, "application/octet-stream"),
-                (header::HeaderName::from_static("x-veritee-last"), if last { "1" } else { "0" }),
+                (
+                    header::HeaderName::from_static("x-veritee-last"),
+                    if last { "1" } else { "0" },
+                ),
             ],
             Body::from(chunk),
         )
@@ -635,7 +642,9 @@ async fn observe(
         Some("/v1/keys/wrapping-key") => "/v1/keys/wrapping-key",
         Some("/v1/peer") => "/v1/peer",
         Some("/v1/data/{object}/uploads") => "/v1/data/{object}/uploads",
-        Some("/v1/data/{object}/uploads/{upload}/chunks/{index}") => "/v1/data/{object}/uploads/{upload}/chunks/{index}",
+        Some("/v1/data/{object}/uploads/{upload}/chunks/{index}") => {
+            "/v1/data/{object}/uploads/{upload}/chunks/{index}"
+        }
         Some("/v1/data/{object}") => "/v1/data/{object}",
         Some("/v1/data/{object}/chunks/{index}") => "/v1/data/{object}/chunks/{index}",
         _ => "other",
@@ -661,7 +670,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let data_routes = Router::new()
         .route("/v1/data/{object}/uploads", post(data_begin))
-        .route("/v1/data/{object}/uploads/{upload}/chunks/{index}", axum::routing::put(data_chunk))
+        .route(
+            "/v1/data/{object}/uploads/{upload}/chunks/{index}",
+            axum::routing::put(data_chunk),
+        )
         .route("/v1/data/{object}", get(data_open))
         .route("/v1/data/{object}/chunks/{index}", get(data_read))
         .layer(DefaultBodyLimit::max(MAX_DATA_CHUNK_BODY));

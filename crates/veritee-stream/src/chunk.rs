@@ -1,0 +1,513 @@
+//! Chunk-level sealing and opening: the STREAM construction, one chunk at a time.
+//!
+//! [`EncryptWriter`](crate::EncryptWriter) and [`DecryptReader`](crate::DecryptReader)
+//! are built on these; a transport that moves one chunk per request (and may verify and
+//! re-encrypt it on the way) uses them directly.
+
+use veritee_crypto::SecretBytes;
+use veritee_crypto::aead::{self, AeadKey};
+
+use crate::StreamError;
+use crate::header::Header;
+use crate::key::StreamKey;
+
+/// Length of each chunk's AES-256-GCM tag.
+pub const TAG_LEN: usize = aead::TAG_LEN;
+/// Length of a chunk nonce.
+pub const NONCE_LEN: usize = aead::NONCE_LEN;
+/// Length of the big-endian chunk counter at the start of the nonce.
+pub const COUNTER_LEN: usize = 11;
+/// The nonce's last byte for every chunk but the final one.
+pub const NOT_LAST_FLAG: u8 = 0x00;
+/// The nonce's last byte for the final chunk.
+pub const LAST_FLAG: u8 = 0x01;
+
+const _: () = assert!(TAG_LEN == 16);
+const _: () = assert!(COUNTER_LEN + 1 == NONCE_LEN);
+// Chunk indexes are `u64`s, which fit the counter; the top bytes stay zero.
+const _: () = assert!(COUNTER_LEN >= size_of::<u64>());
+
+/// The nonce of chunk `index`: 11-byte big-endian counter || last-chunk flag.
+fn nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[COUNTER_LEN - size_of::<u64>()..COUNTER_LEN].copy_from_slice(&index.to_be_bytes());
+    nonce[COUNTER_LEN] = if last { LAST_FLAG } else { NOT_LAST_FLAG };
+    nonce
+}
+
+/// Seals a stream's chunks in order, starting with a fresh header.
+///
+/// Every chunk but the last holds exactly the chunk size in plaintext; the last holds
+/// up to that much, possibly nothing. After the last chunk, nothing more can be sealed.
+pub struct ChunkSealer {
+    header: Header,
+    key: AeadKey,
+    chunk_size: usize,
+    next: u64,
+    last_index: Option<u64>,
+}
+
+impl core::fmt::Debug for ChunkSealer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ChunkSealer")
+            .field("key_id", &self.header.key_id())
+            .field("chunk_size", &self.chunk_size)
+            .field("next", &self.next)
+            .field("last_index", &self.last_index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkSealer {
+    /// Starts a stream under `key`, named `key_id`, in chunks of `chunk_size` plaintext
+    /// bytes (see [`DEFAULT_CHUNK_SIZE`](crate::DEFAULT_CHUNK_SIZE)); its header (to send
+    /// before the chunks) is [`ChunkSealer::header`].
+    pub fn new(key: &StreamKey, key_id: &str, chunk_size: u32) -> Result<Self, StreamError> {
+        let (header, key) = Header::seal(key, key_id, chunk_size)?;
+        Ok(Self::from_parts(header, key))
+    }
+
+    pub(crate) fn from_parts(header: Header, key: AeadKey) -> Self {
+        Self {
+            chunk_size: header.chunk_size() as usize,
+            header,
+            key,
+            next: 0,
+            last_index: None,
+        }
+    }
+
+    /// The stream's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Plaintext bytes in every chunk but the last.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// The index the next chunk will have.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// Whether the final chunk has been sealed.
+    pub fn is_finished(&self) -> bool {
+        self.last_index.is_some()
+    }
+
+    /// Seals the next chunk: its ciphertext followed by its tag.
+    pub fn seal(&mut self, plaintext: &[u8], last: bool) -> Result<Vec<u8>, StreamError> {
+        let mut out = vec![0u8; plaintext.len() + TAG_LEN];
+        self.seal_to(plaintext, &mut out, last)?;
+        Ok(out)
+    }
+
+    /// Seals the next chunk in place: `buffer` holds its plaintext and is left holding
+    /// its ciphertext followed by its tag (reserve [`TAG_LEN`] spare bytes to avoid a
+    /// reallocation).
+    pub fn seal_in_place(&mut self, buffer: &mut Vec<u8>, last: bool) -> Result<(), StreamError> {
+        let index = self.check(buffer.len(), last)?;
+        self.key.seal_in_place(&nonce(index, last), &[], buffer)?;
+        self.advance(index, last);
+        Ok(())
+    }
+
+    /// Seals the next chunk from `plaintext` into `out`, which is exactly
+    /// `plaintext.len() + TAG_LEN` bytes.
+    pub(crate) fn seal_to(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut [u8],
+        last: bool,
+    ) -> Result<(), StreamError> {
+        let index = self.check(plaintext.len(), last)?;
+        self.key.seal_to(&nonce(index, last), &[], plaintext, out)?;
+        self.advance(index, last);
+        Ok(())
+    }
+
+    fn check(&self, len: usize, last: bool) -> Result<u64, StreamError> {
+        if let Some(last_index) = self.last_index {
+            return Err(StreamError::ChunkAfterLast {
+                index: last_index.saturating_add(1),
+                last_index,
+            });
+        }
+        let index = self.next;
+        if len > self.chunk_size {
+            return Err(StreamError::ChunkTooLarge {
+                index,
+                len,
+                max: self.chunk_size,
+            });
+        }
+        if !last && len != self.chunk_size {
+            return Err(StreamError::ChunkNotFull {
+                index,
+                len,
+                expected: self.chunk_size,
+            });
+        }
+        if !last && index == u64::MAX {
+            return Err(StreamError::CounterOverflow { index });
+        }
+        Ok(index)
+    }
+
+    fn advance(&mut self, index: u64, last: bool) {
+        if last {
+            self.last_index = Some(index);
+        } else {
+            // `check` refused a non-final chunk at u64::MAX.
+            self.next = index + 1;
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_next_index(&mut self, index: u64) {
+        self.next = index;
+    }
+}
+
+/// Opens a stream's chunks, by index, after checking its header.
+///
+/// Chunks may be opened in any order and more than once (a transport may verify one
+/// chunk per request); each authenticates only at its own index, with its own final
+/// flag, in its own stream. Once a final chunk has been opened, no chunk after it
+/// opens. Whether the whole stream arrived, the caller learns from
+/// [`ChunkOpener::is_complete`] having seen every index up to the final one.
+pub struct ChunkOpener {
+    key: AeadKey,
+    chunk_size: usize,
+    last_index: Option<u64>,
+    highest: Option<u64>,
+}
+
+impl core::fmt::Debug for ChunkOpener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ChunkOpener")
+            .field("chunk_size", &self.chunk_size)
+            .field("last_index", &self.last_index)
+            .field("highest", &self.highest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkOpener {
+    /// Checks `header`'s tag under `key` and prepares to open the stream's chunks.
+    pub fn new(key: &StreamKey, header: &Header) -> Result<Self, StreamError> {
+        let key = header.open(key)?;
+        Ok(Self {
+            key,
+            chunk_size: header.chunk_size() as usize,
+            last_index: None,
+            highest: None,
+        })
+    }
+
+    /// Plaintext bytes in every chunk but the last.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// Whether the final chunk has been opened.
+    pub fn is_complete(&self) -> bool {
+        self.last_index.is_some()
+    }
+
+    /// Opens chunk `index` (ciphertext followed by tag), which is the final chunk if
+    /// `last`.
+    pub fn open(
+        &mut self,
+        index: u64,
+        ciphertext: &[u8],
+        last: bool,
+    ) -> Result<SecretBytes, StreamError> {
+        self.check(index, ciphertext.len(), last)?;
+        let mut out = SecretBytes::new(vec![0u8; ciphertext.len() - TAG_LEN]);
+        self.open_to(index, ciphertext, out.expose_mut(), last)?;
+        Ok(out)
+    }
+
+    /// Opens chunk `index` in place: `buffer` holds ciphertext followed by tag; the
+    /// plaintext is returned as its prefix. On failure `buffer` is left zeroed.
+    pub fn open_in_place<'b>(
+        &mut self,
+        index: u64,
+        buffer: &'b mut [u8],
+        last: bool,
+    ) -> Result<&'b mut [u8], StreamError> {
+        self.check(index, buffer.len(), last)?;
+        let plaintext = self
+            .key
+            .open_in_place(&nonce(index, last), &[], buffer)
+            .map_err(|_| StreamError::ChunkTampered { index })?;
+        self.record(index, last);
+        Ok(plaintext)
+    }
+
+    /// Opens chunk `index` into `out`, exactly `ciphertext.len() - TAG_LEN` bytes.
+    pub(crate) fn open_to(
+        &mut self,
+        index: u64,
+        ciphertext: &[u8],
+        out: &mut [u8],
+        last: bool,
+    ) -> Result<(), StreamError> {
+        self.check(index, ciphertext.len(), last)?;
+        if !self.authenticates(index, ciphertext, out, last) {
+            return Err(StreamError::ChunkTampered { index });
+        }
+        self.record(index, last);
+        Ok(())
+    }
+
+    /// Whether `ciphertext` opens as chunk `index` with flag `last`, into `out`; keeps no
+    /// record (for diagnosing a failure). On failure `out` holds no plaintext.
+    pub(crate) fn authenticates(
+        &self,
+        index: u64,
+        ciphertext: &[u8],
+        out: &mut [u8],
+        last: bool,
+    ) -> bool {
+        self.key
+            .open_to(&nonce(index, last), &[], ciphertext, out)
+            .is_ok()
+    }
+
+    fn check(&self, index: u64, len: usize, last: bool) -> Result<(), StreamError> {
+        if let Some(last_index) = self.last_index
+            && index > last_index
+        {
+            return Err(StreamError::ChunkAfterLast { index, last_index });
+        }
+        if let Some(highest) = self.highest
+            && last
+            && highest > index
+        {
+            return Err(StreamError::ChunkAfterLast {
+                index: highest,
+                last_index: index,
+            });
+        }
+        if len < TAG_LEN {
+            return Err(StreamError::ChunkTooShort { index, len });
+        }
+        let full = self.chunk_size + TAG_LEN;
+        if len > full {
+            return Err(StreamError::ChunkTooLarge {
+                index,
+                len,
+                max: full,
+            });
+        }
+        if !last && len != full {
+            return Err(StreamError::ChunkNotFull {
+                index,
+                len,
+                expected: full,
+            });
+        }
+        if !last && index == u64::MAX {
+            return Err(StreamError::CounterOverflow { index });
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, index: u64, last: bool) {
+        if last {
+            self.last_index = Some(index);
+        }
+        self.highest = Some(self.highest.map_or(index, |h| h.max(index)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use veritee_crypto::Confidential;
+
+    use super::*;
+
+    const CHUNK: usize = 4096;
+
+    fn key() -> StreamKey {
+        StreamKey::new(&Confidential::new([0x5A; 32]))
+    }
+
+    fn pair() -> (ChunkSealer, ChunkOpener) {
+        let sealer = ChunkSealer::new(&key(), "chunks", CHUNK as u32).unwrap();
+        let opener = ChunkOpener::new(&key(), sealer.header()).unwrap();
+        (sealer, opener)
+    }
+
+    #[test]
+    fn nonce_layout_is_age_stream() {
+        assert_eq!(nonce(0, false), [0; 12]);
+        assert_eq!(nonce(1, true), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(
+            nonce(0x0102_0304_0506_0708, false),
+            [0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0]
+        );
+        assert_eq!(
+            nonce(u64::MAX, true),
+            [0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]
+        );
+    }
+
+    #[test]
+    fn seal_and_open_by_index_in_any_order() {
+        let (mut sealer, mut opener) = pair();
+        let a = sealer.seal(&[1; CHUNK], false).unwrap();
+        let b = sealer.seal(&[2; CHUNK], false).unwrap();
+        let c = sealer.seal(b"end", true).unwrap();
+        assert!(sealer.is_finished());
+        assert_eq!(opener.open(1, &b, false).unwrap().expose(), &vec![2; CHUNK]);
+        assert_eq!(opener.open(0, &a, false).unwrap().expose(), &vec![1; CHUNK]);
+        assert!(!opener.is_complete());
+        assert_eq!(opener.open(2, &c, true).unwrap().expose(), b"end");
+        assert!(opener.is_complete());
+        // Opening again (a retried request) is fine.
+        assert_eq!(opener.open(2, &c, true).unwrap().expose(), b"end");
+        // Wrong index, wrong flag: refused.
+        assert_eq!(
+            opener.open(1, &a, false).unwrap_err(),
+            StreamError::ChunkTampered { index: 1 }
+        );
+        assert_eq!(
+            opener.open(2, &c, false).unwrap_err(),
+            StreamError::ChunkNotFull {
+                index: 2,
+                len: 3 + TAG_LEN,
+                expected: CHUNK + TAG_LEN
+            }
+        );
+        assert_eq!(
+            opener.open(3, &c, true).unwrap_err(),
+            StreamError::ChunkAfterLast {
+                index: 3,
+                last_index: 2
+            }
+        );
+    }
+
+    #[test]
+    fn in_place_round_trip() {
+        let (mut sealer, mut opener) = pair();
+        let mut buffer = Vec::with_capacity(CHUNK + TAG_LEN);
+        buffer.extend_from_slice(b"in place");
+        sealer.seal_in_place(&mut buffer, true).unwrap();
+        assert_eq!(buffer.len(), 8 + TAG_LEN);
+        assert_eq!(buffer.capacity(), CHUNK + TAG_LEN, "no reallocation");
+        assert_eq!(
+            opener.open_in_place(0, &mut buffer, true).unwrap(),
+            b"in place"
+        );
+    }
+
+    #[test]
+    fn sizes_are_enforced() {
+        let (mut sealer, mut opener) = pair();
+        assert_eq!(
+            sealer.seal(&[0; CHUNK + 1], true).unwrap_err(),
+            StreamError::ChunkTooLarge {
+                index: 0,
+                len: CHUNK + 1,
+                max: CHUNK
+            }
+        );
+        assert_eq!(
+            sealer.seal(&[0; 10], false).unwrap_err(),
+            StreamError::ChunkNotFull {
+                index: 0,
+                len: 10,
+                expected: CHUNK
+            }
+        );
+        assert_eq!(
+            opener.open(0, &[0; TAG_LEN - 1], true).unwrap_err(),
+            StreamError::ChunkTooShort {
+                index: 0,
+                len: TAG_LEN - 1
+            }
+        );
+        assert_eq!(
+            opener.open(0, &[0; CHUNK + TAG_LEN + 1], true).unwrap_err(),
+            StreamError::ChunkTooLarge {
+                index: 0,
+                len: CHUNK + TAG_LEN + 1,
+                max: CHUNK + TAG_LEN
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_after_the_last() {
+        let (mut sealer, mut opener) = pair();
+        let chunks: Vec<Vec<u8>> = (0..6)
+            .map(|i| sealer.seal(&[i; CHUNK], false).unwrap())
+            .collect();
+        let last = sealer.seal(&[], true).unwrap();
+        assert_eq!(
+            sealer.seal(&[], true).unwrap_err(),
+            StreamError::ChunkAfterLast {
+                index: 7,
+                last_index: 6
+            }
+        );
+        // A final chunk cannot come before a chunk already opened.
+        opener.open(5, &chunks[5], false).unwrap();
+        assert_eq!(
+            opener.open(1, &last, true).unwrap_err(),
+            StreamError::ChunkAfterLast {
+                index: 5,
+                last_index: 1
+            }
+        );
+        assert_eq!(opener.open(6, &last, true).unwrap().expose(), b"");
+    }
+
+    #[test]
+    fn counter_never_wraps() {
+        let (mut sealer, mut opener) = pair();
+        sealer.set_next_index(u64::MAX - 1);
+        let penultimate = sealer.seal(&[9; CHUNK], false).unwrap();
+        assert_eq!(sealer.next_index(), u64::MAX);
+        assert_eq!(
+            sealer.seal(&[9; CHUNK], false).unwrap_err(),
+            StreamError::CounterOverflow { index: u64::MAX }
+        );
+        let last = sealer.seal(b"at the end of the counter", true).unwrap();
+        assert_eq!(
+            opener
+                .open(u64::MAX - 1, &penultimate, false)
+                .unwrap()
+                .expose(),
+            &vec![9; CHUNK]
+        );
+        assert_eq!(
+            opener.open(u64::MAX, &last, true).unwrap().expose(),
+            b"at the end of the counter"
+        );
+        assert_eq!(
+            opener
+                .open(u64::MAX, &[0; CHUNK + TAG_LEN], false)
+                .unwrap_err(),
+            StreamError::CounterOverflow { index: u64::MAX }
+        );
+    }
+
+    #[test]
+    fn other_stream_same_key_same_id_does_not_open() {
+        let (mut sealer, mut opener) = pair();
+        let (mut other, _) = pair();
+        let _ = sealer.seal(&[1; CHUNK], false).unwrap();
+        let foreign = other.seal(&[1; CHUNK], false).unwrap();
+        assert_eq!(
+            opener.open(0, &foreign, false).unwrap_err(),
+            StreamError::ChunkTampered { index: 0 }
+        );
+    }
+}
