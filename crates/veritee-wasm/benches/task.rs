@@ -1,0 +1,291 @@
+//! The word-frequency example through `run_task` (compartment, fuel, epoch
+//! deadline, checked host API) against the same module on plain wasmtime (default
+//! engine configuration, no fuel, no epochs, a minimal linker with the same host
+//! functions and no checks), on the same data.
+//!
+//! ```text
+//! cargo bench -p veritee-wasm --bench task               # 1 MB, 15 runs each, medians
+//! cargo bench -p veritee-wasm --bench task -- --1gb      # and 1 GB, one run each
+//! ```
+//!
+//! The 1 GB input is generated on the fly by an `InputSource` (a 1 MiB block of
+//! generated text, repeated), so neither side holds it in memory: the peak RSS
+//! (VmHWM, reset between measurements through /proc/self/clear_refs) is the
+//! engine's own. The 1 MB input is an in-memory `Arc<[u8]>`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Caller, Engine, Extern, Linker, Module, Store};
+
+use veritee_wasm::{
+    Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec, run_task,
+};
+
+const WAT: &str = include_str!("../../../examples/tasks/word-frequency/wordfreq.wat");
+
+/// Deterministic English-like text: 2000-word vocabulary, mixed case, punctuation.
+fn generated_block(len: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "the",
+        "enclave",
+        "Data",
+        "owner",
+        "key",
+        "attestation",
+        "policy",
+        "result",
+        "of",
+        "and",
+        "compartment",
+        "Encrypted",
+        "node",
+        "client",
+        "task",
+        "a",
+    ];
+    let mut out = Vec::with_capacity(len + 64);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let w = WORDS[(x % 16) as usize];
+        out.extend_from_slice(w.as_bytes());
+        if x % 3 == 0 {
+            out.extend_from_slice(format!("{}", (x >> 8) % 125).as_bytes());
+        }
+        out.extend_from_slice(match (x >> 32) % 10 {
+            0 => b". ",
+            1 => b",\n",
+            _ => b" ",
+        });
+    }
+    out.truncate(len);
+    out
+}
+
+/// `len` bytes: one block repeated.
+struct Repeated {
+    block: Vec<u8>,
+    len: u64,
+}
+
+impl InputSource for Repeated {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut done = 0;
+        let want = (buf.len() as u64).min(self.len.saturating_sub(offset)) as usize;
+        while done < want {
+            let pos = ((offset + done as u64) % self.block.len() as u64) as usize;
+            let n = (want - done).min(self.block.len() - pos);
+            buf[done..done + n].copy_from_slice(&self.block[pos..pos + n]);
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+fn veritee_run(input: &Arc<dyn InputSource>) -> Vec<u8> {
+    let spec = TaskSpec {
+        compartments: vec![CompartmentSpec {
+            name: "count".into(),
+            module: WAT.as_bytes().into(),
+            inputs: vec![Input::from_source("text", input.clone())],
+            entry: "run".into(),
+        }],
+        security: SecurityContext {
+            compartments: [(
+                "count".to_string(),
+                Access {
+                    may_read: Default::default(),
+                    releases: true,
+                },
+            )]
+            .into(),
+        },
+    };
+    let limits = TaskLimits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_secs(3600),
+        ..TaskLimits::default()
+    };
+    let out = run_task(&spec, &limits).expect("veritee run");
+    out.compartments[0].output.clone().unwrap()
+}
+
+struct Plain {
+    engine: Engine,
+    module: Module,
+    linker: Linker<PlainState>,
+}
+
+struct PlainState {
+    input: Arc<dyn InputSource>,
+    output: Vec<u8>,
+}
+
+fn mem(caller: &mut Caller<'_, PlainState>) -> wasmtime::Memory {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => m,
+        _ => panic!("no memory"),
+    }
+}
+
+impl Plain {
+    fn new() -> Plain {
+        let engine = Engine::default();
+        let module = Module::new(&engine, WAT).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap("veritee", "self_id", || 0i32)
+            .unwrap()
+            .func_wrap("veritee", "compartment_id", |_: i32, _: i32| -1i32)
+            .unwrap()
+            .func_wrap("veritee", "input_count", |_: i32| 1i32)
+            .unwrap()
+            .func_wrap(
+                "veritee",
+                "input_len",
+                |c: Caller<'_, PlainState>, _: i32, _: i32| c.data().input.len() as i64,
+            )
+            .unwrap()
+            .func_wrap(
+                "veritee",
+                "input_read",
+                |mut c: Caller<'_, PlainState>, _: i32, _: i32, off: i64, ptr: i32, len: i32| {
+                    let m = mem(&mut c);
+                    let (data, state) = m.data_and_store_mut(&mut c);
+                    let buf = &mut data[ptr as usize..ptr as usize + len as usize];
+                    state.input.read_at(off as u64, buf).unwrap() as i32
+                },
+            )
+            .unwrap()
+            .func_wrap(
+                "veritee",
+                "output_write",
+                |mut c: Caller<'_, PlainState>, ptr: i32, len: i32| {
+                    let m = mem(&mut c);
+                    let (data, state) = m.data_and_store_mut(&mut c);
+                    state
+                        .output
+                        .extend_from_slice(&data[ptr as usize..ptr as usize + len as usize]);
+                    0i32
+                },
+            )
+            .unwrap()
+            .func_wrap("veritee", "log", |_: i32, _: i32| {})
+            .unwrap();
+        Plain {
+            engine,
+            module,
+            linker,
+        }
+    }
+
+    fn run(&self, input: &Arc<dyn InputSource>) -> Vec<u8> {
+        let mut store = Store::new(
+            &self.engine,
+            PlainState {
+                input: input.clone(),
+                output: Vec::new(),
+            },
+        );
+        let instance = self.linker.instantiate(&mut store, &self.module).unwrap();
+        let run = instance
+            .get_typed_func::<(), i32>(&mut store, "run")
+            .unwrap();
+        assert_eq!(run.call(&mut store, ()).unwrap(), 0);
+        store.into_data().output
+    }
+}
+
+fn reset_peak_rss() {
+    // "5" resets VmHWM to the current RSS (Linux >= 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn compare(label: &str, input: Arc<dyn InputSource>, runs: usize) {
+    let plain = Plain::new();
+    // warm up: compile (veritee caches the module), check both agree
+    let expected = plain.run(&input);
+    assert_eq!(
+        veritee_run(&input),
+        expected,
+        "both runs give the same counts"
+    );
+
+    let mut v_times = Vec::new();
+    let mut p_times = Vec::new();
+    let (mut v_rss, mut p_rss) = (0f64, 0f64);
+    for _ in 0..runs {
+        reset_peak_rss();
+        let t = Instant::now();
+        let out = plain.run(&input);
+        p_times.push(t.elapsed());
+        p_rss = p_rss.max(peak_rss_mib());
+        assert_eq!(out.len(), expected.len());
+
+        reset_peak_rss();
+        let t = Instant::now();
+        let out = veritee_run(&input);
+        v_times.push(t.elapsed());
+        v_rss = v_rss.max(peak_rss_mib());
+        assert_eq!(out.len(), expected.len());
+    }
+    let (v, p) = (median(v_times), median(p_times));
+    let mb = input.len() as f64 / 1e6;
+    println!(
+        "{label}: {runs} run(s) each, {} distinct words\n  \
+         plain wasmtime  median {:>10.3?}  {:>7.1} MB/s  peak RSS {:.1} MiB\n  \
+         veritee run_task median {:>10.3?}  {:>7.1} MB/s  peak RSS {:.1} MiB\n  \
+         ratio veritee/plain {:.3}",
+        expected.iter().filter(|b| **b == b'\n').count(),
+        p,
+        mb / p.as_secs_f64(),
+        p_rss,
+        v,
+        mb / v.as_secs_f64(),
+        v_rss,
+        v.as_secs_f64() / p.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let big = std::env::args().any(|a| a == "--1gb");
+    // `cargo bench` passes --bench; `cargo test --benches` runs this once quickly.
+    let quick = !std::env::args().any(|a| a == "--bench") && !big;
+    let block = generated_block(1 << 20);
+
+    let one_mb: Arc<dyn InputSource> = Arc::new(Arc::<[u8]>::from(&block[..1_000_000]));
+    compare(
+        "word-frequency, 1 MB (in memory)",
+        one_mb,
+        if quick { 1 } else { 15 },
+    );
+
+    if big {
+        let one_gb: Arc<dyn InputSource> = Arc::new(Repeated {
+            block,
+            len: 1_000_000_000,
+        });
+        compare("word-frequency, 1 GB (generated on the fly)", one_gb, 1);
+    }
+}

@@ -1,0 +1,176 @@
+//! One compartment: a wasmtime store holding exactly one instance, its own linear
+//! memory, fuel, limits, and the inputs the security context lets it read.
+
+use std::time::Instant;
+
+use wasmtime::{Instance, Module, Store, Trap, TypedFunc};
+
+use crate::engine::{EPOCH_TICK, TaskEngine};
+use crate::error::WasmError;
+use crate::host::{HOST_FUNCTIONS, HOST_MODULE, HostState, Limiter, MEMORY_EXPORT, Peer};
+use crate::spec::{CompartmentResult, TaskLimits, TaskSpec};
+
+/// Refuses a module that imports anything but the `veritee` host API.
+pub(crate) fn check_imports(compartment: &str, module: &Module) -> Result<(), WasmError> {
+    for import in module.imports() {
+        if import.module() != HOST_MODULE || !HOST_FUNCTIONS.contains(&import.name()) {
+            return Err(WasmError::ForbiddenImport {
+                compartment: compartment.to_owned(),
+                module: import.module().to_owned(),
+                name: import.name().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An instantiated compartment, ready to run its entry point once.
+pub struct Compartment {
+    store: Store<HostState>,
+    entry: TypedFunc<(), i32>,
+    releases: bool,
+    fuel: u64,
+    limits: TaskLimits,
+}
+
+impl Compartment {
+    /// Instantiates compartment `index` of `spec` from its compiled `module`, with
+    /// the task's `limits` and wall-clock `deadline`. The store is given handles only
+    /// to the compartment's own inputs and to those of the compartments its
+    /// security rule lets it read.
+    pub fn new(
+        engine: &TaskEngine,
+        spec: &TaskSpec,
+        index: usize,
+        module: &Module,
+        limits: &TaskLimits,
+        deadline: Instant,
+    ) -> Result<Self, WasmError> {
+        let me = &spec.compartments[index];
+        let name = me.name.clone();
+        check_imports(&name, module)?;
+        let peers = spec
+            .compartments
+            .iter()
+            .map(|c| Peer {
+                name: c.name.clone(),
+                inputs: spec
+                    .security
+                    .may_read(&me.name, &c.name)
+                    .then(|| c.inputs.iter().map(|i| i.source.clone()).collect()),
+            })
+            .collect();
+        let state = HostState {
+            name: name.clone(),
+            self_id: index,
+            peers,
+            output: Vec::new(),
+            output_cap: limits.output_bytes,
+            log: Vec::new(),
+            log_cap: limits.log_bytes,
+            log_truncated: false,
+            limiter: Limiter {
+                name: name.clone(),
+                memory_bytes: limits.memory_bytes,
+                table_elements: limits.table_elements,
+            },
+            memory: None,
+        };
+        let mut store = Store::new(engine.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        let fail = |e: String| WasmError::Engine(e);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| fail(e.to_string()))?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(WasmError::Timeout {
+                compartment: name,
+                timeout: limits.timeout,
+            });
+        }
+        store.set_epoch_deadline(remaining.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
+        store.epoch_deadline_trap();
+
+        let instance: Instance = engine
+            .linker()
+            .instantiate(&mut store, module)
+            .map_err(|e| {
+                classify(e, &name, limits, |reason| WasmError::Instantiate {
+                    compartment: name.clone(),
+                    reason,
+                })
+            })?;
+        let memory = instance.get_memory(&mut store, MEMORY_EXPORT);
+        store.data_mut().memory = memory;
+        let entry = instance
+            .get_typed_func::<(), i32>(&mut store, &me.entry)
+            .map_err(|_| WasmError::MissingEntry {
+                compartment: name.clone(),
+                entry: me.entry.clone(),
+            })?;
+        Ok(Compartment {
+            store,
+            entry,
+            releases: spec.security.releases(&name),
+            fuel: limits.fuel,
+            limits: limits.clone(),
+        })
+    }
+
+    /// Calls the entry point and collects the result. Outputs and logs of a
+    /// compartment whose output is not released are dropped here.
+    pub fn run(mut self) -> Result<CompartmentResult, WasmError> {
+        let name = self.store.data().name.clone();
+        let exit_code = self.entry.call(&mut self.store, ()).map_err(|e| {
+            classify(e, &name, &self.limits, |reason| WasmError::Trap {
+                compartment: name.clone(),
+                reason,
+            })
+        })?;
+        let fuel_used = self.fuel - self.store.get_fuel().unwrap_or(0);
+        let state = self.store.into_data();
+        let (output, log) = if self.releases {
+            (Some(state.output), Some(state.log))
+        } else {
+            (None, None)
+        };
+        Ok(CompartmentResult {
+            name,
+            exit_code,
+            output,
+            log,
+            log_truncated: self.releases && state.log_truncated,
+            fuel_used,
+        })
+    }
+}
+
+/// Turns a wasmtime error into the engine's error: host-raised errors as they are,
+/// fuel and epoch traps as limit errors, other traps by their code only.
+fn classify(
+    err: wasmtime::Error,
+    compartment: &str,
+    limits: &TaskLimits,
+    other: impl FnOnce(String) -> WasmError,
+) -> WasmError {
+    let err = match err.downcast::<WasmError>() {
+        Ok(e) => return e,
+        Err(err) => err,
+    };
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => WasmError::OutOfFuel {
+            compartment: compartment.to_owned(),
+            fuel: limits.fuel,
+        },
+        Some(Trap::Interrupt) => WasmError::Timeout {
+            compartment: compartment.to_owned(),
+            timeout: limits.timeout,
+        },
+        Some(trap) => WasmError::Trap {
+            compartment: compartment.to_owned(),
+            reason: trap.to_string(),
+        },
+        None => other(format!("{err:#}")),
+    }
+}

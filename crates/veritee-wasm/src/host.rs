@@ -1,0 +1,345 @@
+//! The `veritee` host API: the only imports a task module may have.
+//!
+//! All functions live in the import module `"veritee"`. Pointers and lengths are
+//! `i32` values read as unsigned 32-bit numbers; every buffer is checked against the
+//! exported memory `memory` before use, and a bad one stops the compartment with
+//! [`WasmError::OutOfBounds`]. Compartments are addressed by id: their position in
+//! the task, from 0. Inputs are addressed by their position in their compartment.
+//!
+//! | import | type | meaning |
+//! |---|---|---|
+//! | `self_id` | `() -> i32` | id of the calling compartment |
+//! | `compartment_id` | `(name_ptr: i32, name_len: i32) -> i32` | id of the compartment with that name, or -1 |
+//! | `input_count` | `(compartment: i32) -> i32` | number of inputs of that compartment |
+//! | `input_len` | `(compartment: i32, index: i32) -> i64` | length in bytes of that input |
+//! | `input_read` | `(compartment: i32, index: i32, offset: i64, ptr: i32, len: i32) -> i32` | copies up to `len` bytes of the input from `offset` into memory at `ptr`; returns the count copied, 0 at the end |
+//! | `output_write` | `(ptr: i32, len: i32) -> i32` | appends `len` bytes at `ptr` to the compartment's output; returns 0 |
+//! | `log` | `(ptr: i32, len: i32)` | appends debug text and a newline to the compartment's log |
+//!
+//! `input_count`, `input_len` and `input_read` on another compartment's id stop the
+//! task with "compartment X may not read compartment Y's data" unless the security
+//! context lets the caller read it. Output beyond [`TaskLimits::output_bytes`] stops
+//! the task; log text beyond [`TaskLimits::log_bytes`] is dropped and flagged. The
+//! log never goes to the host in the clear: it is part of the compartment's result.
+//!
+//! [`TaskLimits::output_bytes`]: crate::TaskLimits::output_bytes
+//! [`TaskLimits::log_bytes`]: crate::TaskLimits::log_bytes
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use wasmtime::{Caller, Extern, Linker, Memory, ResourceLimiter};
+
+use crate::error::WasmError;
+use crate::input::InputSource;
+
+/// Name of the import module of the host API.
+pub const HOST_MODULE: &str = "veritee";
+
+/// Names of the host API functions, all in [`HOST_MODULE`].
+pub const HOST_FUNCTIONS: [&str; 7] = [
+    "self_id",
+    "compartment_id",
+    "input_count",
+    "input_len",
+    "input_read",
+    "output_write",
+    "log",
+];
+
+/// Name of the memory a module must export to use the pointer-taking functions.
+pub const MEMORY_EXPORT: &str = "memory";
+
+/// Largest byte count one `input_read` copies (the result must fit an `i32`).
+const MAX_READ: usize = i32::MAX as usize;
+
+/// What another compartment looks like from inside one compartment.
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    /// `None` when the security context denies reading this compartment's inputs:
+    /// the store then holds no handle to them at all.
+    pub(crate) inputs: Option<Vec<Arc<dyn InputSource>>>,
+}
+
+/// The data of one compartment's store.
+pub(crate) struct HostState {
+    pub(crate) name: String,
+    pub(crate) self_id: usize,
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) output: Vec<u8>,
+    pub(crate) output_cap: usize,
+    pub(crate) log: Vec<u8>,
+    pub(crate) log_cap: usize,
+    pub(crate) log_truncated: bool,
+    pub(crate) limiter: Limiter,
+    /// The exported memory, once instantiation is done (looked up on demand before).
+    pub(crate) memory: Option<Memory>,
+}
+
+/// Memory, table and instance limits of one compartment, with errors that say which
+/// limit was hit (wasmtime's `StoreLimits` only reports a generic growth failure).
+pub(crate) struct Limiter {
+    pub(crate) name: String,
+    pub(crate) memory_bytes: u64,
+    pub(crate) table_elements: u64,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_bytes {
+            return Err(wasmtime::Error::new(WasmError::MemoryLimit {
+                compartment: self.name.clone(),
+                limit: self.memory_bytes,
+                requested: desired as u64,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.table_elements {
+            return Err(wasmtime::Error::new(WasmError::ResourceLimit {
+                compartment: self.name.clone(),
+                what: format!(
+                    "table of {desired} elements requested, the limit is {}",
+                    self.table_elements
+                ),
+            }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+fn trap(e: WasmError) -> wasmtime::Error {
+    wasmtime::Error::new(e)
+}
+
+fn bad_argument(state: &HostState, function: &'static str, reason: String) -> wasmtime::Error {
+    trap(WasmError::BadArgument {
+        compartment: state.name.clone(),
+        function,
+        reason,
+    })
+}
+
+fn memory(caller: &mut Caller<'_, HostState>, function: &'static str) -> wasmtime::Result<Memory> {
+    if let Some(m) = caller.data().memory {
+        return Ok(m);
+    }
+    match caller.get_export(MEMORY_EXPORT) {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => Err(bad_argument(
+            caller.data(),
+            function,
+            format!("the module exports no linear memory named `{MEMORY_EXPORT}`"),
+        )),
+    }
+}
+
+/// The byte range `[ptr, ptr + len)` if it lies inside a memory of `size` bytes.
+fn checked_range(
+    state: &HostState,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+    size: usize,
+) -> wasmtime::Result<Range<usize>> {
+    let (p, l) = (ptr as u32, len as u32);
+    let start = p as usize;
+    let end = start + l as usize; // cannot overflow: both are below 2^32 on a 64-bit host
+    if end > size {
+        return Err(trap(WasmError::OutOfBounds {
+            compartment: state.name.clone(),
+            function,
+            ptr: p,
+            len: l,
+            memory_size: size,
+        }));
+    }
+    Ok(start..end)
+}
+
+/// The inputs of compartment `id`, if the caller may read them.
+fn readable_inputs<'a>(
+    state: &'a HostState,
+    function: &'static str,
+    id: i32,
+) -> wasmtime::Result<&'a [Arc<dyn InputSource>]> {
+    let peer = usize::try_from(id)
+        .ok()
+        .and_then(|i| state.peers.get(i))
+        .ok_or_else(|| {
+            bad_argument(
+                state,
+                function,
+                format!(
+                    "there is no compartment with id {id} (the task has {})",
+                    state.peers.len()
+                ),
+            )
+        })?;
+    match &peer.inputs {
+        Some(inputs) => Ok(inputs),
+        None => Err(trap(WasmError::AccessDenied {
+            compartment: state.name.clone(),
+            target: peer.name.clone(),
+        })),
+    }
+}
+
+fn input_source(
+    state: &HostState,
+    function: &'static str,
+    id: i32,
+    index: i32,
+) -> wasmtime::Result<Arc<dyn InputSource>> {
+    let inputs = readable_inputs(state, function, id)?;
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| inputs.get(i))
+        .cloned()
+        .ok_or_else(|| {
+            bad_argument(
+                state,
+                function,
+                format!(
+                    "compartment {} has no input {index} (it has {})",
+                    state.peers[id as usize].name,
+                    inputs.len()
+                ),
+            )
+        })
+}
+
+/// Registers the host API in `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(HOST_MODULE, "self_id", |caller: Caller<'_, HostState>| {
+        caller.data().self_id as i32
+    })?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "compartment_id",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = memory(&mut caller, "compartment_id")?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let range = checked_range(state, "compartment_id", ptr, len, data.len())?;
+            let name = &data[range];
+            Ok(state
+                .peers
+                .iter()
+                .position(|p| p.name.as_bytes() == name)
+                .map_or(-1, |i| i as i32))
+        },
+    )?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "input_count",
+        |caller: Caller<'_, HostState>, id: i32| -> wasmtime::Result<i32> {
+            Ok(readable_inputs(caller.data(), "input_count", id)?.len() as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "input_len",
+        |caller: Caller<'_, HostState>, id: i32, index: i32| -> wasmtime::Result<i64> {
+            let src = input_source(caller.data(), "input_len", id, index)?;
+            Ok(i64::try_from(src.len()).unwrap_or(i64::MAX))
+        },
+    )?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "input_read",
+        |mut caller: Caller<'_, HostState>,
+         id: i32,
+         index: i32,
+         offset: i64,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<i32> {
+            const F: &str = "input_read";
+            let src = input_source(caller.data(), F, id, index)?;
+            let offset = u64::try_from(offset)
+                .map_err(|_| bad_argument(caller.data(), F, format!("negative offset {offset}")))?;
+            let mem = memory(&mut caller, F)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let mut range = checked_range(state, F, ptr, len, data.len())?;
+            range.end = range.end.min(range.start + MAX_READ);
+            let n = src.read_at(offset, &mut data[range]).map_err(|e| {
+                trap(WasmError::Input {
+                    compartment: state.name.clone(),
+                    owner: state.peers[id as usize].name.clone(),
+                    input: index as usize,
+                    reason: e.to_string(),
+                })
+            })?;
+            Ok(n as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "output_write",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            const F: &str = "output_write";
+            let mem = memory(&mut caller, F)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let range = checked_range(state, F, ptr, len, data.len())?;
+            if state.output.len() + range.len() > state.output_cap {
+                return Err(trap(WasmError::OutputLimit {
+                    compartment: state.name.clone(),
+                    limit: state.output_cap,
+                }));
+            }
+            state.output.extend_from_slice(&data[range]);
+            Ok(0)
+        },
+    )?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "log",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            const F: &str = "log";
+            let mem = memory(&mut caller, F)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let range = checked_range(state, F, ptr, len, data.len())?;
+            let room = state.log_cap.saturating_sub(state.log.len());
+            let text = &data[range];
+            if text.len() < room {
+                state.log.extend_from_slice(text);
+                state.log.push(b'\n');
+            } else {
+                state.log.extend_from_slice(&text[..room]);
+                state.log_truncated = true;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
