@@ -16,5 +16,6 @@ pub mod launch;
 mod replication;
 pub mod server;
 mod service;
+pub mod task;
 
 pub use service::{EnclaveService, MAX_SECRET_LEN};

@@ -50,6 +50,8 @@ pub struct EnclaveService {
     pub(crate) peer_anchors: Vec<veritee_attest::ParsedCertificate>,
     pub(crate) responders: Mutex<HashMap<String, (veritee_channel::peer::Responder, Instant)>>,
     pub(crate) uploads: Mutex<crate::data::Uploads>,
+    pub(crate) tasks: Mutex<crate::task::Tasks>,
+    pub(crate) spool_root: Option<std::path::PathBuf>,
     node: Mutex<Option<Arc<NodeKeys>>>,
     audit: Mutex<Option<AuditHead>>,
     sessions: Mutex<HashMap<String, (Slot, Instant)>>,
@@ -95,6 +97,8 @@ impl EnclaveService {
             peer_anchors: Vec::new(),
             responders: Mutex::new(HashMap::new()),
             uploads: Mutex::new(crate::data::Uploads::default()),
+            tasks: Mutex::new(crate::task::Tasks::default()),
+            spool_root: None,
             node: Mutex::new(None),
             audit: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
@@ -106,6 +110,12 @@ impl EnclaveService {
     /// configuration). Without them, replication between nodes is off.
     pub fn with_peer_anchors(mut self, anchors: Vec<veritee_attest::ParsedCertificate>) -> Self {
         self.peer_anchors = anchors;
+        self
+    }
+
+    /// The directory the host writes task uploads to (tasks are off without one).
+    pub fn with_spool(mut self, dir: std::path::PathBuf) -> Self {
+        self.spool_root = Some(dir);
         self
     }
 
@@ -312,6 +322,16 @@ impl EnclaveService {
             EnclaveCall::WrappingKey { nonce } => self.wrapping_key(&nonce, link),
             EnclaveCall::ImportKey { tenant_id, blob } => self.import_key(&tenant_id, &blob, link),
             EnclaveCall::PeerMessage { message } => self.peer_message(&message, link),
+            EnclaveCall::TaskInitiate {
+                tenant_id,
+                initiation,
+            } => self.task_initiate(&tenant_id, &initiation, link),
+            EnclaveCall::TaskKeys {
+                tenant_id,
+                task_id,
+                delivery,
+            } => self.task_keys(&tenant_id, &task_id, &delivery),
+            EnclaveCall::TaskRun { tenant_id, task_id } => self.task_run(&tenant_id, &task_id, link),
             EnclaveCall::DataBegin {
                 tenant_id,
                 object,

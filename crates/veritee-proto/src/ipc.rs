@@ -135,6 +135,31 @@ pub enum EnclaveCall {
         /// Chunk index.
         index: u64,
     },
+    /// A task initiation (TTIS), as the client sent it.
+    TaskInitiate {
+        /// The tenant the host authenticated.
+        tenant_id: String,
+        /// The exact initiation bytes (JSON).
+        #[serde(with = "serde_bytes")]
+        initiation: Vec<u8>,
+    },
+    /// The client's key delivery for a task.
+    TaskKeys {
+        /// The tenant.
+        tenant_id: String,
+        /// The task.
+        task_id: String,
+        /// HPKE to the SKEK.
+        #[serde(with = "serde_bytes")]
+        delivery: Vec<u8>,
+    },
+    /// Run a task whose encrypted files the host has placed in the spool.
+    TaskRun {
+        /// The tenant.
+        tenant_id: String,
+        /// The task.
+        task_id: String,
+    },
     /// A message of the mutually attested enclave-to-enclave channel, relayed from a peer node.
     PeerMessage {
         /// Opaque channel bytes.
@@ -216,6 +241,25 @@ pub enum EnclaveReply {
         chunk: Vec<u8>,
         /// Whether it is the final chunk.
         last: bool,
+    },
+    /// Answer to [`EnclaveCall::TaskInitiate`]: the attestation signal.
+    TaskSignal {
+        /// SKEK, X25519.
+        #[serde(with = "serde_bytes")]
+        skek: Vec<u8>,
+        /// Evidence binding SKEK, nonce and initiation digest.
+        #[serde(with = "serde_bytes")]
+        evidence: Vec<u8>,
+        /// Tasks held by this enclave.
+        load: u32,
+    },
+    /// Answer to [`EnclaveCall::TaskKeys`].
+    TaskKeysAccepted,
+    /// Answer to [`EnclaveCall::TaskRun`]: the authenticated result envelope.
+    TaskResult {
+        /// The envelope (JSON).
+        #[serde(with = "serde_bytes")]
+        envelope: Vec<u8>,
     },
     /// Answer to [`EnclaveCall::ImportKey`]: a receipt signed with the audit key.
     KeyImported {

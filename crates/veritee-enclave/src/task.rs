@@ -1,0 +1,337 @@
+//! Trusted tasks inside the enclave: answer a task initiation with an attestation
+//! signal, accept the key delivery, run the compartments over inputs decrypted on
+//! demand from the spool, and return results only the client can read.
+//!
+//! The spool is a directory the host writes the client's encrypted uploads to
+//! (`<spool>/<task>/<compartment>/module` and `.../input-<i>`, each in the
+//! veritee-stream format under the compartment's DEK). The enclave reads it directly
+//! and trusts none of it: every chunk is authenticated when read, and a file cut short
+//! fails at its new last chunk.
+
+use crate::host::{HostLink, failure};
+use crate::service::{EnclaveService, internal, lock};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+use veritee_stream::{ChunkOpener, Header, StreamKey, TAG_LEN};
+use veritee_task::keys::{DeliveredKeys, Key256, open_delivery};
+use veritee_task::messages::{TaskInitiation, initiation_digest, signal_binding};
+use veritee_task::results::{CompartmentOutput, ResultBody, seal_envelope, seal_output};
+use veritee_wasm::{Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec};
+
+const MAX_TASKS: usize = 64;
+const TASK_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Largest module accepted.
+pub const MAX_MODULE_LEN: u64 = 64 * 1024 * 1024;
+
+/// The node's ceiling on what a task may ask for.
+pub fn node_limits() -> TaskLimits {
+    TaskLimits {
+        fuel: 2_000_000_000_000,
+        memory_bytes: 1 << 30,
+        table_elements: 100_000,
+        output_bytes: 64 << 20,
+        log_bytes: 64 << 10,
+        timeout: Duration::from_secs(600),
+    }
+}
+
+/// A task between initiation and run.
+pub(crate) struct TaskState {
+    tenant: String,
+    initiation: TaskInitiation,
+    digest: [u8; 32],
+    skek: HpkeKeyPair,
+    keys: Option<DeliveredKeys>,
+    created: Instant,
+}
+
+/// The in-memory task table.
+#[derive(Default)]
+pub(crate) struct Tasks(HashMap<String, TaskState>);
+
+fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
+    failure(FailureKind::BadRequest, e.to_string())
+}
+
+/// An input decrypted chunk by chunk from a spool file, on demand.
+struct SpoolInput {
+    file: Mutex<(std::fs::File, Option<(u64, Vec<u8>)>)>,
+    opener: Mutex<ChunkOpener>,
+    header_len: u64,
+    chunk_size: u64,
+    chunks: u64,
+    len: u64,
+}
+
+impl SpoolInput {
+    fn open(path: &Path, dek: &Key256) -> Result<Self, EnclaveFailure> {
+        let missing = |e: std::io::Error| bad(format!("{}: {e} (was it uploaded?)", path.display()));
+        let mut file = std::fs::File::open(path).map_err(missing)?;
+        let file_len = file.metadata().map_err(missing)?.len();
+        let mut head = vec![0u8; (veritee_stream::MAX_HEADER_LEN as u64).min(file_len) as usize];
+        file.read_exact(&mut head).map_err(missing)?;
+        let (header, header_len) = Header::parse(&head).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let opener = ChunkOpener::new(&StreamKey::new(dek), &header)
+            .map_err(|e| bad(format!("{}: not under this compartment's key: {e}", path.display())))?;
+        let chunk_size = u64::from(header.chunk_size());
+        let body = file_len - header_len as u64;
+        let sealed = chunk_size + TAG_LEN as u64;
+        let chunks = body.div_ceil(sealed).max(1);
+        let last_sealed = body - (chunks - 1) * sealed;
+        if last_sealed < TAG_LEN as u64 {
+            return Err(bad(format!("{}: truncated inside its last chunk", path.display())));
+        }
+        let len = (chunks - 1) * chunk_size + last_sealed - TAG_LEN as u64;
+        Ok(Self {
+            file: Mutex::new((file, None)),
+            opener: Mutex::new(opener),
+            header_len: header_len as u64,
+            chunk_size,
+            chunks,
+            len,
+        })
+    }
+
+    /// The whole plaintext (modules only: they are small).
+    fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = vec![0u8; self.len as usize];
+        let mut at = 0;
+        while at < out.len() {
+            let n = self.read_at(at as u64, &mut out[at..])?;
+            if n == 0 {
+                break;
+            }
+            at += n;
+        }
+        Ok(out)
+    }
+}
+
+impl InputSource for SpoolInput {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if offset >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let index = offset / self.chunk_size;
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, cache) = &mut *guard;
+        if cache.as_ref().is_none_or(|(i, _)| *i != index) {
+            let sealed = self.chunk_size + TAG_LEN as u64;
+            let start = self.header_len + index * sealed;
+            let last = index + 1 == self.chunks;
+            let want = if last { self.len - index * self.chunk_size + TAG_LEN as u64 } else { sealed };
+            let mut ct = vec![0u8; want as usize];
+            file.seek(SeekFrom::Start(start))?;
+            file.read_exact(&mut ct)?;
+            let plain = self
+                .opener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .open(index, &ct, last)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            *cache = Some((index, plain.expose().clone()));
+        }
+        let Some((_, plain)) = cache.as_ref() else {
+            return Ok(0);
+        };
+        let within = (offset - index * self.chunk_size) as usize;
+        let n = buf.len().min(plain.len().saturating_sub(within));
+        buf[..n].copy_from_slice(&plain[within..within + n]);
+        Ok(n)
+    }
+}
+
+impl Drop for SpoolInput {
+    fn drop(&mut self) {
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, plain)) = guard.1.as_mut() {
+            zeroize::Zeroize::zeroize(plain);
+        }
+    }
+}
+
+impl EnclaveService {
+    /// The spool directory of a task.
+    fn spool(&self, task_id: &str) -> Result<PathBuf, EnclaveFailure> {
+        let root = self
+            .spool_root
+            .as_ref()
+            .ok_or_else(|| failure(FailureKind::Unavailable, "this node runs no tasks (no spool directory)"))?;
+        Ok(root.join(task_id))
+    }
+
+    pub(crate) fn task_initiate(&self, tenant: &str, bytes: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+        self.tenant_key(link, tenant)?;
+        self.spool("0")?;
+        let initiation = TaskInitiation::parse(bytes).map_err(bad)?;
+        let digest = initiation_digest(bytes);
+        let nonce = hex::decode(&initiation.nonce).map_err(bad)?;
+        let skek = HpkeKeyPair::generate();
+        let evidence = self
+            .platform()
+            .evidence(&signal_binding(skek.public_key().as_bytes(), &nonce, &digest))
+            .map_err(internal)?;
+        let mut tasks = lock(&self.tasks);
+        let now = Instant::now();
+        tasks.0.retain(|_, t| now.duration_since(t.created) < TASK_IDLE);
+        if tasks.0.len() >= MAX_TASKS {
+            return Err(failure(FailureKind::Unavailable, "this provider holds too many tasks; try another"));
+        }
+        if tasks.0.contains_key(&initiation.task_id) {
+            return Err(failure(FailureKind::Conflict, "a task with this id exists"));
+        }
+        let load = tasks.0.len() as u32;
+        let skek_public = skek.public_key().as_bytes().to_vec();
+        tasks.0.insert(
+            initiation.task_id.clone(),
+            TaskState {
+                tenant: tenant.into(),
+                initiation,
+                digest,
+                skek,
+                keys: None,
+                created: now,
+            },
+        );
+        Ok(EnclaveReply::TaskSignal {
+            skek: skek_public,
+            evidence,
+            load,
+        })
+    }
+
+    pub(crate) fn task_keys(&self, tenant: &str, task_id: &str, delivery: &[u8]) -> Result<EnclaveReply, EnclaveFailure> {
+        let mut tasks = lock(&self.tasks);
+        let task = tasks
+            .0
+            .get_mut(task_id)
+            .filter(|t| t.tenant == tenant)
+            .ok_or_else(|| failure(FailureKind::NotFound, "unknown or expired task"))?;
+        let keys = open_delivery(&task.skek, &task.digest, delivery).map_err(bad)?;
+        for c in &task.initiation.compartments {
+            if !keys.deks.iter().any(|(n, _)| n == &c.name) {
+                return Err(bad(format!("the key delivery has no data key for compartment {}", c.name)));
+            }
+        }
+        task.keys = Some(keys);
+        Ok(EnclaveReply::TaskKeysAccepted)
+    }
+
+    pub(crate) fn task_run(&self, tenant: &str, task_id: &str, link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+        let task = {
+            let mut tasks = lock(&self.tasks);
+            match tasks.0.get(task_id) {
+                Some(t) if t.tenant == tenant && t.keys.is_some() => tasks.0.remove(task_id),
+                Some(t) if t.tenant == tenant => {
+                    return Err(failure(FailureKind::BadRequest, "the task's keys have not been delivered"));
+                }
+                _ => None,
+            }
+        };
+        let Some(task) = task else {
+            return Err(failure(FailureKind::NotFound, "unknown or expired task"));
+        };
+        let spool = self.spool(task_id)?;
+        let result = self.execute(&task, &spool);
+        let _ = std::fs::remove_dir_all(&spool);
+        match result {
+            Ok(envelope) => {
+                self.audit(link, "task.run", tenant, task_id, "ok")?;
+                Ok(EnclaveReply::TaskResult { envelope })
+            }
+            Err(e) => {
+                self.audit(link, "task.run", tenant, task_id, &format!("failed: {}", e.message))?;
+                Err(e)
+            }
+        }
+    }
+
+    fn execute(&self, task: &TaskState, spool: &Path) -> Result<Vec<u8>, EnclaveFailure> {
+        let Some(keys) = &task.keys else {
+            return Err(failure(FailureKind::BadRequest, "the task's keys have not been delivered"));
+        };
+        let dek = |name: &str| keys.deks.iter().find(|(n, _)| n == name).map(|(_, k)| k);
+        let init = &task.initiation;
+        let mut compartments = Vec::with_capacity(init.compartments.len());
+        for c in &init.compartments {
+            veritee_channel::ops::check_name(&c.name).map_err(bad)?;
+            let key = dek(&c.name).ok_or_else(|| bad(format!("no data key for {}", c.name)))?;
+            let dir = spool.join(&c.name);
+            let module = SpoolInput::open(&dir.join("module"), key)?;
+            if module.len > MAX_MODULE_LEN {
+                return Err(bad(format!("the module of {} is larger than {MAX_MODULE_LEN} bytes", c.name)));
+            }
+            let module = module
+                .read_all()
+                .map_err(|e| bad(format!("the module of {} does not decrypt: {e}", c.name)))?;
+            let mut inputs = Vec::with_capacity(c.inputs.len());
+            for (i, name) in c.inputs.iter().enumerate() {
+                let source = SpoolInput::open(&dir.join(format!("input-{i}")), key)?;
+                inputs.push(Input::from_source(name.clone(), Arc::new(source)));
+            }
+            compartments.push(CompartmentSpec {
+                name: c.name.clone(),
+                module: module.into(),
+                inputs,
+                entry: c.entry.clone(),
+            });
+        }
+        let security = SecurityContext {
+            compartments: init
+                .security_context
+                .iter()
+                .map(|(name, a)| {
+                    (
+                        name.clone(),
+                        Access {
+                            may_read: a.may_read.iter().cloned().collect(),
+                            releases: a.releases,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let spec = TaskSpec { compartments, security };
+        let ceiling = node_limits();
+        let asked = &init.limits;
+        let limits = TaskLimits {
+            fuel: asked.fuel.unwrap_or(10_000_000_000).min(ceiling.fuel),
+            memory_bytes: asked.memory_bytes.unwrap_or(256 << 20).min(ceiling.memory_bytes),
+            output_bytes: asked.output_bytes.unwrap_or(16 << 20).min(ceiling.output_bytes),
+            timeout: asked.timeout_ms.map_or(Duration::from_secs(60), Duration::from_millis).min(ceiling.timeout),
+            ..ceiling
+        };
+        let outcome = veritee_wasm::run_task(&spec, &limits).map_err(|e| bad(format!("the task failed: {e}")))?;
+        let mut results = Vec::with_capacity(outcome.compartments.len());
+        for r in &outcome.compartments {
+            let key = dek(&r.name).ok_or_else(|| internal("a result without a data key"))?;
+            let (released, output) = match &r.output {
+                Some(bytes) => (true, seal_output(key, &init.task_id, &r.name, bytes).map_err(internal)?),
+                None => (false, String::new()),
+            };
+            results.push(CompartmentOutput {
+                name: r.name.clone(),
+                exit_code: r.exit_code,
+                fuel_used: r.fuel_used,
+                released,
+                output,
+            });
+        }
+        let body = ResultBody {
+            task_id: init.task_id.clone(),
+            timestamp: OffsetDateTime::now_utc(),
+            results,
+        };
+        seal_envelope(&body, &keys.result_mac_key).map_err(internal)
+    }
+}
