@@ -52,7 +52,7 @@ fn generated_block(len: usize) -> Vec<u8> {
         x ^= x << 17;
         let w = WORDS[(x % 16) as usize];
         out.extend_from_slice(w.as_bytes());
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             out.extend_from_slice(format!("{}", (x >> 8) % 125).as_bytes());
         }
         out.extend_from_slice(match (x >> 32) % 10 {
