@@ -11,7 +11,11 @@
 //! The 1 GB input is generated on the fly by an `InputSource` (a 1 MiB block of
 //! generated text, repeated), so neither side holds it in memory: the peak RSS
 //! (VmHWM, reset between measurements through /proc/self/clear_refs) is the
-//! engine's own. The 1 MB input is an in-memory `Arc<[u8]>`.
+//! engine's own. The 1 MB input is an in-memory `Arc<[u8]>`. Plain and veritee
+//! runs alternate, so load from other processes hits both alike. Two more plain
+//! variants, one with fuel metering only and one with epoch interruption only,
+//! show where the overhead comes from (they run in separate batches, so they are
+//! noisier than the main pair).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
