@@ -11,7 +11,11 @@
 //! The 1 GB input is generated on the fly by an `InputSource` (a 1 MiB block of
 //! generated text, repeated), so neither side holds it in memory: the peak RSS
 //! (VmHWM, reset between measurements through /proc/self/clear_refs) is the
-//! engine's own. The 1 MB input is an in-memory `Arc<[u8]>`.
+//! engine's own. The 1 MB input is an in-memory `Arc<[u8]>`. Plain and veritee
+//! runs alternate, so load from other processes hits both alike. Two more plain
+//! variants, one with fuel metering only and one with epoch interruption only,
+//! show where the overhead comes from (they run in separate batches, so they are
+//! noisier than the main pair).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +56,7 @@ fn generated_block(len: usize) -> Vec<u8> {
         x ^= x << 17;
         let w = WORDS[(x % 16) as usize];
         out.extend_from_slice(w.as_bytes());
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             out.extend_from_slice(format!("{}", (x >> 8) % 125).as_bytes());
         }
         out.extend_from_slice(match (x >> 32) % 10 {
@@ -119,6 +123,7 @@ fn veritee_run(input: &Arc<dyn InputSource>) -> Vec<u8> {
 
 struct Plain {
     engine: Engine,
+    fuel: bool,
     module: Module,
     linker: Linker<PlainState>,
 }
@@ -137,7 +142,13 @@ fn mem(caller: &mut Caller<'_, PlainState>) -> wasmtime::Memory {
 
 impl Plain {
     fn new() -> Plain {
-        let engine = Engine::default();
+        Plain::with_config(&wasmtime::Config::new(), false)
+    }
+
+    /// Plain wasmtime with one of the engine's instrumentation options turned on,
+    /// to attribute the overhead.
+    fn with_config(config: &wasmtime::Config, fuel: bool) -> Plain {
+        let engine = Engine::new(config).unwrap();
         let module = Module::new(&engine, WAT).unwrap();
         let mut linker = Linker::new(&engine);
         linker
@@ -181,6 +192,7 @@ impl Plain {
             .unwrap();
         Plain {
             engine,
+            fuel,
             module,
             linker,
         }
@@ -194,6 +206,10 @@ impl Plain {
                 output: Vec::new(),
             },
         );
+        if self.fuel {
+            store.set_fuel(u64::MAX / 2).unwrap();
+        }
+        store.set_epoch_deadline(u64::MAX / 2);
         let instance = self.linker.instantiate(&mut store, &self.module).unwrap();
         let run = instance
             .get_typed_func::<(), i32>(&mut store, "run")
@@ -251,12 +267,29 @@ fn compare(label: &str, input: Arc<dyn InputSource>, runs: usize) {
         assert_eq!(out.len(), expected.len());
     }
     let (v, p) = (median(v_times), median(p_times));
+    let attribution: Vec<(&str, Duration)> = [("fuel", true, false), ("epoch", false, true)]
+        .into_iter()
+        .map(|(what, fuel, epoch)| {
+            let mut config = wasmtime::Config::new();
+            config.consume_fuel(fuel).epoch_interruption(epoch);
+            let variant = Plain::with_config(&config, fuel);
+            let times = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    variant.run(&input);
+                    t.elapsed()
+                })
+                .collect();
+            (what, median(times))
+        })
+        .collect();
     let mb = input.len() as f64 / 1e6;
     println!(
         "{label}: {runs} run(s) each, {} distinct words\n  \
          plain wasmtime  median {:>10.3?}  {:>7.1} MB/s  peak RSS {:.1} MiB\n  \
          veritee run_task median {:>10.3?}  {:>7.1} MB/s  peak RSS {:.1} MiB\n  \
-         ratio veritee/plain {:.3}",
+         ratio veritee/plain {:.3}\n  \
+         attribution: plain + fuel only {:.3?} ({:.3}x), plain + epoch only {:.3?} ({:.3}x)",
         expected.iter().filter(|b| **b == b'\n').count(),
         p,
         mb / p.as_secs_f64(),
@@ -265,6 +298,10 @@ fn compare(label: &str, input: Arc<dyn InputSource>, runs: usize) {
         mb / v.as_secs_f64(),
         v_rss,
         v.as_secs_f64() / p.as_secs_f64(),
+        attribution[0].1,
+        attribution[0].1.as_secs_f64() / p.as_secs_f64(),
+        attribution[1].1,
+        attribution[1].1.as_secs_f64() / p.as_secs_f64(),
     );
 }
 

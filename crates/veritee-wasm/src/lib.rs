@@ -9,6 +9,7 @@
 //! released. [`run_task`] runs a task on the process-wide [`TaskEngine`], which caches
 //! compiled modules by SHA-256. [`TaskManifest`] is the TOML file a client writes.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod cache;
 mod compartment;

@@ -70,6 +70,8 @@ impl std::fmt::Debug for CompartmentSpec {
 ///   aggregator). What the aggregator computes is its code's business: the parties
 ///   agree on that code (its hash is part of the task), and the engine guarantees
 ///   that no other code sees their raw data and that nothing else is released.
+///   The exit code, the fuel used and the task's duration still leave: small side
+///   channels chosen by (or measurable on) code the parties agreed to run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SecurityContext {
     /// Access rules keyed by compartment name; every compartment must have one.

@@ -9,10 +9,18 @@
 ;; The input is streamed in 64 KiB chunks with veritee.input_read, so its size is
 ;; not bounded by this module's memory: memory holds only the distinct words.
 ;;
+;; The scanning loop is written for speed (it is the benchmark of
+;; crates/veritee-wasm/benches/task.rs): the word is lower-cased and hashed in one
+;; pass, the byte loops are unrolled so that the runtime's fuel and interruption
+;; checks (at every loop head) are paid rarely, and a short word already in the
+;; table is matched inline with one 8-byte comparison.
+;;
 ;; Memory map (one page is 64 KiB):
 ;;   0x00100 ..  0x00120  digits scratch for number formatting
 ;;   0x00200 ..  0x00300  CLASS table: byte -> lower-case word byte, or 0
-;;   0x01000 ..  0x01100  the word being read (WORD_MAX = 256 bytes)
+;;   0x01000 ..  0x01110  the word being read (WORD_MAX = 256 bytes), a spare
+;;                        byte for the bytes of overlong words, and slack for
+;;                        8-byte comparisons
 ;;   0x10000 ..  0x20000  input chunk (64 KiB)
 ;;   0x20000 ..  0x30000  output buffer (64 KiB), flushed with output_write
 ;;   0x30000 ..           heap (bump allocated, never freed): hash tables,
@@ -33,6 +41,7 @@
   (global $CHUNK_LEN i32 (i32.const 0x10000))
   (global $WORD i32 (i32.const 0x1000))
   (global $WORD_MAX i32 (i32.const 256))
+  (global $FNV_OFFSET i32 (i32.const 0x811c9dc5))
   (global $OUT i32 (i32.const 0x20000))
   (global $OUT_LEN i32 (i32.const 0x10000))
 
@@ -68,21 +77,6 @@
           (then unreachable))))
     (global.set $heap (local.get $end))
     (local.get $p))
-
-  ;; FNV-1a over $len bytes at $p.
-  (func $hash (param $p i32) (param $len i32) (result i32)
-    (local $h i32) (local $end i32)
-    (local.set $h (i32.const 0x811c9dc5))
-    (local.set $end (i32.add (local.get $p) (local.get $len)))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-        (local.set $h
-          (i32.mul (i32.xor (local.get $h) (i32.load8_u (local.get $p)))
-                   (i32.const 0x01000193)))
-        (local.set $p (i32.add (local.get $p) (i32.const 1)))
-        (br $next)))
-    (local.get $h))
 
   ;; Byte-wise comparison: -1, 0 or 1.
   (func $compare (param $a i32) (param $alen i32) (param $b i32) (param $blen i32) (result i32)
@@ -138,17 +132,39 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next))))
 
-  ;; Counts one occurrence of the $len-byte word at $p.
-  (func $count_word (param $p i32) (param $len i32)
-    (local $h i32) (local $slot i32) (local $e i32) (local $copy i32)
-    (local.set $h (call $hash (local.get $p) (local.get $len)))
+  ;; 1 if the $len bytes at $a and $b are equal. Compares 8 bytes at a time and
+  ;; may read up to 7 bytes past either end (word copies are allocated in whole
+  ;; 8-byte units, and the word buffer has slack).
+  (func $equal (param $a i32) (param $b i32) (param $len i32) (result i32)
+    (block $tail
+      (loop $words
+        (br_if $tail (i32.lt_u (local.get $len) (i32.const 8)))
+        (if (i64.ne (i64.load (local.get $a)) (i64.load (local.get $b)))
+          (then (return (i32.const 0))))
+        (local.set $a (i32.add (local.get $a) (i32.const 8)))
+        (local.set $b (i32.add (local.get $b) (i32.const 8)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 8)))
+        (br $words)))
+    (if (i32.eqz (local.get $len)) (then (return (i32.const 1))))
+    ;; the low $len bytes of the next 8 (little-endian)
+    (i64.eqz
+      (i64.and (i64.xor (i64.load (local.get $a)) (i64.load (local.get $b)))
+               (i64.shr_u (i64.const -1)
+                          (i64.extend_i32_u (i32.sub (i32.const 64)
+                                                     (i32.shl (local.get $len) (i32.const 3))))))))
+
+  ;; Counts one occurrence of the $len-byte word at $p, whose hash is $h.
+  (func $count_word (param $p i32) (param $len i32) (param $h i32)
+    (local $slot i32) (local $e i32) (local $copy i32)
     (local.set $slot (i32.and (local.get $h) (i32.sub (global.get $cap) (i32.const 1))))
     (loop $probe
       (local.set $e (i32.add (global.get $table) (i32.shl (local.get $slot) (i32.const 4))))
       ;; empty slot: a new word
       (if (i32.eqz (i32.load (local.get $e)))
         (then
-          (local.set $copy (call $alloc (local.get $len)))
+          ;; whole 8-byte units, so that $equal may read them 8 at a time
+          (local.set $copy (call $alloc (i32.and (i32.add (local.get $len) (i32.const 7))
+                                                 (i32.const -8))))
           (memory.copy (local.get $copy) (local.get $p) (local.get $len))
           (i32.store (local.get $e) (local.get $copy))
           (i32.store offset=4 (local.get $e) (local.get $len))
@@ -159,15 +175,14 @@
             (then (call $grow_table)))
           (return)))
       ;; the same word: one more
-      (if (i32.and
-            (i32.and (i32.eq (i32.load offset=8 (local.get $e)) (local.get $h))
-                     (i32.eq (i32.load offset=4 (local.get $e)) (local.get $len)))
-            (i32.eqz (call $compare (i32.load (local.get $e)) (local.get $len)
-                                    (local.get $p) (local.get $len))))
+      (if (i32.and (i32.eq (i32.load offset=8 (local.get $e)) (local.get $h))
+                   (i32.eq (i32.load offset=4 (local.get $e)) (local.get $len)))
         (then
-          (i32.store offset=12 (local.get $e)
-                     (i32.add (i32.load offset=12 (local.get $e)) (i32.const 1)))
-          (return)))
+          (if (call $equal (i32.load (local.get $e)) (local.get $p) (local.get $len))
+            (then
+              (i32.store offset=12 (local.get $e)
+                         (i32.add (i32.load offset=12 (local.get $e)) (i32.const 1)))
+              (return)))))
       (local.set $slot (i32.and (i32.add (local.get $slot) (i32.const 1))
                                 (i32.sub (global.get $cap) (i32.const 1))))
       (br $probe)))
@@ -260,11 +275,14 @@
 
   (func (export "run") (result i32)
     (local $me i32) (local $offset i64) (local $n i32) (local $p i32) (local $end i32)
-    (local $c i32) (local $wlen i32) (local $arr i32) (local $i i32) (local $e i32)
+    (local $c i32) (local $wlen i32) (local $h i32) (local $arr i32) (local $i i32) (local $e i32)
     (local.set $me (call $self_id))
     (call $new_table (i32.const 1024))
 
-    ;; 1. Count, chunk by chunk. A word may span two chunks: $wlen carries over.
+    ;; 1. Count, chunk by chunk. Two tight loops: one over the bytes of a word
+    ;; (building the lower-case word and its FNV-1a hash as it goes), one over
+    ;; the separators. A word may span two chunks: $wlen and $h carry over.
+    (local.set $h (global.get $FNV_OFFSET))
     (block $eof
       (loop $chunk
         (local.set $n (call $input_read (local.get $me) (i32.const 0) (local.get $offset)
@@ -273,23 +291,171 @@
         (local.set $offset (i64.add (local.get $offset) (i64.extend_i32_u (local.get $n))))
         (local.set $p (global.get $CHUNK))
         (local.set $end (i32.add (local.get $p) (local.get $n)))
-        (loop $byte
-          (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
-          (if (local.get $c)
-            (then
-              (if (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))
-                (then
-                  (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
-                  (local.set $wlen (i32.add (local.get $wlen) (i32.const 1))))))
-            (else
-              (if (local.get $wlen)
-                (then
-                  (call $count_word (global.get $WORD) (local.get $wlen))
-                  (local.set $wlen (i32.const 0))))))
-          (local.set $p (i32.add (local.get $p) (i32.const 1)))
-          (br_if $byte (i32.lt_u (local.get $p) (local.get $end))))
+        (block $chunk_done
+          (loop $word_or_separator
+            ;; word bytes (none if $p is on a separator)
+            (block $word_end
+              ;; Unrolled eight times: the runtime's fuel and interruption checks
+              ;; sit at loop heads, so this pays them once per eight bytes (and
+              ;; once for most words).
+              ;; Bytes past WORD_MAX land on the spare byte at WORD + WORD_MAX
+              ;; and change neither the hash nor the length.
+              (loop $word
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 2 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 3 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 4 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 5 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 6 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 7 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                ;; (same step, 8 of 8)
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $c (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br_if $word_end (i32.eqz (local.get $c)))
+                (i32.store8 (i32.add (global.get $WORD) (local.get $wlen)) (local.get $c))
+                (local.set $h
+                  (select (i32.mul (i32.xor (local.get $h) (local.get $c))
+                                   (i32.const 0x01000193))
+                          (local.get $h)
+                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $wlen (i32.add (local.get $wlen)
+                                          (i32.lt_u (local.get $wlen) (global.get $WORD_MAX))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (br $word)))
+            ;; $p is on a separator: count the word that ended there, if any.
+            ;; Fast path, inline (no call, no loop): a word of at most 8 bytes
+            ;; found in its home slot is compared in one masked 8-byte load.
+            ;; Everything else goes through $count_word.
+            (if (local.get $wlen)
+              (then
+                (local.set $e
+                  (i32.add (global.get $table)
+                           (i32.shl (i32.and (local.get $h)
+                                             (i32.sub (global.get $cap) (i32.const 1)))
+                                    (i32.const 4))))
+                (block $counted
+                  (if (i32.and (i32.and (i32.eq (i32.load offset=8 (local.get $e)) (local.get $h))
+                                        (i32.eq (i32.load offset=4 (local.get $e)) (local.get $wlen)))
+                               (i32.le_u (local.get $wlen) (i32.const 8)))
+                    (then
+                      (if (i64.eqz
+                            (i64.and
+                              (i64.xor (i64.load (i32.load (local.get $e)))
+                                       (i64.load (global.get $WORD)))
+                              (i64.shr_u (i64.const -1)
+                                         (i64.extend_i32_u
+                                           (i32.sub (i32.const 64)
+                                                    (i32.shl (local.get $wlen) (i32.const 3)))))))
+                        (then
+                          (i32.store offset=12 (local.get $e)
+                                     (i32.add (i32.load offset=12 (local.get $e)) (i32.const 1)))
+                          (br $counted)))))
+                  (call $count_word (global.get $WORD) (local.get $wlen) (local.get $h)))
+                (local.set $wlen (i32.const 0))
+                (local.set $h (global.get $FNV_OFFSET))))
+            ;; separators (unrolled four times too)
+            (block $separator_end
+              (loop $separator
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (br_if $separator_end (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (br_if $separator_end (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (br_if $separator_end (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (br_if $chunk_done (i32.ge_u (local.get $p) (local.get $end)))
+                (br_if $separator_end (i32.load8_u offset=0x200 (i32.load8_u (local.get $p))))
+                (br $separator)))
+            (br $word_or_separator)))
         (br $chunk)))
-    (if (local.get $wlen) (then (call $count_word (global.get $WORD) (local.get $wlen))))
+    (if (local.get $wlen)
+      (then (call $count_word (global.get $WORD) (local.get $wlen) (local.get $h))))
 
     ;; 2. Collect the entries and sort them.
     (local.set $arr (call $alloc (i32.shl (global.get $used) (i32.const 2))))
