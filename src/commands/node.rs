@@ -57,6 +57,9 @@ pub struct EnclaveArgs {
     /// Trust anchors for peer enclaves (measured with the code).
     #[arg(long)]
     peer_trust_anchors: Option<PathBuf>,
+    /// Where the host spools task uploads.
+    #[arg(long)]
+    spool: Option<PathBuf>,
 }
 
 /// The admin token in DIR/admin.token, created on first start.
@@ -138,6 +141,8 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     if let Some(a) = anchors {
         enclave_args.extend(["--peer-trust-anchors".into(), a.into_os_string()]);
     }
+    let spool = args.dir.join("run").join("spool");
+    enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
     let config = veritee_host::NodeConfig {
         listen: args.listen,
         store,
@@ -149,6 +154,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         },
         admin_token_sha256: token_sha,
         peers: args.peer.clone(),
+        spool: Some(spool.clone()),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -204,9 +210,12 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         veritee_attest::ParsedCertificate::from_pem_chain(&config.peer_trust_anchors_pem)
             .context("peer trust anchors")?
     };
-    let service = std::sync::Arc::new(
-        veritee_enclave::EnclaveService::new(platform, seal_policy).with_peer_anchors(anchors),
-    );
+    let mut service =
+        veritee_enclave::EnclaveService::new(platform, seal_policy).with_peer_anchors(anchors);
+    if let Some(spool) = &args.spool {
+        service = service.with_spool(spool.clone());
+    }
+    let service = std::sync::Arc::new(service);
     let _ = std::fs::remove_file(&args.socket);
     let listener = std::os::unix::net::UnixListener::bind(&args.socket)
         .with_context(|| format!("cannot listen on {}", args.socket.display()))?;

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod task;
+
 use base64::Engine;
 use std::sync::{Arc, Mutex};
 use thiserror::Error;

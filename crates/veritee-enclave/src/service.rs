@@ -331,7 +331,9 @@ impl EnclaveService {
                 task_id,
                 delivery,
             } => self.task_keys(&tenant_id, &task_id, &delivery),
-            EnclaveCall::TaskRun { tenant_id, task_id } => self.task_run(&tenant_id, &task_id, link),
+            EnclaveCall::TaskRun { tenant_id, task_id } => {
+                self.task_run(&tenant_id, &task_id, link)
+            }
             EnclaveCall::DataBegin {
                 tenant_id,
                 object,

@@ -22,7 +22,9 @@ use veritee_stream::{ChunkOpener, Header, StreamKey, TAG_LEN};
 use veritee_task::keys::{DeliveredKeys, Key256, open_delivery};
 use veritee_task::messages::{TaskInitiation, initiation_digest, signal_binding};
 use veritee_task::results::{CompartmentOutput, ResultBody, seal_envelope, seal_output};
-use veritee_wasm::{Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec};
+use veritee_wasm::{
+    Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec,
+};
 
 const MAX_TASKS: usize = 64;
 const TASK_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -71,21 +73,30 @@ struct SpoolInput {
 
 impl SpoolInput {
     fn open(path: &Path, dek: &Key256) -> Result<Self, EnclaveFailure> {
-        let missing = |e: std::io::Error| bad(format!("{}: {e} (was it uploaded?)", path.display()));
+        let missing =
+            |e: std::io::Error| bad(format!("{}: {e} (was it uploaded?)", path.display()));
         let mut file = std::fs::File::open(path).map_err(missing)?;
         let file_len = file.metadata().map_err(missing)?.len();
         let mut head = vec![0u8; (veritee_stream::MAX_HEADER_LEN as u64).min(file_len) as usize];
         file.read_exact(&mut head).map_err(missing)?;
-        let (header, header_len) = Header::parse(&head).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        let opener = ChunkOpener::new(&StreamKey::new(dek), &header)
-            .map_err(|e| bad(format!("{}: not under this compartment's key: {e}", path.display())))?;
+        let (header, header_len) =
+            Header::parse(&head).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let opener = ChunkOpener::new(&StreamKey::new(dek), &header).map_err(|e| {
+            bad(format!(
+                "{}: not under this compartment's key: {e}",
+                path.display()
+            ))
+        })?;
         let chunk_size = u64::from(header.chunk_size());
         let body = file_len - header_len as u64;
         let sealed = chunk_size + TAG_LEN as u64;
         let chunks = body.div_ceil(sealed).max(1);
         let last_sealed = body - (chunks - 1) * sealed;
         if last_sealed < TAG_LEN as u64 {
-            return Err(bad(format!("{}: truncated inside its last chunk", path.display())));
+            return Err(bad(format!(
+                "{}: truncated inside its last chunk",
+                path.display()
+            )));
         }
         let len = (chunks - 1) * chunk_size + last_sealed - TAG_LEN as u64;
         Ok(Self {
@@ -129,7 +140,11 @@ impl InputSource for SpoolInput {
             let sealed = self.chunk_size + TAG_LEN as u64;
             let start = self.header_len + index * sealed;
             let last = index + 1 == self.chunks;
-            let want = if last { self.len - index * self.chunk_size + TAG_LEN as u64 } else { sealed };
+            let want = if last {
+                self.len - index * self.chunk_size + TAG_LEN as u64
+            } else {
+                sealed
+            };
             let mut ct = vec![0u8; want as usize];
             file.seek(SeekFrom::Start(start))?;
             file.read_exact(&mut ct)?;
@@ -163,14 +178,21 @@ impl Drop for SpoolInput {
 impl EnclaveService {
     /// The spool directory of a task.
     fn spool(&self, task_id: &str) -> Result<PathBuf, EnclaveFailure> {
-        let root = self
-            .spool_root
-            .as_ref()
-            .ok_or_else(|| failure(FailureKind::Unavailable, "this node runs no tasks (no spool directory)"))?;
+        let root = self.spool_root.as_ref().ok_or_else(|| {
+            failure(
+                FailureKind::Unavailable,
+                "this node runs no tasks (no spool directory)",
+            )
+        })?;
         Ok(root.join(task_id))
     }
 
-    pub(crate) fn task_initiate(&self, tenant: &str, bytes: &[u8], link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    pub(crate) fn task_initiate(
+        &self,
+        tenant: &str,
+        bytes: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         self.tenant_key(link, tenant)?;
         self.spool("0")?;
         let initiation = TaskInitiation::parse(bytes).map_err(bad)?;
@@ -179,13 +201,22 @@ impl EnclaveService {
         let skek = HpkeKeyPair::generate();
         let evidence = self
             .platform()
-            .evidence(&signal_binding(skek.public_key().as_bytes(), &nonce, &digest))
+            .evidence(&signal_binding(
+                skek.public_key().as_bytes(),
+                &nonce,
+                &digest,
+            ))
             .map_err(internal)?;
         let mut tasks = lock(&self.tasks);
         let now = Instant::now();
-        tasks.0.retain(|_, t| now.duration_since(t.created) < TASK_IDLE);
+        tasks
+            .0
+            .retain(|_, t| now.duration_since(t.created) < TASK_IDLE);
         if tasks.0.len() >= MAX_TASKS {
-            return Err(failure(FailureKind::Unavailable, "this provider holds too many tasks; try another"));
+            return Err(failure(
+                FailureKind::Unavailable,
+                "this provider holds too many tasks; try another",
+            ));
         }
         if tasks.0.contains_key(&initiation.task_id) {
             return Err(failure(FailureKind::Conflict, "a task with this id exists"));
@@ -210,7 +241,12 @@ impl EnclaveService {
         })
     }
 
-    pub(crate) fn task_keys(&self, tenant: &str, task_id: &str, delivery: &[u8]) -> Result<EnclaveReply, EnclaveFailure> {
+    pub(crate) fn task_keys(
+        &self,
+        tenant: &str,
+        task_id: &str,
+        delivery: &[u8],
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         let mut tasks = lock(&self.tasks);
         let task = tasks
             .0
@@ -220,20 +256,31 @@ impl EnclaveService {
         let keys = open_delivery(&task.skek, &task.digest, delivery).map_err(bad)?;
         for c in &task.initiation.compartments {
             if !keys.deks.iter().any(|(n, _)| n == &c.name) {
-                return Err(bad(format!("the key delivery has no data key for compartment {}", c.name)));
+                return Err(bad(format!(
+                    "the key delivery has no data key for compartment {}",
+                    c.name
+                )));
             }
         }
         task.keys = Some(keys);
         Ok(EnclaveReply::TaskKeysAccepted)
     }
 
-    pub(crate) fn task_run(&self, tenant: &str, task_id: &str, link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
+    pub(crate) fn task_run(
+        &self,
+        tenant: &str,
+        task_id: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         let task = {
             let mut tasks = lock(&self.tasks);
             match tasks.0.get(task_id) {
                 Some(t) if t.tenant == tenant && t.keys.is_some() => tasks.0.remove(task_id),
                 Some(t) if t.tenant == tenant => {
-                    return Err(failure(FailureKind::BadRequest, "the task's keys have not been delivered"));
+                    return Err(failure(
+                        FailureKind::BadRequest,
+                        "the task's keys have not been delivered",
+                    ));
                 }
                 _ => None,
             }
@@ -250,7 +297,13 @@ impl EnclaveService {
                 Ok(EnclaveReply::TaskResult { envelope })
             }
             Err(e) => {
-                self.audit(link, "task.run", tenant, task_id, &format!("failed: {}", e.message))?;
+                self.audit(
+                    link,
+                    "task.run",
+                    tenant,
+                    task_id,
+                    &format!("failed: {}", e.message),
+                )?;
                 Err(e)
             }
         }
@@ -258,7 +311,10 @@ impl EnclaveService {
 
     fn execute(&self, task: &TaskState, spool: &Path) -> Result<Vec<u8>, EnclaveFailure> {
         let Some(keys) = &task.keys else {
-            return Err(failure(FailureKind::BadRequest, "the task's keys have not been delivered"));
+            return Err(failure(
+                FailureKind::BadRequest,
+                "the task's keys have not been delivered",
+            ));
         };
         let dek = |name: &str| keys.deks.iter().find(|(n, _)| n == name).map(|(_, k)| k);
         let init = &task.initiation;
@@ -269,7 +325,10 @@ impl EnclaveService {
             let dir = spool.join(&c.name);
             let module = SpoolInput::open(&dir.join("module"), key)?;
             if module.len > MAX_MODULE_LEN {
-                return Err(bad(format!("the module of {} is larger than {MAX_MODULE_LEN} bytes", c.name)));
+                return Err(bad(format!(
+                    "the module of {} is larger than {MAX_MODULE_LEN} bytes",
+                    c.name
+                )));
             }
             let module = module
                 .read_all()
@@ -301,22 +360,38 @@ impl EnclaveService {
                 })
                 .collect(),
         };
-        let spec = TaskSpec { compartments, security };
+        let spec = TaskSpec {
+            compartments,
+            security,
+        };
         let ceiling = node_limits();
         let asked = &init.limits;
         let limits = TaskLimits {
             fuel: asked.fuel.unwrap_or(10_000_000_000).min(ceiling.fuel),
-            memory_bytes: asked.memory_bytes.unwrap_or(256 << 20).min(ceiling.memory_bytes),
-            output_bytes: asked.output_bytes.unwrap_or(16 << 20).min(ceiling.output_bytes),
-            timeout: asked.timeout_ms.map_or(Duration::from_secs(60), Duration::from_millis).min(ceiling.timeout),
+            memory_bytes: asked
+                .memory_bytes
+                .unwrap_or(256 << 20)
+                .min(ceiling.memory_bytes),
+            output_bytes: asked
+                .output_bytes
+                .unwrap_or(16 << 20)
+                .min(ceiling.output_bytes),
+            timeout: asked
+                .timeout_ms
+                .map_or(Duration::from_secs(60), Duration::from_millis)
+                .min(ceiling.timeout),
             ..ceiling
         };
-        let outcome = veritee_wasm::run_task(&spec, &limits).map_err(|e| bad(format!("the task failed: {e}")))?;
+        let outcome = veritee_wasm::run_task(&spec, &limits)
+            .map_err(|e| bad(format!("the task failed: {e}")))?;
         let mut results = Vec::with_capacity(outcome.compartments.len());
         for r in &outcome.compartments {
             let key = dek(&r.name).ok_or_else(|| internal("a result without a data key"))?;
             let (released, output) = match &r.output {
-                Some(bytes) => (true, seal_output(key, &init.task_id, &r.name, bytes).map_err(internal)?),
+                Some(bytes) => (
+                    true,
+                    seal_output(key, &init.task_id, &r.name, bytes).map_err(internal)?,
+                ),
                 None => (false, String::new()),
             };
             results.push(CompartmentOutput {

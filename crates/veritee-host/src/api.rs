@@ -46,6 +46,10 @@ pub struct AppState {
     admin_token_sha256: [u8; 32],
     /// Which tenant opened which session (for refusing another tenant's messages early).
     sessions: Mutex<HashMap<String, String>>,
+    /// Which tenant initiated which task.
+    tasks: Mutex<HashMap<String, String>>,
+    /// Where uploads for tasks go (shared with the enclave process).
+    spool: Option<std::path::PathBuf>,
 }
 
 impl core::fmt::Debug for AppState {
@@ -77,7 +81,15 @@ impl AppState {
             metrics,
             admin_token_sha256,
             sessions: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::new()),
+            spool: None,
         }
+    }
+
+    /// Enables tasks, with uploads spooled to `dir`.
+    pub fn with_spool(mut self, dir: std::path::PathBuf) -> Self {
+        self.spool = Some(dir);
+        self
     }
 }
 
@@ -172,6 +184,9 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::DataChunkStored { .. } => "DataChunkStored",
         EnclaveReply::DataHeader { .. } => "DataHeader",
         EnclaveReply::DataChunk { .. } => "DataChunk",
+        EnclaveReply::TaskSignal { .. } => "TaskSignal",
+        EnclaveReply::TaskKeysAccepted => "TaskKeysAccepted",
+        EnclaveReply::TaskResult { .. } => "TaskResult",
     };
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -232,6 +247,29 @@ async fn tenant(
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     claim
         .verify(&spki, method.as_str(), path, body, now)
+        .map_err(ApiError::unauthorized)?;
+    Ok(claim.tenant_id)
+}
+
+/// Authenticates a tenant request whose body is hashed elsewhere (streamed uploads).
+async fn tenant_digest(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    digest: &[u8; 32],
+) -> ApiResult<String> {
+    let claim = auth::tenant_claim(authorization(headers)).map_err(ApiError::unauthorized)?;
+    let spki = state
+        .store
+        .get(HOST_TENANTS_NS, &claim.tenant_id)
+        .await
+        .map_err(|e| ApiError::from(HostError::Store(e)))?
+        .ok_or_else(|| ApiError::unauthorized("unknown tenant"))?;
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    claim
+        .verify_digest(&spki, method.as_str(), path, digest, now)
         .map_err(ApiError::unauthorized)?;
     Ok(claim.tenant_id)
 }
@@ -462,6 +500,226 @@ async fn data_read(
     }
 }
 
+#[derive(Deserialize)]
+struct TaskIdOnly {
+    task_id: String,
+}
+
+fn check_task_id(id: &str) -> ApiResult<()> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("a task id is 32 hex digits"))
+    }
+}
+
+fn task_owner(state: &AppState, task_id: &str, tenant_id: &str) -> ApiResult<()> {
+    match state
+        .tasks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(task_id)
+    {
+        Some(owner) if owner == tenant_id => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this task belongs to another tenant",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown task",
+        )),
+    }
+}
+
+async fn task_initiate(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    require_content_type(&headers, "application/json")?;
+    let TaskIdOnly { task_id } = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid task initiation: {e}")))?;
+    check_task_id(&task_id)?;
+    match converse(
+        &state,
+        EnclaveCall::TaskInitiate {
+            tenant_id: tenant_id.clone(),
+            initiation: body.to_vec(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::TaskSignal {
+            skek,
+            evidence,
+            load,
+        } => {
+            let mut tasks = state.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            if tasks.len() > 10_000 {
+                tasks.clear();
+            }
+            tasks.insert(task_id.clone(), tenant_id);
+            Ok(Json(serde_json::json!({
+                "task_id": task_id,
+                "skek": hex::encode(skek),
+                "evidence": B64.encode(evidence),
+                "load": load,
+            })))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn task_keys(
+    State(state): State<Arc<AppState>>,
+    Path(task_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    require_content_type(&headers, "application/octet-stream")?;
+    task_owner(&state, &task_id, &tenant_id)?;
+    match converse(
+        &state,
+        EnclaveCall::TaskKeys {
+            tenant_id,
+            task_id,
+            delivery: body.to_vec(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::TaskKeysAccepted => Ok(Json(serde_json::json!({ "accepted": true }))),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Largest single task upload.
+pub const MAX_TASK_FILE: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Streams an encrypted upload to the spool, hashing it; the tenant's signature over
+/// the hash is checked at the end, and the file removed if it fails.
+async fn task_file(
+    State(state): State<Arc<AppState>>,
+    Path((task_id, compartment, slot)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<serde_json::Value>> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    require_content_type(&headers, "application/octet-stream")?;
+    check_task_id(&task_id)?;
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let slot_ok = slot == "module"
+        || slot
+            .strip_prefix("input-")
+            .is_some_and(|n| n.parse::<u16>().is_ok());
+    if !name_ok(&compartment) || !slot_ok {
+        return Err(ApiError::bad_request(
+            "upload to /v1/tasks/ID/files/COMPARTMENT/(module|input-N)",
+        ));
+    }
+    let spool = state.spool.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node runs no tasks",
+        )
+    })?;
+    let claim_tenant = auth::tenant_claim(authorization(&headers))
+        .map_err(ApiError::unauthorized)?
+        .tenant_id;
+    task_owner(&state, &task_id, &claim_tenant)?;
+    let dir = spool.join(&task_id).join(&compartment);
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("spool: {e}"),
+        )
+    })?;
+    let path = dir.join(&slot);
+    let io = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("spool: {e}"),
+        )
+    };
+    let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+    let mut hasher = veritee_crypto::digest::Sha256::default();
+    let mut written = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        written += piece.len() as u64;
+        if written > MAX_TASK_FILE {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "a task file is at most 4 GiB",
+            ));
+        }
+        hasher.update(&piece);
+        file.write_all(&piece).await.map_err(io)?;
+    }
+    file.sync_all().await.map_err(io)?;
+    if let Err(e) = tenant_digest(&state, &method, &uri, &headers, &hasher.finish()).await {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
+    Ok(Json(serde_json::json!({ "bytes": written })))
+}
+
+async fn task_run(
+    State(state): State<Arc<AppState>>,
+    Path(task_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    task_owner(&state, &task_id, &tenant_id)?;
+    let reply = converse(
+        &state,
+        EnclaveCall::TaskRun {
+            tenant_id,
+            task_id: task_id.clone(),
+        },
+    )
+    .await;
+    state
+        .tasks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&task_id);
+    match reply? {
+        EnclaveReply::TaskResult { envelope } => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(envelope),
+        )
+            .into_response()),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// Enclave-to-enclave messages from peer nodes: authenticated by attestation inside
 /// the enclave, not by the host.
 async fn peer(
@@ -647,6 +905,12 @@ async fn observe(
         }
         Some("/v1/data/{object}") => "/v1/data/{object}",
         Some("/v1/data/{object}/chunks/{index}") => "/v1/data/{object}/chunks/{index}",
+        Some("/v1/tasks") => "/v1/tasks",
+        Some("/v1/tasks/{id}/keys") => "/v1/tasks/{id}/keys",
+        Some("/v1/tasks/{id}/files/{compartment}/{slot}") => {
+            "/v1/tasks/{id}/files/{compartment}/{slot}"
+        }
+        Some("/v1/tasks/{id}/run") => "/v1/tasks/{id}/run",
         _ => "other",
     };
     let response = next.run(request).await;
@@ -667,6 +931,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants", post(register_tenant))
         .route("/v1/sessions", post(open_session))
         .route("/v1/keys", post(import_key))
+        .route("/v1/tasks", post(task_initiate))
+        .route("/v1/tasks/{id}/keys", post(task_keys))
+        .route("/v1/tasks/{id}/run", post(task_run))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let data_routes = Router::new()
         .route("/v1/data/{object}/uploads", post(data_begin))
@@ -677,6 +944,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/data/{object}", get(data_open))
         .route("/v1/data/{object}/chunks/{index}", get(data_read))
         .layer(DefaultBodyLimit::max(MAX_DATA_CHUNK_BODY));
+    let upload_routes = Router::new()
+        .route(
+            "/v1/tasks/{id}/files/{compartment}/{slot}",
+            axum::routing::put(task_file),
+        )
+        .layer(DefaultBodyLimit::disable());
     let peer_routes = Router::new()
         .route("/v1/peer", post(peer))
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
@@ -693,6 +966,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(json_routes)
         .merge(peer_routes)
         .merge(data_routes)
+        .merge(upload_routes)
         .merge(message_routes)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -52,13 +52,30 @@ impl TenantClaim {
         body: &[u8],
         now: i64,
     ) -> Result<(), String> {
+        self.verify_digest(
+            spki,
+            method,
+            path_and_query,
+            &veritee_crypto::digest::sha256(body),
+            now,
+        )
+    }
+
+    /// As [`TenantClaim::verify`], for a body hashed while it streamed in.
+    pub fn verify_digest(
+        &self,
+        spki: &[u8],
+        method: &str,
+        path_and_query: &str,
+        body_sha256: &[u8; 32],
+        now: i64,
+    ) -> Result<(), String> {
         if (now - self.ts).abs() > MAX_SKEW_SECS {
             return Err(format!(
                 "request timestamp is more than {MAX_SKEW_SECS} s from the node's clock"
             ));
         }
-        let body_hash = hex::encode(veritee_crypto::digest::sha256(body));
-        let message = signing_string(method, path_and_query, self.ts, &body_hash);
+        let message = signing_string(method, path_and_query, self.ts, &hex::encode(body_sha256));
         sign::verify(
             VerificationScheme::EcdsaP256Sha256Fixed,
             spki,

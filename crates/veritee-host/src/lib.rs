@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub admin_token_sha256: [u8; 32],
     /// Peer nodes' URLs, for replicating keys between enclaves.
     pub peers: Vec<String>,
+    /// Where task uploads are spooled for the enclave (tasks are off without one).
+    pub spool: Option<PathBuf>,
 }
 
 /// A running node.
@@ -75,12 +77,18 @@ impl RunningNode {
 pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     let store = veritee_store::open(&config.store).await?;
     let supervisor = supervisor::Supervisor::start(config.enclave.clone()).await?;
-    let state = Arc::new(AppState::new(
+    let mut state = AppState::new(
         store,
         supervisor,
         config.admin_token_sha256,
         config.peers.clone(),
-    ));
+    );
+    if let Some(spool) = &config.spool {
+        std::fs::create_dir_all(spool)
+            .map_err(|e| HostError::Internal(format!("cannot create {}: {e}", spool.display())))?;
+        state = state.with_spool(spool.clone());
+    }
+    let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| HostError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -1,0 +1,444 @@
+//! Running a trusted task across candidate providers, client side.
+
+use crate::{ClientError, NodeClient};
+use base64::Engine;
+use std::io::{Read, Seek};
+use veritee_channel::ChannelError;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_crypto::SecretBytes;
+use veritee_task::keys::TaskKey;
+use veritee_task::messages::{
+    AccessContext, AttestationSignal, CompartmentContext, LimitsContext, TaskInitiation,
+};
+use veritee_task::results::{ResultBody, open_envelope};
+use veritee_wasm::LoadedManifest;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// How to choose among acceptable providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// The first acceptable one, in the order given.
+    First,
+    /// The acceptable one holding the fewest tasks.
+    LeastLoaded,
+}
+
+impl core::str::FromStr for Selection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "first" => Ok(Self::First),
+            "least-loaded" => Ok(Self::LeastLoaded),
+            other => Err(format!("selection {other:?}: use first or least-loaded")),
+        }
+    }
+}
+
+/// What happened, step by step (for `--explain` and progress displays).
+#[derive(Debug, Clone)]
+pub enum TaskEvent {
+    /// The task initiation was sent to a candidate.
+    Initiated {
+        /// Node URL.
+        node: String,
+    },
+    /// A candidate's attestation signal passed verification and the policy.
+    Accepted {
+        /// Node URL.
+        node: String,
+        /// TEE kind and measurement, for display.
+        summary: String,
+        /// The provider's load.
+        load: u32,
+    },
+    /// A candidate was dropped; nothing secret went to it.
+    Dropped {
+        /// Node URL.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The provider chosen.
+    Chosen {
+        /// Node URL.
+        node: String,
+    },
+    /// CKEK and the wrapped DEKs were delivered, sealed to the SKEK.
+    KeysDelivered,
+    /// A file was encrypted under its compartment's DEK.
+    Encrypted {
+        /// What.
+        what: String,
+        /// Plaintext bytes.
+        bytes: u64,
+    },
+    /// A file was uploaded.
+    Uploaded {
+        /// What.
+        what: String,
+        /// Ciphertext bytes.
+        bytes: u64,
+    },
+    /// The enclave is running the task.
+    Running,
+    /// The result passed its checks.
+    Verified,
+}
+
+/// The outcome of a task.
+#[derive(Debug)]
+pub struct TaskReport {
+    /// The task id, hex.
+    pub task_id: String,
+    /// The provider that ran it.
+    pub provider: String,
+    /// The authenticated result body.
+    pub body: ResultBody,
+    /// Released outputs, decrypted.
+    pub outputs: Vec<(String, SecretBytes)>,
+}
+
+/// Everything a task run needs.
+#[derive(Debug)]
+pub struct TaskRequest<'a> {
+    /// Candidate providers.
+    pub nodes: &'a [String],
+    /// The tenant.
+    pub tenant: &'a TenantKey,
+    /// The client's long-term task key.
+    pub task_key: &'a TaskKey,
+    /// How providers are judged.
+    pub appraiser: Appraiser<'a>,
+    /// The policy text sent in the initiation.
+    pub policy_text: &'a str,
+    /// Provider choice.
+    pub selection: Selection,
+    /// How old a result may be.
+    pub result_window: time::Duration,
+}
+
+impl NodeClient {
+    fn put_file(
+        &self,
+        tenant: &TenantKey,
+        path: &str,
+        file: std::fs::File,
+    ) -> Result<(), ClientError> {
+        let mut file = file;
+        let mut h = veritee_crypto::digest::Sha256::default();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        file.rewind()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let sig = tenant.sign(&veritee_proto::api::auth::signing_string(
+            "PUT",
+            path,
+            ts,
+            &hex::encode(h.finish()),
+        ))?;
+        let auth =
+            veritee_proto::api::auth::header_value(&tenant.tenant_id()?, ts, &B64.encode(sig));
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header("content-type", "application/octet-stream")
+            .header("authorization", auth)
+            .body(reqwest::blocking::Body::from(file))
+            .send()
+            .map_err(|e| ClientError::Transport(format!("PUT {path}: {e}")))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let text = resp.text().unwrap_or_default();
+            let (code, message) = match serde_json::from_str::<veritee_proto::api::ErrorBody>(&text)
+            {
+                Ok(e) => (e.error.code, e.error.message),
+                Err(_) => ("http".into(), text.chars().take(300).collect()),
+            };
+            return Err(ClientError::Node {
+                status,
+                code,
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    fn tenant_post(
+        &self,
+        tenant: &TenantKey,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let auth = self.signed(tenant, "POST", path, &body)?;
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some((content_type, body)),
+            Some(auth),
+        )
+    }
+}
+
+/// Encrypts `source` under `dek` into a temporary file in the stream format.
+fn encrypt_to_temp(
+    dek: &veritee_task::keys::Key256,
+    key_id: &str,
+    mut source: impl Read,
+) -> Result<(std::fs::File, u64), ClientError> {
+    let io = |e: std::io::Error| ClientError::Transport(format!("encrypting: {e}"));
+    let file = tempfile::tempfile().map_err(io)?;
+    let key = veritee_stream::StreamKey::new(dek);
+    let mut writer =
+        veritee_stream::EncryptWriter::new(&key, key_id, veritee_stream::DEFAULT_CHUNK_SIZE, file)
+            .map_err(io)?;
+    let n = std::io::copy(&mut source, &mut writer).map_err(io)?;
+    let mut file = writer.finish().map_err(io)?;
+    file.rewind().map_err(io)?;
+    Ok((file, n))
+}
+
+/// The initiation for a manifest.
+fn initiation(
+    manifest: &LoadedManifest,
+    policy_text: &str,
+    task_id: &[u8; 16],
+    nonce: &[u8; 32],
+) -> TaskInitiation {
+    let m = &manifest.manifest;
+    TaskInitiation {
+        version: 1,
+        task_id: hex::encode(task_id),
+        nonce: hex::encode(nonce),
+        policy: policy_text.to_string(),
+        security_context: m
+            .security
+            .iter()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    AccessContext {
+                        may_read: a.may_read.clone(),
+                        releases: a.releases,
+                    },
+                )
+            })
+            .collect(),
+        compartments: m
+            .compartments
+            .iter()
+            .map(|c| CompartmentContext {
+                name: c.name.clone(),
+                entry: c
+                    .entry
+                    .clone()
+                    .unwrap_or_else(|| veritee_wasm::DEFAULT_ENTRY.to_string()),
+                inputs: c.inputs.iter().map(|i| i.name.clone()).collect(),
+            })
+            .collect(),
+        limits: LimitsContext {
+            fuel: m.limits.fuel,
+            memory_bytes: m.limits.memory_bytes,
+            output_bytes: m.limits.output_bytes,
+            timeout_ms: m.limits.timeout_ms,
+        },
+    }
+}
+
+/// Runs a task end to end: initiation to every candidate, appraisal, selection, key
+/// delivery, encrypted uploads, execution, result verification and decryption.
+pub fn run_task(
+    manifest: &LoadedManifest,
+    req: &TaskRequest<'_>,
+    events: &mut dyn FnMut(TaskEvent),
+) -> Result<TaskReport, ClientError> {
+    let task_id: [u8; 16] = veritee_crypto::rand::array().map_err(ChannelError::from)?;
+    let nonce: [u8; 32] = veritee_crypto::rand::array().map_err(ChannelError::from)?;
+    let ttis = initiation(manifest, req.policy_text, &task_id, &nonce);
+    let ttis_bytes = serde_json::to_vec(&ttis).map_err(|e| ClientError::Protocol(e.to_string()))?;
+
+    let mut acceptable = Vec::new();
+    for url in req.nodes {
+        events(TaskEvent::Initiated { node: url.clone() });
+        let client = NodeClient::new(url)?;
+        let signal: Result<AttestationSignal, ClientError> = client
+            .tenant_post(
+                req.tenant,
+                "/v1/tasks",
+                "application/json",
+                ttis_bytes.clone(),
+            )
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| ClientError::Protocol(e.to_string()))
+            });
+        match signal.and_then(|s| {
+            s.appraise(&ttis, &ttis_bytes, &req.appraiser)
+                .map(|(skek, claims)| (s.load, skek, claims))
+                .map_err(|e| ClientError::Protocol(e.to_string()))
+        }) {
+            Ok((load, skek, claims)) => {
+                let summary = format!(
+                    "{} {}",
+                    claims.tee,
+                    claims
+                        .measurements
+                        .iter()
+                        .next()
+                        .map(|(n, v)| format!(
+                            "{n} {}",
+                            &v.to_string()[..16.min(v.to_string().len())]
+                        ))
+                        .unwrap_or_default()
+                );
+                events(TaskEvent::Accepted {
+                    node: url.clone(),
+                    summary,
+                    load,
+                });
+                acceptable.push((url.clone(), client, skek, load));
+            }
+            Err(e) => events(TaskEvent::Dropped {
+                node: url.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if acceptable.is_empty() {
+        return Err(ClientError::Protocol(
+            "no provider passed verification and the policy; nothing secret was sent".into(),
+        ));
+    }
+    if req.selection == Selection::LeastLoaded {
+        acceptable.sort_by_key(|(_, _, _, load)| *load);
+    }
+
+    let names: Vec<&str> = manifest
+        .manifest
+        .compartments
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut last_error = None;
+    for (url, client, skek, _) in acceptable {
+        events(TaskEvent::Chosen { node: url.clone() });
+        match run_on(
+            manifest,
+            req,
+            &client,
+            &skek,
+            &ttis,
+            &ttis_bytes,
+            &task_id,
+            &names,
+            events,
+        ) {
+            Ok((body, outputs)) => {
+                return Ok(TaskReport {
+                    task_id: hex::encode(task_id),
+                    provider: url,
+                    body,
+                    outputs,
+                });
+            }
+            // A provider that became unreachable: fall back to the next one.
+            Err(e @ (ClientError::Transport(_) | ClientError::Node { status: 503, .. })) => {
+                events(TaskEvent::Dropped {
+                    node: url.clone(),
+                    reason: format!("failed during the task, falling back: {e}"),
+                });
+                last_error = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| ClientError::Protocol("no provider could run the task".into())))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_on(
+    manifest: &LoadedManifest,
+    req: &TaskRequest<'_>,
+    client: &NodeClient,
+    skek: &veritee_crypto::hpke::HpkePublicKey,
+    ttis: &TaskInitiation,
+    ttis_bytes: &[u8],
+    task_id: &[u8; 16],
+    names: &[&str],
+    events: &mut dyn FnMut(TaskEvent),
+) -> Result<(ResultBody, Vec<(String, SecretBytes)>), ClientError> {
+    let digest = veritee_task::messages::initiation_digest(ttis_bytes);
+    let (delivery, mac_key) =
+        veritee_task::keys::seal_delivery(skek, &digest, req.task_key, task_id, names)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    client.tenant_post(
+        req.tenant,
+        &format!("/v1/tasks/{}/keys", ttis.task_id),
+        "application/octet-stream",
+        delivery,
+    )?;
+    events(TaskEvent::KeysDelivered);
+    for c in &manifest.manifest.compartments {
+        let dek = req
+            .task_key
+            .dek(task_id, &c.name)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut files = vec![("module".to_string(), manifest.resolve(&c.module))];
+        files.extend(
+            c.inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| (format!("input-{i}"), manifest.resolve(&input.file))),
+        );
+        for (slot, path) in files {
+            let source = std::fs::File::open(&path)
+                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
+            let what = format!("{}/{slot}", c.name);
+            let (encrypted, plain_len) =
+                encrypt_to_temp(&dek, &what, std::io::BufReader::new(source))?;
+            events(TaskEvent::Encrypted {
+                what: what.clone(),
+                bytes: plain_len,
+            });
+            let sealed_len = encrypted.metadata().map(|m| m.len()).unwrap_or(0);
+            client.put_file(
+                req.tenant,
+                &format!("/v1/tasks/{}/files/{}/{slot}", ttis.task_id, c.name),
+                encrypted,
+            )?;
+            events(TaskEvent::Uploaded {
+                what,
+                bytes: sealed_len,
+            });
+        }
+    }
+    events(TaskEvent::Running);
+    let envelope = client.tenant_post(
+        req.tenant,
+        &format!("/v1/tasks/{}/run", ttis.task_id),
+        "application/octet-stream",
+        Vec::new(),
+    )?;
+    let result = open_envelope(
+        &envelope,
+        &mac_key,
+        task_id,
+        req.result_window,
+        time::OffsetDateTime::now_utc(),
+        |name| req.task_key.dek(task_id, name).ok(),
+    )
+    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    events(TaskEvent::Verified);
+    Ok(result)
+}
