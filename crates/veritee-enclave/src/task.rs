@@ -25,6 +25,7 @@ use veritee_task::results::{CompartmentOutput, ResultBody, seal_envelope, seal_o
 use veritee_wasm::{
     Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec,
 };
+use zeroize::Zeroizing;
 
 const MAX_TASKS: usize = 64;
 const TASK_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -61,9 +62,15 @@ fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
     failure(FailureKind::BadRequest, e.to_string())
 }
 
+/// The spool file of an input with its most recently decrypted chunk (index, plaintext).
+struct SpoolCursor {
+    file: std::fs::File,
+    chunk: Option<(u64, Zeroizing<Vec<u8>>)>,
+}
+
 /// An input decrypted chunk by chunk from a spool file, on demand.
 struct SpoolInput {
-    file: Mutex<(std::fs::File, Option<(u64, Vec<u8>)>)>,
+    file: Mutex<SpoolCursor>,
     opener: Mutex<ChunkOpener>,
     header_len: u64,
     chunk_size: u64,
@@ -100,7 +107,7 @@ impl SpoolInput {
         }
         let len = (chunks - 1) * chunk_size + last_sealed - TAG_LEN as u64;
         Ok(Self {
-            file: Mutex::new((file, None)),
+            file: Mutex::new(SpoolCursor { file, chunk: None }),
             opener: Mutex::new(opener),
             header_len: header_len as u64,
             chunk_size,
@@ -135,7 +142,7 @@ impl InputSource for SpoolInput {
         }
         let index = offset / self.chunk_size;
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let (file, cache) = &mut *guard;
+        let SpoolCursor { file, chunk: cache } = &mut *guard;
         if cache.as_ref().is_none_or(|(i, _)| *i != index) {
             let sealed = self.chunk_size + TAG_LEN as u64;
             let start = self.header_len + index * sealed;
@@ -154,7 +161,7 @@ impl InputSource for SpoolInput {
                 .unwrap_or_else(|e| e.into_inner())
                 .open(index, &ct, last)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            *cache = Some((index, plain.expose().clone()));
+            *cache = Some((index, Zeroizing::new(plain.expose().clone())));
         }
         let Some((_, plain)) = cache.as_ref() else {
             return Ok(0);
@@ -163,15 +170,6 @@ impl InputSource for SpoolInput {
         let n = buf.len().min(plain.len().saturating_sub(within));
         buf[..n].copy_from_slice(&plain[within..within + n]);
         Ok(n)
-    }
-}
-
-impl Drop for SpoolInput {
-    fn drop(&mut self) {
-        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, plain)) = guard.1.as_mut() {
-            zeroize::Zeroize::zeroize(plain);
-        }
     }
 }
 
