@@ -53,6 +53,9 @@ enum Command {
     /// Exchange files with a node's enclave under a deployed key.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// Offload a task to an attested provider and get its results back.
+    #[command(subcommand)]
+    Task(commands::task::TaskCommand),
     /// A node's signed audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Data(cmd) => commands::data::run(cmd),
+        Command::Task(cmd) => commands::task::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

@@ -167,7 +167,8 @@ pub fn read_key_file(path: &Path) -> Result<Confidential<[u8; DATA_KEY_LEN]>> {
     Ok(key)
 }
 
-fn write_key_file(path: &Path, key: &Confidential<[u8; DATA_KEY_LEN]>) -> Result<()> {
+/// Writes a 256-bit key file (hex, 0600), creating its directory (0700).
+pub fn write_key_file(path: &Path, key: &Confidential<[u8; DATA_KEY_LEN]>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fsutil::create_private_dir(dir)?;
     }

@@ -10,6 +10,7 @@ pub mod node;
 pub mod platform;
 pub mod policy;
 pub mod secret;
+pub mod task;
 pub mod tenant;
 pub mod vendor;
 pub mod verify;

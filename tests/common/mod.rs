@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use veritee_attest::ParsedCertificate;
 use veritee_channel::client::{Appraiser, TenantKey};
@@ -221,4 +221,142 @@ pub fn all_files(dir: &Path) -> Vec<u8> {
         }
     }
     out
+}
+
+pub fn veritee(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args(args)
+        .output()
+        .expect("run veritee")
+}
+
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A simulated vendor, machines it certified, and an enclave signer shared by nodes.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    pub fn new(machines: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fleet = Self { dir };
+        assert!(
+            veritee(&["vendor", "init", "--dir", &s(&fleet.p("vendor"))])
+                .status
+                .success()
+        );
+        for m in machines {
+            assert!(
+                veritee(&[
+                    "platform",
+                    "init",
+                    "--dir",
+                    &s(&fleet.p(m)),
+                    "--vendor",
+                    &s(&fleet.p("vendor"))
+                ])
+                .status
+                .success()
+            );
+        }
+        for signer in ["signer", "other-signer"] {
+            let key = veritee_crypto::sign::EcdsaSigningKey::generate(
+                veritee_crypto::sign::EcdsaCurve::P384,
+            )
+            .expect("key");
+            let pem =
+                veritee_x509::pem::encode("PRIVATE KEY", key.to_pkcs8().expect("pkcs8").expose());
+            std::fs::write(fleet.p(&format!("{signer}.pem")), pem).expect("write signer");
+        }
+        std::fs::write(fleet.p("dev.toml"), DEV_POLICY).expect("policy");
+        fleet
+    }
+
+    pub fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A node on `machine`, signed by `signer`, replicating from `peers`.
+    pub fn node(
+        &self,
+        name: &str,
+        machine: &str,
+        signer: &str,
+        store: &str,
+        peers: &[&str],
+    ) -> Node {
+        self.node_with_anchors(
+            name,
+            machine,
+            signer,
+            store,
+            peers,
+            &self.p("vendor/root.pem"),
+        )
+    }
+
+    /// As [`Fleet::node`], with the enclave's (measured) peer trust anchors from `anchors`.
+    pub fn node_with_anchors(
+        &self,
+        name: &str,
+        machine: &str,
+        signer: &str,
+        store: &str,
+        peers: &[&str],
+        anchors: &Path,
+    ) -> Node {
+        let state = self.p(name);
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::fs::copy(self.p("vendor/root.pem"), state.join("trust-anchor.pem")).expect("anchor");
+        let (platform, key, anchors) = (
+            s(&self.p(machine)),
+            s(&self.p(&format!("{signer}.pem"))),
+            s(anchors),
+        );
+        let mut extra = vec![
+            "--platform",
+            &platform,
+            "--enclave-signer-key",
+            &key,
+            "--peer-trust-anchors",
+            &anchors,
+        ];
+        for p in peers {
+            extra.extend(["--peer", p]);
+        }
+        start_with(&state, store, &extra)
+    }
+
+    pub fn anchor(&self) -> String {
+        s(&self.p("vendor/root.pem"))
+    }
+}
+
+pub fn tenant_file(node: &Node, dir: &Path) -> PathBuf {
+    let path = dir.join(format!(
+        "tenant-{}.key",
+        hex::encode(veritee_crypto::rand::array::<4>().expect("rand"))
+    ));
+    let o = veritee(&[
+        "tenant",
+        "create",
+        "--node",
+        &node.url,
+        "--admin-token",
+        &s(&node.state.join("admin.token")),
+        "--out",
+        &s(&path),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    path
+}
+
+pub fn load_tenant(path: &Path) -> veritee_channel::client::TenantKey {
+    let (_, der) = veritee_x509::pem::blocks(&std::fs::read(path).expect("read"))
+        .expect("pem")
+        .remove(0);
+    veritee_channel::client::TenantKey::from_pkcs8(&der).expect("tenant")
 }

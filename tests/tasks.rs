@@ -1,0 +1,524 @@
+//! Trusted task offload end to end: `veritee task run` against real nodes, the example
+//! tasks, what the host sees, the security context, provider selection under a policy,
+//! and runaway guests.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks")
+}
+
+/// `veritee task run` with a policy file, a tenant and a task key in `dir`.
+fn task_run(dir: &Path, nodes: &[&str], policy: &Path, task: &Path, out: &str) -> Output {
+    let mut args = vec![
+        "task".to_string(),
+        "run".into(),
+        "--nodes".into(),
+        nodes.join(","),
+        "--tenant".into(),
+        s(&dir.join("tenant.key")),
+        "--policy".into(),
+        s(policy),
+        "--task".into(),
+        s(task),
+        "--out".into(),
+        s(&dir.join(out)),
+        "--task-key".into(),
+        s(&dir.join("keys/task.key")),
+        "--explain".into(),
+    ];
+    if let Ok(anchor) = std::fs::canonicalize(dir.join("anchor.pem")) {
+        args.extend(["--trust-anchor".into(), s(&anchor)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    veritee(&args)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A client directory for `node`: tenant key registered, trust anchor, dev policy.
+fn client_dir(node: &Node, root: &Path) -> PathBuf {
+    let dir = root.join("client");
+    std::fs::create_dir_all(&dir).expect("client dir");
+    let tenant = tenant_file(node, &dir);
+    std::fs::rename(tenant, dir.join("tenant.key")).expect("tenant");
+    let anchor = [
+        node.state.join("trust-anchor.pem"),
+        node.state.join("vendor/root.pem"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("the node's trust anchor");
+    std::fs::copy(anchor, dir.join("anchor.pem")).expect("anchor");
+    std::fs::write(dir.join("dev.toml"), DEV_POLICY).expect("policy");
+    dir
+}
+
+/// A TCP relay in front of `upstream` that records every byte in both directions.
+fn recording_relay(upstream: &str) -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(256) {
+            let Ok(client) = conn else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                ),
+                (server, client),
+            ] {
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64 * 1024];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        record.lock().expect("lock").extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// Copies an example into `dir` so that a test may change it.
+fn copy_example(name: &str, dir: &Path) -> PathBuf {
+    let from = examples().join(name);
+    let to = dir.join(name);
+    copy_tree(&from, &to);
+    to
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+fn released(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out)
+        .expect("out dir")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "out"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_examples_run_end_to_end_through_a_node() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = start(
+        &root.path().join("node"),
+        &s(&root.path().join("node/store")),
+    );
+    let client = client_dir(&node, root.path());
+    let policy = client.join("dev.toml");
+    for (example, compartment) in [
+        ("word-frequency", "count"),
+        ("two-owner-statistic", "aggregate"),
+        ("private-set-intersection", "intersect"),
+    ] {
+        let o = task_run(
+            &client,
+            &[&node.url],
+            &policy,
+            &examples().join(example).join("task.toml"),
+            example,
+        );
+        assert!(o.status.success(), "{example}: {}", text(&o));
+        let expected = std::fs::read(examples().join(example).join("expected.txt")).expect("x");
+        assert_eq!(
+            released(&client.join(example)),
+            vec![(format!("{compartment}.out"), expected)],
+            "{example}: only the releasing compartment's output, exactly as expected"
+        );
+        let summary: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(client.join(example).join("result.json")).expect("result.json"),
+        )
+        .expect("json");
+        assert_eq!(summary["provider"], node.url.as_str());
+        let explained = text(&o);
+        for step in [
+            "TTIS",
+            "attestation signal",
+            "key exchange",
+            "execution",
+            "results",
+        ] {
+            assert!(
+                explained.contains(step),
+                "--explain lacks {step}: {explained}"
+            );
+        }
+    }
+    // The key file was created once, 0600, and reused.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(client.join("keys/task.key"))
+        .expect("task key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Writing over earlier results is refused.
+    let again = task_run(
+        &client,
+        &[&node.url],
+        &policy,
+        &examples().join("word-frequency/task.toml"),
+        "word-frequency",
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("exists"), "{}", text(&again));
+}
+
+#[test]
+fn the_host_sees_no_plaintext_code_data_key_or_result() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = start(
+        &root.path().join("node"),
+        &s(&root.path().join("node/store")),
+    );
+    let client = client_dir(&node, root.path());
+    let task = copy_example("word-frequency", root.path());
+    // The data canary is a word: it is in the input and, counted, in the result.
+    let canary = format!(
+        "canary{}",
+        hex::encode(veritee_crypto::rand::array::<10>().expect("rand"))
+    );
+    std::fs::write(
+        task.join("input.txt"),
+        format!("{canary} {canary} {canary} plain words around the canary\n"),
+    )
+    .expect("input");
+    // The code canary: a distinctive stretch of the module's source.
+    let module = std::fs::read_to_string(task.join("wordfreq.wat")).expect("module");
+    let code_canary = module
+        .lines()
+        .filter(|l| l.trim().len() > 40 && !l.trim_start().starts_with(";;"))
+        .nth(3)
+        .expect("a code line")
+        .trim()
+        .to_string();
+    let (relay, wire) = recording_relay(&node.url);
+    let o = task_run(
+        &client,
+        &[&relay],
+        &client.join("dev.toml"),
+        &task.join("task.toml"),
+        "out",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let result = std::fs::read_to_string(client.join("out/count.out")).expect("result");
+    let result_line = format!("{canary} 3");
+    assert!(result.contains(&result_line), "{result}");
+    let task_key = std::fs::read_to_string(client.join("keys/task.key")).expect("task key");
+
+    let wire = wire.lock().expect("lock").clone();
+    assert!(
+        contains(&wire, b"PUT /v1/tasks/"),
+        "the relay saw the uploads"
+    );
+    let host_memory = process_memory(node.child.id());
+    assert!(
+        contains(&host_memory, b"/v1/tasks/"),
+        "the host memory scan found nothing"
+    );
+    let log = std::fs::read(&node.log).expect("log");
+    let stored = all_files(&node.state);
+    for (place, bytes) in [
+        ("wire", &wire),
+        ("host memory", &host_memory),
+        ("logs", &log),
+        ("node state", &stored),
+    ] {
+        assert!(
+            !contains(bytes, canary.as_bytes()),
+            "data canary in the {place}"
+        );
+        assert!(
+            !contains(bytes, code_canary.as_bytes()),
+            "module code in the {place}"
+        );
+        assert!(
+            !contains(bytes, result_line.as_bytes()),
+            "the result in the {place}"
+        );
+        assert!(
+            !contains(bytes, task_key.trim().as_bytes()),
+            "the task key in the {place}"
+        );
+    }
+}
+
+#[test]
+fn a_compartment_reading_what_the_security_context_denies_is_stopped() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = start(
+        &root.path().join("node"),
+        &s(&root.path().join("node/store")),
+    );
+    let client = client_dir(&node, root.path());
+    let task = copy_example("two-owner-statistic", root.path());
+    let manifest = std::fs::read_to_string(task.join("task.toml")).expect("manifest");
+    let denied = manifest.replace(
+        "may_read = [\"owner_a\", \"owner_b\"]",
+        "may_read = [\"owner_a\"]",
+    );
+    assert_ne!(manifest, denied);
+    std::fs::write(task.join("task.toml"), denied).expect("manifest");
+    let o = task_run(
+        &client,
+        &[&node.url],
+        &client.join("dev.toml"),
+        &task.join("task.toml"),
+        "out",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("compartment aggregate may not read compartment owner_b's data"),
+        "{}",
+        text(&o)
+    );
+    assert!(!client.join("out").exists(), "no result was written");
+    assert_eq!(node.health()["status"], "ok");
+}
+
+#[test]
+fn a_provider_failing_the_policy_never_receives_a_ciphertext() {
+    let fleet = Fleet::new(&["m1", "m2"]);
+    let good = fleet.node("good", "m1", "signer", &s(&fleet.p("good/store")), &[]);
+    let other = fleet.node(
+        "other",
+        "m2",
+        "other-signer",
+        &s(&fleet.p("other/store")),
+        &[],
+    );
+    let client = client_dir(&good, fleet.dir.path());
+    let tenant = client.join("tenant.key");
+    let o = veritee(&[
+        "tenant",
+        "register",
+        "--node",
+        &other.url,
+        "--admin-token",
+        &s(&other.state.join("admin.token")),
+        "--tenant",
+        &s(&tenant),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Pin the good node's signer.
+    let appraisal = Appraisal::new(&good);
+    let signer = good
+        .client()
+        .fetch_wrapping_key()
+        .expect("wrapping key")
+        .verify(&appraisal.appraiser())
+        .expect("verify")
+        .claims
+        .signer
+        .expect("signer");
+    let pinned = client.join("pinned.toml");
+    std::fs::write(&pinned, format!("{DEV_POLICY}signers = [\"{signer}\"]\n")).expect("policy");
+
+    // The failing node is listed first: it is dropped, with the reason, and the task
+    // runs on the next one.
+    let (relay, wire) = recording_relay(&other.url);
+    let o = task_run(
+        &client,
+        &[&relay, &good.url],
+        &pinned,
+        &examples().join("private-set-intersection/task.toml"),
+        "out",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let said = text(&o);
+    assert!(said.contains(&format!("dropped {relay}")), "{said}");
+    assert!(
+        said.contains("signer"),
+        "the reason names the signer: {said}"
+    );
+    assert_eq!(
+        released(&client.join("out")),
+        vec![(
+            "intersect.out".to_string(),
+            std::fs::read(examples().join("private-set-intersection/expected.txt")).expect("x")
+        )]
+    );
+    let wire = wire.lock().expect("lock").clone();
+    assert!(
+        contains(&wire, b"POST /v1/tasks "),
+        "the initiation went out"
+    );
+    for path in ["/keys ", "/files/", "/run "] {
+        assert!(
+            !contains(&wire, path.as_bytes()),
+            "the failing provider received {path}"
+        );
+    }
+
+    // When no provider passes, nothing secret is sent and the command says so.
+    let o = task_run(
+        &client,
+        &[&relay],
+        &pinned,
+        &examples().join("private-set-intersection/task.toml"),
+        "out-none",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("nothing secret was sent"), "{}", text(&o));
+    assert!(!client.join("out-none").exists());
+}
+
+#[test]
+fn runaway_guests_are_stopped_and_the_node_keeps_serving() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = start(
+        &root.path().join("node"),
+        &s(&root.path().join("node/store")),
+    );
+    let client = client_dir(&node, root.path());
+    let guest = |name: &str, limits: &str, module: &str| -> PathBuf {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("guest.wat"), module).expect("module");
+        std::fs::write(
+            dir.join("task.toml"),
+            format!(
+                "name = \"{name}\"\n[limits]\n{limits}\n[[compartment]]\nname = \"main\"\n\
+                 module = \"guest.wat\"\n[security.main]\nreleases = true\n"
+            ),
+        )
+        .expect("manifest");
+        dir.join("task.toml")
+    };
+    let spin = guest(
+        "spin",
+        "fuel = 1_000_000_000_000_000\ntimeout_ms = 3000",
+        r#"(module (memory (export "memory") 1)
+             (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#,
+    );
+    let bomb = guest(
+        "bomb",
+        "memory_bytes = 4194304",
+        r#"(module (memory (export "memory") 1)
+             (func (export "run") (result i32)
+               (loop $l (drop (memory.grow (i32.const 16))) (br $l)) (i32.const 0)))"#,
+    );
+    let policy = client.join("dev.toml");
+
+    // While the loop spins, the node answers.
+    let spinning = {
+        let (client, policy, spin) = (client.clone(), policy.clone(), spin.clone());
+        let url = node.url.clone();
+        std::thread::spawn(move || task_run(&client, &[&url], &policy, &spin, "spin-out"))
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let asked = Instant::now();
+    assert_eq!(node.health()["status"], "ok");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    let o = spinning.join().expect("thread");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("wall-clock timeout"), "{}", text(&o));
+
+    let o = task_run(&client, &[&node.url], &policy, &bomb, "bomb-out");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("memory limit of 4194304 bytes exceeded"),
+        "{}",
+        text(&o)
+    );
+
+    // A node-wide ceiling caps what a manifest asks for, and good tasks still run.
+    let o = task_run(
+        &client,
+        &[&node.url],
+        &policy,
+        &examples().join("word-frequency/task.toml"),
+        "after",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn bad_task_input_gets_clear_errors() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = start(
+        &root.path().join("node"),
+        &s(&root.path().join("node/store")),
+    );
+    let client = client_dir(&node, root.path());
+    let policy = client.join("dev.toml");
+    // A manifest with a typo in a security key.
+    let task = copy_example("word-frequency", root.path());
+    let manifest = std::fs::read_to_string(task.join("task.toml")).expect("manifest");
+    std::fs::write(
+        task.join("task.toml"),
+        manifest.replace("releases = true", "release = true"),
+    )
+    .expect("manifest");
+    let o = task_run(&client, &[&node.url], &policy, &task.join("task.toml"), "a");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("release"), "{}", text(&o));
+    // A module that is not WebAssembly.
+    std::fs::write(task.join("task.toml"), &manifest).expect("manifest");
+    std::fs::write(task.join("wordfreq.wat"), "this is not a module").expect("module");
+    let o = task_run(&client, &[&node.url], &policy, &task.join("task.toml"), "b");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("count"),
+        "names the compartment: {}",
+        text(&o)
+    );
+    // A node that is not there.
+    let o = task_run(
+        &client,
+        &["http://127.0.0.1:9"],
+        &policy,
+        &examples().join("word-frequency/task.toml"),
+        "c",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("127.0.0.1:9"), "{}", text(&o));
+    assert_eq!(node.health()["status"], "ok");
+}
