@@ -208,6 +208,59 @@ fn the_examples_run_end_to_end_through_a_node() {
 }
 
 #[test]
+fn the_c_example_builds_and_runs_through_a_node() {
+    let available = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !available("clang") || !available("wasm-ld") {
+        eprintln!(
+            "skipped: clang and wasm-ld are needed to build the C example (.ci/run installs them)"
+        );
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let task = copy_example("grep-count-c", root.path());
+    let built = std::process::Command::new("clang")
+        .current_dir(&task)
+        .args([
+            "--target=wasm32",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-Wl,--export=run",
+            "-o",
+            "grepcount.wasm",
+            "grepcount.c",
+        ])
+        .output()
+        .expect("clang");
+    assert!(built.status.success(), "{}", text(&built));
+    let node = start(
+        &root.path().join("node"),
+        &s(&root.path().join("node/store")),
+    );
+    let client = client_dir(&node, root.path());
+    let o = task_run(
+        &client,
+        &[&node.url],
+        &client.join("dev.toml"),
+        &task.join("task.toml"),
+        "out",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        released(&client.join("out")),
+        vec![(
+            "grep.out".to_string(),
+            std::fs::read(task.join("expected.txt")).expect("expected")
+        )]
+    );
+}
+
+#[test]
 fn the_host_sees_no_plaintext_code_data_key_or_result() {
     let root = tempfile::tempdir().expect("tempdir");
     let node = start(
