@@ -414,6 +414,13 @@ fn demo_runs_the_tour() {
         "What the host saw",
         "the secret appears on the wire: false; in the host's store: false; in the logs: false",
         "secret.release",
+        "archive\n      orders",
+        "holds key orders",
+        "every chunk checked",
+        "dropped http://",
+        "signers: signer",
+        "withheld by the security context",
+        "aggregate.out: count 7",
         "Tour complete",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");

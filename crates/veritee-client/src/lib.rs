@@ -45,6 +45,12 @@ pub enum ClientError {
     /// The attested channel failed (evidence, policy, tampering).
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// A task step failed its checks (appraisal, key delivery, result verification).
+    #[error(transparent)]
+    Task(#[from] veritee_task::TaskError),
+    /// No candidate provider passed verification and the policy.
+    #[error("no provider passed verification and the policy; nothing secret was sent")]
+    NoAcceptableProvider,
     /// The enclave refused an operation.
     #[error("the enclave refused: {code}: {message}")]
     Enclave {

@@ -285,7 +285,7 @@ pub fn run_task(
         match signal.and_then(|s| {
             s.appraise(&ttis, &ttis_bytes, &req.appraiser)
                 .map(|(skek, claims)| (s.load, skek, claims))
-                .map_err(|e| ClientError::Protocol(e.to_string()))
+                .map_err(ClientError::from)
         }) {
             Ok((load, skek, claims)) => {
                 let summary = format!(
@@ -315,9 +315,7 @@ pub fn run_task(
         }
     }
     if acceptable.is_empty() {
-        return Err(ClientError::Protocol(
-            "no provider passed verification and the policy; nothing secret was sent".into(),
-        ));
+        return Err(ClientError::NoAcceptableProvider);
     }
     if req.selection == Selection::LeastLoaded {
         acceptable.sort_by_key(|(_, _, _, load)| *load);
@@ -362,8 +360,7 @@ pub fn run_task(
             Err(e) => return Err(e),
         }
     }
-    Err(last_error
-        .unwrap_or_else(|| ClientError::Protocol("no provider could run the task".into())))
+    Err(last_error.unwrap_or(ClientError::NoAcceptableProvider))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -380,8 +377,7 @@ fn run_on(
 ) -> Result<(ResultBody, Vec<(String, SecretBytes)>), ClientError> {
     let digest = veritee_task::messages::initiation_digest(ttis_bytes);
     let (delivery, mac_key) =
-        veritee_task::keys::seal_delivery(skek, &digest, req.task_key, task_id, names)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        veritee_task::keys::seal_delivery(skek, &digest, req.task_key, task_id, names)?;
     client.tenant_post(
         req.tenant,
         &format!("/v1/tasks/{}/keys", ttis.task_id),
@@ -390,10 +386,7 @@ fn run_on(
     )?;
     events(TaskEvent::KeysDelivered);
     for c in &manifest.manifest.compartments {
-        let dek = req
-            .task_key
-            .dek(task_id, &c.name)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let dek = req.task_key.dek(task_id, &c.name)?;
         let mut files = vec![("module".to_string(), manifest.resolve(&c.module))];
         files.extend(
             c.inputs
@@ -437,8 +430,7 @@ fn run_on(
         req.result_window,
         time::OffsetDateTime::now_utc(),
         |name| req.task_key.dek(task_id, name).ok(),
-    )
-    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    )?;
     events(TaskEvent::Verified);
     Ok(result)
 }

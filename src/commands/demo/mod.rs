@@ -1,6 +1,8 @@
 //! `veritee demo`: a guided tour on the simulated TEE. Each step prints what happened;
 //! a step that does not behave as the tour expects stops it with an error.
 
+mod fleet;
+
 use crate::Outcome;
 use crate::commands::verify::print_appraisal;
 use anyhow::{Context, Result, bail, ensure};
@@ -61,13 +63,18 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
     println!("veritee demo: attestation on the simulated TEE");
     println!("working directory: {}", root.display());
     tour(&root, args.dir.is_some())?;
-    node_tour(&root)?;
+    let mut t = node_tour(&root)?;
+    fleet::fleet_tour(&root, &mut t)?;
     println!(
         "\nTour complete: vendor -> machine -> evidence -> verification -> policy accept and reject,"
     );
     println!(
-        "then a provider node: attested session, secrets kept in the enclave, ciphertext only on the host."
+        "then a provider node: attested session, secrets kept in the enclave, ciphertext only on the host;"
     );
+    println!(
+        "keys deployed online and offline, kept across a restart, replicated between enclaves;"
+    );
+    println!("and a task run only where the policy allows, its result released in aggregate.");
     Ok(Outcome::Success)
 }
 
@@ -266,7 +273,7 @@ fn files_under(dir: &Path) -> Vec<u8> {
     out
 }
 
-fn node_tour(root: &Path) -> Result<()> {
+fn node_tour(root: &Path) -> Result<Tour> {
     use veritee_channel::client::{Appraiser, TenantKey};
     use veritee_crypto::SecretBytes;
 
@@ -402,5 +409,5 @@ fn node_tour(root: &Path) -> Result<()> {
     for b in &bodies {
         println!("    #{} {} {} ({})", b.seq, b.action, b.object, b.outcome);
     }
-    Ok(())
+    Ok(t)
 }
