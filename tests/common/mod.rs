@@ -360,3 +360,29 @@ pub fn load_tenant(path: &Path) -> veritee_channel::client::TenantKey {
         .remove(0);
     veritee_channel::client::TenantKey::from_pkcs8(&der).expect("tenant")
 }
+
+pub fn signed_header(key: &TenantKey, method: &str, path: &str, body: &[u8]) -> String {
+    header_claiming(key, key, method, path, body)
+}
+
+pub fn header_claiming(
+    claimed: &TenantKey,
+    signer: &TenantKey,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> String {
+    use base64::Engine;
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let digest = hex::encode(veritee_crypto::digest::sha256(body));
+    let sig = signer
+        .sign(&veritee_proto::api::auth::signing_string(
+            method, path, ts, &digest,
+        ))
+        .expect("sign");
+    veritee_proto::api::auth::header_value(
+        &claimed.tenant_id().expect("id"),
+        ts,
+        &base64::engine::general_purpose::STANDARD.encode(sig),
+    )
+}
