@@ -8,9 +8,11 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use veritee_attest::ParsedCertificate;
 use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_channel::deploy::{self, ReleasePolicy, WrappedKeyHeader};
 use veritee_client::{NodeClient, Session};
 use veritee_crypto::SecretBytes;
 use veritee_policy::AppraisalPolicy;
@@ -214,6 +216,57 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     );
     out.push((
         format!("{label} store: secret release (store read, unseal, durable audit append)"),
+        stats,
+    ));
+
+    // Key deployment end to end: fetch the attested wrapping key, verify its evidence
+    // and appraise it (timed apart), wrap a fresh key, import it, check the receipt.
+    let verifying = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new(AtomicU64::new(0));
+    let (u, d, r, v) = (
+        Arc::clone(&url),
+        Arc::clone(&der),
+        Arc::clone(&root),
+        Arc::clone(&verifying),
+    );
+    let stats = load(
+        move || (Ctx::new(&u, &d, &r), NodeClient::new(&u).expect("client")),
+        move |(ctx, client)| {
+            let wk = client.fetch_wrapping_key().expect("wrapping key");
+            let t = Instant::now();
+            let attested = wk.verify(&ctx.appraiser()).expect("attested");
+            v.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let name = format!("bench-{}", counter.fetch_add(1, Ordering::Relaxed));
+            let tenant_id = ctx.tenant.tenant_id().expect("id");
+            let header = WrappedKeyHeader {
+                release: ReleasePolicy::SameSigner,
+                wrapping_key_id: deploy::wrapping_key_id(attested.public_key.as_bytes()),
+                tenant_id: tenant_id.clone(),
+                name: name.clone(),
+            };
+            let key = veritee_crypto::rand::secret_array::<32>().expect("key");
+            let wrapped = deploy::wrap_key(&attested.public_key, &header, &key).expect("wrap");
+            let receipt = client
+                .import_wrapped_key(&ctx.tenant, &wrapped)
+                .expect("import");
+            veritee_client::verify_receipt(
+                &receipt,
+                &attested.audit_public_key,
+                &name,
+                &tenant_id,
+                &deploy::key_digest(&key),
+            )
+            .expect("receipt");
+        },
+    );
+    // The load threads are busy for the whole run, so their total time is CLIENTS x DURATION.
+    let share = verifying.load(Ordering::Relaxed) as f64
+        / (CLIENTS as f64 * DURATION.as_nanos() as f64)
+        * 100.0;
+    out.push((
+        format!(
+            "{label} store: key deployment end to end ({share:.0}% of it verifying and appraising evidence)"
+        ),
         stats,
     ));
     out

@@ -93,10 +93,14 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if matches!(&cli.command, Command::Node(args) if args.log_json) {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 
     let result = match cli.command {
         Command::Vendor(cmd) => commands::vendor::run(cmd),

@@ -103,7 +103,7 @@ impl Owner {
             "k",
             "--key-file",
             &self.path("k.key"),
-            &object.to_string(),
+            object,
             "--out",
             &s(out),
         ])

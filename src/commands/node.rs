@@ -39,7 +39,7 @@ pub struct NodeArgs {
     peer: Vec<String>,
     /// Log as JSON lines.
     #[arg(long)]
-    log_json: bool,
+    pub log_json: bool,
 }
 
 /// Arguments of `veritee enclave` (started by `veritee node`).

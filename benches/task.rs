@@ -1,0 +1,204 @@
+//! A trusted task end to end (the client encrypts the input under its compartment's
+//! DEK, uploads it through the host, the enclave decrypts it chunk by chunk while the
+//! module runs, the result comes back authenticated and is decrypted) against the same
+//! module on plain wasmtime reading the same plaintext file, in the same run; with the
+//! peak memory of the client (this process) and of the node's host and enclave
+//! processes.
+//!
+//! ```text
+//! cargo bench --bench task              # 1 MB, 9 runs each, medians
+//! cargo bench --bench task -- --1gb     # and 1 GB, 3 runs each
+//! ```
+
+#[path = "../crates/veritee-wasm/benches/support/plain.rs"]
+mod plain;
+
+use plain::{Plain, WAT, generated_block};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use veritee_attest::ParsedCertificate;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_client::NodeClient;
+use veritee_client::task::{Selection, TaskRequest, run_task};
+use veritee_policy::AppraisalPolicy;
+use veritee_task::keys::TaskKey;
+use veritee_verify::Verifiers;
+use veritee_wasm::{InputSource, TaskManifest};
+
+const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
+
+/// The plaintext file, read with pread by the plain-wasmtime baseline.
+struct FileSource(std::fs::File, u64);
+
+impl InputSource for FileSource {
+    fn len(&self) -> u64 {
+        self.1
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (buf.len() as u64).min(self.1.saturating_sub(offset)) as usize;
+        self.0.read_at(&mut buf[..want], offset)
+    }
+}
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_node(state: &Path) -> (Node, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(state)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("node");
+    let node = Node(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
+            return (node, url);
+        }
+        assert!(Instant::now() < deadline, "node did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn reset_peak_rss(pid: &str) {
+    // "5" resets VmHWM to the current RSS (Linux >= 4.0).
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn peak_rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Writes `len` bytes of generated text to `path`, one 1 MiB block repeated.
+fn write_input(path: &Path, len: u64) {
+    let block = generated_block(1 << 20);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("input"));
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n]).expect("write input");
+        left -= n as u64;
+    }
+    file.flush().expect("flush");
+}
+
+fn main() {
+    let big = std::env::args().any(|a| a == "--1gb");
+    let quick = !std::env::args().any(|a| a == "--bench") && !big;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("node");
+    let (node, url) = start_node(&state);
+    let host_pid = node.0.id().to_string();
+    let enclave_pid = std::fs::read_to_string(state.join("run/enclave.pid"))
+        .expect("enclave pid")
+        .trim()
+        .to_string();
+    let token = std::fs::read_to_string(state.join("admin.token")).expect("token");
+    let tenant = TenantKey::generate().expect("tenant");
+    NodeClient::new(&url)
+        .expect("client")
+        .register_tenant(&token, &tenant)
+        .expect("register");
+    let anchors = ParsedCertificate::from_pem_chain(
+        &std::fs::read(state.join("vendor/root.pem")).expect("root"),
+    )
+    .expect("anchor");
+    let verifiers = Verifiers::default();
+    let policy = AppraisalPolicy::parse(DEV_POLICY).expect("policy");
+    let task_key = TaskKey::generate().expect("task key");
+    let task_dir = dir.path().join("task");
+    std::fs::create_dir_all(&task_dir).expect("task dir");
+    std::fs::write(task_dir.join("wordfreq.wat"), WAT).expect("module");
+    std::fs::write(
+        task_dir.join("task.toml"),
+        "name = \"word-frequency\"\n[limits]\nfuel = 2_000_000_000_000\n\
+         memory_bytes = 67108864\ntimeout_ms = 600000\n[[compartment]]\nname = \"count\"\n\
+         module = \"wordfreq.wat\"\ninputs = [{ name = \"text\", file = \"input.txt\" }]\n\
+         [security.count]\nreleases = true\n",
+    )
+    .expect("manifest");
+    let manifest = TaskManifest::load(&task_dir.join("task.toml")).expect("manifest");
+    let nodes = vec![url.clone()];
+
+    let mut sizes = vec![(1_000_000u64, if quick { 1 } else { 9 })];
+    if big {
+        sizes.push((1_000_000_000, 3));
+    }
+    println!(
+        "| input | plain wasmtime (median) | veritee task end to end (median) | ratio | peak RSS client / host / enclave |"
+    );
+    println!("|---|---:|---:|---:|---|");
+    for (len, runs) in sizes {
+        let input_path = task_dir.join("input.txt");
+        write_input(&input_path, len);
+        let source: Arc<dyn InputSource> = Arc::new(FileSource(
+            std::fs::File::open(&input_path).expect("input"),
+            len,
+        ));
+        let baseline = Plain::new();
+        let expected = baseline.run(&source);
+        let (mut plain_times, mut task_times) = (Vec::new(), Vec::new());
+        let (mut client_rss, mut host_rss, mut enclave_rss) = (0f64, 0f64, 0f64);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let out = baseline.run(&source);
+            plain_times.push(t.elapsed());
+            assert_eq!(out, expected);
+
+            for pid in ["self", &host_pid, &enclave_pid] {
+                reset_peak_rss(pid);
+            }
+            let request = TaskRequest {
+                nodes: &nodes,
+                tenant: &tenant,
+                task_key: &task_key,
+                appraiser: Appraiser {
+                    verifiers: &verifiers,
+                    policy: &policy,
+                    trust_anchors: &anchors,
+                    collateral: &[],
+                    at: time::OffsetDateTime::now_utc(),
+                },
+                policy_text: DEV_POLICY,
+                selection: Selection::First,
+                result_window: time::Duration::minutes(10),
+            };
+            let t = Instant::now();
+            let report = run_task(&manifest, &request, &mut |_| {}).expect("task");
+            task_times.push(t.elapsed());
+            client_rss = client_rss.max(peak_rss_mib("self"));
+            host_rss = host_rss.max(peak_rss_mib(&host_pid));
+            enclave_rss = enclave_rss.max(peak_rss_mib(&enclave_pid));
+            assert_eq!(report.outputs[0].1.expose(), &expected[..]);
+        }
+        let (p, v) = (median(plain_times), median(task_times));
+        println!(
+            "| {} MB, {runs} run(s) each | {p:.3?} | {v:.3?} | {:.3} | {client_rss:.1} / {host_rss:.1} / {enclave_rss:.1} MiB |",
+            len / 1_000_000,
+            v.as_secs_f64() / p.as_secs_f64(),
+        );
+    }
+}
