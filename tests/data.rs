@@ -3,6 +3,7 @@
 //! caught; an upload cannot be fed chunks of another file or out of order; nothing
 //! already stored is lost; the plaintext never reaches the host.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -73,40 +74,31 @@ impl Owner {
         veritee(args)
     }
 
-    fn put(&self, object: &str, file: &Path) -> Output {
-        self.run(&[
+    /// `veritee data VERB` under key `k`, with `rest` after the common options.
+    fn data(&self, verb: &str, rest: &[&str]) -> Output {
+        let (tenant, key) = (self.path("tenant.key"), self.path("k.key"));
+        let mut args = vec![
             "data",
-            "put",
+            verb,
             "--node",
             &self.url,
             "--tenant",
-            &self.path("tenant.key"),
+            &tenant,
             "--key",
             "k",
             "--key-file",
-            &self.path("k.key"),
-            "--as",
-            object,
-            &s(file),
-        ])
+            &key,
+        ];
+        args.extend(rest);
+        veritee(&args)
+    }
+
+    fn put(&self, object: &str, file: &Path) -> Output {
+        self.data("put", &["--as", object, &s(file)])
     }
 
     fn get(&self, object: &str, out: &Path) -> Output {
-        self.run(&[
-            "data",
-            "get",
-            "--node",
-            &self.url,
-            "--tenant",
-            &self.path("tenant.key"),
-            "--key",
-            "k",
-            "--key-file",
-            &self.path("k.key"),
-            object,
-            "--out",
-            &s(out),
-        ])
+        self.data("get", &[object, "--out", &s(out)])
     }
 
     fn key(&self) -> veritee_crypto::Confidential<[u8; 32]> {
@@ -148,22 +140,7 @@ fn chunk_keys(store: &dyn Store, ns: &str, object: &str) -> Vec<String> {
     keys
 }
 
-macro_rules! both_stores_data {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$body("embedded");
-            }
-            #[test]
-            fn postgres() {
-                super::$body("postgres");
-            }
-        }
-    };
-}
-
-both_stores_data!(
+both_stores!(
     files_round_trip_and_a_host_altering_stored_chunks_is_caught,
     round_trip_and_tampering
 );

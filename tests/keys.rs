@@ -2,6 +2,7 @@
 //! restart recovery, sealing boundaries, replication between nodes, and the ways each
 //! must refuse.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -9,22 +10,7 @@ use veritee_channel::deploy::{self, ReleasePolicy, WrappedKeyHeader};
 use veritee_client::{ClientError, verify_receipt};
 use veritee_crypto::Confidential;
 
-macro_rules! both_stores_keys {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$body("embedded");
-            }
-            #[test]
-            fn postgres() {
-                super::$body("postgres");
-            }
-        }
-    };
-}
-
-both_stores_keys!(
+both_stores!(
     online_deploy_survives_restart_and_never_shows_the_key,
     online_deploy
 );

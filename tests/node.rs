@@ -4,6 +4,7 @@
 //! Each scenario starts a real `veritee node` (host process + enclave process) on
 //! loopback and talks to it with the client library or raw HTTP.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -14,21 +15,6 @@ use std::time::{Duration, Instant};
 use veritee_channel::client::TenantKey;
 use veritee_client::{ClientError, NodeClient};
 use veritee_crypto::SecretBytes;
-
-macro_rules! both_stores {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$body("embedded");
-            }
-            #[test]
-            fn postgres() {
-                super::$body("postgres");
-            }
-        }
-    };
-}
 
 both_stores!(canary_never_reaches_the_host, canary);
 both_stores!(tenants_are_isolated, isolation);

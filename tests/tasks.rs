@@ -42,6 +42,11 @@ fn task_run(dir: &Path, nodes: &[&str], policy: &Path, task: &Path, out: &str) -
     veritee(&args)
 }
 
+/// A node with an embedded store under `root/node`.
+fn node_in(root: &Path) -> Node {
+    start(&root.join("node"), &s(&root.join("node/store")))
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -144,10 +149,7 @@ fn released(out: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn the_examples_run_end_to_end_through_a_node() {
     let root = tempfile::tempdir().expect("tempdir");
-    let node = start(
-        &root.path().join("node"),
-        &s(&root.path().join("node/store")),
-    );
+    let node = node_in(root.path());
     let client = client_dir(&node, root.path());
     let policy = client.join("dev.toml");
     for (example, compartment) in [
@@ -238,10 +240,7 @@ fn the_c_example_builds_and_runs_through_a_node() {
         .output()
         .expect("clang");
     assert!(built.status.success(), "{}", text(&built));
-    let node = start(
-        &root.path().join("node"),
-        &s(&root.path().join("node/store")),
-    );
+    let node = node_in(root.path());
     let client = client_dir(&node, root.path());
     let o = task_run(
         &client,
@@ -263,10 +262,7 @@ fn the_c_example_builds_and_runs_through_a_node() {
 #[test]
 fn the_host_sees_no_plaintext_code_data_key_or_result() {
     let root = tempfile::tempdir().expect("tempdir");
-    let node = start(
-        &root.path().join("node"),
-        &s(&root.path().join("node/store")),
-    );
+    let node = node_in(root.path());
     let client = client_dir(&node, root.path());
     let task = copy_example("word-frequency", root.path());
     // The data canary is a word: it is in the input and, counted, in the result.
@@ -342,10 +338,7 @@ fn the_host_sees_no_plaintext_code_data_key_or_result() {
 #[test]
 fn a_compartment_reading_what_the_security_context_denies_is_stopped() {
     let root = tempfile::tempdir().expect("tempdir");
-    let node = start(
-        &root.path().join("node"),
-        &s(&root.path().join("node/store")),
-    );
+    let node = node_in(root.path());
     let client = client_dir(&node, root.path());
     let task = copy_example("two-owner-statistic", root.path());
     let manifest = std::fs::read_to_string(task.join("task.toml")).expect("manifest");
@@ -462,10 +455,7 @@ fn a_provider_failing_the_policy_never_receives_a_ciphertext() {
 #[test]
 fn runaway_guests_are_stopped_and_the_node_keeps_serving() {
     let root = tempfile::tempdir().expect("tempdir");
-    let node = start(
-        &root.path().join("node"),
-        &s(&root.path().join("node/store")),
-    );
+    let node = node_in(root.path());
     let client = client_dir(&node, root.path());
     let guest = |name: &str, limits: &str, module: &str| -> PathBuf {
         let dir = root.path().join(name);
@@ -536,10 +526,7 @@ fn runaway_guests_are_stopped_and_the_node_keeps_serving() {
 #[test]
 fn bad_task_input_gets_clear_errors() {
     let root = tempfile::tempdir().expect("tempdir");
-    let node = start(
-        &root.path().join("node"),
-        &s(&root.path().join("node/store")),
-    );
+    let node = node_in(root.path());
     let client = client_dir(&node, root.path());
     let policy = client.join("dev.toml");
     // A manifest with a typo in a security key.

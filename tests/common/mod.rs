@@ -12,6 +12,23 @@ use veritee_client::NodeClient;
 use veritee_policy::AppraisalPolicy;
 use veritee_verify::Verifiers;
 
+#[allow(unused_macros)]
+/// Runs a test body once per store: `embedded` always, `postgres` when configured.
+macro_rules! both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$body("embedded");
+            }
+            #[test]
+            fn postgres() {
+                super::$body("postgres");
+            }
+        }
+    };
+}
+
 pub const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
 
 pub struct Node {
