@@ -192,7 +192,7 @@ fn main() {
             client_rss = client_rss.max(peak_rss_mib("self"));
             host_rss = host_rss.max(peak_rss_mib(&host_pid));
             enclave_rss = enclave_rss.max(peak_rss_mib(&enclave_pid));
-            assert_eq!(report.outputs[0].1.expose(), &expected[..]);
+            assert_eq!(report.outputs[0].output.expose(), &expected[..]);
         }
         let (p, v) = (median(plain_times), median(task_times));
         println!(

@@ -512,6 +512,41 @@ fn runaway_guests_are_stopped_and_the_node_keeps_serving() {
         text(&o)
     );
 
+    // Logs come back with a released output, and stay in with a withheld one.
+    let chatty = |text: &str| {
+        format!(
+            r#"(module (import "veritee" "log" (func $log (param i32 i32)))
+                 (import "veritee" "output_write" (func $out (param i32 i32) (result i32)))
+                 (memory (export "memory") 1)
+                 (data (i32.const 0) "{text}")
+                 (func (export "run") (result i32)
+                   (call $log (i32.const 0) (i32.const {len}))
+                   (drop (call $out (i32.const 0) (i32.const 2)))
+                   (i32.const 0)))"#,
+            len = text.len()
+        )
+    };
+    let dir = root.path().join("chatty");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("open.wat"), chatty("ok: logged in the open")).expect("module");
+    std::fs::write(dir.join("kept.wat"), chatty("no: kept inside")).expect("module");
+    std::fs::write(
+        dir.join("task.toml"),
+        "name = \"chatty\"\n[[compartment]]\nname = \"open\"\nmodule = \"open.wat\"\n\
+         [[compartment]]\nname = \"kept\"\nmodule = \"kept.wat\"\n\
+         [security.open]\nreleases = true\n[security.kept]\nreleases = false\n",
+    )
+    .expect("manifest");
+    let o = task_run(&client, &[&node.url], &policy, &dir.join("task.toml"), "chatty-out");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = client.join("chatty-out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("open.log")).expect("log"),
+        "ok: logged in the open\n"
+    );
+    assert_eq!(std::fs::read(out.join("open.out")).expect("out"), b"ok");
+    assert!(!out.join("kept.log").exists() && !out.join("kept.out").exists());
+
     // A node-wide ceiling caps what a manifest asks for, and good tasks still run.
     let o = task_run(
         &client,

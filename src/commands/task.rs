@@ -131,11 +131,17 @@ fn spinner() -> ProgressBar {
 fn write_results(out: &Path, report: &TaskReport) -> Result<Vec<PathBuf>> {
     fsutil::create_private_dir(out)?;
     let mut written = Vec::new();
-    for (name, bytes) in &report.outputs {
-        let path = out.join(format!("{name}.out"));
-        fsutil::write_new(&path, bytes.expose(), fsutil::PRIVATE_MODE)
+    for released in &report.outputs {
+        let path = out.join(format!("{}.out", released.name));
+        fsutil::write_new(&path, released.output.expose(), fsutil::PRIVATE_MODE)
             .with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
+        if !released.log.is_empty() {
+            let path = out.join(format!("{}.log", released.name));
+            fsutil::write_new(&path, released.log.expose(), fsutil::PRIVATE_MODE)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
     }
     let summary = serde_json::json!({
         "task_id": report.task_id,

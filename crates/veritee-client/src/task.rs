@@ -5,12 +5,11 @@ use base64::Engine;
 use std::io::{Read, Seek};
 use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, TenantKey};
-use veritee_crypto::SecretBytes;
 use veritee_task::keys::TaskKey;
 use veritee_task::messages::{
     AccessContext, AttestationSignal, CompartmentContext, LimitsContext, TaskInitiation,
 };
-use veritee_task::results::{ResultBody, open_envelope};
+use veritee_task::results::{ReleasedOutput, ResultBody, open_envelope};
 use veritee_wasm::LoadedManifest;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -96,8 +95,8 @@ pub struct TaskReport {
     pub provider: String,
     /// The authenticated result body.
     pub body: ResultBody,
-    /// Released outputs, decrypted.
-    pub outputs: Vec<(String, SecretBytes)>,
+    /// Released outputs and logs, decrypted.
+    pub outputs: Vec<ReleasedOutput>,
 }
 
 /// Everything a task run needs.
@@ -374,7 +373,7 @@ fn run_on(
     task_id: &[u8; 16],
     names: &[&str],
     events: &mut dyn FnMut(TaskEvent),
-) -> Result<(ResultBody, Vec<(String, SecretBytes)>), ClientError> {
+) -> Result<(ResultBody, Vec<ReleasedOutput>), ClientError> {
     let digest = veritee_task::messages::initiation_digest(ttis_bytes);
     let (delivery, mac_key) =
         veritee_task::keys::seal_delivery(skek, &digest, req.task_key, task_id, names)?;

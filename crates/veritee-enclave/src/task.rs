@@ -21,7 +21,9 @@ use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_stream::{ChunkOpener, Header, StreamKey, TAG_LEN};
 use veritee_task::keys::{DeliveredKeys, Key256, open_delivery};
 use veritee_task::messages::{TaskInitiation, initiation_digest, signal_binding};
-use veritee_task::results::{CompartmentOutput, ResultBody, seal_envelope, seal_output};
+use veritee_task::results::{
+    CompartmentOutput, ResultBody, seal_envelope, seal_log, seal_output,
+};
 use veritee_wasm::{
     Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec,
 };
@@ -385,12 +387,21 @@ impl EnclaveService {
         let mut results = Vec::with_capacity(outcome.compartments.len());
         for r in &outcome.compartments {
             let key = dek(&r.name).ok_or_else(|| internal("a result without a data key"))?;
-            let (released, output) = match &r.output {
+            // Output and log are released together or not at all (the engine already
+            // dropped both for a compartment the security context keeps in).
+            let (released, output, log) = match &r.output {
                 Some(bytes) => (
                     true,
                     seal_output(key, &init.task_id, &r.name, bytes).map_err(internal)?,
+                    seal_log(
+                        key,
+                        &init.task_id,
+                        &r.name,
+                        r.log.as_deref().unwrap_or_default(),
+                    )
+                    .map_err(internal)?,
                 ),
-                None => (false, String::new()),
+                None => (false, String::new(), String::new()),
             };
             results.push(CompartmentOutput {
                 name: r.name.clone(),
@@ -398,6 +409,7 @@ impl EnclaveService {
                 fuel_used: r.fuel_used,
                 released,
                 output,
+                log,
             });
         }
         let body = ResultBody {

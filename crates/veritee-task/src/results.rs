@@ -33,6 +33,28 @@ pub struct CompartmentOutput {
     /// Output under the compartment's DEK: base64 of nonce || ciphertext || tag (empty
     /// when not released).
     pub output: String,
+    /// The compartment's log text, sealed the same way (empty when not released).
+    pub log: String,
+}
+
+/// What the client recovers of a released compartment.
+pub struct ReleasedOutput {
+    /// Compartment name.
+    pub name: String,
+    /// Its output.
+    pub output: SecretBytes,
+    /// Its log text.
+    pub log: SecretBytes,
+}
+
+impl core::fmt::Debug for ReleasedOutput {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReleasedOutput")
+            .field("name", &self.name)
+            .field("output", &format_args!("<{} bytes>", self.output.len()))
+            .field("log", &format_args!("<{} bytes>", self.log.len()))
+            .finish()
+    }
 }
 
 /// The authenticated body.
@@ -56,8 +78,31 @@ struct Envelope<'a> {
     mac: String,
 }
 
-fn aad(task_id: &str, compartment: &str) -> Vec<u8> {
-    format!("veritee task output v1\0{task_id}\0{compartment}").into_bytes()
+/// Which part of a compartment's result a ciphertext is: bound into its associated data
+/// so that an output cannot be passed off as a log, or one compartment's as another's.
+#[derive(Clone, Copy)]
+enum Part {
+    Output,
+    Log,
+}
+
+fn aad(part: Part, task_id: &str, compartment: &str) -> Vec<u8> {
+    let part = match part {
+        Part::Output => "output",
+        Part::Log => "log",
+    };
+    format!("veritee task {part} v1\0{task_id}\0{compartment}").into_bytes()
+}
+
+fn seal_part(
+    part: Part,
+    dek: &Key256,
+    task_id: &str,
+    compartment: &str,
+    bytes: &[u8],
+) -> Result<String, TaskError> {
+    let key = AeadKey::from_array(dek.clone());
+    Ok(B64.encode(key.seal_with_random_nonce(&aad(part, task_id, compartment), bytes)?))
 }
 
 /// Enclave side: encrypts an output under its DEK.
@@ -67,8 +112,38 @@ pub fn seal_output(
     compartment: &str,
     output: &[u8],
 ) -> Result<String, TaskError> {
-    let key = AeadKey::from_array(dek.clone());
-    Ok(B64.encode(key.seal_with_random_nonce(&aad(task_id, compartment), output)?))
+    seal_part(Part::Output, dek, task_id, compartment, output)
+}
+
+/// Enclave side: encrypts a log under its DEK.
+pub fn seal_log(
+    dek: &Key256,
+    task_id: &str,
+    compartment: &str,
+    log: &[u8],
+) -> Result<String, TaskError> {
+    seal_part(Part::Log, dek, task_id, compartment, log)
+}
+
+fn open_part(
+    part: Part,
+    key: &Key256,
+    task_id: &str,
+    compartment: &str,
+    sealed: &str,
+) -> Result<SecretBytes, TaskError> {
+    let what = match part {
+        Part::Output => "output",
+        Part::Log => "log",
+    };
+    let sealed = B64
+        .decode(sealed)
+        .map_err(|_| TaskError::malformed("result", format!("{what} is not base64")))?;
+    AeadKey::from_array(key.clone())
+        .open_with_nonce_prefix(&aad(part, task_id, compartment), &sealed)
+        .map_err(|_| {
+            TaskError::ResultRefused(format!("the {what} of {compartment} does not decrypt"))
+        })
 }
 
 /// Enclave side: the envelope bytes.
@@ -94,7 +169,7 @@ pub fn open_envelope(
     window: time::Duration,
     now: OffsetDateTime,
     dek: impl Fn(&str) -> Option<Key256>,
-) -> Result<(ResultBody, Vec<(String, SecretBytes)>), TaskError> {
+) -> Result<(ResultBody, Vec<ReleasedOutput>), TaskError> {
     if bytes.len() > MAX_ENVELOPE_LEN {
         return Err(TaskError::ResultRefused("the result is too large".into()));
     }
@@ -135,15 +210,11 @@ pub fn open_envelope(
         let key = dek(&r.name).ok_or_else(|| {
             TaskError::ResultRefused(format!("no data key for compartment {}", r.name))
         })?;
-        let sealed = B64
-            .decode(&r.output)
-            .map_err(|_| TaskError::malformed("result", "output is not base64"))?;
-        let plain = AeadKey::from_array(key)
-            .open_with_nonce_prefix(&aad(&body.task_id, &r.name), &sealed)
-            .map_err(|_| {
-                TaskError::ResultRefused(format!("the output of {} does not decrypt", r.name))
-            })?;
-        outputs.push((r.name.clone(), plain));
+        outputs.push(ReleasedOutput {
+            name: r.name.clone(),
+            output: open_part(Part::Output, &key, &body.task_id, &r.name, &r.output)?,
+            log: open_part(Part::Log, &key, &body.task_id, &r.name, &r.log)?,
+        });
     }
     Ok((body, outputs))
 }
@@ -167,6 +238,7 @@ mod tests {
                 fuel_used: 10,
                 released: true,
                 output: seal_output(&dek, &task, "c", b"the answer").unwrap(),
+                log: seal_log(&dek, &task, "c", b"counted 2 words").unwrap(),
             }],
         };
         let env = seal_envelope(&body, &mac).unwrap();
@@ -185,7 +257,8 @@ mod tests {
             |_| Some(dek.clone()),
         )
         .unwrap();
-        assert_eq!(outs[0].1.expose(), b"the answer");
+        assert_eq!(outs[0].output.expose(), b"the answer");
+        assert_eq!(outs[0].log.expose(), b"counted 2 words");
     }
 
     #[test]
