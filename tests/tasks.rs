@@ -537,7 +537,13 @@ fn runaway_guests_are_stopped_and_the_node_keeps_serving() {
          [security.open]\nreleases = true\n[security.kept]\nreleases = false\n",
     )
     .expect("manifest");
-    let o = task_run(&client, &[&node.url], &policy, &dir.join("task.toml"), "chatty-out");
+    let o = task_run(
+        &client,
+        &[&node.url],
+        &policy,
+        &dir.join("task.toml"),
+        "chatty-out",
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = client.join("chatty-out");
     assert_eq!(

@@ -83,8 +83,13 @@ pub struct NodeClient {
 impl NodeClient {
     /// A client for the node at `base_url` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::with_timeout(base_url, std::time::Duration::from_secs(60))
+    }
+
+    /// A client whose requests may each take up to `timeout` (a task runs for minutes).
+    pub fn with_timeout(base_url: &str, timeout: std::time::Duration) -> Result<Self, ClientError> {
         let http = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
+            .timeout(timeout)
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(Self {

@@ -1,7 +1,6 @@
 //! Running a trusted task across candidate providers, client side.
 
 use crate::{ClientError, NodeClient};
-use base64::Engine;
 use std::io::{Read, Seek};
 use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, TenantKey};
@@ -12,7 +11,10 @@ use veritee_task::messages::{
 use veritee_task::results::{ReleasedOutput, ResultBody, open_envelope};
 use veritee_wasm::LoadedManifest;
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// How long one request of a task may take: longer than any node lets a task run.
+pub const TASK_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+/// Bytes per upload request of a task file.
+pub const UPLOAD_PIECE: usize = 16 << 20;
 
 /// How to choose among acceptable providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,58 +121,41 @@ pub struct TaskRequest<'a> {
 }
 
 impl NodeClient {
+    /// Uploads `file` in pieces of [`UPLOAD_PIECE`] bytes, each its own signed request
+    /// appended at its offset: memory stays bounded, and each piece reaches the host as
+    /// one buffer rather than many small writes.
     fn put_file(
         &self,
         tenant: &TenantKey,
         path: &str,
-        file: std::fs::File,
-    ) -> Result<(), ClientError> {
-        let mut file = file;
-        let mut h = veritee_crypto::digest::Sha256::default();
-        let mut buf = vec![0u8; 1 << 20];
+        mut file: std::fs::File,
+    ) -> Result<u64, ClientError> {
+        let mut offset = 0u64;
+        let mut piece = Vec::with_capacity(UPLOAD_PIECE);
         loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| ClientError::Transport(e.to_string()))?;
-            if n == 0 {
-                break;
+            piece.clear();
+            (&mut file)
+                .take(UPLOAD_PIECE as u64)
+                .read_to_end(&mut piece)
+                .map_err(|e| ClientError::Transport(format!("reading the upload: {e}")))?;
+            if piece.is_empty() && offset > 0 {
+                return Ok(offset);
             }
-            h.update(&buf[..n]);
+            let at = format!("{path}?offset={offset}");
+            let body = std::mem::take(&mut piece);
+            let len = body.len() as u64;
+            let auth = self.signed(tenant, "PUT", &at, &body)?;
+            self.send(
+                reqwest::Method::PUT,
+                &at,
+                Some(("application/octet-stream", body)),
+                Some(auth),
+            )?;
+            offset += len;
+            if len < UPLOAD_PIECE as u64 {
+                return Ok(offset);
+            }
         }
-        file.rewind()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let sig = tenant.sign(&veritee_proto::api::auth::signing_string(
-            "PUT",
-            path,
-            ts,
-            &hex::encode(h.finish()),
-        ))?;
-        let auth =
-            veritee_proto::api::auth::header_value(&tenant.tenant_id()?, ts, &B64.encode(sig));
-        let resp = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .header("content-type", "application/octet-stream")
-            .header("authorization", auth)
-            .body(reqwest::blocking::Body::from(file))
-            .send()
-            .map_err(|e| ClientError::Transport(format!("PUT {path}: {e}")))?;
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            let text = resp.text().unwrap_or_default();
-            let (code, message) = match serde_json::from_str::<veritee_proto::api::ErrorBody>(&text)
-            {
-                Ok(e) => (e.error.code, e.error.message),
-                Err(_) => ("http".into(), text.chars().take(300).collect()),
-            };
-            return Err(ClientError::Node {
-                status,
-                code,
-                message,
-            });
-        }
-        Ok(())
     }
 
     fn tenant_post(
@@ -190,20 +175,25 @@ impl NodeClient {
     }
 }
 
-/// Encrypts `source` under `dek` into a temporary file in the stream format.
+/// Encrypts `source` under `dek` into a temporary file in the stream format; returns it
+/// rewound, with the plaintext length.
 fn encrypt_to_temp(
     dek: &veritee_task::keys::Key256,
     key_id: &str,
     mut source: impl Read,
 ) -> Result<(std::fs::File, u64), ClientError> {
     let io = |e: std::io::Error| ClientError::Transport(format!("encrypting: {e}"));
-    let file = tempfile::tempfile().map_err(io)?;
+    let file = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile().map_err(io)?);
     let key = veritee_stream::StreamKey::new(dek);
     let mut writer =
         veritee_stream::EncryptWriter::new(&key, key_id, veritee_stream::DEFAULT_CHUNK_SIZE, file)
             .map_err(io)?;
     let n = std::io::copy(&mut source, &mut writer).map_err(io)?;
-    let mut file = writer.finish().map_err(io)?;
+    let mut file = writer
+        .finish()
+        .map_err(io)?
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?;
     file.rewind().map_err(io)?;
     Ok((file, n))
 }
@@ -270,7 +260,7 @@ pub fn run_task(
     let mut acceptable = Vec::new();
     for url in req.nodes {
         events(TaskEvent::Initiated { node: url.clone() });
-        let client = NodeClient::new(url)?;
+        let client = NodeClient::with_timeout(url, TASK_REQUEST_TIMEOUT)?;
         let signal: Result<AttestationSignal, ClientError> = client
             .tenant_post(
                 req.tenant,
@@ -403,8 +393,7 @@ fn run_on(
                 what: what.clone(),
                 bytes: plain_len,
             });
-            let sealed_len = encrypted.metadata().map(|m| m.len()).unwrap_or(0);
-            client.put_file(
+            let sealed_len = client.put_file(
                 req.tenant,
                 &format!("/v1/tasks/{}/files/{}/{slot}", ttis.task_id, c.name),
                 encrypted,

@@ -21,9 +21,7 @@ use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_stream::{ChunkOpener, Header, StreamKey, TAG_LEN};
 use veritee_task::keys::{DeliveredKeys, Key256, open_delivery};
 use veritee_task::messages::{TaskInitiation, initiation_digest, signal_binding};
-use veritee_task::results::{
-    CompartmentOutput, ResultBody, seal_envelope, seal_log, seal_output,
-};
+use veritee_task::results::{CompartmentOutput, ResultBody, seal_envelope, seal_log, seal_output};
 use veritee_wasm::{
     Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec,
 };
@@ -154,16 +152,23 @@ impl InputSource for SpoolInput {
             } else {
                 sealed
             };
-            let mut ct = vec![0u8; want as usize];
+            // One buffer per input, reused chunk after chunk: ciphertext in, plaintext
+            // out in place.
+            let mut buffer = cache
+                .take()
+                .map_or_else(|| Zeroizing::new(Vec::new()), |(_, b)| b);
+            buffer.resize(want as usize, 0);
             file.seek(SeekFrom::Start(start))?;
-            file.read_exact(&mut ct)?;
-            let plain = self
+            file.read_exact(&mut buffer)?;
+            let plain_len = self
                 .opener
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .open(index, &ct, last)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            *cache = Some((index, Zeroizing::new(plain.expose().clone())));
+                .open_in_place(index, &mut buffer, last)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+                .len();
+            buffer.truncate(plain_len);
+            *cache = Some((index, buffer));
         }
         let Some((_, plain)) = cache.as_ref() else {
             return Ok(0);

@@ -607,9 +607,19 @@ pub const MAX_TASK_FILE: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Streams an encrypted upload to the spool, hashing it; the tenant's signature over
 /// the hash is checked at the end, and the file removed if it fails.
+/// Where an upload piece goes in its file.
+#[derive(Deserialize)]
+struct UploadOffset {
+    #[serde(default)]
+    offset: u64,
+}
+
+/// Receives a task file, or the piece of one starting at `?offset=N` (appended: pieces
+/// arrive in order, each signed over its own digest).
 async fn task_file(
     State(state): State<Arc<AppState>>,
     Path((task_id, compartment, slot)): Path<(String, String, String)>,
+    Query(UploadOffset { offset }): Query<UploadOffset>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -661,9 +671,33 @@ async fn task_file(
             format!("spool: {e}"),
         )
     };
-    let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+    // Buffered: the body arrives in small pieces, and each write to a tokio file is a
+    // hop to the blocking pool.
+    let file = if offset == 0 {
+        tokio::fs::File::create(&path).await.map_err(io)?
+    } else {
+        let file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|_| {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "no upload to continue")
+            })?;
+        let has = file.metadata().await.map_err(io)?.len();
+        if has != offset {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the upload has {has} bytes; a piece at offset {offset} does not follow"),
+            ));
+        }
+        file
+    };
+    // Buffered: the body arrives in small pieces, and each write to a tokio file is a
+    // hop to the blocking pool.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = veritee_crypto::digest::Sha256::default();
-    let mut written = 0u64;
+    let mut written = offset;
     let mut stream = body.into_data_stream();
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
@@ -679,9 +713,20 @@ async fn task_file(
         hasher.update(&piece);
         file.write_all(&piece).await.map_err(io)?;
     }
-    file.sync_all().await.map_err(io)?;
+    let undo = |path: std::path::PathBuf| async move {
+        // A refused piece leaves the file as it was before it.
+        if offset == 0 {
+            let _ = tokio::fs::remove_file(&path).await;
+        } else if let Ok(f) = tokio::fs::OpenOptions::new().write(true).open(&path).await {
+            let _ = f.set_len(offset).await;
+        }
+    };
+    // Flushed, not synced: a spool file lives only as long as its task, which does not
+    // survive a restart of the enclave (its keys are in enclave memory) anyway.
+    file.flush().await.map_err(io)?;
+    drop(file);
     if let Err(e) = tenant_digest(&state, &method, &uri, &headers, &hasher.finish()).await {
-        let _ = tokio::fs::remove_file(&path).await;
+        undo(path).await;
         return Err(e);
     }
     Ok(Json(serde_json::json!({ "bytes": written })))
