@@ -5,8 +5,9 @@
 //!
 //! Run: `cargo bench --bench node` (prints a Markdown table).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -94,35 +95,6 @@ fn null_server() -> (String, tokio::runtime::Runtime) {
     (format!("http://{addr}"), rt)
 }
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_node(state: &Path, store: &str) -> (Node, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_veritee"))
-        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(state)
-        .args(["--store", store])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("node");
-    let node = Node(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
-            return (node, url);
-        }
-        assert!(Instant::now() < deadline, "node did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// What a load thread needs to open sessions: everything owned.
 struct Ctx {
     url: String,
@@ -166,7 +138,7 @@ fn session(ctx: Ctx) -> Session<'static> {
 
 fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     let state = dir.join(label);
-    let (_node, url) = start_node(&state, &store);
+    let (_node, url) = support::start_node(&state, Some(&store));
     let token = std::fs::read_to_string(state.join("admin.token")).expect("token");
     let root = Arc::new(std::fs::read(state.join("vendor/root.pem")).expect("root"));
     let tenant = TenantKey::generate().expect("key");

@@ -12,18 +12,18 @@
 
 #[path = "../crates/veritee-wasm/benches/support/plain.rs"]
 mod plain;
+mod support;
 
-use plain::{Plain, WAT, generated_block};
+use plain::{Plain, WAT, generated_block, peak_rss_mib, reset_peak_rss};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use veritee_attest::ParsedCertificate;
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_client::NodeClient;
-use veritee_client::task::{Selection, TaskRequest, run_task};
+use veritee_client::task::{Selection, TaskEvent, TaskRequest, run_task};
 use veritee_policy::AppraisalPolicy;
 use veritee_task::keys::TaskKey;
 use veritee_verify::Verifiers;
@@ -45,46 +45,15 @@ impl InputSource for FileSource {
     }
 }
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// The step an event ends, for the breakdown ("" for events that end none).
+fn phase(event: &TaskEvent) -> &'static str {
+    match event {
+        TaskEvent::Chosen { .. } => "initiation and attestation",
+        TaskEvent::KeysDelivered => "key delivery",
+        TaskEvent::Encrypted { what, .. } if what.ends_with("input-0") => "input encryption",
+        TaskEvent::Uploaded { what, .. } if what.ends_with("input-0") => "input upload",
+        _ => "",
     }
-}
-
-fn start_node(state: &Path) -> (Node, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_veritee"))
-        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(state)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("node");
-    let node = Node(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
-            return (node, url);
-        }
-        assert!(Instant::now() < deadline, "node did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn reset_peak_rss(pid: &str) {
-    // "5" resets VmHWM to the current RSS (Linux >= 4.0).
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-}
-
-fn peak_rss_mib(pid: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -110,7 +79,7 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench") && !big;
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("node");
-    let (node, url) = start_node(&state);
+    let (node, url) = support::start_node(&state, None);
     let host_pid = node.0.id().to_string();
     let enclave_pid = std::fs::read_to_string(state.join("run/enclave.pid"))
         .expect("enclave pid")
@@ -162,6 +131,7 @@ fn main() {
         let expected = baseline.run(&source);
         let (mut plain_times, mut task_times) = (Vec::new(), Vec::new());
         let (mut client_rss, mut host_rss, mut enclave_rss) = (0f64, 0f64, 0f64);
+        let mut breakdown = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
             let out = baseline.run(&source);
@@ -187,8 +157,14 @@ fn main() {
                 result_window: time::Duration::minutes(10),
             };
             let t = Instant::now();
-            let report = run_task(&manifest, &request, &mut |_| {}).expect("task");
+            let mut marks = Vec::new();
+            let report = run_task(&manifest, &request, &mut |event| {
+                marks.push((phase(&event), t.elapsed()));
+            })
+            .expect("task");
             task_times.push(t.elapsed());
+            marks.push(("execution and result", t.elapsed()));
+            breakdown = marks;
             client_rss = client_rss.max(peak_rss_mib("self"));
             host_rss = host_rss.max(peak_rss_mib(&host_pid));
             enclave_rss = enclave_rss.max(peak_rss_mib(&enclave_pid));
@@ -200,5 +176,17 @@ fn main() {
             len / 1_000_000,
             v.as_secs_f64() / p.as_secs_f64(),
         );
+        // Where the time of the last run went: each step ends at its mark.
+        let mut since = Duration::ZERO;
+        let steps: Vec<String> = breakdown
+            .iter()
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, at)| {
+                let step = format!("{name} {:.2?}", at.saturating_sub(since));
+                since = *at;
+                step
+            })
+            .collect();
+        println!("|   last run, step by step | {} | | | |", steps.join(", "));
     }
 }

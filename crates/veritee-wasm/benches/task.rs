@@ -27,7 +27,7 @@ use veritee_wasm::{
 #[path = "support/plain.rs"]
 mod plain;
 
-use plain::{Plain, WAT, generated_block};
+use plain::{Plain, WAT, generated_block, peak_rss_mib, reset_peak_rss};
 
 /// `len` bytes: one block repeated.
 struct Repeated {
@@ -81,20 +81,6 @@ fn veritee_run(input: &Arc<dyn InputSource>) -> Vec<u8> {
     out.compartments[0].output.clone().unwrap()
 }
 
-fn reset_peak_rss() {
-    // "5" resets VmHWM to the current RSS (Linux >= 4.0).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -114,18 +100,18 @@ fn compare(label: &str, input: Arc<dyn InputSource>, runs: usize) {
     let mut p_times = Vec::new();
     let (mut v_rss, mut p_rss) = (0f64, 0f64);
     for _ in 0..runs {
-        reset_peak_rss();
+        reset_peak_rss("self");
         let t = Instant::now();
         let out = plain.run(&input);
         p_times.push(t.elapsed());
-        p_rss = p_rss.max(peak_rss_mib());
+        p_rss = p_rss.max(peak_rss_mib("self"));
         assert_eq!(out.len(), expected.len());
 
-        reset_peak_rss();
+        reset_peak_rss("self");
         let t = Instant::now();
         let out = veritee_run(&input);
         v_times.push(t.elapsed());
-        v_rss = v_rss.max(peak_rss_mib());
+        v_rss = v_rss.max(peak_rss_mib("self"));
         assert_eq!(out.len(), expected.len());
     }
     let (v, p) = (median(v_times), median(p_times));

@@ -32,12 +32,20 @@ const EXAMPLE_EXPECTED: &str =
     include_str!("../../../examples/tasks/two-owner-statistic/expected.txt");
 
 /// Runs `veritee` subcommands in the tour's directory, showing each command line.
-struct Cli {
+pub(super) struct Cli {
     exe: PathBuf,
     cwd: PathBuf,
 }
 
 impl Cli {
+    /// Runs this very executable in `cwd`.
+    pub(super) fn new(cwd: &Path) -> Result<Self> {
+        Ok(Self {
+            exe: std::env::current_exe().context("cannot find the veritee executable")?,
+            cwd: cwd.to_path_buf(),
+        })
+    }
+
     fn run(&self, args: &[&str]) -> Result<String> {
         println!("    $ veritee {}", args.join(" "));
         let out = Command::new(&self.exe)
@@ -57,7 +65,12 @@ impl Cli {
     }
 
     /// Starts `veritee node --dir NAME` with `extra` arguments; returns it and its URL.
-    fn node(&self, name: &str, listen: &str, extra: &[&str]) -> Result<(NodeProcess, String)> {
+    pub(super) fn node(
+        &self,
+        name: &str,
+        listen: &str,
+        extra: &[&str],
+    ) -> Result<(NodeProcess, String)> {
         let state = self.cwd.join(name);
         let _ = std::fs::remove_file(state.join("node.addr"));
         let log = std::fs::OpenOptions::new()
@@ -106,10 +119,7 @@ fn write_signer(path: &Path) -> Result<()> {
 
 /// Key management and a trusted task across nodes.
 pub fn fleet_tour(root: &Path, t: &mut Tour) -> Result<()> {
-    let cli = Cli {
-        exe: std::env::current_exe().context("cannot find the veritee executable")?,
-        cwd: root.join("fleet"),
-    };
+    let cli = Cli::new(&root.join("fleet"))?;
     std::fs::create_dir_all(&cli.cwd).context("cannot create the fleet directory")?;
 
     t.step("Fleet: one vendor, two machines, and the enclave developer's signing key");

@@ -281,29 +281,7 @@ fn node_tour(root: &Path) -> Result<Tour> {
     t.step("Provider node: `veritee node` starts in the background on loopback (host process + enclave process)");
     let state = root.join("node");
     let log_path = root.join("node.log");
-    let log = std::fs::File::create(&log_path).context("cannot create node.log")?;
-    let exe = std::env::current_exe().context("cannot find the veritee executable")?;
-    let child = std::process::Command::new(exe)
-        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(&state)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("cannot start the node")?;
-    let _node = NodeProcess(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let url = loop {
-        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
-            break url;
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the node did not start; see {}",
-            log_path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    println!("    node at {url}; state in {}", state.display());
+    let (_node, url) = fleet::Cli::new(root)?.node("node", "127.0.0.1:0", &[])?;
 
     t.step("Tenant: a P-256 identity key, registered with the node's admin token");
     let token = std::fs::read_to_string(state.join("admin.token"))

@@ -1,6 +1,7 @@
 //! Shared by the engine bench (`task.rs`) and the end-to-end task bench at the
 //! workspace root: the word-frequency module on plain wasmtime (a minimal linker with
-//! the same host functions and no checks), and the generated text both feed it.
+//! the same host functions and no checks), the generated text both feed it, and the
+//! peak-RSS probes both report with.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -147,4 +148,20 @@ impl Plain {
         assert_eq!(run.call(&mut store, ()).unwrap(), 0);
         store.into_data().output
     }
+}
+
+/// Resets the peak RSS of process `pid` ("self" for this one) to its current RSS.
+pub fn reset_peak_rss(pid: &str) {
+    // "5" resets VmHWM to the current RSS (Linux >= 4.0).
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// The peak RSS (VmHWM) of process `pid` since the last reset, in MiB.
+pub fn peak_rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

@@ -1,0 +1,41 @@
+//! What the workspace benches share: a `veritee node` started in the background.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A node process, killed when dropped.
+pub struct Node(pub Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `veritee node` on loopback with its state in `state` (and `store`, else the
+/// embedded default); returns it once it serves, with its URL.
+pub fn start_node(state: &Path, store: Option<&str>) -> (Node, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_veritee"));
+    command
+        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(state);
+    if let Some(store) = store {
+        command.args(["--store", store]);
+    }
+    let child = command
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("node");
+    let node = Node(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(state.join("node.addr")) {
+            return (node, url);
+        }
+        assert!(Instant::now() < deadline, "node did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
