@@ -404,6 +404,10 @@ fn bad_input(kind: &str) {
         "/v1/sessions/{id}/messages",
         "/v1/attestation",
         "/v1/audit",
+        "/v1/keys",
+        "/v1/data/{object}",
+        "/v1/tasks",
+        "/v1/tasks/{id}/files/{compartment}/{slot}",
         "/healthz",
         "/metrics",
     ] {

@@ -163,7 +163,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     runtime.block_on(async move {
         let node = veritee_host::start(config).await?;
         let addr = format!("http://{}", node.addr);
-        std::fs::write(args.dir.join("node.addr"), &addr).context("cannot write node.addr")?;
+        // Written whole, then renamed: whoever polls for the file never reads half a URL.
+        let partial = args.dir.join("node.addr.partial");
+        std::fs::write(&partial, &addr).context("cannot write node.addr")?;
+        std::fs::rename(&partial, args.dir.join("node.addr")).context("cannot write node.addr")?;
         println!(
             "veritee node listening on {addr} (admin token in {})",
             args.dir.join("admin.token").display()

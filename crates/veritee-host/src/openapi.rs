@@ -116,6 +116,41 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Chunk (header x-veritee-last: 1 on the final one)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
                     error_responses(&["401", "404", "500", "503"]))
             }},
+            "/v1/tasks": {"post": {
+                "summary": "Task initiation (TTIS): policy, security and compartmentalization contexts, nonce (tenant-signed); answers with the attestation signal",
+                "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": merge(json!({"200": {"description": "Attestation signal: SKEK, evidence binding it with the nonce and the initiation, load", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+                    error_responses(&["400", "401", "409", "413", "415", "503"]))
+            }},
+            "/v1/tasks/{id}/keys": {"post": {
+                "summary": "The task's CKEK and per-compartment DEKs, sealed to the SKEK (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "Accepted"}}),
+                    error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
+            }},
+            "/v1/tasks/{id}/files/{compartment}/{slot}": {"put": {
+                "summary": "A compartment's module or input N (slot `module` or `input-N`), encrypted under its DEK; in pieces appended at ?offset=N, each tenant-signed",
+                "security": tenant_auth,
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "compartment", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "slot", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "Stored; the file's length so far", "content": {"application/json": {"schema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}}}}}),
+                    error_responses(&["400", "401", "403", "404", "409", "413", "415", "503"]))
+            }},
+            "/v1/tasks/{id}/run": {"post": {
+                "summary": "Run the task; answers with the result envelope, authenticated with the SKEK session (tenant-signed)",
+                "security": tenant_auth,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": merge(json!({"200": {"description": "Result envelope", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
+                    error_responses(&["400", "401", "403", "404", "503"]))
+            }},
             "/v1/peer": {"post": {
                 "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
