@@ -198,15 +198,34 @@ fn encrypt_to_temp(
     Ok((file, n))
 }
 
-/// The initiation for a manifest.
+/// The initiation for a manifest (reads the length of every input file).
 fn initiation(
     manifest: &LoadedManifest,
     policy_text: &str,
     task_id: &[u8; 16],
     nonce: &[u8; 32],
-) -> TaskInitiation {
+) -> Result<TaskInitiation, ClientError> {
     let m = &manifest.manifest;
-    TaskInitiation {
+    let mut compartments = Vec::with_capacity(m.compartments.len());
+    for c in &m.compartments {
+        let mut input_lengths = Vec::with_capacity(c.inputs.len());
+        for input in &c.inputs {
+            let path = manifest.resolve(&input.file);
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
+            input_lengths.push(meta.len());
+        }
+        compartments.push(CompartmentContext {
+            name: c.name.clone(),
+            entry: c
+                .entry
+                .clone()
+                .unwrap_or_else(|| veritee_wasm::DEFAULT_ENTRY.to_string()),
+            inputs: c.inputs.iter().map(|i| i.name.clone()).collect(),
+            input_lengths,
+        });
+    }
+    Ok(TaskInitiation {
         version: 1,
         task_id: hex::encode(task_id),
         nonce: hex::encode(nonce),
@@ -224,25 +243,14 @@ fn initiation(
                 )
             })
             .collect(),
-        compartments: m
-            .compartments
-            .iter()
-            .map(|c| CompartmentContext {
-                name: c.name.clone(),
-                entry: c
-                    .entry
-                    .clone()
-                    .unwrap_or_else(|| veritee_wasm::DEFAULT_ENTRY.to_string()),
-                inputs: c.inputs.iter().map(|i| i.name.clone()).collect(),
-            })
-            .collect(),
+        compartments,
         limits: LimitsContext {
             fuel: m.limits.fuel,
             memory_bytes: m.limits.memory_bytes,
             output_bytes: m.limits.output_bytes,
             timeout_ms: m.limits.timeout_ms,
         },
-    }
+    })
 }
 
 /// Runs a task end to end: initiation to every candidate, appraisal, selection, key
@@ -254,7 +262,7 @@ pub fn run_task(
 ) -> Result<TaskReport, ClientError> {
     let task_id: [u8; 16] = veritee_crypto::rand::array().map_err(ChannelError::from)?;
     let nonce: [u8; 32] = veritee_crypto::rand::array().map_err(ChannelError::from)?;
-    let ttis = initiation(manifest, req.policy_text, &task_id, &nonce);
+    let ttis = initiation(manifest, req.policy_text, &task_id, &nonce)?;
     let ttis_bytes = serde_json::to_vec(&ttis).map_err(|e| ClientError::Protocol(e.to_string()))?;
 
     let mut acceptable = Vec::new();
@@ -374,43 +382,91 @@ fn run_on(
         delivery,
     )?;
     events(TaskEvent::KeysDelivered);
-    for c in &manifest.manifest.compartments {
-        let dek = req.task_key.dek(task_id, &c.name)?;
-        let mut files = vec![("module".to_string(), manifest.resolve(&c.module))];
-        files.extend(
-            c.inputs
-                .iter()
-                .enumerate()
-                .map(|(i, input)| (format!("input-{i}"), manifest.resolve(&input.file))),
-        );
-        for (slot, path) in files {
-            let source = std::fs::File::open(&path)
-                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
-            let what = format!("{}/{slot}", c.name);
-            let (encrypted, plain_len) =
-                encrypt_to_temp(&dek, &what, std::io::BufReader::new(source))?;
-            events(TaskEvent::Encrypted {
-                what: what.clone(),
-                bytes: plain_len,
-            });
-            let sealed_len = client.put_file(
-                req.tenant,
-                &format!("/v1/tasks/{}/files/{}/{slot}", ttis.task_id, c.name),
-                encrypted,
-            )?;
-            events(TaskEvent::Uploaded {
-                what,
-                bytes: sealed_len,
-            });
+    let upload = |c_name: &str, slot: &str, path: &std::path::Path, declared: Option<u64>| {
+        let dek = req.task_key.dek(task_id, c_name)?;
+        let source = std::fs::File::open(path)
+            .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
+        let what = format!("{c_name}/{slot}");
+        let (encrypted, plain_len) = encrypt_to_temp(&dek, &what, std::io::BufReader::new(source))?;
+        if declared.is_some_and(|d| d != plain_len) {
+            return Err(ClientError::Transport(format!(
+                "{} changed while the task was being sent",
+                path.display()
+            )));
         }
+        let sealed_len = client.put_file(
+            req.tenant,
+            &format!("/v1/tasks/{}/files/{c_name}/{slot}", ttis.task_id),
+            encrypted,
+        )?;
+        Ok::<_, ClientError>((what, plain_len, sealed_len))
+    };
+    // Modules first: the enclave compiles them before it starts.
+    for c in &manifest.manifest.compartments {
+        let (what, plain, sealed) = upload(&c.name, "module", &manifest.resolve(&c.module), None)?;
+        events(TaskEvent::Encrypted {
+            what: what.clone(),
+            bytes: plain,
+        });
+        events(TaskEvent::Uploaded {
+            what,
+            bytes: sealed,
+        });
     }
+    // Then the run starts while the inputs are still being uploaded: the enclave reads
+    // each chunk as it arrives, so upload and execution overlap.
     events(TaskEvent::Running);
-    let envelope = client.tenant_post(
-        req.tenant,
-        &format!("/v1/tasks/{}/run", ttis.task_id),
-        "application/octet-stream",
-        Vec::new(),
-    )?;
+    let run_path = format!("/v1/tasks/{}/run", ttis.task_id);
+    let envelope = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            client.tenant_post(
+                req.tenant,
+                &run_path,
+                "application/octet-stream",
+                Vec::new(),
+            )
+        });
+        let mut uploaded = Ok(());
+        'inputs: for (c, context) in manifest
+            .manifest
+            .compartments
+            .iter()
+            .zip(&ttis.compartments)
+        {
+            for (i, (input, declared)) in c.inputs.iter().zip(&context.input_lengths).enumerate() {
+                match upload(
+                    &c.name,
+                    &format!("input-{i}"),
+                    &manifest.resolve(&input.file),
+                    Some(*declared),
+                ) {
+                    Ok((what, plain, sealed)) => {
+                        events(TaskEvent::Encrypted {
+                            what: what.clone(),
+                            bytes: plain,
+                        });
+                        events(TaskEvent::Uploaded {
+                            what,
+                            bytes: sealed,
+                        });
+                    }
+                    Err(e) => {
+                        uploaded = Err(e);
+                        break 'inputs;
+                    }
+                }
+            }
+        }
+        let ran = run
+            .join()
+            .unwrap_or_else(|_| Err(ClientError::Protocol("the run thread panicked".into())));
+        // The run's outcome decides: a failed run explains more than the uploads it cut
+        // short, and a guest need not read every input to the end to succeed.
+        match (ran, uploaded) {
+            (Ok(envelope), _) => Ok(envelope),
+            (Err(run), _) => Err(run),
+        }
+    })?;
     let result = open_envelope(
         &envelope,
         &mac_key,

@@ -11,7 +11,7 @@
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, internal, lock};
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,58 +62,128 @@ fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
     failure(FailureKind::BadRequest, e.to_string())
 }
 
-/// The spool file of an input with its most recently decrypted chunk (index, plaintext).
-struct SpoolCursor {
+/// A spool file whose header has been read and checked.
+struct OpenSpool {
     file: std::fs::File,
+    opener: ChunkOpener,
+    header_len: u64,
+    chunk_size: u64,
+    /// The most recently decrypted chunk: (index, plaintext).
     chunk: Option<(u64, Zeroizing<Vec<u8>>)>,
 }
 
-/// An input decrypted chunk by chunk from a spool file, on demand.
+/// How often a read waiting for its bytes looks again.
+const ARRIVAL_POLL: Duration = Duration::from_millis(2);
+
+fn invalid(e: impl core::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Waits until `file` holds at least `at_least` bytes; without a deadline, only checks.
+fn wait_for(file: &std::fs::File, at_least: u64, deadline: Option<Instant>) -> std::io::Result<()> {
+    loop {
+        if file.metadata()?.len() >= at_least {
+            return Ok(());
+        }
+        match deadline {
+            Some(d) if Instant::now() < d => std::thread::sleep(ARRIVAL_POLL),
+            Some(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "it did not arrive before the task's deadline",
+                ));
+            }
+            None => return Err(invalid("it ends early (truncated)")),
+        }
+    }
+}
+
+impl OpenSpool {
+    /// Opens `path` and checks its header under `dek`, waiting until `deadline` (if any)
+    /// for the file and its header to arrive.
+    fn open(path: &Path, dek: &Key256, deadline: Option<Instant>) -> std::io::Result<Self> {
+        let waiting = || deadline.is_some_and(|d| Instant::now() < d);
+        let file = loop {
+            match std::fs::File::open(path) {
+                Ok(file) => break file,
+                Err(_) if waiting() => std::thread::sleep(ARRIVAL_POLL),
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{e} (was it uploaded?)"),
+                    ));
+                }
+            }
+        };
+        let (header, header_len) = loop {
+            let have = file.metadata()?.len();
+            let mut head = vec![0u8; (veritee_stream::MAX_HEADER_LEN as u64).min(have) as usize];
+            file.read_exact_at(&mut head, 0)?;
+            match Header::parse(&head) {
+                Ok(parsed) => break parsed,
+                Err(veritee_stream::StreamError::HeaderTruncated) if waiting() => {
+                    std::thread::sleep(ARRIVAL_POLL);
+                }
+                Err(e) => return Err(invalid(e)),
+            }
+        };
+        let opener = ChunkOpener::new(&StreamKey::new(dek), &header)
+            .map_err(|e| invalid(format!("not under this compartment's key: {e}")))?;
+        Ok(Self {
+            file,
+            opener,
+            header_len: header_len as u64,
+            chunk_size: u64::from(header.chunk_size()),
+            chunk: None,
+        })
+    }
+}
+
+/// A module or input decrypted chunk by chunk from its spool file, on demand.
+///
+/// A module is uploaded whole before the run and opened at once. An input may still be
+/// arriving while the task runs: its plaintext length is the one the initiation
+/// declared, it is opened on first read, and each read waits for its chunk (until the
+/// task's deadline). Where its final chunk must end follows from that length, so a host
+/// that truncates or extends the upload is caught when that chunk does not
+/// authenticate as the final one.
 struct SpoolInput {
-    file: Mutex<SpoolCursor>,
-    opener: Mutex<ChunkOpener>,
-    header_len: u64,
-    chunk_size: u64,
-    chunks: u64,
+    path: PathBuf,
+    dek: Key256,
     len: u64,
+    deadline: Option<Instant>,
+    state: Mutex<Option<OpenSpool>>,
 }
 
 impl SpoolInput {
-    fn open(path: &Path, dek: &Key256) -> Result<Self, EnclaveFailure> {
-        let missing =
-            |e: std::io::Error| bad(format!("{}: {e} (was it uploaded?)", path.display()));
-        let mut file = std::fs::File::open(path).map_err(missing)?;
-        let file_len = file.metadata().map_err(missing)?.len();
-        let mut head = vec![0u8; (veritee_stream::MAX_HEADER_LEN as u64).min(file_len) as usize];
-        file.read_exact(&mut head).map_err(missing)?;
-        let (header, header_len) =
-            Header::parse(&head).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        let opener = ChunkOpener::new(&StreamKey::new(dek), &header).map_err(|e| {
-            bad(format!(
-                "{}: not under this compartment's key: {e}",
-                path.display()
-            ))
-        })?;
-        let chunk_size = u64::from(header.chunk_size());
-        let body = file_len - header_len as u64;
-        let sealed = chunk_size + TAG_LEN as u64;
+    /// A module, uploaded whole: opened now, as long as its file says.
+    fn module(path: &Path, dek: &Key256) -> std::io::Result<Self> {
+        let spool = OpenSpool::open(path, dek, None)?;
+        let body = spool.file.metadata()?.len() - spool.header_len;
+        let sealed = spool.chunk_size + TAG_LEN as u64;
         let chunks = body.div_ceil(sealed).max(1);
         let last_sealed = body - (chunks - 1) * sealed;
         if last_sealed < TAG_LEN as u64 {
-            return Err(bad(format!(
-                "{}: truncated inside its last chunk",
-                path.display()
-            )));
+            return Err(invalid("truncated inside its last chunk"));
         }
-        let len = (chunks - 1) * chunk_size + last_sealed - TAG_LEN as u64;
         Ok(Self {
-            file: Mutex::new(SpoolCursor { file, chunk: None }),
-            opener: Mutex::new(opener),
-            header_len: header_len as u64,
-            chunk_size,
-            chunks,
-            len,
+            path: path.to_path_buf(),
+            dek: dek.clone(),
+            len: (chunks - 1) * spool.chunk_size + last_sealed - TAG_LEN as u64,
+            deadline: None,
+            state: Mutex::new(Some(spool)),
         })
+    }
+
+    /// An input of `len` plaintext bytes that may still be arriving until `deadline`.
+    fn arriving(path: &Path, dek: &Key256, len: u64, deadline: Instant) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            dek: dek.clone(),
+            len,
+            deadline: Some(deadline),
+            state: Mutex::new(None),
+        }
     }
 
     /// The whole plaintext (modules only: they are small).
@@ -140,40 +210,42 @@ impl InputSource for SpoolInput {
         if offset >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let index = offset / self.chunk_size;
-        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let SpoolCursor { file, chunk: cache } = &mut *guard;
-        if cache.as_ref().is_none_or(|(i, _)| *i != index) {
-            let sealed = self.chunk_size + TAG_LEN as u64;
-            let start = self.header_len + index * sealed;
-            let last = index + 1 == self.chunks;
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let spool = match &mut *guard {
+            Some(spool) => spool,
+            empty => empty.insert(OpenSpool::open(&self.path, &self.dek, self.deadline)?),
+        };
+        let index = offset / spool.chunk_size;
+        if spool.chunk.as_ref().is_none_or(|(i, _)| *i != index) {
+            let sealed = spool.chunk_size + TAG_LEN as u64;
+            let start = spool.header_len + index * sealed;
+            let last = index + 1 == self.len.div_ceil(spool.chunk_size).max(1);
             let want = if last {
-                self.len - index * self.chunk_size + TAG_LEN as u64
+                self.len - index * spool.chunk_size + TAG_LEN as u64
             } else {
                 sealed
             };
             // One buffer per input, reused chunk after chunk: ciphertext in, plaintext
             // out in place.
-            let mut buffer = cache
+            let mut buffer = spool
+                .chunk
                 .take()
                 .map_or_else(|| Zeroizing::new(Vec::new()), |(_, b)| b);
             buffer.resize(want as usize, 0);
-            file.seek(SeekFrom::Start(start))?;
-            file.read_exact(&mut buffer)?;
-            let plain_len = self
+            wait_for(&spool.file, start + want, self.deadline)?;
+            spool.file.read_exact_at(&mut buffer, start)?;
+            let plain_len = spool
                 .opener
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .open_in_place(index, &mut buffer, last)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+                .map_err(invalid)?
                 .len();
             buffer.truncate(plain_len);
-            *cache = Some((index, buffer));
+            spool.chunk = Some((index, buffer));
         }
-        let Some((_, plain)) = cache.as_ref() else {
+        let Some((_, plain)) = spool.chunk.as_ref() else {
             return Ok(0);
         };
-        let within = (offset - index * self.chunk_size) as usize;
+        let within = (offset - index * spool.chunk_size) as usize;
         let n = buf.len().min(plain.len().saturating_sub(within));
         buf[..n].copy_from_slice(&plain[within..within + n]);
         Ok(n)
@@ -323,12 +395,34 @@ impl EnclaveService {
         };
         let dek = |name: &str| keys.deks.iter().find(|(n, _)| n == name).map(|(_, k)| k);
         let init = &task.initiation;
+        let ceiling = node_limits();
+        let asked = &init.limits;
+        let limits = TaskLimits {
+            fuel: asked.fuel.unwrap_or(10_000_000_000).min(ceiling.fuel),
+            memory_bytes: asked
+                .memory_bytes
+                .unwrap_or(256 << 20)
+                .min(ceiling.memory_bytes),
+            output_bytes: asked
+                .output_bytes
+                .unwrap_or(16 << 20)
+                .min(ceiling.output_bytes),
+            timeout: asked
+                .timeout_ms
+                .map_or(Duration::from_secs(60), Duration::from_millis)
+                .min(ceiling.timeout),
+            ..ceiling
+        };
+        // Inputs may still be arriving: a read waits for its chunk until the task's own
+        // wall-clock limit, which also bounds the run itself.
+        let deadline = Instant::now() + limits.timeout;
         let mut compartments = Vec::with_capacity(init.compartments.len());
         for c in &init.compartments {
             veritee_channel::ops::check_name(&c.name).map_err(bad)?;
             let key = dek(&c.name).ok_or_else(|| bad(format!("no data key for {}", c.name)))?;
             let dir = spool.join(&c.name);
-            let module = SpoolInput::open(&dir.join("module"), key)?;
+            let module = SpoolInput::module(&dir.join("module"), key)
+                .map_err(|e| bad(format!("the module of {}: {e}", c.name)))?;
             if module.len > MAX_MODULE_LEN {
                 return Err(bad(format!(
                     "the module of {} is larger than {MAX_MODULE_LEN} bytes",
@@ -339,8 +433,9 @@ impl EnclaveService {
                 .read_all()
                 .map_err(|e| bad(format!("the module of {} does not decrypt: {e}", c.name)))?;
             let mut inputs = Vec::with_capacity(c.inputs.len());
-            for (i, name) in c.inputs.iter().enumerate() {
-                let source = SpoolInput::open(&dir.join(format!("input-{i}")), key)?;
+            for (i, (name, len)) in c.inputs.iter().zip(&c.input_lengths).enumerate() {
+                let path = dir.join(format!("input-{i}"));
+                let source = SpoolInput::arriving(&path, key, *len, deadline);
                 inputs.push(Input::from_source(name.clone(), Arc::new(source)));
             }
             compartments.push(CompartmentSpec {
@@ -368,24 +463,6 @@ impl EnclaveService {
         let spec = TaskSpec {
             compartments,
             security,
-        };
-        let ceiling = node_limits();
-        let asked = &init.limits;
-        let limits = TaskLimits {
-            fuel: asked.fuel.unwrap_or(10_000_000_000).min(ceiling.fuel),
-            memory_bytes: asked
-                .memory_bytes
-                .unwrap_or(256 << 20)
-                .min(ceiling.memory_bytes),
-            output_bytes: asked
-                .output_bytes
-                .unwrap_or(16 << 20)
-                .min(ceiling.output_bytes),
-            timeout: asked
-                .timeout_ms
-                .map_or(Duration::from_secs(60), Duration::from_millis)
-                .min(ceiling.timeout),
-            ..ceiling
         };
         let outcome = veritee_wasm::run_task(&spec, &limits)
             .map_err(|e| bad(format!("the task failed: {e}")))?;

@@ -755,6 +755,11 @@ async fn task_run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&task_id);
+    // Uploads still arriving when the run ended (a guest that stopped early) leave no
+    // spool behind; the enclave removes what it read.
+    if let Some(spool) = &state.spool {
+        let _ = tokio::fs::remove_dir_all(spool.join(&task_id)).await;
+    }
     match reply? {
         EnclaveReply::TaskResult { envelope } => Ok((
             [(header::CONTENT_TYPE, "application/json")],

@@ -21,6 +21,9 @@ pub struct CompartmentContext {
     pub entry: String,
     /// Input names, in the order the guest addresses them.
     pub inputs: Vec<String>,
+    /// Each input's plaintext length, in the same order: the enclave may start the task
+    /// while inputs are still being uploaded, and knows from this where each must end.
+    pub input_lengths: Vec<u64>,
 }
 
 /// The security context of one compartment.
@@ -99,6 +102,21 @@ impl TaskInitiation {
             return Err(TaskError::malformed(
                 "task initiation",
                 "1 to 64 compartments",
+            ));
+        }
+        if let Some(c) = t
+            .compartments
+            .iter()
+            .find(|c| c.input_lengths.len() != c.inputs.len())
+        {
+            return Err(TaskError::malformed(
+                "task initiation",
+                format!(
+                    "compartment {} names {} inputs but gives {} lengths",
+                    c.name,
+                    c.inputs.len(),
+                    c.input_lengths.len()
+                ),
             ));
         }
         Ok(t)
