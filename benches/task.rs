@@ -50,8 +50,10 @@ fn phase(event: &TaskEvent) -> &'static str {
     match event {
         TaskEvent::Chosen { .. } => "initiation and attestation",
         TaskEvent::KeysDelivered => "key delivery",
-        TaskEvent::Encrypted { what, .. } if what.ends_with("input-0") => "input encryption",
-        TaskEvent::Uploaded { what, .. } if what.ends_with("input-0") => "input upload",
+        TaskEvent::Running => "module encryption and upload",
+        TaskEvent::Uploaded { what, .. } if what.ends_with("input-0") => {
+            "input encryption and upload (execution running meanwhile)"
+        }
         _ => "",
     }
 }
@@ -163,7 +165,7 @@ fn main() {
             })
             .expect("task");
             task_times.push(t.elapsed());
-            marks.push(("execution and result", t.elapsed()));
+            marks.push(("rest of execution, result", t.elapsed()));
             breakdown = marks;
             client_rss = client_rss.max(peak_rss_mib("self"));
             host_rss = host_rss.max(peak_rss_mib(&host_pid));

@@ -447,6 +447,13 @@ fn tampering_proxy(upstream: &str, flip_request: bool) -> (String, std::thread::
                 let i = rbody.len() - 1;
                 rbody[i] ^= 0x01;
             }
+            // One exchange per connection: tell the client, or it may reuse the
+            // connection this proxy is about to close.
+            let rhead = if rhead.to_ascii_lowercase().contains("\r\nconnection:") {
+                rhead
+            } else {
+                rhead.replacen("\r\n\r\n", "\r\nconnection: close\r\n\r\n", 1)
+            };
             let _ = client.write_all(rhead.as_bytes());
             let _ = client.write_all(&rbody);
         }

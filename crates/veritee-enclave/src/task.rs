@@ -502,3 +502,122 @@ impl EnclaveService {
         seal_envelope(&body, &keys.result_mac_key).map_err(internal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use veritee_crypto::Confidential;
+
+    const CHUNK: u32 = 4096;
+
+    fn sealed(plain: &[u8], dek: &Key256) -> Vec<u8> {
+        let mut w =
+            veritee_stream::EncryptWriter::new(&StreamKey::new(dek), "t", CHUNK, Vec::new())
+                .expect("writer");
+        w.write_all(plain).expect("write");
+        w.finish().expect("finish")
+    }
+
+    fn setup(len: usize) -> (tempfile::TempDir, PathBuf, Key256, Vec<u8>, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("input-0");
+        let dek = Confidential::new([7u8; 32]);
+        let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let stream = sealed(&plain, &dek);
+        (dir, path, dek, plain, stream)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(300)
+    }
+
+    #[test]
+    fn an_input_reads_back_whole_and_at_any_offset() {
+        let (_dir, path, dek, plain, stream) = setup(3 * CHUNK as usize + 100);
+        std::fs::write(&path, &stream).expect("write");
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        assert_eq!(input.read_all().expect("read"), plain);
+        let mut buf = [0u8; 50];
+        let n = input.read_at(CHUNK as u64 - 10, &mut buf).expect("read_at");
+        assert_eq!(
+            &buf[..n],
+            &plain[CHUNK as usize - 10..CHUNK as usize - 10 + n]
+        );
+    }
+
+    #[test]
+    fn an_input_still_arriving_is_waited_for() {
+        let (_dir, path, dek, plain, stream) = setup(5 * CHUNK as usize);
+        let (first, rest) = stream.split_at(stream.len() / 2);
+        std::fs::write(&path, first).expect("write");
+        let late = {
+            let (path, rest) = (path.clone(), rest.to_vec());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .expect("open");
+                f.write_all(&rest).expect("append");
+            })
+        };
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        assert_eq!(input.read_all().expect("read"), plain);
+        late.join().expect("thread");
+    }
+
+    #[test]
+    fn a_wrong_declared_length_or_an_altered_chunk_is_an_error() {
+        let (_dir, path, dek, plain, stream) = setup(2 * CHUNK as usize + 500);
+        std::fs::write(&path, &stream).expect("write");
+        let len = plain.len() as u64;
+        // Declared longer: the bytes never come.
+        let e = SpoolInput::arriving(&path, &dek, len + 1, soon())
+            .read_all()
+            .expect_err("longer");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        // Declared shorter: the final chunk is not where it must end.
+        let e = SpoolInput::arriving(&path, &dek, len - 100, soon())
+            .read_all()
+            .expect_err("shorter");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        // One flipped byte in the second chunk.
+        let mut altered = stream.clone();
+        let at = altered.len() - 600;
+        altered[at] ^= 1;
+        std::fs::write(&path, &altered).expect("write");
+        let e = SpoolInput::arriving(&path, &dek, len, soon())
+            .read_all()
+            .expect_err("altered");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        // Another key.
+        std::fs::write(&path, &stream).expect("write");
+        let other = Confidential::new([8u8; 32]);
+        let e = SpoolInput::arriving(&path, &other, len, soon())
+            .read_all()
+            .expect_err("other key");
+        assert!(
+            e.to_string().contains("not under this compartment's key"),
+            "{e}"
+        );
+        // Never uploaded.
+        let e = SpoolInput::arriving(&path.with_file_name("input-9"), &dek, len, soon())
+            .read_all()
+            .expect_err("missing");
+        assert!(e.to_string().contains("was it uploaded"), "{e}");
+    }
+
+    #[test]
+    fn a_module_is_as_long_as_its_file() {
+        let (_dir, path, dek, plain, stream) = setup(CHUNK as usize + 1);
+        std::fs::write(&path, &stream).expect("write");
+        let module = SpoolInput::module(&path, &dek).expect("module");
+        assert_eq!(module.len, plain.len() as u64);
+        assert_eq!(module.read_all().expect("read"), plain);
+        std::fs::write(&path, &stream[..stream.len() - 20]).expect("truncate");
+        let cut = SpoolInput::module(&path, &dek).expect("a truncated module still opens");
+        let e = cut.read_all().expect_err("but does not decrypt");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+    }
+}
