@@ -1,6 +1,8 @@
 //! Data streams: arbitrary bytes to `DecryptReader` under a fixed key, raw (header
 //! parsing and authentication) or after a genuine header (chunk framing, look-ahead,
-//! truncation and trailing-data diagnosis), read in fuzzer-chosen piece sizes.
+//! truncation and trailing-data diagnosis), read in fuzzer-chosen piece sizes; and the
+//! same through `new_buffered` (chunks opened in the source's buffer), which must give
+//! the same plaintext or the same error.
 #![no_main]
 
 use std::io::Read;
@@ -35,12 +37,25 @@ fuzz_target!(|data: &[u8]| {
         [header(), rest].concat()
     };
     let piece = usize::from(mode >> 1) * 64 + 1;
-    if let Ok(mut reader) = DecryptReader::new(&key(), &input[..]) {
-        let mut buf = vec![0u8; piece];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
+    let copying = DecryptReader::new(&key(), &input[..]).map(|r| drain(r, piece));
+    let buffered = DecryptReader::new_buffered(&key(), &input[..])
+        .map(|r| drain(r, veritee_stream::MIN_CHUNK_SIZE as usize));
+    match (copying, buffered) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "the two readers disagree"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("the two readers disagree on the header: {a:?} / {b:?}"),
     }
 });
+
+/// Reads to the end in `piece`-byte reads: the plaintext, or the first error's text.
+fn drain(mut reader: DecryptReader<&[u8]>, piece: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; piece];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

@@ -6,8 +6,9 @@
 //!
 //! Stream: `EncryptWriter` into `io::sink()` (fed in one `write_all`, and in 64 KiB
 //! writes as `io::copy`-style callers do), and `DecryptReader` over the ciphertext in
-//! memory (read in 1 MiB and in 64 KiB pieces). Each iteration includes the header and
-//! its key derivation.
+//! memory (read in 1 MiB and in 64 KiB pieces, and through `new_buffered`, which opens
+//! each chunk where it lies in a buffering source). Each iteration includes the header
+//! and its key derivation.
 
 use std::hint::black_box;
 use std::io::{self, Read, Write};
@@ -134,6 +135,24 @@ fn decrypt(c: &mut Criterion) {
             })
         });
     }
+    // The same over a source that buffers (`BufRead`): each chunk is opened where it
+    // lies in the source, as a `BufReader` with room for a chunk allows.
+    let mut out = vec![0u8; CHUNK];
+    g.bench_function("stream_1MiB_reads_buffered_source", |b| {
+        b.iter(|| {
+            let mut r = DecryptReader::new_buffered(&key, black_box(&stream[..])).unwrap();
+            let mut total = 0;
+            loop {
+                let n = r.read(&mut out).unwrap();
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                black_box(&out);
+            }
+            assert_eq!(total, LEN);
+        })
+    });
     g.finish();
 }
 

@@ -1,6 +1,6 @@
 //! Decrypting a stream through [`Read`].
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use veritee_crypto::SecretBytes;
 use zeroize::Zeroize;
@@ -36,6 +36,16 @@ pub struct DecryptReader<R: Read> {
     end: usize,
     next: u64,
     state: State,
+    /// For a source that buffers (`BufRead`): its `fill_buf` and `consume`, so that a
+    /// chunk wholly inside the source's buffer is opened from there, without copying.
+    borrowed: Option<Borrowed<R>>,
+}
+
+/// `BufRead` methods of the source, kept as function pointers because `Read` for
+/// [`DecryptReader`] is implemented for every `R: Read`.
+struct Borrowed<R> {
+    fill_buf: fn(&mut R) -> io::Result<&[u8]>,
+    consume: fn(&mut R, usize),
 }
 
 enum State {
@@ -94,7 +104,25 @@ impl<R: Read> DecryptReader<R> {
             end: 0,
             next: 0,
             state: State::Reading,
+            borrowed: None,
         })
+    }
+
+    /// As [`DecryptReader::new`] over a source that buffers (a byte slice, a
+    /// `BufReader` with room for a chunk): a chunk found whole in the source's buffer
+    /// is opened straight from there into the caller's buffer, skipping the copy into
+    /// this reader's own. Every check is the same.
+    pub fn new_buffered(key: &StreamKey, mut inner: R) -> io::Result<Self>
+    where
+        R: BufRead,
+    {
+        let header = read_header(&mut inner)?;
+        let mut reader = Self::with_header(key, header, inner)?;
+        reader.borrowed = Some(Borrowed {
+            fill_buf: <R as BufRead>::fill_buf,
+            consume: <R as BufRead>::consume,
+        });
+        Ok(reader)
     }
 
     /// The stream's header (authenticated).
@@ -117,6 +145,54 @@ impl<R: Read> DecryptReader<R> {
     /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner
+    }
+
+    /// Opens the next chunk straight from the source's buffer into `out`, when the
+    /// source buffers, nothing is held back in this reader's own buffer, `out` takes a
+    /// whole chunk, and the source's buffer holds the chunk and at least one byte more
+    /// (so it is not the final one). Otherwise `None`: the copying path takes over.
+    fn open_borrowed(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let Some(Borrowed { fill_buf, consume }) = &self.borrowed else {
+            return Ok(None);
+        };
+        let (fill_buf, consume) = (*fill_buf, *consume);
+        let chunk = self.opener.chunk_size();
+        let full = chunk + TAG_LEN;
+        if self.filled != 0 || self.inner_done || out.len() < chunk {
+            return Ok(None);
+        }
+        let index = self.next;
+        let available = fill_buf(&mut self.inner)?;
+        if available.len() <= full {
+            return Ok(None);
+        }
+        let opened = self
+            .opener
+            .open_to(index, &available[..full], &mut out[..chunk], false);
+        match opened {
+            Ok(()) => {
+                consume(&mut self.inner, full);
+                self.next = index + 1;
+                Ok(Some(chunk))
+            }
+            Err(e) => {
+                // The same diagnosis as the copying path (it cannot be the final chunk:
+                // more input follows).
+                let e = match e {
+                    StreamError::ChunkTampered { .. } => diagnose(
+                        &self.opener,
+                        index,
+                        &available[..full],
+                        &mut out[..chunk],
+                        false,
+                        full,
+                    ),
+                    other => other,
+                };
+                self.state = State::Failed(e.clone());
+                Err(e.into())
+            }
+        }
     }
 
     /// Reads until the look-ahead buffer is full or the input ends.
@@ -234,6 +310,9 @@ impl<R: Read> Read for DecryptReader<R> {
                 State::Reading => {}
                 State::Done => return Ok(0),
                 State::Failed(e) => return Err(e.clone().into()),
+            }
+            if let Some(n) = self.open_borrowed(out)? {
+                return Ok(n);
             }
             // An error of `inner` leaves the look-ahead buffer consistent: retrying
             // goes on where it stopped.

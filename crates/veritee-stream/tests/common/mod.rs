@@ -54,11 +54,30 @@ pub fn decrypt(stream: &[u8]) -> Result<Vec<u8>, StreamError> {
     decrypt_with(&key(), stream)
 }
 
+/// Decrypts a whole stream twice, through the copying reader and through the one that
+/// opens chunks in the source's buffer (reading a chunk at a time, so that it does),
+/// and checks that both give the same plaintext or the same error.
 pub fn decrypt_with(key: &StreamKey, stream: &[u8]) -> Result<Vec<u8>, StreamError> {
-    let mut reader = DecryptReader::new(key, stream).map_err(stream_error)?;
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).map_err(stream_error)?;
-    Ok(out)
+    let copying = (|| {
+        let mut reader = DecryptReader::new(key, stream).map_err(stream_error)?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(stream_error)?;
+        Ok(out)
+    })();
+    let buffered = (|| {
+        let mut reader = DecryptReader::new_buffered(key, stream).map_err(stream_error)?;
+        let mut out = Vec::new();
+        let mut piece = vec![0u8; 1 << 17];
+        loop {
+            let n = reader.read(&mut piece).map_err(stream_error)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&piece[..n]);
+        }
+    })();
+    assert_eq!(copying, buffered, "the two readers disagree");
+    copying
 }
 
 /// A stream split into its header and its chunks (every chunk but the last full).
