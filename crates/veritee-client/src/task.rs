@@ -360,6 +360,18 @@ pub fn run_task(
     Err(last_error.unwrap_or(ClientError::NoAcceptableProvider))
 }
 
+/// Reports an encrypted and uploaded file: (what, plaintext bytes, ciphertext bytes).
+fn announce(events: &mut dyn FnMut(TaskEvent), (what, plain, sealed): (String, u64, u64)) {
+    events(TaskEvent::Encrypted {
+        what: what.clone(),
+        bytes: plain,
+    });
+    events(TaskEvent::Uploaded {
+        what,
+        bytes: sealed,
+    });
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_on(
     manifest: &LoadedManifest,
@@ -403,15 +415,8 @@ fn run_on(
     };
     // Modules first: the enclave compiles them before it starts.
     for c in &manifest.manifest.compartments {
-        let (what, plain, sealed) = upload(&c.name, "module", &manifest.resolve(&c.module), None)?;
-        events(TaskEvent::Encrypted {
-            what: what.clone(),
-            bytes: plain,
-        });
-        events(TaskEvent::Uploaded {
-            what,
-            bytes: sealed,
-        });
+        let sent = upload(&c.name, "module", &manifest.resolve(&c.module), None)?;
+        announce(events, sent);
     }
     // Then the run starts while the inputs are still being uploaded: the enclave reads
     // each chunk as it arrives, so upload and execution overlap.
@@ -426,7 +431,6 @@ fn run_on(
                 Vec::new(),
             )
         });
-        let mut uploaded = Ok(());
         'inputs: for (c, context) in manifest
             .manifest
             .compartments
@@ -434,38 +438,18 @@ fn run_on(
             .zip(&ttis.compartments)
         {
             for (i, (input, declared)) in c.inputs.iter().zip(&context.input_lengths).enumerate() {
-                match upload(
-                    &c.name,
-                    &format!("input-{i}"),
-                    &manifest.resolve(&input.file),
-                    Some(*declared),
-                ) {
-                    Ok((what, plain, sealed)) => {
-                        events(TaskEvent::Encrypted {
-                            what: what.clone(),
-                            bytes: plain,
-                        });
-                        events(TaskEvent::Uploaded {
-                            what,
-                            bytes: sealed,
-                        });
-                    }
-                    Err(e) => {
-                        uploaded = Err(e);
-                        break 'inputs;
-                    }
+                let path = manifest.resolve(&input.file);
+                match upload(&c.name, &format!("input-{i}"), &path, Some(*declared)) {
+                    Ok(sent) => announce(events, sent),
+                    // The run fails for want of this input; its error is the one to show.
+                    Err(_) => break 'inputs,
                 }
             }
         }
-        let ran = run
-            .join()
-            .unwrap_or_else(|_| Err(ClientError::Protocol("the run thread panicked".into())));
         // The run's outcome decides: a failed run explains more than the uploads it cut
         // short, and a guest need not read every input to the end to succeed.
-        match (ran, uploaded) {
-            (Ok(envelope), _) => Ok(envelope),
-            (Err(run), _) => Err(run),
-        }
+        run.join()
+            .unwrap_or_else(|_| Err(ClientError::Protocol("the run thread panicked".into())))
     })?;
     let result = open_envelope(
         &envelope,

@@ -236,19 +236,8 @@ async fn tenant(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<String> {
-    let claim = auth::tenant_claim(authorization(headers)).map_err(ApiError::unauthorized)?;
-    let spki = state
-        .store
-        .get(HOST_TENANTS_NS, &claim.tenant_id)
-        .await
-        .map_err(|e| ApiError::from(HostError::Store(e)))?
-        .ok_or_else(|| ApiError::unauthorized("unknown tenant"))?;
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    claim
-        .verify(&spki, method.as_str(), path, body, now)
-        .map_err(ApiError::unauthorized)?;
-    Ok(claim.tenant_id)
+    let digest = veritee_crypto::digest::sha256(body);
+    tenant_digest(state, method, uri, headers, &digest).await
 }
 
 /// Authenticates a tenant request whose body is hashed elsewhere (streamed uploads).

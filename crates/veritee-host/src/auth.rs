@@ -43,25 +43,8 @@ pub fn tenant_claim(header: Option<&str>) -> Result<TenantClaim, String> {
 }
 
 impl TenantClaim {
-    /// Verifies the signature with the tenant's key over this exact request.
-    pub fn verify(
-        &self,
-        spki: &[u8],
-        method: &str,
-        path_and_query: &str,
-        body: &[u8],
-        now: i64,
-    ) -> Result<(), String> {
-        self.verify_digest(
-            spki,
-            method,
-            path_and_query,
-            &veritee_crypto::digest::sha256(body),
-            now,
-        )
-    }
-
-    /// As [`TenantClaim::verify`], for a body hashed while it streamed in.
+    /// Verifies the signature with the tenant's key over this exact request, given the
+    /// SHA-256 of its body (hashed whole, or while it streamed in).
     pub fn verify_digest(
         &self,
         spki: &[u8],
