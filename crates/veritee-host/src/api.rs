@@ -46,8 +46,8 @@ pub struct AppState {
     admin_token_sha256: [u8; 32],
     /// Which tenant opened which session (for refusing another tenant's messages early).
     sessions: Mutex<HashMap<String, String>>,
-    /// Which tenant initiated which task.
-    tasks: Mutex<HashMap<String, String>>,
+    /// Which tenant initiated which task, and when.
+    tasks: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Where uploads for tasks go (shared with the enclave process).
     spool: Option<std::path::PathBuf>,
 }
@@ -489,6 +489,9 @@ async fn data_read(
     }
 }
 
+/// How long the host remembers who initiated a task that was never run.
+const TASK_OWNER_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 #[derive(Deserialize)]
 struct TaskIdOnly {
     task_id: String,
@@ -509,7 +512,7 @@ fn task_owner(state: &AppState, task_id: &str, tenant_id: &str) -> ApiResult<()>
         .unwrap_or_else(|e| e.into_inner())
         .get(task_id)
     {
-        Some(owner) if owner == tenant_id => Ok(()),
+        Some((owner, _)) if owner == tenant_id => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -550,10 +553,10 @@ async fn task_initiate(
             load,
         } => {
             let mut tasks = state.tasks.lock().unwrap_or_else(|e| e.into_inner());
-            if tasks.len() > 10_000 {
-                tasks.clear();
-            }
-            tasks.insert(task_id.clone(), tenant_id);
+            // Tasks initiated and never run: the enclave forgets them after half an hour
+            // of idleness; the host forgets them after an hour.
+            tasks.retain(|_, (_, since)| since.elapsed() < TASK_OWNER_TTL);
+            tasks.insert(task_id.clone(), (tenant_id, std::time::Instant::now()));
             Ok(Json(serde_json::json!({
                 "task_id": task_id,
                 "skek": hex::encode(skek),
