@@ -603,3 +603,108 @@ fn bad_task_input_gets_clear_errors() {
     assert!(text(&o).contains("127.0.0.1:9"), "{}", text(&o));
     assert_eq!(node.health()["status"], "ok");
 }
+
+#[test]
+fn least_loaded_selection_picks_the_idler_provider() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let busy = start(
+        &root.path().join("busy"),
+        &s(&root.path().join("busy/store")),
+    );
+    let idle = start(
+        &root.path().join("idle"),
+        &s(&root.path().join("idle/store")),
+    );
+    let client = client_dir(&busy, root.path());
+    let o = veritee(&[
+        "tenant",
+        "register",
+        "--node",
+        &idle.url,
+        "--admin-token",
+        &s(&idle.state.join("admin.token")),
+        "--tenant",
+        &s(&client.join("tenant.key")),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Both nodes are certified by their own simulated vendors: trust both.
+    let anchors = client.join("anchors.pem");
+    let mut both = std::fs::read(busy.state.join("vendor/root.pem")).expect("root");
+    both.extend(std::fs::read(idle.state.join("vendor/root.pem")).expect("root"));
+    std::fs::write(&anchors, both).expect("anchors");
+
+    // A task initiated on `busy` and never run gives it a load of 1.
+    let tenant = load_tenant(&client.join("tenant.key"));
+    let ttis = veritee_task::messages::TaskInitiation {
+        version: 1,
+        task_id: hex::encode(veritee_crypto::rand::array::<16>().expect("rand")),
+        nonce: hex::encode(veritee_crypto::rand::array::<32>().expect("rand")),
+        policy: DEV_POLICY.into(),
+        security_context: [(
+            "main".to_string(),
+            veritee_task::messages::AccessContext {
+                may_read: Vec::new(),
+                releases: true,
+            },
+        )]
+        .into(),
+        compartments: vec![veritee_task::messages::CompartmentContext {
+            name: "main".into(),
+            entry: "run".into(),
+            inputs: Vec::new(),
+            input_lengths: Vec::new(),
+        }],
+        limits: Default::default(),
+    };
+    let body = serde_json::to_vec(&ttis).expect("json");
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tasks", busy.url))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            signed_header(&tenant, "POST", "/v1/tasks", &body),
+        )
+        .body(body)
+        .send()
+        .expect("initiate");
+    assert_eq!(resp.status().as_u16(), 200);
+
+    let mut args = vec![
+        "task".to_string(),
+        "run".into(),
+        "--nodes".into(),
+        format!("{},{}", busy.url, idle.url),
+        "--tenant".into(),
+        s(&client.join("tenant.key")),
+        "--policy".into(),
+        s(&client.join("dev.toml")),
+        "--trust-anchor".into(),
+        s(&anchors),
+        "--task".into(),
+        s(&examples().join("word-frequency/task.toml")),
+        "--out".into(),
+        s(&client.join("least")),
+        "--task-key".into(),
+        s(&client.join("keys/task.key")),
+        "--select".into(),
+        "least-loaded".into(),
+    ];
+    let o = veritee(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(client.join("least/result.json")).expect("result.json"),
+    )
+    .expect("json");
+    assert_eq!(summary["provider"], idle.url.as_str(), "least-loaded");
+    // The default, first, takes the first acceptable one regardless of load.
+    args.truncate(args.len() - 2);
+    let out = args.iter().position(|a| a == "--out").expect("--out") + 1;
+    args[out] = s(&client.join("first"));
+    let o = veritee(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(client.join("first/result.json")).expect("result.json"),
+    )
+    .expect("json");
+    assert_eq!(summary["provider"], busy.url.as_str(), "first");
+}
