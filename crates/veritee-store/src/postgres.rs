@@ -228,6 +228,20 @@ impl PostgresStore {
 
     /// Maps a driver error. Server errors keep only their message and SQLSTATE: their
     /// DETAIL may quote a row, and so a key or value.
+    /// A pooled connection and its cached statement for `sql`.
+    async fn prepared(
+        &self,
+        operation: &'static str,
+        sql: &str,
+    ) -> Result<(deadpool_postgres::Object, tokio_postgres::Statement), StoreError> {
+        let client = self.client(operation).await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        Ok((client, stmt))
+    }
+
     fn error(&self, operation: &'static str, error: tokio_postgres::Error) -> StoreError {
         if let Some(db) = error.as_db_error() {
             let message = format!("{} (SQLSTATE {})", db.message(), db.code().code());
@@ -306,11 +320,7 @@ impl Store for PostgresStore {
         limits::check_key(key)?;
         limits::check_value(value)?;
         let op = "put";
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(PUT)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, PUT).await?;
         client
             .execute(&stmt, &[&ns, &key, &value])
             .await
@@ -323,11 +333,7 @@ impl Store for PostgresStore {
         limits::check_key(key)?;
         limits::check_value(value)?;
         let op = "put_if_absent";
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(PUT_IF_ABSENT)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, PUT_IF_ABSENT).await?;
         let inserted = client
             .execute(&stmt, &[&ns, &key, &value])
             .await
@@ -339,11 +345,7 @@ impl Store for PostgresStore {
         limits::check_ns(ns)?;
         limits::check_key(key)?;
         let op = "get";
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(GET)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, GET).await?;
         let row = client
             .query_opt(&stmt, &[&ns, &key])
             .await
@@ -381,11 +383,7 @@ impl Store for PostgresStore {
             (true, true) => LIST_AFTER_TO,
         };
         let limit = sql_limit(limit);
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, sql).await?;
         let rows = match &upper {
             Some(upper) => client.query(&stmt, &[&ns, &lower, &limit, upper]).await,
             None => client.query(&stmt, &[&ns, &lower, &limit]).await,
@@ -401,11 +399,7 @@ impl Store for PostgresStore {
         limits::check_ns(ns)?;
         limits::check_key(key)?;
         let op = "delete";
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(DELETE)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, DELETE).await?;
         let deleted = client
             .execute(&stmt, &[&ns, &key])
             .await
@@ -419,11 +413,7 @@ impl Store for PostgresStore {
         limits::check_value(entry)?;
         let op = "log_append";
         let seq_sql = seq as i64; // at most MAX_SEQ = i64::MAX, checked above
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(LOG_APPEND)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, LOG_APPEND).await?;
         match client.execute(&stmt, &[&log, &seq_sql, &entry]).await {
             Ok(1) => Ok(()),
             Ok(_) => Err(StoreError::Conflict {
@@ -457,11 +447,7 @@ impl Store for PostgresStore {
         }
         let op = "log_read";
         let limit = sql_limit(limit);
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(LOG_READ)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, LOG_READ).await?;
         let rows = client
             .query(&stmt, &[&log, &from, &limit])
             .await
@@ -480,11 +466,7 @@ impl Store for PostgresStore {
     async fn log_last(&self, log: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         limits::check_log_name(log)?;
         let op = "log_last";
-        let client = self.client(op).await?;
-        let stmt = client
-            .prepare_cached(LOG_LAST)
-            .await
-            .map_err(|e| self.error(op, e))?;
+        let (client, stmt) = self.prepared(op, LOG_LAST).await?;
         let row = client
             .query_opt(&stmt, &[&log])
             .await
