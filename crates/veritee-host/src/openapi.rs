@@ -148,7 +148,7 @@ pub fn document() -> Value {
                 "summary": "Run the task; answers with the result envelope, authenticated with the SKEK session (tenant-signed)",
                 "security": tenant_auth,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": merge(json!({"200": {"description": "Result envelope", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
+                "responses": merge(json!({"200": {"description": "Result envelope: the authenticated result body and its MAC", "content": {"application/json": {"schema": {"type": "object", "properties": {"body": {"type": "object"}, "mac": {"type": "string"}}}}}}}),
                     error_responses(&["400", "401", "403", "404", "503"]))
             }},
             "/v1/peer": {"post": {
