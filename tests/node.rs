@@ -26,10 +26,9 @@ both_stores!(audit_log_verifies_and_names_the_first_broken_entry, audit);
 
 fn canary(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(store) = store_location(kind, dir.path()) else {
+    let Some(node) = node_on(kind, dir.path()) else {
         return;
     };
-    let node = start(&dir.path().join("node"), &store);
     let tenant = node.tenant();
     let appraisal = Appraisal::new(&node);
     let canary = format!(
@@ -112,10 +111,9 @@ fn dump_postgres(url: &str, tenant: &str) -> Vec<u8> {
 
 fn isolation(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(store) = store_location(kind, dir.path()) else {
+    let Some(node) = node_on(kind, dir.path()) else {
         return;
     };
-    let node = start(&dir.path().join("node"), &store);
     let (alice, bob) = (node.tenant(), node.tenant());
     let appraisal = Appraisal::new(&node);
     let client = node.client();
@@ -218,10 +216,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 fn dead_enclave(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(store) = store_location(kind, dir.path()) else {
+    let Some(node) = node_on(kind, dir.path()) else {
         return;
     };
-    let node = start(&dir.path().join("node"), &store);
     let tenant = node.tenant();
     let appraisal = Appraisal::new(&node);
     let client = node.client();
@@ -296,10 +293,9 @@ fn host_kill(kind: &str) {
 
 fn bad_input(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(store) = store_location(kind, dir.path()) else {
+    let Some(node) = node_on(kind, dir.path()) else {
         return;
     };
-    let node = start(&dir.path().join("node"), &store);
     let tenant = node.tenant();
     let url = &node.url;
     let key = &tenant.key;
@@ -489,10 +485,9 @@ fn read_http(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 
 fn tampering(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(store) = store_location(kind, dir.path()) else {
+    let Some(node) = node_on(kind, dir.path()) else {
         return;
     };
-    let node = start(&dir.path().join("node"), &store);
     let tenant = node.tenant();
     let appraisal = Appraisal::new(&node);
     {
@@ -526,10 +521,9 @@ fn tampering(kind: &str) {
 
 fn audit(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(store) = store_location(kind, dir.path()) else {
+    let Some(node) = node_on(kind, dir.path()) else {
         return;
     };
-    let node = start(&dir.path().join("node"), &store);
     let tenant = node.tenant();
     let appraisal = Appraisal::new(&node);
     let client = node.client();

@@ -101,6 +101,13 @@ pub fn start_with(state: &Path, store: &str, extra: &[&str]) -> Node {
     }
 }
 
+/// A node on store `kind` with its state in `dir/node`; `None` when that store is not
+/// configured here.
+pub fn node_on(kind: &str, dir: &Path) -> Option<Node> {
+    let store = store_location(kind, dir)?;
+    Some(start(&dir.join("node"), &store))
+}
+
 pub fn store_location(kind: &str, dir: &Path) -> Option<String> {
     match kind {
         "embedded" => Some(dir.join("store").display().to_string()),
