@@ -2,13 +2,17 @@
 //! both vectors.json cases, and every broken link of the chain SNP report -> HCL
 //! variable data -> attestation key -> TPM quote -> PCRs refused with its reason named.
 
+mod common;
+
 use base64::Engine;
+use common::*;
 use serde_json::Value;
 use std::path::Path;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use veritee_attest::{Claims, ParsedCertificate, TcbStatus, TeeKind, VerifyError};
-use veritee_verify::{Verifiers, VerifyRequest};
+use veritee_verify::Verifiers;
+
 use veritee_x509::X509Error;
 
 const AT: OffsetDateTime = datetime!(2026-07-01 00:00 UTC);
@@ -53,32 +57,11 @@ fn run(
     nonce: Option<&[u8]>,
     at: OffsetDateTime,
 ) -> Result<Claims, VerifyError> {
-    Verifiers::default().verify(&VerifyRequest {
-        evidence,
-        tee: None,
-        collateral,
-        trust_anchors: anchors,
-        expected_report_data: nonce,
-        at,
-    })
+    verify_request(evidence, collateral, anchors, nonce, at)
 }
 
 fn verify(evidence: &[u8], at: OffsetDateTime) -> Result<Claims, VerifyError> {
     run(evidence, &[], &[], None, at)
-}
-
-fn expect_err(
-    result: Result<Claims, VerifyError>,
-    what: &str,
-    word: &str,
-    ok: impl Fn(&VerifyError) -> bool,
-) {
-    let err = result.expect_err(what);
-    assert!(ok(&err), "{what}: unexpected error variant: {err:?}");
-    assert!(
-        err.to_string().contains(word),
-        "{what}: '{err}' does not mention '{word}'"
-    );
 }
 
 /// Edits the evidence JSON.

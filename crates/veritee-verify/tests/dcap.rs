@@ -1,6 +1,9 @@
 //! Intel SGX and TDX DCAP quotes: the vectors.json cases on real evidence, and every way
 //! a quote or its collateral must be refused.
 
+mod common;
+
+use common::*;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use veritee_attest::encoding::decode_evidence;
@@ -61,14 +64,7 @@ fn verify_with(
     anchors: &[ParsedCertificate],
     at: OffsetDateTime,
 ) -> Result<Claims, VerifyError> {
-    Verifiers::default().verify(&VerifyRequest {
-        evidence: quote,
-        tee: None,
-        collateral,
-        trust_anchors: anchors,
-        expected_report_data: None,
-        at,
-    })
+    verify_request(quote, collateral, anchors, None, at)
 }
 
 fn verify(quote: &[u8], collateral: &[u8], at: OffsetDateTime) -> Result<Claims, VerifyError> {

@@ -1,6 +1,9 @@
 //! NVIDIA H100 SPDM attestation reports: the vectors.json case with the values
 //! trustee asserts, and every way the report must be refused.
 
+mod common;
+
+use common::*;
 use serde_json::Value as Json;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -33,14 +36,7 @@ fn verify_with(
     anchors: &[ParsedCertificate],
     at: OffsetDateTime,
 ) -> Result<Claims, VerifyError> {
-    Verifiers::default().verify(&VerifyRequest {
-        evidence,
-        tee: None,
-        collateral,
-        trust_anchors: anchors,
-        expected_report_data: None,
-        at,
-    })
+    verify_request(evidence, collateral, anchors, None, at)
 }
 
 fn verify(evidence: &[u8], at: OffsetDateTime) -> Result<Claims, VerifyError> {

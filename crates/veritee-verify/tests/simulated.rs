@@ -1,6 +1,9 @@
 //! The simulated TEE end to end: vendor -> machine -> enclave -> evidence -> verifier,
 //! and every way evidence must be refused.
 
+mod common;
+
+use common::*;
 use std::path::Path;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -50,14 +53,7 @@ fn verify(
     collateral: &[Vec<u8>],
     at: OffsetDateTime,
 ) -> Result<veritee_attest::Claims, VerifyError> {
-    Verifiers::default().verify(&VerifyRequest {
-        evidence,
-        tee: None,
-        collateral,
-        trust_anchors: &w.anchors,
-        expected_report_data: Some(&nonce().0),
-        at,
-    })
+    verify_request(evidence, collateral, &w.anchors, Some(&nonce().0), at)
 }
 
 fn read_collateral(vendor: &SimVendor) -> Vec<Vec<u8>> {

@@ -2,6 +2,9 @@
 //! cases verify into the expected claims, and every tampering, wrong collateral and
 //! expiry is refused with its reason named.
 
+mod common;
+
+use common::*;
 use std::path::Path;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -77,20 +80,6 @@ fn verify_with(
 
 fn verify(case: &Case, evidence: &[u8], at: OffsetDateTime) -> Result<Claims, VerifyError> {
     verify_with(evidence, &[data(case.vek)], &[], at)
-}
-
-fn expect_err(
-    result: Result<Claims, VerifyError>,
-    what: &str,
-    word: &str,
-    ok: impl Fn(&VerifyError) -> bool,
-) {
-    let err = result.expect_err(what);
-    assert!(ok(&err), "{what}: unexpected error variant: {err:?}");
-    assert!(
-        err.to_string().contains(word),
-        "{what}: '{err}' does not mention '{word}'"
-    );
 }
 
 #[test]

@@ -2,11 +2,15 @@
 //! without a nonce, and every broken link (AK chain, AK key, quote signatures, PCR
 //! values) refused with its reason named.
 
+mod common;
+
+use common::*;
 use std::path::Path;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use veritee_attest::{Claims, ParsedCertificate, TcbStatus, TeeKind, VerifyError};
-use veritee_verify::{Verifiers, VerifyRequest};
+use veritee_verify::Verifiers;
+
 use veritee_x509::X509Error;
 
 const AT: OffsetDateTime = datetime!(2022-01-01 00:00 UTC);
@@ -33,32 +37,11 @@ fn run(
     nonce: Option<&[u8]>,
     at: OffsetDateTime,
 ) -> Result<Claims, VerifyError> {
-    Verifiers::default().verify(&VerifyRequest {
-        evidence,
-        tee: None,
-        collateral: &[],
-        trust_anchors: anchors,
-        expected_report_data: nonce,
-        at,
-    })
+    verify_request(evidence, &[], anchors, nonce, at)
 }
 
 fn verify(evidence: &[u8]) -> Result<Claims, VerifyError> {
     run(evidence, &[], None, AT)
-}
-
-fn expect_err(
-    result: Result<Claims, VerifyError>,
-    what: &str,
-    word: &str,
-    ok: impl Fn(&VerifyError) -> bool,
-) {
-    let err = result.expect_err(what);
-    assert!(ok(&err), "{what}: unexpected error variant: {err:?}");
-    assert!(
-        err.to_string().contains(word),
-        "{what}: '{err}' does not mention '{word}'"
-    );
 }
 
 // A minimal protobuf splitter/joiner for length-delimited fields, to edit fixtures.
