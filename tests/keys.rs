@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use veritee_channel::deploy::{self, ReleasePolicy, WrappedKeyHeader};
 use veritee_client::{ClientError, verify_receipt};
 use veritee_crypto::Confidential;
@@ -251,6 +252,28 @@ fn swapped_wrapping_keys_are_caught_before_anything_is_encrypted() {
     let doc_b: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&wk_b).expect("read")).expect("json");
     let attacker = veritee_crypto::hpke::HpkeKeyPair::generate();
+    // `veritee keys wrap` of a fresh key for `wrapping_key`, saved to `key_out`, into `out`.
+    let wrap = |wrapping_key: &Path, key_out: &Path, out: &Path| {
+        veritee(&[
+            "keys",
+            "wrap",
+            "--wrapping-key",
+            &s(wrapping_key),
+            "--tenant",
+            &s(&tenant),
+            "--policy",
+            &s(&fleet.p("dev.toml")),
+            "--trust-anchor",
+            &fleet.anchor(),
+            "--generate",
+            "--id",
+            "k",
+            "--key-out",
+            &s(key_out),
+            "--out",
+            &s(out),
+        ])
+    };
 
     let cases: Vec<(&str, serde_json::Value)> = vec![
         ("the attacker's own key", {
@@ -275,25 +298,7 @@ fn swapped_wrapping_keys_are_caught_before_anything_is_encrypted() {
         std::fs::write(&file, serde_json::to_vec(&doc).expect("json")).expect("write");
         let out = fleet.p("swapped.wrapped");
         let key_out = fleet.p("never.key");
-        let o = veritee(&[
-            "keys",
-            "wrap",
-            "--wrapping-key",
-            &s(&file),
-            "--tenant",
-            &s(&tenant),
-            "--policy",
-            &s(&fleet.p("dev.toml")),
-            "--trust-anchor",
-            &fleet.anchor(),
-            "--generate",
-            "--id",
-            "k",
-            "--key-out",
-            &s(&key_out),
-            "--out",
-            &s(&out),
-        ]);
+        let o = wrap(&file, &key_out, &out);
         assert_eq!(o.status.code(), Some(2), "{what} accepted");
         assert!(
             String::from_utf8_lossy(&o.stderr).contains("nothing was encrypted"),
@@ -306,25 +311,7 @@ fn swapped_wrapping_keys_are_caught_before_anything_is_encrypted() {
         );
     }
     // The genuine file still works, to be sure the cases above failed for their reason.
-    let o = veritee(&[
-        "keys",
-        "wrap",
-        "--wrapping-key",
-        &s(&wk_a),
-        "--tenant",
-        &s(&tenant),
-        "--policy",
-        &s(&fleet.p("dev.toml")),
-        "--trust-anchor",
-        &fleet.anchor(),
-        "--generate",
-        "--id",
-        "k",
-        "--key-out",
-        &s(&fleet.p("k.key")),
-        "--out",
-        &s(&fleet.p("k.wrapped")),
-    ]);
+    let o = wrap(&wk_a, &fleet.p("k.key"), &fleet.p("k.wrapped"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Wrapped for node A, offered to node B: a stale wrapping key, refused, nothing stored.
     let o = veritee(&[
