@@ -10,6 +10,8 @@ use veritee_crypto::hpke::HpkePublicKey;
 pub const SIGNAL_LABEL: &[u8] = b"veritee task signal v1";
 /// Largest task initiation.
 pub const MAX_INITIATION_LEN: usize = 256 * 1024;
+/// Largest input a task may declare (a node takes files of at most 4 GiB).
+pub const MAX_INPUT_LEN: u64 = 4 << 30;
 
 /// One compartment of the compartmentalization context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +121,19 @@ impl TaskInitiation {
                 ),
             ));
         }
+        if let Some(c) = t
+            .compartments
+            .iter()
+            .find(|c| c.input_lengths.iter().any(|&len| len > MAX_INPUT_LEN))
+        {
+            return Err(TaskError::malformed(
+                "task initiation",
+                format!(
+                    "compartment {} declares an input over {MAX_INPUT_LEN} bytes",
+                    c.name
+                ),
+            ));
+        }
         Ok(t)
     }
 
@@ -186,5 +201,83 @@ impl AttestationSignal {
             &signal_binding(&skek, &nonce, &initiation_digest(ttis_bytes)),
         )?;
         Ok((HpkePublicKey::from_bytes(&skek)?, claims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn genuine() -> TaskInitiation {
+        TaskInitiation {
+            version: 1,
+            task_id: "00".repeat(TASK_ID_LEN),
+            nonce: "11".repeat(32),
+            policy: "version = 1".into(),
+            security_context: [(
+                "main".to_string(),
+                AccessContext {
+                    may_read: Vec::new(),
+                    releases: true,
+                },
+            )]
+            .into(),
+            compartments: vec![CompartmentContext {
+                name: "main".into(),
+                entry: "run".into(),
+                inputs: vec!["text".into()],
+                input_lengths: vec![1000],
+            }],
+            limits: LimitsContext::default(),
+        }
+    }
+
+    fn bytes(t: &TaskInitiation) -> Vec<u8> {
+        serde_json::to_vec(t).unwrap()
+    }
+
+    fn refused(bytes: &[u8], word: &str) {
+        let err = TaskInitiation::parse(bytes).expect_err(word);
+        assert!(err.to_string().contains(word), "'{word}' not in: {err}");
+    }
+
+    #[test]
+    fn a_genuine_initiation_parses_back() {
+        let t = genuine();
+        assert_eq!(TaskInitiation::parse(&bytes(&t)).unwrap(), t);
+    }
+
+    #[test]
+    fn truncated_oversized_and_altered_initiations_are_refused() {
+        let good = bytes(&genuine());
+        for cut in [0, 1, good.len() / 2, good.len() - 1] {
+            assert!(TaskInitiation::parse(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        refused(&vec![b' '; MAX_INITIATION_LEN + 1], "too large");
+        let text = String::from_utf8(good).unwrap();
+        refused(
+            text.replace("\"version\":1", "\"version\":2").as_bytes(),
+            "unsupported version 2",
+        );
+        refused(
+            text.replace("\"policy\"", "\"extra\":1,\"policy\"")
+                .as_bytes(),
+            "unknown field",
+        );
+        let mut t = genuine();
+        t.task_id = "zz".repeat(TASK_ID_LEN);
+        refused(&bytes(&t), "task id");
+        let mut t = genuine();
+        t.nonce = "11".repeat(31);
+        refused(&bytes(&t), "nonce");
+        let mut t = genuine();
+        t.compartments.clear();
+        refused(&bytes(&t), "1 to 64 compartments");
+        let mut t = genuine();
+        t.compartments[0].input_lengths.clear();
+        refused(&bytes(&t), "names 1 inputs but gives 0 lengths");
+        let mut t = genuine();
+        t.compartments[0].input_lengths[0] = u64::MAX;
+        refused(&bytes(&t), "declares an input over");
     }
 }

@@ -1,0 +1,44 @@
+//! Trusted-task messages from the other side: a task initiation (what an enclave parses
+//! from a client), a key delivery (sealed to the enclave's SKEK) and a result envelope
+//! (what a client opens). None may panic; a genuine-looking prefix exercises the paths
+//! past the first checks.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use veritee_crypto::Confidential;
+use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_task::keys::open_delivery;
+use veritee_task::messages::TaskInitiation;
+use veritee_task::results::open_envelope;
+
+fn skek() -> &'static HpkeKeyPair {
+    static SKEK: OnceLock<HpkeKeyPair> = OnceLock::new();
+    SKEK.get_or_init(HpkeKeyPair::generate)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 3 {
+        0 => {
+            let _ = TaskInitiation::parse(rest);
+        }
+        1 => {
+            let _ = open_delivery(skek(), &[7u8; 32], rest);
+        }
+        _ => {
+            let mac = Confidential::new([1u8; 32]);
+            let _ = open_envelope(
+                rest,
+                &mac,
+                &[3u8; 16],
+                time::Duration::minutes(10),
+                time::OffsetDateTime::now_utc(),
+                |_| Some(Confidential::new([2u8; 32])),
+            );
+        }
+    }
+});
