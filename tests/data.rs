@@ -33,13 +33,7 @@ impl Owner {
         let tenant = tenant_file(node, &dir);
         std::fs::rename(tenant, dir.join("tenant.key")).expect("tenant");
         std::fs::write(dir.join("dev.toml"), DEV_POLICY).expect("policy");
-        let anchor = [
-            node.state.join("trust-anchor.pem"),
-            node.state.join("vendor/root.pem"),
-        ]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("anchor");
+        let anchor = node.anchor_path();
         std::fs::copy(anchor, dir.join("anchor.pem")).expect("anchor");
         let owner = Self {
             dir,

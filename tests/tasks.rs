@@ -61,13 +61,7 @@ fn client_dir(node: &Node, root: &Path) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("client dir");
     let tenant = tenant_file(node, &dir);
     std::fs::rename(tenant, dir.join("tenant.key")).expect("tenant");
-    let anchor = [
-        node.state.join("trust-anchor.pem"),
-        node.state.join("vendor/root.pem"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("the node's trust anchor");
+    let anchor = node.anchor_path();
     std::fs::copy(anchor, dir.join("anchor.pem")).expect("anchor");
     std::fs::write(dir.join("dev.toml"), DEV_POLICY).expect("policy");
     dir

@@ -145,14 +145,20 @@ impl Node {
         Tenant { key }
     }
 
-    pub fn anchors(&self) -> Vec<ParsedCertificate> {
-        if let Ok(root) = std::fs::read(self.state.join("trust-anchor.pem")) {
-            return ParsedCertificate::from_pem_chain(&root).expect("anchor");
+    /// The file clients verify this node against: the anchor it was given, else the
+    /// root of the simulated vendor it created.
+    pub fn anchor_path(&self) -> PathBuf {
+        let given = self.state.join("trust-anchor.pem");
+        if given.exists() {
+            given
+        } else {
+            self.state.join("vendor/root.pem")
         }
-        ParsedCertificate::from_pem_chain(
-            &std::fs::read(self.state.join("vendor/root.pem")).expect("root"),
-        )
-        .expect("anchor")
+    }
+
+    pub fn anchors(&self) -> Vec<ParsedCertificate> {
+        ParsedCertificate::from_pem_chain(&std::fs::read(self.anchor_path()).expect("anchor"))
+            .expect("anchor")
     }
 
     pub fn enclave_pid(&self) -> u32 {
