@@ -131,9 +131,10 @@ impl NodeClient {
         mut file: std::fs::File,
     ) -> Result<u64, ClientError> {
         let mut offset = 0u64;
-        let mut piece = Vec::with_capacity(UPLOAD_PIECE);
         loop {
-            piece.clear();
+            // A fresh buffer of the full size each time: the request takes ownership of
+            // it, and one growing from empty would be copied as it grows.
+            let mut piece = Vec::with_capacity(UPLOAD_PIECE);
             (&mut file)
                 .take(UPLOAD_PIECE as u64)
                 .read_to_end(&mut piece)
@@ -142,13 +143,12 @@ impl NodeClient {
                 return Ok(offset);
             }
             let at = format!("{path}?offset={offset}");
-            let body = std::mem::take(&mut piece);
-            let len = body.len() as u64;
-            let auth = self.signed(tenant, "PUT", &at, &body)?;
+            let len = piece.len() as u64;
+            let auth = self.signed(tenant, "PUT", &at, &piece)?;
             self.send(
                 reqwest::Method::PUT,
                 &at,
-                Some(("application/octet-stream", body)),
+                Some(("application/octet-stream", piece)),
                 Some(auth),
             )?;
             offset += len;
