@@ -7,7 +7,14 @@
 //!
 //! ```text
 //! cargo bench --bench task              # 1 MB, 9 runs each, medians
-//! cargo bench --bench task -- --1gb     # and 1 GB, 3 runs each
+//! cargo bench --bench task -- --1gb     # and 1 GB, 5 runs each
+//! ```
+//!
+//! Plain and veritee runs alternate; besides the medians, the median of the pairwise
+//! ratios (each veritee run over the plain run just before it) is printed, which is
+//! steadier than a ratio of medians when the machine's speed drifts.
+//!
+//! ```text
 //! ```
 
 #[path = "../crates/veritee-wasm/benches/support/plain.rs"]
@@ -116,12 +123,12 @@ fn main() {
 
     let mut sizes = vec![(1_000_000u64, if quick { 1 } else { 9 })];
     if big {
-        sizes.push((1_000_000_000, 3));
+        sizes.push((1_000_000_000, 5));
     }
     println!(
-        "| input | plain wasmtime (median) | veritee task end to end (median) | ratio | peak RSS client / host / enclave |"
+        "| input | plain wasmtime (median) | veritee task end to end (median) | ratio of medians | median of pairwise ratios | peak RSS client / host / enclave |"
     );
-    println!("|---|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---|");
     for (len, runs) in sizes {
         let input_path = task_dir.join("input.txt");
         write_input(&input_path, len);
@@ -172,12 +179,32 @@ fn main() {
             enclave_rss = enclave_rss.max(peak_rss_mib(&enclave_pid));
             assert_eq!(report.outputs[0].output.expose(), &expected[..]);
         }
+        let mut pairwise: Vec<f64> = plain_times
+            .iter()
+            .zip(&task_times)
+            .map(|(p, v)| v.as_secs_f64() / p.as_secs_f64())
+            .collect();
+        pairwise.sort_by(f64::total_cmp);
+        let each = |times: &[Duration]| {
+            times
+                .iter()
+                .map(|t| format!("{:.2}", t.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let runs_line = format!(
+            "|   each run (s): plain {} / veritee {} | | | | | |",
+            each(&plain_times),
+            each(&task_times)
+        );
         let (p, v) = (median(plain_times), median(task_times));
         println!(
-            "| {} MB, {runs} run(s) each | {p:.3?} | {v:.3?} | {:.3} | {client_rss:.1} / {host_rss:.1} / {enclave_rss:.1} MiB |",
+            "| {} MB, {runs} run(s) each | {p:.3?} | {v:.3?} | {:.3} | {:.3} | {client_rss:.1} / {host_rss:.1} / {enclave_rss:.1} MiB |",
             len / 1_000_000,
             v.as_secs_f64() / p.as_secs_f64(),
+            pairwise[pairwise.len() / 2],
         );
+        println!("{runs_line}");
         // Where the time of the last run went: each step ends at its mark.
         let mut since = Duration::ZERO;
         let steps: Vec<String> = breakdown
@@ -189,6 +216,9 @@ fn main() {
                 step
             })
             .collect();
-        println!("|   last run, step by step | {} | | | |", steps.join(", "));
+        println!(
+            "|   last run, step by step | {} | | | | |",
+            steps.join(", ")
+        );
     }
 }

@@ -702,3 +702,142 @@ fn least_loaded_selection_picks_the_idler_provider() {
     .expect("json");
     assert_eq!(summary["provider"], busy.url.as_str(), "first");
 }
+
+/// A PUT signature over `payload` in place of the body's digest.
+fn piece_header(key: &veritee_channel::client::TenantKey, path: &str, payload: &str) -> String {
+    header_over(key, key, "PUT", path, payload)
+}
+
+#[test]
+fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
+    use veritee_proto::api::auth::stream_piece_payload;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_in(dir.path());
+    let owner = node.tenant().key;
+    let task_id = hex::encode([0x5Au8; 16]);
+    let initiation = serde_json::json!({
+        "version": 1,
+        "task_id": task_id,
+        "nonce": hex::encode([7u8; 32]),
+        "policy": DEV_POLICY,
+        "security_context": { "c": { "may_read": [], "releases": true } },
+        "compartments": [{ "name": "c", "entry": "run", "inputs": ["x"],
+                           "input_lengths": [10] }],
+    })
+    .to_string();
+    let http = reqwest::blocking::Client::new();
+    let started = http
+        .post(format!("{}/v1/tasks", node.url))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            signed_header(&owner, "POST", "/v1/tasks", initiation.as_bytes()),
+        )
+        .body(initiation)
+        .send()
+        .expect("initiate");
+    assert_eq!(
+        started.status(),
+        200,
+        "{}",
+        started.text().unwrap_or_default()
+    );
+
+    let file = node.state.join(format!("run/spool/{task_id}/c/input-0"));
+    let at = |offset: u64| format!("/v1/tasks/{task_id}/files/c/input-0?offset={offset}");
+    let put = |path: &str, auth: String, body: Vec<u8>| {
+        let r = http
+            .put(format!("{}{path}", node.url))
+            .header("content-type", "application/octet-stream")
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .expect("put");
+        let status = r.status().as_u16();
+        (status, r.text().unwrap_or_default())
+    };
+    let piece = vec![0xC3u8; 1000];
+    let (status, body) = put(
+        &at(0),
+        piece_header(&owner, &at(0), &stream_piece_payload(1000)),
+        piece.clone(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::metadata(&file).expect("spooled").len(), 1000);
+
+    // Signed over the body's digest, over another length, or by another tenant: refused,
+    // and the file keeps its 1000 bytes.
+    let digest = hex::encode(veritee_crypto::digest::sha256(&piece));
+    let other = node.tenant().key;
+    for (auth, want) in [
+        (piece_header(&owner, &at(1000), &digest), 401),
+        (
+            piece_header(&owner, &at(1000), &stream_piece_payload(999)),
+            401,
+        ),
+        (
+            piece_header(&owner, &at(999), &stream_piece_payload(1000)),
+            401,
+        ),
+        (
+            piece_header(&other, &at(1000), &stream_piece_payload(1000)),
+            403,
+        ),
+    ] {
+        let (status, body) = put(&at(1000), auth, piece.clone());
+        assert_eq!(status, want, "{body}");
+        assert_eq!(std::fs::metadata(&file).expect("kept").len(), 1000);
+    }
+    // A piece that does not start where the file ends.
+    let (status, body) = put(
+        &at(500),
+        piece_header(&owner, &at(500), &stream_piece_payload(1000)),
+        piece.clone(),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("has 1000 bytes"), "{body}");
+
+    // A body cut short of its signed Content-Length (the connection closes early): the
+    // partial piece is removed, and the next piece still appends at 1000.
+    let mut raw = TcpStream::connect(node.url.trim_start_matches("http://")).expect("connect");
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\n\
+         authorization: {}\r\ncontent-length: 1000\r\n\r\n",
+        at(1000),
+        piece_header(&owner, &at(1000), &stream_piece_payload(1000))
+    );
+    raw.write_all(head.as_bytes()).expect("head");
+    raw.write_all(&piece[..400]).expect("part");
+    raw.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut reply = Vec::new();
+    let _ = raw.read_to_end(&mut reply);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&file).expect("file").len() != 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "the cut piece stayed in the spool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // No Content-Length at all (chunked): 411, nothing written.
+    let chunked = http
+        .put(format!("{}{}", node.url, at(1000)))
+        .header("content-type", "application/octet-stream")
+        .header(
+            "authorization",
+            piece_header(&owner, &at(1000), &stream_piece_payload(1000)),
+        )
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            piece.clone(),
+        )))
+        .send()
+        .expect("chunked");
+    assert_eq!(chunked.status(), 411);
+    let (status, body) = put(
+        &at(1000),
+        piece_header(&owner, &at(1000), &stream_piece_payload(1000)),
+        piece,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::metadata(&file).expect("spooled").len(), 2000);
+}

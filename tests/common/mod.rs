@@ -402,12 +402,24 @@ pub fn header_claiming(
     path: &str,
     body: &[u8],
 ) -> String {
+    let digest = hex::encode(veritee_crypto::digest::sha256(body));
+    header_over(claimed, signer, method, path, &digest)
+}
+
+/// An Authorization header claiming `claimed`, signed by `signer` over a request whose
+/// body `payload` stands for (its hex digest, or a task-file piece's length).
+pub fn header_over(
+    claimed: &TenantKey,
+    signer: &TenantKey,
+    method: &str,
+    path: &str,
+    payload: &str,
+) -> String {
     use base64::Engine;
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-    let digest = hex::encode(veritee_crypto::digest::sha256(body));
     let sig = signer
         .sign(&veritee_proto::api::auth::signing_string(
-            method, path, ts, &digest,
+            method, path, ts, payload,
         ))
         .expect("sign");
     veritee_proto::api::auth::header_value(

@@ -171,9 +171,21 @@ impl NodeClient {
         path: &str,
         body: &[u8],
     ) -> Result<String, ClientError> {
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
         let digest = hex::encode(veritee_crypto::digest::sha256(body));
-        let sig = tenant.sign(&auth::signing_string(method, path, ts, &digest))?;
+        self.signed_payload(tenant, method, path, &digest)
+    }
+
+    /// The Authorization header for a request whose body `payload` stands for in the
+    /// signing string (its hex SHA-256, or a task-file piece's length).
+    fn signed_payload(
+        &self,
+        tenant: &TenantKey,
+        method: &str,
+        path: &str,
+        payload: &str,
+    ) -> Result<String, ClientError> {
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let sig = tenant.sign(&auth::signing_string(method, path, ts, payload))?;
         Ok(auth::header_value(
             &tenant.tenant_id()?,
             ts,

@@ -1,9 +1,10 @@
 //! Running a trusted task across candidate providers, client side.
 
 use crate::{ClientError, NodeClient};
-use std::io::{Read, Seek};
+use std::io::Read;
 use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_proto::api::auth::stream_piece_payload;
 use veritee_task::keys::TaskKey;
 use veritee_task::messages::{
     AccessContext, AttestationSignal, CompartmentContext, LimitsContext, TaskInitiation,
@@ -14,7 +15,7 @@ use veritee_wasm::LoadedManifest;
 /// How long one request of a task may take: longer than any node lets a task run.
 pub const TASK_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
 /// Bytes per upload request of a task file.
-pub const UPLOAD_PIECE: usize = 16 << 20;
+pub const UPLOAD_PIECE: usize = 8 << 20;
 
 /// How to choose among acceptable providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,41 +122,57 @@ pub struct TaskRequest<'a> {
 }
 
 impl NodeClient {
-    /// Uploads `file` in pieces of [`UPLOAD_PIECE`] bytes, each its own signed request
-    /// appended at its offset: memory stays bounded, and each piece reaches the host as
-    /// one buffer rather than many small writes.
-    fn put_file(
+    /// Encrypts `source` (`plain_len` bytes) under `dek` in the stream format and
+    /// uploads it as it goes, in signed pieces appended at their offsets: the first
+    /// piece reaches the node while the rest is still being encrypted, memory stays
+    /// bounded, and nothing is written to local disk. Returns the ciphertext length.
+    ///
+    /// One thread seals and signs the next piece while this one sends the last. Each
+    /// piece is signed over its length, not its digest (see [`stream_piece_payload`]):
+    /// the enclave authenticates every chunk of it.
+    fn put_encrypted(
         &self,
         tenant: &TenantKey,
         path: &str,
-        mut file: std::fs::File,
+        dek: &veritee_task::keys::Key256,
+        key_id: &str,
+        source: &mut (dyn Read + Send),
+        plain_len: u64,
     ) -> Result<u64, ClientError> {
-        let mut offset = 0u64;
-        loop {
-            // A fresh buffer of the full size each time: the request takes ownership of
-            // it, and one growing from empty would be copied as it grows.
-            let mut piece = Vec::with_capacity(UPLOAD_PIECE);
-            (&mut file)
-                .take(UPLOAD_PIECE as u64)
-                .read_to_end(&mut piece)
-                .map_err(|e| ClientError::Transport(format!("reading the upload: {e}")))?;
-            if piece.is_empty() && offset > 0 {
-                return Ok(offset);
-            }
-            let at = format!("{path}?offset={offset}");
-            let len = piece.len() as u64;
-            let auth = self.signed(tenant, "PUT", &at, &piece)?;
-            self.send(
-                reqwest::Method::PUT,
-                &at,
-                Some(("application/octet-stream", piece)),
-                Some(auth),
-            )?;
-            offset += len;
-            if len < UPLOAD_PIECE as u64 {
-                return Ok(offset);
-            }
-        }
+        let (pieces, ready) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, String)>(0);
+        std::thread::scope(|scope| {
+            let sealing = scope.spawn(move || {
+                seal_pieces(dek, key_id, source, plain_len, |offset, piece| {
+                    let at = format!("{path}?offset={offset}");
+                    let payload = stream_piece_payload(piece.len() as u64);
+                    let auth = self.signed_payload(tenant, "PUT", &at, &payload)?;
+                    // A closed channel: the sender stopped on an error it reports.
+                    Ok(pieces.send((offset, piece, auth)).is_ok())
+                })
+            });
+            let mut sent = 0u64;
+            let sending = || {
+                for (offset, piece, auth) in ready {
+                    let len = piece.len() as u64;
+                    self.send(
+                        reqwest::Method::PUT,
+                        &format!("{path}?offset={offset}"),
+                        Some(("application/octet-stream", piece)),
+                        Some(auth),
+                    )?;
+                    sent = offset + len;
+                }
+                Ok::<_, ClientError>(())
+            };
+            let sent_result = sending();
+            let sealed = sealing.join().unwrap_or_else(|_| {
+                Err(ClientError::Protocol("the sealing thread panicked".into()))
+            });
+            // A source that could not be read explains a stopped upload best.
+            sealed?;
+            sent_result?;
+            Ok(sent)
+        })
     }
 
     fn tenant_post(
@@ -175,27 +192,71 @@ impl NodeClient {
     }
 }
 
-/// Encrypts `source` under `dek` into a temporary file in the stream format; returns it
-/// rewound, with the plaintext length.
-fn encrypt_to_temp(
+/// Sealed chunks per upload piece. A piece holds whole chunks (and, first, the stream
+/// header), each read from the source into the piece and sealed where it lies.
+const CHUNKS_PER_PIECE: usize = UPLOAD_PIECE / veritee_stream::DEFAULT_CHUNK_SIZE as usize;
+
+/// Encrypts `plain_len` bytes of `source` under `dek` in the stream format, handing
+/// each full piece and its offset to `emit` (which returns false to stop early). A
+/// source shorter or longer than `plain_len` is an error: the enclave expects exactly
+/// the length the initiation declared.
+fn seal_pieces(
     dek: &veritee_task::keys::Key256,
     key_id: &str,
-    mut source: impl Read,
-) -> Result<(std::fs::File, u64), ClientError> {
-    let io = |e: std::io::Error| ClientError::Transport(format!("encrypting: {e}"));
-    let file = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile().map_err(io)?);
+    source: &mut dyn Read,
+    plain_len: u64,
+    mut emit: impl FnMut(u64, Vec<u8>) -> Result<bool, ClientError>,
+) -> Result<(), ClientError> {
+    let io = |e: std::io::Error| ClientError::Transport(format!("reading the file to send: {e}"));
+    let stream = |e: veritee_stream::StreamError| ClientError::Protocol(e.to_string());
+    let chunk_size = veritee_stream::DEFAULT_CHUNK_SIZE as u64;
     let key = veritee_stream::StreamKey::new(dek);
-    let mut writer =
-        veritee_stream::EncryptWriter::new(&key, key_id, veritee_stream::DEFAULT_CHUNK_SIZE, file)
-            .map_err(io)?;
-    let n = std::io::copy(&mut source, &mut writer).map_err(io)?;
-    let mut file = writer
-        .finish()
-        .map_err(io)?
-        .into_inner()
-        .map_err(|e| io(e.into_error()))?;
-    file.rewind().map_err(io)?;
-    Ok((file, n))
+    let mut sealer =
+        veritee_stream::ChunkSealer::new(&key, key_id, chunk_size as u32).map_err(stream)?;
+    let chunks = plain_len.div_ceil(chunk_size).max(1);
+    let header = sealer.header().to_bytes();
+    let sealed_chunk = chunk_size as usize + veritee_stream::TAG_LEN;
+    let mut offset = 0u64;
+    let mut piece = Vec::with_capacity(header.len() + CHUNKS_PER_PIECE * sealed_chunk);
+    piece.extend_from_slice(&header);
+    for index in 0..chunks {
+        let last = index + 1 == chunks;
+        let want = if last {
+            plain_len - index * chunk_size
+        } else {
+            chunk_size
+        };
+        let start = piece.len();
+        // Into the piece's spare capacity: read_to_end does not zero it first.
+        source.take(want).read_to_end(&mut piece).map_err(io)?;
+        if ((piece.len() - start) as u64) < want {
+            return Err(changed_while_sending("shorter"));
+        }
+        sealer
+            .seal_at_end(&mut piece, start, last)
+            .map_err(stream)?;
+        if last || piece.len() + sealed_chunk > piece.capacity() {
+            let len = piece.len() as u64;
+            let full = std::mem::replace(
+                &mut piece,
+                Vec::with_capacity(CHUNKS_PER_PIECE * sealed_chunk),
+            );
+            if !emit(offset, full)? {
+                return Ok(());
+            }
+            offset += len;
+        }
+    }
+    if source.read(&mut [0u8; 1]).map_err(io)? != 0 {
+        return Err(changed_while_sending("longer"));
+    }
+    Ok(())
+}
+
+fn changed_while_sending(how: &str) -> ClientError {
+    ClientError::Transport(format!(
+        "the file is now {how} than when the task began: it changed while being sent"
+    ))
 }
 
 /// The initiation for a manifest (reads the length of every input file).
@@ -396,21 +457,31 @@ fn run_on(
     events(TaskEvent::KeysDelivered);
     let upload = |c_name: &str, slot: &str, path: &std::path::Path, declared: Option<u64>| {
         let dek = req.task_key.dek(task_id, c_name)?;
-        let source = std::fs::File::open(path)
+        let mut source = std::fs::File::open(path)
             .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
+        let plain_len = match declared {
+            Some(len) => len,
+            None => source
+                .metadata()
+                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?
+                .len(),
+        };
         let what = format!("{c_name}/{slot}");
-        let (encrypted, plain_len) = encrypt_to_temp(&dek, &what, std::io::BufReader::new(source))?;
-        if declared.is_some_and(|d| d != plain_len) {
-            return Err(ClientError::Transport(format!(
-                "{} changed while the task was being sent",
-                path.display()
-            )));
-        }
-        let sealed_len = client.put_file(
-            req.tenant,
-            &format!("/v1/tasks/{}/files/{c_name}/{slot}", ttis.task_id),
-            encrypted,
-        )?;
+        let sealed_len = client
+            .put_encrypted(
+                req.tenant,
+                &format!("/v1/tasks/{}/files/{c_name}/{slot}", ttis.task_id),
+                &dek,
+                &what,
+                &mut source,
+                plain_len,
+            )
+            .map_err(|e| match e {
+                ClientError::Transport(m) => {
+                    ClientError::Transport(format!("{}: {m}", path.display()))
+                }
+                other => other,
+            })?;
         Ok::<_, ClientError>((what, plain_len, sealed_len))
     };
     // Modules first: the enclave compiles them before it starts.
@@ -461,4 +532,112 @@ fn run_on(
     )?;
     events(TaskEvent::Verified);
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veritee_crypto::Confidential;
+
+    const CHUNK: usize = veritee_stream::DEFAULT_CHUNK_SIZE as usize;
+
+    fn dek() -> veritee_task::keys::Key256 {
+        Confidential::new([0x42; 32])
+    }
+
+    /// Seals `plain` declared as `declared` bytes; the pieces with their offsets.
+    fn pieces(plain: &[u8], declared: u64) -> Result<Vec<(u64, Vec<u8>)>, ClientError> {
+        let mut out = Vec::new();
+        seal_pieces(
+            &dek(),
+            "c/input-0",
+            &mut &plain[..],
+            declared,
+            |at, piece| {
+                out.push((at, piece));
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
+    fn decrypt(stream: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+        let key = veritee_stream::StreamKey::new(&dek());
+        let mut reader = veritee_stream::DecryptReader::new(&key, stream)?;
+        let mut plain = Vec::new();
+        reader.read_to_end(&mut plain)?;
+        Ok(plain)
+    }
+
+    #[test]
+    fn pieces_join_into_one_stream_at_their_offsets() {
+        // Two full pieces and a short third, the last chunk partial.
+        let plain: Vec<u8> = (0..2 * UPLOAD_PIECE + 3 * CHUNK + 5)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let pieces = pieces(&plain, plain.len() as u64).unwrap();
+        assert_eq!(pieces.len(), 3);
+        let mut stream = Vec::new();
+        for (at, piece) in &pieces {
+            assert_eq!(*at, stream.len() as u64, "offsets follow each other");
+            stream.extend_from_slice(piece);
+        }
+        // Whole chunks per piece: every piece after the first is a multiple of a chunk.
+        assert_eq!(
+            pieces[1].1.len(),
+            CHUNKS_PER_PIECE * (CHUNK + veritee_stream::TAG_LEN)
+        );
+        assert_eq!(decrypt(&stream).unwrap(), plain);
+    }
+
+    #[test]
+    fn empty_and_exact_multiple_inputs() {
+        for len in [0, CHUNK, UPLOAD_PIECE] {
+            let plain = vec![9u8; len];
+            let pieces = pieces(&plain, len as u64).unwrap();
+            let stream: Vec<u8> = pieces.into_iter().flat_map(|(_, p)| p).collect();
+            assert_eq!(decrypt(&stream).unwrap(), plain, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_source_that_changed_length_is_refused() {
+        let plain = vec![1u8; CHUNK + 10];
+        let shorter = pieces(&plain, plain.len() as u64 + 1).unwrap_err();
+        assert!(shorter.to_string().contains("shorter"), "{shorter}");
+        let longer = pieces(&plain, plain.len() as u64 - 1).unwrap_err();
+        assert!(longer.to_string().contains("longer"), "{longer}");
+    }
+
+    #[test]
+    fn a_stopped_receiver_stops_the_sealing() {
+        let plain = vec![0u8; 3 * UPLOAD_PIECE];
+        let mut seen = 0;
+        seal_pieces(
+            &dek(),
+            "c/input-0",
+            &mut &plain[..],
+            plain.len() as u64,
+            |_, _| {
+                seen += 1;
+                Ok(false)
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn a_piece_altered_in_transit_fails_its_chunk() {
+        let plain = vec![3u8; 2 * CHUNK];
+        let mut stream: Vec<u8> = pieces(&plain, plain.len() as u64)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, p)| p)
+            .collect();
+        let at = stream.len() - 100;
+        stream[at] ^= 1;
+        let err = decrypt(&stream).unwrap_err();
+        assert!(err.to_string().contains("chunk 1"), "{err}");
+    }
 }

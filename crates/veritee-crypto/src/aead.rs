@@ -75,6 +75,27 @@ impl AeadKey {
             .map_err(|_| CryptoError::Operation("AES-GCM encryption"))
     }
 
+    /// Encrypts `in_out` in place and returns its tag, for callers that place the tag
+    /// themselves (several sealed records gathered in one buffer).
+    pub fn seal_in_place_separate_tag(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], CryptoError> {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                in_out,
+            )
+            .map_err(|_| CryptoError::Operation("AES-GCM encryption"))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
     /// Encrypts `plaintext` into `out`, which must be exactly `plaintext.len() + TAG_LEN`
     /// bytes: ciphertext followed by the tag. `plaintext` is left untouched.
     pub fn seal_to(

@@ -13,6 +13,7 @@ use crate::service::{EnclaveService, internal, lock};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -62,30 +63,31 @@ fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
     failure(FailureKind::BadRequest, e.to_string())
 }
 
-/// A spool file whose header has been read and checked.
-struct OpenSpool {
-    file: std::fs::File,
-    opener: ChunkOpener,
-    header_len: u64,
-    chunk_size: u64,
-    /// The most recently decrypted chunk: (index, plaintext).
-    chunk: Option<(u64, Zeroizing<Vec<u8>>)>,
-}
-
 /// How often a read waiting for its bytes looks again.
 const ARRIVAL_POLL: Duration = Duration::from_millis(2);
+/// Chunks decrypted ahead of the guest, per input.
+const CHUNKS_AHEAD: usize = 2;
 
 fn invalid(e: impl core::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
 /// Waits until `file` holds at least `at_least` bytes; without a deadline, only checks.
-fn wait_for(file: &std::fs::File, at_least: u64, deadline: Option<Instant>) -> std::io::Result<()> {
+/// Gives up early once `stop` is set (nobody wants the bytes any more).
+fn wait_for(
+    file: &std::fs::File,
+    at_least: u64,
+    deadline: Option<Instant>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     loop {
         if file.metadata()?.len() >= at_least {
             return Ok(());
         }
         match deadline {
+            _ if stop.load(Ordering::Relaxed) => {
+                return Err(std::io::Error::other("the read was abandoned"));
+            }
             Some(d) if Instant::now() < d => std::thread::sleep(ARRIVAL_POLL),
             Some(_) => {
                 return Err(std::io::Error::new(
@@ -96,6 +98,64 @@ fn wait_for(file: &std::fs::File, at_least: u64, deadline: Option<Instant>) -> s
             None => return Err(invalid("it ends early (truncated)")),
         }
     }
+}
+
+/// Where a spool file's chunks lie: everything needed to find and open chunk `i`.
+#[derive(Clone, Copy)]
+struct Layout {
+    header_len: u64,
+    chunk_size: u64,
+    /// Plaintext length: fixes which chunk is the final one and where it ends.
+    len: u64,
+    deadline: Option<Instant>,
+}
+
+impl Layout {
+    fn chunks(&self) -> u64 {
+        self.len.div_ceil(self.chunk_size).max(1)
+    }
+
+    /// Reads chunk `index` into `buffer` (reused: ciphertext in, plaintext out in place),
+    /// waiting for it to arrive, and opens it.
+    fn load(
+        &self,
+        file: &std::fs::File,
+        opener: &mut ChunkOpener,
+        index: u64,
+        buffer: &mut Zeroizing<Vec<u8>>,
+        stop: &AtomicBool,
+    ) -> std::io::Result<()> {
+        let sealed = self.chunk_size + TAG_LEN as u64;
+        let start = self.header_len + index * sealed;
+        let last = index + 1 == self.chunks();
+        let want = if last {
+            self.len - index * self.chunk_size + TAG_LEN as u64
+        } else {
+            sealed
+        };
+        buffer.resize(want as usize, 0);
+        wait_for(file, start + want, self.deadline, stop)?;
+        file.read_exact_at(buffer, start)?;
+        let plain_len = opener
+            .open_in_place(index, buffer, last)
+            .map_err(invalid)?
+            .len();
+        buffer.truncate(plain_len);
+        Ok(())
+    }
+}
+
+/// A spool file whose header has been read and checked.
+struct OpenSpool {
+    file: std::fs::File,
+    key: StreamKey,
+    header: Header,
+    opener: ChunkOpener,
+    layout: Layout,
+    /// The chunk the guest reads now: (index, plaintext).
+    chunk: Option<(u64, Zeroizing<Vec<u8>>)>,
+    /// Chunks decrypted ahead, while the guest reads in order.
+    ahead: Option<ReadAhead>,
 }
 
 impl OpenSpool {
@@ -127,15 +187,126 @@ impl OpenSpool {
                 Err(e) => return Err(invalid(e)),
             }
         };
-        let opener = ChunkOpener::new(&StreamKey::new(dek), &header)
+        let key = StreamKey::new(dek);
+        let opener = ChunkOpener::new(&key, &header)
             .map_err(|e| invalid(format!("not under this compartment's key: {e}")))?;
         Ok(Self {
             file,
+            key,
+            layout: Layout {
+                header_len: header_len as u64,
+                chunk_size: u64::from(header.chunk_size()),
+                len: 0,
+                deadline,
+            },
+            header,
             opener,
-            header_len: header_len as u64,
-            chunk_size: u64::from(header.chunk_size()),
             chunk: None,
+            ahead: None,
         })
+    }
+
+    /// Makes chunk `index` the current one: from the read-ahead when the guest reads in
+    /// order (starting one on the first such step), directly otherwise.
+    fn seek(&mut self, index: u64) -> std::io::Result<()> {
+        let previous = self.chunk.as_ref().map(|(i, _)| *i);
+        let in_order = previous.map_or(index == 0, |p| index == p + 1);
+        if self.ahead.as_ref().is_some_and(|a| a.next != index) {
+            self.ahead = None;
+        }
+        if self.ahead.is_none() && in_order && index + 1 < self.layout.chunks() {
+            self.ahead = Some(ReadAhead::start(self, index)?);
+        }
+        let spent = self.chunk.take().map(|(_, b)| b);
+        let plain = match &mut self.ahead {
+            Some(ahead) => ahead.take(spent).inspect_err(|_| {
+                // A retry reads directly, and meets the same error again.
+                self.ahead = None;
+            })?,
+            None => {
+                let mut buffer = spent.unwrap_or_default();
+                self.layout.load(
+                    &self.file,
+                    &mut self.opener,
+                    index,
+                    &mut buffer,
+                    &AtomicBool::new(false),
+                )?;
+                buffer
+            }
+        };
+        self.chunk = Some((index, plain));
+        Ok(())
+    }
+}
+
+/// Decrypts an input's chunks in order on a thread of its own, a few ahead of the
+/// guest, so the guest's thread spends its time in the guest. Dropping it stops the
+/// thread and waits for it.
+struct ReadAhead {
+    /// The index the next chunk from `ready` has.
+    next: u64,
+    ready: Option<std::sync::mpsc::Receiver<std::io::Result<Zeroizing<Vec<u8>>>>>,
+    /// Buffers the guest is done with, back to the thread for reuse.
+    spent: std::sync::mpsc::Sender<Zeroizing<Vec<u8>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    fn start(spool: &OpenSpool, first: u64) -> std::io::Result<Self> {
+        let file = spool.file.try_clone()?;
+        let mut opener = ChunkOpener::new(&spool.key, &spool.header).map_err(invalid)?;
+        let layout = spool.layout;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+        let (spent, spent_rx) = std::sync::mpsc::channel::<Zeroizing<Vec<u8>>>();
+        let halt = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("veritee-read-ahead".into())
+            .spawn(move || {
+                for index in first..layout.chunks() {
+                    let mut buffer = spent_rx.try_recv().unwrap_or_default();
+                    let loaded = layout.load(&file, &mut opener, index, &mut buffer, &halt);
+                    let failed = loaded.is_err();
+                    if ready_tx.send(loaded.map(|()| buffer)).is_err() || failed {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            next: first,
+            ready: Some(ready),
+            spent,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next chunk's plaintext, handing back the buffer of the one before.
+    fn take(&mut self, spent: Option<Zeroizing<Vec<u8>>>) -> std::io::Result<Zeroizing<Vec<u8>>> {
+        if let Some(buffer) = spent {
+            // The thread may have finished; the buffer is then simply dropped.
+            let _ = self.spent.send(buffer);
+        }
+        let chunk = self
+            .ready
+            .as_ref()
+            .and_then(|r| r.recv().ok())
+            .unwrap_or_else(|| Err(std::io::Error::other("the read-ahead stopped")))?;
+        self.next += 1;
+        Ok(chunk)
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // A thread blocked handing over a chunk sees the channel close.
+        self.ready = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -158,18 +329,20 @@ struct SpoolInput {
 impl SpoolInput {
     /// A module, uploaded whole: opened now, as long as its file says.
     fn module(path: &Path, dek: &Key256) -> std::io::Result<Self> {
-        let spool = OpenSpool::open(path, dek, None)?;
-        let body = spool.file.metadata()?.len() - spool.header_len;
-        let sealed = spool.chunk_size + TAG_LEN as u64;
+        let mut spool = OpenSpool::open(path, dek, None)?;
+        let body = spool.file.metadata()?.len() - spool.layout.header_len;
+        let sealed = spool.layout.chunk_size + TAG_LEN as u64;
         let chunks = body.div_ceil(sealed).max(1);
         let last_sealed = body - (chunks - 1) * sealed;
         if last_sealed < TAG_LEN as u64 {
             return Err(invalid("truncated inside its last chunk"));
         }
+        let len = (chunks - 1) * spool.layout.chunk_size + last_sealed - TAG_LEN as u64;
+        spool.layout.len = len;
         Ok(Self {
             path: path.to_path_buf(),
             dek: dek.clone(),
-            len: (chunks - 1) * spool.chunk_size + last_sealed - TAG_LEN as u64,
+            len,
             deadline: None,
             state: Mutex::new(Some(spool)),
         })
@@ -213,39 +386,20 @@ impl InputSource for SpoolInput {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let spool = match &mut *guard {
             Some(spool) => spool,
-            empty => empty.insert(OpenSpool::open(&self.path, &self.dek, self.deadline)?),
+            empty => {
+                let mut spool = OpenSpool::open(&self.path, &self.dek, self.deadline)?;
+                spool.layout.len = self.len;
+                empty.insert(spool)
+            }
         };
-        let index = offset / spool.chunk_size;
+        let index = offset / spool.layout.chunk_size;
         if spool.chunk.as_ref().is_none_or(|(i, _)| *i != index) {
-            let sealed = spool.chunk_size + TAG_LEN as u64;
-            let start = spool.header_len + index * sealed;
-            let last = index + 1 == self.len.div_ceil(spool.chunk_size).max(1);
-            let want = if last {
-                self.len - index * spool.chunk_size + TAG_LEN as u64
-            } else {
-                sealed
-            };
-            // One buffer per input, reused chunk after chunk: ciphertext in, plaintext
-            // out in place.
-            let mut buffer = spool
-                .chunk
-                .take()
-                .map_or_else(|| Zeroizing::new(Vec::new()), |(_, b)| b);
-            buffer.resize(want as usize, 0);
-            wait_for(&spool.file, start + want, self.deadline)?;
-            spool.file.read_exact_at(&mut buffer, start)?;
-            let plain_len = spool
-                .opener
-                .open_in_place(index, &mut buffer, last)
-                .map_err(invalid)?
-                .len();
-            buffer.truncate(plain_len);
-            spool.chunk = Some((index, buffer));
+            spool.seek(index)?;
         }
         let Some((_, plain)) = spool.chunk.as_ref() else {
             return Ok(0);
         };
-        let within = (offset - index * spool.chunk_size) as usize;
+        let within = (offset - index * spool.layout.chunk_size) as usize;
         let n = buf.len().min(plain.len().saturating_sub(within));
         buf[..n].copy_from_slice(&plain[within..within + n]);
         Ok(n)
@@ -606,6 +760,69 @@ mod tests {
             .read_all()
             .expect_err("missing");
         assert!(e.to_string().contains("was it uploaded"), "{e}");
+    }
+
+    #[test]
+    fn reads_in_order_out_of_order_and_back_again_agree() {
+        let chunk = CHUNK as usize;
+        let (_dir, path, dek, plain, stream) = setup(6 * chunk + 7);
+        std::fs::write(&path, &stream).expect("write");
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        // In order (read-ahead), a jump back, a jump forward, in order again, the end.
+        for at in [
+            0,
+            chunk,
+            2 * chunk + 5,
+            100,
+            4 * chunk,
+            5 * chunk,
+            6 * chunk,
+            1,
+        ] {
+            let mut buf = vec![0u8; chunk];
+            let n = input.read_at(at as u64, &mut buf).expect("read_at");
+            assert!(n > 0);
+            assert_eq!(&buf[..n], &plain[at..at + n], "at {at}");
+        }
+    }
+
+    #[test]
+    fn an_abandoned_input_stops_its_read_ahead_at_once() {
+        let (_dir, path, dek, plain, stream) = setup(4 * CHUNK as usize);
+        // Only the header and the first two chunks ever arrive.
+        let arrived = stream.len() - 2 * (CHUNK as usize + TAG_LEN);
+        std::fs::write(&path, &stream[..arrived]).expect("write");
+        let far = Instant::now() + Duration::from_secs(600);
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, far);
+        let mut buf = vec![0u8; CHUNK as usize];
+        input.read_at(0, &mut buf).expect("first chunk");
+        input
+            .read_at(u64::from(CHUNK), &mut buf)
+            .expect("second chunk");
+        // The read-ahead now waits for chunk 2, due in ten minutes; dropping the input
+        // (the task ended) must not wait that long.
+        let t = Instant::now();
+        drop(input);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_failed_read_fails_the_same_way_when_retried() {
+        let (_dir, path, dek, plain, stream) = setup(3 * CHUNK as usize);
+        let mut altered = stream.clone();
+        let at = altered.len() - 100;
+        altered[at] ^= 1;
+        std::fs::write(&path, &altered).expect("write");
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        let mut buf = vec![0u8; CHUNK as usize];
+        input.read_at(0, &mut buf).expect("chunk 0");
+        input.read_at(u64::from(CHUNK), &mut buf).expect("chunk 1");
+        for _ in 0..2 {
+            let e = input
+                .read_at(2 * u64::from(CHUNK), &mut buf)
+                .expect_err("chunk 2 altered");
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::{info, warn};
+use veritee_proto::api::auth::stream_piece_payload;
 use veritee_proto::api::{
     AttestationResponse, AuditLog, AuditRecord, ErrorBody, ErrorDetail, Health, ImportKeyRequest,
     ImportKeyResponse, OpenSessionRequest, OpenSessionResponse, RegisterTenantRequest,
@@ -248,6 +249,18 @@ async fn tenant_digest(
     headers: &HeaderMap,
     digest: &[u8; 32],
 ) -> ApiResult<String> {
+    tenant_payload(state, method, uri, headers, &hex::encode(digest)).await
+}
+
+/// Checks a tenant's signature over a request whose body is represented by `payload`
+/// in the signing string; returns the tenant id.
+async fn tenant_payload(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    payload: &str,
+) -> ApiResult<String> {
     let claim = auth::tenant_claim(authorization(headers)).map_err(ApiError::unauthorized)?;
     let spki = state
         .store
@@ -258,7 +271,7 @@ async fn tenant_digest(
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     claim
-        .verify_digest(&spki, method.as_str(), path, digest, now)
+        .verify(&spki, method.as_str(), path, payload, now)
         .map_err(ApiError::unauthorized)?;
     Ok(claim.tenant_id)
 }
@@ -597,8 +610,6 @@ async fn task_keys(
 /// Largest single task upload.
 pub const MAX_TASK_FILE: u64 = 4 * 1024 * 1024 * 1024;
 
-/// Streams an encrypted upload to the spool, hashing it; the tenant's signature over
-/// the hash is checked at the end, and the file removed if it fails.
 /// Where an upload piece goes in its file.
 #[derive(Deserialize)]
 struct UploadOffset {
@@ -606,8 +617,10 @@ struct UploadOffset {
     offset: u64,
 }
 
-/// Receives a task file, or the piece of one starting at `?offset=N` (appended: pieces
-/// arrive in order, each signed over its own digest).
+/// Receives a piece of a task file starting at `?offset=N` and appends it to the
+/// spool (pieces arrive in order). The tenant signs each piece over its length
+/// ([`stream_piece_payload`]), checked before any byte is written; a body of another
+/// length is refused and leaves the file as it was.
 async fn task_file(
     State(state): State<Arc<AppState>>,
     Path((task_id, compartment, slot)): Path<(String, String, String)>,
@@ -643,10 +656,33 @@ async fn task_file(
             "this node runs no tasks",
         )
     })?;
-    let claim_tenant = auth::tenant_claim(authorization(&headers))
-        .map_err(ApiError::unauthorized)?
-        .tenant_id;
-    task_owner(&state, &task_id, &claim_tenant)?;
+    let declared: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "a task file piece needs a Content-Length (its signature covers it)",
+            )
+        })?;
+    if offset.saturating_add(declared) > MAX_TASK_FILE {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "a task file is at most 4 GiB",
+        ));
+    }
+    let tenant_id = tenant_payload(
+        &state,
+        &method,
+        &uri,
+        &headers,
+        &stream_piece_payload(declared),
+    )
+    .await?;
+    task_owner(&state, &task_id, &tenant_id)?;
     let dir = spool.join(&task_id).join(&compartment);
     tokio::fs::create_dir_all(&dir).await.map_err(|e| {
         ApiError::new(
@@ -663,8 +699,6 @@ async fn task_file(
             format!("spool: {e}"),
         )
     };
-    // Buffered: the body arrives in small pieces, and each write to a tokio file is a
-    // hop to the blocking pool.
     let file = if offset == 0 {
         tokio::fs::File::create(&path).await.map_err(io)?
     } else {
@@ -688,23 +722,6 @@ async fn task_file(
     // Buffered: the body arrives in small pieces, and each write to a tokio file is a
     // hop to the blocking pool.
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut hasher = veritee_crypto::digest::Sha256::default();
-    let mut written = offset;
-    let mut stream = body.into_data_stream();
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        written += piece.len() as u64;
-        if written > MAX_TASK_FILE {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "a task file is at most 4 GiB",
-            ));
-        }
-        hasher.update(&piece);
-        file.write_all(&piece).await.map_err(io)?;
-    }
     let undo = |path: std::path::PathBuf| async move {
         // A refused piece leaves the file as it was before it.
         if offset == 0 {
@@ -713,15 +730,40 @@ async fn task_file(
             let _ = f.set_len(offset).await;
         }
     };
-    // Flushed, not synced: a spool file lives only as long as its task, which does not
-    // survive a restart of the enclave (its keys are in enclave memory) anyway.
-    file.flush().await.map_err(io)?;
-    drop(file);
-    if let Err(e) = tenant_digest(&state, &method, &uri, &headers, &hasher.finish()).await {
-        undo(path).await;
-        return Err(e);
+    let mut stream = body.into_data_stream();
+    let received = async {
+        let mut received = 0u64;
+        while let Some(piece) = stream.next().await {
+            let piece =
+                piece.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+            received += piece.len() as u64;
+            if received > declared {
+                return Err(ApiError::bad_request(format!(
+                    "the body is longer than the {declared} bytes its Content-Length and signature say"
+                )));
+            }
+            file.write_all(&piece).await.map_err(io)?;
+        }
+        if received != declared {
+            return Err(ApiError::bad_request(format!(
+                "the body is {received} bytes, not the {declared} its Content-Length and signature say"
+            )));
+        }
+        Ok(received)
     }
-    Ok(Json(serde_json::json!({ "bytes": written })))
+    .await;
+    // Flushed, not synced: a spool file lives only as long as its task, which does not
+    // survive a restart of the enclave (its keys are in enclave memory) anyway. Flushed
+    // on refusal too: a write still in flight must not land after the truncation.
+    let flushed = file.flush().await.map_err(io);
+    drop(file);
+    match received.and_then(|received| flushed.map(|()| received)) {
+        Ok(received) => Ok(Json(serde_json::json!({ "bytes": offset + received }))),
+        Err(e) => {
+            undo(path).await;
+            Err(e)
+        }
+    }
 }
 
 async fn task_run(

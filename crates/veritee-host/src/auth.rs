@@ -43,14 +43,16 @@ pub fn tenant_claim(header: Option<&str>) -> Result<TenantClaim, String> {
 }
 
 impl TenantClaim {
-    /// Verifies the signature with the tenant's key over this exact request, given the
-    /// SHA-256 of its body (hashed whole, or while it streamed in).
-    pub fn verify_digest(
+    /// Verifies the signature with the tenant's key over this exact request, given
+    /// what stands for its body in the signing string: the hex SHA-256 of the body
+    /// (hashed whole, or while it streamed in), or a task-file piece's
+    /// [`stream_piece_payload`](veritee_proto::api::auth::stream_piece_payload).
+    pub fn verify(
         &self,
         spki: &[u8],
         method: &str,
         path_and_query: &str,
-        body_sha256: &[u8; 32],
+        payload: &str,
         now: i64,
     ) -> Result<(), String> {
         if (now - self.ts).abs() > MAX_SKEW_SECS {
@@ -58,7 +60,7 @@ impl TenantClaim {
                 "request timestamp is more than {MAX_SKEW_SECS} s from the node's clock"
             ));
         }
-        let message = signing_string(method, path_and_query, self.ts, &hex::encode(body_sha256));
+        let message = signing_string(method, path_and_query, self.ts, payload);
         sign::verify(
             VerificationScheme::EcdsaP256Sha256Fixed,
             spki,

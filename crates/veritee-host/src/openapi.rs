@@ -132,7 +132,7 @@ pub fn document() -> Value {
                     error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
             }},
             "/v1/tasks/{id}/files/{compartment}/{slot}": {"put": {
-                "summary": "A compartment's module or input N (slot `module` or `input-N`), encrypted under its DEK; in pieces appended at ?offset=N, each tenant-signed",
+                "summary": "A compartment's module or input N (slot `module` or `input-N`), encrypted under its DEK; in pieces appended at ?offset=N, each tenant-signed over `stream-piece:LEN` (its Content-Length) in place of a body digest: the enclave authenticates every chunk",
                 "security": tenant_auth,
                 "parameters": [
                     {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
@@ -142,7 +142,7 @@ pub fn document() -> Value {
                 ],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Stored; the file's length so far", "content": {"application/json": {"schema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}}}}}),
-                    error_responses(&["400", "401", "403", "404", "409", "413", "415", "503"]))
+                    error_responses(&["400", "401", "403", "404", "409", "411", "413", "415", "503"]))
             }},
             "/v1/tasks/{id}/run": {"post": {
                 "summary": "Run the task; answers with the result envelope, authenticated with the SKEK session (tenant-signed)",

@@ -142,15 +142,22 @@ pub mod auth {
     /// Largest clock difference accepted, seconds.
     pub const MAX_SKEW_SECS: i64 = 300;
 
-    /// The bytes a tenant signs for one request.
-    pub fn signing_string(
-        method: &str,
-        path_and_query: &str,
-        ts: i64,
-        body_sha256_hex: &str,
-    ) -> Vec<u8> {
-        format!("VERITEE-REQUEST-V1\n{method}\n{path_and_query}\n{ts}\n{body_sha256_hex}")
-            .into_bytes()
+    /// The bytes a tenant signs for one request. `payload` stands for the body: its
+    /// SHA-256 in hex, or for a piece of a task file [`stream_piece_payload`].
+    pub fn signing_string(method: &str, path_and_query: &str, ts: i64, payload: &str) -> Vec<u8> {
+        format!("VERITEE-REQUEST-V1\n{method}\n{path_and_query}\n{ts}\n{payload}").into_bytes()
+    }
+
+    /// What a tenant signs in place of the body digest for a piece of a task file
+    /// (`PUT /v1/tasks/ID/files/...?offset=N`): its length. The body is a
+    /// veritee-stream whose every chunk the enclave authenticates under the
+    /// compartment's key, at its index and with its final flag, so hashing it at the
+    /// host as well would check nothing the enclave does not, at the cost of a
+    /// SHA-256 pass over every byte on each side. The signature still binds the
+    /// method, the task, file and offset, the time and the length; the host refuses a
+    /// body of another length, and pieces only append where the file ends.
+    pub fn stream_piece_payload(len: u64) -> String {
+        format!("stream-piece:{len}")
     }
 
     /// Formats the header value.

@@ -114,6 +114,26 @@ impl ChunkSealer {
         Ok(())
     }
 
+    /// Seals the next chunk where it lies at the end of `buffer`: `buffer[start..]`
+    /// holds its plaintext and is left holding its ciphertext, with the tag appended.
+    /// Lets a caller gather several sealed chunks (and the header) in one buffer without
+    /// copying them; a `start` past the end seals an empty chunk.
+    pub fn seal_at_end(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        start: usize,
+        last: bool,
+    ) -> Result<(), StreamError> {
+        let plaintext = buffer.get_mut(start..).unwrap_or_default();
+        let index = self.check(plaintext.len(), last)?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(&nonce(index, last), &[], plaintext)?;
+        buffer.extend_from_slice(&tag);
+        self.advance(index, last);
+        Ok(())
+    }
+
     /// Seals the next chunk from `plaintext` into `out`, which is exactly
     /// `plaintext.len() + TAG_LEN` bytes.
     pub(crate) fn seal_to(
@@ -405,6 +425,45 @@ mod tests {
             opener.open_in_place(0, &mut buffer, true).unwrap(),
             b"in place"
         );
+    }
+
+    #[test]
+    fn sealed_at_the_end_of_a_gathering_buffer() {
+        let (mut sealer, mut opener) = pair();
+        let mut gathered = b"header".to_vec();
+        gathered.extend_from_slice(&[7; CHUNK]);
+        sealer.seal_at_end(&mut gathered, 6, false).unwrap();
+        gathered.extend_from_slice(b"tail");
+        sealer
+            .seal_at_end(&mut gathered, 6 + CHUNK + TAG_LEN, true)
+            .unwrap();
+        assert_eq!(
+            &gathered[..6],
+            b"header",
+            "what precedes start is untouched"
+        );
+        assert_eq!(gathered.len(), 6 + CHUNK + TAG_LEN + 4 + TAG_LEN);
+        let (first, second) = gathered[6..].split_at(CHUNK + TAG_LEN);
+        assert_eq!(
+            opener.open(0, first, false).unwrap().expose(),
+            &vec![7; CHUNK]
+        );
+        assert_eq!(opener.open(1, second, true).unwrap().expose(), b"tail");
+        // The same rules as any other sealing: a short non-final chunk is refused.
+        let (mut sealer, _) = pair();
+        let mut short = vec![1; 10];
+        assert_eq!(
+            sealer.seal_at_end(&mut short, 0, false).unwrap_err(),
+            StreamError::ChunkNotFull {
+                index: 0,
+                len: 10,
+                expected: CHUNK
+            }
+        );
+        // Nothing after start: an empty final chunk.
+        let mut empty = b"header".to_vec();
+        sealer.seal_at_end(&mut empty, 99, true).unwrap();
+        assert_eq!(empty.len(), 6 + TAG_LEN);
     }
 
     #[test]

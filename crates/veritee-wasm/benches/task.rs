@@ -1,5 +1,5 @@
-//! The word-frequency example through `run_task` (compartment, fuel, epoch
-//! deadline, checked host API) against the same module on plain wasmtime (default
+//! The word-frequency example through `run_task` (compartment, fuel with a yield
+//! every `FUEL_YIELD_INTERVAL` for the wall-clock deadline, checked host API) against the same module on plain wasmtime (default
 //! engine configuration, no fuel, no epochs, a minimal linker with the same host
 //! functions and no checks), on the same data.
 //!
@@ -15,7 +15,7 @@
 //! runs alternate, so load from other processes hits both alike. Two more plain
 //! variants, one with fuel metering only and one with epoch interruption only,
 //! show where the overhead comes from (they run in separate batches, so they are
-//! noisier than the main pair).
+//! noisier than the main pair); the engine used to run both, and now runs fuel only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

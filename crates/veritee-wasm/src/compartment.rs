@@ -1,11 +1,13 @@
 //! One compartment: a wasmtime store holding exactly one instance, its own linear
 //! memory, fuel, limits, and the inputs the security context lets it read.
 
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use wasmtime::{Instance, Module, Store, Trap, TypedFunc};
 
-use crate::engine::{EPOCH_TICK, TaskEngine};
+use crate::engine::{FUEL_YIELD_INTERVAL, TaskEngine};
 use crate::error::WasmError;
 use crate::host::{HOST_FUNCTIONS, HOST_MODULE, HostState, Limiter, MEMORY_EXPORT, Peer};
 use crate::spec::{CompartmentResult, TaskLimits, TaskSpec};
@@ -31,6 +33,7 @@ pub struct Compartment {
     releases: bool,
     fuel: u64,
     limits: TaskLimits,
+    deadline: Instant,
 }
 
 impl Compartment {
@@ -82,25 +85,25 @@ impl Compartment {
         store
             .set_fuel(limits.fuel)
             .map_err(|e| fail(e.to_string()))?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(WasmError::Timeout {
-                compartment: name,
-                timeout: limits.timeout,
-            });
-        }
-        store.set_epoch_deadline(remaining.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
-        store.epoch_deadline_trap();
-
-        let instance: Instance = engine
-            .linker()
-            .instantiate(&mut store, module)
-            .map_err(|e| {
-                classify(e, &name, limits, |reason| WasmError::Instantiate {
-                    compartment: name.clone(),
-                    reason,
-                })
-            })?;
+        store
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+            .map_err(|e| fail(e.to_string()))?;
+        let timeout = || WasmError::Timeout {
+            compartment: name.clone(),
+            timeout: limits.timeout,
+        };
+        // A start function runs during instantiation: it is held to the deadline too.
+        let instance: Instance = until_deadline(
+            deadline,
+            engine.linker().instantiate_async(&mut store, module),
+        )
+        .ok_or_else(timeout)?
+        .map_err(|e| {
+            classify(e, &name, limits, |reason| WasmError::Instantiate {
+                compartment: name.clone(),
+                reason,
+            })
+        })?;
         let memory = instance.get_memory(&mut store, MEMORY_EXPORT);
         store.data_mut().memory = memory;
         let entry = instance
@@ -115,6 +118,7 @@ impl Compartment {
             releases: spec.security.releases(&name),
             fuel: limits.fuel,
             limits: limits.clone(),
+            deadline,
         })
     }
 
@@ -122,12 +126,17 @@ impl Compartment {
     /// compartment whose output is not released are dropped here.
     pub fn run(mut self) -> Result<CompartmentResult, WasmError> {
         let name = self.store.data().name.clone();
-        let exit_code = self.entry.call(&mut self.store, ()).map_err(|e| {
-            classify(e, &name, &self.limits, |reason| WasmError::Trap {
+        let exit_code = until_deadline(self.deadline, self.entry.call_async(&mut self.store, ()))
+            .ok_or_else(|| WasmError::Timeout {
                 compartment: name.clone(),
-                reason,
-            })
-        })?;
+                timeout: self.limits.timeout,
+            })?
+            .map_err(|e| {
+                classify(e, &name, &self.limits, |reason| WasmError::Trap {
+                    compartment: name.clone(),
+                    reason,
+                })
+            })?;
         let fuel_used = self.fuel - self.store.get_fuel().unwrap_or(0);
         let state = self.store.into_data();
         let (output, log) = if self.releases {
@@ -147,7 +156,7 @@ impl Compartment {
 }
 
 /// Turns a wasmtime error into the engine's error: host-raised errors as they are,
-/// fuel and epoch traps as limit errors, other traps by their code only.
+/// running out of fuel as a limit error, other traps by their code only.
 fn classify(
     err: wasmtime::Error,
     compartment: &str,
@@ -163,14 +172,28 @@ fn classify(
             compartment: compartment.to_owned(),
             fuel: limits.fuel,
         },
-        Some(Trap::Interrupt) => WasmError::Timeout {
-            compartment: compartment.to_owned(),
-            timeout: limits.timeout,
-        },
         Some(trap) => WasmError::Trap {
             compartment: compartment.to_owned(),
             reason: trap.to_string(),
         },
         None => other(format!("{err:#}")),
+    }
+}
+
+/// Drives a guest's future on this thread until it completes, or gives up at
+/// `deadline` (`None`). The guest yields every [`FUEL_YIELD_INTERVAL`] units of fuel
+/// and the host functions never wait on a future, so every `Pending` is such a yield:
+/// the moment to look at the clock and poll again at once. Dropping the future
+/// abandons the guest where it stands; its store is not used again.
+fn until_deadline<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        if let Poll::Ready(out) = future.as_mut().poll(&mut context) {
+            return Some(out);
+        }
     }
 }

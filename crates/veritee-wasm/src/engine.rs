@@ -1,9 +1,8 @@
 //! The per-process engine: one wasmtime [`Engine`] configured for confinement, the
-//! host API linker, the compiled-module cache, and the clock that enforces timeouts.
+//! host API linker and the compiled-module cache.
 
 use std::sync::{Mutex, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::{Config, Engine, Linker, Module};
 
@@ -13,8 +12,11 @@ use crate::error::WasmError;
 use crate::host::{self, HostState};
 use crate::spec::{TaskLimits, TaskOutcome, TaskSpec};
 
-/// Interval of the epoch clock: wall-clock timeouts are enforced to this precision.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Fuel a guest burns between two looks at the wall clock. The guest yields to the
+/// compartment's driver this often, which checks the task's deadline: a few
+/// milliseconds of guest code at most, so timeouts are enforced to about that precision
+/// while costing nothing measurable.
+pub const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 
 /// Compiled modules kept by [`TaskEngine::global`].
 pub const DEFAULT_CACHE_CAPACITY: usize = 64;
@@ -30,35 +32,22 @@ pub struct TaskEngine {
 impl TaskEngine {
     /// An engine with a module cache of `cache_capacity` entries (0 disables it).
     ///
-    /// Configuration: fuel metering and epoch interruption on; no WASI and no
-    /// imports but the `veritee` host API; no shared-memory threads (the wasmtime
-    /// `threads` feature is not compiled in); wasm backtraces off, so errors never carry names from a module's name section.
-    /// A background thread advances the epoch every [`EPOCH_TICK`] while the engine
-    /// lives.
+    /// Configuration: fuel metering on, and a guest run as a future that yields every
+    /// [`FUEL_YIELD_INTERVAL`] units of fuel to a driver that enforces the wall-clock
+    /// deadline (the same fuel check serves both limits: epoch interruption would
+    /// add a second check to every loop); no WASI and no imports but the `veritee` host
+    /// API; no shared-memory threads (the wasmtime `threads` feature is not compiled
+    /// in); wasm backtraces off, so errors never carry names from a module's name
+    /// section.
     pub fn new(cache_capacity: usize) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config
             .consume_fuel(true)
-            .epoch_interruption(true)
             // no frames: backtraces would carry names from the module's name section
             .wasm_backtrace_max_frames(None);
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| WasmError::Engine(e.to_string()))?;
-
-        let weak = engine.weak();
-        thread::Builder::new()
-            .name("veritee-wasm-epoch".into())
-            .spawn(move || {
-                loop {
-                    thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
 
         Ok(TaskEngine {
             engine,

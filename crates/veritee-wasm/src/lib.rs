@@ -22,7 +22,7 @@ mod spec;
 
 pub use cache::CacheStats;
 pub use compartment::Compartment;
-pub use engine::{DEFAULT_CACHE_CAPACITY, EPOCH_TICK, TaskEngine, run_task};
+pub use engine::{DEFAULT_CACHE_CAPACITY, FUEL_YIELD_INTERVAL, TaskEngine, run_task};
 pub use error::WasmError;
 pub use input::{FileInput, Input, InputSource};
 pub use manifest::{LoadedManifest, ManifestError, TaskManifest};

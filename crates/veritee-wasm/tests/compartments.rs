@@ -139,6 +139,26 @@ fn an_infinite_loop_in_the_start_function_is_stopped_too() {
 }
 
 #[test]
+fn the_wall_clock_timeout_holds_in_the_start_function_too() {
+    let m = r#"(module (func $s (loop $l (br $l))) (start $s)
+                 (func (export "run") (result i32) (i32.const 0)))"#;
+    let limits = TaskLimits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(200),
+        ..small_limits()
+    };
+    let started = Instant::now();
+    let e = run_err(&single(m, b""), &limits);
+    assert!(matches!(e, WasmError::Timeout { .. }), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    engine_still_works();
+}
+
+#[test]
 fn the_wall_clock_timeout_stops_a_long_task() {
     let m = r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
     let limits = TaskLimits {
