@@ -51,6 +51,14 @@ pub enum ClientError {
     /// No candidate provider passed verification and the policy.
     #[error("no provider passed verification and the policy; nothing secret was sent")]
     NoAcceptableProvider,
+    /// A local file the task names could not be read, or changed while being sent.
+    #[error("{path}: {reason}")]
+    TaskFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The enclave refused an operation.
     #[error("the enclave refused: {code}: {message}")]
     Enclave {

@@ -122,10 +122,10 @@ pub struct TaskRequest<'a> {
 }
 
 impl NodeClient {
-    /// Encrypts `source` (`plain_len` bytes) under `dek` in the stream format and
-    /// uploads it as it goes, in signed pieces appended at their offsets: the first
-    /// piece reaches the node while the rest is still being encrypted, memory stays
-    /// bounded, and nothing is written to local disk. Returns the ciphertext length.
+    /// Encrypts `file` in the stream format and uploads it to `path` as it goes, in
+    /// signed pieces appended at their offsets: the first piece reaches the node while
+    /// the rest is still being encrypted, memory stays bounded, and nothing is written
+    /// to local disk. Returns the ciphertext length.
     ///
     /// One thread seals and signs the next piece while this one sends the last. Each
     /// piece is signed over its length, not its digest (see [`stream_piece_payload`]):
@@ -134,15 +134,12 @@ impl NodeClient {
         &self,
         tenant: &TenantKey,
         path: &str,
-        dek: &veritee_task::keys::Key256,
-        key_id: &str,
-        source: &mut (dyn Read + Send),
-        plain_len: u64,
+        file: OutgoingFile<'_>,
     ) -> Result<u64, ClientError> {
         let (pieces, ready) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, String)>(0);
         std::thread::scope(|scope| {
             let sealing = scope.spawn(move || {
-                seal_pieces(dek, key_id, source, plain_len, |offset, piece| {
+                seal_pieces(file, |offset, piece| {
                     let at = format!("{path}?offset={offset}");
                     let payload = stream_piece_payload(piece.len() as u64);
                     let auth = self.signed_payload(tenant, "PUT", &at, &payload)?;
@@ -196,18 +193,34 @@ impl NodeClient {
 /// header), each read from the source into the piece and sealed where it lies.
 const CHUNKS_PER_PIECE: usize = UPLOAD_PIECE / veritee_stream::DEFAULT_CHUNK_SIZE as usize;
 
-/// Encrypts `plain_len` bytes of `source` under `dek` in the stream format, handing
-/// each full piece and its offset to `emit` (which returns false to stop early). A
-/// source shorter or longer than `plain_len` is an error: the enclave expects exactly
-/// the length the initiation declared.
+/// A local file on its way to a task, encrypted under its compartment's DEK.
+struct OutgoingFile<'a> {
+    dek: &'a veritee_task::keys::Key256,
+    /// The stream header's key id: `compartment/slot`.
+    key_id: &'a str,
+    /// Where it is read from, for messages.
+    name: &'a str,
+    source: &'a mut (dyn Read + Send),
+    /// Its plaintext length: for an input, the one the initiation declared.
+    len: u64,
+}
+
+/// Encrypts `file` in the stream format, handing each full piece and its offset to
+/// `emit` (which returns false to stop early). A source shorter or longer than its
+/// stated length is an error: the enclave expects exactly the length the initiation
+/// declared.
 fn seal_pieces(
-    dek: &veritee_task::keys::Key256,
-    key_id: &str,
-    source: &mut dyn Read,
-    plain_len: u64,
+    file: OutgoingFile<'_>,
     mut emit: impl FnMut(u64, Vec<u8>) -> Result<bool, ClientError>,
 ) -> Result<(), ClientError> {
-    let io = |e: std::io::Error| ClientError::Transport(format!("reading the file to send: {e}"));
+    let OutgoingFile {
+        dek,
+        key_id,
+        name: source_name,
+        source,
+        len: plain_len,
+    } = file;
+    let io = |e: std::io::Error| task_file(source_name, format!("cannot read it: {e}"));
     let stream = |e: veritee_stream::StreamError| ClientError::Protocol(e.to_string());
     let chunk_size = veritee_stream::DEFAULT_CHUNK_SIZE as u64;
     let key = veritee_stream::StreamKey::new(dek);
@@ -230,7 +243,7 @@ fn seal_pieces(
         // Into the piece's spare capacity: read_to_end does not zero it first.
         source.take(want).read_to_end(&mut piece).map_err(io)?;
         if ((piece.len() - start) as u64) < want {
-            return Err(changed_while_sending("shorter"));
+            return Err(changed_while_sending(source_name, "shorter"));
         }
         sealer
             .seal_at_end(&mut piece, start, last)
@@ -248,15 +261,23 @@ fn seal_pieces(
         }
     }
     if source.read(&mut [0u8; 1]).map_err(io)? != 0 {
-        return Err(changed_while_sending("longer"));
+        return Err(changed_while_sending(source_name, "longer"));
     }
     Ok(())
 }
 
-fn changed_while_sending(how: &str) -> ClientError {
-    ClientError::Transport(format!(
-        "the file is now {how} than when the task began: it changed while being sent"
-    ))
+fn changed_while_sending(source_name: &str, how: &str) -> ClientError {
+    task_file(
+        source_name,
+        format!("now {how} than when the task began: it changed while being sent"),
+    )
+}
+
+fn task_file(path: impl core::fmt::Display, reason: impl Into<String>) -> ClientError {
+    ClientError::TaskFile {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The initiation for a manifest (reads the length of every input file).
@@ -272,8 +293,8 @@ fn initiation(
         let mut input_lengths = Vec::with_capacity(c.inputs.len());
         for input in &c.inputs {
             let path = manifest.resolve(&input.file);
-            let meta = std::fs::metadata(&path)
-                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
+            let meta =
+                std::fs::metadata(&path).map_err(|e| task_file(path.display(), e.to_string()))?;
             input_lengths.push(meta.len());
         }
         compartments.push(CompartmentContext {
@@ -457,31 +478,24 @@ fn run_on(
     events(TaskEvent::KeysDelivered);
     let upload = |c_name: &str, slot: &str, path: &std::path::Path, declared: Option<u64>| {
         let dek = req.task_key.dek(task_id, c_name)?;
-        let mut source = std::fs::File::open(path)
-            .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?;
+        let unreadable = |e: std::io::Error| task_file(path.display(), e.to_string());
+        let mut source = std::fs::File::open(path).map_err(unreadable)?;
         let plain_len = match declared {
             Some(len) => len,
-            None => source
-                .metadata()
-                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?
-                .len(),
+            None => source.metadata().map_err(unreadable)?.len(),
         };
         let what = format!("{c_name}/{slot}");
-        let sealed_len = client
-            .put_encrypted(
-                req.tenant,
-                &format!("/v1/tasks/{}/files/{c_name}/{slot}", ttis.task_id),
-                &dek,
-                &what,
-                &mut source,
-                plain_len,
-            )
-            .map_err(|e| match e {
-                ClientError::Transport(m) => {
-                    ClientError::Transport(format!("{}: {m}", path.display()))
-                }
-                other => other,
-            })?;
+        let sealed_len = client.put_encrypted(
+            req.tenant,
+            &format!("/v1/tasks/{}/files/{c_name}/{slot}", ttis.task_id),
+            OutgoingFile {
+                dek: &dek,
+                key_id: &what,
+                name: &path.display().to_string(),
+                source: &mut source,
+                len: plain_len,
+            },
+        )?;
         Ok::<_, ClientError>((what, plain_len, sealed_len))
     };
     // Modules first: the enclave compiles them before it starts.
@@ -549,10 +563,13 @@ mod tests {
     fn pieces(plain: &[u8], declared: u64) -> Result<Vec<(u64, Vec<u8>)>, ClientError> {
         let mut out = Vec::new();
         seal_pieces(
-            &dek(),
-            "c/input-0",
-            &mut &plain[..],
-            declared,
+            OutgoingFile {
+                dek: &dek(),
+                key_id: "c/input-0",
+                name: "input.txt",
+                source: &mut &plain[..],
+                len: declared,
+            },
             |at, piece| {
                 out.push((at, piece));
                 Ok(true)
@@ -614,10 +631,13 @@ mod tests {
         let plain = vec![0u8; 3 * UPLOAD_PIECE];
         let mut seen = 0;
         seal_pieces(
-            &dek(),
-            "c/input-0",
-            &mut &plain[..],
-            plain.len() as u64,
+            OutgoingFile {
+                dek: &dek(),
+                key_id: "c/input-0",
+                name: "input.txt",
+                source: &mut &plain[..],
+                len: plain.len() as u64,
+            },
             |_, _| {
                 seen += 1;
                 Ok(false)
