@@ -188,12 +188,12 @@ fn main() {
         let each = |times: &[Duration]| {
             times
                 .iter()
-                .map(|t| format!("{:.2}", t.as_secs_f64()))
+                .map(|t| format!("{t:.2?}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
         let runs_line = format!(
-            "|   each run (s): plain {} / veritee {} | | | | | |",
+            "|   each run: plain {} / veritee {} | | | | | |",
             each(&plain_times),
             each(&task_times)
         );
