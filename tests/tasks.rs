@@ -819,6 +819,24 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A piece that would take the file past 4 GiB: refused before its body is read.
+    let huge = 5u64 << 30;
+    let mut raw = TcpStream::connect(node.url.trim_start_matches("http://")).expect("connect");
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\n\
+         authorization: {}\r\ncontent-length: {huge}\r\n\r\n",
+        at(1000),
+        piece_header(&owner, &at(1000), &stream_piece_payload(huge))
+    );
+    raw.write_all(head.as_bytes()).expect("head");
+    raw.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reply = [0u8; 64];
+    let n = raw.read(&mut reply).expect("an answer without the body");
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    drop(raw);
+    assert_eq!(std::fs::metadata(&file).expect("kept").len(), 1000);
     // No Content-Length at all (chunked): 411, nothing written.
     let chunked = http
         .put(format!("{}{}", node.url, at(1000)))
