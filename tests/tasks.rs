@@ -859,3 +859,61 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(std::fs::metadata(&file).expect("spooled").len(), 2000);
 }
+
+#[test]
+fn a_failed_upload_withdraws_the_task_instead_of_waiting_out_its_deadline() {
+    use veritee_client::ClientError;
+    use veritee_client::task::{Selection, TaskEvent, TaskRequest, run_task};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_in(dir.path());
+    let tenant = node.tenant().key;
+    let task_dir = copy_example("word-frequency", dir.path());
+    let toml = std::fs::read_to_string(task_dir.join("task.toml")).expect("manifest");
+    // A deadline far longer than this test may take.
+    std::fs::write(
+        task_dir.join("task.toml"),
+        toml.replace("timeout_ms = 30000", "timeout_ms = 300000"),
+    )
+    .expect("manifest");
+    let manifest = veritee_wasm::TaskManifest::load(&task_dir.join("task.toml")).expect("load");
+    let appraisal = Appraisal::new(&node);
+    let task_key = veritee_task::keys::TaskKey::generate().expect("task key");
+    let nodes = vec![node.url.clone()];
+    let request = TaskRequest {
+        nodes: &nodes,
+        tenant: &tenant,
+        task_key: &task_key,
+        appraiser: appraisal.appraiser(),
+        policy_text: DEV_POLICY,
+        selection: Selection::First,
+        result_window: time::Duration::minutes(5),
+    };
+    let input = task_dir.join("input.txt");
+    let started = Instant::now();
+    let e = run_task(&manifest, &request, &mut |event| {
+        // After the initiation declared its length, the input shrinks.
+        if matches!(event, TaskEvent::KeysDelivered) {
+            let text = std::fs::read(&input).expect("input");
+            std::fs::write(&input, &text[..text.len() / 2]).expect("shrink");
+        }
+    })
+    .expect_err("the input changed");
+    assert!(matches!(e, ClientError::TaskFile { .. }), "{e:?}");
+    assert!(e.to_string().contains("changed while being sent"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "waited {:?}",
+        started.elapsed()
+    );
+    // The node forgot it: its spool is empty, and it keeps serving.
+    let spool = node.state.join("run/spool");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&spool).map_or(0, |d| d.count()) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the withdrawn task's spool stayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(node.health()["status"], "ok");
+}

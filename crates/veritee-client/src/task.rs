@@ -442,6 +442,19 @@ pub fn run_task(
     Err(last_error.unwrap_or(ClientError::NoAcceptableProvider))
 }
 
+/// Withdraws a task whose upload failed; true if the node still held it (so its run,
+/// if any, now fails for that reason), false if it was already over.
+fn withdraw(client: &NodeClient, tenant: &TenantKey, task_id: &str) -> bool {
+    client
+        .tenant_post(
+            tenant,
+            &format!("/v1/tasks/{task_id}/cancel"),
+            "application/octet-stream",
+            Vec::new(),
+        )
+        .is_ok()
+}
+
 /// Reports an encrypted and uploaded file: (what, plaintext bytes, ciphertext bytes).
 fn announce(events: &mut dyn FnMut(TaskEvent), (what, plain, sealed): (String, u64, u64)) {
     events(TaskEvent::Encrypted {
@@ -500,7 +513,10 @@ fn run_on(
     };
     // Modules first: the enclave compiles them before it starts.
     for c in &manifest.manifest.compartments {
-        let sent = upload(&c.name, "module", &manifest.resolve(&c.module), None)?;
+        let sent =
+            upload(&c.name, "module", &manifest.resolve(&c.module), None).inspect_err(|_| {
+                withdraw(client, req.tenant, &ttis.task_id);
+            })?;
         announce(events, sent);
     }
     // Then the run starts while the inputs are still being uploaded: the enclave reads
@@ -516,6 +532,10 @@ fn run_on(
                 Vec::new(),
             )
         });
+        // An upload that fails withdraws the task, so that the run stops waiting for
+        // the input instead of waiting out the task's deadline; that upload's error is
+        // then the one to show.
+        let mut withdrawn_for = None;
         'inputs: for (c, context) in manifest
             .manifest
             .compartments
@@ -526,15 +546,22 @@ fn run_on(
                 let path = manifest.resolve(&input.file);
                 match upload(&c.name, &format!("input-{i}"), &path, Some(*declared)) {
                     Ok(sent) => announce(events, sent),
-                    // The run fails for want of this input; its error is the one to show.
-                    Err(_) => break 'inputs,
+                    Err(e) => {
+                        if withdraw(client, req.tenant, &ttis.task_id) {
+                            withdrawn_for = Some(e);
+                        }
+                        // Otherwise the run had already ended (a guest that failed, or
+                        // stopped early): its outcome explains more than this upload.
+                        break 'inputs;
+                    }
                 }
             }
         }
-        // The run's outcome decides: a failed run explains more than the uploads it cut
-        // short, and a guest need not read every input to the end to succeed.
-        run.join()
-            .unwrap_or_else(|_| Err(ClientError::Protocol("the run thread panicked".into())))
+        let run = run
+            .join()
+            .unwrap_or_else(|_| Err(ClientError::Protocol("the run thread panicked".into())));
+        // A guest need not read every input to the end to succeed.
+        run.map_err(|run_error| withdrawn_for.unwrap_or(run_error))
     })?;
     let result = open_envelope(
         &envelope,

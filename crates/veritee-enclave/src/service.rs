@@ -334,6 +334,9 @@ impl EnclaveService {
             EnclaveCall::TaskRun { tenant_id, task_id } => {
                 self.task_run(&tenant_id, &task_id, link)
             }
+            EnclaveCall::TaskCancel { tenant_id, task_id } => {
+                self.task_cancel(&tenant_id, &task_id)
+            }
             EnclaveCall::DataBegin {
                 tenant_id,
                 object,

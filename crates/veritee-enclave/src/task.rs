@@ -57,7 +57,12 @@ pub(crate) struct TaskState {
 
 /// The in-memory task table.
 #[derive(Default)]
-pub(crate) struct Tasks(HashMap<String, TaskState>);
+pub(crate) struct Tasks {
+    /// Initiated tasks, not yet run.
+    waiting: HashMap<String, TaskState>,
+    /// Tasks running now: their tenant, and the flag that withdraws them.
+    running: HashMap<String, (String, Arc<AtomicBool>)>,
+}
 
 fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
     failure(FailureKind::BadRequest, e.to_string())
@@ -72,19 +77,29 @@ fn invalid(e: impl core::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
+/// The error of a read the client's withdrawal of its task stopped.
+fn withdrawn_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "the client withdrew the task while it was arriving",
+    )
+}
+
 /// Waits until `file` holds at least `at_least` bytes; without a deadline, only checks.
-/// Gives up early once `stop` is set (nobody wants the bytes any more).
+/// Gives up early once `stop` is set (nobody wants the bytes any more) or the task is
+/// withdrawn.
 fn wait_for(
     file: &std::fs::File,
     at_least: u64,
-    deadline: Option<Instant>,
+    layout: &Layout,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     loop {
         if file.metadata()?.len() >= at_least {
             return Ok(());
         }
-        match deadline {
+        match layout.deadline {
+            _ if layout.withdrawn.load(Ordering::Relaxed) => return Err(withdrawn_error()),
             _ if stop.load(Ordering::Relaxed) => {
                 return Err(std::io::Error::other("the read was abandoned"));
             }
@@ -100,14 +115,17 @@ fn wait_for(
     }
 }
 
-/// Where a spool file's chunks lie: everything needed to find and open chunk `i`.
-#[derive(Clone, Copy)]
+/// Where a spool file's chunks lie and how long to wait for them: everything needed
+/// to find and open chunk `i`.
+#[derive(Clone)]
 struct Layout {
     header_len: u64,
     chunk_size: u64,
     /// Plaintext length: fixes which chunk is the final one and where it ends.
     len: u64,
     deadline: Option<Instant>,
+    /// Set when the client withdraws the task: waiting stops.
+    withdrawn: Arc<AtomicBool>,
 }
 
 impl Layout {
@@ -134,7 +152,7 @@ impl Layout {
             sealed
         };
         buffer.resize(want as usize, 0);
-        wait_for(file, start + want, self.deadline, stop)?;
+        wait_for(file, start + want, self, stop)?;
         file.read_exact_at(buffer, start)?;
         let plain_len = opener
             .open_in_place(index, buffer, last)
@@ -161,12 +179,22 @@ struct OpenSpool {
 impl OpenSpool {
     /// Opens `path` and checks its header under `dek`, waiting until `deadline` (if any)
     /// for the file and its header to arrive.
-    fn open(path: &Path, dek: &Key256, deadline: Option<Instant>) -> std::io::Result<Self> {
-        let waiting = || deadline.is_some_and(|d| Instant::now() < d);
+    fn open(
+        path: &Path,
+        dek: &Key256,
+        deadline: Option<Instant>,
+        withdrawn: &Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
+        let waiting = || {
+            if withdrawn.load(Ordering::Relaxed) {
+                return Err(withdrawn_error());
+            }
+            Ok(deadline.is_some_and(|d| Instant::now() < d))
+        };
         let file = loop {
             match std::fs::File::open(path) {
                 Ok(file) => break file,
-                Err(_) if waiting() => std::thread::sleep(ARRIVAL_POLL),
+                Err(_) if waiting()? => std::thread::sleep(ARRIVAL_POLL),
                 Err(e) => {
                     return Err(std::io::Error::new(
                         e.kind(),
@@ -181,7 +209,7 @@ impl OpenSpool {
             file.read_exact_at(&mut head, 0)?;
             match Header::parse(&head) {
                 Ok(parsed) => break parsed,
-                Err(veritee_stream::StreamError::HeaderTruncated) if waiting() => {
+                Err(veritee_stream::StreamError::HeaderTruncated) if waiting()? => {
                     std::thread::sleep(ARRIVAL_POLL);
                 }
                 Err(e) => return Err(invalid(e)),
@@ -198,6 +226,7 @@ impl OpenSpool {
                 chunk_size: u64::from(header.chunk_size()),
                 len: 0,
                 deadline,
+                withdrawn: Arc::clone(withdrawn),
             },
             header,
             opener,
@@ -257,7 +286,7 @@ impl ReadAhead {
     fn start(spool: &OpenSpool, first: u64) -> std::io::Result<Self> {
         let file = spool.file.try_clone()?;
         let mut opener = ChunkOpener::new(&spool.key, &spool.header).map_err(invalid)?;
-        let layout = spool.layout;
+        let layout = spool.layout.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
         let (spent, spent_rx) = std::sync::mpsc::channel::<Zeroizing<Vec<u8>>>();
@@ -323,13 +352,15 @@ struct SpoolInput {
     dek: Key256,
     len: u64,
     deadline: Option<Instant>,
+    withdrawn: Arc<AtomicBool>,
     state: Mutex<Option<OpenSpool>>,
 }
 
 impl SpoolInput {
     /// A module, uploaded whole: opened now, as long as its file says.
     fn module(path: &Path, dek: &Key256) -> std::io::Result<Self> {
-        let mut spool = OpenSpool::open(path, dek, None)?;
+        let withdrawn = Arc::new(AtomicBool::new(false));
+        let mut spool = OpenSpool::open(path, dek, None, &withdrawn)?;
         let body = spool.file.metadata()?.len() - spool.layout.header_len;
         let sealed = spool.layout.chunk_size + TAG_LEN as u64;
         let chunks = body.div_ceil(sealed).max(1);
@@ -344,17 +375,26 @@ impl SpoolInput {
             dek: dek.clone(),
             len,
             deadline: None,
+            withdrawn,
             state: Mutex::new(Some(spool)),
         })
     }
 
-    /// An input of `len` plaintext bytes that may still be arriving until `deadline`.
-    fn arriving(path: &Path, dek: &Key256, len: u64, deadline: Instant) -> Self {
+    /// An input of `len` plaintext bytes that may still be arriving until `deadline`,
+    /// or until `withdrawn` is set.
+    fn arriving(
+        path: &Path,
+        dek: &Key256,
+        len: u64,
+        deadline: Instant,
+        withdrawn: &Arc<AtomicBool>,
+    ) -> Self {
         Self {
             path: path.to_path_buf(),
             dek: dek.clone(),
             len,
             deadline: Some(deadline),
+            withdrawn: Arc::clone(withdrawn),
             state: Mutex::new(None),
         }
     }
@@ -387,7 +427,8 @@ impl InputSource for SpoolInput {
         let spool = match &mut *guard {
             Some(spool) => spool,
             empty => {
-                let mut spool = OpenSpool::open(&self.path, &self.dek, self.deadline)?;
+                let mut spool =
+                    OpenSpool::open(&self.path, &self.dek, self.deadline, &self.withdrawn)?;
                 spool.layout.len = self.len;
                 empty.insert(spool)
             }
@@ -441,20 +482,20 @@ impl EnclaveService {
         let mut tasks = lock(&self.tasks);
         let now = Instant::now();
         tasks
-            .0
+            .waiting
             .retain(|_, t| now.duration_since(t.created) < TASK_IDLE);
-        if tasks.0.len() >= MAX_TASKS {
+        if tasks.waiting.len() >= MAX_TASKS {
             return Err(failure(
                 FailureKind::Unavailable,
                 "this provider holds too many tasks; try another",
             ));
         }
-        if tasks.0.contains_key(&initiation.task_id) {
+        if tasks.waiting.contains_key(&initiation.task_id) {
             return Err(failure(FailureKind::Conflict, "a task with this id exists"));
         }
-        let load = tasks.0.len() as u32;
+        let load = tasks.waiting.len() as u32;
         let skek_public = skek.public_key().as_bytes().to_vec();
-        tasks.0.insert(
+        tasks.waiting.insert(
             initiation.task_id.clone(),
             TaskState {
                 tenant: tenant.into(),
@@ -480,7 +521,7 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let mut tasks = lock(&self.tasks);
         let task = tasks
-            .0
+            .waiting
             .get_mut(task_id)
             .filter(|t| t.tenant == tenant)
             .ok_or_else(|| failure(FailureKind::NotFound, "unknown or expired task"))?;
@@ -503,10 +544,17 @@ impl EnclaveService {
         task_id: &str,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        let withdrawn = Arc::new(AtomicBool::new(false));
         let task = {
             let mut tasks = lock(&self.tasks);
-            match tasks.0.get(task_id) {
-                Some(t) if t.tenant == tenant && t.keys.is_some() => tasks.0.remove(task_id),
+            match tasks.waiting.get(task_id) {
+                Some(t) if t.tenant == tenant && t.keys.is_some() => {
+                    tasks.running.insert(
+                        task_id.to_owned(),
+                        (tenant.to_owned(), Arc::clone(&withdrawn)),
+                    );
+                    tasks.waiting.remove(task_id)
+                }
                 Some(t) if t.tenant == tenant => {
                     return Err(failure(
                         FailureKind::BadRequest,
@@ -519,9 +567,12 @@ impl EnclaveService {
         let Some(task) = task else {
             return Err(failure(FailureKind::NotFound, "unknown or expired task"));
         };
-        let spool = self.spool(task_id)?;
-        let result = self.execute(&task, &spool);
-        let _ = std::fs::remove_dir_all(&spool);
+        let result = self.spool(task_id).and_then(|spool| {
+            let result = self.execute(&task, &spool, &withdrawn);
+            let _ = std::fs::remove_dir_all(&spool);
+            result
+        });
+        lock(&self.tasks).running.remove(task_id);
         match result {
             Ok(envelope) => {
                 self.audit(link, "task.run", tenant, task_id, "ok")?;
@@ -540,7 +591,37 @@ impl EnclaveService {
         }
     }
 
-    fn execute(&self, task: &TaskState, spool: &Path) -> Result<Vec<u8>, EnclaveFailure> {
+    /// Withdraws a task of `tenant`: one not yet run is forgotten; a running one stops
+    /// waiting for inputs still arriving, and its run fails saying so. A guest already
+    /// computing on what it has runs on to its limits: what it computes is never
+    /// released without the client, who will not ask for it.
+    pub(crate) fn task_cancel(
+        &self,
+        tenant: &str,
+        task_id: &str,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let mut tasks = lock(&self.tasks);
+        if let Some((owner, withdrawn)) = tasks.running.get(task_id)
+            && owner == tenant
+        {
+            withdrawn.store(true, Ordering::Relaxed);
+            return Ok(EnclaveReply::TaskCancelled { was_running: true });
+        }
+        match tasks.waiting.get(task_id) {
+            Some(t) if t.tenant == tenant => {
+                tasks.waiting.remove(task_id);
+                Ok(EnclaveReply::TaskCancelled { was_running: false })
+            }
+            _ => Err(failure(FailureKind::NotFound, "unknown or expired task")),
+        }
+    }
+
+    fn execute(
+        &self,
+        task: &TaskState,
+        spool: &Path,
+        withdrawn: &Arc<AtomicBool>,
+    ) -> Result<Vec<u8>, EnclaveFailure> {
         let Some(keys) = &task.keys else {
             return Err(failure(
                 FailureKind::BadRequest,
@@ -589,7 +670,7 @@ impl EnclaveService {
             let mut inputs = Vec::with_capacity(c.inputs.len());
             for (i, (name, len)) in c.inputs.iter().zip(&c.input_lengths).enumerate() {
                 let path = dir.join(format!("input-{i}"));
-                let source = SpoolInput::arriving(&path, key, *len, deadline);
+                let source = SpoolInput::arriving(&path, key, *len, deadline, withdrawn);
                 inputs.push(Input::from_source(name.clone(), Arc::new(source)));
             }
             compartments.push(CompartmentSpec {
@@ -690,7 +771,7 @@ mod tests {
     fn an_input_reads_back_whole_and_at_any_offset() {
         let (_dir, path, dek, plain, stream) = setup(3 * CHUNK as usize + 100);
         std::fs::write(&path, &stream).expect("write");
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
         assert_eq!(input.read_all().expect("read"), plain);
         let mut buf = [0u8; 50];
         let n = input.read_at(CHUNK as u64 - 10, &mut buf).expect("read_at");
@@ -716,7 +797,7 @@ mod tests {
                 f.write_all(&rest).expect("append");
             })
         };
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
         assert_eq!(input.read_all().expect("read"), plain);
         late.join().expect("thread");
     }
@@ -727,12 +808,12 @@ mod tests {
         std::fs::write(&path, &stream).expect("write");
         let len = plain.len() as u64;
         // Declared longer: the bytes never come.
-        let e = SpoolInput::arriving(&path, &dek, len + 1, soon())
+        let e = SpoolInput::arriving(&path, &dek, len + 1, soon(), &Arc::default())
             .read_all()
             .expect_err("longer");
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
         // Declared shorter: the final chunk is not where it must end.
-        let e = SpoolInput::arriving(&path, &dek, len - 100, soon())
+        let e = SpoolInput::arriving(&path, &dek, len - 100, soon(), &Arc::default())
             .read_all()
             .expect_err("shorter");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
@@ -741,14 +822,14 @@ mod tests {
         let at = altered.len() - 600;
         altered[at] ^= 1;
         std::fs::write(&path, &altered).expect("write");
-        let e = SpoolInput::arriving(&path, &dek, len, soon())
+        let e = SpoolInput::arriving(&path, &dek, len, soon(), &Arc::default())
             .read_all()
             .expect_err("altered");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
         // Another key.
         std::fs::write(&path, &stream).expect("write");
         let other = Confidential::new([8u8; 32]);
-        let e = SpoolInput::arriving(&path, &other, len, soon())
+        let e = SpoolInput::arriving(&path, &other, len, soon(), &Arc::default())
             .read_all()
             .expect_err("other key");
         assert!(
@@ -756,9 +837,15 @@ mod tests {
             "{e}"
         );
         // Never uploaded.
-        let e = SpoolInput::arriving(&path.with_file_name("input-9"), &dek, len, soon())
-            .read_all()
-            .expect_err("missing");
+        let e = SpoolInput::arriving(
+            &path.with_file_name("input-9"),
+            &dek,
+            len,
+            soon(),
+            &Arc::default(),
+        )
+        .read_all()
+        .expect_err("missing");
         assert!(e.to_string().contains("was it uploaded"), "{e}");
     }
 
@@ -767,7 +854,7 @@ mod tests {
         let chunk = CHUNK as usize;
         let (_dir, path, dek, plain, stream) = setup(6 * chunk + 7);
         std::fs::write(&path, &stream).expect("write");
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
         // In order (read-ahead), a jump back, a jump forward, in order again, the end.
         for at in [
             0,
@@ -793,7 +880,7 @@ mod tests {
         let arrived = stream.len() - 2 * (CHUNK as usize + TAG_LEN);
         std::fs::write(&path, &stream[..arrived]).expect("write");
         let far = Instant::now() + Duration::from_secs(600);
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, far);
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, far, &Arc::default());
         let mut buf = vec![0u8; CHUNK as usize];
         input.read_at(0, &mut buf).expect("first chunk");
         input
@@ -807,13 +894,46 @@ mod tests {
     }
 
     #[test]
+    fn a_withdrawn_task_stops_waiting_for_its_inputs() {
+        let (_dir, path, dek, plain, stream) = setup(4 * CHUNK as usize);
+        let far = Instant::now() + Duration::from_secs(600);
+        let withdraw_soon = |flag: &Arc<AtomicBool>| {
+            let flag = Arc::clone(flag);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                flag.store(true, Ordering::Relaxed);
+            })
+        };
+        // Half uploaded: the read of a missing chunk stops waiting.
+        std::fs::write(&path, &stream[..stream.len() / 2]).expect("write");
+        let flag = Arc::new(AtomicBool::new(false));
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, far, &flag);
+        let setter = withdraw_soon(&flag);
+        let t = Instant::now();
+        let e = input.read_all().expect_err("withdrawn");
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}");
+        assert!(e.to_string().contains("withdrew"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        setter.join().expect("setter");
+        // Never uploaded at all: opening it stops waiting too.
+        let flag = Arc::new(AtomicBool::new(false));
+        let missing = path.with_file_name("input-7");
+        let input = SpoolInput::arriving(&missing, &dek, 10, far, &flag);
+        let setter = withdraw_soon(&flag);
+        let e = input.read_all().expect_err("withdrawn");
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        setter.join().expect("setter");
+    }
+
+    #[test]
     fn a_failed_read_fails_the_same_way_when_retried() {
         let (_dir, path, dek, plain, stream) = setup(3 * CHUNK as usize);
         let mut altered = stream.clone();
         let at = altered.len() - 100;
         altered[at] ^= 1;
         std::fs::write(&path, &altered).expect("write");
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon());
+        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
         let mut buf = vec![0u8; CHUNK as usize];
         input.read_at(0, &mut buf).expect("chunk 0");
         input.read_at(u64::from(CHUNK), &mut buf).expect("chunk 1");

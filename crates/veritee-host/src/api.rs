@@ -187,6 +187,7 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::DataChunk { .. } => "DataChunk",
         EnclaveReply::TaskSignal { .. } => "TaskSignal",
         EnclaveReply::TaskKeysAccepted => "TaskKeysAccepted",
+        EnclaveReply::TaskCancelled { .. } => "TaskCancelled",
         EnclaveReply::TaskResult { .. } => "TaskResult",
     };
     ApiError::new(
@@ -576,6 +577,48 @@ async fn task_initiate(
                 "evidence": B64.encode(evidence),
                 "load": load,
             })))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Withdraws a task (tenant-signed, empty body): one not yet run is forgotten with its
+/// uploads; a running one stops waiting for inputs, and its run answers with the
+/// failure.
+async fn task_cancel(
+    State(state): State<Arc<AppState>>,
+    Path(task_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant_id = tenant(&state, &method, &uri, &headers, &body).await?;
+    task_owner(&state, &task_id, &tenant_id)?;
+    match converse(
+        &state,
+        EnclaveCall::TaskCancel {
+            tenant_id,
+            task_id: task_id.clone(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::TaskCancelled { was_running } => {
+            if !was_running {
+                // The run handler cleans up after a running task; this one never ran.
+                state
+                    .tasks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&task_id);
+                if let Some(spool) = &state.spool {
+                    let _ = tokio::fs::remove_dir_all(spool.join(&task_id)).await;
+                }
+            }
+            Ok(Json(
+                serde_json::json!({ "cancelled": true, "was_running": was_running }),
+            ))
         }
         other => Err(unexpected(&other)),
     }
@@ -1018,6 +1061,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tasks", post(task_initiate))
         .route("/v1/tasks/{id}/keys", post(task_keys))
         .route("/v1/tasks/{id}/run", post(task_run))
+        .route("/v1/tasks/{id}/cancel", post(task_cancel))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let data_routes = Router::new()
         .route("/v1/data/{object}/uploads", post(data_begin))

@@ -151,6 +151,13 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Result envelope: the authenticated result body and its MAC", "content": {"application/json": {"schema": {"type": "object", "properties": {"body": {"type": "object"}, "mac": {"type": "string"}}}}}}}),
                     error_responses(&["400", "401", "403", "404", "503"]))
             }},
+            "/v1/tasks/{id}/cancel": {"post": {
+                "summary": "Withdraw a task (tenant-signed, empty body): forgotten with its uploads if not yet run; if running, it stops waiting for inputs and its run fails",
+                "security": tenant_auth,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": merge(json!({"200": {"description": "Withdrawn", "content": {"application/json": {"schema": {"type": "object", "properties": {"cancelled": {"type": "boolean"}, "was_running": {"type": "boolean"}}}}}}}),
+                    error_responses(&["401", "403", "404", "503"]))
+            }},
             "/v1/peer": {"post": {
                 "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},

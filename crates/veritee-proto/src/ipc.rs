@@ -160,6 +160,14 @@ pub enum EnclaveCall {
         /// The task.
         task_id: String,
     },
+    /// Withdraw a task: forgotten if not yet run; if running, its reads of inputs
+    /// still arriving stop and the run fails.
+    TaskCancel {
+        /// The tenant.
+        tenant_id: String,
+        /// The task.
+        task_id: String,
+    },
     /// A message of the mutually attested enclave-to-enclave channel, relayed from a peer node.
     PeerMessage {
         /// Opaque channel bytes.
@@ -255,6 +263,11 @@ pub enum EnclaveReply {
     },
     /// Answer to [`EnclaveCall::TaskKeys`].
     TaskKeysAccepted,
+    /// Answer to [`EnclaveCall::TaskCancel`].
+    TaskCancelled {
+        /// Whether the task was running (its run now fails) or only initiated.
+        was_running: bool,
+    },
     /// Answer to [`EnclaveCall::TaskRun`]: the authenticated result envelope.
     TaskResult {
         /// The envelope (JSON).
