@@ -858,6 +858,33 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(std::fs::metadata(&file).expect("spooled").len(), 2000);
+
+    // Withdrawing it: only its owner may; then it and its uploads are gone.
+    let cancel_path = format!("/v1/tasks/{task_id}/cancel");
+    let cancel = |key: &veritee_channel::client::TenantKey| {
+        let r = http
+            .post(format!("{}{cancel_path}", node.url))
+            .header("content-type", "application/octet-stream")
+            .header(
+                "authorization",
+                signed_header(key, "POST", &cancel_path, b""),
+            )
+            .send()
+            .expect("cancel");
+        let status = r.status().as_u16();
+        (status, r.text().unwrap_or_default())
+    };
+    assert_eq!(cancel(&other).0, 403);
+    let (status, body) = cancel(&owner);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"was_running\":false"), "{body}");
+    assert!(!file.exists(), "the withdrawn task's uploads stayed");
+    let (status, body) = put(
+        &at(2000),
+        piece_header(&owner, &at(2000), &stream_piece_payload(1000)),
+        vec![0u8; 1000],
+    );
+    assert_eq!(status, 404, "{body}");
 }
 
 #[test]
