@@ -493,7 +493,8 @@ impl EnclaveService {
         if tasks.waiting.contains_key(&initiation.task_id) {
             return Err(failure(FailureKind::Conflict, "a task with this id exists"));
         }
-        let load = tasks.waiting.len() as u32;
+        // Tasks held: initiated and running alike.
+        let load = (tasks.waiting.len() + tasks.running.len()) as u32;
         let skek_public = skek.public_key().as_bytes().to_vec();
         tasks.waiting.insert(
             initiation.task_id.clone(),
