@@ -593,9 +593,8 @@ impl EnclaveService {
     }
 
     /// Withdraws a task of `tenant`: one not yet run is forgotten; a running one stops
-    /// waiting for inputs still arriving, and its run fails saying so. A guest already
-    /// computing on what it has runs on to its limits: what it computes is never
-    /// released without the client, who will not ask for it.
+    /// waiting for inputs still arriving and its guest is stopped at its next fuel
+    /// yield, and its run fails saying so.
     pub(crate) fn task_cancel(
         &self,
         tenant: &str,
@@ -700,7 +699,8 @@ impl EnclaveService {
             compartments,
             security,
         };
-        let outcome = veritee_wasm::run_task(&spec, &limits)
+        let outcome = veritee_wasm::TaskEngine::global()
+            .and_then(|engine| engine.run_withdrawable(&spec, &limits, withdrawn))
             .map_err(|e| bad(format!("the task failed: {e}")))?;
         let mut results = Vec::with_capacity(outcome.compartments.len());
         for r in &outcome.compartments {

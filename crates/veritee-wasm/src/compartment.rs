@@ -2,6 +2,7 @@
 //! memory, fuel, limits, and the inputs the security context lets it read.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -36,11 +37,18 @@ pub struct Compartment {
     deadline: Instant,
 }
 
+/// Why a guest's driver stopped it before it finished.
+enum Stopped {
+    Deadline,
+    Withdrawn,
+}
+
 impl Compartment {
     /// Instantiates compartment `index` of `spec` from its compiled `module`, with
-    /// the task's `limits` and wall-clock `deadline`. The store is given handles only
-    /// to the compartment's own inputs and to those of the compartments its
-    /// security rule lets it read.
+    /// the task's `limits` and wall-clock `deadline`; `withdrawn`, once set, stops a
+    /// start function as the deadline would. The store is given handles only to the
+    /// compartment's own inputs and to those of the compartments its security rule
+    /// lets it read.
     pub fn new(
         engine: &TaskEngine,
         spec: &TaskSpec,
@@ -48,6 +56,7 @@ impl Compartment {
         module: &Module,
         limits: &TaskLimits,
         deadline: Instant,
+        withdrawn: &AtomicBool,
     ) -> Result<Self, WasmError> {
         let me = &spec.compartments[index];
         let name = me.name.clone();
@@ -88,16 +97,13 @@ impl Compartment {
         store
             .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
             .map_err(|e| fail(e.to_string()))?;
-        let timeout = || WasmError::Timeout {
-            compartment: name.clone(),
-            timeout: limits.timeout,
-        };
         // A start function runs during instantiation: it is held to the deadline too.
-        let instance: Instance = until_deadline(
+        let instance: Instance = drive(
             deadline,
+            withdrawn,
             engine.linker().instantiate_async(&mut store, module),
         )
-        .ok_or_else(timeout)?
+        .map_err(|why| stopped(why, &name, limits))?
         .map_err(|e| {
             classify(e, &name, limits, |reason| WasmError::Instantiate {
                 compartment: name.clone(),
@@ -122,21 +128,23 @@ impl Compartment {
         })
     }
 
-    /// Calls the entry point and collects the result. Outputs and logs of a
-    /// compartment whose output is not released are dropped here.
-    pub fn run(mut self) -> Result<CompartmentResult, WasmError> {
+    /// Calls the entry point and collects the result, stopping the guest at the
+    /// deadline or once `withdrawn` is set. Outputs and logs of a compartment whose
+    /// output is not released are dropped here.
+    pub fn run(mut self, withdrawn: &AtomicBool) -> Result<CompartmentResult, WasmError> {
         let name = self.store.data().name.clone();
-        let exit_code = until_deadline(self.deadline, self.entry.call_async(&mut self.store, ()))
-            .ok_or_else(|| WasmError::Timeout {
+        let exit_code = drive(
+            self.deadline,
+            withdrawn,
+            self.entry.call_async(&mut self.store, ()),
+        )
+        .map_err(|why| stopped(why, &name, &self.limits))?
+        .map_err(|e| {
+            classify(e, &name, &self.limits, |reason| WasmError::Trap {
                 compartment: name.clone(),
-                timeout: self.limits.timeout,
-            })?
-            .map_err(|e| {
-                classify(e, &name, &self.limits, |reason| WasmError::Trap {
-                    compartment: name.clone(),
-                    reason,
-                })
-            })?;
+                reason,
+            })
+        })?;
         let fuel_used = self.fuel - self.store.get_fuel().unwrap_or(0);
         let state = self.store.into_data();
         let (output, log) = if self.releases {
@@ -181,19 +189,38 @@ fn classify(
 }
 
 /// Drives a guest's future on this thread until it completes, or gives up at
-/// `deadline` (`None`). The guest yields every [`FUEL_YIELD_INTERVAL`] units of fuel
-/// and the host functions never wait on a future, so every `Pending` is such a yield:
-/// the moment to look at the clock and poll again at once. Dropping the future
-/// abandons the guest where it stands; its store is not used again.
-fn until_deadline<T>(deadline: Instant, future: impl Future<Output = T>) -> Option<T> {
+/// `deadline` or once `withdrawn` is set. The guest yields every
+/// [`FUEL_YIELD_INTERVAL`] units of fuel and the host functions never wait on a
+/// future, so every `Pending` is such a yield: the moment to look at the clock and the
+/// flag, and poll again at once. Dropping the future abandons the guest where it
+/// stands; its store is not used again.
+fn drive<T>(
+    deadline: Instant,
+    withdrawn: &AtomicBool,
+    future: impl Future<Output = T>,
+) -> Result<T, Stopped> {
     let mut future = std::pin::pin!(future);
     let mut context = Context::from_waker(Waker::noop());
     loop {
+        if withdrawn.load(Ordering::Relaxed) {
+            return Err(Stopped::Withdrawn);
+        }
         if Instant::now() >= deadline {
-            return None;
+            return Err(Stopped::Deadline);
         }
         if let Poll::Ready(out) = future.as_mut().poll(&mut context) {
-            return Some(out);
+            return Ok(out);
         }
+    }
+}
+
+fn stopped(why: Stopped, compartment: &str, limits: &TaskLimits) -> WasmError {
+    let compartment = compartment.to_owned();
+    match why {
+        Stopped::Deadline => WasmError::Timeout {
+            compartment,
+            timeout: limits.timeout,
+        },
+        Stopped::Withdrawn => WasmError::Withdrawn { compartment },
     }
 }

@@ -1,6 +1,7 @@
 //! The per-process engine: one wasmtime [`Engine`] configured for confinement, the
 //! host API linker and the compiled-module cache.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -121,6 +122,18 @@ impl TaskEngine {
     /// [`TaskLimits::output_bytes`] + [`TaskLimits::log_bytes`] per releasing
     /// compartment), plus compiled code. Inputs are never copied whole.
     pub fn run(&self, spec: &TaskSpec, limits: &TaskLimits) -> Result<TaskOutcome, WasmError> {
+        self.run_withdrawable(spec, limits, &AtomicBool::new(false))
+    }
+
+    /// [`TaskEngine::run`], stopping the running compartment with
+    /// [`WasmError::Withdrawn`] once `withdrawn` is set (checked where the deadline
+    /// is: every [`FUEL_YIELD_INTERVAL`] units of fuel).
+    pub fn run_withdrawable(
+        &self,
+        spec: &TaskSpec,
+        limits: &TaskLimits,
+        withdrawn: &AtomicBool,
+    ) -> Result<TaskOutcome, WasmError> {
         spec.validate()?;
         limits.validate()?;
         let started = Instant::now();
@@ -136,8 +149,9 @@ impl TaskEngine {
             .collect::<Result<Vec<_>, WasmError>>()?;
         let mut results = Vec::with_capacity(spec.compartments.len());
         for (index, module) in modules.iter().enumerate() {
-            let compartment = Compartment::new(self, spec, index, module, limits, deadline)?;
-            results.push(compartment.run()?);
+            let compartment =
+                Compartment::new(self, spec, index, module, limits, deadline, withdrawn)?;
+            results.push(compartment.run(withdrawn)?);
         }
         Ok(TaskOutcome {
             compartments: results,

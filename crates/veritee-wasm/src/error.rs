@@ -80,6 +80,13 @@ pub enum WasmError {
         timeout: Duration,
     },
 
+    /// The task was withdrawn (by its client) while this compartment ran.
+    #[error("compartment {compartment}: stopped: the task was withdrawn")]
+    Withdrawn {
+        /// Compartment running when the task was withdrawn.
+        compartment: String,
+    },
+
     /// The compartment tried to grow its linear memory past the limit.
     #[error(
         "compartment {compartment}: memory limit of {limit} bytes exceeded (module asked for {requested} bytes)"
@@ -188,6 +195,7 @@ impl WasmError {
             | WasmError::MissingEntry { compartment, .. }
             | WasmError::OutOfFuel { compartment, .. }
             | WasmError::Timeout { compartment, .. }
+            | WasmError::Withdrawn { compartment }
             | WasmError::MemoryLimit { compartment, .. }
             | WasmError::ResourceLimit { compartment, .. }
             | WasmError::AccessDenied { compartment, .. }

@@ -159,6 +159,38 @@ fn the_wall_clock_timeout_holds_in_the_start_function_too() {
 }
 
 #[test]
+fn a_withdrawn_task_stops_its_running_guest() {
+    let m = r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+    let limits = TaskLimits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_secs(300),
+        ..small_limits()
+    };
+    let withdrawn = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let setter = {
+        let withdrawn = std::sync::Arc::clone(&withdrawn);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            withdrawn.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let started = Instant::now();
+    let e = veritee_wasm::TaskEngine::global()
+        .unwrap()
+        .run_withdrawable(&single(m, b""), &limits, &withdrawn)
+        .unwrap_err();
+    assert!(matches!(e, WasmError::Withdrawn { .. }), "{e:?}");
+    assert!(e.to_string().contains("withdrawn"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    setter.join().unwrap();
+    engine_still_works();
+}
+
+#[test]
 fn the_wall_clock_timeout_stops_a_long_task() {
     let m = r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
     let limits = TaskLimits {
