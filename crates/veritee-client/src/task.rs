@@ -129,7 +129,10 @@ impl NodeClient {
     ///
     /// One thread seals and signs the next piece while this one sends the last. Each
     /// piece is signed over its length, not its digest (see [`stream_piece_payload`]):
-    /// the enclave authenticates every chunk of it.
+    /// the enclave authenticates every chunk of it. The sealing thread runs at
+    /// background priority: bulk encryption should yield to anything else on the
+    /// client's machine, including, when client and node share one (the demo, a
+    /// benchmark), the task it feeds.
     fn put_encrypted(
         &self,
         tenant: &TenantKey,
@@ -139,6 +142,7 @@ impl NodeClient {
         let (pieces, ready) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, String)>(0);
         std::thread::scope(|scope| {
             let sealing = scope.spawn(move || {
+                background_priority();
                 seal_pieces(file, |offset, piece| {
                     let at = format!("{path}?offset={offset}");
                     let payload = stream_piece_payload(piece.len() as u64);
@@ -186,6 +190,16 @@ impl NodeClient {
             Some((content_type, body)),
             Some(auth),
         )
+    }
+}
+
+/// Lowers the calling thread's priority (nice 10). On Linux, nice is per thread, so
+/// only the sealing thread is affected; elsewhere it would be the whole process, so
+/// nothing is done. Failing to lower it is harmless.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::process::nice(10);
     }
 }
 
@@ -672,6 +686,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(seen, 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn background_priority_lowers_only_the_calling_thread() {
+        let ours = rustix::process::getpriority_process(None).unwrap();
+        let theirs = std::thread::spawn(|| {
+            background_priority();
+            rustix::process::getpriority_process(None).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(theirs, (ours + 10).min(19));
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), ours);
     }
 
     #[test]
