@@ -600,22 +600,28 @@ mod tests {
         Confidential::new([0x42; 32])
     }
 
+    /// A test input under `dek`, `len` bytes declared.
+    fn outgoing<'a>(
+        dek: &'a veritee_task::keys::Key256,
+        source: &'a mut (dyn Read + Send),
+        len: u64,
+    ) -> OutgoingFile<'a> {
+        OutgoingFile {
+            dek,
+            key_id: "c/input-0",
+            name: "input.txt",
+            source,
+            len,
+        }
+    }
+
     /// Seals `plain` declared as `declared` bytes; the pieces with their offsets.
     fn pieces(plain: &[u8], declared: u64) -> Result<Vec<(u64, Vec<u8>)>, ClientError> {
         let mut out = Vec::new();
-        seal_pieces(
-            OutgoingFile {
-                dek: &dek(),
-                key_id: "c/input-0",
-                name: "input.txt",
-                source: &mut &plain[..],
-                len: declared,
-            },
-            |at, piece| {
-                out.push((at, piece));
-                Ok(true)
-            },
-        )?;
+        seal_pieces(outgoing(&dek(), &mut &plain[..], declared), |at, piece| {
+            out.push((at, piece));
+            Ok(true)
+        })?;
         Ok(out)
     }
 
@@ -672,13 +678,7 @@ mod tests {
         let plain = vec![0u8; 3 * UPLOAD_PIECE];
         let mut seen = 0;
         seal_pieces(
-            OutgoingFile {
-                dek: &dek(),
-                key_id: "c/input-0",
-                name: "input.txt",
-                source: &mut &plain[..],
-                len: plain.len() as u64,
-            },
+            outgoing(&dek(), &mut &plain[..], plain.len() as u64),
             |_, _| {
                 seen += 1;
                 Ok(false)
