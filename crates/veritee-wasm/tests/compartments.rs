@@ -85,6 +85,19 @@ fn engine_still_works() {
     assert_eq!(main.output.as_deref(), Some(&b"still here"[..]));
 }
 
+/// A guest that never returns.
+const LOOP_FOREVER: &str =
+    r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+
+/// Limits where only the clock (or a withdrawal) can stop a guest.
+fn fuel_without_end(timeout: Duration) -> TaskLimits {
+    TaskLimits {
+        fuel: u64::MAX / 2,
+        timeout,
+        ..small_limits()
+    }
+}
+
 fn run_err(spec: &TaskSpec, limits: &TaskLimits) -> WasmError {
     match run_task(spec, limits) {
         Ok(out) => panic!("expected an error, got {out:?}"),
@@ -108,7 +121,7 @@ fn a_good_task_runs_and_reports_fuel() {
 
 #[test]
 fn an_infinite_loop_is_stopped_by_fuel() {
-    let m = r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+    let m = LOOP_FOREVER;
     let started = Instant::now();
     let e = run_err(&single(m, b""), &small_limits());
     assert!(
@@ -142,11 +155,7 @@ fn an_infinite_loop_in_the_start_function_is_stopped_too() {
 fn the_wall_clock_timeout_holds_in_the_start_function_too() {
     let m = r#"(module (func $s (loop $l (br $l))) (start $s)
                  (func (export "run") (result i32) (i32.const 0)))"#;
-    let limits = TaskLimits {
-        fuel: u64::MAX / 2,
-        timeout: Duration::from_millis(200),
-        ..small_limits()
-    };
+    let limits = fuel_without_end(Duration::from_millis(200));
     let started = Instant::now();
     let e = run_err(&single(m, b""), &limits);
     assert!(matches!(e, WasmError::Timeout { .. }), "{e:?}");
@@ -160,12 +169,8 @@ fn the_wall_clock_timeout_holds_in_the_start_function_too() {
 
 #[test]
 fn a_withdrawn_task_stops_its_running_guest() {
-    let m = r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
-    let limits = TaskLimits {
-        fuel: u64::MAX / 2,
-        timeout: Duration::from_secs(300),
-        ..small_limits()
-    };
+    let m = LOOP_FOREVER;
+    let limits = fuel_without_end(Duration::from_secs(300));
     let withdrawn = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let setter = {
         let withdrawn = std::sync::Arc::clone(&withdrawn);
@@ -192,12 +197,8 @@ fn a_withdrawn_task_stops_its_running_guest() {
 
 #[test]
 fn the_wall_clock_timeout_stops_a_long_task() {
-    let m = r#"(module (func (export "run") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
-    let limits = TaskLimits {
-        fuel: u64::MAX / 2,
-        timeout: Duration::from_millis(200),
-        ..small_limits()
-    };
+    let m = LOOP_FOREVER;
+    let limits = fuel_without_end(Duration::from_millis(200));
     let started = Instant::now();
     let e = run_err(&single(m, b""), &limits);
     assert!(matches!(e, WasmError::Timeout { .. }), "{e:?}");
