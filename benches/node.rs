@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use veritee_attest::ParsedCertificate;
 use veritee_channel::client::{Appraiser, TenantKey};
-use veritee_channel::deploy::{self, ReleasePolicy, WrappedKeyHeader};
-use veritee_client::{NodeClient, Session};
+use veritee_channel::deploy::ReleasePolicy;
+use veritee_client::{NodeClient, Session, import_wrapped_key, wrap_for_node};
 use veritee_crypto::SecretBytes;
 use veritee_policy::AppraisalPolicy;
 use veritee_verify::Verifiers;
@@ -99,7 +99,7 @@ fn null_server() -> (String, tokio::runtime::Runtime) {
 struct Ctx {
     url: String,
     tenant: TenantKey,
-    anchors: Vec<ParsedCertificate>,
+    anchors: veritee_attest::TrustAnchors,
     verifiers: Verifiers,
     policy: AppraisalPolicy,
 }
@@ -109,7 +109,9 @@ impl Ctx {
         Self {
             url: url.to_string(),
             tenant: TenantKey::from_pkcs8(tenant_der).expect("key"),
-            anchors: ParsedCertificate::from_pem_chain(root).expect("anchor"),
+            anchors: veritee_attest::TrustAnchors::untyped(
+                ParsedCertificate::from_pem_chain(root).expect("anchor"),
+            ),
             verifiers: Verifiers::default(),
             policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
         }
@@ -192,7 +194,8 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     ));
 
     // Key deployment end to end: fetch the attested wrapping key, verify its evidence
-    // and appraise it (timed apart), wrap a fresh key, import it, check the receipt.
+    // and appraise it (timed apart), wrap a fresh key and sign the file, import it,
+    // check the receipt and the audit checkpoint that comes with it.
     let verifying = Arc::new(AtomicU64::new(0));
     let counter = Arc::new(AtomicU64::new(0));
     let (u, d, r, v) = (
@@ -209,26 +212,21 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
             let attested = wk.verify(&ctx.appraiser()).expect("attested");
             v.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let name = format!("bench-{}", counter.fetch_add(1, Ordering::Relaxed));
-            let tenant_id = ctx.tenant.tenant_id().expect("id");
-            let header = WrappedKeyHeader {
-                release: ReleasePolicy::SameSigner,
-                wrapping_key_id: deploy::wrapping_key_id(attested.public_key.as_bytes()),
-                tenant_id: tenant_id.clone(),
-                name: name.clone(),
-            };
             let key = veritee_crypto::rand::secret_array::<32>().expect("key");
-            let wrapped = deploy::wrap_key(&attested.public_key, &header, &key).expect("wrap");
-            let receipt = client
-                .import_wrapped_key(&ctx.tenant, &wrapped)
-                .expect("import");
-            veritee_client::verify_receipt(
-                &receipt,
-                &attested.audit_public_key,
+            // Replicas must meet the policy this node's enclave was appraised under.
+            let policy = serde_json::to_vec(&ctx.policy).expect("policy");
+            let file = wrap_for_node(
+                &attested,
+                &ctx.tenant,
                 &name,
-                &tenant_id,
-                &deploy::key_digest(&key),
+                ReleasePolicy::SameSigner,
+                policy,
+                &key,
             )
-            .expect("receipt");
+            .expect("wrap");
+            // Checks the file, imports, and checks the receipt and its checkpoint.
+            let imported = import_wrapped_key(client, &ctx.tenant, &file).expect("import");
+            assert_eq!(imported.receipt.key_check, file.key_check);
         },
     );
     // The load threads are busy for the whole run, so their total time is CLIENTS x DURATION.

@@ -100,10 +100,12 @@ fn main() {
         .expect("client")
         .register_tenant(&token, &tenant)
         .expect("register");
-    let anchors = ParsedCertificate::from_pem_chain(
-        &std::fs::read(state.join("vendor/root.pem")).expect("root"),
-    )
-    .expect("anchor");
+    let anchors = veritee_attest::TrustAnchors::untyped(
+        ParsedCertificate::from_pem_chain(
+            &std::fs::read(state.join("vendor/root.pem")).expect("root"),
+        )
+        .expect("anchor"),
+    );
     let verifiers = Verifiers::default();
     let policy = AppraisalPolicy::parse(DEV_POLICY).expect("policy");
     let task_key = TaskKey::generate().expect("task key");

@@ -58,3 +58,25 @@ pub fn report_data(hex_text: &str) -> Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// Reads the certificates of `--trust-anchor [KIND=]FILE` arguments (PEM, possibly
+/// several, or one DER certificate), each bound to the kind it names or untyped.
+pub fn trust_anchors(arguments: &[String]) -> Result<veritee_attest::TrustAnchors> {
+    use veritee_attest::{ParsedCertificate, TrustAnchors};
+    let mut anchors = TrustAnchors::none();
+    for argument in arguments {
+        let (kind, path) = TrustAnchors::split_argument(argument);
+        let path = Path::new(path);
+        let bytes = read(path, "trust anchor")?;
+        let certificates = if veritee_x509::pem::looks_like_pem(&bytes) {
+            ParsedCertificate::from_pem_chain(&bytes)
+        } else {
+            ParsedCertificate::from_der(&bytes).map(|c| vec![c])
+        }
+        .with_context(|| format!("trust anchor {}", path.display()))?;
+        for certificate in certificates {
+            anchors.push(kind, certificate);
+        }
+    }
+    Ok(anchors)
+}

@@ -44,6 +44,9 @@ enum Command {
     /// Tenants of a node.
     #[command(subcommand)]
     Tenant(commands::tenant::TenantCommand),
+    /// Peer nodes whose enclaves may reach a node's enclave.
+    #[command(subcommand)]
+    Peer(commands::peer::PeerCommand),
     /// Secrets kept by a node's enclave, over an attested session.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Node(args) => commands::node::run(args),
         Command::Enclave(args) => commands::node::run_enclave(args),
         Command::Tenant(cmd) => commands::tenant::run(cmd),
+        Command::Peer(cmd) => commands::peer::run(cmd),
         Command::Secret(cmd) => commands::secret::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),

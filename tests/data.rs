@@ -262,7 +262,7 @@ fn an_upload_refuses_chunks_of_another_file_or_out_of_order_and_keeps_the_old_ve
     let size = veritee_client::DATA_CHUNK_SIZE;
     let http = reqwest::blocking::Client::new();
     let send = |method: reqwest::Method, path: &str, body: Vec<u8>| -> (u16, String) {
-        let auth = signed_header(&tenant, method.as_str(), path, &body);
+        let auth = signed_header(&node.url, &tenant, method.as_str(), path, &body);
         let resp = http
             .request(method, format!("{}{path}", node.url))
             .header("content-type", "application/octet-stream")
@@ -275,8 +275,11 @@ fn an_upload_refuses_chunks_of_another_file_or_out_of_order_and_keeps_the_old_ve
     let plain = vec![7u8; size as usize];
     // Begins an upload of `report` under a fresh stream; returns the sealer and the path
     // of chunk `i` (claimed final or not).
+    // Version 1 is stored; an upload names version 2 of `report` in its context.
+    let context = veritee_channel::data::object_context("report", 2);
     let begin = || {
-        let sealer = veritee_stream::ChunkSealer::new(&stream_key, "k", size).expect("sealer");
+        let sealer = veritee_stream::ChunkSealer::with_context(&stream_key, "k", &context, size)
+            .expect("sealer");
         let (status, body) = send(
             reqwest::Method::POST,
             "/v1/data/report/uploads",
@@ -305,7 +308,8 @@ fn an_upload_refuses_chunks_of_another_file_or_out_of_order_and_keeps_the_old_ve
 
     // A chunk of another file (same key, another stream): refused, and the upload with it.
     let (_, path) = begin();
-    let mut other = veritee_stream::ChunkSealer::new(&stream_key, "k", size).expect("sealer");
+    let mut other = veritee_stream::ChunkSealer::with_context(&stream_key, "k", &context, size)
+        .expect("sealer");
     let foreign = other.seal(&plain, false).expect("seal");
     refused(
         send(reqwest::Method::PUT, &path(0, false), foreign),
@@ -334,6 +338,32 @@ fn an_upload_refuses_chunks_of_another_file_or_out_of_order_and_keeps_the_old_ve
         "claimed final",
     );
 
+    // A stream bound to another object, or to a version not newer than the stored
+    // one: refused before any chunk.
+    for (context, status, reason) in [
+        (
+            veritee_channel::data::object_context("other", 9),
+            400,
+            "not bound to object report",
+        ),
+        (
+            veritee_channel::data::object_context("report", 1),
+            409,
+            "must be newer",
+        ),
+        (Vec::new(), 400, "not bound to object report"),
+    ] {
+        let sealer = veritee_stream::ChunkSealer::with_context(&stream_key, "k", &context, size)
+            .expect("sealer");
+        let (got, body) = send(
+            reqwest::Method::POST,
+            "/v1/data/report/uploads",
+            sealer.header().to_bytes(),
+        );
+        assert_eq!(got, status, "{body}");
+        assert!(body.contains(reason), "{body}");
+    }
+
     // Garbage, an empty body and an oversized chunk: refused with a reason.
     for (what, body) in [
         ("garbage", vec![1u8; 10]),
@@ -351,4 +381,279 @@ fn an_upload_refuses_chunks_of_another_file_or_out_of_order_and_keeps_the_old_ve
     assert!(o.status.success(), "{}", text(&o));
     assert!(std::fs::read(&out).expect("out") == v1);
     assert_eq!(node.health()["status"], "ok");
+}
+
+/// A host in front of `upstream` that relays every request, and answers
+/// `GET /v1/data/{object}?nonce=...` with a response it recorded earlier when told to:
+/// `substitute[object] = recorded body`. Every such response it relays is recorded in
+/// `recorded[object]` (the latest one). While `swallow_last` is set, it answers an
+/// upload's final chunk `{"complete":true}` itself, without relaying it.
+struct SubstitutingHost {
+    url: String,
+    recorded: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    substitute: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    swallow_last: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn substituting_host(upstream: &str) -> SubstitutingHost {
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, Uri};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    type Shared = (
+        String,
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+        Arc<AtomicBool>,
+        reqwest::Client,
+    );
+    async fn relay(
+        State((upstream, recorded, substitute, swallow_last, http)): State<Shared>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (axum::http::StatusCode, Vec<u8>) {
+        let path = uri
+            .path_and_query()
+            .map_or(uri.path(), |p| p.as_str())
+            .to_string();
+        let object = (method == Method::GET)
+            .then(|| uri.path().strip_prefix("/v1/data/"))
+            .flatten()
+            .filter(|o| !o.contains('/') && uri.query().is_some_and(|q| q.starts_with("nonce=")))
+            .map(str::to_string);
+        if let Some(object) = &object
+            && let Some(body) = substitute.lock().expect("lock").get(object).cloned()
+        {
+            return (axum::http::StatusCode::OK, body);
+        }
+        if method == Method::PUT
+            && uri.path().contains("/uploads/")
+            && uri.query() == Some("last=true")
+            && swallow_last.load(Ordering::SeqCst)
+        {
+            return (axum::http::StatusCode::OK, br#"{"complete":true}"#.to_vec());
+        }
+        let mut req = http
+            .request(method, format!("{upstream}{path}"))
+            .body(body.to_vec());
+        for name in ["authorization", "content-type"] {
+            if let Some(v) = headers.get(name) {
+                req = req.header(name, v.as_bytes());
+            }
+        }
+        let resp = req.send().await.expect("upstream");
+        let status = axum::http::StatusCode::from_u16(resp.status().as_u16()).expect("status");
+        let bytes = resp.bytes().await.expect("body").to_vec();
+        if let Some(object) = object {
+            recorded.lock().expect("lock").insert(object, bytes.clone());
+        }
+        (status, bytes)
+    }
+    let recorded = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let substitute = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let swallow_last = Arc::new(AtomicBool::new(false));
+    let state: Shared = (
+        upstream.to_string(),
+        Arc::clone(&recorded),
+        Arc::clone(&substitute),
+        Arc::clone(&swallow_last),
+        reqwest::Client::new(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let app = axum::Router::new().fallback(relay).with_state(state);
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    SubstitutingHost {
+        url,
+        recorded,
+        substitute,
+        swallow_last,
+    }
+}
+
+#[test]
+fn another_object_or_an_older_version_served_in_place_of_the_current_one_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("node/store")));
+    let mut owner = Owner::new(&node, dir.path());
+    let host = substituting_host(&node.url);
+    owner.url = host.url.clone();
+    let write = |name: &str, marker: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, sample(5000, marker)).expect("write");
+        path
+    };
+    let (a1, a2, b) = (
+        write("a1", "A ONE"),
+        write("a2", "A TWO"),
+        write("b", "BEE"),
+    );
+    for (object, file) in [("a", &a1), ("b", &b)] {
+        let o = owner.put(object, file);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // The host records how the node answers opening a (version 1) and b.
+    let out = dir.path().join("out");
+    for object in ["a", "b"] {
+        let _ = std::fs::remove_file(&out);
+        let o = owner.get(object, &out);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // Before a2 is stored: its upload ends by opening a again, at version 2.
+    let recorded = host.recorded.lock().expect("lock").clone();
+    let o = owner.put("a", &a2);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 2"), "{}", text(&o));
+
+    // Asked for a, the host answers with b's state; then with a's old version 1.
+    for (what, answer) in [
+        ("another object", &recorded["b"]),
+        ("an older version", &recorded["a"]),
+    ] {
+        host.substitute
+            .lock()
+            .expect("lock")
+            .insert("a".into(), answer.clone());
+        let _ = std::fs::remove_file(&out);
+        let o = owner.get("a", &out);
+        assert!(!o.status.success(), "{what} was accepted");
+        assert!(text(&o).contains("does not check"), "{what}: {}", text(&o));
+        assert!(!out.exists(), "{what}: an output was written");
+    }
+    // Relayed honestly, the current version comes back.
+    host.substitute.lock().expect("lock").clear();
+    let _ = std::fs::remove_file(&out);
+    let o = owner.get("a", &out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 2"), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).expect("out"), sample(5000, "A TWO"));
+}
+
+#[test]
+fn an_object_read_with_the_wrong_key_is_reported_as_such_not_as_tampering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("node/store")));
+    let owner = Owner::new(&node, dir.path());
+    let file = dir.path().join("report.txt");
+    std::fs::write(&file, sample(5000, "REPORT")).expect("write");
+    let o = owner.put("report", &file);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The right key name, the wrong key bytes (a mistyped --key-file).
+    let wrong = owner.path("wrong.key");
+    std::fs::write(&wrong, hex::encode([0x5au8; 32])).expect("write");
+    let out = dir.path().join("out");
+    let o = veritee(&[
+        "data",
+        "get",
+        "--node",
+        &owner.url,
+        "--tenant",
+        &owner.path("tenant.key"),
+        "--key",
+        "k",
+        "--key-file",
+        &wrong,
+        "report",
+        "--out",
+        &s(&out),
+    ]);
+    assert!(!o.status.success(), "read under the wrong key");
+    let said = text(&o);
+    assert!(said.contains("not stored under this key"), "{said}");
+    assert!(said.contains("\"k\""), "the key the object names: {said}");
+    assert!(
+        !said.contains("altered"),
+        "a wrong key is no attack: {said}"
+    );
+    assert!(!out.exists(), "an output was written");
+
+    // Under the right key it still reads back.
+    let o = owner.get("report", &out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).expect("out"), sample(5000, "REPORT"));
+}
+
+#[test]
+fn a_put_stops_when_the_answer_about_the_current_version_does_not_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("node/store")));
+    let mut owner = Owner::new(&node, dir.path());
+    let host = substituting_host(&node.url);
+    owner.url = host.url.clone();
+    let (v1, v2) = (dir.path().join("v1"), dir.path().join("v2"));
+    std::fs::write(&v1, sample(5000, "ONE")).expect("write");
+    std::fs::write(&v2, sample(5000, "TWO")).expect("write");
+    let o = owner.put("a", &v1);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The host alters the enclave's vouch in its answer about a's current version.
+    let recorded = host.recorded.lock().expect("lock")["a"].clone();
+    let mut answer: serde_json::Value = serde_json::from_slice(&recorded).expect("json");
+    let vouch = answer["vouch"].as_str().expect("vouch").to_string();
+    let flipped = if vouch.starts_with('0') { "1" } else { "0" };
+    answer["vouch"] = format!("{flipped}{}", &vouch[1..]).into();
+    host.substitute
+        .lock()
+        .expect("lock")
+        .insert("a".into(), serde_json::to_vec(&answer).expect("json"));
+    let o = owner.put("a", &v2);
+    assert!(!o.status.success(), "the upload went on: {}", text(&o));
+    assert!(text(&o).contains("does not check"), "{}", text(&o));
+
+    // Nothing was replaced.
+    host.substitute.lock().expect("lock").clear();
+    let out = dir.path().join("out");
+    let o = owner.get("a", &out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 1"), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).expect("out"), sample(5000, "ONE"));
+}
+
+#[test]
+fn a_put_whose_final_chunk_the_host_swallowed_is_not_reported_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("node/store")));
+    let mut owner = Owner::new(&node, dir.path());
+    let host = substituting_host(&node.url);
+    owner.url = host.url.clone();
+    let (v1, v2) = (dir.path().join("v1"), dir.path().join("v2"));
+    std::fs::write(&v1, sample(5000, "ONE")).expect("write");
+    std::fs::write(&v2, sample(5000, "TWO")).expect("write");
+
+    // A new object, and a new version of a stored one: the host answers the final
+    // chunk itself, so the enclave never stores either.
+    host.swallow_last
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let o = owner.put("a", &v1);
+    assert!(!o.status.success(), "a new object: {}", text(&o));
+    assert!(text(&o).contains("did not confirm"), "{}", text(&o));
+    host.swallow_last
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let o = owner.put("a", &v1);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 1"), "{}", text(&o));
+    host.swallow_last
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let o = owner.put("a", &v2);
+    assert!(!o.status.success(), "a new version: {}", text(&o));
+    assert!(text(&o).contains("did not confirm"), "{}", text(&o));
+    host.swallow_last
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // The stored version is still the first one.
+    let out = dir.path().join("out");
+    let o = owner.get("a", &out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 1"), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).expect("out"), sample(5000, "ONE"));
 }

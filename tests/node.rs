@@ -160,6 +160,7 @@ fn isolation(kind: &str) {
         "application/json",
         body,
         Some(&header_claiming(
+            &node.url,
             &alice.key,
             &bob.key,
             "POST",
@@ -201,7 +202,7 @@ fn signed_post(url: &str, key: &TenantKey, path: &str, content_type: &str, body:
         path,
         content_type,
         body,
-        Some(&signed_header(key, "POST", path, body)),
+        Some(&signed_header(url, key, "POST", path, body)),
     )
     .0
 }
@@ -316,7 +317,7 @@ fn bad_input(kind: &str) {
             "/v1/sessions",
             "application/json",
             body,
-            Some(&signed_header(key, "POST", "/v1/sessions", body)),
+            Some(&signed_header(url, key, "POST", "/v1/sessions", body)),
         );
         assert_eq!((r.0, code(&r).as_str()), (400, "bad_request"), "{}", r.1);
     }
@@ -327,7 +328,7 @@ fn bad_input(kind: &str) {
         "/v1/sessions",
         "text/plain",
         body,
-        Some(&signed_header(key, "POST", "/v1/sessions", body)),
+        Some(&signed_header(url, key, "POST", "/v1/sessions", body)),
     );
     assert_eq!((r.0, code(&r).as_str()), (415, "unsupported_media_type"));
     // Oversized body.
@@ -337,7 +338,7 @@ fn bad_input(kind: &str) {
         "/v1/sessions",
         "application/json",
         &big,
-        Some(&signed_header(key, "POST", "/v1/sessions", &big)),
+        Some(&signed_header(url, key, "POST", "/v1/sessions", &big)),
     );
     assert_eq!(r.0, 413);
     // Unknown version and route.
@@ -348,7 +349,7 @@ fn bad_input(kind: &str) {
         raw_post(url, "/v1/sessions", "application/json", body, None).0,
         401
     );
-    let stale = signed_header(key, "POST", "/v1/sessions", body).replace("ts=", "ts=1");
+    let stale = signed_header(url, key, "POST", "/v1/sessions", body).replace("ts=", "ts=1");
     assert_eq!(
         raw_post(url, "/v1/sessions", "application/json", body, Some(&stale)).0,
         401
@@ -395,7 +396,12 @@ fn bad_input(kind: &str) {
         .json()
         .expect("json");
     for route in [
+        "/v1/node",
         "/v1/tenants",
+        "/v1/peers",
+        "/v1/peer",
+        "/v1/audit/checkpoint",
+        "/v1/keys/wrapping-key",
         "/v1/sessions",
         "/v1/sessions/{id}/messages",
         "/v1/attestation",
@@ -603,4 +609,195 @@ fn audit(kind: &str) {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+}
+
+both_stores!(
+    only_registered_peers_reach_the_enclave_and_a_flood_is_slowed,
+    peer_gate
+);
+
+/// `/v1/peer` is the one route another node's enclave uses: the host admits only peers
+/// the admin registered (by their token's SHA-256) and rate-limits each of them, so no
+/// one can fill the enclave's table of handshakes in progress.
+fn peer_gate(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(node) = node_on(kind, dir.path()) else {
+        return;
+    };
+    let http = reqwest::blocking::Client::new();
+    let relay = |auth: Option<&str>| {
+        let mut req = http
+            .post(format!("{}/v1/peer", node.url))
+            .header("content-type", "application/octet-stream")
+            .body(b"not a handshake".to_vec());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send().expect("send")
+    };
+
+    // Strangers: no token, another scheme, a token nobody registered.
+    let token = hex::encode(veritee_crypto::rand::array::<32>().expect("rand"));
+    for auth in [
+        None,
+        Some(format!("Bearer {token}")),
+        Some(format!("VeriteePeer {token}")),
+    ] {
+        let resp = relay(auth.as_deref());
+        assert_eq!(resp.status().as_u16(), 401, "{auth:?}");
+    }
+
+    // Registering is the admin's: a tenant-less caller or a bad body is refused.
+    let digest = hex::encode(veritee_crypto::digest::sha256(token.as_bytes()));
+    let register = serde_json::json!({ "name": "node-b", "token_sha256": digest }).to_string();
+    let (status, _) = raw_post(
+        &node.url,
+        "/v1/peers",
+        "application/json",
+        register.as_bytes(),
+        None,
+    );
+    assert_eq!(status, 401);
+    let admin = format!("Bearer {}", node.admin_token().trim());
+    for (bad, names) in [
+        (
+            serde_json::json!({ "name": "", "token_sha256": digest }),
+            "peer name",
+        ),
+        (
+            serde_json::json!({ "name": "b", "token_sha256": "abc" }),
+            "token_sha256",
+        ),
+        (
+            serde_json::json!({ "name": "b", "token_sha256": digest, "extra": 1 }),
+            "extra",
+        ),
+    ] {
+        let (status, body) = raw_post(
+            &node.url,
+            "/v1/peers",
+            "application/json",
+            bad.to_string().as_bytes(),
+            Some(&admin),
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains(names), "{body}");
+    }
+    let (status, body) = raw_post(
+        &node.url,
+        "/v1/peers",
+        "application/json",
+        register.as_bytes(),
+        Some(&admin),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The registered peer reaches the enclave, which judges the message itself (this
+    // one is no handshake), until it sends faster than its rate.
+    let auth = format!("VeriteePeer {token}");
+    let first = relay(Some(&auth));
+    let status = first.status().as_u16();
+    assert!(status != 401 && status != 429, "{status}");
+    let mut limited = None;
+    for _ in 0..200 {
+        let resp = relay(Some(&auth));
+        if resp.status().as_u16() == 429 {
+            limited = Some(resp);
+            break;
+        }
+    }
+    let limited = limited.expect("a registered peer flooding the route was never slowed");
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!(retry_after >= 1);
+    // The limit is that peer's alone: the tenant API is unaffected.
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    node.client()
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("tenants are not limited by a peer's flood");
+}
+
+/// A loopback proxy that relays every exchange, replacing the tenant id in the answer
+/// to `POST /v1/tenants` with another of the same length.
+fn tenant_id_rewriting_proxy(upstream: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut client) = conn else { continue };
+            let Some((head, body)) = read_http(&mut client) else {
+                continue;
+            };
+            let registers = head.starts_with("POST /v1/tenants ");
+            let head = head.replace("Connection: keep-alive", "Connection: close");
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let _ = server.write_all(head.as_bytes());
+            let _ = server.write_all(&body);
+            let Some((rhead, mut rbody)) = read_http(&mut server) else {
+                continue;
+            };
+            if registers
+                && let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&rbody)
+                && let Some(id) = answer["tenant_id"].as_str()
+            {
+                answer["tenant_id"] = "0".repeat(id.len()).into();
+                rbody = serde_json::to_vec(&answer).expect("json");
+            }
+            let rhead = if rhead.to_ascii_lowercase().contains("\r\nconnection:") {
+                rhead
+            } else {
+                rhead.replacen("\r\n\r\n", "\r\nconnection: close\r\n\r\n", 1)
+            };
+            let _ = client.write_all(rhead.as_bytes());
+            let _ = client.write_all(&rbody);
+        }
+    });
+    addr
+}
+
+#[test]
+fn registering_a_tenant_survives_an_enclave_restart_and_checks_the_id_returned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(node) = node_on("embedded", dir.path()) else {
+        return;
+    };
+    let client = node.client();
+    let first = TenantKey::generate().expect("key");
+    let id = client
+        .register_tenant(&node.admin_token(), &first)
+        .expect("register");
+    assert_eq!(id, first.tenant_id().expect("id"));
+
+    // The client signed for the enclave's first run; its proof for the next tenant is
+    // stale once the enclave restarted, and made again.
+    let pid = node.enclave_pid();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    wait_for("the enclave restart", || {
+        let h = node.health();
+        h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
+    });
+    let second = TenantKey::generate().expect("key");
+    let id = client
+        .register_tenant(&node.admin_token(), &second)
+        .expect("register after a restart");
+    assert_eq!(id, second.tenant_id().expect("id"));
+
+    // A host that answers with another tenant id is refused.
+    let proxy = NodeClient::new(&tenant_id_rewriting_proxy(&node.url)).expect("client");
+    let third = TenantKey::generate().expect("key");
+    match proxy.register_tenant(&node.admin_token(), &third) {
+        Err(ClientError::Protocol(m)) => assert!(m.contains("registered tenant"), "{m}"),
+        other => panic!("another tenant id was accepted: {other:?}"),
+    }
 }

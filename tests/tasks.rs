@@ -630,9 +630,10 @@ fn least_loaded_selection_picks_the_idler_provider() {
     // A task initiated on `busy` and never run gives it a load of 1.
     let tenant = load_tenant(&client.join("tenant.key"));
     let ttis = veritee_task::messages::TaskInitiation {
-        version: 1,
+        version: veritee_task::messages::INITIATION_VERSION,
         task_id: hex::encode(veritee_crypto::rand::array::<16>().expect("rand")),
         nonce: hex::encode(veritee_crypto::rand::array::<32>().expect("rand")),
+        client_kx: hex::encode([9u8; 32]),
         policy: DEV_POLICY.into(),
         security_context: [(
             "main".to_string(),
@@ -656,7 +657,7 @@ fn least_loaded_selection_picks_the_idler_provider() {
         .header("content-type", "application/json")
         .header(
             "authorization",
-            signed_header(&tenant, "POST", "/v1/tasks", &body),
+            signed_header(&busy.url, &tenant, "POST", "/v1/tasks", &body),
         )
         .body(body)
         .send()
@@ -717,8 +718,13 @@ fn answer_to_head(url: &str, head: &str) -> String {
 }
 
 /// A PUT signature over `payload` in place of the body's digest.
-fn piece_header(key: &veritee_channel::client::TenantKey, path: &str, payload: &str) -> String {
-    header_over(key, key, "PUT", path, payload)
+fn piece_header(
+    url: &str,
+    key: &veritee_channel::client::TenantKey,
+    path: &str,
+    payload: &str,
+) -> String {
+    header_over(url, key, key, "PUT", path, payload)
 }
 
 #[test]
@@ -729,9 +735,10 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
     let owner = node.tenant().key;
     let task_id = hex::encode([0x5Au8; 16]);
     let initiation = serde_json::json!({
-        "version": 1,
+        "version": veritee_task::messages::INITIATION_VERSION,
         "task_id": task_id,
         "nonce": hex::encode([7u8; 32]),
+        "client_kx": hex::encode([9u8; 32]),
         "policy": DEV_POLICY,
         "security_context": { "c": { "may_read": [], "releases": true } },
         "compartments": [{ "name": "c", "entry": "run", "inputs": ["x"],
@@ -744,7 +751,13 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
         .header("content-type", "application/json")
         .header(
             "authorization",
-            signed_header(&owner, "POST", "/v1/tasks", initiation.as_bytes()),
+            signed_header(
+                &node.url,
+                &owner,
+                "POST",
+                "/v1/tasks",
+                initiation.as_bytes(),
+            ),
         )
         .body(initiation)
         .send()
@@ -756,7 +769,10 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
         started.text().unwrap_or_default()
     );
 
-    let file = node.state.join(format!("run/spool/{task_id}/c/input-0"));
+    let file = node.state.join(format!(
+        "run/spool/{}/{task_id}/c/input-0",
+        owner.tenant_id().expect("id")
+    ));
     let at = |offset: u64| format!("/v1/tasks/{task_id}/files/c/input-0?offset={offset}");
     let put = |path: &str, auth: String, body: Vec<u8>| {
         let r = http
@@ -772,7 +788,7 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
     let piece = vec![0xC3u8; 1000];
     let (status, body) = put(
         &at(0),
-        piece_header(&owner, &at(0), &stream_piece_payload(1000)),
+        piece_header(&node.url, &owner, &at(0), &stream_piece_payload(1000)),
         piece.clone(),
     );
     assert_eq!(status, 200, "{body}");
@@ -783,18 +799,19 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
     let digest = hex::encode(veritee_crypto::digest::sha256(&piece));
     let other = node.tenant().key;
     for (auth, want) in [
-        (piece_header(&owner, &at(1000), &digest), 401),
+        (piece_header(&node.url, &owner, &at(1000), &digest), 401),
         (
-            piece_header(&owner, &at(1000), &stream_piece_payload(999)),
+            piece_header(&node.url, &owner, &at(1000), &stream_piece_payload(999)),
             401,
         ),
         (
-            piece_header(&owner, &at(999), &stream_piece_payload(1000)),
+            piece_header(&node.url, &owner, &at(999), &stream_piece_payload(1000)),
             401,
         ),
+        // Another tenant reaches only its own tasks: this id is unknown to it.
         (
-            piece_header(&other, &at(1000), &stream_piece_payload(1000)),
-            403,
+            piece_header(&node.url, &other, &at(1000), &stream_piece_payload(1000)),
+            404,
         ),
     ] {
         let (status, body) = put(&at(1000), auth, piece.clone());
@@ -804,7 +821,7 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
     // A piece that does not start where the file ends.
     let (status, body) = put(
         &at(500),
-        piece_header(&owner, &at(500), &stream_piece_payload(1000)),
+        piece_header(&node.url, &owner, &at(500), &stream_piece_payload(1000)),
         piece.clone(),
     );
     assert_eq!(status, 409, "{body}");
@@ -817,7 +834,7 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
         "PUT {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\n\
          authorization: {}\r\ncontent-length: 1000\r\n\r\n",
         at(1000),
-        piece_header(&owner, &at(1000), &stream_piece_payload(1000))
+        piece_header(&node.url, &owner, &at(1000), &stream_piece_payload(1000))
     );
     raw.write_all(head.as_bytes()).expect("head");
     raw.write_all(&piece[..400]).expect("part");
@@ -840,7 +857,7 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
             "PUT {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\n\
              authorization: {}\r\ncontent-length: {huge}\r\n\r\n",
             at(1000),
-            piece_header(&owner, &at(1000), &stream_piece_payload(huge))
+            piece_header(&node.url, &owner, &at(1000), &stream_piece_payload(huge))
         ),
     );
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
@@ -852,20 +869,21 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
             "PUT {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\n\
              authorization: {}\r\ntransfer-encoding: chunked\r\n\r\n",
             at(1000),
-            piece_header(&owner, &at(1000), &stream_piece_payload(1000))
+            piece_header(&node.url, &owner, &at(1000), &stream_piece_payload(1000))
         ),
     );
     assert!(reply.starts_with("HTTP/1.1 411"), "{reply}");
     assert_eq!(std::fs::metadata(&file).expect("kept").len(), 1000);
     let (status, body) = put(
         &at(1000),
-        piece_header(&owner, &at(1000), &stream_piece_payload(1000)),
+        piece_header(&node.url, &owner, &at(1000), &stream_piece_payload(1000)),
         piece,
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(std::fs::metadata(&file).expect("spooled").len(), 2000);
 
-    // Withdrawing it: only its owner may; then it and its uploads are gone.
+    // Withdrawing it: only its owner may (to anyone else it does not exist); then it
+    // and its uploads are gone.
     let cancel_path = format!("/v1/tasks/{task_id}/cancel");
     let cancel = |key: &veritee_channel::client::TenantKey| {
         let r = http
@@ -873,21 +891,22 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
             .header("content-type", "application/octet-stream")
             .header(
                 "authorization",
-                signed_header(key, "POST", &cancel_path, b""),
+                signed_header(&node.url, key, "POST", &cancel_path, b""),
             )
             .send()
             .expect("cancel");
         let status = r.status().as_u16();
         (status, r.text().unwrap_or_default())
     };
-    assert_eq!(cancel(&other).0, 403);
+    assert_eq!(cancel(&other).0, 404);
+    assert!(file.exists(), "another tenant's cancel touched the uploads");
     let (status, body) = cancel(&owner);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"was_running\":false"), "{body}");
     assert!(!file.exists(), "the withdrawn task's uploads stayed");
     let (status, body) = put(
         &at(2000),
-        piece_header(&owner, &at(2000), &stream_piece_payload(1000)),
+        piece_header(&node.url, &owner, &at(2000), &stream_piece_payload(1000)),
         vec![0u8; 1000],
     );
     assert_eq!(status, 404, "{body}");

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         evidence: data,
         tee: Some(veritee_attest::TeeKind::Simulated),
         collateral: &[],
-        trust_anchors: &[],
+        trust_anchors: &veritee_attest::TrustAnchors::none(),
         expected_report_data: None,
         at: time::OffsetDateTime::UNIX_EPOCH,
     });

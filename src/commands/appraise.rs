@@ -4,7 +4,7 @@ use crate::files;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use veritee_attest::ParsedCertificate;
+use veritee_attest::TrustAnchors;
 use veritee_policy::AppraisalPolicy;
 
 /// How to judge a node's evidence.
@@ -13,9 +13,14 @@ pub struct AppraisalArgs {
     /// The appraisal policy the node's enclave must meet.
     #[arg(long)]
     pub policy: PathBuf,
-    /// Trust anchors (for the simulated TEE: its vendor's root.pem); repeatable.
-    #[arg(long)]
-    pub trust_anchor: Vec<PathBuf>,
+    /// A trust anchor, `[KIND=]FILE`; repeatable. For the simulated TEE, its vendor's
+    /// root.pem. A hardware kind uses its vendor's built-in roots unless an anchor is
+    /// given for it (`aws-nitro=FILE`, which replaces the vendor's roots: for testing);
+    /// an anchor without a kind vouches for the hardware kinds whose vendor root it is,
+    /// and otherwise for simulated evidence only. The simulated vendor's certificates
+    /// vouch for simulated evidence only, whatever kind they are given for.
+    #[arg(long, value_name = "[KIND=]FILE")]
+    pub trust_anchor: Vec<String>,
     /// Collateral files; repeatable.
     #[arg(long)]
     pub collateral: Vec<PathBuf>,
@@ -25,8 +30,8 @@ pub struct AppraisalArgs {
 pub struct Loaded {
     /// The policy.
     pub policy: AppraisalPolicy,
-    /// Anchors.
-    pub anchors: Vec<ParsedCertificate>,
+    /// Anchors, each bound to a TEE kind.
+    pub anchors: TrustAnchors,
     /// Collateral.
     pub collateral: Vec<Vec<u8>>,
     /// Verifiers.
@@ -38,19 +43,7 @@ impl AppraisalArgs {
     pub fn load(&self) -> Result<Loaded> {
         let policy = AppraisalPolicy::parse(&files::read_text(&self.policy, "policy")?)
             .with_context(|| format!("policy {}", self.policy.display()))?;
-        let mut anchors = Vec::new();
-        for path in &self.trust_anchor {
-            let bytes = files::read(path, "trust anchor")?;
-            anchors.extend(if veritee_x509::pem::looks_like_pem(&bytes) {
-                ParsedCertificate::from_pem_chain(&bytes)
-                    .with_context(|| format!("trust anchor {}", path.display()))?
-            } else {
-                vec![
-                    ParsedCertificate::from_der(&bytes)
-                        .with_context(|| format!("trust anchor {}", path.display()))?,
-                ]
-            });
-        }
+        let anchors = files::trust_anchors(&self.trust_anchor)?;
         let collateral = self
             .collateral
             .iter()

@@ -102,7 +102,7 @@ pub fn run(cmd: DataCommand) -> Result<Outcome> {
             let len = input.metadata().map(|m| m.len()).unwrap_or(0);
             let progress = bar(len);
             let client = veritee_client::NodeClient::new(&node)?;
-            let sent = client.put_data(
+            let (sent, version) = client.put_data(
                 &tenant,
                 &object,
                 &key.key,
@@ -112,7 +112,7 @@ pub fn run(cmd: DataCommand) -> Result<Outcome> {
             )?;
             progress.finish_and_clear();
             println!(
-                "stored {object}: {sent} bytes, encrypted under key {}",
+                "stored {object} version {version}: {sent} bytes, encrypted under key {}",
                 key.key
             );
         }
@@ -133,7 +133,7 @@ pub fn run(cmd: DataCommand) -> Result<Outcome> {
                 .with_context(|| format!("cannot write in {}", dir.display()))?;
             let progress = bar(0);
             let client = veritee_client::NodeClient::new(&node)?;
-            let got = client.get_data(
+            let (got, version) = client.get_data(
                 &tenant,
                 &object,
                 &data_key,
@@ -147,7 +147,7 @@ pub fn run(cmd: DataCommand) -> Result<Outcome> {
             tmp.persist(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             println!(
-                "fetched {object}: {got} bytes, every chunk checked, written to {}",
+                "fetched {object} version {version} (vouched for by the enclave): {got} bytes, every chunk checked, written to {}",
                 out.display()
             );
         }

@@ -2,42 +2,26 @@
 //!
 //! Online: `deploy` fetches the attested wrapping key, checks it, wraps and imports in
 //! one go. Offline (air-gapped): `wrapping-key` on a connected machine, `wrap` on the
-//! offline one, `import` back on a connected one; the files are carried by hand.
+//! offline one, `import` back on a connected one; the files are carried by hand. The
+//! tenant signs a wrapped key file whole, so a courier who changes any field of it is
+//! caught at import, before anything is sent.
 
 use super::appraise::AppraisalArgs;
 use super::tenant::load_tenant;
 use crate::Outcome;
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use veritee_channel::deploy::{self, DATA_KEY_LEN, ReleasePolicy, WrappedKeyHeader};
-use veritee_client::{NodeClient, WrappingKeyFile, verify_receipt};
+use veritee_channel::client::TenantKey;
+use veritee_channel::deploy::{self, DATA_KEY_LEN, ReleasePolicy};
+use veritee_client::{
+    NodeClient, WrappedKeyFile, WrappingKeyFile, import_wrapped_key, wrap_for_node,
+};
 use veritee_crypto::Confidential;
 use veritee_platform::fsutil;
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Where generated keys go unless `--key-file` says otherwise.
 pub const DEFAULT_KEYRING: &str = "veritee-keys";
-
-/// A wrapped key file, carried from the offline machine to a connected one.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WrappedKeyFile {
-    /// The node the wrapping key came from.
-    pub node: String,
-    /// The key name.
-    pub key: String,
-    /// The tenant.
-    pub tenant: String,
-    /// The key check value (hex SHA-256), to check the receipt against.
-    pub key_digest: String,
-    /// The attested receipt key, SPKI DER, base64.
-    pub audit_public_key: String,
-    /// The wrapped key, base64.
-    pub wrapped: String,
-}
 
 /// Which key to deploy.
 #[derive(Debug, Args, Clone)]
@@ -89,12 +73,9 @@ pub enum KeysCommand {
         /// The file from `veritee keys wrapping-key`.
         #[arg(long)]
         wrapping_key: PathBuf,
-        /// The tenant key file (its id goes into the wrapped key)...
-        #[arg(long, conflicts_with = "tenant_id")]
-        tenant: Option<PathBuf>,
-        /// ...or the tenant id itself.
+        /// The tenant key file: the wrapped key file is signed with it.
         #[arg(long)]
-        tenant_id: Option<String>,
+        tenant: PathBuf,
         #[command(flatten)]
         appraisal: AppraisalArgs,
         #[command(flatten)]
@@ -114,6 +95,10 @@ pub enum KeysCommand {
         /// The file from `veritee keys wrap`.
         #[arg(long)]
         file: PathBuf,
+        /// Where to save the enclave's signed audit checkpoint (for `veritee audit
+        /// verify --checkpoint`).
+        #[arg(long)]
+        checkpoint_out: Option<PathBuf>,
     },
     /// List the tenant's keys in a node's enclave.
     List {
@@ -215,7 +200,7 @@ fn key_and_name(source: &KeySource) -> Result<(Confidential<[u8; DATA_KEY_LEN]>,
 fn wrap(
     wk: &WrappingKeyFile,
     appraisal: &AppraisalArgs,
-    tenant_id: &str,
+    tenant: &TenantKey,
     source: &KeySource,
 ) -> Result<WrappedKeyFile> {
     let loaded = appraisal.load()?;
@@ -224,39 +209,39 @@ fn wrap(
     )?;
     let (key, name) = key_and_name(source)?;
     veritee_channel::ops::check_name(&name).map_err(anyhow::Error::msg)?;
-    let header = WrappedKeyHeader {
-        release: source.release,
-        wrapping_key_id: deploy::wrapping_key_id(attested.public_key.as_bytes()),
-        tenant_id: tenant_id.to_string(),
-        name: name.clone(),
-    };
-    let wrapped = deploy::wrap_key(&attested.public_key, &header, &key)?;
-    Ok(WrappedKeyFile {
-        node: wk.node.clone(),
-        key: name,
-        tenant: tenant_id.to_string(),
-        key_digest: deploy::key_digest(&key),
-        audit_public_key: B64.encode(&attested.audit_public_key),
-        wrapped: B64.encode(wrapped),
-    })
+    // Replicas of the key must meet the same policy its first enclave met.
+    let policy = serde_json::to_vec(&loaded.policy).context("cannot encode the policy")?;
+    Ok(wrap_for_node(
+        &attested,
+        tenant,
+        &name,
+        source.release,
+        policy,
+        &key,
+    )?)
 }
 
 fn import(
     client: &NodeClient,
-    tenant: &veritee_channel::client::TenantKey,
+    tenant: &TenantKey,
     file: &WrappedKeyFile,
+    checkpoint_out: Option<&Path>,
 ) -> Result<()> {
-    let wrapped = B64.decode(&file.wrapped).context("wrapped is not base64")?;
-    let audit = B64
-        .decode(&file.audit_public_key)
-        .context("audit_public_key is not base64")?;
-    let receipt = client.import_wrapped_key(tenant, &wrapped)?;
-    let r = verify_receipt(&receipt, &audit, &file.key, &file.tenant, &file.key_digest)
-        .context("the node's receipt does not check out")?;
+    let imported = import_wrapped_key(client, tenant, file)
+        .context("the key was not deployed, or the node's receipt does not check out")?;
+    let r = &imported.receipt;
     println!(
-        "key {} deployed for tenant {}; receipt signed by the attested enclave at {} (key check value {})",
-        r.key, r.tenant, r.time, r.key_digest
+        "key {} deployed for tenant {} on node {}; receipt signed by the attested enclave at {} (check value {}); audit log at {} entries",
+        r.key, r.tenant, r.node, r.time, r.key_check, imported.checkpoint.size
     );
+    if let Some(path) = checkpoint_out {
+        fsutil::write_new(
+            path,
+            imported.checkpoint_note.as_bytes(),
+            fsutil::PUBLIC_MODE,
+        )?;
+        println!("audit checkpoint saved to {}", path.display());
+    }
     Ok(())
 }
 
@@ -281,13 +266,12 @@ pub fn run(cmd: KeysCommand) -> Result<Outcome> {
             let tenant = load_tenant(&tenant)?;
             let client = NodeClient::new(&node)?;
             let wk = client.fetch_wrapping_key()?;
-            let file = wrap(&wk, &appraisal, &tenant.tenant_id()?, &source)?;
-            import(&client, &tenant, &file)?;
+            let file = wrap(&wk, &appraisal, &tenant, &source)?;
+            import(&client, &tenant, &file, None)?;
         }
         KeysCommand::Wrap {
             wrapping_key,
             tenant,
-            tenant_id,
             appraisal,
             source,
             out,
@@ -297,12 +281,8 @@ pub fn run(cmd: KeysCommand) -> Result<Outcome> {
                     .with_context(|| {
                         format!("{} is not a wrapping key file", wrapping_key.display())
                     })?;
-            let tenant_id = match (tenant, tenant_id) {
-                (Some(t), _) => load_tenant(&t)?.tenant_id()?,
-                (None, Some(id)) => id,
-                (None, None) => bail!("give --tenant FILE or --tenant-id ID"),
-            };
-            let file = wrap(&wk, &appraisal, &tenant_id, &source)?;
+            let tenant = load_tenant(&tenant)?;
+            let file = wrap(&wk, &appraisal, &tenant, &source)?;
             fsutil::write_new(
                 &out,
                 &serde_json::to_vec_pretty(&file)?,
@@ -315,12 +295,22 @@ pub fn run(cmd: KeysCommand) -> Result<Outcome> {
                 out.display()
             );
         }
-        KeysCommand::Import { node, tenant, file } => {
+        KeysCommand::Import {
+            node,
+            tenant,
+            file,
+            checkpoint_out,
+        } => {
             let tenant = load_tenant(&tenant)?;
             let blob: WrappedKeyFile =
                 serde_json::from_slice(&crate::files::read(&file, "wrapped key file")?)
                     .with_context(|| format!("{} is not a wrapped key file", file.display()))?;
-            import(&NodeClient::new(&node)?, &tenant, &blob)?;
+            import(
+                &NodeClient::new(&node)?,
+                &tenant,
+                &blob,
+                checkpoint_out.as_deref(),
+            )?;
         }
         KeysCommand::List {
             node,

@@ -7,6 +7,7 @@ pub mod data;
 pub mod demo;
 pub mod keys;
 pub mod node;
+pub mod peer;
 pub mod platform;
 pub mod policy;
 pub mod secret;

@@ -34,9 +34,14 @@ pub struct NodeArgs {
     /// Trust anchors the enclave accepts peer enclaves under (default: DIR/vendor/root.pem).
     #[arg(long)]
     peer_trust_anchors: Option<PathBuf>,
-    /// Another node to replicate keys from (repeatable).
+    /// Another node to replicate keys from (repeatable). That node must accept this
+    /// one's peer token (DIR/peer.token): `veritee peer add`.
     #[arg(long)]
     peer: Vec<String>,
+    /// Serve even though the store is older than this machine's monotonic counter (it
+    /// was rolled back or replaced): the newer state is lost. Audited.
+    #[arg(long)]
+    accept_store_rollback: bool,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -60,18 +65,28 @@ pub struct EnclaveArgs {
     /// Where the host spools task uploads.
     #[arg(long)]
     spool: Option<PathBuf>,
+    /// Accept a store older than the machine's counter (the operator's explicit choice).
+    #[arg(long)]
+    accept_store_rollback: bool,
 }
 
-/// The admin token in DIR/admin.token, created on first start.
-fn admin_token(dir: &Path) -> Result<[u8; 32]> {
-    let path = dir.join("admin.token");
+/// A token in DIR/NAME, created (0600) on first start.
+fn token_file(dir: &Path, name: &str) -> Result<String> {
+    let path = dir.join(name);
     if !path.exists() {
         let token = hex::encode(veritee_crypto::rand::array::<32>()?);
         fsutil::write_new(&path, format!("{token}\n").as_bytes(), fsutil::PRIVATE_MODE)?;
     }
     let token = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(veritee_crypto::digest::sha256(token.trim().as_bytes()))
+    Ok(token.trim().to_string())
+}
+
+/// The SHA-256 of the admin token in DIR/admin.token.
+fn admin_token(dir: &Path) -> Result<[u8; 32]> {
+    Ok(veritee_crypto::digest::sha256(
+        token_file(dir, "admin.token")?.as_bytes(),
+    ))
 }
 
 /// The platform to run on, creating a simulated vendor and machine on first start.
@@ -143,6 +158,12 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     }
     let spool = args.dir.join("run").join("spool");
     enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
+    if args.accept_store_rollback {
+        eprintln!(
+            "accepting a store older than this machine's counter if there is one: its newer state is lost (audited)"
+        );
+        enclave_args.push("--accept-store-rollback".into());
+    }
     let config = veritee_host::NodeConfig {
         listen: args.listen,
         store,
@@ -155,6 +176,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         admin_token_sha256: token_sha,
         peers: args.peer.clone(),
         spool: Some(spool.clone()),
+        peer_token: token_file(&args.dir, "peer.token")?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -207,16 +229,22 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
     let exe = std::env::current_exe().context("cannot find the veritee executable")?;
     let (platform, seal_policy) =
         veritee_enclave::launch::launch_simulated(&args.platform, &exe, &config, signer.as_ref())?;
+    // Untyped: the simulated vendor's root vouches for simulated peers only.
     let anchors = if config.peer_trust_anchors_pem.is_empty() {
-        Vec::new()
+        veritee_attest::TrustAnchors::none()
     } else {
-        veritee_attest::ParsedCertificate::from_pem_chain(&config.peer_trust_anchors_pem)
-            .context("peer trust anchors")?
+        veritee_attest::TrustAnchors::untyped(
+            veritee_attest::ParsedCertificate::from_pem_chain(&config.peer_trust_anchors_pem)
+                .context("peer trust anchors")?,
+        )
     };
     let mut service =
         veritee_enclave::EnclaveService::new(platform, seal_policy).with_peer_anchors(anchors);
     if let Some(spool) = &args.spool {
         service = service.with_spool(spool.clone());
+    }
+    if args.accept_store_rollback {
+        service = service.accepting_store_rollback();
     }
     let service = std::sync::Arc::new(service);
     let _ = std::fs::remove_file(&args.socket);

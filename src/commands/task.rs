@@ -86,8 +86,9 @@ fn explain(event: &TaskEvent) -> String {
             format!("dropped {node}: {reason} (nothing secret was sent to it)")
         }
         TaskEvent::Chosen { node } => format!("chose {node}"),
-        TaskEvent::KeysDelivered => "key exchange: CKEK (HKDF of your task key and the task id) \
-             and the per-compartment DEKs, wrapped with the CKEK, sealed to the SKEK"
+        TaskEvent::KeysDelivered => "key exchange: the per-compartment DEKs, wrapped under the \
+             key of your CKEK (an X25519 key from your task key and the task id, named in the \
+             signed initiation) and the attested SKEK, then sealed to the SKEK with HPKE"
             .into(),
         TaskEvent::Encrypted { what, bytes } => {
             format!("encrypted {what} ({bytes} bytes) under its compartment's DEK")
@@ -98,8 +99,9 @@ fn explain(event: &TaskEvent) -> String {
         TaskEvent::Running => "execution: the enclave runs one WebAssembly instance per \
              compartment under the security context"
             .into(),
-        TaskEvent::Verified => "results: wrapper authenticated with the SKEK session, task id \
-             and timestamp window checked, outputs decrypted with their DEKs"
+        TaskEvent::Verified => "results: authenticated with the CKEK-SKEK key (recomputed from \
+             your task key alone), task id and timestamp window checked, statuses and outputs \
+             decrypted with their DEKs"
             .into(),
     }
 }
@@ -147,10 +149,10 @@ fn write_results(out: &Path, report: &TaskReport) -> Result<Vec<PathBuf>> {
         "task_id": report.task_id,
         "provider": report.provider,
         "timestamp": report.body.timestamp.format(&time::format_description::well_known::Rfc3339)?,
-        "compartments": report.body.results.iter().map(|r| serde_json::json!({
+        "compartments": report.results.iter().map(|r| serde_json::json!({
             "name": r.name,
-            "exit_code": r.exit_code,
-            "fuel_used": r.fuel_used,
+            "exit_code": r.status.exit_code,
+            "fuel_used": r.status.fuel_used,
             "released": r.released,
         })).collect::<Vec<_>>(),
     });
@@ -217,7 +219,7 @@ pub fn run_command(args: RunArgs) -> Result<Outcome> {
         "task {} ran on {} ({} provider(s) dropped)",
         report.task_id, report.provider, dropped
     );
-    for r in &report.body.results {
+    for r in &report.results {
         let state = if r.released {
             "released"
         } else {
@@ -225,7 +227,7 @@ pub fn run_command(args: RunArgs) -> Result<Outcome> {
         };
         println!(
             "  {:<16} exit {:<3} fuel {:<12} {state}",
-            r.name, r.exit_code, r.fuel_used
+            r.name, r.status.exit_code, r.status.fuel_used
         );
     }
     for path in written {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use veritee_attest::{Claims, ParsedCertificate, TeeKind, VerifyError};
+use veritee_attest::{Claims, TeeKind, TrustAnchors, VerifyError};
 use veritee_policy::{Appraisal, AppraisalPolicy};
 use veritee_verify::{Verifiers, VerifyRequest};
 
@@ -19,10 +19,15 @@ pub struct VerifyArgs {
     /// Collateral files (CRLs, TCB information, certificate chains); repeatable.
     #[arg(long)]
     collateral: Vec<PathBuf>,
-    /// Trust anchors (PEM or DER certificates); repeatable. Simulated evidence needs the
-    /// vendor's root.pem; real TEEs default to the vendors' roots.
-    #[arg(long)]
-    trust_anchor: Vec<PathBuf>,
+    /// A trust anchor, `[KIND=]FILE` (PEM or DER certificates); repeatable. Simulated
+    /// evidence needs the simulated vendor's root.pem. Real TEEs use their vendors'
+    /// built-in roots unless an anchor is given for that kind (`aws-nitro=FILE`, which
+    /// replaces the vendor's roots: for testing); an anchor without a kind vouches for
+    /// the hardware kinds whose vendor root it is, and otherwise for simulated evidence
+    /// only. The simulated vendor's certificates vouch for simulated evidence only,
+    /// whatever kind they are given for.
+    #[arg(long, value_name = "[KIND=]FILE")]
+    trust_anchor: Vec<String>,
     /// The report data expected in the evidence, hex (shorter values are zero-padded).
     #[arg(long)]
     report_data: Option<String>,
@@ -44,7 +49,7 @@ pub struct VerifyArgs {
 struct Inputs {
     evidence: Vec<u8>,
     collateral: Vec<Vec<u8>>,
-    anchors: Vec<ParsedCertificate>,
+    anchors: TrustAnchors,
     report_data: Option<Vec<u8>>,
     policy: Option<AppraisalPolicy>,
     at: time::OffsetDateTime,
@@ -59,17 +64,7 @@ fn read_inputs(args: &VerifyArgs) -> Result<Inputs> {
         .iter()
         .map(|p| files::read(p, "collateral"))
         .collect::<Result<Vec<_>>>()?;
-    let mut anchors = Vec::new();
-    for path in &args.trust_anchor {
-        let bytes = files::read(path, "trust anchor")?;
-        let certs = if veritee_x509::pem::looks_like_pem(&bytes) {
-            ParsedCertificate::from_pem_chain(&bytes)
-        } else {
-            ParsedCertificate::from_der(&bytes).map(|c| vec![c])
-        }
-        .with_context(|| format!("trust anchor {}", path.display()))?;
-        anchors.extend(certs);
-    }
+    let anchors = files::trust_anchors(&args.trust_anchor)?;
     let policy = match &args.policy {
         Some(path) => Some(
             AppraisalPolicy::parse(&files::read_text(path, "policy")?)
@@ -194,6 +189,16 @@ fn report(
             println!("  {:<18} {}", "report_data", claims.report_data);
             if let Some(t) = claims.evidence_time {
                 println!("  {:<18} {}", "evidence_time", files::rfc3339(t));
+            }
+            if let Some(anchor) = &claims.trust_anchor {
+                let source = match anchor.source {
+                    veritee_attest::AnchorSource::BuiltIn => "built-in",
+                    veritee_attest::AnchorSource::Given => "given",
+                };
+                println!(
+                    "  {:<18} {} ({source}, for {}, sha256 {})",
+                    "trust_anchor", anchor.subject, anchor.kind, anchor.sha256
+                );
             }
             if let Some(a) = appraisal {
                 print_appraisal(a);

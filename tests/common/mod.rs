@@ -180,7 +180,7 @@ impl Node {
 pub struct Appraisal {
     pub verifiers: Verifiers,
     pub policy: AppraisalPolicy,
-    pub anchors: Vec<ParsedCertificate>,
+    pub anchors: veritee_attest::TrustAnchors,
 }
 
 impl Appraisal {
@@ -188,7 +188,7 @@ impl Appraisal {
         Self {
             verifiers: Verifiers::default(),
             policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
-            anchors: node.anchors(),
+            anchors: veritee_attest::TrustAnchors::untyped(node.anchors()),
         }
     }
 
@@ -357,7 +357,28 @@ impl Fleet {
         for p in peers {
             extra.extend(["--peer", p]);
         }
-        start_with(&state, store, &extra)
+        let node = start_with(&state, store, &extra);
+        // Each peer accepts this node's enclave traffic, as an operator would allow it.
+        let token = std::fs::read_to_string(state.join("peer.token")).expect("peer token");
+        for peer in peers {
+            let peer_state = self.state_of(peer);
+            let admin = std::fs::read_to_string(peer_state.join("admin.token")).expect("admin");
+            NodeClient::new(peer)
+                .expect("client")
+                .register_peer(&admin, name, &token)
+                .expect("register peer");
+        }
+        node
+    }
+
+    /// The state directory of the fleet's node serving `url`.
+    pub fn state_of(&self, url: &str) -> PathBuf {
+        std::fs::read_dir(self.dir.path())
+            .expect("fleet dir")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::read_to_string(p.join("node.addr")).is_ok_and(|a| a == url))
+            .expect("a fleet node at that URL")
     }
 
     pub fn anchor(&self) -> String {
@@ -391,11 +412,23 @@ pub fn load_tenant(path: &Path) -> veritee_channel::client::TenantKey {
     veritee_channel::client::TenantKey::from_pkcs8(&der).expect("tenant")
 }
 
-pub fn signed_header(key: &TenantKey, method: &str, path: &str, body: &[u8]) -> String {
-    header_claiming(key, key, method, path, body)
+/// The enclave a node's tenants sign for (`GET /v1/node`).
+pub fn audience(url: &str) -> veritee_proto::api::auth::Audience {
+    let info: veritee_proto::api::NodeInfo = reqwest::blocking::get(format!("{url}/v1/node"))
+        .and_then(|r| r.json())
+        .expect("node info");
+    veritee_proto::api::auth::Audience {
+        node: info.node_id,
+        epoch: info.epoch,
+    }
+}
+
+pub fn signed_header(url: &str, key: &TenantKey, method: &str, path: &str, body: &[u8]) -> String {
+    header_claiming(url, key, key, method, path, body)
 }
 
 pub fn header_claiming(
+    url: &str,
     claimed: &TenantKey,
     signer: &TenantKey,
     method: &str,
@@ -403,12 +436,26 @@ pub fn header_claiming(
     body: &[u8],
 ) -> String {
     let digest = hex::encode(veritee_crypto::digest::sha256(body));
-    header_over(claimed, signer, method, path, &digest)
+    header_over(url, claimed, signer, method, path, &digest)
 }
 
-/// An Authorization header claiming `claimed`, signed by `signer` over a request whose
-/// body `payload` stands for (its hex digest, or a task-file piece's length).
+/// An Authorization header claiming `claimed`, signed by `signer` for the node at `url`
+/// over a request whose body `payload` stands for (its hex digest, or a task-file
+/// piece's length).
 pub fn header_over(
+    url: &str,
+    claimed: &TenantKey,
+    signer: &TenantKey,
+    method: &str,
+    path: &str,
+    payload: &str,
+) -> String {
+    header_for(&audience(url), claimed, signer, method, path, payload)
+}
+
+/// As [`header_over`], for a given audience (to sign for another node or epoch).
+pub fn header_for(
+    audience: &veritee_proto::api::auth::Audience,
     claimed: &TenantKey,
     signer: &TenantKey,
     method: &str,
@@ -417,14 +464,17 @@ pub fn header_over(
 ) -> String {
     use base64::Engine;
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let nonce = hex::encode(veritee_crypto::rand::array::<16>().expect("nonce"));
     let sig = signer
         .sign(&veritee_proto::api::auth::signing_string(
-            method, path, ts, payload,
+            audience, method, path, ts, &nonce, payload,
         ))
         .expect("sign");
     veritee_proto::api::auth::header_value(
         &claimed.tenant_id().expect("id"),
+        audience,
         ts,
+        &nonce,
         &base64::engine::general_purpose::STANDARD.encode(sig),
     )
 }

@@ -1,6 +1,6 @@
 //! Normalized claims: what verified evidence says, whatever TEE produced it.
 
-use crate::{TcbStatus, TeeKind};
+use crate::{AnchorInfo, TcbStatus, TeeKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -81,6 +81,10 @@ pub struct Claims {
     pub evidence_time: Option<OffsetDateTime>,
     /// Further facts specific to the TEE kind (TCB components, FMSPC, VMPL...).
     pub details: BTreeMap<String, String>,
+    /// The trust anchor the evidence chains to, and whether it is a built-in vendor
+    /// root or one the caller gave.
+    #[serde(default)]
+    pub trust_anchor: Option<AnchorInfo>,
 }
 
 impl Claims {

@@ -51,6 +51,15 @@ pub enum VerifyError {
     /// A certificate chain failed validation.
     #[error("certificate check failed: {0}")]
     Certificate(#[from] X509Error),
+    /// Hardware evidence that does not chain to an anchor for its own kind (a built-in
+    /// vendor root, or an anchor given for that kind).
+    #[error("{tee} evidence is not vouched for by an anchor of its kind: {reason}")]
+    UntrustedForKind {
+        /// The evidence's kind.
+        tee: TeeKind,
+        /// The chain failure, and which kinds the given anchors vouch for.
+        reason: String,
+    },
     /// Collateral (TCB information, CRLs, identities) needed for verification is missing.
     #[error("missing collateral: {0}")]
     MissingCollateral(String),

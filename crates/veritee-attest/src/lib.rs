@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod anchors;
 pub mod bytes;
 mod claims;
 pub mod encoding;
@@ -18,6 +19,7 @@ pub mod simulated;
 mod tee;
 mod verifier;
 
+pub use anchors::{AnchorInfo, AnchorSource, TrustAnchors};
 pub use claims::{Claims, HexBytes};
 pub use error::VerifyError;
 pub use report_data::{REPORT_DATA_LEN, ReportData};

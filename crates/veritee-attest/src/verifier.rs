@@ -13,8 +13,10 @@ pub struct VerifyInput<'a> {
     /// as the bytes of one file. A verifier uses what it recognises and names what it
     /// cannot use.
     pub collateral: &'a [Vec<u8>],
-    /// Trust anchors supplied by the caller. Verifiers of real hardware fall back to the
-    /// vendor roots they embed when this is empty; the simulated verifier has no default.
+    /// The trust anchors for this verifier's TEE kind only (see [`crate::TrustAnchors`]
+    /// for how a caller's anchors are bound to kinds). Verifiers of real hardware use
+    /// the vendor roots they embed when this is empty; the simulated verifier has no
+    /// default.
     pub trust_anchors: &'a [ParsedCertificate],
     /// The instant at which certificates, CRLs and TCB information must be valid.
     pub at: OffsetDateTime,
@@ -32,6 +34,14 @@ pub trait Verifier: Send + Sync {
     /// A cheap check of whether `evidence` looks like this verifier's format.
     fn recognizes(&self, evidence: &[u8]) -> bool;
 
-    /// Verifies `input.evidence` at `input.at`.
+    /// Verifies `input.evidence` at `input.at`, naming in the claims the anchor the
+    /// evidence chains to.
     fn verify(&self, input: &VerifyInput<'_>) -> Result<Claims, VerifyError>;
+
+    /// The vendor roots built in for this kind (none for the simulated TEE): an anchor a
+    /// caller gives without a kind vouches for this kind only if it is one of these or
+    /// is issued by one.
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        Ok(Vec::new())
+    }
 }

@@ -7,15 +7,28 @@
 //! body   = {"seq": n, "prev": hex SHA-256 of entry n-1 (zeros for n = 0), "time": RFC 3339,
 //!           "action": "...", "tenant": "...", "object": "...", "outcome": "..."}
 //! signature = ECDSA P-256/SHA-256 r||s over "veritee audit v1" || body
+//!
+//! checkpoint (a C2SP tlog-checkpoint carried as a C2SP signed note, UTF-8, LF only):
+//!   <origin>\n
+//!   <size: entries covered, decimal>\n
+//!   <head: base64 SHA-256 of entry size-1 (32 zero bytes for size 0)>\n
+//!   \n
+//!   — <key name> <base64(key ID (4 bytes) || Ed25519 signature over the 3 lines above)>\n
 //! ```
-//! What the log cannot show: a host that truncates the newest entries. A verifier who
-//! remembers the last sequence number it saw detects that too.
+//! What the log alone cannot show: a host that truncates the newest entries, or swaps
+//! the whole log for another validly signed one (a fork, e.g. after an enclave
+//! rollback). A client that kept a signed [`checkpoint`] detects both with
+//! [`checkpoint::check_against_checkpoint`]; one that kept nothing cannot.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use veritee_crypto::sign::{self, EcdsaSigningKey, VerificationScheme};
+
+pub mod checkpoint;
+
+pub use checkpoint::CheckpointError;
 
 const SIGNATURE_LABEL: &[u8] = b"veritee audit v1";
 const SIGNATURE_LEN: usize = 64;
@@ -82,6 +95,36 @@ pub enum AuditError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The log is shorter than a checkpoint the enclave signed: its newest entries were
+    /// cut off.
+    #[error(
+        "the log has {log_size} entries but a signed checkpoint covers {checkpoint_size}: entries {log_size}..{checkpoint_size} were removed (log truncated)"
+    )]
+    Truncated {
+        /// Entries in the log given.
+        log_size: u64,
+        /// Entries the checkpoint covers.
+        checkpoint_size: u64,
+    },
+    /// The log's first `size` entries are not the ones a signed checkpoint covers.
+    #[error(
+        "the log's first {size} entries do not hash to the head of the signed checkpoint of size {size}: the log was rewritten or replaced (forked) after that checkpoint"
+    )]
+    Rewritten {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// A checkpoint note was rejected (malformed, or not signed by the trusted key).
+    #[error("checkpoint rejected: {0}")]
+    Checkpoint(CheckpointError),
+}
+
+// By hand rather than `#[from]`: the message already includes the inner one, and
+// `#[from]` would also report it as the source, printing it twice in error chains.
+impl From<CheckpointError> for AuditError {
+    fn from(e: CheckpointError) -> Self {
+        Self::Checkpoint(e)
+    }
 }
 
 impl AuditError {
@@ -90,7 +133,11 @@ impl AuditError {
         match self {
             Self::Malformed { index, .. } | Self::Sequence { index, .. } => *index as u64,
             Self::BadSignature { seq } | Self::BrokenChain { seq } => *seq,
-            Self::Signing(_) => 0,
+            Self::Signing(_) | Self::Checkpoint(_) => 0,
+            // The first entry missing.
+            Self::Truncated { log_size, .. } => *log_size,
+            // The entry whose hash is the checkpoint head: it or one before it changed.
+            Self::Rewritten { size } => size.saturating_sub(1),
         }
     }
 }
@@ -121,6 +168,22 @@ pub fn sign_entry(key: &EcdsaSigningKey, body: &AuditBody) -> Result<Vec<u8>, Au
 
 /// Parses an entry and checks its signature with `audit_key` (SPKI DER).
 pub fn open_entry(index: usize, entry: &[u8], audit_key: &[u8]) -> Result<AuditBody, AuditError> {
+    let (body, json, sig) = parse_entry(index, entry)?;
+    let mut signed = SIGNATURE_LABEL.to_vec();
+    signed.extend_from_slice(json);
+    sign::verify(
+        VerificationScheme::EcdsaP256Sha256Fixed,
+        audit_key,
+        &signed,
+        sig,
+    )
+    .map_err(|_| AuditError::BadSignature { seq: body.seq })?;
+    Ok(body)
+}
+
+/// Splits an entry into its body (parsed, NOT authenticated), the body's JSON and the
+/// signature.
+fn parse_entry(index: usize, entry: &[u8]) -> Result<(AuditBody, &[u8], &[u8]), AuditError> {
     let malformed = |reason: &str| AuditError::Malformed {
         index,
         reason: reason.to_string(),
@@ -140,16 +203,7 @@ pub fn open_entry(index: usize, entry: &[u8], audit_key: &[u8]) -> Result<AuditB
         index,
         reason: e.to_string(),
     })?;
-    let mut signed = SIGNATURE_LABEL.to_vec();
-    signed.extend_from_slice(json);
-    sign::verify(
-        VerificationScheme::EcdsaP256Sha256Fixed,
-        audit_key,
-        &signed,
-        &entry[4 + len..],
-    )
-    .map_err(|_| AuditError::BadSignature { seq: body.seq })?;
-    Ok(body)
+    Ok((body, json, &entry[4 + len..]))
 }
 
 /// Verifies a whole log from its first entry: signatures, sequence, chain.
@@ -158,10 +212,19 @@ pub fn verify_log(
     entries: &[(u64, Vec<u8>)],
     audit_key: &[u8],
 ) -> Result<Vec<AuditBody>, AuditError> {
+    walk_chain(entries, |index, entry| open_entry(index, entry, audit_key))
+}
+
+/// Checks sequence numbers and `prev` links from the first entry, opening each entry
+/// with `open`; returns the bodies or the first broken entry.
+fn walk_chain(
+    entries: &[(u64, Vec<u8>)],
+    mut open: impl FnMut(usize, &[u8]) -> Result<AuditBody, AuditError>,
+) -> Result<Vec<AuditBody>, AuditError> {
     let mut prev = genesis_prev();
     let mut bodies = Vec::with_capacity(entries.len());
     for (index, (stored_seq, entry)) in entries.iter().enumerate() {
-        let body = open_entry(index, entry, audit_key)?;
+        let body = open(index, entry)?;
         let expected = index as u64;
         if body.seq != expected || *stored_seq != expected {
             return Err(AuditError::Sequence {

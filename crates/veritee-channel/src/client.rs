@@ -4,7 +4,7 @@ use crate::keys::TrafficKeys;
 use crate::message::{self, Kind};
 use crate::{ChannelError, NONCE_LEN, SESSION_ID_LEN, SESSION_LABEL, session_transcript};
 use time::OffsetDateTime;
-use veritee_attest::{Claims, ParsedCertificate, ReportData};
+use veritee_attest::{Claims, ReportData, TrustAnchors};
 use veritee_crypto::SecretBytes;
 use veritee_crypto::hpke::{self, HpkePublicKey};
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
@@ -62,8 +62,9 @@ pub struct Appraiser<'a> {
     pub verifiers: &'a Verifiers,
     /// The policy the enclave must meet.
     pub policy: &'a AppraisalPolicy,
-    /// Trust anchors (for simulated evidence: the vendor root).
-    pub trust_anchors: &'a [ParsedCertificate],
+    /// Trust anchors, each bound to the TEE kind it vouches for (for simulated
+    /// evidence: the simulated vendor's root).
+    pub trust_anchors: &'a TrustAnchors,
     /// Collateral.
     pub collateral: &'a [Vec<u8>],
     /// Verification time.

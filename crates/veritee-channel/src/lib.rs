@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod data;
 pub mod deploy;
 pub mod enclave;
 mod error;
@@ -59,4 +60,16 @@ pub fn session_transcript(
         h.update(part);
     }
     h.finish()
+}
+
+/// Label of the report data binding a node's long-term public keys to a nonce.
+pub const NODE_BINDING_LABEL: &[u8] = b"veritee node v2";
+
+/// The public keys a node's attestation binds, in the order they are bound: the audit
+/// key (SPKI DER, length-prefixed), then the checkpoint key (Ed25519, 32 bytes).
+pub fn node_bound_keys(audit_spki: &[u8], checkpoint_key: &[u8]) -> Vec<u8> {
+    let mut out = (audit_spki.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(audit_spki);
+    out.extend_from_slice(checkpoint_key);
+    out
 }

@@ -19,7 +19,7 @@ use crate::keys::TrafficKeys;
 use crate::message::{self, Kind};
 use crate::{ChannelError, NONCE_LEN, SESSION_ID_LEN};
 use time::OffsetDateTime;
-use veritee_attest::{Claims, ParsedCertificate, ReportData, TeeKind};
+use veritee_attest::{Claims, ReportData, TeeKind, TrustAnchors};
 use veritee_crypto::SecretBytes;
 use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
 use veritee_platform::{EnclaveIdentity, Platform};
@@ -60,8 +60,9 @@ pub fn primary_measurement(tee: TeeKind) -> &'static str {
 pub struct PeerAppraiser<'a> {
     /// Verifiers.
     pub verifiers: &'a Verifiers,
-    /// Trust anchors, part of the enclave's measured configuration.
-    pub trust_anchors: &'a [ParsedCertificate],
+    /// Trust anchors, part of the enclave's measured configuration, each bound to the
+    /// TEE kind it vouches for.
+    pub trust_anchors: &'a TrustAnchors,
     /// Base policy every peer must meet.
     pub policy: &'a AppraisalPolicy,
     /// The relative requirement.
@@ -70,11 +71,13 @@ pub struct PeerAppraiser<'a> {
     pub own: &'a EnclaveIdentity,
     /// This enclave's TEE kind.
     pub own_tee: TeeKind,
+    /// The verification time: the enclave's trusted time, never the host's clock alone.
+    pub at: OffsetDateTime,
 }
 
 impl PeerAppraiser<'_> {
     fn appraise(&self, evidence: &[u8], binding: &ReportData) -> Result<Claims, ChannelError> {
-        let at = OffsetDateTime::now_utc();
+        let at = self.at;
         let claims = self.verifiers.verify(&VerifyRequest {
             evidence,
             tee: None,

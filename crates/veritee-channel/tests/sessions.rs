@@ -2,7 +2,7 @@
 //! that replays, swaps and tampers.
 
 use time::OffsetDateTime;
-use veritee_attest::{ParsedCertificate, TeeKind};
+use veritee_attest::{ParsedCertificate, TeeKind, TrustAnchors};
 use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, ClientSession, Offer, TenantKey, fresh_nonce};
 use veritee_channel::enclave::{PendingSession, SessionOffer};
@@ -17,7 +17,7 @@ struct World {
     _dir: tempfile::TempDir,
     machine: SimMachine,
     other_machine: SimMachine,
-    anchors: Vec<ParsedCertificate>,
+    anchors: TrustAnchors,
     signer: EcdsaSigningKey,
 }
 
@@ -32,7 +32,7 @@ fn world() -> World {
         _dir: dir,
         machine,
         other_machine,
-        anchors,
+        anchors: TrustAnchors::untyped(anchors),
         signer: EcdsaSigningKey::generate(EcdsaCurve::P384).unwrap(),
     }
 }
@@ -52,7 +52,7 @@ fn dev_policy() -> AppraisalPolicy {
 fn appraiser<'a>(
     verifiers: &'a Verifiers,
     policy: &'a AppraisalPolicy,
-    anchors: &'a [ParsedCertificate],
+    anchors: &'a TrustAnchors,
 ) -> Appraiser<'a> {
     Appraiser {
         verifiers,
@@ -234,7 +234,7 @@ fn policy_mismatch_swapped_key_swapped_evidence_and_stale_nonce_are_refused() {
 
 fn peer_appraiser<'a>(
     verifiers: &'a Verifiers,
-    anchors: &'a [ParsedCertificate],
+    anchors: &'a TrustAnchors,
     policy: &'a AppraisalPolicy,
     requirement: PeerRequirement,
     own: &'a SimEnclave,
@@ -246,6 +246,7 @@ fn peer_appraiser<'a>(
         requirement,
         own: own.identity(),
         own_tee: TeeKind::Simulated,
+        at: OffsetDateTime::now_utc(),
     }
 }
 

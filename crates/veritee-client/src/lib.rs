@@ -3,7 +3,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod keys;
 pub mod task;
+
+pub use keys::{
+    AttestedWrappingKey, ImportedKey, WrappedKeyFile, WrappingKeyFile, import_wrapped_key,
+    wrap_for_node,
+};
 
 use base64::Engine;
 use std::sync::{Arc, Mutex};
@@ -13,14 +19,13 @@ use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, ClientSession, Offer, TenantKey, fresh_nonce};
 use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
+use veritee_proto::api::auth::Audience;
 use veritee_proto::api::{
-    AttestationResponse, AuditLog, ErrorBody, Health, OpenSessionRequest, OpenSessionResponse,
-    RegisterTenantRequest, RegisterTenantResponse, auth,
+    AttestationResponse, AuditLog, ErrorBody, Health, NodeInfo, OpenSessionRequest,
+    OpenSessionResponse, RegisterTenantRequest, RegisterTenantResponse, auth, paths,
 };
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-/// Label binding the node's audit key in attestation.
-pub const NODE_BINDING_LABEL: &[u8] = b"veritee node v1";
+pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Why a client operation failed.
 #[derive(Debug, Error)]
@@ -86,6 +91,18 @@ pub struct NodeClient {
     base: String,
     http: reqwest::blocking::Client,
     recorder: Option<Arc<Mutex<Vec<Exchange>>>>,
+    /// The enclave tenants' signatures are made for, fetched once (and again when the
+    /// enclave restarted).
+    audience: Arc<Mutex<Option<Audience>>>,
+}
+
+/// A node's long-term public keys, vouched for by its attested evidence.
+#[derive(Debug, Clone)]
+pub struct AttestedNodeKeys {
+    /// The audit (and receipt) signing key, SPKI DER.
+    pub audit_public_key: Vec<u8>,
+    /// The audit checkpoint signing key, Ed25519.
+    pub checkpoint_public_key: [u8; 32],
 }
 
 impl NodeClient {
@@ -104,6 +121,7 @@ impl NodeClient {
             base: base_url.trim_end_matches('/').to_string(),
             http,
             recorder: None,
+            audience: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -126,14 +144,27 @@ impl NodeClient {
         body: Option<(&'static str, Vec<u8>)>,
         authorization: Option<String>,
     ) -> Result<Vec<u8>, ClientError> {
+        let headers = authorization
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        self.send_headers(method, path, body, headers)
+    }
+
+    fn send_headers(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url);
         let request_body = body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
         if let Some((content_type, bytes)) = body {
             req = req.header("content-type", content_type).body(bytes);
         }
-        if let Some(a) = authorization {
-            req = req.header("authorization", a);
+        for (name, value) in headers {
+            req = req.header(name, value);
         }
         let resp = req
             .send()
@@ -167,38 +198,87 @@ impl NodeClient {
         Ok(bytes)
     }
 
-    fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
         serde_json::from_slice(bytes)
             .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
     }
 
-    fn signed(
-        &self,
-        tenant: &TenantKey,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> Result<String, ClientError> {
-        let digest = hex::encode(veritee_crypto::digest::sha256(body));
-        self.signed_payload(tenant, method, path, &digest)
+    /// The enclave signatures are made for: the node id and enclave epoch, from
+    /// `GET /v1/node` (cached; `refresh` fetches it again). Untrusted: a host that
+    /// lies about it only gets its own requests refused by the enclave.
+    fn audience(&self, refresh: bool) -> Result<Audience, ClientError> {
+        let mut cached = self.audience.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(a), false) = (cached.as_ref(), refresh) {
+            return Ok(a.clone());
+        }
+        let info: NodeInfo =
+            Self::json(&self.send(reqwest::Method::GET, "/v1/node", None, None)?)?;
+        let audience = Audience {
+            node: info.node_id,
+            epoch: info.epoch,
+        };
+        *cached = Some(audience.clone());
+        Ok(audience)
     }
 
     /// The Authorization header for a request whose body `payload` stands for in the
     /// signing string (its hex SHA-256, or a task-file piece's length).
-    fn signed_payload(
+    pub(crate) fn signed_payload(
         &self,
         tenant: &TenantKey,
         method: &str,
         path: &str,
         payload: &str,
     ) -> Result<String, ClientError> {
+        self.signed_for(&self.audience(false)?, tenant, method, path, payload)
+    }
+
+    fn signed_for(
+        &self,
+        audience: &Audience,
+        tenant: &TenantKey,
+        method: &str,
+        path: &str,
+        payload: &str,
+    ) -> Result<String, ClientError> {
         let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let sig = tenant.sign(&auth::signing_string(method, path, ts, payload))?;
+        let nonce = hex::encode(
+            veritee_crypto::rand::array::<{ auth::NONCE_LEN }>().map_err(ChannelError::from)?,
+        );
+        let sig = tenant.sign(&auth::signing_string(
+            audience, method, path, ts, &nonce, payload,
+        ))?;
         Ok(auth::header_value(
             &tenant.tenant_id()?,
+            audience,
             ts,
+            &nonce,
             &B64.encode(sig),
         ))
+    }
+
+    /// Sends a tenant-signed request. A signature the enclave calls stale (it
+    /// restarted since the node's epoch was fetched) is made again, once.
+    pub(crate) fn send_signed(
+        &self,
+        tenant: &TenantKey,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let payload = auth::body_payload(body.as_ref().map_or(&[][..], |(_, b)| b));
+        let mut refresh = false;
+        loop {
+            let audience = self.audience(refresh)?;
+            let authorization =
+                self.signed_for(&audience, tenant, method.as_str(), path, &payload)?;
+            match self.send(method.clone(), path, body.clone(), Some(authorization)) {
+                Err(ClientError::Node { code, .. }) if code == "stale_signature" && !refresh => {
+                    refresh = true;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `GET /healthz`.
@@ -206,7 +286,9 @@ impl NodeClient {
         Self::json(&self.send(reqwest::Method::GET, "/healthz", None, None)?)
     }
 
-    /// Registers `tenant` with the node's admin token; returns the tenant id.
+    /// Registers `tenant` with the node's admin token; returns the tenant id, which must
+    /// be the one `tenant`'s key names. A proof the enclave calls stale (it restarted
+    /// since the node's epoch was fetched) is made again, once.
     pub fn register_tenant(
         &self,
         admin_token: &str,
@@ -216,18 +298,74 @@ impl NodeClient {
             public_key: B64.encode(tenant.public_key_spki()?),
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp: RegisterTenantResponse = Self::json(&self.send(
-            reqwest::Method::POST,
-            "/v1/tenants",
-            Some(("application/json", body)),
-            Some(format!("Bearer {}", admin_token.trim())),
-        )?)?;
+        let payload = auth::body_payload(&body);
+        let mut refresh = false;
+        let answer = loop {
+            // The admin token says the node's operator agrees; the tenant's own
+            // signature proves it holds the key (the enclave checks it).
+            let proof = self.signed_for(
+                &self.audience(refresh)?,
+                tenant,
+                "POST",
+                &paths::tenants(),
+                &payload,
+            )?;
+            match self.send_headers(
+                reqwest::Method::POST,
+                &paths::tenants(),
+                Some(("application/json", body.clone())),
+                vec![
+                    ("authorization", format!("Bearer {}", admin_token.trim())),
+                    (auth::PROOF_HEADER, proof),
+                ],
+            ) {
+                Err(ClientError::Node { code, .. }) if code == "stale_signature" && !refresh => {
+                    refresh = true;
+                }
+                other => break other?,
+            }
+        };
+        let resp: RegisterTenantResponse = Self::json(&answer)?;
+        // The id is the key's own (a digest of it): a node answering with another one
+        // registered something else, or is lying about what it registered.
+        let expected = tenant.tenant_id()?;
+        if resp.tenant_id != expected {
+            return Err(ClientError::Protocol(format!(
+                "the node registered tenant {:?}, not {expected}, the id of the key sent",
+                resp.tenant_id
+            )));
+        }
         Ok(resp.tenant_id)
     }
 
-    /// Fetches evidence over the node's audit key for `nonce`, verifies and appraises it,
-    /// and returns the audit key it vouches for.
-    pub fn attested_audit_key(&self, appraiser: &Appraiser<'_>) -> Result<Vec<u8>, ClientError> {
+    /// Registers a peer node (admin): its name and the SHA-256 of its peer token, so
+    /// that its enclave may reach this one's over `/v1/peer`.
+    pub fn register_peer(
+        &self,
+        admin_token: &str,
+        name: &str,
+        peer_token: &str,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "name": name,
+            "token_sha256": hex::encode(veritee_crypto::digest::sha256(peer_token.trim().as_bytes())),
+        }))
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send(
+            reqwest::Method::POST,
+            "/v1/peers",
+            Some(("application/json", body)),
+            Some(format!("Bearer {}", admin_token.trim())),
+        )?;
+        Ok(())
+    }
+
+    /// Fetches evidence over the node's long-term keys for a fresh nonce, verifies and
+    /// appraises it, and returns the keys it vouches for.
+    pub fn attested_node_keys(
+        &self,
+        appraiser: &Appraiser<'_>,
+    ) -> Result<AttestedNodeKeys, ClientError> {
         let nonce = fresh_nonce()?;
         let resp: AttestationResponse = Self::json(&self.send(
             reqwest::Method::GET,
@@ -238,14 +376,33 @@ impl NodeClient {
         let evidence = B64
             .decode(&resp.evidence)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let key = B64
+        let audit_public_key = B64
             .decode(&resp.audit_public_key)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut checkpoint_public_key = [0u8; 32];
+        hex::decode_to_slice(&resp.checkpoint_public_key, &mut checkpoint_public_key).map_err(
+            |_| ClientError::Protocol("checkpoint_public_key is not 32 bytes of hex".into()),
+        )?;
         appraiser.appraise(
             &evidence,
-            &ReportData::binding(NODE_BINDING_LABEL, &key, &nonce),
+            &ReportData::binding(
+                veritee_channel::NODE_BINDING_LABEL,
+                &veritee_channel::node_bound_keys(&audit_public_key, &checkpoint_public_key),
+                &nonce,
+            ),
         )?;
-        Ok(key)
+        Ok(AttestedNodeKeys {
+            audit_public_key,
+            checkpoint_public_key,
+        })
+    }
+
+    /// The node's current signed audit checkpoint (a C2SP signed note); check it with
+    /// [`veritee_audit::checkpoint::open_checkpoint`] and the attested checkpoint key.
+    pub fn audit_checkpoint(&self) -> Result<String, ClientError> {
+        let bytes = self.send(reqwest::Method::GET, "/v1/audit/checkpoint", None, None)?;
+        String::from_utf8(bytes)
+            .map_err(|_| ClientError::Protocol("the checkpoint is not UTF-8 text".into()))
     }
 
     /// `GET /v1/audit` with the admin token.
@@ -275,12 +432,11 @@ impl NodeClient {
             nonce: hex::encode(nonce),
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let auth = self.signed(tenant, "POST", "/v1/sessions", &body)?;
-        let resp: OpenSessionResponse = Self::json(&self.send(
+        let resp: OpenSessionResponse = Self::json(&self.send_signed(
+            tenant,
             reqwest::Method::POST,
-            "/v1/sessions",
+            &paths::sessions(),
             Some(("application/json", body)),
-            Some(auth),
         )?)?;
         let key = hex::decode(&resp.enclave_public_key)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -329,13 +485,12 @@ impl Session<'_> {
     pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
         let plaintext = request.encode()?;
         let message = self.inner.seal_request(plaintext.expose())?;
-        let path = format!("/v1/sessions/{}/messages", self.inner.session_id());
-        let auth = self.client.signed(self.tenant, "POST", &path, &message)?;
-        let reply = self.client.send(
+        let path = paths::session_messages(&self.inner.session_id());
+        let reply = self.client.send_signed(
+            self.tenant,
             reqwest::Method::POST,
             &path,
             Some(("application/octet-stream", message)),
-            Some(auth),
         )?;
         match Response::decode(&self.inner.open_reply(&reply)?)? {
             Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
@@ -410,135 +565,6 @@ impl Session<'_> {
     }
 }
 
-/// A node's wrapping key as fetched, with what is needed to check it later (offline).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WrappingKeyFile {
-    /// The node it came from.
-    pub node: String,
-    /// HPKE X25519 public key, hex.
-    pub public_key: String,
-    /// The enclave's receipt-signing key, SPKI DER, base64.
-    pub audit_public_key: String,
-    /// The nonce the evidence is bound to, hex.
-    pub nonce: String,
-    /// The evidence, base64.
-    pub evidence: String,
-    /// When it was fetched, RFC 3339.
-    pub fetched_at: String,
-}
-
-/// A wrapping key whose evidence was verified and appraised.
-#[derive(Debug)]
-pub struct AttestedWrappingKey {
-    /// The key to encrypt to.
-    pub public_key: veritee_crypto::hpke::HpkePublicKey,
-    /// The key receipts are signed with.
-    pub audit_public_key: Vec<u8>,
-    /// The enclave's claims.
-    pub claims: veritee_attest::Claims,
-}
-
-impl WrappingKeyFile {
-    /// Verifies the evidence, checks that its report data binds exactly these keys and
-    /// this nonce, and applies the policy. Nothing may be encrypted to a key that fails.
-    pub fn verify(&self, appraiser: &Appraiser<'_>) -> Result<AttestedWrappingKey, ClientError> {
-        let proto = |what: &str| ClientError::Protocol(format!("wrapping key file: {what}"));
-        let public = hex::decode(&self.public_key).map_err(|_| proto("public_key is not hex"))?;
-        let audit = B64
-            .decode(&self.audit_public_key)
-            .map_err(|_| proto("audit_public_key is not base64"))?;
-        let nonce = hex::decode(&self.nonce).map_err(|_| proto("nonce is not hex"))?;
-        let evidence = B64
-            .decode(&self.evidence)
-            .map_err(|_| proto("evidence is not base64"))?;
-        let mut bound = public.clone();
-        bound.extend_from_slice(&audit);
-        let claims = appraiser.appraise(
-            &evidence,
-            &ReportData::binding(veritee_channel::deploy::WRAPPING_KEY_LABEL, &bound, &nonce),
-        )?;
-        Ok(AttestedWrappingKey {
-            public_key: veritee_crypto::hpke::HpkePublicKey::from_bytes(&public)
-                .map_err(ChannelError::from)?,
-            audit_public_key: audit,
-            claims,
-        })
-    }
-}
-
-/// Checks a receipt's signature and that it names what was deployed.
-pub fn verify_receipt(
-    receipt: &[u8],
-    audit_public_key: &[u8],
-    key: &str,
-    tenant: &str,
-    key_digest: &str,
-) -> Result<veritee_channel::deploy::Receipt, ClientError> {
-    let body = veritee_audit::open_document(
-        receipt,
-        audit_public_key,
-        veritee_channel::deploy::RECEIPT_LABEL,
-    )
-    .map_err(|e| ClientError::Protocol(format!("receipt: {e}")))?;
-    let r: veritee_channel::deploy::Receipt =
-        serde_json::from_slice(body).map_err(|e| ClientError::Protocol(format!("receipt: {e}")))?;
-    if r.key != key
-        || r.tenant != tenant
-        || !veritee_crypto::ct_eq(r.key_digest.as_bytes(), key_digest.as_bytes())
-    {
-        return Err(ClientError::Protocol(
-            "the receipt does not name the key, tenant and key digest that were deployed".into(),
-        ));
-    }
-    Ok(r)
-}
-
-impl NodeClient {
-    /// Fetches the wrapping key with evidence over a fresh nonce (verify it with
-    /// [`WrappingKeyFile::verify`] before using it).
-    pub fn fetch_wrapping_key(&self) -> Result<WrappingKeyFile, ClientError> {
-        let nonce = fresh_nonce()?;
-        let resp: veritee_proto::api::WrappingKeyResponse = Self::json(&self.send(
-            reqwest::Method::GET,
-            &format!("/v1/keys/wrapping-key?nonce={}", hex::encode(nonce)),
-            None,
-            None,
-        )?)?;
-        Ok(WrappingKeyFile {
-            node: self.base.clone(),
-            public_key: resp.public_key,
-            audit_public_key: resp.audit_public_key,
-            nonce: hex::encode(nonce),
-            evidence: resp.evidence,
-            fetched_at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-        })
-    }
-
-    /// Imports a wrapped key; returns the enclave's signed receipt.
-    pub fn import_wrapped_key(
-        &self,
-        tenant: &TenantKey,
-        wrapped: &[u8],
-    ) -> Result<Vec<u8>, ClientError> {
-        let body = serde_json::to_vec(&veritee_proto::api::ImportKeyRequest {
-            wrapped: B64.encode(wrapped),
-        })
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let auth = self.signed(tenant, "POST", "/v1/keys", &body)?;
-        let resp: veritee_proto::api::ImportKeyResponse = Self::json(&self.send(
-            reqwest::Method::POST,
-            "/v1/keys",
-            Some(("application/json", body)),
-            Some(auth),
-        )?)?;
-        B64.decode(&resp.receipt)
-            .map_err(|e| ClientError::Protocol(e.to_string()))
-    }
-}
-
 impl Session<'_> {
     /// The tenant's deployed key names.
     pub fn list_keys(&mut self) -> Result<Vec<String>, ClientError> {
@@ -565,14 +591,129 @@ impl Session<'_> {
 /// The default chunk size of data exchange: 1 MiB.
 pub const DATA_CHUNK_SIZE: u32 = 1024 * 1024;
 
+/// An object as the enclave vouches for it, checked by the client.
+#[derive(Debug)]
+struct VouchedObject {
+    /// The stream header, authenticated under the data key.
+    header: veritee_stream::Header,
+    /// The header as stored, byte for byte (covered by the vouch).
+    header_bytes: Vec<u8>,
+    /// Opens the object's chunks; made from the authenticated header.
+    opener: veritee_stream::ChunkOpener,
+    chunks: u64,
+    version: u64,
+}
+
+/// What the node holds as an object, as far as the client can tell.
+#[derive(Debug)]
+enum StoredObject {
+    /// The node says it holds no such object (unauthenticated: a host that hides an
+    /// object only gets an upload refused as not newer, or a read answered "absent").
+    Absent,
+    /// The stored stream's header does not authenticate under the key given: the
+    /// object is under another key (or the header was altered). Nothing here is
+    /// authenticated.
+    UnderAnotherKey {
+        /// The version the node reports.
+        claimed_version: u64,
+        /// The key id the stored header names.
+        claimed_key: String,
+    },
+    /// The current version, vouched for by the enclave under the key given (boxed: it
+    /// holds the chunk opener's key schedule).
+    Current(Box<VouchedObject>),
+}
+
 impl NodeClient {
-    fn signed_get(&self, tenant: &TenantKey, path: &str) -> Result<Vec<u8>, ClientError> {
-        let auth = self.signed(tenant, "GET", path, b"")?;
-        self.send(reqwest::Method::GET, path, None, Some(auth))
+    /// The object's current state: its header checked under the data key `key`, then
+    /// its version vouched for by the enclave under a fresh nonce and that key. A vouch
+    /// that does not check is a [`ClientError::Protocol`] error (the answer was altered
+    /// or replayed), as is every malformed answer; any other failure to ask (other than
+    /// the node saying it holds no such object) is returned as it came.
+    fn open_object(
+        &self,
+        tenant: &TenantKey,
+        object: &str,
+        key: &veritee_crypto::Confidential<[u8; 32]>,
+    ) -> Result<StoredObject, ClientError> {
+        let nonce = fresh_nonce()?;
+        let answer = self.send_signed(
+            tenant,
+            reqwest::Method::GET,
+            &paths::data_object(object, &hex::encode(nonce)),
+            None,
+        );
+        let meta: serde_json::Value = match answer {
+            Ok(bytes) => Self::json(&bytes)?,
+            Err(ClientError::Node { status: 404, .. }) => return Ok(StoredObject::Absent),
+            Err(e) => return Err(e),
+        };
+        let proto = |what: &str| ClientError::Protocol(format!("object {object}: {what}"));
+        let header_bytes = B64
+            .decode(meta["header"].as_str().ok_or_else(|| proto("no header"))?)
+            .map_err(|_| proto("header is not base64"))?;
+        let chunks = meta["chunks"]
+            .as_u64()
+            .ok_or_else(|| proto("no chunk count"))?;
+        let version = meta["version"]
+            .as_u64()
+            .ok_or_else(|| proto("no version"))?;
+        let (header, used) =
+            veritee_stream::Header::parse(&header_bytes).map_err(|e| proto(&e.to_string()))?;
+        if used != header_bytes.len() {
+            return Err(proto("trailing bytes after the stream header"));
+        }
+        // The header first: the vouch is keyed from the data key too, so under a wrong
+        // key it could only fail, and a wrong key would look like an attack.
+        let opener =
+            match veritee_stream::ChunkOpener::new(&veritee_stream::StreamKey::new(key), &header) {
+                Ok(opener) => opener,
+                Err(veritee_stream::StreamError::HeaderTampered { key_id }) => {
+                    return Ok(StoredObject::UnderAnotherKey {
+                        claimed_version: version,
+                        claimed_key: key_id,
+                    });
+                }
+                Err(e) => return Err(proto(&e.to_string())),
+            };
+        let vouch = hex::decode(meta["vouch"].as_str().ok_or_else(|| proto("no vouch"))?)
+            .map_err(|_| proto("vouch is not hex"))?;
+        let expected = veritee_channel::data::vouch(
+            key,
+            &veritee_channel::data::ObjectState {
+                tenant: &tenant.tenant_id()?,
+                object,
+                version,
+                chunks,
+                header: &header_bytes,
+            },
+            &nonce,
+        )
+        .map_err(ChannelError::from)?;
+        if !veritee_crypto::ct_eq(&expected, &vouch) {
+            return Err(proto(
+                "the enclave's word on its current version does not check: the answer was altered or replayed",
+            ));
+        }
+        Ok(StoredObject::Current(Box::new(VouchedObject {
+            header,
+            header_bytes,
+            opener,
+            chunks,
+            version,
+        })))
     }
 
-    /// Encrypts `source` under the deployed key `key_id` and stores it as `object`,
-    /// one chunk per request, in constant memory. `progress` receives plaintext bytes sent.
+    /// Encrypts `source` under the deployed key `key_id` and stores it as the next
+    /// version of `object`, one chunk per request, in constant memory. `progress`
+    /// receives plaintext bytes sent. Returns the bytes sent and the version stored.
+    ///
+    /// Success means the enclave confirmed it: after the final chunk the object is
+    /// opened again under a fresh nonce, and the enclave must vouch for exactly the
+    /// version and stream header just sent. Anything else (a host that dropped the
+    /// upload and answered for the enclave, a concurrent newer upload) is a
+    /// [`ClientError::Protocol`] error, as is an answer about the current version that
+    /// does not check.
     pub fn put_data(
         &self,
         tenant: &TenantKey,
@@ -581,18 +722,32 @@ impl NodeClient {
         key: &veritee_crypto::Confidential<[u8; 32]>,
         mut source: impl std::io::Read,
         mut progress: impl FnMut(u64),
-    ) -> Result<u64, ClientError> {
+    ) -> Result<(u64, u64), ClientError> {
+        let version = match self.open_object(tenant, object, key)? {
+            StoredObject::Absent => 1,
+            StoredObject::Current(current) => current.version.saturating_add(1),
+            // An object under another key is replaced all the same. Its version is the
+            // host's unauthenticated word, but the enclave refuses any version not
+            // newer than the stored one, so a host lying here only gets the upload
+            // refused.
+            StoredObject::UnderAnotherKey {
+                claimed_version, ..
+            } => claimed_version.saturating_add(1),
+        };
         let stream_key = veritee_stream::StreamKey::new(key);
-        let mut sealer = veritee_stream::ChunkSealer::new(&stream_key, key_id, DATA_CHUNK_SIZE)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let path = format!("/v1/data/{object}/uploads");
+        let mut sealer = veritee_stream::ChunkSealer::with_context(
+            &stream_key,
+            key_id,
+            &veritee_channel::data::object_context(object, version),
+            DATA_CHUNK_SIZE,
+        )
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let header = sealer.header().to_bytes();
-        let auth = self.signed(tenant, "POST", &path, &header)?;
-        let resp: serde_json::Value = Self::json(&self.send(
+        let resp: serde_json::Value = Self::json(&self.send_signed(
+            tenant,
             reqwest::Method::POST,
-            &path,
-            Some(("application/octet-stream", header)),
-            Some(auth),
+            &paths::data_uploads(object),
+            Some(("application/octet-stream", header.clone())),
         )?)?;
         let upload = resp["upload_id"]
             .as_str()
@@ -634,27 +789,55 @@ impl NodeClient {
             let chunk = sealer
                 .seal(&current, last)
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            let cpath = format!("/v1/data/{object}/uploads/{upload}/chunks/{index}?last={last}");
-            let auth = self.signed(tenant, "PUT", &cpath, &chunk)?;
-            self.send(
+            self.send_signed(
+                tenant,
                 reqwest::Method::PUT,
-                &cpath,
+                &paths::data_upload_chunk(object, &upload, index, last),
                 Some(("application/octet-stream", chunk)),
-                Some(auth),
             )?;
             total += sent;
             progress(total);
             if last {
-                return Ok(total);
+                break;
             }
             std::mem::swap(&mut current, &mut next);
             index += 1;
         }
+        // The answer to the final chunk comes from the host, unauthenticated: only the
+        // enclave's word under a fresh nonce says the upload became the current
+        // version. The header embeds a random stream id, so it names this upload.
+        let unconfirmed = |found: &str| {
+            ClientError::Protocol(format!(
+                "the node did not confirm that {object} version {version} was stored: {found}"
+            ))
+        };
+        match self.open_object(tenant, object, key)? {
+            StoredObject::Current(stored)
+                if stored.version == version && stored.header_bytes == header =>
+            {
+                Ok((total, version))
+            }
+            StoredObject::Current(stored) if stored.version == version => Err(unconfirmed(
+                "the enclave holds another stream at that version",
+            )),
+            StoredObject::Current(stored) => Err(unconfirmed(&format!(
+                "the enclave vouches for version {}",
+                stored.version
+            ))),
+            StoredObject::Absent => Err(unconfirmed("the node says it holds no such object")),
+            StoredObject::UnderAnotherKey { claimed_key, .. } => Err(unconfirmed(&format!(
+                "the stored stream does not authenticate under this key (it names key {claimed_key:?})"
+            ))),
+        }
     }
 
-    /// Fetches `object`, checks and decrypts every chunk under `key`, and writes the
-    /// plaintext to `sink`. Fails (having written a prefix) on any tampering or
-    /// truncation; callers write to a temporary file and rename on success.
+    /// Fetches the current version of `object`, checks that its stream header
+    /// authenticates under `key`, that the enclave vouches for it and that its stream is
+    /// bound to this object and that version, checks and decrypts every chunk under
+    /// `key`, and writes the plaintext to `sink`. Fails (having written a prefix) on any
+    /// tampering, substitution, rollback or truncation; an object stored under another
+    /// key is reported as such, not as tampering. Callers write to a temporary file and
+    /// rename on success. Returns the bytes written and the version.
     pub fn get_data(
         &self,
         tenant: &TenantKey,
@@ -662,25 +845,43 @@ impl NodeClient {
         key: &veritee_crypto::Confidential<[u8; 32]>,
         mut sink: impl std::io::Write,
         mut progress: impl FnMut(u64, u64),
-    ) -> Result<u64, ClientError> {
-        let meta: serde_json::Value =
-            Self::json(&self.signed_get(tenant, &format!("/v1/data/{object}"))?)?;
-        let header = B64
-            .decode(meta["header"].as_str().unwrap_or_default())
-            .map_err(|_| ClientError::Protocol("header is not base64".into()))?;
-        let chunks = meta["chunks"]
-            .as_u64()
-            .ok_or_else(|| ClientError::Protocol("no chunk count".into()))?;
-        let (header, _) = veritee_stream::Header::parse(&header)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut opener =
-            veritee_stream::ChunkOpener::new(&veritee_stream::StreamKey::new(key), &header)
-                .map_err(|e| {
-                    ClientError::Protocol(format!("the object is not under this key: {e}"))
-                })?;
+    ) -> Result<(u64, u64), ClientError> {
+        let VouchedObject {
+            header,
+            mut opener,
+            chunks,
+            version,
+            ..
+        } = match self.open_object(tenant, object, key)? {
+            StoredObject::Current(current) => *current,
+            StoredObject::Absent => {
+                return Err(ClientError::Node {
+                    status: 404,
+                    code: "not_found".into(),
+                    message: format!("no data object named {object}"),
+                });
+            }
+            StoredObject::UnderAnotherKey { claimed_key, .. } => {
+                return Err(ClientError::Protocol(format!(
+                    "object {object} is not stored under this key: its stream header does not authenticate under the key given (it names key {claimed_key:?})"
+                )));
+            }
+        };
+        // Authenticated now: the stream must be this object's, at the vouched version.
+        if header.context() != veritee_channel::data::object_context(object, version) {
+            return Err(ClientError::Protocol(format!(
+                "the stream served as {object} version {version} is bound to {:?}: another object or an older version was substituted",
+                String::from_utf8_lossy(header.context()).replace('\0', "/")
+            )));
+        }
         let mut total = 0u64;
         for index in 0..chunks {
-            let chunk = self.signed_get(tenant, &format!("/v1/data/{object}/chunks/{index}"))?;
+            let chunk = self.send_signed(
+                tenant,
+                reqwest::Method::GET,
+                &paths::data_chunk(object, index),
+                None,
+            )?;
             let plain = opener
                 .open(index, &chunk, index + 1 == chunks)
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -694,6 +895,6 @@ impl NodeClient {
                 "the object ended before its final chunk".into(),
             ));
         }
-        Ok(total)
+        Ok((total, version))
     }
 }

@@ -5,11 +5,14 @@ use std::io::Read;
 use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_proto::api::auth::stream_piece_payload;
+use veritee_proto::api::paths;
 use veritee_task::keys::TaskKey;
 use veritee_task::messages::{
     AccessContext, AttestationSignal, CompartmentContext, LimitsContext, TaskInitiation,
 };
-use veritee_task::results::{ReleasedOutput, ResultBody, open_envelope};
+use veritee_task::results::{
+    OpenedEnvelope, OpenedResult, ReleasedOutput, ResultBody, open_envelope,
+};
 use veritee_wasm::LoadedManifest;
 
 /// How long one request of a task may take: longer than any node lets a task run.
@@ -98,6 +101,8 @@ pub struct TaskReport {
     pub provider: String,
     /// The authenticated result body.
     pub body: ResultBody,
+    /// Every compartment's status, decrypted.
+    pub results: Vec<OpenedResult>,
     /// Released outputs and logs, decrypted.
     pub outputs: Vec<ReleasedOutput>,
 }
@@ -122,8 +127,8 @@ pub struct TaskRequest<'a> {
 }
 
 impl NodeClient {
-    /// Encrypts `file` in the stream format and uploads it to `path` as it goes, in
-    /// signed pieces appended at their offsets: the first piece reaches the node while
+    /// Encrypts `file` in the stream format and uploads it as it goes, in signed pieces
+    /// appended at their offsets, the piece at `offset` to `path_at(offset)`: the first piece reaches the node while
     /// the rest is still being encrypted, memory stays bounded, and nothing is written
     /// to local disk. Returns the ciphertext length.
     ///
@@ -136,28 +141,28 @@ impl NodeClient {
     fn put_encrypted(
         &self,
         tenant: &TenantKey,
-        path: &str,
+        path_at: &(dyn Fn(u64) -> String + Sync),
         file: OutgoingFile<'_>,
     ) -> Result<u64, ClientError> {
-        let (pieces, ready) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, String)>(0);
+        let (pieces, ready) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>, String, String)>(0);
         std::thread::scope(|scope| {
             let sealing = scope.spawn(move || {
                 background_priority();
                 seal_pieces(file, |offset, piece| {
-                    let at = format!("{path}?offset={offset}");
+                    let at = path_at(offset);
                     let payload = stream_piece_payload(piece.len() as u64);
                     let auth = self.signed_payload(tenant, "PUT", &at, &payload)?;
                     // A closed channel: the sender stopped on an error it reports.
-                    Ok(pieces.send((offset, piece, auth)).is_ok())
+                    Ok(pieces.send((offset, piece, at, auth)).is_ok())
                 })
             });
             let mut sent = 0u64;
             let sending = || {
-                for (offset, piece, auth) in ready {
+                for (offset, piece, at, auth) in ready {
                     let len = piece.len() as u64;
                     self.send(
                         reqwest::Method::PUT,
-                        &format!("{path}?offset={offset}"),
+                        &at,
                         Some(("application/octet-stream", piece)),
                         Some(auth),
                     )?;
@@ -183,12 +188,11 @@ impl NodeClient {
         content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
-        let auth = self.signed(tenant, "POST", path, &body)?;
-        self.send(
+        self.send_signed(
+            tenant,
             reqwest::Method::POST,
             path,
             Some((content_type, body)),
-            Some(auth),
         )
     }
 }
@@ -212,6 +216,9 @@ struct OutgoingFile<'a> {
     dek: &'a veritee_task::keys::Key256,
     /// The stream header's key id: `compartment/slot`.
     key_id: &'a str,
+    /// The stream header's authenticated context: the task, compartment and slot it
+    /// fills ([`veritee_task::messages::slot_context`]).
+    context: &'a [u8],
     /// Where it is read from, for messages.
     name: &'a str,
     source: &'a mut (dyn Read + Send),
@@ -230,6 +237,7 @@ fn seal_pieces(
     let OutgoingFile {
         dek,
         key_id,
+        context,
         name: source_name,
         source,
         len: plain_len,
@@ -239,7 +247,8 @@ fn seal_pieces(
     let chunk_size = veritee_stream::DEFAULT_CHUNK_SIZE as u64;
     let key = veritee_stream::StreamKey::new(dek);
     let mut sealer =
-        veritee_stream::ChunkSealer::new(&key, key_id, chunk_size as u32).map_err(stream)?;
+        veritee_stream::ChunkSealer::with_context(&key, key_id, context, chunk_size as u32)
+            .map_err(stream)?;
     let chunks = plain_len.div_ceil(chunk_size).max(1);
     let header = sealer.header().to_bytes();
     let sealed_chunk = chunk_size as usize + veritee_stream::TAG_LEN;
@@ -300,6 +309,7 @@ fn initiation(
     policy_text: &str,
     task_id: &[u8; 16],
     nonce: &[u8; 32],
+    client_kx: &[u8; 32],
 ) -> Result<TaskInitiation, ClientError> {
     let m = &manifest.manifest;
     let mut compartments = Vec::with_capacity(m.compartments.len());
@@ -322,9 +332,10 @@ fn initiation(
         });
     }
     Ok(TaskInitiation {
-        version: 1,
+        version: veritee_task::messages::INITIATION_VERSION,
         task_id: hex::encode(task_id),
         nonce: hex::encode(nonce),
+        client_kx: hex::encode(client_kx),
         policy: policy_text.to_string(),
         security_context: m
             .security
@@ -358,7 +369,8 @@ pub fn run_task(
 ) -> Result<TaskReport, ClientError> {
     let task_id: [u8; 16] = veritee_crypto::rand::array().map_err(ChannelError::from)?;
     let nonce: [u8; 32] = veritee_crypto::rand::array().map_err(ChannelError::from)?;
-    let ttis = initiation(manifest, req.policy_text, &task_id, &nonce)?;
+    let client_kx = req.task_key.ckek_public(&task_id)?;
+    let ttis = initiation(manifest, req.policy_text, &task_id, &nonce, &client_kx)?;
     let ttis_bytes = serde_json::to_vec(&ttis).map_err(|e| ClientError::Protocol(e.to_string()))?;
 
     let mut acceptable = Vec::new();
@@ -368,7 +380,7 @@ pub fn run_task(
         let signal: Result<AttestationSignal, ClientError> = client
             .tenant_post(
                 req.tenant,
-                "/v1/tasks",
+                &paths::tasks(),
                 "application/json",
                 ttis_bytes.clone(),
             )
@@ -434,11 +446,16 @@ pub fn run_task(
             &names,
             events,
         ) {
-            Ok((body, outputs)) => {
+            Ok(OpenedEnvelope {
+                body,
+                results,
+                outputs,
+            }) => {
                 return Ok(TaskReport {
                     task_id: hex::encode(task_id),
                     provider: url,
                     body,
+                    results,
                     outputs,
                 });
             }
@@ -462,7 +479,7 @@ fn withdraw(client: &NodeClient, tenant: &TenantKey, task_id: &str) -> bool {
     client
         .tenant_post(
             tenant,
-            &format!("/v1/tasks/{task_id}/cancel"),
+            &paths::task_cancel(task_id),
             "application/octet-stream",
             Vec::new(),
         )
@@ -492,13 +509,12 @@ fn run_on(
     task_id: &[u8; 16],
     names: &[&str],
     events: &mut dyn FnMut(TaskEvent),
-) -> Result<(ResultBody, Vec<ReleasedOutput>), ClientError> {
+) -> Result<OpenedEnvelope, ClientError> {
     let digest = veritee_task::messages::initiation_digest(ttis_bytes);
-    let (delivery, mac_key) =
-        veritee_task::keys::seal_delivery(skek, &digest, req.task_key, task_id, names)?;
+    let delivery = veritee_task::keys::seal_delivery(skek, &digest, req.task_key, task_id, names)?;
     client.tenant_post(
         req.tenant,
-        &format!("/v1/tasks/{}/keys", ttis.task_id),
+        &paths::task_keys(&ttis.task_id),
         "application/octet-stream",
         delivery,
     )?;
@@ -512,12 +528,14 @@ fn run_on(
             None => source.metadata().map_err(unreadable)?.len(),
         };
         let what = format!("{c_name}/{slot}");
+        let context = veritee_task::messages::slot_context(&ttis.task_id, c_name, slot);
         let sealed_len = client.put_encrypted(
             req.tenant,
-            &format!("/v1/tasks/{}/files/{c_name}/{slot}", ttis.task_id),
+            &|offset| paths::task_file(&ttis.task_id, c_name, slot, offset),
             OutgoingFile {
                 dek: &dek,
                 key_id: &what,
+                context: &context,
                 name: &path.display().to_string(),
                 source: &mut source,
                 len: plain_len,
@@ -536,7 +554,7 @@ fn run_on(
     // Then the run starts while the inputs are still being uploaded: the enclave reads
     // each chunk as it arrives, so upload and execution overlap.
     events(TaskEvent::Running);
-    let run_path = format!("/v1/tasks/{}/run", ttis.task_id);
+    let run_path = paths::task_run(&ttis.task_id);
     let envelope = std::thread::scope(|scope| {
         let run = scope.spawn(|| {
             client.tenant_post(
@@ -577,6 +595,8 @@ fn run_on(
         // A guest need not read every input to the end to succeed.
         run.map_err(|run_error| withdrawn_for.unwrap_or(run_error))
     })?;
+    // The results key comes from the task key and the attested SKEK alone.
+    let mac_key = req.task_key.result_key(task_id, skek, &digest)?;
     let result = open_envelope(
         &envelope,
         &mac_key,
@@ -609,6 +629,7 @@ mod tests {
         OutgoingFile {
             dek,
             key_id: "c/input-0",
+            context: b"test context",
             name: "input.txt",
             source,
             len,

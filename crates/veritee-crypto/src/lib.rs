@@ -13,6 +13,7 @@ mod error;
 pub mod hkdf;
 pub mod hpke;
 pub mod keywrap;
+pub mod kx;
 pub mod mac;
 pub mod rand;
 pub mod secret;

@@ -1,10 +1,12 @@
-//! Digital signatures: ECDSA signing keys for veritee's own artefacts, and
+//! Digital signatures: ECDSA and Ed25519 signing keys for veritee's own artefacts, and
 //! verification of every scheme that real attestation evidence uses.
 
 use crate::{CryptoError, SecretBytes};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey, VerificationAlgorithm,
+};
 
 /// A signature verification algorithm: hash, key type and signature encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,6 +186,84 @@ impl EcdsaSigningKey {
     }
 }
 
+/// Length of an Ed25519 public key (RFC 8032 encoding).
+pub const ED25519_PUBLIC_KEY_LEN: usize = 32;
+/// Length of an Ed25519 signature.
+pub const ED25519_SIGNATURE_LEN: usize = 64;
+
+/// An Ed25519 private key (RFC 8032, pure Ed25519), for formats that require it, such
+/// as C2SP signed notes. Its signatures verify with [`VerificationScheme::Ed25519`].
+///
+/// Ed25519 signs the message as given, with no context string: a key used for one
+/// format must not be used for another whose messages could be confused with it.
+pub struct Ed25519SigningKey {
+    pair: Ed25519KeyPair,
+}
+
+impl core::fmt::Debug for Ed25519SigningKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The public key identifies the key in logs; the seed never appears.
+        let public: String = self
+            .public_key()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        f.debug_struct("Ed25519SigningKey")
+            .field("public_key", &public)
+            .field("private", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Ed25519SigningKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let pair = Ed25519KeyPair::generate()
+            .map_err(|_| CryptoError::Operation("Ed25519 key generation"))?;
+        Ok(Self { pair })
+    }
+
+    /// Loads an unencrypted PKCS#8 DER Ed25519 private key, v1 (RFC 5208) or v2
+    /// (RFC 5958); a v2 key's embedded public key must match its private key.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, CryptoError> {
+        let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|_| {
+            CryptoError::InvalidKey("Ed25519 PKCS#8 private key (another algorithm or damaged)")
+        })?;
+        Ok(Self { pair })
+    }
+
+    /// The private key as PKCS#8 v2 DER (RFC 5958, with the public key), for storing it
+    /// in a 0600 file or sealing it. v2 rather than v1 so that [`Self::from_pkcs8`]
+    /// checks on loading that the stored key pair is consistent.
+    pub fn to_pkcs8(&self) -> Result<SecretBytes, CryptoError> {
+        let doc = self
+            .pair
+            .to_pkcs8()
+            .map_err(|_| CryptoError::Operation("PKCS#8 export"))?;
+        Ok(SecretBytes::copy_from(doc.as_ref()))
+    }
+
+    /// The public key, 32 bytes as encoded by RFC 8032.
+    pub fn public_key(&self) -> [u8; ED25519_PUBLIC_KEY_LEN] {
+        let mut out = [0u8; ED25519_PUBLIC_KEY_LEN];
+        // aws-lc-rs always holds an Ed25519 public key as exactly 32 bytes.
+        out.copy_from_slice(self.pair.public_key().as_ref());
+        out
+    }
+
+    /// Signs `message` (deterministic: the same key and message give the same signature).
+    pub fn sign(&self, message: &[u8]) -> Result<[u8; ED25519_SIGNATURE_LEN], CryptoError> {
+        // `try_sign`, not `sign`: the latter panics if the library fails.
+        let sig = self
+            .pair
+            .try_sign(message)
+            .map_err(|_| CryptoError::Operation("Ed25519 signing"))?;
+        let mut out = [0u8; ED25519_SIGNATURE_LEN];
+        out.copy_from_slice(sig.as_ref());
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +315,129 @@ mod tests {
         let key = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
         let printed = format!("{key:?}");
         assert!(printed.contains("redacted"));
+    }
+    /// An RFC 8032 key from its 32-byte seed: only tests need this (keys are
+    /// generated or loaded from PKCS#8 otherwise).
+    fn ed25519_from_seed(seed_hex: &str) -> Ed25519SigningKey {
+        let seed = hex::decode(seed_hex).unwrap();
+        Ed25519SigningKey {
+            pair: Ed25519KeyPair::from_seed_unchecked(&seed).unwrap(),
+        }
+    }
+
+    #[test]
+    fn ed25519_rfc8032_known_answers() {
+        // RFC 8032 section 7.1, tests 1 to 3 (seed, public key, message, signature).
+        let vectors = [
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+            (
+                "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+                "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+                "af82",
+                "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+            ),
+        ];
+        for (seed, public, message, expected) in vectors {
+            let key = ed25519_from_seed(seed);
+            assert_eq!(hex::encode(key.public_key()), public);
+            let message = hex::decode(message).unwrap();
+            let sig = key.sign(&message).unwrap();
+            assert_eq!(hex::encode(sig), expected);
+            verify(
+                VerificationScheme::Ed25519,
+                &key.public_key(),
+                &message,
+                &sig,
+            )
+            .unwrap();
+            // The same key through PKCS#8 v2 and back signs identically.
+            let reloaded = Ed25519SigningKey::from_pkcs8(key.to_pkcs8().unwrap().expose()).unwrap();
+            assert_eq!(reloaded.sign(&message).unwrap(), sig);
+        }
+    }
+
+    #[test]
+    fn ed25519_pkcs8_v1_is_accepted() {
+        // RFC 8410 PrivateKeyInfo (v1) around the RFC 8032 test 1 seed.
+        let der = hex::decode(
+            "302e020100300506032b6570042204209d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        )
+        .unwrap();
+        let key = Ed25519SigningKey::from_pkcs8(&der).unwrap();
+        assert_eq!(
+            hex::encode(key.public_key()),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+    }
+
+    #[test]
+    fn ed25519_round_trip_and_tamper() {
+        let key = Ed25519SigningKey::generate().unwrap();
+        let public = key.public_key();
+        let sig = key.sign(b"message").unwrap();
+        verify(VerificationScheme::Ed25519, &public, b"message", &sig).unwrap();
+        assert_eq!(
+            verify(VerificationScheme::Ed25519, &public, b"messagE", &sig),
+            Err(CryptoError::BadSignature)
+        );
+        for i in 0..sig.len() {
+            let mut bad = sig;
+            bad[i] ^= 0x01;
+            assert_eq!(
+                verify(VerificationScheme::Ed25519, &public, b"message", &bad),
+                Err(CryptoError::BadSignature),
+                "byte {i}"
+            );
+        }
+        let other = Ed25519SigningKey::generate().unwrap();
+        assert_eq!(
+            verify(
+                VerificationScheme::Ed25519,
+                &other.public_key(),
+                b"message",
+                &sig
+            ),
+            Err(CryptoError::BadSignature)
+        );
+        let der = key.to_pkcs8().unwrap();
+        let reloaded = Ed25519SigningKey::from_pkcs8(der.expose()).unwrap();
+        assert_eq!(reloaded.public_key(), public);
+        assert_eq!(reloaded.sign(b"message").unwrap(), sig);
+    }
+
+    #[test]
+    fn ed25519_bad_pkcs8_is_rejected() {
+        let der = Ed25519SigningKey::generate().unwrap().to_pkcs8().unwrap();
+        assert!(Ed25519SigningKey::from_pkcs8(&der.expose()[..20]).is_err());
+        assert!(Ed25519SigningKey::from_pkcs8(&[]).is_err());
+        // A v2 document whose public key does not match its seed.
+        let mut inconsistent = der.expose().clone();
+        let last = inconsistent.len() - 1;
+        inconsistent[last] ^= 0x01;
+        assert!(Ed25519SigningKey::from_pkcs8(&inconsistent).is_err());
+        // An ECDSA key is not an Ed25519 key.
+        let ecdsa = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        assert!(Ed25519SigningKey::from_pkcs8(ecdsa.to_pkcs8().unwrap().expose()).is_err());
+    }
+
+    #[test]
+    fn ed25519_debug_redacts() {
+        let key =
+            ed25519_from_seed("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let printed = format!("{key:?} {key:#?}");
+        assert!(printed.contains("redacted"), "{printed}");
+        assert!(printed.contains("d75a980182b10ab7"), "{printed}");
+        assert!(!printed.contains("9d61b19d"), "{printed}");
     }
 }

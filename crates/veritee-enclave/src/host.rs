@@ -1,6 +1,8 @@
 //! The enclave's only way to storage: calls into the host within a conversation.
 
-use veritee_proto::ipc::{EnclaveFailure, FailureKind, HostCall, HostResult, LogEntry};
+use veritee_proto::ipc::{
+    EnclaveFailure, FailureKind, HostCall, HostResult, LogEntry, ObjectWrite,
+};
 
 /// A channel to the host for the current conversation.
 pub trait HostLink {
@@ -41,6 +43,7 @@ fn variant(r: &HostResult) -> &'static str {
         HostResult::Keys(_) => "Keys",
         HostResult::Deleted(_) => "Deleted",
         HostResult::Last(_) => "Last",
+        HostResult::Entries(_) => "Entries",
         HostResult::PeerList(_) => "PeerList",
         HostResult::PeerReply(_) => "PeerReply",
         HostResult::Conflict(_) => "Conflict",
@@ -122,10 +125,22 @@ pub trait HostLinkExt: HostLink {
 
     /// Appends a log entry at `seq`.
     fn log_append(&mut self, log: &str, seq: u64, entry: Vec<u8>) -> Result<(), EnclaveFailure> {
+        self.log_append_with(log, seq, entry, Vec::new())
+    }
+
+    /// Appends a log entry at `seq` and writes `objects` with it, atomically.
+    fn log_append_with(
+        &mut self,
+        log: &str,
+        seq: u64,
+        entry: Vec<u8>,
+        objects: Vec<ObjectWrite>,
+    ) -> Result<(), EnclaveFailure> {
         match self.call(HostCall::LogAppend {
             log: log.into(),
             seq,
             entry,
+            objects,
         })? {
             HostResult::Written => Ok(()),
             other => Err(unexpected("log_append", other)),
@@ -137,6 +152,23 @@ pub trait HostLinkExt: HostLink {
         match self.call(HostCall::LogLast { log: log.into() })? {
             HostResult::Last(l) => Ok(l),
             other => Err(unexpected("log_last", other)),
+        }
+    }
+
+    /// Entries of a log from `from` on (at most `limit`).
+    fn log_read(
+        &mut self,
+        log: &str,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, EnclaveFailure> {
+        match self.call(HostCall::LogRead {
+            log: log.into(),
+            from,
+            limit,
+        })? {
+            HostResult::Entries(e) => Ok(e),
+            other => Err(unexpected("log_read", other)),
         }
     }
 

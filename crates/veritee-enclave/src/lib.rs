@@ -9,13 +9,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod audit;
+pub mod clock;
 mod data;
 pub mod host;
 mod keys;
 pub mod launch;
+pub mod memory_host;
 mod replication;
+mod requests;
+mod secrets;
 pub mod server;
 mod service;
+mod sessions;
+mod state;
 pub mod task;
+mod tenants;
 
-pub use service::{EnclaveService, MAX_SECRET_LEN};
+pub use audit::{
+    ANCHOR_EVERY as AUDIT_ANCHOR_EVERY, ANCHOR_EVERY_ENTRIES as AUDIT_ANCHOR_EVERY_ENTRIES,
+};
+pub use secrets::MAX_SECRET_LEN;
+pub use service::EnclaveService;

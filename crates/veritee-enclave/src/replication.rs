@@ -2,25 +2,32 @@
 //!
 //! The enclave that needs a key is the initiator; it reaches peers through its host
 //! ([`HostLinkExt::peer_exchange`]), which only relays. The peer releases the key only
-//! if the initiator's evidence meets the key's release policy relative to itself.
+//! if the initiator's evidence meets everything the tenant deployed the key under: the
+//! appraisal policy (signer, measurement where named, minimum security version, TCB
+//! status, no debug...) and the release relation relative to the holder (same signer
+//! and product, or same measurement). The initiator, in turn, stores a key only with the
+//! tenant's own signed import request that deployed it, so a peer cannot plant a key.
+//! Both sides appraise at the enclave's trusted time and refuse collateral older than
+//! [`crate::clock::MAX_COLLATERAL_AGE`].
 //!
 //! ```text
 //! PeerEnvelope (CBOR)  Hello(peer hello)              -> PeerReply::Challenge(peer challenge)
 //!                      Finish { finish, request }      -> PeerReply::Response(sealed answer)
-//! request (sealed)     FetchKey { tenant, name }
-//! answer  (sealed)     Key { release, key } | Denied { reason }
+//! request (sealed)     FetchKey { tenant, name } | FetchTenant { tenant }
+//! answer  (sealed)     Key(key record with its provenance) | Tenant { public_key } | Denied { reason }
 //! ```
 
 use crate::host::{HostLink, HostLinkExt, failure};
-use crate::keys::UserKey;
-use crate::service::{EnclaveService, internal, lock};
+use crate::keys::{UserKey, check_provenance, decode_key, encode_key};
+use crate::service::{EnclaveService, bad, internal, lock};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-use veritee_channel::deploy::{DATA_KEY_LEN, ReleasePolicy};
+use veritee_attest::Claims;
+use veritee_channel::deploy::ReleasePolicy;
 use veritee_channel::peer::{
     Initiator, PeerAppraiser, PeerRequirement, Responder, primary_measurement,
 };
-use veritee_crypto::{Confidential, SecretBytes};
+use veritee_crypto::SecretBytes;
 use veritee_policy::AppraisalPolicy;
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 
@@ -53,11 +60,8 @@ enum FetchRequest {
 /// Private: carries key bytes, encoded only into the sealed channel plaintext.
 #[derive(Serialize, Deserialize)]
 enum FetchAnswer {
-    Key {
-        release: u8,
-        #[serde(with = "serde_bytes")]
-        key: Vec<u8>,
-    },
+    /// The encoded key copy (key, relation, policy, check value, provenance).
+    Key(KeyBytes),
     Tenant {
         #[serde(with = "serde_bytes")]
         public_key: Vec<u8>,
@@ -67,10 +71,29 @@ enum FetchAnswer {
     },
 }
 
+/// An encoded key copy, wiped when dropped.
+#[derive(Serialize, Deserialize)]
+struct KeyBytes(#[serde(with = "serde_bytes")] Vec<u8>);
+
+impl Drop for KeyBytes {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
     let mut out = Vec::new();
     ciborium::into_writer(v, &mut out).map_err(internal)?;
     Ok(out)
+}
+
+/// More than the CBOR encoding of `answer` can take.
+fn answer_capacity(answer: &FetchAnswer) -> usize {
+    256 + match answer {
+        FetchAnswer::Key(record) => record.0.len(),
+        FetchAnswer::Tenant { public_key } => public_key.len(),
+        FetchAnswer::Denied { reason } => reason.len(),
+    }
 }
 
 fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, EnclaveFailure> {
@@ -82,10 +105,6 @@ fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, 
     }
     ciborium::from_reader(b)
         .map_err(|e| failure(FailureKind::BadRequest, format!("malformed {what}: {e}")))
-}
-
-fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
-    failure(FailureKind::BadRequest, e.to_string())
 }
 
 impl EnclaveService {
@@ -126,7 +145,32 @@ impl EnclaveService {
             },
             own: self.platform().identity(),
             own_tee: self.platform().tee(),
+            at: self.clock().now(),
         })
+    }
+
+    /// Refuses a peer whose evidence came with collateral older than the bound, by the
+    /// enclave's time; a vendor-signed issue date also moves the enclave's time floor.
+    fn check_peer_collateral(&self, claims: &Claims) -> Result<(), EnclaveFailure> {
+        let Some(issued) = claims.details.get("collateral_issued") else {
+            return Ok(());
+        };
+        let issued =
+            time::OffsetDateTime::parse(issued, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| bad("the peer's collateral date is unreadable"))?;
+        self.clock().observe(issued);
+        let age = self.clock().now() - issued;
+        if age > crate::clock::MAX_COLLATERAL_AGE {
+            return Err(failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "peer refused: its collateral was issued {} days ago, more than the {} days this enclave accepts",
+                    age.whole_days(),
+                    crate::clock::MAX_COLLATERAL_AGE.whole_days()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Initiator: obtains a key from the first peer that releases it.
@@ -174,8 +218,18 @@ impl EnclaveService {
             tenant: tenant.into(),
             name: name.into(),
         };
-        let mut answer = self.ask_peer(peer, &request, appraiser, link)?;
-        Self::decode_key_answer(&mut answer)
+        let answer = self.ask_peer(peer, &request, appraiser, link)?;
+        let key = Self::decode_key_answer(answer)?;
+        // The tenant's own deployment proof, checked with the tenant's key as this
+        // enclave knows it: without it, a peer could plant any key under any name.
+        let spki = self.tenant_key(link, tenant)?;
+        check_provenance(&key.provenance, tenant, &spki, name, &key).map_err(|reason| {
+            failure(
+                FailureKind::Unauthorized,
+                format!("replica refused: {reason}"),
+            )
+        })?;
+        Ok(key)
     }
 
     /// One request to one peer over a fresh mutually attested session.
@@ -191,9 +245,10 @@ impl EnclaveService {
         let PeerReply::Challenge(challenge) = from_cbor(&reply, "peer reply")? else {
             return Err(bad("the peer answered a hello with something else"));
         };
-        let (mut session, _claims, finish) = initiator
+        let (mut session, claims, finish) = initiator
             .on_challenge(&challenge, self.platform(), appraiser)
             .map_err(bad)?;
+        self.check_peer_collateral(&claims)?;
         let request = session.seal(&cbor(request)?).map_err(internal)?;
         let reply = link.peer_exchange(peer, cbor(&PeerEnvelope::Finish { finish, request })?)?;
         let PeerReply::Response(sealed) = from_cbor(&reply, "peer reply")? else {
@@ -224,7 +279,7 @@ impl EnclaveService {
             ) {
                 Ok(FetchAnswer::Tenant { public_key }) => return Ok(public_key),
                 Ok(FetchAnswer::Denied { reason }) => reasons.push(format!("{peer}: {reason}")),
-                Ok(FetchAnswer::Key { .. }) => reasons.push(format!("{peer}: answered with a key")),
+                Ok(FetchAnswer::Key(_)) => reasons.push(format!("{peer}: answered with a key")),
                 Err(e) => reasons.push(format!("{peer}: {}", e.message)),
             }
         }
@@ -234,18 +289,10 @@ impl EnclaveService {
         ))
     }
 
-    fn decode_key_answer(answer: &mut FetchAnswer) -> Result<UserKey, EnclaveFailure> {
+    fn decode_key_answer(answer: FetchAnswer) -> Result<UserKey, EnclaveFailure> {
         match answer {
-            FetchAnswer::Key { release, key } => {
-                let release = ReleasePolicy::from_code(*release)
-                    .ok_or_else(|| bad("unknown release policy from the peer"))?;
-                if key.len() != DATA_KEY_LEN {
-                    return Err(bad("the peer sent a key of the wrong length"));
-                }
-                let mut k = Confidential::new([0u8; DATA_KEY_LEN]);
-                k.expose_mut().copy_from_slice(key);
-                zeroize::Zeroize::zeroize(key);
-                Ok(UserKey { key: k, release })
+            FetchAnswer::Key(record) => {
+                decode_key(&record.0).map_err(|e| bad(format!("the peer's key: {e}")))
             }
             FetchAnswer::Denied { reason } => Err(failure(
                 FailureKind::Unauthorized,
@@ -297,6 +344,7 @@ impl EnclaveService {
                     responder.on_finish(&finish, &appraiser).map_err(|e| {
                         failure(FailureKind::Unauthorized, format!("peer refused: {e}"))
                     })?;
+                self.check_peer_collateral(&claims)?;
                 let plain: SecretBytes = session.open(&request).map_err(bad)?;
                 let answer = match from_cbor(plain.expose(), "peer request")? {
                     FetchRequest::FetchKey { tenant, name } => {
@@ -311,7 +359,12 @@ impl EnclaveService {
                         }
                     }
                 };
-                let sealed = session.seal(&cbor(&answer)?).map_err(internal)?;
+                // The answer may hold a key: encoded into a buffer wiped on drop, with
+                // room for all of it up front so no grown-out-of copy is left behind.
+                let mut plain =
+                    zeroize::Zeroizing::new(Vec::with_capacity(answer_capacity(&answer)));
+                ciborium::into_writer(&answer, &mut *plain).map_err(internal)?;
+                let sealed = session.seal(&plain).map_err(internal)?;
                 Ok(EnclaveReply::Message {
                     message: cbor(&PeerReply::Response(sealed))?,
                 })
@@ -331,25 +384,7 @@ impl EnclaveService {
                 reason: format!("this node holds no copy of key {name}"),
             });
         };
-        let own = self.platform().identity();
-        let refusal = match key.release {
-            ReleasePolicy::Never => {
-                Some("the key's release policy forbids replication".to_string())
-            }
-            ReleasePolicy::SameSigner => match (&peer.signer, &own.signer) {
-                (Some(theirs), Some(ours)) if theirs.0 == *ours => None,
-                _ => Some(
-                    "the requesting enclave has another signer (release policy: same signer)"
-                        .into(),
-                ),
-            },
-            ReleasePolicy::SameMeasurement => (peer.measurement(primary_measurement(peer.tee))
-                != Some(own.measurement.as_slice()))
-            .then(|| {
-                "the requesting enclave runs other code (release policy: same measurement)"
-                    .to_string()
-            }),
-        };
+        let refusal = self.release_refusal(&key, peer);
         if let Some(reason) = refusal {
             self.audit(
                 link,
@@ -361,9 +396,68 @@ impl EnclaveService {
             return Ok(FetchAnswer::Denied { reason });
         }
         self.audit(link, "key.release.peer", tenant, name, "ok")?;
-        Ok(FetchAnswer::Key {
-            release: key.release.code(),
-            key: key.key.expose().to_vec(),
-        })
+        // Moved out of its zeroizing buffer without a copy; KeyBytes wipes it on drop.
+        let mut record = encode_key(&key)?;
+        Ok(FetchAnswer::Key(KeyBytes(std::mem::take(&mut *record))))
+    }
+
+    /// Why `peer` may not receive `key`, if it may not: every criterion of the policy
+    /// the tenant deployed it under, and the release relation relative to this enclave.
+    fn release_refusal(&self, key: &UserKey, peer: &Claims) -> Option<String> {
+        let own = self.platform().identity();
+        let mut reasons = Vec::new();
+        match key.release {
+            ReleasePolicy::Never => {
+                return Some("the key's release policy forbids replication".to_string());
+            }
+            ReleasePolicy::SameSigner => {
+                match (&peer.signer, &own.signer) {
+                    (Some(theirs), Some(ours)) if theirs.0 == *ours => {}
+                    _ => reasons.push(
+                        "the requesting enclave has another signer (release: same signer)".into(),
+                    ),
+                }
+                if peer.details.get("product_id").map(String::as_str)
+                    != Some(own.product_id.to_string().as_str())
+                {
+                    reasons.push(format!(
+                        "the requesting enclave is another product than {} (release: same signer and product)",
+                        own.product_id
+                    ));
+                }
+            }
+            ReleasePolicy::SameMeasurement => {
+                if peer.measurement(primary_measurement(peer.tee))
+                    != Some(own.measurement.as_slice())
+                {
+                    reasons.push(
+                        "the requesting enclave runs other code (release: same measurement)".into(),
+                    );
+                }
+            }
+        }
+        // Sealing keeps an older build from reading what a newer one sealed; releasing
+        // to an older build would hand it over all the same.
+        match peer.security_version {
+            Some(theirs) if theirs >= u64::from(own.security_version) => {}
+            Some(theirs) => reasons.push(format!(
+                "the requesting enclave is security version {theirs}, older than this one ({}): an older build never receives what a newer one holds",
+                own.security_version
+            )),
+            None => reasons.push("the requesting enclave reports no security version".into()),
+        }
+        match core::str::from_utf8(&key.policy)
+            .map_err(|e| e.to_string())
+            .and_then(|text| AppraisalPolicy::parse(text).map_err(|e| e.to_string()))
+        {
+            Ok(policy) => {
+                let appraisal = policy.evaluate(peer, self.clock().now());
+                reasons.extend(appraisal.failed.iter().map(|f| {
+                    format!("the key's deployment policy: {}: {}", f.criterion, f.reason)
+                }));
+            }
+            Err(e) => reasons.push(format!("the key's deployment policy is unreadable: {e}")),
+        }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 }

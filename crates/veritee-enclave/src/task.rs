@@ -3,26 +3,30 @@
 //! demand from the spool, and return results only the client can read.
 //!
 //! The spool is a directory the host writes the client's encrypted uploads to
-//! (`<spool>/<task>/<compartment>/module` and `.../input-<i>`, each in the
-//! veritee-stream format under the compartment's DEK). The enclave reads it directly
-//! and trusts none of it: every chunk is authenticated when read, and a file cut short
-//! fails at its new last chunk.
+//! (`<spool>/<tenant>/<task>/<compartment>/module` and `.../input-<i>`, each in the
+//! veritee-stream format under the compartment's DEK, its header's context naming the
+//! task, compartment and slot). The enclave reads it directly and trusts none of it:
+//! a file for another slot is refused, every chunk is authenticated when read, and a
+//! file cut short fails at its new last chunk.
 
 use crate::host::{HostLink, failure};
-use crate::service::{EnclaveService, internal, lock};
+use crate::service::{EnclaveService, bad, internal, lock};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use veritee_crypto::hpke::HpkeKeyPair;
-use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+use veritee_proto::api::paths;
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, SignedRequest};
 use veritee_stream::{ChunkOpener, Header, StreamKey, TAG_LEN};
 use veritee_task::keys::{DeliveredKeys, Key256, open_delivery};
-use veritee_task::messages::{TaskInitiation, initiation_digest, signal_binding};
-use veritee_task::results::{CompartmentOutput, ResultBody, seal_envelope, seal_log, seal_output};
+use veritee_task::messages::{TaskInitiation, initiation_digest, signal_binding, slot_context};
+use veritee_task::results::{
+    CompartmentOutput, CompartmentStatus, Part, PartOf, ResultBody, seal_envelope, seal_part,
+    seal_status,
+};
 use veritee_wasm::{
     Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec,
 };
@@ -47,7 +51,6 @@ pub fn node_limits() -> TaskLimits {
 
 /// A task between initiation and run.
 pub(crate) struct TaskState {
-    tenant: String,
     initiation: TaskInitiation,
     digest: [u8; 32],
     skek: HpkeKeyPair,
@@ -55,17 +58,64 @@ pub(crate) struct TaskState {
     created: Instant,
 }
 
+/// A task is its tenant's: ids are scoped per tenant, so no tenant can reach another's.
+type TaskId = (String, String);
+
+/// Task ids remembered after their task ended, so none is used twice.
+const FINISHED_REMEMBERED: usize = 100_000;
+
+/// How long this enclave reuses the claims its own evidence verified to, for the
+/// courtesy check of a task's policy (what it measures does not change while it
+/// runs; its collateral's standing is looked at again after this long). The client's
+/// own appraisal of fresh evidence is what protects it; this check only spares it a
+/// task the provider knows it would refuse.
+const OWN_CLAIMS_REUSE: Duration = Duration::from_secs(60);
+
 /// The in-memory task table.
 #[derive(Default)]
 pub(crate) struct Tasks {
     /// Initiated tasks, not yet run.
-    waiting: HashMap<String, TaskState>,
-    /// Tasks running now: their tenant, and the flag that withdraws them.
-    running: HashMap<String, (String, Arc<AtomicBool>)>,
+    waiting: HashMap<TaskId, TaskState>,
+    /// Tasks running now, with the flag that withdraws them.
+    running: HashMap<TaskId, Arc<AtomicBool>>,
+    /// Ids of tasks that ended (ran, or were withdrawn), oldest first.
+    finished: std::collections::HashSet<TaskId>,
+    finished_order: std::collections::VecDeque<TaskId>,
+    /// This enclave's own claims as its last self-check verified them, and when.
+    own_claims: Option<(veritee_attest::Claims, Instant)>,
 }
 
-fn bad(e: impl core::fmt::Display) -> EnclaveFailure {
-    failure(FailureKind::BadRequest, e.to_string())
+impl Tasks {
+    /// Whether a new task `id` may be held: room for it, and an id never used before.
+    fn admit(&self, id: &TaskId) -> Result<(), EnclaveFailure> {
+        if self.waiting.len() >= MAX_TASKS {
+            return Err(failure(
+                FailureKind::Unavailable,
+                "this provider holds too many tasks; try another",
+            ));
+        }
+        if self.waiting.contains_key(id)
+            || self.running.contains_key(id)
+            || self.finished.contains(id)
+        {
+            return Err(failure(
+                FailureKind::Conflict,
+                "this task id was used already: a task id is never reused",
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember_finished(&mut self, id: TaskId) {
+        if self.finished.insert(id.clone()) {
+            self.finished_order.push_back(id);
+        }
+        while self.finished_order.len() > FINISHED_REMEMBERED {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
+            }
+        }
+    }
 }
 
 /// How often a read waiting for its bytes looks again.
@@ -176,12 +226,20 @@ struct OpenSpool {
     ahead: Option<ReadAhead>,
 }
 
+/// What a spool file must be: under the compartment's DEK, and bound (by its stream
+/// header's authenticated context) to the task, compartment and slot it fills.
+#[derive(Clone)]
+struct SlotKey {
+    dek: Key256,
+    context: Vec<u8>,
+}
+
 impl OpenSpool {
-    /// Opens `path` and checks its header under `dek`, waiting until `deadline` (if any)
-    /// for the file and its header to arrive.
+    /// Opens `path` and checks its header under the slot's key and context, waiting
+    /// until `deadline` (if any) for the file and its header to arrive.
     fn open(
         path: &Path,
-        dek: &Key256,
+        slot: &SlotKey,
         deadline: Option<Instant>,
         withdrawn: &Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
@@ -215,9 +273,17 @@ impl OpenSpool {
                 Err(e) => return Err(invalid(e)),
             }
         };
-        let key = StreamKey::new(dek);
+        let key = StreamKey::new(&slot.dek);
         let opener = ChunkOpener::new(&key, &header)
             .map_err(|e| invalid(format!("not under this compartment's key: {e}")))?;
+        // Authenticated now that the header tag checked: a file made for another slot
+        // (swapped, duplicated or reordered by the host) is refused here.
+        if header.context() != slot.context.as_slice() {
+            return Err(invalid(format!(
+                "it is not this slot's file: its authenticated context names {:?}",
+                String::from_utf8_lossy(header.context()).replace('\0', "/")
+            )));
+        }
         Ok(Self {
             file,
             key,
@@ -349,7 +415,7 @@ impl Drop for ReadAhead {
 /// authenticate as the final one.
 struct SpoolInput {
     path: PathBuf,
-    dek: Key256,
+    slot: SlotKey,
     len: u64,
     deadline: Option<Instant>,
     withdrawn: Arc<AtomicBool>,
@@ -358,10 +424,16 @@ struct SpoolInput {
 
 impl SpoolInput {
     /// A module, uploaded whole: opened now, as long as its file says.
-    fn module(path: &Path, dek: &Key256) -> std::io::Result<Self> {
+    fn module(path: &Path, slot: &SlotKey) -> std::io::Result<Self> {
         let withdrawn = Arc::new(AtomicBool::new(false));
-        let mut spool = OpenSpool::open(path, dek, None, &withdrawn)?;
-        let body = spool.file.metadata()?.len() - spool.layout.header_len;
+        let mut spool = OpenSpool::open(path, slot, None, &withdrawn)?;
+        // The host may shrink the file after its header was read.
+        let body = spool
+            .file
+            .metadata()?
+            .len()
+            .checked_sub(spool.layout.header_len)
+            .ok_or_else(|| invalid("shorter than its own header"))?;
         let sealed = spool.layout.chunk_size + TAG_LEN as u64;
         let chunks = body.div_ceil(sealed).max(1);
         let last_sealed = body - (chunks - 1) * sealed;
@@ -372,7 +444,7 @@ impl SpoolInput {
         spool.layout.len = len;
         Ok(Self {
             path: path.to_path_buf(),
-            dek: dek.clone(),
+            slot: slot.clone(),
             len,
             deadline: None,
             withdrawn,
@@ -384,14 +456,14 @@ impl SpoolInput {
     /// or until `withdrawn` is set.
     fn arriving(
         path: &Path,
-        dek: &Key256,
+        slot: &SlotKey,
         len: u64,
         deadline: Instant,
         withdrawn: &Arc<AtomicBool>,
     ) -> Self {
         Self {
             path: path.to_path_buf(),
-            dek: dek.clone(),
+            slot: slot.clone(),
             len,
             deadline: Some(deadline),
             withdrawn: Arc::clone(withdrawn),
@@ -428,7 +500,7 @@ impl InputSource for SpoolInput {
             Some(spool) => spool,
             empty => {
                 let mut spool =
-                    OpenSpool::open(&self.path, &self.dek, self.deadline, &self.withdrawn)?;
+                    OpenSpool::open(&self.path, &self.slot, self.deadline, &self.withdrawn)?;
                 spool.layout.len = self.len;
                 empty.insert(spool)
             }
@@ -448,63 +520,131 @@ impl InputSource for SpoolInput {
 }
 
 impl EnclaveService {
-    /// The spool directory of a task.
-    fn spool(&self, task_id: &str) -> Result<PathBuf, EnclaveFailure> {
-        let root = self.spool_root.as_ref().ok_or_else(|| {
+    /// The spool directory of a tenant's task: tenants' uploads never share a path.
+    /// The directory the host spools a task's uploads to.
+    fn spool(&self, tenant: &str, task_id: &str) -> Result<PathBuf, EnclaveFailure> {
+        Ok(self.spool_root()?.join(tenant).join(task_id))
+    }
+
+    /// The spool root: a node without one runs no tasks.
+    fn spool_root(&self) -> Result<&Path, EnclaveFailure> {
+        self.spool_root.as_deref().ok_or_else(|| {
             failure(
                 FailureKind::Unavailable,
                 "this node runs no tasks (no spool directory)",
             )
-        })?;
-        Ok(root.join(task_id))
+        })
+    }
+
+    /// Why this enclave's own evidence does not meet `policy_text`, if it does not: a
+    /// provider declines a task whose policy it cannot meet before the client learns
+    /// anything more (the client appraises regardless).
+    fn own_policy_refusal(
+        &self,
+        policy_text: &str,
+        evidence: &[u8],
+        binding: &veritee_attest::ReportData,
+    ) -> Option<String> {
+        let policy = match veritee_policy::AppraisalPolicy::parse(policy_text) {
+            Ok(p) => p,
+            Err(e) => return Some(format!("the task's policy is unusable: {e}")),
+        };
+        if self.peer_anchors.is_empty() {
+            // Without anchors this enclave cannot judge its own evidence as a client
+            // would; it says nothing, and the client appraises it regardless.
+            return None;
+        }
+        let at = self.clock().now();
+        let reused = lock(&self.tasks)
+            .own_claims
+            .as_ref()
+            .filter(|(_, verified)| verified.elapsed() < OWN_CLAIMS_REUSE)
+            .map(|(claims, _)| claims.clone());
+        let claims = match reused {
+            // The evidence at hand was made just now, like the one verified earlier.
+            Some(mut claims) => {
+                if claims.evidence_time.is_some() {
+                    claims.evidence_time = Some(at);
+                }
+                claims
+            }
+            None => {
+                match veritee_verify::Verifiers::default().verify(&veritee_verify::VerifyRequest {
+                    evidence,
+                    tee: None,
+                    collateral: &[],
+                    trust_anchors: &self.peer_anchors,
+                    expected_report_data: Some(&binding.0),
+                    at,
+                }) {
+                    Ok(claims) => {
+                        lock(&self.tasks).own_claims = Some((claims.clone(), Instant::now()));
+                        claims
+                    }
+                    Err(e) => {
+                        return Some(format!(
+                            "this provider cannot verify its own evidence to check the task's policy: {e}"
+                        ));
+                    }
+                }
+            }
+        };
+        let appraisal = policy.evaluate(&claims, at);
+        (!appraisal.accepted()).then(|| {
+            appraisal
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.criterion, f.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     pub(crate) fn task_initiate(
         &self,
-        tenant: &str,
+        request: &SignedRequest,
         bytes: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        self.tenant_key(link, tenant)?;
-        self.spool("0")?;
+        let tenant = self.authenticate(request, "POST", &paths::tasks(), bytes, link)?;
+        self.spool_root()?;
         let initiation = TaskInitiation::parse(bytes).map_err(bad)?;
         let digest = initiation_digest(bytes);
         let nonce = hex::decode(&initiation.nonce).map_err(bad)?;
         let skek = HpkeKeyPair::generate();
-        let evidence = self
-            .platform()
-            .evidence(&signal_binding(
-                skek.public_key().as_bytes(),
-                &nonce,
-                &digest,
-            ))
-            .map_err(internal)?;
-        let mut tasks = lock(&self.tasks);
-        let now = Instant::now();
-        tasks
-            .waiting
-            .retain(|_, t| now.duration_since(t.created) < TASK_IDLE);
-        if tasks.waiting.len() >= MAX_TASKS {
+        let id = (tenant.clone(), initiation.task_id.clone());
+        let load = {
+            let mut tasks = lock(&self.tasks);
+            let now = Instant::now();
+            tasks
+                .waiting
+                .retain(|_, t| now.duration_since(t.created) < TASK_IDLE);
+            tasks.admit(&id)?;
+            // Tasks held: initiated and running alike.
+            (tasks.waiting.len() + tasks.running.len()) as u32
+        };
+        let binding = signal_binding(skek.public_key().as_bytes(), &nonce, &digest, load);
+        let evidence = self.platform().evidence(&binding).map_err(internal)?;
+        if let Some(reason) = self.own_policy_refusal(&initiation.policy, &evidence, &binding) {
             return Err(failure(
-                FailureKind::Unavailable,
-                "this provider holds too many tasks; try another",
+                FailureKind::Unauthorized,
+                format!(
+                    "this provider declines the task: its own evidence does not meet the task's policy: {reason}"
+                ),
             ));
         }
-        if tasks.waiting.contains_key(&initiation.task_id) {
-            return Err(failure(FailureKind::Conflict, "a task with this id exists"));
-        }
-        // Tasks held: initiated and running alike.
-        let load = (tasks.waiting.len() + tasks.running.len()) as u32;
         let skek_public = skek.public_key().as_bytes().to_vec();
+        // Checked again: the lock was released while the evidence was made.
+        let mut tasks = lock(&self.tasks);
+        tasks.admit(&id)?;
         tasks.waiting.insert(
-            initiation.task_id.clone(),
+            id,
             TaskState {
-                tenant: tenant.into(),
                 initiation,
                 digest,
                 skek,
                 keys: None,
-                created: now,
+                created: Instant::now(),
             },
         );
         Ok(EnclaveReply::TaskSignal {
@@ -516,17 +656,20 @@ impl EnclaveService {
 
     pub(crate) fn task_keys(
         &self,
-        tenant: &str,
+        request: &SignedRequest,
         task_id: &str,
         delivery: &[u8],
+        link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        let tenant =
+            self.authenticate(request, "POST", &paths::task_keys(task_id), delivery, link)?;
         let mut tasks = lock(&self.tasks);
         let task = tasks
             .waiting
-            .get_mut(task_id)
-            .filter(|t| t.tenant == tenant)
+            .get_mut(&(tenant, task_id.to_string()))
             .ok_or_else(|| failure(FailureKind::NotFound, "unknown or expired task"))?;
-        let keys = open_delivery(&task.skek, &task.digest, delivery).map_err(bad)?;
+        let ckek = task.initiation.client_kx_bytes().map_err(bad)?;
+        let keys = open_delivery(&task.skek, &task.digest, &ckek, delivery).map_err(bad)?;
         for c in &task.initiation.compartments {
             if !keys.deks.iter().any(|(n, _)| n == &c.name) {
                 return Err(bad(format!(
@@ -541,49 +684,52 @@ impl EnclaveService {
 
     pub(crate) fn task_run(
         &self,
-        tenant: &str,
+        request: &SignedRequest,
         task_id: &str,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        let tenant = self.authenticate(request, "POST", &paths::task_run(task_id), b"", link)?;
+        let id = (tenant.clone(), task_id.to_string());
         let withdrawn = Arc::new(AtomicBool::new(false));
         let task = {
             let mut tasks = lock(&self.tasks);
-            match tasks.waiting.get(task_id) {
-                Some(t) if t.tenant == tenant && t.keys.is_some() => {
-                    tasks.running.insert(
-                        task_id.to_owned(),
-                        (tenant.to_owned(), Arc::clone(&withdrawn)),
-                    );
-                    tasks.waiting.remove(task_id)
+            match tasks.waiting.get(&id) {
+                Some(t) if t.keys.is_some() => {
+                    tasks.running.insert(id.clone(), Arc::clone(&withdrawn));
+                    tasks.waiting.remove(&id)
                 }
-                Some(t) if t.tenant == tenant => {
+                Some(_) => {
                     return Err(failure(
                         FailureKind::BadRequest,
                         "the task's keys have not been delivered",
                     ));
                 }
-                _ => None,
+                None => None,
             }
         };
         let Some(task) = task else {
             return Err(failure(FailureKind::NotFound, "unknown or expired task"));
         };
-        let result = self.spool(task_id).and_then(|spool| {
+        let result = self.spool(&tenant, task_id).and_then(|spool| {
             let result = self.execute(&task, &spool, &withdrawn);
             let _ = std::fs::remove_dir_all(&spool);
             result
         });
-        lock(&self.tasks).running.remove(task_id);
+        {
+            let mut tasks = lock(&self.tasks);
+            tasks.running.remove(&id);
+            tasks.remember_finished(id);
+        }
         match result {
             Ok(envelope) => {
-                self.audit(link, "task.run", tenant, task_id, "ok")?;
+                self.audit(link, "task.run", &tenant, task_id, "ok")?;
                 Ok(EnclaveReply::TaskResult { envelope })
             }
             Err(e) => {
                 self.audit(
                     link,
                     "task.run",
-                    tenant,
+                    &tenant,
                     task_id,
                     &format!("failed: {}", e.message),
                 )?;
@@ -592,28 +738,27 @@ impl EnclaveService {
         }
     }
 
-    /// Withdraws a task of `tenant`: one not yet run is forgotten; a running one stops
-    /// waiting for inputs still arriving and its guest is stopped at its next fuel
-    /// yield, and its run fails saying so.
+    /// Withdraws a task of the signing tenant: one not yet run is forgotten; a running
+    /// one stops waiting for inputs still arriving and its guest is stopped at its next
+    /// fuel yield, and its run fails saying so.
     pub(crate) fn task_cancel(
         &self,
-        tenant: &str,
+        request: &SignedRequest,
         task_id: &str,
+        link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        let tenant = self.authenticate(request, "POST", &paths::task_cancel(task_id), b"", link)?;
+        let id = (tenant, task_id.to_string());
         let mut tasks = lock(&self.tasks);
-        if let Some((owner, withdrawn)) = tasks.running.get(task_id)
-            && owner == tenant
-        {
+        if let Some(withdrawn) = tasks.running.get(&id) {
             withdrawn.store(true, Ordering::Relaxed);
             return Ok(EnclaveReply::TaskCancelled { was_running: true });
         }
-        match tasks.waiting.get(task_id) {
-            Some(t) if t.tenant == tenant => {
-                tasks.waiting.remove(task_id);
-                Ok(EnclaveReply::TaskCancelled { was_running: false })
-            }
-            _ => Err(failure(FailureKind::NotFound, "unknown or expired task")),
+        if tasks.waiting.remove(&id).is_some() {
+            tasks.remember_finished(id);
+            return Ok(EnclaveReply::TaskCancelled { was_running: false });
         }
+        Err(failure(FailureKind::NotFound, "unknown or expired task"))
     }
 
     fn execute(
@@ -656,7 +801,11 @@ impl EnclaveService {
             veritee_channel::ops::check_name(&c.name).map_err(bad)?;
             let key = dek(&c.name).ok_or_else(|| bad(format!("no data key for {}", c.name)))?;
             let dir = spool.join(&c.name);
-            let module = SpoolInput::module(&dir.join("module"), key)
+            let slot = |name: &str| SlotKey {
+                dek: key.clone(),
+                context: slot_context(&init.task_id, &c.name, name),
+            };
+            let module = SpoolInput::module(&dir.join("module"), &slot("module"))
                 .map_err(|e| bad(format!("the module of {}: {e}", c.name)))?;
             if module.len > MAX_MODULE_LEN {
                 return Err(bad(format!(
@@ -669,8 +818,10 @@ impl EnclaveService {
                 .map_err(|e| bad(format!("the module of {} does not decrypt: {e}", c.name)))?;
             let mut inputs = Vec::with_capacity(c.inputs.len());
             for (i, (name, len)) in c.inputs.iter().zip(&c.input_lengths).enumerate() {
-                let path = dir.join(format!("input-{i}"));
-                let source = SpoolInput::arriving(&path, key, *len, deadline, withdrawn);
+                let name_of_slot = format!("input-{i}");
+                let path = dir.join(&name_of_slot);
+                let source =
+                    SpoolInput::arriving(&path, &slot(&name_of_slot), *len, deadline, withdrawn);
                 inputs.push(Input::from_source(name.clone(), Arc::new(source)));
             }
             compartments.push(CompartmentSpec {
@@ -701,30 +852,45 @@ impl EnclaveService {
         };
         let outcome = veritee_wasm::TaskEngine::global()
             .and_then(|engine| engine.run_withdrawable(&spec, &limits, withdrawn))
-            .map_err(|e| bad(format!("the task failed: {e}")))?;
+            .map_err(|e| match e {
+                // The parser's message may quote the module's text: confidential code.
+                veritee_wasm::WasmError::MalformedModule { compartment, .. } => bad(format!(
+                    "the task failed: compartment {compartment}: malformed module"
+                )),
+                other => bad(format!("the task failed: {other}")),
+            })?;
+        let timestamp = self.clock().now();
         let mut results = Vec::with_capacity(outcome.compartments.len());
         for r in &outcome.compartments {
             let key = dek(&r.name).ok_or_else(|| internal("a result without a data key"))?;
+            let of = PartOf {
+                task_id: &init.task_id,
+                compartment: &r.name,
+                timestamp,
+            };
+            let status = seal_status(
+                key,
+                &of,
+                CompartmentStatus {
+                    exit_code: r.exit_code,
+                    fuel_used: r.fuel_used,
+                },
+            )
+            .map_err(internal)?;
             // Output and log are released together or not at all (the engine already
             // dropped both for a compartment the security context keeps in).
             let (released, output, log) = match &r.output {
                 Some(bytes) => (
                     true,
-                    seal_output(key, &init.task_id, &r.name, bytes).map_err(internal)?,
-                    seal_log(
-                        key,
-                        &init.task_id,
-                        &r.name,
-                        r.log.as_deref().unwrap_or_default(),
-                    )
-                    .map_err(internal)?,
+                    seal_part(Part::Output, key, &of, bytes).map_err(internal)?,
+                    seal_part(Part::Log, key, &of, r.log.as_deref().unwrap_or_default())
+                        .map_err(internal)?,
                 ),
                 None => (false, String::new(), String::new()),
             };
             results.push(CompartmentOutput {
                 name: r.name.clone(),
-                exit_code: r.exit_code,
-                fuel_used: r.fuel_used,
+                status,
                 released,
                 output,
                 log,
@@ -732,7 +898,7 @@ impl EnclaveService {
         }
         let body = ResultBody {
             task_id: init.task_id.clone(),
-            timestamp: OffsetDateTime::now_utc(),
+            timestamp,
             results,
         };
         seal_envelope(&body, &keys.result_mac_key).map_err(internal)
@@ -747,12 +913,33 @@ mod tests {
 
     const CHUNK: u32 = 4096;
 
-    fn sealed(plain: &[u8], dek: &Key256) -> Vec<u8> {
-        let mut w =
-            veritee_stream::EncryptWriter::new(&StreamKey::new(dek), "t", CHUNK, Vec::new())
-                .expect("writer");
+    fn context(slot: &str) -> Vec<u8> {
+        slot_context("00", "c", slot)
+    }
+
+    /// The key and context of slot `input-0` of compartment `c` of task `00`.
+    fn slot(dek: &Key256) -> SlotKey {
+        SlotKey {
+            dek: dek.clone(),
+            context: context("input-0"),
+        }
+    }
+
+    fn sealed_for(plain: &[u8], dek: &Key256, slot: &str) -> Vec<u8> {
+        let mut w = veritee_stream::EncryptWriter::with_context(
+            &StreamKey::new(dek),
+            "t",
+            &context(slot),
+            CHUNK,
+            Vec::new(),
+        )
+        .expect("writer");
         w.write_all(plain).expect("write");
         w.finish().expect("finish")
+    }
+
+    fn sealed(plain: &[u8], dek: &Key256) -> Vec<u8> {
+        sealed_for(plain, dek, "input-0")
     }
 
     fn setup(len: usize) -> (tempfile::TempDir, PathBuf, Key256, Vec<u8>, Vec<u8>) {
@@ -768,11 +955,16 @@ mod tests {
         Instant::now() + Duration::from_millis(300)
     }
 
+    /// Input 0 under `dek`, `len` bytes declared, arriving for a short while.
+    fn arriving(path: &Path, dek: &Key256, len: u64) -> SpoolInput {
+        SpoolInput::arriving(path, &slot(dek), len, soon(), &Arc::default())
+    }
+
     #[test]
     fn an_input_reads_back_whole_and_at_any_offset() {
         let (_dir, path, dek, plain, stream) = setup(3 * CHUNK as usize + 100);
         std::fs::write(&path, &stream).expect("write");
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
+        let input = arriving(&path, &dek, plain.len() as u64);
         assert_eq!(input.read_all().expect("read"), plain);
         let mut buf = [0u8; 50];
         let n = input.read_at(CHUNK as u64 - 10, &mut buf).expect("read_at");
@@ -798,7 +990,7 @@ mod tests {
                 f.write_all(&rest).expect("append");
             })
         };
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
+        let input = arriving(&path, &dek, plain.len() as u64);
         assert_eq!(input.read_all().expect("read"), plain);
         late.join().expect("thread");
     }
@@ -809,12 +1001,12 @@ mod tests {
         std::fs::write(&path, &stream).expect("write");
         let len = plain.len() as u64;
         // Declared longer: the bytes never come.
-        let e = SpoolInput::arriving(&path, &dek, len + 1, soon(), &Arc::default())
+        let e = arriving(&path, &dek, len + 1)
             .read_all()
             .expect_err("longer");
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
         // Declared shorter: the final chunk is not where it must end.
-        let e = SpoolInput::arriving(&path, &dek, len - 100, soon(), &Arc::default())
+        let e = arriving(&path, &dek, len - 100)
             .read_all()
             .expect_err("shorter");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
@@ -823,14 +1015,12 @@ mod tests {
         let at = altered.len() - 600;
         altered[at] ^= 1;
         std::fs::write(&path, &altered).expect("write");
-        let e = SpoolInput::arriving(&path, &dek, len, soon(), &Arc::default())
-            .read_all()
-            .expect_err("altered");
+        let e = arriving(&path, &dek, len).read_all().expect_err("altered");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
         // Another key.
         std::fs::write(&path, &stream).expect("write");
         let other = Confidential::new([8u8; 32]);
-        let e = SpoolInput::arriving(&path, &other, len, soon(), &Arc::default())
+        let e = SpoolInput::arriving(&path, &slot(&other), len, soon(), &Arc::default())
             .read_all()
             .expect_err("other key");
         assert!(
@@ -838,16 +1028,41 @@ mod tests {
             "{e}"
         );
         // Never uploaded.
-        let e = SpoolInput::arriving(
-            &path.with_file_name("input-9"),
-            &dek,
-            len,
-            soon(),
-            &Arc::default(),
-        )
-        .read_all()
-        .expect_err("missing");
+        let e = arriving(&path.with_file_name("input-9"), &dek, len)
+            .read_all()
+            .expect_err("missing");
         assert!(e.to_string().contains("was it uploaded"), "{e}");
+    }
+
+    #[test]
+    fn a_file_made_for_another_slot_is_refused() {
+        // The host swaps two inputs of one compartment (same key, same length), or
+        // puts the module where an input goes: the authenticated context says so.
+        let (_dir, path, dek, plain, _) = setup(CHUNK as usize + 1);
+        for other in ["input-1", "module"] {
+            std::fs::write(&path, sealed_for(&plain, &dek, other)).expect("write");
+            let e = arriving(&path, &dek, plain.len() as u64)
+                .read_all()
+                .expect_err("another slot's file");
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+            assert!(e.to_string().contains("not this slot's file"), "{e}");
+            assert!(e.to_string().contains(other), "{e}");
+        }
+        // A file of another task (same compartment and slot names) under the same key.
+        let mut w = veritee_stream::EncryptWriter::with_context(
+            &StreamKey::new(&dek),
+            "t",
+            &slot_context("ff", "c", "input-0"),
+            CHUNK,
+            Vec::new(),
+        )
+        .expect("writer");
+        w.write_all(&plain).expect("write");
+        std::fs::write(&path, w.finish().expect("finish")).expect("write");
+        let e = arriving(&path, &dek, plain.len() as u64)
+            .read_all()
+            .expect_err("another task's file");
+        assert!(e.to_string().contains("not this slot's file"), "{e}");
     }
 
     #[test]
@@ -855,7 +1070,7 @@ mod tests {
         let chunk = CHUNK as usize;
         let (_dir, path, dek, plain, stream) = setup(6 * chunk + 7);
         std::fs::write(&path, &stream).expect("write");
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
+        let input = arriving(&path, &dek, plain.len() as u64);
         // In order (read-ahead), a jump back, a jump forward, in order again, the end.
         for at in [
             0,
@@ -881,7 +1096,8 @@ mod tests {
         let arrived = stream.len() - 2 * (CHUNK as usize + TAG_LEN);
         std::fs::write(&path, &stream[..arrived]).expect("write");
         let far = Instant::now() + Duration::from_secs(600);
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, far, &Arc::default());
+        let input =
+            SpoolInput::arriving(&path, &slot(&dek), plain.len() as u64, far, &Arc::default());
         let mut buf = vec![0u8; CHUNK as usize];
         input.read_at(0, &mut buf).expect("first chunk");
         input
@@ -908,7 +1124,7 @@ mod tests {
         // Half uploaded: the read of a missing chunk stops waiting.
         std::fs::write(&path, &stream[..stream.len() / 2]).expect("write");
         let flag = Arc::new(AtomicBool::new(false));
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, far, &flag);
+        let input = SpoolInput::arriving(&path, &slot(&dek), plain.len() as u64, far, &flag);
         let setter = withdraw_soon(&flag);
         let t = Instant::now();
         let e = input.read_all().expect_err("withdrawn");
@@ -919,7 +1135,7 @@ mod tests {
         // Never uploaded at all: opening it stops waiting too.
         let flag = Arc::new(AtomicBool::new(false));
         let missing = path.with_file_name("input-7");
-        let input = SpoolInput::arriving(&missing, &dek, 10, far, &flag);
+        let input = SpoolInput::arriving(&missing, &slot(&dek), 10, far, &flag);
         let setter = withdraw_soon(&flag);
         let e = input.read_all().expect_err("withdrawn");
         assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}");
@@ -934,7 +1150,7 @@ mod tests {
         let at = altered.len() - 100;
         altered[at] ^= 1;
         std::fs::write(&path, &altered).expect("write");
-        let input = SpoolInput::arriving(&path, &dek, plain.len() as u64, soon(), &Arc::default());
+        let input = arriving(&path, &dek, plain.len() as u64);
         let mut buf = vec![0u8; CHUNK as usize];
         input.read_at(0, &mut buf).expect("chunk 0");
         input.read_at(u64::from(CHUNK), &mut buf).expect("chunk 1");
@@ -950,11 +1166,11 @@ mod tests {
     fn a_module_is_as_long_as_its_file() {
         let (_dir, path, dek, plain, stream) = setup(CHUNK as usize + 1);
         std::fs::write(&path, &stream).expect("write");
-        let module = SpoolInput::module(&path, &dek).expect("module");
+        let module = SpoolInput::module(&path, &slot(&dek)).expect("module");
         assert_eq!(module.len, plain.len() as u64);
         assert_eq!(module.read_all().expect("read"), plain);
         std::fs::write(&path, &stream[..stream.len() - 20]).expect("truncate");
-        let cut = SpoolInput::module(&path, &dek).expect("a truncated module still opens");
+        let cut = SpoolInput::module(&path, &slot(&dek)).expect("a truncated module still opens");
         let e = cut.read_all().expect_err("but does not decrypt");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
     }

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use veritee_crypto::sign::{self, VerificationScheme};
-use veritee_proto::api::auth::{MAX_SKEW_SECS, parse_header, signing_string};
+use veritee_proto::api::auth::{MAX_SKEW_SECS, SignedHeader, parse_header};
 
 /// Namespace of the host's public copy of tenant keys (for request signatures).
 pub const HOST_TENANTS_NS: &str = "host-tenants";
@@ -26,8 +26,7 @@ pub fn check_admin(header: Option<&str>, token_sha256: &[u8; 32]) -> Result<(), 
 pub struct TenantClaim {
     /// Claimed tenant.
     pub tenant_id: String,
-    ts: i64,
-    signature: Vec<u8>,
+    header: SignedHeader,
 }
 
 /// Parses the Authorization header of a tenant request.
@@ -36,9 +35,8 @@ pub fn tenant_claim(header: Option<&str>) -> Result<TenantClaim, String> {
         header.ok_or("this route needs a tenant-signed request (Authorization: Veritee ...)")?,
     )?;
     Ok(TenantClaim {
-        tenant_id: h.tenant_id,
-        ts: h.ts,
-        signature: h.signature,
+        tenant_id: h.tenant_id.clone(),
+        header: h,
     })
 }
 
@@ -55,17 +53,18 @@ impl TenantClaim {
         payload: &str,
         now: i64,
     ) -> Result<(), String> {
-        if (now - self.ts).abs() > MAX_SKEW_SECS {
+        // abs_diff: any signed time in i64's range is compared without overflow.
+        if now.abs_diff(self.header.ts) > MAX_SKEW_SECS.unsigned_abs() {
             return Err(format!(
                 "request timestamp is more than {MAX_SKEW_SECS} s from the node's clock"
             ));
         }
-        let message = signing_string(method, path_and_query, self.ts, payload);
+        let message = self.header.signing_string(method, path_and_query, payload);
         sign::verify(
             VerificationScheme::EcdsaP256Sha256Fixed,
             spki,
             &message,
-            &self.signature,
+            &self.header.signature,
         )
         .map_err(|_| "request signature does not verify".to_string())
     }
@@ -84,4 +83,28 @@ pub fn decode_spki(b64: &str) -> Result<Vec<u8>, String> {
 /// The tenant id of a key (as the enclave computes it).
 pub fn tenant_id(spki: &[u8]) -> String {
     hex::encode(&veritee_crypto::digest::sha256(spki)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_its_range_is_refused_without_overflow() {
+        for ts in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            let header = format!(
+                "Veritee tenant={}, node={}, epoch={}, ts={ts}, nonce={}, sig={}",
+                "ab".repeat(16),
+                "cd".repeat(8),
+                "ef".repeat(16),
+                "01".repeat(16),
+                base64::engine::general_purpose::STANDARD.encode([7u8; 64]),
+            );
+            let claim = tenant_claim(Some(&header)).expect("a well-formed header");
+            let err = claim
+                .verify(b"not a key", "GET", "/v1/node", "", 1_800_000_000)
+                .expect_err("a time far from now");
+            assert!(err.contains("timestamp"), "{err}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ pub struct EnclaveLink {
     next_id: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
     peers: Arc<Vec<String>>,
+    peer_token: Arc<String>,
     http: reqwest::Client,
 }
 
@@ -76,6 +77,7 @@ impl EnclaveLink {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         peers: Vec<String>,
+        peer_token: String,
     ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
@@ -87,6 +89,7 @@ impl EnclaveLink {
             next_id: Arc::new(AtomicU64::new(1)),
             metrics,
             peers: Arc::new(peers),
+            peer_token: Arc::new(peer_token),
             http,
         }
     }
@@ -101,6 +104,10 @@ impl EnclaveLink {
             .http
             .post(&url)
             .header("content-type", "application/octet-stream")
+            .header(
+                "authorization",
+                format!("{} {}", crate::PEER_SCHEME, self.peer_token),
+            )
             .body(message)
             .send()
             .await;
@@ -148,10 +155,34 @@ impl EnclaveLink {
                 .await
                 .map(HostResult::Keys),
             HostCall::Delete { ns, key } => s.delete(&ns, &key).await.map(HostResult::Deleted),
-            HostCall::LogAppend { log, seq, entry } => s
-                .log_append(&log, seq, &entry)
-                .await
-                .map(|()| HostResult::Written),
+            HostCall::LogAppend {
+                log,
+                seq,
+                entry,
+                objects,
+            } => {
+                let objects: Vec<veritee_store::StoredObject> = objects
+                    .into_iter()
+                    .map(|o| veritee_store::StoredObject {
+                        ns: o.ns,
+                        key: o.key,
+                        value: o.value,
+                    })
+                    .collect();
+                s.log_append_with_objects(&log, seq, &entry, &objects)
+                    .await
+                    .map(|()| HostResult::Written)
+            }
+            HostCall::LogRead { log, from, limit } => {
+                s.log_read(&log, from, limit as usize).await.map(|entries| {
+                    HostResult::Entries(
+                        entries
+                            .into_iter()
+                            .map(|(seq, entry)| LogEntry { seq, entry })
+                            .collect(),
+                    )
+                })
+            }
             HostCall::LogLast { log } => s
                 .log_last(&log)
                 .await

@@ -16,7 +16,7 @@ pub mod metrics;
 mod openapi;
 pub mod supervisor;
 
-pub use api::{AppState, router};
+pub use api::{AppState, HOST_PEERS_NS, PEER_SCHEME, RegisterPeerRequest, router};
 pub use error::HostError;
 
 use std::net::SocketAddr;
@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     /// Where task uploads are spooled for the enclave (tasks are off without one).
     pub spool: Option<PathBuf>,
+    /// The token this node presents to its peers' `/v1/peer`.
+    pub peer_token: String,
 }
 
 /// A running node.
@@ -82,6 +84,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         supervisor,
         config.admin_token_sha256,
         config.peers.clone(),
+        config.peer_token.clone(),
     );
     if let Some(spool) = &config.spool {
         std::fs::create_dir_all(spool)
@@ -89,6 +92,22 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         state = state.with_spool(spool.clone());
     }
     let state = Arc::new(state);
+    // The enclave checks its sealed state (and the platform's counter) on its first
+    // conversation: a node whose store was rolled back does not start serving.
+    match state
+        .enclave
+        .call(veritee_proto::ipc::EnclaveCall::Status)
+        .await?
+    {
+        Ok(_) => {}
+        Err(failure) => {
+            state.supervisor.shutdown().await;
+            return Err(HostError::EnclaveStart(format!(
+                "the enclave refuses to serve: {}",
+                failure.message
+            )));
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| HostError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;

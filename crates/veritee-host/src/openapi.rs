@@ -24,28 +24,29 @@ fn merge(mut a: Value, b: Value) -> Value {
 pub fn document() -> Value {
     let tenant_auth = json!([{"tenantSignature": []}]);
     let admin_auth = json!([{"adminToken": []}]);
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "veritee provider node",
-            "version": "1",
-            "description": "The untrusted host's API. Everything meant for the enclave travels inside attested, end-to-end encrypted session messages (application/octet-stream) that the host relays without reading."
-        },
-        "paths": {
+    // In three parts: one `json!` of every route would pass the macro recursion limit.
+    let node_and_sessions = json!({
             "/healthz": {"get": {"summary": "Liveness and enclave state", "responses": {
                 "200": {"description": "Health", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document"}}}},
+            "/v1/node": {"get": {
+                "summary": "The enclave answering at this node: its node id and epoch, which tenant signatures name",
+                "responses": merge(json!({"200": {"description": "Node", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NodeInfo"}}}}}),
+                    error_responses(&["503"]))
+            }},
             "/v1/tenants": {"post": {
-                "summary": "Register a tenant's public key (admin)",
+                "summary": "Register a tenant's public key (admin); the tenant's own signature over the request travels in the veritee-tenant-proof header, and the enclave checks it",
                 "security": admin_auth,
+                "parameters": [{"name": "veritee-tenant-proof", "in": "header", "required": true, "schema": {"type": "string"},
+                    "description": "The tenant's signature of this request, in the tenantSignature format"}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegisterTenantRequest"}}}},
                 "responses": merge(json!({"200": {"description": "Registered", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegisterTenantResponse"}}}}}),
                     error_responses(&["400", "401", "413", "415", "503"]))
             }},
             "/v1/attestation": {"get": {
-                "summary": "Evidence binding the node's audit key to a verifier nonce",
+                "summary": "Evidence binding the node's audit and checkpoint keys to a verifier nonce",
                 "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-f]{2}){16,64}$"}}],
                 "responses": merge(json!({"200": {"description": "Evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AttestationResponse"}}}}}),
                     error_responses(&["400", "503"]))
@@ -64,15 +65,17 @@ pub fn document() -> Value {
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Encrypted reply", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
                     error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
-            }},
+            }}
+    });
+    let keys_and_data = json!({
             "/v1/keys/wrapping-key": {"get": {
-                "summary": "The enclave's attested wrapping key (HPKE X25519), with the receipt-signing key",
+                "summary": "The enclave's attested wrapping key (HPKE X25519), with the node id and the receipt- and checkpoint-signing keys",
                 "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-f]{2}){16,64}$"}}],
                 "responses": merge(json!({"200": {"description": "Key and evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WrappingKeyResponse"}}}}}),
                     error_responses(&["400", "503"]))
             }},
             "/v1/keys": {"post": {
-                "summary": "Import a user data key wrapped to the wrapping key (tenant-signed)",
+                "summary": "Import a user data key wrapped to the wrapping key, in a file the tenant signed whole (tenant-signed)",
                 "security": tenant_auth,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyRequest"}}}},
                 "responses": merge(json!({"200": {"description": "Receipt signed inside the enclave", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyResponse"}}}}}),
@@ -100,10 +103,15 @@ pub fn document() -> Value {
                     error_responses(&["400", "401", "404", "413", "415", "503"]))
             }},
             "/v1/data/{object}": {"get": {
-                "summary": "A stored object's stream header and chunk count (tenant-signed)",
+                "summary": "A stored object's stream header, chunk count and version, vouched for by the enclave under the object's key (tenant-signed)",
                 "security": tenant_auth,
-                "parameters": [{"name": "object", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": merge(json!({"200": {"description": "Header", "content": {"application/json": {"schema": {"type": "object", "properties": {"header": {"type": "string"}, "chunks": {"type": "integer"}}}}}}}),
+                "parameters": [
+                    {"name": "object", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "description": "The client's fresh nonce (32 bytes), which the vouch covers"}
+                ],
+                "responses": merge(json!({"200": {"description": "Header", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "header": {"type": "string", "contentEncoding": "base64"}, "chunks": {"type": "integer"}, "version": {"type": "integer"},
+                    "vouch": {"type": "string", "description": "HMAC-SHA256, hex, under the object's key over its tenant, name, version, chunk count, header and the nonce"}}}}}}}),
                     error_responses(&["401", "404", "503"]))
             }},
             "/v1/data/{object}/chunks/{index}": {"get": {
@@ -115,7 +123,9 @@ pub fn document() -> Value {
                 ],
                 "responses": merge(json!({"200": {"description": "Chunk (header x-veritee-last: 1 on the final one)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
                     error_responses(&["401", "404", "500", "503"]))
-            }},
+            }}
+    });
+    let tasks_peers_and_audit = json!({
             "/v1/tasks": {"post": {
                 "summary": "Task initiation (TTIS): policy, security and compartmentalization contexts, nonce (tenant-signed); answers with the attestation signal",
                 "security": tenant_auth,
@@ -161,8 +171,21 @@ pub fn document() -> Value {
             "/v1/peer": {"post": {
                 "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "security": [{"peerToken": []}],
                 "responses": merge(json!({"200": {"description": "The enclave's answer", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
-                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+                    error_responses(&["400", "401", "404", "413", "415", "429", "503"]))
+            }},
+            "/v1/peers": {"post": {
+                "summary": "Register a peer node by the SHA-256 of its peer token (admin)",
+                "security": admin_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RegisterPeerRequest"}}}},
+                "responses": merge(json!({"200": {"description": "Registered", "content": {"application/json": {"schema": {"type": "object", "properties": {"registered": {"type": "string"}}}}}}}),
+                    error_responses(&["400", "401", "413", "415", "503"]))
+            }},
+            "/v1/audit/checkpoint": {"get": {
+                "summary": "A checkpoint of the audit log signed inside the enclave (C2SP signed note: origin, size, root hash)",
+                "responses": merge(json!({"200": {"description": "Signed note", "content": {"text/plain": {"schema": {"type": "string"}}}}}),
+                    error_responses(&["503"]))
             }},
             "/v1/audit": {"get": {
                 "summary": "The signed, hash-chained audit log (admin)",
@@ -174,12 +197,25 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Entries", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AuditLog"}}}}}),
                     error_responses(&["401", "503"]))
             }}
+    });
+    let paths = merge(
+        merge(node_and_sessions, keys_and_data),
+        tasks_peers_and_audit,
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "veritee provider node",
+            "version": "1",
+            "description": "The untrusted host's API. Everything meant for the enclave travels inside attested, end-to-end encrypted session messages (application/octet-stream) that the host relays without reading."
         },
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "The node admin token (STATE/admin.token)."},
                 "tenantSignature": {"type": "apiKey", "in": "header", "name": "Authorization",
-                    "description": "Veritee tenant=<32 hex>, ts=<unix seconds>, sig=<base64 ECDSA P-256 r||s over \"VERITEE-REQUEST-V1\\n{method}\\n{path?query}\\n{ts}\\n{hex sha256(body)}\">"}
+                    "description": "Veritee tenant=<32 hex>, node=<16 hex>, epoch=<32 hex>, ts=<unix seconds>, nonce=<32 hex, fresh>, sig=<base64 ECDSA P-256 r||s over \"VERITEE-REQUEST-V2\\n{node}\\n{epoch}\\n{method}\\n{path?query}\\n{ts}\\n{nonce}\\n{hex sha256(body)}\">; node and epoch from GET /v1/node. The enclave checks it and refuses a nonce it has seen."},
+                "peerToken": {"type": "http", "scheme": "VeriteePeer", "description": "A peer node's token, registered with POST /v1/peers."}
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
@@ -190,18 +226,25 @@ pub fn document() -> Value {
                 "RegisterTenantRequest": {"type": "object", "additionalProperties": false, "required": ["public_key"],
                     "properties": {"public_key": {"type": "string", "contentEncoding": "base64", "description": "ECDSA P-256 SubjectPublicKeyInfo, DER"}}},
                 "RegisterTenantResponse": {"type": "object", "required": ["tenant_id"], "properties": {"tenant_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},
-                "AttestationResponse": {"type": "object", "required": ["evidence", "audit_public_key"], "properties": {
-                    "evidence": {"type": "string", "contentEncoding": "base64"}, "audit_public_key": {"type": "string", "contentEncoding": "base64"}}},
+                "NodeInfo": {"type": "object", "required": ["node_id", "epoch"], "properties": {
+                    "node_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"}, "epoch": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},
+                "RegisterPeerRequest": {"type": "object", "additionalProperties": false, "required": ["name", "token_sha256"], "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "token_sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}},
+                "AttestationResponse": {"type": "object", "required": ["evidence", "audit_public_key", "checkpoint_public_key"], "properties": {
+                    "evidence": {"type": "string", "contentEncoding": "base64"}, "audit_public_key": {"type": "string", "contentEncoding": "base64"},
+                    "checkpoint_public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
                 "OpenSessionRequest": {"type": "object", "additionalProperties": false, "required": ["nonce"],
                     "properties": {"nonce": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
                 "OpenSessionResponse": {"type": "object", "required": ["session_id", "enclave_public_key", "evidence"], "properties": {
                     "session_id": {"type": "string"}, "enclave_public_key": {"type": "string"}, "evidence": {"type": "string", "contentEncoding": "base64"}}},
-                "WrappingKeyResponse": {"type": "object", "required": ["public_key", "audit_public_key", "evidence"], "properties": {
+                "WrappingKeyResponse": {"type": "object", "required": ["public_key", "audit_public_key", "checkpoint_public_key", "node_id", "evidence"], "properties": {
                     "public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "audit_public_key": {"type": "string", "contentEncoding": "base64"},
+                    "checkpoint_public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "node_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
                     "evidence": {"type": "string", "contentEncoding": "base64"}}},
                 "ImportKeyRequest": {"type": "object", "additionalProperties": false, "required": ["wrapped"],
                     "properties": {"wrapped": {"type": "string", "contentEncoding": "base64"}}},
-                "ImportKeyResponse": {"type": "object", "required": ["receipt"], "properties": {"receipt": {"type": "string", "contentEncoding": "base64"}}},
+                "ImportKeyResponse": {"type": "object", "required": ["receipt", "checkpoint"], "properties": {"receipt": {"type": "string", "contentEncoding": "base64"},
+                    "checkpoint": {"type": "string", "description": "A signed checkpoint of the audit log that records the import (C2SP signed note)"}}},
                 "AuditLog": {"type": "object", "required": ["log", "entries"], "properties": {"log": {"type": "string"},
                     "entries": {"type": "array", "items": {"type": "object", "required": ["seq", "entry"],
                         "properties": {"seq": {"type": "integer"}, "entry": {"type": "string", "contentEncoding": "base64"}}}}}}

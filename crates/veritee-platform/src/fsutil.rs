@@ -34,16 +34,48 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformErr
 
 /// Replaces `path` atomically (write a temporary file, sync, rename).
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    write_new(&tmp, bytes, mode)?;
-    fs::rename(&tmp, path).map_err(PlatformError::io("cannot replace", path))?;
+    let dir = rename_into_place(path, bytes, mode)?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Replaces `path` atomically and durably: like [`replace`], then syncs the directory
+/// and fails if that fails, so the new contents survive a crash once this returns.
+pub fn replace_durable(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
+    let dir = rename_into_place(path, bytes, mode)?;
+    sync_dir(dir)
+}
+
+/// Syncs a directory, so entries created or renamed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), PlatformError> {
+    fs::File::open(dir)
+        .map_err(PlatformError::io("cannot open directory", dir))?
+        .sync_all()
+        .map_err(PlatformError::io("cannot sync directory", dir))
+}
+
+/// Writes a synced temporary file beside `path` and renames it over `path`; returns the
+/// directory.
+fn rename_into_place<'p>(
+    path: &'p Path,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<&'p Path, PlatformError> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, bytes, mode)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(PlatformError::io("cannot replace", path)(e));
+    }
+    Ok(dir)
 }
 
 /// Reads a file, naming it on failure.

@@ -520,6 +520,62 @@ fn gramine_sealing_keys_depend_on_policy_label_and_key_file() {
     ));
 }
 
+#[test]
+fn gramine_derives_the_key_of_its_own_security_version_only() {
+    use veritee_platform::hw::layout::{self, QUOTE_HEADER_LEN, sgx};
+    let fake = FakeGramine::new("dcap");
+    let v0 = GraminePlatform::open(&fake.root).unwrap();
+    assert_eq!(v0.identity().security_version, 0);
+    // sealing_key is the key at the enclave's own version.
+    let own = *v0
+        .sealing_key_at(SealPolicy::Signer, 0, b"a")
+        .unwrap()
+        .expose()
+        .expose();
+    assert_eq!(key_bytes(&v0, SealPolicy::Signer, b"a"), own);
+    // A newer version's key is refused, naming both versions.
+    let err = v0.sealing_key_at(SealPolicy::Signer, 1, b"a").unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::InvalidInput(m)
+            if m.contains("security version 1") && m.contains("security version 0")),
+        "{err}"
+    );
+
+    // The same enclave at ISVSVN 2: the key files only give version 2's key.
+    let mut quote = SGX_QUOTE.to_vec();
+    let at = QUOTE_HEADER_LEN + sgx::ISVSVN_OFFSET;
+    quote[at..at + 2].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(
+        layout::sgx_quote(&quote).unwrap().identity.security_version,
+        2
+    );
+    let blob_v0 = sealing::seal(&v0, SealPolicy::Signer, b"", b"old").unwrap();
+    fs::write(fake.root.join("quote"), &quote).unwrap();
+    let v2 = GraminePlatform::open(&fake.root).unwrap();
+    assert_eq!(v2.identity().security_version, 2);
+    let err = v2.sealing_key_at(SealPolicy::Signer, 1, b"a").unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Unsupported(m)
+            if m.contains("own security version") && m.contains("ISVSVN 2") && m.contains("version 1")),
+        "{err}"
+    );
+    assert!(matches!(
+        sealing::unseal(&v2, b"", &blob_v0),
+        Err(PlatformError::Unsupported(_))
+    ));
+    // What version 2 seals, it opens; version 0 is refused by name.
+    let blob_v2 = sealing::seal(&v2, SealPolicy::Signer, b"", b"new").unwrap();
+    assert_eq!(
+        sealing::unseal(&v2, b"", &blob_v2).unwrap().expose(),
+        b"new"
+    );
+    let err = sealing::unseal(&v0, b"", &blob_v2).unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Unseal(m) if m.contains("security version 2") && m.contains("version 0")),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // A fake NSM transport.
 
@@ -693,6 +749,29 @@ fn sealing_is_unsupported_without_a_hardware_sealing_key() {
                 "{err}"
             );
             assert!(sealing::seal(platform.as_ref(), policy, b"", b"x").is_err());
+        }
+    }
+}
+
+#[test]
+fn no_hardware_backend_keeps_a_monotonic_counter() {
+    let tdx = FakeTsm::start(Behavior::new("tdx_guest", TDX_QUOTE));
+    let gramine = FakeGramine::new("dcap");
+    let nitro = NitroPlatform::new(FakeNsm::new(Reply::Document(NITRO_DOCUMENT.to_vec()))).unwrap();
+    let platforms: Vec<Box<dyn Platform>> = vec![
+        Box::new(TsmPlatform::open(&tdx.root).unwrap()),
+        Box::new(GraminePlatform::open(&gramine.root).unwrap()),
+        Box::new(nitro),
+    ];
+    for platform in platforms {
+        for policy in [SealPolicy::Measurement, SealPolicy::Signer] {
+            let err = platform.monotonic_counter(policy, "state").err();
+            assert!(
+                matches!(&err, Some(PlatformError::Unsupported(m))
+                    if m.contains("TPM NV counter") && m.contains("'state'")),
+                "{:?}: {err:?}",
+                platform.tee()
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ fn claims() -> Claims {
         platform_id: None,
         evidence_time: Some(AT - time::Duration::minutes(1)),
         details: BTreeMap::new(),
+        trust_anchor: None,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct AttestationResponse {
     pub evidence: String,
     /// The audit signing key, SPKI DER, base64.
     pub audit_public_key: String,
+    /// The audit checkpoint signing key, Ed25519, hex.
+    pub checkpoint_public_key: String,
 }
 
 /// `GET /v1/keys/wrapping-key?nonce=HEX`: the attested wrapping key.
@@ -61,7 +63,11 @@ pub struct WrappingKeyResponse {
     pub public_key: String,
     /// Audit (receipt) key, SPKI DER, base64.
     pub audit_public_key: String,
-    /// Evidence binding both keys and the nonce, base64.
+    /// Audit checkpoint key, Ed25519, hex.
+    pub checkpoint_public_key: String,
+    /// The node id.
+    pub node_id: String,
+    /// Evidence binding the keys, the node id and the nonce, base64.
     pub evidence: String,
 }
 
@@ -79,6 +85,8 @@ pub struct ImportKeyRequest {
 pub struct ImportKeyResponse {
     /// The receipt signed inside the enclave, base64.
     pub receipt: String,
+    /// A signed checkpoint of the audit log that records the import (C2SP signed note).
+    pub checkpoint: String,
 }
 
 /// One audit log entry as served by `GET /v1/audit`.
@@ -131,21 +139,139 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// `GET /v1/node`: the enclave answering at this node, which tenants sign requests for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInfo {
+    /// The node id (16 hex digits): names the enclave's sealing identity on its machine.
+    pub node_id: String,
+    /// The running enclave process's epoch (32 hex digits), new at every start.
+    pub epoch: String,
+}
+
+/// The paths of tenant-signed routes, written once: the client signs them, the host
+/// routes them, and the enclave rebuilds them from the fields of the call it receives
+/// and refuses a signature over any other path.
+pub mod paths {
+    /// `POST`: open an attested session.
+    pub fn sessions() -> String {
+        "/v1/sessions".into()
+    }
+
+    /// `POST`: a message of a session.
+    pub fn session_messages(session_id: &str) -> String {
+        format!("/v1/sessions/{session_id}/messages")
+    }
+
+    /// `POST`: import a wrapped key.
+    pub fn keys() -> String {
+        "/v1/keys".into()
+    }
+
+    /// `POST`: begin storing a data object.
+    pub fn data_uploads(object: &str) -> String {
+        format!("/v1/data/{object}/uploads")
+    }
+
+    /// `PUT`: one chunk of an upload.
+    pub fn data_upload_chunk(object: &str, upload: &str, index: u64, last: bool) -> String {
+        format!("/v1/data/{object}/uploads/{upload}/chunks/{index}?last={last}")
+    }
+
+    /// `GET`: a data object's header, its version vouched for under the client's `nonce`.
+    pub fn data_object(object: &str, nonce: &str) -> String {
+        format!("/v1/data/{object}?nonce={nonce}")
+    }
+
+    /// `GET`: one stored chunk.
+    pub fn data_chunk(object: &str, index: u64) -> String {
+        format!("/v1/data/{object}/chunks/{index}")
+    }
+
+    /// `POST`: a task initiation.
+    pub fn tasks() -> String {
+        "/v1/tasks".into()
+    }
+
+    /// `POST`: a task's key delivery.
+    pub fn task_keys(task_id: &str) -> String {
+        format!("/v1/tasks/{task_id}/keys")
+    }
+
+    /// `POST`: run a task.
+    pub fn task_run(task_id: &str) -> String {
+        format!("/v1/tasks/{task_id}/run")
+    }
+
+    /// `POST`: withdraw a task.
+    pub fn task_cancel(task_id: &str) -> String {
+        format!("/v1/tasks/{task_id}/cancel")
+    }
+
+    /// `PUT`: a piece of a task file, at `offset`.
+    pub fn task_file(task_id: &str, compartment: &str, slot: &str, offset: u64) -> String {
+        format!("/v1/tasks/{task_id}/files/{compartment}/{slot}?offset={offset}")
+    }
+
+    /// `POST` (admin): register a tenant.
+    pub fn tenants() -> String {
+        "/v1/tenants".into()
+    }
+}
+
 /// Tenant request signatures.
 ///
-/// `Authorization: Veritee tenant=<id>, ts=<unix seconds>, sig=<base64 ECDSA P-256 r||s>`
-/// over [`auth::signing_string`]. The host checks it (no anonymous writes); the enclave
-/// separately authenticates the tenant inside each session.
+/// `Authorization: Veritee tenant=<id>, node=<node id>, epoch=<hex>, ts=<unix seconds>,
+/// nonce=<hex>, sig=<base64 ECDSA P-256 r||s>` over [`auth::signing_string`].
+///
+/// The host checks it as a first filter (no anonymous writes), then hands the header,
+/// method and path to the enclave with the body, and the enclave checks it again with
+/// its own sealed copy of the tenant's key: the tenant, not the host, is who asks. The
+/// signature names the node and the enclave instance (`epoch`, random per start of the
+/// enclave process) it is for, so it is no good at another node or after a restart,
+/// and a fresh `nonce` that the enclave remembers for the time window, so it is no good
+/// twice.
 pub mod auth {
     /// The scheme name in the Authorization header.
     pub const SCHEME: &str = "Veritee";
     /// Largest clock difference accepted, seconds.
     pub const MAX_SKEW_SECS: i64 = 300;
+    /// Bytes of a request nonce.
+    pub const NONCE_LEN: usize = 16;
+    /// Header the tenant's proof of possession travels in when the Authorization header
+    /// carries the admin token (tenant registration).
+    pub const PROOF_HEADER: &str = "veritee-tenant-proof";
+
+    /// The enclave a request is meant for: the node's id and the running enclave's
+    /// epoch, both from `GET /v1/node`.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct Audience {
+        /// The node id (16 hex digits).
+        pub node: String,
+        /// The enclave instance (32 hex digits).
+        pub epoch: String,
+    }
 
     /// The bytes a tenant signs for one request. `payload` stands for the body: its
     /// SHA-256 in hex, or for a piece of a task file [`stream_piece_payload`].
-    pub fn signing_string(method: &str, path_and_query: &str, ts: i64, payload: &str) -> Vec<u8> {
-        format!("VERITEE-REQUEST-V1\n{method}\n{path_and_query}\n{ts}\n{payload}").into_bytes()
+    pub fn signing_string(
+        audience: &Audience,
+        method: &str,
+        path_and_query: &str,
+        ts: i64,
+        nonce: &str,
+        payload: &str,
+    ) -> Vec<u8> {
+        format!(
+            "VERITEE-REQUEST-V2\n{}\n{}\n{method}\n{path_and_query}\n{ts}\n{nonce}\n{payload}",
+            audience.node, audience.epoch
+        )
+        .into_bytes()
+    }
+
+    /// The payload of a request body: its SHA-256, hex.
+    pub fn body_payload(body: &[u8]) -> String {
+        hex::encode(veritee_crypto::digest::sha256(body))
     }
 
     /// What a tenant signs in place of the body digest for a piece of a task file
@@ -161,8 +287,17 @@ pub mod auth {
     }
 
     /// Formats the header value.
-    pub fn header_value(tenant_id: &str, ts: i64, sig_b64: &str) -> String {
-        format!("{SCHEME} tenant={tenant_id}, ts={ts}, sig={sig_b64}")
+    pub fn header_value(
+        tenant_id: &str,
+        audience: &Audience,
+        ts: i64,
+        nonce: &str,
+        sig_b64: &str,
+    ) -> String {
+        format!(
+            "{SCHEME} tenant={tenant_id}, node={}, epoch={}, ts={ts}, nonce={nonce}, sig={sig_b64}",
+            audience.node, audience.epoch
+        )
     }
 
     /// A parsed Authorization header.
@@ -170,46 +305,89 @@ pub mod auth {
     pub struct SignedHeader {
         /// Tenant id.
         pub tenant_id: String,
+        /// The enclave it is for.
+        pub audience: Audience,
         /// Timestamp.
         pub ts: i64,
+        /// The request's nonce, hex.
+        pub nonce: String,
         /// Signature bytes.
         pub signature: Vec<u8>,
+    }
+
+    impl SignedHeader {
+        /// The signed bytes of this request.
+        pub fn signing_string(&self, method: &str, path_and_query: &str, payload: &str) -> Vec<u8> {
+            signing_string(
+                &self.audience,
+                method,
+                path_and_query,
+                self.ts,
+                &self.nonce,
+                payload,
+            )
+        }
+    }
+
+    fn hex_field(v: &str, len: usize, name: &str) -> Result<String, String> {
+        if v.len() == 2 * len && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(v.to_ascii_lowercase())
+        } else {
+            Err(format!("{name} must be {} hex digits", 2 * len))
+        }
     }
 
     /// Parses the header value; the error names what is wrong.
     pub fn parse_header(value: &str) -> Result<SignedHeader, String> {
         use base64::Engine;
+        if value.len() > 1024 {
+            return Err("Authorization header is too long".into());
+        }
         let rest = value
             .strip_prefix(SCHEME)
             .and_then(|r| r.strip_prefix(' '))
             .ok_or_else(|| format!("Authorization must use the {SCHEME} scheme"))?;
-        let (mut tenant, mut ts, mut sig) = (None, None, None);
+        let (mut tenant, mut node, mut epoch, mut ts, mut nonce, mut sig) =
+            (None, None, None, None, None, None);
         for part in rest.split(',') {
             let (k, v) = part
                 .trim()
                 .split_once('=')
                 .ok_or("Authorization parameters are key=value")?;
-            match k {
-                "tenant" => tenant = Some(v.to_string()),
-                "ts" => ts = Some(v.parse::<i64>().map_err(|_| "ts must be an integer")?),
-                "sig" => {
-                    sig = Some(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(v)
-                            .map_err(|_| "sig must be base64")?,
-                    )
-                }
+            let slot = match k {
+                "tenant" => &mut tenant,
+                "node" => &mut node,
+                "epoch" => &mut epoch,
+                "ts" => &mut ts,
+                "nonce" => &mut nonce,
+                "sig" => &mut sig,
                 other => return Err(format!("unknown Authorization parameter {other:?}")),
+            };
+            if slot.replace(v.to_string()).is_some() {
+                return Err(format!("Authorization parameter {k} appears twice"));
             }
         }
-        let tenant_id = tenant.ok_or("Authorization lacks tenant=")?;
-        if tenant_id.len() != 32 || !tenant_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("tenant must be 32 hex digits".into());
-        }
+        let tenant_id = hex_field(&tenant.ok_or("Authorization lacks tenant=")?, 16, "tenant")?;
+        let node = hex_field(&node.ok_or("Authorization lacks node=")?, 8, "node")?;
+        let epoch = hex_field(&epoch.ok_or("Authorization lacks epoch=")?, 16, "epoch")?;
+        let nonce = hex_field(
+            &nonce.ok_or("Authorization lacks nonce=")?,
+            NONCE_LEN,
+            "nonce",
+        )?;
+        let ts = ts
+            .ok_or("Authorization lacks ts=")?
+            .parse::<i64>()
+            .map_err(|_| "ts must be an integer")?;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(sig.ok_or("Authorization lacks sig=")?)
+            .map_err(|_| "sig must be base64")?;
         Ok(SignedHeader {
             tenant_id,
-            ts: ts.ok_or("Authorization lacks ts=")?,
-            signature: sig.ok_or("Authorization lacks sig=")?,
+            audience: Audience { node, epoch },
+            ts,
+            nonce,
+            signature,
         })
     }
 
@@ -217,37 +395,66 @@ pub mod auth {
     mod tests {
         use super::*;
 
+        fn audience() -> Audience {
+            Audience {
+                node: "0a".repeat(8),
+                epoch: "0b".repeat(16),
+            }
+        }
+
         #[test]
         fn header_round_trip_and_errors() {
-            let v = header_value(&"ab".repeat(16), 1700000000, "AAEC");
+            let v = header_value(
+                &"ab".repeat(16),
+                &audience(),
+                1700000000,
+                &"cd".repeat(16),
+                "AAEC",
+            );
             let h = parse_header(&v).unwrap();
             assert_eq!(h.ts, 1700000000);
             assert_eq!(h.signature, vec![0, 1, 2]);
+            assert_eq!(h.audience, audience());
             assert!(parse_header("Bearer x").unwrap_err().contains("scheme"));
-            assert!(
-                parse_header("Veritee tenant=zz, ts=1, sig=AA==")
-                    .unwrap_err()
-                    .contains("32 hex")
+            for (from, to, word) in [
+                ("tenant=abab", "tenant=zzab", "tenant"),
+                ("ts=1700000000", "ts=x", "ts"),
+                ("nonce=cdcd", "nonce=cd", "nonce"),
+                ("node=0a0a", "node=0a", "node"),
+                ("epoch=0b0b", "epoch=0b", "epoch"),
+                (", sig=AAEC", "", "sig"),
+                ("sig=AAEC", "sig=AAEC, x=1", "unknown"),
+                ("sig=AAEC", "sig=AAEC, ts=1", "twice"),
+            ] {
+                let bad = v.replacen(from, to, 1);
+                assert_ne!(bad, v, "{from}");
+                let err = parse_header(&bad).unwrap_err();
+                assert!(err.contains(word), "{from}: {err}");
+            }
+            assert!(parse_header(&format!("{v}{}", " ".repeat(2000))).is_err());
+        }
+
+        #[test]
+        fn every_field_is_signed() {
+            let a = audience();
+            let base = signing_string(&a, "POST", "/v1/keys", 1, "n", "p");
+            let mut other = a.clone();
+            other.node = "0c".repeat(8);
+            assert_ne!(
+                base,
+                signing_string(&other, "POST", "/v1/keys", 1, "n", "p")
             );
-            assert!(
-                parse_header(&format!(
-                    "Veritee tenant={}, ts=x, sig=AA==",
-                    "a".repeat(32)
-                ))
-                .is_err()
+            let mut other = a.clone();
+            other.epoch = "0c".repeat(16);
+            assert_ne!(
+                base,
+                signing_string(&other, "POST", "/v1/keys", 1, "n", "p")
             );
-            assert!(
-                parse_header(&format!("Veritee tenant={}, ts=1", "a".repeat(32)))
-                    .unwrap_err()
-                    .contains("sig")
-            );
-            assert!(
-                parse_header(&format!(
-                    "Veritee tenant={}, ts=1, sig=AA==, x=1",
-                    "a".repeat(32)
-                ))
-                .is_err()
-            );
+            assert_ne!(base, signing_string(&a, "PUT", "/v1/keys", 1, "n", "p"));
+            assert_ne!(base, signing_string(&a, "POST", "/v1/key", 1, "n", "p"));
+            assert_ne!(base, signing_string(&a, "POST", "/v1/keys", 2, "n", "p"));
+            assert_ne!(base, signing_string(&a, "POST", "/v1/keys", 1, "m", "p"));
+            assert_ne!(base, signing_string(&a, "POST", "/v1/keys", 1, "n", "q"));
         }
     }
 }

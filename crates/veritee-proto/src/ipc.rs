@@ -46,6 +46,21 @@ pub enum EnclaveToHost {
     },
 }
 
+/// A tenant's signed request as it reached the host. The enclave checks the signature
+/// itself, with its own sealed copy of the tenant's key, over the method, this path and
+/// the call's body, and rebuilds the path from the call's fields: a host that changes a
+/// field, swaps the tenant or replays the request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRequest {
+    /// The `Authorization: Veritee ...` header value (or, for tenant registration, the
+    /// tenant's proof-of-possession header).
+    pub authorization: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The path and query as the client sent them.
+    pub path: String,
+}
+
 /// What the host asks of the enclave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnclaveCall {
@@ -57,21 +72,22 @@ pub enum EnclaveCall {
         #[serde(with = "serde_bytes")]
         nonce: Vec<u8>,
     },
-    /// Record a tenant's public key inside the enclave.
+    /// Record a tenant's public key inside the enclave: the admin-authenticated request,
+    /// with the tenant's own signature over it (proof that it holds the key).
     RegisterTenant {
-        /// The tenant id (derived from the key).
-        tenant_id: String,
-        /// The tenant's SubjectPublicKeyInfo, DER.
+        /// The tenant's proof of possession.
+        request: SignedRequest,
+        /// The JSON body (`RegisterTenantRequest`).
         #[serde(with = "serde_bytes")]
-        public_key: Vec<u8>,
+        body: Vec<u8>,
     },
     /// Begin an attested session for a tenant.
     OpenSession {
-        /// The tenant.
-        tenant_id: String,
-        /// The client's fresh nonce.
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`OpenSessionRequest`).
         #[serde(with = "serde_bytes")]
-        nonce: Vec<u8>,
+        body: Vec<u8>,
     },
     /// An end-to-end encrypted message within a session.
     SessionMessage {
@@ -89,47 +105,51 @@ pub enum EnclaveCall {
     },
     /// Import a user data key wrapped to the wrapping key.
     ImportKey {
-        /// The tenant the host authenticated (the enclave checks it against the blob).
-        tenant_id: String,
-        /// The wrapped key.
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`ImportKeyRequest`).
         #[serde(with = "serde_bytes")]
-        blob: Vec<u8>,
+        body: Vec<u8>,
     },
     /// Begin storing a data object: the stream header, checked under the tenant's key.
     DataBegin {
-        /// The tenant the host authenticated.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
         /// Object name.
         object: String,
-        /// The stream header.
+        /// The stream header (the body).
         #[serde(with = "serde_bytes")]
         header: Vec<u8>,
     },
     /// One chunk of an upload, in order.
     DataChunk {
-        /// The tenant.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// Object name.
+        object: String,
         /// Upload id from [`EnclaveReply::DataUpload`].
         upload_id: String,
         /// Chunk index.
         index: u64,
         /// Whether it is the final chunk.
         last: bool,
-        /// Ciphertext and tag.
+        /// Ciphertext and tag (the body).
         #[serde(with = "serde_bytes")]
         chunk: Vec<u8>,
     },
-    /// The header and length of a stored object.
+    /// The header and length of a stored object, vouched for under the client's nonce.
     DataOpen {
-        /// The tenant.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
         /// Object name.
         object: String,
+        /// The client's nonce, hex.
+        nonce: String,
     },
     /// One stored chunk, checked before it is returned.
     DataRead {
-        /// The tenant.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
         /// Object name.
         object: String,
         /// Chunk index.
@@ -137,34 +157,34 @@ pub enum EnclaveCall {
     },
     /// A task initiation (TTIS), as the client sent it.
     TaskInitiate {
-        /// The tenant the host authenticated.
-        tenant_id: String,
-        /// The exact initiation bytes (JSON).
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The exact initiation bytes (JSON; the body).
         #[serde(with = "serde_bytes")]
         initiation: Vec<u8>,
     },
     /// The client's key delivery for a task.
     TaskKeys {
-        /// The tenant.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
         /// The task.
         task_id: String,
-        /// HPKE to the SKEK.
+        /// The delivery (the body).
         #[serde(with = "serde_bytes")]
         delivery: Vec<u8>,
     },
     /// Run a task whose encrypted files the host has placed in the spool.
     TaskRun {
-        /// The tenant.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
         /// The task.
         task_id: String,
     },
     /// Withdraw a task: forgotten if not yet run; if running, its reads of inputs
     /// still arriving stop and the run fails.
     TaskCancel {
-        /// The tenant.
-        tenant_id: String,
+        /// The tenant's signed request.
+        request: SignedRequest,
         /// The task.
         task_id: String,
     },
@@ -174,6 +194,8 @@ pub enum EnclaveCall {
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
+    /// A signed checkpoint of the audit log (C2SP signed note).
+    AuditCheckpoint,
 }
 
 /// The enclave's public facts.
@@ -194,6 +216,15 @@ pub struct EnclaveStatus {
     pub audit_entries: u64,
     /// The name of this enclave's audit log in the store.
     pub audit_log: String,
+    /// The node id (what tenants' signatures name).
+    pub node_id: String,
+    /// This enclave process's epoch (what tenants' signatures name).
+    pub epoch: String,
+    /// Transitions of the sealed state journal, and the counter value they reached
+    /// (which the platform's monotonic counter must match).
+    pub state_transitions: u64,
+    /// The counter value of the last transition.
+    pub state_counter: u64,
 }
 
 /// What the enclave answers.
@@ -209,9 +240,15 @@ pub enum EnclaveReply {
         /// The audit signing key, SPKI DER.
         #[serde(with = "serde_bytes")]
         audit_public_key: Vec<u8>,
+        /// The checkpoint signing key, Ed25519.
+        #[serde(with = "serde_bytes")]
+        checkpoint_public_key: Vec<u8>,
     },
     /// Answer to [`EnclaveCall::RegisterTenant`].
-    TenantRegistered,
+    TenantRegistered {
+        /// The tenant id the enclave derived from the key.
+        tenant_id: String,
+    },
     /// Answer to [`EnclaveCall::WrappingKey`].
     WrappingKey {
         /// HPKE (X25519) public key.
@@ -220,7 +257,12 @@ pub enum EnclaveReply {
         /// The audit (receipt) signing key, SPKI DER.
         #[serde(with = "serde_bytes")]
         audit_public_key: Vec<u8>,
-        /// Evidence; report data binds both keys and the nonce.
+        /// The checkpoint signing key, Ed25519.
+        #[serde(with = "serde_bytes")]
+        checkpoint_public_key: Vec<u8>,
+        /// The node id.
+        node_id: String,
+        /// Evidence; report data binds the keys, the node id and the nonce.
         #[serde(with = "serde_bytes")]
         evidence: Vec<u8>,
     },
@@ -241,6 +283,11 @@ pub enum EnclaveReply {
         header: Vec<u8>,
         /// Number of chunks.
         chunks: u64,
+        /// The object's current version.
+        version: u64,
+        /// The enclave's MAC over the object's state and the client's nonce.
+        #[serde(with = "serde_bytes")]
+        vouch: Vec<u8>,
     },
     /// Answer to [`EnclaveCall::DataRead`].
     DataChunk {
@@ -279,6 +326,13 @@ pub enum EnclaveReply {
         /// The signed receipt.
         #[serde(with = "serde_bytes")]
         receipt: Vec<u8>,
+        /// A checkpoint of the audit log that includes the import.
+        checkpoint: String,
+    },
+    /// Answer to [`EnclaveCall::AuditCheckpoint`].
+    Checkpoint {
+        /// The signed note.
+        note: String,
     },
     /// Answer to [`EnclaveCall::OpenSession`].
     SessionOpened {
@@ -312,6 +366,9 @@ pub enum FailureKind {
     Conflict,
     /// The enclave cannot serve now.
     Unavailable,
+    /// A tenant signature made for another node or an earlier run of the enclave: sign
+    /// the request again for the current one.
+    StaleSignature,
     /// A bug or a broken invariant.
     Internal,
 }
@@ -323,6 +380,18 @@ pub struct EnclaveFailure {
     pub kind: FailureKind,
     /// Explanation for the client.
     pub message: String,
+}
+
+/// An object written with a log entry ([`HostCall::LogAppend`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectWrite {
+    /// Namespace.
+    pub ns: String,
+    /// Key.
+    pub key: String,
+    /// Value (sealed).
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
 }
 
 /// Storage the enclave asks of the host. Values are sealed or public.
@@ -373,7 +442,8 @@ pub enum HostCall {
         /// Key.
         key: String,
     },
-    /// Append to a log at exactly `seq`.
+    /// Append to a log at exactly `seq`, and write `objects` with it: all of it, or
+    /// none of it.
     LogAppend {
         /// Log name.
         log: String,
@@ -382,11 +452,23 @@ pub enum HostCall {
         /// Entry.
         #[serde(with = "serde_bytes")]
         entry: Vec<u8>,
+        /// Objects written in the same transaction (sealed records a journal entry names).
+        #[serde(default)]
+        objects: Vec<ObjectWrite>,
     },
     /// The last entry of a log.
     LogLast {
         /// Log name.
         log: String,
+    },
+    /// Entries of a log from `from` on, in order.
+    LogRead {
+        /// Log name.
+        log: String,
+        /// First sequence number.
+        from: u64,
+        /// Most entries.
+        limit: u32,
     },
     /// The peer nodes this node may fetch replicas from (routing only; untrusted).
     Peers,
@@ -415,6 +497,8 @@ pub enum HostResult {
     Deleted(bool),
     /// For LogLast: (seq, entry).
     Last(Option<LogEntry>),
+    /// For LogRead.
+    Entries(Vec<LogEntry>),
     /// For Peers.
     PeerList(Vec<String>),
     /// For PeerExchange.

@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             binary_values,
             log_basics,
             log_conflicts,
+            log_append_with_objects_is_all_or_nothing,
             concurrent_appenders,
             concurrent_appenders_free_running,
             concurrent_writers,
@@ -697,6 +698,65 @@ pub async fn log_conflicts(fixture: &Fixture) {
         s.log_last(log).await.unwrap(),
         Some((1, b"second".to_vec()))
     );
+}
+
+/// A log entry and the objects written with it land together, or neither does.
+pub async fn log_append_with_objects_is_all_or_nothing(fixture: &Fixture) {
+    let s = fixture.open().await;
+    let log = "journal";
+    let object = |key: &str, value: &[u8]| crate::StoredObject {
+        ns: "records".into(),
+        key: key.into(),
+        value: value.to_vec(),
+    };
+    s.log_append_with_objects(log, 0, b"first", &[object("a", b"1"), object("b", b"2")])
+        .await
+        .unwrap();
+    assert_eq!(s.get("records", "a").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get("records", "b").await.unwrap(), Some(b"2".to_vec()));
+    // A conflicting append writes none of its objects.
+    assert_conflict(
+        s.log_append_with_objects(log, 0, b"again", &[object("c", b"3"), object("a", b"x")])
+            .await,
+        log,
+        1,
+        0,
+    );
+    assert_eq!(s.get("records", "c").await.unwrap(), None);
+    assert_eq!(s.get("records", "a").await.unwrap(), Some(b"1".to_vec()));
+    // Nor does one with an object over the limits.
+    let bad = crate::StoredObject {
+        ns: String::new(),
+        key: "d".into(),
+        value: b"4".to_vec(),
+    };
+    assert_invalid(
+        s.log_append_with_objects(log, 1, b"second", &[object("d", b"4"), bad])
+            .await,
+        "ns",
+    );
+    assert_eq!(s.get("records", "d").await.unwrap(), None);
+    assert_eq!(s.log_last(log).await.unwrap(), Some((0, b"first".to_vec())));
+    // Without objects it is a plain append; objects overwrite.
+    s.log_append_with_objects(log, 1, b"second", &[])
+        .await
+        .unwrap();
+    s.log_append_with_objects(log, 2, b"third", &[object("a", b"new")])
+        .await
+        .unwrap();
+    assert_eq!(s.get("records", "a").await.unwrap(), Some(b"new".to_vec()));
+    // The same name twice in one append: the last one wins, as written in turn.
+    s.log_append_with_objects(
+        log,
+        3,
+        b"fourth",
+        &[object("e", b"one"), object("f", b"x"), object("e", b"two")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get("records", "e").await.unwrap(), Some(b"two".to_vec()));
+    assert_eq!(s.get("records", "f").await.unwrap(), Some(b"x".to_vec()));
+    assert_eq!(s.log_read(log, 0, 10).await.unwrap().len(), 4);
 }
 
 /// Many tasks race to append the same seq, round after round: exactly one wins each

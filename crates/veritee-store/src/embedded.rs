@@ -9,7 +9,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use crate::{Store, StoreError, limits};
+use crate::{Store, StoreError, StoredObject, limits};
 
 const BACKEND: &str = "embedded";
 
@@ -306,14 +306,37 @@ impl Store for EmbeddedStore {
     }
 
     async fn log_append(&self, log: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError> {
+        self.log_append_with_objects(log, seq, entry, &[]).await
+    }
+
+    async fn log_append_with_objects(
+        &self,
+        log: &str,
+        seq: u64,
+        entry: &[u8],
+        objects: &[StoredObject],
+    ) -> Result<(), StoreError> {
         limits::check_log_name(log)?;
         limits::check_seq(seq)?;
         limits::check_value(entry)?;
-        let (log, entry) = (log.to_owned(), entry.to_vec());
+        for o in objects {
+            limits::check_ns(&o.ns)?;
+            limits::check_key(&o.key)?;
+            limits::check_value(&o.value)?;
+        }
+        let (log, entry, objects) = (log.to_owned(), entry.to_vec(), objects.to_vec());
         self.blocking("log_append", move |db| {
             let op = "log_append";
             // One writer at a time: reading the last seq and inserting are atomic.
             let txn = begin_write(db, "log_append")?;
+            if !objects.is_empty() {
+                let mut table = txn.open_table(OBJECTS).map_err(err(op))?;
+                for o in &objects {
+                    table
+                        .insert((o.ns.as_str(), o.key.as_str()), o.value.as_slice())
+                        .map_err(err(op))?;
+                }
+            }
             {
                 let mut table = txn.open_table(LOGS).map_err(err(op))?;
                 let last = table

@@ -40,6 +40,17 @@ pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 
+/// An object written together with a log entry ([`Store::log_append_with_objects`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Namespace.
+    pub ns: String,
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: Vec<u8>,
+}
+
 /// The storage interface of a provider node: objects in namespaces, and append-only logs.
 ///
 /// Every method checks its arguments against the [`limits`] before any I/O and answers
@@ -76,6 +87,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends entry number `seq` to append-only log `log`: seq must be exactly last+1 (0 for an empty log), else StoreError::Conflict naming the expected seq; durable on Ok.
     async fn log_append(&self, log: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError>;
+
+    /// As [`Store::log_append`], and upserts `objects` (namespace, key, value) in the
+    /// same transaction: all of it is durable on Ok, none of it on a Conflict or any
+    /// other error. An enclave's journal entry and the records it names land together.
+    async fn log_append_with_objects(
+        &self,
+        log: &str,
+        seq: u64,
+        entry: &[u8],
+        objects: &[StoredObject],
+    ) -> Result<(), StoreError>;
 
     /// Entries with seq >= from, ascending, at most limit.
     async fn log_read(

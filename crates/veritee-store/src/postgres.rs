@@ -7,7 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, config::Host};
 
-use crate::{Store, StoreError, limits};
+use crate::{Store, StoreError, StoredObject, limits};
 
 const BACKEND: &str = "postgres";
 
@@ -65,6 +65,21 @@ const LOG_APPEND: &str = "INSERT INTO veritee_logs (log, seq, entry) \
                           SELECT $1::text, $2::bigint, $3::bytea \
                           WHERE COALESCE((SELECT max(seq) FROM veritee_logs WHERE log = $1::text), -1) + 1 \
                               = $2::bigint";
+// The log append above, and the objects (as three arrays) stored only if it appended.
+const LOG_APPEND_WITH_OBJECTS: &str = "WITH appended AS ( \
+        INSERT INTO veritee_logs (log, seq, entry) \
+        SELECT $1::text, $2::bigint, $3::bytea \
+        WHERE COALESCE((SELECT max(seq) FROM veritee_logs WHERE log = $1::text), -1) + 1 \
+            = $2::bigint \
+        RETURNING 1), \
+    stored AS ( \
+        INSERT INTO veritee_objects (ns, key, value) \
+        SELECT o.ns, o.key, o.value \
+        FROM unnest($4::text[], $5::text[], $6::bytea[]) AS o(ns, key, value) \
+        WHERE EXISTS (SELECT 1 FROM appended) \
+        ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value \
+        RETURNING 1) \
+    SELECT (SELECT count(*) FROM appended), (SELECT count(*) FROM stored)";
 const LOG_MAX: &str = "SELECT max(seq) FROM veritee_logs WHERE log = $1";
 const LOG_READ: &str = "SELECT seq, entry FROM veritee_logs WHERE log = $1 AND seq >= $2 \
                         ORDER BY seq LIMIT $3";
@@ -405,6 +420,62 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| self.error(op, e))?;
         Ok(deleted > 0)
+    }
+
+    async fn log_append_with_objects(
+        &self,
+        log: &str,
+        seq: u64,
+        entry: &[u8],
+        objects: &[StoredObject],
+    ) -> Result<(), StoreError> {
+        if objects.is_empty() {
+            return self.log_append(log, seq, entry).await;
+        }
+        limits::check_log_name(log)?;
+        limits::check_seq(seq)?;
+        limits::check_value(entry)?;
+        for o in objects {
+            limits::check_ns(&o.ns)?;
+            limits::check_key(&o.key)?;
+            limits::check_value(&o.value)?;
+        }
+        let op = "log_append";
+        let seq_sql = seq as i64; // at most MAX_SEQ = i64::MAX, checked above
+        // One statement, so one round trip and its own transaction. Within a statement
+        // a row can be written once: of objects under the same name, the last one wins
+        // (as it would written in turn).
+        let mut last = std::collections::HashMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            last.insert((o.ns.as_str(), o.key.as_str()), i);
+        }
+        let kept: Vec<&StoredObject> = objects
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| last.get(&(o.ns.as_str(), o.key.as_str())) == Some(i))
+            .map(|(_, o)| o)
+            .collect();
+        let ns: Vec<&str> = kept.iter().map(|o| o.ns.as_str()).collect();
+        let keys: Vec<&str> = kept.iter().map(|o| o.key.as_str()).collect();
+        let values: Vec<&[u8]> = kept.iter().map(|o| o.value.as_slice()).collect();
+        let (client, stmt) = self.prepared(op, LOG_APPEND_WITH_OBJECTS).await?;
+        let appended = match client
+            .query_one(&stmt, &[&log, &seq_sql, &entry, &ns, &keys, &values])
+            .await
+        {
+            Ok(row) => row.try_get::<_, i64>(0).map_err(|e| self.error(op, e))? == 1,
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => false,
+            Err(e) => return Err(self.error(op, e)),
+        };
+        if appended {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                log: log.to_owned(),
+                expected: self.expected_seq(&client, log).await?,
+                attempted: seq,
+            })
+        }
     }
 
     async fn log_append(&self, log: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError> {

@@ -67,6 +67,22 @@ impl ChunkSealer {
         Ok(Self::from_parts(header, key))
     }
 
+    /// As [`ChunkSealer::new`], bound to `context`: up to
+    /// [`MAX_CONTEXT_LEN`](crate::MAX_CONTEXT_LEN) bytes naming what the stream is for
+    /// (an object name and version, a task slot), so that a reader who checks
+    /// [`Header::context`] cannot be served another stream under the same key in its
+    /// place. A non-empty context makes a version-2 header; an empty one makes the same
+    /// version-1 header as [`ChunkSealer::new`].
+    pub fn with_context(
+        key: &StreamKey,
+        key_id: &str,
+        context: &[u8],
+        chunk_size: u32,
+    ) -> Result<Self, StreamError> {
+        let (header, key) = Header::seal_with_context(key, key_id, context, chunk_size)?;
+        Ok(Self::from_parts(header, key))
+    }
+
     pub(crate) fn from_parts(header: Header, key: AeadKey) -> Self {
         Self {
             chunk_size: header.chunk_size() as usize,
@@ -217,6 +233,10 @@ impl core::fmt::Debug for ChunkOpener {
 
 impl ChunkOpener {
     /// Checks `header`'s tag under `key` and prepares to open the stream's chunks.
+    ///
+    /// Once this succeeded, `header` (its key id and [`Header::context`] included) is
+    /// authenticated: compare its context with the one expected before trusting any
+    /// chunk to be what it was asked for.
     pub fn new(key: &StreamKey, header: &Header) -> Result<Self, StreamError> {
         let key = header.open(key)?;
         Ok(Self {

@@ -21,7 +21,9 @@ pub enum StreamError {
     #[error("not a veritee data stream: the first four bytes are not \"VTDX\"")]
     BadMagic,
     /// The header names a format version this code does not read.
-    #[error("unsupported veritee data stream version {version} (this reader knows version 1)")]
+    #[error(
+        "unsupported veritee data stream version {version} (this reader knows versions 1 and 2)"
+    )]
     UnsupportedVersion {
         /// The version byte found.
         version: u8,
@@ -46,6 +48,19 @@ pub enum StreamError {
     /// A key id in a header is not UTF-8.
     #[error("key id in the stream header is not UTF-8")]
     KeyIdNotUtf8,
+    /// A context is longer than the format allows.
+    #[error(
+        "stream context is {len} bytes long; at most 255 bytes are allowed (bind a digest of a longer name instead)"
+    )]
+    ContextTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A version-2 header has a context length of zero.
+    #[error(
+        "the version-2 stream header has an empty context: a version-2 header always has one (a stream without a context is written as version 1), so it is malformed"
+    )]
+    ContextEmpty,
     /// The input ends inside the header.
     #[error("the stream ends inside its header: it was truncated")]
     HeaderTruncated,

@@ -10,9 +10,19 @@
 //! data key, a random stream id and the header, so chunks of one stream never
 //! authenticate in another, even under the same key and key id.
 //!
+//! The key id says which key a stream is under, not what the stream is. A stream may
+//! also carry a **context**: bytes naming what it is for (an object name and version, a
+//! task slot). The context is authenticated with the rest of the header and selects the
+//! payload key, so a stream made for one purpose cannot be passed off as one made for
+//! another under the same key, provided the reader compares [`Header::context`] with the
+//! context it expects (the format cannot know it). A stream with a context has a
+//! version-2 header; one without keeps the version-1 header, byte for byte.
+//!
 //! # Layout
 //!
 //! All integers are big-endian. Sizes are the constants of this crate.
+//!
+//! Version 1 (no context):
 //!
 //! ```text
 //!  offset   size  field
@@ -25,7 +35,28 @@
 //!    10+L     32  stream id: random, fresh for every stream             STREAM_ID_LEN
 //!    42+L     32  header tag: HMAC-SHA-256(header key, bytes 0 .. 42+L) HEADER_TAG_LEN
 //!    74+L         chunk 0, chunk 1, ..., chunk n (n >= 0) to the end of the input
+//! ```
 //!
+//! Version 2 (a context):
+//!
+//! ```text
+//!  offset   size  field
+//!  ------  -----  ------------------------------------------------------------------
+//!       0      4  magic "VTDX"                                          MAGIC
+//!       4      1  version, 0x02                                         Version::V2
+//!       5      4  chunk size C (u32): a power of two, 4 KiB ..= 16 MiB  MIN/MAX_CHUNK_SIZE
+//!       9      1  key id length L, 1 ..= 128                            MAX_KEY_ID_LEN
+//!      10      L  key id, UTF-8: the name of the deployed data key
+//!    10+L      1  context length M, 1 ..= 255                           MAX_CONTEXT_LEN
+//!    11+L      M  context: bytes naming what the stream is for
+//!  11+L+M     32  stream id: random, fresh for every stream             STREAM_ID_LEN
+//!  43+L+M     32  header tag: HMAC-SHA-256(header key, bytes 0 .. 43+L+M)
+//!  75+L+M         chunk 0, chunk 1, ..., chunk n (n >= 0) to the end of the input
+//! ```
+//!
+//! Chunks are the same in both versions:
+//!
+//! ```text
 //!  chunk i      = AES-256-GCM(payload key, nonce i, no associated data, plaintext i)
 //!               = ciphertext i (|plaintext i| bytes) || tag i (16 bytes)     TAG_LEN
 //!  |plaintext i| = C for i < n;  0 ..= C for the final chunk n
@@ -36,17 +67,21 @@
 //!                   COUNTER_LEN = 11                       0x01 on chunk n, else 0x00
 //! ```
 //!
-//! Keys, with K the 32-byte data key and S the stream id:
+//! Keys, with K the 32-byte data key, S the stream id and H the header bytes before the
+//! tag (bytes 0 .. 42+L in version 1, 0 .. 43+L+M in version 2):
 //!
 //! ```text
 //!  header key  = HKDF-SHA256(ikm = K, salt = S, info = "veritee stream v1 header")
-//!  payload key = HKDF-SHA256(ikm = K, salt = S,
-//!                            info = "veritee stream v1" || SHA-256(bytes 0 .. 42+L))
+//!  payload key = HKDF-SHA256(ikm = K, salt = S, info = "veritee stream v1" || SHA-256(H))
 //! ```
 //!
+//! The labels are the same in both versions: H starts with the version byte, so the
+//! tag and the payload key of a version-2 header can never be those of a version-1
+//! one.
+//!
 //! A reader checks the header tag before it reads any chunk, so a wrong key or an
-//! altered header (version, chunk size, key id, stream id) is found at once. The chunk
-//! counter never wraps: a chunk at index `u64::MAX` can only be the final one.
+//! altered header (version, chunk size, key id, context, stream id) is found at once.
+//! The chunk counter never wraps: a chunk at index `u64::MAX` can only be the final one.
 //!
 //! # Use
 //!
@@ -74,6 +109,34 @@
 //! # }
 //! ```
 //!
+//! With a context, the receiver checks it once the reader has authenticated the header:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use veritee_crypto::Confidential;
+//! use veritee_stream::{DEFAULT_CHUNK_SIZE, DecryptReader, EncryptWriter, StreamKey};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let key = StreamKey::new(&Confidential::new([7u8; 32]));
+//! let context = b"object orders/2024 version 3";
+//!
+//! let mut writer =
+//!     EncryptWriter::with_context(&key, "orders", context, DEFAULT_CHUNK_SIZE, Vec::new())?;
+//! writer.write_all(b"the data")?;
+//! let stream = writer.finish()?;
+//!
+//! let mut reader = DecryptReader::new(&key, &stream[..])?;
+//! // Authenticated now: a genuine stream made for anything else is refused here.
+//! if reader.header().context() != context {
+//!     return Err(std::io::Error::other("a stream for something else"));
+//! }
+//! let mut plaintext = Vec::new();
+//! reader.read_to_end(&mut plaintext)?;
+//! assert_eq!(plaintext, b"the data");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! [`ChunkSealer`] and [`ChunkOpener`] work one chunk at a time, by index, for a
 //! transport that moves (and may verify and re-encrypt) one chunk per request.
 #![forbid(unsafe_code)]
@@ -91,9 +154,10 @@ pub use chunk::{
 };
 pub use error::StreamError;
 pub use header::{
-    CHUNK_SIZE_LEN, DEFAULT_CHUNK_SIZE, HEADER_FIXED_LEN, HEADER_TAG_LEN, Header, KEY_ID_LEN_LEN,
-    MAGIC, MAGIC_LEN, MAX_CHUNK_SIZE, MAX_HEADER_LEN, MAX_KEY_ID_LEN, MIN_CHUNK_SIZE,
-    MIN_HEADER_LEN, STREAM_ID_LEN, VERSION_LEN, Version, check_chunk_size, read_header,
+    CHUNK_SIZE_LEN, CONTEXT_LEN_LEN, DEFAULT_CHUNK_SIZE, HEADER_FIXED_LEN, HEADER_TAG_LEN, Header,
+    KEY_ID_LEN_LEN, MAGIC, MAGIC_LEN, MAX_CHUNK_SIZE, MAX_CONTEXT_LEN, MAX_HEADER_LEN,
+    MAX_KEY_ID_LEN, MAX_V1_HEADER_LEN, MIN_CHUNK_SIZE, MIN_HEADER_LEN, STREAM_ID_LEN, VERSION_LEN,
+    Version, check_chunk_size, read_header,
 };
 pub use key::StreamKey;
 pub use read::DecryptReader;
@@ -101,8 +165,8 @@ pub use write::EncryptWriter;
 
 #[cfg(test)]
 mod golden {
-    //! A frozen stream: the format must not drift. `VERITEE_BLESS=1 cargo test` rewrites
-    //! the file, which is only right when the version changes.
+    //! Frozen streams, one per version: the format must not drift. `VERITEE_BLESS=1
+    //! cargo test` rewrites the files, which is only right when a version is added.
 
     use std::io::{Read, Write};
 
@@ -122,17 +186,22 @@ mod golden {
         StreamKey::new(&Confidential::new(core::array::from_fn(|i| i as u8)))
     }
 
-    fn encrypt_fixed() -> Vec<u8> {
-        let stream_id = core::array::from_fn(|i| 0xA0 ^ i as u8);
-        let (header, payload) =
-            header::Header::seal_with_stream_id(&key(), "golden-key", MIN_CHUNK_SIZE, stream_id)
-                .unwrap();
+    /// The golden plaintext sealed under a fixed header.
+    fn write_fixed(header: header::Header, payload: veritee_crypto::aead::AeadKey) -> Vec<u8> {
         let mut out = header.to_bytes();
         let sealer = ChunkSealer::from_parts(header, payload);
         let mut writer = EncryptWriter::from_sealer(sealer, &mut out);
         writer.write_all(&plaintext()).unwrap();
         writer.finish().unwrap();
         out
+    }
+
+    fn encrypt_fixed() -> Vec<u8> {
+        let stream_id = core::array::from_fn(|i| 0xA0 ^ i as u8);
+        let (header, payload) =
+            header::Header::seal_with_stream_id(&key(), "golden-key", MIN_CHUNK_SIZE, stream_id)
+                .unwrap();
+        write_fixed(header, payload)
     }
 
     #[test]
@@ -145,6 +214,39 @@ mod golden {
         assert_eq!(fresh, golden, "the v1 encoding changed");
         let mut reader = DecryptReader::new(&key(), &golden[..]).unwrap();
         assert_eq!(reader.header().key_id(), "golden-key");
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(out, plaintext());
+    }
+
+    const V2_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v2-golden.bin");
+    const V2_CONTEXT: &[u8] = b"golden object v7";
+
+    fn encrypt_fixed_v2() -> Vec<u8> {
+        let stream_id = core::array::from_fn(|i| 0xB0 ^ i as u8);
+        let (header, payload) = header::Header::seal_with_context_and_stream_id(
+            &key(),
+            "golden-key",
+            V2_CONTEXT,
+            MIN_CHUNK_SIZE,
+            stream_id,
+        )
+        .unwrap();
+        write_fixed(header, payload)
+    }
+
+    #[test]
+    fn v2_golden_stream() {
+        let fresh = encrypt_fixed_v2();
+        if std::env::var_os("VERITEE_BLESS").is_some() {
+            std::fs::write(V2_PATH, &fresh).unwrap();
+        }
+        let golden = std::fs::read(V2_PATH).unwrap();
+        assert_eq!(fresh, golden, "the v2 encoding changed");
+        let mut reader = DecryptReader::new(&key(), &golden[..]).unwrap();
+        assert_eq!(reader.header().version(), Version::V2);
+        assert_eq!(reader.header().key_id(), "golden-key");
+        assert_eq!(reader.header().context(), V2_CONTEXT);
         let mut out = Vec::new();
         reader.read_to_end(&mut out).unwrap();
         assert_eq!(out, plaintext());

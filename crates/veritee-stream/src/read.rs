@@ -20,6 +20,10 @@ use crate::key::StreamKey;
 ///
 /// The stream must run to the end of `R`: the format has no length field, and what
 /// follows the final chunk is an error.
+///
+/// Both format versions are read. The reader does not know which context the caller
+/// expects: check [`Header::context`] on [`DecryptReader::header`] (authenticated once
+/// the reader is made) before using the plaintext.
 pub struct DecryptReader<R: Read> {
     inner: R,
     header: Header,
@@ -125,7 +129,8 @@ impl<R: Read> DecryptReader<R> {
         Ok(reader)
     }
 
-    /// The stream's header (authenticated).
+    /// The stream's header (authenticated): compare its
+    /// [`context`](Header::context) with the one expected before using what is read.
     pub fn header(&self) -> &Header {
         &self.header
     }

@@ -47,6 +47,22 @@ impl<W: Write> EncryptWriter<W> {
         Ok(Self::from_sealer(sealer, inner))
     }
 
+    /// As [`EncryptWriter::new`], bound to `context`: up to
+    /// [`MAX_CONTEXT_LEN`](crate::MAX_CONTEXT_LEN) bytes naming what the stream is for
+    /// (see [`ChunkSealer::with_context`]). A non-empty context makes a version-2
+    /// stream; an empty one, the same version-1 stream as [`EncryptWriter::new`].
+    pub fn with_context(
+        key: &StreamKey,
+        key_id: &str,
+        context: &[u8],
+        chunk_size: u32,
+        mut inner: W,
+    ) -> io::Result<Self> {
+        let sealer = ChunkSealer::with_context(key, key_id, context, chunk_size)?;
+        inner.write_all(&sealer.header().to_bytes())?;
+        Ok(Self::from_sealer(sealer, inner))
+    }
+
     /// A writer that goes on from a sealer whose header has already been written.
     pub(crate) fn from_sealer(sealer: ChunkSealer, inner: W) -> Self {
         let buffer = SecretBytes::new(vec![0u8; sealer.chunk_size() + TAG_LEN]);

@@ -1,20 +1,41 @@
 //! Key derivation and delivery.
 //!
-//! The client's long-term task key stays on the client. Per task it derives the
-//! key-exchange key (CKEK) and one data key (DEK) per compartment with HKDF-SHA256,
-//! salted with the task id; the enclave learns the CKEK and DEKs only inside an HPKE
-//! message sealed to the SKEK its evidence vouches for.
+//! The client's long-term task key stays on the client. Per task it derives, with
+//! HKDF-SHA256 salted with the task id, its key-exchange key (CKEK, an X25519 key whose
+//! public half is in the task initiation, so the tenant's signature and the enclave's
+//! evidence both cover it) and one data key (DEK) per compartment. The enclave's
+//! key-exchange key (SKEK) is the X25519 key its evidence binds.
+//!
+//! Two layers carry the DEKs, each against a different threat:
+//!
+//! 1. Each DEK is wrapped (AES-KWP, RFC 5649) under a KEK derived from the static
+//!    X25519 exchange of CKEK and SKEK, salted with the initiation's digest. Only the
+//!    holder of the task key and the attested enclave holding the SKEK compute it: a
+//!    host, or another tenant, who learned the SKEK cannot deliver keys in this
+//!    client's name, the keys are bound to this initiation, and the client recomputes
+//!    everything (the results key included) from its long-term key and the SKEK alone,
+//!    with no per-task state to lose.
+//! 2. The wrapped DEKs are sealed with HPKE to the SKEK (a fresh ephemeral, `info` =
+//!    the initiation's digest): only the attested enclave reads even the wrapped keys,
+//!    compartment names and key count, and a delivery for one initiation opens for no
+//!    other.
+//!
+//! Results are authenticated with a key derived from the same exchange (see
+//! [`TaskKey::result_key`]) and bound to their timestamp (see `results`).
 
 use crate::TaskError;
 use veritee_crypto::hkdf::{self, HkdfHash};
 use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
 use veritee_crypto::keywrap::KeyEncryptionKey;
+use veritee_crypto::kx::X25519Secret;
 use veritee_crypto::{Confidential, SecretBytes};
 
 /// HPKE `info` prefix of the key delivery; the TTIS digest follows.
-pub const DELIVERY_INFO: &[u8] = b"veritee task keys v1";
-/// Exporter context of the result-authentication key.
-pub const RESULT_MAC_CONTEXT: &[u8] = b"veritee task results v1";
+pub const DELIVERY_INFO: &[u8] = b"veritee task keys v2";
+/// HKDF info of the DEK-wrapping key.
+const KEK_INFO: &[u8] = b"veritee task kek v2";
+/// HKDF info of the result-authentication key.
+const RESULT_INFO: &[u8] = b"veritee task results v2";
 /// Largest key delivery.
 pub const MAX_DELIVERY_LEN: usize = 64 * 1024;
 
@@ -30,10 +51,22 @@ impl core::fmt::Debug for TaskKey {
     }
 }
 
-fn derive(ikm: &[u8], task_id: &[u8], info: &[&[u8]]) -> Result<Key256, TaskError> {
+fn derive(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Result<Key256, TaskError> {
     let mut out = Confidential::new([0u8; 32]);
-    hkdf::derive_into(HkdfHash::Sha256, task_id, ikm, info, out.expose_mut())?;
+    hkdf::derive_into(HkdfHash::Sha256, salt, ikm, info, out.expose_mut())?;
     Ok(out)
+}
+
+/// The KEK and the results key of one task, from the CKEK-SKEK exchange.
+fn exchange_keys(
+    shared: &Key256,
+    ttis_digest: &[u8; 32],
+    skek: &[u8; 32],
+    ckek: &[u8; 32],
+) -> Result<(Key256, Key256), TaskError> {
+    let kek = derive(shared.expose(), ttis_digest, &[KEK_INFO, skek, ckek])?;
+    let results = derive(shared.expose(), ttis_digest, &[RESULT_INFO, skek, ckek])?;
+    Ok((kek, results))
 }
 
 impl TaskKey {
@@ -52,9 +85,18 @@ impl TaskKey {
         &self.0
     }
 
-    /// The task's key-exchange key.
-    pub fn ckek(&self, task_id: &[u8]) -> Result<Key256, TaskError> {
-        derive(self.0.expose(), task_id, &[b"veritee ckek v1"])
+    /// The task's key-exchange key (CKEK).
+    pub fn ckek(&self, task_id: &[u8]) -> Result<X25519Secret, TaskError> {
+        Ok(X25519Secret::from_bytes(derive(
+            self.0.expose(),
+            task_id,
+            &[b"veritee ckek v2"],
+        )?))
+    }
+
+    /// The CKEK's public key, which the task initiation carries.
+    pub fn ckek_public(&self, task_id: &[u8]) -> Result<[u8; 32], TaskError> {
+        Ok(self.ckek(task_id)?.public_key()?)
     }
 
     /// The data key of one compartment.
@@ -64,6 +106,21 @@ impl TaskKey {
             task_id,
             &[b"veritee dek v1\0", compartment.as_bytes()],
         )
+    }
+
+    /// The key the task's results are authenticated with, from the task key, the
+    /// enclave's SKEK and the initiation's digest alone.
+    pub fn result_key(
+        &self,
+        task_id: &[u8],
+        skek: &HpkePublicKey,
+        ttis_digest: &[u8; 32],
+    ) -> Result<Key256, TaskError> {
+        let ckek = self.ckek(task_id)?;
+        let shared = ckek.agree(skek.as_bytes())?;
+        let (_, results) =
+            exchange_keys(&shared, ttis_digest, skek.as_bytes(), &ckek.public_key()?)?;
+        Ok(results)
     }
 }
 
@@ -84,18 +141,18 @@ impl core::fmt::Debug for DeliveredKeys {
     }
 }
 
-fn info(ttis_digest: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn info(ttis_digest: &[u8; 32]) -> Vec<u8> {
     let mut i = DELIVERY_INFO.to_vec();
     i.extend_from_slice(ttis_digest);
     i
 }
 
-/// Client side: seals the CKEK and the CKEK-wrapped DEKs to the SKEK. Returns the
-/// delivery message and the result-authentication key.
+/// Client side: wraps each compartment's DEK under the CKEK-SKEK KEK and seals the lot
+/// to the SKEK.
 ///
 /// ```text
 /// delivery = enc (32) || HPKE ciphertext of:
-///   CKEK (32) || count (u16) || count x [ name len (u8) || name || wrapped len (u16) || KWP_CKEK(DEK) ]
+///   count (u16) || count x [ name len (u8) || name || wrapped len (u16) || KWP_KEK(DEK) ]
 /// ```
 pub fn seal_delivery(
     skek: &HpkePublicKey,
@@ -103,11 +160,12 @@ pub fn seal_delivery(
     task_key: &TaskKey,
     task_id: &[u8],
     compartments: &[&str],
-) -> Result<(Vec<u8>, Key256), TaskError> {
+) -> Result<Vec<u8>, TaskError> {
     let ckek = task_key.ckek(task_id)?;
-    let kek = KeyEncryptionKey::new(ckek.clone());
+    let shared = ckek.agree(skek.as_bytes())?;
+    let (kek, _) = exchange_keys(&shared, ttis_digest, skek.as_bytes(), &ckek.public_key()?)?;
+    let kek = KeyEncryptionKey::new(kek);
     let mut plain = SecretBytes::new(Vec::new());
-    plain.expose_mut().extend_from_slice(ckek.expose());
     plain
         .expose_mut()
         .extend_from_slice(&(compartments.len() as u16).to_be_bytes());
@@ -125,19 +183,17 @@ pub fn seal_delivery(
     }
     let (enc, mut ctx) = hpke::setup_sender(skek, &info(ttis_digest))?;
     let ct = ctx.seal(b"", plain.expose())?;
-    let mut mac_key = Confidential::new([0u8; 32]);
-    mac_key
-        .expose_mut()
-        .copy_from_slice(ctx.export(RESULT_MAC_CONTEXT, 32)?.expose());
     let mut out = enc.to_vec();
     out.extend_from_slice(&ct);
-    Ok((out, mac_key))
+    Ok(out)
 }
 
-/// Enclave side: opens a delivery with the SKEK, unwraps every DEK with the CKEK.
+/// Enclave side: opens a delivery with the SKEK and unwraps every DEK under the KEK of
+/// the exchange with the client's CKEK (from the signed initiation).
 pub fn open_delivery(
     skek: &HpkeKeyPair,
     ttis_digest: &[u8; 32],
+    ckek_public: &[u8; 32],
     delivery: &[u8],
 ) -> Result<DeliveredKeys, TaskError> {
     if delivery.len() > MAX_DELIVERY_LEN
@@ -151,18 +207,21 @@ pub fn open_delivery(
     let (enc, ct) = delivery.split_at(hpke::ENCAPSULATED_KEY_LEN);
     let mut ctx = hpke::setup_receiver(skek, enc, &info(ttis_digest))?;
     let plain = ctx.open(b"", ct)?;
-    let mut mac_key = Confidential::new([0u8; 32]);
-    mac_key
-        .expose_mut()
-        .copy_from_slice(ctx.export(RESULT_MAC_CONTEXT, 32)?.expose());
+    let shared = X25519Secret::from_bytes(skek.private_bytes()).agree(ckek_public)?;
+    let (kek, result_mac_key) = exchange_keys(
+        &shared,
+        ttis_digest,
+        skek.public_key().as_bytes(),
+        ckek_public,
+    )?;
+    let kek = KeyEncryptionKey::new(kek);
     let p = plain.expose();
     let bad = |r: &str| TaskError::malformed("key delivery", r);
-    if p.len() < 34 {
+    if p.len() < 2 {
         return Err(bad("truncated"));
     }
-    let kek = KeyEncryptionKey::from_slice(&p[..32])?;
-    let count = u16::from_be_bytes([p[32], p[33]]) as usize;
-    let mut at = 34;
+    let count = u16::from_be_bytes([p[0], p[1]]) as usize;
+    let mut at = 2;
     let mut deks = Vec::with_capacity(count.min(64));
     for _ in 0..count {
         let n = *p.get(at).ok_or_else(|| bad("truncated name"))? as usize;
@@ -179,7 +238,11 @@ pub fn open_delivery(
             .get(at + 2..at + 2 + len)
             .ok_or_else(|| bad("truncated key"))?;
         at += 2 + len;
-        let dek = kek.unwrap(wrapped)?;
+        let dek = kek.unwrap(wrapped).map_err(|_| {
+            TaskError::DeliveryRefused(format!(
+                "the data key of {name} is not wrapped under this client's key-exchange key"
+            ))
+        })?;
         if dek.len() != 32 {
             return Err(bad("a data key is not 256 bits"));
         }
@@ -192,7 +255,7 @@ pub fn open_delivery(
     }
     Ok(DeliveredKeys {
         deks,
-        result_mac_key: mac_key,
+        result_mac_key,
     })
 }
 
@@ -205,10 +268,16 @@ mod tests {
         let tk = TaskKey::generate().unwrap();
         let skek = HpkeKeyPair::generate();
         let digest = [7u8; 32];
-        let (msg, mac) =
-            seal_delivery(&skek.public_key(), &digest, &tk, b"task-1", &["a", "bb"]).unwrap();
-        let got = open_delivery(&skek, &digest, &msg).unwrap();
-        assert_eq!(got.result_mac_key.expose(), mac.expose());
+        let ckek = tk.ckek_public(b"task-1").unwrap();
+        let msg = seal_delivery(&skek.public_key(), &digest, &tk, b"task-1", &["a", "bb"]).unwrap();
+        let got = open_delivery(&skek, &digest, &ckek, &msg).unwrap();
+        // The client recovers the results key from its long-term key alone.
+        assert_eq!(
+            got.result_mac_key.expose(),
+            tk.result_key(b"task-1", &skek.public_key(), &digest)
+                .unwrap()
+                .expose()
+        );
         assert_eq!(got.deks.len(), 2);
         assert_eq!(got.deks[1].0, "bb");
         assert_eq!(
@@ -220,13 +289,27 @@ mod tests {
             tk.dek(b"task-2", "a").unwrap().expose()
         );
         // Another TTIS, another SKEK, a flipped byte: refused.
-        assert!(open_delivery(&skek, &[8u8; 32], &msg).is_err());
-        assert!(open_delivery(&HpkeKeyPair::generate(), &digest, &msg).is_err());
+        assert!(open_delivery(&skek, &[8u8; 32], &ckek, &msg).is_err());
+        assert!(open_delivery(&HpkeKeyPair::generate(), &digest, &ckek, &msg).is_err());
         for i in [0, 40, msg.len() - 1] {
             let mut bad = msg.clone();
             bad[i] ^= 1;
-            assert!(open_delivery(&skek, &digest, &bad).is_err());
+            assert!(open_delivery(&skek, &digest, &ckek, &bad).is_err());
         }
-        assert!(open_delivery(&skek, &digest, &msg[..20]).is_err());
+        assert!(open_delivery(&skek, &digest, &ckek, &msg[..20]).is_err());
+    }
+
+    #[test]
+    fn keys_delivered_in_another_clients_name_do_not_unwrap() {
+        // The host learned the SKEK (it is public) and delivers keys of its own, but
+        // the initiation names the genuine client's CKEK.
+        let genuine = TaskKey::generate().unwrap();
+        let host = TaskKey::generate().unwrap();
+        let skek = HpkeKeyPair::generate();
+        let digest = [7u8; 32];
+        let forged = seal_delivery(&skek.public_key(), &digest, &host, b"t", &["a"]).unwrap();
+        let err = open_delivery(&skek, &digest, &genuine.ckek_public(b"t").unwrap(), &forged)
+            .unwrap_err();
+        assert!(err.to_string().contains("key-exchange key"), "{err}");
     }
 }

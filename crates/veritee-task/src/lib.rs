@@ -23,6 +23,9 @@ pub mod keys;
 pub mod messages;
 pub mod results;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+
 use thiserror::Error;
 
 /// Why a protocol step failed.
@@ -40,6 +43,10 @@ pub enum TaskError {
     /// A result failed authentication or freshness checks.
     #[error("result refused: {0}")]
     ResultRefused(String),
+    /// A key delivery is authentic but not from the task's client: its data keys are
+    /// not wrapped under the key that client's key-exchange key agrees.
+    #[error("key delivery refused: {0}")]
+    DeliveryRefused(String),
     /// Evidence or policy refused the provider.
     #[error(transparent)]
     Channel(#[from] veritee_channel::ChannelError),

@@ -7,7 +7,9 @@ use veritee_attest::ReportData;
 use veritee_crypto::hpke::HpkePublicKey;
 
 /// Report-data label of the attestation signal.
-pub const SIGNAL_LABEL: &[u8] = b"veritee task signal v1";
+pub const SIGNAL_LABEL: &[u8] = b"veritee task signal v2";
+/// The only task initiation version.
+pub const INITIATION_VERSION: u32 = 2;
 /// Largest task initiation.
 pub const MAX_INITIATION_LEN: usize = 256 * 1024;
 /// Largest input a task may declare (a node takes files of at most 4 GiB).
@@ -56,12 +58,14 @@ pub struct LimitsContext {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInitiation {
-    /// Format version, 1.
+    /// Format version, [`INITIATION_VERSION`].
     pub version: u32,
     /// Task id, 32 hex digits.
     pub task_id: String,
     /// The client's fresh nonce, 64 hex digits.
     pub nonce: String,
+    /// The client's key-exchange key (CKEK) for this task, X25519, 64 hex digits.
+    pub client_kx: String,
     /// The appraisal policy the provider must meet (TOML), so a provider that cannot
     /// may decline early; the client appraises regardless.
     pub policy: String,
@@ -85,13 +89,17 @@ impl TaskInitiation {
         }
         let t: Self = serde_json::from_slice(bytes)
             .map_err(|e| TaskError::malformed("task initiation", e))?;
-        if t.version != 1 {
+        if t.version != INITIATION_VERSION {
             return Err(TaskError::malformed(
                 "task initiation",
-                format!("unsupported version {}", t.version),
+                format!(
+                    "unsupported version {} (this build speaks {INITIATION_VERSION})",
+                    t.version
+                ),
             ));
         }
         t.task_id_bytes()?;
+        t.client_kx_bytes()?;
         let nonce = hex::decode(&t.nonce)
             .map_err(|_| TaskError::malformed("task initiation", "nonce is not hex"))?;
         if nonce.len() != 32 {
@@ -137,6 +145,15 @@ impl TaskInitiation {
         Ok(t)
     }
 
+    /// The client's key-exchange public key.
+    pub fn client_kx_bytes(&self) -> Result<[u8; 32], TaskError> {
+        let mut kx = [0u8; 32];
+        hex::decode_to_slice(&self.client_kx, &mut kx).map_err(|_| {
+            TaskError::malformed("task initiation", "client_kx must be 64 hex digits")
+        })?;
+        Ok(kx)
+    }
+
     /// The task id's bytes.
     pub fn task_id_bytes(&self) -> Result<[u8; TASK_ID_LEN], TaskError> {
         let mut id = [0u8; TASK_ID_LEN];
@@ -166,11 +183,20 @@ pub struct AttestationSignal {
     pub load: u32,
 }
 
-/// The report data binding an SKEK to the client's nonce and initiation.
-pub fn signal_binding(skek: &[u8], nonce: &[u8], ttis_digest: &[u8; 32]) -> ReportData {
+/// The report data binding an SKEK to the client's nonce and initiation, and the load
+/// the provider reports (so a host cannot make a provider look idler than it is).
+pub fn signal_binding(skek: &[u8], nonce: &[u8], ttis_digest: &[u8; 32], load: u32) -> ReportData {
     let mut bound = nonce.to_vec();
     bound.extend_from_slice(ttis_digest);
+    bound.extend_from_slice(&load.to_be_bytes());
     ReportData::binding(SIGNAL_LABEL, skek, &bound)
+}
+
+/// The stream context of a task file: which task, compartment and slot (`module`,
+/// `input-N`) it fills. The enclave refuses a file whose authenticated context names
+/// another slot, so a host cannot swap, duplicate or reorder inputs.
+pub fn slot_context(task_id: &str, compartment: &str, slot: &str) -> Vec<u8> {
+    format!("veritee task file v1\0{task_id}\0{compartment}\0{slot}").into_bytes()
 }
 
 impl AttestationSignal {
@@ -198,7 +224,7 @@ impl AttestationSignal {
             .map_err(|_| TaskError::malformed("task initiation", "nonce is not hex"))?;
         let claims = appraiser.appraise(
             &evidence,
-            &signal_binding(&skek, &nonce, &initiation_digest(ttis_bytes)),
+            &signal_binding(&skek, &nonce, &initiation_digest(ttis_bytes), self.load),
         )?;
         Ok((HpkePublicKey::from_bytes(&skek)?, claims))
     }
@@ -210,9 +236,10 @@ mod tests {
 
     fn genuine() -> TaskInitiation {
         TaskInitiation {
-            version: 1,
+            version: INITIATION_VERSION,
             task_id: "00".repeat(TASK_ID_LEN),
             nonce: "11".repeat(32),
+            client_kx: "22".repeat(32),
             policy: "version = 1".into(),
             security_context: [(
                 "main".to_string(),
@@ -256,9 +283,12 @@ mod tests {
         refused(&vec![b' '; MAX_INITIATION_LEN + 1], "too large");
         let text = String::from_utf8(good).unwrap();
         refused(
-            text.replace("\"version\":1", "\"version\":2").as_bytes(),
-            "unsupported version 2",
+            text.replace("\"version\":2", "\"version\":1").as_bytes(),
+            "unsupported version 1",
         );
+        let mut t = genuine();
+        t.client_kx = "22".repeat(31);
+        refused(&bytes(&t), "client_kx");
         refused(
             text.replace("\"policy\"", "\"extra\":1,\"policy\"")
                 .as_bytes(),

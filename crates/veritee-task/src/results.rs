@@ -1,6 +1,8 @@
-//! Results: each released output encrypted under its compartment's DEK, the whole
-//! wrapped with the task id and a timestamp and authenticated with a key exported from
-//! the HPKE session with the SKEK.
+//! Results: each compartment's status (exit code, fuel used) and, when released, its
+//! output and log, each encrypted under the compartment's DEK with the task id, the
+//! compartment, the part and the result's timestamp as associated data; the whole
+//! wrapped with the task id and that timestamp and authenticated with the key of the
+//! CKEK-SKEK exchange (see `keys`). Nothing the host sees says how a compartment ended.
 
 use crate::keys::Key256;
 use crate::{TASK_ID_LEN, TaskError};
@@ -11,7 +13,7 @@ use time::OffsetDateTime;
 use veritee_crypto::SecretBytes;
 use veritee_crypto::aead::AeadKey;
 
-const MAC_LABEL: &[u8] = b"veritee task result v1";
+pub(crate) const MAC_LABEL: &[u8] = b"veritee task result v2";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Clock skew tolerated on result timestamps.
 pub const MAX_SKEW: time::Duration = time::Duration::minutes(5);
@@ -24,10 +26,9 @@ pub const MAX_ENVELOPE_LEN: usize = 256 * 1024 * 1024;
 pub struct CompartmentOutput {
     /// Compartment name.
     pub name: String,
-    /// The entry point's return value.
-    pub exit_code: i32,
-    /// Fuel consumed.
-    pub fuel_used: u64,
+    /// Its exit code and fuel used, sealed like the output: base64 of nonce ||
+    /// ciphertext || tag over `exit_code (i32 BE) || fuel_used (u64 BE)`.
+    pub status: String,
     /// Whether the output is released (false: withheld by the security context).
     pub released: bool,
     /// Output under the compartment's DEK: base64 of nonce || ciphertext || tag (empty
@@ -35,6 +36,44 @@ pub struct CompartmentOutput {
     pub output: String,
     /// The compartment's log text, sealed the same way (empty when not released).
     pub log: String,
+}
+
+/// How a compartment ended, as the client reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompartmentStatus {
+    /// The entry point's return value.
+    pub exit_code: i32,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+}
+
+impl CompartmentStatus {
+    fn encode(&self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..4].copy_from_slice(&self.exit_code.to_be_bytes());
+        out[4..].copy_from_slice(&self.fuel_used.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let exit: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+        let fuel: [u8; 8] = bytes.get(4..12)?.try_into().ok()?;
+        (bytes.len() == 12).then(|| Self {
+            exit_code: i32::from_be_bytes(exit),
+            fuel_used: u64::from_be_bytes(fuel),
+        })
+    }
+}
+
+/// A compartment's result, opened by the client.
+#[derive(Debug)]
+pub struct OpenedResult {
+    /// Compartment name.
+    pub name: String,
+    /// How it ended.
+    pub status: CompartmentStatus,
+    /// Whether its output was released.
+    pub released: bool,
 }
 
 /// What the client recovers of a released compartment.
@@ -79,70 +118,87 @@ struct Envelope<'a> {
 }
 
 /// Which part of a compartment's result a ciphertext is: bound into its associated data
-/// so that an output cannot be passed off as a log, or one compartment's as another's.
+/// so that an output cannot be passed off as a log, one compartment's as another's, or
+/// one result's as another's (the timestamp).
 #[derive(Clone, Copy)]
-enum Part {
+pub enum Part {
+    /// Exit code and fuel used.
+    Status,
+    /// The released output.
     Output,
+    /// The released log.
     Log,
 }
 
-fn aad(part: Part, task_id: &str, compartment: &str) -> Vec<u8> {
-    let part = match part {
-        Part::Output => "output",
-        Part::Log => "log",
-    };
-    format!("veritee task {part} v1\0{task_id}\0{compartment}").into_bytes()
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Status => "status",
+            Part::Output => "output",
+            Part::Log => "log",
+        }
+    }
 }
 
-fn seal_part(
+/// Where a sealed part belongs: its task, compartment and the result's timestamp.
+#[derive(Debug, Clone, Copy)]
+pub struct PartOf<'a> {
+    /// The task id, hex.
+    pub task_id: &'a str,
+    /// The compartment.
+    pub compartment: &'a str,
+    /// The result's timestamp.
+    pub timestamp: OffsetDateTime,
+}
+
+fn aad(part: Part, of: &PartOf<'_>) -> Vec<u8> {
+    format!(
+        "veritee task {} v2\0{}\0{}\0{}",
+        part.name(),
+        of.task_id,
+        of.compartment,
+        of.timestamp.unix_timestamp_nanos()
+    )
+    .into_bytes()
+}
+
+/// Enclave side: encrypts one part of a compartment's result under its DEK.
+pub fn seal_part(
     part: Part,
     dek: &Key256,
-    task_id: &str,
-    compartment: &str,
+    of: &PartOf<'_>,
     bytes: &[u8],
 ) -> Result<String, TaskError> {
     let key = AeadKey::from_array(dek.clone());
-    Ok(B64.encode(key.seal_with_random_nonce(&aad(part, task_id, compartment), bytes)?))
+    Ok(B64.encode(key.seal_with_random_nonce(&aad(part, of), bytes)?))
 }
 
-/// Enclave side: encrypts an output under its DEK.
-pub fn seal_output(
+/// Enclave side: encrypts a compartment's status under its DEK.
+pub fn seal_status(
     dek: &Key256,
-    task_id: &str,
-    compartment: &str,
-    output: &[u8],
+    of: &PartOf<'_>,
+    status: CompartmentStatus,
 ) -> Result<String, TaskError> {
-    seal_part(Part::Output, dek, task_id, compartment, output)
-}
-
-/// Enclave side: encrypts a log under its DEK.
-pub fn seal_log(
-    dek: &Key256,
-    task_id: &str,
-    compartment: &str,
-    log: &[u8],
-) -> Result<String, TaskError> {
-    seal_part(Part::Log, dek, task_id, compartment, log)
+    seal_part(Part::Status, dek, of, &status.encode())
 }
 
 fn open_part(
     part: Part,
     key: &Key256,
-    task_id: &str,
-    compartment: &str,
+    of: &PartOf<'_>,
     sealed: &str,
 ) -> Result<SecretBytes, TaskError> {
-    let what = match part {
-        Part::Output => "output",
-        Part::Log => "log",
-    };
+    let what = part.name();
     let sealed = B64
         .decode(sealed)
         .map_err(|_| TaskError::malformed("result", format!("{what} is not base64")))?;
     AeadKey::from_array(key.clone())
-        .open_with_nonce_prefix(&aad(part, task_id, compartment), &sealed)
+        .open_with_nonce_prefix(&aad(part, of), &sealed)
         .map_err(|_| {
-            TaskError::ResultRefused(format!("the {what} of {compartment} does not decrypt"))
+            TaskError::ResultRefused(format!(
+                "the {what} of {} does not decrypt under its data key",
+                of.compartment
+            ))
         })
 }
 
@@ -160,8 +216,20 @@ pub fn seal_envelope(body: &ResultBody, mac_key: &Key256) -> Result<Vec<u8>, Tas
     .map_err(|e| TaskError::malformed("result", e))
 }
 
-/// Client side: checks the MAC, the task id and the time window, then decrypts each
-/// released output with its DEK. `deks` maps compartment names to keys.
+/// What a client recovers from a result envelope.
+#[derive(Debug)]
+pub struct OpenedEnvelope {
+    /// The authenticated body.
+    pub body: ResultBody,
+    /// Every compartment's status.
+    pub results: Vec<OpenedResult>,
+    /// Released outputs and logs, decrypted.
+    pub outputs: Vec<ReleasedOutput>,
+}
+
+/// Client side: checks the MAC, the task id and the time window, then decrypts every
+/// compartment's status and each released output with its DEK. `dek` maps compartment
+/// names to keys.
 pub fn open_envelope(
     bytes: &[u8],
     mac_key: &Key256,
@@ -169,7 +237,7 @@ pub fn open_envelope(
     window: time::Duration,
     now: OffsetDateTime,
     dek: impl Fn(&str) -> Option<Key256>,
-) -> Result<(ResultBody, Vec<ReleasedOutput>), TaskError> {
+) -> Result<OpenedEnvelope, TaskError> {
     if bytes.len() > MAX_ENVELOPE_LEN {
         return Err(TaskError::ResultRefused("the result is too large".into()));
     }
@@ -206,17 +274,37 @@ pub fn open_envelope(
         )));
     }
     let mut outputs = Vec::new();
-    for r in body.results.iter().filter(|r| r.released) {
+    let mut results = Vec::with_capacity(body.results.len());
+    for r in &body.results {
         let key = dek(&r.name).ok_or_else(|| {
             TaskError::ResultRefused(format!("no data key for compartment {}", r.name))
         })?;
-        outputs.push(ReleasedOutput {
+        let of = PartOf {
+            task_id: &body.task_id,
+            compartment: &r.name,
+            timestamp: body.timestamp,
+        };
+        let status =
+            CompartmentStatus::decode(open_part(Part::Status, &key, &of, &r.status)?.expose())
+                .ok_or_else(|| TaskError::malformed("result", "a status is not 12 bytes"))?;
+        results.push(OpenedResult {
             name: r.name.clone(),
-            output: open_part(Part::Output, &key, &body.task_id, &r.name, &r.output)?,
-            log: open_part(Part::Log, &key, &body.task_id, &r.name, &r.log)?,
+            status,
+            released: r.released,
         });
+        if r.released {
+            outputs.push(ReleasedOutput {
+                name: r.name.clone(),
+                output: open_part(Part::Output, &key, &of, &r.output)?,
+                log: open_part(Part::Log, &key, &of, &r.log)?,
+            });
+        }
     }
-    Ok((body, outputs))
+    Ok(OpenedEnvelope {
+        body,
+        results,
+        outputs,
+    })
 }
 
 #[cfg(test)]
@@ -229,16 +317,25 @@ mod tests {
         let dek = Confidential::new([2u8; 32]);
         let id = [3u8; 16];
         let task = hex::encode(id);
+        let timestamp = OffsetDateTime::now_utc();
+        let of = PartOf {
+            task_id: &task,
+            compartment: "c",
+            timestamp,
+        };
+        let status = CompartmentStatus {
+            exit_code: 0,
+            fuel_used: 10,
+        };
         let body = ResultBody {
             task_id: task.clone(),
-            timestamp: OffsetDateTime::now_utc(),
+            timestamp,
             results: vec![CompartmentOutput {
                 name: "c".into(),
-                exit_code: 0,
-                fuel_used: 10,
+                status: seal_status(&dek, &of, status).unwrap(),
                 released: true,
-                output: seal_output(&dek, &task, "c", b"the answer").unwrap(),
-                log: seal_log(&dek, &task, "c", b"counted 2 words").unwrap(),
+                output: seal_part(Part::Output, &dek, &of, b"the answer").unwrap(),
+                log: seal_part(Part::Log, &dek, &of, b"counted 2 words").unwrap(),
             }],
         };
         let env = seal_envelope(&body, &mac).unwrap();
@@ -248,7 +345,7 @@ mod tests {
     #[test]
     fn genuine_results_open() {
         let (mac, dek, id, env) = setup();
-        let (_, outs) = open_envelope(
+        let opened = open_envelope(
             &env,
             &mac,
             &id,
@@ -257,8 +354,15 @@ mod tests {
             |_| Some(dek.clone()),
         )
         .unwrap();
-        assert_eq!(outs[0].output.expose(), b"the answer");
-        assert_eq!(outs[0].log.expose(), b"counted 2 words");
+        assert_eq!(opened.outputs[0].output.expose(), b"the answer");
+        assert_eq!(opened.outputs[0].log.expose(), b"counted 2 words");
+        assert_eq!(opened.results[0].status.fuel_used, 10);
+        // Nothing in the clear says how the compartment ended.
+        let text = String::from_utf8(env.clone()).unwrap();
+        assert!(
+            !text.contains("exit_code") && !text.contains("fuel"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -267,8 +371,8 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let w = time::Duration::minutes(10);
         let mut altered = env.clone();
-        let pos = altered.windows(5).position(|x| x == b"\"exit").unwrap() + 12;
-        altered[pos] = b'7';
+        let pos = altered.windows(8).position(|x| x == b"\"status\"").unwrap() + 12;
+        altered[pos] ^= 1;
         assert!(matches!(
             open_envelope(&altered, &mac, &id, w, now, |_| Some(dek.clone())),
             Err(TaskError::ResultRefused(_) | TaskError::Malformed { .. })

@@ -22,8 +22,9 @@ fn bench(c: &mut Criterion) {
     let enclave = machine
         .launch(&EnclaveImage::unsigned(b"bench enclave", 1, 1, false))
         .expect("launch");
-    let anchors =
-        ParsedCertificate::from_pem_chain(&vendor.root_pem().expect("root")).expect("anchor");
+    let anchors = veritee_attest::TrustAnchors::untyped(
+        ParsedCertificate::from_pem_chain(&vendor.root_pem().expect("root")).expect("anchor"),
+    );
     let report_data = ReportData([7; 64]);
     let evidence = enclave.evidence_at(&report_data, now).expect("evidence");
     let verifiers = Verifiers::default();

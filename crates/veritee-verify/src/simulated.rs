@@ -11,10 +11,11 @@ use veritee_attest::simulated::report::SimReport;
 use veritee_attest::simulated::tcb_info::SignedTcbInfo;
 use veritee_attest::simulated::{OID_MACHINE_ID, OID_TCB_SVN};
 use veritee_attest::{
-    Claims, HexBytes, ParsedCertificate, TeeKind, Verifier, VerifyError, VerifyInput,
+    AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TeeKind, Verifier, VerifyError,
+    VerifyInput,
 };
 use veritee_crypto::sign::{self, VerificationScheme};
-use veritee_x509::{ParsedCrl, RevocationPolicy, verify_chain};
+use veritee_x509::{ParsedCrl, RevocationPolicy, VerifiedChain, verify_chain};
 
 /// How far ahead of the verification time a report's timestamp may be (clock skew).
 pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
@@ -72,14 +73,14 @@ fn extension<'a>(
 
 impl SimulatedVerifier {
     /// Picks the newest TCB info whose signature chains to the trust anchors and that is
-    /// current at `at`.
+    /// current at `at`; returns it with its signer's validated chain.
     fn tcb_info<'c>(
         collateral: &'c Collateral,
         anchors: &[ParsedCertificate],
         at: OffsetDateTime,
-    ) -> Result<&'c SignedTcbInfo, VerifyError> {
+    ) -> Result<(&'c SignedTcbInfo, VerifiedChain), VerifyError> {
         let mut last_error = None;
-        let mut current: Option<&SignedTcbInfo> = None;
+        let mut current: Option<(&SignedTcbInfo, VerifiedChain)> = None;
         for doc in &collateral.tcb_infos {
             let Some(signer) = doc.signing_chain.first() else {
                 last_error = Some(VerifyError::Collateral(
@@ -97,7 +98,7 @@ impl SimulatedVerifier {
                 &[],
             )
             .map_err(|e| VerifyError::Collateral(format!("TCB info signing certificate: {e}")))
-            .and_then(|_| {
+            .and_then(|chain| {
                 sign::verify(
                     VerificationScheme::EcdsaP384Sha384Fixed,
                     signer.public_key_bits(),
@@ -107,11 +108,15 @@ impl SimulatedVerifier {
                 .map_err(|_| {
                     VerifyError::Signature("the TCB info signature does not verify".into())
                 })
+                .map(|()| chain)
             });
-            if let Err(e) = checked {
-                last_error = Some(e);
-                continue;
-            }
+            let chain = match checked {
+                Ok(chain) => chain,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
             if !doc.tcb_info.is_current_at(at) {
                 last_error = Some(VerifyError::CollateralOutsideValidity(format!(
                     "TCB info issued {} with next update {} is not valid at {}",
@@ -121,8 +126,11 @@ impl SimulatedVerifier {
                 )));
                 continue;
             }
-            if current.is_none_or(|c| doc.tcb_info.issue_date > c.tcb_info.issue_date) {
-                current = Some(doc);
+            if current
+                .as_ref()
+                .is_none_or(|(c, _)| doc.tcb_info.issue_date > c.tcb_info.issue_date)
+            {
+                current = Some((doc, chain));
             }
         }
         current.ok_or_else(|| {
@@ -159,7 +167,7 @@ impl Verifier for SimulatedVerifier {
             ));
         }
 
-        verify_chain(
+        let chain = verify_chain(
             &machine,
             &cas,
             input.trust_anchors,
@@ -199,8 +207,20 @@ impl Verifier for SimulatedVerifier {
             )));
         }
 
-        let tcb = Self::tcb_info(&collateral, input.trust_anchors, input.at)?;
+        let (tcb, tcb_chain) = Self::tcb_info(&collateral, input.trust_anchors, input.at)?;
         let level = tcb.tcb_info.status_for(body.tcb_svn)?;
+        // The oldest collateral the verdict rests on: the TCB info that graded the
+        // platform and the CRLs that cleared each certificate on the two paths. CRLs
+        // that were supplied but decided nothing (older ones, other issuers') do not
+        // count: a stale extra file must not make fresh collateral look old.
+        let collateral_issued = chain
+            .crls_issued
+            .iter()
+            .chain(&tcb_chain.crls_issued)
+            .copied()
+            .chain([tcb.tcb_info.issue_date])
+            .min()
+            .unwrap_or(tcb.tcb_info.issue_date);
 
         let evidence_time =
             OffsetDateTime::from_unix_timestamp(i64::try_from(body.timestamp).unwrap_or(i64::MAX))
@@ -232,6 +252,9 @@ impl Verifier for SimulatedVerifier {
             platform_id: Some(HexBytes(body.machine_id.to_vec())),
             evidence_time: Some(evidence_time),
             details: [
+                // How stale the collateral may be is the verifier's caller's to judge
+                // (an enclave bounds it).
+                ("collateral_issued".to_string(), fmt_time(collateral_issued)),
                 ("tcb_svn".to_string(), body.tcb_svn.to_string()),
                 ("product_id".to_string(), body.product_id.to_string()),
                 (
@@ -240,6 +263,11 @@ impl Verifier for SimulatedVerifier {
                 ),
             ]
             .into(),
+            trust_anchor: Some(AnchorInfo::of(
+                TeeKind::Simulated,
+                AnchorSource::Given,
+                chain.anchor(),
+            )),
         })
     }
 }

@@ -140,11 +140,12 @@ fn sgx_dcapqvl() {
     assert!(!claims.debug);
     // The registry's report-data check, short expectation zero-padded.
     let collateral = [read(SGX.collateral)];
+    let no_anchors = veritee_attest::TrustAnchors::none();
     let request = |expected: &'static [u8]| VerifyRequest {
         evidence: &quote,
         tee: Some(TeeKind::Sgx),
         collateral: &collateral,
-        trust_anchors: &[],
+        trust_anchors: &no_anchors,
         expected_report_data: Some(expected),
         at: SGX.at,
     };
@@ -327,7 +328,7 @@ fn recognizes_its_own_quotes_only() {
             evidence: &sgx_quote,
             tee: Some(TeeKind::Tdx),
             collateral: &[read(SGX.collateral)],
-            trust_anchors: &[],
+            trust_anchors: &veritee_attest::TrustAnchors::none(),
             expected_report_data: None,
             at: SGX.at,
         })

@@ -244,7 +244,7 @@ fn report_data_is_checked_by_the_registry() {
             evidence: &evidence,
             tee: Some(TeeKind::Nitro),
             collateral: &[],
-            trust_anchors: &[],
+            trust_anchors: &veritee_attest::TrustAnchors::none(),
             expected_report_data: Some(expected),
             at: BYTES_AT,
         })
@@ -780,7 +780,7 @@ fn indefinite_length_and_tagged_documents_verify() {
         // The default AWS root does not vouch for the test PKI.
         assert!(matches!(
             verify(&doc, SYNTH_AT),
-            Err(VerifyError::Certificate(_))
+            Err(VerifyError::UntrustedForKind { .. })
         ));
     }
     let without_nonce = synthetic_document(

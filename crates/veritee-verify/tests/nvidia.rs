@@ -160,7 +160,7 @@ fn report_data_is_the_request_nonce() {
             evidence: &evidence,
             tee: Some(TeeKind::NvidiaH100),
             collateral: &collateral,
-            trust_anchors: &[],
+            trust_anchors: &veritee_attest::TrustAnchors::none(),
             expected_report_data: Some(expected),
             at: AT,
         })

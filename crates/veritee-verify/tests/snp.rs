@@ -72,7 +72,7 @@ fn verify_with(
         evidence,
         tee: Some(TeeKind::SevSnp),
         collateral,
-        trust_anchors: anchors,
+        trust_anchors: &veritee_attest::TrustAnchors::for_kind(TeeKind::SevSnp, anchors.to_vec()),
         expected_report_data: None,
         at,
     })
@@ -191,7 +191,7 @@ fn virtee_values_and_report_data_check() {
             evidence: &case.evidence,
             tee: None,
             collateral: &[data(case.vek)],
-            trust_anchors: &[],
+            trust_anchors: &veritee_attest::TrustAnchors::none(),
             expected_report_data: Some(rd),
             at: case.at,
         })

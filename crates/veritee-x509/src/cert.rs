@@ -250,6 +250,12 @@ impl ParsedCertificate {
             })
     }
 
+    /// Whether this certificate names `issuer`'s subject as its issuer (a cheap test
+    /// before [`ParsedCertificate::verify_issued_by`]).
+    pub fn names_as_issuer(&self, issuer: &ParsedCertificate) -> bool {
+        self.issuer_name() == issuer.subject_name()
+    }
+
     /// Whether `self` and `other` are the same key under the same name (for matching a
     /// chain's copy of a root against a trust anchor).
     pub fn same_entity(&self, other: &ParsedCertificate) -> bool {

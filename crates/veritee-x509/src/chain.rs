@@ -22,6 +22,9 @@ pub enum RevocationPolicy {
 pub struct VerifiedChain {
     /// The certificates from the leaf to the anchor.
     pub path: Vec<ParsedCertificate>,
+    /// When each CRL that cleared a certificate on the path was issued (`thisUpdate`):
+    /// the revocation collateral the verdict rests on, for callers that bound its age.
+    pub crls_issued: Vec<OffsetDateTime>,
 }
 
 impl VerifiedChain {
@@ -64,14 +67,15 @@ fn matching_anchor<'a>(
     expired.map_or(Ok(None), Err)
 }
 
-/// Checks `cert` against the CRLs from `issuer`.
+/// Checks `cert` against the CRLs from `issuer`; the issue time of the CRL that
+/// decided, if one did.
 fn check_revocation(
     cert: &ParsedCertificate,
     issuer: &ParsedCertificate,
     crls: &[ParsedCrl],
     at: OffsetDateTime,
     policy: RevocationPolicy,
-) -> Result<(), X509Error> {
+) -> Result<Option<OffsetDateTime>, X509Error> {
     let from_issuer: Vec<&ParsedCrl> = crls
         .iter()
         .filter(|c| c.issuer_name() == issuer.subject_name())
@@ -109,7 +113,7 @@ fn check_revocation(
                 issuer: issuer.subject().to_string(),
                 subject: cert.subject().to_string(),
             }),
-            RevocationPolicy::CheckIfPresent => Ok(()),
+            RevocationPolicy::CheckIfPresent => Ok(None),
         };
     };
     if let Some(revoked_at) = crl.revocation_of(cert.serial()) {
@@ -119,7 +123,7 @@ fn check_revocation(
             revoked_at: fmt_time(revoked_at),
         });
     }
-    Ok(())
+    Ok(Some(crl.this_update()))
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -143,12 +147,13 @@ pub fn verify_chain(
     check_validity(leaf, at)?;
     leaf.check_critical_extensions(leaf_critical)?;
     let mut path = vec![leaf.clone()];
+    let mut crls_issued = Vec::new();
     loop {
         let current = &path[path.len() - 1];
         if let Some(anchor) = matching_anchor(current, anchors, at)? {
             let last = path.len() - 1;
             path[last] = anchor.clone();
-            return Ok(VerifiedChain { path });
+            return Ok(VerifiedChain { path, crls_issued });
         }
         if path.len() >= MAX_PATH_LEN {
             return Err(X509Error::ChainTooLong(MAX_PATH_LEN));
@@ -204,7 +209,7 @@ pub fn verify_chain(
                 reason: "key usage does not include keyCertSign",
             });
         }
-        check_revocation(current, &issuer, crls, at, revocation)?;
+        crls_issued.extend(check_revocation(current, &issuer, crls, at, revocation)?);
         // An anchor's validity is checked when it is matched above.
         if matching_anchor(&issuer, anchors, at)?.is_none() {
             check_validity(&issuer, at)?;

@@ -46,7 +46,56 @@ impl Cli {
         })
     }
 
-    fn run(&self, args: &[&str]) -> Result<String> {
+    /// A path in the tour's directory.
+    pub(super) fn path(&self, name: &str) -> PathBuf {
+        self.cwd.join(name)
+    }
+
+    /// Runs a command the tour expects to be refused; shows and returns what it said.
+    pub(super) fn run_refused(&self, args: &[&str]) -> Result<String> {
+        println!("    $ veritee {}", args.join(" "));
+        let out = Command::new(&self.exe)
+            .current_dir(&self.cwd)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run veritee {}", args[0]))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in text.lines() {
+            println!("      {line}");
+        }
+        ensure!(
+            !out.status.success(),
+            "`veritee {}` should have been refused",
+            args.join(" ")
+        );
+        Ok(text)
+    }
+
+    /// Starts `veritee node --dir NAME` expecting it to refuse to start; returns why.
+    pub(super) fn node_refuses(&self, name: &str, extra: &[&str]) -> Result<String> {
+        println!(
+            "    $ veritee node --dir {name} --listen 127.0.0.1:0 {}",
+            extra.join(" ")
+        );
+        let out = Command::new(&self.exe)
+            .current_dir(&self.cwd)
+            .args(["node", "--dir", name, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .context("cannot start a node")?;
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        for line in text.lines().filter(|l| l.starts_with("error")) {
+            println!("      {line}");
+        }
+        ensure!(!out.status.success(), "node {name} started");
+        Ok(text)
+    }
+
+    pub(super) fn run(&self, args: &[&str]) -> Result<String> {
         println!("    $ veritee {}", args.join(" "));
         let out = Command::new(&self.exe)
             .current_dir(&self.cwd)
@@ -152,6 +201,19 @@ pub fn fleet_tour(root: &Path, t: &mut Tour) -> Result<()> {
     let mut b_args = node_args("m2", "signer.pem");
     b_args.extend(["--peer", &a]);
     let (_node_b, b) = cli.node("b", "127.0.0.1:0", &b_args)?;
+    // Only registered peers reach A's enclave: B presents its peer token.
+    cli.run(&[
+        "peer",
+        "add",
+        "--node",
+        &a,
+        "--admin-token",
+        "a/admin.token",
+        "--name",
+        "node-b",
+        "--token-file",
+        "b/peer.token",
+    ])?;
     cli.run(&[
         "tenant",
         "create",
@@ -387,9 +449,10 @@ fn signer_of(cli: &Cli, node: &str) -> Result<String> {
     let verifiers = veritee_verify::Verifiers::default();
     let policy =
         veritee_policy::AppraisalPolicy::parse(&veritee_policy::starter_policy(true, &[]))?;
-    let anchors = veritee_attest::ParsedCertificate::from_pem_chain(&std::fs::read(
-        cli.cwd.join("vendor/root.pem"),
-    )?)?;
+    let anchors =
+        veritee_attest::TrustAnchors::untyped(veritee_attest::ParsedCertificate::from_pem_chain(
+            &std::fs::read(cli.cwd.join("vendor/root.pem"))?,
+        )?);
     let appraiser = veritee_channel::client::Appraiser {
         verifiers: &verifiers,
         policy: &policy,

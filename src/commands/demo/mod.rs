@@ -1,6 +1,7 @@
 //! `veritee demo`: a guided tour on the simulated TEE. Each step prints what happened;
 //! a step that does not behave as the tour expects stops it with an error.
 
+mod attacks;
 mod fleet;
 
 use crate::Outcome;
@@ -65,6 +66,7 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
     tour(&root, args.dir.is_some())?;
     let mut t = node_tour(&root)?;
     fleet::fleet_tour(&root, &mut t)?;
+    attacks::attack_tour(&root, &mut t)?;
     println!(
         "\nTour complete: vendor -> machine -> evidence -> verification -> policy accept and reject,"
     );
@@ -74,7 +76,11 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
     println!(
         "keys deployed online and offline, kept across a restart, replicated between enclaves;"
     );
-    println!("and a task run only where the policy allows, its result released in aggregate.");
+    println!("and a task run only where the policy allows, its result released in aggregate;");
+    println!(
+        "and a host that forges evidence, replays requests, swaps inputs or rolls the store back,"
+    );
+    println!("and a courier who alters a key file, each refused with the reason.");
     Ok(Outcome::Success)
 }
 
@@ -131,12 +137,13 @@ fn tour(root: &Path, kept: bool) -> Result<()> {
         evidence.len()
     );
 
+    let typed_anchors = veritee_attest::TrustAnchors::untyped(anchors.clone());
     let verify = |evidence: &[u8], expected: &[u8], collateral: &[Vec<u8>]| {
         verifiers.verify(&VerifyRequest {
             evidence,
             tee: None,
             collateral,
-            trust_anchors: &anchors,
+            trust_anchors: &typed_anchors,
             expected_report_data: Some(expected),
             at: OffsetDateTime::now_utc(),
         })
@@ -291,9 +298,9 @@ fn node_tour(root: &Path) -> Result<Tour> {
     println!("    tenant {}", client.register_tenant(&token, &tenant)?);
 
     t.step("Attested session: fresh nonce -> evidence binding the enclave's session key -> policy -> HPKE keys");
-    let anchors = ParsedCertificate::from_pem_chain(
+    let anchors = veritee_attest::TrustAnchors::untyped(ParsedCertificate::from_pem_chain(
         &std::fs::read(state.join("vendor/root.pem")).context("node vendor root")?,
-    )?;
+    )?);
     let verifiers = Verifiers::default();
     let policy = AppraisalPolicy::parse(&starter_policy(true, &[]))?;
     let appraiser = Appraiser {
@@ -370,7 +377,7 @@ fn node_tour(root: &Path) -> Result<Tour> {
     );
 
     t.step("Audit: every action above was signed inside the enclave and chained by hash");
-    let key = client.attested_audit_key(&appraiser)?;
+    let key = client.attested_node_keys(&appraiser)?.audit_public_key;
     let log = client.audit_log(&token, 0, 1000)?;
     let entries = log
         .entries

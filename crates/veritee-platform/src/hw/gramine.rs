@@ -15,6 +15,13 @@
 //! requests. Gramine warns against using its sealing keys directly for the application's
 //! own cryptography as well as for encrypted mounts; veritee never uses them directly but
 //! derives a key per policy and label with HKDF-SHA384.
+//!
+//! Gramine requests its keys with EGETKEY at the enclave's own ISVSVN (and CPUSVN), so
+//! they are already bound to the security version, but only to the current one: an
+//! enclave here can derive the key of its own version only, and
+//! [`Platform::sealing_key_at`] at any other version is [`PlatformError::Unsupported`].
+//! A new build therefore cannot open what an older build sealed through this backend;
+//! data that must survive an upgrade has to be re-sealed or released by a key broker.
 
 use super::layout;
 use super::{read_bounded, read_text, write_attribute};
@@ -127,7 +134,21 @@ impl Platform for GraminePlatform {
         Ok(quote)
     }
 
-    fn sealing_key(&self, policy: SealPolicy, label: &[u8]) -> Result<AeadKey, PlatformError> {
+    fn sealing_key_at(
+        &self,
+        policy: SealPolicy,
+        security_version: u16,
+        label: &[u8],
+    ) -> Result<AeadKey, PlatformError> {
+        crate::check_security_version(&self.identity, security_version)?;
+        let own = self.identity.security_version;
+        if security_version != own {
+            return Err(PlatformError::Unsupported(format!(
+                "Gramine's key files give only the sealing key of this enclave's own security \
+                 version (ISVSVN {own}); the key of security version {security_version} would \
+                 need EGETKEY with an older ISVSVN, which /dev/attestation does not offer"
+            )));
+        }
         let path = self.root.join(match policy {
             SealPolicy::Measurement => MRENCLAVE_KEY,
             SealPolicy::Signer => MRSIGNER_KEY,

@@ -3,8 +3,12 @@
 //! | backend | interface | evidence | sealing |
 //! |---|---|---|---|
 //! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote or SEV-SNP report | unsupported |
-//! | [`gramine::GraminePlatform`] | Gramine's `/dev/attestation` (SGX, DCAP) | SGX quote | MRENCLAVE / MRSIGNER keys |
+//! | [`gramine::GraminePlatform`] | Gramine's `/dev/attestation` (SGX, DCAP) | SGX quote | MRENCLAVE / MRSIGNER keys, own security version only |
 //! | [`nitro::NitroPlatform`] | `/dev/nsm` (AWS Nitro Enclaves) | COSE-signed attestation document | unsupported |
+//!
+//! None keeps a [`crate::MonotonicCounter`]: [`Platform::monotonic_counter`] is
+//! [`crate::PlatformError::Unsupported`] on all of them until a TPM NV counter or an
+//! attested peer enclave backs it.
 //!
 //! Every backend takes the path of its interface as a parameter, so tests run them
 //! against fake device trees; [`HardwareRoots::system`] names the real paths and

@@ -272,7 +272,12 @@ impl Platform for NitroPlatform {
         Ok(document)
     }
 
-    fn sealing_key(&self, _policy: SealPolicy, _label: &[u8]) -> Result<AeadKey, PlatformError> {
+    fn sealing_key_at(
+        &self,
+        _policy: SealPolicy,
+        _security_version: u16,
+        _label: &[u8],
+    ) -> Result<AeadKey, PlatformError> {
         Err(PlatformError::Unsupported(
             "a Nitro enclave has no sealing key: the NSM offers attestation, PCRs and randomness only. \
              Seal with a key released against the enclave's attestation document, e.g. AWS KMS with a \

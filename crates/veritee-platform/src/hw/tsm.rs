@@ -403,7 +403,12 @@ impl Platform for TsmPlatform {
         Ok(self.report(report_data)?.outblob)
     }
 
-    fn sealing_key(&self, _policy: SealPolicy, _label: &[u8]) -> Result<AeadKey, PlatformError> {
+    fn sealing_key_at(
+        &self,
+        _policy: SealPolicy,
+        _security_version: u16,
+        _label: &[u8],
+    ) -> Result<AeadKey, PlatformError> {
         Err(PlatformError::Unsupported(match self.provider {
             TsmProvider::TdxGuest => "TDX gives a trust domain no sealing key: the TDX module derives no keys \
                  for guests. Seal with a key released to this TD after attestation (a key broker), or keep \

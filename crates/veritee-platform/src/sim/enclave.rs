@@ -1,7 +1,8 @@
 //! Enclave images and running simulated enclaves.
 
+use super::counter::SimCounter;
 use super::machine::MachineSecrets;
-use crate::{EnclaveIdentity, Platform, PlatformError, SealPolicy};
+use crate::{EnclaveIdentity, MonotonicCounter, Platform, PlatformError, SealPolicy};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use veritee_attest::simulated::envelope::SimEvidence;
@@ -14,7 +15,7 @@ use veritee_crypto::sign::{self, EcdsaSigningKey};
 
 const MEASURE_DOMAIN: &[u8] = b"veritee-sim-enclave-v1\0";
 const SIGSTRUCT_DOMAIN: &[u8] = b"veritee-sim-sigstruct-v1\0";
-const SEAL_SALT: &[u8] = b"veritee-sim-seal-v1";
+const SEAL_SALT: &[u8] = b"veritee-sim-seal-v2";
 
 /// A signature over an image's identity by its developer (cf. SGX SIGSTRUCT).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +175,21 @@ impl SimEnclave {
         };
         Ok(evidence.encode()?)
     }
+
+    /// The identity `policy` binds sealing keys and counters to.
+    fn bound_identity(&self, policy: SealPolicy) -> Result<&[u8], PlatformError> {
+        match policy {
+            SealPolicy::Measurement => Ok(&self.measurement),
+            SealPolicy::Signer => {
+                if self.identity.signer.is_none() {
+                    return Err(PlatformError::Unsupported(
+                        "this enclave is unsigned, so there is no signer to seal to; seal to the measurement".into(),
+                    ));
+                }
+                Ok(&self.signer)
+            }
+        }
+    }
 }
 
 impl Platform for SimEnclave {
@@ -185,21 +201,19 @@ impl Platform for SimEnclave {
         self.evidence_at(report_data, OffsetDateTime::now_utc())
     }
 
-    fn sealing_key(&self, policy: SealPolicy, label: &[u8]) -> Result<AeadKey, PlatformError> {
+    fn sealing_key_at(
+        &self,
+        policy: SealPolicy,
+        security_version: u16,
+        label: &[u8],
+    ) -> Result<AeadKey, PlatformError> {
         // Like SGX EGETKEY: the key depends on the machine's root, the policy, the
-        // identity the policy names, the product, and the debug attribute, so a debug
-        // build never opens what a production build sealed.
-        let bound_to: &[u8] = match policy {
-            SealPolicy::Measurement => &self.measurement,
-            SealPolicy::Signer => {
-                if self.identity.signer.is_none() {
-                    return Err(PlatformError::Unsupported(
-                        "this enclave is unsigned, so there is no signer to seal to; seal to the measurement".into(),
-                    ));
-                }
-                &self.signer
-            }
-        };
+        // identity the policy names, the product, the requested security version (at
+        // most the enclave's own, so an older build never derives a newer build's key),
+        // and the debug attribute, so a debug build never opens what a production build
+        // sealed.
+        crate::check_security_version(&self.identity, security_version)?;
+        let bound_to = self.bound_identity(policy)?;
         let mut key = veritee_crypto::Confidential::new([0u8; 32]);
         hkdf::derive_into(
             HkdfHash::Sha384,
@@ -209,12 +223,30 @@ impl Platform for SimEnclave {
                 &[policy.code()],
                 bound_to,
                 &self.identity.product_id.to_le_bytes(),
+                &security_version.to_le_bytes(),
                 &[u8::from(self.identity.debug)],
                 label,
             ],
             key.expose_mut(),
         )?;
         Ok(AeadKey::from_array(key))
+    }
+
+    fn monotonic_counter(
+        &self,
+        policy: SealPolicy,
+        name: &str,
+    ) -> Result<Box<dyn MonotonicCounter>, PlatformError> {
+        let bound_to = self.bound_identity(policy)?;
+        let counter = SimCounter::open(
+            &self.machine,
+            policy,
+            bound_to,
+            self.identity.product_id,
+            self.identity.debug,
+            name,
+        )?;
+        Ok(Box::new(counter))
     }
 
     fn identity(&self) -> &EnclaveIdentity {

@@ -33,6 +33,9 @@ pub struct MachineInfo {
 }
 
 pub(crate) struct MachineSecrets {
+    /// The machine directory: the simulated platform keeps its monotonic counters here,
+    /// beside the sealing root, outside any store the host software manages.
+    pub(crate) dir: PathBuf,
     pub(crate) machine_id: [u8; 16],
     pub(crate) tcb_svn: u32,
     pub(crate) attestation_key: EcdsaSigningKey,
@@ -187,6 +190,7 @@ impl SimMachine {
             "X509 CRL",
         )?);
         let inner = MachineSecrets {
+            dir: dir.to_path_buf(),
             machine_id,
             tcb_svn: info.tcb_svn,
             attestation_key,

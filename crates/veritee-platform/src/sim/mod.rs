@@ -4,9 +4,11 @@
 //! (root CA, platform CA, TCB signing key), per-machine attestation keys certified with
 //! the machine id and TCB level in extensions, vendor-signed CRLs and TCB information,
 //! a versioned binary report signed by the machine, a per-machine sealing root, and a
-//! measurement that is the hash of the enclave's code. Its evidence always says it is
-//! simulated. State lives in directories the user names; private keys are 0600.
+//! measurement that is the hash of the enclave's code, and monotonic counters kept with
+//! the machine. Its evidence always says it is simulated. State lives in directories the
+//! user names; private keys are 0600.
 
+mod counter;
 mod enclave;
 mod machine;
 mod vendor;

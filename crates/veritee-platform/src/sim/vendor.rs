@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use veritee_attest::TcbStatus;
 use veritee_attest::simulated::tcb_info::{SignedTcbInfo, TcbInfo, TcbLevel};
-use veritee_attest::simulated::{OID_MACHINE_ID, OID_TCB_SVN, oid_arcs};
+use veritee_attest::simulated::{
+    OID_MACHINE_ID, OID_SIMULATED_VENDOR, OID_TCB_SVN, SIMULATED_VENDOR_VALUE, oid_arcs,
+};
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
 
 const ROOT_NAME: &str = "veritee Simulated Vendor Root CA";
@@ -107,6 +109,17 @@ fn name(params: &mut CertificateParams, cn: &str) {
         .push(DnType::OrganizationName, ORGANIZATION);
 }
 
+/// The simulated-vendor marker every certificate of this vendor carries: verifiers bind
+/// a certificate carrying it to simulated evidence only, so that the root, whose key
+/// lies on the host beside a node, never vouches for hardware evidence. Non-critical
+/// (rcgen's default), so generic X.509 tooling still accepts the certificates.
+fn simulated_marker() -> CustomExtension {
+    CustomExtension::from_oid_content(
+        &oid_arcs(&OID_SIMULATED_VENDOR),
+        SIMULATED_VENDOR_VALUE.to_vec(),
+    )
+}
+
 fn ca_params(
     cn: &str,
     now: OffsetDateTime,
@@ -120,6 +133,7 @@ fn ca_params(
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(365 * years);
     params.use_authority_key_identifier_extension = true;
+    params.custom_extensions = vec![simulated_marker()];
     params
 }
 
@@ -169,6 +183,7 @@ impl SimVendor {
         tcb_params.not_after = now + time::Duration::days(365 * 10);
         tcb_params.serial_number = Some(SerialNumber::from_slice(&serial_bytes(2)));
         tcb_params.use_authority_key_identifier_extension = true;
+        tcb_params.custom_extensions = vec![simulated_marker()];
         let tcb_cert = tcb_params.signed_by(&rcgen_key(&tcb_key)?, &root_issuer)?;
 
         // Keys first: a crash leaves no certificate without its key.
@@ -313,6 +328,7 @@ impl SimVendor {
             .to_der()
             .map_err(|e| PlatformError::Certificate(e.to_string()))?;
         params.custom_extensions = vec![
+            simulated_marker(),
             CustomExtension::from_oid_content(&oid_arcs(&OID_MACHINE_ID), id_value),
             CustomExtension::from_oid_content(&oid_arcs(&OID_TCB_SVN), svn_value),
         ];

@@ -41,6 +41,14 @@ pub fn encrypt_with(key: &StreamKey, key_id: &str, data: &[u8], chunk_size: u32)
     writer.finish().unwrap()
 }
 
+/// Encrypts `data` in one `write_all`, bound to `context`.
+pub fn encrypt_with_context(data: &[u8], context: &[u8], chunk_size: u32) -> Vec<u8> {
+    let mut writer =
+        EncryptWriter::with_context(&key(), KEY_ID, context, chunk_size, Vec::new()).unwrap();
+    writer.write_all(data).unwrap();
+    writer.finish().unwrap()
+}
+
 /// The `StreamError` inside an error from this crate (panics on any other error).
 pub fn stream_error(err: io::Error) -> StreamError {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");

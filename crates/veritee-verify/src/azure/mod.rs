@@ -129,6 +129,11 @@ impl Verifier for AzureSnpVtpmVerifier {
         TeeKind::AzureSnpVtpm
     }
 
+    /// The AMD roots: the report inside is an SEV-SNP report signed by a VCEK.
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        snp::default_trust_anchors()
+    }
+
     fn recognizes(&self, evidence: &[u8]) -> bool {
         let head = &evidence[..evidence.len().min(4096)];
         let text = String::from_utf8_lossy(head);

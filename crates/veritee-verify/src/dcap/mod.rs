@@ -151,6 +151,10 @@ impl Verifier for DcapVerifier {
         if self.tdx { TeeKind::Tdx } else { TeeKind::Sgx }
     }
 
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        Ok(vec![intel_sgx_root_ca()?.clone()])
+    }
+
     fn recognizes(&self, evidence: &[u8]) -> bool {
         quote::sniff(evidence) == Some(self.tdx)
     }

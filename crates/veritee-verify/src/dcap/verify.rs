@@ -9,7 +9,9 @@ use super::tcb::{self, Appraisal};
 use super::tcb_info::{TcbInfo, TcbInfoId};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
-use veritee_attest::{Claims, HexBytes, ParsedCertificate, TeeKind, VerifyError};
+use veritee_attest::{
+    AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TeeKind, VerifyError,
+};
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{ParsedCrl, RevocationPolicy, X509Error, verify_chain};
 
@@ -388,7 +390,13 @@ pub(crate) fn verify_quote(
     };
     let appraisal = tcb::appraise(info, identity, &pck, quote.qe_report.isv_svn, td)?;
 
-    Ok(claims(quote, info, &pck, pck_ca, &appraisal))
+    let mut claims = claims(quote, info, &pck, pck_ca, &appraisal);
+    claims.trust_anchor = Some(AnchorInfo::of(
+        claims.tee,
+        AnchorSource::BuiltIn,
+        path.anchor(),
+    ));
+    Ok(claims)
 }
 
 fn hexb(bytes: &[u8]) -> HexBytes {
@@ -487,6 +495,7 @@ fn claims(
         platform_id: (!pck.ppid.is_empty()).then(|| hexb(&pck.ppid)),
         evidence_time: None,
         details,
+        trust_anchor: None,
     }
 }
 

@@ -50,7 +50,8 @@ use document::SignedDocument;
 use std::sync::LazyLock;
 use time::OffsetDateTime;
 use veritee_attest::{
-    Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier, VerifyError, VerifyInput,
+    AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier,
+    VerifyError, VerifyInput,
 };
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{RevocationPolicy, X509Error, verify_chain};
@@ -121,6 +122,10 @@ impl Verifier for NitroVerifier {
         TeeKind::Nitro
     }
 
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        Ok(default_anchors()?.to_vec())
+    }
+
     fn recognizes(&self, evidence: &[u8]) -> bool {
         // A COSE_Sign1 prefix is enough: a damaged document is then reported as such,
         // not as an unknown format.
@@ -174,7 +179,7 @@ impl NitroVerifier {
             .map(|der| ParsedCertificate::from_der(der))
             .collect::<Result<Vec<_>, _>>()?;
         // AWS publishes no CRLs for the Nitro PKI: there is no revocation to apply.
-        verify_chain(
+        let chain = verify_chain(
             &leaf,
             &bundle,
             anchors,
@@ -220,7 +225,13 @@ impl NitroVerifier {
                 carrier.subject().to_string(),
             );
         }
-        Ok(claims(signed, evidence_time, leaf.subject(), details))
+        let mut claims = claims(signed, evidence_time, leaf.subject(), details);
+        claims.trust_anchor = Some(AnchorInfo::of(
+            TeeKind::Nitro,
+            AnchorSource::BuiltIn,
+            chain.anchor(),
+        ));
+        Ok(claims)
     }
 }
 
@@ -280,5 +291,6 @@ fn claims(
         platform_id: None,
         evidence_time: Some(evidence_time),
         details,
+        trust_anchor: None,
     }
 }

@@ -63,7 +63,8 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use time::OffsetDateTime;
 use veritee_attest::{
-    Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier, VerifyError, VerifyInput,
+    AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier,
+    VerifyError, VerifyInput,
 };
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{RevocationPolicy, X509Error, verify_chain};
@@ -199,6 +200,10 @@ impl Verifier for NvidiaVerifier {
         TeeKind::NvidiaH100
     }
 
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        Ok(default_anchors()?.to_vec())
+    }
+
     fn recognizes(&self, evidence: &[u8]) -> bool {
         if report::looks_like(evidence) {
             return true;
@@ -275,7 +280,7 @@ impl NvidiaVerifier {
             ));
         };
         // NVIDIA publishes revocation through OCSP only; nothing to apply offline.
-        verify_chain(
+        let path = verify_chain(
             leaf,
             rest,
             anchors,
@@ -308,7 +313,13 @@ impl NvidiaVerifier {
                 leaf.subject()
             )));
         }
-        Ok(claims(report, leaf))
+        let mut claims = claims(report, leaf);
+        claims.trust_anchor = Some(AnchorInfo::of(
+            TeeKind::NvidiaH100,
+            AnchorSource::BuiltIn,
+            path.anchor(),
+        ));
+        Ok(claims)
     }
 }
 
@@ -352,5 +363,6 @@ fn claims(report: &SpdmReport, leaf: &ParsedCertificate) -> Claims {
         platform_id: None,
         evidence_time: None,
         details,
+        trust_anchor: None,
     }
 }

@@ -27,7 +27,8 @@ use const_oid::ObjectIdentifier;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use veritee_attest::{
-    Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier, VerifyError, VerifyInput,
+    AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier,
+    VerifyError, VerifyInput,
 };
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{ParsedCrl, RevocationPolicy, verify_chain};
@@ -451,6 +452,9 @@ fn build_claims(
         platform_id: chip_id_given.then(|| HexBytes(report.chip_id.to_vec())),
         evidence_time: None,
         details,
+        trust_anchor: path
+            .last()
+            .map(|anchor| AnchorInfo::of(TeeKind::SevSnp, AnchorSource::BuiltIn, anchor)),
     }
 }
 
@@ -543,6 +547,10 @@ pub struct SnpVerifier;
 impl Verifier for SnpVerifier {
     fn tee(&self) -> TeeKind {
         TeeKind::SevSnp
+    }
+
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        default_trust_anchors()
     }
 
     fn recognizes(&self, evidence: &[u8]) -> bool {

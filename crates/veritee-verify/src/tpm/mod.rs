@@ -28,7 +28,8 @@ use structures::{
     TpmSignature, hash_name, rsa_public_key_der, selected_pcr_values,
 };
 use veritee_attest::{
-    Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier, VerifyError, VerifyInput,
+    AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TcbStatus, TeeKind, Verifier,
+    VerifyError, VerifyInput,
 };
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{ParsedCrl, RevocationPolicy, verify_chain};
@@ -225,6 +226,10 @@ impl Verifier for Tpm2Verifier {
         TeeKind::Tpm2
     }
 
+    fn builtin_anchors(&self) -> Result<Vec<ParsedCertificate>, VerifyError> {
+        default_trust_anchors()
+    }
+
     fn recognizes(&self, evidence: &[u8]) -> bool {
         Attestation::recognizes(evidence)
     }
@@ -350,6 +355,11 @@ impl Verifier for Tpm2Verifier {
             platform_id,
             evidence_time: None,
             details,
+            trust_anchor: Some(AnchorInfo::of(
+                TeeKind::Tpm2,
+                AnchorSource::BuiltIn,
+                chain.anchor(),
+            )),
         })
     }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use time::OffsetDateTime;
-use veritee_attest::{Claims, ParsedCertificate, VerifyError};
+use veritee_attest::{Claims, ParsedCertificate, TrustAnchors, VerifyError};
 use veritee_verify::{Verifiers, VerifyRequest};
 
 /// Verifies `evidence` (kind detected) with the given collateral, anchors and expected
@@ -15,11 +15,18 @@ pub fn verify_request(
     report_data: Option<&[u8]>,
     at: OffsetDateTime,
 ) -> Result<Claims, VerifyError> {
-    Verifiers::default().verify(&VerifyRequest {
+    // The test PKIs stand in for the vendors: they are given for the evidence's own
+    // kind, as `--trust-anchor KIND=FILE` would give them.
+    let verifiers = Verifiers::default();
+    let anchors = match verifiers.detect(evidence) {
+        Ok(kind) => TrustAnchors::for_kind(kind, anchors.to_vec()),
+        Err(_) => TrustAnchors::untyped(anchors.to_vec()),
+    };
+    verifiers.verify(&VerifyRequest {
         evidence,
         tee: None,
         collateral,
-        trust_anchors: anchors,
+        trust_anchors: &anchors,
         expected_report_data: report_data,
         at,
     })

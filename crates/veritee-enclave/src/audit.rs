@@ -1,0 +1,267 @@
+//! The enclave's audit log: entries signed and hash-chained here, stored by the host.
+//!
+//! The enclave keeps the log's head (its size and the hash of its last entry) itself,
+//! and anchors it in a sealed state transition every [`ANCHOR_EVERY_ENTRIES`] entries
+//! or [`ANCHOR_EVERY`], whichever comes first. At start it reads the log back from the
+//! host and refuses to continue a log that does not reach the last anchor, or whose
+//! entry there is not the one anchored: a host that truncates or rewrites the log is
+//! caught, not silently continued.
+//!
+//! What the anchor cannot show is the newest entries after it (a crash can lose them
+//! too). Signed checkpoints close that gap for whoever keeps one: every receipt
+//! carries one, `GET /v1/audit/checkpoint` serves one, and `veritee audit verify
+//! --checkpoint FILE` proves a log contains the one kept.
+
+use crate::host::{HostLink, HostLinkExt, failure};
+use crate::service::{EnclaveService, NodeKeys, internal, lock};
+use std::time::{Duration, Instant};
+use veritee_audit::checkpoint::{Checkpoint, sign_checkpoint};
+use veritee_audit::{AuditBody, entry_hash, genesis_prev, open_entry, sign_entry};
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+
+/// The head is anchored in sealed state after at most this many entries...
+pub const ANCHOR_EVERY_ENTRIES: u64 = 64;
+/// ...or this long after the last anchor, at the next entry.
+pub const ANCHOR_EVERY: Duration = Duration::from_secs(5);
+/// Entries read per host call when checking the log at start.
+const READ_PAGE: u32 = 1000;
+
+/// The log's head as this enclave knows it.
+pub(crate) struct AuditHead {
+    /// Entries in the log.
+    size: u64,
+    /// SHA-256 of the last entry (zeros for an empty log).
+    head: [u8; 32],
+    anchored_size: u64,
+    anchored_at: Instant,
+}
+
+fn hex32(s: &str) -> Result<[u8; 32], EnclaveFailure> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(internal)?;
+    Ok(out)
+}
+
+fn audit_refused(reason: String) -> EnclaveFailure {
+    failure(
+        FailureKind::Unavailable,
+        format!("the audit log in the store cannot be continued: {reason}"),
+    )
+}
+
+impl EnclaveService {
+    /// The origin line (and key name) of this node's checkpoints.
+    pub(crate) fn checkpoint_origin(&self) -> Result<String, EnclaveFailure> {
+        Ok(format!("veritee.audit/{}", self.node_id()?))
+    }
+
+    /// Reads the log's tail back from the host and checks it against the anchor.
+    fn load_audit_head(
+        &self,
+        node: &NodeKeys,
+        link: &mut dyn HostLink,
+    ) -> Result<AuditHead, EnclaveFailure> {
+        let anchor = self.audit_anchor(link)?;
+        let (anchored_size, anchored_head) = anchor.unwrap_or((0, [0u8; 32]));
+        let last = link.log_last(&node.log)?;
+        let size = match &last {
+            None => 0,
+            Some(l) => l
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| audit_refused("its last entry has an impossible number".into()))?,
+        };
+        if size < anchored_size {
+            return Err(audit_refused(format!(
+                "it holds {size} entries, but the enclave anchored {anchored_size}: the host truncated it"
+            )));
+        }
+        // Walk from the anchor to the end: every entry ours, numbered and chained.
+        let mut expected_prev = anchored_head;
+        let mut seq = anchored_size;
+        if anchored_size > 0 {
+            let at = link.log_read(&node.log, anchored_size - 1, 1)?;
+            let matches = at.first().is_some_and(|e| {
+                e.seq == anchored_size - 1
+                    && hex32(&entry_hash(&e.entry)).ok() == Some(anchored_head)
+            });
+            if !matches {
+                return Err(audit_refused(format!(
+                    "entry {} is not the one the enclave anchored: the host rewrote the log",
+                    anchored_size - 1
+                )));
+            }
+        }
+        while seq < size {
+            let page = link.log_read(&node.log, seq, READ_PAGE)?;
+            let start = seq;
+            // Entries past the last one the host named are not part of this log's head.
+            for e in page.into_iter().take_while(|e| e.seq < size) {
+                let body = open_entry(e.seq as usize, &e.entry, &node.audit_spki)
+                    .map_err(|err| audit_refused(format!("entry {}: {err}", e.seq)))?;
+                let prev = if seq == 0 {
+                    genesis_prev()
+                } else {
+                    hex::encode(expected_prev)
+                };
+                if e.seq != seq || body.seq != seq || body.prev != prev {
+                    return Err(audit_refused(format!(
+                        "entry {seq} does not follow the one before"
+                    )));
+                }
+                expected_prev = hex32(&entry_hash(&e.entry))?;
+                seq += 1;
+            }
+            if seq == start {
+                return Err(audit_refused(format!("entry {seq} is missing")));
+            }
+        }
+        Ok(AuditHead {
+            size,
+            head: if size == 0 { [0u8; 32] } else { expected_prev },
+            anchored_size,
+            anchored_at: Instant::now(),
+        })
+    }
+
+    /// Runs `f` with the loaded audit head.
+    fn with_audit_head<T>(
+        &self,
+        link: &mut dyn HostLink,
+        f: impl FnOnce(&NodeKeys, &mut AuditHead, &mut dyn HostLink) -> Result<T, EnclaveFailure>,
+    ) -> Result<T, EnclaveFailure> {
+        let node = self.node(link)?;
+        let mut slot = lock(&self.audit);
+        if slot.is_none() {
+            *slot = Some(self.load_audit_head(&node, link)?);
+        }
+        let Some(head) = slot.as_mut() else {
+            return Err(internal("audit head missing"));
+        };
+        let result = f(&node, head, link);
+        if result.is_err() {
+            // Our view of the log may be stale, or the host interfered: re-read it.
+            *slot = None;
+        }
+        result
+    }
+
+    /// Appends a signed entry to the audit log (durable before it returns).
+    pub(crate) fn audit(
+        &self,
+        link: &mut dyn HostLink,
+        action: &str,
+        tenant: &str,
+        object: &str,
+        outcome: &str,
+    ) -> Result<(), EnclaveFailure> {
+        self.with_audit_head(link, |node, h, link| {
+            // Read under the log's lock, so entries are in time order too.
+            let time = self.clock().now();
+            let entry = sign_entry(
+                &node.audit_key,
+                &AuditBody {
+                    seq: h.size,
+                    prev: if h.size == 0 {
+                        genesis_prev()
+                    } else {
+                        hex::encode(h.head)
+                    },
+                    time,
+                    action: action.into(),
+                    tenant: tenant.into(),
+                    object: object.into(),
+                    outcome: outcome.into(),
+                },
+            )
+            .map_err(internal)?;
+            link.log_append(&node.log, h.size, entry.clone())?;
+            h.size += 1;
+            h.head = hex32(&entry_hash(&entry))?;
+            if h.size - h.anchored_size >= ANCHOR_EVERY_ENTRIES
+                || h.anchored_at.elapsed() >= ANCHOR_EVERY
+            {
+                self.anchor_audit(link, (h.size, h.head))?;
+                h.anchored_size = h.size;
+                h.anchored_at = Instant::now();
+            }
+            Ok(())
+        })
+    }
+
+    /// Entries in the log.
+    pub(crate) fn audit_size(&self, link: &mut dyn HostLink) -> Result<u64, EnclaveFailure> {
+        self.with_audit_head(link, |_, h, _| Ok(h.size))
+    }
+
+    /// A signed checkpoint of the log as it stands (C2SP signed note), and the size it
+    /// names: what a client keeps to detect a truncated or rewritten log later. With
+    /// `anchor`, the head is anchored in sealed state first, so the enclave itself also
+    /// refuses to continue a log cut below it; without (a key receipt's checkpoint, on
+    /// the hot path), the periodic anchor covers it soon after, and until then the
+    /// checkpoint's holder is the one who would catch a cut: a log continued after one
+    /// disagrees with the checkpoint.
+    pub(crate) fn signed_checkpoint(
+        &self,
+        link: &mut dyn HostLink,
+        anchor: bool,
+    ) -> Result<(String, u64), EnclaveFailure> {
+        let origin = self.checkpoint_origin()?;
+        self.with_audit_head(link, |node, h, link| {
+            if anchor && h.anchored_size != h.size {
+                self.anchor_audit(link, (h.size, h.head))?;
+                h.anchored_size = h.size;
+                h.anchored_at = Instant::now();
+            }
+            let note = sign_checkpoint(
+                &node.checkpoint_key,
+                &origin,
+                &Checkpoint {
+                    origin: origin.clone(),
+                    size: h.size,
+                    head: h.head,
+                },
+            )
+            .map_err(internal)?;
+            Ok((note, h.size))
+        })
+    }
+
+    pub(crate) fn checkpoint(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        Ok(EnclaveReply::Checkpoint {
+            note: self.signed_checkpoint(link, true)?.0,
+        })
+    }
+
+    /// Writes the audit entry of a store rollback the operator accepted at load.
+    pub(crate) fn audit_pending_rollback(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        let Some((store, platform)) = *lock(&self.pending_rollback) else {
+            return Ok(());
+        };
+        self.audit(
+            link,
+            "state.rollback-accepted",
+            "node",
+            "store",
+            &format!(
+                "accepted by the operator: the store's state journal ended at {store}, the platform counter was at {platform}"
+            ),
+        )?;
+        // Until this transition is counted, every start audits the acceptance again: a
+        // host that kills the enclave in between gets a second entry, never none.
+        self.with_audit_head(link, |_, h, link| {
+            self.rollback_audited(link, (h.size, h.head))?;
+            h.anchored_size = h.size;
+            h.anchored_at = Instant::now();
+            Ok(())
+        })?;
+        *lock(&self.pending_rollback) = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,455 @@
+//! The HTTP API: shared state, authentication, errors, metrics and logs, and the
+//! router. The routes of each flow live in a module of their own.
+
+mod audit;
+mod data;
+mod keys;
+mod node;
+mod peers;
+
+pub use peers::{HOST_PEERS_NS, PEER_SCHEME, RegisterPeerRequest};
+mod sessions;
+mod tasks;
+
+use crate::auth::{self, HOST_TENANTS_NS};
+use crate::enclave_link::EnclaveLink;
+use crate::metrics::Metrics;
+use crate::supervisor::Supervisor;
+use crate::{HostError, openapi};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tracing::{info, warn};
+use veritee_proto::api::{ErrorBody, ErrorDetail, Health};
+use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, SignedRequest};
+use veritee_store::Store;
+
+/// Largest JSON body.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Largest data chunk body: the largest stream chunk (16 MiB) and its tag.
+pub const MAX_DATA_CHUNK_BODY: usize = 16 * 1024 * 1024 + 1024;
+/// Largest session message body.
+pub const MAX_MESSAGE_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The enclave process keeper.
+    pub supervisor: Supervisor,
+    /// Conversations with the enclave.
+    pub enclave: EnclaveLink,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    admin_token_sha256: [u8; 32],
+    /// Which tenant opened which session (for refusing another tenant's messages early).
+    sessions: Mutex<HashMap<String, String>>,
+    /// Which tenant initiated which task, and when, by (tenant, task id).
+    tasks: Mutex<HashMap<(String, String), Instant>>,
+    /// Where uploads for tasks go (shared with the enclave process).
+    spool: Option<std::path::PathBuf>,
+    /// Peer nodes allowed to call `/v1/peer`, and their rate limits.
+    peers: peers::PeerGate,
+}
+
+impl core::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.kind())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// State over a store and an enclave. `peer_token` is what this node presents to
+    /// the peers it calls.
+    pub fn new(
+        store: Arc<dyn Store>,
+        supervisor: Supervisor,
+        admin_token_sha256: [u8; 32],
+        peers: Vec<String>,
+        peer_token: String,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        Self {
+            enclave: EnclaveLink::new(
+                supervisor.clone(),
+                Arc::clone(&store),
+                Arc::clone(&metrics),
+                peers,
+                peer_token,
+            ),
+            store,
+            supervisor,
+            metrics,
+            admin_token_sha256,
+            sessions: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::new()),
+            spool: None,
+            peers: peers::PeerGate::default(),
+        }
+    }
+
+    /// Enables tasks, with uploads spooled to `dir`.
+    pub fn with_spool(mut self, dir: std::path::PathBuf) -> Self {
+        self.spool = Some(dir);
+        self
+    }
+}
+
+/// An API error: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    }
+
+    fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+    }
+
+    fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::EnclaveUnavailable(m) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            HostError::Store(s) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                s.to_string(),
+            ),
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<EnclaveFailure> for ApiError {
+    fn from(f: EnclaveFailure) -> Self {
+        let (status, code) = match f.kind {
+            FailureKind::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            FailureKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            FailureKind::StaleSignature => (StatusCode::UNAUTHORIZED, "stale_signature"),
+            FailureKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            FailureKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            FailureKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, f.message)
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn converse(state: &AppState, call: EnclaveCall) -> ApiResult<EnclaveReply> {
+    Ok(state.enclave.call(call).await??)
+}
+
+fn unexpected(reply: &EnclaveReply) -> ApiError {
+    let name = match reply {
+        EnclaveReply::Status(_) => "Status",
+        EnclaveReply::Attestation { .. } => "Attestation",
+        EnclaveReply::TenantRegistered { .. } => "TenantRegistered",
+        EnclaveReply::SessionOpened { .. } => "SessionOpened",
+        EnclaveReply::Message { .. } => "Message",
+        EnclaveReply::WrappingKey { .. } => "WrappingKey",
+        EnclaveReply::KeyImported { .. } => "KeyImported",
+        EnclaveReply::Checkpoint { .. } => "Checkpoint",
+        EnclaveReply::DataUpload { .. } => "DataUpload",
+        EnclaveReply::DataChunkStored { .. } => "DataChunkStored",
+        EnclaveReply::DataHeader { .. } => "DataHeader",
+        EnclaveReply::DataChunk { .. } => "DataChunk",
+        EnclaveReply::TaskSignal { .. } => "TaskSignal",
+        EnclaveReply::TaskKeysAccepted => "TaskKeysAccepted",
+        EnclaveReply::TaskCancelled { .. } => "TaskCancelled",
+        EnclaveReply::TaskResult { .. } => "TaskResult",
+    };
+    ApiError::internal(format!("the enclave answered with an unexpected {name}"))
+}
+
+fn require_content_type(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got.split(';').next().map(str::trim) == Some(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("expected Content-Type: {expected}, got {got:?}"),
+        ))
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+    require_content_type(headers, "application/json")?;
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    auth::check_admin(authorization(headers), &state.admin_token_sha256)
+        .map_err(ApiError::unauthorized)
+}
+
+fn path_and_query(uri: &Uri) -> &str {
+    uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+}
+
+/// A tenant-signed request, checked by the host as a first filter: the tenant, and
+/// the request to hand on to the enclave, which checks it again itself.
+struct TenantRequest {
+    tenant_id: String,
+    request: SignedRequest,
+}
+
+/// Checks a tenant's signature over a request whose body `payload` stands for in the
+/// signing string (see [`veritee_proto::api::auth`]).
+async fn tenant_payload(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    payload: &str,
+) -> ApiResult<TenantRequest> {
+    let header = authorization(headers).ok_or_else(|| {
+        ApiError::unauthorized(
+            "this route needs a tenant-signed request (Authorization: Veritee ...)",
+        )
+    })?;
+    let claim = auth::tenant_claim(Some(header)).map_err(ApiError::unauthorized)?;
+    let spki = state
+        .store
+        .get(HOST_TENANTS_NS, &claim.tenant_id)
+        .await
+        .map_err(|e| ApiError::from(HostError::Store(e)))?
+        .ok_or_else(|| ApiError::unauthorized("unknown tenant"))?;
+    let path = path_and_query(uri);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    claim
+        .verify(&spki, method.as_str(), path, payload, now)
+        .map_err(ApiError::unauthorized)?;
+    Ok(TenantRequest {
+        tenant_id: claim.tenant_id,
+        request: SignedRequest {
+            authorization: header.to_string(),
+            method: method.as_str().to_string(),
+            path: path.to_string(),
+        },
+    })
+}
+
+/// Checks a tenant's signature over a request with `body`.
+async fn tenant(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<TenantRequest> {
+    tenant_payload(
+        state,
+        method,
+        uri,
+        headers,
+        &veritee_proto::api::auth::body_payload(body),
+    )
+    .await
+}
+
+fn check_task_id_format(id: &str) -> ApiResult<()> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("a task id is 32 hex digits"))
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let up = state.supervisor.is_up();
+    Json(Health {
+        status: if up { "ok" } else { "degraded" }.into(),
+        enclave: if up { "running" } else { "restarting" }.into(),
+        enclave_restarts: state.supervisor.restarts(),
+        store: state.store.kind().into(),
+    })
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state
+        .metrics
+        .render(state.supervisor.is_up(), state.supervisor.restarts());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}", uri.path()),
+    )
+}
+
+/// Every route template, for metrics labels (a bounded set: never a raw path).
+const ROUTES: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/v1/node",
+    "/v1/tenants",
+    "/v1/attestation",
+    "/v1/sessions",
+    "/v1/sessions/{id}/messages",
+    "/v1/audit",
+    "/v1/audit/checkpoint",
+    "/v1/keys",
+    "/v1/keys/wrapping-key",
+    "/v1/peer",
+    "/v1/peers",
+    "/v1/data/{object}/uploads",
+    "/v1/data/{object}/uploads/{upload}/chunks/{index}",
+    "/v1/data/{object}",
+    "/v1/data/{object}/chunks/{index}",
+    "/v1/tasks",
+    "/v1/tasks/{id}/keys",
+    "/v1/tasks/{id}/files/{compartment}/{slot}",
+    "/v1/tasks/{id}/run",
+    "/v1/tasks/{id}/cancel",
+];
+
+/// Logs and counts every request by its route template; never logs bodies.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route: &'static str = matched
+        .as_ref()
+        .and_then(|m| ROUTES.iter().find(|r| **r == m.as_str()).copied())
+        .unwrap_or("other");
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    state.metrics.request(route, status, latency);
+    if status >= 500 {
+        warn!(%method, route, status, latency_us = latency.as_micros() as u64, "request failed");
+    } else {
+        info!(%method, route, status, latency_us = latency.as_micros() as u64, "request");
+    }
+    response
+}
+
+/// The node's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let json_routes = Router::new()
+        .route("/v1/tenants", post(node::register_tenant))
+        .route("/v1/peers", post(peers::register_peer))
+        .route("/v1/sessions", post(sessions::open_session))
+        .route("/v1/keys", post(keys::import_key))
+        .route("/v1/tasks", post(tasks::initiate))
+        .route("/v1/tasks/{id}/keys", post(tasks::keys))
+        .route("/v1/tasks/{id}/run", post(tasks::run))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    let data_routes = Router::new()
+        .route("/v1/data/{object}/uploads", post(data::begin))
+        .route(
+            "/v1/data/{object}/uploads/{upload}/chunks/{index}",
+            put(data::chunk),
+        )
+        .route("/v1/data/{object}", get(data::open))
+        .route("/v1/data/{object}/chunks/{index}", get(data::read))
+        .layer(DefaultBodyLimit::max(MAX_DATA_CHUNK_BODY));
+    let upload_routes = Router::new()
+        .route(
+            "/v1/tasks/{id}/files/{compartment}/{slot}",
+            put(tasks::file),
+        )
+        .layer(DefaultBodyLimit::disable());
+    let peer_routes = Router::new()
+        .route("/v1/peer", post(peers::relay))
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
+    let message_routes = Router::new()
+        .route("/v1/sessions/{id}/messages", post(sessions::message))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/node", get(node::info))
+        .route("/v1/attestation", get(node::attestation))
+        .route("/v1/audit", get(audit::log))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/keys/wrapping-key", get(keys::wrapping_key))
+        .merge(json_routes)
+        .merge(peer_routes)
+        .merge(data_routes)
+        .merge(upload_routes)
+        .merge(message_routes)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe,
+        ))
+        .with_state(state)
+}
