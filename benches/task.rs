@@ -6,16 +6,15 @@
 //! processes.
 //!
 //! ```text
-//! cargo bench --bench task              # 1 MB, 9 runs each, medians
-//! cargo bench --bench task -- --1gb     # and 1 GB, 5 runs each
+//! cargo bench --bench task                 # 1 MB, 9 runs each, medians
+//! cargo bench --bench task -- --runs 31    # 1 MB, 31 runs each (fixed costs)
+//! cargo bench --bench task -- --1gb        # and 1 GB, 5 runs each
 //! ```
 //!
 //! Plain and veritee runs alternate; besides the medians, the median of the pairwise
 //! ratios (each veritee run over the plain run just before it) is printed, which is
-//! steadier than a ratio of medians when the machine's speed drifts.
-//!
-//! ```text
-//! ```
+//! steadier than a ratio of medians when the machine's speed drifts, and the median
+//! time of each step of the task (initiation, key delivery, uploads, the rest).
 
 #[path = "../crates/veritee-wasm/benches/support/plain.rs"]
 mod plain;
@@ -123,7 +122,13 @@ fn main() {
     let manifest = TaskManifest::load(&task_dir.join("task.toml")).expect("manifest");
     let nodes = vec![url.clone()];
 
-    let mut sizes = vec![(1_000_000u64, if quick { 1 } else { 9 })];
+    // `--runs N` overrides the number of 1 MB runs (fixed costs want many).
+    let runs_1mb = std::env::args()
+        .skip_while(|a| a != "--runs")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick { 1 } else { 9 });
+    let mut sizes = vec![(1_000_000u64, runs_1mb)];
     if big {
         sizes.push((1_000_000_000, 5));
     }
@@ -142,7 +147,7 @@ fn main() {
         let expected = baseline.run(&source);
         let (mut plain_times, mut task_times) = (Vec::new(), Vec::new());
         let (mut client_rss, mut host_rss, mut enclave_rss) = (0f64, 0f64, 0f64);
-        let mut breakdown = Vec::new();
+        let mut breakdowns = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
             let out = baseline.run(&source);
@@ -175,7 +180,7 @@ fn main() {
             .expect("task");
             task_times.push(t.elapsed());
             marks.push(("rest of execution, result", t.elapsed()));
-            breakdown = marks;
+            breakdowns.push(marks);
             client_rss = client_rss.max(peak_rss_mib("self"));
             host_rss = host_rss.max(peak_rss_mib(&host_pid));
             enclave_rss = enclave_rss.max(peak_rss_mib(&enclave_pid));
@@ -207,19 +212,25 @@ fn main() {
             pairwise[pairwise.len() / 2],
         );
         println!("{runs_line}");
-        // Where the time of the last run went: each step ends at its mark.
-        let mut since = Duration::ZERO;
-        let steps: Vec<String> = breakdown
-            .iter()
-            .filter(|(name, _)| !name.is_empty())
-            .map(|(name, at)| {
-                let step = format!("{name} {:.2?}", at.saturating_sub(since));
+        // Where the time went, step by step: each step ends at its mark; the median
+        // of each step over the runs.
+        let mut per_step: Vec<(&str, Vec<Duration>)> = Vec::new();
+        for marks in &breakdowns {
+            let mut since = Duration::ZERO;
+            for (i, (name, at)) in marks.iter().filter(|(n, _)| !n.is_empty()).enumerate() {
+                if per_step.len() <= i {
+                    per_step.push((name, Vec::new()));
+                }
+                per_step[i].1.push(at.saturating_sub(since));
                 since = *at;
-                step
-            })
+            }
+        }
+        let steps: Vec<String> = per_step
+            .into_iter()
+            .map(|(name, times)| format!("{name} {:.2?}", median(times)))
             .collect();
         println!(
-            "|   last run, step by step | {} | | | | |",
+            "|   step by step, median of the runs | {} | | | | |",
             steps.join(", ")
         );
     }

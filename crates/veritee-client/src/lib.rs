@@ -92,8 +92,34 @@ pub struct NodeClient {
     http: reqwest::blocking::Client,
     recorder: Option<Arc<Mutex<Vec<Exchange>>>>,
     /// The enclave tenants' signatures are made for, fetched once (and again when the
-    /// enclave restarted).
-    audience: Arc<Mutex<Option<Audience>>>,
+    /// enclave restarted); shared by every client of the same node in this process
+    /// (see [`shared_audience`]).
+    audience: AudienceSlot,
+}
+
+/// Where a node's audience is kept once fetched.
+type AudienceSlot = Arc<Mutex<Option<Audience>>>;
+
+/// How many nodes' audiences a process remembers; past that the memory starts afresh.
+const AUDIENCES_REMEMBERED: usize = 256;
+
+/// The audience slot of the node at `base`, shared by every [`NodeClient`] of it in this
+/// process, so that a client made per task (as [`task::run_task`] makes them) does not
+/// pay a `GET /v1/node` round trip each time. Only a hint, as the fetched audience is
+/// (it is unauthenticated): a stale one costs one refused request, answered with
+/// `stale_signature`, after which it is fetched again.
+fn shared_audience(base: &str) -> AudienceSlot {
+    static AUDIENCES: Mutex<Vec<(String, AudienceSlot)>> = Mutex::new(Vec::new());
+    let mut known = AUDIENCES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, slot)) = known.iter().find(|(b, _)| b == base) {
+        return Arc::clone(slot);
+    }
+    if known.len() >= AUDIENCES_REMEMBERED {
+        known.clear();
+    }
+    let slot = Arc::new(Mutex::new(None));
+    known.push((base.to_string(), Arc::clone(&slot)));
+    slot
 }
 
 /// A node's long-term public keys, vouched for by its attested evidence.
@@ -117,11 +143,12 @@ impl NodeClient {
             .timeout(timeout)
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let base = base_url.trim_end_matches('/').to_string();
         Ok(Self {
-            base: base_url.trim_end_matches('/').to_string(),
+            audience: shared_audience(&base),
+            base,
             http,
             recorder: None,
-            audience: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -896,5 +923,29 @@ impl NodeClient {
             ));
         }
         Ok((total, version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_of_one_node_share_its_audience_and_no_other() {
+        let a = NodeClient::new("http://127.0.0.1:1/").expect("client");
+        let b = NodeClient::new("http://127.0.0.1:1").expect("client");
+        let other = NodeClient::new("http://127.0.0.1:2").expect("client");
+        let audience = Audience {
+            node: "00112233445566ff".into(),
+            epoch: "0123456789abcdef0123456789abcdef".into(),
+        };
+        *a.audience.lock().expect("lock") = Some(audience.clone());
+        // Known without a request: port 1 has no node, so a fetch would fail.
+        assert_eq!(b.audience(false).expect("shared"), audience);
+        assert!(other.audience.lock().expect("lock").is_none());
+        assert!(matches!(
+            other.audience(false),
+            Err(ClientError::Transport(_))
+        ));
     }
 }
