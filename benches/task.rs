@@ -123,11 +123,15 @@ fn main() {
     let nodes = vec![url.clone()];
 
     // `--runs N` overrides the number of 1 MB runs (fixed costs want many).
-    let runs_1mb = std::env::args()
-        .skip_while(|a| a != "--runs")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(if quick { 1 } else { 9 });
+    let runs_1mb = match std::env::args().skip_while(|a| a != "--runs").nth(1) {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("--runs takes a number of runs above 0, not {n:?}")),
+        None if quick => 1,
+        None => 9,
+    };
     let mut sizes = vec![(1_000_000u64, runs_1mb)];
     if big {
         sizes.push((1_000_000_000, 5));

@@ -787,11 +787,26 @@ fn registering_a_tenant_survives_an_enclave_restart_and_checks_the_id_returned()
         let h = node.health();
         h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
     });
+    // A client made after the restart starts from the audience this process fetched
+    // before it (clients of one node share it): its first proof is refused as stale,
+    // and it fetches the node's audience again and signs again.
+    let (fresh, exchanges) = node.client().recording();
     let second = TenantKey::generate().expect("key");
-    let id = client
+    let id = fresh
         .register_tenant(&node.admin_token(), &second)
         .expect("register after a restart");
     assert_eq!(id, second.tenant_id().expect("id"));
+    let lines: Vec<String> = exchanges
+        .lock()
+        .expect("exchanges")
+        .iter()
+        .map(|e| e.request_line.clone())
+        .collect();
+    assert_eq!(
+        lines,
+        ["POST /v1/tenants", "GET /v1/node", "POST /v1/tenants"],
+        "a stale shared audience is refreshed after one refusal"
+    );
 
     // A host that answers with another tenant id is refused.
     let proxy = NodeClient::new(&tenant_id_rewriting_proxy(&node.url)).expect("client");

@@ -234,17 +234,23 @@ impl NodeClient {
     /// `GET /v1/node` (cached; `refresh` fetches it again). Untrusted: a host that
     /// lies about it only gets its own requests refused by the enclave.
     fn audience(&self, refresh: bool) -> Result<Audience, ClientError> {
-        let mut cached = self.audience.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(a), false) = (cached.as_ref(), refresh) {
-            return Ok(a.clone());
+        let cached = self
+            .audience
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (Some(a), false) = (cached, refresh) {
+            return Ok(a);
         }
+        // Fetched without the slot's lock: the slot is shared by every client of the
+        // node in this process, and a slow answer must not hold the others up.
         let info: NodeInfo =
             Self::json(&self.send(reqwest::Method::GET, "/v1/node", None, None)?)?;
         let audience = Audience {
             node: info.node_id,
             epoch: info.epoch,
         };
-        *cached = Some(audience.clone());
+        *self.audience.lock().unwrap_or_else(|e| e.into_inner()) = Some(audience.clone());
         Ok(audience)
     }
 
