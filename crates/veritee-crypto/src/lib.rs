@@ -15,6 +15,7 @@ pub mod hpke;
 pub mod keywrap;
 pub mod kx;
 pub mod mac;
+pub mod memo;
 pub mod rand;
 pub mod secret;
 pub mod sign;

@@ -1,12 +1,14 @@
 //! Digital signatures: ECDSA and Ed25519 signing keys for veritee's own artefacts, and
 //! verification of every scheme that real attestation evidence uses.
 
+use crate::memo::{self, Recent};
 use crate::{CryptoError, SecretBytes};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey, VerificationAlgorithm,
 };
+use std::sync::OnceLock;
 
 /// A signature verification algorithm: hash, key type and signature encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +43,25 @@ pub enum VerificationScheme {
 }
 
 impl VerificationScheme {
+    /// A stable byte naming the scheme, for digests that must tell schemes apart.
+    fn tag(self) -> u8 {
+        match self {
+            Self::EcdsaP256Sha256Asn1 => 1,
+            Self::EcdsaP256Sha384Asn1 => 2,
+            Self::EcdsaP384Sha256Asn1 => 3,
+            Self::EcdsaP384Sha384Asn1 => 4,
+            Self::EcdsaP256Sha256Fixed => 5,
+            Self::EcdsaP384Sha384Fixed => 6,
+            Self::RsaPkcs1Sha256 => 7,
+            Self::RsaPkcs1Sha384 => 8,
+            Self::RsaPkcs1Sha512 => 9,
+            Self::RsaPssSha256 => 10,
+            Self::RsaPssSha384 => 11,
+            Self::RsaPssSha512 => 12,
+            Self::Ed25519 => 13,
+        }
+    }
+
     fn algorithm(self) -> &'static dyn VerificationAlgorithm {
         match self {
             Self::EcdsaP256Sha256Asn1 => &signature::ECDSA_P256_SHA256_ASN1,
@@ -73,6 +94,57 @@ pub fn verify(
     UnparsedPublicKey::new(scheme.algorithm(), public_key)
         .verify(message, sig)
         .map_err(|_| CryptoError::BadSignature)
+}
+
+/// Signature verdicts [`verify_collateral`] remembers: at about 100 bytes each, at most
+/// a few hundred KiB, and far more than the distinct collateral of the vendors and
+/// platforms one process meets.
+pub const REMEMBERED_SIGNATURES: usize = 4096;
+
+fn remembered_signatures() -> &'static Recent<()> {
+    static VERIFIED: OnceLock<Recent<()>> = OnceLock::new();
+    VERIFIED.get_or_init(|| Recent::new(REMEMBERED_SIGNATURES))
+}
+
+/// [`verify`] for signatures over collateral (certificates, CRLs, signed TCB and
+/// identity documents): the same check, remembered once it has succeeded, so that the
+/// same signature over the same bytes by the same key is verified once per process.
+///
+/// Only a success is remembered, keyed by the digest of scheme, key, message and
+/// signature together: a signature that did not verify, or any change to one of the
+/// four, is verified afresh. A verdict is timeless, so what the caller decides from
+/// time (validity, freshness, revocation) it must still decide at every use, and does.
+/// Not for per-evidence signatures (quotes, reports, requests): those are new every
+/// time and would only push collateral out of the memory.
+pub fn verify_collateral(
+    scheme: VerificationScheme,
+    public_key: &[u8],
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), CryptoError> {
+    let key = memo::digest_of(
+        "veritee verified collateral signature v1",
+        &[&[scheme.tag()], public_key, message, sig],
+    );
+    let memory = remembered_signatures();
+    if memory.get(&key).is_some() {
+        return Ok(());
+    }
+    verify(scheme, public_key, message, sig)?;
+    memory.insert(key, ());
+    Ok(())
+}
+
+/// How many collateral signature verdicts this process remembers (for tests and
+/// benchmarks).
+pub fn remembered_collateral_signatures() -> usize {
+    remembered_signatures().len()
+}
+
+/// Forgets every remembered collateral signature verdict (for benchmarks that measure
+/// the cost of a first verification).
+pub fn forget_collateral_signatures() {
+    remembered_signatures().clear();
 }
 
 /// Checks that `public_key` is a valid key for `scheme` (SPKI DER or raw), without a
@@ -291,6 +363,51 @@ mod tests {
                 EcdsaSigningKey::from_pkcs8(curve, key.to_pkcs8().unwrap().expose()).unwrap();
             assert_eq!(reloaded.public_key_point(), key.public_key_point());
         }
+    }
+
+    #[test]
+    fn a_remembered_collateral_signature_vouches_for_exactly_its_inputs() {
+        let key = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        let other = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        let scheme = EcdsaCurve::P256.fixed_scheme();
+        let point = key.public_key_point();
+        let sig = key.sign(b"collateral").unwrap();
+        let mut bad = sig.clone();
+        bad[3] ^= 1;
+        // A failure is not remembered: it fails again, and does not stop the good
+        // signature from verifying afterwards.
+        for _ in 0..2 {
+            assert_eq!(
+                verify_collateral(scheme, point, b"collateral", &bad),
+                Err(CryptoError::BadSignature)
+            );
+        }
+        for _ in 0..2 {
+            verify_collateral(scheme, point, b"collateral", &sig).unwrap();
+        }
+        assert!(remembered_collateral_signatures() >= 1);
+        // Every other input, changed, is verified afresh and refused.
+        assert_eq!(
+            verify_collateral(scheme, point, b"collateraL", &sig),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            verify_collateral(scheme, other.public_key_point(), b"collateral", &sig),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            verify_collateral(
+                VerificationScheme::EcdsaP256Sha256Asn1,
+                point,
+                b"collateral",
+                &sig
+            ),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            verify_collateral(scheme, point, b"collateral", &bad),
+            Err(CryptoError::BadSignature)
+        );
     }
 
     #[test]

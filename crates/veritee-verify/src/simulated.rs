@@ -99,7 +99,7 @@ impl SimulatedVerifier {
             )
             .map_err(|e| VerifyError::Collateral(format!("TCB info signing certificate: {e}")))
             .and_then(|chain| {
-                sign::verify(
+                sign::verify_collateral(
                     VerificationScheme::EcdsaP384Sha384Fixed,
                     signer.public_key_bits(),
                     &doc.signed_bytes,

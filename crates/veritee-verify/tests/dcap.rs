@@ -722,6 +722,38 @@ fn expired_and_not_yet_valid_collateral_is_refused() {
 }
 
 #[test]
+fn remembered_collateral_still_decides_at_each_verification_time() {
+    for f in [SGX, TDX] {
+        let quote = evidence(f.quote);
+        let collateral = read(f.collateral);
+        run(f).unwrap();
+        run(f).unwrap();
+        // The parsed file and its signatures are remembered; its window is not: a
+        // month on, the same bytes are refused.
+        expect_err(
+            verify(&quote, &collateral, f.at + time::Duration::days(30)),
+            |e| matches!(e, VerifyError::CollateralOutsideValidity(_)),
+            "is not valid at",
+        );
+        // One byte of Intel's TCB info signature changed, after the success: refused.
+        let tampered = json_edit(&collateral, |doc| {
+            let signature = doc["tcb_info_signature"].as_str().unwrap().to_string();
+            let flipped = if signature.starts_with('0') { "1" } else { "0" };
+            doc.insert(
+                "tcb_info_signature".into(),
+                format!("{flipped}{}", &signature[1..]).into(),
+            );
+        });
+        expect_err(
+            verify(&quote, &tampered, f.at),
+            |e| matches!(e, VerifyError::Signature(_)),
+            "TCB info signature",
+        );
+        run(f).unwrap();
+    }
+}
+
+#[test]
 fn oversized_input_is_refused() {
     let mut quote = evidence(TDX.quote);
     quote.resize(MAX_QUOTE_LEN + 1, 0);

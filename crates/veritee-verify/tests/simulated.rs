@@ -259,6 +259,61 @@ fn revoked_machine_is_refused_with_fresh_crl() {
 }
 
 #[test]
+fn a_machine_revoked_after_a_remembered_success_is_refused() {
+    let mut w = world();
+    let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
+    let at = NOW + time::Duration::minutes(1);
+    // Verified twice: the second verification rests on remembered collateral.
+    verify(&w, &evidence, &read_collateral(&w.vendor), at).unwrap();
+    verify(&w, &evidence, &read_collateral(&w.vendor), at).unwrap();
+    assert!(veritee_crypto::sign::remembered_collateral_signatures() > 0);
+
+    let later = NOW + time::Duration::hours(1);
+    w.vendor
+        .revoke_machine(&w.machine.machine_id(), later)
+        .unwrap();
+    let err = verify(
+        &w,
+        &evidence,
+        &read_collateral(&w.vendor),
+        later + time::Duration::minutes(1),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Certificate(X509Error::Revoked { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn remembered_collateral_is_not_used_outside_its_window() {
+    let w = world();
+    let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
+    verify(&w, &evidence, &[], NOW).unwrap();
+    // The same bytes, everything about them remembered, 31 days on: the CRLs they
+    // carry have expired, and that is decided again at this verification's time.
+    let err = verify(&w, &evidence, &[], NOW + time::Duration::days(31)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })
+        ),
+        "{err}"
+    );
+    // Before the machine was certified.
+    let err = verify(&w, &evidence, &[], NOW - time::Duration::days(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Certificate(X509Error::OutsideValidity { .. })
+                | VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })
+        ),
+        "{err}"
+    );
+    verify(&w, &evidence, &[], NOW).unwrap();
+}
+
+#[test]
 fn expired_certificate_and_collateral_are_named() {
     let w = world();
     let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();

@@ -234,6 +234,19 @@ impl ParsedCertificate {
         veritee_crypto::sign::verify(scheme, self.public_key_bits(), message, signature)
     }
 
+    /// [`Self::verify_signature`] for a certificate's or CRL's signature: the verdict
+    /// is remembered (see `veritee_crypto::sign::verify_collateral`).
+    pub(crate) fn verify_collateral_signature(
+        &self,
+        sig_alg: &spki::AlgorithmIdentifierOwned,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), veritee_crypto::CryptoError> {
+        let scheme = algorithm::scheme_for(sig_alg, self.public_key_algorithm())
+            .map_err(|_| veritee_crypto::CryptoError::BadSignature)?;
+        veritee_crypto::sign::verify_collateral(scheme, self.public_key_bits(), message, signature)
+    }
+
     /// Checks that `issuer`'s key signed this certificate.
     pub fn verify_issued_by(&self, issuer: &ParsedCertificate) -> Result<(), X509Error> {
         let sig_alg = &self.cert.signature_algorithm;
@@ -243,7 +256,7 @@ impl ParsedCertificate {
             X509Error::malformed("certificate", "signature BIT STRING has unused bits")
         })?;
         issuer
-            .verify_signature(sig_alg, &self.der[self.tbs.clone()], signature)
+            .verify_collateral_signature(sig_alg, &self.der[self.tbs.clone()], signature)
             .map_err(|_| X509Error::BadSignature {
                 subject: self.subject.clone(),
                 issuer: issuer.subject.clone(),

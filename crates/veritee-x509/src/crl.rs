@@ -134,7 +134,7 @@ impl ParsedCrl {
         algorithm::scheme_for(sig_alg, issuer.public_key_algorithm())?;
         let signature = self.crl.signature.as_bytes().ok_or_else(bad)?;
         issuer
-            .verify_signature(sig_alg, &self.der[self.tbs.clone()], signature)
+            .verify_collateral_signature(sig_alg, &self.der[self.tbs.clone()], signature)
             .map_err(|_| bad())
     }
 

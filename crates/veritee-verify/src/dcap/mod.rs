@@ -19,6 +19,12 @@
 //! 7. The quote signature by the attestation key over header and body.
 //! 8. TCB levels and their convergence ([`tcb`](self)), giving the claims' status.
 //!
+//! Collateral recurs from quote to quote, so its cost is paid once per process: a
+//! collateral file's parsed form is remembered by the digest of its bytes, and the
+//! signatures over collateral (certificates, CRLs, TCB info, QE identity, the QE report)
+//! once they verify (`veritee_crypto::sign::verify_collateral`). Every check of time,
+//! revocation and identity above still runs for every quote, at its explicit time.
+//!
 //! # Why not dcap-qvl
 //!
 //! dcap-qvl 0.7 (Phala) was read closely and its test vectors are used here, but it is
@@ -42,10 +48,26 @@ mod verify;
 pub use collateral::DcapCollateral;
 pub use quote::Quote;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use veritee_attest::{Claims, ParsedCertificate, TeeKind, Verifier, VerifyError, VerifyInput};
+use veritee_crypto::memo::{Recent, digest_of};
+
+/// Collateral files whose parsed form is remembered: one per platform model (FMSPC) and
+/// kind a verifier meets, with room to spare; about 100 KiB each.
+pub const REMEMBERED_COLLATERAL: usize = 64;
+
+/// `DcapCollateral::parse(file)`, remembered by the file's digest: parsing depends on
+/// the bytes alone (whether the collateral is valid at some time is decided later).
+fn parsed_collateral(file: &[u8]) -> Result<Arc<DcapCollateral>, VerifyError> {
+    static PARSED: OnceLock<Recent<Arc<DcapCollateral>>> = OnceLock::new();
+    PARSED
+        .get_or_init(|| Recent::new(REMEMBERED_COLLATERAL))
+        .get_or_try_insert(digest_of("veritee DCAP collateral v1", &[file]), || {
+            DcapCollateral::parse(file).map(Arc::new)
+        })
+}
 
 /// The Intel SGX Root CA (DER), used when the caller supplies no trust anchor.
 pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("roots/intel_sgx_root_ca.der");
@@ -125,7 +147,7 @@ impl DcapVerifier {
     }
 
     /// Parses the caller's collateral files, each of which must be DCAP collateral JSON.
-    fn collateral_from(files: &[Vec<u8>]) -> Result<Vec<DcapCollateral>, VerifyError> {
+    fn collateral_from(files: &[Vec<u8>]) -> Result<Vec<Arc<DcapCollateral>>, VerifyError> {
         let mut out = Vec::new();
         for (index, file) in files.iter().enumerate() {
             if !DcapCollateral::recognizes(file) {
@@ -134,7 +156,7 @@ impl DcapVerifier {
                     index + 1
                 )));
             }
-            out.push(DcapCollateral::parse(file)?);
+            out.push(parsed_collateral(file)?);
         }
         if out.is_empty() {
             return Err(VerifyError::MissingCollateral(

@@ -8,10 +8,12 @@ use super::quote::{INTEL_QE_VENDOR_ID, Quote, QuoteBody, SgxReport, TdReport};
 use super::tcb::{self, Appraisal};
 use super::tcb_info::{TcbInfo, TcbInfoId};
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use time::OffsetDateTime;
 use veritee_attest::{
     AnchorInfo, AnchorSource, Claims, HexBytes, ParsedCertificate, TeeKind, VerifyError,
 };
+use veritee_crypto::memo::{Recent, digest_of};
 use veritee_crypto::sign::{self, VerificationScheme};
 use veritee_x509::{ParsedCrl, RevocationPolicy, X509Error, verify_chain};
 
@@ -29,6 +31,18 @@ fn chain_error(e: X509Error) -> VerifyError {
 /// ECDSA P-256/SHA-256 over `message`, `r || s` signature; `key` is an SEC1 point.
 fn ecdsa_p256(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     sign::verify(
+        VerificationScheme::EcdsaP256Sha256Fixed,
+        key,
+        message,
+        signature,
+    )
+    .is_ok()
+}
+
+/// [`ecdsa_p256`] for signatures that recur from quote to quote (Intel's over TCB info
+/// and QE identity, the PCK key's over the QE report): remembered once verified.
+fn ecdsa_p256_collateral(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    sign::verify_collateral(
         VerificationScheme::EcdsaP256Sha256Fixed,
         key,
         message,
@@ -87,7 +101,7 @@ fn check_signed<T>(
             )));
         }
     }
-    if !ecdsa_p256(signer.public_key_bits(), &signed.text, &signed.signature) {
+    if !ecdsa_p256_collateral(signer.public_key_bits(), &signed.text, &signed.signature) {
         return Err(VerifyError::Signature(format!(
             "the {doc} signature does not verify with the key of '{}'",
             signer.subject()
@@ -96,17 +110,29 @@ fn check_signed<T>(
     Ok(())
 }
 
-/// The PCK certificates of the quote's certification data, leaf first.
-fn pck_chain(quote: &Quote<'_>) -> Result<Vec<ParsedCertificate>, VerifyError> {
-    let certs = ParsedCertificate::from_pem_chain(quote.pck_chain_pem)
-        .map_err(|e| VerifyError::malformed("PCK certificate chain in the quote", e))?;
-    if certs.is_empty() {
-        return Err(VerifyError::malformed(
-            "PCK certificate chain in the quote",
-            "no certificate",
-        ));
-    }
-    Ok(certs)
+/// PCK certificate chains whose parsed form is remembered: one per platform a verifier
+/// meets (a few KiB each).
+const REMEMBERED_PCK_CHAINS: usize = 1024;
+
+/// The PCK certificates of the quote's certification data, leaf first. A platform's
+/// quotes all carry the same chain, so its parsed form is remembered by the digest of
+/// its PEM bytes; it is validated afresh at every verification.
+fn pck_chain(quote: &Quote<'_>) -> Result<Arc<Vec<ParsedCertificate>>, VerifyError> {
+    static PARSED: OnceLock<Recent<Arc<Vec<ParsedCertificate>>>> = OnceLock::new();
+    let pem = quote.pck_chain_pem;
+    PARSED
+        .get_or_init(|| Recent::new(REMEMBERED_PCK_CHAINS))
+        .get_or_try_insert(digest_of("veritee DCAP PCK chain v1", &[pem]), || {
+            let certs = ParsedCertificate::from_pem_chain(pem)
+                .map_err(|e| VerifyError::malformed("PCK certificate chain in the quote", e))?;
+            if certs.is_empty() {
+                return Err(VerifyError::malformed(
+                    "PCK certificate chain in the quote",
+                    "no certificate",
+                ));
+            }
+            Ok(Arc::new(certs))
+        })
 }
 
 /// The SGX extensions of the quote's PCK certificate (not yet validated).
@@ -349,8 +375,9 @@ pub(crate) fn verify_quote(
         check_tdx_module(info, td)?;
     }
 
-    // 5. The QE report, signed by the PCK key, binds the attestation key.
-    if !ecdsa_p256(
+    // 5. The QE report, signed by the PCK key, binds the attestation key. The QE
+    // signs it once per attestation key, so it recurs in every quote of a platform.
+    if !ecdsa_p256_collateral(
         leaf.public_key_bits(),
         quote.qe_report_bytes,
         &quote.qe_report_signature,
