@@ -14,6 +14,7 @@
 
 use crate::host::{HostLink, HostLinkExt, failure};
 use crate::service::{EnclaveService, NodeKeys, internal, lock};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use veritee_audit::checkpoint::{Checkpoint, sign_checkpoint};
 use veritee_audit::{AuditBody, entry_hash, genesis_prev, open_entry, sign_entry};
@@ -25,6 +26,44 @@ pub const ANCHOR_EVERY_ENTRIES: u64 = 64;
 pub const ANCHOR_EVERY: Duration = Duration::from_secs(5);
 /// Entries read per host call when checking the log at start.
 const READ_PAGE: u32 = 1000;
+/// Most entries appended in one host call (group commit).
+const MAX_BATCH: usize = 256;
+
+/// An entry waiting to be signed and appended.
+struct QueuedEntry {
+    ticket: u64,
+    action: String,
+    tenant: String,
+    object: String,
+    outcome: String,
+}
+
+/// Entries waiting for the log, and the outcomes of those another caller appended.
+///
+/// Group commit: a caller queues its entry, then takes the log's head. Whoever holds
+/// the head signs and appends everything queued in one host call (one store
+/// transaction, one sync), so callers that arrived while an append was in flight share
+/// the next one instead of each paying its own. Each caller returns only once its own
+/// entry is durable, or with the error that kept it out.
+#[derive(Default)]
+pub(crate) struct AuditQueue {
+    next_ticket: u64,
+    pending: Vec<QueuedEntry>,
+    appended: HashMap<u64, Result<(), EnclaveFailure>>,
+}
+
+impl AuditQueue {
+    fn take_batch(&mut self) -> Vec<QueuedEntry> {
+        let n = self.pending.len().min(MAX_BATCH);
+        self.pending.drain(..n).collect()
+    }
+
+    /// Forgets `ticket`, wherever it is.
+    fn drop_ticket(&mut self, ticket: u64) {
+        self.pending.retain(|e| e.ticket != ticket);
+        self.appended.remove(&ticket);
+    }
+}
 
 /// The log's head as this enclave knows it.
 pub(crate) struct AuditHead {
@@ -146,7 +185,8 @@ impl EnclaveService {
         result
     }
 
-    /// Appends a signed entry to the audit log (durable before it returns).
+    /// Appends a signed entry to the audit log (durable before it returns). Concurrent
+    /// callers share appends (see [`AuditQueue`]).
     pub(crate) fn audit(
         &self,
         link: &mut dyn HostLink,
@@ -155,38 +195,96 @@ impl EnclaveService {
         object: &str,
         outcome: &str,
     ) -> Result<(), EnclaveFailure> {
-        self.with_audit_head(link, |node, h, link| {
+        let ticket = {
+            let mut queue = lock(&self.audit_queue);
+            queue.next_ticket += 1;
+            let ticket = queue.next_ticket;
+            queue.pending.push(QueuedEntry {
+                ticket,
+                action: action.into(),
+                tenant: tenant.into(),
+                object: object.into(),
+                outcome: outcome.into(),
+            });
+            ticket
+        };
+        let result = self.with_audit_head(link, |node, h, link| {
+            loop {
+                let mut queue = lock(&self.audit_queue);
+                // A caller before us may have appended our entry already.
+                if let Some(done) = queue.appended.remove(&ticket) {
+                    return done;
+                }
+                let batch = queue.take_batch();
+                drop(queue);
+                if batch.is_empty() {
+                    return Err(internal("a queued audit entry was lost"));
+                }
+                let appended = self.append_batch(node, h, link, &batch);
+                let mut queue = lock(&self.audit_queue);
+                for entry in &batch {
+                    queue.appended.insert(entry.ticket, appended.clone());
+                }
+                if appended.is_err() && !queue.appended.contains_key(&ticket) {
+                    // The log must be read again before anything more is appended.
+                    return appended;
+                }
+            }
+        });
+        if result.is_err() {
+            lock(&self.audit_queue).drop_ticket(ticket);
+        }
+        result
+    }
+
+    /// Signs `batch` in order, chained from the head, and appends it in one host call.
+    fn append_batch(
+        &self,
+        node: &NodeKeys,
+        h: &mut AuditHead,
+        link: &mut dyn HostLink,
+        batch: &[QueuedEntry],
+    ) -> Result<(), EnclaveFailure> {
+        let mut entries = Vec::with_capacity(batch.len());
+        let (mut size, mut head) = (h.size, h.head);
+        for queued in batch {
             // Read under the log's lock, so entries are in time order too.
             let time = self.clock().now();
             let entry = sign_entry(
                 &node.audit_key,
                 &AuditBody {
-                    seq: h.size,
-                    prev: if h.size == 0 {
+                    seq: size,
+                    prev: if size == 0 {
                         genesis_prev()
                     } else {
-                        hex::encode(h.head)
+                        hex::encode(head)
                     },
                     time,
-                    action: action.into(),
-                    tenant: tenant.into(),
-                    object: object.into(),
-                    outcome: outcome.into(),
+                    action: queued.action.clone(),
+                    tenant: queued.tenant.clone(),
+                    object: queued.object.clone(),
+                    outcome: queued.outcome.clone(),
                 },
             )
             .map_err(internal)?;
-            link.log_append(&node.log, h.size, entry.clone())?;
-            h.size += 1;
-            h.head = hex32(&entry_hash(&entry))?;
-            if h.size - h.anchored_size >= ANCHOR_EVERY_ENTRIES
-                || h.anchored_at.elapsed() >= ANCHOR_EVERY
-            {
-                self.anchor_audit(link, (h.size, h.head))?;
-                h.anchored_size = h.size;
-                h.anchored_at = Instant::now();
-            }
-            Ok(())
-        })
+            head = hex32(&entry_hash(&entry))?;
+            size += 1;
+            entries.push(entry);
+        }
+        match entries.len() {
+            1 => link.log_append(&node.log, h.size, entries.remove(0))?,
+            _ => link.log_append_entries(&node.log, h.size, entries)?,
+        }
+        h.size = size;
+        h.head = head;
+        if h.size - h.anchored_size >= ANCHOR_EVERY_ENTRIES
+            || h.anchored_at.elapsed() >= ANCHOR_EVERY
+        {
+            self.anchor_audit(link, (h.size, h.head))?;
+            h.anchored_size = h.size;
+            h.anchored_at = Instant::now();
+        }
+        Ok(())
     }
 
     /// Entries in the log.

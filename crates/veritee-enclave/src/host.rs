@@ -147,6 +147,26 @@ pub trait HostLinkExt: HostLink {
         }
     }
 
+    /// Appends `entries` to a log as numbers `seq`, `seq + 1`...: all of them or none.
+    fn log_append_entries(
+        &mut self,
+        log: &str,
+        seq: u64,
+        entries: Vec<Vec<u8>>,
+    ) -> Result<(), EnclaveFailure> {
+        match self.call(HostCall::LogAppendEntries {
+            log: log.into(),
+            seq,
+            entries: entries
+                .into_iter()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
+        })? {
+            HostResult::Written => Ok(()),
+            other => Err(unexpected("log_append_entries", other)),
+        }
+    }
+
     /// The last log entry.
     fn log_last(&mut self, log: &str) -> Result<Option<LogEntry>, EnclaveFailure> {
         match self.call(HostCall::LogLast { log: log.into() })? {

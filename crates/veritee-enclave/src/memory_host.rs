@@ -8,7 +8,7 @@ use crate::host::HostLink;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use veritee_proto::ipc::{
-    EnclaveCall, EnclaveFailure, EnclaveReply, HostCall, HostResult, LogEntry,
+    EnclaveCall, EnclaveFailure, EnclaveReply, HostCall, HostResult, LogEntry, ObjectWrite,
 };
 
 /// What the host stores: objects and logs, all of it the host's to copy or change.
@@ -43,10 +43,67 @@ pub struct MemoryHost {
     pub peers: Peers,
     /// A failure to report once, at the next matching append (shared by clones).
     pub append_fault: Arc<Mutex<Option<AppendFault>>>,
+    /// How long every log append takes, as a slow disk would (shared by clones).
+    pub append_delay: Arc<Mutex<Option<std::time::Duration>>>,
+    /// Log appends served so far, by log name prefix before the first `/` (shared by
+    /// clones): how many store transactions a real host would have committed.
+    pub append_calls: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl MemoryHost {
+    /// Appends `entries` from `seq` and writes `objects`, all or nothing; or reports
+    /// the failure set in `append_fault`.
+    fn append(
+        &self,
+        st: &mut Storage,
+        log: String,
+        seq: u64,
+        entries: Vec<Vec<u8>>,
+        objects: Vec<ObjectWrite>,
+    ) -> Result<HostResult, EnclaveFailure> {
+        let kind = log.split('/').next().unwrap_or_default().to_string();
+        *self
+            .append_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+        let mut fault = self.append_fault.lock().unwrap_or_else(|e| e.into_inner());
+        let faulty = fault.take_if(|f| log.starts_with(&f.log_prefix));
+        drop(fault);
+        let next = st.logs.get(&log).map_or(0, |l| l.len() as u64);
+        let stored = seq == next && faulty.as_ref().is_none_or(|f| f.store_anyway);
+        if stored {
+            st.logs.entry(log.clone()).or_default().extend(entries);
+            for o in objects {
+                st.objects.insert((o.ns, o.key), o.value);
+            }
+        }
+        if faulty.is_some() {
+            return Err(EnclaveFailure {
+                kind: veritee_proto::ipc::FailureKind::Unavailable,
+                message: format!("the host reports that appending to {log} failed"),
+            });
+        }
+        Ok(if stored {
+            HostResult::Written
+        } else {
+            HostResult::Conflict(format!("expected seq {next}"))
+        })
+    }
 }
 
 impl HostLink for MemoryHost {
     fn call(&mut self, call: HostCall) -> Result<HostResult, EnclaveFailure> {
+        if matches!(
+            call,
+            HostCall::LogAppend { .. } | HostCall::LogAppendEntries { .. }
+        ) {
+            let delay = *self.append_delay.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(delay) = delay {
+                std::thread::sleep(delay);
+            }
+        }
         let mut st = self.storage.lock().unwrap_or_else(|e| e.into_inner());
         Ok(match call {
             HostCall::Get { ns, key } => HostResult::Value(st.objects.get(&(ns, key)).cloned()),
@@ -84,32 +141,14 @@ impl HostLink for MemoryHost {
                 seq,
                 entry,
                 objects,
-            } => {
-                let mut fault = self.append_fault.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(f) = fault.take_if(|f| log.starts_with(&f.log_prefix)) {
-                    if f.store_anyway && seq == st.logs.get(&log).map_or(0, |l| l.len() as u64) {
-                        st.logs.entry(log.clone()).or_default().push(entry);
-                        for o in objects {
-                            st.objects.insert((o.ns, o.key), o.value);
-                        }
-                    }
-                    return Err(EnclaveFailure {
-                        kind: veritee_proto::ipc::FailureKind::Unavailable,
-                        message: format!("the host reports that appending to {log} failed"),
-                    });
-                }
-                drop(fault);
-                let entries = st.logs.entry(log).or_default();
-                if seq != entries.len() as u64 {
-                    HostResult::Conflict(format!("expected seq {}", entries.len()))
-                } else {
-                    entries.push(entry);
-                    for o in objects {
-                        st.objects.insert((o.ns, o.key), o.value);
-                    }
-                    HostResult::Written
-                }
-            }
+            } => self.append(&mut st, log, seq, vec![entry], objects)?,
+            HostCall::LogAppendEntries { log, seq, entries } => self.append(
+                &mut st,
+                log,
+                seq,
+                entries.into_iter().map(|e| e.into_vec()).collect(),
+                Vec::new(),
+            )?,
             HostCall::LogLast { log } => HostResult::Last(st.logs.get(&log).and_then(|e| {
                 e.last().map(|entry| LogEntry {
                     seq: e.len() as u64 - 1,

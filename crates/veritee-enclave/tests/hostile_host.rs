@@ -456,6 +456,70 @@ fn old_deleted_and_moved_records_are_refused_while_running() {
 }
 
 #[test]
+fn concurrent_audited_requests_share_appends_and_each_waits_for_its_own() {
+    const THREADS: usize = 8;
+    const EACH: usize = 4;
+    let world = World::new(&["m1"]);
+    let mut host = MemoryHost::default();
+    let alice = TenantKey::generate().expect("key");
+    let service = world.enclave("m1", CODE);
+    register(&service, &mut host, &alice);
+    let mut s = open_session(&world, &service, &mut host, &alice);
+    s.put(&service, &mut host, "db", b"x");
+    let sessions: Vec<Session> = (0..THREADS)
+        .map(|_| open_session(&world, &service, &mut host, &alice))
+        .collect();
+    let audit_len = |host: &MemoryHost| {
+        let st = host.storage.lock().expect("storage");
+        st.logs
+            .iter()
+            .filter(|(name, _)| name.starts_with("audit/"))
+            .map(|(_, entries)| entries.len())
+            .sum::<usize>()
+    };
+    let audit_appends = |host: &MemoryHost| {
+        host.append_calls
+            .lock()
+            .expect("calls")
+            .get("audit")
+            .copied()
+            .unwrap_or(0)
+    };
+    let (len_before, appends_before) = (audit_len(&host), audit_appends(&host));
+
+    // A slow disk: appends queue up behind the one in flight.
+    *host.append_delay.lock().expect("delay") = Some(std::time::Duration::from_millis(20));
+    std::thread::scope(|scope| {
+        for mut session in sessions {
+            let (mut host, service) = (host.clone(), &service);
+            scope.spawn(move || {
+                for _ in 0..EACH {
+                    // Each release returns only once its own entry is in the log.
+                    let before = audit_len(&host);
+                    assert_eq!(secret_of(session.get(service, &mut host, "db")), b"x");
+                    assert!(audit_len(&host) > before);
+                }
+            });
+        }
+    });
+    *host.append_delay.lock().expect("delay") = None;
+
+    let entries = audit_len(&host) - len_before;
+    let appends = audit_appends(&host) - appends_before;
+    // A release is one entry; a session's first use may add its own.
+    assert!(entries >= THREADS * EACH, "{entries} entries");
+    assert!(
+        appends <= entries as u64 / 2,
+        "{entries} entries took {appends} appends"
+    );
+    // Durable and chained: a restarted enclave reads the whole log back and continues.
+    drop(service);
+    let service = world.enclave("m1", CODE);
+    let mut s = open_session(&world, &service, &mut host, &alice);
+    assert_eq!(secret_of(s.get(&service, &mut host, "db")), b"x");
+}
+
+#[test]
 fn a_truncated_or_rewritten_audit_log_is_not_continued() {
     let world = World::new(&["m1"]);
     let mut host = MemoryHost::default();

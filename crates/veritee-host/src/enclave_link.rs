@@ -173,6 +173,13 @@ impl EnclaveLink {
                     .await
                     .map(|()| HostResult::Written)
             }
+            HostCall::LogAppendEntries { log, seq, entries } => {
+                let entries: Vec<Vec<u8>> =
+                    entries.into_iter().map(|entry| entry.into_vec()).collect();
+                s.log_append_entries(&log, seq, &entries)
+                    .await
+                    .map(|()| HostResult::Written)
+            }
             HostCall::LogRead { log, from, limit } => {
                 s.log_read(&log, from, limit as usize).await.map(|entries| {
                     HostResult::Entries(

@@ -456,6 +456,16 @@ pub enum HostCall {
         #[serde(default)]
         objects: Vec<ObjectWrite>,
     },
+    /// Append several entries to a log, numbered from exactly `seq`, in one transaction:
+    /// all of them, or none (group commit: one sync for the lot).
+    LogAppendEntries {
+        /// Log name.
+        log: String,
+        /// Sequence number of the first entry.
+        seq: u64,
+        /// Entries, in order.
+        entries: Vec<serde_bytes::ByteBuf>,
+    },
     /// The last entry of a log.
     LogLast {
         /// Log name.

@@ -98,6 +98,7 @@ macro_rules! conformance_tests {
             log_basics,
             log_conflicts,
             log_append_with_objects_is_all_or_nothing,
+            log_append_entries_is_all_or_nothing,
             concurrent_appenders,
             concurrent_appenders_free_running,
             concurrent_writers,
@@ -697,6 +698,53 @@ pub async fn log_conflicts(fixture: &Fixture) {
     assert_eq!(
         s.log_last(log).await.unwrap(),
         Some((1, b"second".to_vec()))
+    );
+}
+
+/// Several entries appended at once land together, numbered in order, or none does.
+pub async fn log_append_entries_is_all_or_nothing(fixture: &Fixture) {
+    let s = fixture.open().await;
+    let log = "batched";
+    let batch = |from: u64, n: u64| -> Vec<Vec<u8>> {
+        (from..from + n)
+            .map(|seq| format!("entry {seq}").into_bytes())
+            .collect()
+    };
+    s.log_append_entries(log, 0, &[]).await.unwrap();
+    assert_eq!(s.log_last(log).await.unwrap(), None);
+    s.log_append_entries(log, 0, &batch(0, 3)).await.unwrap();
+    s.log_append(log, 3, b"entry 3").await.unwrap();
+    s.log_append_entries(log, 4, &batch(4, 5)).await.unwrap();
+    let all: Vec<(u64, Vec<u8>)> = (0..9).zip(batch(0, 9)).collect();
+    assert_eq!(s.log_read(log, 0, 100).await.unwrap(), all);
+    // Overlapping the end, leaving a gap, or reaching past MAX_SEQ: nothing is written.
+    assert_conflict(s.log_append_entries(log, 8, &batch(8, 3)).await, log, 9, 8);
+    assert_conflict(
+        s.log_append_entries(log, 10, &batch(10, 2)).await,
+        log,
+        9,
+        10,
+    );
+    assert!(matches!(
+        s.log_append_entries(log, MAX_SEQ, &batch(0, 2)).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    let too_many = vec![Vec::new(); crate::limits::MAX_BATCH_ENTRIES + 1];
+    assert!(matches!(
+        s.log_append_entries(log, 9, &too_many).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert_eq!(s.log_read(log, 0, 100).await.unwrap(), all);
+    // Racing batches: exactly one wins each number.
+    let (first, second) = (batch(9, 4), batch(9, 4));
+    let (a, b) = tokio::join!(
+        s.log_append_entries(log, 9, &first),
+        s.log_append_entries(log, 9, &second),
+    );
+    assert!(a.is_ok() != b.is_ok(), "{a:?} {b:?}");
+    assert_eq!(
+        s.log_last(log).await.unwrap(),
+        Some((12, b"entry 12".to_vec()))
     );
 }
 

@@ -82,6 +82,19 @@ fn io_error(operation: &'static str, error: std::io::Error) -> StoreError {
     }
 }
 
+/// The number the next entry of `log` must have.
+fn next_seq(
+    table: &redb::Table<'_, (&'static str, u64), &'static [u8]>,
+    log: &str,
+) -> Result<u64, redb::StorageError> {
+    let last = table
+        .range((log, 0)..=(log, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1);
+    Ok(last.map_or(0, |last| last + 1))
+}
+
 /// Begins a write transaction that is durable on commit.
 fn begin_write(db: &Database, operation: &'static str) -> Result<WriteTransaction, StoreError> {
     let mut txn = db.begin_write().map_err(|e| redb_error(operation, e))?;
@@ -339,14 +352,7 @@ impl Store for EmbeddedStore {
             }
             {
                 let mut table = txn.open_table(LOGS).map_err(err(op))?;
-                let last = table
-                    .range((log.as_str(), 0)..=(log.as_str(), u64::MAX))
-                    .map_err(err(op))?
-                    .next_back()
-                    .transpose()
-                    .map_err(err(op))?
-                    .map(|(k, _)| k.value().1);
-                let expected = last.map_or(0, |last| last + 1);
+                let expected = next_seq(&table, &log).map_err(err(op))?;
                 if seq != expected {
                     drop(table);
                     txn.abort().map_err(err(op))?;
@@ -359,6 +365,44 @@ impl Store for EmbeddedStore {
                 table
                     .insert((log.as_str(), seq), entry.as_slice())
                     .map_err(err(op))?;
+            }
+            txn.commit().map_err(err(op))
+        })
+        .await
+    }
+
+    async fn log_append_entries(
+        &self,
+        log: &str,
+        seq: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        limits::check_log_name(log)?;
+        limits::check_entries(seq, entries)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (log, entries) = (log.to_owned(), entries.to_vec());
+        self.blocking("log_append", move |db| {
+            let op = "log_append";
+            let txn = begin_write(db, op)?;
+            {
+                let mut table = txn.open_table(LOGS).map_err(err(op))?;
+                let expected = next_seq(&table, &log).map_err(err(op))?;
+                if seq != expected {
+                    drop(table);
+                    txn.abort().map_err(err(op))?;
+                    return Err(StoreError::Conflict {
+                        log,
+                        expected,
+                        attempted: seq,
+                    });
+                }
+                for (n, entry) in (seq..).zip(&entries) {
+                    table
+                        .insert((log.as_str(), n), entry.as_slice())
+                        .map_err(err(op))?;
+                }
             }
             txn.commit().map_err(err(op))
         })

@@ -88,6 +88,17 @@ pub trait Store: Send + Sync + 'static {
     /// Appends entry number `seq` to append-only log `log`: seq must be exactly last+1 (0 for an empty log), else StoreError::Conflict naming the expected seq; durable on Ok.
     async fn log_append(&self, log: &str, seq: u64, entry: &[u8]) -> Result<(), StoreError>;
 
+    /// Appends `entries` to `log` as numbers `seq`, `seq + 1`, ... in one transaction:
+    /// all of them durable on Ok (one sync for the lot), none of them on a Conflict
+    /// (`seq` must be exactly last+1, as for [`Store::log_append`]) or any other error.
+    /// For writers that batch their appends (group commit). An empty list is a no-op.
+    async fn log_append_entries(
+        &self,
+        log: &str,
+        seq: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<(), StoreError>;
+
     /// As [`Store::log_append`], and upserts `objects` (namespace, key, value) in the
     /// same transaction: all of it is durable on Ok, none of it on a Conflict or any
     /// other error. An enclave's journal entry and the records it names land together.

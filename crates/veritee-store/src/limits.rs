@@ -18,6 +18,9 @@ pub const MAX_LIMIT: usize = 10_000;
 /// Largest log sequence number (PostgreSQL stores it as a signed 64-bit integer).
 pub const MAX_SEQ: u64 = i64::MAX as u64;
 
+/// Most entries one [`log_append_entries`](crate::Store::log_append_entries) appends.
+pub const MAX_BATCH_ENTRIES: usize = 4096;
+
 fn invalid(message: String) -> StoreError {
     StoreError::InvalidInput(message)
 }
@@ -104,6 +107,20 @@ pub fn check_seq(seq: u64) -> Result<(), StoreError> {
         return Err(invalid(format!("seq is {seq}, over MAX_SEQ = {MAX_SEQ}")));
     }
     Ok(())
+}
+
+/// Checks a batch of log entries starting at `seq`: its count, every entry's size,
+/// and that its last number is still a valid seq.
+pub fn check_entries(seq: u64, entries: &[Vec<u8>]) -> Result<(), StoreError> {
+    if entries.len() > MAX_BATCH_ENTRIES {
+        return Err(invalid(format!(
+            "{} log entries in one append, over MAX_BATCH_ENTRIES = {MAX_BATCH_ENTRIES}",
+            entries.len()
+        )));
+    }
+    check_seq(seq)?;
+    check_seq(seq.saturating_add(entries.len().saturating_sub(1) as u64))?;
+    entries.iter().try_for_each(|entry| check_value(entry))
 }
 
 #[cfg(test)]

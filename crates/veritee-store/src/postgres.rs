@@ -80,6 +80,12 @@ const LOG_APPEND_WITH_OBJECTS: &str = "WITH appended AS ( \
         ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value \
         RETURNING 1) \
     SELECT (SELECT count(*) FROM appended), (SELECT count(*) FROM stored)";
+// The log append above for several entries, numbered from $2 in the array's order.
+const LOG_APPEND_ENTRIES: &str = "INSERT INTO veritee_logs (log, seq, entry) \
+                          SELECT $1::text, $2::bigint + e.n - 1, e.entry \
+                          FROM unnest($3::bytea[]) WITH ORDINALITY AS e(entry, n) \
+                          WHERE COALESCE((SELECT max(seq) FROM veritee_logs WHERE log = $1::text), -1) + 1 \
+                              = $2::bigint";
 const LOG_MAX: &str = "SELECT max(seq) FROM veritee_logs WHERE log = $1";
 const LOG_READ: &str = "SELECT seq, entry FROM veritee_logs WHERE log = $1 AND seq >= $2 \
                         ORDER BY seq LIMIT $3";
@@ -499,6 +505,34 @@ impl Store for PostgresStore {
             }),
             Err(e) => Err(self.error(op, e)),
         }
+    }
+
+    async fn log_append_entries(
+        &self,
+        log: &str,
+        seq: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        limits::check_log_name(log)?;
+        limits::check_entries(seq, entries)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let op = "log_append";
+        let seq_sql = seq as i64; // at most MAX_SEQ = i64::MAX, checked above
+        let (client, stmt) = self.prepared(op, LOG_APPEND_ENTRIES).await?;
+        match client.execute(&stmt, &[&log, &seq_sql, &entries]).await {
+            Ok(n) if n == entries.len() as u64 => return Ok(()),
+            // One statement: it inserted all its rows or none, so this is a conflict.
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
+            Err(e) => return Err(self.error(op, e)),
+        }
+        Err(StoreError::Conflict {
+            log: log.to_owned(),
+            expected: self.expected_seq(&client, log).await?,
+            attempted: seq,
+        })
     }
 
     async fn log_read(
