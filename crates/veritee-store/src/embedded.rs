@@ -185,6 +185,54 @@ fn join_error(operation: &'static str, error: tokio::task::JoinError) -> StoreEr
     }
 }
 
+impl EmbeddedStore {
+    /// Appends `entries` to `log` from `seq` and upserts `objects`, in one durable
+    /// transaction; a `seq` other than the log's next one writes nothing. Arguments
+    /// are checked against the limits by the caller.
+    async fn append(
+        &self,
+        log: &str,
+        seq: u64,
+        entries: Vec<Vec<u8>>,
+        objects: Vec<StoredObject>,
+    ) -> Result<(), StoreError> {
+        let log = log.to_owned();
+        self.blocking("log_append", move |db| {
+            let op = "log_append";
+            // One writer at a time: reading the last seq and inserting are atomic.
+            let txn = begin_write(db, op)?;
+            if !objects.is_empty() {
+                let mut table = txn.open_table(OBJECTS).map_err(err(op))?;
+                for o in &objects {
+                    table
+                        .insert((o.ns.as_str(), o.key.as_str()), o.value.as_slice())
+                        .map_err(err(op))?;
+                }
+            }
+            {
+                let mut table = txn.open_table(LOGS).map_err(err(op))?;
+                let expected = next_seq(&table, &log).map_err(err(op))?;
+                if seq != expected {
+                    drop(table);
+                    txn.abort().map_err(err(op))?;
+                    return Err(StoreError::Conflict {
+                        log,
+                        expected,
+                        attempted: seq,
+                    });
+                }
+                for (n, entry) in (seq..).zip(&entries) {
+                    table
+                        .insert((log.as_str(), n), entry.as_slice())
+                        .map_err(err(op))?;
+                }
+            }
+            txn.commit().map_err(err(op))
+        })
+        .await
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for EmbeddedStore {
     fn kind(&self) -> &'static str {
@@ -337,38 +385,8 @@ impl Store for EmbeddedStore {
             limits::check_key(&o.key)?;
             limits::check_value(&o.value)?;
         }
-        let (log, entry, objects) = (log.to_owned(), entry.to_vec(), objects.to_vec());
-        self.blocking("log_append", move |db| {
-            let op = "log_append";
-            // One writer at a time: reading the last seq and inserting are atomic.
-            let txn = begin_write(db, "log_append")?;
-            if !objects.is_empty() {
-                let mut table = txn.open_table(OBJECTS).map_err(err(op))?;
-                for o in &objects {
-                    table
-                        .insert((o.ns.as_str(), o.key.as_str()), o.value.as_slice())
-                        .map_err(err(op))?;
-                }
-            }
-            {
-                let mut table = txn.open_table(LOGS).map_err(err(op))?;
-                let expected = next_seq(&table, &log).map_err(err(op))?;
-                if seq != expected {
-                    drop(table);
-                    txn.abort().map_err(err(op))?;
-                    return Err(StoreError::Conflict {
-                        log,
-                        expected,
-                        attempted: seq,
-                    });
-                }
-                table
-                    .insert((log.as_str(), seq), entry.as_slice())
-                    .map_err(err(op))?;
-            }
-            txn.commit().map_err(err(op))
-        })
-        .await
+        self.append(log, seq, vec![entry.to_vec()], objects.to_vec())
+            .await
     }
 
     async fn log_append_entries(
@@ -382,31 +400,7 @@ impl Store for EmbeddedStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let (log, entries) = (log.to_owned(), entries.to_vec());
-        self.blocking("log_append", move |db| {
-            let op = "log_append";
-            let txn = begin_write(db, op)?;
-            {
-                let mut table = txn.open_table(LOGS).map_err(err(op))?;
-                let expected = next_seq(&table, &log).map_err(err(op))?;
-                if seq != expected {
-                    drop(table);
-                    txn.abort().map_err(err(op))?;
-                    return Err(StoreError::Conflict {
-                        log,
-                        expected,
-                        attempted: seq,
-                    });
-                }
-                for (n, entry) in (seq..).zip(&entries) {
-                    table
-                        .insert((log.as_str(), n), entry.as_slice())
-                        .map_err(err(op))?;
-                }
-            }
-            txn.commit().map_err(err(op))
-        })
-        .await
+        self.append(log, seq, entries.to_vec(), Vec::new()).await
     }
 
     async fn log_read(

@@ -61,6 +61,14 @@ pub(crate) fn signed_part(der: &[u8]) -> Result<core::ops::Range<usize>, der::Er
     Ok(outer_header_len..outer_header_len + tbs_len)
 }
 
+/// `veritee_crypto::sign::verify` or its remembering twin `verify_collateral`.
+type SignatureCheck = fn(
+    veritee_crypto::sign::VerificationScheme,
+    &[u8],
+    &[u8],
+    &[u8],
+) -> Result<(), veritee_crypto::CryptoError>;
+
 impl ParsedCertificate {
     /// Parses one DER certificate. Trailing bytes are an error.
     pub fn from_der(der: &[u8]) -> Result<Self, X509Error> {
@@ -229,9 +237,7 @@ impl ParsedCertificate {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), veritee_crypto::CryptoError> {
-        let scheme = algorithm::scheme_for(sig_alg, self.public_key_algorithm())
-            .map_err(|_| veritee_crypto::CryptoError::BadSignature)?;
-        veritee_crypto::sign::verify(scheme, self.public_key_bits(), message, signature)
+        self.verify_with(sig_alg, message, signature, veritee_crypto::sign::verify)
     }
 
     /// [`Self::verify_signature`] for a certificate's or CRL's signature: the verdict
@@ -242,9 +248,24 @@ impl ParsedCertificate {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), veritee_crypto::CryptoError> {
+        self.verify_with(
+            sig_alg,
+            message,
+            signature,
+            veritee_crypto::sign::verify_collateral,
+        )
+    }
+
+    fn verify_with(
+        &self,
+        sig_alg: &spki::AlgorithmIdentifierOwned,
+        message: &[u8],
+        signature: &[u8],
+        verify: SignatureCheck,
+    ) -> Result<(), veritee_crypto::CryptoError> {
         let scheme = algorithm::scheme_for(sig_alg, self.public_key_algorithm())
             .map_err(|_| veritee_crypto::CryptoError::BadSignature)?;
-        veritee_crypto::sign::verify_collateral(scheme, self.public_key_bits(), message, signature)
+        verify(scheme, self.public_key_bits(), message, signature)
     }
 
     /// Checks that `issuer`'s key signed this certificate.
