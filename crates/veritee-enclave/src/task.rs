@@ -711,7 +711,7 @@ impl EnclaveService {
             return Err(failure(FailureKind::NotFound, "unknown or expired task"));
         };
         let result = self.spool(&tenant, task_id).and_then(|spool| {
-            let result = self.execute(&task, &spool, &withdrawn);
+            let result = self.execute(&tenant, &task, &spool, &withdrawn);
             let _ = std::fs::remove_dir_all(&spool);
             result
         });
@@ -763,6 +763,7 @@ impl EnclaveService {
 
     fn execute(
         &self,
+        tenant: &str,
         task: &TaskState,
         spool: &Path,
         withdrawn: &Arc<AtomicBool>,
@@ -850,8 +851,12 @@ impl EnclaveService {
             compartments,
             security,
         };
+        // Compiled modules are reused within the tenant only: a faster start must not
+        // tell one tenant that another ran the same (possibly confidential) code.
         let outcome = veritee_wasm::TaskEngine::global()
-            .and_then(|engine| engine.run_withdrawable(&spec, &limits, withdrawn))
+            .and_then(|engine| {
+                engine.run_in_cache_scope(&spec, &limits, withdrawn, tenant.as_bytes())
+            })
             .map_err(|e| match e {
                 // The parser's message may quote the module's text: confidential code.
                 veritee_wasm::WasmError::MalformedModule { compartment, .. } => bad(format!(

@@ -1,4 +1,5 @@
-//! Bounded LRU cache of compiled modules, keyed by the SHA-256 of the module bytes.
+//! Bounded LRU cache of compiled modules, keyed by the SHA-256 of a cache scope (whose
+//! modules they are: a tenant, in a node) and the module bytes.
 //!
 //! A handful of entries is the expected working set (the same task code runs again
 //! and again), so eviction scans the entries for the least recently used one rather

@@ -81,9 +81,23 @@ impl TaskEngine {
     }
 
     /// Compiles a module (WebAssembly binary if it starts with `\0asm`, WAT text
-    /// otherwise), or returns it from the cache keyed by the SHA-256 of `bytes`.
+    /// otherwise), or returns it from the cache of modules compiled without a cache
+    /// scope (see [`TaskEngine::compile_in_cache_scope`]).
     pub fn compile(&self, compartment: &str, bytes: &[u8]) -> Result<Module, WasmError> {
-        let key = veritee_crypto::digest::sha256(bytes);
+        self.compile_in_cache_scope(&[], compartment, bytes)
+    }
+
+    /// [`TaskEngine::compile`], reusing only modules compiled in the same `scope` (a
+    /// tenant's id, say): the cache is keyed by the SHA-256 of scope and bytes, so
+    /// whether a module compiles or comes from the cache tells nothing about what was
+    /// run in another scope.
+    pub fn compile_in_cache_scope(
+        &self,
+        scope: &[u8],
+        compartment: &str,
+        bytes: &[u8],
+    ) -> Result<Module, WasmError> {
+        let key = veritee_crypto::memo::digest_of("veritee compiled module v1", &[scope, bytes]);
         if let Some(m) = self.cache.lock().ok().and_then(|mut c| c.get(&key)) {
             return Ok(m);
         }
@@ -134,6 +148,18 @@ impl TaskEngine {
         limits: &TaskLimits,
         withdrawn: &AtomicBool,
     ) -> Result<TaskOutcome, WasmError> {
+        self.run_in_cache_scope(spec, limits, withdrawn, &[])
+    }
+
+    /// [`TaskEngine::run_withdrawable`], its modules compiled and cached in
+    /// `cache_scope` (see [`TaskEngine::compile_in_cache_scope`]).
+    pub fn run_in_cache_scope(
+        &self,
+        spec: &TaskSpec,
+        limits: &TaskLimits,
+        withdrawn: &AtomicBool,
+        cache_scope: &[u8],
+    ) -> Result<TaskOutcome, WasmError> {
         spec.validate()?;
         limits.validate()?;
         let started = Instant::now();
@@ -142,7 +168,7 @@ impl TaskEngine {
             .compartments
             .iter()
             .map(|c| {
-                let m = self.compile(&c.name, &c.module)?;
+                let m = self.compile_in_cache_scope(cache_scope, &c.name, &c.module)?;
                 crate::compartment::check_imports(&c.name, &m)?;
                 Ok(m)
             })

@@ -7,7 +7,8 @@
 //! file, network or environment access. The [`SecurityContext`] says which
 //! compartment may read which other compartments' inputs and whose output is
 //! released. [`run_task`] runs a task on the process-wide [`TaskEngine`], which caches
-//! compiled modules by SHA-256. [`TaskManifest`] is the TOML file a client writes.
+//! compiled modules by SHA-256, per cache scope (a node scopes them by tenant).
+//! [`TaskManifest`] is the TOML file a client writes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

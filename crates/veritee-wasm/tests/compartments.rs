@@ -673,6 +673,28 @@ fn compiled_modules_are_cached_by_hash() {
 }
 
 #[test]
+fn compiled_modules_are_reused_within_their_cache_scope_only() {
+    let engine = TaskEngine::new(8).unwrap();
+    let spec = single(&echo_module(), b"x");
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let run = |scope: &[u8]| {
+        engine
+            .run_in_cache_scope(&spec, &small_limits(), &never, scope)
+            .unwrap();
+        engine.cache_stats()
+    };
+    let stats = run(b"tenant a");
+    assert_eq!((stats.misses, stats.hits), (1, 0));
+    let stats = run(b"tenant a");
+    assert_eq!((stats.misses, stats.hits), (1, 1));
+    // The same bytes for another tenant: compiled again, as if never seen.
+    let stats = run(b"tenant b");
+    assert_eq!((stats.misses, stats.hits), (2, 1));
+    let stats = run(b"");
+    assert_eq!((stats.misses, stats.hits, stats.entries), (3, 1, 3));
+}
+
+#[test]
 fn tasks_run_concurrently_on_one_engine() {
     let handles: Vec<_> = (0..4)
         .map(|i| {
