@@ -38,18 +38,21 @@ struct QueuedEntry {
     outcome: String,
 }
 
-/// Entries waiting for the log, and the outcomes of those another caller appended.
+/// Entries waiting for the log, and the outcomes of those already appended.
 ///
-/// Group commit: a caller queues its entry, then takes the log's head. Whoever holds
-/// the head signs and appends everything queued in one host call (one store
-/// transaction, one sync), so callers that arrived while an append was in flight share
-/// the next one instead of each paying its own. Each caller returns only once its own
-/// entry is durable, or with the error that kept it out.
+/// Group commit: a caller queues its entry. If no append is in flight, it becomes the
+/// leader: it signs everything queued, in order, and appends it in one host call (one
+/// store transaction, one sync). Otherwise it waits, without holding the log's head,
+/// for the leader to post the outcome of the batch its entry was in, or to become the
+/// next leader. So callers that arrive while an append is in flight share the next one
+/// instead of each paying its own, and each returns only once its own entry is durable,
+/// or with the error that kept it out.
 #[derive(Default)]
 pub(crate) struct AuditQueue {
     next_ticket: u64,
     pending: Vec<QueuedEntry>,
     appended: HashMap<u64, Result<(), EnclaveFailure>>,
+    leading: bool,
 }
 
 impl AuditQueue {
@@ -57,11 +60,24 @@ impl AuditQueue {
         let n = self.pending.len().min(MAX_BATCH);
         self.pending.drain(..n).collect()
     }
+}
 
-    /// Forgets `ticket`, wherever it is.
-    fn drop_ticket(&mut self, ticket: u64) {
-        self.pending.retain(|e| e.ticket != ticket);
-        self.appended.remove(&ticket);
+/// A leader's turn: when it ends, even by unwinding, its batch gets the outcome, the
+/// next caller may lead, and waiters wake.
+struct LeaderTurn<'s> {
+    service: &'s EnclaveService,
+    tickets: Vec<u64>,
+    outcome: Result<(), EnclaveFailure>,
+}
+
+impl Drop for LeaderTurn<'_> {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.service.audit_queue);
+        for ticket in &self.tickets {
+            queue.appended.insert(*ticket, self.outcome.clone());
+        }
+        queue.leading = false;
+        self.service.audit_appended.notify_all();
     }
 }
 
@@ -195,46 +211,43 @@ impl EnclaveService {
         object: &str,
         outcome: &str,
     ) -> Result<(), EnclaveFailure> {
-        let ticket = {
-            let mut queue = lock(&self.audit_queue);
-            queue.next_ticket += 1;
-            let ticket = queue.next_ticket;
-            queue.pending.push(QueuedEntry {
-                ticket,
-                action: action.into(),
-                tenant: tenant.into(),
-                object: object.into(),
-                outcome: outcome.into(),
-            });
-            ticket
-        };
-        let result = self.with_audit_head(link, |node, h, link| {
-            loop {
-                let mut queue = lock(&self.audit_queue);
-                // A caller before us may have appended our entry already.
-                if let Some(done) = queue.appended.remove(&ticket) {
-                    return done;
-                }
-                let batch = queue.take_batch();
-                drop(queue);
-                if batch.is_empty() {
-                    return Err(internal("a queued audit entry was lost"));
-                }
-                let appended = self.append_batch(node, h, link, &batch);
-                let mut queue = lock(&self.audit_queue);
-                for entry in &batch {
-                    queue.appended.insert(entry.ticket, appended.clone());
-                }
-                if appended.is_err() && !queue.appended.contains_key(&ticket) {
-                    // The log must be read again before anything more is appended.
-                    return appended;
-                }
-            }
+        let mut queue = lock(&self.audit_queue);
+        queue.next_ticket += 1;
+        let ticket = queue.next_ticket;
+        queue.pending.push(QueuedEntry {
+            ticket,
+            action: action.into(),
+            tenant: tenant.into(),
+            object: object.into(),
+            outcome: outcome.into(),
         });
-        if result.is_err() {
-            lock(&self.audit_queue).drop_ticket(ticket);
+        loop {
+            if let Some(done) = queue.appended.remove(&ticket) {
+                return done;
+            }
+            if queue.leading {
+                queue = self
+                    .audit_appended
+                    .wait(queue)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            // Lead: every queued entry (ours among them, or older ones first) goes out
+            // in the next append. The queue stays open to newcomers meanwhile.
+            queue.leading = true;
+            let batch = queue.take_batch();
+            drop(queue);
+            let mut turn = LeaderTurn {
+                service: self,
+                tickets: batch.iter().map(|e| e.ticket).collect(),
+                outcome: Err(internal("the audit append did not finish")),
+            };
+            turn.outcome = self.with_audit_head(link, |node, h, link| {
+                self.append_batch(node, h, link, &batch)
+            });
+            drop(turn);
+            queue = lock(&self.audit_queue);
         }
-        result
     }
 
     /// Signs `batch` in order, chained from the head, and appends it in one host call.
@@ -271,10 +284,7 @@ impl EnclaveService {
             size += 1;
             entries.push(entry);
         }
-        match entries.len() {
-            1 => link.log_append(&node.log, h.size, entries.remove(0))?,
-            _ => link.log_append_entries(&node.log, h.size, entries)?,
-        }
+        link.log_append_entries(&node.log, h.size, entries)?;
         h.size = size;
         h.head = head;
         if h.size - h.anchored_size >= ANCHOR_EVERY_ENTRIES

@@ -123,11 +123,6 @@ pub trait HostLinkExt: HostLink {
         }
     }
 
-    /// Appends a log entry at `seq`.
-    fn log_append(&mut self, log: &str, seq: u64, entry: Vec<u8>) -> Result<(), EnclaveFailure> {
-        self.log_append_with(log, seq, entry, Vec::new())
-    }
-
     /// Appends a log entry at `seq` and writes `objects` with it, atomically.
     fn log_append_with(
         &mut self,

@@ -53,6 +53,8 @@ pub struct EnclaveService {
     pub(crate) node: Mutex<Option<Arc<NodeKeys>>>,
     pub(crate) audit: Mutex<Option<AuditHead>>,
     pub(crate) audit_queue: Mutex<crate::audit::AuditQueue>,
+    /// Signalled whenever a batch of queued audit entries has been appended (or failed).
+    pub(crate) audit_appended: std::sync::Condvar,
     pub(crate) sessions: Mutex<Sessions>,
     pub(crate) tenants: Mutex<HashMap<String, Vec<u8>>>,
     pub(crate) state: Mutex<StateSlot>,
@@ -116,6 +118,7 @@ impl EnclaveService {
             node: Mutex::new(None),
             audit: Mutex::new(None),
             audit_queue: Mutex::new(crate::audit::AuditQueue::default()),
+            audit_appended: std::sync::Condvar::new(),
             sessions: Mutex::new(Sessions::default()),
             tenants: Mutex::new(HashMap::new()),
             state: Mutex::new(StateSlot::Unloaded),

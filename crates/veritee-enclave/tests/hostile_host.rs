@@ -512,8 +512,28 @@ fn concurrent_audited_requests_share_appends_and_each_waits_for_its_own() {
         appends <= entries as u64 / 2,
         "{entries} entries took {appends} appends"
     );
-    // Durable and chained: a restarted enclave reads the whole log back and continues.
+    // Durable and chained: a restarted enclave reads the whole log back and continues,
+    // but not once the host has swapped the last two entries of the batches.
     drop(service);
+    let swap_last_two = |host: &MemoryHost| {
+        let mut st = host.storage.lock().expect("storage");
+        let log = st
+            .logs
+            .iter_mut()
+            .find(|(name, _)| name.starts_with("audit/"))
+            .map(|(_, entries)| entries)
+            .expect("audit log");
+        let n = log.len();
+        log.swap(n - 1, n - 2);
+    };
+    swap_last_two(&host);
+    let f = refused(
+        world
+            .enclave("m1", CODE)
+            .handle(EnclaveCall::Status, &mut host),
+    );
+    assert!(f.message.contains("audit log"), "{}", f.message);
+    swap_last_two(&host);
     let service = world.enclave("m1", CODE);
     let mut s = open_session(&world, &service, &mut host, &alice);
     assert_eq!(secret_of(s.get(&service, &mut host, "db")), b"x");
