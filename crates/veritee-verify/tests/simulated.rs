@@ -228,6 +228,12 @@ fn wrong_report_data_is_refused() {
 fn revoked_machine_is_refused_with_fresh_crl() {
     let mut w = world();
     let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
+    // Verified twice first: the revocation must win over collateral remembered from a
+    // success (`sign::verify_collateral`).
+    for _ in 0..2 {
+        verify(&w, &evidence, &read_collateral(&w.vendor), NOW).unwrap();
+    }
+    assert!(veritee_crypto::sign::remembered_collateral_signatures() > 0);
     let later = NOW + time::Duration::hours(1);
     assert_eq!(
         w.vendor
@@ -259,64 +265,12 @@ fn revoked_machine_is_refused_with_fresh_crl() {
 }
 
 #[test]
-fn a_machine_revoked_after_a_remembered_success_is_refused() {
-    let mut w = world();
-    let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
-    let at = NOW + time::Duration::minutes(1);
-    // Verified twice: the second verification rests on remembered collateral.
-    verify(&w, &evidence, &read_collateral(&w.vendor), at).unwrap();
-    verify(&w, &evidence, &read_collateral(&w.vendor), at).unwrap();
-    assert!(veritee_crypto::sign::remembered_collateral_signatures() > 0);
-
-    let later = NOW + time::Duration::hours(1);
-    w.vendor
-        .revoke_machine(&w.machine.machine_id(), later)
-        .unwrap();
-    let err = verify(
-        &w,
-        &evidence,
-        &read_collateral(&w.vendor),
-        later + time::Duration::minutes(1),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, VerifyError::Certificate(X509Error::Revoked { .. })),
-        "{err}"
-    );
-}
-
-#[test]
-fn remembered_collateral_is_not_used_outside_its_window() {
-    let w = world();
-    let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
-    verify(&w, &evidence, &[], NOW).unwrap();
-    // The same bytes, everything about them remembered, 31 days on: the CRLs they
-    // carry have expired, and that is decided again at this verification's time.
-    let err = verify(&w, &evidence, &[], NOW + time::Duration::days(31)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })
-        ),
-        "{err}"
-    );
-    // Before the machine was certified.
-    let err = verify(&w, &evidence, &[], NOW - time::Duration::days(1)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            VerifyError::Certificate(X509Error::OutsideValidity { .. })
-                | VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })
-        ),
-        "{err}"
-    );
-    verify(&w, &evidence, &[], NOW).unwrap();
-}
-
-#[test]
 fn expired_certificate_and_collateral_are_named() {
     let w = world();
     let evidence = w.enclave.evidence_at(&nonce(), NOW).unwrap();
+    // Verified first: everything about these bytes is remembered, and their windows
+    // are still decided at each verification's time.
+    verify(&w, &evidence, &[], NOW).unwrap();
     // 31 days on, the cached CRLs and TCB info have expired.
     let err = verify(&w, &evidence, &[], NOW + time::Duration::days(31)).unwrap_err();
     assert!(
@@ -336,6 +290,17 @@ fn expired_certificate_and_collateral_are_named() {
         "{err}"
     );
     assert!(err.to_string().contains("Simulated Machine"), "{err}");
+    // Before the machine was certified.
+    let err = verify(&w, &evidence, &[], NOW - time::Duration::days(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Certificate(X509Error::OutsideValidity { .. })
+                | VerifyError::Certificate(X509Error::CrlOutsideValidity { .. })
+        ),
+        "{err}"
+    );
+    verify(&w, &evidence, &[], NOW).unwrap();
 }
 
 #[test]

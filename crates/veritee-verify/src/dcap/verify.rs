@@ -111,8 +111,9 @@ fn check_signed<T>(
 }
 
 /// PCK certificate chains whose parsed form is remembered: one per platform a verifier
-/// meets (a few KiB each).
-const REMEMBERED_PCK_CHAINS: usize = 1024;
+/// meets. A chain is remembered once it parses, before it is validated, so a sender of
+/// made-up chains can fill this (at about 12 KiB each, 3 MiB), never more.
+const REMEMBERED_PCK_CHAINS: usize = 256;
 
 /// The PCK certificates of the quote's certification data, leaf first. A platform's
 /// quotes all carry the same chain, so its parsed form is remembered by the digest of
