@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use veritee_attest::ParsedCertificate;
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_channel::deploy::ReleasePolicy;
+use veritee_channel::ops::{Request, Response};
 use veritee_client::{NodeClient, Session, import_wrapped_key, wrap_for_node};
 use veritee_crypto::SecretBytes;
 use veritee_policy::AppraisalPolicy;
@@ -130,7 +131,10 @@ impl Ctx {
 
 /// A session that owns its client and context (leaked for the bench's lifetime).
 fn session(ctx: Ctx) -> Session<'static> {
-    let ctx: &'static Ctx = Box::leak(Box::new(ctx));
+    session_of(Box::leak(Box::new(ctx)))
+}
+
+fn session_of(ctx: &'static Ctx) -> Session<'static> {
     let client: &'static NodeClient =
         Box::leak(Box::new(NodeClient::new(&ctx.url).expect("client")));
     client
@@ -163,6 +167,27 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     );
     out.push((
         format!("{label} store: attested session establishment (evidence + verify + HPKE)"),
+        stats,
+    ));
+
+    // A returning client: a ticket from an attested session, then each resumption
+    // carries its first request (a Ping) and needs no evidence verified.
+    let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
+    let stats = load(
+        move || {
+            let ctx: &'static Ctx = Box::leak(Box::new(Ctx::new(&u, &d, &r)));
+            let resumption = session_of(ctx).resumption().expect("ticket");
+            (ctx, NodeClient::new(&ctx.url).expect("client"), resumption)
+        },
+        |(ctx, client, resumption)| {
+            let (_, reply) = client
+                .resume_session(&ctx.tenant, resumption, &Request::Ping)
+                .expect("resume");
+            assert!(matches!(reply, Response::Pong), "{reply:?}");
+        },
+    );
+    out.push((
+        format!("{label} store: session resumed by ticket, with its first request (Ping)"),
         stats,
     ));
 

@@ -13,6 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use veritee_channel::client::TenantKey;
+use veritee_channel::ops::{Request, Response};
 use veritee_client::{ClientError, NodeClient};
 use veritee_crypto::SecretBytes;
 
@@ -55,6 +56,22 @@ fn canary(kind: &str) {
         session.list().expect("list"),
         vec!["db-password".to_string()]
     );
+    // Resumed by a ticket: the secret comes back with the resumption itself.
+    let resumption = session.resumption().expect("ticket");
+    let (mut resumed, first) = client
+        .resume_session(
+            &tenant.key,
+            &resumption,
+            &Request::GetSecret {
+                name: "db-password".into(),
+            },
+        )
+        .expect("resume");
+    assert!(
+        matches!(&first, Response::Secret(v) if v.expose() == canary.as_bytes()),
+        "{first:?}"
+    );
+    resumed.ping().expect("ping in the resumed session");
 
     // The wire: every byte the host received or sent.
     let exchanges = exchanges.lock().expect("lock").clone();
@@ -142,7 +159,8 @@ fn isolation(kind: &str) {
         b"alice's"
     );
 
-    // Bob posting into Alice's session is refused by the host, and would be by the enclave.
+    // Bob posting into Alice's session, signed or not, is refused by the enclave (the
+    // session authenticates its messages) and Alice's session goes on as before.
     let path = format!("/v1/sessions/{}/messages", a.id());
     let status = signed_post(
         &node.url,
@@ -151,7 +169,32 @@ fn isolation(kind: &str) {
         "application/octet-stream",
         b"\x01\x02",
     );
-    assert_eq!(status, 403);
+    assert_eq!(status, 401);
+    let (status, body) = raw_post(&node.url, &path, "application/octet-stream", &[1; 64], None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("session is unchanged"), "{body}");
+    assert_eq!(
+        a.get_secret("shared-name").expect("get").expose(),
+        b"alice's"
+    );
+    // A session the node never opened is refused by the host; a malformed id too.
+    let unknown = format!("/v1/sessions/{}/messages", "ab".repeat(16));
+    let (status, _) = raw_post(
+        &node.url,
+        &unknown,
+        "application/octet-stream",
+        &[1; 64],
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = raw_post(
+        &node.url,
+        "/v1/sessions/xyz/messages",
+        "application/octet-stream",
+        &[1; 64],
+        None,
+    );
+    assert_eq!(status, 400);
     // Bob claiming to be Alice (signing with his own key) is not authenticated.
     let body = br#"{"nonce":"00"}"#;
     let resp = raw_post(
@@ -223,11 +266,13 @@ fn dead_enclave(kind: &str) {
     let tenant = node.tenant();
     let appraisal = Appraisal::new(&node);
     let client = node.client();
-    client
+    let mut session = client
         .open_session(&tenant.key, &appraisal.appraiser())
-        .expect("session")
+        .expect("session");
+    session
         .put_secret("k", SecretBytes::copy_from(b"survives"))
         .expect("put");
+    let resumption = session.resumption().expect("ticket");
     let pid = node.enclave_pid();
     Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -238,7 +283,19 @@ fn dead_enclave(kind: &str) {
         h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
     });
     assert_ne!(node.enclave_pid(), pid);
-    // Sealed state comes back with the new process; old sessions are gone.
+    // Old sessions are gone, and so are their tickets: the new process has new
+    // evidence, which a client must appraise.
+    match client.resume_session(&tenant.key, &resumption, &Request::Ping) {
+        Err(ClientError::Node {
+            status: 401,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("does not open"), "{message}");
+        }
+        other => panic!("a ticket outlived its enclave: {:?}", other.map(|(_, r)| r)),
+    }
+    // Sealed state comes back with the new process.
     let mut s = client
         .open_session(&tenant.key, &appraisal.appraiser())
         .expect("new session");

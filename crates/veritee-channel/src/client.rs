@@ -2,6 +2,7 @@
 
 use crate::keys::TrafficKeys;
 use crate::message::{self, Kind};
+use crate::resume::{self, Resumable};
 use crate::{ChannelError, NONCE_LEN, SESSION_ID_LEN, SESSION_LABEL, session_transcript};
 use time::OffsetDateTime;
 use veritee_attest::{Claims, ReportData, TrustAnchors};
@@ -119,6 +120,10 @@ pub struct ClientSession {
     awaiting: Option<u64>,
     hello: Option<([u8; 32], Vec<u8>)>,
     claims: Claims,
+    resumable: Resumable,
+    /// Unix seconds until which the appraisal holds: the evidence's time (or the
+    /// appraisal's) plus the policy's `max_evidence_age`; `None` if the policy sets none.
+    trusted_until: Option<i64>,
 }
 
 impl core::fmt::Debug for ClientSession {
@@ -155,7 +160,13 @@ impl ClientSession {
             session_transcript(&session_id, nonce, enclave_key.as_bytes(), offer.evidence);
         let (enc, ctx) = hpke::setup_sender(&enclave_key, &transcript)?;
         let keys = TrafficKeys::from_sender(&ctx)?;
+        let resumable = Resumable::attested(transcript, |label| {
+            Ok(ctx.export(label, resume::SECRET_LEN)?)
+        })?;
         let signature = tenant.sign(&hello_signed_bytes(&transcript, &enc))?;
+        let trusted_until = appraiser.policy.max_evidence_age.map(|age| {
+            (claims.evidence_time.unwrap_or(appraiser.at) + age.as_duration()).unix_timestamp()
+        });
         Ok(Self {
             session_id,
             keys,
@@ -163,7 +174,25 @@ impl ClientSession {
             awaiting: None,
             hello: Some((enc, signature)),
             claims,
+            resumable,
+            trusted_until,
         })
+    }
+
+    /// What resuming this session later needs, given the ticket the enclave issued for
+    /// it and the expiry it gave. The resumption ends at the earlier of that expiry and
+    /// the end of the appraisal's window.
+    pub fn resumption(&self, ticket: Vec<u8>, expires_at: i64) -> Resumption {
+        let expires_at = self
+            .trusted_until
+            .map_or(expires_at, |until| until.min(expires_at));
+        Resumption {
+            ticket,
+            transcript: self.resumable.transcript,
+            secret: veritee_crypto::Confidential::new(*self.resumable.secret.expose()),
+            expires_at,
+            claims: self.claims.clone(),
+        }
     }
 
     /// The claims of the enclave this session is bound to.
@@ -216,6 +245,71 @@ impl ClientSession {
             )));
         }
         message::open(&self.keys.backward, &self.session_id, &parsed)
+    }
+}
+
+/// A ticket and the secret that goes with it: enough to resume a session without a
+/// new attestation until [`Resumption::expires_at`]. It holds a secret: keep it as
+/// the tenant key is kept.
+pub struct Resumption {
+    ticket: Vec<u8>,
+    transcript: [u8; 32],
+    secret: veritee_crypto::Confidential<[u8; resume::SECRET_LEN]>,
+    expires_at: i64,
+    claims: Claims,
+}
+
+impl core::fmt::Debug for Resumption {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Resumption")
+            .field("ticket_len", &self.ticket.len())
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Resumption {
+    /// The opaque ticket, as sent back to the enclave.
+    pub fn ticket(&self) -> &[u8] {
+        &self.ticket
+    }
+
+    /// Unix seconds after which the client no longer resumes by it.
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
+    /// The claims of the enclave appraised when the resumed session was attested.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// A resumed session under `nonce` (fresh per resumption), if the ticket is still
+    /// good at `now` (Unix seconds). Its first request goes with the ticket.
+    pub fn resume(&self, nonce: &[u8; NONCE_LEN], now: i64) -> Result<ClientSession, ChannelError> {
+        if now > self.expires_at {
+            return Err(ChannelError::Protocol(format!(
+                "the resumption expired {} s ago; open a new session",
+                now.saturating_sub(self.expires_at)
+            )));
+        }
+        let derived = resume::derive(
+            &self.ticket,
+            nonce,
+            &self.transcript,
+            &self.secret,
+            self.expires_at,
+        )?;
+        Ok(ClientSession {
+            session_id: derived.session_id.to_vec(),
+            keys: derived.keys,
+            next_seq: 0,
+            awaiting: None,
+            hello: None,
+            claims: self.claims.clone(),
+            resumable: derived.resumable,
+            trusted_until: Some(self.expires_at),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::client::hello_signed_bytes;
 use crate::keys::TrafficKeys;
 use crate::message::{self, Kind};
+use crate::resume::{self, OpenedTicket, Resumable, TicketKey};
 use crate::{ChannelError, NONCE_LEN, SESSION_ID_LEN, SESSION_LABEL, session_transcript};
 use veritee_attest::ReportData;
 use veritee_crypto::SecretBytes;
@@ -81,9 +82,10 @@ impl PendingSession {
     }
 
     /// Accepts the client's first request: checks the tenant's signature with the
-    /// tenant's registered key, derives the traffic keys, and opens the request.
+    /// tenant's registered key, derives the traffic keys, and opens the request. A hello
+    /// that fails leaves the offer standing, so a forged one cannot take it away.
     pub fn accept(
-        self,
+        &self,
         hello: &[u8],
         tenant_public_key: &[u8],
     ) -> Result<(EnclaveSession, SecretBytes), ChannelError> {
@@ -105,12 +107,16 @@ impl PendingSession {
         .map_err(|_| ChannelError::TenantAuthentication)?;
         let ctx = hpke::setup_receiver(&self.keypair, enc, &self.transcript)?;
         let keys = TrafficKeys::from_receiver(&ctx)?;
+        let resumable = Resumable::attested(self.transcript, |label| {
+            Ok(ctx.export(label, resume::SECRET_LEN)?)
+        })?;
         let plaintext = message::open(&keys.forward, &self.session_id, &parsed)?;
         Ok((
             EnclaveSession {
                 session_id: self.session_id,
-                tenant_id: self.tenant_id,
+                tenant_id: self.tenant_id.clone(),
                 keys,
+                resumable,
                 next_request: 1,
                 answering: Some(0),
             },
@@ -124,6 +130,7 @@ pub struct EnclaveSession {
     session_id: [u8; SESSION_ID_LEN],
     tenant_id: String,
     keys: TrafficKeys,
+    resumable: Resumable,
     next_request: u64,
     answering: Option<u64>,
 }
@@ -141,6 +148,44 @@ impl EnclaveSession {
     /// The authenticated tenant.
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
+    }
+
+    /// The session id, hex.
+    pub fn session_id(&self) -> String {
+        hex::encode(self.session_id)
+    }
+
+    /// Resumes a session from an opened ticket: derives the session the client derived
+    /// from the same ticket and `nonce`, and opens its first request (numbered 0), which
+    /// only a client holding the ticket's secret can have sealed.
+    pub fn resume(
+        ticket: &[u8],
+        opened: OpenedTicket,
+        nonce: &[u8; NONCE_LEN],
+        first_request: &[u8],
+    ) -> Result<(Self, SecretBytes), ChannelError> {
+        let derived = resume::derive(
+            ticket,
+            nonce,
+            &opened.transcript,
+            &opened.secret,
+            opened.expires_at,
+        )?;
+        let mut session = Self {
+            session_id: derived.session_id,
+            tenant_id: opened.tenant_id,
+            keys: derived.keys,
+            resumable: derived.resumable,
+            next_request: 0,
+            answering: None,
+        };
+        let plaintext = session.open_request(first_request)?;
+        Ok((session, plaintext))
+    }
+
+    /// A ticket to resume this session by, and its expiry (Unix seconds).
+    pub fn ticket(&mut self, key: &TicketKey, now: i64) -> Result<(Vec<u8>, i64), ChannelError> {
+        key.issue(&self.tenant_id, &mut self.resumable, now)
     }
 
     /// Opens the next request; anything out of sequence is refused.

@@ -17,6 +17,7 @@
 //!   AES-256-GCM body).
 //! - [`client`] / [`enclave`]: the two ends of a client session; each state is a type,
 //!   so a session cannot send before it is established.
+//! - [`resume`]: tickets, and sessions resumed by them without a new attestation.
 //! - [`peer`]: the mutually attested enclave-to-enclave handshake.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -30,6 +31,7 @@ mod keys;
 pub mod message;
 pub mod ops;
 pub mod peer;
+pub mod resume;
 
 pub use error::ChannelError;
 

@@ -74,6 +74,8 @@ pub enum Request {
         /// Key name.
         name: String,
     },
+    /// A ticket to resume this session by later, without a new attestation.
+    Ticket,
 }
 
 impl core::fmt::Debug for Request {
@@ -89,6 +91,7 @@ impl core::fmt::Debug for Request {
             Self::DeleteSecret { name } => write!(f, "DeleteSecret({name})"),
             Self::ListKeys => f.write_str("ListKeys"),
             Self::EnsureKey { name } => write!(f, "EnsureKey({name})"),
+            Self::Ticket => f.write_str("Ticket"),
         }
     }
 }
@@ -109,6 +112,13 @@ pub enum Response {
     Deleted(bool),
     /// A key is present on this node; its check value (hex SHA-256).
     KeyReady(String),
+    /// A resumption ticket (opaque, sealed by the enclave) and its expiry, Unix seconds.
+    Ticket {
+        /// The ticket.
+        ticket: Vec<u8>,
+        /// When the enclave stops accepting it.
+        expires_at: i64,
+    },
     /// The request failed; the message names why (never a secret).
     Error {
         /// Stable code: bad_request, not_found, forbidden, internal.
@@ -128,6 +138,7 @@ impl core::fmt::Debug for Response {
             Self::Names(n) => write!(f, "Names({n:?})"),
             Self::Deleted(d) => write!(f, "Deleted({d})"),
             Self::KeyReady(d) => write!(f, "KeyReady({d})"),
+            Self::Ticket { expires_at, .. } => write!(f, "Ticket(expires at {expires_at})"),
             Self::Error { code, message } => write!(f, "Error({code}: {message})"),
         }
     }
@@ -168,6 +179,7 @@ enum WireRequest {
     EnsureKey {
         name: String,
     },
+    Ticket,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -179,7 +191,15 @@ enum WireResponse {
     Names(Vec<String>),
     Deleted(bool),
     KeyReady(String),
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
+    Ticket {
+        #[serde(with = "serde_bytes")]
+        ticket: Vec<u8>,
+        expires_at: i64,
+    },
 }
 
 fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
@@ -218,6 +238,7 @@ impl Request {
             Self::DeleteSecret { name } => WireRequest::DeleteSecret { name: name.clone() },
             Self::ListKeys => WireRequest::ListKeys,
             Self::EnsureKey { name } => WireRequest::EnsureKey { name: name.clone() },
+            Self::Ticket => WireRequest::Ticket,
         };
         let out = to_cbor(&wire);
         if let WireRequest::PutSecret { value, .. } = &mut wire {
@@ -240,6 +261,7 @@ impl Request {
             WireRequest::DeleteSecret { name } => Self::DeleteSecret { name },
             WireRequest::ListKeys => Self::ListKeys,
             WireRequest::EnsureKey { name } => Self::EnsureKey { name },
+            WireRequest::Ticket => Self::Ticket,
         })
     }
 }
@@ -255,6 +277,10 @@ impl Response {
             Self::Names(n) => WireResponse::Names(n.clone()),
             Self::Deleted(d) => WireResponse::Deleted(*d),
             Self::KeyReady(d) => WireResponse::KeyReady(d.clone()),
+            Self::Ticket { ticket, expires_at } => WireResponse::Ticket {
+                ticket: ticket.clone(),
+                expires_at: *expires_at,
+            },
             Self::Error { code, message } => WireResponse::Error {
                 code: code.clone(),
                 message: message.clone(),
@@ -277,6 +303,7 @@ impl Response {
             WireResponse::Names(n) => Self::Names(n),
             WireResponse::Deleted(d) => Self::Deleted(d),
             WireResponse::KeyReady(d) => Self::KeyReady(d),
+            WireResponse::Ticket { ticket, expires_at } => Self::Ticket { ticket, expires_at },
             WireResponse::Error { code, message } => Self::Error { code, message },
         })
     }

@@ -16,13 +16,16 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use veritee_attest::ReportData;
 use veritee_channel::ChannelError;
-use veritee_channel::client::{Appraiser, ClientSession, Offer, TenantKey, fresh_nonce};
+use veritee_channel::client::{
+    Appraiser, ClientSession, Offer, Resumption, TenantKey, fresh_nonce,
+};
 use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
 use veritee_proto::api::auth::Audience;
 use veritee_proto::api::{
     AttestationResponse, AuditLog, ErrorBody, Health, NodeInfo, OpenSessionRequest,
-    OpenSessionResponse, RegisterTenantRequest, RegisterTenantResponse, auth, paths,
+    OpenSessionResponse, RegisterTenantRequest, RegisterTenantResponse, ResumeSessionRequest,
+    ResumeSessionResponse, auth, paths,
 };
 
 pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -488,9 +491,55 @@ impl NodeClient {
         )?;
         Ok(Session {
             client: self,
-            tenant,
             inner,
         })
+    }
+}
+
+impl NodeClient {
+    /// Resumes a session by `resumption` (see [`Session::resumption`]) and sends its
+    /// first request with it: one round trip, no evidence to verify. Refused once the
+    /// resumption expired or the enclave restarted; open a new session then.
+    pub fn resume_session<'c>(
+        &'c self,
+        tenant: &TenantKey,
+        resumption: &Resumption,
+        first: &Request,
+    ) -> Result<(Session<'c>, Response), ClientError> {
+        let nonce = fresh_nonce()?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut inner = resumption.resume(&nonce, now)?;
+        let message = inner.seal_request(first.encode()?.expose())?;
+        let body = serde_json::to_vec(&ResumeSessionRequest {
+            ticket: B64.encode(resumption.ticket()),
+            nonce: hex::encode(nonce),
+            message: B64.encode(message),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp: ResumeSessionResponse = Self::json(&self.send_signed(
+            tenant,
+            reqwest::Method::POST,
+            &paths::session_resume(),
+            Some(("application/json", body)),
+        )?)?;
+        if resp.session_id != inner.session_id() {
+            return Err(ClientError::Protocol(format!(
+                "the node resumed session {} where {} was derived",
+                resp.session_id,
+                inner.session_id()
+            )));
+        }
+        let reply = B64
+            .decode(&resp.message)
+            .map_err(|e| ClientError::Protocol(format!("reply: {e}")))?;
+        let response = Response::decode(&inner.open_reply(&reply)?)?;
+        Ok((
+            Session {
+                client: self,
+                inner,
+            },
+            response,
+        ))
     }
 }
 
@@ -498,7 +547,6 @@ impl NodeClient {
 #[derive(Debug)]
 pub struct Session<'c> {
     client: &'c NodeClient,
-    tenant: &'c TenantKey,
     inner: ClientSession,
 }
 
@@ -519,11 +567,12 @@ impl Session<'_> {
         let plaintext = request.encode()?;
         let message = self.inner.seal_request(plaintext.expose())?;
         let path = paths::session_messages(&self.inner.session_id());
-        let reply = self.client.send_signed(
-            self.tenant,
+        // Not signed: the session authenticates its own messages.
+        let reply = self.client.send(
             reqwest::Method::POST,
             &path,
             Some(("application/octet-stream", message)),
+            None,
         )?;
         match Response::decode(&self.inner.open_reply(&reply)?)? {
             Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
@@ -583,6 +632,20 @@ impl Session<'_> {
             Response::Deleted(d) => Ok(d),
             other => Err(ClientError::Protocol(format!(
                 "expected Deleted, got {other:?}"
+            ))),
+        }
+    }
+
+    /// A ticket to resume this session by later (from another process too), without a
+    /// new attestation, until the earlier of the enclave's ticket expiry and the end of
+    /// the appraisal's window (the policy's `max_evidence_age`).
+    pub fn resumption(&mut self) -> Result<Resumption, ClientError> {
+        match self.call(&Request::Ticket)? {
+            Response::Ticket { ticket, expires_at } => {
+                Ok(self.inner.resumption(ticket, expires_at))
+            }
+            other => Err(ClientError::Protocol(format!(
+                "expected Ticket, got {other:?}"
             ))),
         }
     }

@@ -43,6 +43,8 @@ pub struct EnclaveService {
     seal_policy: SealPolicy,
     /// Random per start: tenants' signatures name it, so none survives a restart.
     epoch: Option<[u8; 16]>,
+    /// Random per start: seals session tickets, so none survives a restart.
+    pub(crate) ticket_key: Option<veritee_channel::resume::TicketKey>,
     node_id: OnceLock<String>,
     accept_rollback: std::sync::atomic::AtomicBool,
     pub(crate) peer_anchors: veritee_attest::TrustAnchors,
@@ -108,6 +110,7 @@ impl EnclaveService {
             platform,
             seal_policy,
             epoch,
+            ticket_key: veritee_channel::resume::TicketKey::generate().ok(),
             node_id: OnceLock::new(),
             accept_rollback: std::sync::atomic::AtomicBool::new(false),
             peer_anchors: veritee_attest::TrustAnchors::none(),
@@ -309,6 +312,9 @@ impl EnclaveService {
             EnclaveCall::ImportKey { request, body } => self.import_key(&request, &body, link),
             EnclaveCall::PeerMessage { message } => self.peer_message(&message, link),
             EnclaveCall::AuditCheckpoint => self.checkpoint(link),
+            EnclaveCall::ResumeSession { request, body } => {
+                self.resume_session(&request, &body, link)
+            }
             EnclaveCall::TaskInitiate {
                 request,
                 initiation,

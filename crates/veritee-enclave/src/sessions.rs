@@ -1,14 +1,20 @@
 //! Attested client sessions: offered over a tenant-signed request, accepted on the
-//! tenant's signed hello, then one request answered at a time.
+//! tenant's signed hello, then one request answered at a time; resumed later by a
+//! ticket ([`veritee_channel::resume`]) without a new attestation.
 
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
+use veritee_channel::ChannelError;
+use veritee_channel::NONCE_LEN;
 use veritee_channel::enclave::{EnclaveSession, PendingSession};
 use veritee_channel::ops::{Request, Response};
-use veritee_proto::api::{OpenSessionRequest, paths};
+use veritee_crypto::SecretBytes;
+use veritee_proto::api::{OpenSessionRequest, ResumeSessionRequest, paths};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, SignedRequest};
 
 const MAX_PENDING_SESSIONS: usize = 1024;
@@ -124,69 +130,170 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         // The session leaves the map while it is in use: a concurrent message for it is
         // refused rather than interleaved.
-        let Some((slot, _)) = lock(&self.sessions).0.remove(id) else {
+        let Some((slot, last_used)) = lock(&self.sessions).0.remove(id) else {
             return Err(failure(
                 FailureKind::NotFound,
                 "unknown, expired or busy session",
             ));
         };
+        // A message that does not authenticate leaves the session exactly as it was
+        // (idle time included) and is not audited: session messages reach the enclave
+        // without a tenant signature, so anyone who saw the session id can send one, and
+        // neither closing the session nor a durable audit append may be theirs to cause.
         let (mut session, plaintext) = match slot {
             Slot::Pending(pending) => {
-                let tenant = pending.tenant_id().to_string();
-                let spki = self.tenant_key(link, &tenant)?;
+                let spki = match self.tenant_key(link, pending.tenant_id()) {
+                    Ok(spki) => spki,
+                    Err(f) => {
+                        self.put_back(id, Slot::Pending(pending), last_used);
+                        return Err(f);
+                    }
+                };
                 match pending.accept(message, &spki) {
                     Ok(accepted) => {
-                        self.audit(link, "session.establish", &tenant, id, "ok")?;
+                        self.audit(link, "session.establish", accepted.0.tenant_id(), id, "ok")?;
                         accepted
                     }
                     Err(e) => {
-                        warn!(session = id, "session establishment refused: {e}");
-                        self.audit(
-                            link,
-                            "session.establish",
-                            &tenant,
-                            id,
-                            &format!("refused: {e}"),
-                        )?;
-                        return Err(failure(
-                            FailureKind::Unauthorized,
-                            format!("session refused: {e}"),
-                        ));
+                        return Err(self.refuse(id, Slot::Pending(pending), last_used, &e));
                     }
                 }
             }
             Slot::Open(mut open) => match open.open_request(message) {
                 Ok(plaintext) => (open, plaintext),
-                Err(e) => {
-                    let tenant = open.tenant_id().to_string();
-                    self.audit(
-                        link,
-                        "session.message",
-                        &tenant,
-                        id,
-                        &format!("refused, session closed: {e}"),
-                    )?;
-                    return Err(bad(format!(
-                        "session message refused and session closed: {e}"
-                    )));
-                }
+                Err(e) => return Err(self.refuse(id, Slot::Open(open), last_used, &e)),
             },
         };
-        let response = match Request::decode(&plaintext) {
-            Ok(request) => self.serve(session.tenant_id().to_string(), request, link),
-            Err(e) => Response::error("bad_request", e.to_string()),
-        };
-        let encoded = response.encode().map_err(internal)?;
-        let reply = session.seal_reply(encoded.expose()).map_err(internal)?;
+        let reply = self.answer(&mut session, &plaintext, link)?;
         lock(&self.sessions).insert(id.to_string(), Slot::Open(session));
         Ok(EnclaveReply::Message { message: reply })
     }
 
+    /// Answers an opened request of `session`, sealed.
+    fn answer(
+        &self,
+        session: &mut EnclaveSession,
+        plaintext: &SecretBytes,
+        link: &mut dyn HostLink,
+    ) -> Result<Vec<u8>, EnclaveFailure> {
+        let response = match Request::decode(plaintext) {
+            Ok(request) => self.serve(session, request, link),
+            Err(e) => Response::error("bad_request", e.to_string()),
+        };
+        let encoded = response.encode().map_err(internal)?;
+        session.seal_reply(encoded.expose()).map_err(internal)
+    }
+
+    fn ticket(&self, session: &mut EnclaveSession) -> Response {
+        let Some(key) = &self.ticket_key else {
+            return Response::error(
+                "unavailable",
+                "this enclave has no ticket key (its randomness failed at start)",
+            );
+        };
+        match session.ticket(key, self.clock().now().unix_timestamp()) {
+            Ok((ticket, expires_at)) => Response::Ticket { ticket, expires_at },
+            Err(e) => Response::error("internal", e.to_string()),
+        }
+    }
+
+    /// Resumes a session by its ticket: the tenant's signed request carries the ticket,
+    /// a fresh nonce and the first request, which is answered at once.
+    pub(crate) fn resume_session(
+        &self,
+        request: &SignedRequest,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        // The signature's nonce works once: a replayed resumption (and its first
+        // request) is refused here.
+        let tenant = self.authenticate(request, "POST", &paths::session_resume(), body, link)?;
+        let parsed: ResumeSessionRequest = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("invalid resumption request: {e}")))?;
+        let b64 = |field: &str, value: &str| {
+            B64.decode(value)
+                .map_err(|_| bad(format!("{field} must be base64")))
+        };
+        let ticket = b64("ticket", &parsed.ticket)?;
+        let first = b64("message", &parsed.message)?;
+        let nonce: [u8; NONCE_LEN] = hex::decode(&parsed.nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| bad(format!("nonce must be {NONCE_LEN} bytes of hex")))?;
+        let key = self.ticket_key.as_ref().ok_or_else(|| {
+            failure(
+                FailureKind::Unavailable,
+                "this enclave has no ticket key (its randomness failed at start)",
+            )
+        })?;
+        let refused = |e: ChannelError| {
+            failure(
+                FailureKind::Unauthorized,
+                format!("resumption refused: {e}"),
+            )
+        };
+        let opened = key
+            .open(&ticket, self.clock().now().unix_timestamp())
+            .map_err(refused)?;
+        if opened.tenant_id != tenant {
+            return Err(failure(
+                FailureKind::Unauthorized,
+                "resumption refused: the ticket was issued to another tenant",
+            ));
+        }
+        let (mut session, plaintext) =
+            EnclaveSession::resume(&ticket, opened, &nonce, &first).map_err(refused)?;
+        let id = session.session_id();
+        if lock(&self.sessions).0.contains_key(&id) {
+            return Err(failure(
+                FailureKind::Conflict,
+                "resumption refused: a session with this ticket and nonce exists already",
+            ));
+        }
+        self.audit(link, "session.resume", &tenant, &id, "ok")?;
+        let reply = self.answer(&mut session, &plaintext, link)?;
+        lock(&self.sessions).insert(id.clone(), Slot::Open(session));
+        Ok(EnclaveReply::SessionResumed {
+            session_id: id,
+            message: reply,
+        })
+    }
+
+    fn put_back(&self, id: &str, slot: Slot, last_used: Instant) {
+        lock(&self.sessions)
+            .0
+            .insert(id.to_string(), (slot, last_used));
+    }
+
+    /// Puts the session back as it was and names why a message for it was refused.
+    fn refuse(
+        &self,
+        id: &str,
+        slot: Slot,
+        last_used: Instant,
+        error: &ChannelError,
+    ) -> EnclaveFailure {
+        let what = match slot {
+            Slot::Pending(_) => "session hello refused, the session stays offered",
+            Slot::Open(_) => "session message refused, the session is unchanged",
+        };
+        warn!(session = id, tenant = slot.tenant(), "{what}: {error}");
+        self.put_back(id, slot, last_used);
+        failure(FailureKind::Unauthorized, format!("{what}: {error}"))
+    }
+
     /// Executes one tenant request. Failures become encrypted error responses.
-    fn serve(&self, tenant: String, request: Request, link: &mut dyn HostLink) -> Response {
+    fn serve(
+        &self,
+        session: &mut EnclaveSession,
+        request: Request,
+        link: &mut dyn HostLink,
+    ) -> Response {
+        let tenant = session.tenant_id().to_string();
         debug!(tenant = tenant.as_str(), request = ?request, "serving");
         let result = match request {
             Request::Ping => Ok(Response::Pong),
+            Request::Ticket => Ok(self.ticket(session)),
             Request::PutSecret { name, value } => self.put_secret(&tenant, &name, &value, link),
             Request::GetSecret { name } => self.release_secret(&tenant, &name, link),
             Request::HmacSha256 { name, data } => {

@@ -60,6 +60,7 @@ pub struct Metrics {
     enclave_calls_ok: AtomicU64,
     enclave_calls_failed: AtomicU64,
     sessions_opened: AtomicU64,
+    sessions_resumed: AtomicU64,
 }
 
 impl core::fmt::Debug for Metrics {
@@ -93,6 +94,11 @@ impl Metrics {
     /// Records an opened session.
     pub fn session_opened(&self) {
         self.sessions_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a session resumed by a ticket.
+    pub fn session_resumed(&self) {
+        self.sessions_resumed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -131,6 +137,12 @@ impl Metrics {
             out,
             "veritee_sessions_opened_total {}",
             self.sessions_opened.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE veritee_sessions_resumed_total counter");
+        let _ = writeln!(
+            out,
+            "veritee_sessions_resumed_total {}",
+            self.sessions_resumed.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# TYPE veritee_enclave_up gauge");
         let _ = writeln!(out, "veritee_enclave_up {}", u8::from(enclave_up));

@@ -58,13 +58,19 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Session offer with evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenSessionResponse"}}}}}),
                     error_responses(&["400", "401", "404", "413", "415", "503"]))
             }},
-            "/v1/sessions/{id}/messages": {"post": {
-                "summary": "Relay one encrypted session message to the enclave (tenant-signed)",
+            "/v1/sessions/resume": {"post": {
+                "summary": "Resume a session by the ticket the enclave issued in it, with the first request (tenant-signed; no new attestation)",
                 "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResumeSessionRequest"}}}},
+                "responses": merge(json!({"200": {"description": "The resumed session and the sealed reply to its first request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResumeSessionResponse"}}}}}),
+                    error_responses(&["400", "401", "409", "413", "415", "503"]))
+            }},
+            "/v1/sessions/{id}/messages": {"post": {
+                "summary": "Relay one encrypted session message to the enclave (authenticated by the session inside the enclave, not signed)",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Encrypted reply", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
-                    error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
+                    error_responses(&["400", "401", "404", "413", "415", "503"]))
             }}
     });
     let keys_and_data = json!({
@@ -237,6 +243,11 @@ pub fn document() -> Value {
                     "properties": {"nonce": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
                 "OpenSessionResponse": {"type": "object", "required": ["session_id", "enclave_public_key", "evidence"], "properties": {
                     "session_id": {"type": "string"}, "enclave_public_key": {"type": "string"}, "evidence": {"type": "string", "contentEncoding": "base64"}}},
+                "ResumeSessionRequest": {"type": "object", "additionalProperties": false, "required": ["ticket", "nonce", "message"], "properties": {
+                    "ticket": {"type": "string", "contentEncoding": "base64"}, "nonce": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "message": {"type": "string", "contentEncoding": "base64"}}},
+                "ResumeSessionResponse": {"type": "object", "required": ["session_id", "message"], "properties": {
+                    "session_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "message": {"type": "string", "contentEncoding": "base64"}}},
                 "WrappingKeyResponse": {"type": "object", "required": ["public_key", "audit_public_key", "checkpoint_public_key", "node_id", "evidence"], "properties": {
                     "public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "audit_public_key": {"type": "string", "contentEncoding": "base64"},
                     "checkpoint_public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "node_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},

@@ -43,6 +43,28 @@ pub struct OpenSessionResponse {
     pub evidence: String,
 }
 
+/// `POST /v1/sessions/resume`: resume a session by its ticket, with the first request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeSessionRequest {
+    /// The ticket the enclave issued, base64.
+    pub ticket: String,
+    /// 32 fresh random bytes, hex.
+    pub nonce: String,
+    /// The first request of the resumed session, sealed, base64.
+    pub message: String,
+}
+
+/// Response to [`ResumeSessionRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeSessionResponse {
+    /// The resumed session's id, hex.
+    pub session_id: String,
+    /// The sealed reply to the first request, base64.
+    pub message: String,
+}
+
 /// `GET /v1/attestation?nonce=HEX`: evidence over the node's long-term keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +178,11 @@ pub mod paths {
     /// `POST`: open an attested session.
     pub fn sessions() -> String {
         "/v1/sessions".into()
+    }
+
+    /// `POST`: resume a session by its ticket.
+    pub fn session_resume() -> String {
+        "/v1/sessions/resume".into()
     }
 
     /// `POST`: a message of a session.

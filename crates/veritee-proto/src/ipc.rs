@@ -196,6 +196,14 @@ pub enum EnclaveCall {
     },
     /// A signed checkpoint of the audit log (C2SP signed note).
     AuditCheckpoint,
+    /// A session resumed by a ticket, with its first request.
+    ResumeSession {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`ResumeSessionRequest`).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
 }
 
 /// The enclave's public facts.
@@ -348,6 +356,15 @@ pub enum EnclaveReply {
     /// Answer to [`EnclaveCall::SessionMessage`] or [`EnclaveCall::PeerMessage`].
     Message {
         /// Ciphertext for the client or peer.
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
+    /// Answer to [`EnclaveCall::ResumeSession`]: the resumed session and the reply to
+    /// its first request.
+    SessionResumed {
+        /// The resumed session's id (both ends derive it).
+        session_id: String,
+        /// The sealed reply.
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },

@@ -14,6 +14,10 @@ use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, SignedReques
 
 pub use veritee_enclave::memory_host::MemoryHost;
 
+mod session;
+#[allow(unused_imports)]
+pub use session::{Session, open_session, s_ping};
+
 /// A simulated vendor, a machine, a signer, and the code of "this build".
 pub struct World {
     pub dir: tempfile::TempDir,

@@ -197,6 +197,7 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::TenantRegistered { .. } => "TenantRegistered",
         EnclaveReply::SessionOpened { .. } => "SessionOpened",
         EnclaveReply::Message { .. } => "Message",
+        EnclaveReply::SessionResumed { .. } => "SessionResumed",
         EnclaveReply::WrappingKey { .. } => "WrappingKey",
         EnclaveReply::KeyImported { .. } => "KeyImported",
         EnclaveReply::Checkpoint { .. } => "Checkpoint",
@@ -356,6 +357,7 @@ const ROUTES: &[&str] = &[
     "/v1/tenants",
     "/v1/attestation",
     "/v1/sessions",
+    "/v1/sessions/resume",
     "/v1/sessions/{id}/messages",
     "/v1/audit",
     "/v1/audit/checkpoint",
@@ -430,6 +432,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/peer", post(peers::relay))
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
     let message_routes = Router::new()
+        .route("/v1/sessions/resume", post(sessions::resume))
         .route("/v1/sessions/{id}/messages", post(sessions::message))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY));
     Router::new()
