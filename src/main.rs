@@ -17,6 +17,16 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Trust a node's HTTPS certificate by its SHA-256 fingerprint (as `veritee node`
+    /// prints it; repeatable, for several nodes). Pinned, no other certificate is
+    /// trusted.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SHA256",
+        env = "VERITEE_NODE_FINGERPRINT"
+    )]
+    node_fingerprint: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +115,15 @@ fn main() -> ExitCode {
         logs.init();
     }
 
+    for pin in &cli.node_fingerprint {
+        match veritee_client::transport::parse_fingerprint(pin) {
+            Ok(fingerprint) => veritee_client::transport::pin_certificate(fingerprint),
+            Err(err) => {
+                eprintln!("error: --node-fingerprint: {err}");
+                return Outcome::Unusable.into();
+            }
+        }
+    }
     let result = match cli.command {
         Command::Vendor(cmd) => commands::vendor::run(cmd),
         Command::Platform(cmd) => commands::platform::run(cmd),

@@ -17,9 +17,21 @@ pub struct NodeArgs {
     /// State directory (created): admin token, store, and by default a simulated vendor and machine.
     #[arg(long)]
     dir: PathBuf,
-    /// Address to listen on (loopback by default; port 0 picks a free one).
+    /// Address to listen on (loopback by default; port 0 picks a free one). Off
+    /// loopback the node serves HTTPS only: with --tls-cert/--tls-key, or a self-signed
+    /// certificate it generates (DIR/tls) and whose fingerprint clients pin.
     #[arg(long, default_value = "127.0.0.1:8440")]
     listen: SocketAddr,
+    /// The certificate chain to serve HTTPS with (PEM, leaf first).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with the node's self-signed certificate (DIR/tls, generated on first
+    /// use) even on loopback.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
     /// Store: a `postgres://` URL, or a directory (default: DIR/store, embedded).
     #[arg(long)]
     store: Option<String>,
@@ -131,6 +143,61 @@ fn load_signer(path: &Path) -> Result<veritee_crypto::sign::EcdsaSigningKey> {
     .with_context(|| format!("signer key {} must be ECDSA P-384", path.display()))
 }
 
+/// The node's HTTPS identity: given, or self-signed (generated once, kept in DIR/tls),
+/// or none on loopback unless asked for.
+fn tls_identity(args: &NodeArgs) -> Result<Option<veritee_host::tls::TlsIdentity>> {
+    use veritee_host::tls::{TlsIdentity, plain_http_allowed};
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let key_pem = veritee_crypto::SecretBytes::new(crate::files::read(key, "TLS key")?);
+        let identity = TlsIdentity::from_pem(
+            &crate::files::read(cert, "TLS certificate")?,
+            key_pem.expose(),
+        )
+        .with_context(|| format!("{} and {}", cert.display(), key.display()))?;
+        return Ok(Some(identity));
+    }
+    if !args.tls_self_signed && plain_http_allowed(&args.listen) {
+        return Ok(None);
+    }
+    let dir = args.dir.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() {
+        let key_pem = veritee_crypto::SecretBytes::new(crate::files::read(&key, "TLS key")?);
+        let identity = TlsIdentity::from_pem(
+            &crate::files::read(&cert, "TLS certificate")?,
+            key_pem.expose(),
+        )
+        .with_context(|| format!("the node's self-signed certificate in {}", dir.display()))?;
+        return Ok(Some(identity));
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !args.listen.ip().is_unspecified() && !args.listen.ip().is_loopback() {
+        names.push(args.listen.ip().to_string());
+    }
+    let generated = TlsIdentity::self_signed(&names)?;
+    fsutil::create_private_dir(&dir)?;
+    fsutil::write_new(
+        &key,
+        generated.key_pem.expose().as_bytes(),
+        fsutil::PRIVATE_MODE,
+    )?;
+    fsutil::write_new(&cert, generated.cert_pem.as_bytes(), 0o644)?;
+    fsutil::write_new(
+        &dir.join("fingerprint"),
+        format!("{}\n", hex::encode(generated.identity.fingerprint())).as_bytes(),
+        0o644,
+    )?;
+    eprintln!(
+        "generated a self-signed TLS certificate in {}; clients pin it with --node-fingerprint",
+        dir.display()
+    );
+    Ok(Some(generated.identity))
+}
+
 /// Runs `veritee node` until interrupted.
 pub fn run(args: NodeArgs) -> Result<Outcome> {
     fsutil::create_private_dir(&args.dir)?;
@@ -177,14 +244,16 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         peers: args.peer.clone(),
         spool: Some(spool.clone()),
         peer_token: token_file(&args.dir, "peer.token")?,
+        tls: tls_identity(&args)?.map(std::sync::Arc::new),
     };
+    let fingerprint = config.tls.as_ref().map(|t| hex::encode(t.fingerprint()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let node = veritee_host::start(config).await?;
-        let addr = format!("http://{}", node.addr);
+        let addr = format!("{}://{}", node.scheme, node.addr);
         // Written whole, then renamed: whoever polls for the file never reads half a URL.
         let partial = args.dir.join("node.addr.partial");
         std::fs::write(&partial, &addr).context("cannot write node.addr")?;
@@ -193,6 +262,12 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             "veritee node listening on {addr} (admin token in {})",
             args.dir.join("admin.token").display()
         );
+        if let Some(fingerprint) = &fingerprint {
+            println!("TLS certificate SHA-256 fingerprint: {fingerprint}");
+            println!(
+                "  clients pin it: veritee ... --node {addr} --node-fingerprint {fingerprint}"
+            );
+        }
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r.context("signal handler")?; }
         }

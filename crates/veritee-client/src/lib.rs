@@ -5,6 +5,7 @@
 
 pub mod keys;
 pub mod task;
+pub mod transport;
 
 pub use keys::{
     AttestedWrappingKey, ImportedKey, WrappedKeyFile, WrappingKeyFile, import_wrapped_key,
@@ -44,6 +45,9 @@ pub enum ClientError {
         /// Explanation.
         message: String,
     },
+    /// A credential would have gone over plain HTTP to a host other than loopback.
+    #[error("{0}")]
+    Insecure(String),
     /// The node could not be reached.
     #[error("cannot reach the node: {0}")]
     Transport(String),
@@ -142,10 +146,7 @@ impl NodeClient {
 
     /// A client whose requests may each take up to `timeout` (a task runs for minutes).
     pub fn with_timeout(base_url: &str, timeout: std::time::Duration) -> Result<Self, ClientError> {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let http = transport::http_client(timeout)?;
         let base = base_url.trim_end_matches('/').to_string();
         Ok(Self {
             audience: shared_audience(&base),
@@ -187,18 +188,24 @@ impl NodeClient {
         body: Option<(&'static str, Vec<u8>)>,
         headers: Vec<(&'static str, String)>,
     ) -> Result<Vec<u8>, ClientError> {
+        if headers.iter().any(|(name, _)| *name == "authorization") {
+            transport::check_credential_transport(&self.base)?;
+        }
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method.clone(), &url);
-        let request_body = body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
+        let request_body = match (&self.recorder, &body) {
+            (Some(_), Some((_, b))) => b.clone(),
+            _ => Vec::new(),
+        };
         if let Some((content_type, bytes)) = body {
             req = req.header("content-type", content_type).body(bytes);
         }
         for (name, value) in headers {
             req = req.header(name, value);
         }
-        let resp = req
-            .send()
-            .map_err(|e| ClientError::Transport(format!("{method} {url}: {e}")))?;
+        let resp = req.send().map_err(|e| {
+            ClientError::Transport(format!("{method} {url}: {}", transport::error_chain(&e)))
+        })?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -302,6 +309,8 @@ impl NodeClient {
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Vec<u8>, ClientError> {
+        // Before the audience is fetched: nothing goes out if the signature cannot.
+        transport::check_credential_transport(&self.base)?;
         let payload = auth::body_payload(body.as_ref().map_or(&[][..], |(_, b)| b));
         let mut refresh = false;
         loop {
@@ -334,6 +343,7 @@ impl NodeClient {
             public_key: B64.encode(tenant.public_key_spki()?),
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        transport::check_credential_transport(&self.base)?;
         let payload = auth::body_payload(&body);
         let mut refresh = false;
         let answer = loop {

@@ -13,6 +13,9 @@ pub enum HostError {
     /// The enclave process could not be started.
     #[error("cannot start the enclave process: {0}")]
     EnclaveStart(String),
+    /// The node's configuration cannot be used (a TLS certificate, a listen address).
+    #[error("{0}")]
+    Config(String),
     /// Anything else.
     #[error("{0}")]
     Internal(String),

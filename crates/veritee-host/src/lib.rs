@@ -15,6 +15,7 @@ mod error;
 pub mod metrics;
 mod openapi;
 pub mod supervisor;
+pub mod tls;
 
 pub use api::{AppState, HOST_PEERS_NS, PEER_SCHEME, RegisterPeerRequest, router};
 pub use error::HostError;
@@ -40,12 +41,17 @@ pub struct NodeConfig {
     pub spool: Option<PathBuf>,
     /// The token this node presents to its peers' `/v1/peer`.
     pub peer_token: String,
+    /// HTTPS: the certificate and key to serve. Without it the node serves plain
+    /// HTTP, which it does on loopback only.
+    pub tls: Option<Arc<tls::TlsIdentity>>,
 }
 
 /// A running node.
 pub struct RunningNode {
     /// The bound address.
     pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
     /// Shared state (for tests and tools).
     pub state: Arc<AppState>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -77,6 +83,13 @@ impl RunningNode {
 
 /// Opens the store, starts the enclave, binds the listener and serves.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
+    if config.tls.is_none() && !tls::plain_http_allowed(&config.listen) {
+        return Err(HostError::Config(format!(
+            "plain HTTP is served on loopback only, and {} is not: give a TLS certificate \
+             and key, or let the node generate a self-signed one",
+            config.listen
+        )));
+    }
     let store = veritee_store::open(&config.store).await?;
     let supervisor = supervisor::Supervisor::start(config.enclave.clone()).await?;
     let mut state = AppState::new(
@@ -115,10 +128,20 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         .local_addr()
         .map_err(|e| HostError::Internal(format!("no local address: {e}")))?;
     let app = router(Arc::clone(&state));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    tracing::info!(%addr, "node listening");
+    let (scheme, server) = match config.tls {
+        Some(identity) => (
+            "https",
+            tokio::spawn(async move { tls::serve(listener, app, &identity).await }),
+        ),
+        None => (
+            "http",
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        ),
+    };
+    tracing::info!(%addr, scheme, "node listening");
     Ok(RunningNode {
         addr,
+        scheme,
         state,
         server,
     })
@@ -127,4 +150,32 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
 /// Where the node keeps its files.
 pub fn socket_path(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("run").join("enclave.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_http_off_loopback_is_refused_before_anything_starts() {
+        let config = NodeConfig {
+            listen: "0.0.0.0:0".parse().expect("addr"),
+            store: "/nonexistent/store".into(),
+            enclave: supervisor::EnclaveCommand {
+                program: "/nonexistent/veritee".into(),
+                args: Vec::new(),
+                socket: "/nonexistent/enclave.sock".into(),
+                pid_file: None,
+            },
+            admin_token_sha256: [0; 32],
+            peers: Vec::new(),
+            spool: None,
+            peer_token: String::new(),
+            tls: None,
+        };
+        let e = start(config)
+            .await
+            .expect_err("plain HTTP on every interface");
+        assert!(e.to_string().contains("loopback only"), "{e}");
+    }
 }
