@@ -170,6 +170,23 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
         stats,
     ));
 
+    // The same, with the hello and a first request (Ping), as a resumption has.
+    let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
+    let stats = load(
+        move || (Ctx::new(&u, &d, &r), NodeClient::new(&u).expect("client")),
+        |(ctx, client)| {
+            client
+                .open_session(&ctx.tenant, &ctx.appraiser())
+                .expect("session")
+                .ping()
+                .expect("ping");
+        },
+    );
+    out.push((
+        format!("{label} store: attested session establishment with its first request (Ping)"),
+        stats,
+    ));
+
     // A returning client: a ticket from an attested session, then each resumption
     // carries its first request (a Ping) and needs no evidence verified.
     let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));

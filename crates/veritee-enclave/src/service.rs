@@ -5,7 +5,7 @@ use crate::audit::AuditHead;
 use crate::clock::TrustedClock;
 use crate::host::{HostLink, failure};
 use crate::requests::ReplayGuard;
-use crate::sessions::Sessions;
+use crate::session_table::Sessions;
 use crate::state::StateSlot;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

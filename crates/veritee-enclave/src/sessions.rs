@@ -4,10 +4,10 @@
 
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
+use crate::session_table::Slot;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{debug, warn};
 use veritee_channel::ChannelError;
 use veritee_channel::NONCE_LEN;
@@ -16,79 +16,6 @@ use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
 use veritee_proto::api::{OpenSessionRequest, ResumeSessionRequest, paths};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, SignedRequest};
-
-const MAX_PENDING_SESSIONS: usize = 1024;
-const MAX_OPEN_SESSIONS: usize = 4096;
-const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
-
-enum Slot {
-    Pending(PendingSession),
-    Open(EnclaveSession),
-}
-
-impl Slot {
-    fn tenant(&self) -> &str {
-        match self {
-            Self::Pending(p) => p.tenant_id(),
-            Self::Open(s) => s.tenant_id(),
-        }
-    }
-}
-
-/// The session table: pending offers and open sessions, by id.
-#[derive(Default)]
-pub(crate) struct Sessions(HashMap<String, (Slot, Instant)>);
-
-impl Sessions {
-    /// Sessions held.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn insert(&mut self, id: String, slot: Slot) {
-        let now = Instant::now();
-        self.0
-            .retain(|_, (_, last)| now.duration_since(*last) < SESSION_IDLE);
-        let is_pending = matches!(slot, Slot::Pending(_));
-        let same_kind = self
-            .0
-            .values()
-            .filter(|(s, _)| matches!(s, Slot::Pending(_)) == is_pending)
-            .count();
-        let full = if is_pending {
-            same_kind >= MAX_PENDING_SESSIONS
-        } else {
-            same_kind >= MAX_OPEN_SESSIONS
-        };
-        if full {
-            // The tenant holding the most sessions of this kind gives up its oldest: a
-            // tenant opening sessions in a loop evicts its own, not everyone's.
-            let mut held: HashMap<&str, usize> = HashMap::new();
-            for (s, _) in self.0.values() {
-                if matches!(s, Slot::Pending(_)) == is_pending {
-                    *held.entry(s.tenant()).or_default() += 1;
-                }
-            }
-            let busiest = held
-                .into_iter()
-                .max_by_key(|(_, n)| *n)
-                .map(|(t, _)| t.to_string());
-            let oldest = self
-                .0
-                .iter()
-                .filter(|(_, (s, _))| {
-                    matches!(s, Slot::Pending(_)) == is_pending
-                        && Some(s.tenant()) == busiest.as_deref()
-                })
-                .min_by_key(|(_, (_, last))| *last)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.0.remove(&k);
-            }
-        }
-        self.0.insert(id, (slot, now));
-    }
-}
 
 fn error_code(kind: FailureKind) -> &'static str {
     match kind {
@@ -130,7 +57,7 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         // The session leaves the map while it is in use: a concurrent message for it is
         // refused rather than interleaved.
-        let Some((slot, last_used)) = lock(&self.sessions).0.remove(id) else {
+        let Some((slot, last_used)) = lock(&self.sessions).take(id) else {
             return Err(failure(
                 FailureKind::NotFound,
                 "unknown, expired or busy session",
@@ -244,13 +171,20 @@ impl EnclaveService {
         let (mut session, plaintext) =
             EnclaveSession::resume(&ticket, opened, &nonce, &first).map_err(refused)?;
         let id = session.session_id();
-        if lock(&self.sessions).0.contains_key(&id) {
+        if lock(&self.sessions).contains(&id) {
             return Err(failure(
                 FailureKind::Conflict,
                 "resumption refused: a session with this ticket and nonce exists already",
             ));
         }
-        self.audit(link, "session.resume", &tenant, &id, "ok")?;
+        // Not audited: a resumption continues a session whose establishment was, and
+        // every operation in it that touches a secret is audited on its own. Auditing
+        // it would cost every returning client a durable append.
+        debug!(
+            session = id.as_str(),
+            tenant = tenant.as_str(),
+            "session resumed"
+        );
         let reply = self.answer(&mut session, &plaintext, link)?;
         lock(&self.sessions).insert(id.clone(), Slot::Open(session));
         Ok(EnclaveReply::SessionResumed {
@@ -260,9 +194,7 @@ impl EnclaveService {
     }
 
     fn put_back(&self, id: &str, slot: Slot, last_used: Instant) {
-        lock(&self.sessions)
-            .0
-            .insert(id.to_string(), (slot, last_used));
+        lock(&self.sessions).put_back(id.to_string(), slot, last_used);
     }
 
     /// Puts the session back as it was and names why a message for it was refused.
