@@ -4,6 +4,8 @@
 //! 1 evidence rejected, 2 unusable input or failure.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod output;
 mod commands;
 mod files;
 

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn veritee(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veritee"))
@@ -449,4 +449,29 @@ fn attest_auto_says_when_there_is_no_hardware() {
         "{err}"
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn a_closed_standard_output_ends_a_command_quietly() {
+    let s = setup();
+    attest(&s, "evidence.bin", &[]);
+    // As `veritee verify ... | head -0`: the reader is gone before anything is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args([
+            "verify",
+            "--evidence",
+            &s.s("evidence.bin"),
+            "--trust-anchor",
+            &s.s("vendor/root.pem"),
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run veritee");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code(&out), 0, "{stderr}");
 }

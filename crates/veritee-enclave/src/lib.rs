@@ -31,5 +31,5 @@ pub use audit::{
     ANCHOR_EVERY as AUDIT_ANCHOR_EVERY, ANCHOR_EVERY_ENTRIES as AUDIT_ANCHOR_EVERY_ENTRIES,
 };
 pub use secrets::MAX_SECRET_LEN;
-pub use session_table::{MAX_OPEN_SESSIONS, MAX_PENDING_SESSIONS, SESSION_IDLE};
 pub use service::EnclaveService;
+pub use session_table::{MAX_OPEN_SESSIONS, MAX_PENDING_SESSIONS, SESSION_IDLE};
