@@ -146,8 +146,8 @@ impl NodeClient {
 
     /// A client whose requests may each take up to `timeout` (a task runs for minutes).
     pub fn with_timeout(base_url: &str, timeout: std::time::Duration) -> Result<Self, ClientError> {
-        let http = transport::http_client(timeout)?;
         let base = base_url.trim_end_matches('/').to_string();
+        let http = transport::http_client(&base, timeout)?;
         Ok(Self {
             audience: shared_audience(&base),
             base,
