@@ -969,3 +969,99 @@ fn a_failed_upload_withdraws_the_task_instead_of_waiting_out_its_deadline() {
     }
     assert_eq!(node.health()["status"], "ok");
 }
+
+#[test]
+fn tasks_are_listed_and_cancelled_by_their_owner_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_in(dir.path());
+    let veritee = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
+            .args(args)
+            .output()
+            .expect("run veritee")
+    };
+    let key_file = s(&dir.path().join("tenant.pem"));
+    let created = veritee(&[
+        "tenant",
+        "create",
+        "--node",
+        &node.url,
+        "--admin-token",
+        &s(&node.state.join("admin.token")),
+        "--out",
+        &key_file,
+    ]);
+    assert!(created.status.success(), "{}", text(&created));
+    let pem = std::fs::read(&key_file).expect("tenant key");
+    let der = veritee_x509::pem::blocks(&pem)
+        .expect("pem")
+        .into_iter()
+        .find(|(label, _)| label == "PRIVATE KEY")
+        .expect("a private key")
+        .1;
+    let owner = veritee_channel::client::TenantKey::from_pkcs8(&der).expect("key");
+    let task_id = hex::encode([0x6Bu8; 16]);
+    let initiation = serde_json::json!({
+        "version": veritee_task::messages::INITIATION_VERSION,
+        "task_id": task_id,
+        "nonce": hex::encode([7u8; 32]),
+        "client_kx": hex::encode([9u8; 32]),
+        "policy": DEV_POLICY,
+        "security_context": { "c": { "may_read": [], "releases": true } },
+        "compartments": [{ "name": "c", "entry": "run", "inputs": ["x"],
+                           "input_lengths": [10] }],
+    })
+    .to_string();
+    let started = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tasks", node.url))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            signed_header(
+                &node.url,
+                &owner,
+                "POST",
+                "/v1/tasks",
+                initiation.as_bytes(),
+            ),
+        )
+        .body(initiation)
+        .send()
+        .expect("initiate");
+    assert_eq!(
+        started.status(),
+        200,
+        "{}",
+        started.text().unwrap_or_default()
+    );
+
+    let list = veritee(&["task", "list", "--node", &node.url, "--tenant", &key_file]);
+    assert!(list.status.success(), "{}", text(&list));
+    assert!(
+        String::from_utf8_lossy(&list.stdout).starts_with(&task_id),
+        "{}",
+        text(&list)
+    );
+    // To anyone else the task does not exist.
+    let other = node.tenant().key;
+    let client = node.client();
+    assert!(client.list_tasks(&other).expect("list").is_empty());
+    assert!(matches!(
+        client.cancel_task(&other, &task_id),
+        Err(veritee_client::ClientError::Node { status: 404, .. })
+    ));
+    assert_eq!(client.list_tasks(&owner).expect("list").len(), 1);
+
+    let cancel = veritee(&[
+        "task", "cancel", "--node", &node.url, "--tenant", &key_file, &task_id,
+    ]);
+    assert!(cancel.status.success(), "{}", text(&cancel));
+    assert!(text(&cancel).contains("had not run"), "{}", text(&cancel));
+    assert!(client.list_tasks(&owner).expect("list").is_empty());
+    // Cancelled once: a second cancel finds nothing, and says so.
+    let again = veritee(&[
+        "task", "cancel", "--node", &node.url, "--tenant", &key_file, &task_id,
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("404"), "{}", text(&again));
+}

@@ -20,6 +20,27 @@ use veritee_wasm::TaskManifest;
 pub enum TaskCommand {
     /// Run a task end to end and write its released results to a directory.
     Run(RunArgs),
+    /// The tasks a node holds for you, oldest first.
+    List {
+        /// The node's URL.
+        #[arg(long)]
+        node: String,
+        /// The tenant key file.
+        #[arg(long)]
+        tenant: PathBuf,
+    },
+    /// Withdraw a task: the enclave forgets it and its keys, and its results are never
+    /// released (a running one stops at its guest's next fuel check).
+    Cancel {
+        /// The node's URL.
+        #[arg(long)]
+        node: String,
+        /// The tenant key file.
+        #[arg(long)]
+        tenant: PathBuf,
+        /// The task id (32 hex digits, as `veritee task list` shows it).
+        id: String,
+    },
 }
 
 /// `veritee task run`.
@@ -240,5 +261,26 @@ pub fn run_command(args: RunArgs) -> Result<Outcome> {
 pub fn run(cmd: TaskCommand) -> Result<Outcome> {
     match cmd {
         TaskCommand::Run(args) => run_command(args),
+        TaskCommand::List { node, tenant } => {
+            let tasks =
+                veritee_client::NodeClient::new(&node)?.list_tasks(&load_tenant(&tenant)?)?;
+            if tasks.is_empty() {
+                eprintln!("no tasks at {node}");
+            }
+            for task in tasks {
+                println!("{}  initiated {} s ago", task.task_id, task.age_secs);
+            }
+            Ok(Outcome::Success)
+        }
+        TaskCommand::Cancel { node, tenant, id } => {
+            let cancelled =
+                veritee_client::NodeClient::new(&node)?.cancel_task(&load_tenant(&tenant)?, &id)?;
+            if cancelled.was_running {
+                println!("cancelled task {id}: it was running, and its run fails saying so");
+            } else {
+                println!("cancelled task {id}: it had not run, and its uploads are gone");
+            }
+            Ok(Outcome::Success)
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::io::Read;
 use veritee_channel::ChannelError;
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_proto::api::auth::stream_piece_payload;
-use veritee_proto::api::paths;
+use veritee_proto::api::{TaskList, TaskListEntry, paths};
 use veritee_task::keys::TaskKey;
 use veritee_task::messages::{
     AccessContext, AttestationSignal, CompartmentContext, LimitsContext, TaskInitiation,
@@ -476,14 +476,51 @@ pub fn run_task(
 /// Withdraws a task whose upload failed; true if the node still held it (so its run,
 /// if any, now fails for that reason), false if it was already over.
 fn withdraw(client: &NodeClient, tenant: &TenantKey, task_id: &str) -> bool {
-    client
-        .tenant_post(
+    client.cancel_task(tenant, task_id).is_ok()
+}
+
+/// Whether a cancelled task was running (its run then fails, saying it was withdrawn)
+/// or waiting (it is forgotten, with its uploads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled {
+    /// It had started.
+    pub was_running: bool,
+}
+
+impl NodeClient {
+    /// The tenant's tasks this node holds, oldest first.
+    pub fn list_tasks(&self, tenant: &TenantKey) -> Result<Vec<TaskListEntry>, ClientError> {
+        let body = self.send_signed(tenant, reqwest::Method::GET, &paths::tasks(), None)?;
+        let list: TaskList =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(list.tasks)
+    }
+
+    /// Withdraws one of the tenant's tasks: the enclave forgets it and its keys (a
+    /// running one at its guest's next fuel check), and its results are never released.
+    pub fn cancel_task(&self, tenant: &TenantKey, task_id: &str) -> Result<Cancelled, ClientError> {
+        let body = self.tenant_post(
             tenant,
             &paths::task_cancel(task_id),
             "application/octet-stream",
             Vec::new(),
-        )
-        .is_ok()
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            cancelled: bool,
+            was_running: bool,
+        }
+        let answer: Answer =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if !answer.cancelled {
+            return Err(ClientError::Protocol(format!(
+                "the node did not cancel task {task_id}"
+            )));
+        }
+        Ok(Cancelled {
+            was_running: answer.was_running,
+        })
+    }
 }
 
 /// Reports an encrypted and uploaded file: (what, plaintext bytes, ciphertext bytes).

@@ -138,6 +138,13 @@ pub fn document() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": merge(json!({"200": {"description": "Attestation signal: SKEK, evidence binding it with the nonce and the initiation, load", "content": {"application/json": {"schema": {"type": "object"}}}}}),
                     error_responses(&["400", "401", "409", "413", "415", "503"]))
+            }, "get": {
+                "summary": "The signing tenant's tasks this node holds, oldest first (tenant-signed)",
+                "security": tenant_auth,
+                "responses": merge(json!({"200": {"description": "Task ids and ages", "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {
+                    "tasks": {"type": "array", "items": {"type": "object", "required": ["task_id", "age_secs"], "properties": {
+                        "task_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "age_secs": {"type": "integer", "minimum": 0}}}}}}}}}}),
+                    error_responses(&["401"]))
             }},
             "/v1/tasks/{id}/keys": {"post": {
                 "summary": "The task's CKEK and per-compartment DEKs, sealed to the SKEK (tenant-signed)",

@@ -65,6 +65,24 @@ pub struct ResumeSessionResponse {
     pub message: String,
 }
 
+/// `GET /v1/tasks` (tenant-signed): the signing tenant's tasks the node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskList {
+    /// Oldest first.
+    pub tasks: Vec<TaskListEntry>,
+}
+
+/// One task of a [`TaskList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskListEntry {
+    /// The task id, hex.
+    pub task_id: String,
+    /// Seconds since it was initiated.
+    pub age_secs: u64,
+}
+
 /// `GET /v1/attestation?nonce=HEX`: evidence over the node's long-term keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -408,7 +408,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/peers", post(peers::register_peer))
         .route("/v1/sessions", post(sessions::open_session))
         .route("/v1/keys", post(keys::import_key))
-        .route("/v1/tasks", post(tasks::initiate))
+        .route("/v1/tasks", post(tasks::initiate).get(tasks::list))
         .route("/v1/tasks/{id}/keys", post(tasks::keys))
         .route("/v1/tasks/{id}/run", post(tasks::run))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))

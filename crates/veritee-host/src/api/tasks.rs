@@ -16,6 +16,7 @@ use base64::Engine;
 use serde::Deserialize;
 use std::sync::Arc;
 use veritee_proto::api::auth::stream_piece_payload;
+use veritee_proto::api::{TaskList, TaskListEntry};
 use veritee_proto::ipc::{EnclaveCall, EnclaveReply};
 
 /// How long the host remembers who initiated a task that was never run.
@@ -112,6 +113,30 @@ pub(super) async fn initiate(
         }
         other => Err(unexpected(&other)),
     }
+}
+
+/// The signing tenant's tasks (tenant-signed, empty body), oldest first: those this
+/// host routed and has not forgotten (ended, withdrawn, or idle past the TTL).
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<TaskList>> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    let mut tasks = state.tasks.lock().unwrap_or_else(|e| e.into_inner());
+    tasks.retain(|_, since| since.elapsed() < TASK_OWNER_TTL);
+    let mut mine: Vec<TaskListEntry> = tasks
+        .iter()
+        .filter(|((owner, _), _)| *owner == signed.tenant_id)
+        .map(|((_, task_id), since)| TaskListEntry {
+            task_id: task_id.clone(),
+            age_secs: since.elapsed().as_secs(),
+        })
+        .collect();
+    mine.sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.task_id.cmp(&b.task_id)));
+    Ok(Json(TaskList { tasks: mine }))
 }
 
 /// Withdraws a task (tenant-signed, empty body): one not yet run is forgotten with its
