@@ -113,6 +113,9 @@ pub fn store_location(kind: &str, dir: &Path) -> Option<String> {
         "embedded" => Some(dir.join("store").display().to_string()),
         "postgres" => {
             let url = postgres_url();
+            if url.is_none() && std::env::var("VERITEE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("VERITEE_REQUIRE_POSTGRES=1 but VERITEE_TEST_POSTGRES is not set");
+            }
             if url.is_none() {
                 eprintln!(
                     "PostgreSQL node tests skipped: VERITEE_TEST_POSTGRES is not set (.ci/run sets it)"

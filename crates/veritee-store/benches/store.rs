@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-use tokio_postgres::NoTls;
 use veritee_store::Store;
 use veritee_store::conformance::test_value;
 
@@ -74,8 +73,7 @@ fn bench(c: &mut Criterion) {
     };
     let schema = format!("vt_bench_{}", std::process::id());
     let admin = rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
-        tokio::spawn(connection);
+        let client = veritee_store::connect_client(&url).await.expect("connect");
         client
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await

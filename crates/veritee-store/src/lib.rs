@@ -35,10 +35,11 @@ mod embedded;
 mod error;
 pub mod limits;
 mod postgres;
+mod postgres_tls;
 
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, connect_client};
 
 /// An object written together with a log entry ([`Store::log_append_with_objects`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, config::Host};
 
+use crate::postgres_tls::TlsMode;
 use crate::{Store, StoreError, StoredObject, limits};
 
 const BACKEND: &str = "postgres";
@@ -155,14 +156,48 @@ fn is_unavailable_state(code: &SqlState) -> bool {
         || *code == SqlState::TOO_MANY_CONNECTIONS
 }
 
+/// One plain client of the database at `url`, over the TLS the URL asks for, exactly
+/// as the store connects: for tools and tests that need SQL the store does not offer.
+/// Its connection runs on the current tokio runtime.
+pub async fn connect_client(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (url, tls) = crate::postgres_tls::split_tls_params(url)?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| StoreError::InvalidInput(e.to_string()))?;
+    let address = describe_address(&config);
+    let failed = |e: tokio_postgres::Error| StoreError::Unavailable {
+        backend: BACKEND,
+        address: address.clone(),
+        operation: "connect",
+        message: e.to_string(),
+    };
+    match tls {
+        TlsMode::Disable => {
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        TlsMode::VerifyFull { root_cert } => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let connector = crate::postgres_tls::connector(&root_cert)?;
+            let (client, connection) = config.connect(connector).await.map_err(failed)?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or
     /// `postgresql://...`, with libpq-style parameters), creates the tables if absent,
-    /// and keeps a pool of up to 8 connections.
+    /// and keeps a pool of up to 8 connections. `sslmode=verify-full&sslrootcert=FILE`
+    /// connects over TLS, checking the server against that CA
+    /// (other TLS modes are refused, saying why: none of them checks who answers).
     ///
     /// A server that cannot be reached is [`StoreError::Unavailable`], naming its
     /// `host:port`; a malformed URL is [`StoreError::InvalidInput`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (url, tls) = crate::postgres_tls::split_tls_params(url)?;
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| {
                 let cause = std::error::Error::source(&e)
@@ -177,13 +212,17 @@ impl PostgresStore {
             config.application_name("veritee-store");
         }
         let address = describe_address(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            TlsMode::Disable => Manager::from_config(config, NoTls, manager_config),
+            TlsMode::VerifyFull { root_cert } => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let connector = crate::postgres_tls::connector(&root_cert)?;
+                Manager::from_config(config, connector, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)

@@ -1,8 +1,9 @@
 //! The PostgreSQL store: the conformance suite, each test in a fresh schema of the
 //! database named by `VERITEE_TEST_POSTGRES` (`bash .ci/postgres.sh` sets one up and
 //! prints its URL), plus sharing between nodes, lost connections and crash durability.
-//! Without the variable these tests print that they were skipped, and pass; the tests
-//! of an unreachable server run regardless.
+//! Without the variable these tests print that they were skipped, and pass (unless
+//! `VERITEE_REQUIRE_POSTGRES=1`, as `.ci/run` sets it: then they fail); the tests of an
+//! unreachable server run regardless.
 
 mod common;
 
@@ -13,7 +14,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use tokio_postgres::NoTls;
 use veritee_store::conformance::{self, Fixture};
 use veritee_store::{PostgresStore, Store, StoreError};
 
@@ -23,6 +23,9 @@ const URL_ENV: &str = "VERITEE_TEST_POSTGRES";
 fn database_url(test: &str) -> Option<String> {
     match std::env::var(URL_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("VERITEE_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("{test}: VERITEE_REQUIRE_POSTGRES=1 but {URL_ENV} is not set")
+        }
         _ => {
             // Once per run, and straight to stderr: libtest captures println! of
             // passing tests, and this line should show in every run's log.
@@ -41,11 +44,9 @@ fn database_url(test: &str) -> Option<String> {
 }
 
 async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    veritee_store::connect_client(url)
         .await
-        .expect("connect to the test database");
-    tokio::spawn(connection);
-    client
+        .expect("connect to the test database")
 }
 
 /// A schema name unique to this process and call.
@@ -367,4 +368,65 @@ fn crash_durability() {
         drop_schema(&url, &schema).await;
     });
     println!("postgres crash test: {acked} acknowledged writes, all present after SIGKILL");
+}
+
+/// The URL with its `sslrootcert` replaced.
+fn with_root_cert(url: &str, root_cert: &std::path::Path) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("sslrootcert="))
+        .map(str::to_string)
+        .collect();
+    pairs.push(format!("sslrootcert={}", root_cert.display()));
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// When the test database is reached with `sslmode=verify-full` (as `.ci/postgres.sh`
+/// sets it up), the connection is TLS, and a server whose certificate another CA
+/// issued is refused, naming why.
+#[tokio::test]
+async fn verify_full_connects_over_tls_and_refuses_a_server_of_another_ca() {
+    let Some(url) =
+        database_url("verify_full_connects_over_tls_and_refuses_a_server_of_another_ca")
+    else {
+        return;
+    };
+    if !url.contains("sslmode=verify-full") {
+        println!("skipped: {URL_ENV} does not ask for sslmode=verify-full");
+        return;
+    }
+    let client = admin(&url).await;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    assert!(row.get::<_, bool>(0), "the connection is not TLS");
+    let (schema, scoped) = fresh_schema(&url).await;
+    let store = PostgresStore::connect(&scoped)
+        .await
+        .expect("the store over TLS");
+    store.put("tls", "k", b"v").await.expect("put");
+    assert_eq!(
+        store.get("tls", "k").await.expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
+    drop(store);
+    drop_schema(&url, &schema).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other_ca = dir.path().join("other-ca.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+    std::fs::write(&other_ca, other.cert.pem()).expect("write");
+    let refused = PostgresStore::connect(&with_root_cert(&url, &other_ca))
+        .await
+        .expect_err("a server another CA vouches for");
+    let message = refused.to_string();
+    assert!(
+        message.contains("certificate") || message.contains("UnknownIssuer"),
+        "{message}"
+    );
 }
