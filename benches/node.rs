@@ -142,6 +142,13 @@ fn session_of(ctx: &'static Ctx) -> Session<'static> {
         .expect("session")
 }
 
+/// Keeps a row, and says on stderr that its phase is over (a profiler can wait for the
+/// line before the phase it wants: `... 2>&1 | grep -m1 'measured: .*resumed'`).
+fn record(out: &mut Vec<(String, Stats)>, name: String, stats: Stats) {
+    eprintln!("[bench] measured: {name}");
+    out.push((name, stats));
+}
+
 fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     let state = dir.join(label);
     let (_node, url) = support::start_node(&state, Some(&store));
@@ -165,10 +172,11 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
                 .expect("session");
         },
     );
-    out.push((
+    record(
+        &mut out,
         format!("{label} store: attested session establishment (evidence + verify + HPKE)"),
         stats,
-    ));
+    );
 
     // The same, with the hello and a first request (Ping), as a resumption has.
     let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
@@ -182,10 +190,11 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
                 .expect("ping");
         },
     );
-    out.push((
+    record(
+        &mut out,
         format!("{label} store: attested session establishment with its first request (Ping)"),
         stats,
-    ));
+    );
 
     // A returning client: a ticket from an attested session, then each resumption
     // carries its first request (a Ping) and needs no evidence verified.
@@ -203,20 +212,22 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
             assert!(matches!(reply, Response::Pong), "{reply:?}");
         },
     );
-    out.push((
+    record(
+        &mut out,
         format!("{label} store: session resumed by ticket, with its first request (Ping)"),
         stats,
-    ));
+    );
 
     let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
     let stats = load(
         move || session(Ctx::new(&u, &d, &r)),
         |s| s.ping().expect("ping"),
     );
-    out.push((
+    record(
+        &mut out,
         format!("{label} store: enclave round trip through the host (Ping)"),
         stats,
-    ));
+    );
 
     let (u, d, r) = (Arc::clone(&url), Arc::clone(&der), Arc::clone(&root));
     let stats = load(
@@ -230,10 +241,11 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
             s.get_secret("bench").expect("get");
         },
     );
-    out.push((
+    record(
+        &mut out,
         format!("{label} store: secret release (store read, unseal, durable audit append)"),
         stats,
-    ));
+    );
 
     // Key deployment end to end: fetch the attested wrapping key, verify its evidence
     // and appraise it (timed apart), wrap a fresh key and sign the file, import it,
@@ -275,12 +287,13 @@ fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     let share = verifying.load(Ordering::Relaxed) as f64
         / (CLIENTS as f64 * DURATION.as_nanos() as f64)
         * 100.0;
-    out.push((
+    record(
+        &mut out,
         format!(
             "{label} store: key deployment end to end ({share:.0}% of it verifying and appraising evidence)"
         ),
         stats,
-    ));
+    );
     out
 }
 
