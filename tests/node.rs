@@ -873,3 +873,95 @@ fn registering_a_tenant_survives_an_enclave_restart_and_checks_the_id_returned()
         other => panic!("another tenant id was accepted: {other:?}"),
     }
 }
+
+/// One tenant flooding the node is refused with 429 and Retry-After past its rate;
+/// another tenant's requests meanwhile all succeed.
+#[test]
+fn a_tenant_over_its_rate_is_refused_and_the_others_are_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_with(
+        &dir.path().join("node"),
+        &dir.path().join("store").display().to_string(),
+        &["--tenant-requests-per-second", "20"],
+    );
+    let (flood, quiet) = (node.tenant(), node.tenant());
+    let appraisal = Appraisal::new(&node);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, key) = (node.url.clone(), flood.key.to_pkcs8().expect("pkcs8"));
+            let anchors = node.anchors();
+            let (stop, refused) = (stop.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let key = TenantKey::from_pkcs8(key.expose()).expect("key");
+                let client = NodeClient::new(&url).expect("client");
+                let verifiers = veritee_verify::Verifiers::default();
+                let policy = veritee_policy::AppraisalPolicy::parse(DEV_POLICY).expect("policy");
+                let anchors = veritee_attest::TrustAnchors::untyped(anchors);
+                let appraiser = veritee_channel::client::Appraiser {
+                    verifiers: &verifiers,
+                    policy: &policy,
+                    trust_anchors: &anchors,
+                    collateral: &[],
+                    at: time::OffsetDateTime::now_utc(),
+                };
+                let mut session = loop {
+                    match client.open_session(&key, &appraiser) {
+                        Ok(s) => break s,
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                };
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(ClientError::Node { status: 429, .. }) = session.ping() {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    // The quiet tenant, at a few requests a second, is never refused.
+    std::thread::sleep(Duration::from_millis(500));
+    let client = node.client();
+    let mut session = client
+        .open_session(&quiet.key, &appraisal.appraiser())
+        .expect("the quiet tenant's session");
+    for _ in 0..10 {
+        session.ping().expect("the quiet tenant's request");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The flooding tenant, on a signed route: 429, with when to come back.
+    let path = "/v1/sessions";
+    let body = br#"{"nonce":"00"}"#;
+    let mut limited = None;
+    for _ in 0..100 {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}{path}", node.url))
+            .header("content-type", "application/json")
+            .header(
+                "authorization",
+                signed_header(&node.url, &flood.key, "POST", path, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .expect("send");
+        if resp.status() == 429 {
+            limited = Some(resp);
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        f.join().expect("flooder");
+    }
+    let limited = limited.expect("the flooding tenant was never refused");
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header in seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert!(limited.text().unwrap_or_default().contains("rate_limited"));
+    assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}

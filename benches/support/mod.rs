@@ -19,7 +19,15 @@ impl Drop for Node {
 pub fn start_node(state: &Path, store: Option<&str>) -> (Node, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_veritee"));
     command
-        .args(["node", "--listen", "127.0.0.1:0", "--dir"])
+        // No per-tenant rate limit: one tenant is the whole load here.
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--tenant-requests-per-second",
+            "0",
+            "--dir",
+        ])
         .arg(state);
     if let Some(store) = store {
         command.args(["--store", store]);

@@ -54,6 +54,10 @@ pub struct NodeArgs {
     /// was rolled back or replaced): the newer state is lost. Audited.
     #[arg(long)]
     accept_store_rollback: bool,
+    /// Requests per second each tenant may make (burst: two seconds' worth); past it,
+    /// 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_REQUESTS_PER_SECOND)]
+    tenant_requests_per_second: u32,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -245,6 +249,8 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         spool: Some(spool.clone()),
         peer_token: token_file(&args.dir, "peer.token")?,
         tls: tls_identity(&args)?.map(std::sync::Arc::new),
+        tenant_requests_per_second: (args.tenant_requests_per_second > 0)
+            .then_some(args.tenant_requests_per_second),
     };
     let fingerprint = config.tls.as_ref().map(|t| hex::encode(t.fingerprint()));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -12,6 +12,7 @@ mod api;
 mod auth;
 pub mod enclave_link;
 mod error;
+pub mod limits;
 pub mod metrics;
 mod openapi;
 pub mod supervisor;
@@ -44,6 +45,8 @@ pub struct NodeConfig {
     /// HTTPS: the certificate and key to serve. Without it the node serves plain
     /// HTTP, which it does on loopback only.
     pub tls: Option<Arc<tls::TlsIdentity>>,
+    /// Requests per second each tenant may make (429 past it); `None`: no limit.
+    pub tenant_requests_per_second: Option<u32>,
 }
 
 /// A running node.
@@ -99,6 +102,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         config.peers.clone(),
         config.peer_token.clone(),
     );
+    if let Some(rate) = config.tenant_requests_per_second {
+        state = state.with_tenant_rate(rate);
+    }
     if let Some(spool) = &config.spool {
         std::fs::create_dir_all(spool)
             .map_err(|e| HostError::Internal(format!("cannot create {}: {e}", spool.display())))?;
@@ -172,6 +178,7 @@ mod tests {
             spool: None,
             peer_token: String::new(),
             tls: None,
+            tenant_requests_per_second: None,
         };
         let e = start(config)
             .await

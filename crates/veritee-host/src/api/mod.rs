@@ -56,6 +56,8 @@ pub struct AppState {
     spool: Option<std::path::PathBuf>,
     /// Peer nodes allowed to call `/v1/peer`, and their rate limits.
     peers: peers::PeerGate,
+    /// Each tenant's request budget; `None` when the node sets no limit.
+    tenant_rates: Option<crate::limits::TenantRates>,
 }
 
 impl core::fmt::Debug for AppState {
@@ -93,7 +95,34 @@ impl AppState {
             tasks: Mutex::new(HashMap::new()),
             spool: None,
             peers: peers::PeerGate::default(),
+            tenant_rates: None,
         }
+    }
+
+    /// Limits each tenant to `per_second` requests per second (429 past it).
+    pub fn with_tenant_rate(mut self, per_second: u32) -> Self {
+        self.tenant_rates = Some(crate::limits::TenantRates::new(per_second));
+        self
+    }
+
+    /// Charges one request to `tenant`, or refuses it with 429 and `Retry-After`.
+    fn charge(&self, tenant: &str) -> ApiResult<()> {
+        let Some(rates) = &self.tenant_rates else {
+            return Ok(());
+        };
+        rates.charge(tenant).map_err(|wait| {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this tenant is over its request rate on this node; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+            );
+            // Retry-After counts whole seconds.
+            e.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+            e
+        })
     }
 
     /// Enables tasks, with uploads spooled to `dir`.
@@ -283,6 +312,7 @@ async fn tenant_payload(
     claim
         .verify(&spki, method.as_str(), path, payload, now)
         .map_err(ApiError::unauthorized)?;
+    state.charge(&claim.tenant_id)?;
     Ok(TenantRequest {
         tenant_id: claim.tenant_id,
         request: SignedRequest {

@@ -115,19 +115,21 @@ pub(super) async fn message(
         return Err(ApiError::bad_request("a session id is 32 hex digits"));
     }
     require_content_type(&headers, "application/octet-stream")?;
-    let known = state
+    let owner = state
         .sessions
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&session_id);
-    if !known {
+        .get(&session_id)
+        .cloned();
+    let Some(owner) = owner else {
         // Refused here without an enclave round trip; the enclave would say the same.
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "unknown or expired session",
         ));
-    }
+    };
+    state.charge(&owner)?;
     match converse(
         &state,
         EnclaveCall::SessionMessage {
