@@ -48,8 +48,9 @@ pub struct AppState {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     admin_token_sha256: [u8; 32],
-    /// Which tenant opened which session (for refusing another tenant's messages early).
-    sessions: Mutex<HashMap<String, String>>,
+    /// Which tenant opened which session, and when it was last used (for refusing
+    /// unknown sessions early and charging messages to their owner).
+    sessions: Mutex<HashMap<String, (String, Instant)>>,
     /// Which tenant initiated which task, and when, by (tenant, task id).
     tasks: Mutex<HashMap<(String, String), Instant>>,
     /// Where uploads for tasks go (shared with the enclave process).

@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use veritee_proto::api::{
     OpenSessionRequest, OpenSessionResponse, ResumeSessionRequest, ResumeSessionResponse,
 };
@@ -19,6 +21,9 @@ use veritee_proto::ipc::{EnclaveCall, EnclaveReply};
 /// Most session owners the host remembers (it uses them to refuse unknown sessions
 /// early and to know whose traffic a message is).
 const MAX_SESSION_OWNERS: usize = 100_000;
+/// How long the enclave keeps an unused session (`veritee_enclave`'s `SESSION_IDLE`; the
+/// host does not depend on the enclave crate).
+const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
 
 pub(super) async fn open_session(
     State(state): State<Arc<AppState>>,
@@ -93,11 +98,31 @@ pub(super) async fn resume(
 }
 
 fn remember_owner(state: &AppState, session_id: &str, tenant_id: String) {
+    let now = Instant::now();
     let mut sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    sessions.insert(session_id.to_string(), (tenant_id, now));
     if sessions.len() > MAX_SESSION_OWNERS {
-        sessions.clear();
+        forget_least_recently_used(&mut sessions, now);
     }
-    sessions.insert(session_id.to_string(), tenant_id);
+}
+
+/// Makes room in the owners' table: first what the enclave has let expire, then, if
+/// still full, the least recently used tenth. A session still live in the enclave is
+/// never among them: the enclave holds a few thousand sessions at most, so a session
+/// used less recently than this many others has been evicted there already.
+fn forget_least_recently_used(sessions: &mut HashMap<String, (String, Instant)>, now: Instant) {
+    sessions.retain(|_, (_, used)| now.duration_since(*used) < SESSION_IDLE);
+    if sessions.len() > MAX_SESSION_OWNERS * 9 / 10 {
+        let mut by_use: Vec<(Instant, String)> = sessions
+            .iter()
+            .map(|(id, (_, used))| (*used, id.clone()))
+            .collect();
+        by_use.sort_unstable();
+        let excess = sessions.len() - MAX_SESSION_OWNERS * 9 / 10;
+        for (_, id) in by_use.into_iter().take(excess) {
+            sessions.remove(&id);
+        }
+    }
 }
 
 pub(super) async fn message(
@@ -119,8 +144,11 @@ pub(super) async fn message(
         .sessions
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&session_id)
-        .cloned();
+        .get_mut(&session_id)
+        .map(|(owner, used)| {
+            *used = Instant::now();
+            owner.clone()
+        });
     let Some(owner) = owner else {
         // Refused here without an enclave round trip; the enclave would say the same.
         return Err(ApiError::new(
@@ -145,5 +173,37 @@ pub(super) async fn message(
         )
             .into_response()),
         other => Err(unexpected(&other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_owners_table_forgets_expired_then_least_recently_used_sessions() {
+        // Instants in the future, so that going back never underflows.
+        let now = Instant::now() + Duration::from_secs(3600);
+        let mut sessions = HashMap::new();
+        for i in 0..MAX_SESSION_OWNERS {
+            // Session 0 is the oldest opened; each later one was used later.
+            let used = now - Duration::from_secs(600) + Duration::from_millis(i as u64);
+            sessions.insert(format!("s{i}"), ("t".to_string(), used));
+        }
+        sessions.insert("expired".into(), ("t".into(), now - SESSION_IDLE));
+        // The oldest session, used a moment ago, is kept.
+        sessions.insert("s0".into(), ("t".into(), now));
+        forget_least_recently_used(&mut sessions, now);
+        assert!(!sessions.contains_key("expired"));
+        assert!(
+            sessions.contains_key("s0"),
+            "a session in use was forgotten"
+        );
+        assert_eq!(sessions.len(), MAX_SESSION_OWNERS * 9 / 10);
+        assert!(
+            !sessions.contains_key("s1"),
+            "the least recently used stayed"
+        );
+        assert!(sessions.contains_key(&format!("s{}", MAX_SESSION_OWNERS - 1)));
     }
 }
