@@ -875,14 +875,15 @@ fn registering_a_tenant_survives_an_enclave_restart_and_checks_the_id_returned()
 }
 
 /// One tenant flooding the node is refused with 429 and Retry-After past its rate;
-/// another tenant's requests meanwhile all succeed.
+/// another tenant's requests meanwhile all succeed. The rate is low (5 per second) so
+/// that the flood exceeds it on a machine as slow as a loaded CI runner.
 #[test]
 fn a_tenant_over_its_rate_is_refused_and_the_others_are_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start_with(
         &dir.path().join("node"),
         &dir.path().join("store").display().to_string(),
-        &["--tenant-requests-per-second", "20"],
+        &["--tenant-requests-per-second", "5"],
     );
     let (flood, quiet) = (node.tenant(), node.tenant());
     let appraisal = Appraisal::new(&node);
@@ -920,15 +921,16 @@ fn a_tenant_over_its_rate_is_refused_and_the_others_are_not() {
             })
         })
         .collect();
-    // The quiet tenant, at a few requests a second, is never refused.
+    // The quiet tenant, within its rate (5 per second, 10 at once), is never refused,
+    // however slow the machine.
     std::thread::sleep(Duration::from_millis(500));
     let client = node.client();
     let mut session = client
         .open_session(&quiet.key, &appraisal.appraiser())
         .expect("the quiet tenant's session");
-    for _ in 0..10 {
+    for _ in 0..8 {
         session.ping().expect("the quiet tenant's request");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(250));
     }
     // The flooding tenant, on a signed route: 429, with when to come back.
     let path = "/v1/sessions";
@@ -961,7 +963,10 @@ fn a_tenant_over_its_rate_is_refused_and_the_others_are_not() {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .expect("a Retry-After header in seconds");
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        retry_after, 1,
+        "at 5 per second the next token is under a second away"
+    );
     assert!(limited.text().unwrap_or_default().contains("rate_limited"));
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
