@@ -1065,3 +1065,66 @@ fn tasks_are_listed_and_cancelled_by_their_owner_from_the_command_line() {
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
     assert!(text(&again).contains("404"), "{}", text(&again));
 }
+
+/// One tenant initiating tasks in a loop holds at most its share of a provider's
+/// waiting tasks (429 past it, with Retry-After), and another tenant still gets in.
+#[test]
+fn a_tenant_holds_at_most_its_share_of_waiting_tasks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_in(dir.path());
+    let (busy, other) = (node.tenant().key, node.tenant().key);
+    let http = reqwest::blocking::Client::new();
+    let initiate = |key: &veritee_channel::client::TenantKey, n: u8| {
+        let initiation = serde_json::json!({
+            "version": veritee_task::messages::INITIATION_VERSION,
+            "task_id": hex::encode([n; 16]),
+            "nonce": hex::encode([7u8; 32]),
+            "client_kx": hex::encode([9u8; 32]),
+            "policy": DEV_POLICY,
+            "security_context": { "c": { "may_read": [], "releases": true } },
+            "compartments": [{ "name": "c", "entry": "run", "inputs": ["x"],
+                               "input_lengths": [10] }],
+        })
+        .to_string();
+        http.post(format!("{}/v1/tasks", node.url))
+            .header("content-type", "application/json")
+            .header(
+                "authorization",
+                signed_header(&node.url, key, "POST", "/v1/tasks", initiation.as_bytes()),
+            )
+            .body(initiation)
+            .send()
+            .expect("initiate")
+    };
+    let share = veritee_enclave::MAX_WAITING_TASKS_PER_TENANT;
+    for n in 0..share {
+        let r = initiate(&busy, n as u8 + 1);
+        assert_eq!(
+            r.status(),
+            200,
+            "task {n}: {}",
+            r.text().unwrap_or_default()
+        );
+    }
+    let over = initiate(&busy, 200);
+    assert_eq!(over.status(), 429);
+    assert_eq!(
+        over.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body = over.text().unwrap_or_default();
+    assert!(
+        body.contains("too_many") && body.contains("run or cancel"),
+        "{body}"
+    );
+    let r = initiate(&other, 1);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    // Cancelling one of its own makes room again.
+    node.client()
+        .cancel_task(&busy, &hex::encode([1u8; 16]))
+        .expect("cancel");
+    let r = initiate(&busy, 201);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+}

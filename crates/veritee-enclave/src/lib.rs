@@ -33,3 +33,4 @@ pub use audit::{
 pub use secrets::MAX_SECRET_LEN;
 pub use service::EnclaveService;
 pub use session_table::{MAX_OPEN_SESSIONS, MAX_PENDING_SESSIONS, SESSION_IDLE};
+pub use task::MAX_WAITING_TASKS_PER_TENANT;

@@ -25,6 +25,7 @@ fn error_code(kind: FailureKind) -> &'static str {
         FailureKind::Conflict => "conflict",
         FailureKind::Unavailable => "unavailable",
         FailureKind::Internal => "internal",
+        FailureKind::TooMany => "too_many",
     }
 }
 

@@ -33,6 +33,9 @@ use veritee_wasm::{
 use zeroize::Zeroizing;
 
 const MAX_TASKS: usize = 64;
+/// Tasks one tenant may have waiting: a quarter of the provider's room, so that one
+/// tenant initiating in a loop leaves room for others.
+pub const MAX_WAITING_TASKS_PER_TENANT: usize = MAX_TASKS / 4;
 const TASK_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Largest module accepted.
 pub const MAX_MODULE_LEN: u64 = 64 * 1024 * 1024;
@@ -92,6 +95,16 @@ impl Tasks {
             return Err(failure(
                 FailureKind::Unavailable,
                 "this provider holds too many tasks; try another",
+            ));
+        }
+        let tenant_waiting = self.waiting.keys().filter(|(t, _)| *t == id.0).count();
+        if tenant_waiting >= MAX_WAITING_TASKS_PER_TENANT {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!(
+                    "this tenant has {tenant_waiting} tasks waiting here, the most one \
+                     tenant may: run or cancel one first"
+                ),
             ));
         }
         if self.waiting.contains_key(id)

@@ -388,6 +388,8 @@ pub enum FailureKind {
     StaleSignature,
     /// A bug or a broken invariant.
     Internal,
+    /// The tenant holds as many of something (waiting tasks) as one tenant may.
+    TooMany,
 }
 
 /// A failed conversation. Messages never carry secret material.

@@ -199,6 +199,9 @@ impl From<HostError> for ApiError {
     }
 }
 
+/// What `Retry-After` says when the tenant holds as many of something as it may.
+const TOO_MANY_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<EnclaveFailure> for ApiError {
     fn from(f: EnclaveFailure) -> Self {
         let (status, code) = match f.kind {
@@ -209,8 +212,14 @@ impl From<EnclaveFailure> for ApiError {
             FailureKind::Conflict => (StatusCode::CONFLICT, "conflict"),
             FailureKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             FailureKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            FailureKind::TooMany => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
         };
-        Self::new(status, code, f.message)
+        let mut e = Self::new(status, code, f.message);
+        if f.kind == FailureKind::TooMany {
+            // Room comes back when one of the tenant's own tasks ends.
+            e.retry_after = Some(TOO_MANY_RETRY_AFTER_SECS);
+        }
+        e
     }
 }
 
