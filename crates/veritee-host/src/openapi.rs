@@ -56,21 +56,21 @@ pub fn document() -> Value {
                 "security": tenant_auth,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenSessionRequest"}}}},
                 "responses": merge(json!({"200": {"description": "Session offer with evidence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenSessionResponse"}}}}}),
-                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+                    error_responses(&["400", "401", "404", "413", "415", "503", "429"]))
             }},
             "/v1/sessions/resume": {"post": {
                 "summary": "Resume a session by the ticket the enclave issued in it, with the first request (tenant-signed; no new attestation)",
                 "security": tenant_auth,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResumeSessionRequest"}}}},
                 "responses": merge(json!({"200": {"description": "The resumed session and the sealed reply to its first request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResumeSessionResponse"}}}}}),
-                    error_responses(&["400", "401", "409", "413", "415", "503"]))
+                    error_responses(&["400", "401", "409", "413", "415", "503", "429"]))
             }},
             "/v1/sessions/{id}/messages": {"post": {
                 "summary": "Relay one encrypted session message to the enclave (authenticated by the session inside the enclave, not signed)",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Encrypted reply", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
-                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+                    error_responses(&["400", "401", "404", "413", "415", "503", "429"]))
             }}
     });
     let keys_and_data = json!({
@@ -85,7 +85,7 @@ pub fn document() -> Value {
                 "security": tenant_auth,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyRequest"}}}},
                 "responses": merge(json!({"200": {"description": "Receipt signed inside the enclave", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeyResponse"}}}}}),
-                    error_responses(&["400", "401", "409", "413", "415", "503"]))
+                    error_responses(&["400", "401", "409", "413", "415", "503", "429"]))
             }},
             "/v1/data/{object}/uploads": {"post": {
                 "summary": "Begin storing a data object: its veritee-stream header (tenant-signed)",
@@ -93,7 +93,7 @@ pub fn document() -> Value {
                 "parameters": [{"name": "object", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Upload id", "content": {"application/json": {"schema": {"type": "object", "properties": {"upload_id": {"type": "string"}}}}}}}),
-                    error_responses(&["400", "401", "404", "415", "503"]))
+                    error_responses(&["400", "401", "404", "415", "503", "429"]))
             }},
             "/v1/data/{object}/uploads/{upload}/chunks/{index}": {"put": {
                 "summary": "One chunk, in order; ?last=true for the final one (tenant-signed)",
@@ -106,7 +106,7 @@ pub fn document() -> Value {
                 ],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"complete": {"type": "boolean"}}}}}}}),
-                    error_responses(&["400", "401", "404", "413", "415", "503"]))
+                    error_responses(&["400", "401", "404", "413", "415", "503", "429"]))
             }},
             "/v1/data/{object}": {"get": {
                 "summary": "A stored object's stream header, chunk count and version, vouched for by the enclave under the object's key (tenant-signed)",
@@ -118,7 +118,7 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Header", "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "header": {"type": "string", "contentEncoding": "base64"}, "chunks": {"type": "integer"}, "version": {"type": "integer"},
                     "vouch": {"type": "string", "description": "HMAC-SHA256, hex, under the object's key over its tenant, name, version, chunk count, header and the nonce"}}}}}}}),
-                    error_responses(&["401", "404", "503"]))
+                    error_responses(&["401", "404", "503", "429"]))
             }},
             "/v1/data/{object}/chunks/{index}": {"get": {
                 "summary": "One stored chunk, checked by the enclave first (tenant-signed)",
@@ -128,7 +128,7 @@ pub fn document() -> Value {
                     {"name": "index", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}
                 ],
                 "responses": merge(json!({"200": {"description": "Chunk (header x-veritee-last: 1 on the final one)", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
-                    error_responses(&["401", "404", "500", "503"]))
+                    error_responses(&["401", "404", "500", "503", "429"]))
             }}
     });
     let tasks_peers_and_audit = json!({
@@ -137,14 +137,14 @@ pub fn document() -> Value {
                 "security": tenant_auth,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": merge(json!({"200": {"description": "Attestation signal: SKEK, evidence binding it with the nonce and the initiation, load", "content": {"application/json": {"schema": {"type": "object"}}}}}),
-                    error_responses(&["400", "401", "409", "413", "415", "503"]))
+                    error_responses(&["400", "401", "409", "413", "415", "503", "429"]))
             }, "get": {
                 "summary": "The signing tenant's tasks this node holds, oldest first (tenant-signed)",
                 "security": tenant_auth,
                 "responses": merge(json!({"200": {"description": "Task ids and ages", "content": {"application/json": {"schema": {"type": "object", "required": ["tasks"], "properties": {
                     "tasks": {"type": "array", "items": {"type": "object", "required": ["task_id", "age_secs"], "properties": {
                         "task_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "age_secs": {"type": "integer", "minimum": 0}}}}}}}}}}),
-                    error_responses(&["401"]))
+                    error_responses(&["401", "429"]))
             }},
             "/v1/tasks/{id}/keys": {"post": {
                 "summary": "The task's CKEK and per-compartment DEKs, sealed to the SKEK (tenant-signed)",
@@ -152,7 +152,7 @@ pub fn document() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Accepted"}}),
-                    error_responses(&["400", "401", "403", "404", "413", "415", "503"]))
+                    error_responses(&["400", "401", "403", "404", "413", "415", "503", "429"]))
             }},
             "/v1/tasks/{id}/files/{compartment}/{slot}": {"put": {
                 "summary": "A compartment's module or input N (slot `module` or `input-N`), encrypted under its DEK; in pieces appended at ?offset=N, each tenant-signed over `stream-piece:LEN` (its Content-Length) in place of a body digest: the enclave authenticates every chunk",
@@ -165,21 +165,21 @@ pub fn document() -> Value {
                 ],
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "Stored; the file's length so far", "content": {"application/json": {"schema": {"type": "object", "properties": {"bytes": {"type": "integer"}}}}}}}),
-                    error_responses(&["400", "401", "403", "404", "409", "411", "413", "415", "503"]))
+                    error_responses(&["400", "401", "403", "404", "409", "411", "413", "415", "503", "429"]))
             }},
             "/v1/tasks/{id}/run": {"post": {
                 "summary": "Run the task; answers with the result envelope, authenticated with the SKEK session (tenant-signed)",
                 "security": tenant_auth,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": merge(json!({"200": {"description": "Result envelope: the authenticated result body and its MAC", "content": {"application/json": {"schema": {"type": "object", "properties": {"body": {"type": "object"}, "mac": {"type": "string"}}}}}}}),
-                    error_responses(&["400", "401", "403", "404", "503"]))
+                    error_responses(&["400", "401", "403", "404", "503", "429"]))
             }},
             "/v1/tasks/{id}/cancel": {"post": {
                 "summary": "Withdraw a task (tenant-signed, empty body): forgotten with its uploads if not yet run; if running, it stops waiting for inputs and its run fails",
                 "security": tenant_auth,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": merge(json!({"200": {"description": "Withdrawn", "content": {"application/json": {"schema": {"type": "object", "properties": {"cancelled": {"type": "boolean"}, "was_running": {"type": "boolean"}}}}}}}),
-                    error_responses(&["401", "403", "404", "503"]))
+                    error_responses(&["401", "403", "404", "503", "429"]))
             }},
             "/v1/peer": {"post": {
                 "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
