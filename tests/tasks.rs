@@ -727,13 +727,13 @@ fn piece_header(
     header_over(url, key, key, "PUT", path, payload)
 }
 
-#[test]
-fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
-    use veritee_proto::api::auth::stream_piece_payload;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let node = node_in(dir.path());
-    let owner = node.tenant().key;
-    let task_id = hex::encode([0x5Au8; 16]);
+/// Initiates a task of one compartment reading one 10-byte input, with raw HTTP (as
+/// only the initiation step, without running it); returns the node's answer.
+fn initiate_raw(
+    node: &Node,
+    key: &veritee_channel::client::TenantKey,
+    task_id: &str,
+) -> reqwest::blocking::Response {
     let initiation = serde_json::json!({
         "version": veritee_task::messages::INITIATION_VERSION,
         "task_id": task_id,
@@ -745,23 +745,27 @@ fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
                            "input_lengths": [10] }],
     })
     .to_string();
-    let http = reqwest::blocking::Client::new();
-    let started = http
+    reqwest::blocking::Client::new()
         .post(format!("{}/v1/tasks", node.url))
         .header("content-type", "application/json")
         .header(
             "authorization",
-            signed_header(
-                &node.url,
-                &owner,
-                "POST",
-                "/v1/tasks",
-                initiation.as_bytes(),
-            ),
+            signed_header(&node.url, key, "POST", "/v1/tasks", initiation.as_bytes()),
         )
         .body(initiation)
         .send()
-        .expect("initiate");
+        .expect("initiate")
+}
+
+#[test]
+fn task_file_pieces_are_signed_over_their_length_and_refused_otherwise() {
+    use veritee_proto::api::auth::stream_piece_payload;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_in(dir.path());
+    let owner = node.tenant().key;
+    let task_id = hex::encode([0x5Au8; 16]);
+    let http = reqwest::blocking::Client::new();
+    let started = initiate_raw(&node, &owner, &task_id);
     assert_eq!(
         started.status(),
         200,
@@ -974,60 +978,11 @@ fn a_failed_upload_withdraws_the_task_instead_of_waiting_out_its_deadline() {
 fn tasks_are_listed_and_cancelled_by_their_owner_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = node_in(dir.path());
-    let veritee = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
-            .args(args)
-            .output()
-            .expect("run veritee")
-    };
-    let key_file = s(&dir.path().join("tenant.pem"));
-    let created = veritee(&[
-        "tenant",
-        "create",
-        "--node",
-        &node.url,
-        "--admin-token",
-        &s(&node.state.join("admin.token")),
-        "--out",
-        &key_file,
-    ]);
-    assert!(created.status.success(), "{}", text(&created));
-    let pem = std::fs::read(&key_file).expect("tenant key");
-    let der = veritee_x509::pem::blocks(&pem)
-        .expect("pem")
-        .into_iter()
-        .find(|(label, _)| label == "PRIVATE KEY")
-        .expect("a private key")
-        .1;
-    let owner = veritee_channel::client::TenantKey::from_pkcs8(&der).expect("key");
+    let key_file = tenant_file(&node, dir.path());
+    let owner = load_tenant(&key_file);
+    let key_file = s(&key_file);
     let task_id = hex::encode([0x6Bu8; 16]);
-    let initiation = serde_json::json!({
-        "version": veritee_task::messages::INITIATION_VERSION,
-        "task_id": task_id,
-        "nonce": hex::encode([7u8; 32]),
-        "client_kx": hex::encode([9u8; 32]),
-        "policy": DEV_POLICY,
-        "security_context": { "c": { "may_read": [], "releases": true } },
-        "compartments": [{ "name": "c", "entry": "run", "inputs": ["x"],
-                           "input_lengths": [10] }],
-    })
-    .to_string();
-    let started = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/tasks", node.url))
-        .header("content-type", "application/json")
-        .header(
-            "authorization",
-            signed_header(
-                &node.url,
-                &owner,
-                "POST",
-                "/v1/tasks",
-                initiation.as_bytes(),
-            ),
-        )
-        .body(initiation)
-        .send()
-        .expect("initiate");
+    let started = initiate_raw(&node, &owner, &task_id);
     assert_eq!(
         started.status(),
         200,
@@ -1073,28 +1028,8 @@ fn a_tenant_holds_at_most_its_share_of_waiting_tasks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = node_in(dir.path());
     let (busy, other) = (node.tenant().key, node.tenant().key);
-    let http = reqwest::blocking::Client::new();
     let initiate = |key: &veritee_channel::client::TenantKey, n: u8| {
-        let initiation = serde_json::json!({
-            "version": veritee_task::messages::INITIATION_VERSION,
-            "task_id": hex::encode([n; 16]),
-            "nonce": hex::encode([7u8; 32]),
-            "client_kx": hex::encode([9u8; 32]),
-            "policy": DEV_POLICY,
-            "security_context": { "c": { "may_read": [], "releases": true } },
-            "compartments": [{ "name": "c", "entry": "run", "inputs": ["x"],
-                               "input_lengths": [10] }],
-        })
-        .to_string();
-        http.post(format!("{}/v1/tasks", node.url))
-            .header("content-type", "application/json")
-            .header(
-                "authorization",
-                signed_header(&node.url, key, "POST", "/v1/tasks", initiation.as_bytes()),
-            )
-            .body(initiation)
-            .send()
-            .expect("initiate")
+        initiate_raw(&node, key, &hex::encode([n; 16]))
     };
     let share = veritee_enclave::MAX_WAITING_TASKS_PER_TENANT;
     for n in 0..share {
