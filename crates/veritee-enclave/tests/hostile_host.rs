@@ -523,16 +523,7 @@ fn the_enclaves_time_does_not_go_back_when_the_hosts_clock_does() {
         let mut s = open_session(&world, &service, &mut host, &alice);
         s.put(&service, &mut host, "db", b"x");
     });
-    let last = {
-        let st = host.storage.lock().expect("storage");
-        st.logs
-            .values()
-            .next()
-            .and_then(|e| e.last().cloned())
-            .expect("entry")
-    };
-    let len = u32::from_be_bytes(last[..4].try_into().expect("len")) as usize;
-    let body: serde_json::Value = serde_json::from_slice(&last[4..4 + len]).expect("body");
+    let body = audit_bodies(&host).pop().expect("entry");
     let when = time::OffsetDateTime::parse(
         body["time"].as_str().expect("time"),
         &time::format_description::well_known::Rfc3339,

@@ -63,17 +63,9 @@ fn audit_entries(host: &MemoryHost) -> usize {
 
 /// The actions of the audit log's entries, oldest first.
 fn audit_actions(host: &MemoryHost) -> Vec<String> {
-    let st = host.storage.lock().expect("storage");
-    st.logs
+    audit_bodies(host)
         .iter()
-        .filter(|(name, _)| name.starts_with("audit/"))
-        .flat_map(|(_, entries)| entries.iter())
-        .map(|entry| {
-            let len = u32::from_be_bytes(entry[..4].try_into().expect("len")) as usize;
-            let body: serde_json::Value =
-                serde_json::from_slice(&entry[4..4 + len]).expect("entry");
-            body["action"].as_str().expect("action").to_string()
-        })
+        .map(|body| body["action"].as_str().expect("action").to_string())
         .collect()
 }
 

@@ -211,3 +211,17 @@ pub fn everything(host: &MemoryHost) -> Vec<u8> {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// The bodies of the audit log's entries (length-prefixed JSON), oldest first.
+pub fn audit_bodies(host: &MemoryHost) -> Vec<serde_json::Value> {
+    let st = host.storage.lock().expect("storage");
+    st.logs
+        .iter()
+        .filter(|(name, _)| name.starts_with("audit/"))
+        .flat_map(|(_, entries)| entries.iter())
+        .map(|entry| {
+            let len = u32::from_be_bytes(entry[..4].try_into().expect("len")) as usize;
+            serde_json::from_slice(&entry[4..4 + len]).expect("entry")
+        })
+        .collect()
+}
