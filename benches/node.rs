@@ -151,7 +151,7 @@ fn record(out: &mut Vec<(String, Stats)>, name: String, stats: Stats) {
 
 fn bench_store(label: &str, store: String, dir: &Path) -> Vec<(String, Stats)> {
     let state = dir.join(label);
-    let (_node, url) = support::start_node(&state, Some(&store));
+    let (_node, url) = support::start_node(&state, Some(&store), &[]);
     let token = std::fs::read_to_string(state.join("admin.token")).expect("token");
     let root = Arc::new(std::fs::read(state.join("vendor/root.pem")).expect("root"));
     let tenant = TenantKey::generate().expect("key");

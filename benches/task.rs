@@ -87,7 +87,7 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench") && !big;
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("node");
-    let (node, url) = support::start_node(&state, None);
+    let (node, url) = support::start_node(&state, None, &[]);
     let host_pid = node.0.id().to_string();
     let enclave_pid = std::fs::read_to_string(state.join("run/enclave.pid"))
         .expect("enclave pid")

@@ -74,6 +74,9 @@ enum Command {
     /// A node's signed audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// A node's Confidential Containers key broker (the KBS protocol under /kbs/v0/).
+    #[command(subcommand)]
+    Kbs(commands::kbs::KbsCommand),
     /// A guided tour on the simulated TEE, in a temporary directory.
     Demo(commands::demo::DemoArgs),
 }
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Peer(cmd) => commands::peer::run(cmd),
         Command::Secret(cmd) => commands::secret::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Kbs(cmd) => commands::kbs::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Task(cmd) => commands::task::run(cmd),

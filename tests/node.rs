@@ -467,6 +467,10 @@ fn bad_input(kind: &str) {
         "/v1/data/{object}",
         "/v1/tasks",
         "/v1/tasks/{id}/files/{compartment}/{slot}",
+        "/kbs/v0/auth",
+        "/kbs/v0/attest",
+        "/kbs/v0/resource/{repository}/{type}/{tag}",
+        "/kbs/v0/resource-policy",
         "/healthz",
         "/metrics",
     ] {

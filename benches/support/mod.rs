@@ -16,7 +16,8 @@ impl Drop for Node {
 
 /// Starts `veritee node` on loopback with its state in `state` (and `store`, else the
 /// embedded default); returns it once it serves, with its URL.
-pub fn start_node(state: &Path, store: Option<&str>) -> (Node, String) {
+/// `extra` are further arguments for `veritee node`.
+pub fn start_node(state: &Path, store: Option<&str>, extra: &[&str]) -> (Node, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_veritee"));
     command
         // No per-tenant rate limit: one tenant is the whole load here.
@@ -32,6 +33,7 @@ pub fn start_node(state: &Path, store: Option<&str>) -> (Node, String) {
     if let Some(store) = store {
         command.args(["--store", store]);
     }
+    command.args(extra);
     let child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

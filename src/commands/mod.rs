@@ -5,6 +5,7 @@ pub mod attest;
 pub mod audit;
 pub mod data;
 pub mod demo;
+pub mod kbs;
 pub mod keys;
 pub mod node;
 pub mod peer;

@@ -58,6 +58,15 @@ pub struct NodeArgs {
     /// 429 with Retry-After. 0: no limit.
     #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_REQUESTS_PER_SECOND)]
     tenant_requests_per_second: u32,
+    /// The KBS administrator's Ed25519 public key (PEM, `openssl pkey -pubout`): turns
+    /// on the KBS admin API under /kbs/v0/, which accepts tokens signed by it (`veritee
+    /// kbs admin-token`, or Trustee's). Measured into the enclave.
+    #[arg(long)]
+    kbs_admin_key: Option<PathBuf>,
+    /// Accept Trustee's set-resource, whose body is the resource in the clear: this
+    /// node's host sees it on its way into the enclave.
+    #[arg(long)]
+    kbs_plaintext_resources: bool,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -84,6 +93,17 @@ pub struct EnclaveArgs {
     /// Accept a store older than the machine's counter (the operator's explicit choice).
     #[arg(long)]
     accept_store_rollback: bool,
+    /// The KBS administrator's Ed25519 public key (PEM; measured with the code).
+    #[arg(long)]
+    kbs_admin_key: Option<PathBuf>,
+}
+
+/// The 32-byte key of a PEM Ed25519 public key file.
+fn read_kbs_admin_key(path: &Path) -> Result<[u8; 32]> {
+    let pem = crate::files::read(path, "KBS admin public key")?;
+    let pem = String::from_utf8(pem).context("the KBS admin public key is not PEM text")?;
+    veritee_kbs::token::admin_public_key_from_pem(&pem)
+        .with_context(|| format!("the KBS admin public key {}", path.display()))
 }
 
 /// A token in DIR/NAME, created (0600) on first start.
@@ -229,6 +249,16 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     }
     let spool = args.dir.join("run").join("spool");
     enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
+    if let Some(key) = &args.kbs_admin_key {
+        // Read here too, so a bad file stops the node before the enclave starts.
+        read_kbs_admin_key(key)?;
+        enclave_args.extend(["--kbs-admin-key".into(), key.clone().into_os_string()]);
+    }
+    if args.kbs_plaintext_resources {
+        eprintln!(
+            "accepting Trustee's set-resource: resources pass through this host in the clear on their way into the enclave"
+        );
+    }
     if args.accept_store_rollback {
         eprintln!(
             "accepting a store older than this machine's counter if there is one: its newer state is lost (audited)"
@@ -251,6 +281,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         tls: tls_identity(&args)?.map(std::sync::Arc::new),
         tenant_requests_per_second: (args.tenant_requests_per_second > 0)
             .then_some(args.tenant_requests_per_second),
+        kbs_plaintext_resources: args.kbs_plaintext_resources,
     };
     let fingerprint = config.tls.as_ref().map(|t| hex::encode(t.fingerprint()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -305,6 +336,11 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             Some(p) => crate::files::read(p, "peer trust anchors")?,
             None => Vec::new(),
         },
+        kbs_admin_key: args
+            .kbs_admin_key
+            .as_deref()
+            .map(read_kbs_admin_key)
+            .transpose()?,
     };
     let signer = args.signer_key.as_deref().map(load_signer).transpose()?;
     let exe = std::env::current_exe().context("cannot find the veritee executable")?;
@@ -323,6 +359,9 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         veritee_enclave::EnclaveService::new(platform, seal_policy).with_peer_anchors(anchors);
     if let Some(spool) = &args.spool {
         service = service.with_spool(spool.clone());
+    }
+    if let Some(key) = config.kbs_admin_key {
+        service = service.with_kbs_admin_key(key);
     }
     if args.accept_store_rollback {
         service = service.accepting_store_rollback();

@@ -210,6 +210,21 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Whether any file under `dir` holds `needle`.
+pub fn tree_contains(dir: &Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            tree_contains(&path, needle)
+        } else {
+            std::fs::read(&path).is_ok_and(|bytes| contains(&bytes, needle))
+        }
+    })
+}
+
 /// Reads every readable mapping of a live process (root may read any process's memory).
 pub fn process_memory(pid: u32) -> Vec<u8> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");

@@ -25,11 +25,15 @@ pub enum TeeKind {
     /// A TPM 2.0 quote by a cloud vTPM whose attestation key the cloud certifies
     /// (e.g. a GCE Shielded VM).
     Tpm2,
+    /// The Confidential Containers "sample" TEE: JSON its attester writes with no
+    /// signature at all, for testing a key broker. It proves nothing; its claims are
+    /// marked simulated, and a policy must name it and allow simulated evidence.
+    CocoSample,
 }
 
 impl TeeKind {
     /// Every kind, in a stable order.
-    pub const ALL: [TeeKind; 8] = [
+    pub const ALL: [TeeKind; 9] = [
         Self::Simulated,
         Self::Sgx,
         Self::Tdx,
@@ -38,6 +42,7 @@ impl TeeKind {
         Self::AzureSnpVtpm,
         Self::NvidiaH100,
         Self::Tpm2,
+        Self::CocoSample,
     ];
 
     /// The name used in policies, JSON and on the command line.
@@ -51,7 +56,16 @@ impl TeeKind {
             Self::AzureSnpVtpm => "azure-snp-vtpm",
             Self::NvidiaH100 => "nvidia-h100",
             Self::Tpm2 => "tpm2",
+            Self::CocoSample => "coco-sample",
         }
+    }
+}
+
+impl TeeKind {
+    /// Whether evidence of this kind is made by hardware that signs it (false for the
+    /// simulated TEE and the CoCo sample TEE, whose evidence proves nothing).
+    pub fn is_hardware(self) -> bool {
+        !matches!(self, Self::Simulated | Self::CocoSample)
     }
 }
 

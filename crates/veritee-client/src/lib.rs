@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod kbs;
 pub mod keys;
 pub mod task;
 pub mod transport;

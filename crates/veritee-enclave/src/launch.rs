@@ -20,6 +20,9 @@ pub const NODE_SECURITY_VERSION: u16 = 1;
 pub struct EnclaveConfig {
     /// PEM trust anchors for appraising peer enclaves (the simulated vendor root).
     pub peer_trust_anchors_pem: Vec<u8>,
+    /// The Ed25519 key of the KBS administrator, when the node serves the KBS admin
+    /// API: measured, so a host that swaps it changes the enclave's measurement.
+    pub kbs_admin_key: Option<[u8; 32]>,
 }
 
 impl EnclaveConfig {
@@ -27,6 +30,11 @@ impl EnclaveConfig {
         let mut out = b"veritee enclave config v1\0".to_vec();
         out.extend_from_slice(&(self.peer_trust_anchors_pem.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.peer_trust_anchors_pem);
+        // Appended only when set, so nodes without a KBS admin keep their measurement.
+        if let Some(key) = &self.kbs_admin_key {
+            out.extend_from_slice(b"kbs admin key\0");
+            out.extend_from_slice(key);
+        }
         out
     }
 }

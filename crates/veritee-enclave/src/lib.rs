@@ -13,6 +13,7 @@ mod audit;
 pub mod clock;
 mod data;
 pub mod host;
+mod kbs;
 mod keys;
 pub mod launch;
 pub mod memory_host;
@@ -30,6 +31,7 @@ mod tenants;
 pub use audit::{
     ANCHOR_EVERY as AUDIT_ANCHOR_EVERY, ANCHOR_EVERY_ENTRIES as AUDIT_ANCHOR_EVERY_ENTRIES,
 };
+pub use kbs::{MAX_SESSIONS as MAX_KBS_SESSIONS, SESSION_LIFETIME as KBS_SESSION_LIFETIME};
 pub use secrets::MAX_SECRET_LEN;
 pub use service::EnclaveService;
 pub use session_table::{MAX_OPEN_SESSIONS, MAX_PENDING_SESSIONS, SESSION_IDLE};

@@ -71,6 +71,8 @@ pub struct EnclaveService {
     pub(crate) data_commits: Mutex<()>,
     /// Writes waiting for the next sealed state transition.
     pub(crate) commits: Mutex<crate::state::Commits>,
+    /// The KBS protocol's sessions and keys.
+    pub(crate) kbs: Mutex<crate::kbs::KbsState>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -131,6 +133,7 @@ impl EnclaveService {
             pending_rollback: Mutex::new(None),
             data_commits: Mutex::new(()),
             commits: Mutex::new(crate::state::Commits::default()),
+            kbs: Mutex::new(crate::kbs::KbsState::default()),
         }
     }
 
@@ -138,6 +141,13 @@ impl EnclaveService {
     /// configuration). Without them, replication between nodes is off.
     pub fn with_peer_anchors(mut self, anchors: veritee_attest::TrustAnchors) -> Self {
         self.peer_anchors = anchors;
+        self
+    }
+
+    /// The Ed25519 key whose tokens the KBS admin API accepts (part of the measured
+    /// launch configuration). Without it, the KBS admin API is off.
+    pub fn with_kbs_admin_key(self, key: [u8; 32]) -> Self {
+        lock(&self.kbs).admin_key = Some(key);
         self
     }
 
@@ -265,7 +275,7 @@ impl EnclaveService {
 
     /// A node secret kept as a sealed record, created on first use. Creation races
     /// between conversations are settled by the index: the loser reads the winner's.
-    fn load_or_create(
+    pub(crate) fn load_or_create(
         &self,
         link: &mut dyn HostLink,
         ns: &str,
@@ -346,6 +356,7 @@ impl EnclaveService {
                 object,
                 nonce,
             } => self.data_open(&request, &object, &nonce, link),
+            EnclaveCall::Kbs(call) => self.kbs(call, link),
             EnclaveCall::DataRead {
                 request,
                 object,

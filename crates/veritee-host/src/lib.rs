@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub tls: Option<Arc<tls::TlsIdentity>>,
     /// Requests per second each tenant may make (429 past it); `None`: no limit.
     pub tenant_requests_per_second: Option<u32>,
+    /// Whether Trustee's set-resource, the resource in the clear, is accepted.
+    pub kbs_plaintext_resources: bool,
 }
 
 /// A running node.
@@ -104,6 +106,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     );
     if let Some(rate) = config.tenant_requests_per_second {
         state = state.with_tenant_rate(rate);
+    }
+    if config.kbs_plaintext_resources {
+        state = state.with_kbs_plaintext_resources();
     }
     if let Some(spool) = &config.spool {
         std::fs::create_dir_all(spool)
@@ -179,6 +184,7 @@ mod tests {
             peer_token: String::new(),
             tls: None,
             tenant_requests_per_second: None,
+            kbs_plaintext_resources: false,
         };
         let e = start(config)
             .await

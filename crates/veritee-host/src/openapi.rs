@@ -211,9 +211,63 @@ pub fn document() -> Value {
                     error_responses(&["401", "503"]))
             }}
     });
+    let kbs_admin = json!([{"kbsAdminToken": []}]);
+    let problem = |codes: &[&str]| {
+        let mut out = serde_json::Map::new();
+        for code in codes {
+            out.insert(
+                (*code).to_string(),
+                json!({"description": "RFC 7807 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/KbsProblem"}}}}),
+            );
+        }
+        Value::Object(out)
+    };
+    let kbs = json!({
+        "/kbs/v0/auth": {"post": {
+            "summary": "KBS protocol 0.4.0 Request (version, tee, extra-params); answers a Challenge (32-byte nonce) and sets the kbs-session-id cookie",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": merge(json!({"200": {"description": "Challenge", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+                problem(&["400", "503"]))
+        }},
+        "/kbs/v0/attest": {"post": {
+            "summary": "KBS Attestation (runtime-data, tee-evidence, init-data) in the session the cookie names; the enclave verifies the evidence and its binding to the TEE key, and answers an EAR token (ES256)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": merge(json!({"200": {"description": "Token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}}}}}}}),
+                problem(&["400", "401", "503"]))
+        }},
+        "/kbs/v0/resource/{repository}/{type}/{tag}": {
+            "get": {
+                "summary": "A resource as a JWE to the attested TEE key, for an attested session cookie or its EAR token as a bearer, if the resource policy accepts the guest",
+                "responses": merge(json!({"200": {"description": "JWE (flattened JSON)", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+                    problem(&["400", "401", "404", "503"]))
+            },
+            "post": {
+                "summary": "Store a resource (KBS admin): sealed to the enclave's wrapping key (application/vnd.veritee.sealed-resource), or in the clear as Trustee's set-resource sends it (application/octet-stream; only with --kbs-plaintext-resources)",
+                "security": kbs_admin,
+                "responses": merge(json!({"200": {"description": "Stored"}}), problem(&["400", "401", "403", "503"]))
+            },
+            "delete": {
+                "summary": "Delete a resource (KBS admin)",
+                "security": kbs_admin,
+                "responses": merge(json!({"200": {"description": "Deleted"}}), problem(&["401", "404", "503"]))
+            }
+        },
+        "/kbs/v0/resource-policy": {
+            "get": {"summary": "The resource policy (KBS admin)", "security": kbs_admin,
+                "responses": merge(json!({"200": {"description": "Policy"}}), problem(&["401", "503"]))},
+            "post": {"summary": "Set the resource policy (KBS admin): {\"policy\": base64url of a veritee appraisal policy}", "security": kbs_admin,
+                "responses": merge(json!({"200": {"description": "Set"}}), problem(&["400", "401", "503"]))}
+        },
+        "/kbs/v0/resources": {"get": {"summary": "The stored resources' paths (KBS admin)", "security": kbs_admin,
+            "responses": merge(json!({"200": {"description": "Paths", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "string"}}}}}}),
+                problem(&["401", "503"]))}}
+    });
     let paths = merge(
-        merge(node_and_sessions, keys_and_data),
-        tasks_peers_and_audit,
+        merge(
+            merge(node_and_sessions, keys_and_data),
+            tasks_peers_and_audit,
+        ),
+        kbs,
     );
     json!({
         "openapi": "3.1.0",
@@ -228,9 +282,11 @@ pub fn document() -> Value {
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "The node admin token (STATE/admin.token)."},
                 "tenantSignature": {"type": "apiKey", "in": "header", "name": "Authorization",
                     "description": "Veritee tenant=<32 hex>, node=<16 hex>, epoch=<32 hex>, ts=<unix seconds>, nonce=<32 hex, fresh>, sig=<base64 ECDSA P-256 r||s over \"VERITEE-REQUEST-V2\\n{node}\\n{epoch}\\n{method}\\n{path?query}\\n{ts}\\n{nonce}\\n{hex sha256(body)}\">; node and epoch from GET /v1/node. The enclave checks it and refuses a nonce it has seen."},
-                "peerToken": {"type": "http", "scheme": "VeriteePeer", "description": "A peer node's token, registered with POST /v1/peers."}
+                "peerToken": {"type": "http", "scheme": "VeriteePeer", "description": "A peer node's token, registered with POST /v1/peers."},
+                "kbsAdminToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)", "description": "A KBS admin token signed by the key given to veritee node --kbs-admin-key (veritee kbs admin-token, or Trustee's)."}
             },
             "schemas": {
+                "KbsProblem": {"type": "object", "required": ["type", "detail"], "properties": {"type": {"type": "string"}, "detail": {"type": "string"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
                 "Health": {"type": "object", "required": ["status", "enclave", "enclave_restarts", "store"], "properties": {

@@ -83,7 +83,7 @@ impl AppraisalPolicy {
             version: POLICY_VERSION,
             tee: TeeKind::ALL
                 .into_iter()
-                .filter(|k| *k != TeeKind::Simulated)
+                .filter(|k| k.is_hardware())
                 .collect(),
             allow_simulated: false,
             allow_debug: false,
@@ -132,11 +132,12 @@ impl AppraisalPolicy {
                 "`tcb_status` is empty, so no evidence could ever be accepted".into(),
             ));
         }
-        if self.tee.contains(&TeeKind::Simulated) && !self.allow_simulated {
-            return Err(PolicyError::Invalid(
-                "`tee` lists \"simulated\" but `allow_simulated` is false; set allow_simulated = true to accept simulated evidence"
-                    .into(),
-            ));
+        if let Some(kind) = self.tee.iter().find(|k| !k.is_hardware())
+            && !self.allow_simulated
+        {
+            return Err(PolicyError::Invalid(format!(
+                "`tee` lists \"{kind}\" but `allow_simulated` is false; set allow_simulated = true to accept evidence that proves nothing about hardware"
+            )));
         }
         for (name, values) in &self.measurements {
             if values.is_empty() {
@@ -163,9 +164,9 @@ impl AppraisalPolicy {
         if self.allow_simulated {
             warnings.push("`allow_simulated = true`: simulated evidence proves nothing about hardware; use it for development only".into());
         }
-        if self.allow_simulated && !self.tee.contains(&TeeKind::Simulated) {
+        if self.allow_simulated && self.tee.iter().all(|k| k.is_hardware()) {
             warnings.push(
-                "`allow_simulated = true` has no effect unless `tee` lists \"simulated\"".into(),
+                "`allow_simulated = true` has no effect unless `tee` lists \"simulated\" or \"coco-sample\"".into(),
             );
         }
         Ok(warnings)

@@ -8,7 +8,7 @@ pub fn starter_policy(allow_simulated: bool, tees: &[TeeKind]) -> String {
     let mut kinds: Vec<TeeKind> = if tees.is_empty() {
         TeeKind::ALL
             .into_iter()
-            .filter(|k| *k != TeeKind::Simulated)
+            .filter(|k| k.is_hardware())
             .collect()
     } else {
         tees.to_vec()

@@ -204,6 +204,8 @@ pub enum EnclaveCall {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
+    /// A message of the Confidential Containers KBS protocol (`/kbs/v0/...`).
+    Kbs(KbsCall),
 }
 
 /// The enclave's public facts.
@@ -368,6 +370,65 @@ pub enum EnclaveReply {
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
+    /// Answer to [`EnclaveCall::Kbs`].
+    Kbs(KbsReply),
+}
+
+/// A KBS protocol message, passed through by the host as it came: the enclave parses
+/// and authenticates every part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KbsCall {
+    /// `POST /kbs/v0/auth`: the guest's Request.
+    Auth {
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /kbs/v0/attest`: the guest's Attestation, in the session its cookie names.
+    Attest {
+        /// The `kbs-session-id` cookie, when sent.
+        session: Option<String>,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `GET /kbs/v0/resource/<repo>/<type>/<tag>`: a resource, for an attested session
+    /// (cookie) or an attestation token (bearer).
+    Resource {
+        /// The `kbs-session-id` cookie, when sent.
+        session: Option<String>,
+        /// The `Authorization: Bearer` token, when sent.
+        bearer: Option<String>,
+        /// `repo/type/tag`.
+        path: String,
+    },
+    /// An administrator's request (resources, the resource policy).
+    Admin {
+        /// The `Authorization: Bearer` token, when sent.
+        bearer: Option<String>,
+        /// The HTTP method.
+        method: String,
+        /// The path below `/kbs/v0/`.
+        path: String,
+        /// The body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+}
+
+/// What the enclave answers to a [`KbsCall`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KbsReply {
+    /// A JSON body for the guest or admin, with the session cookie to set, if any.
+    Json {
+        /// The body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+        /// The session the cookie names, and when it expires (Unix seconds).
+        session: Option<(String, i64)>,
+    },
+    /// Done, nothing to say (200 with an empty body).
+    Done,
 }
 
 /// The class of a failure, for mapping onto HTTP statuses.

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod coco_sample;
 pub mod dcap;
 pub mod nitro;
 pub mod nvidia;

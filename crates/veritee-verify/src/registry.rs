@@ -44,6 +44,7 @@ impl Default for Verifiers {
                 Box::new(crate::tpm::Tpm2Verifier),
                 Box::new(crate::nitro::NitroVerifier),
                 Box::new(crate::nvidia::NvidiaVerifier),
+                Box::new(crate::coco_sample::CocoSampleVerifier),
             ],
         }
     }

@@ -1215,7 +1215,9 @@ fn every_hardware_verifier_has_built_in_roots() {
     for kind in TeeKind::ALL {
         let verifier: &dyn Verifier = verifiers.get(kind).expect("a verifier per kind");
         let roots = verifier.builtin_anchors().unwrap();
-        if kind == TeeKind::Simulated {
+        if !kind.is_hardware() {
+            // The simulated TEE takes the caller's anchor; the CoCo sample TEE signs
+            // nothing, so it has none to take.
             assert!(roots.is_empty());
         } else {
             assert!(!roots.is_empty(), "{kind} has no built-in root");

@@ -3,6 +3,7 @@
 
 mod audit;
 mod data;
+mod kbs;
 mod keys;
 mod node;
 mod peers;
@@ -59,6 +60,8 @@ pub struct AppState {
     peers: peers::PeerGate,
     /// Each tenant's request budget; `None` when the node sets no limit.
     tenant_rates: Option<crate::limits::TenantRates>,
+    /// Whether Trustee's set-resource (the resource in the clear to the host) is taken.
+    kbs_plaintext_resources: bool,
 }
 
 impl core::fmt::Debug for AppState {
@@ -97,6 +100,7 @@ impl AppState {
             spool: None,
             peers: peers::PeerGate::default(),
             tenant_rates: None,
+            kbs_plaintext_resources: false,
         }
     }
 
@@ -124,6 +128,13 @@ impl AppState {
             e.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
             e
         })
+    }
+
+    /// Accepts Trustee's `set-resource`, whose body is the resource in the clear: the
+    /// host sees it on its way to the enclave. Off unless the operator asks.
+    pub fn with_kbs_plaintext_resources(mut self) -> Self {
+        self.kbs_plaintext_resources = true;
+        self
     }
 
     /// Enables tasks, with uploads spooled to `dir`.
@@ -248,6 +259,7 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::TaskKeysAccepted => "TaskKeysAccepted",
         EnclaveReply::TaskCancelled { .. } => "TaskCancelled",
         EnclaveReply::TaskResult { .. } => "TaskResult",
+        EnclaveReply::Kbs(_) => "Kbs",
     };
     ApiError::internal(format!("the enclave answered with an unexpected {name}"))
 }
@@ -489,6 +501,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(data_routes)
         .merge(upload_routes)
         .merge(message_routes)
+        .merge(kbs::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

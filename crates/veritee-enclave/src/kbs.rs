@@ -1,0 +1,488 @@
+//! The Confidential Containers KBS protocol (see `veritee-kbs`): guests' handshakes,
+//! resources released to attested guests under the resource policy, and the admin's
+//! management of both.
+//!
+//! Everything that decides is here, inside the enclave: the challenge's nonce, the
+//! evidence's verification and its binding to the guest's key, the resource policy
+//! (veritee's appraisal policy), the admin's token (checked against the admin key the
+//! enclave was launched with, which is part of its measured configuration), and the
+//! JWE that carries a resource to the guest's key. The host passes bodies, cookies and
+//! bearer tokens through as they came.
+//!
+//! Resources and the policy are sealed records of the node's `kbs` namespace, so they
+//! share the sealed state's rollback protection, and every release and every change is
+//! audited before it takes effect.
+
+use crate::host::{HostLink, failure};
+use crate::service::{EnclaveService, bad, internal, lock};
+use std::collections::HashMap;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use veritee_attest::{Claims, TrustAnchors};
+use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
+use veritee_kbs::kbs_types::{Challenge, Tee, TeePubKey};
+use veritee_kbs::resource::{MAX_RESOURCE_LEN, ResourcePath};
+use veritee_kbs::{KbsError, jwe, protocol, token};
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, KbsCall, KbsReply};
+
+/// The store namespace of the broker's records.
+const KBS_NS: &str = "kbs";
+/// The record holding the resource policy (an appraisal policy, TOML or JSON).
+const POLICY_KEY: &str = "resource-policy";
+/// How long a session lasts from its challenge (Trustee's default, five minutes).
+pub const SESSION_LIFETIME: time::Duration = time::Duration::minutes(5);
+/// Sessions held at once; past it the one closest to expiry goes.
+pub const MAX_SESSIONS: usize = 4096;
+/// What the audit log names as the party of a guest's or the admin's action.
+const GUEST: &str = "kbs-guest";
+const ADMIN: &str = "kbs-admin";
+
+fn resource_key(path: &ResourcePath) -> String {
+    format!("resource/{path}")
+}
+
+enum Stage {
+    Challenged {
+        tee: Tee,
+        challenge: Challenge,
+    },
+    Attested {
+        claims: Box<Claims>,
+        tee_pubkey: TeePubKey,
+        token: String,
+    },
+}
+
+struct Session {
+    stage: Stage,
+    expires: OffsetDateTime,
+}
+
+/// The broker's memory: sessions, and the key its tokens are signed with.
+#[derive(Default)]
+pub(crate) struct KbsState {
+    /// The admin's Ed25519 key, from the measured launch configuration.
+    pub(crate) admin_key: Option<[u8; 32]>,
+    sessions: HashMap<String, Session>,
+    token_key: Option<Arc<EcdsaSigningKey>>,
+}
+
+impl KbsState {
+    fn insert(&mut self, id: String, session: Session, now: OffsetDateTime) {
+        self.sessions.retain(|_, s| s.expires > now);
+        if self.sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+        {
+            self.sessions.remove(&oldest);
+        }
+        self.sessions.insert(id, session);
+    }
+}
+
+/// How a KBS refusal maps onto the protocol's statuses: a guest that is not (or no
+/// longer) attested gets 401, which tells CoCo clients to run the handshake again.
+fn refused(e: KbsError) -> EnclaveFailure {
+    let kind = match e {
+        KbsError::Token(_) => FailureKind::Unauthorized,
+        KbsError::Crypto(_) => FailureKind::Internal,
+        _ => FailureKind::BadRequest,
+    };
+    failure(kind, e.to_string())
+}
+
+fn unauthorized(m: impl Into<String>) -> EnclaveFailure {
+    failure(FailureKind::Unauthorized, m)
+}
+
+fn json(body: &impl serde::Serialize) -> Result<Vec<u8>, EnclaveFailure> {
+    serde_json::to_vec(body).map_err(internal)
+}
+
+impl EnclaveService {
+    pub(crate) fn kbs(
+        &self,
+        call: KbsCall,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let reply = match call {
+            KbsCall::Auth { body } => self.kbs_auth(&body)?,
+            KbsCall::Attest { session, body } => {
+                self.kbs_attest(session.as_deref(), &body, link)?
+            }
+            KbsCall::Resource {
+                session,
+                bearer,
+                path,
+            } => self.kbs_resource(session.as_deref(), bearer.as_deref(), &path, link)?,
+            KbsCall::Admin {
+                bearer,
+                method,
+                path,
+                body,
+            } => self.kbs_admin(bearer.as_deref(), &method, &path, &body, link)?,
+        };
+        Ok(EnclaveReply::Kbs(reply))
+    }
+
+    /// The P-256 key EAR tokens are signed with, a sealed record of the node's.
+    fn kbs_token_key(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<EcdsaSigningKey>, EnclaveFailure> {
+        if let Some(key) = lock(&self.kbs).token_key.as_ref() {
+            return Ok(Arc::clone(key));
+        }
+        let ns = format!("enclave/{}", self.node_id()?);
+        let der = self.load_or_create(link, &ns, "kbs-token-key", || {
+            EcdsaSigningKey::generate(EcdsaCurve::P256)
+                .and_then(|k| k.to_pkcs8())
+                .map_err(internal)
+        })?;
+        let key = Arc::new(
+            EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, der.expose()).map_err(internal)?,
+        );
+        lock(&self.kbs).token_key = Some(Arc::clone(&key));
+        Ok(key)
+    }
+
+    fn kbs_auth(&self, body: &[u8]) -> Result<KbsReply, EnclaveFailure> {
+        let request = protocol::parse_request(body).map_err(refused)?;
+        let nonce = veritee_crypto::rand::array::<{ protocol::NONCE_LEN }>().map_err(internal)?;
+        let id = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
+        let challenge = protocol::challenge(&nonce);
+        let body = json(&challenge)?;
+        let now = self.clock().now();
+        let expires = now + SESSION_LIFETIME;
+        lock(&self.kbs).insert(
+            id.clone(),
+            Session {
+                stage: Stage::Challenged {
+                    tee: request.tee,
+                    challenge,
+                },
+                expires,
+            },
+            now,
+        );
+        Ok(KbsReply::Json {
+            body,
+            session: Some((id, expires.unix_timestamp())),
+        })
+    }
+
+    fn kbs_attest(
+        &self,
+        session: Option<&str>,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<KbsReply, EnclaveFailure> {
+        let id = session
+            .ok_or_else(|| unauthorized("no kbs-session-id cookie: POST /kbs/v0/auth first"))?;
+        let now = self.clock().now();
+        let (tee, challenge, expires) = {
+            let mut state = lock(&self.kbs);
+            let Some(found) = state.sessions.get(id) else {
+                return Err(unauthorized("no such KBS session: POST /kbs/v0/auth again"));
+            };
+            if found.expires <= now {
+                state.sessions.remove(id);
+                return Err(unauthorized(
+                    "the KBS session expired: POST /kbs/v0/auth again",
+                ));
+            }
+            match &found.stage {
+                // As Trustee does: a session attested already answers with its token.
+                Stage::Attested { token, .. } => {
+                    return Ok(KbsReply::Json {
+                        body: json(&serde_json::json!({ "token": token }))?,
+                        session: Some((id.to_string(), found.expires.unix_timestamp())),
+                    });
+                }
+                Stage::Challenged { tee, challenge } => (*tee, challenge.clone(), found.expires),
+            }
+        };
+        let attestation = protocol::parse_attestation(body).map_err(refused)?;
+        protocol::check_nonce(&attestation, &challenge).map_err(refused)?;
+        let digest = protocol::runtime_data_digest(&attestation).map_err(refused)?;
+        let (kind, evidence) = protocol::primary_evidence(tee, &attestation).map_err(refused)?;
+        let init_data_digest = attestation
+            .init_data
+            .as_ref()
+            .map(protocol::init_data_digest)
+            .transpose()
+            .map_err(refused)?;
+        let claims = veritee_verify::Verifiers::default()
+            .verify(&veritee_verify::VerifyRequest {
+                evidence: &evidence,
+                tee: Some(kind),
+                collateral: &[],
+                trust_anchors: &TrustAnchors::none(),
+                expected_report_data: Some(&digest),
+                at: now,
+            })
+            .map_err(|e| unauthorized(format!("the evidence does not verify: {e}")))?;
+        let key = self.kbs_token_key(link)?;
+        let token = token::issue_ear(
+            &key,
+            &token::EarInput {
+                claims: &claims,
+                tee_pubkey: &attestation.runtime_data.tee_pubkey,
+                nonce: &challenge.nonce,
+                init_data_digest: init_data_digest.as_deref(),
+                issued_at: now,
+                lifetime: expires - now,
+            },
+        )
+        .map_err(refused)?;
+        let body = json(&serde_json::json!({ "token": token }))?;
+        let mut state = lock(&self.kbs);
+        // The session may have been evicted meanwhile; the token stands on its own.
+        if let Some(session) = state.sessions.get_mut(id) {
+            session.stage = Stage::Attested {
+                claims: Box::new(claims),
+                tee_pubkey: attestation.runtime_data.tee_pubkey,
+                token,
+            };
+        }
+        Ok(KbsReply::Json {
+            body,
+            session: Some((id.to_string(), expires.unix_timestamp())),
+        })
+    }
+
+    /// The attested guest a resource request speaks for: its session, else its token.
+    fn kbs_guest(
+        &self,
+        session: Option<&str>,
+        bearer: Option<&str>,
+        link: &mut dyn HostLink,
+    ) -> Result<(Claims, TeePubKey), EnclaveFailure> {
+        let now = self.clock().now();
+        if let Some(id) = session {
+            let state = lock(&self.kbs);
+            if let Some(Session {
+                stage:
+                    Stage::Attested {
+                        claims, tee_pubkey, ..
+                    },
+                expires,
+            }) = state.sessions.get(id)
+                && *expires > now
+            {
+                return Ok(((**claims).clone(), tee_pubkey.clone()));
+            }
+        }
+        if let Some(token) = bearer {
+            let key = self.kbs_token_key(link)?;
+            let guest = token::verify_ear(token, key.public_key_point(), now).map_err(refused)?;
+            return Ok((guest.claims, guest.tee_pubkey));
+        }
+        Err(unauthorized(
+            "no attested KBS session or attestation token: run /kbs/v0/auth and /kbs/v0/attest first",
+        ))
+    }
+
+    fn kbs_resource(
+        &self,
+        session: Option<&str>,
+        bearer: Option<&str>,
+        path: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<KbsReply, EnclaveFailure> {
+        let path = ResourcePath::parse(path).map_err(refused)?;
+        let (claims, tee_pubkey) = self.kbs_guest(session, bearer, link)?;
+        let object = path.to_string();
+        let Some(policy_text) = self.record_get(link, KBS_NS, POLICY_KEY)? else {
+            self.audit(
+                link,
+                "kbs.resource.release",
+                GUEST,
+                &object,
+                "refused: no resource policy",
+            )?;
+            return Err(unauthorized(
+                "no resource policy is set on this broker, so no resource is released; the admin sets one (kbs-client set-resource-policy, veritee kbs set-policy)",
+            ));
+        };
+        let policy = std::str::from_utf8(policy_text.expose())
+            .map_err(internal)
+            .and_then(|t| veritee_policy::AppraisalPolicy::parse(t).map_err(internal))?;
+        let appraisal = policy.evaluate(&claims, self.clock().now());
+        if !appraisal.accepted() {
+            let reasons = appraisal
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.criterion, f.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.audit(
+                link,
+                "kbs.resource.release",
+                GUEST,
+                &object,
+                "refused: policy",
+            )?;
+            return Err(unauthorized(format!(
+                "the resource policy refuses this guest: {reasons}"
+            )));
+        }
+        let Some(value) = self.record_get(link, KBS_NS, &resource_key(&path))? else {
+            self.audit(
+                link,
+                "kbs.resource.release",
+                GUEST,
+                &object,
+                "refused: not found",
+            )?;
+            return Err(failure(
+                FailureKind::NotFound,
+                format!("no resource {object}"),
+            ));
+        };
+        // Sealed first, so a failure to seal is not audited as a release.
+        let sealed = jwe::seal(&tee_pubkey, value.expose()).map_err(refused)?;
+        self.audit(link, "kbs.resource.release", GUEST, &object, "ok")?;
+        Ok(KbsReply::Json {
+            body: json(&sealed)?,
+            session: None,
+        })
+    }
+
+    fn kbs_admin(
+        &self,
+        bearer: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<KbsReply, EnclaveFailure> {
+        let Some(admin_key) = lock(&self.kbs).admin_key else {
+            return Err(failure(
+                FailureKind::Unavailable,
+                "this node was launched without a KBS admin key (veritee node --kbs-admin-key), so its KBS admin API is off",
+            ));
+        };
+        let token =
+            bearer.ok_or_else(|| unauthorized("the KBS admin API needs an admin bearer token"))?;
+        token::verify_admin_token(token, &admin_key, self.clock().now()).map_err(refused)?;
+        match (method, path) {
+            ("POST", "resource-policy") => {
+                #[derive(serde::Deserialize)]
+                struct SetPolicy {
+                    policy: String,
+                }
+                let request: SetPolicy = serde_json::from_slice(body).map_err(|e| {
+                    bad(format!(
+                        "a policy request is {{\"policy\": base64url}}: {e}"
+                    ))
+                })?;
+                use base64::Engine;
+                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(request.policy.trim_end_matches('='))
+                    .map_err(|e| bad(format!("the policy is not base64url: {e}")))?;
+                let text = String::from_utf8(text).map_err(|_| bad("the policy is not UTF-8"))?;
+                veritee_policy::AppraisalPolicy::parse(&text).map_err(|e| {
+                    bad(format!(
+                        "{e} (veritee's KBS takes its appraisal policy, TOML or JSON, not Rego)"
+                    ))
+                })?;
+                self.record_put(link, KBS_NS, POLICY_KEY, text.as_bytes())?;
+                self.audit(link, "kbs.policy.set", ADMIN, POLICY_KEY, "ok")?;
+                Ok(KbsReply::Done)
+            }
+            ("GET", "resource-policy") => {
+                let policy = self
+                    .record_get(link, KBS_NS, POLICY_KEY)?
+                    .map(|p| String::from_utf8_lossy(p.expose()).into_owned());
+                Ok(KbsReply::Json {
+                    body: json(&serde_json::json!({ "policy": policy }))?,
+                    session: None,
+                })
+            }
+            ("GET", "resources") => {
+                let paths: Vec<String> = self
+                    .record_keys(link, KBS_NS, "resource/")?
+                    .into_iter()
+                    .filter_map(|k| k.strip_prefix("resource/").map(str::to_string))
+                    .collect();
+                Ok(KbsReply::Json {
+                    body: json(&paths)?,
+                    session: None,
+                })
+            }
+            ("POST", path) if path.starts_with("sealed-resource/") => {
+                let resource =
+                    ResourcePath::parse(&path["sealed-resource/".len()..]).map_err(refused)?;
+                let object = resource.to_string();
+                let node = self.node(link)?;
+                let value = veritee_crypto::hpke::open(
+                    &node.wrapping,
+                    veritee_kbs::resource::SEALED_RESOURCE_INFO,
+                    object.as_bytes(),
+                    body,
+                )
+                .map_err(|_| {
+                    bad(format!(
+                        "the sealed resource does not open for {object}: sealed to another node, for another path, or damaged"
+                    ))
+                })?;
+                if value.is_empty() || value.len() > MAX_RESOURCE_LEN {
+                    return Err(bad(format!(
+                        "a resource is 1 to {MAX_RESOURCE_LEN} bytes, got {}",
+                        value.len()
+                    )));
+                }
+                self.record_put(link, KBS_NS, &resource_key(&resource), value.expose())?;
+                self.audit(link, "kbs.resource.put", ADMIN, &object, "ok (sealed)")?;
+                Ok(KbsReply::Done)
+            }
+            (method, path) if path.starts_with("resource/") => {
+                let resource = ResourcePath::parse(&path["resource/".len()..]).map_err(refused)?;
+                let object = resource.to_string();
+                match method {
+                    "POST" | "PUT" => {
+                        if body.is_empty() || body.len() > MAX_RESOURCE_LEN {
+                            return Err(bad(format!(
+                                "a resource is 1 to {MAX_RESOURCE_LEN} bytes, got {}",
+                                body.len()
+                            )));
+                        }
+                        self.record_put(link, KBS_NS, &resource_key(&resource), body)?;
+                        self.audit(link, "kbs.resource.put", ADMIN, &object, "ok")?;
+                        Ok(KbsReply::Done)
+                    }
+                    "DELETE" => {
+                        let deleted = self.record_delete(link, KBS_NS, &resource_key(&resource))?;
+                        self.audit(
+                            link,
+                            "kbs.resource.delete",
+                            ADMIN,
+                            &object,
+                            if deleted { "ok" } else { "not found" },
+                        )?;
+                        if deleted {
+                            Ok(KbsReply::Done)
+                        } else {
+                            Err(failure(
+                                FailureKind::NotFound,
+                                format!("no resource {object}"),
+                            ))
+                        }
+                    }
+                    other => Err(failure(
+                        FailureKind::NotFound,
+                        format!("no KBS admin endpoint {other} /kbs/v0/{path}"),
+                    )),
+                }
+            }
+            (method, path) => Err(failure(
+                FailureKind::NotFound,
+                format!("no KBS admin endpoint {method} /kbs/v0/{path}"),
+            )),
+        }
+    }
+}

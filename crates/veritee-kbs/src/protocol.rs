@@ -1,0 +1,292 @@
+//! The RCAR handshake (Request, Challenge, Attestation, Response): reading the guest's
+//! messages and binding its runtime data to its evidence.
+//!
+//! The guest hashes the canonical JSON (RFC 8785) of
+//! `{"tee-pubkey": .., "nonce": .., "additional-evidence": ..}` with SHA-384 and puts
+//! the digest in its evidence's report data; [`runtime_data_digest`] computes the same
+//! digest here, so that the evidence vouches for the very key the resource will be
+//! sealed to, and for this broker's nonce.
+
+use crate::KbsError;
+use base64::Engine;
+use kbs_types::{Attestation, Challenge, InitData, Request, Tee};
+use veritee_attest::TeeKind;
+
+/// The protocol version spoken, exactly (as Trustee's KBS requires it).
+pub const PROTOCOL_VERSION: &str = "0.4.0";
+/// The cookie that names a KBS session.
+pub const SESSION_COOKIE: &str = "kbs-session-id";
+/// Bytes of randomness in a challenge's nonce.
+pub const NONCE_LEN: usize = 32;
+/// Largest Request message accepted.
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+/// Largest Attestation message accepted (TDX evidence carries an event log).
+pub const MAX_ATTESTATION_LEN: usize = 4 * 1024 * 1024;
+/// Largest init-data document accepted.
+pub const MAX_INIT_DATA_LEN: usize = 256 * 1024;
+
+fn parse<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    body: &[u8],
+    limit: usize,
+) -> Result<T, KbsError> {
+    if body.len() > limit {
+        return Err(KbsError::TooLarge {
+            what,
+            size: body.len(),
+            limit,
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| KbsError::malformed(what, e))
+}
+
+/// Reads the guest's Request (`POST /kbs/v0/auth`) and checks its version.
+pub fn parse_request(body: &[u8]) -> Result<Request, KbsError> {
+    let request: Request = parse("KBS Request", body, MAX_REQUEST_LEN)?;
+    if request.version != PROTOCOL_VERSION {
+        return Err(KbsError::Version {
+            got: request.version,
+        });
+    }
+    Ok(request)
+}
+
+/// The Challenge for a fresh nonce. `extra-params` is empty: this broker picks no
+/// hash algorithm, so the guest uses SHA-384, the protocol's default.
+pub fn challenge(nonce: &[u8; NONCE_LEN]) -> Challenge {
+    Challenge {
+        nonce: base64::engine::general_purpose::STANDARD.encode(nonce),
+        extra_params: serde_json::Value::String(String::new()),
+    }
+}
+
+/// Reads the guest's Attestation (`POST /kbs/v0/attest`).
+pub fn parse_attestation(body: &[u8]) -> Result<Attestation, KbsError> {
+    parse("KBS Attestation", body, MAX_ATTESTATION_LEN)
+}
+
+/// Checks that the Attestation answers the session's challenge (constant time).
+pub fn check_nonce(attestation: &Attestation, challenge: &Challenge) -> Result<(), KbsError> {
+    if veritee_crypto::ct_eq(
+        attestation.runtime_data.nonce.as_bytes(),
+        challenge.nonce.as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(KbsError::malformed(
+            "KBS Attestation",
+            "runtime-data.nonce is not the nonce this session was challenged with",
+        ))
+    }
+}
+
+/// The SHA-384 digest the guest's evidence must carry as its report data.
+pub fn runtime_data_digest(attestation: &Attestation) -> Result<[u8; 48], KbsError> {
+    let runtime = serde_json::json!({
+        "tee-pubkey": attestation.runtime_data.tee_pubkey,
+        "nonce": attestation.runtime_data.nonce,
+        "additional-evidence": attestation.tee_evidence.additional_evidence,
+    });
+    let canonical = serde_json_canonicalizer::to_vec(&runtime)
+        .map_err(|e| KbsError::malformed("KBS runtime data", e))?;
+    Ok(veritee_crypto::digest::sha384(&canonical))
+}
+
+/// The primary evidence as veritee's verifiers read it, and its kind. `tee` is the
+/// kind the guest named in its Request.
+pub fn primary_evidence(
+    tee: Tee,
+    attestation: &Attestation,
+) -> Result<(TeeKind, Vec<u8>), KbsError> {
+    if !attestation.tee_evidence.additional_evidence.is_empty() {
+        return Err(KbsError::Unsupported(
+            "the guest sent additional (device) evidence, which this broker does not verify yet; it refuses rather than ignore evidence bound into the report data".into(),
+        ));
+    }
+    match tee {
+        Tee::Sample => {
+            let bytes = serde_json::to_vec(&attestation.tee_evidence.primary_evidence)
+                .map_err(|e| KbsError::malformed("sample evidence", e))?;
+            Ok((TeeKind::CocoSample, bytes))
+        }
+        other => Err(KbsError::Unsupported(format!(
+            "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"sample\" evidence (when a policy allows it)",
+            other.as_ref()
+        ))),
+    }
+}
+
+/// The digest of an init-data document by the algorithm it names (`algorithm` in its
+/// TOML), as the TEE's configuration field (MRCONFIGID, HOSTDATA) would hold it.
+pub fn init_data_digest(init_data: &InitData) -> Result<Vec<u8>, KbsError> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        algorithm: String,
+    }
+    if init_data.format != "toml" {
+        return Err(KbsError::malformed(
+            "init-data",
+            format!("format {:?} is not \"toml\"", init_data.format),
+        ));
+    }
+    if init_data.body.len() > MAX_INIT_DATA_LEN {
+        return Err(KbsError::TooLarge {
+            what: "init-data",
+            size: init_data.body.len(),
+            limit: MAX_INIT_DATA_LEN,
+        });
+    }
+    let header: Header =
+        toml::from_str(&init_data.body).map_err(|e| KbsError::malformed("init-data", e))?;
+    let body = init_data.body.as_bytes();
+    Ok(match header.algorithm.to_ascii_lowercase().as_str() {
+        "sha256" => veritee_crypto::digest::sha256(body).to_vec(),
+        "sha384" => veritee_crypto::digest::sha384(body).to_vec(),
+        "sha512" => veritee_crypto::digest::sha512(body).to_vec(),
+        other => {
+            return Err(KbsError::malformed(
+                "init-data",
+                format!("algorithm {other:?} is not sha256, sha384 or sha512"),
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwe::{Curve, TeeKeyPair};
+
+    /// A guest's Attestation as kbs_protocol builds it, with the sample attester.
+    fn guest_attestation(challenge: &Challenge) -> Attestation {
+        let key = TeeKeyPair::generate_ec(Curve::P256).unwrap();
+        let runtime_data = kbs_types::RuntimeData {
+            nonce: challenge.nonce.clone(),
+            tee_pubkey: key.public_jwk().unwrap(),
+        };
+        let mut attestation = Attestation {
+            init_data: None,
+            runtime_data,
+            tee_evidence: kbs_types::CompositeEvidence {
+                primary_evidence: serde_json::Value::Null,
+                additional_evidence: String::new(),
+            },
+        };
+        let digest = runtime_data_digest(&attestation).unwrap();
+        attestation.tee_evidence.primary_evidence = serde_json::json!({
+            "svn": "1",
+            "report_data": base64::engine::general_purpose::STANDARD.encode(digest),
+        });
+        attestation
+    }
+
+    #[test]
+    fn the_request_must_speak_this_version() {
+        let ok = br#"{"version":"0.4.0","tee":"sample","extra-params":""}"#;
+        assert_eq!(parse_request(ok).unwrap().tee, Tee::Sample);
+        for (body, expect) in [
+            (
+                &br#"{"version":"0.3.0","tee":"sample","extra-params":""}"#[..],
+                "0.3.0",
+            ),
+            (
+                br#"{"version":"0.4.0","tee":"quantum","extra-params":""}"#,
+                "malformed",
+            ),
+            (br#"{"version":"0.4.0","tee":"sample""#, "malformed"),
+            (b"", "malformed"),
+        ] {
+            let err = parse_request(body).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+        }
+        let huge = vec![b' '; MAX_REQUEST_LEN + 1];
+        assert!(matches!(
+            parse_request(&huge),
+            Err(KbsError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_binding_covers_key_nonce_and_additional_evidence() {
+        let challenge = challenge(&[7; NONCE_LEN]);
+        let attestation = guest_attestation(&challenge);
+        check_nonce(&attestation, &challenge).unwrap();
+        let digest = runtime_data_digest(&attestation).unwrap();
+        let (kind, evidence) = primary_evidence(Tee::Sample, &attestation).unwrap();
+        assert_eq!(kind, TeeKind::CocoSample);
+        assert!(
+            String::from_utf8(evidence)
+                .unwrap()
+                .contains(&base64::engine::general_purpose::STANDARD.encode(digest))
+        );
+
+        let mut other_key = attestation.clone();
+        other_key.runtime_data.tee_pubkey = TeeKeyPair::generate_ec(Curve::P256)
+            .unwrap()
+            .public_jwk()
+            .unwrap();
+        assert_ne!(runtime_data_digest(&other_key).unwrap(), digest);
+        let mut other_nonce = attestation.clone();
+        other_nonce.runtime_data.nonce = challenge_nonce_other();
+        assert_ne!(runtime_data_digest(&other_nonce).unwrap(), digest);
+        assert!(check_nonce(&other_nonce, &challenge).is_err());
+        let mut with_device = attestation.clone();
+        with_device.tee_evidence.additional_evidence = "{}".into();
+        assert_ne!(runtime_data_digest(&with_device).unwrap(), digest);
+        assert!(matches!(
+            primary_evidence(Tee::Sample, &with_device),
+            Err(KbsError::Unsupported(_))
+        ));
+    }
+
+    fn challenge_nonce_other() -> String {
+        challenge(&[8; NONCE_LEN]).nonce
+    }
+
+    #[test]
+    fn the_digest_is_the_canonical_json_one_the_guest_computes() {
+        // Canonical JSON sorts keys and drops whitespace: the digest of the fixed
+        // document below is what guest-components' `serialize_json_canonically` and
+        // SHA-384 give for it.
+        let attestation: Attestation = serde_json::from_str(
+            r#"{"init-data":null,"runtime-data":{"nonce":"bm9uY2U=","tee-pubkey":{"kty":"EC","crv":"P-256","alg":"ECDH-ES+A256KW","x":"eA","y":"eQ"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}"#,
+        )
+        .unwrap();
+        let expected = veritee_crypto::digest::sha384(
+            br#"{"additional-evidence":"","nonce":"bm9uY2U=","tee-pubkey":{"alg":"ECDH-ES+A256KW","crv":"P-256","kty":"EC","x":"eA","y":"eQ"}}"#,
+        );
+        assert_eq!(runtime_data_digest(&attestation).unwrap(), expected);
+    }
+
+    #[test]
+    fn hardware_kinds_not_yet_verified_are_named() {
+        let challenge = challenge(&[1; NONCE_LEN]);
+        let attestation = guest_attestation(&challenge);
+        let err = primary_evidence(Tee::Tdx, &attestation).unwrap_err();
+        assert!(err.to_string().contains("\"tdx\""), "{err}");
+    }
+
+    #[test]
+    fn init_data_is_hashed_by_the_algorithm_it_names() {
+        let body = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\nx = \"y\"\n";
+        let init = InitData {
+            format: "toml".into(),
+            body: body.into(),
+        };
+        assert_eq!(
+            init_data_digest(&init).unwrap(),
+            veritee_crypto::digest::sha256(body.as_bytes())
+        );
+        for (format, body) in [
+            ("json", body),
+            ("toml", "algorithm = \"md5\""),
+            ("toml", "[data]\nalgorithm = \"sha256\""),
+        ] {
+            let init = InitData {
+                format: format.into(),
+                body: body.into(),
+            };
+            assert!(init_data_digest(&init).is_err(), "{format} {body}");
+        }
+    }
+}
