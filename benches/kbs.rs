@@ -13,11 +13,11 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use veritee_client::NodeClient;
 use veritee_kbs::jwe::{Curve, TeeKeyPair};
 
+/// Client threads, unless VERITEE_BENCH_CLIENTS says otherwise.
 const CLIENTS: usize = 4;
 const DURATION: Duration = Duration::from_secs(8);
 const RESOURCE: &str = "default/bench/key";
@@ -30,38 +30,24 @@ struct Row {
     cpu_us_per_op: Option<f64>,
 }
 
-/// Runs `op` from CLIENTS threads for DURATION; returns operations per second and the
-/// median latency.
+/// Runs `op` from CLIENTS threads for DURATION; returns operations per second, the
+/// median latency and the count.
 fn load<S: 'static>(
     setup: impl Fn() -> S + Send + Sync + 'static,
     op: impl Fn(&mut S) + Send + Sync + 'static,
 ) -> (f64, u128, usize) {
-    let (setup, op) = (Arc::new(setup), Arc::new(op));
-    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (setup, op, barrier) = (Arc::clone(&setup), Arc::clone(&op), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let mut state = setup();
-                barrier.wait();
-                let start = Instant::now();
-                let mut latencies = Vec::new();
-                while start.elapsed() < DURATION {
-                    let t = Instant::now();
-                    op(&mut state);
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("load thread"))
-        .collect();
+    let mut all = support::run_clients(clients(), DURATION, setup, op);
     all.sort();
     let p50 = all.get(all.len() / 2).map_or(0, |d| d.as_micros());
     (all.len() as f64 / DURATION.as_secs_f64(), p50, all.len())
+}
+
+fn clients() -> usize {
+    std::env::var("VERITEE_BENCH_CLIENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CLIENTS)
 }
 
 /// CPU time (user + system) a process has used, from /proc.
@@ -219,7 +205,8 @@ fn main() {
     }
 
     println!(
-        "| measurement ({CLIENTS} client threads, {} s each) | releases/s | p50 | server CPU per release | ratio to null |",
+        "| measurement ({} client threads, {} s each) | releases/s | p50 | server CPU per release | ratio to null |",
+        clients(),
         DURATION.as_secs()
     );
     println!("|---|---:|---:|---:|---:|");

@@ -45,38 +45,11 @@ fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
 }
 
 /// Runs `op` from CLIENTS threads for DURATION; each thread builds its own state first.
-fn load<S>(
+fn load<S: 'static>(
     setup: impl Fn() -> S + Send + Sync + 'static,
     op: impl Fn(&mut S) + Send + Sync + 'static,
-) -> Stats
-where
-    S: 'static,
-{
-    let setup = Arc::new(setup);
-    let op = Arc::new(op);
-    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (setup, op, barrier) = (Arc::clone(&setup), Arc::clone(&op), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                let mut state = setup();
-                barrier.wait();
-                let start = Instant::now();
-                let mut lat = Vec::new();
-                while start.elapsed() < DURATION {
-                    let t = Instant::now();
-                    op(&mut state);
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in threads {
-        all.extend(t.join().expect("load thread"));
-    }
-    summarize(all, DURATION)
+) -> Stats {
+    summarize(support::run_clients(CLIENTS, DURATION, setup, op), DURATION)
 }
 
 fn null_server() -> (String, tokio::runtime::Runtime) {

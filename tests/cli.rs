@@ -412,7 +412,9 @@ fn demo_runs_the_tour() {
         "report data mismatch",
         "revoked",
         "What the host saw",
-        "the secret appears on the wire: false; in the host's store: false; in the logs: false",
+        "the secret or the disk key appears on the wire: false; in the host's store: false; in the logs: false",
+        "POST /kbs/v0/attest",
+        "kbs.resource.release default/key/disk (ok)",
         "secret.release",
         "archive\n      orders",
         "holds key orders",
@@ -474,4 +476,54 @@ fn a_closed_standard_output_ends_a_command_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(code(&out), 0, "{stderr}");
+}
+
+#[test]
+fn coco_sample_evidence_is_read_but_accepted_only_by_a_policy_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("sample.json");
+    std::fs::write(&evidence, r#"{"svn":"1","report_data":"AAECAw=="}"#).unwrap();
+    let strict = dir.path().join("strict.toml");
+    let o = veritee(&["policy", "init", "--out", strict.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let lenient = dir.path().join("sample.toml");
+    std::fs::write(
+        &lenient,
+        "version = 1\ntee = [\"coco-sample\"]\nallow_simulated = true\ntcb_status = [\"NotReported\"]\n",
+    )
+    .unwrap();
+    let ev = evidence.to_str().unwrap();
+    let o = veritee(&[
+        "verify",
+        "--evidence",
+        ev,
+        "--report-data",
+        "00010203",
+        "--policy",
+        strict.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(out.contains("UNSIGNED sample evidence"), "{out}");
+    assert!(out.contains("policy: REJECT"), "{out}");
+    let o = veritee(&[
+        "verify",
+        "--evidence",
+        ev,
+        "--report-data",
+        "00010203",
+        "--policy",
+        lenient.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    let o = veritee(&[
+        "verify",
+        "--evidence",
+        ev,
+        "--report-data",
+        "00010204",
+        "--policy",
+        lenient.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stdout));
 }

@@ -1,7 +1,11 @@
-//! What the workspace benches share: a `veritee node` started in the background.
+//! What the workspace benches share: a `veritee node` started in the background, and a
+//! load generator.
+// Each bench compiles this module for itself and uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A node process, killed when dropped.
@@ -48,4 +52,37 @@ pub fn start_node(state: &Path, store: Option<&str>, extra: &[&str]) -> (Node, S
         assert!(Instant::now() < deadline, "node did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `op` from `clients` threads for `duration`, each thread building its own state
+/// first (outside the timed part); returns every operation's latency.
+pub fn run_clients<S: 'static>(
+    clients: usize,
+    duration: Duration,
+    setup: impl Fn() -> S + Send + Sync + 'static,
+    op: impl Fn(&mut S) + Send + Sync + 'static,
+) -> Vec<Duration> {
+    let (setup, op) = (Arc::new(setup), Arc::new(op));
+    let barrier = Arc::new(std::sync::Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (setup, op, barrier) = (Arc::clone(&setup), Arc::clone(&op), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut state = setup();
+                barrier.wait();
+                let start = Instant::now();
+                let mut latencies = Vec::new();
+                while start.elapsed() < duration {
+                    let t = Instant::now();
+                    op(&mut state);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect()
 }

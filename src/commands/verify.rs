@@ -166,7 +166,9 @@ fn report(
             tee.map(|t| format!(" ({t})")).unwrap_or_default()
         ),
         Ok(claims) => {
-            let sim = if claims.simulated {
+            let sim = if claims.tee == veritee_attest::TeeKind::CocoSample {
+                " — UNSIGNED sample evidence: anyone can write it, it proves nothing"
+            } else if claims.simulated {
                 " — SIMULATED, not real hardware"
             } else {
                 ""

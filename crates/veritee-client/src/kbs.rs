@@ -2,7 +2,7 @@
 //! EdDSA bearer token) and a guest's handshake with CoCo's sample TEE, which
 //! `veritee kbs get-resource`, the demo, the benches and the tests use.
 
-use crate::{ClientError, NodeClient, transport};
+use crate::{ClientError, NodeClient};
 use base64::Engine;
 use veritee_kbs::jwe::TeeKeyPair;
 use veritee_kbs::kbs_types::{
@@ -28,55 +28,7 @@ impl NodeClient {
         body: Option<(&'static str, Vec<u8>)>,
         headers: Vec<(&'static str, String)>,
     ) -> Result<(Vec<u8>, Option<String>), ClientError> {
-        if headers.iter().any(|(name, _)| *name == "authorization") {
-            transport::check_credential_transport(&self.base)?;
-        }
-        let url = format!("{}/kbs/v0/{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url);
-        if let Some((content_type, bytes)) = body {
-            req = req.header("content-type", content_type).body(bytes);
-        }
-        for (name, value) in headers {
-            req = req.header(name, value);
-        }
-        let resp = req.send().map_err(|e| {
-            ClientError::Transport(format!("{method} {url}: {}", transport::error_chain(&e)))
-        })?;
-        let status = resp.status();
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(str::to_string);
-        let bytes = resp
-            .bytes()
-            .map_err(|e| ClientError::Transport(format!("{method} {url}: {e}")))?
-            .to_vec();
-        if !status.is_success() {
-            #[derive(serde::Deserialize)]
-            struct Problem {
-                #[serde(rename = "type")]
-                kind: String,
-                detail: String,
-            }
-            let (code, message) = match serde_json::from_slice::<Problem>(&bytes) {
-                Ok(p) => (
-                    p.kind.rsplit('/').next().unwrap_or_default().to_string(),
-                    p.detail,
-                ),
-                Err(_) => (
-                    "http".into(),
-                    String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-                ),
-            };
-            return Err(ClientError::Node {
-                status: status.as_u16(),
-                code,
-                message,
-            });
-        }
-        Ok((bytes, cookie))
+        self.exchange(method, &format!("/kbs/v0/{path}"), body, headers)
     }
 
     fn kbs_admin(

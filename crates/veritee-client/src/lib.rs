@@ -189,6 +189,19 @@ impl NodeClient {
         body: Option<(&'static str, Vec<u8>)>,
         headers: Vec<(&'static str, String)>,
     ) -> Result<Vec<u8>, ClientError> {
+        self.exchange(method, path, body, headers)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// One request: the answer's body and the session cookie it sets, if any. Refusals
+    /// become [`ClientError::Node`], read from veritee's error body or a KBS problem.
+    fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<(Vec<u8>, Option<String>), ClientError> {
         if headers.iter().any(|(name, _)| *name == "authorization") {
             transport::check_credential_transport(&self.base)?;
         }
@@ -208,6 +221,12 @@ impl NodeClient {
             ClientError::Transport(format!("{method} {url}: {}", transport::error_chain(&e)))
         })?;
         let status = resp.status();
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string);
         let bytes = resp
             .bytes()
             .map_err(|e| ClientError::Transport(format!("{method} {url}: {e}")))?
@@ -220,12 +239,23 @@ impl NodeClient {
             });
         }
         if !status.is_success() {
-            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(e) => (e.error.code, e.error.message),
-                Err(_) => (
+            /// An RFC 7807 problem, as the KBS routes answer.
+            #[derive(serde::Deserialize)]
+            struct Problem {
+                #[serde(rename = "type")]
+                kind: String,
+                detail: String,
+            }
+            let (code, message) = if let Ok(e) = serde_json::from_slice::<ErrorBody>(&bytes) {
+                (e.error.code, e.error.message)
+            } else if let Ok(p) = serde_json::from_slice::<Problem>(&bytes) {
+                let kind = p.kind.rsplit('/').next().unwrap_or_default().to_string();
+                (kind, p.detail)
+            } else {
+                (
                     "http".into(),
                     String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-                ),
+                )
             };
             return Err(ClientError::Node {
                 status: status.as_u16(),
@@ -233,7 +263,7 @@ impl NodeClient {
                 message,
             });
         }
-        Ok(bytes)
+        Ok((bytes, cookie))
     }
 
     pub(crate) fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {

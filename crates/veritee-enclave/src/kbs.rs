@@ -15,7 +15,7 @@
 
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use veritee_attest::{Claims, TrustAnchors};
@@ -23,6 +23,7 @@ use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
 use veritee_kbs::kbs_types::{Challenge, Tee, TeePubKey};
 use veritee_kbs::resource::{MAX_RESOURCE_LEN, ResourcePath};
 use veritee_kbs::{KbsError, jwe, protocol, token};
+use veritee_policy::AppraisalPolicy;
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, KbsCall, KbsReply};
 
 /// The store namespace of the broker's records.
@@ -58,27 +59,40 @@ struct Session {
     expires: OffsetDateTime,
 }
 
-/// The broker's memory: sessions, and the key its tokens are signed with.
+/// The broker's memory: sessions, the key its tokens are signed with, and the
+/// resource policy as last read or set.
 #[derive(Default)]
 pub(crate) struct KbsState {
     /// The admin's Ed25519 key, from the measured launch configuration.
     pub(crate) admin_key: Option<[u8; 32]>,
     sessions: HashMap<String, Session>,
+    /// Session ids in the order they were created, which is the order they expire in
+    /// (every session lives SESSION_LIFETIME): expired and surplus sessions leave from
+    /// the front, without scanning the table. Ids already gone are skipped.
+    by_age: VecDeque<(String, OffsetDateTime)>,
     token_key: Option<Arc<EcdsaSigningKey>>,
+    /// The parsed resource policy; `None` until read. Only this enclave writes the
+    /// record, and it replaces this copy when it does.
+    policy: Option<Option<Arc<AppraisalPolicy>>>,
 }
 
 impl KbsState {
     fn insert(&mut self, id: String, session: Session, now: OffsetDateTime) {
-        self.sessions.retain(|_, s| s.expires > now);
-        if self.sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = self
+        while let Some((oldest, expires)) = self.by_age.front() {
+            let expired = *expires <= now;
+            if !expired && self.sessions.len() < MAX_SESSIONS {
+                break;
+            }
+            if self
                 .sessions
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-        {
-            self.sessions.remove(&oldest);
+                .get(oldest)
+                .is_some_and(|s| s.expires == *expires)
+            {
+                self.sessions.remove(oldest);
+            }
+            self.by_age.pop_front();
         }
+        self.by_age.push_back((id.clone(), session.expires));
         self.sessions.insert(id, session);
     }
 }
@@ -147,6 +161,26 @@ impl EnclaveService {
         );
         lock(&self.kbs).token_key = Some(Arc::clone(&key));
         Ok(key)
+    }
+
+    /// The resource policy: the cached copy, else the sealed record, parsed.
+    fn kbs_policy(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<Option<Arc<AppraisalPolicy>>, EnclaveFailure> {
+        if let Some(cached) = lock(&self.kbs).policy.as_ref() {
+            return Ok(cached.clone());
+        }
+        let policy = match self.record_get(link, KBS_NS, POLICY_KEY)? {
+            Some(text) => Some(Arc::new(
+                std::str::from_utf8(text.expose())
+                    .map_err(internal)
+                    .and_then(|t| AppraisalPolicy::parse(t).map_err(internal))?,
+            )),
+            None => None,
+        };
+        lock(&self.kbs).policy = Some(policy.clone());
+        Ok(policy)
     }
 
     fn kbs_auth(&self, body: &[u8]) -> Result<KbsReply, EnclaveFailure> {
@@ -296,7 +330,7 @@ impl EnclaveService {
         let path = ResourcePath::parse(path).map_err(refused)?;
         let (claims, tee_pubkey) = self.kbs_guest(session, bearer, link)?;
         let object = path.to_string();
-        let Some(policy_text) = self.record_get(link, KBS_NS, POLICY_KEY)? else {
+        let Some(policy) = self.kbs_policy(link)? else {
             self.audit(
                 link,
                 "kbs.resource.release",
@@ -308,9 +342,6 @@ impl EnclaveService {
                 "no resource policy is set on this broker, so no resource is released; the admin sets one (kbs-client set-resource-policy, veritee kbs set-policy)",
             ));
         };
-        let policy = std::str::from_utf8(policy_text.expose())
-            .map_err(internal)
-            .and_then(|t| veritee_policy::AppraisalPolicy::parse(t).map_err(internal))?;
         let appraisal = policy.evaluate(&claims, self.clock().now());
         if !appraisal.accepted() {
             let reasons = appraisal
@@ -385,12 +416,15 @@ impl EnclaveService {
                     .decode(request.policy.trim_end_matches('='))
                     .map_err(|e| bad(format!("the policy is not base64url: {e}")))?;
                 let text = String::from_utf8(text).map_err(|_| bad("the policy is not UTF-8"))?;
-                veritee_policy::AppraisalPolicy::parse(&text).map_err(|e| {
+                let policy = AppraisalPolicy::parse(&text).map_err(|e| {
                     bad(format!(
                         "{e} (veritee's KBS takes its appraisal policy, TOML or JSON, not Rego)"
                     ))
                 })?;
+                // Forgotten first: a write that fails midway must not leave a stale copy.
+                lock(&self.kbs).policy = None;
                 self.record_put(link, KBS_NS, POLICY_KEY, text.as_bytes())?;
+                lock(&self.kbs).policy = Some(Some(Arc::new(policy)));
                 self.audit(link, "kbs.policy.set", ADMIN, POLICY_KEY, "ok")?;
                 Ok(KbsReply::Done)
             }

@@ -3,11 +3,25 @@
 use serde_json::{Value, json};
 
 fn error_responses(codes: &[&str]) -> Value {
+    responses_of(codes, "Error", "application/json", "Error")
+}
+
+/// The KBS routes' errors: RFC 7807 problem documents.
+fn problem_responses(codes: &[&str]) -> Value {
+    responses_of(
+        codes,
+        "RFC 7807 problem",
+        "application/problem+json",
+        "KbsProblem",
+    )
+}
+
+fn responses_of(codes: &[&str], description: &str, media: &str, schema: &str) -> Value {
     let mut out = serde_json::Map::new();
     for code in codes {
         out.insert(
             (*code).to_string(),
-            json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+            json!({"description": description, "content": {media: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
         );
     }
     Value::Object(out)
@@ -212,55 +226,45 @@ pub fn document() -> Value {
             }}
     });
     let kbs_admin = json!([{"kbsAdminToken": []}]);
-    let problem = |codes: &[&str]| {
-        let mut out = serde_json::Map::new();
-        for code in codes {
-            out.insert(
-                (*code).to_string(),
-                json!({"description": "RFC 7807 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/KbsProblem"}}}}),
-            );
-        }
-        Value::Object(out)
-    };
     let kbs = json!({
         "/kbs/v0/auth": {"post": {
             "summary": "KBS protocol 0.4.0 Request (version, tee, extra-params); answers a Challenge (32-byte nonce) and sets the kbs-session-id cookie",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": merge(json!({"200": {"description": "Challenge", "content": {"application/json": {"schema": {"type": "object"}}}}}),
-                problem(&["400", "503"]))
+                problem_responses(&["400", "503"]))
         }},
         "/kbs/v0/attest": {"post": {
             "summary": "KBS Attestation (runtime-data, tee-evidence, init-data) in the session the cookie names; the enclave verifies the evidence and its binding to the TEE key, and answers an EAR token (ES256)",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": merge(json!({"200": {"description": "Token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}}}}}}}),
-                problem(&["400", "401", "503"]))
+                problem_responses(&["400", "401", "503"]))
         }},
         "/kbs/v0/resource/{repository}/{type}/{tag}": {
             "get": {
                 "summary": "A resource as a JWE to the attested TEE key, for an attested session cookie or its EAR token as a bearer, if the resource policy accepts the guest",
                 "responses": merge(json!({"200": {"description": "JWE (flattened JSON)", "content": {"application/json": {"schema": {"type": "object"}}}}}),
-                    problem(&["400", "401", "404", "503"]))
+                    problem_responses(&["400", "401", "404", "503"]))
             },
             "post": {
                 "summary": "Store a resource (KBS admin): sealed to the enclave's wrapping key (application/vnd.veritee.sealed-resource), or in the clear as Trustee's set-resource sends it (application/octet-stream; only with --kbs-plaintext-resources)",
                 "security": kbs_admin,
-                "responses": merge(json!({"200": {"description": "Stored"}}), problem(&["400", "401", "403", "503"]))
+                "responses": merge(json!({"200": {"description": "Stored"}}), problem_responses(&["400", "401", "403", "503"]))
             },
             "delete": {
                 "summary": "Delete a resource (KBS admin)",
                 "security": kbs_admin,
-                "responses": merge(json!({"200": {"description": "Deleted"}}), problem(&["401", "404", "503"]))
+                "responses": merge(json!({"200": {"description": "Deleted"}}), problem_responses(&["401", "404", "503"]))
             }
         },
         "/kbs/v0/resource-policy": {
             "get": {"summary": "The resource policy (KBS admin)", "security": kbs_admin,
-                "responses": merge(json!({"200": {"description": "Policy"}}), problem(&["401", "503"]))},
+                "responses": merge(json!({"200": {"description": "Policy"}}), problem_responses(&["401", "503"]))},
             "post": {"summary": "Set the resource policy (KBS admin): {\"policy\": base64url of a veritee appraisal policy}", "security": kbs_admin,
-                "responses": merge(json!({"200": {"description": "Set"}}), problem(&["400", "401", "503"]))}
+                "responses": merge(json!({"200": {"description": "Set"}}), problem_responses(&["400", "401", "503"]))}
         },
         "/kbs/v0/resources": {"get": {"summary": "The stored resources' paths (KBS admin)", "security": kbs_admin,
             "responses": merge(json!({"200": {"description": "Paths", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "string"}}}}}}),
-                problem(&["401", "503"]))}}
+                problem_responses(&["401", "503"]))}}
     });
     let paths = merge(
         merge(

@@ -42,6 +42,24 @@ fn b64_json<T: Serialize>(value: &T) -> Result<String, KbsError> {
         .map_err(|e| KbsError::Token(format!("does not encode: {e}")))
 }
 
+/// A compact JWS of `claims`, its header naming `alg`, signed by `sign`.
+fn compact<T: Serialize>(
+    alg: &str,
+    claims: &T,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, KbsError>,
+) -> Result<String, KbsError> {
+    let header = Header {
+        alg: alg.into(),
+        typ: Some("JWT".into()),
+    };
+    let signing_input = format!("{}.{}", b64_json(&header)?, b64_json(claims)?);
+    let signature = sign(signing_input.as_bytes())?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
+}
+
 /// The parts of a compact JWS, its header checked to name `alg`.
 struct Compact<'a> {
     signing_input: &'a str,
@@ -235,18 +253,9 @@ pub fn issue_ear(key: &EcdsaSigningKey, input: &EarInput<'_>) -> Result<String, 
             },
         },
     };
-    let header = Header {
-        alg: "ES256".into(),
-        typ: Some("JWT".into()),
-    };
-    let signing_input = format!("{}.{}", b64_json(&header)?, b64_json(&claims)?);
-    let signature = key
-        .sign(signing_input.as_bytes())
-        .map_err(KbsError::crypto)?;
-    Ok(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature)
-    ))
+    compact("ES256", &claims, |input| {
+        key.sign(input).map_err(KbsError::crypto)
+    })
 }
 
 /// Reads back an EAR token this broker issued: signature under `public_key` (the
@@ -293,10 +302,6 @@ pub fn mint_admin_token(
     lifetime: time::Duration,
 ) -> Result<String, KbsError> {
     let iat = at.unix_timestamp();
-    let header = Header {
-        alg: "EdDSA".into(),
-        typ: Some("JWT".into()),
-    };
     let claims = AdminClaims {
         iss: "veritee kbs admin-token".into(),
         times: Times {
@@ -305,14 +310,11 @@ pub fn mint_admin_token(
             exp: Some(iat.saturating_add(lifetime.whole_seconds())),
         },
     };
-    let signing_input = format!("{}.{}", b64_json(&header)?, b64_json(&claims)?);
-    let signature = key
-        .sign(signing_input.as_bytes())
-        .map_err(KbsError::crypto)?;
-    Ok(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature)
-    ))
+    compact("EdDSA", &claims, |input| {
+        key.sign(input)
+            .map(|s| s.to_vec())
+            .map_err(KbsError::crypto)
+    })
 }
 
 /// Checks an admin's bearer token: EdDSA under `admin_key` (32 bytes), unexpired at

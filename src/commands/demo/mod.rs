@@ -73,6 +73,7 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
     println!(
         "then a provider node: attested session, secrets kept in the enclave, ciphertext only on the host;"
     );
+    println!("a CoCo guest fetching its disk key from the node's key broker (the KBS protocol);");
     println!(
         "keys deployed online and offline, kept across a restart, replicated between enclaves;"
     );
@@ -288,7 +289,17 @@ fn node_tour(root: &Path) -> Result<Tour> {
     t.step("Provider node: `veritee node` starts in the background on loopback (host process + enclave process)");
     let state = root.join("node");
     let log_path = root.join("node.log");
-    let (_node, url) = fleet::Cli::new(root)?.node("node", "127.0.0.1:0", &[])?;
+    // The node is also a CoCo key broker, administered with this Ed25519 key.
+    let kbs_admin = veritee_crypto::sign::Ed25519SigningKey::generate()?;
+    let admin_pub = root.join("kbs-admin.pub");
+    std::fs::write(
+        &admin_pub,
+        veritee_kbs::token::admin_public_key_to_pem(&kbs_admin.public_key())?,
+    )
+    .context("cannot write kbs-admin.pub")?;
+    let admin_pub = admin_pub.display().to_string();
+    let (_node, url) =
+        fleet::Cli::new(root)?.node("node", "127.0.0.1:0", &["--kbs-admin-key", &admin_pub])?;
 
     t.step("Tenant: a P-256 identity key, registered with the node's admin token");
     let token = std::fs::read_to_string(state.join("admin.token"))
@@ -343,6 +354,45 @@ fn node_tour(root: &Path) -> Result<Tour> {
         short(&tag)
     );
 
+    t.step("Key broker: a Confidential Containers guest (CoCo's sample TEE) fetches a disk key");
+    let disk_key = format!(
+        "demo-disk-key-{}",
+        hex::encode(veritee_crypto::rand::array::<8>()?)
+    );
+    let kbs_token = veritee_kbs::token::mint_admin_token(
+        &kbs_admin,
+        OffsetDateTime::now_utc(),
+        time::Duration::minutes(10),
+    )?;
+    client.kbs_set_policy(
+        &kbs_token,
+        "version = 1\ntee = [\"coco-sample\"]\nallow_simulated = true\ntcb_status = [\"NotReported\"]\n",
+    )?;
+    let wrapping = client.fetch_wrapping_key()?.verify(&appraiser)?;
+    client.kbs_put_sealed_resource(
+        &kbs_token,
+        "default/key/disk",
+        disk_key.as_bytes(),
+        &wrapping,
+    )?;
+    println!(
+        "    admin: resource policy set; default/key/disk stored, sealed to the attested enclave"
+    );
+    let guest_key = veritee_kbs::jwe::TeeKeyPair::generate_ec(veritee_kbs::jwe::Curve::P256)?;
+    let kbs_session = client.kbs_attest_sample(&guest_key)?;
+    let released = client.kbs_get_resource(&kbs_session, &guest_key, "default/key/disk")?;
+    ensure!(
+        released.as_slice() == disk_key.as_bytes(),
+        "the disk key did not come back intact"
+    );
+    println!(
+        "    guest: auth -> attest (EAR token) -> resource, a JWE to its own P-256 key; {} bytes opened",
+        released.len()
+    );
+    println!(
+        "    (the sample TEE proves nothing: only a policy naming \"coco-sample\" lets it in)"
+    );
+
     t.step("What the host saw");
     let seen = exchanges.lock().map(|e| e.clone()).unwrap_or_default();
     for x in &seen {
@@ -359,17 +409,18 @@ fn node_tour(root: &Path) -> Result<Tour> {
             short(body)
         );
     }
+    let secrets = [canary.as_bytes(), disk_key.as_bytes()];
     let on_wire = seen.iter().any(|x| {
-        contains(&x.request_body, canary.as_bytes())
-            || contains(&x.response_body, canary.as_bytes())
+        secrets
+            .iter()
+            .any(|s| contains(&x.request_body, s) || contains(&x.response_body, s))
     });
-    let in_store = contains(&files_under(&state), canary.as_bytes());
-    let in_logs = contains(
-        &std::fs::read(&log_path).unwrap_or_default(),
-        canary.as_bytes(),
-    );
+    let stored = files_under(&state);
+    let in_store = secrets.iter().any(|s| contains(&stored, s));
+    let logs = std::fs::read(&log_path).unwrap_or_default();
+    let in_logs = secrets.iter().any(|s| contains(&logs, s));
     println!(
-        "    the secret appears on the wire: {on_wire}; in the host's store: {in_store}; in the logs: {in_logs}"
+        "    the secret or the disk key appears on the wire: {on_wire}; in the host's store: {in_store}; in the logs: {in_logs}"
     );
     ensure!(
         !on_wire && !in_store && !in_logs,
