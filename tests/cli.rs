@@ -527,3 +527,35 @@ fn coco_sample_evidence_is_read_but_accepted_only_by_a_policy_that_names_it() {
     ]);
     assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[test]
+fn a_coco_tdx_document_verifies_as_its_quote() {
+    use base64::Engine;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/veritee-verify/tests/data/dcap");
+    let quote = std::fs::read(data.join("tdx_quote")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("tdx.json");
+    std::fs::write(
+        &doc,
+        serde_json::json!({
+            "cc_eventlog": null,
+            "quote": base64::engine::general_purpose::STANDARD.encode(quote),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let collateral = data.join("tdx_quote_collateral.json");
+    let o = veritee(&[
+        "verify",
+        "--evidence",
+        doc.to_str().unwrap(),
+        "--collateral",
+        collateral.to_str().unwrap(),
+        "--at",
+        "2025-07-01T00:00:00Z",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("verified tdx evidence"), "{out}");
+}

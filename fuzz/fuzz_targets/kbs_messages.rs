@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = protocol::parse_request(data);
     if let Ok(attestation) = protocol::parse_attestation(data) {
         let _ = protocol::runtime_data_digest(&attestation);
-        let _ = protocol::primary_evidence(Tee::Sample, &attestation);
+        for tee in [Tee::Sample, Tee::Tdx, Tee::Sgx, Tee::AzSnpVtpm] {
+            let _ = protocol::primary_evidence(tee, &attestation);
+        }
         if let Some(init) = &attestation.init_data {
             let _ = protocol::init_data_digest(init);
         }

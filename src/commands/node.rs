@@ -67,6 +67,10 @@ pub struct NodeArgs {
     /// node's host sees it on its way into the enclave.
     #[arg(long)]
     kbs_plaintext_resources: bool,
+    /// Collateral for hardware evidence guests send to the KBS (DCAP collateral JSON,
+    /// CRLs); repeatable. Vendor-signed: the enclave checks it.
+    #[arg(long)]
+    kbs_collateral: Vec<PathBuf>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -282,6 +286,11 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         tenant_requests_per_second: (args.tenant_requests_per_second > 0)
             .then_some(args.tenant_requests_per_second),
         kbs_plaintext_resources: args.kbs_plaintext_resources,
+        kbs_collateral: args
+            .kbs_collateral
+            .iter()
+            .map(|p| crate::files::read(p, "KBS collateral"))
+            .collect::<Result<Vec<_>>>()?,
     };
     let fingerprint = config.tls.as_ref().map(|t| hex::encode(t.fingerprint()));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -116,6 +116,35 @@ fn json(body: &impl serde::Serialize) -> Result<Vec<u8>, EnclaveFailure> {
     serde_json::to_vec(body).map_err(internal)
 }
 
+/// Checks that the evidence binds the init-data the guest sent: the digest must equal
+/// the TEE's configuration field. The sample TEE signs nothing, so its init-data is
+/// only recorded (in the token, as unverified); a kind whose binding this broker does
+/// not know refuses init-data rather than vouch for it.
+fn check_init_data(
+    kind: veritee_attest::TeeKind,
+    claims: &Claims,
+    digest: &[u8],
+) -> Result<(), EnclaveFailure> {
+    if kind == veritee_attest::TeeKind::CocoSample {
+        return Ok(());
+    }
+    let Some(name) = protocol::init_data_measurement(kind) else {
+        return Err(bad(format!(
+            "the guest sent init-data, which this broker cannot check against {kind} evidence"
+        )));
+    };
+    let bound = claims.measurement(name).unwrap_or_default();
+    // Shorter digests (SHA-256) sit zero-padded in a 48-byte field.
+    let mut expected = digest.to_vec();
+    expected.resize(bound.len().max(digest.len()), 0);
+    if !veritee_crypto::ct_eq(bound, &expected) {
+        return Err(unauthorized(format!(
+            "the init-data's digest is not the evidence's {name}: the guest booted with other init-data"
+        )));
+    }
+    Ok(())
+}
+
 impl EnclaveService {
     pub(crate) fn kbs(
         &self,
@@ -124,8 +153,14 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let reply = match call {
             KbsCall::Auth { body } => self.kbs_auth(&body)?,
-            KbsCall::Attest { session, body } => {
-                self.kbs_attest(session.as_deref(), &body, link)?
+            KbsCall::Attest {
+                session,
+                body,
+                collateral,
+            } => {
+                let collateral: Vec<Vec<u8>> =
+                    collateral.into_iter().map(|c| c.into_vec()).collect();
+                self.kbs_attest(session.as_deref(), &body, &collateral, link)?
             }
             KbsCall::Resource {
                 session,
@@ -212,6 +247,7 @@ impl EnclaveService {
         &self,
         session: Option<&str>,
         body: &[u8],
+        collateral: &[Vec<u8>],
         link: &mut dyn HostLink,
     ) -> Result<KbsReply, EnclaveFailure> {
         let id = session
@@ -242,7 +278,7 @@ impl EnclaveService {
         let attestation = protocol::parse_attestation(body).map_err(refused)?;
         protocol::check_nonce(&attestation, &challenge).map_err(refused)?;
         let digest = protocol::runtime_data_digest(&attestation).map_err(refused)?;
-        let (kind, evidence) = protocol::primary_evidence(tee, &attestation).map_err(refused)?;
+        let evidence = protocol::primary_evidence(tee, &attestation).map_err(refused)?;
         let init_data_digest = attestation
             .init_data
             .as_ref()
@@ -251,14 +287,17 @@ impl EnclaveService {
             .map_err(refused)?;
         let claims = veritee_verify::Verifiers::default()
             .verify(&veritee_verify::VerifyRequest {
-                evidence: &evidence,
-                tee: Some(kind),
-                collateral: &[],
+                evidence: &evidence.bytes,
+                tee: Some(evidence.kind),
+                collateral,
                 trust_anchors: &TrustAnchors::none(),
                 expected_report_data: Some(&digest),
                 at: now,
             })
             .map_err(|e| unauthorized(format!("the evidence does not verify: {e}")))?;
+        if let Some(digest) = &init_data_digest {
+            check_init_data(evidence.kind, &claims, digest)?;
+        }
         let key = self.kbs_token_key(link)?;
         let token = token::issue_ear(
             &key,
@@ -518,5 +557,59 @@ impl EnclaveService {
                 format!("no KBS admin endpoint {method} /kbs/v0/{path}"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veritee_attest::{HexBytes, TcbStatus, TeeKind};
+
+    fn claims(tee: TeeKind, mrconfigid: &[u8]) -> Claims {
+        Claims {
+            tee,
+            simulated: false,
+            measurements: [("mrconfigid".to_string(), HexBytes(mrconfigid.to_vec()))].into(),
+            signer: None,
+            security_version: None,
+            tcb_status: TcbStatus::UpToDate,
+            advisory_ids: Vec::new(),
+            debug: false,
+            report_data: HexBytes(Vec::new()),
+            platform_id: None,
+            evidence_time: None,
+            details: Default::default(),
+            trust_anchor: None,
+        }
+    }
+
+    #[test]
+    fn init_data_must_be_the_one_the_tee_measured() {
+        let digest = veritee_crypto::digest::sha384(b"init-data");
+        check_init_data(TeeKind::Tdx, &claims(TeeKind::Tdx, &digest), &digest).unwrap();
+        // A SHA-256 digest sits zero-padded in the 48-byte field.
+        let short = veritee_crypto::digest::sha256(b"init-data");
+        let mut padded = short.to_vec();
+        padded.resize(48, 0);
+        check_init_data(TeeKind::Tdx, &claims(TeeKind::Tdx, &padded), &short).unwrap();
+        let other = veritee_crypto::digest::sha384(b"other init-data");
+        let err =
+            check_init_data(TeeKind::Tdx, &claims(TeeKind::Tdx, &other), &digest).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Unauthorized);
+        assert!(err.message.contains("mrconfigid"), "{}", err.message);
+        // A kind whose binding is not known refuses init-data; the sample TEE records it.
+        let err = check_init_data(
+            TeeKind::AzureSnpVtpm,
+            &claims(TeeKind::AzureSnpVtpm, &digest),
+            &digest,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, FailureKind::BadRequest);
+        check_init_data(
+            TeeKind::CocoSample,
+            &claims(TeeKind::CocoSample, &[]),
+            &digest,
+        )
+        .unwrap();
     }
 }

@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub tenant_requests_per_second: Option<u32>,
     /// Whether Trustee's set-resource, the resource in the clear, is accepted.
     pub kbs_plaintext_resources: bool,
+    /// Collateral for hardware evidence sent to the KBS, passed to the enclave.
+    pub kbs_collateral: Vec<Vec<u8>>,
 }
 
 /// A running node.
@@ -110,6 +112,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     if config.kbs_plaintext_resources {
         state = state.with_kbs_plaintext_resources();
     }
+    state = state.with_kbs_collateral(config.kbs_collateral.clone());
     if let Some(spool) = &config.spool {
         std::fs::create_dir_all(spool)
             .map_err(|e| HostError::Internal(format!("cannot create {}: {e}", spool.display())))?;
@@ -185,6 +188,7 @@ mod tests {
             tls: None,
             tenant_requests_per_second: None,
             kbs_plaintext_resources: false,
+            kbs_collateral: Vec::new(),
         };
         let e = start(config)
             .await

@@ -92,27 +92,64 @@ pub fn runtime_data_digest(attestation: &Attestation) -> Result<[u8; 48], KbsErr
     Ok(veritee_crypto::digest::sha384(&canonical))
 }
 
-/// The primary evidence as veritee's verifiers read it, and its kind. `tee` is the
-/// kind the guest named in its Request.
-pub fn primary_evidence(
-    tee: Tee,
-    attestation: &Attestation,
-) -> Result<(TeeKind, Vec<u8>), KbsError> {
+/// The guest's primary evidence as veritee's verifiers read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryEvidence {
+    /// The TEE kind, from the Request's `tee`.
+    pub kind: TeeKind,
+    /// The evidence bytes: a DCAP quote, or the JSON document the verifier reads.
+    pub bytes: Vec<u8>,
+}
+
+/// How CoCo's TDX and SGX attesters send a DCAP quote (their other fields, event
+/// logs, are not read here).
+#[derive(serde::Deserialize)]
+struct QuoteEvidence {
+    quote: String,
+}
+
+/// The primary evidence, read as the CoCo attester of `tee` (the kind the guest named
+/// in its Request) writes it: `sample` (its JSON document), `tdx` and `sgx` (a base64
+/// DCAP quote in `{"quote": ..}`), `az-snp-vtpm` (the HCL report and TPM quote
+/// document, which veritee's Azure verifier reads as it is). Other kinds, and
+/// additional (device) evidence, are refused by name.
+pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEvidence, KbsError> {
     if !attestation.tee_evidence.additional_evidence.is_empty() {
         return Err(KbsError::Unsupported(
             "the guest sent additional (device) evidence, which this broker does not verify yet; it refuses rather than ignore evidence bound into the report data".into(),
         ));
     }
-    match tee {
-        Tee::Sample => {
-            let bytes = serde_json::to_vec(&attestation.tee_evidence.primary_evidence)
-                .map_err(|e| KbsError::malformed("sample evidence", e))?;
-            Ok((TeeKind::CocoSample, bytes))
+    let evidence = &attestation.tee_evidence.primary_evidence;
+    let document =
+        || serde_json::to_vec(evidence).map_err(|e| KbsError::malformed("primary evidence", e));
+    let quote = |what: &'static str| {
+        let read: QuoteEvidence =
+            serde_json::from_value(evidence.clone()).map_err(|e| KbsError::malformed(what, e))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(read.quote.trim())
+            .map_err(|e| KbsError::malformed(what, format!("quote is not base64: {e}")))
+    };
+    let (kind, bytes) = match tee {
+        Tee::Sample => (TeeKind::CocoSample, document()?),
+        Tee::Tdx => (TeeKind::Tdx, quote("TDX evidence")?),
+        Tee::Sgx => (TeeKind::Sgx, quote("SGX evidence")?),
+        Tee::AzSnpVtpm => (TeeKind::AzureSnpVtpm, document()?),
+        other => {
+            return Err(KbsError::Unsupported(format!(
+                "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"tdx\", \"sgx\", \"az-snp-vtpm\" and \"sample\" (when a policy allows it)",
+                other.as_ref()
+            )));
         }
-        other => Err(KbsError::Unsupported(format!(
-            "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"sample\" evidence (when a policy allows it)",
-            other.as_ref()
-        ))),
+    };
+    Ok(PrimaryEvidence { kind, bytes })
+}
+
+/// The claim that must equal the init-data digest for evidence of `kind`, when the
+/// TEE binds init-data: TDX's MRCONFIGID. `None` where this broker knows no binding.
+pub fn init_data_measurement(kind: TeeKind) -> Option<&'static str> {
+    match kind {
+        TeeKind::Tdx => Some("mrconfigid"),
+        _ => None,
     }
 }
 
@@ -212,10 +249,10 @@ mod tests {
         let attestation = guest_attestation(&challenge);
         check_nonce(&attestation, &challenge).unwrap();
         let digest = runtime_data_digest(&attestation).unwrap();
-        let (kind, evidence) = primary_evidence(Tee::Sample, &attestation).unwrap();
-        assert_eq!(kind, TeeKind::CocoSample);
+        let evidence = primary_evidence(Tee::Sample, &attestation).unwrap();
+        assert_eq!(evidence.kind, TeeKind::CocoSample);
         assert!(
-            String::from_utf8(evidence)
+            String::from_utf8(evidence.bytes)
                 .unwrap()
                 .contains(&base64::engine::general_purpose::STANDARD.encode(digest))
         );
@@ -259,11 +296,19 @@ mod tests {
     }
 
     #[test]
-    fn hardware_kinds_not_yet_verified_are_named() {
+    fn kinds_not_yet_verified_are_named_and_quotes_are_read() {
         let challenge = challenge(&[1; NONCE_LEN]);
-        let attestation = guest_attestation(&challenge);
-        let err = primary_evidence(Tee::Tdx, &attestation).unwrap_err();
-        assert!(err.to_string().contains("\"tdx\""), "{err}");
+        let mut attestation = guest_attestation(&challenge);
+        let err = primary_evidence(Tee::Snp, &attestation).unwrap_err();
+        assert!(err.to_string().contains("\"snp\""), "{err}");
+        // A TDX or SGX document without a quote, or with one that is not base64.
+        assert!(primary_evidence(Tee::Tdx, &attestation).is_err());
+        attestation.tee_evidence.primary_evidence = serde_json::json!({"quote": "!!"});
+        assert!(primary_evidence(Tee::Sgx, &attestation).is_err());
+        attestation.tee_evidence.primary_evidence =
+            serde_json::json!({"quote": "AAEC", "cc_eventlog": null});
+        let read = primary_evidence(Tee::Tdx, &attestation).unwrap();
+        assert_eq!((read.kind, read.bytes), (TeeKind::Tdx, vec![0, 1, 2]));
     }
 
     #[test]

@@ -391,6 +391,10 @@ pub enum KbsCall {
         /// The JSON body.
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
+        /// Collateral the node's operator provides for hardware evidence (DCAP
+        /// collateral JSON, CRLs): vendor-signed, so the enclave checks it and the
+        /// host cannot forge it.
+        collateral: Vec<serde_bytes::ByteBuf>,
     },
     /// `GET /kbs/v0/resource/<repo>/<type>/<tag>`: a resource, for an attested session
     /// (cookie) or an attestation token (bearer).

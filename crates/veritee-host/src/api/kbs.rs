@@ -135,11 +135,17 @@ async fn attest(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let session = session_cookie(&headers);
+    let collateral = state
+        .kbs_collateral
+        .iter()
+        .map(|c| serde_bytes::ByteBuf::from(c.clone()))
+        .collect();
     converse(
         &state,
         KbsCall::Attest {
             session,
             body: body.to_vec(),
+            collateral,
         },
     )
     .await

@@ -62,6 +62,8 @@ pub struct AppState {
     tenant_rates: Option<crate::limits::TenantRates>,
     /// Whether Trustee's set-resource (the resource in the clear to the host) is taken.
     kbs_plaintext_resources: bool,
+    /// Collateral passed with every KBS attestation (vendor-signed; the enclave checks it).
+    kbs_collateral: Arc<Vec<Vec<u8>>>,
 }
 
 impl core::fmt::Debug for AppState {
@@ -101,6 +103,7 @@ impl AppState {
             peers: peers::PeerGate::default(),
             tenant_rates: None,
             kbs_plaintext_resources: false,
+            kbs_collateral: Arc::new(Vec::new()),
         }
     }
 
@@ -134,6 +137,13 @@ impl AppState {
     /// host sees it on its way to the enclave. Off unless the operator asks.
     pub fn with_kbs_plaintext_resources(mut self) -> Self {
         self.kbs_plaintext_resources = true;
+        self
+    }
+
+    /// Collateral for hardware evidence sent to the KBS (DCAP collateral JSON, CRLs),
+    /// passed to the enclave with every attestation.
+    pub fn with_kbs_collateral(mut self, files: Vec<Vec<u8>>) -> Self {
+        self.kbs_collateral = Arc::new(files);
         self
     }
 

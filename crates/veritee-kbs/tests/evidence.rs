@@ -1,0 +1,110 @@
+//! Real evidence, as CoCo's attesters send it, read by `primary_evidence` and verified
+//! by veritee's verifiers: an Azure SNP vTPM document (Trustee's own test data) and a
+//! TDX quote with its collateral (dcap-qvl's), both from ../shared/evidence, copied
+//! into veritee-verify's test data (see its NOTICE files).
+
+use base64::Engine;
+use kbs_types::{Attestation, CompositeEvidence, RuntimeData, Tee, TeePubKey};
+use time::macros::datetime;
+use veritee_attest::{TeeKind, TrustAnchors, VerifyError};
+use veritee_kbs::protocol::{primary_evidence, runtime_data_digest};
+use veritee_verify::{Verifiers, VerifyRequest};
+
+const AZURE_V2: &[u8] = include_bytes!("../../veritee-verify/tests/data/azure/evidence-v2.json");
+/// The nonce the Azure document's TPM quote carries (48 bytes: a real KBS runtime-data
+/// digest, SHA-384).
+const AZURE_V2_NONCE: &str = "982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef";
+const TDX_QUOTE: &[u8] = include_bytes!("../../veritee-verify/tests/data/dcap/tdx_quote");
+const TDX_COLLATERAL: &[u8] =
+    include_bytes!("../../veritee-verify/tests/data/dcap/tdx_quote_collateral.json");
+
+fn attestation(primary: serde_json::Value) -> Attestation {
+    Attestation {
+        init_data: None,
+        runtime_data: RuntimeData {
+            nonce: "bm9uY2U=".into(),
+            tee_pubkey: TeePubKey::EC {
+                crv: "P-256".into(),
+                alg: "ECDH-ES+A256KW".into(),
+                x: "eA".into(),
+                y: "eQ".into(),
+            },
+        },
+        tee_evidence: CompositeEvidence {
+            primary_evidence: primary,
+            additional_evidence: String::new(),
+        },
+    }
+}
+
+fn verify(
+    evidence: &veritee_kbs::protocol::PrimaryEvidence,
+    collateral: &[Vec<u8>],
+    expected: &[u8],
+    at: time::OffsetDateTime,
+) -> Result<veritee_attest::Claims, VerifyError> {
+    Verifiers::default().verify(&VerifyRequest {
+        evidence: &evidence.bytes,
+        tee: Some(evidence.kind),
+        collateral,
+        trust_anchors: &TrustAnchors::none(),
+        expected_report_data: Some(expected),
+        at,
+    })
+}
+
+#[test]
+fn an_azure_snp_vtpm_document_verifies_and_binds_its_nonce() {
+    let document: serde_json::Value = serde_json::from_slice(AZURE_V2).unwrap();
+    let attestation = attestation(document);
+    let evidence = primary_evidence(Tee::AzSnpVtpm, &attestation).unwrap();
+    assert_eq!(evidence.kind, TeeKind::AzureSnpVtpm);
+    let at = datetime!(2026-07-01 00:00 UTC);
+    let nonce = hex::decode(AZURE_V2_NONCE).unwrap();
+    let claims = verify(&evidence, &[], &nonce, at).unwrap();
+    assert!(!claims.simulated);
+    // Bound to another runtime data (ours), the same document is refused.
+    let ours = runtime_data_digest(&attestation).unwrap();
+    assert!(matches!(
+        verify(&evidence, &[], &ours, at),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_tdx_quote_in_cocos_json_verifies_with_its_collateral() {
+    let document = serde_json::json!({
+        "cc_eventlog": null,
+        "quote": base64::engine::general_purpose::STANDARD.encode(TDX_QUOTE),
+    });
+    let attestation = attestation(document);
+    let evidence = primary_evidence(Tee::Tdx, &attestation).unwrap();
+    assert_eq!(
+        (evidence.kind, &evidence.bytes[..]),
+        (TeeKind::Tdx, TDX_QUOTE)
+    );
+    let at = datetime!(2025-07-01 00:00 UTC);
+    let collateral = vec![TDX_COLLATERAL.to_vec()];
+    // The quote's own report data: what a guest would have bound.
+    let bound = Verifiers::default()
+        .verify(&VerifyRequest {
+            evidence: &evidence.bytes,
+            tee: Some(TeeKind::Tdx),
+            collateral: &collateral,
+            trust_anchors: &TrustAnchors::none(),
+            expected_report_data: None,
+            at,
+        })
+        .unwrap()
+        .report_data
+        .0;
+    let claims = verify(&evidence, &collateral, &bound, at).unwrap();
+    assert!(claims.measurement("mrconfigid").is_some());
+    let ours = runtime_data_digest(&attestation).unwrap();
+    assert!(matches!(
+        verify(&evidence, &collateral, &ours, at),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
+    // Without collateral, a clear refusal.
+    assert!(verify(&evidence, &[], &bound, at).is_err());
+}
