@@ -74,6 +74,9 @@ pub(crate) struct KbsState {
     /// The parsed resource policy; `None` until read. Only this enclave writes the
     /// record, and it replaces this copy when it does.
     policy: Option<Option<Arc<AppraisalPolicy>>>,
+    /// Counts the policy's changes, so that a copy read before a change is not kept
+    /// after it.
+    policy_changes: u64,
 }
 
 impl KbsState {
@@ -203,9 +206,13 @@ impl EnclaveService {
         &self,
         link: &mut dyn HostLink,
     ) -> Result<Option<Arc<AppraisalPolicy>>, EnclaveFailure> {
-        if let Some(cached) = lock(&self.kbs).policy.as_ref() {
-            return Ok(cached.clone());
-        }
+        let changes = {
+            let state = lock(&self.kbs);
+            if let Some(cached) = state.policy.as_ref() {
+                return Ok(cached.clone());
+            }
+            state.policy_changes
+        };
         let policy = match self.record_get(link, KBS_NS, POLICY_KEY)? {
             Some(text) => Some(Arc::new(
                 std::str::from_utf8(text.expose())
@@ -214,7 +221,10 @@ impl EnclaveService {
             )),
             None => None,
         };
-        lock(&self.kbs).policy = Some(policy.clone());
+        let mut state = lock(&self.kbs);
+        if state.policy_changes == changes {
+            state.policy = Some(policy.clone());
+        }
         Ok(policy)
     }
 
@@ -455,15 +465,20 @@ impl EnclaveService {
                     .decode(request.policy.trim_end_matches('='))
                     .map_err(|e| bad(format!("the policy is not base64url: {e}")))?;
                 let text = String::from_utf8(text).map_err(|_| bad("the policy is not UTF-8"))?;
-                let policy = AppraisalPolicy::parse(&text).map_err(|e| {
+                AppraisalPolicy::parse(&text).map_err(|e| {
                     bad(format!(
                         "{e} (veritee's KBS takes its appraisal policy, TOML or JSON, not Rego)"
                     ))
                 })?;
-                // Forgotten first: a write that fails midway must not leave a stale copy.
-                lock(&self.kbs).policy = None;
+                // Forgotten first: a write that fails midway must not leave a stale copy,
+                // nor may a reader that read the old record before this write keep it.
+                let forget = |state: &mut KbsState| {
+                    state.policy = None;
+                    state.policy_changes += 1;
+                };
+                forget(&mut lock(&self.kbs));
                 self.record_put(link, KBS_NS, POLICY_KEY, text.as_bytes())?;
-                lock(&self.kbs).policy = Some(Some(Arc::new(policy)));
+                forget(&mut lock(&self.kbs));
                 self.audit(link, "kbs.policy.set", ADMIN, POLICY_KEY, "ok")?;
                 Ok(KbsReply::Done)
             }
