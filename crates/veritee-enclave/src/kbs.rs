@@ -136,11 +136,16 @@ fn check_init_data(
             "the guest sent init-data, which this broker cannot check against {kind} evidence"
         )));
     };
-    let bound = claims.measurement(name).unwrap_or_default();
+    // A measurement (TDX's MRCONFIGID) or a detail (SNP's HOST_DATA, hex).
+    let bound = claims
+        .measurement(name)
+        .map(<[u8]>::to_vec)
+        .or_else(|| claims.details.get(name).and_then(|h| hex::decode(h).ok()))
+        .unwrap_or_default();
     // Shorter digests (SHA-256) sit zero-padded in a 48-byte field.
     let mut expected = digest.to_vec();
     expected.resize(bound.len().max(digest.len()), 0);
-    if !veritee_crypto::ct_eq(bound, &expected) {
+    if !veritee_crypto::ct_eq(&bound, &expected) {
         return Err(unauthorized(format!(
             "the init-data's digest is not the evidence's {name}: the guest booted with other init-data"
         )));
@@ -295,11 +300,18 @@ impl EnclaveService {
             .map(protocol::init_data_digest)
             .transpose()
             .map_err(refused)?;
+        // The operator's collateral, then what the evidence carries (an SNP guest's
+        // endorsement key certificate): both are checked up to the vendor's root.
+        let collateral: Vec<Vec<u8>> = collateral
+            .iter()
+            .chain(&evidence.collateral)
+            .cloned()
+            .collect();
         let claims = veritee_verify::Verifiers::default()
             .verify(&veritee_verify::VerifyRequest {
                 evidence: &evidence.bytes,
                 tee: Some(evidence.kind),
-                collateral,
+                collateral: &collateral,
                 trust_anchors: &TrustAnchors::none(),
                 expected_report_data: Some(&digest),
                 at: now,
@@ -612,6 +624,11 @@ mod tests {
             check_init_data(TeeKind::Tdx, &claims(TeeKind::Tdx, &other), &digest).unwrap_err();
         assert_eq!(err.kind, FailureKind::Unauthorized);
         assert!(err.message.contains("mrconfigid"), "{}", err.message);
+        // SNP's HOST_DATA is a detail, hex.
+        let mut snp = claims(TeeKind::SevSnp, &[]);
+        snp.details.insert("host_data".into(), hex::encode(short));
+        check_init_data(TeeKind::SevSnp, &snp, &short).unwrap();
+        assert!(check_init_data(TeeKind::SevSnp, &snp, &digest).is_err());
         // A kind whose binding is not known refuses init-data; the sample TEE records it.
         let err = check_init_data(
             TeeKind::AzureSnpVtpm,

@@ -97,8 +97,46 @@ pub fn runtime_data_digest(attestation: &Attestation) -> Result<[u8; 48], KbsErr
 pub struct PrimaryEvidence {
     /// The TEE kind, from the Request's `tee`.
     pub kind: TeeKind,
-    /// The evidence bytes: a DCAP quote, or the JSON document the verifier reads.
+    /// The evidence bytes: a DCAP quote, an SNP report, or the JSON document the
+    /// verifier reads.
     pub bytes: Vec<u8>,
+    /// Collateral the evidence carries (an SNP guest's VCEK or VLEK certificate).
+    pub collateral: Vec<Vec<u8>>,
+}
+
+/// How CoCo's SNP attester sends a report: the `sev` crate's serde form of the report
+/// (its fields, not its bytes) and the certificate table the firmware returned.
+#[derive(serde::Deserialize)]
+struct SnpEvidence {
+    attestation_report: sev::firmware::guest::AttestationReport,
+    #[serde(default)]
+    cert_chain: Option<Vec<sev::firmware::host::CertTableEntry>>,
+}
+
+/// The report's bytes (which its signature covers) and its endorsement key
+/// certificates, from CoCo's SNP document.
+fn snp_evidence(evidence: &serde_json::Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), KbsError> {
+    use sev::parser::ByteParser;
+    let read: SnpEvidence = serde_json::from_value(evidence.clone())
+        .map_err(|e| KbsError::malformed("SNP evidence", e))?;
+    let bytes = read.attestation_report.to_bytes().map_err(|e| {
+        KbsError::malformed("SNP evidence", format!("the report does not encode: {e}"))
+    })?;
+    // The ARK and ASK are AMD's, built into the verifier; only the report's own
+    // endorsement key is taken from the guest (its chain to AMD is checked).
+    let endorsement = read
+        .cert_chain
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.cert_type,
+                sev::firmware::host::CertType::VCEK | sev::firmware::host::CertType::VLEK
+            )
+        })
+        .map(|e| e.data)
+        .collect();
+    Ok((bytes.as_ref().to_vec(), endorsement))
 }
 
 /// How CoCo's TDX and SGX attesters send a DCAP quote (their other fields, event
@@ -110,9 +148,10 @@ struct QuoteEvidence {
 
 /// The primary evidence, read as the CoCo attester of `tee` (the kind the guest named
 /// in its Request) writes it: `sample` (its JSON document), `tdx` and `sgx` (a base64
-/// DCAP quote in `{"quote": ..}`), `az-snp-vtpm` (the HCL report and TPM quote
-/// document, which veritee's Azure verifier reads as it is). Other kinds, and
-/// additional (device) evidence, are refused by name.
+/// DCAP quote in `{"quote": ..}`), `snp` (the report's fields and the certificate
+/// table), `az-snp-vtpm` (the HCL report and TPM quote document, which veritee's Azure
+/// verifier reads as it is). Other kinds, and additional (device) evidence, are refused
+/// by name.
 pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEvidence, KbsError> {
     if !attestation.tee_evidence.additional_evidence.is_empty() {
         return Err(KbsError::Unsupported(
@@ -129,26 +168,38 @@ pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEv
             .decode(read.quote.trim())
             .map_err(|e| KbsError::malformed(what, format!("quote is not base64: {e}")))
     };
+    let mut collateral = Vec::new();
     let (kind, bytes) = match tee {
         Tee::Sample => (TeeKind::CocoSample, document()?),
         Tee::Tdx => (TeeKind::Tdx, quote("TDX evidence")?),
         Tee::Sgx => (TeeKind::Sgx, quote("SGX evidence")?),
+        Tee::Snp => {
+            let (report, certificates) = snp_evidence(evidence)?;
+            collateral = certificates;
+            (TeeKind::SevSnp, report)
+        }
         Tee::AzSnpVtpm => (TeeKind::AzureSnpVtpm, document()?),
         other => {
             return Err(KbsError::Unsupported(format!(
-                "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"tdx\", \"sgx\", \"az-snp-vtpm\" and \"sample\" (when a policy allows it)",
+                "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"tdx\", \"sgx\", \"snp\", \"az-snp-vtpm\" and \"sample\" (when a policy allows it)",
                 other.as_ref()
             )));
         }
     };
-    Ok(PrimaryEvidence { kind, bytes })
+    Ok(PrimaryEvidence {
+        kind,
+        bytes,
+        collateral,
+    })
 }
 
 /// The claim that must equal the init-data digest for evidence of `kind`, when the
-/// TEE binds init-data: TDX's MRCONFIGID. `None` where this broker knows no binding.
+/// TEE binds init-data: TDX's MRCONFIGID, SNP's HOSTDATA. `None` where this broker
+/// knows no binding.
 pub fn init_data_measurement(kind: TeeKind) -> Option<&'static str> {
     match kind {
         TeeKind::Tdx => Some("mrconfigid"),
+        TeeKind::SevSnp => Some("host_data"),
         _ => None,
     }
 }
@@ -299,8 +350,9 @@ mod tests {
     fn kinds_not_yet_verified_are_named_and_quotes_are_read() {
         let challenge = challenge(&[1; NONCE_LEN]);
         let mut attestation = guest_attestation(&challenge);
-        let err = primary_evidence(Tee::Snp, &attestation).unwrap_err();
-        assert!(err.to_string().contains("\"snp\""), "{err}");
+        let err = primary_evidence(Tee::Cca, &attestation).unwrap_err();
+        assert!(err.to_string().contains("\"cca\""), "{err}");
+        assert!(primary_evidence(Tee::Snp, &attestation).is_err());
         // A TDX or SGX document without a quote, or with one that is not base64.
         assert!(primary_evidence(Tee::Tdx, &attestation).is_err());
         attestation.tee_evidence.primary_evidence = serde_json::json!({"quote": "!!"});
@@ -309,6 +361,7 @@ mod tests {
             serde_json::json!({"quote": "AAEC", "cc_eventlog": null});
         let read = primary_evidence(Tee::Tdx, &attestation).unwrap();
         assert_eq!((read.kind, read.bytes), (TeeKind::Tdx, vec![0, 1, 2]));
+        assert!(read.collateral.is_empty());
     }
 
     #[test]

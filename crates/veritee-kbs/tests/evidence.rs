@@ -108,3 +108,50 @@ fn a_tdx_quote_in_cocos_json_verifies_with_its_collateral() {
     // Without collateral, a clear refusal.
     assert!(verify(&evidence, &[], &bound, at).is_err());
 }
+
+const SNP_REPORT: &[u8] = include_bytes!("../../veritee-verify/tests/data/snp/test-report.bin");
+const SNP_VCEK: &[u8] = include_bytes!("../../veritee-verify/tests/data/snp/test-vcek.der");
+
+/// The document CoCo's SNP attester writes for a report and its certificate table:
+/// the `sev` crate's serde form of both.
+fn coco_snp_document(report: &[u8], vcek: &[u8]) -> serde_json::Value {
+    use sev::parser::ByteParser;
+    let report = sev::firmware::guest::AttestationReport::from_bytes(report).unwrap();
+    let chain = vec![
+        sev::firmware::host::CertTableEntry {
+            cert_type: sev::firmware::host::CertType::ARK,
+            data: b"not read: AMD's roots are built in".to_vec(),
+        },
+        sev::firmware::host::CertTableEntry {
+            cert_type: sev::firmware::host::CertType::VCEK,
+            data: vcek.to_vec(),
+        },
+    ];
+    serde_json::json!({ "attestation_report": report, "cert_chain": chain })
+}
+
+#[test]
+fn an_snp_report_in_cocos_json_is_its_own_bytes_and_verifies_with_its_vcek() {
+    let attestation = attestation(coco_snp_document(SNP_REPORT, SNP_VCEK));
+    let evidence = primary_evidence(Tee::Snp, &attestation).unwrap();
+    assert_eq!(evidence.kind, TeeKind::SevSnp);
+    // The fields re-encode to the very bytes the firmware signed.
+    assert_eq!(evidence.bytes, SNP_REPORT);
+    assert_eq!(evidence.collateral, [SNP_VCEK.to_vec()]);
+    let at = datetime!(2026-07-01 00:00 UTC);
+    let report_data = &SNP_REPORT[0x50..0x90];
+    let claims = verify(&evidence, &evidence.collateral, report_data, at).unwrap();
+    assert!(claims.details.contains_key("host_data"));
+    let ours = runtime_data_digest(&attestation).unwrap();
+    assert!(matches!(
+        verify(&evidence, &evidence.collateral, &ours, at),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
+    // Without its VCEK the report cannot be checked; a field changed in the JSON
+    // changes the signed bytes, and the signature fails.
+    assert!(verify(&evidence, &[], report_data, at).is_err());
+    let mut tampered = coco_snp_document(SNP_REPORT, SNP_VCEK);
+    tampered["attestation_report"]["guest_svn"] = 99.into();
+    let evidence = primary_evidence(Tee::Snp, &self::attestation(tampered)).unwrap();
+    assert!(verify(&evidence, &evidence.collateral, report_data, at).is_err());
+}
