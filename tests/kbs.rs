@@ -422,3 +422,73 @@ fn a_sealed_resource_reaches_the_enclave_without_the_host_reading_it() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[test]
+fn a_gpu_report_made_for_another_handshake_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), true);
+    let client = b.node.client();
+    client.kbs_set_policy(&b.token, SAMPLE_POLICY).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let url = |p: &str| format!("{}/kbs/v0/{p}", b.node.url);
+    let resp = http
+        .post(url("auth"))
+        .body(r#"{"version":"0.4.0","tee":"sample","extra-params":""}"#)
+        .send()
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let nonce = resp.json::<serde_json::Value>().unwrap()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/veritee-verify/tests/data/nvidia");
+    let report = std::fs::read_to_string(data.join("hopperAttestationReport.txt")).unwrap();
+    let chain = std::fs::read(data.join("hopperCertChain.txt")).unwrap();
+    let key = TeeKeyPair::generate_ec(Curve::P256).unwrap();
+    let attest = |devices: String| {
+        let mut attestation: veritee_kbs::kbs_types::Attestation =
+            serde_json::from_value(serde_json::json!({
+                "init-data": null,
+                "runtime-data": {"nonce": nonce, "tee-pubkey": key.public_jwk().unwrap()},
+                "tee-evidence": {"primary_evidence": {}, "additional_evidence": devices},
+            }))
+            .unwrap();
+        let digest = veritee_kbs::protocol::runtime_data_digest(&attestation).unwrap();
+        attestation.tee_evidence.primary_evidence = serde_json::json!({
+            "svn": "1",
+            "report_data": base64::engine::general_purpose::STANDARD.encode(digest),
+        });
+        http.post(url("attest"))
+            .header("cookie", &cookie)
+            .json(&attestation)
+            .send()
+            .unwrap()
+    };
+    // A genuine H100 report, but answering nvtrust's nonce, not this handshake's.
+    let gpu = serde_json::json!({"nvidia": {"device_evidence_list": [{
+        "arch": "HOPPER",
+        "evidence": report.trim(),
+        "certificate": base64::engine::general_purpose::STANDARD.encode(&chain),
+    }]}});
+    let resp = attest(gpu.to_string());
+    assert_eq!(resp.status(), 401);
+    let why = resp.text().unwrap();
+    assert!(
+        why.contains("nvidia-h100") && why.contains("report data"),
+        "{why}"
+    );
+    // A device kind this broker does not verify is refused, not ignored.
+    let resp = attest(r#"{"tpm": {}}"#.into());
+    assert_eq!(resp.status(), 400);
+    let why = resp.text().unwrap();
+    assert!(why.contains("tpm") && why.contains("not verified"), "{why}");
+    // The same session, without devices, goes through.
+    assert_eq!(attest(String::new()).status(), 200);
+}

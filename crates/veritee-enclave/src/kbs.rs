@@ -49,6 +49,7 @@ enum Stage {
     },
     Attested {
         claims: Box<Claims>,
+        devices: Vec<Claims>,
         tee_pubkey: TeePubKey,
         token: String,
     },
@@ -320,11 +321,30 @@ impl EnclaveService {
         if let Some(digest) = &init_data_digest {
             check_init_data(evidence.kind, &claims, digest)?;
         }
+        let devices = protocol::additional_evidence(&attestation)
+            .map_err(refused)?
+            .iter()
+            .map(|device| {
+                veritee_verify::Verifiers::default()
+                    .verify(&veritee_verify::VerifyRequest {
+                        evidence: &device.bytes,
+                        tee: Some(device.kind),
+                        collateral: &[],
+                        trust_anchors: &TrustAnchors::none(),
+                        expected_report_data: Some(&device.expected_report_data),
+                        at: now,
+                    })
+                    .map_err(|e| {
+                        unauthorized(format!("the {} evidence does not verify: {e}", device.kind))
+                    })
+            })
+            .collect::<Result<Vec<Claims>, EnclaveFailure>>()?;
         let key = self.kbs_token_key(link)?;
         let token = token::issue_ear(
             &key,
             &token::EarInput {
                 claims: &claims,
+                devices: &devices,
                 tee_pubkey: &attestation.runtime_data.tee_pubkey,
                 nonce: &challenge.nonce,
                 init_data_digest: init_data_digest.as_deref(),
@@ -339,6 +359,7 @@ impl EnclaveService {
         if let Some(session) = state.sessions.get_mut(id) {
             session.stage = Stage::Attested {
                 claims: Box::new(claims),
+                devices,
                 tee_pubkey: attestation.runtime_data.tee_pubkey,
                 token,
             };
@@ -355,26 +376,33 @@ impl EnclaveService {
         session: Option<&str>,
         bearer: Option<&str>,
         link: &mut dyn HostLink,
-    ) -> Result<(Claims, TeePubKey), EnclaveFailure> {
+    ) -> Result<token::AttestedGuest, EnclaveFailure> {
         let now = self.clock().now();
         if let Some(id) = session {
             let state = lock(&self.kbs);
             if let Some(Session {
                 stage:
                     Stage::Attested {
-                        claims, tee_pubkey, ..
+                        claims,
+                        devices,
+                        tee_pubkey,
+                        ..
                     },
                 expires,
             }) = state.sessions.get(id)
                 && *expires > now
             {
-                return Ok(((**claims).clone(), tee_pubkey.clone()));
+                return Ok(token::AttestedGuest {
+                    claims: (**claims).clone(),
+                    devices: devices.clone(),
+                    tee_pubkey: tee_pubkey.clone(),
+                    expires: expires.unix_timestamp(),
+                });
             }
         }
         if let Some(token) = bearer {
             let key = self.kbs_token_key(link)?;
-            let guest = token::verify_ear(token, key.public_key_point(), now).map_err(refused)?;
-            return Ok((guest.claims, guest.tee_pubkey));
+            return token::verify_ear(token, key.public_key_point(), now).map_err(refused);
         }
         Err(unauthorized(
             "no attested KBS session or attestation token: run /kbs/v0/auth and /kbs/v0/attest first",
@@ -389,7 +417,7 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<KbsReply, EnclaveFailure> {
         let path = ResourcePath::parse(path).map_err(refused)?;
-        let (claims, tee_pubkey) = self.kbs_guest(session, bearer, link)?;
+        let guest = self.kbs_guest(session, bearer, link)?;
         let object = path.to_string();
         let Some(policy) = self.kbs_policy(link)? else {
             self.audit(
@@ -403,14 +431,23 @@ impl EnclaveService {
                 "no resource policy is set on this broker, so no resource is released; the admin sets one (kbs-client set-resource-policy, veritee kbs set-policy)",
             ));
         };
-        let appraisal = policy.evaluate(&claims, self.clock().now());
-        if !appraisal.accepted() {
-            let reasons = appraisal
-                .failed
-                .iter()
-                .map(|f| format!("{}: {}", f.criterion, f.reason))
-                .collect::<Vec<_>>()
-                .join("; ");
+        // Every piece of evidence the guest presented must meet the policy: its TEE's,
+        // and each device's.
+        let now = self.clock().now();
+        let appraisals: Vec<_> = std::iter::once(&guest.claims)
+            .chain(&guest.devices)
+            .map(|claims| (claims.tee, policy.evaluate(claims, now)))
+            .collect();
+        let accepted = appraisals.iter().all(|(_, a)| a.accepted());
+        let reasons: Vec<String> = appraisals
+            .iter()
+            .flat_map(|(kind, a)| {
+                a.failed
+                    .iter()
+                    .map(move |f| format!("{kind}: {}: {}", f.criterion, f.reason))
+            })
+            .collect();
+        if !accepted {
             self.audit(
                 link,
                 "kbs.resource.release",
@@ -419,7 +456,8 @@ impl EnclaveService {
                 "refused: policy",
             )?;
             return Err(unauthorized(format!(
-                "the resource policy refuses this guest: {reasons}"
+                "the resource policy refuses this guest: {}",
+                reasons.join("; ")
             )));
         }
         let Some(value) = self.record_get(link, KBS_NS, &resource_key(&path))? else {
@@ -436,7 +474,7 @@ impl EnclaveService {
             ));
         };
         // Sealed first, so a failure to seal is not audited as a release.
-        let sealed = jwe::seal(&tee_pubkey, value.expose()).map_err(refused)?;
+        let sealed = jwe::seal(&guest.tee_pubkey, value.expose()).map_err(refused)?;
         self.audit(link, "kbs.resource.release", GUEST, &object, "ok")?;
         Ok(KbsReply::Json {
             body: json(&sealed)?,

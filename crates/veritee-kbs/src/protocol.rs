@@ -153,11 +153,6 @@ struct QuoteEvidence {
 /// verifier reads as it is). Other kinds, and additional (device) evidence, are refused
 /// by name.
 pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEvidence, KbsError> {
-    if !attestation.tee_evidence.additional_evidence.is_empty() {
-        return Err(KbsError::Unsupported(
-            "the guest sent additional (device) evidence, which this broker does not verify yet; it refuses rather than ignore evidence bound into the report data".into(),
-        ));
-    }
     let evidence = &attestation.tee_evidence.primary_evidence;
     let document =
         || serde_json::to_vec(evidence).map_err(|e| KbsError::malformed("primary evidence", e));
@@ -191,6 +186,112 @@ pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEv
         bytes,
         collateral,
     })
+}
+
+/// One device's evidence from the guest's additional evidence, ready for veritee's
+/// verifier of its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEvidence {
+    /// The device kind.
+    pub kind: TeeKind,
+    /// What the device's verifier reads.
+    pub bytes: Vec<u8>,
+    /// The report data the device must carry: the digest of the guest's runtime data
+    /// without the additional evidence (which holds this very report), cut to what
+    /// the device reports.
+    pub expected_report_data: Vec<u8>,
+}
+
+/// Bytes of the nonce an NVIDIA device report carries.
+pub const NVIDIA_NONCE_LEN: usize = 32;
+/// Devices accepted in one guest's additional evidence.
+pub const MAX_DEVICES: usize = 16;
+
+/// How CoCo's NVIDIA attester lists a guest's GPUs and switches.
+#[derive(serde::Deserialize)]
+struct NvidiaEvidence {
+    device_evidence_list: Vec<NvidiaDevice>,
+}
+
+#[derive(serde::Deserialize)]
+struct NvidiaDevice {
+    arch: String,
+    /// The SPDM report, hex (older attesters) or base64.
+    evidence: String,
+    /// The device's certificate chain, PEM, base64-encoded.
+    certificate: String,
+}
+
+/// The guest's additional (device) evidence, as CoCo's attesters send it: a JSON
+/// object, in a string, from CoCo TEE kind to evidence. NVIDIA Hopper GPUs are read;
+/// other devices are refused by name (never ignored: their evidence is bound into the
+/// primary evidence's report data).
+pub fn additional_evidence(attestation: &Attestation) -> Result<Vec<DeviceEvidence>, KbsError> {
+    let text = &attestation.tee_evidence.additional_evidence;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let devices: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| KbsError::malformed("additional evidence", e))?;
+    let runtime = serde_json::json!({
+        "tee-pubkey": attestation.runtime_data.tee_pubkey,
+        "nonce": attestation.runtime_data.nonce,
+    });
+    let canonical = serde_json_canonicalizer::to_vec(&runtime)
+        .map_err(|e| KbsError::malformed("KBS runtime data", e))?;
+    let digest = veritee_crypto::digest::sha384(&canonical);
+    let mut out = Vec::new();
+    for (tee, evidence) in devices {
+        if tee != "nvidia" {
+            return Err(KbsError::Unsupported(format!(
+                "additional evidence of the kind {tee:?} is not verified by this broker; it verifies \"nvidia\" (Hopper GPUs)"
+            )));
+        }
+        let list: NvidiaEvidence = serde_json::from_value(evidence)
+            .map_err(|e| KbsError::malformed("NVIDIA evidence", e))?;
+        for device in list.device_evidence_list {
+            if out.len() == MAX_DEVICES {
+                return Err(KbsError::TooLarge {
+                    what: "additional evidence (devices)",
+                    size: MAX_DEVICES + 1,
+                    limit: MAX_DEVICES,
+                });
+            }
+            if !device.arch.eq_ignore_ascii_case("hopper") {
+                return Err(KbsError::Unsupported(format!(
+                    "NVIDIA {} devices are not verified by this broker; it verifies Hopper GPUs",
+                    device.arch
+                )));
+            }
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let report = hex::decode(device.evidence.trim())
+                .or_else(|_| b64.decode(device.evidence.trim()))
+                .map_err(|_| {
+                    KbsError::malformed("NVIDIA evidence", "the report is neither hex nor base64")
+                })?;
+            let chain = b64
+                .decode(device.certificate.trim())
+                .ok()
+                .and_then(|pem| String::from_utf8(pem).ok())
+                .ok_or_else(|| {
+                    KbsError::malformed(
+                        "NVIDIA evidence",
+                        "the certificate is not base64 of PEM text",
+                    )
+                })?;
+            let bytes = serde_json::to_vec(&serde_json::json!({
+                "report": hex::encode(report),
+                "certificate_chain": chain,
+            }))
+            .map_err(|e| KbsError::malformed("NVIDIA evidence", e))?;
+            out.push(DeviceEvidence {
+                kind: TeeKind::NvidiaH100,
+                bytes,
+                expected_report_data: digest[..NVIDIA_NONCE_LEN].to_vec(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The claim that must equal the init-data digest for evidence of `kind`, when the
@@ -321,10 +422,27 @@ mod tests {
         let mut with_device = attestation.clone();
         with_device.tee_evidence.additional_evidence = "{}".into();
         assert_ne!(runtime_data_digest(&with_device).unwrap(), digest);
-        assert!(matches!(
-            primary_evidence(Tee::Sample, &with_device),
-            Err(KbsError::Unsupported(_))
-        ));
+        assert!(additional_evidence(&with_device).unwrap().is_empty());
+        for (devices, expect) in [
+            (r#"{"tpm": {}}"#, "\"tpm\""),
+            (
+                r#"{"nvidia": {"device_evidence_list": [{"arch": "LS10", "evidence": "00", "certificate": ""}]}}"#,
+                "LS10",
+            ),
+            (
+                r#"{"nvidia": {"device_evidence_list": [{"arch": "HOPPER", "evidence": "!", "certificate": ""}]}}"#,
+                "neither hex nor base64",
+            ),
+            (
+                r#"{"nvidia": {"device_evidence_list": [{"arch": "HOPPER", "evidence": "00", "certificate": "!"}]}}"#,
+                "base64 of PEM",
+            ),
+            (r#"{"nvidia": []"#, "malformed"),
+        ] {
+            with_device.tee_evidence.additional_evidence = devices.into();
+            let err = additional_evidence(&with_device).unwrap_err().to_string();
+            assert!(err.contains(expect), "{devices}: {err}");
+        }
     }
 
     fn challenge_nonce_other() -> String {

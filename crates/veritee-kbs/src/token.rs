@@ -149,6 +149,8 @@ impl Times {
 pub struct AttestedGuest {
     /// The appraised evidence's claims.
     pub claims: Claims,
+    /// The claims of the guest's devices (GPUs), each appraised too.
+    pub devices: Vec<Claims>,
     /// The key resources are sealed to.
     pub tee_pubkey: TeePubKey,
     /// When the token expires (Unix seconds).
@@ -159,6 +161,9 @@ pub struct AttestedGuest {
 struct AnnotatedEvidence {
     /// veritee's normalized claims of the appraised evidence.
     veritee: Claims,
+    /// Those of the guest's devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    veritee_devices: Vec<Claims>,
     runtime_data_claims: RuntimeDataClaims,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     init_data_claims: Option<serde_json::Value>,
@@ -205,6 +210,8 @@ struct EarClaims {
 pub struct EarInput<'a> {
     /// Claims of the evidence, appraised and accepted.
     pub claims: &'a Claims,
+    /// Claims of the guest's devices' evidence.
+    pub devices: &'a [Claims],
     /// The guest's TEE key, bound into the evidence.
     pub tee_pubkey: &'a TeePubKey,
     /// The challenge's nonce.
@@ -242,6 +249,7 @@ pub fn issue_ear(key: &EcdsaSigningKey, input: &EarInput<'_>) -> Result<String, 
                 status: "affirming".into(),
                 annotated_evidence: AnnotatedEvidence {
                     veritee: input.claims.clone(),
+                    veritee_devices: input.devices.to_vec(),
                     runtime_data_claims: RuntimeDataClaims {
                         tee_pubkey: input.tee_pubkey.clone(),
                         nonce: input.nonce.into(),
@@ -282,6 +290,7 @@ pub fn verify_ear(
     let evidence = claims.submods.cpu0.annotated_evidence;
     Ok(AttestedGuest {
         claims: evidence.veritee,
+        devices: evidence.veritee_devices,
         tee_pubkey: evidence.runtime_data_claims.tee_pubkey,
         expires: claims.times.exp.unwrap_or_default(),
     })
@@ -421,6 +430,7 @@ mod tests {
             &key,
             &EarInput {
                 claims: &claims,
+                devices: &[],
                 tee_pubkey: &tee,
                 nonce: "bm9uY2U=",
                 init_data_digest: None,

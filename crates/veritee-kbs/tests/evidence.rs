@@ -155,3 +155,46 @@ fn an_snp_report_in_cocos_json_is_its_own_bytes_and_verifies_with_its_vcek() {
     let evidence = primary_evidence(Tee::Snp, &self::attestation(tampered)).unwrap();
     assert!(verify(&evidence, &evidence.collateral, report_data, at).is_err());
 }
+
+const HOPPER_REPORT: &str =
+    include_str!("../../veritee-verify/tests/data/nvidia/hopperAttestationReport.txt");
+const HOPPER_CHAIN: &str =
+    include_str!("../../veritee-verify/tests/data/nvidia/hopperCertChain.txt");
+/// The nonce nvtrust's sample report answers.
+const HOPPER_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+
+#[test]
+fn an_nvidia_gpu_in_the_additional_evidence_verifies_as_a_device() {
+    let mut attestation = attestation(serde_json::json!({"svn": "1"}));
+    attestation.tee_evidence.additional_evidence = serde_json::json!({
+        "nvidia": {"device_evidence_list": [{
+            "arch": "HOPPER",
+            "uuid": "GPU-0",
+            "evidence": HOPPER_REPORT.trim(),
+            "certificate": base64::engine::general_purpose::STANDARD.encode(HOPPER_CHAIN),
+        }]}
+    })
+    .to_string();
+    let devices = veritee_kbs::protocol::additional_evidence(&attestation).unwrap();
+    assert_eq!(devices.len(), 1);
+    let device = &devices[0];
+    assert_eq!(device.kind, TeeKind::NvidiaH100);
+    let at = datetime!(2025-01-01 00:00 UTC);
+    let check = |expected: &[u8]| {
+        Verifiers::default().verify(&VerifyRequest {
+            evidence: &device.bytes,
+            tee: Some(device.kind),
+            collateral: &[],
+            trust_anchors: &TrustAnchors::none(),
+            expected_report_data: Some(expected),
+            at,
+        })
+    };
+    // The report answers nvtrust's nonce, not this guest's runtime data.
+    check(&hex::decode(HOPPER_NONCE).unwrap()).unwrap();
+    assert!(matches!(
+        check(&device.expected_report_data),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
+    assert_eq!(device.expected_report_data.len(), 32);
+}
