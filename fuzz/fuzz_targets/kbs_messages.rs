@@ -1,5 +1,5 @@
 //! What the enclave's key broker reads from a guest or an admin through the host: a
-//! Request, an Attestation (with its runtime-data binding and primary evidence), an
+//! Request, an Attestation (with its runtime-data binding, primary and device evidence), an
 //! init-data document, a resource path, an EAR or admin token, a JWE (as the guest
 //! reads the broker's answer), and sample evidence. None may panic, whatever the bytes.
 #![no_main]
@@ -28,9 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = protocol::parse_request(data);
     if let Ok(attestation) = protocol::parse_attestation(data) {
         let _ = protocol::runtime_data_digest(&attestation);
-        for tee in [Tee::Sample, Tee::Tdx, Tee::Sgx, Tee::AzSnpVtpm] {
+        for tee in [Tee::Sample, Tee::Tdx, Tee::Sgx, Tee::Snp, Tee::AzSnpVtpm] {
             let _ = protocol::primary_evidence(tee, &attestation);
         }
+        let _ = protocol::additional_evidence(&attestation);
         if let Some(init) = &attestation.init_data {
             let _ = protocol::init_data_digest(init);
         }

@@ -198,3 +198,41 @@ fn an_nvidia_gpu_in_the_additional_evidence_verifies_as_a_device() {
     ));
     assert_eq!(device.expected_report_data.len(), 32);
 }
+
+/// What Trustee's own kbs-client sent in one handshake (tests/data/NOTICE).
+const CLIENT_REQUEST: &[u8] = include_bytes!("data/kbs-client-request.json");
+const CLIENT_CHALLENGE: &[u8] = include_bytes!("data/kbs-client-challenge.json");
+const CLIENT_ATTESTATION: &[u8] = include_bytes!("data/kbs-client-attestation.json");
+
+#[test]
+fn the_real_clients_messages_read_and_bind_as_it_computed_them() {
+    let request = veritee_kbs::protocol::parse_request(CLIENT_REQUEST).unwrap();
+    assert_eq!(request.tee, Tee::Sample);
+    let challenge: kbs_types::Challenge = serde_json::from_slice(CLIENT_CHALLENGE).unwrap();
+    let attestation = veritee_kbs::protocol::parse_attestation(CLIENT_ATTESTATION).unwrap();
+    veritee_kbs::protocol::check_nonce(&attestation, &challenge).unwrap();
+    // The digest computed here is the one the client's attester put in its evidence.
+    let digest = runtime_data_digest(&attestation).unwrap();
+    let evidence = primary_evidence(request.tee, &attestation).unwrap();
+    let claims = verify(&evidence, &[], &digest, datetime!(2026-12-06 00:00 UTC)).unwrap();
+    assert_eq!(claims.tee, TeeKind::CocoSample);
+    assert!(claims.simulated);
+    // Each part of the message is bound: a nonce, a key coordinate or the evidence's
+    // report data changed, and the binding fails.
+    let mut other_nonce = attestation.clone();
+    other_nonce.runtime_data.nonce = "AAAA".into();
+    assert!(veritee_kbs::protocol::check_nonce(&other_nonce, &challenge).is_err());
+    let mut other_key = attestation.clone();
+    if let TeePubKey::EC { x, .. } = &mut other_key.runtime_data.tee_pubkey {
+        x.replace_range(0..1, if x.starts_with('A') { "B" } else { "A" });
+    }
+    assert_ne!(runtime_data_digest(&other_key).unwrap(), digest);
+    // Truncated or oversized messages are refused with a reason.
+    assert!(veritee_kbs::protocol::parse_attestation(&CLIENT_ATTESTATION[..100]).is_err());
+    let mut huge = CLIENT_REQUEST.to_vec();
+    huge.extend(std::iter::repeat_n(
+        b' ',
+        veritee_kbs::protocol::MAX_REQUEST_LEN,
+    ));
+    assert!(veritee_kbs::protocol::parse_request(&huge).is_err());
+}
