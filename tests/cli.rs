@@ -559,3 +559,61 @@ fn a_coco_tdx_document_verifies_as_its_quote() {
     assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("verified tdx evidence"), "{out}");
 }
+
+#[test]
+fn coco_snp_and_nvidia_documents_verify_as_guests_send_them() {
+    use base64::Engine;
+    use sev::parser::ByteParser;
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/veritee-verify/tests/data");
+    let dir = tempfile::tempdir().unwrap();
+    // SNP: the report's fields (the sev crate's serde form) and its certificate table.
+    let report = std::fs::read(data.join("snp/test-report.bin")).unwrap();
+    let vcek = std::fs::read(data.join("snp/test-vcek.der")).unwrap();
+    let snp = dir.path().join("snp.json");
+    std::fs::write(
+        &snp,
+        serde_json::json!({
+            "attestation_report": sev::firmware::guest::AttestationReport::from_bytes(&report).unwrap(),
+            "cert_chain": [sev::firmware::host::CertTableEntry {
+                cert_type: sev::firmware::host::CertType::VCEK,
+                data: vcek,
+            }],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = veritee(&[
+        "verify",
+        "--evidence",
+        snp.to_str().unwrap(),
+        "--at",
+        "2026-07-01T00:00:00Z",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("verified sev-snp evidence"), "{out}");
+    // NVIDIA: one Hopper GPU of CoCo's device list.
+    let gpu = dir.path().join("gpu.json");
+    std::fs::write(
+        &gpu,
+        serde_json::json!({"device_evidence_list": [{
+            "arch": "HOPPER",
+            "evidence": std::fs::read_to_string(data.join("nvidia/hopperAttestationReport.txt")).unwrap().trim(),
+            "certificate": base64::engine::general_purpose::STANDARD
+                .encode(std::fs::read(data.join("nvidia/hopperCertChain.txt")).unwrap()),
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let o = veritee(&[
+        "verify",
+        "--evidence",
+        gpu.to_str().unwrap(),
+        "--at",
+        "2025-01-01T00:00:00Z",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("verified nvidia-h100 evidence"), "{out}");
+}

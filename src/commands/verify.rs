@@ -57,13 +57,19 @@ struct Inputs {
 
 fn read_inputs(args: &VerifyArgs) -> Result<Inputs> {
     let raw = files::read(&args.evidence, "evidence")?;
-    let evidence = veritee_attest::encoding::decode_evidence(&raw)
+    let mut evidence = veritee_attest::encoding::decode_evidence(&raw)
         .with_context(|| format!("evidence {}", args.evidence.display()))?;
-    let collateral = args
+    let mut collateral = args
         .collateral
         .iter()
         .map(|p| files::read(p, "collateral"))
         .collect::<Result<Vec<_>>>()?;
+    // A CoCo guest's SNP or NVIDIA document, as it reached a key broker.
+    if let Some(document) = veritee_kbs::protocol::coco_document(&evidence) {
+        let document = document.with_context(|| format!("evidence {}", args.evidence.display()))?;
+        evidence = document.bytes;
+        collateral.extend(document.collateral);
+    }
     let anchors = files::trust_anchors(&args.trust_anchor)?;
     let policy = match &args.policy {
         Some(path) => Some(

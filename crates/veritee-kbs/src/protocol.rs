@@ -222,6 +222,73 @@ struct NvidiaDevice {
     certificate: String,
 }
 
+/// What veritee's NVIDIA verifier reads for one device of CoCo's list: the report (hex)
+/// and the certificate chain (PEM).
+fn nvidia_device(device: &NvidiaDevice) -> Result<Vec<u8>, KbsError> {
+    if !device.arch.eq_ignore_ascii_case("hopper") {
+        return Err(KbsError::Unsupported(format!(
+            "NVIDIA {} devices are not verified by this broker; it verifies Hopper GPUs",
+            device.arch
+        )));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let report = hex::decode(device.evidence.trim())
+        .or_else(|_| b64.decode(device.evidence.trim()))
+        .map_err(|_| {
+            KbsError::malformed("NVIDIA evidence", "the report is neither hex nor base64")
+        })?;
+    let chain = b64
+        .decode(device.certificate.trim())
+        .ok()
+        .and_then(|pem| String::from_utf8(pem).ok())
+        .ok_or_else(|| {
+            KbsError::malformed(
+                "NVIDIA evidence",
+                "the certificate is not base64 of PEM text",
+            )
+        })?;
+    serde_json::to_vec(&serde_json::json!({
+        "report": hex::encode(report),
+        "certificate_chain": chain,
+    }))
+    .map_err(|e| KbsError::malformed("NVIDIA evidence", e))
+}
+
+/// A document a CoCo attester writes whose bytes are not what veritee's verifiers read
+/// (an SNP report's fields and certificate table, or one NVIDIA device's list), made
+/// into what they read; `None` for anything else. `veritee verify` uses it, so that an
+/// operator can check the evidence a guest sent.
+pub fn coco_document(bytes: &[u8]) -> Option<Result<PrimaryEvidence, KbsError>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let fields = value.as_object()?;
+    if fields.contains_key("attestation_report") {
+        return Some(
+            snp_evidence(&value).map(|(bytes, collateral)| PrimaryEvidence {
+                kind: TeeKind::SevSnp,
+                bytes,
+                collateral,
+            }),
+        );
+    }
+    if fields.contains_key("device_evidence_list") {
+        let read = serde_json::from_value::<NvidiaEvidence>(value)
+            .map_err(|e| KbsError::malformed("NVIDIA evidence", e))
+            .and_then(|list| match &list.device_evidence_list[..] {
+                [device] => nvidia_device(device),
+                devices => Err(KbsError::malformed(
+                    "NVIDIA evidence",
+                    format!("{} devices listed; give one at a time", devices.len()),
+                )),
+            });
+        return Some(read.map(|bytes| PrimaryEvidence {
+            kind: TeeKind::NvidiaH100,
+            bytes,
+            collateral: Vec::new(),
+        }));
+    }
+    None
+}
+
 /// The guest's additional (device) evidence, as CoCo's attesters send it: a JSON
 /// object, in a string, from CoCo TEE kind to evidence. NVIDIA Hopper GPUs are read;
 /// other devices are refused by name (never ignored: their evidence is bound into the
@@ -257,33 +324,7 @@ pub fn additional_evidence(attestation: &Attestation) -> Result<Vec<DeviceEviden
                     limit: MAX_DEVICES,
                 });
             }
-            if !device.arch.eq_ignore_ascii_case("hopper") {
-                return Err(KbsError::Unsupported(format!(
-                    "NVIDIA {} devices are not verified by this broker; it verifies Hopper GPUs",
-                    device.arch
-                )));
-            }
-            let b64 = base64::engine::general_purpose::STANDARD;
-            let report = hex::decode(device.evidence.trim())
-                .or_else(|_| b64.decode(device.evidence.trim()))
-                .map_err(|_| {
-                    KbsError::malformed("NVIDIA evidence", "the report is neither hex nor base64")
-                })?;
-            let chain = b64
-                .decode(device.certificate.trim())
-                .ok()
-                .and_then(|pem| String::from_utf8(pem).ok())
-                .ok_or_else(|| {
-                    KbsError::malformed(
-                        "NVIDIA evidence",
-                        "the certificate is not base64 of PEM text",
-                    )
-                })?;
-            let bytes = serde_json::to_vec(&serde_json::json!({
-                "report": hex::encode(report),
-                "certificate_chain": chain,
-            }))
-            .map_err(|e| KbsError::malformed("NVIDIA evidence", e))?;
+            let bytes = nvidia_device(&device)?;
             out.push(DeviceEvidence {
                 kind: TeeKind::NvidiaH100,
                 bytes,
