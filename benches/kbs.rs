@@ -98,14 +98,6 @@ fn releases(name: &str, url: &str, pids: &[u32]) -> Row {
 
 /// A null handler that answers a release's three requests (auth, attest, resource).
 fn null_server() -> (String, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let echo = |body: axum::body::Bytes| async move { body };
     let app = axum::Router::new()
         .route("/kbs/v0/auth", axum::routing::post(echo))
@@ -114,8 +106,7 @@ fn null_server() -> (String, tokio::runtime::Runtime) {
             "/kbs/v0/resource/{*path}",
             axum::routing::get(|| async { "{}" }),
         );
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), rt)
+    support::serve(app)
 }
 
 fn veritee_broker(dir: &Path) -> (support::Node, String, Vec<u32>) {

@@ -53,20 +53,11 @@ fn load<S: 'static>(
 }
 
 fn null_server() -> (String, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let app = axum::Router::new().route(
         "/null",
         axum::routing::post(|body: axum::body::Bytes| async move { body }),
     );
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), rt)
+    support::serve(app)
 }
 
 /// What a load thread needs to open sessions: everything owned.

@@ -583,16 +583,7 @@ fn coco_snp_and_nvidia_documents_verify_as_guests_send_them() {
         .to_string(),
     )
     .unwrap();
-    let o = veritee(&[
-        "verify",
-        "--evidence",
-        snp.to_str().unwrap(),
-        "--at",
-        "2026-07-01T00:00:00Z",
-    ]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("verified sev-snp evidence"), "{out}");
+    verifies_as(&snp, "2026-07-01T00:00:00Z", "sev-snp");
     // NVIDIA: one Hopper GPU of CoCo's device list.
     let gpu = dir.path().join("gpu.json");
     std::fs::write(
@@ -606,14 +597,19 @@ fn coco_snp_and_nvidia_documents_verify_as_guests_send_them() {
         .to_string(),
     )
     .unwrap();
+    verifies_as(&gpu, "2025-01-01T00:00:00Z", "nvidia-h100");
+}
+
+/// `veritee verify --evidence FILE --at AT` succeeds and names `kind`.
+fn verifies_as(evidence: &std::path::Path, at: &str, kind: &str) {
     let o = veritee(&[
         "verify",
         "--evidence",
-        gpu.to_str().unwrap(),
+        evidence.to_str().unwrap(),
         "--at",
-        "2025-01-01T00:00:00Z",
+        at,
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(code(&o), 0, "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("verified nvidia-h100 evidence"), "{out}");
+    assert!(out.contains(&format!("verified {kind} evidence")), "{out}");
 }

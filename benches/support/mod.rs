@@ -86,3 +86,18 @@ pub fn run_clients<S: 'static>(
         .flat_map(|t| t.join().expect("load thread"))
         .collect()
 }
+
+/// Serves `app` on a loopback port from a runtime of its own; returns the base URL and
+/// the runtime (the server stops when it is dropped).
+pub fn serve(app: axum::Router) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), rt)
+}
