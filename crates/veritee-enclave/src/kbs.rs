@@ -10,8 +10,8 @@
 //! bearer tokens through as they came.
 //!
 //! Resources and the policy are sealed records of the node's `kbs` namespace, so they
-//! share the sealed state's rollback protection, and every release and every change is
-//! audited before it takes effect.
+//! share the sealed state's rollback protection. Every release is audited before the
+//! resource leaves, every refusal and every change as it is made.
 
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
