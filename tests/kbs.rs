@@ -492,3 +492,71 @@ fn a_gpu_report_made_for_another_handshake_is_refused() {
     // The same session, without devices, goes through.
     assert_eq!(attest(String::new()).status(), 200);
 }
+
+#[test]
+fn a_resource_or_repository_policy_overrides_the_one_for_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), true);
+    let client = b.node.client();
+    for path in ["open/key/a", "locked/key/b", "open/key/locked"] {
+        client
+            .kbs_put_resource(&b.token, path, path.as_bytes())
+            .unwrap();
+    }
+    let hardware = veritee_policy::AppraisalPolicy::default_hardware().to_toml();
+    // Everything takes the sample TEE, but the repository "locked" and the resource
+    // "open/key/locked" take hardware only.
+    client.kbs_set_policy(&b.token, SAMPLE_POLICY).unwrap();
+    client
+        .kbs_set_scoped_policy(&b.token, Some("locked"), &hardware)
+        .unwrap();
+    client
+        .kbs_set_scoped_policy(&b.token, Some("open/key/locked"), &hardware)
+        .unwrap();
+    let key = TeeKeyPair::generate_ec(Curve::P256).unwrap();
+    let session = client.kbs_attest_sample(&key).unwrap();
+    assert_eq!(
+        &client
+            .kbs_get_resource(&session, &key, "open/key/a")
+            .unwrap()[..],
+        b"open/key/a"
+    );
+    for refused in ["locked/key/b", "open/key/locked"] {
+        let (code, why) = status(
+            client
+                .kbs_get_resource(&session, &key, refused)
+                .unwrap_err(),
+        );
+        assert_eq!(code, 401, "{refused}: {why}");
+        assert!(why.contains("resource policy of"), "{why}");
+    }
+    // A more specific policy can also open what the general one closes.
+    client.kbs_set_policy(&b.token, &hardware).unwrap();
+    client
+        .kbs_set_scoped_policy(&b.token, Some("locked/key/b"), SAMPLE_POLICY)
+        .unwrap();
+    assert_eq!(
+        &client
+            .kbs_get_resource(&session, &key, "locked/key/b")
+            .unwrap()[..],
+        b"locked/key/b"
+    );
+    assert_eq!(
+        status(
+            client
+                .kbs_get_resource(&session, &key, "open/key/a")
+                .unwrap_err()
+        )
+        .0,
+        401
+    );
+    // Scopes that name nothing are refused.
+    for bad in ["..", "a/b", "a/b/c/d"] {
+        let (code, _) = status(
+            client
+                .kbs_set_scoped_policy(&b.token, Some(bad), SAMPLE_POLICY)
+                .unwrap_err(),
+        );
+        assert_eq!(code, 400, "{bad}");
+    }
+}

@@ -52,6 +52,10 @@ pub enum KbsCommand {
     SetPolicy {
         #[command(flatten)]
         target: AdminTarget,
+        /// Set the policy of one repository (`repo`) or one resource (`repo/type/tag`)
+        /// only; a release is judged by the most specific policy set for it.
+        #[arg(long)]
+        path: Option<String>,
         /// The policy file.
         policy: PathBuf,
     },
@@ -130,15 +134,22 @@ pub fn run(cmd: KbsCommand) -> Result<Outcome> {
             )?;
             println!("{token}");
         }
-        KbsCommand::SetPolicy { target, policy } => {
+        KbsCommand::SetPolicy {
+            target,
+            path,
+            policy,
+        } => {
             let text = crate::files::read(&policy, "policy")?;
             let text = String::from_utf8(text).context("the policy is not UTF-8 text")?;
             // Checked here too, for an error that names the file.
             veritee_policy::AppraisalPolicy::parse(&text)
                 .with_context(|| format!("{}", policy.display()))?;
             let (client, token) = target.open()?;
-            client.kbs_set_policy(&token, &text)?;
-            eprintln!("resource policy set");
+            client.kbs_set_scoped_policy(&token, path.as_deref(), &text)?;
+            match path {
+                Some(scope) => eprintln!("resource policy of {scope} set"),
+                None => eprintln!("resource policy set"),
+            }
         }
         KbsCommand::PutResource {
             target,

@@ -45,9 +45,24 @@ impl NodeClient {
     /// Sets the broker's resource policy (an appraisal policy, TOML or JSON), as
     /// `kbs-client config set-resource-policy` does.
     pub fn kbs_set_policy(&self, token: &str, policy: &str) -> Result<(), ClientError> {
-        let body = serde_json::json!({
+        self.kbs_set_scoped_policy(token, None, policy)
+    }
+
+    /// Sets the resource policy of `scope`: a repository (`repo`) or one resource
+    /// (`repo/type/tag`), which judges its releases instead of the policy for
+    /// everything; `None` is that policy.
+    pub fn kbs_set_scoped_policy(
+        &self,
+        token: &str,
+        scope: Option<&str>,
+        policy: &str,
+    ) -> Result<(), ClientError> {
+        let mut body = serde_json::json!({
             "policy": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(policy),
         });
+        if let Some(scope) = scope {
+            body["path"] = scope.into();
+        }
         self.kbs_admin(
             reqwest::Method::POST,
             "resource-policy",

@@ -21,15 +21,23 @@ use time::OffsetDateTime;
 use veritee_attest::{Claims, TrustAnchors};
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
 use veritee_kbs::kbs_types::{Challenge, Tee, TeePubKey};
-use veritee_kbs::resource::{MAX_RESOURCE_LEN, ResourcePath};
+use veritee_kbs::resource::{MAX_RESOURCE_LEN, PolicyScope, ResourcePath};
 use veritee_kbs::{KbsError, jwe, protocol, token};
 use veritee_policy::AppraisalPolicy;
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, KbsCall, KbsReply};
 
 /// The store namespace of the broker's records.
 const KBS_NS: &str = "kbs";
-/// The record holding the resource policy (an appraisal policy, TOML or JSON).
+/// The record holding the resource policy that applies to everything (an appraisal
+/// policy, TOML or JSON); a repository's or a resource's is `resource-policy/SCOPE`.
 const POLICY_KEY: &str = "resource-policy";
+
+fn policy_key(scope: &PolicyScope) -> String {
+    match scope {
+        PolicyScope::Everything => POLICY_KEY.into(),
+        other => format!("{POLICY_KEY}/{}", other.name()),
+    }
+}
 /// How long a session lasts from its challenge (Trustee's default, five minutes).
 pub const SESSION_LIFETIME: time::Duration = time::Duration::minutes(5);
 /// Sessions held at once; past it the one closest to expiry goes.
@@ -72,10 +80,10 @@ pub(crate) struct KbsState {
     /// the front, without scanning the table. Ids already gone are skipped.
     by_age: VecDeque<(String, OffsetDateTime)>,
     token_key: Option<Arc<EcdsaSigningKey>>,
-    /// The parsed resource policy; `None` until read. Only this enclave writes the
-    /// record, and it replaces this copy when it does.
-    policy: Option<Option<Arc<AppraisalPolicy>>>,
-    /// Counts the policy's changes, so that a copy read before a change is not kept
+    /// Resource policies as read, parsed, by record key (`None`: no such policy). Only
+    /// this enclave writes the records, and it forgets these copies when it does.
+    policies: HashMap<String, Option<Arc<AppraisalPolicy>>>,
+    /// Counts the policies' changes, so that a copy read before a change is not kept
     /// after it.
     policy_changes: u64,
 }
@@ -207,19 +215,21 @@ impl EnclaveService {
         Ok(key)
     }
 
-    /// The resource policy: the cached copy, else the sealed record, parsed.
+    /// The resource policy of `scope`: the cached copy, else the sealed record, parsed.
     fn kbs_policy(
         &self,
+        scope: &PolicyScope,
         link: &mut dyn HostLink,
     ) -> Result<Option<Arc<AppraisalPolicy>>, EnclaveFailure> {
+        let key = policy_key(scope);
         let changes = {
             let state = lock(&self.kbs);
-            if let Some(cached) = state.policy.as_ref() {
+            if let Some(cached) = state.policies.get(&key) {
                 return Ok(cached.clone());
             }
             state.policy_changes
         };
-        let policy = match self.record_get(link, KBS_NS, POLICY_KEY)? {
+        let policy = match self.record_get(link, KBS_NS, &key)? {
             Some(text) => Some(Arc::new(
                 std::str::from_utf8(text.expose())
                     .map_err(internal)
@@ -229,9 +239,24 @@ impl EnclaveService {
         };
         let mut state = lock(&self.kbs);
         if state.policy_changes == changes {
-            state.policy = Some(policy.clone());
+            state.policies.insert(key, policy.clone());
         }
         Ok(policy)
+    }
+
+    /// The policy that judges a release of `path`: the resource's own, else its
+    /// repository's, else the one for everything.
+    fn kbs_policy_for(
+        &self,
+        path: &ResourcePath,
+        link: &mut dyn HostLink,
+    ) -> Result<Option<(PolicyScope, Arc<AppraisalPolicy>)>, EnclaveFailure> {
+        for scope in PolicyScope::for_resource(path) {
+            if let Some(policy) = self.kbs_policy(&scope, link)? {
+                return Ok(Some((scope, policy)));
+            }
+        }
+        Ok(None)
     }
 
     fn kbs_auth(&self, body: &[u8]) -> Result<KbsReply, EnclaveFailure> {
@@ -419,7 +444,7 @@ impl EnclaveService {
         let path = ResourcePath::parse(path).map_err(refused)?;
         let guest = self.kbs_guest(session, bearer, link)?;
         let object = path.to_string();
-        let Some(policy) = self.kbs_policy(link)? else {
+        let Some((scope, policy)) = self.kbs_policy_for(&path, link)? else {
             self.audit(
                 link,
                 "kbs.resource.release",
@@ -455,8 +480,12 @@ impl EnclaveService {
                 &object,
                 "refused: policy",
             )?;
+            let which = match &scope {
+                PolicyScope::Everything => "the resource policy".to_string(),
+                other => format!("the resource policy of {}", other.name()),
+            };
             return Err(unauthorized(format!(
-                "the resource policy refuses this guest: {}",
+                "{which} refuses this guest: {}",
                 reasons.join("; ")
             )));
         }
@@ -501,15 +530,20 @@ impl EnclaveService {
         token::verify_admin_token(token, &admin_key, self.clock().now()).map_err(refused)?;
         match (method, path) {
             ("POST", "resource-policy") => {
+                /// Trustee's request, and veritee's scope: a repository or a resource
+                /// (everything when absent).
                 #[derive(serde::Deserialize)]
                 struct SetPolicy {
                     policy: String,
+                    #[serde(default)]
+                    path: Option<String>,
                 }
                 let request: SetPolicy = serde_json::from_slice(body).map_err(|e| {
                     bad(format!(
-                        "a policy request is {{\"policy\": base64url}}: {e}"
+                        "a policy request is {{\"policy\": base64url, \"path\"?: scope}}: {e}"
                     ))
                 })?;
+                let scope = PolicyScope::parse(request.path.as_deref()).map_err(refused)?;
                 use base64::Engine;
                 let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(request.policy.trim_end_matches('='))
@@ -523,21 +557,34 @@ impl EnclaveService {
                 // Forgotten first: a write that fails midway must not leave a stale copy,
                 // nor may a reader that read the old record before this write keep it.
                 let forget = |state: &mut KbsState| {
-                    state.policy = None;
+                    state.policies.clear();
                     state.policy_changes += 1;
                 };
+                let key = policy_key(&scope);
                 forget(&mut lock(&self.kbs));
-                self.record_put(link, KBS_NS, POLICY_KEY, text.as_bytes())?;
+                self.record_put(link, KBS_NS, &key, text.as_bytes())?;
                 forget(&mut lock(&self.kbs));
-                self.audit(link, "kbs.policy.set", ADMIN, POLICY_KEY, "ok")?;
+                self.audit(link, "kbs.policy.set", ADMIN, &key, "ok")?;
                 Ok(KbsReply::Done)
             }
             ("GET", "resource-policy") => {
-                let policy = self
-                    .record_get(link, KBS_NS, POLICY_KEY)?
-                    .map(|p| String::from_utf8_lossy(p.expose()).into_owned());
+                let mut scoped = serde_json::Map::new();
+                let mut everything = None;
+                for key in self.record_keys(link, KBS_NS, POLICY_KEY)? {
+                    let Some(text) = self.record_get(link, KBS_NS, &key)? else {
+                        continue;
+                    };
+                    let text = String::from_utf8_lossy(text.expose()).into_owned();
+                    match key.strip_prefix(&format!("{POLICY_KEY}/")) {
+                        Some(scope) => {
+                            scoped.insert(scope.to_string(), text.into());
+                        }
+                        None if key == POLICY_KEY => everything = Some(text),
+                        None => {}
+                    }
+                }
                 Ok(KbsReply::Json {
-                    body: json(&serde_json::json!({ "policy": policy }))?,
+                    body: json(&serde_json::json!({ "policy": everything, "scoped": scoped }))?,
                     session: None,
                 })
             }

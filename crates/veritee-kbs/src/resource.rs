@@ -55,6 +55,51 @@ impl ResourcePath {
     }
 }
 
+/// What a resource policy applies to: every resource, one repository's, or one
+/// resource. A release is judged by the most specific policy set for its resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyScope {
+    /// Every resource without a more specific policy.
+    Everything,
+    /// The resources of one repository (`repo`).
+    Repository(String),
+    /// One resource (`repo/type/tag`).
+    Resource(ResourcePath),
+}
+
+impl PolicyScope {
+    /// Parses a scope: none, `repo`, or `repo/type/tag`.
+    pub fn parse(scope: Option<&str>) -> Result<Self, KbsError> {
+        match scope {
+            None | Some("") => Ok(Self::Everything),
+            Some(repository) if !repository.contains('/') => {
+                check_segment(repository)
+                    .map_err(|reason| KbsError::malformed("policy scope", reason))?;
+                Ok(Self::Repository(repository.into()))
+            }
+            Some(path) => ResourcePath::parse(path).map(Self::Resource),
+        }
+    }
+
+    /// The scopes whose policy may judge `path`, most specific first.
+    pub fn for_resource(path: &ResourcePath) -> [Self; 3] {
+        [
+            Self::Resource(path.clone()),
+            Self::Repository(path.repository.clone()),
+            Self::Everything,
+        ]
+    }
+
+    /// How the scope is named in the store and in listings (`""` for everything).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Everything => String::new(),
+            Self::Repository(repository) => repository.clone(),
+            Self::Resource(path) => path.to_string(),
+        }
+    }
+}
+
 fn check_segment(segment: &str) -> Result<(), String> {
     if segment.is_empty() {
         return Err("a segment is empty".into());
@@ -85,6 +130,24 @@ impl core::fmt::Display for ResourcePath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_scopes_go_from_the_resource_to_everything() {
+        let path = ResourcePath::parse("default/key/disk").unwrap();
+        let names: Vec<String> = PolicyScope::for_resource(&path)
+            .iter()
+            .map(PolicyScope::name)
+            .collect();
+        assert_eq!(names, ["default/key/disk", "default", ""]);
+        assert_eq!(PolicyScope::parse(None).unwrap(), PolicyScope::Everything);
+        assert_eq!(
+            PolicyScope::parse(Some("default")).unwrap(),
+            PolicyScope::Repository("default".into())
+        );
+        for bad in ["..", "a/b", "a b", "a/b/c/d"] {
+            assert!(PolicyScope::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn three_plain_segments_and_nothing_else() {
