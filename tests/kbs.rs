@@ -550,6 +550,28 @@ fn a_resource_or_repository_policy_overrides_the_one_for_everything() {
         .0,
         401
     );
+    // Without its own policy, the resource falls back to the one for everything.
+    client
+        .kbs_delete_policy(&b.token, Some("locked/key/b"))
+        .unwrap();
+    assert_eq!(
+        status(
+            client
+                .kbs_get_resource(&session, &key, "locked/key/b")
+                .unwrap_err()
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        status(
+            client
+                .kbs_delete_policy(&b.token, Some("locked/key/b"))
+                .unwrap_err()
+        )
+        .0,
+        404
+    );
     // Scopes that name nothing are refused.
     for bad in ["..", "a/b", "a/b/c/d"] {
         let (code, _) = status(

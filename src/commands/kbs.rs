@@ -59,6 +59,15 @@ pub enum KbsCommand {
         /// The policy file.
         policy: PathBuf,
     },
+    /// Delete a resource policy: one repository's or resource's (`--path`), or, without
+    /// it, the one for everything.
+    DeletePolicy {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// The repository (`repo`) or resource (`repo/type/tag`) whose policy goes.
+        #[arg(long)]
+        path: Option<String>,
+    },
     /// Store a resource under repo/type/tag, sealed to the node's enclave once its
     /// evidence meets --policy: the node's host carries it but cannot read it.
     /// `--plaintext` sends it as Trustee's set-resource does, in the clear to the host
@@ -150,6 +159,14 @@ pub fn run(cmd: KbsCommand) -> Result<Outcome> {
                 Some(scope) => eprintln!("resource policy of {scope} set"),
                 None => eprintln!("resource policy set"),
             }
+        }
+        KbsCommand::DeletePolicy { target, path } => {
+            let (client, token) = target.open()?;
+            client.kbs_delete_policy(&token, path.as_deref())?;
+            eprintln!(
+                "resource policy of {} deleted",
+                path.as_deref().unwrap_or("everything")
+            );
         }
         KbsCommand::PutResource {
             target,

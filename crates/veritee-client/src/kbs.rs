@@ -72,6 +72,21 @@ impl NodeClient {
         .map(drop)
     }
 
+    /// Deletes the resource policy of `scope` (`None`: the one for everything).
+    pub fn kbs_delete_policy(&self, token: &str, scope: Option<&str>) -> Result<(), ClientError> {
+        let body = match scope {
+            Some(scope) => serde_json::json!({ "path": scope }),
+            None => serde_json::json!({}),
+        };
+        self.kbs_admin(
+            reqwest::Method::DELETE,
+            "resource-policy",
+            token,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .map(drop)
+    }
+
     /// Stores a resource, as `kbs-client config set-resource` does: the bytes travel
     /// in the clear to the node's host, which the node accepts only when started with
     /// `--kbs-plaintext-resources`.

@@ -567,6 +567,35 @@ impl EnclaveService {
                 self.audit(link, "kbs.policy.set", ADMIN, &key, "ok")?;
                 Ok(KbsReply::Done)
             }
+            ("DELETE", "resource-policy") => {
+                #[derive(serde::Deserialize)]
+                struct DeletePolicy {
+                    #[serde(default)]
+                    path: Option<String>,
+                }
+                let request: DeletePolicy = serde_json::from_slice(body)
+                    .map_err(|e| bad(format!("a policy deletion is {{\"path\"?: scope}}: {e}")))?;
+                let scope = PolicyScope::parse(request.path.as_deref()).map_err(refused)?;
+                let key = policy_key(&scope);
+                let deleted = self.record_delete(link, KBS_NS, &key)?;
+                {
+                    let mut state = lock(&self.kbs);
+                    state.policies.clear();
+                    state.policy_changes += 1;
+                }
+                self.audit(
+                    link,
+                    "kbs.policy.delete",
+                    ADMIN,
+                    &key,
+                    if deleted { "ok" } else { "not found" },
+                )?;
+                if deleted {
+                    Ok(KbsReply::Done)
+                } else {
+                    Err(failure(FailureKind::NotFound, format!("no policy {key}")))
+                }
+            }
             ("GET", "resource-policy") => {
                 let mut scoped = serde_json::Map::new();
                 let mut everything = None;

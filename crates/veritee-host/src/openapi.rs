@@ -259,6 +259,8 @@ pub fn document() -> Value {
         "/kbs/v0/resource-policy": {
             "get": {"summary": "The resource policy (KBS admin)", "security": kbs_admin,
                 "responses": merge(json!({"200": {"description": "Policy"}}), problem_responses(&["401", "503"]))},
+            "delete": {"summary": "Delete a resource policy (KBS admin): {\"path\"?: its scope; absent, the one for everything}", "security": kbs_admin,
+                "responses": merge(json!({"200": {"description": "Deleted"}}), problem_responses(&["400", "401", "404", "503"]))},
             "post": {"summary": "Set a resource policy (KBS admin): {\"policy\": base64url of a veritee appraisal policy, \"path\"?: a repository or repo/type/tag it alone applies to}", "security": kbs_admin,
                 "responses": merge(json!({"200": {"description": "Set"}}), problem_responses(&["400", "401", "503"]))}
         },

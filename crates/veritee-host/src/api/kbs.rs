@@ -254,7 +254,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/kbs/v0/resource-policy",
-            get(resource_policy).post(resource_policy),
+            get(resource_policy)
+                .post(resource_policy)
+                .delete(resource_policy),
         )
         .route("/kbs/v0/resources", get(resources))
         .route("/kbs/v0/{*rest}", axum::routing::any(unknown))
