@@ -25,8 +25,11 @@ pub fn decode_evidence(input: &[u8]) -> Result<Vec<u8>, VerifyError> {
     if text.trim_start().starts_with("-----BEGIN ") {
         return Ok(input.to_vec());
     }
-    if let Some(quote) = coco_quote(text)? {
-        return Ok(quote);
+    if text.trim_start().starts_with('{')
+        && let Ok(document) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(quote) = coco_quote(&document)
+    {
+        return quote;
     }
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     if compact.is_empty() {
@@ -57,28 +60,23 @@ pub fn decode_evidence(input: &[u8]) -> Result<Vec<u8>, VerifyError> {
     Ok(input.to_vec())
 }
 
-/// The DCAP quote inside a document of CoCo's TDX or SGX attester
+/// The DCAP quote of a document of CoCo's TDX or SGX attester
 /// (`{"quote": base64, "cc_eventlog": .., "aa_eventlog": ..}`), as a guest sends it to a
-/// key broker; `None` for any other text.
-fn coco_quote(text: &str) -> Result<Option<Vec<u8>>, VerifyError> {
-    if !text.trim_start().starts_with('{') {
-        return Ok(None);
-    }
-    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(text)
-    else {
-        return Ok(None);
+/// key broker; `None` for a document of another shape.
+pub fn coco_quote(document: &serde_json::Value) -> Option<Result<Vec<u8>, VerifyError>> {
+    let fields = document.as_object()?;
+    let Some(serde_json::Value::String(quote)) = fields.get("quote") else {
+        return None;
     };
     let known = |k: &str| matches!(k, "quote" | "cc_eventlog" | "aa_eventlog");
-    let Some(serde_json::Value::String(quote)) = fields.get("quote") else {
-        return Ok(None);
-    };
     if !fields.keys().all(|k| known(k)) {
-        return Ok(None);
+        return None;
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(quote.trim())
-        .map(Some)
-        .map_err(|e| VerifyError::malformed("CoCo quote document", e))
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(quote.trim())
+            .map_err(|e| VerifyError::malformed("CoCo quote document", e)),
+    )
 }
 
 #[cfg(test)]

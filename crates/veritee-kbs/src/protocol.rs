@@ -139,13 +139,6 @@ fn snp_evidence(evidence: &serde_json::Value) -> Result<(Vec<u8>, Vec<Vec<u8>>),
     Ok((bytes.as_ref().to_vec(), endorsement))
 }
 
-/// How CoCo's TDX and SGX attesters send a DCAP quote (their other fields, event
-/// logs, are not read here).
-#[derive(serde::Deserialize)]
-struct QuoteEvidence {
-    quote: String,
-}
-
 /// The primary evidence, read as the CoCo attester of `tee` (the kind the guest named
 /// in its Request) writes it: `sample` (its JSON document), `tdx` and `sgx` (a base64
 /// DCAP quote in `{"quote": ..}`), `snp` (the report's fields and the certificate
@@ -156,12 +149,13 @@ pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEv
     let evidence = &attestation.tee_evidence.primary_evidence;
     let document =
         || serde_json::to_vec(evidence).map_err(|e| KbsError::malformed("primary evidence", e));
-    let quote = |what: &'static str| {
-        let read: QuoteEvidence =
-            serde_json::from_value(evidence.clone()).map_err(|e| KbsError::malformed(what, e))?;
-        base64::engine::general_purpose::STANDARD
-            .decode(read.quote.trim())
-            .map_err(|e| KbsError::malformed(what, format!("quote is not base64: {e}")))
+    // The same reading as `veritee verify`'s.
+    let quote = |what: &'static str| match veritee_attest::encoding::coco_quote(evidence) {
+        Some(read) => read.map_err(|e| KbsError::malformed(what, e)),
+        None => Err(KbsError::malformed(
+            what,
+            "not a {\"quote\": base64, \"cc_eventlog\"?, \"aa_eventlog\"?} document",
+        )),
     };
     let mut collateral = Vec::new();
     let (kind, bytes) = match tee {
