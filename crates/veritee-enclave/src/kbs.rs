@@ -175,9 +175,8 @@ impl EnclaveService {
                 body,
                 collateral,
             } => {
-                let collateral: Vec<Vec<u8>> =
-                    collateral.into_iter().map(|c| c.into_vec()).collect();
-                self.kbs_attest(session.as_deref(), &body, &collateral, link)?
+                let collateral = collateral.into_iter().map(|c| c.into_vec()).collect();
+                self.kbs_attest(session.as_deref(), &body, collateral, link)?
             }
             KbsCall::Resource {
                 session,
@@ -288,7 +287,7 @@ impl EnclaveService {
         &self,
         session: Option<&str>,
         body: &[u8],
-        collateral: &[Vec<u8>],
+        mut collateral: Vec<Vec<u8>>,
         link: &mut dyn HostLink,
     ) -> Result<KbsReply, EnclaveFailure> {
         let id = session
@@ -319,7 +318,7 @@ impl EnclaveService {
         let attestation = protocol::parse_attestation(body).map_err(refused)?;
         protocol::check_nonce(&attestation, &challenge).map_err(refused)?;
         let digest = protocol::runtime_data_digest(&attestation).map_err(refused)?;
-        let evidence = protocol::primary_evidence(tee, &attestation).map_err(refused)?;
+        let mut evidence = protocol::primary_evidence(tee, &attestation).map_err(refused)?;
         let init_data_digest = attestation
             .init_data
             .as_ref()
@@ -328,12 +327,9 @@ impl EnclaveService {
             .map_err(refused)?;
         // The operator's collateral, then what the evidence carries (an SNP guest's
         // endorsement key certificate): both are checked up to the vendor's root.
-        let collateral: Vec<Vec<u8>> = collateral
-            .iter()
-            .chain(&evidence.collateral)
-            .cloned()
-            .collect();
-        let claims = veritee_verify::Verifiers::default()
+        collateral.append(&mut evidence.collateral);
+        let verifiers = veritee_verify::Verifiers::default();
+        let claims = verifiers
             .verify(&veritee_verify::VerifyRequest {
                 evidence: &evidence.bytes,
                 tee: Some(evidence.kind),
@@ -350,7 +346,7 @@ impl EnclaveService {
             .map_err(refused)?
             .iter()
             .map(|device| {
-                veritee_verify::Verifiers::default()
+                verifiers
                     .verify(&veritee_verify::VerifyRequest {
                         evidence: &device.bytes,
                         tee: Some(device.kind),

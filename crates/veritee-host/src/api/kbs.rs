@@ -217,22 +217,17 @@ async fn admin(
     .await
 }
 
-async fn resource_policy(
+/// An admin request at a fixed path (`resource-policy`, `resources`): the enclave is
+/// told the path below `/kbs/v0/` as it came.
+async fn admin_at(
     State(state): State<Arc<AppState>>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    admin(&state, &method, &headers, "resource-policy".into(), body).await
-}
-
-async fn resources(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    admin(&state, &method, &headers, "resources".into(), body).await
+    let path = uri.path().trim_start_matches("/kbs/v0/").to_string();
+    admin(&state, &method, &headers, path, body).await
 }
 
 async fn unknown(method: Method, uri: axum::http::Uri) -> Problem {
@@ -254,11 +249,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/kbs/v0/resource-policy",
-            get(resource_policy)
-                .post(resource_policy)
-                .delete(resource_policy),
+            get(admin_at).post(admin_at).delete(admin_at),
         )
-        .route("/kbs/v0/resources", get(resources))
+        .route("/kbs/v0/resources", get(admin_at))
         .route("/kbs/v0/{*rest}", axum::routing::any(unknown))
         .layer(DefaultBodyLimit::max(MAX_KBS_BODY))
 }
