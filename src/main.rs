@@ -77,6 +77,16 @@ enum Command {
     /// A node's Confidential Containers key broker (the KBS protocol under /kbs/v0/).
     #[command(subcommand)]
     Kbs(commands::kbs::KbsCommand),
+    /// Import a key into a node's enclave, encrypted to its attested TEE key and its
+    /// provider's key (secret import, flow 3).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
+    /// A tenant's partitions, where imported keys live.
+    #[command(subcommand)]
+    Partition(commands::import::PartitionCommand),
+    /// Use imported keys by id: encrypt, decrypt, sign, verify, HMAC, hash, translate.
+    #[command(subcommand)]
+    Crypto(commands::crypto::CryptoCommand),
     /// A guided tour on the simulated TEE, in a temporary directory.
     Demo(commands::demo::DemoArgs),
 }
@@ -142,6 +152,9 @@ fn main() -> ExitCode {
         Command::Secret(cmd) => commands::secret::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Kbs(cmd) => commands::kbs::run(cmd),
+        Command::Import(cmd) => commands::import::run(cmd),
+        Command::Partition(cmd) => commands::import::run_partition(cmd),
+        Command::Crypto(cmd) => commands::crypto::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Task(cmd) => commands::task::run(cmd),

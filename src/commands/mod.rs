@@ -3,8 +3,10 @@
 pub mod appraise;
 pub mod attest;
 pub mod audit;
+pub mod crypto;
 pub mod data;
 pub mod demo;
+pub mod import;
 pub mod kbs;
 pub mod keys;
 pub mod node;

@@ -291,7 +291,16 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             .iter()
             .map(|p| crate::files::read(p, "KBS collateral"))
             .collect::<Result<Vec<_>>>()?,
+        provider: Some(std::sync::Arc::new(
+            veritee_host::provider::ProviderKeys::load_or_create(&args.dir.join("provider"))
+                .context("the provider's import keys")?,
+        )),
     };
+    let provider_public = config
+        .provider
+        .as_ref()
+        .map(|p| p.provider_public_hex())
+        .unwrap_or_default();
     let fingerprint = config.tls.as_ref().map(|t| hex::encode(t.fingerprint()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -307,6 +316,9 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         println!(
             "veritee node listening on {addr} (admin token in {})",
             args.dir.join("admin.token").display()
+        );
+        println!(
+            "provider key for secret imports: {provider_public} (customers pin it: veritee import keys --provider {provider_public})"
         );
         if let Some(fingerprint) = &fingerprint {
             println!("TLS certificate SHA-256 fingerprint: {fingerprint}");

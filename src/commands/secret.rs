@@ -14,12 +14,12 @@ use veritee_crypto::SecretBytes;
 pub struct Connection {
     /// The node's URL.
     #[arg(long)]
-    node: String,
+    pub node: String,
     /// The tenant key file.
     #[arg(long)]
-    tenant: PathBuf,
+    pub tenant: PathBuf,
     #[command(flatten)]
-    appraisal: AppraisalArgs,
+    pub appraisal: AppraisalArgs,
 }
 
 /// Secret subcommands.
@@ -54,7 +54,8 @@ pub enum SecretCommand {
     },
 }
 
-fn with_session<T>(
+/// Runs `f` in an attested session with the node.
+pub fn with_session<T>(
     conn: &Connection,
     f: impl FnOnce(&mut veritee_client::Session<'_>) -> Result<T>,
 ) -> Result<T> {

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod crypto;
 pub mod data;
 pub mod deploy;
 pub mod enclave;

@@ -11,30 +11,10 @@ use zeroize::Zeroize;
 
 /// Largest encoded request or response.
 pub const MAX_OP_LEN: usize = 64 * 1024 * 1024;
-/// Longest object name.
-pub const MAX_NAME_LEN: usize = 128;
+pub use veritee_proto::names::{MAX_NAME_LEN, check_name};
 
 /// A secret value: zeroized on drop, never printed.
 pub type SecretValue = SecretBytes;
-
-/// Checks an object name: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
-pub fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "a name is 1 to {MAX_NAME_LEN} characters, got {}",
-            name.len()
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "a name may only contain A-Z a-z 0-9 . _ - (found {c:?})"
-        ));
-    }
-    Ok(())
-}
 
 /// A client request.
 pub enum Request {
@@ -76,6 +56,8 @@ pub enum Request {
     },
     /// A ticket to resume this session by later, without a new attestation.
     Ticket,
+    /// Cryptographic operations by key id (flow 3), answered one outcome each.
+    Crypto(Vec<crate::crypto::CryptoOp>),
 }
 
 impl core::fmt::Debug for Request {
@@ -92,6 +74,7 @@ impl core::fmt::Debug for Request {
             Self::ListKeys => f.write_str("ListKeys"),
             Self::EnsureKey { name } => write!(f, "EnsureKey({name})"),
             Self::Ticket => f.write_str("Ticket"),
+            Self::Crypto(ops) => write!(f, "Crypto({ops:?})"),
         }
     }
 }
@@ -119,6 +102,8 @@ pub enum Response {
         /// When the enclave stops accepting it.
         expires_at: i64,
     },
+    /// The outcomes of a [`Request::Crypto`] batch, in its order.
+    Crypto(Vec<crate::crypto::CryptoOutcome>),
     /// The request failed; the message names why (never a secret).
     Error {
         /// Stable code: bad_request, not_found, forbidden, internal.
@@ -139,6 +124,7 @@ impl core::fmt::Debug for Response {
             Self::Deleted(d) => write!(f, "Deleted({d})"),
             Self::KeyReady(d) => write!(f, "KeyReady({d})"),
             Self::Ticket { expires_at, .. } => write!(f, "Ticket(expires at {expires_at})"),
+            Self::Crypto(outcomes) => write!(f, "Crypto({outcomes:?})"),
             Self::Error { code, message } => write!(f, "Error({code}: {message})"),
         }
     }
@@ -180,6 +166,7 @@ enum WireRequest {
         name: String,
     },
     Ticket,
+    Crypto(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -200,6 +187,7 @@ enum WireResponse {
         ticket: Vec<u8>,
         expires_at: i64,
     },
+    Crypto(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
@@ -239,9 +227,12 @@ impl Request {
             Self::ListKeys => WireRequest::ListKeys,
             Self::EnsureKey { name } => WireRequest::EnsureKey { name: name.clone() },
             Self::Ticket => WireRequest::Ticket,
+            Self::Crypto(ops) => {
+                WireRequest::Crypto(crate::crypto::encode_batch(ops)?.expose().clone())
+            }
         };
         let out = to_cbor(&wire);
-        if let WireRequest::PutSecret { value, .. } = &mut wire {
+        if let WireRequest::PutSecret { value, .. } | WireRequest::Crypto(value) = &mut wire {
             value.zeroize();
         }
         out
@@ -262,6 +253,9 @@ impl Request {
             WireRequest::ListKeys => Self::ListKeys,
             WireRequest::EnsureKey { name } => Self::EnsureKey { name },
             WireRequest::Ticket => Self::Ticket,
+            WireRequest::Crypto(batch) => {
+                Self::Crypto(crate::crypto::decode_batch(&SecretBytes::new(batch))?)
+            }
         })
     }
 }
@@ -285,9 +279,12 @@ impl Response {
                 code: code.clone(),
                 message: message.clone(),
             },
+            Self::Crypto(outcomes) => {
+                WireResponse::Crypto(crate::crypto::encode_outcomes(outcomes)?.expose().clone())
+            }
         };
         let out = to_cbor(&wire);
-        if let WireResponse::Secret(v) = &mut wire {
+        if let WireResponse::Secret(v) | WireResponse::Crypto(v) = &mut wire {
             v.zeroize();
         }
         out
@@ -305,6 +302,9 @@ impl Response {
             WireResponse::KeyReady(d) => Self::KeyReady(d),
             WireResponse::Ticket { ticket, expires_at } => Self::Ticket { ticket, expires_at },
             WireResponse::Error { code, message } => Self::Error { code, message },
+            WireResponse::Crypto(outcomes) => {
+                Self::Crypto(crate::crypto::decode_outcomes(&SecretBytes::new(outcomes))?)
+            }
         })
     }
 }
@@ -335,13 +335,5 @@ mod tests {
             Response::Secret(_)
         ));
         assert!(Request::decode(&SecretBytes::copy_from(b"\xff\x00garbage")).is_err());
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(check_name("db-password.v2_x").is_ok());
-        assert!(check_name("").is_err());
-        assert!(check_name("a/b").unwrap_err().contains("'/'"));
-        assert!(check_name(&"a".repeat(129)).is_err());
     }
 }

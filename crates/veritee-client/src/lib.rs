@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod import;
 pub mod kbs;
 pub mod keys;
 pub mod task;
@@ -21,6 +22,7 @@ use veritee_channel::ChannelError;
 use veritee_channel::client::{
     Appraiser, ClientSession, Offer, Resumption, TenantKey, fresh_nonce,
 };
+use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
 use veritee_proto::api::auth::Audience;
@@ -618,6 +620,18 @@ impl Session<'_> {
         match Response::decode(&self.inner.open_reply(&reply)?)? {
             Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
             other => Ok(other),
+        }
+    }
+
+    /// Asks a batch of operations by key id (flow 3); one outcome per operation, in
+    /// order (a refused operation is an [`CryptoOutcome::Error`], the others go on).
+    pub fn crypto(&mut self, ops: Vec<CryptoOp>) -> Result<Vec<CryptoOutcome>, ClientError> {
+        let n = ops.len();
+        match self.call(&Request::Crypto(ops))? {
+            Response::Crypto(outcomes) if outcomes.len() == n => Ok(outcomes),
+            other => Err(ClientError::Protocol(format!(
+                "expected {n} operation outcomes, got {other:?}"
+            ))),
         }
     }
 

@@ -13,6 +13,7 @@ mod audit;
 pub mod clock;
 mod data;
 pub mod host;
+mod import;
 mod kbs;
 mod keys;
 pub mod launch;
@@ -31,6 +32,8 @@ mod tenants;
 pub use audit::{
     ANCHOR_EVERY as AUDIT_ANCHOR_EVERY, ANCHOR_EVERY_ENTRIES as AUDIT_ANCHOR_EVERY_ENTRIES,
 };
+pub use import::crypto::MAX_CACHED_KEYS as MAX_CACHED_IMPORTED_KEYS;
+pub use import::{MAX_KEYS_PER_PARTITION, MAX_PARTITIONS_PER_TENANT};
 pub use kbs::{MAX_SESSIONS as MAX_KBS_SESSIONS, SESSION_LIFETIME as KBS_SESSION_LIFETIME};
 pub use secrets::MAX_SECRET_LEN;
 pub use service::EnclaveService;

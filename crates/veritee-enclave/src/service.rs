@@ -73,6 +73,8 @@ pub struct EnclaveService {
     pub(crate) commits: Mutex<crate::state::Commits>,
     /// The KBS protocol's sessions and keys.
     pub(crate) kbs: Mutex<crate::kbs::KbsState>,
+    /// Imported keys unsealed for operations (flow 3).
+    pub(crate) import_keys: Mutex<crate::import::crypto::KeyCache>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -134,6 +136,7 @@ impl EnclaveService {
             data_commits: Mutex::new(()),
             commits: Mutex::new(crate::state::Commits::default()),
             kbs: Mutex::new(crate::kbs::KbsState::default()),
+            import_keys: Mutex::new(crate::import::crypto::KeyCache::default()),
         }
     }
 
@@ -357,6 +360,7 @@ impl EnclaveService {
                 nonce,
             } => self.data_open(&request, &object, &nonce, link),
             EnclaveCall::Kbs(call) => self.kbs(call, link),
+            EnclaveCall::Import(call) => self.import(call, link),
             EnclaveCall::DataRead {
                 request,
                 object,

@@ -904,6 +904,17 @@ impl EnclaveService {
         })
     }
 
+    /// The digest of a record's current sealed blob, or None: names one version of
+    /// it, for caches of what was unsealed from it.
+    pub(crate) fn record_digest(
+        &self,
+        link: &mut dyn HostLink,
+        ns: &str,
+        key: &str,
+    ) -> Result<Option<[u8; 32]>, EnclaveFailure> {
+        Ok(self.current(link, ns, key)?.map(|r| r.digest))
+    }
+
     /// Reads a record: the blob the index names, or nothing if the index has none.
     pub(crate) fn record_get(
         &self,

@@ -15,6 +15,7 @@ mod error;
 pub mod limits;
 pub mod metrics;
 mod openapi;
+pub mod provider;
 pub mod supervisor;
 pub mod tls;
 
@@ -51,6 +52,8 @@ pub struct NodeConfig {
     pub kbs_plaintext_resources: bool,
     /// Collateral for hardware evidence sent to the KBS, passed to the enclave.
     pub kbs_collateral: Vec<Vec<u8>>,
+    /// The provider's keys for secret import (flow 3); without them, no imports.
+    pub provider: Option<Arc<provider::ProviderKeys>>,
 }
 
 /// A running node.
@@ -113,6 +116,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         state = state.with_kbs_plaintext_resources();
     }
     state = state.with_kbs_collateral(config.kbs_collateral.clone());
+    if let Some(keys) = &config.provider {
+        state = state.with_provider(Arc::clone(keys));
+    }
     if let Some(spool) = &config.spool {
         std::fs::create_dir_all(spool)
             .map_err(|e| HostError::Internal(format!("cannot create {}: {e}", spool.display())))?;
@@ -189,6 +195,7 @@ mod tests {
             tenant_requests_per_second: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Vec::new(),
+            provider: None,
         };
         let e = start(config)
             .await

@@ -129,6 +129,66 @@ pub struct ImportKeyResponse {
     pub checkpoint: String,
 }
 
+/// `GET /v1/import/keys?nonce=HEX`: the two keys a customer encrypts an import to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeysResponse {
+    /// The TEE's import key with the evidence binding it to the nonce.
+    pub tee: WrappingKeyResponse,
+    /// The provider's statement for the host's key, over the same nonce (JSON, base64).
+    pub provider_statement: String,
+    /// The provider's Ed25519 signature over it, base64.
+    pub provider_signature: String,
+}
+
+/// `POST /v1/import` (tenant-signed): a key encrypted to the TEE, then to the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The customer's metadata (JSON), base64.
+    pub metadata: String,
+    /// The customer's signature over them, base64.
+    pub signature: String,
+    /// The outer layer (to the provider's key), base64.
+    pub sealed: String,
+}
+
+/// Response to [`ImportRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportResponse {
+    /// The enclave's signed confirmation, base64.
+    pub confirmation: String,
+    /// A signed checkpoint of the audit log that records the import (C2SP signed note).
+    pub checkpoint: String,
+}
+
+/// `POST /v1/partitions` (tenant-signed): create a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartitionRequest {
+    /// Its name.
+    pub name: String,
+}
+
+/// `GET /v1/partitions` (tenant-signed): the tenant's partitions and their keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionList {
+    /// Partitions, by name.
+    pub partitions: Vec<PartitionEntry>,
+}
+
+/// One partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionEntry {
+    /// Its name.
+    pub name: String,
+    /// The ids of the keys in it.
+    pub keys: Vec<String>,
+}
+
 /// One audit log entry as served by `GET /v1/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +316,21 @@ pub mod paths {
     /// `PUT`: a piece of a task file, at `offset`.
     pub fn task_file(task_id: &str, compartment: &str, slot: &str, offset: u64) -> String {
         format!("/v1/tasks/{task_id}/files/{compartment}/{slot}?offset={offset}")
+    }
+
+    /// `GET` the import keys; `POST` an import.
+    pub fn import() -> String {
+        "/v1/import".into()
+    }
+
+    /// `POST` a partition, `GET` the list.
+    pub fn partitions() -> String {
+        "/v1/partitions".into()
+    }
+
+    /// `DELETE` a partition.
+    pub fn partition(name: &str) -> String {
+        format!("/v1/partitions/{name}")
     }
 
     /// `POST` (admin): register a tenant.

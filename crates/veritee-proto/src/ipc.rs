@@ -206,6 +206,8 @@ pub enum EnclaveCall {
     },
     /// A message of the Confidential Containers KBS protocol (`/kbs/v0/...`).
     Kbs(KbsCall),
+    /// Secret import and partitions (flow 3).
+    Import(ImportCall),
 }
 
 /// The enclave's public facts.
@@ -372,6 +374,62 @@ pub enum EnclaveReply {
     },
     /// Answer to [`EnclaveCall::Kbs`].
     Kbs(KbsReply),
+    /// Answer to [`EnclaveCall::Import`].
+    Import(ImportReply),
+}
+
+/// A tenant's import or partition request (flow 3). Each carries the tenant's signed
+/// request and the body it signed, which the enclave checks itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImportCall {
+    /// `POST /v1/import`, with the inner layer the host peeled from its outer one.
+    Key {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`ImportRequest`), as signed.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+        /// The inner layer: still encrypted, to the enclave.
+        #[serde(with = "serde_bytes")]
+        inner: Vec<u8>,
+    },
+    /// `POST /v1/partitions`.
+    CreatePartition {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`CreatePartitionRequest`).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `DELETE /v1/partitions/{name}`.
+    DeletePartition {
+        /// The tenant's signed request (empty body).
+        request: SignedRequest,
+        /// The partition.
+        name: String,
+    },
+    /// `GET /v1/partitions`.
+    ListPartitions {
+        /// The tenant's signed request (empty body).
+        request: SignedRequest,
+    },
+}
+
+/// What the enclave answers to an [`ImportCall`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImportReply {
+    /// The key is stored.
+    Imported {
+        /// The confirmation signed by the attested audit key.
+        #[serde(with = "serde_bytes")]
+        confirmation: Vec<u8>,
+        /// A signed checkpoint covering the import.
+        checkpoint: String,
+    },
+    /// The tenant's partitions and their key ids.
+    Partitions(Vec<(String, Vec<String>)>),
+    /// Done.
+    Done,
 }
 
 /// A KBS protocol message, passed through by the host as it came: the enclave parses

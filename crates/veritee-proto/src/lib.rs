@@ -14,3 +14,4 @@
 pub mod api;
 pub mod frame;
 pub mod ipc;
+pub mod names;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod data;
+mod import;
 mod kbs;
 mod keys;
 mod node;
@@ -64,6 +65,8 @@ pub struct AppState {
     kbs_plaintext_resources: bool,
     /// Collateral passed with every KBS attestation (vendor-signed; the enclave checks it).
     kbs_collateral: Arc<Vec<Vec<u8>>>,
+    /// The provider's keys for secret import; without them the node takes no imports.
+    provider: Option<Arc<crate::provider::ProviderKeys>>,
 }
 
 impl core::fmt::Debug for AppState {
@@ -104,7 +107,14 @@ impl AppState {
             tenant_rates: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Arc::new(Vec::new()),
+            provider: None,
         }
+    }
+
+    /// Takes secret imports, with the provider's `keys`.
+    pub fn with_provider(mut self, keys: Arc<crate::provider::ProviderKeys>) -> Self {
+        self.provider = Some(keys);
+        self
     }
 
     /// Limits each tenant to `per_second` requests per second (429 past it).
@@ -270,6 +280,7 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::TaskCancelled { .. } => "TaskCancelled",
         EnclaveReply::TaskResult { .. } => "TaskResult",
         EnclaveReply::Kbs(_) => "Kbs",
+        EnclaveReply::Import(_) => "Import",
     };
     ApiError::internal(format!("the enclave answered with an unexpected {name}"))
 }
@@ -474,6 +485,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tasks/{id}/keys", post(tasks::keys))
         .route("/v1/tasks/{id}/run", post(tasks::run))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .merge(import::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let data_routes = Router::new()
         .route("/v1/data/{object}/uploads", post(data::begin))

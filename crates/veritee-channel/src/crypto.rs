@@ -1,0 +1,467 @@
+//! Cryptographic operations by key id (flow 3), as asked inside a session.
+//!
+//! These types hold secrets (plaintexts in and out), so they implement neither
+//! `Serialize` nor a revealing `Debug`: their only encoding is [`encode_batch`] /
+//! [`encode_outcomes`], into [`SecretBytes`] that the session encrypts.
+
+use crate::ChannelError;
+use serde::{Deserialize, Serialize};
+use veritee_crypto::SecretBytes;
+use veritee_import::keys::{HashAlgorithm, KeyRef};
+use zeroize::Zeroize;
+
+/// Most operations in one batch.
+pub const MAX_BATCH: usize = 256;
+/// Largest data item of one operation (plaintext, ciphertext, message, AAD).
+pub const MAX_DATA_LEN: usize = 1024 * 1024;
+
+/// One operation.
+pub enum CryptoOp {
+    /// Encrypt `plaintext` under an AES key (its newest version).
+    Encrypt {
+        /// The key.
+        key: KeyRef,
+        /// What to encrypt.
+        plaintext: SecretBytes,
+        /// Associated data the ciphertext is bound to.
+        aad: Vec<u8>,
+    },
+    /// Decrypt a ciphertext made by [`CryptoOp::Encrypt`].
+    Decrypt {
+        /// The key.
+        key: KeyRef,
+        /// The ciphertext envelope.
+        ciphertext: Vec<u8>,
+        /// Its associated data.
+        aad: Vec<u8>,
+    },
+    /// Sign `message` (ECDSA P-256 over its SHA-256, `r || s`).
+    Sign {
+        /// The key.
+        key: KeyRef,
+        /// The message.
+        message: Vec<u8>,
+    },
+    /// Verify a signature (ECDSA key) or a MAC (HMAC key) over `message`.
+    Verify {
+        /// The key.
+        key: KeyRef,
+        /// The message.
+        message: Vec<u8>,
+        /// The signature or tag.
+        signature: Vec<u8>,
+    },
+    /// HMAC-SHA-256 of `data`.
+    Hmac {
+        /// The key.
+        key: KeyRef,
+        /// The data.
+        data: Vec<u8>,
+    },
+    /// A digest (no key).
+    Hash {
+        /// The algorithm.
+        algorithm: HashAlgorithm,
+        /// The data.
+        data: Vec<u8>,
+    },
+    /// Re-encrypt a ciphertext from one key to another; the plaintext stays inside.
+    Translate {
+        /// The key it is encrypted under.
+        from: KeyRef,
+        /// The key to encrypt it under.
+        to: KeyRef,
+        /// The ciphertext envelope.
+        ciphertext: Vec<u8>,
+        /// Its associated data (kept for the new ciphertext).
+        aad: Vec<u8>,
+    },
+}
+
+impl core::fmt::Debug for CryptoOp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Encrypt { key, plaintext, .. } => {
+                write!(f, "Encrypt({key}, {} bytes)", plaintext.len())
+            }
+            Self::Decrypt {
+                key, ciphertext, ..
+            } => {
+                write!(f, "Decrypt({key}, {} bytes)", ciphertext.len())
+            }
+            Self::Sign { key, message } => write!(f, "Sign({key}, {} bytes)", message.len()),
+            Self::Verify { key, message, .. } => {
+                write!(f, "Verify({key}, {} bytes)", message.len())
+            }
+            Self::Hmac { key, data } => write!(f, "Hmac({key}, {} bytes)", data.len()),
+            Self::Hash { algorithm, data } => {
+                write!(f, "Hash({algorithm:?}, {} bytes)", data.len())
+            }
+            Self::Translate { from, to, .. } => write!(f, "Translate({from} -> {to})"),
+        }
+    }
+}
+
+/// The outcome of one operation.
+pub enum CryptoOutcome {
+    /// A ciphertext envelope.
+    Ciphertext(Vec<u8>),
+    /// A decrypted plaintext.
+    Plaintext(SecretBytes),
+    /// A signature (`r || s`).
+    Signature(Vec<u8>),
+    /// A MAC tag.
+    Mac(Vec<u8>),
+    /// A digest.
+    Digest(Vec<u8>),
+    /// Whether a signature or MAC verified.
+    Verified(bool),
+    /// The operation was refused; the message names why (never a secret).
+    Error {
+        /// Stable code: bad_request, not_found, forbidden, unavailable, internal.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+}
+
+impl core::fmt::Debug for CryptoOutcome {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Ciphertext(c) => write!(f, "Ciphertext({} bytes)", c.len()),
+            Self::Plaintext(_) => f.write_str("Plaintext(<redacted>)"),
+            Self::Signature(s) => write!(f, "Signature({} bytes)", s.len()),
+            Self::Mac(t) => write!(f, "Mac({} bytes)", t.len()),
+            Self::Digest(d) => write!(f, "Digest({})", hex::encode(d)),
+            Self::Verified(v) => write!(f, "Verified({v})"),
+            Self::Error { code, message } => write!(f, "Error({code}: {message})"),
+        }
+    }
+}
+
+impl CryptoOutcome {
+    /// A refusal.
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireOp {
+    Encrypt {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        plaintext: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        aad: Vec<u8>,
+    },
+    Decrypt {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        ciphertext: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        aad: Vec<u8>,
+    },
+    Sign {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
+    Verify {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    Hmac {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    Hash {
+        algorithm: HashAlgorithm,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    Translate {
+        from: KeyRef,
+        to: KeyRef,
+        #[serde(with = "serde_bytes")]
+        ciphertext: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        aad: Vec<u8>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireOutcome {
+    Ciphertext(#[serde(with = "serde_bytes")] Vec<u8>),
+    Plaintext(#[serde(with = "serde_bytes")] Vec<u8>),
+    Signature(#[serde(with = "serde_bytes")] Vec<u8>),
+    Mac(#[serde(with = "serde_bytes")] Vec<u8>),
+    Digest(#[serde(with = "serde_bytes")] Vec<u8>),
+    Verified(bool),
+    Error { code: String, message: String },
+}
+
+fn check_len(what: &str, len: usize) -> Result<(), ChannelError> {
+    if len > MAX_DATA_LEN {
+        return Err(ChannelError::Malformed(format!(
+            "{what} of {len} bytes (at most {MAX_DATA_LEN})"
+        )));
+    }
+    Ok(())
+}
+
+fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
+    let mut out = SecretBytes::new(Vec::new());
+    ciborium::into_writer(value, out.expose_mut())
+        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+/// Encodes a batch for a session.
+pub fn encode_batch(ops: &[CryptoOp]) -> Result<SecretBytes, ChannelError> {
+    if ops.is_empty() || ops.len() > MAX_BATCH {
+        return Err(ChannelError::Malformed(format!(
+            "a batch holds 1 to {MAX_BATCH} operations, not {}",
+            ops.len()
+        )));
+    }
+    let mut wire: Vec<WireOp> = ops
+        .iter()
+        .map(|op| match op {
+            CryptoOp::Encrypt {
+                key,
+                plaintext,
+                aad,
+            } => WireOp::Encrypt {
+                key: key.clone(),
+                plaintext: plaintext.expose().clone(),
+                aad: aad.clone(),
+            },
+            CryptoOp::Decrypt {
+                key,
+                ciphertext,
+                aad,
+            } => WireOp::Decrypt {
+                key: key.clone(),
+                ciphertext: ciphertext.clone(),
+                aad: aad.clone(),
+            },
+            CryptoOp::Sign { key, message } => WireOp::Sign {
+                key: key.clone(),
+                message: message.clone(),
+            },
+            CryptoOp::Verify {
+                key,
+                message,
+                signature,
+            } => WireOp::Verify {
+                key: key.clone(),
+                message: message.clone(),
+                signature: signature.clone(),
+            },
+            CryptoOp::Hmac { key, data } => WireOp::Hmac {
+                key: key.clone(),
+                data: data.clone(),
+            },
+            CryptoOp::Hash { algorithm, data } => WireOp::Hash {
+                algorithm: *algorithm,
+                data: data.clone(),
+            },
+            CryptoOp::Translate {
+                from,
+                to,
+                ciphertext,
+                aad,
+            } => WireOp::Translate {
+                from: from.clone(),
+                to: to.clone(),
+                ciphertext: ciphertext.clone(),
+                aad: aad.clone(),
+            },
+        })
+        .collect();
+    let out = to_cbor(&wire);
+    for op in &mut wire {
+        if let WireOp::Encrypt { plaintext, .. } = op {
+            plaintext.zeroize();
+        }
+    }
+    out
+}
+
+/// Decodes a batch opened from a session; refuses empty, oversized or malformed ones.
+pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> {
+    let wire: Vec<WireOp> = ciborium::from_reader(bytes.expose().as_slice())
+        .map_err(|e| ChannelError::Malformed(format!("crypto batch: {e}")))?;
+    if wire.is_empty() || wire.len() > MAX_BATCH {
+        return Err(ChannelError::Malformed(format!(
+            "a batch holds 1 to {MAX_BATCH} operations, not {}",
+            wire.len()
+        )));
+    }
+    let mut ops = Vec::with_capacity(wire.len());
+    for op in wire {
+        ops.push(match op {
+            WireOp::Encrypt {
+                key,
+                plaintext,
+                aad,
+            } => {
+                let plaintext = SecretBytes::new(plaintext);
+                check_len("plaintext", plaintext.len())?;
+                check_len("aad", aad.len())?;
+                CryptoOp::Encrypt {
+                    key,
+                    plaintext,
+                    aad,
+                }
+            }
+            WireOp::Decrypt {
+                key,
+                ciphertext,
+                aad,
+            } => {
+                check_len("ciphertext", ciphertext.len())?;
+                check_len("aad", aad.len())?;
+                CryptoOp::Decrypt {
+                    key,
+                    ciphertext,
+                    aad,
+                }
+            }
+            WireOp::Sign { key, message } => {
+                check_len("message", message.len())?;
+                CryptoOp::Sign { key, message }
+            }
+            WireOp::Verify {
+                key,
+                message,
+                signature,
+            } => {
+                check_len("message", message.len())?;
+                check_len("signature", signature.len())?;
+                CryptoOp::Verify {
+                    key,
+                    message,
+                    signature,
+                }
+            }
+            WireOp::Hmac { key, data } => {
+                check_len("data", data.len())?;
+                CryptoOp::Hmac { key, data }
+            }
+            WireOp::Hash { algorithm, data } => {
+                check_len("data", data.len())?;
+                CryptoOp::Hash { algorithm, data }
+            }
+            WireOp::Translate {
+                from,
+                to,
+                ciphertext,
+                aad,
+            } => {
+                check_len("ciphertext", ciphertext.len())?;
+                check_len("aad", aad.len())?;
+                CryptoOp::Translate {
+                    from,
+                    to,
+                    ciphertext,
+                    aad,
+                }
+            }
+        });
+    }
+    Ok(ops)
+}
+
+/// Encodes outcomes for a session.
+pub fn encode_outcomes(outcomes: &[CryptoOutcome]) -> Result<SecretBytes, ChannelError> {
+    let mut wire: Vec<WireOutcome> = outcomes
+        .iter()
+        .map(|o| match o {
+            CryptoOutcome::Ciphertext(c) => WireOutcome::Ciphertext(c.clone()),
+            CryptoOutcome::Plaintext(p) => WireOutcome::Plaintext(p.expose().clone()),
+            CryptoOutcome::Signature(s) => WireOutcome::Signature(s.clone()),
+            CryptoOutcome::Mac(t) => WireOutcome::Mac(t.clone()),
+            CryptoOutcome::Digest(d) => WireOutcome::Digest(d.clone()),
+            CryptoOutcome::Verified(v) => WireOutcome::Verified(*v),
+            CryptoOutcome::Error { code, message } => WireOutcome::Error {
+                code: code.clone(),
+                message: message.clone(),
+            },
+        })
+        .collect();
+    let out = to_cbor(&wire);
+    for o in &mut wire {
+        if let WireOutcome::Plaintext(p) = o {
+            p.zeroize();
+        }
+    }
+    out
+}
+
+/// Decodes outcomes opened from a session.
+pub fn decode_outcomes(bytes: &SecretBytes) -> Result<Vec<CryptoOutcome>, ChannelError> {
+    let wire: Vec<WireOutcome> = ciborium::from_reader(bytes.expose().as_slice())
+        .map_err(|e| ChannelError::Malformed(format!("crypto outcomes: {e}")))?;
+    Ok(wire
+        .into_iter()
+        .map(|o| match o {
+            WireOutcome::Ciphertext(c) => CryptoOutcome::Ciphertext(c),
+            WireOutcome::Plaintext(p) => CryptoOutcome::Plaintext(SecretBytes::new(p)),
+            WireOutcome::Signature(s) => CryptoOutcome::Signature(s),
+            WireOutcome::Mac(t) => CryptoOutcome::Mac(t),
+            WireOutcome::Digest(d) => CryptoOutcome::Digest(d),
+            WireOutcome::Verified(v) => CryptoOutcome::Verified(v),
+            WireOutcome::Error { code, message } => CryptoOutcome::Error { code, message },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip_redacted_and_bounded() {
+        let ops = vec![
+            CryptoOp::Encrypt {
+                key: KeyRef::new("p", "k"),
+                plaintext: SecretBytes::copy_from(b"canary-77"),
+                aad: vec![],
+            },
+            CryptoOp::Hash {
+                algorithm: HashAlgorithm::Sha256,
+                data: b"x".to_vec(),
+            },
+        ];
+        assert!(!format!("{ops:?}").contains("canary"));
+        let back = decode_batch(&encode_batch(&ops).unwrap()).unwrap();
+        assert!(
+            matches!(&back[0], CryptoOp::Encrypt { plaintext, .. } if plaintext.expose() == b"canary-77")
+        );
+        assert!(matches!(&back[1], CryptoOp::Hash { .. }));
+        assert!(encode_batch(&[]).is_err());
+        assert!(decode_batch(&SecretBytes::copy_from(b"\x80")).is_err());
+        assert!(decode_batch(&SecretBytes::copy_from(b"\xff\x00")).is_err());
+        let big = vec![CryptoOp::Hash {
+            algorithm: HashAlgorithm::Sha256,
+            data: vec![0; MAX_DATA_LEN + 1],
+        }];
+        let err = decode_batch(&encode_batch(&big).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        let out = vec![CryptoOutcome::Plaintext(SecretBytes::copy_from(
+            b"canary-77",
+        ))];
+        assert!(!format!("{out:?}").contains("canary"));
+        let back = decode_outcomes(&encode_outcomes(&out).unwrap()).unwrap();
+        assert!(matches!(&back[0], CryptoOutcome::Plaintext(p) if p.expose() == b"canary-77"));
+    }
+}

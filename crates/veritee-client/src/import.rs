@@ -1,0 +1,302 @@
+//! Secret import (flow 3), the customer's side: fetch the TEE's and the provider's
+//! keys, validate both (the TEE's evidence against the customer's policy, the
+//! provider's statement against the pinned provider key and a fresh nonce), state and
+//! sign the metadata, encrypt twice, send, and check the enclave's confirmation.
+//! Operations by key id go through an attested [`crate::Session`]
+//! ([`crate::Session::crypto`]).
+
+use crate::keys::{AttestedWrappingKey, WrappingKeyFile};
+use crate::{B64, ClientError, NodeClient};
+use base64::Engine;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use veritee_channel::client::{Appraiser, TenantKey, fresh_nonce};
+use veritee_crypto::SecretBytes;
+use veritee_crypto::hpke::HpkePublicKey;
+use veritee_import::ImportError;
+use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
+use veritee_import::envelope;
+use veritee_import::keys::{KeyCheck, KeyType, Operation};
+use veritee_import::metadata::{ImportMetadata, METADATA_VERSION, SignedMetadata, key_id_of};
+use veritee_import::provider::SignedProviderStatement;
+use veritee_proto::api::{
+    CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, PartitionList, paths,
+};
+
+/// How old a provider statement may be when validated.
+pub const PROVIDER_STATEMENT_MAX_AGE: time::Duration = time::Duration::minutes(10);
+
+/// The two keys as fetched from a node, with the nonce both answers are bound to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeysFile {
+    /// The node's URL.
+    pub node: String,
+    /// The nonce, hex.
+    pub nonce: String,
+    /// The node's answer.
+    pub keys: ImportKeysResponse,
+    /// When it was fetched, RFC 3339.
+    pub fetched_at: String,
+}
+
+/// Both keys, validated.
+#[derive(Debug)]
+pub struct ValidatedImportKeys {
+    /// The TEE's key, its evidence verified and appraised.
+    pub tee: AttestedWrappingKey,
+    /// The host's key, vouched for by the pinned provider.
+    pub provider_key: HpkePublicKey,
+    /// What was checked, as the metadata will state it.
+    pub validations: Vec<String>,
+}
+
+fn protocol(what: impl core::fmt::Display) -> ClientError {
+    ClientError::Protocol(what.to_string())
+}
+
+fn refused(e: ImportError) -> ClientError {
+    ClientError::Protocol(format!("{e}; nothing was sent"))
+}
+
+impl ImportKeysFile {
+    /// Validates both keys: nothing may be encrypted to a key that fails.
+    pub fn validate(
+        &self,
+        appraiser: &Appraiser<'_>,
+        pinned_provider: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<ValidatedImportKeys, ClientError> {
+        let tee_file = WrappingKeyFile {
+            node: self.node.clone(),
+            node_id: self.keys.tee.node_id.clone(),
+            public_key: self.keys.tee.public_key.clone(),
+            audit_public_key: self.keys.tee.audit_public_key.clone(),
+            checkpoint_public_key: self.keys.tee.checkpoint_public_key.clone(),
+            nonce: self.nonce.clone(),
+            evidence: self.keys.tee.evidence.clone(),
+            fetched_at: self.fetched_at.clone(),
+        };
+        let tee = tee_file.verify(appraiser)?;
+        let nonce =
+            hex::decode(&self.nonce).map_err(|_| protocol("import keys: nonce is not hex"))?;
+        let signed = SignedProviderStatement {
+            statement: B64
+                .decode(&self.keys.provider_statement)
+                .map_err(|_| protocol("import keys: provider_statement is not base64"))?,
+            signature: B64
+                .decode(&self.keys.provider_signature)
+                .map_err(|_| protocol("import keys: provider_signature is not base64"))?,
+        };
+        let statement = signed
+            .validate(
+                pinned_provider,
+                &nonce,
+                &tee.node_id,
+                now,
+                PROVIDER_STATEMENT_MAX_AGE,
+            )
+            .map_err(refused)?;
+        let host_key = hex::decode(&statement.host_key)
+            .map_err(|_| protocol("provider statement: host_key is not hex"))?;
+        let provider_key =
+            HpkePublicKey::from_bytes(&host_key).map_err(veritee_channel::ChannelError::from)?;
+        let validations = vec![
+            format!(
+                "tee-key {}: {} evidence verified and appraised under the customer's policy, over nonce {}",
+                key_id_of(tee.public_key.as_bytes()),
+                tee.claims.tee,
+                self.nonce
+            ),
+            format!(
+                "provider-key {}: stated by pinned provider {} for node {} over nonce {}",
+                key_id_of(&host_key),
+                hex::encode(pinned_provider),
+                tee.node_id,
+                self.nonce
+            ),
+        ];
+        Ok(ValidatedImportKeys {
+            tee,
+            provider_key,
+            validations,
+        })
+    }
+}
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportSpec {
+    /// The partition.
+    pub partition: String,
+    /// The key id in it.
+    pub key_id: String,
+    /// The key's type.
+    pub key_type: KeyType,
+    /// What it may be used for.
+    pub operations: Vec<Operation>,
+}
+
+/// An import ready to send, and the metadata it states.
+#[derive(Debug, Clone)]
+pub struct PreparedImport {
+    /// The request body.
+    pub request: ImportRequest,
+    /// The metadata, as signed.
+    pub metadata: ImportMetadata,
+    /// Their digest (what the confirmation names).
+    pub digest: [u8; 32],
+}
+
+/// States, signs and double-encrypts `material` for the validated keys.
+pub fn prepare_import(
+    keys: &ValidatedImportKeys,
+    tenant: &TenantKey,
+    spec: &ImportSpec,
+    material: &SecretBytes,
+) -> Result<PreparedImport, ClientError> {
+    spec.key_type.check_material(material).map_err(refused)?;
+    let metadata = ImportMetadata {
+        version: METADATA_VERSION,
+        tenant: tenant.tenant_id()?,
+        node_id: keys.tee.node_id.clone(),
+        partition: spec.partition.clone(),
+        key_id: spec.key_id.clone(),
+        key_type: spec.key_type,
+        operations: spec.operations.clone(),
+        key_check: KeyCheck::new(material).map_err(refused)?.to_hex(),
+        tee_key_id: key_id_of(keys.tee.public_key.as_bytes()),
+        provider_key_id: key_id_of(keys.provider_key.as_bytes()),
+        validations: keys.validations.clone(),
+        created: OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .map_err(protocol)?,
+    };
+    let signed = SignedMetadata::sign(&metadata, |bytes| {
+        tenant
+            .sign(bytes)
+            .map_err(|e| ImportError::BadSignature(e.to_string()))
+    })
+    .map_err(refused)?;
+    let digest = signed.digest();
+    let sealed = envelope::seal(&keys.tee.public_key, &keys.provider_key, &digest, material)
+        .map_err(refused)?;
+    Ok(PreparedImport {
+        request: ImportRequest {
+            metadata: B64.encode(&signed.bytes),
+            signature: B64.encode(&signed.signature),
+            sealed: B64.encode(sealed),
+        },
+        metadata,
+        digest,
+    })
+}
+
+/// Checks the enclave's confirmation (signed by the attested audit key) names exactly
+/// the import that was sent.
+pub fn verify_confirmation(
+    confirmation: &[u8],
+    audit_public_key: &[u8],
+    import: &PreparedImport,
+) -> Result<Confirmation, ClientError> {
+    let body = veritee_audit::open_document(confirmation, audit_public_key, CONFIRMATION_LABEL)
+        .map_err(|e| protocol(format!("confirmation: {e}")))?;
+    let c: Confirmation =
+        serde_json::from_slice(body).map_err(|e| protocol(format!("confirmation: {e}")))?;
+    let m = &import.metadata;
+    if c.key_id != m.key_id
+        || c.partition != m.partition
+        || c.tenant != m.tenant
+        || c.node != m.node_id
+        || c.key_check != m.key_check
+        || c.metadata_digest != hex::encode(import.digest)
+    {
+        return Err(protocol(
+            "the confirmation does not name the key, partition, tenant, node and metadata that were sent",
+        ));
+    }
+    Ok(c)
+}
+
+/// An import the enclave confirmed.
+#[derive(Debug, Clone)]
+pub struct ImportedKey {
+    /// The checked confirmation.
+    pub confirmation: Confirmation,
+    /// The signed audit checkpoint that records it.
+    pub checkpoint: String,
+}
+
+impl NodeClient {
+    /// Fetches the TEE's and the provider's keys over a fresh nonce (validate them
+    /// with [`ImportKeysFile::validate`] before use).
+    pub fn fetch_import_keys(&self) -> Result<ImportKeysFile, ClientError> {
+        let nonce = fresh_nonce()?;
+        let keys: ImportKeysResponse = Self::json(&self.send(
+            reqwest::Method::GET,
+            &format!("{}?nonce={}", paths::import(), hex::encode(nonce)),
+            None,
+            None,
+        )?)?;
+        Ok(ImportKeysFile {
+            node: self.base_url().to_string(),
+            nonce: hex::encode(nonce),
+            keys,
+            fetched_at: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Sends a prepared import and checks the confirmation with the attested audit key.
+    pub fn send_import(
+        &self,
+        tenant: &TenantKey,
+        keys: &ValidatedImportKeys,
+        import: &PreparedImport,
+    ) -> Result<ImportedKey, ClientError> {
+        let body = serde_json::to_vec(&import.request).map_err(protocol)?;
+        let resp: ImportResponse = Self::json(&self.send_signed(
+            tenant,
+            reqwest::Method::POST,
+            &paths::import(),
+            Some(("application/json", body)),
+        )?)?;
+        let confirmation = B64
+            .decode(&resp.confirmation)
+            .map_err(|_| protocol("confirmation is not base64"))?;
+        Ok(ImportedKey {
+            confirmation: verify_confirmation(&confirmation, &keys.tee.audit_public_key, import)?,
+            checkpoint: resp.checkpoint,
+        })
+    }
+
+    /// Creates a partition.
+    pub fn create_partition(&self, tenant: &TenantKey, name: &str) -> Result<(), ClientError> {
+        let body =
+            serde_json::to_vec(&CreatePartitionRequest { name: name.into() }).map_err(protocol)?;
+        self.send_signed(
+            tenant,
+            reqwest::Method::POST,
+            &paths::partitions(),
+            Some(("application/json", body)),
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a partition and every key in it.
+    pub fn delete_partition(&self, tenant: &TenantKey, name: &str) -> Result<(), ClientError> {
+        self.send_signed(
+            tenant,
+            reqwest::Method::DELETE,
+            &paths::partition(name),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// The tenant's partitions and the key ids in each.
+    pub fn list_partitions(&self, tenant: &TenantKey) -> Result<PartitionList, ClientError> {
+        Self::json(&self.send_signed(tenant, reqwest::Method::GET, &paths::partitions(), None)?)
+    }
+}

@@ -1,0 +1,346 @@
+//! Secret import and partitions (flow 3): the customer's key arrives encrypted twice,
+//! the host has peeled the provider's layer, and the enclave checks the customer's
+//! signed metadata, opens the TEE's layer, checks the key against the check value
+//! the customer signed, stores it sealed in the customer's partition and answers with
+//! a signed confirmation. Operations by key id are in [`crypto`].
+//!
+//! Records live in the tenant's namespace: `partition/{name}` for each partition,
+//! `kms/{partition}/{key id}` for each key (its signed metadata beside the material),
+//! so no tenant can name another's key and a key is used only under its partition.
+
+pub(crate) mod crypto;
+
+use crate::host::{HostLink, failure};
+use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
+use veritee_import::metadata::{ImportMetadata, SignedMetadata, key_id_of};
+use veritee_import::{ImportError, envelope};
+use veritee_proto::api::{CreatePartitionRequest, ImportRequest, paths};
+use veritee_proto::ipc::{
+    EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply, SignedRequest,
+};
+use zeroize::Zeroizing;
+
+/// Partitions one tenant may hold.
+pub const MAX_PARTITIONS_PER_TENANT: usize = 256;
+/// Keys one partition may hold.
+pub const MAX_KEYS_PER_PARTITION: usize = 10_000;
+
+fn partition_record(name: &str) -> String {
+    format!("partition/{name}")
+}
+
+fn key_record(partition: &str, key_id: &str) -> String {
+    format!("kms/{partition}/{key_id}")
+}
+
+fn key_prefix(partition: &str) -> String {
+    format!("kms/{partition}/")
+}
+
+/// An imported key as sealed: the customer's signed metadata, and the material.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ImportedKeyRecord {
+    #[serde(with = "serde_bytes")]
+    pub(crate) metadata: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) signature: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) material: Vec<u8>,
+}
+
+impl Drop for ImportedKeyRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.material);
+    }
+}
+
+impl ImportedKeyRecord {
+    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, EnclaveFailure> {
+        // Room for the whole record up front: a buffer that grew would leave copies of
+        // the material behind in memory that is never wiped.
+        let capacity = 256 + self.metadata.len() + self.signature.len() + self.material.len();
+        let mut out = Zeroizing::new(Vec::with_capacity(capacity));
+        ciborium::into_writer(self, &mut *out).map_err(internal)?;
+        Ok(out)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, EnclaveFailure> {
+        ciborium::from_reader(bytes).map_err(|e| internal(format!("malformed key record: {e}")))
+    }
+}
+
+/// Maps a format's refusal onto the failure class the host turns into a status.
+fn refused(context: &str, e: ImportError) -> EnclaveFailure {
+    let kind = match e {
+        ImportError::BadSignature(_) => FailureKind::Unauthorized,
+        ImportError::Forbidden(_) => FailureKind::Unauthorized,
+        ImportError::Crypto(_) => FailureKind::Internal,
+        ImportError::Malformed(_) | ImportError::Decrypt(_) => FailureKind::BadRequest,
+    };
+    failure(kind, format!("{context}: {e}"))
+}
+
+impl EnclaveService {
+    /// Handles one import or partition call.
+    pub(crate) fn import(
+        &self,
+        call: ImportCall,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let reply = match call {
+            ImportCall::Key {
+                request,
+                body,
+                inner,
+            } => self.import_secret(&request, &body, &inner, link)?,
+            ImportCall::CreatePartition { request, body } => {
+                self.create_partition(&request, &body, link)?
+            }
+            ImportCall::DeletePartition { request, name } => {
+                self.delete_partition(&request, &name, link)?
+            }
+            ImportCall::ListPartitions { request } => self.list_partitions(&request, link)?,
+        };
+        Ok(EnclaveReply::Import(reply))
+    }
+
+    fn import_secret(
+        &self,
+        request: &SignedRequest,
+        body: &[u8],
+        inner: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<ImportReply, EnclaveFailure> {
+        let tenant = self.authenticate(request, "POST", &paths::import(), body, link)?;
+        let parsed: ImportRequest =
+            serde_json::from_slice(body).map_err(|e| bad(format!("invalid import: {e}")))?;
+        let field = |name: &str, value: &str| {
+            B64.decode(value.trim())
+                .map_err(|_| bad(format!("import: {name} must be base64")))
+        };
+        let signed = SignedMetadata {
+            bytes: field("metadata", &parsed.metadata)?,
+            signature: field("signature", &parsed.signature)?,
+        };
+        let spki = self.tenant_key(link, &tenant)?;
+        let (metadata, check) = signed
+            .open(&spki)
+            .map_err(|e| refused("import refused", e))?;
+        let what = format!("{}/{}", metadata.partition, metadata.key_id);
+        let refuse = |why: String| bad(format!("import of {what} refused: {why}"));
+        if metadata.tenant != tenant {
+            return Err(refuse(
+                "its metadata name another tenant than the one who signed the request".into(),
+            ));
+        }
+        let node_id = self.node_id()?;
+        if metadata.node_id != node_id {
+            return Err(refuse(format!(
+                "it is for node {}, this is node {node_id}",
+                metadata.node_id
+            )));
+        }
+        let node = self.node(link)?;
+        let tee_key = key_id_of(node.wrapping.public_key().as_bytes());
+        if metadata.tee_key_id != tee_key {
+            return Err(refuse(format!(
+                "it is encrypted to TEE key {}, this enclave's is {tee_key}",
+                metadata.tee_key_id
+            )));
+        }
+        let ns = tenant_ns(&tenant);
+        if self
+            .record_get(link, &ns, &partition_record(&metadata.partition))?
+            .is_none()
+        {
+            return Err(failure(
+                FailureKind::NotFound,
+                format!(
+                    "import of {what} refused: no partition {} (create it first)",
+                    metadata.partition
+                ),
+            ));
+        }
+        let digest = signed.digest();
+        let material = envelope::open_tee_layer(&node.wrapping, &digest, inner)
+            .map_err(|e| refused(&format!("import of {what} refused"), e))?;
+        metadata
+            .key_type
+            .check_material(&material)
+            .map_err(|e| refused(&format!("import of {what} refused"), e))?;
+        if !check.matches(&material) {
+            return Err(refuse(
+                "the key is not the one its metadata name (check value differs)".into(),
+            ));
+        }
+        let record = ImportedKeyRecord {
+            metadata: signed.bytes.clone(),
+            signature: signed.signature.clone(),
+            material: material.expose().clone(),
+        };
+        let record_key = key_record(&metadata.partition, &metadata.key_id);
+        let held = self.record_keys(link, &ns, &key_prefix(&metadata.partition))?;
+        if held.len() >= MAX_KEYS_PER_PARTITION && !held.contains(&record_key) {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!(
+                    "import of {what} refused: partition {} holds {MAX_KEYS_PER_PARTITION} keys already",
+                    metadata.partition
+                ),
+            ));
+        }
+        let created = self.record_put_if_absent(link, &ns, &record_key, &record.encode()?)?;
+        // The same import again (an answer lost on the way back) gets its confirmation;
+        // anything else under the id is a conflict, and nothing is overwritten.
+        let retried = !created
+            && match self.record_get(link, &ns, &record_key)? {
+                Some(bytes) => {
+                    let held = ImportedKeyRecord::decode(bytes.expose())?;
+                    held.metadata == record.metadata
+                        && veritee_crypto::ct_eq(&held.material, &record.material)
+                }
+                None => false,
+            };
+        if !created && !retried {
+            self.audit(link, "import.key", &tenant, &what, "refused: id taken")?;
+            return Err(failure(
+                FailureKind::Conflict,
+                format!("a key {what} exists already; nothing was overwritten"),
+            ));
+        }
+        let outcome = if retried { "ok: imported again" } else { "ok" };
+        self.audit(link, "import.key", &tenant, &what, outcome)?;
+        let (checkpoint, audit_size) = self.signed_checkpoint(link, false)?;
+        let confirmation = Confirmation {
+            key_id: metadata.key_id.clone(),
+            partition: metadata.partition.clone(),
+            tenant,
+            node: node_id,
+            key_type: metadata.key_type.as_str().into(),
+            key_check: metadata.key_check.clone(),
+            operations: metadata
+                .operations
+                .iter()
+                .map(|o| o.as_str().to_string())
+                .collect(),
+            metadata_digest: hex::encode(digest),
+            audit_size,
+            time: crate::clock::rfc3339(self.clock().now()),
+        };
+        let body = serde_json::to_vec(&confirmation).map_err(internal)?;
+        let confirmation = veritee_audit::sign_document(&node.audit_key, CONFIRMATION_LABEL, &body)
+            .map_err(internal)?;
+        Ok(ImportReply::Imported {
+            confirmation,
+            checkpoint,
+        })
+    }
+
+    fn create_partition(
+        &self,
+        request: &SignedRequest,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<ImportReply, EnclaveFailure> {
+        let tenant = self.authenticate(request, "POST", &paths::partitions(), body, link)?;
+        let parsed: CreatePartitionRequest = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("invalid partition request: {e}")))?;
+        veritee_channel::ops::check_name(&parsed.name)
+            .map_err(|e| bad(format!("partition name: {e}")))?;
+        let ns = tenant_ns(&tenant);
+        let held = self.record_keys(link, &ns, "partition/")?;
+        if held.len() >= MAX_PARTITIONS_PER_TENANT {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!("this tenant holds {MAX_PARTITIONS_PER_TENANT} partitions already"),
+            ));
+        }
+        let created = crate::clock::rfc3339(self.clock().now());
+        if !self.record_put_if_absent(
+            link,
+            &ns,
+            &partition_record(&parsed.name),
+            created.as_bytes(),
+        )? {
+            return Err(failure(
+                FailureKind::Conflict,
+                format!("partition {} exists already", parsed.name),
+            ));
+        }
+        self.audit(link, "partition.create", &tenant, &parsed.name, "ok")?;
+        Ok(ImportReply::Done)
+    }
+
+    /// Deletes a partition and every key in it: the keys are gone for good (their
+    /// sealed records are removed from the index, so no copy the host kept is served).
+    fn delete_partition(
+        &self,
+        request: &SignedRequest,
+        name: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<ImportReply, EnclaveFailure> {
+        let tenant = self.authenticate(request, "DELETE", &paths::partition(name), &[], link)?;
+        veritee_channel::ops::check_name(name).map_err(|e| bad(format!("partition name: {e}")))?;
+        let ns = tenant_ns(&tenant);
+        if self
+            .record_get(link, &ns, &partition_record(name))?
+            .is_none()
+        {
+            return Err(failure(
+                FailureKind::NotFound,
+                format!("no partition {name}"),
+            ));
+        }
+        // The partition goes first: no import lands in it while its keys go.
+        self.record_delete(link, &ns, &partition_record(name))?;
+        let keys = self.record_keys(link, &ns, &key_prefix(name))?;
+        for key in &keys {
+            self.record_delete(link, &ns, key)?;
+        }
+        lock(&self.import_keys).forget_partition(&tenant, name);
+        self.audit(
+            link,
+            "partition.delete",
+            &tenant,
+            name,
+            &format!("ok: {} keys destroyed", keys.len()),
+        )?;
+        Ok(ImportReply::Done)
+    }
+
+    fn list_partitions(
+        &self,
+        request: &SignedRequest,
+        link: &mut dyn HostLink,
+    ) -> Result<ImportReply, EnclaveFailure> {
+        let tenant = self.authenticate(request, "GET", &paths::partitions(), &[], link)?;
+        let ns = tenant_ns(&tenant);
+        let mut out = Vec::new();
+        for record in self.record_keys(link, &ns, "partition/")? {
+            let Some(name) = record.strip_prefix("partition/") else {
+                continue;
+            };
+            let prefix = key_prefix(name);
+            let keys = self
+                .record_keys(link, &ns, &prefix)?
+                .into_iter()
+                .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+                .collect();
+            out.push((name.to_string(), keys));
+        }
+        Ok(ImportReply::Partitions(out))
+    }
+}
+
+/// Reads an imported key's metadata back from its record (they were checked when it
+/// was imported, and sealed since).
+pub(crate) fn stored_metadata(
+    record: &ImportedKeyRecord,
+) -> Result<ImportMetadata, EnclaveFailure> {
+    serde_json::from_slice(&record.metadata)
+        .map_err(|e| internal(format!("a stored key's metadata are unreadable: {e}")))
+}

@@ -1,0 +1,204 @@
+//! Secret import (flow 3): the two keys a customer encrypts to, the import itself (the
+//! host peels the provider's layer, its part, and passes the TEE's layer on), and the
+//! customer's partitions. Operations by key id travel in attested sessions.
+
+use super::node::NonceQuery;
+use super::{ApiError, ApiResult, AppState, B64, converse, parse_json, tenant, unexpected};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::routing::{delete, get};
+use base64::Engine;
+use std::sync::Arc;
+use veritee_import::{envelope, metadata};
+use veritee_proto::api::{
+    CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, PartitionEntry,
+    PartitionList, WrappingKeyResponse,
+};
+use veritee_proto::ipc::{EnclaveCall, EnclaveReply, ImportCall, ImportReply};
+
+/// The routes of flow 3 (JSON bodies, under the node's JSON body limit).
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/import", get(keys).post(import))
+        .route(
+            "/v1/partitions",
+            get(list_partitions).post(create_partition),
+        )
+        .route("/v1/partitions/{name}", delete(delete_partition))
+}
+
+fn provider(state: &AppState) -> ApiResult<&crate::provider::ProviderKeys> {
+    state.provider.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this node takes no secret imports (it has no provider keys)",
+        )
+    })
+}
+
+/// `GET /v1/import?nonce=HEX`: the TEE's import key with evidence over the nonce, and
+/// the provider's statement for the host's key over the same nonce.
+async fn keys(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<NonceQuery>,
+) -> ApiResult<Json<ImportKeysResponse>> {
+    let provider = provider(&state)?;
+    let nonce = hex::decode(&q.nonce).map_err(|_| ApiError::bad_request("nonce must be hex"))?;
+    let tee = match converse(
+        &state,
+        EnclaveCall::WrappingKey {
+            nonce: nonce.clone(),
+        },
+    )
+    .await?
+    {
+        EnclaveReply::WrappingKey {
+            public_key,
+            audit_public_key,
+            checkpoint_public_key,
+            node_id,
+            evidence,
+        } => WrappingKeyResponse {
+            public_key: hex::encode(public_key),
+            audit_public_key: B64.encode(audit_public_key),
+            checkpoint_public_key: hex::encode(checkpoint_public_key),
+            node_id,
+            evidence: B64.encode(evidence),
+        },
+        other => return Err(unexpected(&other)),
+    };
+    let statement = provider.statement(&tee.node_id, &nonce)?;
+    Ok(Json(ImportKeysResponse {
+        tee,
+        provider_statement: B64.encode(&statement.statement),
+        provider_signature: B64.encode(&statement.signature),
+    }))
+}
+
+/// `POST /v1/import` (tenant-signed).
+async fn import(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ImportResponse>> {
+    let provider = provider(&state)?;
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    let parsed: ImportRequest = parse_json(&headers, &body)?;
+    let decode = |field: &str, value: &str| {
+        B64.decode(value.trim())
+            .map_err(|_| ApiError::bad_request(format!("{field} must be base64")))
+    };
+    let metadata_bytes = decode("metadata", &parsed.metadata)?;
+    let sealed = decode("sealed", &parsed.sealed)?;
+    let inner = envelope::peel_provider_layer(
+        provider.host_key(),
+        &metadata::digest(&metadata_bytes),
+        &sealed,
+    )
+    .map_err(|e| ApiError::bad_request(format!("import refused by the provider: {e}")))?;
+    match converse(
+        &state,
+        EnclaveCall::Import(ImportCall::Key {
+            request: signed.request,
+            body: body.to_vec(),
+            inner,
+        }),
+    )
+    .await?
+    {
+        EnclaveReply::Import(ImportReply::Imported {
+            confirmation,
+            checkpoint,
+        }) => Ok(Json(ImportResponse {
+            confirmation: B64.encode(confirmation),
+            checkpoint,
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn create_partition(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    let parsed: CreatePartitionRequest = parse_json(&headers, &body)?;
+    done(
+        converse(
+            &state,
+            EnclaveCall::Import(ImportCall::CreatePartition {
+                request: signed.request,
+                body: body.to_vec(),
+            }),
+        )
+        .await?,
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "partition": parsed.name })),
+    ))
+}
+
+async fn delete_partition(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    done(
+        converse(
+            &state,
+            EnclaveCall::Import(ImportCall::DeletePartition {
+                request: signed.request,
+                name: name.clone(),
+            }),
+        )
+        .await?,
+    )?;
+    Ok(Json(serde_json::json!({ "deleted": name })))
+}
+
+async fn list_partitions(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<PartitionList>> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    match converse(
+        &state,
+        EnclaveCall::Import(ImportCall::ListPartitions {
+            request: signed.request,
+        }),
+    )
+    .await?
+    {
+        EnclaveReply::Import(ImportReply::Partitions(list)) => Ok(Json(PartitionList {
+            partitions: list
+                .into_iter()
+                .map(|(name, keys)| PartitionEntry { name, keys })
+                .collect(),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn done(reply: EnclaveReply) -> ApiResult<()> {
+    match reply {
+        EnclaveReply::Import(ImportReply::Done) => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}

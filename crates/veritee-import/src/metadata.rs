@@ -1,0 +1,190 @@
+//! The customer's signed statement of what it imports: which key, into which
+//! partition, for which operations, encrypted to which TEE and provider keys, after
+//! which validations. Its digest is the associated data of both encryption layers, so
+//! a layer made for one statement opens under no other.
+
+use crate::ImportError;
+use crate::keys::{KeyCheck, KeyType, Operation};
+use serde::{Deserialize, Serialize};
+use veritee_crypto::sign::{self, VerificationScheme};
+
+/// Metadata format version.
+pub const METADATA_VERSION: u32 = 1;
+/// Largest metadata document.
+pub const MAX_METADATA_LEN: usize = 8 * 1024;
+/// Most validation statements one import names.
+pub const MAX_VALIDATIONS: usize = 16;
+/// Longest validation statement.
+pub const MAX_VALIDATION_LEN: usize = 512;
+/// Label of the customer's signature over metadata.
+pub const METADATA_SIGNATURE_LABEL: &[u8] = b"veritee import metadata v1\0";
+const DIGEST_LABEL: &[u8] = b"veritee import metadata digest v1\0";
+
+/// What the customer states about one import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportMetadata {
+    /// [`METADATA_VERSION`].
+    pub version: u32,
+    /// The customer (tenant id).
+    pub tenant: String,
+    /// The node whose enclave the key is for.
+    pub node_id: String,
+    /// The partition it goes into.
+    pub partition: String,
+    /// Its id in the partition.
+    pub key_id: String,
+    /// Its type.
+    pub key_type: KeyType,
+    /// What it may be used for.
+    pub operations: Vec<Operation>,
+    /// Its salted check value, `salt:value` hex.
+    pub key_check: String,
+    /// The TEE key the inner layer is encrypted to (hex of 16 bytes of its SHA-256).
+    pub tee_key_id: String,
+    /// The provider key the outer layer is encrypted to (same form).
+    pub provider_key_id: String,
+    /// What the customer checked before encrypting, one statement each.
+    pub validations: Vec<String>,
+    /// When the customer made it, RFC 3339.
+    pub created: String,
+}
+
+/// The id of a public key: hex of the first 16 bytes of its SHA-256.
+pub fn key_id_of(public_key: &[u8]) -> String {
+    hex::encode(&veritee_crypto::digest::sha256(public_key)[..16])
+}
+
+impl ImportMetadata {
+    /// Checks every field's form and range; names the first that is wrong.
+    pub fn check(&self) -> Result<KeyCheck, ImportError> {
+        let bad = |what: String| ImportError::Malformed(format!("import metadata: {what}"));
+        if self.version != METADATA_VERSION {
+            return Err(bad(format!(
+                "version {} (this build reads {METADATA_VERSION})",
+                self.version
+            )));
+        }
+        for (field, value) in [
+            ("tenant", &self.tenant),
+            ("tee_key_id", &self.tee_key_id),
+            ("provider_key_id", &self.provider_key_id),
+        ] {
+            if value.len() != 32 || hex::decode(value).is_err() {
+                return Err(bad(format!("{field} must be 32 hex digits")));
+            }
+        }
+        if self.node_id.is_empty() || self.node_id.len() > 64 || hex::decode(&self.node_id).is_err()
+        {
+            return Err(bad("node_id must be hex".into()));
+        }
+        veritee_proto::names::check_name(&self.partition)
+            .map_err(|e| bad(format!("partition: {e}")))?;
+        veritee_proto::names::check_name(&self.key_id).map_err(|e| bad(format!("key_id: {e}")))?;
+        if self.operations.is_empty() {
+            return Err(bad("operations is empty: the key could do nothing".into()));
+        }
+        let possible = self.key_type.possible_operations();
+        for (i, op) in self.operations.iter().enumerate() {
+            if !possible.contains(op) {
+                return Err(bad(format!(
+                    "a {} key cannot {}",
+                    self.key_type.as_str(),
+                    op.as_str()
+                )));
+            }
+            if self.operations[..i].contains(op) {
+                return Err(bad(format!("operation {} is named twice", op.as_str())));
+            }
+        }
+        if self.validations.len() > MAX_VALIDATIONS
+            || self
+                .validations
+                .iter()
+                .any(|v| v.len() > MAX_VALIDATION_LEN)
+        {
+            return Err(bad(format!(
+                "at most {MAX_VALIDATIONS} validations of {MAX_VALIDATION_LEN} bytes each"
+            )));
+        }
+        time::OffsetDateTime::parse(
+            &self.created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|_| bad(format!("created {:?} is not RFC 3339", self.created)))?;
+        KeyCheck::from_hex(&self.key_check)
+    }
+
+    /// Whether the key may be used for `op`.
+    pub fn allows(&self, op: Operation) -> bool {
+        self.operations.contains(&op)
+    }
+}
+
+/// Metadata as the customer signed them: the exact bytes, and the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedMetadata {
+    /// The JSON document, as signed.
+    pub bytes: Vec<u8>,
+    /// ECDSA P-256 `r || s` over [`METADATA_SIGNATURE_LABEL`] and the bytes.
+    pub signature: Vec<u8>,
+}
+
+impl SignedMetadata {
+    /// Signs `metadata` with `sign` (the tenant key's signing function).
+    pub fn sign(
+        metadata: &ImportMetadata,
+        sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, ImportError>,
+    ) -> Result<Self, ImportError> {
+        metadata.check()?;
+        let bytes = serde_json::to_vec(metadata)
+            .map_err(|e| ImportError::Malformed(format!("import metadata: {e}")))?;
+        let signature = sign(&Self::signed_bytes(&bytes))?;
+        Ok(Self { bytes, signature })
+    }
+
+    fn signed_bytes(bytes: &[u8]) -> Vec<u8> {
+        let mut out = METADATA_SIGNATURE_LABEL.to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// Checks the signature with the tenant's key, then reads and checks the metadata.
+    pub fn open(&self, tenant_spki: &[u8]) -> Result<(ImportMetadata, KeyCheck), ImportError> {
+        if self.bytes.len() > MAX_METADATA_LEN {
+            return Err(ImportError::Malformed(format!(
+                "import metadata of {} bytes (at most {MAX_METADATA_LEN})",
+                self.bytes.len()
+            )));
+        }
+        sign::verify(
+            VerificationScheme::EcdsaP256Sha256Fixed,
+            tenant_spki,
+            &Self::signed_bytes(&self.bytes),
+            &self.signature,
+        )
+        .map_err(|_| {
+            ImportError::BadSignature(
+                "the import metadata are not signed by the tenant's key, or were changed after signing"
+                    .into(),
+            )
+        })?;
+        let metadata: ImportMetadata = serde_json::from_slice(&self.bytes)
+            .map_err(|e| ImportError::Malformed(format!("import metadata: {e}")))?;
+        let check = metadata.check()?;
+        Ok((metadata, check))
+    }
+
+    /// The digest both encryption layers take as associated data.
+    pub fn digest(&self) -> [u8; 32] {
+        digest(&self.bytes)
+    }
+}
+
+/// The associated data of both layers for metadata `bytes`.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    let mut d = veritee_crypto::digest::Sha256::default();
+    d.update(DIGEST_LABEL);
+    d.update(bytes);
+    d.finish()
+}

@@ -1,0 +1,285 @@
+//! `veritee crypto ...`: operations by key id on keys imported into a node's enclave
+//! (flow 3), inside an attested session: the host sees neither data nor results.
+
+use super::secret::{Connection, with_session};
+use crate::Outcome;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use veritee_channel::crypto::{CryptoOp, CryptoOutcome, MAX_DATA_LEN};
+use veritee_crypto::SecretBytes;
+use veritee_import::keys::{HashAlgorithm, KeyRef};
+
+/// Where the data comes from and the result goes.
+#[derive(Debug, Args, Clone)]
+pub struct Io {
+    /// The input file (default: stdin).
+    #[arg(long = "in")]
+    input: Option<PathBuf>,
+    /// The output file, created (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// A key by `PARTITION/KEY-ID`.
+fn key_ref(s: &str) -> Result<KeyRef, String> {
+    let (partition, key_id) = s
+        .split_once('/')
+        .ok_or_else(|| format!("key {s:?}: write PARTITION/KEY-ID"))?;
+    Ok(KeyRef::new(partition, key_id))
+}
+
+/// Crypto subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CryptoCommand {
+    /// Encrypt under an AES key (AES-256-GCM, bound to the key id and --aad).
+    ///
+    /// Example: veritee crypto encrypt --node URL --tenant alice.pem --policy p.toml
+    ///   --trust-anchor root.pem --key payments/card-key --in card.txt --out card.ct
+    Encrypt {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        /// Associated data the ciphertext is bound to.
+        #[arg(long, default_value = "")]
+        aad: String,
+        #[command(flatten)]
+        io: Io,
+    },
+    /// Decrypt what `encrypt` made.
+    ///
+    /// Example: veritee crypto decrypt ... --key payments/card-key --in card.ct
+    Decrypt {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        /// The associated data it was encrypted with.
+        #[arg(long, default_value = "")]
+        aad: String,
+        #[command(flatten)]
+        io: Io,
+    },
+    /// Re-encrypt a ciphertext from one key to another inside the enclave.
+    ///
+    /// Example: veritee crypto translate ... --key payments/old --to payments/new
+    ///   --in card.ct --out card.new.ct
+    Translate {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key it is encrypted under, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        /// The key to encrypt it under.
+        #[arg(long, value_parser = key_ref)]
+        to: KeyRef,
+        /// Its associated data (kept).
+        #[arg(long, default_value = "")]
+        aad: String,
+        #[command(flatten)]
+        io: Io,
+    },
+    /// Sign with an ECDSA P-256 key (SHA-256, r || s, 64 bytes).
+    ///
+    /// Example: veritee crypto sign ... --key payments/signer --in order.json --out order.sig
+    Sign {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        #[command(flatten)]
+        io: Io,
+    },
+    /// Verify a signature (ECDSA key) or a MAC (HMAC key); exits 1 if it does not.
+    ///
+    /// Example: veritee crypto verify ... --key payments/signer --in order.json
+    ///   --signature order.sig
+    Verify {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        /// The signature or tag file.
+        #[arg(long)]
+        signature: PathBuf,
+        /// The message file (default: stdin).
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+    },
+    /// HMAC-SHA-256 with an HMAC key.
+    ///
+    /// Example: veritee crypto hmac ... --key payments/mac --in msg --out msg.tag
+    Hmac {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        #[command(flatten)]
+        io: Io,
+    },
+    /// A digest computed by the enclave (no key): prints it in hex.
+    ///
+    /// Example: veritee crypto hash ... --algorithm sha256 --in file
+    Hash {
+        #[command(flatten)]
+        conn: Connection,
+        /// sha256, sha384 or sha512.
+        #[arg(long, default_value = "sha256")]
+        algorithm: HashAlgorithm,
+        /// The input file (default: stdin).
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+    },
+}
+
+fn read_input(input: &Option<PathBuf>) -> Result<SecretBytes> {
+    let mut data = SecretBytes::new(Vec::new());
+    match input {
+        Some(path) => *data.expose_mut() = crate::files::read(path, "input")?,
+        None => {
+            std::io::stdin()
+                .take(MAX_DATA_LEN as u64 + 1)
+                .read_to_end(data.expose_mut())
+                .context("cannot read stdin")?;
+        }
+    }
+    if data.len() > MAX_DATA_LEN {
+        bail!("the input is over {MAX_DATA_LEN} bytes: one operation takes at most that");
+    }
+    Ok(data)
+}
+
+fn write_output(out: &Option<PathBuf>, bytes: &[u8], mode: u32) -> Result<()> {
+    match out {
+        Some(path) => Ok(veritee_platform::fsutil::write_new(path, bytes, mode)?),
+        None => std::io::stdout()
+            .write_all(bytes)
+            .context("cannot write to stdout"),
+    }
+}
+
+fn one(conn: &Connection, op: CryptoOp) -> Result<CryptoOutcome> {
+    let mut outcomes = with_session(conn, |s| Ok(s.crypto(vec![op])?))?;
+    match outcomes.pop() {
+        Some(CryptoOutcome::Error { code, message }) => {
+            bail!("the enclave refused ({code}): {message}")
+        }
+        Some(outcome) => Ok(outcome),
+        None => bail!("the enclave answered with no outcome"),
+    }
+}
+
+fn unexpected(o: CryptoOutcome) -> anyhow::Error {
+    anyhow::anyhow!("the enclave answered with an unexpected {o:?}")
+}
+
+/// Runs a crypto subcommand.
+pub fn run(cmd: CryptoCommand) -> Result<Outcome> {
+    use veritee_platform::fsutil::{PRIVATE_MODE, PUBLIC_MODE};
+    match cmd {
+        CryptoCommand::Encrypt { conn, key, aad, io } => {
+            let plaintext = read_input(&io.input)?;
+            match one(
+                &conn,
+                CryptoOp::Encrypt {
+                    key,
+                    plaintext,
+                    aad: aad.into_bytes(),
+                },
+            )? {
+                CryptoOutcome::Ciphertext(ct) => write_output(&io.out, &ct, PUBLIC_MODE)?,
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Decrypt { conn, key, aad, io } => {
+            let ciphertext = read_input(&io.input)?.expose().clone();
+            match one(
+                &conn,
+                CryptoOp::Decrypt {
+                    key,
+                    ciphertext,
+                    aad: aad.into_bytes(),
+                },
+            )? {
+                CryptoOutcome::Plaintext(p) => write_output(&io.out, p.expose(), PRIVATE_MODE)?,
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Translate {
+            conn,
+            key,
+            to,
+            aad,
+            io,
+        } => {
+            let ciphertext = read_input(&io.input)?.expose().clone();
+            let op = CryptoOp::Translate {
+                from: key,
+                to,
+                ciphertext,
+                aad: aad.into_bytes(),
+            };
+            match one(&conn, op)? {
+                CryptoOutcome::Ciphertext(ct) => write_output(&io.out, &ct, PUBLIC_MODE)?,
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Sign { conn, key, io } => {
+            let message = read_input(&io.input)?.expose().clone();
+            match one(&conn, CryptoOp::Sign { key, message })? {
+                CryptoOutcome::Signature(sig) => write_output(&io.out, &sig, PUBLIC_MODE)?,
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Hmac { conn, key, io } => {
+            let data = read_input(&io.input)?.expose().clone();
+            match one(&conn, CryptoOp::Hmac { key, data })? {
+                CryptoOutcome::Mac(tag) => write_output(&io.out, &tag, PUBLIC_MODE)?,
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Verify {
+            conn,
+            key,
+            signature,
+            input,
+        } => {
+            let message = read_input(&input)?.expose().clone();
+            let signature = crate::files::read(&signature, "signature")?;
+            match one(
+                &conn,
+                CryptoOp::Verify {
+                    key,
+                    message,
+                    signature,
+                },
+            )? {
+                CryptoOutcome::Verified(true) => println!("valid"),
+                CryptoOutcome::Verified(false) => {
+                    println!("INVALID: the signature does not verify with this key");
+                    return Ok(Outcome::Rejected);
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Hash {
+            conn,
+            algorithm,
+            input,
+        } => {
+            let data = read_input(&input)?.expose().clone();
+            match one(&conn, CryptoOp::Hash { algorithm, data })? {
+                CryptoOutcome::Digest(d) => println!("{}", hex::encode(d)),
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,256 @@
+//! `veritee import ...` and `veritee partition ...`: secret import (flow 3) into a
+//! node's enclave, by way of two validated keys, and the partitions keys live in.
+
+use super::appraise::AppraisalArgs;
+use super::tenant::load_tenant;
+use crate::Outcome;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use veritee_client::NodeClient;
+use veritee_client::import::{ImportKeysFile, ImportSpec, ValidatedImportKeys, prepare_import};
+use veritee_crypto::SecretBytes;
+use veritee_import::keys::{KeyType, Operation};
+
+/// The provider key a customer pins.
+#[derive(Debug, Args, Clone)]
+pub struct ProviderPin {
+    /// The provider's public key (64 hex digits, from the provider out of band: its
+    /// node prints it at start and writes it to DIR/provider/provider.pub).
+    #[arg(long, value_name = "HEX")]
+    provider: String,
+}
+
+impl ProviderPin {
+    fn key(&self) -> Result<[u8; 32]> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(self.provider.trim(), &mut key)
+            .with_context(|| format!("--provider {:?} is not 64 hex digits", self.provider))?;
+        Ok(key)
+    }
+}
+
+/// Import subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Fetch a node's TEE key and provider key, validate both, and save them.
+    ///
+    /// Example: veritee import keys --node http://127.0.0.1:8440 --provider HEX
+    ///   --policy policy.toml --trust-anchor root.pem --out node.import-keys.json
+    Keys {
+        /// The node's URL.
+        #[arg(long)]
+        node: String,
+        #[command(flatten)]
+        pin: ProviderPin,
+        #[command(flatten)]
+        appraisal: AppraisalArgs,
+        /// Where to save them (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Encrypt a key to the TEE, then to the provider, and import it with signed
+    /// metadata; checks the enclave's signed confirmation.
+    ///
+    /// Example: veritee import send --node http://127.0.0.1:8440 --tenant alice.pem
+    ///   --provider HEX --policy policy.toml --trust-anchor root.pem
+    ///   --partition payments --key-id card-key --type aes-256-gcm
+    ///   --operations encrypt,decrypt --key-file card.key
+    Send {
+        /// The node's URL.
+        #[arg(long)]
+        node: String,
+        /// The tenant key file.
+        #[arg(long)]
+        tenant: PathBuf,
+        #[command(flatten)]
+        pin: ProviderPin,
+        #[command(flatten)]
+        appraisal: AppraisalArgs,
+        /// Keys saved by `import keys` (validated again now); default: fetch them.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// The partition (create it first: veritee partition create).
+        #[arg(long)]
+        partition: String,
+        /// The key's id in the partition.
+        #[arg(long)]
+        key_id: String,
+        /// aes-256-gcm (32 raw bytes), hmac-sha256 (32 to 64 raw bytes) or ecdsa-p256
+        /// (PKCS#8, DER or PEM).
+        #[arg(long = "type")]
+        key_type: KeyType,
+        /// What the key may be used for, comma-separated: encrypt, decrypt, translate
+        /// (AES); hmac, verify (HMAC); sign, verify (ECDSA).
+        #[arg(long, value_delimiter = ',', required = true)]
+        operations: Vec<Operation>,
+        /// The file holding the key.
+        #[arg(long)]
+        key_file: PathBuf,
+    },
+}
+
+/// Partition subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PartitionCommand {
+    /// Create a partition.
+    ///
+    /// Example: veritee partition create --node URL --tenant alice.pem --name payments
+    Create {
+        #[command(flatten)]
+        who: Tenant,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Delete a partition and destroy every key in it.
+    ///
+    /// Example: veritee partition delete --node URL --tenant alice.pem --name payments
+    Delete {
+        #[command(flatten)]
+        who: Tenant,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tenant's partitions and their key ids.
+    ///
+    /// Example: veritee partition list --node URL --tenant alice.pem
+    List {
+        #[command(flatten)]
+        who: Tenant,
+    },
+}
+
+/// A node and the tenant asking it.
+#[derive(Debug, Args, Clone)]
+pub struct Tenant {
+    /// The node's URL.
+    #[arg(long)]
+    node: String,
+    /// The tenant key file.
+    #[arg(long)]
+    tenant: PathBuf,
+}
+
+fn validated(
+    file: &ImportKeysFile,
+    appraisal: &AppraisalArgs,
+    pin: &ProviderPin,
+) -> Result<ValidatedImportKeys> {
+    let loaded = appraisal.load()?;
+    file.validate(
+        &loaded.appraiser(),
+        &pin.key()?,
+        time::OffsetDateTime::now_utc(),
+    )
+    .context("the node's import keys failed validation; nothing was sent")
+}
+
+/// Reads key material: raw bytes, or for an EC key PKCS#8 DER or PEM.
+fn read_material(path: &std::path::Path, key_type: KeyType) -> Result<SecretBytes> {
+    let raw = SecretBytes::new(crate::files::read(path, "key")?);
+    if key_type == KeyType::EcdsaP256 && raw.expose().starts_with(b"-----BEGIN") {
+        let blocks = veritee_x509::pem::blocks(raw.expose())
+            .with_context(|| format!("key file {}", path.display()))?;
+        let Some((_, der)) = blocks.into_iter().find(|(l, _)| l == "PRIVATE KEY") else {
+            bail!("key file {} has no PRIVATE KEY block", path.display());
+        };
+        return Ok(SecretBytes::new(der));
+    }
+    Ok(raw)
+}
+
+/// Runs an import subcommand.
+pub fn run(cmd: ImportCommand) -> Result<Outcome> {
+    match cmd {
+        ImportCommand::Keys {
+            node,
+            pin,
+            appraisal,
+            out,
+        } => {
+            let file = NodeClient::new(&node)?.fetch_import_keys()?;
+            let keys = validated(&file, &appraisal, &pin)?;
+            let json = serde_json::to_vec_pretty(&file)?;
+            veritee_platform::fsutil::write_new(
+                &out,
+                &json,
+                veritee_platform::fsutil::PUBLIC_MODE,
+            )?;
+            for v in &keys.validations {
+                println!("validated {v}");
+            }
+            println!("saved to {}", out.display());
+        }
+        ImportCommand::Send {
+            node,
+            tenant,
+            pin,
+            appraisal,
+            keys,
+            partition,
+            key_id,
+            key_type,
+            operations,
+            key_file,
+        } => {
+            let tenant = load_tenant(&tenant)?;
+            let client = NodeClient::new(&node)?;
+            let file = match &keys {
+                Some(path) => serde_json::from_slice(&crate::files::read(path, "import keys")?)
+                    .with_context(|| format!("import keys {}", path.display()))?,
+                None => client.fetch_import_keys()?,
+            };
+            let validated = validated(&file, &appraisal, &pin)?;
+            let material = read_material(&key_file, key_type)?;
+            let spec = ImportSpec {
+                partition,
+                key_id,
+                key_type,
+                operations,
+            };
+            let prepared = prepare_import(&validated, &tenant, &spec, &material)?;
+            let imported = client.send_import(&tenant, &validated, &prepared)?;
+            let c = &imported.confirmation;
+            println!(
+                "imported {}/{} ({}, may {}) into node {}",
+                c.partition,
+                c.key_id,
+                c.key_type,
+                c.operations.join(", "),
+                c.node
+            );
+            println!("confirmation signed by the attested enclave at {}", c.time);
+            println!("key check value {}", c.key_check);
+            println!("audit log size {} covers it", c.audit_size);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Runs a partition subcommand.
+pub fn run_partition(cmd: PartitionCommand) -> Result<Outcome> {
+    let connect = |who: &Tenant| -> Result<_> {
+        Ok((NodeClient::new(&who.node)?, load_tenant(&who.tenant)?))
+    };
+    match cmd {
+        PartitionCommand::Create { who, name } => {
+            let (client, tenant) = connect(&who)?;
+            client.create_partition(&tenant, &name)?;
+            println!("created partition {name}");
+        }
+        PartitionCommand::Delete { who, name } => {
+            let (client, tenant) = connect(&who)?;
+            client.delete_partition(&tenant, &name)?;
+            println!("deleted partition {name} and every key in it");
+        }
+        PartitionCommand::List { who } => {
+            let (client, tenant) = connect(&who)?;
+            for p in client.list_partitions(&tenant)?.partitions {
+                println!("{}\t{}", p.name, p.keys.join(" "));
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

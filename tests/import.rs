@@ -1,0 +1,339 @@
+//! Secret import (flow 3) end to end on real nodes: the CLI a customer uses, the
+//! provider key pinned against a man in the middle, operations by key id, the key
+//! surviving a restart sealed, and a canary key found nowhere the host touched.
+
+#[macro_use]
+mod common;
+
+use base64::Engine;
+use common::*;
+use std::path::Path;
+use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
+use veritee_client::import::{ImportSpec, prepare_import};
+use veritee_crypto::SecretBytes;
+use veritee_import::keys::{KeyRef, KeyType, Operation};
+use veritee_import::provider::{ProviderStatement, SignedProviderStatement};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const CANARY: &[u8; 32] = b"canary-flow3-key-0123456789abcde";
+
+both_stores!(
+    an_imported_key_is_used_by_id_and_never_seen_by_the_host,
+    import_and_use
+);
+
+fn provider_pin(node: &Node) -> String {
+    std::fs::read_to_string(node.state.join("provider/provider.pub"))
+        .expect("provider.pub")
+        .trim()
+        .to_string()
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let o = veritee(args);
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn import_and_use(kind: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = store_location(kind, dir.path()) else {
+        return;
+    };
+    let state = dir.path().join("node");
+    let mut node = start(&state, &store);
+    let tenant_path = tenant_file(&node, dir.path());
+    let tenant = load_tenant(&tenant_path);
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let (url, t, p, anchor, pin) = (
+        node.url.clone(),
+        s(&tenant_path),
+        s(&policy),
+        s(&node.anchor_path()),
+        provider_pin(&node),
+    );
+    let conn = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--node",
+            &url,
+            "--tenant",
+            &t,
+            "--policy",
+            &p,
+            "--trust-anchor",
+            &anchor,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>| cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // The customer's CLI: a partition, both keys validated, the key sent.
+    let (ok, out) = cli(&[
+        "partition",
+        "create",
+        "--node",
+        &url,
+        "--tenant",
+        &t,
+        "--name",
+        "payments",
+    ]);
+    assert!(ok, "{out}");
+    let key_file = dir.path().join("card.key");
+    std::fs::write(&key_file, CANARY).expect("key file");
+    let send = |pin: &str, id: &str, ops: &str| {
+        let mut args = vec!["import".to_string(), "send".into()];
+        args.extend(conn(&[
+            "--provider",
+            pin,
+            "--partition",
+            "payments",
+            "--key-id",
+            id,
+            "--type",
+            "aes-256-gcm",
+            "--operations",
+            ops,
+            "--key-file",
+            &s(&key_file),
+        ]));
+        run(args)
+    };
+    // A man in the middle's provider key (another pin than the provider's) gets nothing.
+    let (ok, out) = send(&"ab".repeat(32), "card-key", "encrypt,decrypt");
+    assert!(!ok && out.contains("pinned provider key"), "{out}");
+    let (ok, out) = send(&pin, "card-key", "encrypt,decrypt");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("imported payments/card-key (aes-256-gcm, may encrypt, decrypt)"),
+        "{out}"
+    );
+    let (ok, out) = send(&pin, "enc-only", "encrypt");
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["partition", "list", "--node", &url, "--tenant", &t]);
+    assert!(ok && out.contains("payments\tcard-key enc-only"), "{out}");
+
+    // Operations by key id through the CLI.
+    let plain = dir.path().join("card.txt");
+    std::fs::write(&plain, b"4111 1111 1111 1111").expect("plain");
+    let ct = dir.path().join("card.ct");
+    let mut args = vec!["crypto".to_string(), "encrypt".into()];
+    args.extend(conn(&[
+        "--key",
+        "payments/enc-only",
+        "--aad",
+        "order-7",
+        "--in",
+        &s(&plain),
+        "--out",
+        &s(&ct),
+    ]));
+    let (ok, out) = run(args);
+    assert!(ok, "{out}");
+    let mut args = vec!["crypto".to_string(), "decrypt".into()];
+    args.extend(conn(&[
+        "--key",
+        "payments/enc-only",
+        "--aad",
+        "order-7",
+        "--in",
+        &s(&ct),
+    ]));
+    let (ok, out) = run(args);
+    assert!(!ok && out.contains("may not be used to decrypt"), "{out}");
+    let moved = dir.path().join("card.moved");
+    let mut args = vec!["crypto".to_string(), "translate".into()];
+    args.extend(conn(&[
+        "--key",
+        "payments/enc-only",
+        "--to",
+        "payments/card-key",
+        "--aad",
+        "order-7",
+        "--in",
+        &s(&ct),
+        "--out",
+        &s(&moved),
+    ]));
+    let (ok, out) = run(args);
+    assert!(!ok && out.contains("may not be used to translate"), "{out}");
+    let mut args = vec!["crypto".to_string(), "encrypt".into()];
+    let ct2 = dir.path().join("card.ct2");
+    args.extend(conn(&[
+        "--key",
+        "payments/card-key",
+        "--in",
+        &s(&plain),
+        "--out",
+        &s(&ct2),
+    ]));
+    assert!(run(args).0);
+    let mut args = vec!["crypto".to_string(), "decrypt".into()];
+    args.extend(conn(&["--key", "payments/card-key", "--in", &s(&ct2)]));
+    let (ok, out) = run(args);
+    assert!(ok && out.contains("4111 1111 1111 1111"), "{out}");
+
+    // Through the library, recording the wire: the fresh keys are validated, a man in
+    // the middle who swaps the provider's statement is refused, the import confirmed.
+    let (client, exchanges) = node.client().recording();
+    let appraisal = Appraisal::new(&node);
+    let mut pinned = [0u8; 32];
+    hex::decode_to_slice(&pin, &mut pinned).expect("pin");
+    let fetched = client.fetch_import_keys().expect("keys");
+    let now = time::OffsetDateTime::now_utc();
+    let mitm_key = veritee_crypto::sign::Ed25519SigningKey::generate().expect("key");
+    let mut swapped = fetched.clone();
+    let forged = SignedProviderStatement::sign(
+        &mitm_key,
+        &ProviderStatement {
+            provider: pin.clone(),
+            host_key: hex::encode(
+                veritee_crypto::hpke::HpkeKeyPair::generate()
+                    .public_key()
+                    .as_bytes(),
+            ),
+            node_id: fetched.keys.tee.node_id.clone(),
+            nonce: fetched.nonce.clone(),
+            issued: fetched.fetched_at.clone(),
+        },
+    )
+    .expect("forge");
+    swapped.keys.provider_statement = B64.encode(&forged.statement);
+    swapped.keys.provider_signature = B64.encode(&forged.signature);
+    let err = swapped
+        .validate(&appraisal.appraiser(), &pinned, now)
+        .unwrap_err();
+    assert!(err.to_string().contains("pinned provider key"), "{err}");
+    let mut swapped_tee = fetched.clone();
+    swapped_tee.keys.tee.public_key = hex::encode([9u8; 32]);
+    assert!(
+        swapped_tee
+            .validate(&appraisal.appraiser(), &pinned, now)
+            .is_err()
+    );
+    let keys = fetched
+        .validate(&appraisal.appraiser(), &pinned, now)
+        .expect("validated");
+    let material = SecretBytes::copy_from(CANARY);
+    let spec = ImportSpec {
+        partition: "payments".into(),
+        key_id: "lib-key".into(),
+        key_type: KeyType::HmacSha256,
+        operations: vec![Operation::Hmac],
+    };
+    let prepared = prepare_import(&keys, &tenant, &spec, &material).expect("prepare");
+    let imported = client
+        .send_import(&tenant, &keys, &prepared)
+        .expect("import");
+    assert_eq!(imported.confirmation.key_id, "lib-key");
+    let mut session = client
+        .open_session(&tenant, &appraisal.appraiser())
+        .expect("session");
+    let outcomes = session
+        .crypto(vec![CryptoOp::Hmac {
+            key: KeyRef::new("payments", "lib-key"),
+            data: b"m".to_vec(),
+        }])
+        .expect("hmac");
+    assert!(
+        matches!(&outcomes[..], [CryptoOutcome::Mac(t)] if t[..] == veritee_crypto::mac::hmac_sha256(CANARY, b"m"))
+    );
+
+    // The canary, raw, hex or base64: not on the wire, in the logs, the store or the
+    // host's memory.
+    let canaries = [
+        CANARY.to_vec(),
+        hex::encode(CANARY).into_bytes(),
+        B64.encode(CANARY).into_bytes(),
+    ];
+    for x in exchanges.lock().expect("lock").iter() {
+        for c in &canaries {
+            assert!(
+                !contains(&x.request_body, c) && !contains(&x.response_body, c),
+                "on the wire: {}",
+                x.request_line
+            );
+        }
+    }
+    let memory = process_memory(node.child.id());
+    assert!(
+        contains(&memory, tenant.tenant_id().expect("id").as_bytes()),
+        "memory scan found nothing"
+    );
+    let log = std::fs::read(&node.log).expect("log");
+    let stored = if kind == "embedded" {
+        all_files(&node.state)
+    } else {
+        Vec::new()
+    };
+    for c in &canaries {
+        assert!(
+            !contains(&memory, c),
+            "the imported key in the host's memory"
+        );
+        assert!(!contains(&log, c), "the imported key in the logs");
+        assert!(!contains(&stored, c), "the imported key in the store");
+    }
+
+    // Restarted, the node serves the key from its sealed store.
+    node.child.kill().expect("kill");
+    node.child.wait().expect("wait");
+    drop(node);
+    let node = start(&state, &store);
+    let mut args = vec!["crypto".to_string(), "decrypt".into()];
+    let mut c = conn(&["--key", "payments/card-key", "--in", &s(&ct2)]);
+    c[1] = node.url.clone();
+    args.extend(c);
+    let (ok, out) = run(args);
+    assert!(
+        ok && out.contains("4111 1111 1111 1111"),
+        "after a restart: {out}"
+    );
+    // Deleting the partition destroys its keys.
+    let (ok, out) = cli(&[
+        "partition",
+        "delete",
+        "--node",
+        &node.url,
+        "--tenant",
+        &t,
+        "--name",
+        "payments",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(args_of("decrypt", &node.url, &t, &p, &anchor, &ct2));
+    assert!(!ok && out.contains("no key payments/card-key"), "{out}");
+}
+
+fn args_of(op: &str, url: &str, t: &str, p: &str, anchor: &str, input: &Path) -> Vec<String> {
+    [
+        "crypto",
+        op,
+        "--node",
+        url,
+        "--tenant",
+        t,
+        "--policy",
+        p,
+        "--trust-anchor",
+        anchor,
+        "--key",
+        "payments/card-key",
+        "--in",
+        &s(input),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
