@@ -67,7 +67,8 @@ pub enum ImportCommand {
         pin: ProviderPin,
         #[command(flatten)]
         appraisal: AppraisalArgs,
-        /// Keys saved by `import keys` (validated again now); default: fetch them.
+        /// Keys saved by `import keys`, validated again now (the provider's statement
+        /// is good for 10 minutes); default: fetch them.
         #[arg(long)]
         keys: Option<PathBuf>,
         /// The partition (create it first: veritee partition create).

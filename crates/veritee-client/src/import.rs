@@ -56,7 +56,7 @@ fn protocol(what: impl core::fmt::Display) -> ClientError {
 }
 
 fn refused(e: ImportError) -> ClientError {
-    ClientError::Protocol(format!("{e}; nothing was sent"))
+    ClientError::Refused(e.to_string())
 }
 
 impl ImportKeysFile {

@@ -82,6 +82,10 @@ pub enum ClientError {
         /// Explanation.
         message: String,
     },
+    /// The client's own checks refused to go on (a key that failed validation, input
+    /// that cannot be imported); nothing was sent.
+    #[error("{0}; nothing was sent")]
+    Refused(String),
 }
 
 /// One HTTP exchange as the host saw it (for showing what crosses the host).

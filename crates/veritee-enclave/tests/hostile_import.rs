@@ -9,179 +9,22 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::import::*;
 use common::*;
 use veritee_channel::client::TenantKey;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
-use veritee_crypto::hpke::{HpkeKeyPair, HpkePublicKey};
-use veritee_enclave::EnclaveService;
-use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
-use veritee_import::envelope;
+use veritee_crypto::hpke::HpkeKeyPair;
 use veritee_import::keys::{HashAlgorithm, KeyCheck, KeyRef, KeyType, Operation};
-use veritee_import::metadata::{
-    ImportMetadata, METADATA_SIGNATURE_LABEL, METADATA_VERSION, SignedMetadata, key_id_of,
-};
-use veritee_proto::api::{CreatePartitionRequest, ImportRequest, paths};
+use veritee_import::metadata::ImportMetadata;
+use veritee_proto::api::{ImportRequest, paths};
 use veritee_proto::ipc::{
-    EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply, SignedRequest,
+    EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply,
 };
 
 const CODE: &[u8] = b"the node enclave, version 1";
 const CANARY: &[u8; 32] = b"canary-import-key-0123456789abcd";
-
-/// The enclave's import key, node id and audit key, as the customer gets them.
-struct NodeKeys {
-    tee: HpkePublicKey,
-    node_id: String,
-    audit_spki: Vec<u8>,
-}
-
-fn node_keys(service: &EnclaveService, host: &mut MemoryHost) -> NodeKeys {
-    match service
-        .handle(EnclaveCall::WrappingKey { nonce: vec![7; 32] }, host)
-        .expect("wrapping key")
-    {
-        EnclaveReply::WrappingKey {
-            public_key,
-            node_id,
-            audit_public_key,
-            ..
-        } => NodeKeys {
-            tee: HpkePublicKey::from_bytes(&public_key).expect("key"),
-            node_id,
-            audit_spki: audit_public_key,
-        },
-        other => panic!("{other:?}"),
-    }
-}
-
-/// One import as the customer makes it, and as the host receives it.
-#[derive(Clone)]
-struct Import {
-    metadata: ImportMetadata,
-    signed: SignedMetadata,
-    body: Vec<u8>,
-    /// What the host's peeling gives: the layer to the TEE.
-    inner: Vec<u8>,
-}
-
-fn metadata_for(
-    keys: &NodeKeys,
-    provider: &HpkeKeyPair,
-    tenant: &TenantKey,
-    (partition, key_id): (&str, &str),
-    key_type: KeyType,
-    operations: &[Operation],
-    material: &SecretBytes,
-) -> ImportMetadata {
-    ImportMetadata {
-        version: METADATA_VERSION,
-        tenant: tenant.tenant_id().expect("id"),
-        node_id: keys.node_id.clone(),
-        partition: partition.into(),
-        key_id: key_id.into(),
-        key_type,
-        operations: operations.to_vec(),
-        key_check: KeyCheck::new(material).expect("check").to_hex(),
-        tee_key_id: key_id_of(keys.tee.as_bytes()),
-        provider_key_id: key_id_of(provider.public_key().as_bytes()),
-        validations: vec!["tee-key: evidence verified (test)".into()],
-        created: "2026-12-06T08:00:00Z".into(),
-    }
-}
-
-fn seal_import(
-    keys: &NodeKeys,
-    provider: &HpkeKeyPair,
-    tenant: &TenantKey,
-    metadata: ImportMetadata,
-    material: &SecretBytes,
-) -> Import {
-    // Signed as stated, checked or not: the enclave must not rely on the client's checks.
-    let bytes = serde_json::to_vec(&metadata).expect("json");
-    let mut signed_bytes = METADATA_SIGNATURE_LABEL.to_vec();
-    signed_bytes.extend_from_slice(&bytes);
-    let signed = SignedMetadata {
-        bytes,
-        signature: tenant.sign(&signed_bytes).expect("sign"),
-    };
-    let outer = envelope::seal(
-        &keys.tee,
-        &provider.public_key(),
-        &signed.digest(),
-        material,
-    )
-    .expect("seal");
-    let body = serde_json::to_vec(&ImportRequest {
-        metadata: B64.encode(&signed.bytes),
-        signature: B64.encode(&signed.signature),
-        sealed: B64.encode(&outer),
-    })
-    .expect("json");
-    let inner = envelope::peel_provider_layer(provider, &signed.digest(), &outer).expect("peel");
-    Import {
-        metadata,
-        signed,
-        body,
-        inner,
-    }
-}
-
-fn send(
-    service: &EnclaveService,
-    host: &mut MemoryHost,
-    request: SignedRequest,
-    body: &[u8],
-    inner: &[u8],
-) -> Result<EnclaveReply, EnclaveFailure> {
-    service.handle(
-        EnclaveCall::Import(ImportCall::Key {
-            request,
-            body: body.to_vec(),
-            inner: inner.to_vec(),
-        }),
-        host,
-    )
-}
-
-/// Sends `import` signed by `tenant`.
-fn send_import(
-    service: &EnclaveService,
-    host: &mut MemoryHost,
-    tenant: &TenantKey,
-    import: &Import,
-) -> Result<EnclaveReply, EnclaveFailure> {
-    let aud = audience(service, host);
-    let request = sign(&aud, tenant, "POST", &paths::import(), &import.body);
-    send(service, host, request, &import.body, &import.inner)
-}
-
-fn create_partition(
-    service: &EnclaveService,
-    host: &mut MemoryHost,
-    tenant: &TenantKey,
-    name: &str,
-) {
-    let aud = audience(service, host);
-    let body = serde_json::to_vec(&CreatePartitionRequest { name: name.into() }).expect("json");
-    let request = sign(&aud, tenant, "POST", &paths::partitions(), &body);
-    service
-        .handle(
-            EnclaveCall::Import(ImportCall::CreatePartition { request, body }),
-            host,
-        )
-        .expect("create partition");
-}
-
-fn confirmation(reply: EnclaveReply, audit_spki: &[u8]) -> Confirmation {
-    let EnclaveReply::Import(ImportReply::Imported { confirmation, .. }) = reply else {
-        panic!("not a confirmation: {reply:?}");
-    };
-    let body = veritee_audit::open_document(&confirmation, audit_spki, CONFIRMATION_LABEL)
-        .expect("confirmation signed by the attested audit key");
-    serde_json::from_slice(body).expect("confirmation")
-}
 
 fn expect_refused(
     what: &str,
@@ -453,25 +296,6 @@ fn an_import_the_host_or_another_tenant_bends_is_refused_with_its_reason() {
         );
         assert!(!contains(&genuine.inner, &canary));
         assert!(!contains(&genuine.body, &canary));
-    }
-}
-
-fn one(
-    session: &mut Session,
-    service: &EnclaveService,
-    host: &mut MemoryHost,
-    op: CryptoOp,
-) -> CryptoOutcome {
-    match session.call(service, host, &Request::Crypto(vec![op])) {
-        Response::Crypto(mut outcomes) if outcomes.len() == 1 => outcomes.remove(0),
-        other => panic!("{other:?}"),
-    }
-}
-
-fn refusal(outcome: CryptoOutcome) -> (String, String) {
-    match outcome {
-        CryptoOutcome::Error { code, message } => (code, message),
-        other => panic!("not refused: {other:?}"),
     }
 }
 

@@ -268,14 +268,62 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": {"description": "Paths", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "string"}}}}}}),
                 problem_responses(&["401", "503"]))}}
     });
+    let import = json!({
+        "/v1/import": {
+            "get": {
+                "summary": "The two keys a customer encrypts an import to: the TEE's (the enclave's attested HPKE key, evidence over the nonce) and the host's, stated by the provider's Ed25519 key over the same nonce",
+                "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-f]{2}){16,64}$"}}],
+                "responses": merge(json!({"200": {"description": "Both keys", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeysResponse"}}}}}),
+                    error_responses(&["400", "404", "503"]))
+            },
+            "post": {
+                "summary": "Import a key encrypted to the TEE, then to the provider, with metadata the customer signed (tenant-signed); the host peels the provider layer, the enclave the TEE's",
+                "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportRequest"}}}},
+                "responses": merge(json!({"200": {"description": "A confirmation signed by the enclave's attested audit key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportResponse"}}}}}),
+                    error_responses(&["400", "401", "404", "409", "413", "415", "429", "503"]))
+            }
+        },
+        "/v1/partitions": {
+            "get": {"summary": "The tenant's partitions and the key ids in each (tenant-signed)", "security": tenant_auth,
+                "responses": merge(json!({"200": {"description": "Partitions", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PartitionList"}}}}}),
+                    error_responses(&["401", "429", "503"]))},
+            "post": {"summary": "Create a partition (tenant-signed)", "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatePartitionRequest"}}}},
+                "responses": merge(json!({"201": {"description": "Created"}}), error_responses(&["400", "401", "409", "415", "429", "503"]))}
+        },
+        "/v1/partitions/{name}": {"delete": {
+            "summary": "Delete a partition and destroy every key in it (tenant-signed)", "security": tenant_auth,
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": merge(json!({"200": {"description": "Deleted"}}), error_responses(&["401", "404", "429", "503"]))
+        }}
+    });
     let paths = merge(
         merge(
-            merge(node_and_sessions, keys_and_data),
+            merge(merge(node_and_sessions, keys_and_data), import),
             tasks_peers_and_audit,
         ),
         kbs,
     );
-    json!({
+    // Flow 3's schemas, apart: one json! of every schema passes the macro's recursion limit.
+    let import_schemas = json!({
+                "ImportKeysResponse": {"type": "object", "required": ["tee", "provider_statement", "provider_signature"], "properties": {
+                    "tee": {"$ref": "#/components/schemas/WrappingKeyResponse"},
+                    "provider_statement": {"type": "string", "contentEncoding": "base64", "description": "JSON: provider (Ed25519, hex), host_key (X25519, hex), node_id, nonce, issued"},
+                    "provider_signature": {"type": "string", "contentEncoding": "base64", "description": "Ed25519 over \"veritee provider key statement v1\\0\" || statement"}}},
+                "ImportRequest": {"type": "object", "additionalProperties": false, "required": ["metadata", "signature", "sealed"], "properties": {
+                    "metadata": {"type": "string", "contentEncoding": "base64", "description": "JSON: version, tenant, node_id, partition, key_id, key_type, operations, key_check, tee_key_id, provider_key_id, validations, created"},
+                    "signature": {"type": "string", "contentEncoding": "base64", "description": "The tenant's ECDSA P-256 r||s over \"veritee import metadata v1\\0\" || metadata"},
+                    "sealed": {"type": "string", "contentEncoding": "base64", "description": "HPKE to the provider key of (HPKE to the TEE key of the key material), both with the metadata digest as AAD"}}},
+                "ImportResponse": {"type": "object", "required": ["confirmation", "checkpoint"], "properties": {
+                    "confirmation": {"type": "string", "contentEncoding": "base64"},
+                    "checkpoint": {"type": "string", "description": "A signed checkpoint of the audit log that records the import (C2SP signed note)"}}},
+                "CreatePartitionRequest": {"type": "object", "additionalProperties": false, "required": ["name"],
+                    "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}}},
+                "PartitionList": {"type": "object", "required": ["partitions"], "properties": {"partitions": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "keys"], "properties": {"name": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string"}}}}}}}
+    });
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "veritee provider node",
@@ -330,5 +378,12 @@ pub fn document() -> Value {
                         "properties": {"seq": {"type": "integer"}, "entry": {"type": "string", "contentEncoding": "base64"}}}}}}
             }
         }
-    })
+    });
+    if let (Some(schemas), Some(extra)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        import_schemas.as_object(),
+    ) {
+        schemas.extend(extra.clone());
+    }
+    doc
 }

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod fleet;
+mod import;
 
 use crate::Outcome;
 use crate::commands::verify::print_appraisal;
@@ -74,6 +75,9 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
         "then a provider node: attested session, secrets kept in the enclave, ciphertext only on the host;"
     );
     println!("a CoCo guest fetching its disk key from the node's key broker (the KBS protocol);");
+    println!(
+        "keys lent to the enclave through two validated layers and used by id, never seen by the host;"
+    );
     println!(
         "keys deployed online and offline, kept across a restart, replicated between enclaves;"
     );
@@ -393,6 +397,8 @@ fn node_tour(root: &Path) -> Result<Tour> {
         "    (the sample TEE proves nothing: only a policy naming \"coco-sample\" lets it in)"
     );
 
+    let imported = import::import_tour(&mut t, &state, &client, &tenant, &appraiser)?;
+
     t.step("What the host saw");
     let seen = exchanges.lock().map(|e| e.clone()).unwrap_or_default();
     for x in &seen {
@@ -409,7 +415,8 @@ fn node_tour(root: &Path) -> Result<Tour> {
             short(body)
         );
     }
-    let secrets = [canary.as_bytes(), disk_key.as_bytes()];
+    let mut secrets = vec![canary.as_bytes(), disk_key.as_bytes()];
+    secrets.extend(imported.iter().map(Vec::as_slice));
     let on_wire = seen.iter().any(|x| {
         secrets
             .iter()
@@ -420,7 +427,7 @@ fn node_tour(root: &Path) -> Result<Tour> {
     let logs = std::fs::read(&log_path).unwrap_or_default();
     let in_logs = secrets.iter().any(|s| contains(&logs, s));
     println!(
-        "    the secret or the disk key appears on the wire: {on_wire}; in the host's store: {in_store}; in the logs: {in_logs}"
+        "    the secret, the disk key or an imported key appears on the wire: {on_wire}; in the host's store: {in_store}; in the logs: {in_logs}"
     );
     ensure!(
         !on_wire && !in_store && !in_logs,

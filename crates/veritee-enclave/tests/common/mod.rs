@@ -14,6 +14,7 @@ use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, SignedReques
 
 pub use veritee_enclave::memory_host::MemoryHost;
 
+pub mod import;
 mod session;
 #[allow(unused_imports)]
 pub use session::{Session, open_session, s_ping};

@@ -447,6 +447,9 @@ const ROUTES: &[&str] = &[
     "/v1/tasks/{id}/files/{compartment}/{slot}",
     "/v1/tasks/{id}/run",
     "/v1/tasks/{id}/cancel",
+    "/v1/import",
+    "/v1/partitions",
+    "/v1/partitions/{name}",
 ];
 
 /// Logs and counts every request by its route template; never logs bodies.

@@ -1,0 +1,179 @@
+//! The tour's part for secret import (flow 3): a customer lends the node's enclave an
+//! AES key and a signing key, encrypted to the attested TEE and to the pinned
+//! provider, then uses them by id; a swapped provider key and forbidden uses are
+//! refused with their reasons.
+
+use super::{Tour, short};
+use anyhow::{Context, Result, bail, ensure};
+use std::path::Path;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
+use veritee_client::NodeClient;
+use veritee_client::import::{ImportSpec, prepare_import};
+use veritee_crypto::SecretBytes;
+use veritee_import::keys::{KeyRef, KeyType, Operation};
+
+/// Runs the part; returns the key material imported (for the tour's search of what
+/// the host saw).
+pub(super) fn import_tour(
+    t: &mut Tour,
+    state: &Path,
+    client: &NodeClient,
+    tenant: &TenantKey,
+    appraiser: &Appraiser<'_>,
+) -> Result<Vec<Vec<u8>>> {
+    t.step("Key service: two public keys, validated (the TEE's attested, the provider's pinned)");
+    let pin_hex = std::fs::read_to_string(state.join("provider/provider.pub"))
+        .context("the node's provider.pub")?;
+    let mut pin = [0u8; 32];
+    hex::decode_to_slice(pin_hex.trim(), &mut pin).context("provider.pub is not hex")?;
+    let now = time::OffsetDateTime::now_utc();
+    let fetched = client.fetch_import_keys()?;
+    // A man in the middle hands over its own host key, stated by a provider key of its
+    // own: the customer's pin refuses it.
+    let mut swapped = fetched.clone();
+    let mitm = veritee_crypto::sign::Ed25519SigningKey::generate()?;
+    let forged = veritee_import::provider::SignedProviderStatement::sign(
+        &mitm,
+        &veritee_import::provider::ProviderStatement {
+            provider: pin_hex.trim().to_string(),
+            host_key: hex::encode(
+                veritee_crypto::hpke::HpkeKeyPair::generate()
+                    .public_key()
+                    .as_bytes(),
+            ),
+            node_id: fetched.keys.tee.node_id.clone(),
+            nonce: fetched.nonce.clone(),
+            issued: fetched.fetched_at.clone(),
+        },
+    )?;
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        swapped.keys.provider_statement = b64.encode(&forged.statement);
+        swapped.keys.provider_signature = b64.encode(&forged.signature);
+    }
+    match swapped.validate(appraiser, &pin, now) {
+        Ok(_) => bail!("a swapped provider key was accepted"),
+        Err(e) => println!("    a man in the middle's provider key: refused ({e})"),
+    }
+    let keys = fetched.validate(appraiser, &pin, now)?;
+    for v in &keys.validations {
+        println!("    validated {}", short_validation(v));
+    }
+
+    t.step("Import: each key encrypted to the TEE, then to the provider; the host peels only its layer");
+    client.create_partition(tenant, "payments")?;
+    let aes = SecretBytes::copy_from(&veritee_crypto::rand::array::<32>()?);
+    let signer =
+        veritee_crypto::sign::EcdsaSigningKey::generate(veritee_crypto::sign::EcdsaCurve::P256)?;
+    let ec = signer.to_pkcs8()?;
+    for (key_id, key_type, operations, material) in [
+        (
+            "card-key",
+            KeyType::Aes256Gcm,
+            vec![Operation::Encrypt, Operation::Decrypt],
+            &aes,
+        ),
+        (
+            "invoice-signer",
+            KeyType::EcdsaP256,
+            vec![Operation::Sign],
+            &ec,
+        ),
+    ] {
+        let spec = ImportSpec {
+            partition: "payments".into(),
+            key_id: key_id.into(),
+            key_type,
+            operations,
+        };
+        let prepared = prepare_import(&keys, tenant, &spec, material)?;
+        let imported = client.send_import(tenant, &keys, &prepared)?;
+        let c = &imported.confirmation;
+        println!(
+            "    payments/{} ({}, may {}): confirmed by the enclave, check value {}…",
+            c.key_id,
+            c.key_type,
+            c.operations.join(", "),
+            c.key_check.get(..24).unwrap_or(&c.key_check)
+        );
+    }
+
+    t.step("Operations by key id, in an attested session: the host sees neither data nor results");
+    let mut session = client.open_session(tenant, appraiser)?;
+    let card = KeyRef::new("payments", "card-key");
+    let signer_ref = KeyRef::new("payments", "invoice-signer");
+    let outcomes = session.crypto(vec![
+        CryptoOp::Encrypt {
+            key: card.clone(),
+            plaintext: SecretBytes::copy_from(b"4111 1111 1111 1111"),
+            aad: b"order 7".to_vec(),
+        },
+        CryptoOp::Sign {
+            key: signer_ref.clone(),
+            message: b"invoice 7: 120 EUR".to_vec(),
+        },
+        CryptoOp::Sign {
+            key: card.clone(),
+            message: b"invoice 7: 120 EUR".to_vec(),
+        },
+        CryptoOp::Decrypt {
+            key: signer_ref,
+            ciphertext: vec![0; 40],
+            aad: vec![],
+        },
+    ])?;
+    let [
+        CryptoOutcome::Ciphertext(ct),
+        CryptoOutcome::Signature(sig),
+        CryptoOutcome::Error { message: m1, .. },
+        CryptoOutcome::Error { message: m2, .. },
+    ] = &outcomes[..]
+    else {
+        bail!("unexpected outcomes: {outcomes:?}");
+    };
+    veritee_crypto::sign::verify(
+        veritee_crypto::sign::VerificationScheme::EcdsaP256Sha256Fixed,
+        signer.public_key_point(),
+        b"invoice 7: 120 EUR",
+        sig,
+    )
+    .context("the invoice signature does not verify with the signer's public key")?;
+    println!(
+        "    encrypt under card-key: {} bytes, {}",
+        ct.len(),
+        short(ct)
+    );
+    println!("    sign with invoice-signer: verifies with its public key outside the enclave");
+    println!("    sign with card-key: refused ({m1})");
+    println!("    decrypt with invoice-signer: refused ({m2})");
+    let back = session.crypto(vec![CryptoOp::Decrypt {
+        key: card,
+        ciphertext: ct.clone(),
+        aad: b"order 7".to_vec(),
+    }])?;
+    let [CryptoOutcome::Plaintext(p)] = &back[..] else {
+        bail!("unexpected outcome: {back:?}");
+    };
+    ensure!(
+        p.expose() == b"4111 1111 1111 1111",
+        "the card number did not come back"
+    );
+    println!("    decrypt under card-key: the card number, to the customer only");
+    Ok(vec![aes.expose().clone(), ec.expose().clone()])
+}
+
+/// A validation statement, its long hex values cut short.
+fn short_validation(v: &str) -> String {
+    v.split(' ')
+        .map(|w| {
+            if w.len() > 24 && w.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+                format!("{}…", &w[..12])
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
