@@ -184,6 +184,19 @@ fn import_and_use(kind: &str) {
     let (ok, out) = run(args);
     assert!(ok && out.contains("4111 1111 1111 1111"), "{out}");
 
+    // A new version: what the old one encrypted still opens.
+    let mut args = vec!["crypto".to_string(), "rotate".into()];
+    args.extend(conn(&["--key", "payments/card-key"]));
+    let (ok, out) = run(args);
+    assert!(
+        ok && out.contains("payments/card-key is at version 2"),
+        "{out}"
+    );
+    let mut args = vec!["crypto".to_string(), "decrypt".into()];
+    args.extend(conn(&["--key", "payments/card-key", "--in", &s(&ct2)]));
+    let (ok, out) = run(args);
+    assert!(ok && out.contains("4111 1111 1111 1111"), "{out}");
+
     // Through the library, recording the wire: the fresh keys are validated, a man in
     // the middle who swaps the provider's statement is refused, the import confirmed.
     let (client, exchanges) = node.client().recording();
@@ -231,6 +244,7 @@ fn import_and_use(kind: &str) {
         key_id: "lib-key".into(),
         key_type: KeyType::HmacSha256,
         operations: vec![Operation::Hmac],
+        rotate_after_secs: None,
     };
     let prepared = prepare_import(&keys, &tenant, &spec, &material).expect("prepare");
     let imported = client
@@ -247,7 +261,7 @@ fn import_and_use(kind: &str) {
         }])
         .expect("hmac");
     assert!(
-        matches!(&outcomes[..], [CryptoOutcome::Mac(t)] if t[..] == veritee_crypto::mac::hmac_sha256(CANARY, b"m"))
+        matches!(&outcomes[..], [CryptoOutcome::Mac { tag: t, .. }] if t[..] == veritee_crypto::mac::hmac_sha256(CANARY, b"m"))
     );
 
     // The canary, raw, hex or base64: not on the wire, in the logs, the store or the

@@ -108,6 +108,9 @@ pub enum CryptoCommand {
         /// The signature or tag file.
         #[arg(long)]
         signature: PathBuf,
+        /// The key version that made it (as `sign` reported; default: the newest).
+        #[arg(long)]
+        key_version: Option<u32>,
         /// The message file (default: stdin).
         #[arg(long = "in")]
         input: Option<PathBuf>,
@@ -123,6 +126,31 @@ pub enum CryptoCommand {
         key: KeyRef,
         #[command(flatten)]
         io: Io,
+    },
+    /// Add a version to a key, made in the enclave: new ciphertexts and signatures use
+    /// it, older versions still decrypt and verify down to the minimum. Prints the
+    /// version (and a signing key's new public key, PEM).
+    ///
+    /// Example: veritee crypto rotate ... --key payments/card-key
+    Rotate {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+    },
+    /// Refuse a key's versions below VERSION from now on (it never goes back down).
+    ///
+    /// Example: veritee crypto min-version ... --key payments/card-key --version 2
+    MinVersion {
+        #[command(flatten)]
+        conn: Connection,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = key_ref)]
+        key: KeyRef,
+        /// The oldest version still accepted.
+        #[arg(long)]
+        version: u32,
     },
     /// A digest computed by the enclave (no key): prints it in hex.
     ///
@@ -234,38 +262,68 @@ pub fn run(cmd: CryptoCommand) -> Result<Outcome> {
         CryptoCommand::Sign { conn, key, io } => {
             let message = read_input(&io.input)?.expose().clone();
             match one(&conn, CryptoOp::Sign { key, message })? {
-                CryptoOutcome::Signature(sig) => write_output(&io.out, &sig, PUBLIC_MODE)?,
+                CryptoOutcome::Signature { signature, version } => {
+                    write_output(&io.out, &signature, PUBLIC_MODE)?;
+                    eprintln!("signed with version {version} of the key");
+                }
                 other => return Err(unexpected(other)),
             }
         }
         CryptoCommand::Hmac { conn, key, io } => {
             let data = read_input(&io.input)?.expose().clone();
             match one(&conn, CryptoOp::Hmac { key, data })? {
-                CryptoOutcome::Mac(tag) => write_output(&io.out, &tag, PUBLIC_MODE)?,
+                CryptoOutcome::Mac { tag, version } => {
+                    write_output(&io.out, &tag, PUBLIC_MODE)?;
+                    eprintln!("computed with version {version} of the key");
+                }
                 other => return Err(unexpected(other)),
             }
         }
         CryptoCommand::Verify {
             conn,
             key,
+            key_version,
             signature,
             input,
         } => {
             let message = read_input(&input)?.expose().clone();
             let signature = crate::files::read(&signature, "signature")?;
-            match one(
-                &conn,
-                CryptoOp::Verify {
-                    key,
-                    message,
-                    signature,
-                },
-            )? {
+            let op = CryptoOp::Verify {
+                key,
+                version: key_version,
+                message,
+                signature,
+            };
+            match one(&conn, op)? {
                 CryptoOutcome::Verified(true) => println!("valid"),
                 CryptoOutcome::Verified(false) => {
                     println!("INVALID: the signature does not verify with this key");
                     return Ok(Outcome::Rejected);
                 }
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::Rotate { conn, key } => {
+            match one(&conn, CryptoOp::Rotate { key: key.clone() })? {
+                CryptoOutcome::Rotated {
+                    version,
+                    public_key,
+                } => {
+                    println!("{key} is at version {version}");
+                    if let Some(spki) = public_key {
+                        print!("{}", veritee_x509::pem::encode("PUBLIC KEY", &spki));
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        CryptoCommand::MinVersion { conn, key, version } => {
+            let op = CryptoOp::SetMinimumVersion {
+                key: key.clone(),
+                version,
+            };
+            match one(&conn, op)? {
+                CryptoOutcome::Done => println!("{key} accepts versions {version} and newer"),
                 other => return Err(unexpected(other)),
             }
         }

@@ -88,6 +88,10 @@ pub enum ImportCommand {
         /// The file holding the key.
         #[arg(long)]
         key_file: PathBuf,
+        /// Rotate the key (a new version made in the enclave) once its newest version
+        /// is this old, at its next use: "90d", "12h", "30m" (at least 60 s).
+        #[arg(long, value_name = "DURATION")]
+        rotate_every: Option<veritee_policy::PolicyDuration>,
     },
 }
 
@@ -195,6 +199,7 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
             key_type,
             operations,
             key_file,
+            rotate_every,
         } => {
             let tenant = load_tenant(&tenant)?;
             let client = NodeClient::new(&node)?;
@@ -210,6 +215,7 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 key_id,
                 key_type,
                 operations,
+                rotate_after_secs: rotate_every.map(|d| d.0),
             };
             let prepared = prepare_import(&validated, &tenant, &spec, &material)?;
             let imported = client.send_import(&tenant, &validated, &prepared)?;

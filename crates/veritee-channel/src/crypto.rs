@@ -46,6 +46,9 @@ pub enum CryptoOp {
     Verify {
         /// The key.
         key: KeyRef,
+        /// The key version that signed (as [`CryptoOutcome::Signature`] named it);
+        /// `None`: the newest.
+        version: Option<u32>,
         /// The message.
         message: Vec<u8>,
         /// The signature or tag.
@@ -64,6 +67,19 @@ pub enum CryptoOp {
         algorithm: HashAlgorithm,
         /// The data.
         data: Vec<u8>,
+    },
+    /// Add a version to a key, made inside the enclave; new encryptions and signatures
+    /// use it, older versions still decrypt and verify down to the minimum.
+    Rotate {
+        /// The key.
+        key: KeyRef,
+    },
+    /// Refuse versions below `version` from now on (for decryption and verification).
+    SetMinimumVersion {
+        /// The key.
+        key: KeyRef,
+        /// The oldest version still accepted.
+        version: u32,
     },
     /// Re-encrypt a ciphertext from one key to another; the plaintext stays inside.
     Translate {
@@ -98,6 +114,10 @@ impl core::fmt::Debug for CryptoOp {
                 write!(f, "Hash({algorithm:?}, {} bytes)", data.len())
             }
             Self::Translate { from, to, .. } => write!(f, "Translate({from} -> {to})"),
+            Self::Rotate { key } => write!(f, "Rotate({key})"),
+            Self::SetMinimumVersion { key, version } => {
+                write!(f, "SetMinimumVersion({key}, {version})")
+            }
         }
     }
 }
@@ -108,10 +128,29 @@ pub enum CryptoOutcome {
     Ciphertext(Vec<u8>),
     /// A decrypted plaintext.
     Plaintext(SecretBytes),
-    /// A signature (`r || s`).
-    Signature(Vec<u8>),
-    /// A MAC tag.
-    Mac(Vec<u8>),
+    /// A signature (`r || s`), and the key version that made it.
+    Signature {
+        /// The signature.
+        signature: Vec<u8>,
+        /// The key version.
+        version: u32,
+    },
+    /// A MAC tag, and the key version that made it.
+    Mac {
+        /// The tag.
+        tag: Vec<u8>,
+        /// The key version.
+        version: u32,
+    },
+    /// A key's new version, and for a signing key its public key (SPKI DER).
+    Rotated {
+        /// The new version.
+        version: u32,
+        /// The new version's public key, for signing keys.
+        public_key: Option<Vec<u8>>,
+    },
+    /// Done (nothing to return).
+    Done,
     /// A digest.
     Digest(Vec<u8>),
     /// Whether a signature or MAC verified.
@@ -130,8 +169,12 @@ impl core::fmt::Debug for CryptoOutcome {
         match self {
             Self::Ciphertext(c) => write!(f, "Ciphertext({} bytes)", c.len()),
             Self::Plaintext(_) => f.write_str("Plaintext(<redacted>)"),
-            Self::Signature(s) => write!(f, "Signature({} bytes)", s.len()),
-            Self::Mac(t) => write!(f, "Mac({} bytes)", t.len()),
+            Self::Signature { signature, version } => {
+                write!(f, "Signature({} bytes, version {version})", signature.len())
+            }
+            Self::Mac { tag, version } => write!(f, "Mac({} bytes, version {version})", tag.len()),
+            Self::Rotated { version, .. } => write!(f, "Rotated(version {version})"),
+            Self::Done => f.write_str("Done"),
             Self::Digest(d) => write!(f, "Digest({})", hex::encode(d)),
             Self::Verified(v) => write!(f, "Verified({v})"),
             Self::Error { code, message } => write!(f, "Error({code}: {message})"),
@@ -172,6 +215,7 @@ enum WireOp {
     },
     Verify {
         key: KeyRef,
+        version: Option<u32>,
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
         #[serde(with = "serde_bytes")]
@@ -195,17 +239,40 @@ enum WireOp {
         #[serde(with = "serde_bytes")]
         aad: Vec<u8>,
     },
+    Rotate {
+        key: KeyRef,
+    },
+    SetMinimumVersion {
+        key: KeyRef,
+        version: u32,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
 enum WireOutcome {
     Ciphertext(#[serde(with = "serde_bytes")] Vec<u8>),
     Plaintext(#[serde(with = "serde_bytes")] Vec<u8>),
-    Signature(#[serde(with = "serde_bytes")] Vec<u8>),
-    Mac(#[serde(with = "serde_bytes")] Vec<u8>),
+    Signature {
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+        version: u32,
+    },
+    Mac {
+        #[serde(with = "serde_bytes")]
+        tag: Vec<u8>,
+        version: u32,
+    },
+    Rotated {
+        version: u32,
+        public_key: Option<serde_bytes::ByteBuf>,
+    },
+    Done,
     Digest(#[serde(with = "serde_bytes")] Vec<u8>),
     Verified(bool),
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 fn check_len(what: &str, len: usize) -> Result<(), ChannelError> {
@@ -259,10 +326,12 @@ pub fn encode_batch(ops: &[CryptoOp]) -> Result<SecretBytes, ChannelError> {
             },
             CryptoOp::Verify {
                 key,
+                version,
                 message,
                 signature,
             } => WireOp::Verify {
                 key: key.clone(),
+                version: *version,
                 message: message.clone(),
                 signature: signature.clone(),
             },
@@ -284,6 +353,11 @@ pub fn encode_batch(ops: &[CryptoOp]) -> Result<SecretBytes, ChannelError> {
                 to: to.clone(),
                 ciphertext: ciphertext.clone(),
                 aad: aad.clone(),
+            },
+            CryptoOp::Rotate { key } => WireOp::Rotate { key: key.clone() },
+            CryptoOp::SetMinimumVersion { key, version } => WireOp::SetMinimumVersion {
+                key: key.clone(),
+                version: *version,
             },
         })
         .collect();
@@ -342,6 +416,7 @@ pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> 
             }
             WireOp::Verify {
                 key,
+                version,
                 message,
                 signature,
             } => {
@@ -349,6 +424,7 @@ pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> 
                 check_len("signature", signature.len())?;
                 CryptoOp::Verify {
                     key,
+                    version,
                     message,
                     signature,
                 }
@@ -376,6 +452,10 @@ pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> 
                     aad,
                 }
             }
+            WireOp::Rotate { key } => CryptoOp::Rotate { key },
+            WireOp::SetMinimumVersion { key, version } => {
+                CryptoOp::SetMinimumVersion { key, version }
+            }
         });
     }
     Ok(ops)
@@ -388,8 +468,22 @@ pub fn encode_outcomes(outcomes: &[CryptoOutcome]) -> Result<SecretBytes, Channe
         .map(|o| match o {
             CryptoOutcome::Ciphertext(c) => WireOutcome::Ciphertext(c.clone()),
             CryptoOutcome::Plaintext(p) => WireOutcome::Plaintext(p.expose().clone()),
-            CryptoOutcome::Signature(s) => WireOutcome::Signature(s.clone()),
-            CryptoOutcome::Mac(t) => WireOutcome::Mac(t.clone()),
+            CryptoOutcome::Signature { signature, version } => WireOutcome::Signature {
+                signature: signature.clone(),
+                version: *version,
+            },
+            CryptoOutcome::Mac { tag, version } => WireOutcome::Mac {
+                tag: tag.clone(),
+                version: *version,
+            },
+            CryptoOutcome::Rotated {
+                version,
+                public_key,
+            } => WireOutcome::Rotated {
+                version: *version,
+                public_key: public_key.clone().map(serde_bytes::ByteBuf::from),
+            },
+            CryptoOutcome::Done => WireOutcome::Done,
             CryptoOutcome::Digest(d) => WireOutcome::Digest(d.clone()),
             CryptoOutcome::Verified(v) => WireOutcome::Verified(*v),
             CryptoOutcome::Error { code, message } => WireOutcome::Error {
@@ -416,8 +510,18 @@ pub fn decode_outcomes(bytes: &SecretBytes) -> Result<Vec<CryptoOutcome>, Channe
         .map(|o| match o {
             WireOutcome::Ciphertext(c) => CryptoOutcome::Ciphertext(c),
             WireOutcome::Plaintext(p) => CryptoOutcome::Plaintext(SecretBytes::new(p)),
-            WireOutcome::Signature(s) => CryptoOutcome::Signature(s),
-            WireOutcome::Mac(t) => CryptoOutcome::Mac(t),
+            WireOutcome::Signature { signature, version } => {
+                CryptoOutcome::Signature { signature, version }
+            }
+            WireOutcome::Mac { tag, version } => CryptoOutcome::Mac { tag, version },
+            WireOutcome::Rotated {
+                version,
+                public_key,
+            } => CryptoOutcome::Rotated {
+                version,
+                public_key: public_key.map(serde_bytes::ByteBuf::into_vec),
+            },
+            WireOutcome::Done => CryptoOutcome::Done,
             WireOutcome::Digest(d) => CryptoOutcome::Digest(d),
             WireOutcome::Verified(v) => CryptoOutcome::Verified(v),
             WireOutcome::Error { code, message } => CryptoOutcome::Error { code, message },

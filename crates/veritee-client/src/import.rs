@@ -135,6 +135,8 @@ pub struct ImportSpec {
     pub key_type: KeyType,
     /// What it may be used for.
     pub operations: Vec<Operation>,
+    /// Rotate it once its newest version is this many seconds old (at its next use).
+    pub rotate_after_secs: Option<u64>,
 }
 
 /// An import ready to send, and the metadata it states.
@@ -168,6 +170,7 @@ pub fn prepare_import(
         tee_key_id: key_id_of(keys.tee.public_key.as_bytes()),
         provider_key_id: key_id_of(keys.provider_key.as_bytes()),
         validations: keys.validations.clone(),
+        rotate_after_secs: spec.rotate_after_secs,
         created: OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .map_err(protocol)?,

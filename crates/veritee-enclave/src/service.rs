@@ -75,6 +75,8 @@ pub struct EnclaveService {
     pub(crate) kbs: Mutex<crate::kbs::KbsState>,
     /// Imported keys unsealed for operations (flow 3).
     pub(crate) import_keys: Mutex<crate::import::crypto::KeyCache>,
+    /// Held while an imported key's record is read, changed and written back.
+    pub(crate) import_writes: Mutex<()>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -137,6 +139,7 @@ impl EnclaveService {
             commits: Mutex::new(crate::state::Commits::default()),
             kbs: Mutex::new(crate::kbs::KbsState::default()),
             import_keys: Mutex::new(crate::import::crypto::KeyCache::default()),
+            import_writes: Mutex::new(()),
         }
     }
 

@@ -476,7 +476,7 @@ fn operations_stay_within_the_tenant_partition_and_metadata() {
         assert_eq!(code, "not_found", "{p}/{id}: {message}");
     }
     // MAC, signature, hash; each key only for its own kind of operation.
-    let CryptoOutcome::Mac(tag) = one(
+    let CryptoOutcome::Mac { tag, .. } = one(
         &mut session,
         &service,
         &mut host,
@@ -496,13 +496,14 @@ fn operations_stay_within_the_tenant_partition_and_metadata() {
         &service,
         &mut host,
         CryptoOp::Verify {
+            version: None,
             key: k("payments", "mac"),
             message: b"message".to_vec(),
             signature: tag,
         },
     ));
     assert!(message.contains("may not be used to verify"), "{message}");
-    let CryptoOutcome::Signature(sig) = one(
+    let CryptoOutcome::Signature { signature: sig, .. } = one(
         &mut session,
         &service,
         &mut host,
@@ -524,6 +525,7 @@ fn operations_stay_within_the_tenant_partition_and_metadata() {
     for (message, expected) in [(b"pay 10".to_vec(), true), (b"pay 99".to_vec(), false)] {
         assert!(matches!(
             one(&mut session, &service, &mut host, CryptoOp::Verify {
+                version: None,
                 key: k("payments", "sig"),
                 message,
                 signature: sig.clone(),

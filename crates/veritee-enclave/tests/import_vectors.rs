@@ -89,7 +89,7 @@ fn hmac_sha256_meets_wycheproof_through_the_enclave() {
                 &test.key,
             );
             let key = KeyRef::new("kat", &id);
-            let CryptoOutcome::Mac(tag) = f.op(CryptoOp::Hmac {
+            let CryptoOutcome::Mac { tag, .. } = f.op(CryptoOp::Hmac {
                 key: key.clone(),
                 data: test.msg.to_vec(),
             }) else {
@@ -105,6 +105,7 @@ fn hmac_sha256_meets_wycheproof_through_the_enclave() {
             // Verification takes whole tags only.
             if group.tag_size == 256 {
                 let CryptoOutcome::Verified(ok) = f.op(CryptoOp::Verify {
+                    version: None,
                     key,
                     message: test.msg.to_vec(),
                     signature: expected.to_vec(),
@@ -215,7 +216,7 @@ fn ecdsa_signatures_are_standard_p256_sha256() {
     );
     let key = KeyRef::new("kat", "ec");
     for message in [&b""[..], b"abc", &[0u8; 4096]] {
-        let CryptoOutcome::Signature(sig) = f.op(CryptoOp::Sign {
+        let CryptoOutcome::Signature { signature: sig, .. } = f.op(CryptoOp::Sign {
             key: key.clone(),
             message: message.to_vec(),
         }) else {
@@ -242,7 +243,7 @@ fn ecdsa_signatures_are_standard_p256_sha256() {
             ),
         ] {
             assert!(
-                matches!(f.op(CryptoOp::Verify { key: key.clone(), message: msg, signature: s }), CryptoOutcome::Verified(v) if v == expected),
+                matches!(f.op(CryptoOp::Verify { version: None, key: key.clone(), message: msg, signature: s }), CryptoOutcome::Verified(v) if v == expected),
                 "{what}"
             );
         }

@@ -14,6 +14,10 @@ pub const METADATA_VERSION: u32 = 1;
 pub const MAX_METADATA_LEN: usize = 8 * 1024;
 /// Most validation statements one import names.
 pub const MAX_VALIDATIONS: usize = 16;
+/// Shortest rotation period a key's metadata may set.
+pub const MIN_ROTATION_SECS: u64 = 60;
+/// Longest rotation period (100 years).
+pub const MAX_ROTATION_SECS: u64 = 100 * 365 * 86_400;
 /// Longest validation statement.
 pub const MAX_VALIDATION_LEN: usize = 512;
 /// Label of the customer's signature over metadata.
@@ -48,6 +52,10 @@ pub struct ImportMetadata {
     pub validations: Vec<String>,
     /// When the customer made it, RFC 3339.
     pub created: String,
+    /// Rotate the key (a new version made in the enclave) once its newest version is
+    /// this many seconds old, at its next use; `None`: only on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_after_secs: Option<u64>,
 }
 
 /// The id of a public key: hex of the first 16 bytes of its SHA-256.
@@ -105,6 +113,14 @@ impl ImportMetadata {
         {
             return Err(bad(format!(
                 "at most {MAX_VALIDATIONS} validations of {MAX_VALIDATION_LEN} bytes each"
+            )));
+        }
+        if self
+            .rotate_after_secs
+            .is_some_and(|s| !(MIN_ROTATION_SECS..=MAX_ROTATION_SECS).contains(&s))
+        {
+            return Err(bad(format!(
+                "rotate_after_secs is {MIN_ROTATION_SECS} to {MAX_ROTATION_SECS} seconds"
             )));
         }
         time::OffsetDateTime::parse(

@@ -87,6 +87,7 @@ pub(super) fn import_tour(
             key_id: key_id.into(),
             key_type,
             operations,
+            rotate_after_secs: None,
         };
         let prepared = prepare_import(&keys, tenant, &spec, material)?;
         let imported = client.send_import(tenant, &keys, &prepared)?;
@@ -126,7 +127,7 @@ pub(super) fn import_tour(
     ])?;
     let [
         CryptoOutcome::Ciphertext(ct),
-        CryptoOutcome::Signature(sig),
+        CryptoOutcome::Signature { signature: sig, .. },
         CryptoOutcome::Error { message: m1, .. },
         CryptoOutcome::Error { message: m2, .. },
     ] = &outcomes[..]

@@ -4,15 +4,19 @@
 //!
 //! Every operation names partition and key id; the key is looked up in the asking
 //! tenant's namespace only, and used only for what its signed metadata allow.
+//! Keys have versions: encryption and signing use the newest, decryption and
+//! verification the one the ciphertext or the request names, down to the minimum the
+//! owner set. A key whose metadata set a rotation period gets a new version, made
+//! here, at its first use past it.
+//!
 //! Unsealed keys are cached by the digest of the sealed record they came from: the
-//! index (which the enclave keeps fresh) names the current digest, so a key replaced
-//! or deleted, here or by another node sharing the store, is never served from the
-//! cache once the index has moved on.
+//! index (which the enclave keeps fresh) names the current digest, so a key rotated,
+//! replaced or deleted is never served from the cache once the index has moved on.
 
-use super::{ImportedKeyRecord, key_record, stored_metadata};
+use super::{ImportedKeyRecord, VersionRecord, key_record, stored_metadata};
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, internal, lock, tenant_ns};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_crypto::SecretBytes;
@@ -25,13 +29,19 @@ use veritee_proto::ipc::{EnclaveFailure, FailureKind};
 
 /// Unsealed keys kept at most; past it the cache starts over.
 pub const MAX_CACHED_KEYS: usize = 4096;
-/// The only key version until rotation exists: ciphertexts name it.
-const KEY_VERSION: u32 = 1;
+/// Versions one key may have.
+pub const MAX_KEY_VERSIONS: u32 = 1000;
 
 /// An imported key ready for use.
 pub(crate) struct LoadedKey {
     metadata: ImportMetadata,
+    versions: BTreeMap<u32, Version>,
+    minimum: u32,
+}
+
+struct Version {
     material: Material,
+    created: i64,
 }
 
 enum Material {
@@ -65,44 +75,112 @@ fn outcome_of(f: EnclaveFailure) -> CryptoOutcome {
     CryptoOutcome::error(code, f.message)
 }
 
-fn forbidden(key: &KeyRef, op: Operation) -> EnclaveFailure {
-    failure(
-        FailureKind::Unauthorized,
-        format!(
-            "key {key} may not be used to {}: its metadata do not allow it",
-            op.as_str()
-        ),
-    )
-}
-
 fn bad_input(e: veritee_import::ImportError) -> EnclaveFailure {
     failure(FailureKind::BadRequest, e.to_string())
+}
+
+fn material_of(key_type: KeyType, bytes: &[u8]) -> Result<Material, EnclaveFailure> {
+    Ok(match key_type {
+        KeyType::Aes256Gcm => Material::Aes(AeadKey::from_slice(bytes).map_err(internal)?),
+        KeyType::HmacSha256 => Material::Hmac(SecretBytes::copy_from(bytes)),
+        KeyType::EcdsaP256 => {
+            Material::Ecdsa(EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, bytes).map_err(internal)?)
+        }
+    })
+}
+
+/// New material for a rotation, made here: the type's own form and size.
+fn fresh_material(key_type: KeyType, like: usize) -> Result<SecretBytes, EnclaveFailure> {
+    match key_type {
+        KeyType::Aes256Gcm => Ok(SecretBytes::copy_from(
+            veritee_crypto::rand::secret_array::<32>()
+                .map_err(internal)?
+                .expose(),
+        )),
+        KeyType::HmacSha256 => {
+            let mut m = SecretBytes::new(vec![0u8; like.clamp(32, 64)]);
+            veritee_crypto::rand::fill(m.expose_mut()).map_err(internal)?;
+            Ok(m)
+        }
+        KeyType::EcdsaP256 => EcdsaSigningKey::generate(EcdsaCurve::P256)
+            .and_then(|k| k.to_pkcs8())
+            .map_err(internal),
+    }
 }
 
 impl LoadedKey {
     fn unseal(bytes: &[u8]) -> Result<Self, EnclaveFailure> {
         let record = ImportedKeyRecord::decode(bytes)?;
         let metadata = stored_metadata(&record)?;
-        let material = match metadata.key_type {
-            KeyType::Aes256Gcm => {
-                Material::Aes(AeadKey::from_slice(&record.material).map_err(internal)?)
-            }
-            KeyType::HmacSha256 => Material::Hmac(SecretBytes::copy_from(&record.material)),
-            KeyType::EcdsaP256 => Material::Ecdsa(
-                EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, &record.material)
-                    .map_err(internal)?,
-            ),
-        };
-        Ok(Self { metadata, material })
+        let mut versions = BTreeMap::new();
+        for v in &record.versions {
+            versions.insert(
+                v.version,
+                Version {
+                    material: material_of(metadata.key_type, &v.material)?,
+                    created: v.created,
+                },
+            );
+        }
+        if versions.is_empty() {
+            return Err(internal("a stored key has no version"));
+        }
+        Ok(Self {
+            metadata,
+            versions,
+            minimum: record.minimum_version,
+        })
     }
 
-    /// The key, if its metadata allow `op`.
-    fn for_op(&self, key: &KeyRef, op: Operation) -> Result<&Material, EnclaveFailure> {
+    /// Refuses `op` unless the key's metadata allow it.
+    fn allow(&self, key: &KeyRef, op: Operation) -> Result<(), EnclaveFailure> {
         if self.metadata.allows(op) {
-            Ok(&self.material)
-        } else {
-            Err(forbidden(key, op))
+            return Ok(());
         }
+        Err(failure(
+            FailureKind::Unauthorized,
+            format!(
+                "key {key} may not be used to {}: its metadata do not allow it",
+                op.as_str()
+            ),
+        ))
+    }
+
+    /// The newest version, for new ciphertexts, signatures and tags.
+    fn newest(&self) -> Result<(u32, &Material), EnclaveFailure> {
+        self.versions
+            .last_key_value()
+            .map(|(n, v)| (*n, &v.material))
+            .ok_or_else(|| internal("a loaded key has no version"))
+    }
+
+    /// Version `n`, if it exists and is not below the minimum.
+    fn version(&self, key: &KeyRef, n: u32) -> Result<&Material, EnclaveFailure> {
+        if n < self.minimum {
+            return Err(failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "key {key} version {n} is below the minimum version {} its owner set",
+                    self.minimum
+                ),
+            ));
+        }
+        self.versions.get(&n).map(|v| &v.material).ok_or_else(|| {
+            failure(
+                FailureKind::NotFound,
+                format!("key {key} has no version {n}"),
+            )
+        })
+    }
+
+    fn wrong_type(&self, key: &KeyRef, what: &str) -> EnclaveFailure {
+        failure(
+            FailureKind::BadRequest,
+            format!(
+                "key {key} is a {} key: it cannot {what}",
+                self.metadata.key_type.as_str()
+            ),
+        )
     }
 }
 
@@ -133,12 +211,9 @@ impl EnclaveService {
                 plaintext,
                 aad,
             } => {
-                let loaded = self.loaded_key(tenant, &key, link)?;
-                let aes = aes_key(&key, loaded.for_op(&key, Operation::Encrypt)?)?;
-                CryptoOutcome::Ciphertext(
-                    ciphertext::seal(aes, &key, KEY_VERSION, &aad, plaintext.expose())
-                        .map_err(internal)?,
-                )
+                let loaded = self.key_for_new_output(tenant, &key, link)?;
+                loaded.allow(&key, Operation::Encrypt)?;
+                CryptoOutcome::Ciphertext(seal(&loaded, &key, &aad, &plaintext)?)
             }
             CryptoOp::Decrypt {
                 key,
@@ -146,8 +221,8 @@ impl EnclaveService {
                 aad,
             } => {
                 let loaded = self.loaded_key(tenant, &key, link)?;
-                let aes = aes_key(&key, loaded.for_op(&key, Operation::Decrypt)?)?;
-                CryptoOutcome::Plaintext(open(aes, &key, &aad, &ciphertext)?)
+                loaded.allow(&key, Operation::Decrypt)?;
+                CryptoOutcome::Plaintext(open(&loaded, &key, &aad, &ciphertext)?)
             }
             CryptoOp::Translate {
                 from,
@@ -156,40 +231,47 @@ impl EnclaveService {
                 aad,
             } => {
                 let source = self.loaded_key(tenant, &from, link)?;
-                let target = self.loaded_key(tenant, &to, link)?;
-                let source_aes = aes_key(&from, source.for_op(&from, Operation::Translate)?)?;
-                let target_aes = aes_key(&to, target.for_op(&to, Operation::Encrypt)?)?;
-                let plaintext = open(source_aes, &from, &aad, &ciphertext)?;
-                CryptoOutcome::Ciphertext(
-                    ciphertext::seal(target_aes, &to, KEY_VERSION, &aad, plaintext.expose())
-                        .map_err(internal)?,
-                )
+                source.allow(&from, Operation::Translate)?;
+                let target = self.key_for_new_output(tenant, &to, link)?;
+                target.allow(&to, Operation::Encrypt)?;
+                let plaintext = open(&source, &from, &aad, &ciphertext)?;
+                CryptoOutcome::Ciphertext(seal(&target, &to, &aad, &plaintext)?)
             }
             CryptoOp::Sign { key, message } => {
-                let loaded = self.loaded_key(tenant, &key, link)?;
-                match loaded.for_op(&key, Operation::Sign)? {
-                    Material::Ecdsa(signing) => {
-                        CryptoOutcome::Signature(signing.sign(&message).map_err(internal)?)
-                    }
-                    _ => return Err(wrong_type(&key, &loaded.metadata, "sign")),
+                let loaded = self.key_for_new_output(tenant, &key, link)?;
+                loaded.allow(&key, Operation::Sign)?;
+                match loaded.newest()? {
+                    (version, Material::Ecdsa(signing)) => CryptoOutcome::Signature {
+                        signature: signing.sign(&message).map_err(internal)?,
+                        version,
+                    },
+                    _ => return Err(loaded.wrong_type(&key, "sign")),
                 }
             }
             CryptoOp::Hmac { key, data } => {
-                let loaded = self.loaded_key(tenant, &key, link)?;
-                match loaded.for_op(&key, Operation::Hmac)? {
-                    Material::Hmac(k) => CryptoOutcome::Mac(
-                        veritee_crypto::mac::hmac_sha256(k.expose(), &data).to_vec(),
-                    ),
-                    _ => return Err(wrong_type(&key, &loaded.metadata, "compute an HMAC")),
+                let loaded = self.key_for_new_output(tenant, &key, link)?;
+                loaded.allow(&key, Operation::Hmac)?;
+                match loaded.newest()? {
+                    (version, Material::Hmac(k)) => CryptoOutcome::Mac {
+                        tag: veritee_crypto::mac::hmac_sha256(k.expose(), &data).to_vec(),
+                        version,
+                    },
+                    _ => return Err(loaded.wrong_type(&key, "compute an HMAC")),
                 }
             }
             CryptoOp::Verify {
                 key,
+                version,
                 message,
                 signature,
             } => {
                 let loaded = self.loaded_key(tenant, &key, link)?;
-                CryptoOutcome::Verified(match loaded.for_op(&key, Operation::Verify)? {
+                loaded.allow(&key, Operation::Verify)?;
+                let material = match version {
+                    Some(n) => loaded.version(&key, n)?,
+                    None => loaded.newest()?.1,
+                };
+                CryptoOutcome::Verified(match material {
                     Material::Ecdsa(signing) => veritee_crypto::sign::verify(
                         VerificationScheme::EcdsaP256Sha256Fixed,
                         signing.public_key_point(),
@@ -200,12 +282,164 @@ impl EnclaveService {
                     Material::Hmac(k) => {
                         veritee_crypto::mac::verify_hmac_sha256(k.expose(), &message, &signature)
                     }
-                    Material::Aes(_) => {
-                        return Err(wrong_type(&key, &loaded.metadata, "verify"));
-                    }
+                    Material::Aes(_) => return Err(loaded.wrong_type(&key, "verify")),
                 })
             }
+            CryptoOp::Rotate { key } => match self.rotate(tenant, &key, None, link)? {
+                Some((version, public_key)) => CryptoOutcome::Rotated {
+                    version,
+                    public_key,
+                },
+                None => return Err(internal("a rotation on demand made no version")),
+            },
+            CryptoOp::SetMinimumVersion { key, version } => {
+                self.set_minimum_version(tenant, &key, version, link)?;
+                CryptoOutcome::Done
+            }
         })
+    }
+
+    /// The key for a new ciphertext, signature or tag: rotated first if its metadata
+    /// set a period and its newest version is older than that.
+    fn key_for_new_output(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        let loaded = self.loaded_key(tenant, key, link)?;
+        let Some(period) = loaded.metadata.rotate_after_secs else {
+            return Ok(loaded);
+        };
+        let newest_created = loaded
+            .versions
+            .last_key_value()
+            .map_or(i64::MIN, |(_, v)| v.created);
+        if !due(newest_created, period, self.clock().now().unix_timestamp()) {
+            return Ok(loaded);
+        }
+        self.rotate(tenant, key, Some(period), link)?;
+        self.loaded_key(tenant, key, link)
+    }
+
+    /// Adds a version made here; returns it, and for a signing key its public key.
+    /// A scheduled rotation (`due_after` its period) that another has made meanwhile
+    /// makes none, and answers `None`.
+    fn rotate(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        due_after: Option<u64>,
+        link: &mut dyn HostLink,
+    ) -> Result<Option<NewVersion>, EnclaveFailure> {
+        let mut made = None;
+        self.update_key(tenant, key, link, |record, metadata, now| {
+            let newest = record.versions.last().map_or(0, |v| v.version);
+            if let (Some(period), Some(last)) = (due_after, record.versions.last())
+                && !due(last.created, period, now)
+            {
+                return Ok(false);
+            }
+            if newest >= MAX_KEY_VERSIONS {
+                return Err(failure(
+                    FailureKind::TooMany,
+                    format!("key {key} has {MAX_KEY_VERSIONS} versions already"),
+                ));
+            }
+            let like = record.versions.last().map_or(32, |v| v.material.len());
+            let material = fresh_material(metadata.key_type, like)?;
+            let public_key = match material_of(metadata.key_type, material.expose())? {
+                Material::Ecdsa(k) => Some(k.public_key_spki().map_err(internal)?),
+                _ => None,
+            };
+            record.versions.push(VersionRecord {
+                version: newest + 1,
+                material: material.expose().clone(),
+                created: now,
+            });
+            made = Some((newest + 1, public_key));
+            Ok(true)
+        })?;
+        if let Some((version, _)) = &made {
+            let why = if due_after.is_some() {
+                "scheduled"
+            } else {
+                "on demand"
+            };
+            self.audit(
+                link,
+                "import.rotate",
+                tenant,
+                &key.to_string(),
+                &format!("ok: version {version}, {why}"),
+            )?;
+        }
+        Ok(made)
+    }
+
+    fn set_minimum_version(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        version: u32,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        self.update_key(tenant, key, link, |record, _, _| {
+            let newest = record.versions.last().map_or(0, |v| v.version);
+            if version > newest {
+                return Err(failure(
+                    FailureKind::BadRequest,
+                    format!(
+                        "key {key} has no version {version} (newest {newest}): the minimum cannot pass the newest"
+                    ),
+                ));
+            }
+            if version < record.minimum_version {
+                return Err(failure(
+                    FailureKind::BadRequest,
+                    format!(
+                        "key {key}'s minimum version is {} already: it never goes back down",
+                        record.minimum_version
+                    ),
+                ));
+            }
+            record.minimum_version = version;
+            Ok(true)
+        })?;
+        self.audit(
+            link,
+            "import.minimum-version",
+            tenant,
+            &key.to_string(),
+            &format!("ok: {version}"),
+        )
+    }
+
+    /// Reads, changes and writes back a key's record, one change at a time.
+    fn update_key(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+        change: impl FnOnce(
+            &mut ImportedKeyRecord,
+            &ImportMetadata,
+            i64,
+        ) -> Result<bool, EnclaveFailure>,
+    ) -> Result<(), EnclaveFailure> {
+        check_ref(key)?;
+        let _one_at_a_time = lock(&self.import_writes);
+        let ns = tenant_ns(tenant);
+        let record_key = key_record(&key.partition, &key.key_id);
+        let bytes = self
+            .record_get(link, &ns, &record_key)?
+            .ok_or_else(|| not_found(key))?;
+        let mut record = ImportedKeyRecord::decode(bytes.expose())?;
+        let metadata = stored_metadata(&record)?;
+        if change(&mut record, &metadata, self.clock().now().unix_timestamp())? {
+            self.record_put(link, &ns, &record_key, &record.encode()?)?;
+        }
+        Ok(())
     }
 
     /// The tenant's key, from the cache if its sealed record has not changed since.
@@ -215,22 +449,11 @@ impl EnclaveService {
         key: &KeyRef,
         link: &mut dyn HostLink,
     ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
-        let not_found = || {
-            failure(
-                FailureKind::NotFound,
-                format!("no key {key} (in this tenant's partitions)"),
-            )
-        };
-        // Names with '/' would reach outside the partition's records.
-        if veritee_channel::ops::check_name(&key.partition).is_err()
-            || veritee_channel::ops::check_name(&key.key_id).is_err()
-        {
-            return Err(not_found());
-        }
+        check_ref(key)?;
         let ns = tenant_ns(tenant);
         let record = key_record(&key.partition, &key.key_id);
         let Some(digest) = self.record_digest(link, &ns, &record)? else {
-            return Err(not_found());
+            return Err(not_found(key));
         };
         let cache_key = (tenant.to_string(), key.clone());
         if let Some((d, loaded)) = lock(&self.import_keys).keys.get(&cache_key)
@@ -238,7 +461,9 @@ impl EnclaveService {
         {
             return Ok(Arc::clone(loaded));
         }
-        let bytes = self.record_get(link, &ns, &record)?.ok_or_else(not_found)?;
+        let bytes = self
+            .record_get(link, &ns, &record)?
+            .ok_or_else(|| not_found(key))?;
         let loaded = Arc::new(LoadedKey::unseal(bytes.expose())?);
         let mut cache = lock(&self.import_keys);
         if cache.keys.len() >= MAX_CACHED_KEYS {
@@ -251,38 +476,54 @@ impl EnclaveService {
     }
 }
 
-fn aes_key<'m>(key: &KeyRef, material: &'m Material) -> Result<&'m AeadKey, EnclaveFailure> {
-    match material {
-        Material::Aes(k) => Ok(k),
-        _ => Err(failure(
-            FailureKind::BadRequest,
-            format!("key {key} is not an AES key: it cannot encrypt or decrypt"),
-        )),
-    }
+/// A version a rotation made, and for a signing key its public key (SPKI DER).
+type NewVersion = (u32, Option<Vec<u8>>);
+
+/// Whether a version made at `created` is `period` seconds old at `now`.
+fn due(created: i64, period: u64, now: i64) -> bool {
+    now.saturating_sub(created) >= i64::try_from(period).unwrap_or(i64::MAX)
 }
 
-fn wrong_type(key: &KeyRef, metadata: &ImportMetadata, what: &str) -> EnclaveFailure {
+fn not_found(key: &KeyRef) -> EnclaveFailure {
     failure(
-        FailureKind::BadRequest,
-        format!(
-            "key {key} is a {} key: it cannot {what}",
-            metadata.key_type.as_str()
-        ),
+        FailureKind::NotFound,
+        format!("no key {key} (in this tenant's partitions)"),
     )
 }
 
+/// Names with '/' would reach outside the partition's records.
+fn check_ref(key: &KeyRef) -> Result<(), EnclaveFailure> {
+    if veritee_proto::names::check_name(&key.partition).is_err()
+        || veritee_proto::names::check_name(&key.key_id).is_err()
+    {
+        return Err(not_found(key));
+    }
+    Ok(())
+}
+
+fn seal(
+    loaded: &LoadedKey,
+    key: &KeyRef,
+    aad: &[u8],
+    plaintext: &SecretBytes,
+) -> Result<Vec<u8>, EnclaveFailure> {
+    match loaded.newest()? {
+        (version, Material::Aes(aes)) => {
+            ciphertext::seal(aes, key, version, aad, plaintext.expose()).map_err(internal)
+        }
+        _ => Err(loaded.wrong_type(key, "encrypt")),
+    }
+}
+
 fn open(
-    key: &AeadKey,
-    key_ref: &KeyRef,
+    loaded: &LoadedKey,
+    key: &KeyRef,
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<SecretBytes, EnclaveFailure> {
     let version = ciphertext::key_version(ciphertext).map_err(bad_input)?;
-    if version != KEY_VERSION {
-        return Err(failure(
-            FailureKind::NotFound,
-            format!("key {key_ref} has no version {version}"),
-        ));
+    match loaded.version(key, version)? {
+        Material::Aes(aes) => ciphertext::open(aes, key, aad, ciphertext).map_err(bad_input),
+        _ => Err(loaded.wrong_type(key, "decrypt")),
     }
-    ciphertext::open(key, key_ref, aad, ciphertext).map_err(bad_input)
 }

@@ -41,28 +41,41 @@ fn key_prefix(partition: &str) -> String {
     format!("kms/{partition}/")
 }
 
-/// An imported key as sealed: the customer's signed metadata, and the material.
+/// An imported key as sealed: the customer's signed metadata, and its versions (the
+/// first is the imported material; later ones were made here by rotation).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ImportedKeyRecord {
     #[serde(with = "serde_bytes")]
     pub(crate) metadata: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub(crate) signature: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    pub(crate) material: Vec<u8>,
+    pub(crate) versions: Vec<VersionRecord>,
+    /// Versions below it are refused for decryption and verification.
+    pub(crate) minimum_version: u32,
 }
 
-impl Drop for ImportedKeyRecord {
+/// One version of a key.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct VersionRecord {
+    pub(crate) version: u32,
+    #[serde(with = "serde_bytes")]
+    pub(crate) material: Vec<u8>,
+    /// When it was made, Unix seconds (enclave time).
+    pub(crate) created: i64,
+}
+
+impl Drop for VersionRecord {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.material);
     }
 }
 
 impl ImportedKeyRecord {
-    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, EnclaveFailure> {
+    pub(crate) fn encode(&self) -> Result<Zeroizing<Vec<u8>>, EnclaveFailure> {
         // Room for the whole record up front: a buffer that grew would leave copies of
         // the material behind in memory that is never wiped.
-        let capacity = 256 + self.metadata.len() + self.signature.len() + self.material.len();
+        let material: usize = self.versions.iter().map(|v| v.material.len() + 64).sum();
+        let capacity = 256 + self.metadata.len() + self.signature.len() + material;
         let mut out = Zeroizing::new(Vec::with_capacity(capacity));
         ciborium::into_writer(self, &mut *out).map_err(internal)?;
         Ok(out)
@@ -180,7 +193,12 @@ impl EnclaveService {
         let record = ImportedKeyRecord {
             metadata: signed.bytes.clone(),
             signature: signed.signature.clone(),
-            material: material.expose().clone(),
+            versions: vec![VersionRecord {
+                version: 1,
+                material: material.expose().clone(),
+                created: self.clock().now().unix_timestamp(),
+            }],
+            minimum_version: 1,
         };
         let record_key = key_record(&metadata.partition, &metadata.key_id);
         let held = self.record_keys(link, &ns, &key_prefix(&metadata.partition))?;
@@ -201,7 +219,9 @@ impl EnclaveService {
                 Some(bytes) => {
                     let held = ImportedKeyRecord::decode(bytes.expose())?;
                     held.metadata == record.metadata
-                        && veritee_crypto::ct_eq(&held.material, &record.material)
+                        && held.versions.first().is_some_and(|first| {
+                            veritee_crypto::ct_eq(&first.material, material.expose())
+                        })
                 }
                 None => false,
             };

@@ -78,6 +78,7 @@ pub fn metadata_for(
         tee_key_id: key_id_of(keys.tee.as_bytes()),
         provider_key_id: key_id_of(provider.public_key().as_bytes()),
         validations: vec!["tee-key: evidence verified (test)".into()],
+        rotate_after_secs: None,
         created: "2026-12-06T08:00:00Z".into(),
     }
 }
