@@ -87,6 +87,9 @@ enum Command {
     /// Use imported keys by id: encrypt, decrypt, sign, verify, HMAC, hash, translate.
     #[command(subcommand)]
     Crypto(commands::crypto::CryptoCommand),
+    /// A revocation endpoint for your imported keys, which their enclaves ask.
+    #[command(subcommand)]
+    Revocation(commands::revocation::RevocationCommand),
     /// A guided tour on the simulated TEE, in a temporary directory.
     Demo(commands::demo::DemoArgs),
 }
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         Command::Import(cmd) => commands::import::run(cmd),
         Command::Partition(cmd) => commands::import::run_partition(cmd),
         Command::Crypto(cmd) => commands::crypto::run(cmd),
+        Command::Revocation(cmd) => commands::revocation::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Task(cmd) => commands::task::run(cmd),

@@ -246,7 +246,7 @@ fn import_and_use(kind: &str) {
         operations: vec![Operation::Hmac],
         rotate_after_secs: None,
     };
-    let prepared = prepare_import(&keys, &tenant, &spec, &material).expect("prepare");
+    let prepared = prepare_import(&keys, &tenant, &spec, &material, None).expect("prepare");
     let imported = client
         .send_import(&tenant, &keys, &prepared)
         .expect("import");
@@ -350,4 +350,139 @@ fn args_of(op: &str, url: &str, t: &str, p: &str, anchor: &str, input: &Path) ->
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// The enclave asks a real `veritee revocation serve` endpoint through its host: a key
+/// whose token is active is used; one whose token was revoked before its first use is
+/// refused, for good.
+#[test]
+fn keys_are_checked_with_their_owners_revocation_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("store")));
+    let tenant = s(&tenant_file(&node, dir.path()));
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let endpoint_dir = dir.path().join("revocation");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args([
+            "revocation",
+            "serve",
+            "--dir",
+            &s(&endpoint_dir),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let url = loop {
+        if let Ok(u) = std::fs::read_to_string(endpoint_dir.join("serve.addr")) {
+            break u;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the endpoint did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (pin, anchor) = (provider_pin(&node), s(&node.anchor_path()));
+    let (ok, out) = cli(&[
+        "partition",
+        "create",
+        "--node",
+        &node.url,
+        "--tenant",
+        &tenant,
+        "--name",
+        "p",
+    ]);
+    assert!(ok, "{out}");
+    let key_file = dir.path().join("k.key");
+    std::fs::write(&key_file, [3u8; 32]).expect("key");
+    let mut ids = Vec::new();
+    for name in ["kept", "withdrawn"] {
+        let token_file = dir.path().join(format!("{name}.revocation.json"));
+        let (ok, out) = cli(&[
+            "revocation",
+            "add",
+            "--dir",
+            &s(&endpoint_dir),
+            "--endpoint",
+            &url,
+            "--out",
+            &s(&token_file),
+        ]);
+        assert!(ok, "{out}");
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&token_file).expect("read")).expect("json");
+        ids.push(file["token_id"].as_str().expect("id").to_string());
+        let (ok, out) = cli(&[
+            "import",
+            "send",
+            "--node",
+            &node.url,
+            "--tenant",
+            &tenant,
+            "--policy",
+            &s(&policy),
+            "--trust-anchor",
+            &anchor,
+            "--provider",
+            &pin,
+            "--partition",
+            "p",
+            "--key-id",
+            name,
+            "--type",
+            "aes-256-gcm",
+            "--operations",
+            "encrypt",
+            "--key-file",
+            &s(&key_file),
+            "--revocation",
+            &s(&token_file),
+            "--revocation-every",
+            "5m",
+        ]);
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = cli(&[
+        "revocation",
+        "revoke",
+        "--dir",
+        &s(&endpoint_dir),
+        "--token-id",
+        &ids[1],
+    ]);
+    assert!(ok, "{out}");
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"x").expect("plain");
+    let encrypt = |key: &str| {
+        cli(&[
+            "crypto",
+            "encrypt",
+            "--node",
+            &node.url,
+            "--tenant",
+            &tenant,
+            "--policy",
+            &s(&policy),
+            "--trust-anchor",
+            &anchor,
+            "--key",
+            key,
+            "--in",
+            &s(&plain),
+        ])
+    };
+    let (ok, out) = encrypt("p/kept");
+    assert!(ok, "{out}");
+    let (ok, out) = encrypt("p/withdrawn");
+    assert!(!ok && out.contains("was revoked by its owner"), "{out}");
+    // The endpoint is gone: the kept key, checked a moment ago, is still usable.
+    let _ = server.kill();
+    let _ = server.wait();
+    let (ok, out) = encrypt("p/kept");
+    assert!(ok, "{out}");
 }

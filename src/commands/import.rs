@@ -92,6 +92,19 @@ pub enum ImportCommand {
         /// is this old, at its next use: "90d", "12h", "30m" (at least 60 s).
         #[arg(long, value_name = "DURATION")]
         rotate_every: Option<veritee_policy::PolicyDuration>,
+        /// A token file from `veritee revocation add`: the enclave asks that endpoint
+        /// whether the key is revoked before its first use and then every
+        /// --revocation-every, and a revoked key is disabled for good.
+        #[arg(long)]
+        revocation: Option<PathBuf>,
+        /// How often the enclave asks the revocation endpoint: 60 s to 1 day.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "10m",
+            requires = "revocation"
+        )]
+        revocation_every: veritee_policy::PolicyDuration,
     },
 }
 
@@ -200,6 +213,8 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
             operations,
             key_file,
             rotate_every,
+            revocation,
+            revocation_every,
         } => {
             let tenant = load_tenant(&tenant)?;
             let client = NodeClient::new(&node)?;
@@ -217,7 +232,17 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 operations,
                 rotate_after_secs: rotate_every.map(|d| d.0),
             };
-            let prepared = prepare_import(&validated, &tenant, &spec, &material)?;
+            let revocation = match &revocation {
+                Some(path) => {
+                    let file: super::revocation::TokenFile =
+                        serde_json::from_slice(&crate::files::read(path, "revocation token")?)
+                            .with_context(|| format!("revocation token file {}", path.display()))?;
+                    Some(file.data(revocation_every.0)?)
+                }
+                None => None,
+            };
+            let prepared =
+                prepare_import(&validated, &tenant, &spec, &material, revocation.as_ref())?;
             let imported = client.send_import(&tenant, &validated, &prepared)?;
             let c = &imported.confirmation;
             println!(

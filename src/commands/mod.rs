@@ -13,6 +13,7 @@ pub mod node;
 pub mod peer;
 pub mod platform;
 pub mod policy;
+pub mod revocation;
 pub mod secret;
 pub mod task;
 pub mod tenant;

@@ -18,7 +18,9 @@ use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::envelope;
 use veritee_import::keys::{KeyCheck, KeyType, Operation};
 use veritee_import::metadata::{ImportMetadata, METADATA_VERSION, SignedMetadata, key_id_of};
+use veritee_import::payload::ImportPayload;
 use veritee_import::provider::SignedProviderStatement;
+use veritee_import::revocation::RevocationData;
 use veritee_proto::api::{
     CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, PartitionList, paths,
 };
@@ -150,14 +152,19 @@ pub struct PreparedImport {
     pub digest: [u8; 32],
 }
 
-/// States, signs and double-encrypts `material` for the validated keys.
+/// States, signs and double-encrypts `material` (with the owner's `revocation` data,
+/// if any) for the validated keys.
 pub fn prepare_import(
     keys: &ValidatedImportKeys,
     tenant: &TenantKey,
     spec: &ImportSpec,
     material: &SecretBytes,
+    revocation: Option<&RevocationData>,
 ) -> Result<PreparedImport, ClientError> {
     spec.key_type.check_material(material).map_err(refused)?;
+    if let Some(r) = revocation {
+        r.check().map_err(refused)?;
+    }
     let metadata = ImportMetadata {
         version: METADATA_VERSION,
         tenant: tenant.tenant_id()?,
@@ -171,6 +178,7 @@ pub fn prepare_import(
         provider_key_id: key_id_of(keys.provider_key.as_bytes()),
         validations: keys.validations.clone(),
         rotate_after_secs: spec.rotate_after_secs,
+        revocation_interval_secs: revocation.map(|r| r.interval_secs),
         created: OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .map_err(protocol)?,
@@ -182,7 +190,18 @@ pub fn prepare_import(
     })
     .map_err(refused)?;
     let digest = signed.digest();
-    let sealed = envelope::seal(&keys.tee.public_key, &keys.provider_key, &digest, material)
+    let payload = ImportPayload {
+        material: SecretBytes::copy_from(material.expose()),
+        revocation: revocation.map(|r| RevocationData {
+            endpoint: r.endpoint.clone(),
+            endpoint_key: r.endpoint_key,
+            token: veritee_crypto::Confidential::new(*r.token.expose()),
+            interval_secs: r.interval_secs,
+        }),
+    }
+    .encode()
+    .map_err(refused)?;
+    let sealed = envelope::seal(&keys.tee.public_key, &keys.provider_key, &digest, &payload)
         .map_err(refused)?;
     Ok(PreparedImport {
         request: ImportRequest {

@@ -46,6 +46,7 @@ fn variant(r: &HostResult) -> &'static str {
         HostResult::Entries(_) => "Entries",
         HostResult::PeerList(_) => "PeerList",
         HostResult::PeerReply(_) => "PeerReply",
+        HostResult::RevocationAnswer(_) => "RevocationAnswer",
         HostResult::Conflict(_) => "Conflict",
         HostResult::Failed(_) => "Failed",
     }
@@ -203,6 +204,21 @@ pub trait HostLinkExt: HostLink {
         })? {
             HostResult::PeerReply(r) => Ok(r),
             other => Err(unexpected("peer_exchange", other)),
+        }
+    }
+
+    /// Asks a revocation endpoint through the host; the answer is checked by the caller.
+    fn revocation_query(
+        &mut self,
+        endpoint: &str,
+        query: Vec<u8>,
+    ) -> Result<Vec<u8>, EnclaveFailure> {
+        match self.call(HostCall::RevocationQuery {
+            endpoint: endpoint.into(),
+            query,
+        })? {
+            HostResult::RevocationAnswer(a) => Ok(a),
+            other => Err(unexpected("revocation_query", other)),
         }
     }
 }

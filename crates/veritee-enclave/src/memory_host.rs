@@ -48,7 +48,13 @@ pub struct MemoryHost {
     /// Log appends served so far, by log name prefix before the first `/` (shared by
     /// clones): how many store transactions a real host would have committed.
     pub append_calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// How revocation questions are carried (endpoint, question) to an answer or a
+    /// failure; unset, every endpoint is unreachable (shared by clones).
+    pub revocation: Arc<Mutex<Option<RevocationRelay>>>,
 }
+
+/// Carries a revocation question to its endpoint: the answer, or why none came.
+pub type RevocationRelay = Box<dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + Send>;
 
 impl MemoryHost {
     /// Appends `entries` from `seq` and writes `objects`, all or nothing; or reports
@@ -194,6 +200,17 @@ impl HostLink for MemoryHost {
                     Ok(EnclaveReply::Message { message }) => HostResult::PeerReply(message),
                     Ok(_) => HostResult::Failed("the peer answered out of turn".into()),
                     Err(f) => HostResult::Failed(f.message),
+                }
+            }
+            HostCall::RevocationQuery { endpoint, query } => {
+                drop(st);
+                let mut relay = self.revocation.lock().unwrap_or_else(|e| e.into_inner());
+                match relay.as_mut() {
+                    Some(carry) => match carry(&endpoint, &query) {
+                        Ok(answer) => HostResult::RevocationAnswer(answer),
+                        Err(why) => HostResult::Failed(why),
+                    },
+                    None => HostResult::Failed(format!("{endpoint} is unreachable")),
                 }
             }
         })

@@ -26,6 +26,10 @@ pub struct EnclaveLink {
     http: reqwest::Client,
 }
 
+/// How long a revocation endpoint has to answer.
+const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Largest answer accepted from a revocation endpoint.
+const MAX_REVOCATION_ANSWER: usize = 4096;
 /// Largest answer accepted from a peer node.
 const MAX_PEER_REPLY: usize = 2 * 1024 * 1024;
 
@@ -128,6 +132,36 @@ impl EnclaveLink {
         }
     }
 
+    /// Carries an enclave's revocation question to a key owner's endpoint. The answer
+    /// is signed by the endpoint and checked in the enclave; what the host can do is
+    /// withhold it, which the enclave bounds.
+    async fn revocation_query(&self, endpoint: &str, query: Vec<u8>) -> HostResult {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return HostResult::Failed("a revocation endpoint is an http or https URL".into());
+        }
+        let sent = self
+            .http
+            .post(endpoint)
+            .header("content-type", "application/json")
+            .timeout(REVOCATION_TIMEOUT)
+            .body(query)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            // Not the error's text: it could echo what the customer's endpoint is.
+            Err(_) => return HostResult::Failed("the revocation endpoint is unreachable".into()),
+        };
+        let status = resp.status();
+        match resp.bytes().await {
+            Ok(body) if status.is_success() && body.len() <= MAX_REVOCATION_ANSWER => {
+                HostResult::RevocationAnswer(body.to_vec())
+            }
+            Ok(_) => HostResult::Failed(format!("the revocation endpoint answered {status}")),
+            Err(_) => HostResult::Failed("the revocation endpoint's answer was cut short".into()),
+        }
+    }
+
     /// The supervisor.
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
@@ -197,6 +231,9 @@ impl EnclaveLink {
             HostCall::Peers => Ok(HostResult::PeerList(self.peers.as_ref().clone())),
             HostCall::PeerExchange { peer, message } => {
                 Ok(self.peer_exchange(&peer, message).await)
+            }
+            HostCall::RevocationQuery { endpoint, query } => {
+                Ok(self.revocation_query(&endpoint, query).await)
             }
         }
         .unwrap_or_else(store_failure)

@@ -12,7 +12,7 @@
 //! ```
 
 use crate::ImportError;
-use crate::keys::MAX_MATERIAL_LEN;
+use crate::payload::MAX_PAYLOAD_LEN;
 use veritee_crypto::SecretBytes;
 use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
 
@@ -23,24 +23,25 @@ pub const PROVIDER_LAYER_INFO: &[u8] = b"veritee import provider layer v1";
 /// What one HPKE layer adds.
 pub const LAYER_OVERHEAD: usize = hpke::ENCAPSULATED_KEY_LEN + hpke::TAG_LEN;
 /// Largest inner layer.
-pub const MAX_INNER_LEN: usize = MAX_MATERIAL_LEN + LAYER_OVERHEAD;
+pub const MAX_INNER_LEN: usize = MAX_PAYLOAD_LEN + LAYER_OVERHEAD;
 /// Largest outer layer.
 pub const MAX_OUTER_LEN: usize = MAX_INNER_LEN + LAYER_OVERHEAD;
 
-/// Encrypts `material` to the TEE, then to the provider: the outer layer.
+/// Encrypts `payload` (an encoded [`crate::payload::ImportPayload`]) to the TEE, then
+/// to the provider: the outer layer.
 pub fn seal(
     tee: &HpkePublicKey,
     provider: &HpkePublicKey,
     metadata_digest: &[u8; 32],
-    material: &SecretBytes,
+    payload: &SecretBytes,
 ) -> Result<Vec<u8>, ImportError> {
-    if material.len() > MAX_MATERIAL_LEN {
+    if payload.len() > MAX_PAYLOAD_LEN {
         return Err(ImportError::Malformed(format!(
-            "key material of {} bytes (at most {MAX_MATERIAL_LEN})",
-            material.len()
+            "import payload of {} bytes (at most {MAX_PAYLOAD_LEN})",
+            payload.len()
         )));
     }
-    let inner = hpke::seal(tee, TEE_LAYER_INFO, metadata_digest, material.expose())?;
+    let inner = hpke::seal(tee, TEE_LAYER_INFO, metadata_digest, payload.expose())?;
     Ok(hpke::seal(
         provider,
         PROVIDER_LAYER_INFO,
@@ -67,7 +68,7 @@ pub fn peel_provider_layer(
     Ok(inner.expose().clone())
 }
 
-/// The enclave's part: opens the inner layer, giving the key material.
+/// The enclave's part: opens the inner layer, giving the encoded payload.
 pub fn open_tee_layer(
     tee: &HpkeKeyPair,
     metadata_digest: &[u8; 32],

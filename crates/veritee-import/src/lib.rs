@@ -21,6 +21,8 @@ pub mod envelope;
 mod error;
 pub mod keys;
 pub mod metadata;
+pub mod payload;
 pub mod provider;
+pub mod revocation;
 
 pub use error::ImportError;

@@ -56,6 +56,10 @@ pub struct ImportMetadata {
     /// this many seconds old, at its next use; `None`: only on demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_after_secs: Option<u64>,
+    /// When the TEE layer carries revocation data: how often the enclave asks the
+    /// endpoint, seconds (the layer's own value must agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_interval_secs: Option<u64>,
 }
 
 /// The id of a public key: hex of the first 16 bytes of its SHA-256.
@@ -122,6 +126,9 @@ impl ImportMetadata {
             return Err(bad(format!(
                 "rotate_after_secs is {MIN_ROTATION_SECS} to {MAX_ROTATION_SECS} seconds"
             )));
+        }
+        if let Some(secs) = self.revocation_interval_secs {
+            crate::revocation::check_interval(secs)?;
         }
         time::OffsetDateTime::parse(
             &self.created,

@@ -632,6 +632,16 @@ pub enum HostCall {
         #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
+    /// Ask a key owner's revocation endpoint (POST `query`, JSON) and return its
+    /// answer. Both are authenticated end to end (a token proof one way, the
+    /// endpoint's signature the other): the host only carries them.
+    RevocationQuery {
+        /// The endpoint's URL.
+        endpoint: String,
+        /// The question.
+        #[serde(with = "serde_bytes")]
+        query: Vec<u8>,
+    },
 }
 
 /// The host's answer to a [`HostCall`].
@@ -655,6 +665,8 @@ pub enum HostResult {
     PeerList(Vec<String>),
     /// For PeerExchange.
     PeerReply(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// For RevocationQuery: the endpoint's answer.
+    RevocationAnswer(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A sequence conflict (someone else appended first).
     Conflict(String),
     /// The store failed.

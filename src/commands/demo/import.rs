@@ -89,7 +89,7 @@ pub(super) fn import_tour(
             operations,
             rotate_after_secs: None,
         };
-        let prepared = prepare_import(&keys, tenant, &spec, material)?;
+        let prepared = prepare_import(&keys, tenant, &spec, material, None)?;
         let imported = client.send_import(tenant, &keys, &prepared)?;
         let c = &imported.confirmation;
         println!(

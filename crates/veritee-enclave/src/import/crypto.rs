@@ -14,17 +14,23 @@
 //! replaced or deleted is never served from the cache once the index has moved on.
 
 use super::{ImportedKeyRecord, VersionRecord, key_record, stored_metadata};
+use crate::host::HostLinkExt;
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, internal, lock, tenant_ns};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tracing::warn;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
+use veritee_crypto::Confidential;
 use veritee_crypto::SecretBytes;
 use veritee_crypto::aead::AeadKey;
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey, VerificationScheme};
 use veritee_import::ciphertext;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
 use veritee_import::metadata::ImportMetadata;
+use veritee_import::revocation::{
+    MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, RevocationData, RevocationStatus, TOKEN_LEN,
+};
 use veritee_proto::ipc::{EnclaveFailure, FailureKind};
 
 /// Unsealed keys kept at most; past it the cache starts over.
@@ -37,6 +43,14 @@ pub(crate) struct LoadedKey {
     metadata: ImportMetadata,
     versions: BTreeMap<u32, Version>,
     minimum: u32,
+    revocation: Option<Gate>,
+}
+
+/// A key's revocation endpoint and its last verdicts.
+struct Gate {
+    data: RevocationData,
+    last_active: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 struct Version {
@@ -50,10 +64,12 @@ enum Material {
     Ecdsa(EcdsaSigningKey),
 }
 
-/// Unsealed keys, by tenant and key, with the digest of the record each came from.
+/// Unsealed keys, by tenant and key, with the digest of the record each came from;
+/// and when each key's revocation endpoint last failed to answer.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: HashMap<(String, KeyRef), ([u8; 32], Arc<LoadedKey>)>,
+    silent: HashMap<(String, KeyRef), i64>,
 }
 
 impl KeyCache {
@@ -125,10 +141,34 @@ impl LoadedKey {
         if versions.is_empty() {
             return Err(internal("a stored key has no version"));
         }
+        let revocation =
+            match &record.revocation {
+                None => None,
+                Some(r) => {
+                    let mut token = Confidential::new([0u8; TOKEN_LEN]);
+                    if r.token.len() != TOKEN_LEN {
+                        return Err(internal("a stored revocation token has the wrong length"));
+                    }
+                    token.expose_mut().copy_from_slice(&r.token);
+                    Some(Gate {
+                        data: RevocationData {
+                            endpoint: r.endpoint.clone(),
+                            endpoint_key: r.endpoint_key.as_slice().try_into().map_err(|_| {
+                                internal("a stored endpoint key has the wrong length")
+                            })?,
+                            token,
+                            interval_secs: r.interval_secs,
+                        },
+                        last_active: r.last_active,
+                        revoked_at: r.revoked_at,
+                    })
+                }
+            };
         Ok(Self {
             metadata,
             versions,
             minimum: record.minimum_version,
+            revocation,
         })
     }
 
@@ -436,6 +476,16 @@ impl EnclaveService {
             .ok_or_else(|| not_found(key))?;
         let mut record = ImportedKeyRecord::decode(bytes.expose())?;
         let metadata = stored_metadata(&record)?;
+        if record
+            .revocation
+            .as_ref()
+            .is_some_and(|r| r.revoked_at.is_some())
+        {
+            return Err(failure(
+                FailureKind::Unauthorized,
+                format!("key {key} was revoked by its owner: it is disabled for good"),
+            ));
+        }
         if change(&mut record, &metadata, self.clock().now().unix_timestamp())? {
             self.record_put(link, &ns, &record_key, &record.encode()?)?;
         }
@@ -456,23 +506,150 @@ impl EnclaveService {
             return Err(not_found(key));
         };
         let cache_key = (tenant.to_string(), key.clone());
-        if let Some((d, loaded)) = lock(&self.import_keys).keys.get(&cache_key)
-            && *d == digest
-        {
-            return Ok(Arc::clone(loaded));
+        let cached = lock(&self.import_keys)
+            .keys
+            .get(&cache_key)
+            .filter(|(d, _)| *d == digest)
+            .map(|(_, loaded)| Arc::clone(loaded));
+        if let Some(loaded) = cached {
+            return self.revocation_gate(tenant, key, loaded, link);
         }
         let bytes = self
             .record_get(link, &ns, &record)?
             .ok_or_else(|| not_found(key))?;
         let loaded = Arc::new(LoadedKey::unseal(bytes.expose())?);
-        let mut cache = lock(&self.import_keys);
-        if cache.keys.len() >= MAX_CACHED_KEYS {
-            cache.keys.clear();
+        {
+            let mut cache = lock(&self.import_keys);
+            if cache.keys.len() >= MAX_CACHED_KEYS {
+                cache.keys.clear();
+            }
+            // The digest read before the record: if it moved on meanwhile, the next
+            // use finds the index's newer digest and unseals again.
+            cache.keys.insert(cache_key, (digest, Arc::clone(&loaded)));
         }
-        // The digest read before the record: if it moved on meanwhile, the next use
-        // finds the index's newer digest and unseals again.
-        cache.keys.insert(cache_key, (digest, Arc::clone(&loaded)));
-        Ok(loaded)
+        self.revocation_gate(tenant, key, loaded, link)
+    }
+
+    /// Lets a key be used only as its owner's revocation endpoint allows: never once
+    /// revoked; after an "active" answer no older than the key's interval; and, while
+    /// the endpoint is silent, until [`MAX_INTERVAL_SECS`] after its last good answer.
+    fn revocation_gate(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        loaded: Arc<LoadedKey>,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        let Some(gate) = &loaded.revocation else {
+            return Ok(loaded);
+        };
+        let revoked = |at: i64| {
+            failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "key {key} was revoked by its owner (its endpoint said so at {}): it is disabled for good",
+                    rfc3339_secs(at)
+                ),
+            )
+        };
+        if let Some(at) = gate.revoked_at {
+            return Err(revoked(at));
+        }
+        let now = self.clock().now().unix_timestamp();
+        let interval = i64::try_from(gate.data.interval_secs).unwrap_or(i64::MAX);
+        if gate
+            .last_active
+            .is_some_and(|t| now.saturating_sub(t) < interval)
+        {
+            return Ok(loaded);
+        }
+        let cache_key = (tenant.to_string(), key.clone());
+        // An endpoint that just failed is asked again only after the shortest interval,
+        // so a silent one does not cost every use a round trip.
+        let recently_silent = lock(&self.import_keys)
+            .silent
+            .get(&cache_key)
+            .is_some_and(|t| now.saturating_sub(*t) < MIN_INTERVAL_SECS as i64);
+        let verdict = if recently_silent {
+            Err("it failed to answer less than a minute ago".to_string())
+        } else {
+            self.ask_endpoint(&gate.data, link)
+        };
+        match verdict {
+            Ok(RevocationStatus::Active) => {
+                lock(&self.import_keys).silent.remove(&cache_key);
+                self.update_key(tenant, key, link, |record, _, now| {
+                    if let Some(r) = &mut record.revocation {
+                        r.last_active = Some(now);
+                    }
+                    Ok(true)
+                })?;
+                self.loaded_key_unchecked(tenant, key, link)
+            }
+            Ok(RevocationStatus::Revoked) => {
+                self.update_key(tenant, key, link, |record, _, now| {
+                    if let Some(r) = &mut record.revocation {
+                        r.revoked_at.get_or_insert(now);
+                    }
+                    Ok(true)
+                })?;
+                self.audit(
+                    link,
+                    "import.revoked",
+                    tenant,
+                    &key.to_string(),
+                    "ok: disabled for good",
+                )?;
+                Err(revoked(now))
+            }
+            Err(why) => {
+                lock(&self.import_keys).silent.insert(cache_key, now);
+                warn!(tenant, key = %key, "revocation endpoint: {why}");
+                match gate.last_active {
+                    Some(t) if now.saturating_sub(t) <= MAX_INTERVAL_SECS as i64 => Ok(loaded),
+                    Some(t) => Err(failure(
+                        FailureKind::Unavailable,
+                        format!(
+                            "key {key} is suspended: its revocation endpoint has not answered since {} ({why}), more than {MAX_INTERVAL_SECS} s; it is usable again once the endpoint answers",
+                            rfc3339_secs(t)
+                        ),
+                    )),
+                    None => Err(failure(
+                        FailureKind::Unavailable,
+                        format!(
+                            "key {key} is not usable yet: its revocation endpoint has not answered once ({why})"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// One question to a revocation endpoint, through the host; the answer checked.
+    fn ask_endpoint(
+        &self,
+        data: &RevocationData,
+        link: &mut dyn HostLink,
+    ) -> Result<RevocationStatus, String> {
+        let nonce = veritee_crypto::rand::array::<32>().map_err(|e| e.to_string())?;
+        let answer = link
+            .revocation_query(&data.endpoint, data.query(&nonce))
+            .map_err(|f| f.message)?;
+        data.read_answer(&nonce, &answer).map_err(|e| e.to_string())
+    }
+
+    /// The key as stored now, without asking its endpoint again (it just answered).
+    fn loaded_key_unchecked(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        let ns = tenant_ns(tenant);
+        let bytes = self
+            .record_get(link, &ns, &key_record(&key.partition, &key.key_id))?
+            .ok_or_else(|| not_found(key))?;
+        Ok(Arc::new(LoadedKey::unseal(bytes.expose())?))
     }
 }
 
@@ -482,6 +659,12 @@ type NewVersion = (u32, Option<Vec<u8>>);
 /// Whether a version made at `created` is `period` seconds old at `now`.
 fn due(created: i64, period: u64, now: i64) -> bool {
     now.saturating_sub(created) >= i64::try_from(period).unwrap_or(i64::MAX)
+}
+
+fn rfc3339_secs(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(crate::clock::rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn not_found(key: &KeyRef) -> EnclaveFailure {

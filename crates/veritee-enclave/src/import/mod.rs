@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::metadata::{ImportMetadata, SignedMetadata, key_id_of};
+use veritee_import::payload::ImportPayload;
 use veritee_import::{ImportError, envelope};
 use veritee_proto::api::{CreatePartitionRequest, ImportRequest, paths};
 use veritee_proto::ipc::{
@@ -52,6 +53,29 @@ pub(crate) struct ImportedKeyRecord {
     pub(crate) versions: Vec<VersionRecord>,
     /// Versions below it are refused for decryption and verification.
     pub(crate) minimum_version: u32,
+    /// The owner's revocation endpoint, and what it last said.
+    pub(crate) revocation: Option<RevocationRecord>,
+}
+
+/// Revocation data as sealed with the key, and the endpoint's last verdicts.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RevocationRecord {
+    pub(crate) endpoint: String,
+    #[serde(with = "serde_bytes")]
+    pub(crate) endpoint_key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) token: Vec<u8>,
+    pub(crate) interval_secs: u64,
+    /// Enclave time of the last "active" answer; `None` until the first.
+    pub(crate) last_active: Option<i64>,
+    /// Enclave time of the "revoked" answer: the key is disabled for good.
+    pub(crate) revoked_at: Option<i64>,
+}
+
+impl Drop for RevocationRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
 }
 
 /// One version of a key.
@@ -179,13 +203,22 @@ impl EnclaveService {
             ));
         }
         let digest = signed.digest();
-        let material = envelope::open_tee_layer(&node.wrapping, &digest, inner)
+        let payload = envelope::open_tee_layer(&node.wrapping, &digest, inner)
+            .and_then(|opened| ImportPayload::decode(&opened))
             .map_err(|e| refused(&format!("import of {what} refused"), e))?;
+        let material = &payload.material;
+        let carried = payload.revocation.as_ref().map(|r| r.interval_secs);
+        if carried != metadata.revocation_interval_secs {
+            return Err(refuse(format!(
+                "its metadata state revocation checks every {:?} s, its TEE layer carries {:?}",
+                metadata.revocation_interval_secs, carried
+            )));
+        }
         metadata
             .key_type
-            .check_material(&material)
+            .check_material(material)
             .map_err(|e| refused(&format!("import of {what} refused"), e))?;
-        if !check.matches(&material) {
+        if !check.matches(material) {
             return Err(refuse(
                 "the key is not the one its metadata name (check value differs)".into(),
             ));
@@ -199,6 +232,14 @@ impl EnclaveService {
                 created: self.clock().now().unix_timestamp(),
             }],
             minimum_version: 1,
+            revocation: payload.revocation.as_ref().map(|r| RevocationRecord {
+                endpoint: r.endpoint.clone(),
+                endpoint_key: r.endpoint_key.to_vec(),
+                token: r.token.expose().to_vec(),
+                interval_secs: r.interval_secs,
+                last_active: None,
+                revoked_at: None,
+            }),
         };
         let record_key = key_record(&metadata.partition, &metadata.key_id);
         let held = self.record_keys(link, &ns, &key_prefix(&metadata.partition))?;

@@ -16,6 +16,7 @@ use veritee_import::keys::{KeyCheck, KeyType, Operation};
 use veritee_import::metadata::{
     ImportMetadata, METADATA_SIGNATURE_LABEL, METADATA_VERSION, SignedMetadata, key_id_of,
 };
+use veritee_import::payload::ImportPayload;
 use veritee_proto::api::{CreatePartitionRequest, ImportRequest, paths};
 use veritee_proto::ipc::{
     EnclaveCall, EnclaveFailure, EnclaveReply, ImportCall, ImportReply, SignedRequest,
@@ -79,6 +80,7 @@ pub fn metadata_for(
         provider_key_id: key_id_of(provider.public_key().as_bytes()),
         validations: vec!["tee-key: evidence verified (test)".into()],
         rotate_after_secs: None,
+        revocation_interval_secs: None,
         created: "2026-12-06T08:00:00Z".into(),
     }
 }
@@ -90,6 +92,28 @@ pub fn seal_import(
     metadata: ImportMetadata,
     material: &SecretBytes,
 ) -> Import {
+    let payload = ImportPayload {
+        material: SecretBytes::copy_from(material.expose()),
+        revocation: None,
+    };
+    seal_payload(
+        keys,
+        provider,
+        tenant,
+        metadata,
+        &payload.encode().expect("payload"),
+    )
+}
+
+/// As [`seal_import`], with the TEE layer's plaintext given (revocation data, or bytes
+/// that are no payload at all).
+pub fn seal_payload(
+    keys: &NodeKeys,
+    provider: &HpkeKeyPair,
+    tenant: &TenantKey,
+    metadata: ImportMetadata,
+    payload: &SecretBytes,
+) -> Import {
     // Signed as stated, checked or not: the enclave must not rely on the client's checks.
     let bytes = serde_json::to_vec(&metadata).expect("json");
     let mut signed_bytes = METADATA_SIGNATURE_LABEL.to_vec();
@@ -98,13 +122,8 @@ pub fn seal_import(
         bytes,
         signature: tenant.sign(&signed_bytes).expect("sign"),
     };
-    let outer = envelope::seal(
-        &keys.tee,
-        &provider.public_key(),
-        &signed.digest(),
-        material,
-    )
-    .expect("seal");
+    let outer =
+        envelope::seal(&keys.tee, &provider.public_key(), &signed.digest(), payload).expect("seal");
     let body = serde_json::to_vec(&ImportRequest {
         metadata: B64.encode(&signed.bytes),
         signature: B64.encode(&signed.signature),

@@ -1,0 +1,183 @@
+//! What the TEE layer of an import holds: the key material and, optionally, the
+//! revocation data, in one CBOR document that only the enclave ever reads.
+
+use crate::ImportError;
+use crate::keys::MAX_MATERIAL_LEN;
+use crate::revocation::{MAX_ENDPOINT_LEN, RevocationData, TOKEN_LEN};
+use serde::{Deserialize, Serialize};
+use veritee_crypto::{Confidential, SecretBytes};
+use zeroize::Zeroize;
+
+/// Payload format version.
+pub const PAYLOAD_VERSION: u8 = 1;
+/// Largest payload.
+pub const MAX_PAYLOAD_LEN: usize = MAX_MATERIAL_LEN + MAX_ENDPOINT_LEN + 512;
+
+/// The plaintext of the TEE layer.
+pub struct ImportPayload {
+    /// The key.
+    pub material: SecretBytes,
+    /// How the enclave learns the owner revoked it.
+    pub revocation: Option<RevocationData>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePayload {
+    version: u8,
+    #[serde(with = "serde_bytes")]
+    material: Vec<u8>,
+    revocation: Option<WireRevocation>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRevocation {
+    endpoint: String,
+    #[serde(with = "serde_bytes")]
+    endpoint_key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    token: Vec<u8>,
+    interval_secs: u64,
+}
+
+impl Drop for WirePayload {
+    fn drop(&mut self) {
+        self.material.zeroize();
+        if let Some(r) = &mut self.revocation {
+            r.token.zeroize();
+        }
+    }
+}
+
+impl core::fmt::Debug for ImportPayload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ImportPayload")
+            .field(
+                "material",
+                &format_args!("<{} bytes redacted>", self.material.len()),
+            )
+            .field("revocation", &self.revocation)
+            .finish()
+    }
+}
+
+impl ImportPayload {
+    /// Encodes for the TEE layer.
+    pub fn encode(&self) -> Result<SecretBytes, ImportError> {
+        let wire = WirePayload {
+            version: PAYLOAD_VERSION,
+            material: self.material.expose().clone(),
+            revocation: self.revocation.as_ref().map(|r| WireRevocation {
+                endpoint: r.endpoint.clone(),
+                endpoint_key: r.endpoint_key.to_vec(),
+                token: r.token.expose().to_vec(),
+                interval_secs: r.interval_secs,
+            }),
+        };
+        let mut out = SecretBytes::new(Vec::with_capacity(MAX_PAYLOAD_LEN));
+        ciborium::into_writer(&wire, out.expose_mut())
+            .map_err(|e| ImportError::Malformed(format!("import payload: {e}")))?;
+        if out.len() > MAX_PAYLOAD_LEN {
+            return Err(ImportError::Malformed(format!(
+                "import payload of {} bytes (at most {MAX_PAYLOAD_LEN})",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Decodes what the TEE layer opened to; checks every field.
+    pub fn decode(bytes: &SecretBytes) -> Result<Self, ImportError> {
+        let bad = |what: String| ImportError::Malformed(format!("import payload: {what}"));
+        if bytes.len() > MAX_PAYLOAD_LEN {
+            return Err(bad(format!(
+                "{} bytes (at most {MAX_PAYLOAD_LEN})",
+                bytes.len()
+            )));
+        }
+        let wire: WirePayload =
+            ciborium::from_reader(bytes.expose().as_slice()).map_err(|e| bad(e.to_string()))?;
+        if wire.version != PAYLOAD_VERSION {
+            return Err(bad(format!(
+                "version {} (this build reads {PAYLOAD_VERSION})",
+                wire.version
+            )));
+        }
+        if wire.material.len() > MAX_MATERIAL_LEN {
+            return Err(bad(format!("a key of more than {MAX_MATERIAL_LEN} bytes")));
+        }
+        let revocation = match &wire.revocation {
+            None => None,
+            Some(r) => {
+                let endpoint_key: [u8; 32] = r
+                    .endpoint_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| bad("the endpoint key is not 32 bytes".into()))?;
+                let mut token = Confidential::new([0u8; TOKEN_LEN]);
+                if r.token.len() != TOKEN_LEN {
+                    return Err(bad(format!(
+                        "the revocation token is not {TOKEN_LEN} bytes"
+                    )));
+                }
+                token.expose_mut().copy_from_slice(&r.token);
+                let data = RevocationData {
+                    endpoint: r.endpoint.clone(),
+                    endpoint_key,
+                    token,
+                    interval_secs: r.interval_secs,
+                };
+                data.check()?;
+                Some(data)
+            }
+        };
+        Ok(Self {
+            material: SecretBytes::copy_from(&wire.material),
+            revocation,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_refuse_what_is_malformed() {
+        let p = ImportPayload {
+            material: SecretBytes::copy_from(&[5u8; 32]),
+            revocation: Some(RevocationData {
+                endpoint: "https://revocation.example/check".into(),
+                endpoint_key: [9u8; 32],
+                token: Confidential::new([3u8; TOKEN_LEN]),
+                interval_secs: 300,
+            }),
+        };
+        let bytes = p.encode().unwrap();
+        let back = ImportPayload::decode(&bytes).unwrap();
+        assert_eq!(back.material.expose(), &[5u8; 32]);
+        let r = back.revocation.unwrap();
+        assert_eq!((r.interval_secs, r.endpoint_key), (300, [9u8; 32]));
+        assert_eq!(r.token.expose(), &[3u8; TOKEN_LEN]);
+        for len in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                ImportPayload::decode(&SecretBytes::copy_from(&bytes.expose()[..len])).is_err(),
+                "truncated to {len}"
+            );
+        }
+        let too_often = ImportPayload {
+            material: SecretBytes::copy_from(&[5u8; 32]),
+            revocation: Some(RevocationData {
+                endpoint: "https://revocation.example/check".into(),
+                endpoint_key: [9u8; 32],
+                token: Confidential::new([3u8; TOKEN_LEN]),
+                interval_secs: 5,
+            }),
+        };
+        let err = ImportPayload::decode(&too_often.encode().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("60 to 86400"), "{err}");
+        let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
+        assert!(ImportPayload::decode(&SecretBytes::copy_from(&big)).is_err());
+    }
+}
