@@ -87,6 +87,9 @@ enum Command {
     /// Use imported keys by id: encrypt, decrypt, sign, verify, HMAC, hash, translate.
     #[command(subcommand)]
     Crypto(commands::crypto::CryptoCommand),
+    /// Officers and quorums over your key service: register, request, approve, list.
+    #[command(subcommand)]
+    Officer(commands::officer::OfficerCommand),
     /// A revocation endpoint for your imported keys, which their enclaves ask.
     #[command(subcommand)]
     Revocation(commands::revocation::RevocationCommand),
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
         Command::Partition(cmd) => commands::import::run_partition(cmd),
         Command::Crypto(cmd) => commands::crypto::run(cmd),
         Command::Revocation(cmd) => commands::revocation::run(cmd),
+        Command::Officer(cmd) => commands::officer::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Task(cmd) => commands::task::run(cmd),

@@ -486,3 +486,108 @@ fn keys_are_checked_with_their_owners_revocation_endpoint() {
     let (ok, out) = encrypt("p/kept");
     assert!(ok, "{out}");
 }
+
+/// Officers through the CLI: once a tenant has partition officers, a partition is
+/// created only with a token the enclave issued and K officers approved, offline.
+#[test]
+fn partition_officers_approve_through_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("store")));
+    let tenant = s(&tenant_file(&node, dir.path()));
+    let who = ["--node", node.url.as_str(), "--tenant", tenant.as_str()];
+    let with = |args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(&who);
+        cli(&v)
+    };
+    let mut officer_keys = Vec::new();
+    for i in 0..2 {
+        let key = veritee_crypto::sign::Ed25519SigningKey::generate().expect("key");
+        let private = dir.path().join(format!("officer{i}.pem"));
+        let public = dir.path().join(format!("officer{i}.pub"));
+        std::fs::write(
+            &private,
+            veritee_x509::pem::encode("PRIVATE KEY", key.to_pkcs8().expect("pkcs8").expose()),
+        )
+        .expect("write");
+        std::fs::write(
+            &public,
+            veritee_kbs::token::admin_public_key_to_pem(&key.public_key()).expect("pem"),
+        )
+        .expect("write");
+        let (ok, out) = with(&[
+            "officer",
+            "register",
+            "--role",
+            "partition",
+            "--officer-key",
+            &s(&public),
+            "--quorum",
+            "2",
+        ]);
+        assert!(ok, "{out}");
+        officer_keys.push(private);
+    }
+    let (ok, out) = with(&["partition", "create", "--name", "vault"]);
+    assert!(
+        !ok && out.contains("needs the approval of 2 of the 2 partition officers"),
+        "{out}"
+    );
+    let token = dir.path().join("token.json");
+    let (ok, out) = with(&[
+        "officer",
+        "request",
+        "--action",
+        "partition.create",
+        "--target",
+        "vault",
+        "--out",
+        &s(&token),
+    ]);
+    assert!(ok, "{out}");
+    let mut approvals = Vec::new();
+    for (i, key) in officer_keys.iter().enumerate() {
+        let a = dir.path().join(format!("approval{i}.json"));
+        let (ok, out) = cli(&[
+            "officer",
+            "approve",
+            "--token",
+            &s(&token),
+            "--key",
+            &s(key),
+            "--out",
+            &s(&a),
+        ]);
+        assert!(
+            ok && out.contains("approved partition.create on \"vault\""),
+            "{out}"
+        );
+        approvals.push(s(&a));
+    }
+    let (ok, out) = with(&[
+        "partition",
+        "create",
+        "--name",
+        "vault",
+        "--token",
+        &s(&token),
+        "--approval",
+        &approvals[0],
+    ]);
+    assert!(!ok && out.contains("only 1 approved"), "{out}");
+    let (ok, out) = with(&[
+        "partition",
+        "create",
+        "--name",
+        "vault",
+        "--token",
+        &s(&token),
+        "--approval",
+        &approvals[0],
+        "--approval",
+        &approvals[1],
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = with(&["officer", "list"]);
+    assert!(ok && out.contains("partition (quorum 2)"), "{out}");
+}

@@ -470,6 +470,8 @@ fn bad_input(kind: &str) {
         "/v1/import",
         "/v1/partitions",
         "/v1/partitions/{name}",
+        "/v1/officers",
+        "/v1/quorum-tokens",
         "/kbs/v0/auth",
         "/kbs/v0/attest",
         "/kbs/v0/resource/{repository}/{type}/{tag}",

@@ -120,6 +120,8 @@ pub enum PartitionCommand {
         /// Its name.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        approvals: super::officer::Approvals,
     },
     /// Delete a partition and destroy every key in it.
     ///
@@ -130,6 +132,8 @@ pub enum PartitionCommand {
         /// Its name.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        approvals: super::officer::Approvals,
     },
     /// List the tenant's partitions and their key ids.
     ///
@@ -267,14 +271,22 @@ pub fn run_partition(cmd: PartitionCommand) -> Result<Outcome> {
         Ok((NodeClient::new(&who.node)?, load_tenant(&who.tenant)?))
     };
     match cmd {
-        PartitionCommand::Create { who, name } => {
+        PartitionCommand::Create {
+            who,
+            name,
+            approvals,
+        } => {
             let (client, tenant) = connect(&who)?;
-            client.create_partition(&tenant, &name)?;
+            client.create_partition(&tenant, &name, approvals.proof()?)?;
             println!("created partition {name}");
         }
-        PartitionCommand::Delete { who, name } => {
+        PartitionCommand::Delete {
+            who,
+            name,
+            approvals,
+        } => {
             let (client, tenant) = connect(&who)?;
-            client.delete_partition(&tenant, &name)?;
+            client.delete_partition(&tenant, &name, approvals.proof()?)?;
             println!("deleted partition {name} and every key in it");
         }
         PartitionCommand::List { who } => {

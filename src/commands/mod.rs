@@ -10,6 +10,7 @@ pub mod import;
 pub mod kbs;
 pub mod keys;
 pub mod node;
+pub mod officer;
 pub mod peer;
 pub mod platform;
 pub mod policy;

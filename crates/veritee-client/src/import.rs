@@ -22,7 +22,9 @@ use veritee_import::payload::ImportPayload;
 use veritee_import::provider::SignedProviderStatement;
 use veritee_import::revocation::RevocationData;
 use veritee_proto::api::{
-    CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, PartitionList, paths,
+    CreatePartitionRequest, DeletePartitionRequest, ImportKeysResponse, ImportRequest,
+    ImportResponse, OfficerList, PartitionList, QuorumProof, QuorumTokenRequest,
+    QuorumTokenResponse, RegisterOfficerRequest, paths,
 };
 
 /// How old a provider statement may be when validated.
@@ -293,10 +295,19 @@ impl NodeClient {
         })
     }
 
-    /// Creates a partition.
-    pub fn create_partition(&self, tenant: &TenantKey, name: &str) -> Result<(), ClientError> {
-        let body =
-            serde_json::to_vec(&CreatePartitionRequest { name: name.into() }).map_err(protocol)?;
+    /// Creates a partition (with the partition officers' approvals, once the tenant
+    /// has partition officers).
+    pub fn create_partition(
+        &self,
+        tenant: &TenantKey,
+        name: &str,
+        quorum: Option<QuorumProof>,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&CreatePartitionRequest {
+            name: name.into(),
+            quorum,
+        })
+        .map_err(protocol)?;
         self.send_signed(
             tenant,
             reqwest::Method::POST,
@@ -306,15 +317,81 @@ impl NodeClient {
         Ok(())
     }
 
-    /// Deletes a partition and every key in it.
-    pub fn delete_partition(&self, tenant: &TenantKey, name: &str) -> Result<(), ClientError> {
+    /// Deletes a partition and every key in it (with the partition officers'
+    /// approvals, once the tenant has partition officers).
+    pub fn delete_partition(
+        &self,
+        tenant: &TenantKey,
+        name: &str,
+        quorum: Option<QuorumProof>,
+    ) -> Result<(), ClientError> {
+        let body = match quorum {
+            Some(q) => Some((
+                "application/json",
+                serde_json::to_vec(&DeletePartitionRequest { quorum: Some(q) })
+                    .map_err(protocol)?,
+            )),
+            None => None,
+        };
         self.send_signed(
             tenant,
             reqwest::Method::DELETE,
             &paths::partition(name),
-            None,
+            body,
         )?;
         Ok(())
+    }
+
+    /// Asks the enclave for a quorum token for `action` on `target`: the bytes each
+    /// officer signs.
+    pub fn quorum_token(
+        &self,
+        tenant: &TenantKey,
+        action: &str,
+        target: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        let body = serde_json::to_vec(&QuorumTokenRequest {
+            action: action.into(),
+            target: target.into(),
+        })
+        .map_err(protocol)?;
+        let resp: QuorumTokenResponse = Self::json(&self.send_signed(
+            tenant,
+            reqwest::Method::POST,
+            &paths::quorum_tokens(),
+            Some(("application/json", body)),
+        )?)?;
+        hex::decode(&resp.token).map_err(|_| protocol("the quorum token is not hex"))
+    }
+
+    /// Registers an officer of `role` and sets the role's quorum.
+    pub fn register_officer(
+        &self,
+        tenant: &TenantKey,
+        role: &str,
+        public_key: &[u8; 32],
+        quorum: u32,
+        approvals: Option<QuorumProof>,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&RegisterOfficerRequest {
+            role: role.into(),
+            public_key: hex::encode(public_key),
+            quorum,
+            approvals,
+        })
+        .map_err(protocol)?;
+        self.send_signed(
+            tenant,
+            reqwest::Method::POST,
+            &paths::officers(),
+            Some(("application/json", body)),
+        )?;
+        Ok(())
+    }
+
+    /// The tenant's officers by role.
+    pub fn list_officers(&self, tenant: &TenantKey) -> Result<OfficerList, ClientError> {
+        Self::json(&self.send_signed(tenant, reqwest::Method::GET, &paths::officers(), None)?)
     }
 
     /// The tenant's partitions and the key ids in each.

@@ -77,6 +77,8 @@ pub struct EnclaveService {
     pub(crate) import_keys: Mutex<crate::import::crypto::KeyCache>,
     /// Held while an imported key's record is read, changed and written back.
     pub(crate) import_writes: Mutex<()>,
+    /// Quorum tokens issued and not yet used (flow 3's officers).
+    pub(crate) quorum_tokens: Mutex<crate::import::officers::PendingTokens>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -140,6 +142,7 @@ impl EnclaveService {
             kbs: Mutex::new(crate::kbs::KbsState::default()),
             import_keys: Mutex::new(crate::import::crypto::KeyCache::default()),
             import_writes: Mutex::new(()),
+            quorum_tokens: Mutex::new(crate::import::officers::PendingTokens::default()),
         }
     }
 

@@ -600,6 +600,7 @@ fn operations_stay_within_the_tenant_partition_and_metadata() {
             EnclaveCall::Import(ImportCall::DeletePartition {
                 request,
                 name: "payments".into(),
+                body: Vec::new(),
             }),
             &mut host,
         )

@@ -292,6 +292,21 @@ pub fn document() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreatePartitionRequest"}}}},
                 "responses": merge(json!({"201": {"description": "Created"}}), error_responses(&["400", "401", "409", "415", "429", "503"]))}
         },
+        "/v1/officers": {
+            "get": {"summary": "The tenant's officers by role (tenant-signed)", "security": tenant_auth,
+                "responses": merge(json!({"200": {"description": "Officers", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+                    error_responses(&["401", "429", "503"]))},
+            "post": {"summary": "Register an officer (Ed25519 key, hex) in a role and set its quorum; with the domain officers' approvals once they can reach their quorum (tenant-signed)", "security": tenant_auth,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["role", "public_key", "quorum"]}}}},
+                "responses": merge(json!({"201": {"description": "Registered"}}), error_responses(&["400", "401", "415", "429", "503"]))}
+        },
+        "/v1/quorum-tokens": {"post": {
+            "summary": "A quorum token for one action on one target (partition.create, partition.delete, officer.register), single-use, 15 minutes: the bytes officers sign (tenant-signed)",
+            "security": tenant_auth,
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action", "target"]}}}},
+            "responses": merge(json!({"200": {"description": "The token, hex", "content": {"application/json": {"schema": {"type": "object", "required": ["token"]}}}}}),
+                error_responses(&["400", "401", "415", "429", "503"]))
+        }},
         "/v1/partitions/{name}": {"delete": {
             "summary": "Delete a partition and destroy every key in it (tenant-signed)", "security": tenant_auth,
             "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod metadata;
 pub mod payload;
 pub mod provider;
+pub mod quorum;
 pub mod revocation;
 
 pub use error::ImportError;

@@ -169,6 +169,92 @@ pub struct ImportResponse {
 pub struct CreatePartitionRequest {
     /// Its name.
     pub name: String,
+    /// The partition officers' approvals, once the tenant has partition officers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumProof>,
+}
+
+/// `DELETE /v1/partitions/{name}` (tenant-signed): its body, which may be empty when
+/// the tenant has no partition officers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePartitionRequest {
+    /// The partition officers' approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumProof>,
+}
+
+/// A quorum token and the officers' approvals of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumProof {
+    /// The token's exact bytes as the enclave issued them, hex.
+    pub token: String,
+    /// The approvals.
+    pub approvals: Vec<Approval>,
+}
+
+/// One officer's approval of a quorum token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The officer's Ed25519 public key, hex.
+    pub officer: String,
+    /// Ed25519 over "veritee quorum approval v1\0" and the token's bytes, hex.
+    pub signature: String,
+}
+
+/// `POST /v1/quorum-tokens` (tenant-signed): a token for one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumTokenRequest {
+    /// The action: partition.create, partition.delete or officer.register.
+    pub action: String,
+    /// What it acts on: a partition name, or `role:public key hex`.
+    pub target: String,
+}
+
+/// Response to [`QuorumTokenRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumTokenResponse {
+    /// The token's bytes (JSON), hex: what each officer signs.
+    pub token: String,
+}
+
+/// `POST /v1/officers` (tenant-signed): register an officer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterOfficerRequest {
+    /// domain or partition.
+    pub role: String,
+    /// The officer's Ed25519 public key, hex.
+    pub public_key: String,
+    /// Approvals the role's actions need from now on.
+    pub quorum: u32,
+    /// The domain officers' approvals, once the domain role can reach its quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<QuorumProof>,
+}
+
+/// `GET /v1/officers` (tenant-signed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerList {
+    /// Each role with officers.
+    pub roles: Vec<OfficerRole>,
+}
+
+/// One role's officers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerRole {
+    /// The role.
+    pub role: String,
+    /// Approvals its actions need.
+    pub quorum: u32,
+    /// Its officers' public keys, hex.
+    pub officers: Vec<String>,
 }
 
 /// `GET /v1/partitions` (tenant-signed): the tenant's partitions and their keys.
@@ -331,6 +417,16 @@ pub mod paths {
     /// `DELETE` a partition.
     pub fn partition(name: &str) -> String {
         format!("/v1/partitions/{name}")
+    }
+
+    /// `POST` an officer, `GET` the list.
+    pub fn officers() -> String {
+        "/v1/officers".into()
+    }
+
+    /// `POST`: a quorum token for one action.
+    pub fn quorum_tokens() -> String {
+        "/v1/quorum-tokens".into()
     }
 
     /// `POST` (admin): register a tenant.

@@ -403,10 +403,34 @@ pub enum ImportCall {
     },
     /// `DELETE /v1/partitions/{name}`.
     DeletePartition {
-        /// The tenant's signed request (empty body).
+        /// The tenant's signed request.
         request: SignedRequest,
         /// The partition.
         name: String,
+        /// The body (`DeletePartitionRequest`, or empty).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/officers`.
+    RegisterOfficer {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`RegisterOfficerRequest`).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `GET /v1/officers`.
+    ListOfficers {
+        /// The tenant's signed request (empty body).
+        request: SignedRequest,
+    },
+    /// `POST /v1/quorum-tokens`.
+    QuorumToken {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`QuorumTokenRequest`).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
     },
     /// `GET /v1/partitions`.
     ListPartitions {
@@ -428,6 +452,10 @@ pub enum ImportReply {
     },
     /// The tenant's partitions and their key ids.
     Partitions(Vec<(String, Vec<String>)>),
+    /// The tenant's officers: (role, quorum, public keys).
+    Officers(Vec<(String, u32, Vec<[u8; 32]>)>),
+    /// A quorum token's bytes.
+    QuorumToken(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Done.
     Done,
 }

@@ -63,7 +63,7 @@ pub(super) fn import_tour(
     }
 
     t.step("Import: each key encrypted to the TEE, then to the provider; the host peels only its layer");
-    client.create_partition(tenant, "payments")?;
+    client.create_partition(tenant, "payments", None)?;
     let aes = SecretBytes::copy_from(&veritee_crypto::rand::array::<32>()?);
     let signer =
         veritee_crypto::sign::EcdsaSigningKey::generate(veritee_crypto::sign::EcdsaCurve::P256)?;

@@ -9,6 +9,7 @@
 //! so no tenant can name another's key and a key is used only under its partition.
 
 pub(crate) mod crypto;
+pub(crate) mod officers;
 
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
@@ -18,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::metadata::{ImportMetadata, SignedMetadata, key_id_of};
 use veritee_import::payload::ImportPayload;
+use veritee_import::quorum::Action;
 use veritee_import::{ImportError, envelope};
-use veritee_proto::api::{CreatePartitionRequest, ImportRequest, paths};
+use veritee_proto::api::{CreatePartitionRequest, DeletePartitionRequest, ImportRequest, paths};
 use veritee_proto::ipc::{
     EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply, SignedRequest,
 };
@@ -137,10 +139,19 @@ impl EnclaveService {
             ImportCall::CreatePartition { request, body } => {
                 self.create_partition(&request, &body, link)?
             }
-            ImportCall::DeletePartition { request, name } => {
-                self.delete_partition(&request, &name, link)?
-            }
+            ImportCall::DeletePartition {
+                request,
+                name,
+                body,
+            } => self.delete_partition(&request, &name, &body, link)?,
             ImportCall::ListPartitions { request } => self.list_partitions(&request, link)?,
+            ImportCall::RegisterOfficer { request, body } => {
+                self.register_officer(&request, &body, link)?
+            }
+            ImportCall::ListOfficers { request } => self.list_officers(&request, link)?,
+            ImportCall::QuorumToken { request, body } => {
+                self.quorum_token(&request, &body, link)?
+            }
         };
         Ok(EnclaveReply::Import(reply))
     }
@@ -312,6 +323,13 @@ impl EnclaveService {
             .map_err(|e| bad(format!("invalid partition request: {e}")))?;
         veritee_channel::ops::check_name(&parsed.name)
             .map_err(|e| bad(format!("partition name: {e}")))?;
+        let how = self.authorize(
+            &tenant,
+            Action::CreatePartition,
+            &parsed.name,
+            parsed.quorum.as_ref(),
+            link,
+        )?;
         let ns = tenant_ns(&tenant);
         let held = self.record_keys(link, &ns, "partition/")?;
         if held.len() >= MAX_PARTITIONS_PER_TENANT {
@@ -332,7 +350,13 @@ impl EnclaveService {
                 format!("partition {} exists already", parsed.name),
             ));
         }
-        self.audit(link, "partition.create", &tenant, &parsed.name, "ok")?;
+        self.audit(
+            link,
+            "partition.create",
+            &tenant,
+            &parsed.name,
+            &format!("ok: {how}"),
+        )?;
         Ok(ImportReply::Done)
     }
 
@@ -342,10 +366,17 @@ impl EnclaveService {
         &self,
         request: &SignedRequest,
         name: &str,
+        body: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<ImportReply, EnclaveFailure> {
-        let tenant = self.authenticate(request, "DELETE", &paths::partition(name), &[], link)?;
+        let tenant = self.authenticate(request, "DELETE", &paths::partition(name), body, link)?;
         veritee_channel::ops::check_name(name).map_err(|e| bad(format!("partition name: {e}")))?;
+        let parsed: DeletePartitionRequest = if body.is_empty() {
+            DeletePartitionRequest::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| bad(format!("invalid partition deletion: {e}")))?
+        };
         let ns = tenant_ns(&tenant);
         if self
             .record_get(link, &ns, &partition_record(name))?
@@ -356,6 +387,13 @@ impl EnclaveService {
                 format!("no partition {name}"),
             ));
         }
+        let how = self.authorize(
+            &tenant,
+            Action::DeletePartition,
+            name,
+            parsed.quorum.as_ref(),
+            link,
+        )?;
         // The partition goes first: no import lands in it while its keys go.
         self.record_delete(link, &ns, &partition_record(name))?;
         let keys = self.record_keys(link, &ns, &key_prefix(name))?;
@@ -368,7 +406,7 @@ impl EnclaveService {
             "partition.delete",
             &tenant,
             name,
-            &format!("ok: {} keys destroyed", keys.len()),
+            &format!("ok: {} keys destroyed, {how}", keys.len()),
         )?;
         Ok(ImportReply::Done)
     }

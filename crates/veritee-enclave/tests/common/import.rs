@@ -174,15 +174,28 @@ pub fn create_partition(
     tenant: &TenantKey,
     name: &str,
 ) {
+    try_create_partition(service, host, tenant, name, None).expect("create partition");
+}
+
+/// Creates a partition with a quorum proof (or none); the enclave's answer.
+pub fn try_create_partition(
+    service: &EnclaveService,
+    host: &mut MemoryHost,
+    tenant: &TenantKey,
+    name: &str,
+    quorum: Option<veritee_proto::api::QuorumProof>,
+) -> Result<EnclaveReply, EnclaveFailure> {
     let aud = audience(service, host);
-    let body = serde_json::to_vec(&CreatePartitionRequest { name: name.into() }).expect("json");
+    let body = serde_json::to_vec(&CreatePartitionRequest {
+        name: name.into(),
+        quorum,
+    })
+    .expect("json");
     let request = sign(&aud, tenant, "POST", &paths::partitions(), &body);
-    service
-        .handle(
-            EnclaveCall::Import(ImportCall::CreatePartition { request, body }),
-            host,
-        )
-        .expect("create partition");
+    service.handle(
+        EnclaveCall::Import(ImportCall::CreatePartition { request, body }),
+        host,
+    )
 }
 
 pub fn confirmation(reply: EnclaveReply, audit_spki: &[u8]) -> Confirmation {

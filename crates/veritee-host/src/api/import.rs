@@ -9,13 +9,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use std::sync::Arc;
 use veritee_import::{envelope, metadata};
 use veritee_proto::api::{
-    CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, PartitionEntry,
-    PartitionList, WrappingKeyResponse,
+    CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, OfficerList,
+    OfficerRole, PartitionEntry, PartitionList, QuorumTokenRequest, QuorumTokenResponse,
+    RegisterOfficerRequest, WrappingKeyResponse,
 };
 use veritee_proto::ipc::{EnclaveCall, EnclaveReply, ImportCall, ImportReply};
 
@@ -28,6 +29,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             get(list_partitions).post(create_partition),
         )
         .route("/v1/partitions/{name}", delete(delete_partition))
+        .route("/v1/officers", get(list_officers).post(register_officer))
+        .route("/v1/quorum-tokens", post(quorum_token))
 }
 
 fn provider(state: &AppState) -> ApiResult<&crate::provider::ProviderKeys> {
@@ -163,6 +166,7 @@ async fn delete_partition(
             EnclaveCall::Import(ImportCall::DeletePartition {
                 request: signed.request,
                 name: name.clone(),
+                body: body.to_vec(),
             }),
         )
         .await?,
@@ -191,6 +195,86 @@ async fn list_partitions(
                 .into_iter()
                 .map(|(name, keys)| PartitionEntry { name, keys })
                 .collect(),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn register_officer(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    let parsed: RegisterOfficerRequest = parse_json(&headers, &body)?;
+    done(
+        converse(
+            &state,
+            EnclaveCall::Import(ImportCall::RegisterOfficer {
+                request: signed.request,
+                body: body.to_vec(),
+            }),
+        )
+        .await?,
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "role": parsed.role, "officer": parsed.public_key })),
+    ))
+}
+
+async fn list_officers(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<OfficerList>> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    match converse(
+        &state,
+        EnclaveCall::Import(ImportCall::ListOfficers {
+            request: signed.request,
+        }),
+    )
+    .await?
+    {
+        EnclaveReply::Import(ImportReply::Officers(roles)) => Ok(Json(OfficerList {
+            roles: roles
+                .into_iter()
+                .map(|(role, quorum, officers)| OfficerRole {
+                    role,
+                    quorum,
+                    officers: officers.iter().map(hex::encode).collect(),
+                })
+                .collect(),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn quorum_token(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<QuorumTokenResponse>> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    let _: QuorumTokenRequest = parse_json(&headers, &body)?;
+    match converse(
+        &state,
+        EnclaveCall::Import(ImportCall::QuorumToken {
+            request: signed.request,
+            body: body.to_vec(),
+        }),
+    )
+    .await?
+    {
+        EnclaveReply::Import(ImportReply::QuorumToken(token)) => Ok(Json(QuorumTokenResponse {
+            token: hex::encode(token),
         })),
         other => Err(unexpected(&other)),
     }

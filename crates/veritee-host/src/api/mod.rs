@@ -450,6 +450,8 @@ const ROUTES: &[&str] = &[
     "/v1/import",
     "/v1/partitions",
     "/v1/partitions/{name}",
+    "/v1/officers",
+    "/v1/quorum-tokens",
 ];
 
 /// Logs and counts every request by its route template; never logs bodies.
