@@ -135,6 +135,34 @@ fn online_deploy(kind: &str) {
         vec!["orders".to_string()]
     );
     assert_eq!(session.ensure_key("orders").expect("ensure"), check);
+    // The deployed key is usable by id with the key service's operations, for what a
+    // data key does: encryption, decryption, translation.
+    let deployed = veritee_import::keys::KeyRef::new("deployed", "orders");
+    let outcomes = session
+        .crypto(vec![
+            veritee_channel::crypto::CryptoOp::Encrypt {
+                key: deployed.clone(),
+                plaintext: veritee_crypto::SecretBytes::copy_from(b"order 7"),
+                aad: vec![],
+            },
+            veritee_channel::crypto::CryptoOp::Sign {
+                key: deployed.clone(),
+                message: vec![],
+            },
+        ])
+        .expect("crypto");
+    let [
+        veritee_channel::crypto::CryptoOutcome::Ciphertext(ct),
+        veritee_channel::crypto::CryptoOutcome::Error { message, .. },
+    ] = &outcomes[..]
+    else {
+        panic!("{outcomes:?}");
+    };
+    assert!(message.contains("may not be used to sign"), "{message}");
+    // The ciphertext is AES-256-GCM under the deployed key itself, in the envelope.
+    let aes = veritee_crypto::aead::AeadKey::from_slice(key.expose()).expect("aes");
+    let opened = veritee_import::ciphertext::open(&aes, &deployed, &[], ct).expect("opens");
+    assert_eq!(opened.expose(), b"order 7");
 
     let canaries = [
         key.expose().to_vec(),

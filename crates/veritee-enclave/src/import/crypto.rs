@@ -35,12 +35,18 @@ use veritee_proto::ipc::{EnclaveFailure, FailureKind};
 
 /// Unsealed keys kept at most; past it the cache starts over.
 pub const MAX_CACHED_KEYS: usize = 4096;
+/// The partition name under which the key-management flow's deployed data keys are
+/// used by id (`deployed/NAME`); no imported partition may take it.
+pub const DEPLOYED_PARTITION: &str = "deployed";
 /// Versions one key may have.
 pub const MAX_KEY_VERSIONS: u32 = 1000;
 
 /// An imported key ready for use.
 pub(crate) struct LoadedKey {
-    metadata: ImportMetadata,
+    key_type: KeyType,
+    /// What its metadata allow.
+    operations: Vec<Operation>,
+    rotate_after_secs: Option<u64>,
     versions: BTreeMap<u32, Version>,
     minimum: u32,
     revocation: Option<Gate>,
@@ -165,7 +171,9 @@ impl LoadedKey {
                 }
             };
         Ok(Self {
-            metadata,
+            key_type: metadata.key_type,
+            operations: metadata.operations,
+            rotate_after_secs: metadata.rotate_after_secs,
             versions,
             minimum: record.minimum_version,
             revocation,
@@ -174,7 +182,7 @@ impl LoadedKey {
 
     /// Refuses `op` unless the key's metadata allow it.
     fn allow(&self, key: &KeyRef, op: Operation) -> Result<(), EnclaveFailure> {
-        if self.metadata.allows(op) {
+        if self.operations.contains(&op) {
             return Ok(());
         }
         Err(failure(
@@ -218,7 +226,7 @@ impl LoadedKey {
             FailureKind::BadRequest,
             format!(
                 "key {key} is a {} key: it cannot {what}",
-                self.metadata.key_type.as_str()
+                self.key_type.as_str()
             ),
         )
     }
@@ -348,7 +356,7 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
         let loaded = self.loaded_key(tenant, key, link)?;
-        let Some(period) = loaded.metadata.rotate_after_secs else {
+        let Some(period) = loaded.rotate_after_secs else {
             return Ok(loaded);
         };
         let newest_created = loaded
@@ -500,6 +508,9 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
         check_ref(key)?;
+        if key.partition == DEPLOYED_PARTITION {
+            return self.deployed_key(tenant, key, link);
+        }
         let ns = tenant_ns(tenant);
         let record = key_record(&key.partition, &key.key_id);
         let Some(digest) = self.record_digest(link, &ns, &record)? else {
@@ -528,6 +539,40 @@ impl EnclaveService {
             cache.keys.insert(cache_key, (digest, Arc::clone(&loaded)));
         }
         self.revocation_gate(tenant, key, loaded, link)
+    }
+
+    /// A data key deployed by the key-management flow, as an AES key of one version
+    /// for encryption, decryption and translation (this node's copy, or a replica
+    /// fetched from a peer enclave under the key's release policy).
+    fn deployed_key(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        let deployed = self.user_key(tenant, &key.key_id, link).map_err(|f| {
+            if f.kind == FailureKind::NotFound {
+                not_found(key)
+            } else {
+                f
+            }
+        })?;
+        let mut versions = BTreeMap::new();
+        versions.insert(
+            1,
+            Version {
+                material: material_of(KeyType::Aes256Gcm, deployed.key.expose())?,
+                created: 0,
+            },
+        );
+        Ok(Arc::new(LoadedKey {
+            key_type: KeyType::Aes256Gcm,
+            operations: vec![Operation::Encrypt, Operation::Decrypt, Operation::Translate],
+            rotate_after_secs: None,
+            versions,
+            minimum: 1,
+            revocation: None,
+        }))
     }
 
     /// Lets a key be used only as its owner's revocation endpoint allows: never once

@@ -323,6 +323,12 @@ impl EnclaveService {
             .map_err(|e| bad(format!("invalid partition request: {e}")))?;
         veritee_channel::ops::check_name(&parsed.name)
             .map_err(|e| bad(format!("partition name: {e}")))?;
+        if parsed.name == crypto::DEPLOYED_PARTITION {
+            return Err(bad(format!(
+                "partition name {:?} is reserved: it names the keys deployed by key management",
+                crypto::DEPLOYED_PARTITION
+            )));
+        }
         let how = self.authorize(
             &tenant,
             Action::CreatePartition,
