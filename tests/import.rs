@@ -591,3 +591,93 @@ fn partition_officers_approve_through_the_cli() {
     let (ok, out) = with(&["officer", "list"]);
     assert!(ok && out.contains("partition (quorum 2)"), "{out}");
 }
+
+/// The vendor's validator, asked before anything is encrypted: a machine not issued to
+/// the pinned provider, or revoked since, gets nothing.
+#[test]
+fn the_vendors_validator_vouches_for_the_tees_machine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("store")));
+    let vendor_dir = node.state.join("vendor");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args([
+            "vendor",
+            "serve",
+            "--dir",
+            &s(&vendor_dir),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let url = loop {
+        if let Ok(u) = std::fs::read_to_string(vendor_dir.join("serve.addr")) {
+            break u;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the validator did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let (pin, anchor, root) = (
+        provider_pin(&node),
+        s(&node.anchor_path()),
+        s(&vendor_dir.join("root.pem")),
+    );
+    let mut n = 0;
+    let mut keys = || {
+        n += 1;
+        cli(&[
+            "import",
+            "keys",
+            "--node",
+            &node.url,
+            "--provider",
+            &pin,
+            "--policy",
+            &s(&policy),
+            "--trust-anchor",
+            &anchor,
+            "--vendor",
+            &url,
+            "--vendor-root",
+            &root,
+            "--out",
+            &s(&dir.path().join(format!("keys{n}.json"))),
+        ])
+    };
+    let (ok, out) = keys();
+    assert!(!ok && out.contains("was not issued to provider"), "{out}");
+    let platform = s(&node.state.join("platform"));
+    let (ok, out) = cli(&[
+        "vendor",
+        "assign",
+        "--dir",
+        &s(&vendor_dir),
+        "--platform",
+        &platform,
+        "--provider",
+        &pin,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = keys();
+    assert!(ok && out.contains("validated vendor: machine"), "{out}");
+    let (ok, out) = cli(&[
+        "vendor",
+        "revoke",
+        "--dir",
+        &s(&vendor_dir),
+        "--platform",
+        &platform,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = keys();
+    assert!(!ok && out.contains("is revoked"), "{out}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -12,13 +12,20 @@ use veritee_client::import::{ImportKeysFile, ImportSpec, ValidatedImportKeys, pr
 use veritee_crypto::SecretBytes;
 use veritee_import::keys::{KeyType, Operation};
 
-/// The provider key a customer pins.
+/// The provider key a customer pins, and optionally the vendor it asks.
 #[derive(Debug, Args, Clone)]
 pub struct ProviderPin {
     /// The provider's public key (64 hex digits, from the provider out of band: its
     /// node prints it at start and writes it to DIR/provider/provider.pub).
     #[arg(long, value_name = "HEX")]
     provider: String,
+    /// The vendor's validator (`veritee vendor serve`): asked whether the TEE's machine
+    /// is certified, issued to this provider and not revoked.
+    #[arg(long, requires = "vendor_root")]
+    vendor: Option<String>,
+    /// The vendor's root certificate (PEM), which signs the validator's answers.
+    #[arg(long, requires = "vendor")]
+    vendor_root: Option<PathBuf>,
 }
 
 impl ProviderPin {
@@ -161,12 +168,23 @@ fn validated(
     pin: &ProviderPin,
 ) -> Result<ValidatedImportKeys> {
     let loaded = appraisal.load()?;
-    file.validate(
-        &loaded.appraiser(),
-        &pin.key()?,
-        time::OffsetDateTime::now_utc(),
-    )
-    .context("the node's import keys failed validation; nothing was sent")
+    let mut keys = file
+        .validate(
+            &loaded.appraiser(),
+            &pin.key()?,
+            time::OffsetDateTime::now_utc(),
+        )
+        .context("the node's import keys failed validation; nothing was sent")?;
+    if let (Some(url), Some(root)) = (&pin.vendor, &pin.vendor_root) {
+        veritee_client::import::validate_with_vendor(
+            &mut keys,
+            url,
+            &crate::files::read(root, "vendor root")?,
+            &pin.key()?,
+        )
+        .context("the vendor's validator refused the node's TEE; nothing was sent")?;
+    }
+    Ok(keys)
 }
 
 /// Reads key material: raw bytes, or for an EC key PKCS#8 DER or PEM.

@@ -47,6 +47,35 @@ pub enum VendorCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Record which provider a machine was issued to (its public key, from the
+    /// provider's DIR/provider/provider.pub), for the validator.
+    ///
+    /// Example: veritee vendor assign --dir vendor --platform node/platform
+    ///   --provider $(cat node/provider/provider.pub)
+    Assign {
+        /// The vendor directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The machine's directory.
+        #[arg(long)]
+        platform: PathBuf,
+        /// The provider's public key, hex.
+        #[arg(long)]
+        provider: String,
+    },
+    /// Serve the validator (POST /validate): is a machine certified by this vendor,
+    /// issued to a provider, not revoked? Answers signed by the root over the asker's
+    /// nonce; it reads the vendor's state at every question.
+    ///
+    /// Example: veritee vendor serve --dir vendor --listen 127.0.0.1:8460
+    Serve {
+        /// The vendor directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8460")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Runs a vendor subcommand.
@@ -89,6 +118,21 @@ pub fn run(cmd: VendorCommand) -> Result<Outcome> {
                 "TCB SVN {latest_svn} is now the up-to-date level; lower levels are OutOfDate under {advisory}"
             );
         }
+        VendorCommand::Assign {
+            dir,
+            platform,
+            provider,
+        } => {
+            let mut vendor = SimVendor::open(&dir)?;
+            let id = SimMachine::open(&platform)?.machine_id();
+            vendor.assign_provider(&id, provider.trim())?;
+            println!(
+                "machine {} is issued to provider {}",
+                hex::encode(id),
+                provider.trim()
+            );
+        }
+        VendorCommand::Serve { dir, listen } => serve(&dir, listen)?,
         VendorCommand::Publish { dir } => {
             let mut vendor = SimVendor::open(&dir)?;
             vendor.publish(now)?;
@@ -106,4 +150,73 @@ fn paths(p: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The validator: one route, the vendor's state read at every question so that a
+/// revocation or an assignment takes effect at once.
+fn serve(dir: &std::path::Path, listen: std::net::SocketAddr) -> Result<()> {
+    use axum::http::StatusCode;
+    use veritee_import::validator::{self, ValidationQuery, ValidationStatement};
+    // Opened once up front so that a bad directory fails at start, not per question.
+    SimVendor::open(dir)?;
+    let dir = dir.to_path_buf();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let app = axum::Router::new()
+            .route(
+                "/validate",
+                axum::routing::post(
+                    |axum::extract::State(dir): axum::extract::State<PathBuf>,
+                     body: axum::body::Bytes| async move {
+                        let Ok(query) = serde_json::from_slice::<ValidationQuery>(&body) else {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                "not a validation query".to_string(),
+                            );
+                        };
+                        let signed = SimVendor::open(&dir).and_then(|vendor| {
+                            let s = vendor.standing(&query.machine_id, &query.provider);
+                            let key = vendor.root_signing_key()?;
+                            Ok((s, key))
+                        });
+                        let (standing, key) = match signed {
+                            Ok(v) => v,
+                            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                        };
+                        let statement = ValidationStatement {
+                            query,
+                            certified: standing.certified,
+                            revoked: standing.revoked,
+                            issued_to_provider: standing.issued_to_provider,
+                        };
+                        match validator::answer(&key, &statement) {
+                            Ok(a) => (
+                                StatusCode::OK,
+                                serde_json::to_string(&a).unwrap_or_default(),
+                            ),
+                            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                        }
+                    },
+                ),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(4096))
+            .with_state(dir.clone());
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let partial = dir.join("serve.addr.partial");
+        std::fs::write(&partial, &url).context("cannot write serve.addr")?;
+        std::fs::rename(&partial, dir.join("serve.addr")).context("cannot write serve.addr")?;
+        println!("vendor validator on {url}/validate");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("the vendor's validator failed")
+    })
 }

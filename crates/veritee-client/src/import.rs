@@ -21,6 +21,7 @@ use veritee_import::metadata::{ImportMetadata, METADATA_VERSION, SignedMetadata,
 use veritee_import::payload::ImportPayload;
 use veritee_import::provider::SignedProviderStatement;
 use veritee_import::revocation::RevocationData;
+use veritee_import::validator::{ValidationQuery, check_answer};
 use veritee_proto::api::{
     CreatePartitionRequest, DeletePartitionRequest, ImportKeysResponse, ImportRequest,
     ImportResponse, OfficerList, PartitionList, QuorumProof, QuorumTokenRequest,
@@ -126,6 +127,57 @@ impl ImportKeysFile {
             validations,
         })
     }
+}
+
+/// Asks the vendor's validator whether the TEE's machine (the platform id its evidence
+/// names) was certified by the vendor, issued to the pinned provider, and is not
+/// revoked; the answer is signed by the vendor root in `vendor_root_pem`, over a fresh
+/// nonce. Adds the validation to the keys' list, or refuses naming why.
+pub fn validate_with_vendor(
+    keys: &mut ValidatedImportKeys,
+    vendor_url: &str,
+    vendor_root_pem: &[u8],
+    pinned_provider: &[u8; 32],
+) -> Result<(), ClientError> {
+    let root = veritee_attest::ParsedCertificate::from_pem_chain(vendor_root_pem)
+        .ok()
+        .and_then(|mut c| (!c.is_empty()).then(|| c.remove(0)))
+        .ok_or_else(|| ClientError::Refused("the vendor root is not a PEM certificate".into()))?;
+    let spki = root
+        .spki_der()
+        .map_err(|e| ClientError::Refused(format!("the vendor root: {e}")))?;
+    let machine = keys.tee.claims.platform_id.as_ref().ok_or_else(|| {
+        ClientError::Refused("the TEE's evidence names no platform for the vendor to check".into())
+    })?;
+    let query = ValidationQuery {
+        machine_id: hex::encode(&machine.0),
+        provider: hex::encode(pinned_provider),
+        nonce: hex::encode(fresh_nonce()?),
+    };
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+    let resp = http
+        .post(format!("{}/validate", vendor_url.trim_end_matches('/')))
+        .json(&query)
+        .send()
+        .map_err(|e| ClientError::Transport(format!("the vendor's validator: {e}")))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .map_err(|e| ClientError::Transport(format!("the vendor's validator: {e}")))?;
+    if !status.is_success() {
+        return Err(ClientError::Refused(format!(
+            "the vendor's validator answered {status}"
+        )));
+    }
+    let statement = check_answer(&spki, &query, &body).map_err(refused)?;
+    keys.validations.push(format!(
+        "vendor: machine {} certified, not revoked, issued to provider {}, over nonce {}",
+        statement.query.machine_id, statement.query.provider, statement.query.nonce
+    ));
+    Ok(())
 }
 
 /// What to import.

@@ -25,5 +25,6 @@ pub mod payload;
 pub mod provider;
 pub mod quorum;
 pub mod revocation;
+pub mod validator;
 
 pub use error::ImportError;

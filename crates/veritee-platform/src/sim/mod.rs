@@ -15,7 +15,7 @@ mod vendor;
 
 pub use enclave::{EnclaveImage, SimEnclave};
 pub use machine::{MachineInfo, SimMachine};
-pub use vendor::{Collateral, SimVendor};
+pub use vendor::{Collateral, MachineStanding, SimVendor};
 
 use crate::PlatformError;
 use std::path::Path;

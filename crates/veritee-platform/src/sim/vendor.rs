@@ -74,6 +74,9 @@ struct VendorState {
     advisories: Vec<Advisory>,
     issued: Vec<IssuedMachine>,
     revoked: Vec<Revocation>,
+    /// Which provider (its public key, hex) each machine was issued to, by machine id.
+    #[serde(default)]
+    providers: std::collections::BTreeMap<String, String>,
 }
 
 /// What a verifier needs from the vendor beside the trust anchor, as files publish it.
@@ -87,6 +90,17 @@ pub struct Collateral {
     pub platform_ca_crl: Vec<u8>,
     /// Signed TCB info (JSON).
     pub tcb_info: Vec<u8>,
+}
+
+/// What the vendor knows of one machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineStanding {
+    /// Certified by this vendor.
+    pub certified: bool,
+    /// Revoked by it.
+    pub revoked: bool,
+    /// Issued to the provider asked about.
+    pub issued_to_provider: bool,
 }
 
 /// A simulated hardware vendor, backed by a directory.
@@ -225,6 +239,7 @@ impl SimVendor {
                 }],
                 issued: Vec::new(),
                 revoked: Vec::new(),
+                providers: Default::default(),
             },
         };
         vendor.publish(now)?;
@@ -342,6 +357,51 @@ impl SimVendor {
         });
         self.save_state()?;
         Ok(cert.der().to_vec())
+    }
+
+    /// Records that `machine_id` was issued to `provider` (the provider's public key,
+    /// hex), which the vendor's validator then answers.
+    pub fn assign_provider(
+        &mut self,
+        machine_id: &[u8; 16],
+        provider: &str,
+    ) -> Result<(), PlatformError> {
+        let id = hex::encode(machine_id);
+        if !self.state.issued.iter().any(|m| m.machine_id == id) {
+            return Err(PlatformError::InvalidInput(format!(
+                "this vendor never certified machine {id}"
+            )));
+        }
+        if provider.is_empty() || provider.len() > 128 || hex::decode(provider).is_err() {
+            return Err(PlatformError::InvalidInput(
+                "a provider is named by its public key, in hex".into(),
+            ));
+        }
+        self.state.providers.insert(id, provider.to_string());
+        self.save_state()
+    }
+
+    /// A machine's standing, as the validator answers it: whether this vendor certified
+    /// it, revoked it, and issued it to `provider`.
+    pub fn standing(&self, machine_id: &str, provider: &str) -> MachineStanding {
+        MachineStanding {
+            certified: self.state.issued.iter().any(|m| m.machine_id == machine_id),
+            revoked: self
+                .state
+                .revoked
+                .iter()
+                .any(|r| r.machine_id == machine_id),
+            issued_to_provider: self
+                .state
+                .providers
+                .get(machine_id)
+                .is_some_and(|p| p == provider),
+        }
+    }
+
+    /// The root key, for the validator's signed answers (customers pin the root).
+    pub fn root_signing_key(&self) -> Result<EcdsaSigningKey, PlatformError> {
+        load_private_key(&self.dir.join(files::ROOT_KEY))
     }
 
     /// Revokes every certificate issued to `machine_id` and publishes a new CRL.
