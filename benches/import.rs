@@ -12,11 +12,12 @@
 
 mod support;
 
+use support::{Ctx, session};
+
 use axum::extract::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use veritee_attest::ParsedCertificate;
-use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_channel::client::TenantKey;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_client::import::{ImportSpec, prepare_import};
 use veritee_client::{NodeClient, Session};
@@ -24,8 +25,6 @@ use veritee_crypto::SecretBytes;
 use veritee_crypto::aead::AeadKey;
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
 use veritee_import::keys::{KeyRef, KeyType, Operation};
-use veritee_policy::AppraisalPolicy;
-use veritee_verify::Verifiers;
 
 const CLIENTS: [usize; 3] = [1, 8, 32];
 const DURATION: Duration = Duration::from_secs(4);
@@ -37,7 +36,6 @@ const RAW_BATCH: u32 = 1000;
 const IMPORTS: usize = 50;
 const PARTITION: &str = "bench";
 const DATA_LEN: usize = 64;
-const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
 
 struct Row {
     name: String,
@@ -139,49 +137,6 @@ async fn null_handler(Path(len): Path<usize>, _body: axum::body::Bytes) -> Vec<u
 fn null_server() -> (String, tokio::runtime::Runtime) {
     let app = axum::Router::new().route("/null/{len}", axum::routing::post(null_handler));
     support::serve(app)
-}
-
-/// What a load thread needs to open a session: everything owned.
-struct Ctx {
-    url: String,
-    tenant: TenantKey,
-    anchors: veritee_attest::TrustAnchors,
-    verifiers: Verifiers,
-    policy: AppraisalPolicy,
-}
-
-impl Ctx {
-    fn new(url: &str, tenant_der: &[u8], root: &[u8]) -> Self {
-        Self {
-            url: url.to_string(),
-            tenant: TenantKey::from_pkcs8(tenant_der).expect("key"),
-            anchors: veritee_attest::TrustAnchors::untyped(
-                ParsedCertificate::from_pem_chain(root).expect("anchor"),
-            ),
-            verifiers: Verifiers::default(),
-            policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
-        }
-    }
-
-    fn appraiser(&self) -> Appraiser<'_> {
-        Appraiser {
-            verifiers: &self.verifiers,
-            policy: &self.policy,
-            trust_anchors: &self.anchors,
-            collateral: &[],
-            at: time::OffsetDateTime::now_utc(),
-        }
-    }
-}
-
-/// An attested session of its own client and context (leaked for the bench's lifetime).
-fn session(ctx: Ctx) -> Session<'static> {
-    let ctx: &'static Ctx = Box::leak(Box::new(ctx));
-    let client: &'static NodeClient =
-        Box::leak(Box::new(NodeClient::new(&ctx.url).expect("client")));
-    client
-        .open_session(&ctx.tenant, &ctx.appraiser())
-        .expect("session")
 }
 
 #[derive(Clone, Copy)]

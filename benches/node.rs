@@ -7,22 +7,20 @@
 
 mod support;
 
+use support::{Ctx, session, session_of};
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use veritee_attest::ParsedCertificate;
-use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_channel::client::TenantKey;
 use veritee_channel::deploy::ReleasePolicy;
 use veritee_channel::ops::{Request, Response};
-use veritee_client::{NodeClient, Session, import_wrapped_key, wrap_for_node};
+use veritee_client::{NodeClient, import_wrapped_key, wrap_for_node};
 use veritee_crypto::SecretBytes;
-use veritee_policy::AppraisalPolicy;
-use veritee_verify::Verifiers;
 
 const CLIENTS: usize = 8;
 const DURATION: Duration = Duration::from_secs(8);
-const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
 
 struct Stats {
     rps: f64,
@@ -58,52 +56,6 @@ fn null_server() -> (String, tokio::runtime::Runtime) {
         axum::routing::post(|body: axum::body::Bytes| async move { body }),
     );
     support::serve(app)
-}
-
-/// What a load thread needs to open sessions: everything owned.
-struct Ctx {
-    url: String,
-    tenant: TenantKey,
-    anchors: veritee_attest::TrustAnchors,
-    verifiers: Verifiers,
-    policy: AppraisalPolicy,
-}
-
-impl Ctx {
-    fn new(url: &str, tenant_der: &[u8], root: &[u8]) -> Self {
-        Self {
-            url: url.to_string(),
-            tenant: TenantKey::from_pkcs8(tenant_der).expect("key"),
-            anchors: veritee_attest::TrustAnchors::untyped(
-                ParsedCertificate::from_pem_chain(root).expect("anchor"),
-            ),
-            verifiers: Verifiers::default(),
-            policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
-        }
-    }
-
-    fn appraiser(&self) -> Appraiser<'_> {
-        Appraiser {
-            verifiers: &self.verifiers,
-            policy: &self.policy,
-            trust_anchors: &self.anchors,
-            collateral: &[],
-            at: time::OffsetDateTime::now_utc(),
-        }
-    }
-}
-
-/// A session that owns its client and context (leaked for the bench's lifetime).
-fn session(ctx: Ctx) -> Session<'static> {
-    session_of(Box::leak(Box::new(ctx)))
-}
-
-fn session_of(ctx: &'static Ctx) -> Session<'static> {
-    let client: &'static NodeClient =
-        Box::leak(Box::new(NodeClient::new(&ctx.url).expect("client")));
-    client
-        .open_session(&ctx.tenant, &ctx.appraiser())
-        .expect("session")
 }
 
 /// Keeps a row, and says on stderr that its phase is over (a profiler can wait for the

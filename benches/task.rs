@@ -20,6 +20,8 @@
 mod plain;
 mod support;
 
+use support::DEV_POLICY;
+
 use plain::{Plain, WAT, generated_block, peak_rss_mib, reset_peak_rss};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -34,8 +36,6 @@ use veritee_policy::AppraisalPolicy;
 use veritee_task::keys::TaskKey;
 use veritee_verify::Verifiers;
 use veritee_wasm::{InputSource, TaskManifest};
-
-const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
 
 /// The plaintext file, read with pread by the plain-wasmtime baseline.
 struct FileSource(std::fs::File, u64);

@@ -1,5 +1,6 @@
-//! What the workspace benches share: a `veritee node` started in the background, and a
-//! load generator.
+//! What the workspace benches share: a `veritee node` started in the background, a
+//! load generator, and attested sessions to the node under a policy that admits the
+//! simulated TEE.
 // Each bench compiles this module for itself and uses part of it.
 #![allow(dead_code)]
 
@@ -7,6 +8,64 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use veritee_attest::ParsedCertificate;
+use veritee_channel::client::{Appraiser, TenantKey};
+use veritee_client::{NodeClient, Session};
+use veritee_policy::AppraisalPolicy;
+use veritee_verify::Verifiers;
+
+/// The benches' appraisal policy: the simulated TEE, which every default policy refuses.
+pub const DEV_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
+
+/// What a load thread needs to open attested sessions: everything owned.
+pub struct Ctx {
+    pub url: String,
+    pub tenant: TenantKey,
+    pub anchors: veritee_attest::TrustAnchors,
+    pub verifiers: Verifiers,
+    pub policy: AppraisalPolicy,
+}
+
+impl Ctx {
+    /// A context for the node at `url`, as the tenant of `tenant_der` (PKCS#8), trusting
+    /// the simulated vendor's root `root` (PEM).
+    pub fn new(url: &str, tenant_der: &[u8], root: &[u8]) -> Self {
+        Self {
+            url: url.to_string(),
+            tenant: TenantKey::from_pkcs8(tenant_der).expect("key"),
+            anchors: veritee_attest::TrustAnchors::untyped(
+                ParsedCertificate::from_pem_chain(root).expect("anchor"),
+            ),
+            verifiers: Verifiers::default(),
+            policy: AppraisalPolicy::parse(DEV_POLICY).expect("policy"),
+        }
+    }
+
+    /// Appraises now, under the bench policy.
+    pub fn appraiser(&self) -> Appraiser<'_> {
+        Appraiser {
+            verifiers: &self.verifiers,
+            policy: &self.policy,
+            trust_anchors: &self.anchors,
+            collateral: &[],
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+/// A session that owns its client and context (leaked for the bench's lifetime).
+pub fn session(ctx: Ctx) -> Session<'static> {
+    session_of(Box::leak(Box::new(ctx)))
+}
+
+/// A session of its own client, under a context that lives as long as the bench.
+pub fn session_of(ctx: &'static Ctx) -> Session<'static> {
+    let client: &'static NodeClient =
+        Box::leak(Box::new(NodeClient::new(&ctx.url).expect("client")));
+    client
+        .open_session(&ctx.tenant, &ctx.appraiser())
+        .expect("session")
+}
 
 /// A node process, killed when dropped.
 pub struct Node(pub Child);
