@@ -314,6 +314,24 @@ fn import_and_use(kind: &str) {
         ok && out.contains("4111 1111 1111 1111"),
         "after a restart: {out}"
     );
+    // Disabled (the tenant alone: it has no security officers), the key serves no
+    // more, restart or not.
+    let (ok, out) = cli(&[
+        "partition",
+        "disable-key",
+        "--node",
+        &node.url,
+        "--tenant",
+        &t,
+        "--key",
+        "payments/card-key",
+    ]);
+    assert!(
+        ok && out.contains("disabled payments/card-key for good"),
+        "{out}"
+    );
+    let (ok, out) = run(args_of("decrypt", &node.url, &t, &p, &anchor, &ct2));
+    assert!(!ok && out.contains("disabled for good"), "{out}");
     // Deleting the partition destroys its keys.
     let (ok, out) = cli(&[
         "partition",

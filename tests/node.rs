@@ -470,6 +470,7 @@ fn bad_input(kind: &str) {
         "/v1/import",
         "/v1/partitions",
         "/v1/partitions/{name}",
+        "/v1/partitions/{name}/keys/{key_id}/disable",
         "/v1/officers",
         "/v1/quorum-tokens",
         "/kbs/v0/auth",

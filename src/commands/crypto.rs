@@ -23,7 +23,7 @@ pub struct Io {
 }
 
 /// A key by `PARTITION/KEY-ID`.
-fn key_ref(s: &str) -> Result<KeyRef, String> {
+pub(super) fn key_ref(s: &str) -> Result<KeyRef, String> {
     let (partition, key_id) = s
         .split_once('/')
         .ok_or_else(|| format!("key {s:?}: write PARTITION/KEY-ID"))?;

@@ -142,6 +142,20 @@ pub enum PartitionCommand {
         #[command(flatten)]
         approvals: super::officer::Approvals,
     },
+    /// Disable an imported key for good: every later use is refused. Once the tenant
+    /// has security officers, it needs their quorum (a token for key.disable on
+    /// PARTITION/KEY).
+    ///
+    /// Example: veritee partition disable-key --node URL --tenant alice.pem --key payments/card-key
+    DisableKey {
+        #[command(flatten)]
+        who: Tenant,
+        /// The key, PARTITION/KEY-ID.
+        #[arg(long, value_parser = super::crypto::key_ref)]
+        key: veritee_import::keys::KeyRef,
+        #[command(flatten)]
+        approvals: super::officer::Approvals,
+    },
     /// List the tenant's partitions and their key ids.
     ///
     /// Example: veritee partition list --node URL --tenant alice.pem
@@ -306,6 +320,15 @@ pub fn run_partition(cmd: PartitionCommand) -> Result<Outcome> {
             let (client, tenant) = connect(&who)?;
             client.delete_partition(&tenant, &name, approvals.proof()?)?;
             println!("deleted partition {name} and every key in it");
+        }
+        PartitionCommand::DisableKey {
+            who,
+            key,
+            approvals,
+        } => {
+            let (client, tenant) = connect(&who)?;
+            client.disable_key(&tenant, &key, approvals.proof()?)?;
+            println!("disabled {key} for good");
         }
         PartitionCommand::List { who } => {
             let (client, tenant) = connect(&who)?;

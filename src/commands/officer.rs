@@ -74,7 +74,8 @@ pub enum OfficerCommand {
     Register {
         #[command(flatten)]
         who: Tenant,
-        /// domain or partition.
+        /// domain (registers officers), partition (creates and deletes partitions) or
+        /// security (disables keys).
         #[arg(long)]
         role: String,
         /// The officer's Ed25519 public key (PEM: `openssl pkey -pubout`).
@@ -93,7 +94,7 @@ pub enum OfficerCommand {
     Request {
         #[command(flatten)]
         who: Tenant,
-        /// partition.create, partition.delete or officer.register.
+        /// partition.create, partition.delete, officer.register or key.disable.
         #[arg(long)]
         action: String,
         /// A partition name, or for officer.register `ROLE:PUBLIC-KEY-HEX`.

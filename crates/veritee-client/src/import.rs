@@ -16,15 +16,15 @@ use veritee_crypto::hpke::HpkePublicKey;
 use veritee_import::ImportError;
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::envelope;
-use veritee_import::keys::{KeyCheck, KeyType, Operation};
+use veritee_import::keys::{KeyCheck, KeyRef, KeyType, Operation};
 use veritee_import::metadata::{ImportMetadata, METADATA_VERSION, SignedMetadata, key_id_of};
 use veritee_import::payload::ImportPayload;
 use veritee_import::provider::SignedProviderStatement;
 use veritee_import::revocation::RevocationData;
 use veritee_import::validator::{ValidationQuery, check_answer};
 use veritee_proto::api::{
-    CreatePartitionRequest, DeletePartitionRequest, ImportKeysResponse, ImportRequest,
-    ImportResponse, OfficerList, PartitionList, QuorumProof, QuorumTokenRequest,
+    CreatePartitionRequest, DeletePartitionRequest, DisableKeyRequest, ImportKeysResponse,
+    ImportRequest, ImportResponse, OfficerList, PartitionList, QuorumProof, QuorumTokenRequest,
     QuorumTokenResponse, RegisterOfficerRequest, paths,
 };
 
@@ -365,6 +365,30 @@ impl NodeClient {
             reqwest::Method::POST,
             &paths::partitions(),
             Some(("application/json", body)),
+        )?;
+        Ok(())
+    }
+
+    /// Disables an imported key for good (with the security officers' approvals, once
+    /// the tenant has security officers).
+    pub fn disable_key(
+        &self,
+        tenant: &TenantKey,
+        key: &KeyRef,
+        quorum: Option<QuorumProof>,
+    ) -> Result<(), ClientError> {
+        let body = match quorum {
+            Some(q) => Some((
+                "application/json",
+                serde_json::to_vec(&DisableKeyRequest { quorum: Some(q) }).map_err(protocol)?,
+            )),
+            None => None,
+        };
+        self.send_signed(
+            tenant,
+            reqwest::Method::POST,
+            &paths::disable_key(&key.partition, &key.key_id),
+            body,
         )?;
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Officers and quorums (flow 3): once a role has officers, its actions need K of
 //! their approvals on a token the enclave issued for exactly that action, target and
 //! tenant, single-use and expiring; the domain officers guard the officer list itself;
-//! and no quorum can approve exporting a key or changing a partition's access list.
+//! security officers disable keys for good; and no quorum can approve exporting a key
+//! or changing a partition's access list.
 
 mod common;
 
@@ -9,10 +10,13 @@ use common::import::*;
 use common::*;
 use std::sync::atomic::{AtomicI64, Ordering};
 use veritee_channel::client::TenantKey;
+use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
+use veritee_crypto::SecretBytes;
 use veritee_crypto::sign::Ed25519SigningKey;
 use veritee_enclave::EnclaveService;
+use veritee_import::keys::{KeyRef, KeyType, Operation};
 use veritee_import::quorum::{QuorumProof, approve};
-use veritee_proto::api::{QuorumTokenRequest, RegisterOfficerRequest, paths};
+use veritee_proto::api::{DisableKeyRequest, QuorumTokenRequest, RegisterOfficerRequest, paths};
 use veritee_proto::ipc::{
     EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply,
 };
@@ -265,4 +269,243 @@ fn partition_actions_need_k_of_n_officers_on_a_fresh_single_use_token() {
         )
     });
     expect("an expired token", late, "expired");
+}
+
+fn disable(
+    service: &EnclaveService,
+    host: &mut MemoryHost,
+    tenant: &TenantKey,
+    (partition, key_id): (&str, &str),
+    quorum: Option<QuorumProof>,
+) -> Result<EnclaveReply, EnclaveFailure> {
+    let aud = audience(service, host);
+    let body = match quorum {
+        Some(q) => serde_json::to_vec(&DisableKeyRequest { quorum: Some(q) }).expect("json"),
+        None => Vec::new(),
+    };
+    let request = sign(
+        &aud,
+        tenant,
+        "POST",
+        &paths::disable_key(partition, key_id),
+        &body,
+    );
+    service.handle(
+        EnclaveCall::Import(ImportCall::DisableKey {
+            request,
+            partition: partition.into(),
+            key_id: key_id.into(),
+            body,
+        }),
+        host,
+    )
+}
+
+fn import_aes(service: &EnclaveService, host: &mut MemoryHost, tenant: &TenantKey, id: &str) {
+    let keys = node_keys(service, host);
+    let provider = veritee_crypto::hpke::HpkeKeyPair::generate();
+    let material = SecretBytes::copy_from(&[7u8; 32]);
+    let meta = metadata_for(
+        &keys,
+        &provider,
+        tenant,
+        ("vault", id),
+        KeyType::Aes256Gcm,
+        &[Operation::Encrypt, Operation::Decrypt],
+        &material,
+    );
+    let import = seal_import(&keys, &provider, tenant, meta, &material);
+    send_import(service, host, tenant, &import).expect("import");
+}
+
+#[test]
+fn security_officers_disable_keys_for_good_and_only_with_their_quorum() {
+    let world = World::new(&["m1"]);
+    // The real clock: the other test moves the shared one.
+    let service = world.enclave("m1", CODE);
+    let mut host = MemoryHost::default();
+    let alice = TenantKey::generate().expect("key");
+    let bob = TenantKey::generate().expect("key");
+    register(&service, &mut host, &alice);
+    register(&service, &mut host, &bob);
+    create_partition(&service, &mut host, &alice, "vault");
+    create_partition(&service, &mut host, &bob, "vault");
+    for id in ["solo", "guarded", "other"] {
+        import_aes(&service, &mut host, &alice, id);
+    }
+    import_aes(&service, &mut host, &bob, "guarded");
+    let mut s = open_session(&world, &service, &mut host, &alice);
+    let encrypt = |id: &str| CryptoOp::Encrypt {
+        key: KeyRef::new("vault", id),
+        plaintext: SecretBytes::copy_from(b"payload"),
+        aad: vec![],
+    };
+    let usable = |s: &mut Session, host: &mut MemoryHost, id: &str| {
+        matches!(
+            one(s, &service, host, encrypt(id)),
+            CryptoOutcome::Ciphertext(_)
+        )
+    };
+
+    // The host cannot redirect a signed request: another key id or partition in the
+    // call, or another body, is not what the tenant signed.
+    let aud = audience(&service, &mut host);
+    let request = sign(
+        &aud,
+        &alice,
+        "POST",
+        &paths::disable_key("vault", "solo"),
+        &[],
+    );
+    let not_signed = "is not the one asked of the enclave";
+    for (what, partition, key_id, body, reason) in [
+        ("key id", "vault", "other", Vec::new(), not_signed),
+        ("partition", "elsewhere", "solo", Vec::new(), not_signed),
+        (
+            "body",
+            "vault",
+            "solo",
+            b"{}".to_vec(),
+            "the request was altered or not made by the tenant",
+        ),
+    ] {
+        expect(
+            &format!("{what} swapped by the host"),
+            service.handle(
+                EnclaveCall::Import(ImportCall::DisableKey {
+                    request: request.clone(),
+                    partition: partition.into(),
+                    key_id: key_id.into(),
+                    body,
+                }),
+                &mut host,
+            ),
+            reason,
+        );
+    }
+    // Without security officers the tenant disables alone; a missing key is named and
+    // another tenant's key of the same name is not touched.
+    let f = refused(disable(
+        &service,
+        &mut host,
+        &alice,
+        ("vault", "absent"),
+        None,
+    ));
+    assert_eq!(f.kind, FailureKind::NotFound, "{}", f.message);
+    disable(&service, &mut host, &alice, ("vault", "solo"), None).expect("disable");
+    let (_, why) = refusal(one(&mut s, &service, &mut host, encrypt("solo")));
+    assert!(why.contains("disabled for good"), "{why}");
+    // Nothing brings it back: not a rotation, not a new minimum, not a second disable.
+    let (_, why) = refusal(one(
+        &mut s,
+        &service,
+        &mut host,
+        CryptoOp::Rotate {
+            key: KeyRef::new("vault", "solo"),
+        },
+    ));
+    assert!(why.contains("disabled for good"), "{why}");
+    expect(
+        "disabled twice",
+        disable(&service, &mut host, &alice, ("vault", "solo"), None),
+        "disabled for good",
+    );
+
+    // Two of three security officers from now on.
+    let officers: Vec<Ed25519SigningKey> = (0..3)
+        .map(|_| Ed25519SigningKey::generate().expect("key"))
+        .collect();
+    let (o1, o2, o3) = (&officers[0], &officers[1], &officers[2]);
+    // Bob has the same officers: a token of Alice's is still no good for him.
+    for o in [o1, o2, o3] {
+        for tenant in [&alice, &bob] {
+            register_officer(&service, &mut host, tenant, "security", o, 2, None)
+                .expect("register");
+        }
+    }
+    expect(
+        "the tenant alone",
+        disable(&service, &mut host, &alice, ("vault", "guarded"), None),
+        "key.disable needs the approval of 2 of the 3 security officers",
+    );
+    // A quorum of K-1; a token for another key; a token of another action.
+    let t = token(&service, &mut host, &alice, "key.disable", "vault/guarded").expect("token");
+    expect(
+        "K-1 approvals",
+        disable(
+            &service,
+            &mut host,
+            &alice,
+            ("vault", "guarded"),
+            Some(proof(&t, &[o1])),
+        ),
+        "only 1 approved",
+    );
+    let for_other =
+        token(&service, &mut host, &alice, "key.disable", "vault/other").expect("token");
+    expect(
+        "a token for another key",
+        disable(
+            &service,
+            &mut host,
+            &alice,
+            ("vault", "guarded"),
+            Some(proof(&for_other, &[o1, o2])),
+        ),
+        "the quorum token is for key.disable on \"vault/other\"",
+    );
+    let for_partition = token(&service, &mut host, &alice, "partition.delete", "vault").map(|_| ());
+    assert!(
+        for_partition.is_err(),
+        "no partition officers: no partition token"
+    );
+    // Bob's key of the same name is out of reach of Alice's token and approvals.
+    expect(
+        "another tenant's key",
+        disable(
+            &service,
+            &mut host,
+            &bob,
+            ("vault", "guarded"),
+            Some(proof(&t, &[o1, o2])),
+        ),
+        "by tenant",
+    );
+    assert!(usable(&mut s, &mut host, "guarded"), "still in use");
+    disable(
+        &service,
+        &mut host,
+        &alice,
+        ("vault", "guarded"),
+        Some(proof(&t, &[o2, o3])),
+    )
+    .expect("disabled by two officers");
+    assert!(!usable(&mut s, &mut host, "guarded"));
+    assert!(
+        usable(&mut s, &mut host, "other"),
+        "the other key is untouched"
+    );
+    // The token is used up.
+    expect(
+        "a reused token",
+        disable(
+            &service,
+            &mut host,
+            &alice,
+            ("vault", "other"),
+            Some(proof(&t, &[o2, o3])),
+        ),
+        "was not issued by this enclave, or was used already",
+    );
+    // Bob's own key of that name works for Bob.
+    let mut bs = open_session(&world, &service, &mut host, &bob);
+    assert!(usable(&mut bs, &mut host, "guarded"));
+    // A restart keeps it disabled: the mark is sealed with the key.
+    drop((s, bs));
+    drop(service);
+    let restarted = world.enclave("m1", CODE);
+    let mut s = open_session(&world, &restarted, &mut host, &alice);
+    let (_, why) = refusal(one(&mut s, &restarted, &mut host, encrypt("guarded")));
+    assert!(why.contains("disabled for good"), "{why}");
 }

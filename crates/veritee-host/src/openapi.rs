@@ -301,7 +301,7 @@ pub fn document() -> Value {
                 "responses": merge(json!({"201": {"description": "Registered"}}), error_responses(&["400", "401", "415", "429", "503"]))}
         },
         "/v1/quorum-tokens": {"post": {
-            "summary": "A quorum token for one action on one target (partition.create, partition.delete, officer.register), single-use, 15 minutes: the bytes officers sign (tenant-signed)",
+            "summary": "A quorum token for one action on one target (partition.create, partition.delete, officer.register, key.disable), single-use, 15 minutes: the bytes officers sign (tenant-signed)",
             "security": tenant_auth,
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action", "target"]}}}},
             "responses": merge(json!({"200": {"description": "The token, hex", "content": {"application/json": {"schema": {"type": "object", "required": ["token"]}}}}}),
@@ -311,6 +311,14 @@ pub fn document() -> Value {
             "summary": "Delete a partition and destroy every key in it (tenant-signed)", "security": tenant_auth,
             "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
             "responses": merge(json!({"200": {"description": "Deleted"}}), error_responses(&["401", "404", "429", "503"]))
+        }},
+        "/v1/partitions/{name}/keys/{key_id}/disable": {"post": {
+            "summary": "Disable an imported key for good; once the tenant has security officers, with K of their approvals on a key.disable token for name/key_id (tenant-signed)",
+            "security": tenant_auth,
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "key_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"quorum": {"type": "object", "required": ["token", "approvals"]}}}}}},
+            "responses": merge(json!({"200": {"description": "Disabled"}}), error_responses(&["400", "401", "404", "429", "503"]))
         }}
     });
     let paths = merge(

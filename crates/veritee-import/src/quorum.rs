@@ -30,6 +30,8 @@ pub enum Role {
     Domain,
     /// Creates and deletes partitions.
     Partition,
+    /// Disables keys (for good: a compromised or retired key).
+    Security,
 }
 
 impl Role {
@@ -38,6 +40,7 @@ impl Role {
         match self {
             Self::Domain => "domain",
             Self::Partition => "partition",
+            Self::Security => "security",
         }
     }
 }
@@ -49,7 +52,8 @@ impl core::str::FromStr for Role {
         match s {
             "domain" => Ok(Self::Domain),
             "partition" => Ok(Self::Partition),
-            other => Err(format!("role {other:?}: use domain or partition")),
+            "security" => Ok(Self::Security),
+            other => Err(format!("role {other:?}: use domain, partition or security")),
         }
     }
 }
@@ -66,6 +70,9 @@ pub enum Action {
     /// Register an officer (target: `role:public key hex`).
     #[serde(rename = "officer.register")]
     RegisterOfficer,
+    /// Disable a key for good (target: `partition/key id`).
+    #[serde(rename = "key.disable")]
+    DisableKey,
 }
 
 impl Action {
@@ -74,6 +81,7 @@ impl Action {
         match self {
             Self::CreatePartition | Self::DeletePartition => Role::Partition,
             Self::RegisterOfficer => Role::Domain,
+            Self::DisableKey => Role::Security,
         }
     }
 
@@ -83,6 +91,7 @@ impl Action {
             Self::CreatePartition => "partition.create",
             Self::DeletePartition => "partition.delete",
             Self::RegisterOfficer => "officer.register",
+            Self::DisableKey => "key.disable",
         }
     }
 }
@@ -95,11 +104,12 @@ impl core::str::FromStr for Action {
             "partition.create" => Ok(Self::CreatePartition),
             "partition.delete" => Ok(Self::DeletePartition),
             "officer.register" => Ok(Self::RegisterOfficer),
+            "key.disable" => Ok(Self::DisableKey),
             "key.export" | "partition.access-list" => Err(format!(
                 "no quorum can approve {s}: a plaintext key never leaves the enclave, and a partition's access list never changes"
             )),
             other => Err(format!(
-                "action {other:?}: use partition.create, partition.delete or officer.register"
+                "action {other:?}: use partition.create, partition.delete, officer.register or key.disable"
             )),
         }
     }
@@ -232,6 +242,10 @@ mod tests {
         assert_eq!(
             "officer.register".parse::<Action>().unwrap().role(),
             Role::Domain
+        );
+        assert_eq!(
+            "key.disable".parse::<Action>().unwrap().role(),
+            Role::Security
         );
     }
 }

@@ -184,6 +184,16 @@ pub struct DeletePartitionRequest {
     pub quorum: Option<QuorumProof>,
 }
 
+/// `POST /v1/partitions/{name}/keys/{key_id}/disable` (tenant-signed): its body, which
+/// may be empty when the tenant has no security officers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableKeyRequest {
+    /// The security officers' approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumProof>,
+}
+
 /// A quorum token and the officers' approvals of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,7 +218,7 @@ pub struct Approval {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuorumTokenRequest {
-    /// The action: partition.create, partition.delete or officer.register.
+    /// The action: partition.create, partition.delete, officer.register or key.disable.
     pub action: String,
     /// What it acts on: a partition name, or `role:public key hex`.
     pub target: String,
@@ -422,6 +432,11 @@ pub mod paths {
     /// `POST` an officer, `GET` the list.
     pub fn officers() -> String {
         "/v1/officers".into()
+    }
+
+    /// `POST`: disable a key for good.
+    pub fn disable_key(partition: &str, key_id: &str) -> String {
+        format!("/v1/partitions/{partition}/keys/{key_id}/disable")
     }
 
     /// `POST`: a quorum token for one action.

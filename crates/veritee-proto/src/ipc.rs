@@ -411,6 +411,18 @@ pub enum ImportCall {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
+    /// `POST /v1/partitions/{name}/keys/{key_id}/disable`.
+    DisableKey {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The partition.
+        partition: String,
+        /// The key.
+        key_id: String,
+        /// The body (`DisableKeyRequest`, or empty).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
     /// `POST /v1/officers`.
     RegisterOfficer {
         /// The tenant's signed request.

@@ -28,6 +28,7 @@ use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey, VerificationScheme};
 use veritee_import::ciphertext;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
 use veritee_import::metadata::ImportMetadata;
+use veritee_import::quorum::{Action, QuorumProof};
 use veritee_import::revocation::{
     MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, RevocationData, RevocationStatus, TOKEN_LEN,
 };
@@ -50,6 +51,8 @@ pub(crate) struct LoadedKey {
     versions: BTreeMap<u32, Version>,
     minimum: u32,
     revocation: Option<Gate>,
+    /// When a `key.disable` action disabled it.
+    disabled_at: Option<i64>,
 }
 
 /// A key's revocation endpoint and its last verdicts.
@@ -177,6 +180,7 @@ impl LoadedKey {
             versions,
             minimum: record.minimum_version,
             revocation,
+            disabled_at: record.disabled_at,
         })
     }
 
@@ -463,6 +467,39 @@ impl EnclaveService {
         )
     }
 
+    /// Disables an imported key for good: by the tenant alone while it has no
+    /// security officers, else with K of their approvals on a token for exactly this
+    /// key. Every later use, rotation or change of minimum is refused.
+    pub(super) fn disable_key(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        proof: Option<&QuorumProof>,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        check_ref(key)?;
+        let ns = tenant_ns(tenant);
+        // Looked up before the quorum is spent on it.
+        if self
+            .record_digest(link, &ns, &key_record(&key.partition, &key.key_id))?
+            .is_none()
+        {
+            return Err(not_found(key));
+        }
+        let how = self.authorize(tenant, Action::DisableKey, &key.to_string(), proof, link)?;
+        self.update_key(tenant, key, link, |record, _, now| {
+            record.disabled_at = Some(now);
+            Ok(true)
+        })?;
+        self.audit(
+            link,
+            "import.disable",
+            tenant,
+            &key.to_string(),
+            &format!("ok: disabled for good, {how}"),
+        )
+    }
+
     /// Reads, changes and writes back a key's record, one change at a time.
     fn update_key(
         &self,
@@ -493,6 +530,9 @@ impl EnclaveService {
                 FailureKind::Unauthorized,
                 format!("key {key} was revoked by its owner: it is disabled for good"),
             ));
+        }
+        if let Some(at) = record.disabled_at {
+            return Err(disabled(key, at));
         }
         if change(&mut record, &metadata, self.clock().now().unix_timestamp())? {
             self.record_put(link, &ns, &record_key, &record.encode()?)?;
@@ -572,12 +612,14 @@ impl EnclaveService {
             versions,
             minimum: 1,
             revocation: None,
+            disabled_at: None,
         }))
     }
 
-    /// Lets a key be used only as its owner's revocation endpoint allows: never once
-    /// revoked; after an "active" answer no older than the key's interval; and, while
-    /// the endpoint is silent, until [`MAX_INTERVAL_SECS`] after its last good answer.
+    /// Lets a key be used only if no `key.disable` action disabled it, and as its
+    /// owner's revocation endpoint allows: never once revoked; after an "active"
+    /// answer no older than the key's interval; and, while the endpoint is silent,
+    /// until [`MAX_INTERVAL_SECS`] after its last good answer.
     fn revocation_gate(
         &self,
         tenant: &str,
@@ -585,6 +627,9 @@ impl EnclaveService {
         loaded: Arc<LoadedKey>,
         link: &mut dyn HostLink,
     ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        if let Some(at) = loaded.disabled_at {
+            return Err(disabled(key, at));
+        }
         let Some(gate) = &loaded.revocation else {
             return Ok(loaded);
         };
@@ -720,6 +765,16 @@ fn not_found(key: &KeyRef) -> EnclaveFailure {
 }
 
 /// Names with '/' would reach outside the partition's records.
+fn disabled(key: &KeyRef, at: i64) -> EnclaveFailure {
+    failure(
+        FailureKind::Unauthorized,
+        format!(
+            "key {key} was disabled at {} (key.disable): it is disabled for good",
+            rfc3339_secs(at)
+        ),
+    )
+}
+
 fn check_ref(key: &KeyRef) -> Result<(), EnclaveFailure> {
     if veritee_proto::names::check_name(&key.partition).is_err()
         || veritee_proto::names::check_name(&key.key_id).is_err()

@@ -17,11 +17,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
+use veritee_import::keys::KeyRef;
 use veritee_import::metadata::{ImportMetadata, SignedMetadata, key_id_of};
 use veritee_import::payload::ImportPayload;
 use veritee_import::quorum::Action;
 use veritee_import::{ImportError, envelope};
-use veritee_proto::api::{CreatePartitionRequest, DeletePartitionRequest, ImportRequest, paths};
+use veritee_proto::api::{
+    CreatePartitionRequest, DeletePartitionRequest, DisableKeyRequest, ImportRequest, paths,
+};
 use veritee_proto::ipc::{
     EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply, SignedRequest,
 };
@@ -57,6 +60,9 @@ pub(crate) struct ImportedKeyRecord {
     pub(crate) minimum_version: u32,
     /// The owner's revocation endpoint, and what it last said.
     pub(crate) revocation: Option<RevocationRecord>,
+    /// Enclave time a `key.disable` action disabled it, for good.
+    #[serde(default)]
+    pub(crate) disabled_at: Option<i64>,
 }
 
 /// Revocation data as sealed with the key, and the endpoint's last verdicts.
@@ -149,6 +155,33 @@ impl EnclaveService {
                 self.register_officer(&request, &body, link)?
             }
             ImportCall::ListOfficers { request } => self.list_officers(&request, link)?,
+            ImportCall::DisableKey {
+                request,
+                partition,
+                key_id,
+                body,
+            } => {
+                let tenant = self.authenticate(
+                    &request,
+                    "POST",
+                    &paths::disable_key(&partition, &key_id),
+                    &body,
+                    link,
+                )?;
+                let parsed: DisableKeyRequest = if body.is_empty() {
+                    DisableKeyRequest::default()
+                } else {
+                    serde_json::from_slice(&body)
+                        .map_err(|e| bad(format!("invalid key disabling: {e}")))?
+                };
+                self.disable_key(
+                    &tenant,
+                    &KeyRef::new(&partition, &key_id),
+                    parsed.quorum.as_ref(),
+                    link,
+                )?;
+                ImportReply::Done
+            }
             ImportCall::QuorumToken { request, body } => {
                 self.quorum_token(&request, &body, link)?
             }
@@ -251,6 +284,7 @@ impl EnclaveService {
                 last_active: None,
                 revoked_at: None,
             }),
+            disabled_at: None,
         };
         let record_key = key_record(&metadata.partition, &metadata.key_id);
         let held = self.record_keys(link, &ns, &key_prefix(&metadata.partition))?;

@@ -29,6 +29,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             get(list_partitions).post(create_partition),
         )
         .route("/v1/partitions/{name}", delete(delete_partition))
+        .route(
+            "/v1/partitions/{name}/keys/{key_id}/disable",
+            post(disable_key),
+        )
         .route("/v1/officers", get(list_officers).post(register_officer))
         .route("/v1/quorum-tokens", post(quorum_token))
 }
@@ -172,6 +176,32 @@ async fn delete_partition(
         .await?,
     )?;
     Ok(Json(serde_json::json!({ "deleted": name })))
+}
+
+async fn disable_key(
+    State(state): State<Arc<AppState>>,
+    Path((partition, key_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let signed = tenant(&state, &method, &uri, &headers, &body).await?;
+    done(
+        converse(
+            &state,
+            EnclaveCall::Import(ImportCall::DisableKey {
+                request: signed.request,
+                partition: partition.clone(),
+                key_id: key_id.clone(),
+                body: body.to_vec(),
+            }),
+        )
+        .await?,
+    )?;
+    Ok(Json(
+        serde_json::json!({ "disabled": format!("{partition}/{key_id}") }),
+    ))
 }
 
 async fn list_partitions(

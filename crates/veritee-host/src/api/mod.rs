@@ -450,6 +450,7 @@ const ROUTES: &[&str] = &[
     "/v1/import",
     "/v1/partitions",
     "/v1/partitions/{name}",
+    "/v1/partitions/{name}/keys/{key_id}/disable",
     "/v1/officers",
     "/v1/quorum-tokens",
 ];
