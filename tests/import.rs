@@ -699,3 +699,116 @@ fn the_vendors_validator_vouches_for_the_tees_machine() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A node whose enclave opens the provider's layer too: the provider states the
+/// enclave's provider-layer key, the customer's CLI is unchanged, and the host, whose
+/// own import key is not the one stated, could open neither layer.
+#[test]
+fn the_enclave_peels_both_layers_when_the_provider_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start_with(
+        &dir.path().join("node"),
+        &s(&dir.path().join("store")),
+        &["--provider-layer", "enclave"],
+    );
+    let tenant_path = tenant_file(&node, dir.path());
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let (t, p, anchor, pin) = (
+        s(&tenant_path),
+        s(&policy),
+        s(&node.anchor_path()),
+        provider_pin(&node),
+    );
+    let (ok, out) = cli(&[
+        "partition",
+        "create",
+        "--node",
+        &node.url,
+        "--tenant",
+        &t,
+        "--name",
+        "payments",
+    ]);
+    assert!(ok, "{out}");
+    // The key the provider states is not the host's own import key.
+    let keys_file = dir.path().join("keys.json");
+    let (ok, out) = cli(&[
+        "import",
+        "keys",
+        "--node",
+        &node.url,
+        "--provider",
+        &pin,
+        "--policy",
+        &p,
+        "--trust-anchor",
+        &anchor,
+        "--out",
+        &s(&keys_file),
+    ]);
+    assert!(ok, "{out}");
+    let host_private = std::fs::read(node.state.join("provider/host-import.key")).expect("key");
+    let mut secret = veritee_crypto::Confidential::new([0u8; 32]);
+    secret.expose_mut().copy_from_slice(&host_private);
+    let host_public = veritee_crypto::hpke::HpkeKeyPair::from_private_bytes(&secret)
+        .expect("key")
+        .public_key();
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&keys_file).expect("keys")).expect("json");
+    let statement: ProviderStatement = serde_json::from_slice(
+        &B64.decode(
+            file["keys"]["provider_statement"]
+                .as_str()
+                .expect("statement"),
+        )
+        .expect("base64"),
+    )
+    .expect("statement");
+    assert_eq!(statement.host_key.len(), 64, "{statement:?}");
+    assert_ne!(
+        statement.host_key,
+        hex::encode(host_public.as_bytes()),
+        "the host's own key was stated"
+    );
+
+    let key_file = dir.path().join("card.key");
+    std::fs::write(&key_file, CANARY).expect("key file");
+    let (ok, out) = cli(&[
+        "import",
+        "send",
+        "--node",
+        &node.url,
+        "--tenant",
+        &t,
+        "--policy",
+        &p,
+        "--trust-anchor",
+        &anchor,
+        "--provider",
+        &pin,
+        "--partition",
+        "payments",
+        "--key-id",
+        "card-key",
+        "--type",
+        "aes-256-gcm",
+        "--operations",
+        "encrypt,decrypt",
+        "--key-file",
+        &s(&key_file),
+    ]);
+    assert!(ok && out.contains("imported payments/card-key"), "{out}");
+    let plain = dir.path().join("card.txt");
+    std::fs::write(&plain, b"4111 1111 1111 1111").expect("plain");
+    let ct = dir.path().join("card.ct");
+    let mut args = args_of("encrypt", &node.url, &t, &p, &anchor, &plain);
+    args.extend(["--out".to_string(), s(&ct)]);
+    let (ok, out) = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&args_of("decrypt", &node.url, &t, &p, &anchor, &ct)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(ok && out.contains("4111 1111 1111 1111"), "{out}");
+}

@@ -54,6 +54,11 @@ pub struct NodeArgs {
     /// was rolled back or replaced): the newer state is lost. Audited.
     #[arg(long)]
     accept_store_rollback: bool,
+    /// Who opens the provider's layer of a secret import: host (with the host's import
+    /// key in DIR/provider) or enclave (with a key made and sealed in the enclave, which
+    /// the provider's signing key states; the host then holds no key to either layer).
+    #[arg(long, default_value = "host", value_parser = clap::value_parser!(veritee_host::provider::ProviderLayer))]
+    provider_layer: veritee_host::provider::ProviderLayer,
     /// Requests per second each tenant may make (burst: two seconds' worth); past it,
     /// 429 with Retry-After. 0: no limit.
     #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_REQUESTS_PER_SECOND)]
@@ -293,7 +298,8 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             .collect::<Result<Vec<_>>>()?,
         provider: Some(std::sync::Arc::new(
             veritee_host::provider::ProviderKeys::load_or_create(&args.dir.join("provider"))
-                .context("the provider's import keys")?,
+                .context("the provider's import keys")?
+                .with_layer(args.provider_layer),
         )),
     };
     let provider_public = config

@@ -3,7 +3,8 @@
 //! truncate or replay anything it passes on; another tenant may send what it saw as
 //! its own. Each attack is made here as they could make it, and each refusal names
 //! its reason. Then operations by key id: confined to the tenant, the partition and
-//! what the key's signed metadata allow.
+//! what the key's signed metadata allow. Last, the placement where the enclave opens
+//! the provider's layer too.
 
 mod common;
 
@@ -639,4 +640,129 @@ fn operations_stay_within_the_tenant_partition_and_metadata() {
         !contains(&everything(&host), CANARY),
         "a key reached the host"
     );
+}
+
+/// A node whose enclave opens the provider's layer too: the host passes the import as
+/// the tenant signed it; the enclave peels with its own sealed provider-layer key and
+/// refuses an outer layer to any other key, or metadata naming one.
+#[test]
+fn the_enclave_peels_both_layers_only_under_its_own_provider_layer_key() {
+    use veritee_crypto::hpke::HpkePublicKey;
+    use veritee_import::envelope;
+    use veritee_import::metadata::{METADATA_SIGNATURE_LABEL, SignedMetadata, key_id_of};
+    use veritee_import::payload::ImportPayload;
+
+    let world = World::new(&["m1"]);
+    let service = world.enclave("m1", CODE);
+    let mut host = MemoryHost::default();
+    let alice = TenantKey::generate().expect("key");
+    register(&service, &mut host, &alice);
+    create_partition(&service, &mut host, &alice, "payments");
+    let keys = node_keys(&service, &mut host);
+    let provider_layer_key = |host: &mut MemoryHost| match service
+        .handle(EnclaveCall::Import(ImportCall::ProviderLayerKey), host)
+        .expect("provider-layer key")
+    {
+        EnclaveReply::Import(ImportReply::ProviderLayerKey(k)) => {
+            HpkePublicKey::from_bytes(&k).expect("key")
+        }
+        other => panic!("{other:?}"),
+    };
+    let enclave_key = provider_layer_key(&mut host);
+    assert_eq!(
+        provider_layer_key(&mut host).as_bytes(),
+        enclave_key.as_bytes(),
+        "sealed once, the same key every time"
+    );
+    // The host's own key: what a host-peeling node states.
+    let host_key = HpkeKeyPair::generate();
+    let material = SecretBytes::copy_from(CANARY);
+    let send_both =
+        |host: &mut MemoryHost, id: &str, outer_to: &HpkePublicKey, named: &HpkePublicKey| {
+            let mut m = metadata_for(
+                &keys,
+                &host_key,
+                &alice,
+                ("payments", id),
+                KeyType::Aes256Gcm,
+                &[Operation::Encrypt, Operation::Decrypt],
+                &material,
+            );
+            m.provider_key_id = key_id_of(named.as_bytes());
+            let bytes = serde_json::to_vec(&m).expect("json");
+            let mut to_sign = METADATA_SIGNATURE_LABEL.to_vec();
+            to_sign.extend_from_slice(&bytes);
+            let signed = SignedMetadata {
+                signature: alice.sign(&to_sign).expect("sign"),
+                bytes,
+            };
+            let payload = ImportPayload {
+                material: SecretBytes::copy_from(material.expose()),
+                revocation: None,
+            }
+            .encode()
+            .expect("payload");
+            let outer =
+                envelope::seal(&keys.tee, outer_to, &signed.digest(), &payload).expect("seal");
+            let body = serde_json::to_vec(&ImportRequest {
+                metadata: B64.encode(&signed.bytes),
+                signature: B64.encode(&signed.signature),
+                sealed: B64.encode(&outer),
+            })
+            .expect("json");
+            let aud = audience(&service, host);
+            let request = sign(&aud, &alice, "POST", &paths::import(), &body);
+            service.handle(
+                EnclaveCall::Import(ImportCall::KeyBothLayers { request, body }),
+                host,
+            )
+        };
+
+    let host_public = host_key.public_key();
+    let f = refused(send_both(&mut host, "to-host", &host_public, &host_public));
+    assert!(
+        f.message.contains("this enclave peels for"),
+        "{}",
+        f.message
+    );
+    let f = refused(send_both(
+        &mut host,
+        "mislabelled",
+        &host_public,
+        &enclave_key,
+    ));
+    assert!(f.message.contains("refused"), "{}", f.message);
+    let c = confirmation(
+        send_both(&mut host, "card-key", &enclave_key, &enclave_key).expect("imported"),
+        &keys.audit_spki,
+    );
+    assert_eq!(c.key_id, "card-key");
+    let mut s = open_session(&world, &service, &mut host, &alice);
+    assert!(matches!(
+        one(
+            &mut s,
+            &service,
+            &mut host,
+            CryptoOp::Encrypt {
+                key: KeyRef::new("payments", "card-key"),
+                plaintext: SecretBytes::copy_from(b"4111"),
+                aad: vec![],
+            }
+        ),
+        CryptoOutcome::Ciphertext(_)
+    ));
+    // Neither refused import left a key behind.
+    for id in ["to-host", "mislabelled"] {
+        let (_, why) = refusal(one(
+            &mut s,
+            &service,
+            &mut host,
+            CryptoOp::Encrypt {
+                key: KeyRef::new("payments", id),
+                plaintext: SecretBytes::copy_from(b"4111"),
+                aad: vec![],
+            },
+        ));
+        assert!(why.contains("no key"), "{why}");
+    }
 }

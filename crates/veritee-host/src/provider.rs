@@ -4,17 +4,46 @@
 //!
 //! Both belong to the provider, not to any customer: the host's key only ever opens
 //! the outer layer, under which the key is still encrypted to the enclave.
+//!
+//! Where the outer layer is opened is the provider's choice ([`ProviderLayer`]): by
+//! the host, with the key above; or in the enclave, with a key made and sealed there,
+//! which the provider's signing key then states as its host key. Either way the
+//! customer checks the same statement and encrypts the same way.
 
 use crate::HostError;
 use std::path::Path;
-use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_crypto::hpke::{HpkeKeyPair, HpkePublicKey};
 use veritee_crypto::sign::Ed25519SigningKey;
 use veritee_import::provider::{ProviderStatement, SignedProviderStatement};
+
+/// Who opens the provider's (outer) layer of an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderLayer {
+    /// The host, with its own import key; it passes the TEE layer on.
+    #[default]
+    Host,
+    /// The enclave, with a provider-layer key made and sealed there: the host never
+    /// holds the key to either layer.
+    Enclave,
+}
+
+impl core::str::FromStr for ProviderLayer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(Self::Host),
+            "enclave" => Ok(Self::Enclave),
+            other => Err(format!("provider layer {other:?}: use host or enclave")),
+        }
+    }
+}
 
 /// The provider's keys as one node's host holds them.
 pub struct ProviderKeys {
     signing: Ed25519SigningKey,
     host_key: HpkeKeyPair,
+    layer: ProviderLayer,
 }
 
 impl core::fmt::Debug for ProviderKeys {
@@ -41,7 +70,19 @@ impl ProviderKeys {
             signing: Ed25519SigningKey::generate()
                 .map_err(|e| HostError::Internal(e.to_string()))?,
             host_key: HpkeKeyPair::generate(),
+            layer: ProviderLayer::Host,
         })
+    }
+
+    /// The same keys, with the provider layer opened where `layer` says.
+    pub fn with_layer(mut self, layer: ProviderLayer) -> Self {
+        self.layer = layer;
+        self
+    }
+
+    /// Who opens the provider layer.
+    pub fn layer(&self) -> ProviderLayer {
+        self.layer
     }
 
     /// The keys in `dir`, created on first use (private files); writes the provider's
@@ -62,7 +103,11 @@ impl ProviderKeys {
             private.expose_mut().copy_from_slice(&raw);
             let host_key =
                 HpkeKeyPair::from_private_bytes(&private).map_err(|e| io(&host_path, e))?;
-            Self { signing, host_key }
+            Self {
+                signing,
+                host_key,
+                layer: ProviderLayer::Host,
+            }
         } else {
             let keys = Self::generate()?;
             let der = keys
@@ -95,6 +140,17 @@ impl ProviderKeys {
         node_id: &str,
         nonce: &[u8],
     ) -> Result<SignedProviderStatement, HostError> {
+        self.statement_for(&self.host_key.public_key(), node_id, nonce)
+    }
+
+    /// The provider's statement naming `host_key` (the enclave's provider-layer key,
+    /// when the enclave opens that layer), over a customer's nonce.
+    pub fn statement_for(
+        &self,
+        host_key: &HpkePublicKey,
+        node_id: &str,
+        nonce: &[u8],
+    ) -> Result<SignedProviderStatement, HostError> {
         let issued = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| HostError::Internal(e.to_string()))?;
@@ -102,7 +158,7 @@ impl ProviderKeys {
             &self.signing,
             &ProviderStatement {
                 provider: self.provider_public_hex(),
-                host_key: hex::encode(self.host_key.public_key().as_bytes()),
+                host_key: hex::encode(host_key.as_bytes()),
                 node_id: node_id.to_string(),
                 nonce: hex::encode(nonce),
                 issued,

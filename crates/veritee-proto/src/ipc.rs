@@ -393,6 +393,19 @@ pub enum ImportCall {
         #[serde(with = "serde_bytes")]
         inner: Vec<u8>,
     },
+    /// The import as the customer sent it, for a node whose provider layer is peeled
+    /// in the enclave: the enclave peels both layers of the tenant-signed body's
+    /// `sealed`, the outer one with its own provider-layer key.
+    KeyBothLayers {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body (`ImportRequest`), as signed.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// The enclave's provider-layer public key (X25519), which the provider states as
+    /// its host key when the enclave peels the provider layer.
+    ProviderLayerKey,
     /// `POST /v1/partitions`.
     CreatePartition {
         /// The tenant's signed request.
@@ -468,6 +481,8 @@ pub enum ImportReply {
     Officers(Vec<(String, u32, Vec<[u8; 32]>)>),
     /// A quorum token's bytes.
     QuorumToken(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The enclave's provider-layer public key.
+    ProviderLayerKey(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Done.
     Done,
 }

@@ -16,6 +16,8 @@ use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
+use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_crypto::{Confidential, SecretBytes};
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::keys::KeyRef;
 use veritee_import::metadata::{ImportMetadata, SignedMetadata, key_id_of};
@@ -141,7 +143,16 @@ impl EnclaveService {
                 request,
                 body,
                 inner,
-            } => self.import_secret(&request, &body, &inner, link)?,
+            } => self.import_secret(&request, &body, Some(&inner), link)?,
+            ImportCall::KeyBothLayers { request, body } => {
+                self.import_secret(&request, &body, None, link)?
+            }
+            ImportCall::ProviderLayerKey => ImportReply::ProviderLayerKey(
+                self.provider_layer_key(link)?
+                    .public_key()
+                    .as_bytes()
+                    .to_vec(),
+            ),
             ImportCall::CreatePartition { request, body } => {
                 self.create_partition(&request, &body, link)?
             }
@@ -189,11 +200,30 @@ impl EnclaveService {
         Ok(EnclaveReply::Import(reply))
     }
 
+    /// The key of the provider layer when the enclave peels it: made here, sealed,
+    /// and stated by the provider as its host key.
+    fn provider_layer_key(&self, link: &mut dyn HostLink) -> Result<HpkeKeyPair, EnclaveFailure> {
+        let ns = format!("enclave/{}", self.node_id()?);
+        let raw = self.load_or_create(link, &ns, "provider-layer-key", || {
+            Ok(SecretBytes::copy_from(
+                HpkeKeyPair::generate().private_bytes().expose(),
+            ))
+        })?;
+        let secret: [u8; 32] = raw
+            .expose()
+            .as_slice()
+            .try_into()
+            .map_err(|_| internal("the stored provider-layer key has the wrong length"))?;
+        HpkeKeyPair::from_private_bytes(&Confidential::new(secret)).map_err(internal)
+    }
+
+    /// Imports a key: `inner` is the TEE layer the host peeled, or `None` when the
+    /// enclave peels both layers of the body's `sealed`.
     fn import_secret(
         &self,
         request: &SignedRequest,
         body: &[u8],
-        inner: &[u8],
+        inner: Option<&[u8]>,
         link: &mut dyn HostLink,
     ) -> Result<ImportReply, EnclaveFailure> {
         let tenant = self.authenticate(request, "POST", &paths::import(), body, link)?;
@@ -247,6 +277,24 @@ impl EnclaveService {
             ));
         }
         let digest = signed.digest();
+        let peeled_here;
+        let inner = match inner {
+            Some(inner) => inner,
+            None => {
+                let provider_layer = self.provider_layer_key(link)?;
+                let provider_key = key_id_of(provider_layer.public_key().as_bytes());
+                if metadata.provider_key_id != provider_key {
+                    return Err(refuse(format!(
+                        "it is encrypted to provider key {}, this enclave peels for {provider_key}",
+                        metadata.provider_key_id
+                    )));
+                }
+                let sealed = field("sealed", &parsed.sealed)?;
+                peeled_here = envelope::peel_provider_layer(&provider_layer, &digest, &sealed)
+                    .map_err(|e| refused(&format!("import of {what} refused"), e))?;
+                &peeled_here
+            }
+        };
         let payload = envelope::open_tee_layer(&node.wrapping, &digest, inner)
             .and_then(|opened| ImportPayload::decode(&opened))
             .map_err(|e| refused(&format!("import of {what} refused"), e))?;

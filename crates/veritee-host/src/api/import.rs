@@ -4,6 +4,7 @@
 
 use super::node::NonceQuery;
 use super::{ApiError, ApiResult, AppState, B64, converse, parse_json, tenant, unexpected};
+use crate::provider::ProviderLayer;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::{delete, get, post};
 use base64::Engine;
 use std::sync::Arc;
+use veritee_crypto::hpke::HpkePublicKey;
 use veritee_import::{envelope, metadata};
 use veritee_proto::api::{
     CreatePartitionRequest, ImportKeysResponse, ImportRequest, ImportResponse, OfficerList,
@@ -78,7 +80,20 @@ async fn keys(
         },
         other => return Err(unexpected(&other)),
     };
-    let statement = provider.statement(&tee.node_id, &nonce)?;
+    let statement = match provider.layer() {
+        ProviderLayer::Host => provider.statement(&tee.node_id, &nonce)?,
+        ProviderLayer::Enclave => {
+            let key =
+                match converse(&state, EnclaveCall::Import(ImportCall::ProviderLayerKey)).await? {
+                    EnclaveReply::Import(ImportReply::ProviderLayerKey(k)) => k,
+                    other => return Err(unexpected(&other)),
+                };
+            let key = HpkePublicKey::from_bytes(&key).map_err(|e| {
+                ApiError::internal(format!("the enclave's provider-layer key: {e}"))
+            })?;
+            provider.statement_for(&key, &tee.node_id, &nonce)?
+        }
+    };
     Ok(Json(ImportKeysResponse {
         tee,
         provider_statement: B64.encode(&statement.statement),
@@ -97,28 +112,33 @@ async fn import(
     let provider = provider(&state)?;
     let signed = tenant(&state, &method, &uri, &headers, &body).await?;
     let parsed: ImportRequest = parse_json(&headers, &body)?;
-    let decode = |field: &str, value: &str| {
-        B64.decode(value.trim())
-            .map_err(|_| ApiError::bad_request(format!("{field} must be base64")))
-    };
-    let metadata_bytes = decode("metadata", &parsed.metadata)?;
-    let sealed = decode("sealed", &parsed.sealed)?;
-    let inner = envelope::peel_provider_layer(
-        provider.host_key(),
-        &metadata::digest(&metadata_bytes),
-        &sealed,
-    )
-    .map_err(|e| ApiError::bad_request(format!("import refused by the provider: {e}")))?;
-    match converse(
-        &state,
-        EnclaveCall::Import(ImportCall::Key {
+    let call = match provider.layer() {
+        // The enclave opens both layers of the body as the tenant signed it.
+        ProviderLayer::Enclave => ImportCall::KeyBothLayers {
             request: signed.request,
             body: body.to_vec(),
-            inner,
-        }),
-    )
-    .await?
-    {
+        },
+        ProviderLayer::Host => {
+            let decode = |field: &str, value: &str| {
+                B64.decode(value.trim())
+                    .map_err(|_| ApiError::bad_request(format!("{field} must be base64")))
+            };
+            let metadata_bytes = decode("metadata", &parsed.metadata)?;
+            let sealed = decode("sealed", &parsed.sealed)?;
+            let inner = envelope::peel_provider_layer(
+                provider.host_key(),
+                &metadata::digest(&metadata_bytes),
+                &sealed,
+            )
+            .map_err(|e| ApiError::bad_request(format!("import refused by the provider: {e}")))?;
+            ImportCall::Key {
+                request: signed.request,
+                body: body.to_vec(),
+                inner,
+            }
+        }
+    };
+    match converse(&state, EnclaveCall::Import(call)).await? {
         EnclaveReply::Import(ImportReply::Imported {
             confirmation,
             checkpoint,
