@@ -414,6 +414,8 @@ fn demo_runs_the_tour() {
         "What the host saw",
         "the secret, the disk key or an imported key appears on the wire: false; in the host's store: false; in the logs: false",
         "a man in the middle's provider key: refused",
+        "before the vendor records whose machine it is: refused",
+        "validated vendor: machine",
         "payments/card-key (aes-256-gcm, may encrypt, decrypt): confirmed by the enclave",
         "sign with invoice-signer: verifies with its public key outside the enclave",
         "sign with card-key: refused (key payments/card-key may not be used to sign",

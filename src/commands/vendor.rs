@@ -132,7 +132,9 @@ pub fn run(cmd: VendorCommand) -> Result<Outcome> {
                 provider.trim()
             );
         }
-        VendorCommand::Serve { dir, listen } => serve(&dir, listen)?,
+        VendorCommand::Serve { dir, listen } => serve(&dir, listen, |url| {
+            println!("vendor validator on {url}/validate")
+        })?,
         VendorCommand::Publish { dir } => {
             let mut vendor = SimVendor::open(&dir)?;
             vendor.publish(now)?;
@@ -154,7 +156,11 @@ fn paths(p: &[PathBuf]) -> String {
 
 /// The validator: one route, the vendor's state read at every question so that a
 /// revocation or an assignment takes effect at once.
-fn serve(dir: &std::path::Path, listen: std::net::SocketAddr) -> Result<()> {
+pub(crate) fn serve(
+    dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+    on_ready: impl FnOnce(&str) + Send + 'static,
+) -> Result<()> {
     use axum::http::StatusCode;
     use veritee_import::validator::{self, ValidationQuery, ValidationStatement};
     // Opened once up front so that a bad directory fails at start, not per question.
@@ -208,10 +214,11 @@ fn serve(dir: &std::path::Path, listen: std::net::SocketAddr) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let url = format!("http://{}", listener.local_addr()?);
+        // Said before serve.addr appears, so whoever waits for the file reads it after.
+        on_ready(&url);
         let partial = dir.join("serve.addr.partial");
         std::fs::write(&partial, &url).context("cannot write serve.addr")?;
         std::fs::rename(&partial, dir.join("serve.addr")).context("cannot write serve.addr")?;
-        println!("vendor validator on {url}/validate");
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -1,7 +1,7 @@
 //! The tour's part for secret import (flow 3): a customer lends the node's enclave an
 //! AES key and a signing key, encrypted to the attested TEE and to the pinned
-//! provider, then uses them by id; a swapped provider key and forbidden uses are
-//! refused with their reasons.
+//! provider, then uses them by id; a swapped provider key, a machine the vendor did
+//! not issue to this provider and forbidden uses are refused with their reasons.
 
 use super::{Tour, short};
 use anyhow::{Context, Result, bail, ensure};
@@ -57,8 +57,24 @@ pub(super) fn import_tour(
         Ok(_) => bail!("a swapped provider key was accepted"),
         Err(e) => println!("    a man in the middle's provider key: refused ({e})"),
     }
-    let keys = fetched.validate(appraiser, &pin, now)?;
+    let mut keys = fetched.validate(appraiser, &pin, now)?;
     for v in &keys.validations {
+        println!("    validated {}", short_validation(v));
+    }
+
+    t.step("The vendor's validator: is the TEE's machine certified, issued to this provider, not revoked?");
+    let vendor_dir = state.join("vendor");
+    let validator = start_validator(&vendor_dir)?;
+    let vendor_root = std::fs::read(vendor_dir.join("root.pem")).context("the vendor's root")?;
+    match veritee_client::import::validate_with_vendor(&mut keys, &validator, &vendor_root, &pin) {
+        Ok(()) => bail!("the vendor vouched for a machine it never issued to this provider"),
+        Err(e) => println!("    before the vendor records whose machine it is: refused ({e})"),
+    }
+    let machine = veritee_platform::sim::SimMachine::open(&state.join("platform"))?.machine_id();
+    veritee_platform::sim::SimVendor::open(&vendor_dir)?
+        .assign_provider(&machine, pin_hex.trim())?;
+    veritee_client::import::validate_with_vendor(&mut keys, &validator, &vendor_root, &pin)?;
+    if let Some(v) = keys.validations.last() {
         println!("    validated {}", short_validation(v));
     }
 
@@ -165,12 +181,41 @@ pub(super) fn import_tour(
     Ok(vec![aes.expose().clone(), ec.expose().clone()])
 }
 
+/// Starts `veritee vendor serve` for the node's simulated vendor on a loopback port,
+/// in a thread that lives as long as the tour; returns its URL.
+fn start_validator(vendor_dir: &Path) -> Result<String> {
+    let addr_file = vendor_dir.join("serve.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let dir = vendor_dir.to_path_buf();
+    std::thread::spawn(move || {
+        let announce = |url: &str| println!("    `veritee vendor serve` answers on {url}/validate");
+        if let Err(e) = crate::commands::vendor::serve(&dir, ([127, 0, 0, 1], 0).into(), announce) {
+            eprintln!("the vendor's validator stopped: {e:#}");
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(&addr_file) {
+            return Ok(url);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the vendor's validator did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A validation statement, its long hex values cut short.
 fn short_validation(v: &str) -> String {
     v.split(' ')
         .map(|w| {
-            if w.len() > 24 && w.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-                format!("{}…", &w[..12])
+            let (word, comma) = match w.strip_suffix(',') {
+                Some(word) => (word, ","),
+                None => (w, ""),
+            };
+            if word.len() > 24 && word.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+                format!("{}…{comma}", &word[..12])
             } else {
                 w.to_string()
             }
