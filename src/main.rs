@@ -8,6 +8,7 @@
 mod output;
 mod commands;
 mod files;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -348,6 +348,38 @@ fn import_and_use(kind: &str) {
     assert!(!ok && out.contains("no key payments/card-key"), "{out}");
 }
 
+/// A `veritee GROUP serve --dir DIR` on a loopback port, killed when dropped, and its URL.
+fn serve(group: &str, dir: &Path) -> (Server, String) {
+    let _ = std::fs::remove_file(dir.join("serve.addr"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
+        .args([group, "serve", "--dir", &s(dir), "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let server = Server(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(dir.join("serve.addr")) {
+            return (server, url);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "veritee {group} serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A server process, killed when dropped (a failed assertion included).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn args_of(op: &str, url: &str, t: &str, p: &str, anchor: &str, input: &Path) -> Vec<String> {
     [
         "crypto",
@@ -381,29 +413,7 @@ fn keys_are_checked_with_their_owners_revocation_endpoint() {
     let policy = dir.path().join("dev.toml");
     std::fs::write(&policy, DEV_POLICY).expect("policy");
     let endpoint_dir = dir.path().join("revocation");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
-        .args([
-            "revocation",
-            "serve",
-            "--dir",
-            &s(&endpoint_dir),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("serve");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let url = loop {
-        if let Ok(u) = std::fs::read_to_string(endpoint_dir.join("serve.addr")) {
-            break u;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the endpoint did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let (_server, url) = serve("revocation", &endpoint_dir);
     let (pin, anchor) = (provider_pin(&node), s(&node.anchor_path()));
     let (ok, out) = cli(&[
         "partition",
@@ -499,8 +509,6 @@ fn keys_are_checked_with_their_owners_revocation_endpoint() {
     let (ok, out) = encrypt("p/withdrawn");
     assert!(!ok && out.contains("was revoked by its owner"), "{out}");
     // The endpoint is gone: the kept key, checked a moment ago, is still usable.
-    let _ = server.kill();
-    let _ = server.wait();
     let (ok, out) = encrypt("p/kept");
     assert!(ok, "{out}");
 }
@@ -617,29 +625,7 @@ fn the_vendors_validator_vouches_for_the_tees_machine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(&dir.path().join("node"), &s(&dir.path().join("store")));
     let vendor_dir = node.state.join("vendor");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_veritee"))
-        .args([
-            "vendor",
-            "serve",
-            "--dir",
-            &s(&vendor_dir),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("serve");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let url = loop {
-        if let Ok(u) = std::fs::read_to_string(vendor_dir.join("serve.addr")) {
-            break u;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the validator did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let (_server, url) = serve("vendor", &vendor_dir);
     let policy = dir.path().join("dev.toml");
     std::fs::write(&policy, DEV_POLICY).expect("policy");
     let (pin, anchor, root) = (
@@ -696,8 +682,6 @@ fn the_vendors_validator_vouches_for_the_tees_machine() {
     assert!(ok, "{out}");
     let (ok, out) = keys();
     assert!(!ok && out.contains("is revoked"), "{out}");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// A node whose enclave opens the provider's layer too: the provider states the

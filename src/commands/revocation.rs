@@ -185,73 +185,49 @@ fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
     use axum::http::StatusCode;
     let key = std::sync::Arc::new(signing_key(dir)?);
     let dir = dir.to_path_buf();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let state = (std::sync::Arc::clone(&key), dir.clone());
-        let app = axum::Router::new()
-            .route(
-                "/revocation",
-                axum::routing::post(
-                    |axum::extract::State((key, dir)): axum::extract::State<(
-                        std::sync::Arc<Ed25519SigningKey>,
-                        PathBuf,
-                    )>,
-                     body: axum::body::Bytes| async move {
-                        let Ok(query) = serde_json::from_slice::<RevocationQuery>(&body) else {
-                            return (
-                                StatusCode::BAD_REQUEST,
-                                "not a revocation query".to_string(),
-                            );
-                        };
-                        // Read on every question: a revocation takes effect at once.
-                        let tokens = match load_tokens(&dir) {
-                            Ok(t) => t,
-                            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                        };
-                        let entry = tokens.tokens.get(&query.token_id);
-                        let mut token = veritee_crypto::Confidential::new([0u8; TOKEN_LEN]);
-                        let known = match entry {
-                            Some(e) => hex::decode_to_slice(&e.token, token.expose_mut()).is_ok(),
-                            None => false,
-                        };
-                        let revoked = entry.is_some_and(|e| e.revoked);
-                        match revocation::answer(
-                            &key,
-                            &query,
-                            known.then_some(token.expose()),
-                            revoked,
-                        ) {
-                            Ok(a) => (
-                                StatusCode::OK,
-                                serde_json::to_string(&a).unwrap_or_default(),
-                            ),
-                            Err(e) => (StatusCode::UNAUTHORIZED, e.to_string()),
-                        }
-                    },
-                ),
-            )
-            .layer(axum::extract::DefaultBodyLimit::max(4096))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
-        let url = format!("http://{addr}/revocation");
-        let partial = dir.join("serve.addr.partial");
-        std::fs::write(&partial, &url).context("cannot write serve.addr")?;
-        std::fs::rename(&partial, dir.join("serve.addr")).context("cannot write serve.addr")?;
-        println!(
-            "revocation endpoint on {url}, signing with {}",
-            hex::encode(key.public_key())
-        );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the revocation endpoint failed")
+    let state = (std::sync::Arc::clone(&key), dir.clone());
+    let app = axum::Router::new()
+        .route(
+            "/revocation",
+            axum::routing::post(
+                |axum::extract::State((key, dir)): axum::extract::State<(
+                    std::sync::Arc<Ed25519SigningKey>,
+                    PathBuf,
+                )>,
+                 body: axum::body::Bytes| async move {
+                    let Ok(query) = serde_json::from_slice::<RevocationQuery>(&body) else {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            "not a revocation query".to_string(),
+                        );
+                    };
+                    // Read on every question: a revocation takes effect at once.
+                    let tokens = match load_tokens(&dir) {
+                        Ok(t) => t,
+                        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    };
+                    let entry = tokens.tokens.get(&query.token_id);
+                    let mut token = veritee_crypto::Confidential::new([0u8; TOKEN_LEN]);
+                    let known = match entry {
+                        Some(e) => hex::decode_to_slice(&e.token, token.expose_mut()).is_ok(),
+                        None => false,
+                    };
+                    let revoked = entry.is_some_and(|e| e.revoked);
+                    match revocation::answer(&key, &query, known.then_some(token.expose()), revoked)
+                    {
+                        Ok(a) => (
+                            StatusCode::OK,
+                            serde_json::to_string(&a).unwrap_or_default(),
+                        ),
+                        Err(e) => (StatusCode::UNAUTHORIZED, e.to_string()),
+                    }
+                },
+            ),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
+        .with_state(state);
+    let signer = hex::encode(key.public_key());
+    crate::serve::run(app, &dir, listen, "/revocation", |url| {
+        println!("revocation endpoint on {url}, signing with {signer}")
     })
 }

@@ -159,71 +159,51 @@ fn paths(p: &[PathBuf]) -> String {
 pub(crate) fn serve(
     dir: &std::path::Path,
     listen: std::net::SocketAddr,
-    on_ready: impl FnOnce(&str) + Send + 'static,
+    on_ready: impl FnOnce(&str),
 ) -> Result<()> {
     use axum::http::StatusCode;
     use veritee_import::validator::{self, ValidationQuery, ValidationStatement};
     // Opened once up front so that a bad directory fails at start, not per question.
     SimVendor::open(dir)?;
     let dir = dir.to_path_buf();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let app = axum::Router::new()
-            .route(
-                "/validate",
-                axum::routing::post(
-                    |axum::extract::State(dir): axum::extract::State<PathBuf>,
-                     body: axum::body::Bytes| async move {
-                        let Ok(query) = serde_json::from_slice::<ValidationQuery>(&body) else {
-                            return (
-                                StatusCode::BAD_REQUEST,
-                                "not a validation query".to_string(),
-                            );
-                        };
-                        let signed = SimVendor::open(&dir).and_then(|vendor| {
-                            let s = vendor.standing(&query.machine_id, &query.provider);
-                            let key = vendor.root_signing_key()?;
-                            Ok((s, key))
-                        });
-                        let (standing, key) = match signed {
-                            Ok(v) => v,
-                            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                        };
-                        let statement = ValidationStatement {
-                            query,
-                            certified: standing.certified,
-                            revoked: standing.revoked,
-                            issued_to_provider: standing.issued_to_provider,
-                        };
-                        match validator::answer(&key, &statement) {
-                            Ok(a) => (
-                                StatusCode::OK,
-                                serde_json::to_string(&a).unwrap_or_default(),
-                            ),
-                            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                        }
-                    },
-                ),
-            )
-            .layer(axum::extract::DefaultBodyLimit::max(4096))
-            .with_state(dir.clone());
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let url = format!("http://{}", listener.local_addr()?);
-        // Said before serve.addr appears, so whoever waits for the file reads it after.
-        on_ready(&url);
-        let partial = dir.join("serve.addr.partial");
-        std::fs::write(&partial, &url).context("cannot write serve.addr")?;
-        std::fs::rename(&partial, dir.join("serve.addr")).context("cannot write serve.addr")?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the vendor's validator failed")
-    })
+    let app = axum::Router::new()
+        .route(
+            "/validate",
+            axum::routing::post(
+                |axum::extract::State(dir): axum::extract::State<PathBuf>,
+                 body: axum::body::Bytes| async move {
+                    let Ok(query) = serde_json::from_slice::<ValidationQuery>(&body) else {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            "not a validation query".to_string(),
+                        );
+                    };
+                    let signed = SimVendor::open(&dir).and_then(|vendor| {
+                        let s = vendor.standing(&query.machine_id, &query.provider);
+                        let key = vendor.root_signing_key()?;
+                        Ok((s, key))
+                    });
+                    let (standing, key) = match signed {
+                        Ok(v) => v,
+                        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    };
+                    let statement = ValidationStatement {
+                        query,
+                        certified: standing.certified,
+                        revoked: standing.revoked,
+                        issued_to_provider: standing.issued_to_provider,
+                    };
+                    match validator::answer(&key, &statement) {
+                        Ok(a) => (
+                            StatusCode::OK,
+                            serde_json::to_string(&a).unwrap_or_default(),
+                        ),
+                        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    }
+                },
+            ),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
+        .with_state(dir.clone());
+    crate::serve::run(app, &dir, listen, "", on_ready)
 }
