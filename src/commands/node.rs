@@ -302,6 +302,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
                 .with_layer(args.provider_layer),
         )),
     };
+    let provider_layer = match args.provider_layer {
+        veritee_host::provider::ProviderLayer::Host => "host",
+        veritee_host::provider::ProviderLayer::Enclave => "enclave",
+    };
     let provider_public = config
         .provider
         .as_ref()
@@ -326,6 +330,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         println!(
             "provider key for secret imports: {provider_public} (customers pin it: veritee import keys --provider {provider_public})"
         );
+        println!("  the provider's layer of an import is opened by the {provider_layer}");
         if let Some(fingerprint) = &fingerprint {
             println!("TLS certificate SHA-256 fingerprint: {fingerprint}");
             println!(
