@@ -164,9 +164,13 @@ pub fn validate_with_vendor(
         .send()
         .map_err(|e| ClientError::Transport(format!("the vendor's validator: {e}")))?;
     let status = resp.status();
-    let body = resp
-        .bytes()
-        .map_err(|e| ClientError::Transport(format!("the vendor's validator: {e}")))?;
+    // Read no more than an answer can be (plus one byte, so an oversized one is named).
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(resp, veritee_import::validator::MAX_ANSWER_LEN as u64 + 1),
+        &mut body,
+    )
+    .map_err(|e| ClientError::Transport(format!("the vendor's validator: {e}")))?;
     if !status.is_success() {
         return Err(ClientError::Refused(format!(
             "the vendor's validator answered {status}"

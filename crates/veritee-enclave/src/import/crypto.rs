@@ -764,7 +764,7 @@ fn not_found(key: &KeyRef) -> EnclaveFailure {
     )
 }
 
-/// Names with '/' would reach outside the partition's records.
+/// The refusal of a key a `key.disable` action disabled at `at`.
 fn disabled(key: &KeyRef, at: i64) -> EnclaveFailure {
     failure(
         FailureKind::Unauthorized,
@@ -775,6 +775,7 @@ fn disabled(key: &KeyRef, at: i64) -> EnclaveFailure {
     )
 }
 
+/// Names with '/' would reach outside the partition's records.
 fn check_ref(key: &KeyRef) -> Result<(), EnclaveFailure> {
     if veritee_proto::names::check_name(&key.partition).is_err()
         || veritee_proto::names::check_name(&key.key_id).is_err()
