@@ -271,7 +271,7 @@ pub fn document() -> Value {
     let import = json!({
         "/v1/import": {
             "get": {
-                "summary": "The two keys a customer encrypts an import to: the TEE's (the enclave's attested HPKE key, evidence over the nonce) and the host's, stated by the provider's Ed25519 key over the same nonce",
+                "summary": "The two keys a customer encrypts an import to: the TEE's (the enclave's attested HPKE key, evidence over the nonce) and the provider layer's (the host's own, or with --provider-layer enclave one made and sealed in the enclave), stated by the provider's Ed25519 key over the same nonce",
                 "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^([0-9a-f]{2}){16,64}$"}}],
                 "responses": merge(json!({"200": {"description": "Both keys", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportKeysResponse"}}}}}),
                     error_responses(&["400", "404", "503"]))
