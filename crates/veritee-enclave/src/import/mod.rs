@@ -41,6 +41,17 @@ fn partition_record(name: &str) -> String {
     format!("partition/{name}")
 }
 
+/// A JSON body that may be empty (the tenant then has no officers to show approvals of).
+fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, EnclaveFailure> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid {what}: {e}")))
+}
+
 fn key_record(partition: &str, key_id: &str) -> String {
     format!("kms/{partition}/{key_id}")
 }
@@ -171,28 +182,7 @@ impl EnclaveService {
                 partition,
                 key_id,
                 body,
-            } => {
-                let tenant = self.authenticate(
-                    &request,
-                    "POST",
-                    &paths::disable_key(&partition, &key_id),
-                    &body,
-                    link,
-                )?;
-                let parsed: DisableKeyRequest = if body.is_empty() {
-                    DisableKeyRequest::default()
-                } else {
-                    serde_json::from_slice(&body)
-                        .map_err(|e| bad(format!("invalid key disabling: {e}")))?
-                };
-                self.disable_key(
-                    &tenant,
-                    &KeyRef::new(&partition, &key_id),
-                    parsed.quorum.as_ref(),
-                    link,
-                )?;
-                ImportReply::Done
-            }
+            } => self.disable_key_request(&request, &partition, &key_id, &body, link)?,
             ImportCall::QuorumToken { request, body } => {
                 self.quorum_token(&request, &body, link)?
             }
@@ -459,12 +449,7 @@ impl EnclaveService {
     ) -> Result<ImportReply, EnclaveFailure> {
         let tenant = self.authenticate(request, "DELETE", &paths::partition(name), body, link)?;
         veritee_channel::ops::check_name(name).map_err(|e| bad(format!("partition name: {e}")))?;
-        let parsed: DeletePartitionRequest = if body.is_empty() {
-            DeletePartitionRequest::default()
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|e| bad(format!("invalid partition deletion: {e}")))?
-        };
+        let parsed: DeletePartitionRequest = optional_body(body, "partition deletion")?;
         let ns = tenant_ns(&tenant);
         if self
             .record_get(link, &ns, &partition_record(name))?
@@ -496,6 +481,23 @@ impl EnclaveService {
             name,
             &format!("ok: {} keys destroyed, {how}", keys.len()),
         )?;
+        Ok(ImportReply::Done)
+    }
+
+    /// `key.disable` as the tenant asked it (see `disable_key`).
+    fn disable_key_request(
+        &self,
+        request: &SignedRequest,
+        partition: &str,
+        key_id: &str,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<ImportReply, EnclaveFailure> {
+        let path = paths::disable_key(partition, key_id);
+        let tenant = self.authenticate(request, "POST", &path, body, link)?;
+        let parsed: DisableKeyRequest = optional_body(body, "key disabling")?;
+        let key = KeyRef::new(partition, key_id);
+        self.disable_key(&tenant, &key, parsed.quorum.as_ref(), link)?;
         Ok(ImportReply::Done)
     }
 

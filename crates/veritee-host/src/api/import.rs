@@ -159,16 +159,14 @@ async fn create_partition(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let signed = tenant(&state, &method, &uri, &headers, &body).await?;
     let parsed: CreatePartitionRequest = parse_json(&headers, &body)?;
-    done(
-        converse(
-            &state,
-            EnclaveCall::Import(ImportCall::CreatePartition {
-                request: signed.request,
-                body: body.to_vec(),
-            }),
-        )
-        .await?,
-    )?;
+    act(
+        &state,
+        ImportCall::CreatePartition {
+            request: signed.request,
+            body: body.to_vec(),
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "partition": parsed.name })),
@@ -184,17 +182,15 @@ async fn delete_partition(
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     let signed = tenant(&state, &method, &uri, &headers, &body).await?;
-    done(
-        converse(
-            &state,
-            EnclaveCall::Import(ImportCall::DeletePartition {
-                request: signed.request,
-                name: name.clone(),
-                body: body.to_vec(),
-            }),
-        )
-        .await?,
-    )?;
+    act(
+        &state,
+        ImportCall::DeletePartition {
+            request: signed.request,
+            name: name.clone(),
+            body: body.to_vec(),
+        },
+    )
+    .await?;
     Ok(Json(serde_json::json!({ "deleted": name })))
 }
 
@@ -207,18 +203,16 @@ async fn disable_key(
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     let signed = tenant(&state, &method, &uri, &headers, &body).await?;
-    done(
-        converse(
-            &state,
-            EnclaveCall::Import(ImportCall::DisableKey {
-                request: signed.request,
-                partition: partition.clone(),
-                key_id: key_id.clone(),
-                body: body.to_vec(),
-            }),
-        )
-        .await?,
-    )?;
+    act(
+        &state,
+        ImportCall::DisableKey {
+            request: signed.request,
+            partition: partition.clone(),
+            key_id: key_id.clone(),
+            body: body.to_vec(),
+        },
+    )
+    .await?;
     Ok(Json(
         serde_json::json!({ "disabled": format!("{partition}/{key_id}") }),
     ))
@@ -259,16 +253,14 @@ async fn register_officer(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let signed = tenant(&state, &method, &uri, &headers, &body).await?;
     let parsed: RegisterOfficerRequest = parse_json(&headers, &body)?;
-    done(
-        converse(
-            &state,
-            EnclaveCall::Import(ImportCall::RegisterOfficer {
-                request: signed.request,
-                body: body.to_vec(),
-            }),
-        )
-        .await?,
-    )?;
+    act(
+        &state,
+        ImportCall::RegisterOfficer {
+            request: signed.request,
+            body: body.to_vec(),
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "role": parsed.role, "officer": parsed.public_key })),
@@ -330,8 +322,9 @@ async fn quorum_token(
     }
 }
 
-fn done(reply: EnclaveReply) -> ApiResult<()> {
-    match reply {
+/// Asks the enclave for an action it answers with `Done`.
+async fn act(state: &AppState, call: ImportCall) -> ApiResult<()> {
+    match converse(state, EnclaveCall::Import(call)).await? {
         EnclaveReply::Import(ImportReply::Done) => Ok(()),
         other => Err(unexpected(&other)),
     }
