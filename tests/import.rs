@@ -266,13 +266,8 @@ fn import_and_use(kind: &str) {
 
     // The canary, raw, hex or base64: not on the wire, in the logs, the store or the
     // host's memory.
-    let canaries = [
-        CANARY.to_vec(),
-        hex::encode(CANARY).into_bytes(),
-        B64.encode(CANARY).into_bytes(),
-    ];
     for x in exchanges.lock().expect("lock").iter() {
-        for c in &canaries {
+        for c in &canaries() {
             assert!(
                 !contains(&x.request_body, c) && !contains(&x.response_body, c),
                 "on the wire: {}",
@@ -280,25 +275,12 @@ fn import_and_use(kind: &str) {
             );
         }
     }
-    let memory = process_memory(node.child.id());
-    assert!(
-        contains(&memory, tenant.tenant_id().expect("id").as_bytes()),
-        "memory scan found nothing"
-    );
-    let log = std::fs::read(&node.log).expect("log");
     let stored = if kind == "embedded" {
         all_files(&node.state)
     } else {
         Vec::new()
     };
-    for c in &canaries {
-        assert!(
-            !contains(&memory, c),
-            "the imported key in the host's memory"
-        );
-        assert!(!contains(&log, c), "the imported key in the logs");
-        assert!(!contains(&stored, c), "the imported key in the store");
-    }
+    assert_canary_off_the_host(&node, &tenant.tenant_id().expect("id"), &stored);
 
     // Restarted, the node serves the key from its sealed store.
     node.child.kill().expect("kill");
@@ -377,6 +359,34 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The canary key as it could leak: raw, hex, base64.
+fn canaries() -> [Vec<u8>; 3] {
+    [
+        CANARY.to_vec(),
+        hex::encode(CANARY).into_bytes(),
+        B64.encode(CANARY).into_bytes(),
+    ]
+}
+
+/// The canary is nowhere in the host's memory, its log, or `stored` (the store's
+/// files); the memory scan must find `tenant_id`, or it scanned nothing.
+fn assert_canary_off_the_host(node: &Node, tenant_id: &str, stored: &[u8]) {
+    let memory = process_memory(node.child.id());
+    assert!(
+        contains(&memory, tenant_id.as_bytes()),
+        "memory scan found nothing"
+    );
+    let log = std::fs::read(&node.log).expect("log");
+    for c in &canaries() {
+        assert!(
+            !contains(&memory, c),
+            "the imported key in the host's memory"
+        );
+        assert!(!contains(&log, c), "the imported key in the logs");
+        assert!(!contains(stored, c), "the imported key in the store");
     }
 }
 
@@ -795,4 +805,7 @@ fn the_enclave_peels_both_layers_when_the_provider_says_so() {
         .map(String::as_str)
         .collect::<Vec<_>>());
     assert!(ok && out.contains("4111 1111 1111 1111"), "{out}");
+    // The host passed both layers on unopened: the key is nowhere on its side.
+    let tenant_id = load_tenant(&tenant_path).tenant_id().expect("id");
+    assert_canary_off_the_host(&node, &tenant_id, &all_files(&node.state));
 }
