@@ -97,7 +97,7 @@ pub enum OfficerCommand {
         /// partition.create, partition.delete, officer.register or key.disable.
         #[arg(long)]
         action: String,
-        /// A partition name, or for officer.register `ROLE:PUBLIC-KEY-HEX`.
+        /// A partition name, or for officer.register `ROLE:PUBLIC-KEY-HEX:QUORUM`.
         #[arg(long)]
         target: String,
         /// Where to write the token (must not exist).

@@ -505,6 +505,13 @@ pub fn encode_outcomes(outcomes: &[CryptoOutcome]) -> Result<SecretBytes, Channe
 pub fn decode_outcomes(bytes: &SecretBytes) -> Result<Vec<CryptoOutcome>, ChannelError> {
     let wire: Vec<WireOutcome> = ciborium::from_reader(bytes.expose().as_slice())
         .map_err(|e| ChannelError::Malformed(format!("crypto outcomes: {e}")))?;
+    // As many outcomes as a batch may hold operations, no more.
+    if wire.len() > MAX_BATCH {
+        return Err(ChannelError::Malformed(format!(
+            "{} operation outcomes (a batch holds at most {MAX_BATCH})",
+            wire.len()
+        )));
+    }
     Ok(wire
         .into_iter()
         .map(|o| match o {
@@ -567,5 +574,13 @@ mod tests {
         assert!(!format!("{out:?}").contains("canary"));
         let back = decode_outcomes(&encode_outcomes(&out).unwrap()).unwrap();
         assert!(matches!(&back[0], CryptoOutcome::Plaintext(p) if p.expose() == b"canary-77"));
+        // More outcomes than a batch may hold operations; truncated; garbage.
+        let too_many: Vec<CryptoOutcome> = (0..=MAX_BATCH).map(|_| CryptoOutcome::Done).collect();
+        let encoded = encode_outcomes(&too_many).unwrap();
+        assert!(decode_outcomes(&encoded).is_err());
+        let one = encode_outcomes(&[CryptoOutcome::Done]).unwrap();
+        let cut = SecretBytes::copy_from(&one.expose()[..one.len() - 1]);
+        assert!(decode_outcomes(&cut).is_err());
+        assert!(decode_outcomes(&SecretBytes::copy_from(b"\xff\x00")).is_err());
     }
 }

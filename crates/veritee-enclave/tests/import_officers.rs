@@ -16,7 +16,9 @@ use veritee_crypto::sign::Ed25519SigningKey;
 use veritee_enclave::EnclaveService;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
 use veritee_import::quorum::{QuorumProof, approve};
-use veritee_proto::api::{DisableKeyRequest, QuorumTokenRequest, RegisterOfficerRequest, paths};
+use veritee_proto::api::{
+    DeletePartitionRequest, DisableKeyRequest, QuorumTokenRequest, RegisterOfficerRequest, paths,
+};
 use veritee_proto::ipc::{
     EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, ImportCall, ImportReply,
 };
@@ -171,6 +173,34 @@ fn partition_actions_need_k_of_n_officers_on_a_fresh_single_use_token() {
     );
     try_create_partition(&service, &mut host, &alice, "p", Some(proof(&t, &[o1, o2])))
         .expect("K of N approved");
+    // A refused creation (the partition exists) spends no approvals: checked first.
+    let spare = token(&service, &mut host, &alice, "partition.create", "p").expect("token");
+    let f = refused(try_create_partition(
+        &service,
+        &mut host,
+        &alice,
+        "p",
+        Some(proof(&spare, &[o1, o2])),
+    ));
+    assert_eq!(f.kind, FailureKind::Conflict, "{}", f.message);
+    // Gone again (with its own quorum), "p" could be made anew: not with a used token.
+    let d = token(&service, &mut host, &alice, "partition.delete", "p").expect("token");
+    let aud = audience(&service, &mut host);
+    let body = serde_json::to_vec(&DeletePartitionRequest {
+        quorum: Some(proof(&d, &[o1, o2])),
+    })
+    .expect("json");
+    let request = sign(&aud, &alice, "DELETE", &paths::partition("p"), &body);
+    service
+        .handle(
+            EnclaveCall::Import(ImportCall::DeletePartition {
+                request,
+                name: "p".into(),
+                body,
+            }),
+            &mut host,
+        )
+        .expect("deleted by the quorum");
     expect(
         "the token reused",
         try_create_partition(&service, &mut host, &alice, "p", Some(proof(&t, &[o1, o2]))),
@@ -196,7 +226,7 @@ fn partition_actions_need_k_of_n_officers_on_a_fresh_single_use_token() {
         register_officer(&service, &mut host, &alice, "partition", o3, 2, None),
         "officer.register needs the approval of 1 of the 1 domain officers",
     );
-    let target = format!("partition:{}", hex::encode(o3.public_key()));
+    let target = format!("partition:{}:2", hex::encode(o3.public_key()));
     let t = token(&service, &mut host, &alice, "officer.register", &target).expect("token");
     expect(
         "a partition officer's approval",
@@ -242,6 +272,42 @@ fn partition_actions_need_k_of_n_officers_on_a_fresh_single_use_token() {
             ("domain".to_string(), 1, 1),
             ("partition".to_string(), 2, 3)
         ]
+    );
+    // The quorum is part of what was approved: the domain officer's approval for
+    // o3 at quorum 2 does not lower the partition quorum to 1, and a domain quorum
+    // its officers cannot reach (which would hand registrations back to the tenant
+    // alone) is refused before any approval is spent.
+    let t = token(&service, &mut host, &alice, "officer.register", &target).expect("token");
+    expect(
+        "a quorum other than the approved one",
+        register_officer(
+            &service,
+            &mut host,
+            &alice,
+            "partition",
+            o3,
+            1,
+            Some(proof(&t, &[&d1])),
+        ),
+        "the quorum token is for officer.register on",
+    );
+    let d1_target = format!("domain:{}:2", hex::encode(d1.public_key()));
+    let t2 = token(&service, &mut host, &alice, "officer.register", &d1_target).expect("token");
+    let f = refused(register_officer(
+        &service,
+        &mut host,
+        &alice,
+        "domain",
+        &d1,
+        2,
+        Some(proof(&t2, &[&d1])),
+    ));
+    assert_eq!(f.kind, FailureKind::BadRequest, "{}", f.message);
+    assert!(f.message.contains("could never act"), "{}", f.message);
+    expect(
+        "the tenant alone, after a refused domain change",
+        register_officer(&service, &mut host, &alice, "partition", o3, 1, None),
+        "officer.register needs the approval of 1 of the 1 domain officers",
     );
     let outcomes: Vec<String> = audit_bodies(&host)
         .iter()

@@ -261,6 +261,19 @@ fn a_revoked_key_is_disabled_for_good_and_a_silent_endpoint_suspends_use_past_th
     ));
     assert_eq!(code, "unavailable", "{message}");
     assert!(message.contains("has not answered once"), "{message}");
+    // Nor rotated, nor its minimum moved, while its endpoint has never answered.
+    for op in [
+        CryptoOp::Rotate {
+            key: KeyRef::new("p", "fresh"),
+        },
+        CryptoOp::SetMinimumVersion {
+            key: KeyRef::new("p", "fresh"),
+            version: 1,
+        },
+    ] {
+        let (code, message) = refusal(one(&mut s, &service, &mut host, op));
+        assert_eq!(code, "unavailable", "{message}");
+    }
     // The token never reached the host: only its id and proofs did.
     assert!(!contains(&everything(&host), &TOKEN));
 }

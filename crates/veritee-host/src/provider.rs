@@ -91,7 +91,23 @@ impl ProviderKeys {
         create_private_dir(dir)?;
         let signing_path = dir.join(SIGNING_FILE);
         let host_path = dir.join(HOST_KEY_FILE);
-        let keys = if signing_path.exists() && host_path.exists() {
+        if signing_path.exists() != host_path.exists() {
+            // Half a key set: making the other half would change what customers pinned
+            // or what old imports were encrypted to. The operator decides.
+            let (present, missing) = if signing_path.exists() {
+                (&signing_path, &host_path)
+            } else {
+                (&host_path, &signing_path)
+            };
+            return Err(io(
+                missing,
+                format!(
+                    "missing while {} exists: restore it, or remove both to make new provider keys",
+                    present.display()
+                ),
+            ));
+        }
+        let keys = if signing_path.exists() {
             let der = std::fs::read(&signing_path).map_err(|e| io(&signing_path, e))?;
             let signing = Ed25519SigningKey::from_pkcs8(&der)
                 .map_err(|e| io(&signing_path, format!("not an Ed25519 PKCS#8 key: {e}")))?;
@@ -209,5 +225,13 @@ mod tests {
         std::fs::write(dir.path().join(HOST_KEY_FILE), b"short").unwrap();
         let err = ProviderKeys::load_or_create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("32-byte"), "{err}");
+        // Half a key set is named, not silently completed.
+        std::fs::remove_file(dir.path().join(HOST_KEY_FILE)).unwrap();
+        let err = ProviderKeys::load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("missing while"), "{err}");
+        assert!(
+            dir.path().join(SIGNING_FILE).exists(),
+            "nothing was removed"
+        );
     }
 }

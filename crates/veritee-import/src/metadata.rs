@@ -162,6 +162,13 @@ impl SignedMetadata {
         metadata.check()?;
         let bytes = serde_json::to_vec(metadata)
             .map_err(|e| ImportError::Malformed(format!("import metadata: {e}")))?;
+        // What the enclave would refuse to read is not signed at all.
+        if bytes.len() > MAX_METADATA_LEN {
+            return Err(ImportError::Malformed(format!(
+                "import metadata of {} bytes (at most {MAX_METADATA_LEN}): fewer or shorter validations",
+                bytes.len()
+            )));
+        }
         let signature = sign(&Self::signed_bytes(&bytes))?;
         Ok(Self { bytes, signature })
     }
@@ -210,4 +217,61 @@ pub fn digest(bytes: &[u8]) -> [u8; 32] {
     d.update(DIGEST_LABEL);
     d.update(bytes);
     d.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyCheck, KeyType, Operation};
+    use veritee_crypto::SecretBytes;
+    use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
+
+    fn metadata(validations: Vec<String>) -> ImportMetadata {
+        ImportMetadata {
+            version: METADATA_VERSION,
+            tenant: "00".repeat(16),
+            node_id: "0011223344556677".into(),
+            partition: "payments".into(),
+            key_id: "card-key".into(),
+            key_type: KeyType::Aes256Gcm,
+            operations: vec![Operation::Encrypt],
+            key_check: KeyCheck::new(&SecretBytes::copy_from(&[1; 32]))
+                .unwrap()
+                .to_hex(),
+            tee_key_id: "11".repeat(16),
+            provider_key_id: "22".repeat(16),
+            validations,
+            created: "2026-12-06T08:00:00Z".into(),
+            rotate_after_secs: None,
+            revocation_interval_secs: None,
+        }
+    }
+
+    #[test]
+    fn what_is_signed_opens_and_what_could_not_open_is_not_signed() {
+        let tenant = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        let spki = tenant.public_key_spki().unwrap();
+        let sign = |m: &ImportMetadata| {
+            SignedMetadata::sign(m, |b| {
+                tenant
+                    .sign(b)
+                    .map_err(|e| ImportError::Malformed(e.to_string()))
+            })
+        };
+        let signed = sign(&metadata(vec!["tee-key: checked".into()])).unwrap();
+        assert!(signed.open(&spki).is_ok());
+        // Tampered (one byte) or truncated: the signature no longer holds.
+        let mut flipped = signed.clone();
+        flipped.bytes[10] ^= 1;
+        assert!(flipped.open(&spki).is_err());
+        let mut short = signed.clone();
+        short.bytes.truncate(short.bytes.len() - 1);
+        assert!(short.open(&spki).is_err());
+        // The most validations `check` allows, each of the longest: too big to open,
+        // so refused before signing.
+        let big = metadata(vec!["v".repeat(MAX_VALIDATION_LEN); MAX_VALIDATIONS]);
+        assert!(big.check().is_ok());
+        let err = sign(&big).unwrap_err().to_string();
+        assert!(err.contains("at most"), "{err}");
+    }
 }

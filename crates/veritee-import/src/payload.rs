@@ -96,8 +96,9 @@ impl ImportPayload {
                 bytes.len()
             )));
         }
-        let wire: WirePayload =
-            ciborium::from_reader(bytes.expose().as_slice()).map_err(|e| bad(e.to_string()))?;
+        let wire: WirePayload = ciborium::from_reader(bytes.expose().as_slice())
+            // The decoder's own words may quote the payload: never repeat them.
+            .map_err(|_| bad("not a CBOR import payload".into()))?;
         if wire.version != PAYLOAD_VERSION {
             return Err(bad(format!(
                 "version {} (this build reads {PAYLOAD_VERSION})",

@@ -67,7 +67,7 @@ pub enum Action {
     /// Delete a partition and its keys (target: its name).
     #[serde(rename = "partition.delete")]
     DeletePartition,
-    /// Register an officer (target: `role:public key hex`).
+    /// Register an officer and set its role's quorum (target: `role:public key hex:quorum`).
     #[serde(rename = "officer.register")]
     RegisterOfficer,
     /// Disable a key for good (target: `partition/key id`).
@@ -156,6 +156,13 @@ pub fn approving_officers(
     approvals: &[Approval],
     registered: &[[u8; 32]],
 ) -> Result<Vec<[u8; 32]>, ImportError> {
+    // Each officer approves once: more approvals than a role has officers is no proof.
+    if approvals.len() > MAX_OFFICERS_PER_ROLE {
+        return Err(ImportError::Malformed(format!(
+            "{} approvals (a role has at most {MAX_OFFICERS_PER_ROLE} officers)",
+            approvals.len()
+        )));
+    }
     let mut approving: Vec<[u8; 32]> = Vec::new();
     for a in approvals {
         let mut officer = [0u8; 32];
@@ -224,6 +231,14 @@ mod tests {
         let mut garbled = a1;
         garbled.signature = "zz".into();
         assert!(approving_officers(token, &[garbled], &registered).is_err());
+        // Oversized: more approvals than any role has officers.
+        let many = vec![a0; MAX_OFFICERS_PER_ROLE + 1];
+        assert!(
+            approving_officers(token, &many, &registered)
+                .unwrap_err()
+                .to_string()
+                .contains("approvals")
+        );
     }
 
     #[test]

@@ -337,14 +337,19 @@ impl EnclaveService {
                     Material::Aes(_) => return Err(loaded.wrong_type(&key, "verify")),
                 })
             }
-            CryptoOp::Rotate { key } => match self.rotate(tenant, &key, None, link)? {
-                Some((version, public_key)) => CryptoOutcome::Rotated {
-                    version,
-                    public_key,
-                },
-                None => return Err(internal("a rotation on demand made no version")),
-            },
+            // Owner actions, still only on a key its revocation endpoint lets be used.
+            CryptoOp::Rotate { key } => {
+                self.loaded_key(tenant, &key, link)?;
+                match self.rotate(tenant, &key, None, link)? {
+                    Some((version, public_key)) => CryptoOutcome::Rotated {
+                        version,
+                        public_key,
+                    },
+                    None => return Err(internal("a rotation on demand made no version")),
+                }
+            }
             CryptoOp::SetMinimumVersion { key, version } => {
+                self.loaded_key(tenant, &key, link)?;
                 self.set_minimum_version(tenant, &key, version, link)?;
                 CryptoOutcome::Done
             }

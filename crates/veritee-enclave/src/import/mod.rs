@@ -253,6 +253,8 @@ impl EnclaveService {
                 metadata.tee_key_id
             )));
         }
+        // From the partition's check to the key's write, no partition change between.
+        let _one_at_a_time = lock(&self.import_writes);
         let ns = tenant_ns(&tenant);
         if self
             .record_get(link, &ns, &partition_record(&metadata.partition))?
@@ -401,13 +403,9 @@ impl EnclaveService {
                 crypto::DEPLOYED_PARTITION
             )));
         }
-        let how = self.authorize(
-            &tenant,
-            Action::CreatePartition,
-            &parsed.name,
-            parsed.quorum.as_ref(),
-            link,
-        )?;
+        // One partition or key change at a time (an import must not land in a partition
+        // being deleted); the checks come before the officers' approvals are spent.
+        let _one_at_a_time = lock(&self.import_writes);
         let ns = tenant_ns(&tenant);
         let held = self.record_keys(link, &ns, "partition/")?;
         if held.len() >= MAX_PARTITIONS_PER_TENANT {
@@ -416,6 +414,19 @@ impl EnclaveService {
                 format!("this tenant holds {MAX_PARTITIONS_PER_TENANT} partitions already"),
             ));
         }
+        if held.contains(&partition_record(&parsed.name)) {
+            return Err(failure(
+                FailureKind::Conflict,
+                format!("partition {} exists already", parsed.name),
+            ));
+        }
+        let how = self.authorize(
+            &tenant,
+            Action::CreatePartition,
+            &parsed.name,
+            parsed.quorum.as_ref(),
+            link,
+        )?;
         let created = crate::clock::rfc3339(self.clock().now());
         if !self.record_put_if_absent(
             link,
@@ -450,6 +461,7 @@ impl EnclaveService {
         let tenant = self.authenticate(request, "DELETE", &paths::partition(name), body, link)?;
         veritee_channel::ops::check_name(name).map_err(|e| bad(format!("partition name: {e}")))?;
         let parsed: DeletePartitionRequest = optional_body(body, "partition deletion")?;
+        let _one_at_a_time = lock(&self.import_writes);
         let ns = tenant_ns(&tenant);
         if self
             .record_get(link, &ns, &partition_record(name))?

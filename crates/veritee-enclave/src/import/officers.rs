@@ -27,6 +27,18 @@ pub const MAX_PENDING_TOKENS: usize = 4096;
 #[derive(Default, Serialize, Deserialize)]
 struct OfficerSet {
     roles: BTreeMap<Role, RoleSet>,
+    /// Set once the domain officers could reach their quorum; from then on every
+    /// registration needs it, whatever later registrations do to the domain role.
+    #[serde(default)]
+    domain_established: bool,
+}
+
+impl OfficerSet {
+    fn domain_can_act(&self) -> bool {
+        self.roles
+            .get(&Role::Domain)
+            .is_some_and(|d| !d.officers.is_empty() && d.officers.len() as u32 >= d.quorum)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -250,36 +262,55 @@ impl EnclaveService {
         }
         let _one_at_a_time = lock(&self.import_writes);
         let mut set = self.officer_set(&tenant, link)?;
-        let target = format!("{}:{}", role.as_str(), parsed.public_key);
-        // The tenant alone until the domain officers can reach their quorum.
-        let how = match set.roles.get(&Role::Domain) {
-            Some(d) if d.officers.len() as u32 >= d.quorum => self.consume_proof(
+        // The quorum is part of what the domain officers approve: a registration may not
+        // quietly lower (or raise) a role's quorum.
+        let target = format!("{}:{}:{}", role.as_str(), parsed.public_key, parsed.quorum);
+        let established = set.domain_established || set.domain_can_act();
+        let officers_after = set.roles.get(&role).map_or(1, |r| {
+            r.officers.len() + usize::from(!r.officers.contains(&key))
+        });
+        if officers_after > MAX_OFFICERS_PER_ROLE {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!(
+                    "the {} role has {MAX_OFFICERS_PER_ROLE} officers already",
+                    role.as_str()
+                ),
+            ));
+        }
+        // Checked before any approval is spent: once established, the domain role never
+        // gets a quorum its officers cannot reach (that would end all registrations).
+        if established && role == Role::Domain && parsed.quorum as usize > officers_after {
+            return Err(bad(format!(
+                "a domain quorum of {} with {officers_after} domain officers could never act",
+                parsed.quorum
+            )));
+        }
+        let how = if established {
+            let domain = set
+                .roles
+                .get(&Role::Domain)
+                .ok_or_else(|| internal("the established domain role has no officers"))?;
+            self.consume_proof(
                 &tenant,
                 Action::RegisterOfficer,
                 &target,
                 Role::Domain,
-                d,
+                domain,
                 parsed.approvals.as_ref(),
-            )?,
-            _ => "by the tenant (the domain officers cannot reach their quorum yet)".into(),
+            )?
+        } else {
+            "by the tenant (the domain officers cannot reach their quorum yet)".into()
         };
         let entry = set.roles.entry(role).or_insert(RoleSet {
             quorum: parsed.quorum,
             officers: Vec::new(),
         });
         if !entry.officers.contains(&key) {
-            if entry.officers.len() >= MAX_OFFICERS_PER_ROLE {
-                return Err(failure(
-                    FailureKind::TooMany,
-                    format!(
-                        "the {} role has {MAX_OFFICERS_PER_ROLE} officers already",
-                        role.as_str()
-                    ),
-                ));
-            }
             entry.officers.push(key);
         }
         entry.quorum = parsed.quorum;
+        set.domain_established = established || set.domain_can_act();
         let mut bytes = Vec::new();
         ciborium::into_writer(&set, &mut bytes).map_err(internal)?;
         self.record_put(link, &tenant_ns(&tenant), OFFICERS_RECORD, &bytes)?;
