@@ -32,7 +32,8 @@ pub const MAX_ENDPOINT_LEN: usize = 512;
 /// Largest answer read.
 pub const MAX_ANSWER_LEN: usize = 4096;
 const PROOF_LABEL: &[u8] = b"veritee revocation query v1\0";
-const ANSWER_LABEL: &[u8] = b"veritee revocation answer v1\0";
+/// Label of the endpoint's signature over its answer.
+pub const ANSWER_LABEL: &[u8] = b"veritee revocation answer v1\0";
 
 /// What the customer gives the enclave for one key.
 pub struct RevocationData {
