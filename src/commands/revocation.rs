@@ -135,53 +135,74 @@ fn save_tokens(dir: &Path, tokens: &Tokens) -> Result<()> {
     )?)
 }
 
+/// Makes a token for one key, kept (active) in `dir`'s table.
+pub(crate) fn add_token(dir: &Path, endpoint: String) -> Result<TokenFile> {
+    let key = signing_key(dir)?;
+    let token = veritee_crypto::rand::secret_array::<TOKEN_LEN>()?;
+    let id = revocation::token_id(token.expose());
+    let file = TokenFile {
+        endpoint,
+        endpoint_key: hex::encode(key.public_key()),
+        token: hex::encode(token.expose()),
+        token_id: id.clone(),
+    };
+    RevocationData::check(&file.data(revocation::MIN_INTERVAL_SECS)?)?;
+    let mut tokens = load_tokens(dir)?;
+    tokens.tokens.insert(
+        id,
+        TokenEntry {
+            token: hex::encode(token.expose()),
+            revoked: false,
+        },
+    );
+    save_tokens(dir, &tokens)?;
+    Ok(file)
+}
+
+/// Marks a token revoked: the endpoint answers "revoked" from its next question on.
+pub(crate) fn revoke_token(dir: &Path, token_id: &str) -> Result<()> {
+    let mut tokens = load_tokens(dir)?;
+    let Some(entry) = tokens.tokens.get_mut(token_id) else {
+        bail!("no token {token_id} in {}", dir.display());
+    };
+    entry.revoked = true;
+    save_tokens(dir, &tokens)
+}
+
 /// Runs a revocation subcommand.
 pub fn run(cmd: RevocationCommand) -> Result<Outcome> {
     match cmd {
         RevocationCommand::Add { dir, endpoint, out } => {
-            let key = signing_key(&dir)?;
-            let token = veritee_crypto::rand::secret_array::<TOKEN_LEN>()?;
-            let id = revocation::token_id(token.expose());
-            let mut tokens = load_tokens(&dir)?;
-            tokens.tokens.insert(
-                id.clone(),
-                TokenEntry {
-                    token: hex::encode(token.expose()),
-                    revoked: false,
-                },
-            );
-            let file = TokenFile {
-                endpoint,
-                endpoint_key: hex::encode(key.public_key()),
-                token: hex::encode(token.expose()),
-                token_id: id.clone(),
-            };
-            RevocationData::check(&file.data(revocation::MIN_INTERVAL_SECS)?)?;
+            let file = add_token(&dir, endpoint)?;
             fsutil::write_new(
                 &out,
                 &serde_json::to_vec_pretty(&file)?,
                 fsutil::PRIVATE_MODE,
             )?;
-            save_tokens(&dir, &tokens)?;
-            println!("token {id} (active) written to {}", out.display());
+            println!(
+                "token {} (active) written to {}",
+                file.token_id,
+                out.display()
+            );
         }
         RevocationCommand::Revoke { dir, token_id } => {
-            let mut tokens = load_tokens(&dir)?;
-            let Some(entry) = tokens.tokens.get_mut(&token_id) else {
-                bail!("no token {token_id} in {}", dir.display());
-            };
-            entry.revoked = true;
-            save_tokens(&dir, &tokens)?;
+            revoke_token(&dir, &token_id)?;
             println!(
                 "token {token_id} revoked: its keys are disabled at their enclave's next question"
             );
         }
-        RevocationCommand::Serve { dir, listen } => serve(&dir, listen)?,
+        RevocationCommand::Serve { dir, listen } => {
+            let signer = hex::encode(signing_key(&dir)?.public_key());
+            serve(&dir, listen, |url| {
+                println!("revocation endpoint on {url}, signing with {signer}")
+            })?
+        }
     }
     Ok(Outcome::Success)
 }
 
-fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
+/// Serves the endpoint for the tokens in `dir`; `on_ready` gets its URL.
+pub(crate) fn serve(dir: &Path, listen: SocketAddr, on_ready: impl FnOnce(&str)) -> Result<()> {
     use axum::http::StatusCode;
     let key = std::sync::Arc::new(signing_key(dir)?);
     let dir = dir.to_path_buf();
@@ -226,8 +247,5 @@ fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
         )
         .layer(axum::extract::DefaultBodyLimit::max(4096))
         .with_state(state);
-    let signer = hex::encode(key.public_key());
-    crate::serve::run(app, &dir, listen, "/revocation", |url| {
-        println!("revocation endpoint on {url}, signing with {signer}")
-    })
+    crate::serve::run(app, &dir, listen, "/revocation", on_ready)
 }

@@ -192,12 +192,33 @@ impl CryptoOutcome {
     }
 }
 
+/// A plaintext in wire form: wiped when dropped, so also when decoding stops at an
+/// error halfway through a batch.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct WireSecret(#[serde(with = "serde_bytes")] Vec<u8>);
+
+impl Drop for WireSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl WireSecret {
+    fn copy_of(secret: &SecretBytes) -> Self {
+        Self(secret.expose().clone())
+    }
+
+    fn into_secret(mut self) -> SecretBytes {
+        SecretBytes::new(std::mem::take(&mut self.0))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 enum WireOp {
     Encrypt {
         key: KeyRef,
-        #[serde(with = "serde_bytes")]
-        plaintext: Vec<u8>,
+        plaintext: WireSecret,
         #[serde(with = "serde_bytes")]
         aad: Vec<u8>,
     },
@@ -251,7 +272,7 @@ enum WireOp {
 #[derive(Serialize, Deserialize)]
 enum WireOutcome {
     Ciphertext(#[serde(with = "serde_bytes")] Vec<u8>),
-    Plaintext(#[serde(with = "serde_bytes")] Vec<u8>),
+    Plaintext(WireSecret),
     Signature {
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
@@ -284,8 +305,26 @@ fn check_len(what: &str, len: usize) -> Result<(), ChannelError> {
     Ok(())
 }
 
+/// Counts what an encoding writes, so the real one goes into a buffer of the right
+/// size: a buffer that grew would leave copies of plaintexts behind, never wiped.
+struct Measure(usize);
+
+impl std::io::Write for Measure {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
-    let mut out = SecretBytes::new(Vec::new());
+    let mut measure = Measure(0);
+    ciborium::into_writer(value, &mut measure)
+        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
+    let mut out = SecretBytes::new(Vec::with_capacity(measure.0));
     ciborium::into_writer(value, out.expose_mut())
         .map_err(|e| ChannelError::Malformed(e.to_string()))?;
     Ok(out)
@@ -299,7 +338,7 @@ pub fn encode_batch(ops: &[CryptoOp]) -> Result<SecretBytes, ChannelError> {
             ops.len()
         )));
     }
-    let mut wire: Vec<WireOp> = ops
+    let wire: Vec<WireOp> = ops
         .iter()
         .map(|op| match op {
             CryptoOp::Encrypt {
@@ -308,7 +347,7 @@ pub fn encode_batch(ops: &[CryptoOp]) -> Result<SecretBytes, ChannelError> {
                 aad,
             } => WireOp::Encrypt {
                 key: key.clone(),
-                plaintext: plaintext.expose().clone(),
+                plaintext: WireSecret::copy_of(plaintext),
                 aad: aad.clone(),
             },
             CryptoOp::Decrypt {
@@ -361,19 +400,13 @@ pub fn encode_batch(ops: &[CryptoOp]) -> Result<SecretBytes, ChannelError> {
             },
         })
         .collect();
-    let out = to_cbor(&wire);
-    for op in &mut wire {
-        if let WireOp::Encrypt { plaintext, .. } = op {
-            plaintext.zeroize();
-        }
-    }
-    out
+    to_cbor(&wire)
 }
 
 /// Decodes a batch opened from a session; refuses empty, oversized or malformed ones.
 pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> {
-    let wire: Vec<WireOp> = ciborium::from_reader(bytes.expose().as_slice())
-        .map_err(|e| ChannelError::Malformed(format!("crypto batch: {e}")))?;
+    let wire: Vec<WireOp> = veritee_proto::cbor::from_slice(bytes.expose())
+        .map_err(|e| ChannelError::Malformed(format!("crypto batch: {}", e.kind())))?;
     if wire.is_empty() || wire.len() > MAX_BATCH {
         return Err(ChannelError::Malformed(format!(
             "a batch holds 1 to {MAX_BATCH} operations, not {}",
@@ -388,7 +421,7 @@ pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> 
                 plaintext,
                 aad,
             } => {
-                let plaintext = SecretBytes::new(plaintext);
+                let plaintext = plaintext.into_secret();
                 check_len("plaintext", plaintext.len())?;
                 check_len("aad", aad.len())?;
                 CryptoOp::Encrypt {
@@ -463,11 +496,11 @@ pub fn decode_batch(bytes: &SecretBytes) -> Result<Vec<CryptoOp>, ChannelError> 
 
 /// Encodes outcomes for a session.
 pub fn encode_outcomes(outcomes: &[CryptoOutcome]) -> Result<SecretBytes, ChannelError> {
-    let mut wire: Vec<WireOutcome> = outcomes
+    let wire: Vec<WireOutcome> = outcomes
         .iter()
         .map(|o| match o {
             CryptoOutcome::Ciphertext(c) => WireOutcome::Ciphertext(c.clone()),
-            CryptoOutcome::Plaintext(p) => WireOutcome::Plaintext(p.expose().clone()),
+            CryptoOutcome::Plaintext(p) => WireOutcome::Plaintext(WireSecret::copy_of(p)),
             CryptoOutcome::Signature { signature, version } => WireOutcome::Signature {
                 signature: signature.clone(),
                 version: *version,
@@ -492,19 +525,13 @@ pub fn encode_outcomes(outcomes: &[CryptoOutcome]) -> Result<SecretBytes, Channe
             },
         })
         .collect();
-    let out = to_cbor(&wire);
-    for o in &mut wire {
-        if let WireOutcome::Plaintext(p) = o {
-            p.zeroize();
-        }
-    }
-    out
+    to_cbor(&wire)
 }
 
 /// Decodes outcomes opened from a session.
 pub fn decode_outcomes(bytes: &SecretBytes) -> Result<Vec<CryptoOutcome>, ChannelError> {
-    let wire: Vec<WireOutcome> = ciborium::from_reader(bytes.expose().as_slice())
-        .map_err(|e| ChannelError::Malformed(format!("crypto outcomes: {e}")))?;
+    let wire: Vec<WireOutcome> = veritee_proto::cbor::from_slice(bytes.expose())
+        .map_err(|e| ChannelError::Malformed(format!("crypto outcomes: {}", e.kind())))?;
     // As many outcomes as a batch may hold operations, no more.
     if wire.len() > MAX_BATCH {
         return Err(ChannelError::Malformed(format!(
@@ -516,7 +543,7 @@ pub fn decode_outcomes(bytes: &SecretBytes) -> Result<Vec<CryptoOutcome>, Channe
         .into_iter()
         .map(|o| match o {
             WireOutcome::Ciphertext(c) => CryptoOutcome::Ciphertext(c),
-            WireOutcome::Plaintext(p) => CryptoOutcome::Plaintext(SecretBytes::new(p)),
+            WireOutcome::Plaintext(p) => CryptoOutcome::Plaintext(p.into_secret()),
             WireOutcome::Signature { signature, version } => {
                 CryptoOutcome::Signature { signature, version }
             }
@@ -582,5 +609,13 @@ mod tests {
         let cut = SecretBytes::copy_from(&one.expose()[..one.len() - 1]);
         assert!(decode_outcomes(&cut).is_err());
         assert!(decode_outcomes(&SecretBytes::copy_from(b"\xff\x00")).is_err());
+        // Bytes after a batch or its outcomes are refused, not ignored.
+        let mut longer = encode_batch(&ops).unwrap().expose().clone();
+        longer.push(0);
+        let err = decode_batch(&SecretBytes::new(longer)).unwrap_err();
+        assert!(err.to_string().contains("1 bytes follow"), "{err}");
+        let mut longer = one.expose().clone();
+        longer.extend_from_slice(one.expose());
+        assert!(decode_outcomes(&SecretBytes::new(longer)).is_err());
     }
 }

@@ -204,8 +204,8 @@ fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &SecretBytes) -> Result<T, C
             bytes.len()
         )));
     }
-    ciborium::from_reader(bytes.expose().as_slice())
-        .map_err(|e| ChannelError::Malformed(format!("operation: {e}")))
+    veritee_proto::cbor::from_slice(bytes.expose())
+        .map_err(|e| ChannelError::Malformed(format!("operation: {}", e.kind())))
 }
 
 impl Request {

@@ -289,10 +289,16 @@ pub fn verify_confirmation(
         || c.tenant != m.tenant
         || c.node != m.node_id
         || c.key_check != m.key_check
+        || c.key_type != m.key_type.as_str()
+        || !c
+            .operations
+            .iter()
+            .map(String::as_str)
+            .eq(m.operations.iter().map(|o| o.as_str()))
         || c.metadata_digest != hex::encode(import.digest)
     {
         return Err(protocol(
-            "the confirmation does not name the key, partition, tenant, node and metadata that were sent",
+            "the confirmation does not name the key, partition, tenant, node, type, operations and metadata that were sent",
         ));
     }
     Ok(c)
@@ -477,5 +483,115 @@ impl NodeClient {
     /// The tenant's partitions and the key ids in each.
     pub fn list_partitions(&self, tenant: &TenantKey) -> Result<PartitionList, ClientError> {
         Self::json(&self.send_signed(tenant, reqwest::Method::GET, &paths::partitions(), None)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
+    use veritee_import::keys::{KeyType, Operation};
+
+    fn sent() -> PreparedImport {
+        let metadata = ImportMetadata {
+            version: METADATA_VERSION,
+            tenant: "ab".repeat(16),
+            node_id: "0011223344556677".into(),
+            partition: "payments".into(),
+            key_id: "signing".into(),
+            key_type: KeyType::EcdsaP256,
+            operations: vec![Operation::Sign, Operation::Verify],
+            key_check: format!("{}:{}", "11".repeat(16), "22".repeat(16)),
+            tee_key_id: "33".repeat(16),
+            provider_key_id: "44".repeat(16),
+            validations: vec![],
+            created: "2026-12-06T10:00:00Z".into(),
+            rotate_after_secs: None,
+            revocation_interval_secs: None,
+        };
+        PreparedImport {
+            request: ImportRequest {
+                metadata: String::new(),
+                signature: String::new(),
+                sealed: String::new(),
+            },
+            metadata,
+            digest: [7u8; 32],
+        }
+    }
+
+    fn confirmation_of(import: &PreparedImport) -> Confirmation {
+        let m = &import.metadata;
+        Confirmation {
+            key_id: m.key_id.clone(),
+            partition: m.partition.clone(),
+            tenant: m.tenant.clone(),
+            node: m.node_id.clone(),
+            key_type: m.key_type.as_str().into(),
+            key_check: m.key_check.clone(),
+            operations: m.operations.iter().map(|o| o.as_str().into()).collect(),
+            metadata_digest: hex::encode(import.digest),
+            audit_size: 12,
+            time: "2026-12-06T10:00:01Z".into(),
+        }
+    }
+
+    fn signed(key: &EcdsaSigningKey, c: &Confirmation) -> Vec<u8> {
+        let body = serde_json::to_vec(c).unwrap();
+        veritee_audit::sign_document(key, CONFIRMATION_LABEL, &body).unwrap()
+    }
+
+    #[test]
+    fn a_confirmation_must_be_the_enclaves_and_name_exactly_what_was_sent() {
+        let audit = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        let spki = audit.public_key_spki().unwrap();
+        let import = sent();
+        let good = confirmation_of(&import);
+        let ok = verify_confirmation(&signed(&audit, &good), &spki, &import).unwrap();
+        assert_eq!(ok, good);
+
+        // Each field the enclave could misstate, changed alone: refused.
+        let changes: [fn(&mut Confirmation); 8] = [
+            |c| c.key_id = "other".into(),
+            |c| c.partition = "other".into(),
+            |c| c.tenant = "cd".repeat(16),
+            |c| c.node = "99".into(),
+            |c| c.key_type = "aes-256-gcm".into(),
+            |c| c.key_check.push('0'),
+            |c| c.operations = vec!["sign".into(), "verify".into(), "decrypt".into()],
+            |c| c.metadata_digest = hex::encode([8u8; 32]),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut c = good.clone();
+            change(&mut c);
+            let err = verify_confirmation(&signed(&audit, &c), &spki, &import).unwrap_err();
+            assert!(
+                err.to_string().contains("does not name"),
+                "change {i}: {err}"
+            );
+        }
+
+        // Another key's signature, a flipped byte anywhere, a truncation, another
+        // document's label, garbage: refused before anything is read.
+        let other = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+        assert!(verify_confirmation(&signed(&other, &good), &spki, &import).is_err());
+        let bytes = signed(&audit, &good);
+        for i in (0..bytes.len()).step_by(7) {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 1;
+            assert!(
+                verify_confirmation(&flipped, &spki, &import).is_err(),
+                "byte {i} flipped"
+            );
+        }
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(verify_confirmation(&bytes[..cut], &spki, &import).is_err());
+        }
+        let body = serde_json::to_vec(&good).unwrap();
+        let relabelled =
+            veritee_audit::sign_document(&audit, b"veritee receipt v1", &body).unwrap();
+        assert!(verify_confirmation(&relabelled, &spki, &import).is_err());
+        let not_json = veritee_audit::sign_document(&audit, CONFIRMATION_LABEL, b"{").unwrap();
+        assert!(verify_confirmation(&not_json, &spki, &import).is_err());
     }
 }

@@ -114,8 +114,8 @@ fn encoded_capacity(record: &KeyRecord) -> usize {
 }
 
 pub(crate) fn decode_key(bytes: &[u8]) -> Result<UserKey, String> {
-    let record: KeyRecord =
-        ciborium::from_reader(bytes).map_err(|e| format!("malformed key record: {e}"))?;
+    let record: KeyRecord = veritee_proto::cbor::from_slice(bytes)
+        .map_err(|e| format!("malformed key record: {}", e.kind()))?;
     let release = ReleasePolicy::from_code(record.release)
         .ok_or("a key record has an unknown release relation")?;
     if record.key.len() != DATA_KEY_LEN {

@@ -96,9 +96,9 @@ impl ImportPayload {
                 bytes.len()
             )));
         }
-        let wire: WirePayload = ciborium::from_reader(bytes.expose().as_slice())
+        let wire: WirePayload = veritee_proto::cbor::from_slice(bytes.expose())
             // The decoder's own words may quote the payload: never repeat them.
-            .map_err(|_| bad("not a CBOR import payload".into()))?;
+            .map_err(|e| bad(e.kind()))?;
         if wire.version != PAYLOAD_VERSION {
             return Err(bad(format!(
                 "version {} (this build reads {PAYLOAD_VERSION})",
@@ -180,5 +180,63 @@ mod tests {
         assert!(err.to_string().contains("60 to 86400"), "{err}");
         let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
         assert!(ImportPayload::decode(&SecretBytes::copy_from(&big)).is_err());
+        // Bytes after the document: refused, not ignored.
+        let mut longer = bytes.expose().clone();
+        longer.push(0);
+        let err = ImportPayload::decode(&SecretBytes::new(longer)).unwrap_err();
+        assert!(err.to_string().contains("1 bytes follow"), "{err}");
+    }
+
+    fn wire(change: impl FnOnce(&mut WirePayload)) -> SecretBytes {
+        let mut w = WirePayload {
+            version: PAYLOAD_VERSION,
+            material: vec![5u8; 32],
+            revocation: Some(WireRevocation {
+                endpoint: "https://revocation.example/check".into(),
+                endpoint_key: vec![9u8; 32],
+                token: vec![3u8; TOKEN_LEN],
+                interval_secs: 300,
+            }),
+        };
+        change(&mut w);
+        let mut out = SecretBytes::new(Vec::new());
+        ciborium::into_writer(&w, out.expose_mut()).unwrap();
+        out
+    }
+
+    #[test]
+    fn each_field_of_a_payload_is_checked_and_named() {
+        assert!(ImportPayload::decode(&wire(|_| {})).is_ok());
+        let cases: [(&str, Box<dyn FnOnce(&mut WirePayload)>); 6] = [
+            ("version 2", Box::new(|w| w.version = 2)),
+            (
+                "more than 4096 bytes",
+                Box::new(|w| w.material = vec![1; MAX_MATERIAL_LEN + 1]),
+            ),
+            (
+                "endpoint key is not 32 bytes",
+                Box::new(|w| {
+                    w.revocation.as_mut().unwrap().endpoint_key.pop();
+                }),
+            ),
+            (
+                "token is not 32 bytes",
+                Box::new(|w| w.revocation.as_mut().unwrap().token.push(0)),
+            ),
+            (
+                "60 to 86400",
+                Box::new(|w| w.revocation.as_mut().unwrap().interval_secs = 86_401),
+            ),
+            (
+                "endpoint",
+                Box::new(|w| w.revocation.as_mut().unwrap().endpoint = "ftp://x".into()),
+            ),
+        ];
+        for (expected, change) in cases {
+            let err = ImportPayload::decode(&wire(change)).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+            // The refusal never quotes the key material or the token.
+            assert!(!err.to_string().contains("0505"), "{err}");
+        }
     }
 }

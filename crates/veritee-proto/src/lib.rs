@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod cbor;
 pub mod frame;
 pub mod ipc;
 pub mod names;

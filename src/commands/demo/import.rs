@@ -1,7 +1,8 @@
 //! The tour's part for secret import (flow 3): a customer lends the node's enclave an
 //! AES key and a signing key, encrypted to the attested TEE and to the pinned
 //! provider, then uses them by id; a swapped provider key, a machine the vendor did
-//! not issue to this provider and forbidden uses are refused with their reasons.
+//! not issue to this provider, forbidden uses, a key its owner revoked, a quorum short
+//! of one officer, a reused quorum token and an export are refused with their reasons.
 
 use super::{Tour, short};
 use anyhow::{Context, Result, bail, ensure};
@@ -9,9 +10,10 @@ use std::path::Path;
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_client::NodeClient;
-use veritee_client::import::{ImportSpec, prepare_import};
+use veritee_client::import::{ImportSpec, ValidatedImportKeys, prepare_import};
 use veritee_crypto::SecretBytes;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
+use veritee_import::quorum::{Approval, QuorumProof, approve};
 
 /// Runs the part; returns the key material imported (for the tour's search of what
 /// the host saw).
@@ -64,7 +66,9 @@ pub(super) fn import_tour(
 
     t.step("The vendor's validator: is the TEE's machine certified, issued to this provider, not revoked?");
     let vendor_dir = state.join("vendor");
-    let validator = start_validator(&vendor_dir)?;
+    let validator = start_server(&vendor_dir, |dir, announce| {
+        crate::commands::vendor::serve(dir, ([127, 0, 0, 1], 0).into(), announce)
+    })?;
     let vendor_root = std::fs::read(vendor_dir.join("root.pem")).context("the vendor's root")?;
     match veritee_client::import::validate_with_vendor(&mut keys, &validator, &vendor_root, &pin) {
         Ok(()) => bail!("the vendor vouched for a machine it never issued to this provider"),
@@ -166,7 +170,7 @@ pub(super) fn import_tour(
     println!("    sign with card-key: refused ({m1})");
     println!("    decrypt with invoice-signer: refused ({m2})");
     let back = session.crypto(vec![CryptoOp::Decrypt {
-        key: card,
+        key: card.clone(),
         ciphertext: ct.clone(),
         aad: b"order 7".to_vec(),
     }])?;
@@ -178,19 +182,152 @@ pub(super) fn import_tour(
         "the card number did not come back"
     );
     println!("    decrypt under card-key: the card number, to the customer only");
-    Ok(vec![aes.expose().clone(), ec.expose().clone()])
+
+    let refund = revocation_part(t, state, client, tenant, appraiser, &keys)?;
+    officers_part(t, client, tenant, appraiser, &card)?;
+    Ok(vec![aes.expose().clone(), ec.expose().clone(), refund])
 }
 
-/// Starts `veritee vendor serve` for the node's simulated vendor on a loopback port,
-/// in a thread that lives as long as the tour; returns its URL.
-fn start_validator(vendor_dir: &Path) -> Result<String> {
-    let addr_file = vendor_dir.join("serve.addr");
+/// The owner's revocation endpoint: a key whose token is active is used; a key whose
+/// token the owner revoked is disabled for good at its next use. Returns the imported
+/// key material.
+fn revocation_part(
+    t: &mut Tour,
+    state: &Path,
+    client: &NodeClient,
+    tenant: &TenantKey,
+    appraiser: &Appraiser<'_>,
+    keys: &ValidatedImportKeys,
+) -> Result<Vec<u8>> {
+    t.step("Revocation: the enclave asks the owner's endpoint; the provider cannot silence it for long");
+    let dir = state.join("revocation");
+    let endpoint = start_server(&dir, |dir, announce| {
+        crate::commands::revocation::serve(dir, ([127, 0, 0, 1], 0).into(), announce)
+    })?;
+    let material = SecretBytes::copy_from(&veritee_crypto::rand::array::<32>()?);
+    for key_id in ["refund-key", "legacy-key"] {
+        let token = crate::commands::revocation::add_token(&dir, endpoint.clone())?;
+        let data = token.data(veritee_import::revocation::MIN_INTERVAL_SECS)?;
+        let spec = ImportSpec {
+            partition: "payments".into(),
+            key_id: key_id.into(),
+            key_type: KeyType::Aes256Gcm,
+            operations: vec![Operation::Encrypt, Operation::Decrypt],
+            rotate_after_secs: None,
+        };
+        let prepared = prepare_import(keys, tenant, &spec, &material, Some(&data))?;
+        client.send_import(tenant, keys, &prepared)?;
+        println!(
+            "    payments/{key_id} imported with revocation token {}…, asked every 60 s",
+            &token.token_id[..12]
+        );
+        if key_id == "legacy-key" {
+            crate::commands::revocation::revoke_token(&dir, &token.token_id)?;
+            println!("    the owner revokes legacy-key's token at its endpoint");
+        }
+    }
+    let mut session = client.open_session(tenant, appraiser)?;
+    let outcomes = session.crypto(vec![
+        CryptoOp::Encrypt {
+            key: KeyRef::new("payments", "refund-key"),
+            plaintext: SecretBytes::copy_from(b"refund 7: 120 EUR"),
+            aad: vec![],
+        },
+        CryptoOp::Encrypt {
+            key: KeyRef::new("payments", "legacy-key"),
+            plaintext: SecretBytes::copy_from(b"refund 7: 120 EUR"),
+            aad: vec![],
+        },
+    ])?;
+    let [
+        CryptoOutcome::Ciphertext(_),
+        CryptoOutcome::Error {
+            message: revoked, ..
+        },
+    ] = &outcomes[..]
+    else {
+        bail!("unexpected outcomes: {outcomes:?}");
+    };
+    println!(
+        "    encrypt under refund-key: the endpoint answered \"active\" over the enclave's nonce"
+    );
+    println!("    encrypt under legacy-key: refused ({revoked})");
+    Ok(material.expose().clone())
+}
+
+/// Security officers: once registered, disabling a key takes K of their approvals
+/// on a single-use token; no quorum can export a key.
+fn officers_part(
+    t: &mut Tour,
+    client: &NodeClient,
+    tenant: &TenantKey,
+    appraiser: &Appraiser<'_>,
+    card: &KeyRef,
+) -> Result<()> {
+    t.step("Officers: disabling a key takes 2 of 2 security officers; nothing exports one");
+    let officers = [
+        veritee_crypto::sign::Ed25519SigningKey::generate()?,
+        veritee_crypto::sign::Ed25519SigningKey::generate()?,
+    ];
+    for officer in &officers {
+        client.register_officer(tenant, "security", &officer.public_key(), 2, None)?;
+    }
+    println!("    two security officers registered, quorum 2");
+    match client.disable_key(tenant, card, None) {
+        Ok(()) => bail!("the tenant alone disabled a key guarded by officers"),
+        Err(e) => println!("    the tenant alone disables card-key: refused ({e})"),
+    }
+    let target = card.to_string();
+    let token = client.quorum_token(tenant, "key.disable", &target)?;
+    let approvals: Vec<Approval> = officers
+        .iter()
+        .map(|o| approve(o, &token))
+        .collect::<Result<_, _>>()?;
+    let proof = |n: usize| QuorumProof {
+        token: hex::encode(&token),
+        approvals: approvals[..n].to_vec(),
+    };
+    match client.disable_key(tenant, card, Some(proof(1))) {
+        Ok(()) => bail!("one approval of two disabled a key"),
+        Err(e) => println!("    with 1 approval of 2: refused ({e})"),
+    }
+    client.disable_key(tenant, card, Some(proof(2)))?;
+    println!("    with 2 approvals of 2: card-key is disabled for good");
+    match client.disable_key(tenant, card, Some(proof(2))) {
+        Ok(()) => bail!("a quorum token was used twice"),
+        Err(e) => println!("    the same approvals again: refused ({e})"),
+    }
+    let mut session = client.open_session(tenant, appraiser)?;
+    let outcomes = session.crypto(vec![CryptoOp::Decrypt {
+        key: card.clone(),
+        ciphertext: vec![0; 40],
+        aad: vec![],
+    }])?;
+    let [CryptoOutcome::Error { message, .. }] = &outcomes[..] else {
+        bail!("a disabled key answered: {outcomes:?}");
+    };
+    println!("    decrypt under card-key: refused ({message})");
+    match client.quorum_token(tenant, "key.export", &target) {
+        Ok(_) => bail!("the enclave issued a token to export a key"),
+        Err(e) => println!("    a quorum token to export card-key: refused ({e})"),
+    }
+    Ok(())
+}
+
+/// Starts a loopback server (`serve(dir, announce)`) in a thread that lives as long
+/// as the tour, and waits for the URL it writes to `dir`/serve.addr.
+fn start_server(
+    dir: &Path,
+    serve: impl FnOnce(&Path, &dyn Fn(&str)) -> Result<()> + Send + 'static,
+) -> Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let addr_file = dir.join("serve.addr");
     let _ = std::fs::remove_file(&addr_file);
-    let dir = vendor_dir.to_path_buf();
+    let owned = dir.to_path_buf();
     std::thread::spawn(move || {
-        let announce = |url: &str| println!("    `veritee vendor serve` answers on {url}/validate");
-        if let Err(e) = crate::commands::vendor::serve(&dir, ([127, 0, 0, 1], 0).into(), announce) {
-            eprintln!("the vendor's validator stopped: {e:#}");
+        let announce = |url: &str| println!("    listening on {url}");
+        if let Err(e) = serve(&owned, &announce) {
+            eprintln!("a server of the tour stopped: {e:#}");
         }
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -200,7 +337,7 @@ fn start_validator(vendor_dir: &Path) -> Result<String> {
         }
         ensure!(
             std::time::Instant::now() < deadline,
-            "the vendor's validator did not start"
+            "a server of the tour did not start"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

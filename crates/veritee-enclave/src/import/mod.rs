@@ -127,7 +127,8 @@ impl ImportedKeyRecord {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, EnclaveFailure> {
-        ciborium::from_reader(bytes).map_err(|e| internal(format!("malformed key record: {e}")))
+        veritee_proto::cbor::from_slice(bytes)
+            .map_err(|e| internal(format!("malformed key record: {}", e.kind())))
     }
 }
 

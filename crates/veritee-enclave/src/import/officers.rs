@@ -68,7 +68,7 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<OfficerSet, EnclaveFailure> {
         match self.record_get(link, &tenant_ns(tenant), OFFICERS_RECORD)? {
-            Some(bytes) => ciborium::from_reader(bytes.expose().as_slice())
+            Some(bytes) => veritee_proto::cbor::from_slice(bytes.expose())
                 .map_err(|e| internal(format!("the officer record is unreadable: {e}"))),
             None => Ok(OfficerSet::default()),
         }
