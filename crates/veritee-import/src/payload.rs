@@ -187,6 +187,9 @@ mod tests {
         assert!(err.to_string().contains("1 bytes follow"), "{err}");
     }
 
+    /// One change to a good payload.
+    type Change = fn(&mut WirePayload);
+
     fn wire(change: impl FnOnce(&mut WirePayload)) -> SecretBytes {
         let mut w = WirePayload {
             version: PAYLOAD_VERSION,
@@ -207,29 +210,29 @@ mod tests {
     #[test]
     fn each_field_of_a_payload_is_checked_and_named() {
         assert!(ImportPayload::decode(&wire(|_| {})).is_ok());
-        let cases: [(&str, Box<dyn FnOnce(&mut WirePayload)>); 6] = [
-            ("version 2", Box::new(|w| w.version = 2)),
+        let cases: [(&str, Change); 6] = [
+            ("version 2", (|w| w.version = 2)),
             (
                 "more than 4096 bytes",
-                Box::new(|w| w.material = vec![1; MAX_MATERIAL_LEN + 1]),
+                (|w| w.material = vec![1; MAX_MATERIAL_LEN + 1]),
             ),
             (
                 "endpoint key is not 32 bytes",
-                Box::new(|w| {
+                (|w| {
                     w.revocation.as_mut().unwrap().endpoint_key.pop();
                 }),
             ),
             (
                 "token is not 32 bytes",
-                Box::new(|w| w.revocation.as_mut().unwrap().token.push(0)),
+                (|w| w.revocation.as_mut().unwrap().token.push(0)),
             ),
             (
                 "60 to 86400",
-                Box::new(|w| w.revocation.as_mut().unwrap().interval_secs = 86_401),
+                (|w| w.revocation.as_mut().unwrap().interval_secs = 86_401),
             ),
             (
                 "endpoint",
-                Box::new(|w| w.revocation.as_mut().unwrap().endpoint = "ftp://x".into()),
+                (|w| w.revocation.as_mut().unwrap().endpoint = "ftp://x".into()),
             ),
         ];
         for (expected, change) in cases {
