@@ -30,9 +30,10 @@ pub const MAX_PUBLIC_BITS: usize = 8192;
 /// An RSA private key of 2048 to 4096 bits, for RSASSA-PSS-SHA256 signatures and
 /// RSA-OAEP-SHA256 decryption.
 ///
-/// The same key serves both operations because the formats that need it do so (an
-/// imported RSA key may sign and decrypt, as its metadata allows); the two paddings
-/// are distinct, so a signature is never a decryption nor the reverse.
+/// The same key serves both operations because an imported RSA key may sign and
+/// decrypt, as its metadata allow. Neither operation gives out what the other would
+/// need: decryption returns only OAEP-valid plaintexts (never the raw RSA inverse), and
+/// signing only PSS-encoded digests of messages it hashed itself.
 pub struct RsaPrivateKey {
     signing: KeyPair,
     decrypting: OaepPrivateDecryptingKey,
