@@ -44,6 +44,30 @@ pub enum CryptoError {
     /// An operation failed inside the underlying library for a reason it does not detail.
     #[error("{0} failed")]
     Operation(&'static str),
+    /// An RSA key's modulus is not of a size this operation accepts.
+    #[error("{what} of {bits} bits: {minimum} to {maximum} bits accepted")]
+    KeyBits {
+        /// Which key.
+        what: &'static str,
+        /// Its modulus size.
+        bits: usize,
+        /// Smallest size accepted.
+        minimum: usize,
+        /// Largest size accepted.
+        maximum: usize,
+    },
+    /// An input is longer or shorter than its operation accepts.
+    #[error("{what} of {actual} bytes: {minimum} to {maximum} bytes accepted")]
+    InputLength {
+        /// Which input.
+        what: &'static str,
+        /// Shortest accepted.
+        minimum: usize,
+        /// Longest accepted.
+        maximum: usize,
+        /// Length given.
+        actual: usize,
+    },
     /// A requested output length is out of range.
     #[error("{what}: output length {requested} is out of range (at most {maximum})")]
     OutputLength {

@@ -17,6 +17,7 @@ pub mod kx;
 pub mod mac;
 pub mod memo;
 pub mod rand;
+pub mod rsa;
 pub mod secret;
 pub mod sign;
 

@@ -4,9 +4,11 @@
 use crate::ImportError;
 use serde::{Deserialize, Serialize};
 use veritee_crypto::SecretBytes;
+use veritee_crypto::rsa::RsaPrivateKey;
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
 
-/// Largest key material accepted (a PKCS#8 EC key is about 140 bytes).
+/// Largest key material accepted (a PKCS#8 EC key is about 140 bytes, a 4096-bit
+/// PKCS#8 RSA key about 2,400).
 pub const MAX_MATERIAL_LEN: usize = 4096;
 /// Length of a check value's salt.
 pub const CHECK_SALT_LEN: usize = 16;
@@ -22,6 +24,10 @@ pub enum KeyType {
     HmacSha256,
     /// An ECDSA P-256 private key (PKCS#8 DER), signing SHA-256 digests, `r || s`.
     EcdsaP256,
+    /// An RSA private key of 2048 to 4096 bits (PKCS#8 DER): signs with RSASSA-PSS
+    /// (SHA-256, MGF1-SHA-256, 32-byte salt) and decrypts RSA-OAEP (SHA-256,
+    /// MGF1-SHA-256, empty label) ciphertexts made with its public key.
+    Rsa,
 }
 
 impl KeyType {
@@ -31,6 +37,7 @@ impl KeyType {
             Self::Aes256Gcm => "aes-256-gcm",
             Self::HmacSha256 => "hmac-sha256",
             Self::EcdsaP256 => "ecdsa-p256",
+            Self::Rsa => "rsa",
         }
     }
 
@@ -40,6 +47,9 @@ impl KeyType {
             Self::Aes256Gcm => &[Operation::Encrypt, Operation::Decrypt, Operation::Translate],
             Self::HmacSha256 => &[Operation::Hmac, Operation::Verify],
             Self::EcdsaP256 => &[Operation::Sign, Operation::Verify],
+            // No Encrypt: encrypting to a public key needs no secret, the customer
+            // does it with the public key.
+            Self::Rsa => &[Operation::Sign, Operation::Verify, Operation::Decrypt],
         }
     }
 
@@ -55,6 +65,14 @@ impl KeyType {
             Self::EcdsaP256 => EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, material.expose())
                 .map(|_| ())
                 .map_err(|_| bad("not a PKCS#8 DER P-256 private key".into())),
+            // The crypto error names what is wrong (size, algorithm) and never the key.
+            Self::Rsa => RsaPrivateKey::from_pkcs8(material.expose())
+                .map(|_| ())
+                .map_err(|e| {
+                    bad(format!(
+                        "not a PKCS#8 DER RSA private key of 2048 to 4096 bits: {e}"
+                    ))
+                }),
             _ => Ok(()),
         }
     }
@@ -68,8 +86,9 @@ impl core::str::FromStr for KeyType {
             "aes-256-gcm" => Ok(Self::Aes256Gcm),
             "hmac-sha256" => Ok(Self::HmacSha256),
             "ecdsa-p256" => Ok(Self::EcdsaP256),
+            "rsa" => Ok(Self::Rsa),
             other => Err(format!(
-                "key type {other:?}: use aes-256-gcm, hmac-sha256 or ecdsa-p256"
+                "key type {other:?}: use aes-256-gcm, hmac-sha256, ecdsa-p256 or rsa"
             )),
         }
     }
@@ -281,12 +300,69 @@ mod tests {
 
     #[test]
     fn names_read_back() {
-        for t in [KeyType::Aes256Gcm, KeyType::HmacSha256, KeyType::EcdsaP256] {
+        for t in [
+            KeyType::Aes256Gcm,
+            KeyType::HmacSha256,
+            KeyType::EcdsaP256,
+            KeyType::Rsa,
+        ] {
             assert_eq!(t.as_str().parse::<KeyType>().unwrap(), t);
             for op in t.possible_operations() {
                 assert_eq!(op.as_str().parse::<Operation>().unwrap(), *op);
             }
         }
-        assert!("rsa".parse::<KeyType>().is_err());
+        assert!("rsa-2048".parse::<KeyType>().is_err());
+        let err = "dsa".parse::<KeyType>().unwrap_err();
+        assert!(err.contains("ecdsa-p256 or rsa"), "{err}");
+        // serde's name is the command line's.
+        assert_eq!(serde_json::to_string(&KeyType::Rsa).unwrap(), "\"rsa\"");
+        assert_eq!(
+            serde_json::from_str::<KeyType>("\"rsa\"").unwrap(),
+            KeyType::Rsa
+        );
+    }
+
+    #[test]
+    fn rsa_material_is_a_pkcs8_key_of_2048_to_4096_bits() {
+        let rsa = RsaPrivateKey::generate(2048).unwrap().to_pkcs8().unwrap();
+        assert!(KeyType::Rsa.check_material(&rsa).is_ok());
+        assert!(rsa.len() <= MAX_MATERIAL_LEN);
+        assert_eq!(
+            KeyType::Rsa.possible_operations(),
+            &[Operation::Sign, Operation::Verify, Operation::Decrypt]
+        );
+        // Another algorithm, a cut key, raw bytes: refused, naming the type.
+        let ec = EcdsaSigningKey::generate(EcdsaCurve::P256)
+            .unwrap()
+            .to_pkcs8()
+            .unwrap();
+        for bad in [
+            ec,
+            SecretBytes::copy_from(&rsa.expose()[..rsa.len() - 1]),
+            SecretBytes::copy_from(&[7u8; 32]),
+            SecretBytes::copy_from(&[]),
+        ] {
+            let err = KeyType::Rsa.check_material(&bad).unwrap_err();
+            assert!(err.to_string().starts_with("rsa key: "), "{err}");
+        }
+        // A small key is refused with its size.
+        let small = SecretBytes::copy_from(include_bytes!(
+            "../../veritee-crypto/tests/data/rsa1024_pkcs8.der"
+        ));
+        let err = KeyType::Rsa.check_material(&small).unwrap_err();
+        assert!(err.to_string().contains("1024 bits"), "{err}");
+        // And an RSA key is no EC key.
+        assert!(KeyType::EcdsaP256.check_material(&rsa).is_err());
+    }
+
+    #[test]
+    fn a_4096_bit_rsa_key_fits_the_material_bound() {
+        let rsa = RsaPrivateKey::generate(4096).unwrap().to_pkcs8().unwrap();
+        assert!(
+            rsa.len() <= MAX_MATERIAL_LEN,
+            "{} bytes > {MAX_MATERIAL_LEN}",
+            rsa.len()
+        );
+        assert!(KeyType::Rsa.check_material(&rsa).is_ok());
     }
 }

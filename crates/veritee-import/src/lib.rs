@@ -6,7 +6,9 @@
 //! [`provider::SignedProviderStatement`]), checks both, and then:
 //! 1. states what it imports in [`metadata::ImportMetadata`] and signs them;
 //! 2. encrypts the key material to the TEE, then to the provider
-//!    ([`envelope::seal`]), both layers bound to the metadata's digest;
+//!    ([`envelope::seal`]), both layers bound to the metadata's digest; the TEE layer
+//!    may instead be one of the standard formats customers' tools produce
+//!    ([`formats`]: CKM_RSA_AES_KEY_WRAP or RFC 9180 HPKE, bound by its digest);
 //! 3. sends metadata, signature and ciphertext; the host peels the provider layer,
 //!    the enclave the TEE's, stores the key in the customer's partition and answers
 //!    with a signed [`confirmation::Confirmation`];
@@ -19,6 +21,7 @@ pub mod ciphertext;
 pub mod confirmation;
 pub mod envelope;
 mod error;
+pub mod formats;
 pub mod keys;
 pub mod metadata;
 pub mod payload;
