@@ -809,3 +809,321 @@ fn the_enclave_peels_both_layers_when_the_provider_says_so() {
     let tenant_id = load_tenant(&tenant_path).tenant_id().expect("id");
     assert_canary_off_the_host(&node, &tenant_id, &all_files(&node.state));
 }
+
+/// Runs openssl; `None` (the test then says why and stops) where it is not installed.
+fn openssl(args: &[&str]) -> Option<Vec<u8>> {
+    let o = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .ok()?;
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(o.stdout)
+}
+
+/// The formats users already have: a key wrapped by the customer's own tooling
+/// (openssl here, as an HSM export would be) in CKM_RSA_AES_KEY_WRAP to the enclave's
+/// attested RSA key, imported without its plaintext ever reaching veritee's CLI; an
+/// RSA private key sent in the HPKE format and used to sign and decrypt. A wrapped
+/// key changed on the way does not open; revocation data need veritee's own format.
+#[test]
+fn keys_wrapped_by_the_customers_own_tooling_are_imported() {
+    if openssl(&["version"]).is_none() {
+        eprintln!("standard-format test skipped: no openssl on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |name: &str| dir.path().join(name);
+    let node = start(&d("node"), &s(&d("store")));
+    let tenant_path = tenant_file(&node, dir.path());
+    std::fs::write(d("dev.toml"), DEV_POLICY).expect("policy");
+    let (url, t, pin, anchor) = (
+        node.url.clone(),
+        s(&tenant_path),
+        provider_pin(&node),
+        s(&node.anchor_path()),
+    );
+    let with = |args: &[&str]| {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(
+            [
+                "--node",
+                &url,
+                "--policy",
+                &s(&d("dev.toml")),
+                "--trust-anchor",
+                &anchor,
+            ]
+            .map(String::from),
+        );
+        let (ok, out) = cli(&v.iter().map(String::as_str).collect::<Vec<_>>());
+        (ok, out)
+    };
+    let (ok, out) = cli(&[
+        "partition",
+        "create",
+        "--node",
+        &url,
+        "--tenant",
+        &t,
+        "--name",
+        "hsm",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = with(&[
+        "import",
+        "keys",
+        "--provider",
+        &pin,
+        "--out",
+        &s(&d("keys.json")),
+        "--tee-rsa-key-out",
+        &s(&d("tee-rsa.pem")),
+    ]);
+    assert!(ok && out.contains("validated tee-rsa-key"), "{out}");
+    // A man in the middle's RSA key, stated by a key of its own: refused before
+    // anything is wrapped to it.
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d("keys.json")).expect("keys")).expect("json");
+    let mitm = veritee_crypto::rsa::RsaPrivateKey::generate(3072).expect("rsa");
+    let statement = veritee_import::tee_rsa::TeeRsaKeyStatement {
+        node_id: forged["keys"]["tee"]["node_id"]
+            .as_str()
+            .expect("node id")
+            .into(),
+        public_key: hex::encode(mitm.public_key_spki().expect("spki")),
+    };
+    let signer =
+        veritee_crypto::sign::EcdsaSigningKey::generate(veritee_crypto::sign::EcdsaCurve::P256)
+            .expect("key");
+    let doc = veritee_audit::sign_document(
+        &signer,
+        veritee_import::tee_rsa::TEE_RSA_KEY_LABEL,
+        &serde_json::to_vec(&statement).expect("json"),
+    )
+    .expect("sign");
+    forged["keys"]["tee_rsa_key"] = B64.encode(doc).into();
+    std::fs::write(d("forged.json"), serde_json::to_vec(&forged).expect("json")).expect("write");
+
+    // The customer's tooling wraps the key: RSA-OAEP-SHA256 of a fresh AES key, then
+    // AES-KWP of the key under it.
+    std::fs::write(d("key.bin"), CANARY).expect("key");
+    let ephemeral: [u8; 32] = veritee_crypto::rand::array().expect("random");
+    std::fs::write(d("ephemeral.bin"), ephemeral).expect("ephemeral");
+    openssl(&[
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        &s(&d("tee-rsa.pem")),
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-pkeyopt",
+        "rsa_oaep_md:sha256",
+        "-pkeyopt",
+        "rsa_mgf1_md:sha256",
+        "-in",
+        &s(&d("ephemeral.bin")),
+        "-out",
+        &s(&d("rsa.bin")),
+    ]);
+    openssl(&[
+        "enc",
+        "-id-aes256-wrap-pad",
+        "-K",
+        &hex::encode(ephemeral),
+        "-iv",
+        "A65959A6",
+        "-in",
+        &s(&d("key.bin")),
+        "-out",
+        &s(&d("kwp.bin")),
+    ]);
+    let mut wrapped = std::fs::read(d("rsa.bin")).expect("rsa part");
+    wrapped.extend(std::fs::read(d("kwp.bin")).expect("kwp part"));
+    std::fs::write(d("key.wrapped"), &wrapped).expect("wrapped");
+    let mut flipped = wrapped.clone();
+    *flipped.last_mut().expect("bytes") ^= 1;
+    std::fs::write(d("flipped.wrapped"), &flipped).expect("flipped");
+
+    let send = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            "send",
+            "--tenant",
+            &t,
+            "--provider",
+            &pin,
+            "--keys",
+        ];
+        let keys = s(&d("keys.json"));
+        args.push(&keys);
+        args.extend(["--partition", "hsm", "--key-id", id]);
+        args.extend(extra);
+        with(&args)
+    };
+    let aes = ["--type", "aes-256-gcm", "--operations", "encrypt,decrypt"];
+    let rsa_wrap = ["--format", "rsa-aes-key-wrap", "--wrapped"];
+    let (ok, out) = with(&[
+        "import",
+        "send",
+        "--tenant",
+        &t,
+        "--provider",
+        &pin,
+        "--keys",
+        &s(&d("forged.json")),
+        "--partition",
+        "hsm",
+        "--key-id",
+        "to-mitm",
+        "--type",
+        "aes-256-gcm",
+        "--operations",
+        "encrypt",
+        "--format",
+        "rsa-aes-key-wrap",
+        "--key-file",
+        &s(&d("key.bin")),
+    ]);
+    assert!(
+        !ok && out.contains("not stated by the attested audit key"),
+        "{out}"
+    );
+    let (ok, out) = send(
+        "damaged",
+        &[&aes[..], &rsa_wrap, &[&s(&d("flipped.wrapped"))]].concat(),
+    );
+    assert!(!ok && out.contains("AES-KWP"), "{out}");
+    let (ok, out) = send(
+        "from-hsm",
+        &[&aes[..], &rsa_wrap, &[&s(&d("key.wrapped"))]].concat(),
+    );
+    assert!(ok && out.contains("imported hsm/from-hsm"), "{out}");
+    // Revocation data cannot ride in a standard format.
+    let (ok, out) = send(
+        "no-revocation",
+        &[
+            &aes[..],
+            &[
+                "--format",
+                "hpke",
+                "--key-file",
+                &s(&d("key.bin")),
+                "--revocation",
+                "x",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        !ok && out.contains("--revocation needs --format veritee"),
+        "{out}"
+    );
+
+    // The enclave unwrapped exactly the customer's key: what it encrypts under it opens
+    // with the key outside.
+    std::fs::write(d("msg"), b"ledger 12").expect("msg");
+    let (ok, out) = with(&[
+        "crypto",
+        "encrypt",
+        "--tenant",
+        &t,
+        "--key",
+        "hsm/from-hsm",
+        "--aad",
+        "a",
+        "--in",
+        &s(&d("msg")),
+        "--out",
+        &s(&d("msg.ct")),
+    ]);
+    assert!(ok, "{out}");
+    let ct = std::fs::read(d("msg.ct")).expect("ct");
+    let key = veritee_crypto::aead::AeadKey::from_slice(CANARY).expect("key");
+    let opened = veritee_import::ciphertext::open(&key, &KeyRef::new("hsm", "from-hsm"), b"a", &ct)
+        .expect("opens outside with the customer's key");
+    assert_eq!(opened.expose(), b"ledger 12");
+
+    // An RSA key in the HPKE format: signs (RSASSA-PSS) and decrypts (RSA-OAEP).
+    let rsa = veritee_crypto::rsa::RsaPrivateKey::generate(2048).expect("rsa");
+    std::fs::write(
+        d("rsa.pem"),
+        veritee_x509::pem::encode("PRIVATE KEY", rsa.to_pkcs8().expect("pkcs8").expose()),
+    )
+    .expect("rsa key");
+    let (ok, out) = send(
+        "rsa-signer",
+        &[
+            "--type",
+            "rsa",
+            "--operations",
+            "sign,verify,decrypt",
+            "--format",
+            "hpke",
+            "--key-file",
+            &s(&d("rsa.pem")),
+        ],
+    );
+    assert!(
+        ok && out.contains("(rsa, may sign, verify, decrypt)"),
+        "{out}"
+    );
+    let (ok, out) = with(&[
+        "crypto",
+        "sign",
+        "--tenant",
+        &t,
+        "--key",
+        "hsm/rsa-signer",
+        "--in",
+        &s(&d("msg")),
+        "--out",
+        &s(&d("msg.sig")),
+    ]);
+    assert!(ok, "{out}");
+    let spki = rsa.public_key_spki().expect("spki");
+    veritee_crypto::sign::verify(
+        veritee_crypto::sign::VerificationScheme::RsaPssSha256,
+        &spki,
+        b"ledger 12",
+        &std::fs::read(d("msg.sig")).expect("sig"),
+    )
+    .expect("the enclave's RSA-PSS signature verifies outside");
+    let sealed = veritee_crypto::rsa::encrypt_oaep_sha256(&spki, b"pin 1234").expect("oaep");
+    std::fs::write(d("pin.ct"), sealed).expect("ct");
+    let (ok, out) = with(&[
+        "crypto",
+        "decrypt",
+        "--tenant",
+        &t,
+        "--key",
+        "hsm/rsa-signer",
+        "--in",
+        &s(&d("pin.ct")),
+        "--out",
+        &s(&d("pin.txt")),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read(d("pin.txt")).expect("pin"), b"pin 1234");
+    let (ok, out) = with(&[
+        "crypto",
+        "encrypt",
+        "--tenant",
+        &t,
+        "--key",
+        "hsm/rsa-signer",
+        "--in",
+        &s(&d("msg")),
+        "--out",
+        &s(&d("never.ct")),
+    ]);
+    assert!(!ok && out.contains("may not be used to encrypt"), "{out}");
+    let tenant_id = load_tenant(&tenant_path).tenant_id().expect("id");
+    let mut stored = all_files(&d("store"));
+    stored.extend(all_files(&node.state));
+    assert_canary_off_the_host(&node, &tenant_id, &stored);
+}

@@ -6,7 +6,9 @@
 //! enclave's question (as the endpoint reads it), a vendor validator's answer (as
 //! sent, and behind the pinned root's signature), a ciphertext envelope under an
 //! imported AES key, a key check value, key material of each type, and the crypto
-//! batches and outcomes that travel inside a session. The first byte picks the parser,
+//! batches and outcomes that travel inside a session, keys in the standard import
+//! formats (CKM_RSA_AES_KEY_WRAP, HPKE), the enclave's RSA key statement and officers'
+//! approvals of a quorum token. The first byte picks the parser,
 //! the rest is its input. Some cases build documents field by field (each field valid,
 //! or of the input's bytes) and sign them, so every check behind a signature is reached
 //! without the fuzzer having to find whole JSON documents. None may panic, whatever
@@ -20,16 +22,20 @@ use veritee_channel::crypto::{decode_batch, decode_outcomes, encode_batch, encod
 use veritee_channel::ops::{Request, Response};
 use veritee_crypto::aead::AeadKey;
 use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_crypto::rsa::RsaPrivateKey;
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey, Ed25519SigningKey};
 use veritee_crypto::{Confidential, SecretBytes};
 use veritee_import::confirmation::Confirmation;
+use veritee_import::formats::{self, ImportFormat};
 use veritee_import::keys::{KeyCheck, KeyRef, KeyType, Operation};
 use veritee_import::metadata::{self, ImportMetadata, METADATA_SIGNATURE_LABEL, SignedMetadata};
 use veritee_import::payload::ImportPayload;
 use veritee_import::provider::{
     PROVIDER_SIGNATURE_LABEL, ProviderStatement, SignedProviderStatement,
 };
+use veritee_import::quorum::{Approval, approve, approving_officers};
 use veritee_import::revocation::{self, RevocationAnswer, RevocationData, RevocationQuery};
+use veritee_import::tee_rsa::TeeRsaKeyStatement;
 use veritee_import::validator::{self, ValidationQuery};
 use veritee_import::{ciphertext, envelope};
 
@@ -49,6 +55,10 @@ struct Keys {
     /// The vendor's root key (P-384), and its SPKI as the customer pins it.
     vendor: EcdsaSigningKey,
     vendor_spki: Vec<u8>,
+    /// The enclave's RSA import key (2048 bits here: the fuzzer's start stays quick).
+    rsa: RsaPrivateKey,
+    /// A registered officer.
+    officer: Ed25519SigningKey,
 }
 
 fn keys() -> &'static Keys {
@@ -67,11 +77,18 @@ fn keys() -> &'static Keys {
             endpoint: Ed25519SigningKey::generate().expect("endpoint key"),
             vendor_spki: vendor.public_key_spki().expect("vendor SPKI"),
             vendor,
+            rsa: RsaPrivateKey::generate(2048).expect("RSA key"),
+            officer: Ed25519SigningKey::generate().expect("officer key"),
         }
     })
 }
 
-const KEY_TYPES: [KeyType; 3] = [KeyType::Aes256Gcm, KeyType::HmacSha256, KeyType::EcdsaP256];
+const KEY_TYPES: [KeyType; 4] = [
+    KeyType::Aes256Gcm,
+    KeyType::HmacSha256,
+    KeyType::EcdsaP256,
+    KeyType::Rsa,
+];
 const OPERATIONS: [Operation; 6] = [
     Operation::Encrypt,
     Operation::Decrypt,
@@ -79,6 +96,11 @@ const OPERATIONS: [Operation; 6] = [
     Operation::Verify,
     Operation::Hmac,
     Operation::Translate,
+];
+const FORMATS: [ImportFormat; 3] = [
+    ImportFormat::Veritee,
+    ImportFormat::RsaAesKeyWrap,
+    ImportFormat::Hpke,
 ];
 /// What the customer asks a provider statement for.
 const NONCE: &[u8] = &[3; 32];
@@ -131,7 +153,11 @@ fn open_metadata(bytes: &[u8], signature: &[u8]) {
     let _ = signed.digest();
     if let Ok((m, check)) = signed.open(&keys().tenant_spki) {
         metadata_checks(&m);
-        assert_eq!(KeyCheck::from_hex(&m.key_check).ok(), Some(check));
+        // The check value stated, or none (only a standard format may leave it out).
+        match check {
+            Some(check) => assert_eq!(KeyCheck::from_hex(&m.key_check).ok(), Some(check)),
+            None => assert!(m.key_check.is_empty() && !m.format.is_veritee()),
+        }
     }
 }
 
@@ -201,11 +227,7 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
     let partition = f.text("payments");
     let key_id = f.text("k1");
     let key_type = f.bytes().map_or(KeyType::Aes256Gcm, |b| {
-        match b.first().copied().unwrap_or(0) % 3 {
-            0 => KeyType::Aes256Gcm,
-            1 => KeyType::HmacSha256,
-            _ => KeyType::EcdsaP256,
-        }
+        KEY_TYPES[usize::from(b.first().copied().unwrap_or(0)) % KEY_TYPES.len()]
     });
     let operations = f.bytes().map_or(vec![Operation::Encrypt], |b| {
         b.iter()
@@ -231,6 +253,10 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
     };
     let rotate_after_secs = secs();
     let revocation_interval_secs = secs();
+    let format = f.bytes().map_or(ImportFormat::Veritee, |b| {
+        FORMATS[usize::from(b.first().copied().unwrap_or(0)) % FORMATS.len()]
+    });
+    let wrapped_sha256 = f.bytes().map(|b| String::from_utf8_lossy(b).into_owned());
     ImportMetadata {
         version,
         tenant,
@@ -246,6 +272,8 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
         created,
         rotate_after_secs,
         revocation_interval_secs,
+        format,
+        wrapped_sha256,
     }
 }
 
@@ -319,7 +347,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let k = keys();
-    match case % 25 {
+    match case % 29 {
         // Metadata and the enclave's confirmation, as JSON.
         0 => {
             if let Ok(m) = serde_json::from_slice::<ImportMetadata>(data) {
@@ -518,6 +546,41 @@ fuzz_target!(|data: &[u8]| {
             }))
             .expect("answer serialize");
             let _ = validator::check_answer(&k.vendor_spki, &validation_query(), &answer);
+        }
+        // A key wrapped in CKM_RSA_AES_KEY_WRAP to the enclave's RSA key, as relayed.
+        25 => {
+            if let Ok(material) = formats::rsa_aes_key_unwrap(&k.rsa, data) {
+                check_material(material.expose());
+            }
+        }
+        // A key sealed in the HPKE format to the enclave's X25519 key; and as the
+        // customer seals it (it opens to what was sealed).
+        26 => {
+            if let Ok(material) = formats::hpke_open(&k.tee, data) {
+                check_material(material.expose());
+            }
+            if let Ok(sealed) =
+                formats::hpke_seal(&k.tee.public_key(), &SecretBytes::copy_from(data))
+            {
+                let opened = formats::hpke_open(&k.tee, &sealed).expect("open what was sealed");
+                assert_eq!(opened.expose(), data);
+            }
+        }
+        // The enclave's statement of its RSA import key, as the customer reads it.
+        27 => {
+            let _ = TeeRsaKeyStatement::read(data, NODE);
+        }
+        // A quorum token's approvals, as the enclave counts them: the approvals as sent
+        // (JSON), over a token of the input's bytes; and one genuine approval of it.
+        28 => {
+            let (token, approvals) = split_by_first(data);
+            let registered = [k.officer.public_key()];
+            if let Ok(approvals) = serde_json::from_slice::<Vec<Approval>>(approvals) {
+                let _ = approving_officers(token, &approvals, &registered);
+            }
+            let genuine = approve(&k.officer, token).expect("approve");
+            let counted = approving_officers(token, &[genuine], &registered).expect("approved");
+            assert_eq!(counted.len(), 1);
         }
         // A session response (with its Crypto outcomes), as a client opens it.
         _ => {

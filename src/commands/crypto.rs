@@ -49,7 +49,8 @@ pub enum CryptoCommand {
         #[command(flatten)]
         io: Io,
     },
-    /// Decrypt what `encrypt` made.
+    /// Decrypt what `encrypt` made; with an RSA key, an RSA-OAEP-SHA256 ciphertext
+    /// made with its public key (no --aad).
     ///
     /// Example: veritee crypto decrypt ... --key payments/card-key --in card.ct
     Decrypt {
@@ -83,7 +84,8 @@ pub enum CryptoCommand {
         #[command(flatten)]
         io: Io,
     },
-    /// Sign with an ECDSA P-256 key (SHA-256, r || s, 64 bytes).
+    /// Sign with an ECDSA P-256 key (SHA-256, r || s, 64 bytes) or an RSA key
+    /// (RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32).
     ///
     /// Example: veritee crypto sign ... --key payments/signer --in order.json --out order.sig
     Sign {
@@ -95,7 +97,8 @@ pub enum CryptoCommand {
         #[command(flatten)]
         io: Io,
     },
-    /// Verify a signature (ECDSA key) or a MAC (HMAC key); exits 1 if it does not.
+    /// Verify a signature (ECDSA or RSA key) or a MAC (HMAC key); exits 1 if it does
+    /// not.
     ///
     /// Example: veritee crypto verify ... --key payments/signer --in order.json
     ///   --signature order.sig

@@ -8,8 +8,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use veritee_client::NodeClient;
-use veritee_client::import::{ImportKeysFile, ImportSpec, ValidatedImportKeys, prepare_import};
+use veritee_client::import::{
+    ImportKeysFile, ImportSpec, TeeLayer, ValidatedImportKeys, prepare_import_as,
+};
 use veritee_crypto::SecretBytes;
+use veritee_import::formats::ImportFormat;
 use veritee_import::keys::{KeyType, Operation};
 
 /// The provider key a customer pins, and optionally the vendor it asks.
@@ -55,6 +58,11 @@ pub enum ImportCommand {
         /// Where to save them (must not exist).
         #[arg(long)]
         out: PathBuf,
+        /// Also write the enclave's RSA import key (PEM), validated, for tooling that
+        /// wraps keys in the CKM_RSA_AES_KEY_WRAP format (an HSM, openssl); then
+        /// `import send --format rsa-aes-key-wrap --wrapped FILE`.
+        #[arg(long, value_name = "PEM")]
+        tee_rsa_key_out: Option<PathBuf>,
     },
     /// Encrypt a key to the TEE, then to the provider, and import it with signed
     /// metadata; checks the enclave's signed confirmation.
@@ -63,6 +71,9 @@ pub enum ImportCommand {
     ///   --provider HEX --policy policy.toml --trust-anchor root.pem
     ///   --partition payments --key-id card-key --type aes-256-gcm
     ///   --operations encrypt,decrypt --key-file card.key
+    ///
+    /// A key your own tooling wrapped to the enclave's RSA key (`import keys
+    /// --tee-rsa-key-out tee-rsa.pem`): ... --format rsa-aes-key-wrap --wrapped card.wrapped
     Send {
         /// The node's URL.
         #[arg(long)]
@@ -84,17 +95,29 @@ pub enum ImportCommand {
         /// The key's id in the partition.
         #[arg(long)]
         key_id: String,
-        /// aes-256-gcm (32 raw bytes), hmac-sha256 (32 to 64 raw bytes) or ecdsa-p256
-        /// (PKCS#8, DER or PEM).
+        /// aes-256-gcm (32 raw bytes), hmac-sha256 (32 to 64 raw bytes), ecdsa-p256 or
+        /// rsa (2048 to 4096 bits; PKCS#8, DER or PEM).
         #[arg(long = "type")]
         key_type: KeyType,
         /// What the key may be used for, comma-separated: encrypt, decrypt, translate
-        /// (AES); hmac, verify (HMAC); sign, verify (ECDSA).
+        /// (AES); hmac, verify (HMAC); sign, verify (ECDSA); sign, verify, decrypt (RSA:
+        /// RSASSA-PSS and RSA-OAEP, SHA-256).
         #[arg(long, value_delimiter = ',', required = true)]
         operations: Vec<Operation>,
         /// The file holding the key.
-        #[arg(long)]
-        key_file: PathBuf,
+        #[arg(long, required_unless_present = "wrapped")]
+        key_file: Option<PathBuf>,
+        /// The TEE layer's format: veritee (HPKE, may carry revocation data),
+        /// rsa-aes-key-wrap (CKM_RSA_AES_KEY_WRAP: RSA-OAEP-SHA256 and AES-KWP, to the
+        /// enclave's RSA key, as AWS KMS, Azure Key Vault and Google Cloud KMS take it)
+        /// or hpke (RFC 9180 X25519/HKDF-SHA256/AES-256-GCM, info "veritee import hpke
+        /// v1", no AAD, to the enclave's X25519 key).
+        #[arg(long, default_value = "veritee")]
+        format: ImportFormat,
+        /// The key already wrapped in --format by your own tooling, instead of
+        /// --key-file: its plaintext never reaches this command.
+        #[arg(long, conflicts_with_all = ["key_file", "revocation"])]
+        wrapped: Option<PathBuf>,
         /// Rotate the key (a new version made in the enclave) once its newest version
         /// is this old, at its next use: "90d", "12h", "30m" (at least 60 s).
         #[arg(long, value_name = "DURATION")]
@@ -201,10 +224,11 @@ fn validated(
     Ok(keys)
 }
 
-/// Reads key material: raw bytes, or for an EC key PKCS#8 DER or PEM.
+/// Reads key material: raw bytes, or for an EC or RSA key PKCS#8 DER or PEM.
 fn read_material(path: &std::path::Path, key_type: KeyType) -> Result<SecretBytes> {
     let raw = SecretBytes::new(crate::files::read(path, "key")?);
-    if key_type == KeyType::EcdsaP256 && raw.expose().starts_with(b"-----BEGIN") {
+    let pkcs8 = matches!(key_type, KeyType::EcdsaP256 | KeyType::Rsa);
+    if pkcs8 && raw.expose().starts_with(b"-----BEGIN") {
         let blocks = veritee_x509::pem::blocks(raw.expose())
             .with_context(|| format!("key file {}", path.display()))?;
         let Some((_, der)) = blocks.into_iter().find(|(l, _)| l == "PRIVATE KEY") else {
@@ -223,6 +247,7 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
             pin,
             appraisal,
             out,
+            tee_rsa_key_out,
         } => {
             let file = NodeClient::new(&node)?.fetch_import_keys()?;
             let keys = validated(&file, &appraisal, &pin)?;
@@ -232,6 +257,17 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 &json,
                 veritee_platform::fsutil::PUBLIC_MODE,
             )?;
+            if let Some(path) = &tee_rsa_key_out {
+                let Some(spki) = &keys.tee_rsa_key else {
+                    bail!("node {node} states no RSA import key");
+                };
+                veritee_platform::fsutil::write_new(
+                    path,
+                    veritee_x509::pem::encode("PUBLIC KEY", spki).as_bytes(),
+                    veritee_platform::fsutil::PUBLIC_MODE,
+                )?;
+                println!("the enclave's RSA import key written to {}", path.display());
+            }
             for v in &keys.validations {
                 println!("validated {v}");
             }
@@ -248,10 +284,17 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
             key_type,
             operations,
             key_file,
+            format,
+            wrapped,
             rotate_every,
             revocation,
             revocation_every,
         } => {
+            if revocation.is_some() && !format.is_veritee() {
+                bail!(
+                    "--revocation needs --format veritee: the {format} format carries the key alone"
+                );
+            }
             let tenant = load_tenant(&tenant)?;
             let client = NodeClient::new(&node)?;
             let file = match &keys {
@@ -260,7 +303,6 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 None => client.fetch_import_keys()?,
             };
             let validated = validated(&file, &appraisal, &pin)?;
-            let material = read_material(&key_file, key_type)?;
             let spec = ImportSpec {
                 partition,
                 key_id,
@@ -277,8 +319,24 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 }
                 None => None,
             };
-            let prepared =
-                prepare_import(&validated, &tenant, &spec, &material, revocation.as_ref())?;
+            let material = match &key_file {
+                Some(path) => Some(read_material(path, key_type)?),
+                None => None,
+            };
+            let wrapped = match &wrapped {
+                Some(path) => Some(crate::files::read(path, "wrapped key")?),
+                None => None,
+            };
+            let layer = match (&material, &wrapped) {
+                (_, Some(wrapped)) => TeeLayer::Wrapped { format, wrapped },
+                (Some(material), None) if format.is_veritee() => TeeLayer::Veritee {
+                    material,
+                    revocation: revocation.as_ref(),
+                },
+                (Some(material), None) => TeeLayer::Wrap { format, material },
+                (None, None) => bail!("give --key-file or --wrapped"),
+            };
+            let prepared = prepare_import_as(&validated, &tenant, &spec, layer)?;
             let imported = client.send_import(&tenant, &validated, &prepared)?;
             let c = &imported.confirmation;
             println!(

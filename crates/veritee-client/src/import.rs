@@ -16,11 +16,13 @@ use veritee_crypto::hpke::HpkePublicKey;
 use veritee_import::ImportError;
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::envelope;
+use veritee_import::formats::{self, ImportFormat};
 use veritee_import::keys::{KeyCheck, KeyRef, KeyType, Operation};
 use veritee_import::metadata::{ImportMetadata, METADATA_VERSION, SignedMetadata, key_id_of};
 use veritee_import::payload::ImportPayload;
 use veritee_import::provider::SignedProviderStatement;
 use veritee_import::revocation::RevocationData;
+use veritee_import::tee_rsa::{TEE_RSA_KEY_LABEL, TeeRsaKeyStatement};
 use veritee_import::validator::{ValidationQuery, check_answer};
 use veritee_proto::api::{
     CreatePartitionRequest, DeletePartitionRequest, DisableKeyRequest, ImportKeysResponse,
@@ -54,6 +56,9 @@ pub struct ValidatedImportKeys {
     pub provider_key: HpkePublicKey,
     /// What was checked, as the metadata will state it.
     pub validations: Vec<String>,
+    /// The enclave's RSA import key (SPKI DER), for the CKM_RSA_AES_KEY_WRAP format:
+    /// stated by the audit key the evidence binds. `None` from a node that has none.
+    pub tee_rsa_key: Option<Vec<u8>>,
 }
 
 fn protocol(what: impl core::fmt::Display) -> ClientError {
@@ -106,7 +111,23 @@ impl ImportKeysFile {
             .map_err(|_| protocol("provider statement: host_key is not hex"))?;
         let provider_key =
             HpkePublicKey::from_bytes(&host_key).map_err(veritee_channel::ChannelError::from)?;
-        let validations = vec![
+        let tee_rsa_key = match &self.keys.tee_rsa_key {
+            None => None,
+            Some(signed) => {
+                let signed = B64
+                    .decode(signed)
+                    .map_err(|_| protocol("import keys: tee_rsa_key is not base64"))?;
+                let body =
+                    veritee_audit::open_document(&signed, &tee.audit_public_key, TEE_RSA_KEY_LABEL)
+                        .map_err(|e| {
+                            ClientError::Refused(format!(
+                                "the TEE's RSA key is not stated by the attested audit key ({e}); nothing was sent"
+                            ))
+                        })?;
+                Some(TeeRsaKeyStatement::read(body, &tee.node_id).map_err(refused)?)
+            }
+        };
+        let mut validations = vec![
             format!(
                 "tee-key {}: {} evidence verified and appraised under the customer's policy, over nonce {}",
                 key_id_of(tee.public_key.as_bytes()),
@@ -121,10 +142,18 @@ impl ImportKeysFile {
                 self.nonce
             ),
         ];
+        if let Some(rsa) = &tee_rsa_key {
+            validations.push(format!(
+                "tee-rsa-key {}: stated by the attested audit key of node {}",
+                key_id_of(rsa),
+                tee.node_id
+            ));
+        }
         Ok(ValidatedImportKeys {
             tee,
             provider_key,
             validations,
+            tee_rsa_key,
         })
     }
 }
@@ -210,8 +239,36 @@ pub struct PreparedImport {
     pub digest: [u8; 32],
 }
 
+/// What the TEE layer of an import is made of.
+#[derive(Debug, Clone, Copy)]
+pub enum TeeLayer<'a> {
+    /// Veritee's own format: the key and, optionally, the owner's revocation data.
+    Veritee {
+        /// The key.
+        material: &'a SecretBytes,
+        /// How the enclave learns the owner revoked it.
+        revocation: Option<&'a RevocationData>,
+    },
+    /// A standard format, wrapped here from the key.
+    Wrap {
+        /// [`ImportFormat::RsaAesKeyWrap`] or [`ImportFormat::Hpke`].
+        format: ImportFormat,
+        /// The key.
+        material: &'a SecretBytes,
+    },
+    /// A standard format, wrapped already by the customer's own tooling (an HSM,
+    /// openssl) to the TEE's key: the plaintext never reaches this side at all, and
+    /// the enclave's confirmation names the check value of what it unwrapped.
+    Wrapped {
+        /// [`ImportFormat::RsaAesKeyWrap`] or [`ImportFormat::Hpke`].
+        format: ImportFormat,
+        /// The wrapped key.
+        wrapped: &'a [u8],
+    },
+}
+
 /// States, signs and double-encrypts `material` (with the owner's `revocation` data,
-/// if any) for the validated keys.
+/// if any) for the validated keys, in veritee's own format.
 pub fn prepare_import(
     keys: &ValidatedImportKeys,
     tenant: &TenantKey,
@@ -219,10 +276,70 @@ pub fn prepare_import(
     material: &SecretBytes,
     revocation: Option<&RevocationData>,
 ) -> Result<PreparedImport, ClientError> {
-    spec.key_type.check_material(material).map_err(refused)?;
-    if let Some(r) = revocation {
-        r.check().map_err(refused)?;
-    }
+    prepare_import_as(
+        keys,
+        tenant,
+        spec,
+        TeeLayer::Veritee {
+            material,
+            revocation,
+        },
+    )
+}
+
+/// States and signs the metadata, and encrypts the TEE layer `layer` (made here in
+/// its format, or given wrapped) to the provider.
+pub fn prepare_import_as(
+    keys: &ValidatedImportKeys,
+    tenant: &TenantKey,
+    spec: &ImportSpec,
+    layer: TeeLayer<'_>,
+) -> Result<PreparedImport, ClientError> {
+    let standard = |format: ImportFormat| {
+        if format.is_veritee() {
+            Err(refused(ImportError::Malformed(
+                "veritee's own format is TeeLayer::Veritee: it carries revocation data, which the standard formats cannot".into(),
+            )))
+        } else {
+            Ok(format)
+        }
+    };
+    let checked = |material: &SecretBytes| -> Result<String, ClientError> {
+        spec.key_type.check_material(material).map_err(refused)?;
+        Ok(KeyCheck::new(material).map_err(refused)?.to_hex())
+    };
+    // A standard format's TEE layer is made before the metadata, which carry its digest.
+    let (format, key_check, revocation, inner) = match layer {
+        TeeLayer::Veritee {
+            material,
+            revocation,
+        } => {
+            if let Some(r) = revocation {
+                r.check().map_err(refused)?;
+            }
+            (ImportFormat::Veritee, checked(material)?, revocation, None)
+        }
+        TeeLayer::Wrap { format, material } => {
+            let format = standard(format)?;
+            let key_check = checked(material)?;
+            let inner = match format {
+                ImportFormat::Hpke => formats::hpke_seal(&keys.tee.public_key, material),
+                _ => formats::rsa_aes_key_wrap(tee_rsa_key(keys)?, material),
+            }
+            .map_err(refused)?;
+            (format, key_check, None, Some(inner))
+        }
+        TeeLayer::Wrapped { format, wrapped } => (
+            standard(format)?,
+            String::new(),
+            None,
+            Some(wrapped.to_vec()),
+        ),
+    };
+    let tee_key_id = match format {
+        ImportFormat::RsaAesKeyWrap => key_id_of(tee_rsa_key(keys)?),
+        _ => key_id_of(keys.tee.public_key.as_bytes()),
+    };
     let metadata = ImportMetadata {
         version: METADATA_VERSION,
         tenant: tenant.tenant_id()?,
@@ -231,8 +348,8 @@ pub fn prepare_import(
         key_id: spec.key_id.clone(),
         key_type: spec.key_type,
         operations: spec.operations.clone(),
-        key_check: KeyCheck::new(material).map_err(refused)?.to_hex(),
-        tee_key_id: key_id_of(keys.tee.public_key.as_bytes()),
+        key_check,
+        tee_key_id,
         provider_key_id: key_id_of(keys.provider_key.as_bytes()),
         validations: keys.validations.clone(),
         rotate_after_secs: spec.rotate_after_secs,
@@ -240,6 +357,8 @@ pub fn prepare_import(
         created: OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .map_err(protocol)?,
+        format,
+        wrapped_sha256: inner.as_deref().map(formats::wrapped_digest),
     };
     let signed = SignedMetadata::sign(&metadata, |bytes| {
         tenant
@@ -248,19 +367,25 @@ pub fn prepare_import(
     })
     .map_err(refused)?;
     let digest = signed.digest();
-    let payload = ImportPayload {
-        material: SecretBytes::copy_from(material.expose()),
-        revocation: revocation.map(|r| RevocationData {
-            endpoint: r.endpoint.clone(),
-            endpoint_key: r.endpoint_key,
-            token: veritee_crypto::Confidential::new(*r.token.expose()),
-            interval_secs: r.interval_secs,
-        }),
+    let sealed = match (&inner, layer) {
+        (Some(inner), _) => envelope::seal_provider_layer(&keys.provider_key, &digest, inner),
+        (None, TeeLayer::Veritee { material, .. }) => {
+            let payload = ImportPayload {
+                material: SecretBytes::copy_from(material.expose()),
+                revocation: revocation.map(|r| RevocationData {
+                    endpoint: r.endpoint.clone(),
+                    endpoint_key: r.endpoint_key,
+                    token: veritee_crypto::Confidential::new(*r.token.expose()),
+                    interval_secs: r.interval_secs,
+                }),
+            }
+            .encode()
+            .map_err(refused)?;
+            envelope::seal(&keys.tee.public_key, &keys.provider_key, &digest, &payload)
+        }
+        (None, _) => return Err(protocol("a standard format's TEE layer was not made")),
     }
-    .encode()
     .map_err(refused)?;
-    let sealed = envelope::seal(&keys.tee.public_key, &keys.provider_key, &digest, &payload)
-        .map_err(refused)?;
     Ok(PreparedImport {
         request: ImportRequest {
             metadata: B64.encode(&signed.bytes),
@@ -269,6 +394,14 @@ pub fn prepare_import(
         },
         metadata,
         digest,
+    })
+}
+
+fn tee_rsa_key(keys: &ValidatedImportKeys) -> Result<&[u8], ClientError> {
+    keys.tee_rsa_key.as_deref().ok_or_else(|| {
+        ClientError::Refused(
+            "this node states no RSA import key: use the veritee or hpke format".into(),
+        )
     })
 }
 
@@ -288,7 +421,8 @@ pub fn verify_confirmation(
         || c.partition != m.partition
         || c.tenant != m.tenant
         || c.node != m.node_id
-        || c.key_check != m.key_check
+        || !(c.key_check == m.key_check
+            || m.key_check.is_empty() && KeyCheck::from_hex(&c.key_check).is_ok())
         || c.key_type != m.key_type.as_str()
         || !c
             .operations
@@ -508,6 +642,8 @@ mod tests {
             created: "2026-12-06T10:00:00Z".into(),
             rotate_after_secs: None,
             revocation_interval_secs: None,
+            format: ImportFormat::Veritee,
+            wrapped_sha256: None,
         };
         PreparedImport {
             request: ImportRequest {

@@ -202,27 +202,7 @@ pub fn encrypt_oaep_sha256(
     public_key_spki: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let damaged = CryptoError::InvalidKey(
-        "RSA public key (not a DER SubjectPublicKeyInfo of an RSA key, or damaged)",
-    );
-    if !asn1::is_one_sequence(public_key_spki) {
-        return Err(damaged);
-    }
-    let public =
-        PublicEncryptingKey::from_der(public_key_spki).map_err(
-            |_| match asn1::spki_modulus_bits(public_key_spki) {
-                Some(bits) if !(MIN_BITS..=MAX_PUBLIC_BITS).contains(&bits) => {
-                    CryptoError::KeyBits {
-                        what: "RSA public key",
-                        bits,
-                        minimum: MIN_BITS,
-                        maximum: MAX_PUBLIC_BITS,
-                    }
-                }
-                _ => damaged.clone(),
-            },
-        )?;
-    let public = OaepPublicEncryptingKey::new(public)
+    let public = OaepPublicEncryptingKey::new(public_key(public_key_spki)?)
         .map_err(|_| CryptoError::Operation("RSA-OAEP key setup"))?;
     let maximum = public.max_plaintext_size(&OAEP_SHA256_MGF1SHA256);
     if plaintext.len() > maximum {
@@ -240,6 +220,32 @@ pub fn encrypt_oaep_sha256(
         .len();
     out.truncate(len);
     Ok(out)
+}
+
+/// Checks that `public_key_spki` is an RSA public key (DER SubjectPublicKeyInfo) of
+/// 2048 to 8192 bits; returns its size in bits.
+pub fn check_public_key(public_key_spki: &[u8]) -> Result<usize, CryptoError> {
+    Ok(public_key(public_key_spki)?.key_size_bits())
+}
+
+fn public_key(public_key_spki: &[u8]) -> Result<PublicEncryptingKey, CryptoError> {
+    let damaged = CryptoError::InvalidKey(
+        "RSA public key (not a DER SubjectPublicKeyInfo of an RSA key, or damaged)",
+    );
+    if !asn1::is_one_sequence(public_key_spki) {
+        return Err(damaged);
+    }
+    PublicEncryptingKey::from_der(public_key_spki).map_err(|_| {
+        match asn1::spki_modulus_bits(public_key_spki) {
+            Some(bits) if !(MIN_BITS..=MAX_PUBLIC_BITS).contains(&bits) => CryptoError::KeyBits {
+                what: "RSA public key",
+                bits,
+                minimum: MIN_BITS,
+                maximum: MAX_PUBLIC_BITS,
+            },
+            _ => damaged.clone(),
+        }
+    })
 }
 
 /// Just enough DER reading to check that a key is one whole structure and to name the

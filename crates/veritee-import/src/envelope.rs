@@ -42,11 +42,27 @@ pub fn seal(
         )));
     }
     let inner = hpke::seal(tee, TEE_LAYER_INFO, metadata_digest, payload.expose())?;
+    seal_provider_layer(provider, metadata_digest, &inner)
+}
+
+/// Encrypts a TEE layer made already (one of the standard formats of
+/// [`crate::formats`]) to the provider: the outer layer.
+pub fn seal_provider_layer(
+    provider: &HpkePublicKey,
+    metadata_digest: &[u8; 32],
+    inner: &[u8],
+) -> Result<Vec<u8>, ImportError> {
+    if inner.len() > MAX_INNER_LEN {
+        return Err(ImportError::Malformed(format!(
+            "TEE layer of {} bytes (at most {MAX_INNER_LEN})",
+            inner.len()
+        )));
+    }
     Ok(hpke::seal(
         provider,
         PROVIDER_LAYER_INFO,
         metadata_digest,
-        &inner,
+        inner,
     )?)
 }
 

@@ -72,6 +72,12 @@ impl ImportFormat {
             Self::Hpke => "hpke",
         }
     }
+
+    /// Whether it is veritee's own format (left out of metadata, which then read as
+    /// they did before the standard formats existed).
+    pub fn is_veritee(&self) -> bool {
+        *self == Self::Veritee
+    }
 }
 
 impl core::fmt::Display for ImportFormat {

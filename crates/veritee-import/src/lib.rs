@@ -28,6 +28,7 @@ pub mod payload;
 pub mod provider;
 pub mod quorum;
 pub mod revocation;
+pub mod tee_rsa;
 pub mod validator;
 
 pub use error::ImportError;

@@ -4,6 +4,7 @@
 //! a layer made for one statement opens under no other.
 
 use crate::ImportError;
+use crate::formats::ImportFormat;
 use crate::keys::{KeyCheck, KeyType, Operation};
 use serde::{Deserialize, Serialize};
 use veritee_crypto::sign::{self, VerificationScheme};
@@ -42,7 +43,9 @@ pub struct ImportMetadata {
     pub key_type: KeyType,
     /// What it may be used for.
     pub operations: Vec<Operation>,
-    /// Its salted check value, `salt:value` hex.
+    /// Its salted check value, `salt:value` hex. Empty only for a key that arrives in
+    /// a standard format already wrapped (the customer's tooling wrapped it, and the
+    /// enclave's confirmation then names the check value of what it unwrapped).
     pub key_check: String,
     /// The TEE key the inner layer is encrypted to (hex of 16 bytes of its SHA-256).
     pub tee_key_id: String,
@@ -60,6 +63,13 @@ pub struct ImportMetadata {
     /// endpoint, seconds (the layer's own value must agree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_interval_secs: Option<u64>,
+    /// The TEE layer's format: veritee's own unless stated.
+    #[serde(default, skip_serializing_if = "ImportFormat::is_veritee")]
+    pub format: ImportFormat,
+    /// For a standard format: hex SHA-256 of the TEE layer. Those formats have no
+    /// associated data, so this is what binds the wrapped key to these metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_sha256: Option<String>,
 }
 
 /// The id of a public key: hex of the first 16 bytes of its SHA-256.
@@ -68,8 +78,9 @@ pub fn key_id_of(public_key: &[u8]) -> String {
 }
 
 impl ImportMetadata {
-    /// Checks every field's form and range; names the first that is wrong.
-    pub fn check(&self) -> Result<KeyCheck, ImportError> {
+    /// Checks every field's form and range; names the first that is wrong. Returns the
+    /// check value the customer stated, if any.
+    pub fn check(&self) -> Result<Option<KeyCheck>, ImportError> {
         let bad = |what: String| ImportError::Malformed(format!("import metadata: {what}"));
         if self.version != METADATA_VERSION {
             return Err(bad(format!(
@@ -130,12 +141,41 @@ impl ImportMetadata {
         if let Some(secs) = self.revocation_interval_secs {
             crate::revocation::check_interval(secs)?;
         }
+        match (self.format, &self.wrapped_sha256) {
+            (ImportFormat::Veritee, None) => {}
+            (ImportFormat::Veritee, Some(_)) => {
+                return Err(bad(
+                    "wrapped_sha256 is for the standard formats; veritee's own binds the metadata itself"
+                        .into(),
+                ));
+            }
+            (format, None) => {
+                return Err(bad(format!(
+                    "the {} format needs wrapped_sha256, the digest of the wrapped key",
+                    format.as_str()
+                )));
+            }
+            (format, Some(d)) => {
+                if d.len() != 64 || hex::decode(d).is_err() {
+                    return Err(bad("wrapped_sha256 must be 64 hex digits".into()));
+                }
+                if self.revocation_interval_secs.is_some() {
+                    return Err(bad(format!(
+                        "the {} format carries the key alone: revocation data need veritee's own format",
+                        format.as_str()
+                    )));
+                }
+            }
+        }
         time::OffsetDateTime::parse(
             &self.created,
             &time::format_description::well_known::Rfc3339,
         )
         .map_err(|_| bad(format!("created {:?} is not RFC 3339", self.created)))?;
-        KeyCheck::from_hex(&self.key_check)
+        if self.key_check.is_empty() && self.format != ImportFormat::Veritee {
+            return Ok(None);
+        }
+        KeyCheck::from_hex(&self.key_check).map(Some)
     }
 
     /// Whether the key may be used for `op`.
@@ -180,7 +220,10 @@ impl SignedMetadata {
     }
 
     /// Checks the signature with the tenant's key, then reads and checks the metadata.
-    pub fn open(&self, tenant_spki: &[u8]) -> Result<(ImportMetadata, KeyCheck), ImportError> {
+    pub fn open(
+        &self,
+        tenant_spki: &[u8],
+    ) -> Result<(ImportMetadata, Option<KeyCheck>), ImportError> {
         if self.bytes.len() > MAX_METADATA_LEN {
             return Err(ImportError::Malformed(format!(
                 "import metadata of {} bytes (at most {MAX_METADATA_LEN})",
@@ -244,7 +287,49 @@ mod tests {
             created: "2026-12-06T08:00:00Z".into(),
             rotate_after_secs: None,
             revocation_interval_secs: None,
+            format: ImportFormat::Veritee,
+            wrapped_sha256: None,
         }
+    }
+
+    #[test]
+    fn a_standard_format_is_bound_by_its_digest_and_carries_the_key_alone() {
+        let wrapped = Some("ab".repeat(32));
+        let mut m = metadata(vec![]);
+        m.format = ImportFormat::RsaAesKeyWrap;
+        let err = m.check().unwrap_err().to_string();
+        assert!(err.contains("needs wrapped_sha256"), "{err}");
+        m.wrapped_sha256 = Some("ab".repeat(31));
+        let err = m.check().unwrap_err().to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
+        m.wrapped_sha256 = wrapped.clone();
+        assert!(m.check().unwrap().is_some());
+        // Wrapped by the customer's own tooling: no check value stated.
+        m.key_check.clear();
+        assert!(m.check().unwrap().is_none());
+        m.revocation_interval_secs = Some(600);
+        let err = m.check().unwrap_err().to_string();
+        assert!(
+            err.contains("revocation data need veritee's own format"),
+            "{err}"
+        );
+        // Veritee's own format: a check value always, and no wrapped digest.
+        let mut own = metadata(vec![]);
+        own.wrapped_sha256 = wrapped;
+        let err = own.check().unwrap_err().to_string();
+        assert!(
+            err.contains("wrapped_sha256 is for the standard formats"),
+            "{err}"
+        );
+        let mut own = metadata(vec![]);
+        own.key_check.clear();
+        assert!(own.check().is_err());
+        // Metadata without the new fields (as signed before they existed) still read.
+        let json = serde_json::to_string(&metadata(vec![])).unwrap();
+        assert!(
+            !json.contains("format") && !json.contains("wrapped_sha256"),
+            "{json}"
+        );
     }
 
     #[test]

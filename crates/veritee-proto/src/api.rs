@@ -139,6 +139,10 @@ pub struct ImportKeysResponse {
     pub provider_statement: String,
     /// The provider's Ed25519 signature over it, base64.
     pub provider_signature: String,
+    /// The enclave's RSA import key for the CKM_RSA_AES_KEY_WRAP format: its
+    /// statement signed by the audit key `tee` binds, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tee_rsa_key: Option<String>,
 }
 
 /// `POST /v1/import` (tenant-signed): a key encrypted to the TEE, then to the provider.

@@ -406,6 +406,9 @@ pub enum ImportCall {
     /// The enclave's provider-layer public key (X25519), which the provider states as
     /// its host key when the enclave peels the provider layer.
     ProviderLayerKey,
+    /// The enclave's RSA import key (for the CKM_RSA_AES_KEY_WRAP format), stated by
+    /// its audit key.
+    TeeRsaKey,
     /// `POST /v1/partitions`.
     CreatePartition {
         /// The tenant's signed request.
@@ -483,6 +486,9 @@ pub enum ImportReply {
     QuorumToken(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The enclave's provider-layer public key.
     ProviderLayerKey(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The enclave's RSA import key: a `TeeRsaKeyStatement` signed by the audit key
+    /// (`veritee_audit::sign_document` layout).
+    TeeRsaKey(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Done.
     Done,
 }

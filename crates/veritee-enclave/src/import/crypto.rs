@@ -24,6 +24,7 @@ use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_crypto::Confidential;
 use veritee_crypto::SecretBytes;
 use veritee_crypto::aead::AeadKey;
+use veritee_crypto::rsa::RsaPrivateKey;
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey, VerificationScheme};
 use veritee_import::ciphertext;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
@@ -71,6 +72,18 @@ enum Material {
     Aes(AeadKey),
     Hmac(SecretBytes),
     Ecdsa(EcdsaSigningKey),
+    Rsa(RsaPrivateKey),
+}
+
+impl Material {
+    /// The public key (SPKI DER) of a signing or decryption key pair.
+    fn public_key(&self) -> Result<Option<Vec<u8>>, EnclaveFailure> {
+        Ok(match self {
+            Self::Ecdsa(k) => Some(k.public_key_spki().map_err(internal)?),
+            Self::Rsa(k) => Some(k.public_key_spki().map_err(internal)?),
+            Self::Aes(_) | Self::Hmac(_) => None,
+        })
+    }
 }
 
 /// Unsealed keys, by tenant and key, with the digest of the record each came from;
@@ -111,10 +124,22 @@ fn material_of(key_type: KeyType, bytes: &[u8]) -> Result<Material, EnclaveFailu
         KeyType::EcdsaP256 => {
             Material::Ecdsa(EcdsaSigningKey::from_pkcs8(EcdsaCurve::P256, bytes).map_err(internal)?)
         }
+        KeyType::Rsa => Material::Rsa(RsaPrivateKey::from_pkcs8(bytes).map_err(internal)?),
     })
 }
 
-/// New material for a rotation, made here: the type's own form and size.
+/// What a new version must match: an HMAC key's length, an RSA key's size in bits.
+fn size_of(key_type: KeyType, material: &[u8]) -> Result<usize, EnclaveFailure> {
+    match key_type {
+        KeyType::Rsa => Ok(RsaPrivateKey::from_pkcs8(material)
+            .map_err(internal)?
+            .bits()),
+        _ => Ok(material.len()),
+    }
+}
+
+/// New material for a rotation, made here: the type's own form, and the size (see
+/// [`size_of`]) of the version before.
 fn fresh_material(key_type: KeyType, like: usize) -> Result<SecretBytes, EnclaveFailure> {
     match key_type {
         KeyType::Aes256Gcm => Ok(SecretBytes::copy_from(
@@ -128,6 +153,9 @@ fn fresh_material(key_type: KeyType, like: usize) -> Result<SecretBytes, Enclave
             Ok(m)
         }
         KeyType::EcdsaP256 => EcdsaSigningKey::generate(EcdsaCurve::P256)
+            .and_then(|k| k.to_pkcs8())
+            .map_err(internal),
+        KeyType::Rsa => RsaPrivateKey::generate(like)
             .and_then(|k| k.to_pkcs8())
             .map_err(internal),
     }
@@ -297,6 +325,10 @@ impl EnclaveService {
                         signature: signing.sign(&message).map_err(internal)?,
                         version,
                     },
+                    (version, Material::Rsa(signing)) => CryptoOutcome::Signature {
+                        signature: signing.sign_pss_sha256(&message).map_err(internal)?,
+                        version,
+                    },
                     _ => return Err(loaded.wrong_type(&key, "sign")),
                 }
             }
@@ -327,6 +359,13 @@ impl EnclaveService {
                     Material::Ecdsa(signing) => veritee_crypto::sign::verify(
                         VerificationScheme::EcdsaP256Sha256Fixed,
                         signing.public_key_point(),
+                        &message,
+                        &signature,
+                    )
+                    .is_ok(),
+                    Material::Rsa(signing) => veritee_crypto::sign::verify(
+                        VerificationScheme::RsaPssSha256,
+                        &signing.public_key_spki().map_err(internal)?,
                         &message,
                         &signature,
                     )
@@ -403,12 +442,12 @@ impl EnclaveService {
                     format!("key {key} has {MAX_KEY_VERSIONS} versions already"),
                 ));
             }
-            let like = record.versions.last().map_or(32, |v| v.material.len());
-            let material = fresh_material(metadata.key_type, like)?;
-            let public_key = match material_of(metadata.key_type, material.expose())? {
-                Material::Ecdsa(k) => Some(k.public_key_spki().map_err(internal)?),
-                _ => None,
+            let like = match record.versions.last() {
+                Some(v) => size_of(metadata.key_type, &v.material)?,
+                None => return Err(internal("a stored key has no version")),
             };
+            let material = fresh_material(metadata.key_type, like)?;
+            let public_key = material_of(metadata.key_type, material.expose())?.public_key()?;
             record.versions.push(VersionRecord {
                 version: newest + 1,
                 material: material.expose().clone(),
@@ -810,6 +849,22 @@ fn open(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<SecretBytes, EnclaveFailure> {
+    if let (_, Material::Rsa(rsa)) = loaded.newest()? {
+        // RSA-OAEP ciphertexts made with the key's public half outside carry no
+        // envelope: the newest version decrypts, and OAEP's label stays empty.
+        if !aad.is_empty() {
+            return Err(failure(
+                FailureKind::BadRequest,
+                format!("key {key} is an RSA key: RSA-OAEP decryption takes no associated data"),
+            ));
+        }
+        return rsa.decrypt_oaep_sha256(ciphertext).map_err(|e| {
+            failure(
+                FailureKind::BadRequest,
+                format!("key {key}: the ciphertext does not decrypt with RSA-OAEP-SHA256 ({e})"),
+            )
+        });
+    }
     let version = ciphertext::key_version(ciphertext).map_err(bad_input)?;
     match loaded.version(key, version)? {
         Material::Aes(aes) => ciphertext::open(aes, key, aad, ciphertext).map_err(bad_input),

@@ -17,12 +17,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_crypto::rsa::RsaPrivateKey;
 use veritee_crypto::{Confidential, SecretBytes};
 use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
-use veritee_import::keys::KeyRef;
+use veritee_import::formats::{self, ImportFormat};
+use veritee_import::keys::{KeyCheck, KeyRef};
 use veritee_import::metadata::{ImportMetadata, SignedMetadata, key_id_of};
 use veritee_import::payload::ImportPayload;
 use veritee_import::quorum::Action;
+use veritee_import::tee_rsa::{TEE_RSA_KEY_BITS, TEE_RSA_KEY_LABEL, TeeRsaKeyStatement};
 use veritee_import::{ImportError, envelope};
 use veritee_proto::api::{
     CreatePartitionRequest, DeletePartitionRequest, DisableKeyRequest, ImportRequest, paths,
@@ -165,6 +168,7 @@ impl EnclaveService {
                     .as_bytes()
                     .to_vec(),
             ),
+            ImportCall::TeeRsaKey => ImportReply::TeeRsaKey(self.tee_rsa_statement(link)?),
             ImportCall::CreatePartition { request, body } => {
                 self.create_partition(&request, &body, link)?
             }
@@ -208,6 +212,91 @@ impl EnclaveService {
         HpkeKeyPair::from_private_bytes(&Confidential::new(secret)).map_err(internal)
     }
 
+    /// The RSA key of the CKM_RSA_AES_KEY_WRAP format: made here at its first use,
+    /// sealed, kept for good.
+    fn tee_rsa_key(&self, link: &mut dyn HostLink) -> Result<RsaPrivateKey, EnclaveFailure> {
+        let ns = format!("enclave/{}", self.node_id()?);
+        let pkcs8 = self.load_or_create(link, &ns, "tee-rsa-import-key", || {
+            RsaPrivateKey::generate(TEE_RSA_KEY_BITS)
+                .and_then(|k| k.to_pkcs8())
+                .map_err(internal)
+        })?;
+        RsaPrivateKey::from_pkcs8(pkcs8.expose()).map_err(internal)
+    }
+
+    /// The RSA import key's public half, stated by the attested audit key.
+    fn tee_rsa_statement(&self, link: &mut dyn HostLink) -> Result<Vec<u8>, EnclaveFailure> {
+        let public_key = self
+            .tee_rsa_key(link)?
+            .public_key_spki()
+            .map_err(internal)?;
+        let statement = TeeRsaKeyStatement {
+            node_id: self.node_id()?,
+            public_key: hex::encode(public_key),
+        };
+        let body = serde_json::to_vec(&statement).map_err(internal)?;
+        veritee_audit::sign_document(&self.node(link)?.audit_key, TEE_RSA_KEY_LABEL, &body)
+            .map_err(internal)
+    }
+
+    /// Opens the TEE layer in the format the metadata name: the key material, and
+    /// the revocation data veritee's own format may carry. `context` starts a refusal.
+    fn open_tee_layer(
+        &self,
+        metadata: &ImportMetadata,
+        digest: &[u8; 32],
+        inner: &[u8],
+        context: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<ImportPayload, EnclaveFailure> {
+        let refuse = |e: ImportError| refused(context, e);
+        if let Some(stated) = &metadata.wrapped_sha256 {
+            // The standard formats have no associated data: the customer's signature
+            // over this digest is what ties the wrapped key to the metadata.
+            if formats::wrapped_digest(inner) != *stated {
+                return Err(refuse(ImportError::Malformed(
+                    "the wrapped key is not the one its metadata name (its SHA-256 differs): it was swapped or changed".into(),
+                )));
+            }
+        }
+        let material = match metadata.format {
+            ImportFormat::Veritee => {
+                let node = self.node(link)?;
+                return envelope::open_tee_layer(&node.wrapping, digest, inner)
+                    .and_then(|opened| ImportPayload::decode(&opened))
+                    .map_err(refuse);
+            }
+            ImportFormat::Hpke => formats::hpke_open(&self.node(link)?.wrapping, inner),
+            ImportFormat::RsaAesKeyWrap => {
+                formats::rsa_aes_key_unwrap(&self.tee_rsa_key(link)?, inner)
+            }
+        }
+        .map_err(refuse)?;
+        Ok(ImportPayload {
+            material,
+            revocation: None,
+        })
+    }
+
+    /// The id of the TEE key a format encrypts to.
+    fn tee_key_id(
+        &self,
+        format: ImportFormat,
+        link: &mut dyn HostLink,
+    ) -> Result<String, EnclaveFailure> {
+        Ok(match format {
+            ImportFormat::Veritee | ImportFormat::Hpke => {
+                key_id_of(self.node(link)?.wrapping.public_key().as_bytes())
+            }
+            ImportFormat::RsaAesKeyWrap => key_id_of(
+                &self
+                    .tee_rsa_key(link)?
+                    .public_key_spki()
+                    .map_err(internal)?,
+            ),
+        })
+    }
+
     /// Imports a key: `inner` is the TEE layer the host peeled, or `None` when the
     /// enclave peels both layers of the body's `sealed`.
     fn import_secret(
@@ -247,7 +336,7 @@ impl EnclaveService {
             )));
         }
         let node = self.node(link)?;
-        let tee_key = key_id_of(node.wrapping.public_key().as_bytes());
+        let tee_key = self.tee_key_id(metadata.format, link)?;
         if metadata.tee_key_id != tee_key {
             return Err(refuse(format!(
                 "it is encrypted to TEE key {}, this enclave's is {tee_key}",
@@ -288,9 +377,13 @@ impl EnclaveService {
                 &peeled_here
             }
         };
-        let payload = envelope::open_tee_layer(&node.wrapping, &digest, inner)
-            .and_then(|opened| ImportPayload::decode(&opened))
-            .map_err(|e| refused(&format!("import of {what} refused"), e))?;
+        let payload = self.open_tee_layer(
+            &metadata,
+            &digest,
+            inner,
+            &format!("import of {what} refused"),
+            link,
+        )?;
         let material = &payload.material;
         let carried = payload.revocation.as_ref().map(|r| r.interval_secs);
         if carried != metadata.revocation_interval_secs {
@@ -303,11 +396,19 @@ impl EnclaveService {
             .key_type
             .check_material(material)
             .map_err(|e| refused(&format!("import of {what} refused"), e))?;
-        if !check.matches(material) {
-            return Err(refuse(
-                "the key is not the one its metadata name (check value differs)".into(),
-            ));
-        }
+        // The customer's check value, or for a key its own tooling wrapped, one made
+        // here over what was unwrapped, for the confirmation.
+        let key_check = match &check {
+            Some(check) if !check.matches(material) => {
+                return Err(refuse(
+                    "the key is not the one its metadata name (check value differs)".into(),
+                ));
+            }
+            Some(_) => metadata.key_check.clone(),
+            None => KeyCheck::new(material)
+                .map_err(|e| refused(&format!("import of {what} refused"), e))?
+                .to_hex(),
+        };
         let record = ImportedKeyRecord {
             metadata: signed.bytes.clone(),
             signature: signed.signature.clone(),
@@ -368,7 +469,7 @@ impl EnclaveService {
             tenant,
             node: node_id,
             key_type: metadata.key_type.as_str().into(),
-            key_check: metadata.key_check.clone(),
+            key_check,
             operations: metadata
                 .operations
                 .iter()

@@ -82,6 +82,40 @@ pub fn metadata_for(
         rotate_after_secs: None,
         revocation_interval_secs: None,
         created: "2026-12-06T08:00:00Z".into(),
+        format: veritee_import::formats::ImportFormat::Veritee,
+        wrapped_sha256: None,
+    }
+}
+
+/// Signs `metadata` as stated (checked or not) and sends `inner`, a TEE layer made in
+/// a standard format, under the provider layer: the import as the host peeled it.
+pub fn seal_wrapped(
+    provider: &HpkeKeyPair,
+    tenant: &TenantKey,
+    metadata: ImportMetadata,
+    inner: &[u8],
+) -> Import {
+    let bytes = serde_json::to_vec(&metadata).expect("json");
+    let mut signed_bytes = METADATA_SIGNATURE_LABEL.to_vec();
+    signed_bytes.extend_from_slice(&bytes);
+    let signed = SignedMetadata {
+        bytes,
+        signature: tenant.sign(&signed_bytes).expect("sign"),
+    };
+    let outer = envelope::seal_provider_layer(&provider.public_key(), &signed.digest(), inner)
+        .expect("seal");
+    let body = serde_json::to_vec(&ImportRequest {
+        metadata: B64.encode(&signed.bytes),
+        signature: B64.encode(&signed.signature),
+        sealed: B64.encode(&outer),
+    })
+    .expect("json");
+    let inner = envelope::peel_provider_layer(provider, &signed.digest(), &outer).expect("peel");
+    Import {
+        metadata,
+        signed,
+        body,
+        inner,
     }
 }
 

@@ -94,10 +94,15 @@ async fn keys(
             provider.statement_for(&key, &tee.node_id, &nonce)?
         }
     };
+    let tee_rsa_key = match converse(&state, EnclaveCall::Import(ImportCall::TeeRsaKey)).await? {
+        EnclaveReply::Import(ImportReply::TeeRsaKey(signed)) => B64.encode(signed),
+        other => return Err(unexpected(&other)),
+    };
     Ok(Json(ImportKeysResponse {
         tee,
         provider_statement: B64.encode(&statement.statement),
         provider_signature: B64.encode(&statement.signature),
+        tee_rsa_key: Some(tee_rsa_key),
     }))
 }
 
