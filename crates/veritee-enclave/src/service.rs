@@ -75,6 +75,11 @@ pub struct EnclaveService {
     pub(crate) kbs: Mutex<crate::kbs::KbsState>,
     /// Imported keys unsealed for operations (flow 3).
     pub(crate) import_keys: Mutex<crate::import::crypto::KeyCache>,
+    /// The signed statement of the RSA import key, made once: unsealing and checking a
+    /// 3072-bit key at every `GET /v1/import` would cost each import milliseconds.
+    pub(crate) tee_rsa_statement: std::sync::OnceLock<Vec<u8>>,
+    /// The RSA import key once unsealed (as the node's other keys are kept).
+    pub(crate) tee_rsa_key: std::sync::OnceLock<std::sync::Arc<veritee_crypto::rsa::RsaPrivateKey>>,
     /// Held while an imported key's record is read, changed and written back.
     pub(crate) import_writes: Mutex<()>,
     /// Quorum tokens issued and not yet used (flow 3's officers).
@@ -141,6 +146,8 @@ impl EnclaveService {
             commits: Mutex::new(crate::state::Commits::default()),
             kbs: Mutex::new(crate::kbs::KbsState::default()),
             import_keys: Mutex::new(crate::import::crypto::KeyCache::default()),
+            tee_rsa_statement: std::sync::OnceLock::new(),
+            tee_rsa_key: std::sync::OnceLock::new(),
             import_writes: Mutex::new(()),
             quorum_tokens: Mutex::new(crate::import::officers::PendingTokens::default()),
         }

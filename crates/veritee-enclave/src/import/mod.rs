@@ -16,6 +16,7 @@ use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use veritee_crypto::hpke::HpkeKeyPair;
 use veritee_crypto::rsa::RsaPrivateKey;
 use veritee_crypto::{Confidential, SecretBytes};
@@ -214,18 +215,25 @@ impl EnclaveService {
 
     /// The RSA key of the CKM_RSA_AES_KEY_WRAP format: made here at its first use,
     /// sealed, kept for good.
-    fn tee_rsa_key(&self, link: &mut dyn HostLink) -> Result<RsaPrivateKey, EnclaveFailure> {
+    fn tee_rsa_key(&self, link: &mut dyn HostLink) -> Result<Arc<RsaPrivateKey>, EnclaveFailure> {
+        if let Some(key) = self.tee_rsa_key.get() {
+            return Ok(Arc::clone(key));
+        }
         let ns = format!("enclave/{}", self.node_id()?);
         let pkcs8 = self.load_or_create(link, &ns, "tee-rsa-import-key", || {
             RsaPrivateKey::generate(TEE_RSA_KEY_BITS)
                 .and_then(|k| k.to_pkcs8())
                 .map_err(internal)
         })?;
-        RsaPrivateKey::from_pkcs8(pkcs8.expose()).map_err(internal)
+        let key = Arc::new(RsaPrivateKey::from_pkcs8(pkcs8.expose()).map_err(internal)?);
+        Ok(Arc::clone(self.tee_rsa_key.get_or_init(|| key)))
     }
 
     /// The RSA import key's public half, stated by the attested audit key.
     fn tee_rsa_statement(&self, link: &mut dyn HostLink) -> Result<Vec<u8>, EnclaveFailure> {
+        if let Some(made) = self.tee_rsa_statement.get() {
+            return Ok(made.clone());
+        }
         let public_key = self
             .tee_rsa_key(link)?
             .public_key_spki()
@@ -235,8 +243,10 @@ impl EnclaveService {
             public_key: hex::encode(public_key),
         };
         let body = serde_json::to_vec(&statement).map_err(internal)?;
-        veritee_audit::sign_document(&self.node(link)?.audit_key, TEE_RSA_KEY_LABEL, &body)
-            .map_err(internal)
+        let signed =
+            veritee_audit::sign_document(&self.node(link)?.audit_key, TEE_RSA_KEY_LABEL, &body)
+                .map_err(internal)?;
+        Ok(self.tee_rsa_statement.get_or_init(|| signed).clone())
     }
 
     /// Opens the TEE layer in the format the metadata name: the key material, and
@@ -268,7 +278,7 @@ impl EnclaveService {
             }
             ImportFormat::Hpke => formats::hpke_open(&self.node(link)?.wrapping, inner),
             ImportFormat::RsaAesKeyWrap => {
-                formats::rsa_aes_key_unwrap(&self.tee_rsa_key(link)?, inner)
+                formats::rsa_aes_key_unwrap(&*self.tee_rsa_key(link)?, inner)
             }
         }
         .map_err(refuse)?;
