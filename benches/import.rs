@@ -19,11 +19,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use veritee_channel::client::TenantKey;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
-use veritee_client::import::{ImportSpec, prepare_import};
+use veritee_client::import::{ImportSpec, TeeLayer, prepare_import_as};
 use veritee_client::{NodeClient, Session};
 use veritee_crypto::SecretBytes;
 use veritee_crypto::aead::AeadKey;
 use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
+use veritee_import::formats::ImportFormat;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
 
 const CLIENTS: [usize; 3] = [1, 8, 32];
@@ -220,6 +221,7 @@ fn sequential(name: &str, mut latencies: Vec<Duration>) -> Row {
 
 /// Imports `material` as `key_id` end to end; returns the time of each phase: fetch,
 /// validate, prepare, send.
+#[allow(clippy::too_many_arguments)]
 fn import(
     client: &NodeClient,
     ctx: &Ctx,
@@ -228,6 +230,7 @@ fn import(
     key_type: KeyType,
     operations: Vec<Operation>,
     material: &SecretBytes,
+    format: ImportFormat,
 ) -> [Duration; 4] {
     let t = Instant::now();
     let fetched = client.fetch_import_keys().expect("import keys");
@@ -245,7 +248,15 @@ fn import(
         operations,
         rotate_after_secs: None,
     };
-    let prepared = prepare_import(&keys, &ctx.tenant, &spec, material, None).expect("prepare");
+    let layer = if format.is_veritee() {
+        TeeLayer::Veritee {
+            material,
+            revocation: None,
+        }
+    } else {
+        TeeLayer::Wrap { format, material }
+    };
+    let prepared = prepare_import_as(&keys, &ctx.tenant, &spec, layer).expect("prepare");
     let prepare = t.elapsed();
     let t = Instant::now();
     let imported = client
@@ -298,6 +309,7 @@ fn main() {
         KeyType::Aes256Gcm,
         vec![Operation::Encrypt],
         &aes,
+        ImportFormat::Veritee,
     );
     let ecdsa = EcdsaSigningKey::generate(EcdsaCurve::P256)
         .expect("key")
@@ -311,6 +323,7 @@ fn main() {
         KeyType::EcdsaP256,
         vec![Operation::Sign],
         &ecdsa,
+        ImportFormat::Veritee,
     );
     let mut phases: [Vec<Duration>; 5] = Default::default();
     for i in 0..IMPORTS {
@@ -323,6 +336,7 @@ fn main() {
             KeyType::Aes256Gcm,
             vec![Operation::Encrypt, Operation::Decrypt],
             &material,
+            ImportFormat::Veritee,
         );
         phases[0].push(times.iter().sum());
         for (all, t) in phases[1..].iter_mut().zip(times) {
@@ -330,6 +344,35 @@ fn main() {
         }
     }
     eprintln!("[bench] measured: {IMPORTS} imports");
+    // The standard formats, end to end and the enclave's part (send), on the same node.
+    let mut standard = Vec::new();
+    for format in [ImportFormat::RsaAesKeyWrap, ImportFormat::Hpke] {
+        let (mut whole, mut sends) = (Vec::new(), Vec::new());
+        for i in 0..IMPORTS {
+            let material =
+                SecretBytes::copy_from(AeadKey::generate().expect("key").expose().expose());
+            let times = import(
+                &client,
+                &ctx,
+                &pin,
+                &format!("{format}-{i}"),
+                KeyType::Aes256Gcm,
+                vec![Operation::Encrypt],
+                &material,
+                format,
+            );
+            whole.push(times.iter().sum());
+            sends.push(times[3]);
+        }
+        standard.push(sequential(
+            &format!("import end to end, AES-256 key in the {format} format"),
+            whole,
+        ));
+        standard.push(sequential(
+            &format!("import phase: send only, {format} format"),
+            sends,
+        ));
+    }
     let [end_to_end, fetch, validate, prepare, send] = phases;
     let mut rows = vec![
         sequential(
@@ -353,6 +396,7 @@ fn main() {
             send,
         ),
     ];
+    rows.extend(standard);
 
     // The session messages' sizes, for the null handler's bodies.
     let (recording, exchanges) = NodeClient::new(&url).expect("client").recording();

@@ -95,28 +95,10 @@ pub fn seal_wrapped(
     metadata: ImportMetadata,
     inner: &[u8],
 ) -> Import {
-    let bytes = serde_json::to_vec(&metadata).expect("json");
-    let mut signed_bytes = METADATA_SIGNATURE_LABEL.to_vec();
-    signed_bytes.extend_from_slice(&bytes);
-    let signed = SignedMetadata {
-        bytes,
-        signature: tenant.sign(&signed_bytes).expect("sign"),
-    };
+    let signed = signed_as_stated(tenant, &metadata);
     let outer = envelope::seal_provider_layer(&provider.public_key(), &signed.digest(), inner)
         .expect("seal");
-    let body = serde_json::to_vec(&ImportRequest {
-        metadata: B64.encode(&signed.bytes),
-        signature: B64.encode(&signed.signature),
-        sealed: B64.encode(&outer),
-    })
-    .expect("json");
-    let inner = envelope::peel_provider_layer(provider, &signed.digest(), &outer).expect("peel");
-    Import {
-        metadata,
-        signed,
-        body,
-        inner,
-    }
+    as_sent(provider, metadata, signed, &outer)
 }
 
 pub fn seal_import(
@@ -148,23 +130,38 @@ pub fn seal_payload(
     metadata: ImportMetadata,
     payload: &SecretBytes,
 ) -> Import {
-    // Signed as stated, checked or not: the enclave must not rely on the client's checks.
-    let bytes = serde_json::to_vec(&metadata).expect("json");
-    let mut signed_bytes = METADATA_SIGNATURE_LABEL.to_vec();
-    signed_bytes.extend_from_slice(&bytes);
-    let signed = SignedMetadata {
-        bytes,
-        signature: tenant.sign(&signed_bytes).expect("sign"),
-    };
+    let signed = signed_as_stated(tenant, &metadata);
     let outer =
         envelope::seal(&keys.tee, &provider.public_key(), &signed.digest(), payload).expect("seal");
+    as_sent(provider, metadata, signed, &outer)
+}
+
+/// Signs `metadata` as stated, checked or not: the enclave must not rely on the
+/// client's checks.
+fn signed_as_stated(tenant: &TenantKey, metadata: &ImportMetadata) -> SignedMetadata {
+    let bytes = serde_json::to_vec(metadata).expect("json");
+    let mut signed_bytes = METADATA_SIGNATURE_LABEL.to_vec();
+    signed_bytes.extend_from_slice(&bytes);
+    SignedMetadata {
+        bytes,
+        signature: tenant.sign(&signed_bytes).expect("sign"),
+    }
+}
+
+/// The request body for `outer`, and the inner layer the host's peeling gives.
+fn as_sent(
+    provider: &HpkeKeyPair,
+    metadata: ImportMetadata,
+    signed: SignedMetadata,
+    outer: &[u8],
+) -> Import {
     let body = serde_json::to_vec(&ImportRequest {
         metadata: B64.encode(&signed.bytes),
         signature: B64.encode(&signed.signature),
-        sealed: B64.encode(&outer),
+        sealed: B64.encode(outer),
     })
     .expect("json");
-    let inner = envelope::peel_provider_layer(provider, &signed.digest(), &outer).expect("peel");
+    let inner = envelope::peel_provider_layer(provider, &signed.digest(), outer).expect("peel");
     Import {
         metadata,
         signed,
