@@ -247,6 +247,7 @@ fn import(
         key_type,
         operations,
         rotate_after_secs: None,
+        release: None,
     };
     let layer = if format.is_veritee() {
         TeeLayer::Veritee {

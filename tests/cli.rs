@@ -419,6 +419,8 @@ fn demo_runs_the_tour() {
         "payments/card-key (aes-256-gcm, may encrypt, decrypt): confirmed by the enclave",
         "sign with invoice-signer: verifies with its public key outside the enclave",
         "sign with card-key: refused (key payments/card-key may not be used to sign",
+        "payments/hsm-key, wrapped by the customer's own tooling (CKM_RSA_AES_KEY_WRAP",
+        "its wrapped key swapped on the way: refused",
         "encrypt under refund-key: the endpoint answered \"active\"",
         "encrypt under legacy-key: refused (key payments/legacy-key was revoked by its owner",
         "the tenant alone disables card-key: refused",

@@ -12,6 +12,7 @@ use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_client::import::{ImportSpec, prepare_import};
 use veritee_crypto::SecretBytes;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
+use veritee_import::metadata::KeyRelease;
 use veritee_import::provider::{ProviderStatement, SignedProviderStatement};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -245,6 +246,7 @@ fn import_and_use(kind: &str) {
         key_type: KeyType::HmacSha256,
         operations: vec![Operation::Hmac],
         rotate_after_secs: None,
+        release: None,
     };
     let prepared = prepare_import(&keys, &tenant, &spec, &material, None).expect("prepare");
     let imported = client
@@ -1126,4 +1128,132 @@ fn keys_wrapped_by_the_customers_own_tooling_are_imported() {
     let mut stored = all_files(&d("store"));
     stored.extend(all_files(&node.state));
     assert_canary_off_the_host(&node, &tenant_id, &stored);
+}
+
+/// Imported keys shared between nodes on one PostgreSQL store: a key whose metadata
+/// allow replicas is fetched enclave to enclave at its first use on another node (not
+/// by an enclave of another signer, nor a key imported for its node alone); both
+/// nodes then use the same key; disabled on one node, it is refused on the other at
+/// its next request, with no restart.
+#[test]
+fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
+    let Some(url) = store_location("postgres", Path::new("/nonexistent")) else {
+        return;
+    };
+    let fleet = Fleet::new(&["m1", "m2", "m3"]);
+    let a = fleet.node("a", "m1", "signer", &url, &[]);
+    let b = fleet.node("b", "m2", "signer", &url, &[&a.url]);
+    let c = fleet.node("c", "m3", "other-signer", &url, &[&a.url]);
+    let tenant = load_tenant(&tenant_file(&a, fleet.dir.path()));
+    let client = a.client();
+    client
+        .create_partition(&tenant, "shared", None)
+        .expect("partition");
+    let appraisal = Appraisal::new(&a);
+    let mut pin = [0u8; 32];
+    hex::decode_to_slice(provider_pin(&a), &mut pin).expect("pin");
+    let keys = client
+        .fetch_import_keys()
+        .expect("keys")
+        .validate(
+            &appraisal.appraiser(),
+            &pin,
+            time::OffsetDateTime::now_utc(),
+        )
+        .expect("validated");
+    for (key_id, release) in [
+        ("fleet-key", Some(KeyRelease::SameSigner)),
+        ("node-key", None),
+    ] {
+        let spec = ImportSpec {
+            partition: "shared".into(),
+            key_id: key_id.into(),
+            key_type: KeyType::Aes256Gcm,
+            operations: vec![Operation::Encrypt, Operation::Decrypt],
+            rotate_after_secs: None,
+            release,
+        };
+        let prepared = prepare_import(&keys, &tenant, &spec, &SecretBytes::copy_from(CANARY), None)
+            .expect("prepare");
+        client
+            .send_import(&tenant, &keys, &prepared)
+            .expect("import");
+    }
+    let fleet_key = KeyRef::new("shared", "fleet-key");
+    let encrypt = |node: &Node, key: &KeyRef| {
+        let (client, appraisal) = (node.client(), Appraisal::new(node));
+        let mut session = client
+            .open_session(&tenant, &appraisal.appraiser())
+            .expect("session");
+        let out = session
+            .crypto(vec![CryptoOp::Encrypt {
+                key: key.clone(),
+                plaintext: SecretBytes::copy_from(b"ledger 12"),
+                aad: vec![],
+            }])
+            .expect("crypto");
+        match out.into_iter().next() {
+            Some(CryptoOutcome::Ciphertext(ct)) => Ok(ct),
+            Some(CryptoOutcome::Error { message, .. }) => Err(message),
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // B fetches the replica from A at first use; what B encrypts, A decrypts.
+    let ct = encrypt(&b, &fleet_key).expect("B uses the key A imported");
+    let mut at_a = client
+        .open_session(&tenant, &appraisal.appraiser())
+        .expect("session");
+    let back = at_a
+        .crypto(vec![CryptoOp::Decrypt {
+            key: fleet_key.clone(),
+            ciphertext: ct,
+            aad: vec![],
+        }])
+        .expect("crypto");
+    assert!(matches!(&back[..], [CryptoOutcome::Plaintext(p)] if p.expose() == b"ledger 12"));
+    // Not a key imported for A alone; not to an enclave of another signer.
+    let err = encrypt(&b, &KeyRef::new("shared", "node-key")).expect_err("node-only key");
+    assert!(err.contains("allow no replicas"), "{err}");
+    // An enclave of another signer is no peer at all: it learns neither the tenant
+    // nor the key.
+    let err = c
+        .client()
+        .open_session(&tenant, &Appraisal::new(&c).appraiser())
+        .map(drop)
+        .expect_err("another signer");
+    assert!(err.to_string().contains("signed by someone else"), "{err}");
+
+    // The host's own "disabled" note (it cannot make the enclaves' tag): ignored.
+    let note = format!(
+        "{}/shared/fleet-key",
+        tenant.tenant_id().expect("tenant id")
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = veritee_store::open(&url).await.expect("postgres");
+        let mut forged = 1_800_000_000i64.to_be_bytes().to_vec();
+        forged.extend_from_slice(&[0u8; 32]);
+        store.put("kms-status", &note, &forged).await.expect("put");
+    });
+    encrypt(&b, &fleet_key).expect("a forged note changes nothing");
+
+    // Disabled at A: B refuses it at its next request, and keeps refusing it.
+    client
+        .disable_key(&tenant, &fleet_key, None)
+        .expect("disable");
+    for _ in 0..2 {
+        let err = encrypt(&b, &fleet_key).expect_err("disabled on A");
+        assert!(err.contains("disabled"), "{err}");
+    }
+    let err = encrypt(&a, &fleet_key).expect_err("disabled");
+    assert!(err.contains("disabled"), "{err}");
+    // B recorded it in its own sealed state: withholding the note now changes nothing.
+    rt.block_on(async {
+        let store = veritee_store::open(&url).await.expect("postgres");
+        assert!(store.delete("kms-status", &note).await.expect("delete"));
+    });
+    let err = encrypt(&b, &fleet_key).expect_err("still disabled");
+    assert!(err.contains("disabled"), "{err}");
+    drop((a, b, c));
 }

@@ -28,7 +28,9 @@ use veritee_crypto::{Confidential, SecretBytes};
 use veritee_import::confirmation::Confirmation;
 use veritee_import::formats::{self, ImportFormat};
 use veritee_import::keys::{KeyCheck, KeyRef, KeyType, Operation};
-use veritee_import::metadata::{self, ImportMetadata, METADATA_SIGNATURE_LABEL, SignedMetadata};
+use veritee_import::metadata::{
+    self, ImportMetadata, KeyRelease, METADATA_SIGNATURE_LABEL, SignedMetadata,
+};
 use veritee_import::payload::ImportPayload;
 use veritee_import::provider::{
     PROVIDER_SIGNATURE_LABEL, ProviderStatement, SignedProviderStatement,
@@ -257,6 +259,11 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
         FORMATS[usize::from(b.first().copied().unwrap_or(0)) % FORMATS.len()]
     });
     let wrapped_sha256 = f.bytes().map(|b| String::from_utf8_lossy(b).into_owned());
+    let release = f.bytes().and_then(|b| match b.first().copied().unwrap_or(0) % 3 {
+        0 => None,
+        1 => Some(KeyRelease::SameSigner),
+        _ => Some(KeyRelease::SameMeasurement),
+    });
     ImportMetadata {
         version,
         tenant,
@@ -274,6 +281,7 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
         revocation_interval_secs,
         format,
         wrapped_sha256,
+        release,
     }
 }
 

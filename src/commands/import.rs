@@ -118,6 +118,12 @@ pub enum ImportCommand {
         /// --key-file: its plaintext never reaches this command.
         #[arg(long, conflicts_with_all = ["key_file", "revocation"])]
         wrapped: Option<PathBuf>,
+        /// Let the node's peers hold a replica, fetched enclave to enclave when first
+        /// used there: same-signer or same-measurement (relative to this node's
+        /// enclave). Disabling the key on any node sharing the store disables it on
+        /// all at their next use. Default: this node only.
+        #[arg(long, conflicts_with = "rotate_every")]
+        release: Option<veritee_import::metadata::KeyRelease>,
         /// Rotate the key (a new version made in the enclave) once its newest version
         /// is this old, at its next use: "90d", "12h", "30m" (at least 60 s).
         #[arg(long, value_name = "DURATION")]
@@ -286,6 +292,7 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
             key_file,
             format,
             wrapped,
+            release,
             rotate_every,
             revocation,
             revocation_every,
@@ -309,6 +316,7 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 key_type,
                 operations,
                 rotate_after_secs: rotate_every.map(|d| d.0),
+                release,
             };
             let revocation = match &revocation {
                 Some(path) => {

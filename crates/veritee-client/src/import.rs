@@ -18,7 +18,9 @@ use veritee_import::confirmation::{CONFIRMATION_LABEL, Confirmation};
 use veritee_import::envelope;
 use veritee_import::formats::{self, ImportFormat};
 use veritee_import::keys::{KeyCheck, KeyRef, KeyType, Operation};
-use veritee_import::metadata::{ImportMetadata, METADATA_VERSION, SignedMetadata, key_id_of};
+use veritee_import::metadata::{
+    ImportMetadata, KeyRelease, METADATA_VERSION, SignedMetadata, key_id_of,
+};
 use veritee_import::payload::ImportPayload;
 use veritee_import::provider::SignedProviderStatement;
 use veritee_import::revocation::RevocationData;
@@ -226,6 +228,8 @@ pub struct ImportSpec {
     pub operations: Vec<Operation>,
     /// Rotate it once its newest version is this many seconds old (at its next use).
     pub rotate_after_secs: Option<u64>,
+    /// Which other nodes' enclaves may hold a replica; `None`: this node's alone.
+    pub release: Option<KeyRelease>,
 }
 
 /// An import ready to send, and the metadata it states.
@@ -359,6 +363,7 @@ pub fn prepare_import_as(
             .map_err(protocol)?,
         format,
         wrapped_sha256: inner.as_deref().map(formats::wrapped_digest),
+        release: spec.release,
     };
     let signed = SignedMetadata::sign(&metadata, |bytes| {
         tenant
@@ -644,6 +649,7 @@ mod tests {
             revocation_interval_secs: None,
             format: ImportFormat::Veritee,
             wrapped_sha256: None,
+            release: None,
         };
         PreparedImport {
             request: ImportRequest {

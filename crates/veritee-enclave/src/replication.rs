@@ -10,16 +10,24 @@
 //! Both sides appraise at the enclave's trusted time and refuse collateral older than
 //! [`crate::clock::MAX_COLLATERAL_AGE`].
 //!
+//! Imported keys (flow 3) travel the same way when their signed metadata allow it
+//! (same signer, or same measurement): only from the node they were imported into,
+//! never once disabled there, and taken only under the tenant's signature over their
+//! metadata, their first version matching the check value it names.
+//!
 //! ```text
 //! PeerEnvelope (CBOR)  Hello(peer hello)              -> PeerReply::Challenge(peer challenge)
 //!                      Finish { finish, request }      -> PeerReply::Response(sealed answer)
-//! request (sealed)     FetchKey { tenant, name } | FetchTenant { tenant }
-//! answer  (sealed)     Key(key record with its provenance) | Tenant { public_key } | Denied { reason }
+//! request (sealed)     Key { tenant, name } | Tenant { tenant }
+//!                      | ImportedKey { tenant, partition, key_id }
+//! answer  (sealed)     Key(key record with its provenance) | Tenant { public_key }
+//!                      | ImportedKey(sealed record: signed metadata, versions) | Denied { reason }
 //! ```
 
 use crate::host::{HostLink, HostLinkExt, failure};
+use crate::import::{ImportedKeyRecord, key_record, stored_metadata};
 use crate::keys::{UserKey, check_provenance, decode_key, encode_key};
-use crate::service::{EnclaveService, bad, internal, lock};
+use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use veritee_attest::Claims;
@@ -28,6 +36,8 @@ use veritee_channel::peer::{
     Initiator, PeerAppraiser, PeerRequirement, Responder, primary_measurement,
 };
 use veritee_crypto::SecretBytes;
+use veritee_import::keys::KeyRef;
+use veritee_import::metadata::{KeyRelease, SignedMetadata};
 use veritee_policy::AppraisalPolicy;
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 
@@ -53,8 +63,19 @@ enum PeerReply {
 
 #[derive(Serialize, Deserialize)]
 enum FetchRequest {
-    FetchKey { tenant: String, name: String },
-    FetchTenant { tenant: String },
+    Key {
+        tenant: String,
+        name: String,
+    },
+    Tenant {
+        tenant: String,
+    },
+    /// An imported key (flow 3) whose signed metadata allow replicas.
+    ImportedKey {
+        tenant: String,
+        partition: String,
+        key_id: String,
+    },
 }
 
 /// Private: carries key bytes, encoded only into the sealed channel plaintext.
@@ -62,6 +83,8 @@ enum FetchRequest {
 enum FetchAnswer {
     /// The encoded key copy (key, relation, policy, check value, provenance).
     Key(KeyBytes),
+    /// An imported key's sealed record, as encoded (signed metadata, versions).
+    ImportedKey(KeyBytes),
     Tenant {
         #[serde(with = "serde_bytes")]
         public_key: Vec<u8>,
@@ -90,7 +113,7 @@ fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
 /// More than the CBOR encoding of `answer` can take.
 fn answer_capacity(answer: &FetchAnswer) -> usize {
     256 + match answer {
-        FetchAnswer::Key(record) => record.0.len(),
+        FetchAnswer::Key(record) | FetchAnswer::ImportedKey(record) => record.0.len(),
         FetchAnswer::Tenant { public_key } => public_key.len(),
         FetchAnswer::Denied { reason } => reason.len(),
     }
@@ -214,7 +237,7 @@ impl EnclaveService {
         appraiser: &PeerAppraiser<'_>,
         link: &mut dyn HostLink,
     ) -> Result<UserKey, EnclaveFailure> {
-        let request = FetchRequest::FetchKey {
+        let request = FetchRequest::Key {
             tenant: tenant.into(),
             name: name.into(),
         };
@@ -271,7 +294,7 @@ impl EnclaveService {
         for peer in link.peers()? {
             match self.ask_peer(
                 &peer,
-                &FetchRequest::FetchTenant {
+                &FetchRequest::Tenant {
                     tenant: tenant.into(),
                 },
                 &appraiser,
@@ -279,7 +302,9 @@ impl EnclaveService {
             ) {
                 Ok(FetchAnswer::Tenant { public_key }) => return Ok(public_key),
                 Ok(FetchAnswer::Denied { reason }) => reasons.push(format!("{peer}: {reason}")),
-                Ok(FetchAnswer::Key(_)) => reasons.push(format!("{peer}: answered with a key")),
+                Ok(FetchAnswer::Key(_) | FetchAnswer::ImportedKey(_)) => {
+                    reasons.push(format!("{peer}: answered with a key"))
+                }
                 Err(e) => reasons.push(format!("{peer}: {}", e.message)),
             }
         }
@@ -298,8 +323,90 @@ impl EnclaveService {
                 FailureKind::Unauthorized,
                 format!("denied: {reason}"),
             )),
-            FetchAnswer::Tenant { .. } => Err(bad("the peer answered with a tenant, not a key")),
+            FetchAnswer::Tenant { .. } | FetchAnswer::ImportedKey(_) => {
+                Err(bad("the peer answered with something else than a data key"))
+            }
         }
+    }
+
+    /// Initiator: an imported key's record from the first peer that releases it,
+    /// checked against the tenant's own signature over its metadata.
+    pub(crate) fn fetch_imported_replica(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+    ) -> Result<ImportedKeyRecord, EnclaveFailure> {
+        let verifiers = veritee_verify::Verifiers::default();
+        let policy = self.peer_policy();
+        let appraiser = self.peer_appraiser(&verifiers, &policy, true)?;
+        let request = FetchRequest::ImportedKey {
+            tenant: tenant.into(),
+            partition: key.partition.clone(),
+            key_id: key.key_id.clone(),
+        };
+        let mut reasons = Vec::new();
+        for peer in link.peers()? {
+            let answer = self.ask_peer(&peer, &request, &appraiser, link);
+            let record = match answer {
+                Ok(FetchAnswer::ImportedKey(bytes)) => ImportedKeyRecord::decode(&bytes.0)
+                    .and_then(|record| self.check_imported_replica(tenant, key, record, link)),
+                Ok(FetchAnswer::Denied { reason }) => Err(bad(reason)),
+                Ok(_) => Err(bad("the peer answered with something else than the key")),
+                Err(e) => Err(e),
+            };
+            match record {
+                Ok(record) => return Ok(record),
+                Err(e) => reasons.push(format!("{peer}: {}", e.message)),
+            }
+        }
+        Err(failure(
+            FailureKind::NotFound,
+            format!(
+                "key {key} is not on this node, and no peer released it ({})",
+                reasons.join("; ")
+            ),
+        ))
+    }
+
+    /// A peer's copy of an imported key is taken only as the tenant signed it: its
+    /// metadata under the tenant's key, naming this key and allowing replicas, and
+    /// its first version the key its check value names. A peer cannot plant a key.
+    fn check_imported_replica(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        mut record: ImportedKeyRecord,
+        link: &mut dyn HostLink,
+    ) -> Result<ImportedKeyRecord, EnclaveFailure> {
+        let refuse =
+            |why: &str| failure(FailureKind::Unauthorized, format!("replica refused: {why}"));
+        let spki = self.tenant_key(link, tenant)?;
+        let signed = SignedMetadata {
+            bytes: record.metadata.clone(),
+            signature: record.signature.clone(),
+        };
+        let (metadata, check) = signed.open(&spki).map_err(|e| refuse(&e.to_string()))?;
+        if metadata.tenant != tenant
+            || metadata.partition != key.partition
+            || metadata.key_id != key.key_id
+        {
+            return Err(refuse("its metadata name another tenant, partition or key"));
+        }
+        if metadata.release.is_none() {
+            return Err(refuse("its metadata allow no replicas"));
+        }
+        let first = record
+            .versions
+            .first()
+            .ok_or_else(|| refuse("it has no version"))?;
+        if check.is_some_and(|c| !c.matches(&SecretBytes::copy_from(&first.material))) {
+            return Err(refuse("its key is not the one its metadata name"));
+        }
+        if record.replica_of.is_none() {
+            record.replica_of = Some(metadata.node_id.clone());
+        }
+        Ok(record)
     }
 
     /// Responder: a peer enclave's hello or finish.
@@ -347,10 +454,20 @@ impl EnclaveService {
                 self.check_peer_collateral(&claims)?;
                 let plain: SecretBytes = session.open(&request).map_err(bad)?;
                 let answer = match from_cbor(plain.expose(), "peer request")? {
-                    FetchRequest::FetchKey { tenant, name } => {
+                    FetchRequest::Key { tenant, name } => {
                         self.release_to_peer(&tenant, &name, &claims, link)?
                     }
-                    FetchRequest::FetchTenant { tenant } => {
+                    FetchRequest::ImportedKey {
+                        tenant,
+                        partition,
+                        key_id,
+                    } => self.release_imported_to_peer(
+                        &tenant,
+                        &KeyRef::new(&partition, &key_id),
+                        &claims,
+                        link,
+                    )?,
+                    FetchRequest::Tenant { tenant } => {
                         match self.own_tenant_copy(&tenant, link)? {
                             Some(public_key) => FetchAnswer::Tenant { public_key },
                             None => FetchAnswer::Denied {
@@ -401,12 +518,97 @@ impl EnclaveService {
         Ok(FetchAnswer::Key(KeyBytes(std::mem::take(&mut *record))))
     }
 
+    /// Responder: an imported key's record, if its metadata allow `peer` a replica
+    /// and it is still usable here.
+    fn release_imported_to_peer(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        peer: &Claims,
+        link: &mut dyn HostLink,
+    ) -> Result<FetchAnswer, EnclaveFailure> {
+        if crate::import::crypto::check_ref(key).is_err() {
+            return Ok(FetchAnswer::Denied {
+                reason: format!("{key} is not a key name"),
+            });
+        }
+        let ns = tenant_ns(tenant);
+        let Some(bytes) = self.record_get(link, &ns, &key_record(&key.partition, &key.key_id))?
+        else {
+            return Ok(FetchAnswer::Denied {
+                reason: format!("this node holds no key {key}"),
+            });
+        };
+        let record = ImportedKeyRecord::decode(bytes.expose())?;
+        let metadata = stored_metadata(&record)?;
+        let refusal = match metadata.release {
+            None => Some(format!(
+                "key {key} was imported for node {} alone: its metadata allow no replicas",
+                metadata.node_id
+            )),
+            Some(_) if record.replica_of.is_some() => Some(
+                "this node holds a replica: only the node it was imported into releases it".into(),
+            ),
+            Some(_)
+                if record.disabled_at.is_some()
+                    || record
+                        .revocation
+                        .as_ref()
+                        .is_some_and(|r| r.revoked_at.is_some()) =>
+            {
+                Some(format!("key {key} is disabled for good"))
+            }
+            Some(KeyRelease::SameSigner) => self.relation_refusal(ReleasePolicy::SameSigner, peer),
+            Some(KeyRelease::SameMeasurement) => {
+                self.relation_refusal(ReleasePolicy::SameMeasurement, peer)
+            }
+        };
+        let what = key.to_string();
+        if let Some(reason) = refusal {
+            self.audit(
+                link,
+                "import.release.peer",
+                tenant,
+                &what,
+                &format!("refused: {reason}"),
+            )?;
+            return Ok(FetchAnswer::Denied { reason });
+        }
+        self.audit(link, "import.release.peer", tenant, &what, "ok")?;
+        let mut encoded = record.encode()?;
+        Ok(FetchAnswer::ImportedKey(KeyBytes(std::mem::take(
+            &mut *encoded,
+        ))))
+    }
+
     /// Why `peer` may not receive `key`, if it may not: every criterion of the policy
     /// the tenant deployed it under, and the release relation relative to this enclave.
     fn release_refusal(&self, key: &UserKey, peer: &Claims) -> Option<String> {
+        let mut reasons: Vec<String> = self
+            .relation_refusal(key.release, peer)
+            .into_iter()
+            .collect();
+        match core::str::from_utf8(&key.policy)
+            .map_err(|e| e.to_string())
+            .and_then(|text| AppraisalPolicy::parse(text).map_err(|e| e.to_string()))
+        {
+            Ok(policy) => {
+                let appraisal = policy.evaluate(peer, self.clock().now());
+                reasons.extend(appraisal.failed.iter().map(|f| {
+                    format!("the key's deployment policy: {}: {}", f.criterion, f.reason)
+                }));
+            }
+            Err(e) => reasons.push(format!("the key's deployment policy is unreadable: {e}")),
+        }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// Why `peer` does not stand in the `release` relation to this enclave (or is an
+    /// older build), if it does not.
+    fn relation_refusal(&self, release: ReleasePolicy, peer: &Claims) -> Option<String> {
         let own = self.platform().identity();
         let mut reasons = Vec::new();
-        match key.release {
+        match release {
             ReleasePolicy::Never => {
                 return Some("the key's release policy forbids replication".to_string());
             }
@@ -445,18 +647,6 @@ impl EnclaveService {
                 own.security_version
             )),
             None => reasons.push("the requesting enclave reports no security version".into()),
-        }
-        match core::str::from_utf8(&key.policy)
-            .map_err(|e| e.to_string())
-            .and_then(|text| AppraisalPolicy::parse(text).map_err(|e| e.to_string()))
-        {
-            Ok(policy) => {
-                let appraisal = policy.evaluate(peer, self.clock().now());
-                reasons.extend(appraisal.failed.iter().map(|f| {
-                    format!("the key's deployment policy: {}: {}", f.criterion, f.reason)
-                }));
-            }
-            Err(e) => reasons.push(format!("the key's deployment policy is unreadable: {e}")),
         }
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }

@@ -333,11 +333,12 @@ pub fn document() -> Value {
                 "ImportKeysResponse": {"type": "object", "required": ["tee", "provider_statement", "provider_signature"], "properties": {
                     "tee": {"$ref": "#/components/schemas/WrappingKeyResponse"},
                     "provider_statement": {"type": "string", "contentEncoding": "base64", "description": "JSON: provider (Ed25519, hex), host_key (X25519, hex), node_id, nonce, issued"},
-                    "provider_signature": {"type": "string", "contentEncoding": "base64", "description": "Ed25519 over \"veritee provider key statement v1\\0\" || statement"}}},
+                    "provider_signature": {"type": "string", "contentEncoding": "base64", "description": "Ed25519 over \"veritee provider key statement v1\\0\" || statement"},
+                    "tee_rsa_key": {"type": "string", "contentEncoding": "base64", "description": "The enclave's RSA-3072 import key (CKM_RSA_AES_KEY_WRAP format): JSON {node_id, public_key (SPKI DER, hex)} signed by the attested audit key (u32 length || body || ECDSA P-256 r||s over \"veritee import tee rsa key v1\" || body)"}}},
                 "ImportRequest": {"type": "object", "additionalProperties": false, "required": ["metadata", "signature", "sealed"], "properties": {
-                    "metadata": {"type": "string", "contentEncoding": "base64", "description": "JSON: version, tenant, node_id, partition, key_id, key_type, operations, key_check, tee_key_id, provider_key_id, validations, created"},
+                    "metadata": {"type": "string", "contentEncoding": "base64", "description": "JSON: version, tenant, node_id, partition, key_id, key_type, operations, key_check, tee_key_id, provider_key_id, validations, created; optional rotate_after_secs, revocation_interval_secs, format (veritee | rsa-aes-key-wrap | hpke), wrapped_sha256 (standard formats: SHA-256 of the TEE layer), release (same-signer | same-measurement)"},
                     "signature": {"type": "string", "contentEncoding": "base64", "description": "The tenant's ECDSA P-256 r||s over \"veritee import metadata v1\\0\" || metadata"},
-                    "sealed": {"type": "string", "contentEncoding": "base64", "description": "HPKE to the provider key of (HPKE to the TEE key of the key material), both with the metadata digest as AAD"}}},
+                    "sealed": {"type": "string", "contentEncoding": "base64", "description": "HPKE to the provider key, with the metadata digest as AAD, of the TEE layer: HPKE to the TEE key of the key material with the same AAD, or a standard format (CKM_RSA_AES_KEY_WRAP to the enclave's RSA key, or RFC 9180 HPKE to its X25519 key) the metadata name with its digest"}}},
                 "ImportResponse": {"type": "object", "required": ["confirmation", "checkpoint"], "properties": {
                     "confirmation": {"type": "string", "contentEncoding": "base64"},
                     "checkpoint": {"type": "string", "description": "A signed checkpoint of the audit log that records the import (C2SP signed note)"}}},

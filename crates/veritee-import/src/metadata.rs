@@ -70,6 +70,45 @@ pub struct ImportMetadata {
     /// associated data, so this is what binds the wrapped key to these metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrapped_sha256: Option<String>,
+    /// Which other nodes' enclaves may hold a replica (fetched from this node's over
+    /// the mutually attested peer channel); `None`: this node's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<KeyRelease>,
+}
+
+/// Which enclaves may receive a replica of an imported key, relative to the enclave
+/// it was imported into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyRelease {
+    /// Enclaves with the same signer and product.
+    SameSigner,
+    /// Enclaves running exactly the same code.
+    SameMeasurement,
+}
+
+impl KeyRelease {
+    /// Its name on the command line and in metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SameSigner => "same-signer",
+            Self::SameMeasurement => "same-measurement",
+        }
+    }
+}
+
+impl core::str::FromStr for KeyRelease {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "same-signer" => Ok(Self::SameSigner),
+            "same-measurement" => Ok(Self::SameMeasurement),
+            other => Err(format!(
+                "release {other:?}: use same-signer or same-measurement (leave it out for this node only)"
+            )),
+        }
+    }
 }
 
 /// The id of a public key: hex of the first 16 bytes of its SHA-256.
@@ -140,6 +179,12 @@ impl ImportMetadata {
         }
         if let Some(secs) = self.revocation_interval_secs {
             crate::revocation::check_interval(secs)?;
+        }
+        if self.release.is_some() && self.rotate_after_secs.is_some() {
+            return Err(bad(
+                "a key other nodes may hold is not rotated on a schedule: each node's versions would part ways"
+                    .into(),
+            ));
         }
         match (self.format, &self.wrapped_sha256) {
             (ImportFormat::Veritee, None) => {}
@@ -289,6 +334,7 @@ mod tests {
             revocation_interval_secs: None,
             format: ImportFormat::Veritee,
             wrapped_sha256: None,
+            release: None,
         }
     }
 

@@ -10,8 +10,11 @@ use std::path::Path;
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_client::NodeClient;
-use veritee_client::import::{ImportSpec, ValidatedImportKeys, prepare_import};
+use veritee_client::import::{
+    ImportSpec, TeeLayer, ValidatedImportKeys, prepare_import, prepare_import_as,
+};
 use veritee_crypto::SecretBytes;
+use veritee_import::formats::ImportFormat;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
 use veritee_import::quorum::{Approval, QuorumProof, approve};
 
@@ -108,6 +111,7 @@ pub(super) fn import_tour(
             key_type,
             operations,
             rotate_after_secs: None,
+            release: None,
         };
         let prepared = prepare_import(&keys, tenant, &spec, material, None)?;
         let imported = client.send_import(tenant, &keys, &prepared)?;
@@ -119,6 +123,70 @@ pub(super) fn import_tour(
             c.operations.join(", "),
             c.key_check.get(..24).unwrap_or(&c.key_check)
         );
+    }
+
+    // A key the customer's own tooling (an HSM export, openssl) wrapped in the format
+    // AWS KMS and Google Cloud KMS take, to the enclave's attested RSA key: its
+    // plaintext never reaches veritee's client.
+    let hsm_key = SecretBytes::copy_from(&veritee_crypto::rand::array::<32>()?);
+    let Some(tee_rsa) = &keys.tee_rsa_key else {
+        bail!("the node states no RSA import key");
+    };
+    let wrapped = veritee_import::formats::rsa_aes_key_wrap(tee_rsa, &hsm_key)?;
+    let spec = ImportSpec {
+        partition: "payments".into(),
+        key_id: "hsm-key".into(),
+        key_type: KeyType::Aes256Gcm,
+        operations: vec![Operation::Encrypt, Operation::Decrypt],
+        rotate_after_secs: None,
+        release: None,
+    };
+    let layer = TeeLayer::Wrapped {
+        format: ImportFormat::RsaAesKeyWrap,
+        wrapped: &wrapped,
+    };
+    let imported = client.send_import(
+        tenant,
+        &keys,
+        &prepare_import_as(&keys, tenant, &spec, layer)?,
+    )?;
+    println!(
+        "    payments/hsm-key, wrapped by the customer's own tooling (CKM_RSA_AES_KEY_WRAP, {} bytes): confirmed, check value made in the enclave {}…",
+        wrapped.len(),
+        imported
+            .confirmation
+            .key_check
+            .get(..24)
+            .unwrap_or_default()
+    );
+    let mut swapped = prepare_import_as(
+        &keys,
+        tenant,
+        &ImportSpec {
+            key_id: "hsm-key-2".into(),
+            ..spec
+        },
+        layer,
+    )?;
+    // The host swaps the wrapped key for one of its choosing: the signed digest differs.
+    let theirs = veritee_import::formats::rsa_aes_key_wrap(
+        tee_rsa,
+        &SecretBytes::copy_from(&veritee_crypto::rand::array::<32>()?),
+    )?;
+    let metadata = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(&swapped.request.metadata)?
+    };
+    let digest = veritee_import::metadata::digest(&metadata);
+    let outer =
+        veritee_import::envelope::seal_provider_layer(&keys.provider_key, &digest, &theirs)?;
+    {
+        use base64::Engine;
+        swapped.request.sealed = base64::engine::general_purpose::STANDARD.encode(outer);
+    }
+    match client.send_import(tenant, &keys, &swapped) {
+        Ok(_) => bail!("a wrapped key swapped on the way was imported"),
+        Err(e) => println!("    the same, its wrapped key swapped on the way: refused ({e})"),
     }
 
     t.step("Operations by key id, in an attested session: the host sees neither data nor results");
@@ -185,7 +253,12 @@ pub(super) fn import_tour(
 
     let refund = revocation_part(t, state, client, tenant, appraiser, &keys)?;
     officers_part(t, client, tenant, appraiser, &card)?;
-    Ok(vec![aes.expose().clone(), ec.expose().clone(), refund])
+    Ok(vec![
+        aes.expose().clone(),
+        ec.expose().clone(),
+        refund,
+        hsm_key.expose().clone(),
+    ])
 }
 
 /// The owner's revocation endpoint: a key whose token is active is used; a key whose
@@ -214,6 +287,7 @@ fn revocation_part(
             key_type: KeyType::Aes256Gcm,
             operations: vec![Operation::Encrypt, Operation::Decrypt],
             rotate_after_secs: None,
+            release: None,
         };
         let prepared = prepare_import(keys, tenant, &spec, &material, Some(&data))?;
         client.send_import(tenant, keys, &prepared)?;

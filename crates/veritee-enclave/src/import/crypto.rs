@@ -54,6 +54,45 @@ pub(crate) struct LoadedKey {
     revocation: Option<Gate>,
     /// When a `key.disable` action disabled it.
     disabled_at: Option<i64>,
+    /// For a key its metadata let other nodes hold: the key of its status notes.
+    status: Option<StatusKey>,
+}
+
+/// Authenticates the notes by which nodes sharing a store tell each other that a key
+/// they all hold was disabled. Derived from the key's first version, which only the
+/// enclaves holding the key (and its owner) know: the host can withhold a note, never
+/// forge one.
+type StatusKey = Confidential<[u8; 32]>;
+
+/// Namespace of the status notes, in the store the nodes share (not in any node's
+/// sealed state: each node reads the others' notes).
+const STATUS_NS: &str = "kms-status";
+const STATUS_LABEL: &[u8] = b"veritee import key status v1";
+
+fn status_key_of(first_version: &[u8]) -> Result<StatusKey, EnclaveFailure> {
+    let mut out = Confidential::new([0u8; 32]);
+    veritee_crypto::hkdf::derive_into(
+        veritee_crypto::hkdf::HkdfHash::Sha256,
+        STATUS_LABEL,
+        first_version,
+        &[b"status"],
+        out.expose_mut(),
+    )
+    .map_err(internal)?;
+    Ok(out)
+}
+
+fn status_name(tenant: &str, key: &KeyRef) -> String {
+    format!("{tenant}/{}/{}", key.partition, key.key_id)
+}
+
+/// What a note's tag covers: its name and the time the key was disabled.
+fn status_tag(status: &StatusKey, name: &str, at: i64) -> [u8; 32] {
+    let mut signed = STATUS_LABEL.to_vec();
+    signed.extend_from_slice(name.as_bytes());
+    signed.push(0);
+    signed.extend_from_slice(&at.to_be_bytes());
+    veritee_crypto::mac::hmac_sha256(status.expose(), &signed)
 }
 
 /// A key's revocation endpoint and its last verdicts.
@@ -209,6 +248,10 @@ impl LoadedKey {
             minimum: record.minimum_version,
             revocation,
             disabled_at: record.disabled_at,
+            status: match (&metadata.release, record.versions.first()) {
+                (Some(_), Some(first)) => Some(status_key_of(&first.material)?),
+                _ => None,
+            },
         })
     }
 
@@ -442,6 +485,9 @@ impl EnclaveService {
                     format!("key {key} has {MAX_KEY_VERSIONS} versions already"),
                 ));
             }
+            if metadata.release.is_some() {
+                return Err(shared_versions(key));
+            }
             let like = match record.versions.last() {
                 Some(v) => size_of(metadata.key_type, &v.material)?,
                 None => return Err(internal("a stored key has no version")),
@@ -480,7 +526,10 @@ impl EnclaveService {
         version: u32,
         link: &mut dyn HostLink,
     ) -> Result<(), EnclaveFailure> {
-        self.update_key(tenant, key, link, |record, _, _| {
+        self.update_key(tenant, key, link, |record, metadata, _| {
+            if metadata.release.is_some() {
+                return Err(shared_versions(key));
+            }
             let newest = record.versions.last().map_or(0, |v| v.version);
             if version > newest {
                 return Err(failure(
@@ -531,10 +580,15 @@ impl EnclaveService {
             return Err(not_found(key));
         }
         let how = self.authorize(tenant, Action::DisableKey, &key.to_string(), proof, link)?;
-        self.update_key(tenant, key, link, |record, _, now| {
+        let mut shared = None;
+        self.update_key(tenant, key, link, |record, metadata, now| {
             record.disabled_at = Some(now);
+            shared = shared_status(record, metadata, now)?;
             Ok(true)
         })?;
+        if let Some((status, at)) = shared {
+            self.publish_disabled(tenant, key, &status, at, link);
+        }
         self.audit(
             link,
             "import.disable",
@@ -597,8 +651,13 @@ impl EnclaveService {
         }
         let ns = tenant_ns(tenant);
         let record = key_record(&key.partition, &key.key_id);
-        let Some(digest) = self.record_digest(link, &ns, &record)? else {
-            return Err(not_found(key));
+        let digest = match self.record_digest(link, &ns, &record)? {
+            Some(digest) => digest,
+            None => {
+                self.replicate_imported(tenant, key, link)?;
+                self.record_digest(link, &ns, &record)?
+                    .ok_or_else(|| not_found(key))?
+            }
         };
         let cache_key = (tenant.to_string(), key.clone());
         let cached = lock(&self.import_keys)
@@ -607,6 +666,7 @@ impl EnclaveService {
             .filter(|(d, _)| *d == digest)
             .map(|(_, loaded)| Arc::clone(loaded));
         if let Some(loaded) = cached {
+            self.shared_status_gate(tenant, key, &loaded, link)?;
             return self.revocation_gate(tenant, key, loaded, link);
         }
         let bytes = self
@@ -622,7 +682,107 @@ impl EnclaveService {
             // use finds the index's newer digest and unseals again.
             cache.keys.insert(cache_key, (digest, Arc::clone(&loaded)));
         }
+        self.shared_status_gate(tenant, key, &loaded, link)?;
         self.revocation_gate(tenant, key, loaded, link)
+    }
+
+    /// A key another node imported, fetched from the first peer that releases it (its
+    /// metadata must allow replicas), and kept sealed here.
+    fn replicate_imported(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        if link.peers()?.is_empty() {
+            return Err(not_found(key));
+        }
+        let record = self.fetch_imported_replica(tenant, key, link)?;
+        let home = record.replica_of.clone().unwrap_or_default();
+        let _one_at_a_time = lock(&self.import_writes);
+        self.record_put_if_absent(
+            link,
+            &tenant_ns(tenant),
+            &key_record(&key.partition, &key.key_id),
+            &record.encode()?,
+        )?;
+        self.audit(
+            link,
+            "import.replicate",
+            tenant,
+            &key.to_string(),
+            &format!("ok: from node {home}"),
+        )
+    }
+
+    /// For a key several nodes hold: refuses it once any of them disabled it (its note
+    /// in the shared store), and makes that permanent here.
+    fn shared_status_gate(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        loaded: &LoadedKey,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        let Some(status) = &loaded.status else {
+            return Ok(());
+        };
+        if let Some(at) = loaded.disabled_at {
+            return Err(disabled(key, at));
+        }
+        let name = status_name(tenant, key);
+        let Some(note) = link.get(STATUS_NS, &name)? else {
+            return Ok(());
+        };
+        let at = match note.get(..8).map(<[u8; 8]>::try_from) {
+            Some(Ok(at)) if note.len() == 40 => i64::from_be_bytes(at),
+            _ => {
+                warn!(tenant, key = %key, "a key status note of the wrong size: ignored");
+                return Ok(());
+            }
+        };
+        if !veritee_crypto::ct_eq(&status_tag(status, &name, at), &note[8..]) {
+            // Not made by an enclave holding the key: the host's, and worth nothing.
+            warn!(tenant, key = %key, "a key status note that does not authenticate: ignored");
+            return Ok(());
+        }
+        // Recorded here too, so that withholding the note later changes nothing.
+        let result = self.update_key(tenant, key, link, |record, _, _| {
+            record.disabled_at = Some(at);
+            Ok(true)
+        });
+        if let Err(f) = result
+            && f.kind != FailureKind::Unauthorized
+        {
+            return Err(f);
+        }
+        self.audit(
+            link,
+            "import.disable",
+            tenant,
+            &key.to_string(),
+            "ok: disabled for good, as another node sharing the key said",
+        )?;
+        Err(disabled(key, at))
+    }
+
+    /// Tells the other nodes holding a key that it is disabled. A note that fails to be
+    /// written leaves this node's refusal as it is; the owner's revocation endpoint,
+    /// which every node asks, remains.
+    fn publish_disabled(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        status: &StatusKey,
+        at: i64,
+        link: &mut dyn HostLink,
+    ) {
+        let name = status_name(tenant, key);
+        let mut note = at.to_be_bytes().to_vec();
+        note.extend_from_slice(&status_tag(status, &name, at));
+        if let Err(e) = link.put(STATUS_NS, &name, note) {
+            warn!(tenant, key = %key, "cannot publish that the key is disabled: {}", e.message);
+        }
     }
 
     /// A data key deployed by the key-management flow, as an AES key of one version
@@ -657,6 +817,7 @@ impl EnclaveService {
             minimum: 1,
             revocation: None,
             disabled_at: None,
+            status: None,
         }))
     }
 
@@ -721,12 +882,17 @@ impl EnclaveService {
                 self.loaded_key_unchecked(tenant, key, link)
             }
             Ok(RevocationStatus::Revoked) => {
-                self.update_key(tenant, key, link, |record, _, now| {
+                let mut shared = None;
+                self.update_key(tenant, key, link, |record, metadata, now| {
                     if let Some(r) = &mut record.revocation {
                         r.revoked_at.get_or_insert(now);
                     }
+                    shared = shared_status(record, metadata, now)?;
                     Ok(true)
                 })?;
+                if let Some((status, at)) = shared {
+                    self.publish_disabled(tenant, key, &status, at, link);
+                }
                 self.audit(
                     link,
                     "import.revoked",
@@ -787,6 +953,29 @@ impl EnclaveService {
     }
 }
 
+/// Versions of a key several nodes hold stay as imported: a version made or retired
+/// on one node would be unknown to the others.
+fn shared_versions(key: &KeyRef) -> EnclaveFailure {
+    failure(
+        FailureKind::BadRequest,
+        format!(
+            "key {key} may be held by other nodes (its metadata allow replicas): its versions are not changed"
+        ),
+    )
+}
+
+/// For a key other nodes may hold, disabled at `at`: its status key and the time.
+fn shared_status(
+    record: &ImportedKeyRecord,
+    metadata: &ImportMetadata,
+    at: i64,
+) -> Result<Option<(StatusKey, i64)>, EnclaveFailure> {
+    match (&metadata.release, record.versions.first()) {
+        (Some(_), Some(first)) => Ok(Some((status_key_of(&first.material)?, at))),
+        _ => Ok(None),
+    }
+}
+
 /// A version a rotation made, and for a signing key its public key (SPKI DER).
 type NewVersion = (u32, Option<Vec<u8>>);
 
@@ -820,7 +1009,7 @@ fn disabled(key: &KeyRef, at: i64) -> EnclaveFailure {
 }
 
 /// Names with '/' would reach outside the partition's records.
-fn check_ref(key: &KeyRef) -> Result<(), EnclaveFailure> {
+pub(crate) fn check_ref(key: &KeyRef) -> Result<(), EnclaveFailure> {
     if veritee_proto::names::check_name(&key.partition).is_err()
         || veritee_proto::names::check_name(&key.key_id).is_err()
     {

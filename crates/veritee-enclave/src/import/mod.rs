@@ -56,7 +56,7 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid {what}: {e}")))
 }
 
-fn key_record(partition: &str, key_id: &str) -> String {
+pub(crate) fn key_record(partition: &str, key_id: &str) -> String {
     format!("kms/{partition}/{key_id}")
 }
 
@@ -80,6 +80,9 @@ pub(crate) struct ImportedKeyRecord {
     /// Enclave time a `key.disable` action disabled it, for good.
     #[serde(default)]
     pub(crate) disabled_at: Option<i64>,
+    /// For a replica: the node it was imported into.
+    #[serde(default)]
+    pub(crate) replica_of: Option<String>,
 }
 
 /// Revocation data as sealed with the key, and the endpoint's last verdicts.
@@ -437,6 +440,7 @@ impl EnclaveService {
                 revoked_at: None,
             }),
             disabled_at: None,
+            replica_of: None,
         };
         let record_key = key_record(&metadata.partition, &metadata.key_id);
         let held = self.record_keys(link, &ns, &key_prefix(&metadata.partition))?;

@@ -84,6 +84,7 @@ pub fn metadata_for(
         created: "2026-12-06T08:00:00Z".into(),
         format: veritee_import::formats::ImportFormat::Veritee,
         wrapped_sha256: None,
+        release: None,
     }
 }
 
