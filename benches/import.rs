@@ -244,6 +244,7 @@ fn import(
         key_type,
         operations,
         rotate_after_secs: None,
+        task_signers: vec![],
     };
     let prepared = prepare_import(&keys, &ctx.tenant, &spec, material, None).expect("prepare");
     let prepare = t.elapsed();

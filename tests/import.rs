@@ -245,6 +245,7 @@ fn import_and_use(kind: &str) {
         key_type: KeyType::HmacSha256,
         operations: vec![Operation::Hmac],
         rotate_after_secs: None,
+        task_signers: vec![],
     };
     let prepared = prepare_import(&keys, &tenant, &spec, &material, None).expect("prepare");
     let imported = client

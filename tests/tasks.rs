@@ -648,6 +648,7 @@ fn least_loaded_selection_picks_the_idler_provider() {
             entry: "run".into(),
             inputs: Vec::new(),
             input_lengths: Vec::new(),
+            keys: Vec::new(),
         }],
         limits: Default::default(),
     };

@@ -246,6 +246,7 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
         created,
         rotate_after_secs,
         revocation_interval_secs,
+        task_signers: Vec::new(),
     }
 }
 

@@ -197,6 +197,8 @@ pub struct ImportSpec {
     pub operations: Vec<Operation>,
     /// Rotate it once its newest version is this many seconds old (at its next use).
     pub rotate_after_secs: Option<u64>,
+    /// Tenants whose signed task initiations may use it (empty: no task may).
+    pub task_signers: Vec<String>,
 }
 
 /// An import ready to send, and the metadata it states.
@@ -237,6 +239,7 @@ pub fn prepare_import(
         validations: keys.validations.clone(),
         rotate_after_secs: spec.rotate_after_secs,
         revocation_interval_secs: revocation.map(|r| r.interval_secs),
+        task_signers: spec.task_signers.clone(),
         created: OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .map_err(protocol)?,
@@ -508,6 +511,7 @@ mod tests {
             created: "2026-12-06T10:00:00Z".into(),
             rotate_after_secs: None,
             revocation_interval_secs: None,
+            task_signers: Vec::new(),
         };
         PreparedImport {
             request: ImportRequest {

@@ -329,6 +329,7 @@ fn initiation(
                 .unwrap_or_else(|| veritee_wasm::DEFAULT_ENTRY.to_string()),
             inputs: c.inputs.iter().map(|i| i.name.clone()).collect(),
             input_lengths,
+            keys: c.keys.clone(),
         });
     }
     Ok(TaskInitiation {

@@ -20,6 +20,8 @@ pub const MIN_ROTATION_SECS: u64 = 60;
 pub const MAX_ROTATION_SECS: u64 = 100 * 365 * 86_400;
 /// Longest validation statement.
 pub const MAX_VALIDATION_LEN: usize = 512;
+/// Most tenants whose tasks one key's metadata may allow.
+pub const MAX_TASK_SIGNERS: usize = 16;
 /// Label of the customer's signature over metadata.
 pub const METADATA_SIGNATURE_LABEL: &[u8] = b"veritee import metadata v1\0";
 const DIGEST_LABEL: &[u8] = b"veritee import metadata digest v1\0";
@@ -60,6 +62,11 @@ pub struct ImportMetadata {
     /// endpoint, seconds (the layer's own value must agree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_interval_secs: Option<u64>,
+    /// Tenants (ids, 32 lowercase hex digits) whose signed task initiations may name the
+    /// key for a compartment; empty: no task may use it. Absent from metadata signed
+    /// before tasks could use keys, which therefore still open, and allow no task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_signers: Vec<String>,
 }
 
 /// The id of a public key: hex of the first 16 bytes of its SHA-256.
@@ -130,12 +137,48 @@ impl ImportMetadata {
         if let Some(secs) = self.revocation_interval_secs {
             crate::revocation::check_interval(secs)?;
         }
+        self.check_task_signers()?;
         time::OffsetDateTime::parse(
             &self.created,
             &time::format_description::well_known::Rfc3339,
         )
         .map_err(|_| bad(format!("created {:?} is not RFC 3339", self.created)))?;
         KeyCheck::from_hex(&self.key_check)
+    }
+
+    /// Form, count and uniqueness of [`ImportMetadata::task_signers`].
+    fn check_task_signers(&self) -> Result<(), ImportError> {
+        let bad = |what: String| {
+            ImportError::Malformed(format!("import metadata: task_signers: {what}"))
+        };
+        if self.task_signers.len() > MAX_TASK_SIGNERS {
+            return Err(bad(format!(
+                "{} tenants named, at most {MAX_TASK_SIGNERS}",
+                self.task_signers.len()
+            )));
+        }
+        for (i, signer) in self.task_signers.iter().enumerate() {
+            // Lowercase only: the enclave compares ids as text, so an uppercase spelling
+            // of a tenant would silently allow nobody.
+            if signer.len() != 32
+                || !signer
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(bad(format!(
+                    "{signer:?} is not a tenant id (32 lowercase hex digits)"
+                )));
+            }
+            if self.task_signers[..i].contains(signer) {
+                return Err(bad(format!("tenant {signer} is named twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether tasks initiated (signed) by `tenant` may use the key.
+    pub fn allows_task_signer(&self, tenant: &str) -> bool {
+        self.task_signers.iter().any(|t| t == tenant)
     }
 
     /// Whether the key may be used for `op`.
@@ -244,7 +287,37 @@ mod tests {
             created: "2026-12-06T08:00:00Z".into(),
             rotate_after_secs: None,
             revocation_interval_secs: None,
+            task_signers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn task_signers_are_tenant_ids_few_and_each_once() {
+        let refused = |signers: Vec<String>, word: &str| {
+            let mut m = metadata(Vec::new());
+            m.task_signers = signers;
+            let err = m.check().expect_err(word).to_string();
+            assert!(err.contains("task_signers") && err.contains(word), "{err}");
+        };
+        let mut m = metadata(Vec::new());
+        m.task_signers = vec!["ab".repeat(16), "cd".repeat(16)];
+        assert!(m.check().is_ok());
+        assert!(m.allows_task_signer(&"cd".repeat(16)));
+        assert!(!m.allows_task_signer(&"ef".repeat(16)));
+        refused(vec!["ab".repeat(15)], "not a tenant id");
+        refused(vec!["AB".repeat(16)], "not a tenant id");
+        refused(vec!["zz".repeat(16)], "not a tenant id");
+        refused(vec!["ab".repeat(16), "ab".repeat(16)], "named twice");
+        refused(
+            (0..=MAX_TASK_SIGNERS).map(|i| format!("{i:032x}")).collect(),
+            "at most 16",
+        );
+        // Metadata signed before the field existed read as allowing no task, and an
+        // empty list is not written, so what was signed then is what is signed now.
+        let old = serde_json::to_vec(&metadata(Vec::new())).unwrap();
+        assert!(!String::from_utf8_lossy(&old).contains("task_signers"));
+        let back: ImportMetadata = serde_json::from_slice(&old).unwrap();
+        assert!(back.task_signers.is_empty() && !back.allows_task_signer(&"00".repeat(16)));
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl Compartment {
                 table_elements: limits.table_elements,
             },
             memory: None,
+            keys: me.keys.clone(),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limiter);

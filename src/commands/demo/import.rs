@@ -108,6 +108,7 @@ pub(super) fn import_tour(
             key_type,
             operations,
             rotate_after_secs: None,
+            task_signers: vec![],
         };
         let prepared = prepare_import(&keys, tenant, &spec, material, None)?;
         let imported = client.send_import(tenant, &keys, &prepared)?;
@@ -214,6 +215,7 @@ fn revocation_part(
             key_type: KeyType::Aes256Gcm,
             operations: vec![Operation::Encrypt, Operation::Decrypt],
             rotate_after_secs: None,
+            task_signers: vec![],
         };
         let prepared = prepare_import(keys, tenant, &spec, &material, Some(&data))?;
         client.send_import(tenant, keys, &prepared)?;
