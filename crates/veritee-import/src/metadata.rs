@@ -148,9 +148,8 @@ impl ImportMetadata {
 
     /// Form, count and uniqueness of [`ImportMetadata::task_signers`].
     fn check_task_signers(&self) -> Result<(), ImportError> {
-        let bad = |what: String| {
-            ImportError::Malformed(format!("import metadata: task_signers: {what}"))
-        };
+        let bad =
+            |what: String| ImportError::Malformed(format!("import metadata: task_signers: {what}"));
         if self.task_signers.len() > MAX_TASK_SIGNERS {
             return Err(bad(format!(
                 "{} tenants named, at most {MAX_TASK_SIGNERS}",
@@ -309,7 +308,9 @@ mod tests {
         refused(vec!["zz".repeat(16)], "not a tenant id");
         refused(vec!["ab".repeat(16), "ab".repeat(16)], "named twice");
         refused(
-            (0..=MAX_TASK_SIGNERS).map(|i| format!("{i:032x}")).collect(),
+            (0..=MAX_TASK_SIGNERS)
+                .map(|i| format!("{i:032x}"))
+                .collect(),
             "at most 16",
         );
         // Metadata signed before the field existed read as allowing no task, and an

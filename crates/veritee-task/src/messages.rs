@@ -104,7 +104,10 @@ impl CompartmentContext {
     /// well formed and named once.
     pub fn named_keys(&self) -> Result<Vec<NamedKey>, TaskError> {
         let bad = |why: String| {
-            TaskError::malformed("task initiation", format!("compartment {}: {why}", self.name))
+            TaskError::malformed(
+                "task initiation",
+                format!("compartment {}: {why}", self.name),
+            )
         };
         if self.keys.len() > MAX_COMPARTMENT_KEYS {
             return Err(bad(format!(
@@ -423,7 +426,10 @@ mod tests {
         let named = parsed.compartments[0].named_keys().unwrap();
         assert_eq!(named[0].owner_or("me"), "me");
         assert_eq!(named[1].owner.as_deref(), Some("ab".repeat(16).as_str()));
-        assert_eq!(named[1].to_string(), format!("{}/shared/signing", "ab".repeat(16)));
+        assert_eq!(
+            named[1].to_string(),
+            format!("{}/shared/signing", "ab".repeat(16))
+        );
         for (key, word) in [
             ("card-key", "neither PARTITION/KEY_ID"),
             ("a/b/c/d", "neither PARTITION/KEY_ID"),
@@ -438,7 +444,11 @@ mod tests {
             "key p/k is named twice",
         );
         refused(
-            &with_keys((0..=MAX_COMPARTMENT_KEYS).map(|i| format!("p/k{i}")).collect()),
+            &with_keys(
+                (0..=MAX_COMPARTMENT_KEYS)
+                    .map(|i| format!("p/k{i}"))
+                    .collect(),
+            ),
             "names 9 keys, at most 8",
         );
         // An initiation without keys is written as before this field existed.

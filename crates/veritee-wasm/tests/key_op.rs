@@ -117,7 +117,12 @@ fn refusals_are_negative_codes_with_their_reason_in_the_log() {
         run(module(request, &body), Some(Arc::new(Stand))).expect("ran")
     };
     for (request, key, code, reason) in [
-        (&b"\x03hi"[..], 1, -1, "there is no key 1: the compartment was granted 1"),
+        (
+            &b"\x03hi"[..],
+            1,
+            -1,
+            "there is no key 1: the compartment was granted 1",
+        ),
         (b"\x03hi", -1, -1, "there is no key -1"),
         (b"\x07", 0, -2, "operation 7 is none of"),
         (b"\x01\x00\x00\x00\x09", 0, -2, "passes the end"),
