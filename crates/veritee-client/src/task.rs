@@ -332,6 +332,10 @@ fn initiation(
             keys: c.keys.clone(),
         });
     }
+    // A misspelt key is refused here, before any provider is asked.
+    for c in &compartments {
+        c.named_keys()?;
+    }
     Ok(TaskInitiation {
         version: veritee_task::messages::INITIATION_VERSION,
         task_id: hex::encode(task_id),

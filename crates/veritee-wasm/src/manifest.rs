@@ -332,6 +332,7 @@ inputs = [{ name = "x", file = "x.txt" }]
 name = "agg"
 module = "agg.wat"
 entry = "main"
+keys = ["payments/card-key", "deployed/data"]
 [security.a]
 releases = false
 [security.agg]
@@ -347,6 +348,11 @@ may_read = ["a"]
         let ctx = m.security_context();
         assert!(ctx.may_read("agg", "a"));
         assert!(!ctx.releases("a"));
+        assert!(m.compartments[0].keys.is_empty());
+        assert_eq!(
+            m.compartments[1].keys,
+            ["payments/card-key", "deployed/data"]
+        );
     }
 
     fn err(text: &str) -> String {
