@@ -88,6 +88,8 @@ impl Compartment {
             },
             memory: None,
             keys: me.keys.clone(),
+            deadline,
+            timeout: limits.timeout,
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limiter);

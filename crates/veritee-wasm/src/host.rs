@@ -34,7 +34,8 @@
 //! | -4 | the operation failed: wrong key type, a ciphertext that does not open under the key and AAD, an unknown or retired key version |
 //!
 //! The key material never enters the compartment's memory: the node holds the keys and
-//! answers through a [`KeyService`].
+//! answers through a [`KeyService`]. Each call looks at the task's deadline first, so
+//! a guest calling it in a loop is stopped on time.
 //!
 //! `input_count`, `input_len` and `input_read` on another compartment's id stop the
 //! task with "compartment X may not read compartment Y's data" unless the security
@@ -98,6 +99,9 @@ pub(crate) struct HostState {
     pub(crate) memory: Option<Memory>,
     /// The stored keys this compartment was granted, if any.
     pub(crate) keys: Option<Arc<dyn KeyService>>,
+    /// The task's wall-clock deadline and timeout: `key_op` checks it itself.
+    pub(crate) deadline: std::time::Instant,
+    pub(crate) timeout: std::time::Duration,
 }
 
 impl HostState {
@@ -385,6 +389,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             const F: &str = "key_op";
             let mem = memory(&mut caller, F)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
+            // The deadline is otherwise looked at once per fuel interval: a guest
+            // calling this in a tight loop would spend far longer than the guest code
+            // it burns fuel for (a signature costs milliseconds, the call a few fuel).
+            if std::time::Instant::now() >= state.deadline {
+                return Err(trap(WasmError::Timeout {
+                    compartment: state.name.clone(),
+                    timeout: state.timeout,
+                }));
+            }
             let request = checked_range(state, F, op_ptr, op_len, data.len())?;
             let out = checked_range(state, F, out_ptr, out_cap, data.len())?;
             let answer = key_answer(state.keys.as_deref(), key_index, &data[request]);

@@ -154,3 +154,60 @@ fn a_request_or_answer_buffer_outside_memory_stops_the_compartment() {
         );
     }
 }
+
+/// A key whose every operation takes a while, as a signature does.
+struct Slow;
+
+impl KeyService for Slow {
+    fn count(&self) -> usize {
+        1
+    }
+
+    fn call(&self, _key: usize, _request: KeyRequest<'_>) -> Result<SecretBytes, KeyOpError> {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        Ok(SecretBytes::new(vec![0; 64]))
+    }
+}
+
+#[test]
+fn a_guest_calling_key_op_in_a_loop_is_still_held_to_the_deadline() {
+    // Each call costs a few fuel and milliseconds of host time: the fuel interval
+    // alone would look at the clock only after hours of such calls.
+    let body = r#"
+    (loop $again
+      (drop (call $key_op (i32.const 0) (i32.const 0) (i32.const 3) (i32.const 100) (i32.const 64)))
+      (br $again))
+    (i32.const 0)"#;
+    let spec_module = module(b"\x03hi", body);
+    let limits = TaskLimits {
+        timeout: std::time::Duration::from_millis(300),
+        ..TaskLimits::default()
+    };
+    let spec = TaskSpec {
+        compartments: vec![CompartmentSpec {
+            name: "c".into(),
+            module: spec_module.as_bytes().into(),
+            inputs: Vec::new(),
+            entry: "run".into(),
+            keys: Some(Arc::new(Slow)),
+        }],
+        security: SecurityContext {
+            compartments: [(
+                "c".to_string(),
+                Access {
+                    may_read: Default::default(),
+                    releases: true,
+                },
+            )]
+            .into(),
+        },
+    };
+    let started = std::time::Instant::now();
+    let e = run_task(&spec, &limits).expect_err("stopped");
+    assert!(matches!(e, WasmError::Timeout { .. }), "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
