@@ -248,6 +248,7 @@ fn import(
         operations,
         rotate_after_secs: None,
         release: None,
+        task_signers: vec![],
     };
     let layer = if format.is_veritee() {
         TeeLayer::Veritee {

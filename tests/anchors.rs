@@ -281,6 +281,7 @@ fn tasks_refuse_a_forged_attestation_signal() {
             entry: "run".into(),
             inputs: Vec::new(),
             input_lengths: Vec::new(),
+            keys: Vec::new(),
         }],
         limits: LimitsContext::default(),
     };

@@ -247,6 +247,7 @@ fn import_and_use(kind: &str) {
         operations: vec![Operation::Hmac],
         rotate_after_secs: None,
         release: None,
+        task_signers: vec![],
     };
     let prepared = prepare_import(&keys, &tenant, &spec, &material, None).expect("prepare");
     let imported = client
@@ -1172,6 +1173,7 @@ fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
             operations: vec![Operation::Encrypt, Operation::Decrypt],
             rotate_after_secs: None,
             release,
+            task_signers: vec![],
         };
         let prepared = prepare_import(&keys, &tenant, &spec, &SecretBytes::copy_from(CANARY), None)
             .expect("prepare");

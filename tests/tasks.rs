@@ -648,6 +648,7 @@ fn least_loaded_selection_picks_the_idler_provider() {
             entry: "run".into(),
             inputs: Vec::new(),
             input_lengths: Vec::new(),
+            keys: Vec::new(),
         }],
         limits: Default::default(),
     };
@@ -1062,4 +1063,143 @@ fn a_tenant_holds_at_most_its_share_of_waiting_tasks() {
         .expect("cancel");
     let r = initiate(&busy, 201);
     assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+}
+
+/// Passes its input 0 (a whole `key_op` request) to stored key 0 and writes the
+/// answer to its output; exits with what `key_op` returned.
+const KEY_OP_TASK: &str = r#"(module
+  (import "veritee" "self_id" (func $self_id (result i32)))
+  (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "veritee" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "veritee" "key_op" (func $key_op (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "run") (result i32)
+    (local $n i32) (local $r i32)
+    (local.set $n (call $input_read (call $self_id) (i32.const 0) (i64.const 0)
+                                    (i32.const 0) (i32.const 65536)))
+    (local.set $r (call $key_op (i32.const 0) (i32.const 0) (local.get $n)
+                                (i32.const 65536) (i32.const 65536)))
+    (if (i32.ge_s (local.get $r) (i32.const 0))
+      (then (drop (call $output_write (i32.const 65536) (local.get $r)))))
+    (local.get $r)))"#;
+
+/// One key store, from the command line: a key imported with `--task-signer` is named
+/// in a task manifest, the task encrypts with it, and `veritee crypto decrypt` opens
+/// what the task returned; a key imported without it refuses the task, named.
+#[test]
+fn a_task_encrypts_under_an_imported_key_that_the_cli_then_decrypts() {
+    const CANARY: &[u8; 32] = b"canary-cli-task-key-0123456789ab";
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = node_in(root.path());
+    let dir = client_dir(&node, root.path());
+    let tenant = s(&dir.join("tenant.key"));
+    let tenant_id = load_tenant(&dir.join("tenant.key"))
+        .tenant_id()
+        .expect("tenant id");
+    let pin = std::fs::read_to_string(node.state.join("provider/provider.pub"))
+        .expect("provider.pub")
+        .trim()
+        .to_string();
+    let (policy, anchor) = (s(&dir.join("dev.toml")), s(&dir.join("anchor.pem")));
+    let conn = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--node",
+            &node.url,
+            "--tenant",
+            &tenant,
+            "--policy",
+            &policy,
+            "--trust-anchor",
+            &anchor,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |head: &[&str], extra: &[&str]| {
+        let mut args: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        args.extend(conn(extra));
+        let o = veritee(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        (o.status.success(), text(&o))
+    };
+    let o = veritee(&[
+        "partition",
+        "create",
+        "--node",
+        &node.url,
+        "--tenant",
+        &tenant,
+        "--name",
+        "payments",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let key_file = dir.join("card.key");
+    std::fs::write(&key_file, CANARY).expect("key file");
+    let send = |id: &str, signer: &[&str]| {
+        let mut extra = vec![
+            "--provider",
+            &pin,
+            "--partition",
+            "payments",
+            "--key-id",
+            id,
+            "--type",
+            "aes-256-gcm",
+            "--operations",
+            "encrypt,decrypt",
+        ];
+        let key_file = s(&key_file);
+        extra.extend(["--key-file", key_file.as_str()]);
+        extra.extend(signer);
+        let (ok, out) = run(&["import", "send"], &extra);
+        assert!(ok, "{out}");
+    };
+    send("card-key", &["--task-signer", &tenant_id]);
+    send("no-tasks", &[]);
+
+    let task_dir = dir.join("task");
+    std::fs::create_dir_all(&task_dir).expect("task dir");
+    std::fs::write(task_dir.join("seal.wat"), KEY_OP_TASK).expect("module");
+    let mut request = vec![1u8, 0, 0, 0, 0];
+    request.extend_from_slice(b"4111 1111 1111 1111");
+    std::fs::write(task_dir.join("request.bin"), &request).expect("input");
+    let manifest = |key: &str| {
+        format!(
+            "name = \"seal\"\n[[compartment]]\nname = \"c\"\nmodule = \"seal.wat\"\n\
+             inputs = [{{ name = \"request\", file = \"request.bin\" }}]\nkeys = [\"{key}\"]\n\
+             [security.c]\nreleases = true\n"
+        )
+    };
+    std::fs::write(task_dir.join("task.toml"), manifest("payments/card-key")).expect("toml");
+    let dev = dir.join("dev.toml");
+    let o = task_run(&dir, &[&node.url], &dev, &task_dir.join("task.toml"), "out");
+    assert!(o.status.success(), "{}", text(&o));
+    let outputs = released(&dir.join("out"));
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    let ct = dir.join("out").join(&outputs[0].0);
+    let (ok, out) = run(
+        &["crypto", "decrypt"],
+        &["--key", "payments/card-key", "--in", &s(&ct)],
+    );
+    assert!(ok && out.contains("4111 1111 1111 1111"), "{out}");
+    assert!(!contains(&outputs[0].1, CANARY));
+    assert!(!tree_contains(&dir.join("out"), CANARY));
+
+    // The key its owner did not open to tasks: the task is refused, naming it.
+    std::fs::write(task_dir.join("task.toml"), manifest("payments/no-tasks")).expect("toml");
+    let o = task_run(
+        &dir,
+        &[&node.url],
+        &dev,
+        &task_dir.join("task.toml"),
+        "out2",
+    );
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("payments/no-tasks") && out.contains("task_signers"),
+        "{out}"
+    );
 }

@@ -282,6 +282,7 @@ fn fuzzed_metadata(data: &[u8]) -> ImportMetadata {
         format,
         wrapped_sha256,
         release,
+        task_signers: Vec::new(),
     }
 }
 

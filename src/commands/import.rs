@@ -71,6 +71,7 @@ pub enum ImportCommand {
     ///   --provider HEX --policy policy.toml --trust-anchor root.pem
     ///   --partition payments --key-id card-key --type aes-256-gcm
     ///   --operations encrypt,decrypt --key-file card.key
+    ///   --task-signer 0123456789abcdef0123456789abcdef
     ///
     /// A key your own tooling wrapped to the enclave's RSA key (`import keys
     /// --tee-rsa-key-out tee-rsa.pem`): ... --format rsa-aes-key-wrap --wrapped card.wrapped
@@ -141,6 +142,12 @@ pub enum ImportCommand {
             requires = "revocation"
         )]
         revocation_every: veritee_policy::PolicyDuration,
+        /// A tenant (its id, 32 hex digits: as `veritee tenant create` prints it)
+        /// whose signed trusted tasks may name this key for a compartment, which
+        /// then uses it by index without ever seeing it; repeat for each, at most
+        /// 16. Without it no task may use the key (the session API still may).
+        #[arg(long = "task-signer", value_name = "TENANT_ID")]
+        task_signers: Vec<String>,
     },
 }
 
@@ -296,6 +303,7 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
             rotate_every,
             revocation,
             revocation_every,
+            task_signers,
         } => {
             if revocation.is_some() && !format.is_veritee() {
                 bail!(
@@ -317,6 +325,11 @@ pub fn run(cmd: ImportCommand) -> Result<Outcome> {
                 operations,
                 rotate_after_secs: rotate_every.map(|d| d.0),
                 release,
+                // Lowercase: the form the enclave compares tenant ids in.
+                task_signers: task_signers
+                    .iter()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect(),
             };
             let revocation = match &revocation {
                 Some(path) => {

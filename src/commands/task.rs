@@ -54,7 +54,10 @@ pub struct RunArgs {
     pub tenant: PathBuf,
     #[command(flatten)]
     pub appraisal: AppraisalArgs,
-    /// The task manifest.
+    /// The task manifest (task.toml: see examples/tasks/README.md). A compartment's
+    /// optional `keys = ["PARTITION/KEY_ID", "OWNER_TENANT_ID/PARTITION/KEY_ID"]`
+    /// names stored keys on the node it uses by index via `key_op`; each key's
+    /// metadata must name your tenant (`import send --task-signer`).
     #[arg(long)]
     pub task: PathBuf,
     /// Where to write the results (created; existing result files are not overwritten).

@@ -230,6 +230,8 @@ pub struct ImportSpec {
     pub rotate_after_secs: Option<u64>,
     /// Which other nodes' enclaves may hold a replica; `None`: this node's alone.
     pub release: Option<KeyRelease>,
+    /// Tenants whose signed task initiations may use it (empty: no task may).
+    pub task_signers: Vec<String>,
 }
 
 /// An import ready to send, and the metadata it states.
@@ -358,6 +360,7 @@ pub fn prepare_import_as(
         validations: keys.validations.clone(),
         rotate_after_secs: spec.rotate_after_secs,
         revocation_interval_secs: revocation.map(|r| r.interval_secs),
+        task_signers: spec.task_signers.clone(),
         created: OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .map_err(protocol)?,
@@ -650,6 +653,7 @@ mod tests {
             format: ImportFormat::Veritee,
             wrapped_sha256: None,
             release: None,
+            task_signers: Vec::new(),
         };
         PreparedImport {
             request: ImportRequest {

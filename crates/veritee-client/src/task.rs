@@ -329,7 +329,12 @@ fn initiation(
                 .unwrap_or_else(|| veritee_wasm::DEFAULT_ENTRY.to_string()),
             inputs: c.inputs.iter().map(|i| i.name.clone()).collect(),
             input_lengths,
+            keys: c.keys.clone(),
         });
+    }
+    // A misspelt key is refused here, before any provider is asked.
+    for c in &compartments {
+        c.named_keys()?;
     }
     Ok(TaskInitiation {
         version: veritee_task::messages::INITIATION_VERSION,

@@ -10,6 +10,7 @@
 //! file cut short fails at its new last chunk.
 
 use crate::host::{HostLink, failure};
+use crate::import::crypto::GrantedKeys;
 use crate::service::{EnclaveService, bad, internal, lock};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use veritee_crypto::hpke::HpkeKeyPair;
+use veritee_import::keys::KeyRef;
 use veritee_proto::api::paths;
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind, SignedRequest};
 use veritee_stream::{ChunkOpener, Header, StreamKey, TAG_LEN};
@@ -28,7 +30,7 @@ use veritee_task::results::{
     seal_status,
 };
 use veritee_wasm::{
-    Access, CompartmentSpec, Input, InputSource, SecurityContext, TaskLimits, TaskSpec,
+    Access, CompartmentSpec, Input, InputSource, KeyService, SecurityContext, TaskLimits, TaskSpec,
 };
 use zeroize::Zeroizing;
 
@@ -724,7 +726,9 @@ impl EnclaveService {
             return Err(failure(FailureKind::NotFound, "unknown or expired task"));
         };
         let result = self.spool(&tenant, task_id).and_then(|spool| {
-            let result = self.execute(&tenant, &task, &spool, &withdrawn);
+            let result = self
+                .grant_keys(&tenant, task_id, &task.initiation, link)
+                .and_then(|granted| self.execute(&tenant, &task, &spool, &withdrawn, granted));
             let _ = std::fs::remove_dir_all(&spool);
             result
         });
@@ -774,12 +778,76 @@ impl EnclaveService {
         Err(failure(FailureKind::NotFound, "unknown or expired task"))
     }
 
+    /// The stored keys each compartment names, loaded as session operations load
+    /// them, in the owner's namespace, and granted only if their metadata allow tasks
+    /// that `signer` initiated: the first that is not refuses the whole task, named.
+    /// One audit entry per key granted, and one for the key refused.
+    fn grant_keys(
+        &self,
+        signer: &str,
+        task_id: &str,
+        init: &TaskInitiation,
+        link: &mut dyn HostLink,
+    ) -> Result<HashMap<String, Arc<dyn KeyService>>, EnclaveFailure> {
+        let mut granted: HashMap<String, Arc<dyn KeyService>> = HashMap::new();
+        let mut audited = Vec::new();
+        for c in &init.compartments {
+            let named = c.named_keys().map_err(bad)?;
+            if named.is_empty() {
+                continue;
+            }
+            let mut keys = Vec::with_capacity(named.len());
+            for n in &named {
+                let owner = n.owner_or(signer);
+                let key = KeyRef::new(&n.partition, &n.key_id);
+                let object = format!("{owner}/{key}");
+                match self.task_key(owner, &key, signer, link) {
+                    Ok(loaded) => {
+                        keys.push((key, loaded));
+                        audited.push((object, c.name.as_str()));
+                    }
+                    Err(f) => {
+                        self.audit(
+                            link,
+                            "task.key",
+                            signer,
+                            &object,
+                            &format!(
+                                "refused: task {task_id}, compartment {}: {}",
+                                c.name, f.message
+                            ),
+                        )?;
+                        return Err(failure(
+                            f.kind,
+                            format!(
+                                "the task is refused: compartment {} names key {n}: {}",
+                                c.name, f.message
+                            ),
+                        ));
+                    }
+                }
+            }
+            granted.insert(c.name.clone(), Arc::new(GrantedKeys::new(keys)));
+        }
+        for (object, compartment) in audited {
+            self.audit(
+                link,
+                "task.key",
+                signer,
+                &object,
+                &format!("ok: granted to task {task_id}, compartment {compartment}"),
+            )?;
+        }
+        Ok(granted)
+    }
+
     fn execute(
         &self,
         tenant: &str,
         task: &TaskState,
         spool: &Path,
         withdrawn: &Arc<AtomicBool>,
+        mut granted: HashMap<String, Arc<dyn KeyService>>,
     ) -> Result<Vec<u8>, EnclaveFailure> {
         let Some(keys) = &task.keys else {
             return Err(failure(
@@ -843,6 +911,7 @@ impl EnclaveService {
                 module: module.into(),
                 inputs,
                 entry: c.entry.clone(),
+                keys: granted.remove(&c.name),
             });
         }
         let security = SecurityContext {

@@ -68,6 +68,7 @@ impl<'w> Client<'w> {
                 entry: "run".into(),
                 inputs: (0..inputs.len()).map(|i| format!("in{i}")).collect(),
                 input_lengths: inputs.iter().map(|i| i.len() as u64).collect(),
+                keys: Vec::new(),
             }],
             limits: Default::default(),
         })

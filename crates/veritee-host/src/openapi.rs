@@ -147,7 +147,7 @@ pub fn document() -> Value {
     });
     let tasks_peers_and_audit = json!({
             "/v1/tasks": {"post": {
-                "summary": "Task initiation (TTIS): policy, security and compartmentalization contexts, nonce (tenant-signed); answers with the attestation signal",
+                "summary": "Task initiation (TTIS): policy, security and compartmentalization contexts (each compartment may name up to 8 stored keys, `keys`: PARTITION/KEY_ID or OWNER_TENANT_ID/PARTITION/KEY_ID, granted at run only if the key's metadata name the signing tenant in task_signers), nonce (tenant-signed); answers with the attestation signal",
                 "security": tenant_auth,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": merge(json!({"200": {"description": "Attestation signal: SKEK, evidence binding it with the nonce and the initiation, load", "content": {"application/json": {"schema": {"type": "object"}}}}}),
@@ -336,7 +336,7 @@ pub fn document() -> Value {
                     "provider_signature": {"type": "string", "contentEncoding": "base64", "description": "Ed25519 over \"veritee provider key statement v1\\0\" || statement"},
                     "tee_rsa_key": {"type": "string", "contentEncoding": "base64", "description": "The enclave's RSA-3072 import key (CKM_RSA_AES_KEY_WRAP format): JSON {node_id, public_key (SPKI DER, hex)} signed by the attested audit key (u32 length || body || ECDSA P-256 r||s over \"veritee import tee rsa key v1\" || body)"}}},
                 "ImportRequest": {"type": "object", "additionalProperties": false, "required": ["metadata", "signature", "sealed"], "properties": {
-                    "metadata": {"type": "string", "contentEncoding": "base64", "description": "JSON: version, tenant, node_id, partition, key_id, key_type, operations, key_check, tee_key_id, provider_key_id, validations, created; optional rotate_after_secs, revocation_interval_secs, format (veritee | rsa-aes-key-wrap | hpke), wrapped_sha256 (standard formats: SHA-256 of the TEE layer), release (same-signer | same-measurement)"},
+                    "metadata": {"type": "string", "contentEncoding": "base64", "description": "JSON: version, tenant, node_id, partition, key_id, key_type, operations, key_check, tee_key_id, provider_key_id, validations, created; optional rotate_after_secs, revocation_interval_secs, format (veritee | rsa-aes-key-wrap | hpke), wrapped_sha256 (standard formats: SHA-256 of the TEE layer), release (same-signer | same-measurement), task_signers (tenant ids whose signed task initiations may use the key)"},
                     "signature": {"type": "string", "contentEncoding": "base64", "description": "The tenant's ECDSA P-256 r||s over \"veritee import metadata v1\\0\" || metadata"},
                     "sealed": {"type": "string", "contentEncoding": "base64", "description": "HPKE to the provider key, with the metadata digest as AAD, of the TEE layer: HPKE to the TEE key of the key material with the same AAD, or a standard format (CKM_RSA_AES_KEY_WRAP to the enclave's RSA key, or RFC 9180 HPKE to its X25519 key) the metadata name with its digest"}}},
                 "ImportResponse": {"type": "object", "required": ["confirmation", "checkpoint"], "properties": {

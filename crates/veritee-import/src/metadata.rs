@@ -21,6 +21,8 @@ pub const MIN_ROTATION_SECS: u64 = 60;
 pub const MAX_ROTATION_SECS: u64 = 100 * 365 * 86_400;
 /// Longest validation statement.
 pub const MAX_VALIDATION_LEN: usize = 512;
+/// Most tenants whose tasks one key's metadata may allow.
+pub const MAX_TASK_SIGNERS: usize = 16;
 /// Label of the customer's signature over metadata.
 pub const METADATA_SIGNATURE_LABEL: &[u8] = b"veritee import metadata v1\0";
 const DIGEST_LABEL: &[u8] = b"veritee import metadata digest v1\0";
@@ -74,6 +76,11 @@ pub struct ImportMetadata {
     /// the mutually attested peer channel); `None`: this node's alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<KeyRelease>,
+    /// Tenants (ids, 32 lowercase hex digits) whose signed task initiations may name the
+    /// key for a compartment; empty: no task may use it. Absent from metadata signed
+    /// before tasks could use keys, which therefore still open, and allow no task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_signers: Vec<String>,
 }
 
 /// Which enclaves may receive a replica of an imported key, relative to the enclave
@@ -212,6 +219,7 @@ impl ImportMetadata {
                 }
             }
         }
+        self.check_task_signers()?;
         time::OffsetDateTime::parse(
             &self.created,
             &time::format_description::well_known::Rfc3339,
@@ -221,6 +229,40 @@ impl ImportMetadata {
             return Ok(None);
         }
         KeyCheck::from_hex(&self.key_check).map(Some)
+    }
+
+    /// Form, count and uniqueness of [`ImportMetadata::task_signers`].
+    fn check_task_signers(&self) -> Result<(), ImportError> {
+        let bad =
+            |what: String| ImportError::Malformed(format!("import metadata: task_signers: {what}"));
+        if self.task_signers.len() > MAX_TASK_SIGNERS {
+            return Err(bad(format!(
+                "{} tenants named, at most {MAX_TASK_SIGNERS}",
+                self.task_signers.len()
+            )));
+        }
+        for (i, signer) in self.task_signers.iter().enumerate() {
+            // Lowercase only: the enclave compares ids as text, so an uppercase spelling
+            // of a tenant would silently allow nobody.
+            if signer.len() != 32
+                || !signer
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(bad(format!(
+                    "{signer:?} is not a tenant id (32 lowercase hex digits)"
+                )));
+            }
+            if self.task_signers[..i].contains(signer) {
+                return Err(bad(format!("tenant {signer} is named twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether tasks initiated (signed) by `tenant` may use the key.
+    pub fn allows_task_signer(&self, tenant: &str) -> bool {
+        self.task_signers.iter().any(|t| t == tenant)
     }
 
     /// Whether the key may be used for `op`.
@@ -335,6 +377,7 @@ mod tests {
             format: ImportFormat::Veritee,
             wrapped_sha256: None,
             release: None,
+            task_signers: Vec::new(),
         }
     }
 
@@ -376,6 +419,37 @@ mod tests {
             !json.contains("format") && !json.contains("wrapped_sha256"),
             "{json}"
         );
+    }
+
+    #[test]
+    fn task_signers_are_tenant_ids_few_and_each_once() {
+        let refused = |signers: Vec<String>, word: &str| {
+            let mut m = metadata(Vec::new());
+            m.task_signers = signers;
+            let err = m.check().expect_err(word).to_string();
+            assert!(err.contains("task_signers") && err.contains(word), "{err}");
+        };
+        let mut m = metadata(Vec::new());
+        m.task_signers = vec!["ab".repeat(16), "cd".repeat(16)];
+        assert!(m.check().is_ok());
+        assert!(m.allows_task_signer(&"cd".repeat(16)));
+        assert!(!m.allows_task_signer(&"ef".repeat(16)));
+        refused(vec!["ab".repeat(15)], "not a tenant id");
+        refused(vec!["AB".repeat(16)], "not a tenant id");
+        refused(vec!["zz".repeat(16)], "not a tenant id");
+        refused(vec!["ab".repeat(16), "ab".repeat(16)], "named twice");
+        refused(
+            (0..=MAX_TASK_SIGNERS)
+                .map(|i| format!("{i:032x}"))
+                .collect(),
+            "at most 16",
+        );
+        // Metadata signed before the field existed read as allowing no task, and an
+        // empty list is not written, so what was signed then is what is signed now.
+        let old = serde_json::to_vec(&metadata(Vec::new())).unwrap();
+        assert!(!String::from_utf8_lossy(&old).contains("task_signers"));
+        let back: ImportMetadata = serde_json::from_slice(&old).unwrap();
+        assert!(back.task_signers.is_empty() && !back.allows_task_signer(&"00".repeat(16)));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub const INITIATION_VERSION: u32 = 2;
 pub const MAX_INITIATION_LEN: usize = 256 * 1024;
 /// Largest input a task may declare (a node takes files of at most 4 GiB).
 pub const MAX_INPUT_LEN: u64 = 4 << 30;
+/// Most stored keys one compartment may name.
+pub const MAX_COMPARTMENT_KEYS: usize = 8;
 
 /// One compartment of the compartmentalization context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,101 @@ pub struct CompartmentContext {
     /// Each input's plaintext length, in the same order: the enclave may start the task
     /// while inputs are still being uploaded, and knows from this where each must end.
     pub input_lengths: Vec<u64>,
+    /// Stored keys the compartment uses by index (its position here), never seeing
+    /// their material: `PARTITION/KEY_ID` (the initiating tenant's key, `deployed/NAME`
+    /// for a key deployed by key management) or `OWNER_TENANT_ID/PARTITION/KEY_ID`
+    /// (another tenant's). The enclave grants each only if the key's metadata name
+    /// the initiating tenant among its task signers. At most [`MAX_COMPARTMENT_KEYS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}
+
+/// A stored key a compartment names, as [`CompartmentContext::keys`] spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedKey {
+    /// The tenant whose key it is; `None`: the initiating tenant's.
+    pub owner: Option<String>,
+    /// The partition (`deployed` for a key deployed by key management).
+    pub partition: String,
+    /// The key id in it.
+    pub key_id: String,
+}
+
+impl NamedKey {
+    /// Reads `PARTITION/KEY_ID` or `OWNER_TENANT_ID/PARTITION/KEY_ID`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let (owner, partition, key_id) = match parts.as_slice() {
+            [partition, key_id] => (None, *partition, *key_id),
+            [owner, partition, key_id] => (Some(*owner), *partition, *key_id),
+            _ => {
+                return Err(format!(
+                    "key {text:?} is neither PARTITION/KEY_ID nor OWNER_TENANT_ID/PARTITION/KEY_ID"
+                ));
+            }
+        };
+        if let Some(owner) = owner
+            && (owner.len() != 32
+                || !owner
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            return Err(format!(
+                "key {text:?}: owner {owner:?} is not a tenant id (32 lowercase hex digits)"
+            ));
+        }
+        for (what, name) in [("partition", partition), ("key id", key_id)] {
+            veritee_channel::ops::check_name(name)
+                .map_err(|e| format!("key {text:?}: {what}: {e}"))?;
+        }
+        Ok(Self {
+            owner: owner.map(String::from),
+            partition: partition.into(),
+            key_id: key_id.into(),
+        })
+    }
+
+    /// The key's owner: its own, or `initiator` when it names none.
+    pub fn owner_or<'a>(&'a self, initiator: &'a str) -> &'a str {
+        self.owner.as_deref().unwrap_or(initiator)
+    }
+}
+
+impl core::fmt::Display for NamedKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let Some(owner) = &self.owner {
+            write!(f, "{owner}/")?;
+        }
+        write!(f, "{}/{}", self.partition, self.key_id)
+    }
+}
+
+impl CompartmentContext {
+    /// The keys it names, read and checked: at most [`MAX_COMPARTMENT_KEYS`], each
+    /// well formed and named once.
+    pub fn named_keys(&self) -> Result<Vec<NamedKey>, TaskError> {
+        let bad = |why: String| {
+            TaskError::malformed(
+                "task initiation",
+                format!("compartment {}: {why}", self.name),
+            )
+        };
+        if self.keys.len() > MAX_COMPARTMENT_KEYS {
+            return Err(bad(format!(
+                "names {} keys, at most {MAX_COMPARTMENT_KEYS}",
+                self.keys.len()
+            )));
+        }
+        let mut named: Vec<NamedKey> = Vec::with_capacity(self.keys.len());
+        for text in &self.keys {
+            let key = NamedKey::parse(text).map_err(bad)?;
+            if named.contains(&key) {
+                return Err(bad(format!("key {text} is named twice")));
+            }
+            named.push(key);
+        }
+        Ok(named)
+    }
 }
 
 /// The security context of one compartment.
@@ -142,6 +239,9 @@ impl TaskInitiation {
                 ),
             ));
         }
+        for c in &t.compartments {
+            c.named_keys()?;
+        }
         Ok(t)
     }
 
@@ -254,6 +354,10 @@ mod tests {
                 entry: "run".into(),
                 inputs: vec!["text".into()],
                 input_lengths: vec![1000],
+                keys: vec![
+                    "payments/card-key".into(),
+                    format!("{}/shared/signing", "ab".repeat(16)),
+                ],
             }],
             limits: LimitsContext::default(),
         }
@@ -309,5 +413,47 @@ mod tests {
         let mut t = genuine();
         t.compartments[0].input_lengths[0] = u64::MAX;
         refused(&bytes(&t), "declares an input over");
+    }
+
+    #[test]
+    fn named_keys_are_well_formed_few_and_each_once() {
+        let with_keys = |keys: Vec<String>| {
+            let mut t = genuine();
+            t.compartments[0].keys = keys;
+            bytes(&t)
+        };
+        let parsed = TaskInitiation::parse(&bytes(&genuine())).unwrap();
+        let named = parsed.compartments[0].named_keys().unwrap();
+        assert_eq!(named[0].owner_or("me"), "me");
+        assert_eq!(named[1].owner.as_deref(), Some("ab".repeat(16).as_str()));
+        assert_eq!(
+            named[1].to_string(),
+            format!("{}/shared/signing", "ab".repeat(16))
+        );
+        for (key, word) in [
+            ("card-key", "neither PARTITION/KEY_ID"),
+            ("a/b/c/d", "neither PARTITION/KEY_ID"),
+            ("payments/", "key id"),
+            ("pay ments/k", "partition"),
+            ("ABAB/payments/k", "not a tenant id"),
+        ] {
+            refused(&with_keys(vec![key.into()]), word);
+        }
+        refused(
+            &with_keys(vec!["p/k".into(), "p/k".into()]),
+            "key p/k is named twice",
+        );
+        refused(
+            &with_keys(
+                (0..=MAX_COMPARTMENT_KEYS)
+                    .map(|i| format!("p/k{i}"))
+                    .collect(),
+            ),
+            "names 9 keys, at most 8",
+        );
+        // An initiation without keys is written as before this field existed.
+        let mut t = genuine();
+        t.compartments[0].keys.clear();
+        assert!(!String::from_utf8(bytes(&t)).unwrap().contains("\"keys\""));
     }
 }

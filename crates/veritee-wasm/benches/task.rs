@@ -60,6 +60,7 @@ fn veritee_run(input: &Arc<dyn InputSource>) -> Vec<u8> {
             module: WAT.as_bytes().into(),
             inputs: vec![Input::from_source("text", input.clone())],
             entry: "run".into(),
+            keys: None,
         }],
         security: SecurityContext {
             compartments: [(

@@ -87,6 +87,9 @@ impl Compartment {
                 table_elements: limits.table_elements,
             },
             memory: None,
+            keys: me.keys.clone(),
+            deadline,
+            timeout: limits.timeout,
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limiter);

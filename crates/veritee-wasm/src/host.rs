@@ -15,6 +15,27 @@
 //! | `input_read` | `(compartment: i32, index: i32, offset: i64, ptr: i32, len: i32) -> i32` | copies up to `len` bytes of the input from `offset` into memory at `ptr`; returns the count copied, 0 at the end |
 //! | `output_write` | `(ptr: i32, len: i32) -> i32` | appends `len` bytes at `ptr` to the compartment's output; returns 0 |
 //! | `log` | `(ptr: i32, len: i32)` | appends debug text and a newline to the compartment's log |
+//! | `key_op` | `(key_index: i32, op_ptr: i32, op_len: i32, out_ptr: i32, out_cap: i32) -> i32` | performs the request at `op_ptr` with stored key `key_index` (its position in the compartment's `keys`); see below |
+//!
+//! `key_op` requests are one operation byte and its fields, laid out in [`crate::keys`]:
+//! 1 encrypt, 2 decrypt, 3 sign, 4 verify, 5 hmac. The answer (a ciphertext envelope
+//! the key's owner can open with `veritee crypto decrypt`, a plaintext, a signature,
+//! a verdict, a tag) is written at `out_ptr`, and its length returned. When it is
+//! longer than `out_cap`, nothing is written and its length is returned all the same:
+//! a result above `out_cap` means "call again with this much room" (the operation is
+//! made again then, so an encryption or signature differs from the first). A refused
+//! operation returns a negative code, and its reason goes to the compartment's log:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | -1 | no key at `key_index` (the compartment was granted fewer) |
+//! | -2 | the request is malformed |
+//! | -3 | the key's metadata do not allow this operation |
+//! | -4 | the operation failed: wrong key type, a ciphertext that does not open under the key and AAD, an unknown or retired key version |
+//!
+//! The key material never enters the compartment's memory: the node holds the keys and
+//! answers through a [`KeyService`]. Each call looks at the task's deadline first, so
+//! a guest calling it in a loop is stopped on time.
 //!
 //! `input_count`, `input_len` and `input_read` on another compartment's id stop the
 //! task with "compartment X may not read compartment Y's data" unless the security
@@ -32,12 +53,13 @@ use wasmtime::{Caller, Extern, Linker, Memory, ResourceLimiter};
 
 use crate::error::WasmError;
 use crate::input::InputSource;
+use crate::keys::{KeyOpError, KeyRequest, KeyService};
 
 /// Name of the import module of the host API.
 pub const HOST_MODULE: &str = "veritee";
 
 /// Names of the host API functions, all in [`HOST_MODULE`].
-pub const HOST_FUNCTIONS: [&str; 7] = [
+pub const HOST_FUNCTIONS: [&str; 8] = [
     "self_id",
     "compartment_id",
     "input_count",
@@ -45,6 +67,7 @@ pub const HOST_FUNCTIONS: [&str; 7] = [
     "input_read",
     "output_write",
     "log",
+    "key_op",
 ];
 
 /// Name of the memory a module must export to use the pointer-taking functions.
@@ -74,6 +97,25 @@ pub(crate) struct HostState {
     pub(crate) limiter: Limiter,
     /// The exported memory, once instantiation is done (looked up on demand before).
     pub(crate) memory: Option<Memory>,
+    /// The stored keys this compartment was granted, if any.
+    pub(crate) keys: Option<Arc<dyn KeyService>>,
+    /// The task's wall-clock deadline and timeout: `key_op` checks it itself.
+    pub(crate) deadline: std::time::Instant,
+    pub(crate) timeout: std::time::Duration,
+}
+
+impl HostState {
+    /// Appends `text` and a newline to the log, as far as its room goes.
+    fn append_log(&mut self, text: &[u8]) {
+        let room = self.log_cap.saturating_sub(self.log.len());
+        if text.len() < room {
+            self.log.extend_from_slice(text);
+            self.log.push(b'\n');
+        } else {
+            self.log.extend_from_slice(&text[..room]);
+            self.log_truncated = true;
+        }
+    }
 }
 
 /// Memory, table and instance limits of one compartment, with errors that say which
@@ -329,17 +371,84 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             let mem = memory(&mut caller, F)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
             let range = checked_range(state, F, ptr, len, data.len())?;
-            let room = state.log_cap.saturating_sub(state.log.len());
-            let text = &data[range];
-            if text.len() < room {
-                state.log.extend_from_slice(text);
-                state.log.push(b'\n');
-            } else {
-                state.log.extend_from_slice(&text[..room]);
-                state.log_truncated = true;
-            }
+            state.append_log(&data[range]);
             Ok(())
         },
     )?;
+
+    linker.func_wrap(
+        HOST_MODULE,
+        "key_op",
+        |mut caller: Caller<'_, HostState>,
+         key_index: i32,
+         op_ptr: i32,
+         op_len: i32,
+         out_ptr: i32,
+         out_cap: i32|
+         -> wasmtime::Result<i32> {
+            const F: &str = "key_op";
+            let mem = memory(&mut caller, F)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            // The deadline is otherwise looked at once per fuel interval: a guest
+            // calling this in a tight loop would spend far longer than the guest code
+            // it burns fuel for (a signature costs milliseconds, the call a few fuel).
+            if std::time::Instant::now() >= state.deadline {
+                return Err(trap(WasmError::Timeout {
+                    compartment: state.name.clone(),
+                    timeout: state.timeout,
+                }));
+            }
+            let request = checked_range(state, F, op_ptr, op_len, data.len())?;
+            let out = checked_range(state, F, out_ptr, out_cap, data.len())?;
+            let answer = key_answer(state.keys.as_deref(), key_index, &data[request]);
+            match answer {
+                Ok(answer) => {
+                    let answer = answer.expose();
+                    if answer.len() <= out.len() {
+                        data[out.start..out.start + answer.len()].copy_from_slice(answer);
+                    }
+                    Ok(answer.len() as i32)
+                }
+                Err(e) => {
+                    // The guest gets the code; its author reads why in the log.
+                    let line = format!("key_op: key {key_index}: {e}");
+                    state.append_log(line.as_bytes());
+                    Ok(e.code())
+                }
+            }
+        },
+    )?;
     Ok(())
+}
+
+/// The answer to one `key_op` request, or why there is none.
+fn key_answer(
+    keys: Option<&dyn KeyService>,
+    key_index: i32,
+    request: &[u8],
+) -> Result<veritee_crypto::SecretBytes, KeyOpError> {
+    let granted = keys.map_or(0, |k| k.count());
+    let (Some(keys), Ok(index)) = (keys, usize::try_from(key_index)) else {
+        return Err(no_key(key_index, granted));
+    };
+    if index >= granted {
+        return Err(no_key(key_index, granted));
+    }
+    let request = KeyRequest::parse(request)?;
+    let answer = keys.call(index, request)?;
+    // The result is an i32: an answer too long for it is refused, never cut.
+    if answer.expose().len() > i32::MAX as usize {
+        return Err(KeyOpError::Failed(format!(
+            "the answer to {} is over {} bytes",
+            request.name(),
+            i32::MAX
+        )));
+    }
+    Ok(answer)
+}
+
+fn no_key(key_index: i32, granted: usize) -> KeyOpError {
+    KeyOpError::NoSuchKey(format!(
+        "there is no key {key_index}: the compartment was granted {granted}"
+    ))
 }

@@ -18,6 +18,7 @@ mod engine;
 mod error;
 pub mod host;
 mod input;
+pub mod keys;
 pub mod manifest;
 mod spec;
 
@@ -26,6 +27,7 @@ pub use compartment::Compartment;
 pub use engine::{DEFAULT_CACHE_CAPACITY, FUEL_YIELD_INTERVAL, TaskEngine, run_task};
 pub use error::WasmError;
 pub use input::{FileInput, Input, InputSource};
+pub use keys::{KeyOpError, KeyRequest, KeyService};
 pub use manifest::{LoadedManifest, ManifestError, TaskManifest};
 pub use spec::{
     Access, CompartmentResult, CompartmentSpec, DEFAULT_ENTRY, MAX_COMPARTMENTS, MAX_INPUTS,

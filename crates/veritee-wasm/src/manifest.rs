@@ -17,6 +17,9 @@
 //! module = "owner.wat"                  # required: .wat text or .wasm binary
 //! entry = "run"                         # optional, default "run"
 //! inputs = [{ name = "salaries", file = "data/owner_a.csv" }]   # optional
+//! keys = ["payments/card-key"]          # optional, at most 8: stored keys on the node
+//!                                       # (PARTITION/KEY_ID, OWNER_TENANT_ID/PARTITION/KEY_ID
+//!                                       # or deployed/NAME) used by index via `key_op`
 //!
 //! [security.owner_a]                    # one per compartment, required
 //! releases = false                      # required: is its output released?
@@ -119,6 +122,11 @@ pub struct CompartmentManifest {
     /// Input files, addressed by the guest by index in this order.
     #[serde(default)]
     pub inputs: Vec<InputManifest>,
+    /// Stored keys on the node the compartment uses through `veritee.key_op`, by
+    /// index in this order (the node checks them: see `CompartmentContext::keys` of
+    /// the task protocol). A task run locally has none.
+    #[serde(default)]
+    pub keys: Vec<String>,
 }
 
 /// One entry of a compartment's `inputs`.
@@ -288,6 +296,7 @@ impl LoadedManifest {
                 module: module.into(),
                 inputs,
                 entry: c.entry.clone().unwrap_or_else(|| DEFAULT_ENTRY.to_owned()),
+                keys: None,
             });
         }
         let spec = TaskSpec {
@@ -323,6 +332,7 @@ inputs = [{ name = "x", file = "x.txt" }]
 name = "agg"
 module = "agg.wat"
 entry = "main"
+keys = ["payments/card-key", "deployed/data"]
 [security.a]
 releases = false
 [security.agg]
@@ -338,6 +348,11 @@ may_read = ["a"]
         let ctx = m.security_context();
         assert!(ctx.may_read("agg", "a"));
         assert!(!ctx.releases("a"));
+        assert!(m.compartments[0].keys.is_empty());
+        assert_eq!(
+            m.compartments[1].keys,
+            ["payments/card-key", "deployed/data"]
+        );
     }
 
     fn err(text: &str) -> String {

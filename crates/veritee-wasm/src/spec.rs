@@ -40,6 +40,8 @@ pub struct CompartmentSpec {
     pub inputs: Vec<Input>,
     /// Exported function of type `() -> i32` to call; its result is the exit code.
     pub entry: String,
+    /// The stored keys it may use through `veritee.key_op`, held by the node.
+    pub keys: Option<Arc<dyn crate::keys::KeyService>>,
 }
 
 impl std::fmt::Debug for CompartmentSpec {
@@ -50,6 +52,7 @@ impl std::fmt::Debug for CompartmentSpec {
             .field("module_len", &self.module.len())
             .field("inputs", &self.inputs)
             .field("entry", &self.entry)
+            .field("keys", &self.keys.as_ref().map_or(0, |k| k.count()))
             .finish()
     }
 }

@@ -41,6 +41,7 @@ fn compartment(name: &str, module: &str, inputs: Vec<Input>) -> CompartmentSpec 
         module: module.as_bytes().into(),
         inputs,
         entry: "run".into(),
+        keys: None,
     }
 }
 

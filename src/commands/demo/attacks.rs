@@ -295,6 +295,7 @@ fn swapped_task_inputs(root: &Path, t: &mut Tour) -> Result<()> {
             entry: "run".into(),
             inputs: vec!["payee".into(), "amount".into()],
             input_lengths: vec![5, 5],
+            keys: Vec::new(),
         }],
         limits: Default::default(),
     })?;

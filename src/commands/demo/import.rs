@@ -112,6 +112,7 @@ pub(super) fn import_tour(
             operations,
             rotate_after_secs: None,
             release: None,
+            task_signers: vec![],
         };
         let prepared = prepare_import(&keys, tenant, &spec, material, None)?;
         let imported = client.send_import(tenant, &keys, &prepared)?;
@@ -140,6 +141,7 @@ pub(super) fn import_tour(
         operations: vec![Operation::Encrypt, Operation::Decrypt],
         rotate_after_secs: None,
         release: None,
+        task_signers: vec![],
     };
     let layer = TeeLayer::Wrapped {
         format: ImportFormat::RsaAesKeyWrap,
@@ -288,6 +290,7 @@ fn revocation_part(
             operations: vec![Operation::Encrypt, Operation::Decrypt],
             rotate_after_secs: None,
             release: None,
+            task_signers: vec![],
         };
         let prepared = prepare_import(keys, tenant, &spec, &material, Some(&data))?;
         client.send_import(tenant, keys, &prepared)?;

@@ -43,11 +43,29 @@ pub const DEPLOYED_PARTITION: &str = "deployed";
 /// Versions one key may have.
 pub const MAX_KEY_VERSIONS: u32 = 1000;
 
+/// Which tenants' trusted tasks may use a key.
+enum TaskUse {
+    /// Those its signed metadata name (none: no task).
+    Signers(Vec<String>),
+    /// Its owner's only: a key deployed by key management has no metadata to say more.
+    OwnerOnly,
+}
+
+impl TaskUse {
+    fn permits(&self, owner: &str, signer: &str) -> bool {
+        match self {
+            Self::Signers(signers) => signers.iter().any(|s| s == signer),
+            Self::OwnerOnly => owner == signer,
+        }
+    }
+}
+
 /// An imported key ready for use.
 pub(crate) struct LoadedKey {
     key_type: KeyType,
     /// What its metadata allow.
     operations: Vec<Operation>,
+    task_use: TaskUse,
     rotate_after_secs: Option<u64>,
     versions: BTreeMap<u32, Version>,
     minimum: u32,
@@ -243,6 +261,7 @@ impl LoadedKey {
         Ok(Self {
             key_type: metadata.key_type,
             operations: metadata.operations,
+            task_use: TaskUse::Signers(metadata.task_signers),
             rotate_after_secs: metadata.rotate_after_secs,
             versions,
             minimum: record.minimum_version,
@@ -296,6 +315,64 @@ impl LoadedKey {
         })
     }
 
+    /// A signature by the newest version, and that version.
+    fn sign(&self, key: &KeyRef, message: &[u8]) -> Result<(u32, Vec<u8>), EnclaveFailure> {
+        match self.newest()? {
+            (version, Material::Ecdsa(signing)) => {
+                Ok((version, signing.sign(message).map_err(internal)?))
+            }
+            (version, Material::Rsa(signing)) => {
+                Ok((version, signing.sign_pss_sha256(message).map_err(internal)?))
+            }
+            _ => Err(self.wrong_type(key, "sign")),
+        }
+    }
+
+    /// An HMAC tag by the newest version, and that version.
+    fn mac(&self, key: &KeyRef, data: &[u8]) -> Result<(u32, Vec<u8>), EnclaveFailure> {
+        match self.newest()? {
+            (version, Material::Hmac(k)) => Ok((
+                version,
+                veritee_crypto::mac::hmac_sha256(k.expose(), data).to_vec(),
+            )),
+            _ => Err(self.wrong_type(key, "compute an HMAC")),
+        }
+    }
+
+    /// Whether `signature` (or tag) over `message` holds under `version` (or the newest).
+    fn verify(
+        &self,
+        key: &KeyRef,
+        version: Option<u32>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, EnclaveFailure> {
+        let material = match version {
+            Some(n) => self.version(key, n)?,
+            None => self.newest()?.1,
+        };
+        Ok(match material {
+            Material::Ecdsa(signing) => veritee_crypto::sign::verify(
+                VerificationScheme::EcdsaP256Sha256Fixed,
+                signing.public_key_point(),
+                message,
+                signature,
+            )
+            .is_ok(),
+            Material::Rsa(signing) => veritee_crypto::sign::verify(
+                VerificationScheme::RsaPssSha256,
+                &signing.public_key_spki().map_err(internal)?,
+                message,
+                signature,
+            )
+            .is_ok(),
+            Material::Hmac(k) => {
+                veritee_crypto::mac::verify_hmac_sha256(k.expose(), message, signature)
+            }
+            Material::Aes(_) => return Err(self.wrong_type(key, "verify")),
+        })
+    }
+
     fn wrong_type(&self, key: &KeyRef, what: &str) -> EnclaveFailure {
         failure(
             FailureKind::BadRequest,
@@ -336,7 +413,7 @@ impl EnclaveService {
             } => {
                 let loaded = self.key_for_new_output(tenant, &key, link)?;
                 loaded.allow(&key, Operation::Encrypt)?;
-                CryptoOutcome::Ciphertext(seal(&loaded, &key, &aad, &plaintext)?)
+                CryptoOutcome::Ciphertext(seal(&loaded, &key, &aad, plaintext.expose())?)
             }
             CryptoOp::Decrypt {
                 key,
@@ -358,33 +435,19 @@ impl EnclaveService {
                 let target = self.key_for_new_output(tenant, &to, link)?;
                 target.allow(&to, Operation::Encrypt)?;
                 let plaintext = open(&source, &from, &aad, &ciphertext)?;
-                CryptoOutcome::Ciphertext(seal(&target, &to, &aad, &plaintext)?)
+                CryptoOutcome::Ciphertext(seal(&target, &to, &aad, plaintext.expose())?)
             }
             CryptoOp::Sign { key, message } => {
                 let loaded = self.key_for_new_output(tenant, &key, link)?;
                 loaded.allow(&key, Operation::Sign)?;
-                match loaded.newest()? {
-                    (version, Material::Ecdsa(signing)) => CryptoOutcome::Signature {
-                        signature: signing.sign(&message).map_err(internal)?,
-                        version,
-                    },
-                    (version, Material::Rsa(signing)) => CryptoOutcome::Signature {
-                        signature: signing.sign_pss_sha256(&message).map_err(internal)?,
-                        version,
-                    },
-                    _ => return Err(loaded.wrong_type(&key, "sign")),
-                }
+                let (version, signature) = loaded.sign(&key, &message)?;
+                CryptoOutcome::Signature { signature, version }
             }
             CryptoOp::Hmac { key, data } => {
                 let loaded = self.key_for_new_output(tenant, &key, link)?;
                 loaded.allow(&key, Operation::Hmac)?;
-                match loaded.newest()? {
-                    (version, Material::Hmac(k)) => CryptoOutcome::Mac {
-                        tag: veritee_crypto::mac::hmac_sha256(k.expose(), &data).to_vec(),
-                        version,
-                    },
-                    _ => return Err(loaded.wrong_type(&key, "compute an HMAC")),
-                }
+                let (version, tag) = loaded.mac(&key, &data)?;
+                CryptoOutcome::Mac { tag, version }
             }
             CryptoOp::Verify {
                 key,
@@ -394,30 +457,7 @@ impl EnclaveService {
             } => {
                 let loaded = self.loaded_key(tenant, &key, link)?;
                 loaded.allow(&key, Operation::Verify)?;
-                let material = match version {
-                    Some(n) => loaded.version(&key, n)?,
-                    None => loaded.newest()?.1,
-                };
-                CryptoOutcome::Verified(match material {
-                    Material::Ecdsa(signing) => veritee_crypto::sign::verify(
-                        VerificationScheme::EcdsaP256Sha256Fixed,
-                        signing.public_key_point(),
-                        &message,
-                        &signature,
-                    )
-                    .is_ok(),
-                    Material::Rsa(signing) => veritee_crypto::sign::verify(
-                        VerificationScheme::RsaPssSha256,
-                        &signing.public_key_spki().map_err(internal)?,
-                        &message,
-                        &signature,
-                    )
-                    .is_ok(),
-                    Material::Hmac(k) => {
-                        veritee_crypto::mac::verify_hmac_sha256(k.expose(), &message, &signature)
-                    }
-                    Material::Aes(_) => return Err(loaded.wrong_type(&key, "verify")),
-                })
+                CryptoOutcome::Verified(loaded.verify(&key, version, &message, &signature)?)
             }
             // Owner actions, still only on a key its revocation endpoint lets be used.
             CryptoOp::Rotate { key } => {
@@ -447,6 +487,18 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
         let loaded = self.loaded_key(tenant, key, link)?;
+        self.rotated_if_due(tenant, key, loaded, link)
+    }
+
+    /// `loaded` (which passed the revocation gate), or, when its metadata set a rotation
+    /// period its newest version has outlived, the key with the version made now.
+    fn rotated_if_due(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        loaded: Arc<LoadedKey>,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
         let Some(period) = loaded.rotate_after_secs else {
             return Ok(loaded);
         };
@@ -638,8 +690,23 @@ impl EnclaveService {
         Ok(())
     }
 
-    /// The tenant's key, from the cache if its sealed record has not changed since.
+    /// The tenant's key, from the cache if its sealed record has not changed since,
+    /// as its revocation gate lets it be used.
     fn loaded_key(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        let stored = self.stored_key(tenant, key, link)?;
+        self.shared_status_gate(tenant, key, &stored, link)?;
+        self.revocation_gate(tenant, key, stored, link)
+    }
+
+    /// The tenant's key as stored, before its revocation gate: what [`Self::loaded_key`]
+    /// gates, and what a task's grant looks at first (whether the key's metadata allow
+    /// the task's signer) so that another tenant learns nothing of its state.
+    fn stored_key(
         &self,
         tenant: &str,
         key: &KeyRef,
@@ -666,8 +733,7 @@ impl EnclaveService {
             .filter(|(d, _)| *d == digest)
             .map(|(_, loaded)| Arc::clone(loaded));
         if let Some(loaded) = cached {
-            self.shared_status_gate(tenant, key, &loaded, link)?;
-            return self.revocation_gate(tenant, key, loaded, link);
+            return Ok(loaded);
         }
         let bytes = self
             .record_get(link, &ns, &record)?
@@ -682,8 +748,54 @@ impl EnclaveService {
             // use finds the index's newer digest and unseals again.
             cache.keys.insert(cache_key, (digest, Arc::clone(&loaded)));
         }
-        self.shared_status_gate(tenant, key, &loaded, link)?;
-        self.revocation_gate(tenant, key, loaded, link)
+        Ok(loaded)
+    }
+
+    /// `owner`'s key for a trusted task that `signer` initiated: loaded as the session
+    /// operations load it (the same namespace, revocation gate and disabled check),
+    /// and only if the key's metadata name `signer` among its task signers (a deployed
+    /// key: only if `signer` is its owner). Whether another tenant's key exists, or is
+    /// disabled, is not told to a signer it does not allow.
+    pub(crate) fn task_key(
+        &self,
+        owner: &str,
+        key: &KeyRef,
+        signer: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<Arc<LoadedKey>, EnclaveFailure> {
+        let not_theirs = || {
+            failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "key {owner}/{key} is not usable by tasks of tenant {signer}: there is no such key, or its metadata do not name that tenant among its task_signers"
+                ),
+            )
+        };
+        // A deployed key's replica may be fetched from a peer: not for another tenant.
+        if key.partition == DEPLOYED_PARTITION && owner != signer {
+            return Err(not_theirs());
+        }
+        let stored = match self.stored_key(owner, key, link) {
+            Ok(stored) => stored,
+            Err(f) if f.kind == FailureKind::NotFound && owner != signer => {
+                return Err(not_theirs());
+            }
+            Err(f) => return Err(f),
+        };
+        if !stored.task_use.permits(owner, signer) {
+            if owner != signer {
+                return Err(not_theirs());
+            }
+            return Err(failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "key {key} may not be used by this tenant's tasks: its metadata do not name tenant {signer} among its task_signers (import it with --task-signer {signer})"
+                ),
+            ));
+        }
+        self.shared_status_gate(owner, key, &stored, link)?;
+        let gated = self.revocation_gate(owner, key, stored, link)?;
+        self.rotated_if_due(owner, key, gated, link)
     }
 
     /// A key another node imported, fetched from the first peer that releases it (its
@@ -812,6 +924,7 @@ impl EnclaveService {
         Ok(Arc::new(LoadedKey {
             key_type: KeyType::Aes256Gcm,
             operations: vec![Operation::Encrypt, Operation::Decrypt, Operation::Translate],
+            task_use: TaskUse::OwnerOnly,
             rotate_after_secs: None,
             versions,
             minimum: 1,
@@ -1022,11 +1135,11 @@ fn seal(
     loaded: &LoadedKey,
     key: &KeyRef,
     aad: &[u8],
-    plaintext: &SecretBytes,
+    plaintext: &[u8],
 ) -> Result<Vec<u8>, EnclaveFailure> {
     match loaded.newest()? {
         (version, Material::Aes(aes)) => {
-            ciphertext::seal(aes, key, version, aad, plaintext.expose()).map_err(internal)
+            ciphertext::seal(aes, key, version, aad, plaintext).map_err(internal)
         }
         _ => Err(loaded.wrong_type(key, "encrypt")),
     }
@@ -1058,5 +1171,85 @@ fn open(
     match loaded.version(key, version)? {
         Material::Aes(aes) => ciphertext::open(aes, key, aad, ciphertext).map_err(bad_input),
         _ => Err(loaded.wrong_type(key, "decrypt")),
+    }
+}
+
+/// The stored keys one compartment of a trusted task was granted, in the order its
+/// `keys` name them. The guest reaches them only through `veritee.key_op`: answers are
+/// what an operation makes, never the material, which stays here.
+pub(crate) struct GrantedKeys {
+    keys: Vec<(KeyRef, Arc<LoadedKey>)>,
+}
+
+impl GrantedKeys {
+    pub(crate) fn new(keys: Vec<(KeyRef, Arc<LoadedKey>)>) -> Self {
+        Self { keys }
+    }
+}
+
+/// A version number and what it made, as `key_op` answers a signature or tag.
+fn versioned(version: u32, made: &[u8]) -> SecretBytes {
+    let mut out = Vec::with_capacity(4 + made.len());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(made);
+    SecretBytes::new(out)
+}
+
+impl veritee_wasm::KeyService for GrantedKeys {
+    fn count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn call(
+        &self,
+        key_index: usize,
+        request: veritee_wasm::KeyRequest<'_>,
+    ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
+        use veritee_wasm::{KeyOpError, KeyRequest};
+        let (key, loaded) = self.keys.get(key_index).ok_or_else(|| {
+            KeyOpError::NoSuchKey(format!(
+                "there is no key {key_index}: the compartment was granted {}",
+                self.keys.len()
+            ))
+        })?;
+        let allow = |op: Operation| {
+            loaded
+                .allow(key, op)
+                .map_err(|f| KeyOpError::Forbidden(f.message))
+        };
+        let failed = |f: EnclaveFailure| KeyOpError::Failed(f.message);
+        match request {
+            KeyRequest::Encrypt { aad, plaintext } => {
+                allow(Operation::Encrypt)?;
+                seal(loaded, key, aad, plaintext)
+                    .map(SecretBytes::new)
+                    .map_err(failed)
+            }
+            KeyRequest::Decrypt { aad, ciphertext } => {
+                allow(Operation::Decrypt)?;
+                open(loaded, key, aad, ciphertext).map_err(failed)
+            }
+            KeyRequest::Sign { message } => {
+                allow(Operation::Sign)?;
+                let (version, signature) = loaded.sign(key, message).map_err(failed)?;
+                Ok(versioned(version, &signature))
+            }
+            KeyRequest::Verify {
+                version,
+                signature,
+                message,
+            } => {
+                allow(Operation::Verify)?;
+                let valid = loaded
+                    .verify(key, version, message, signature)
+                    .map_err(failed)?;
+                Ok(SecretBytes::new(vec![u8::from(valid)]))
+            }
+            KeyRequest::Hmac { data } => {
+                allow(Operation::Hmac)?;
+                let (version, tag) = loaded.mac(key, data).map_err(failed)?;
+                Ok(versioned(version, &tag))
+            }
+        }
     }
 }

@@ -81,6 +81,7 @@ pub fn metadata_for(
         validations: vec!["tee-key: evidence verified (test)".into()],
         rotate_after_secs: None,
         revocation_interval_secs: None,
+        task_signers: Vec::new(),
         created: "2026-12-06T08:00:00Z".into(),
         format: veritee_import::formats::ImportFormat::Veritee,
         wrapped_sha256: None,
