@@ -228,6 +228,18 @@ impl Setup {
         index: u32,
         request: &[u8],
     ) -> Result<Ran, EnclaveFailure> {
+        self.run_with(by, keys, index, request, |_| {})
+    }
+
+    /// [`Setup::run`], doing `between` after the task was initiated and before it runs.
+    fn run_with(
+        &mut self,
+        by: &Tenant,
+        keys: &[String],
+        index: u32,
+        request: &[u8],
+        between: impl FnOnce(&mut Self),
+    ) -> Result<Ran, EnclaveFailure> {
         let id = hex::encode(veritee_crypto::rand::array::<16>().expect("rand"));
         let mut input = index.to_le_bytes().to_vec();
         input.extend_from_slice(request);
@@ -246,6 +258,7 @@ impl Setup {
             },
             &mut self.host,
         )?;
+        between(self);
         self.upload(by, &id, "module", KEY_OP.as_bytes());
         self.upload(by, &id, "input-0", &input);
         let aud = audience(&self.service, &mut self.host);
@@ -417,6 +430,24 @@ fn a_task_naming_a_key_its_signer_may_not_use_is_refused_naming_the_key() {
         "p/gone",
         "disabled",
     );
+    // A key disabled after the task was initiated is refused when it runs.
+    s.import(
+        &alice,
+        ("p", "later"),
+        KeyType::Aes256Gcm,
+        &both,
+        &[&alice.id],
+        &aes,
+    );
+    refused_naming(
+        s.run_with(&alice, &keys(&["p/later"]), 0, &op, |s| {
+            s.disable(&alice, "p", "later")
+        }),
+        "p/later",
+        "disabled",
+    );
+    let text = serde_json::to_string(&audit_bodies(&s.host)).expect("json");
+    assert!(text.contains("refused at run: task"), "{text}");
     // One refused key refuses the task even when the others are fine.
     s.import(
         &alice,
@@ -436,7 +467,7 @@ fn a_task_naming_a_key_its_signer_may_not_use_is_refused_naming_the_key() {
     let text = serde_json::to_string(&audit).expect("json");
     assert!(text.contains("task.key"), "{text}");
     assert!(text.contains(&format!("{}/p/no-tasks", alice.id)), "{text}");
-    assert!(text.contains("refused: task"), "{text}");
+    assert!(text.contains("refused at initiation: task"), "{text}");
     assert!(!contains(&everything(&s.host), AES_CANARY));
 }
 
