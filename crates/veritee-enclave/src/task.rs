@@ -54,6 +54,22 @@ pub fn node_limits() -> TaskLimits {
     }
 }
 
+/// When a task's keys are looked at: its initiation only checks them, its run grants.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Initiation,
+    Run,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Initiation => "initiation",
+            Self::Run => "run",
+        }
+    }
+}
+
 /// A task between initiation and run.
 pub(crate) struct TaskState {
     initiation: TaskInitiation,
@@ -624,6 +640,15 @@ impl EnclaveService {
         let tenant = self.authenticate(request, "POST", &paths::tasks(), bytes, link)?;
         self.spool_root()?;
         let initiation = TaskInitiation::parse(bytes).map_err(bad)?;
+        // Refused now rather than after the client has uploaded its inputs; granted
+        // (looked at again) only when the task runs.
+        self.grant_keys(
+            &tenant,
+            &initiation.task_id,
+            &initiation,
+            Stage::Initiation,
+            link,
+        )?;
         let digest = initiation_digest(bytes);
         let nonce = hex::decode(&initiation.nonce).map_err(bad)?;
         let skek = HpkeKeyPair::generate();
@@ -727,7 +752,7 @@ impl EnclaveService {
         };
         let result = self.spool(&tenant, task_id).and_then(|spool| {
             let result = self
-                .grant_keys(&tenant, task_id, &task.initiation, link)
+                .grant_keys(&tenant, task_id, &task.initiation, Stage::Run, link)
                 .and_then(|granted| self.execute(&tenant, &task, &spool, &withdrawn, granted));
             let _ = std::fs::remove_dir_all(&spool);
             result
@@ -781,12 +806,13 @@ impl EnclaveService {
     /// The stored keys each compartment names, loaded as session operations load
     /// them, in the owner's namespace, and granted only if their metadata allow tasks
     /// that `signer` initiated: the first that is not refuses the whole task, named.
-    /// One audit entry per key granted, and one for the key refused.
+    /// One audit entry for the key refused, and when the task runs, one per key granted.
     fn grant_keys(
         &self,
         signer: &str,
         task_id: &str,
         init: &TaskInitiation,
+        stage: Stage,
         link: &mut dyn HostLink,
     ) -> Result<HashMap<String, Arc<dyn KeyService>>, EnclaveFailure> {
         let mut granted: HashMap<String, Arc<dyn KeyService>> = HashMap::new();
@@ -813,8 +839,10 @@ impl EnclaveService {
                             signer,
                             &object,
                             &format!(
-                                "refused: task {task_id}, compartment {}: {}",
-                                c.name, f.message
+                                "refused at {}: task {task_id}, compartment {}: {}",
+                                stage.as_str(),
+                                c.name,
+                                f.message
                             ),
                         )?;
                         return Err(failure(
@@ -828,6 +856,9 @@ impl EnclaveService {
                 }
             }
             granted.insert(c.name.clone(), Arc::new(GrantedKeys::new(keys)));
+        }
+        if stage == Stage::Initiation {
+            return Ok(HashMap::new());
         }
         for (object, compartment) in audited {
             self.audit(

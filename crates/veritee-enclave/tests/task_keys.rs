@@ -228,6 +228,18 @@ impl Setup {
         index: u32,
         request: &[u8],
     ) -> Result<Ran, EnclaveFailure> {
+        self.run_with(by, keys, index, request, |_| {})
+    }
+
+    /// [`Setup::run`], doing `between` after the task was initiated and before it runs.
+    fn run_with(
+        &mut self,
+        by: &Tenant,
+        keys: &[String],
+        index: u32,
+        request: &[u8],
+        between: impl FnOnce(&mut Self),
+    ) -> Result<Ran, EnclaveFailure> {
         let id = hex::encode(veritee_crypto::rand::array::<16>().expect("rand"));
         let mut input = index.to_le_bytes().to_vec();
         input.extend_from_slice(request);
@@ -246,6 +258,7 @@ impl Setup {
             },
             &mut self.host,
         )?;
+        between(self);
         self.upload(by, &id, "module", KEY_OP.as_bytes());
         self.upload(by, &id, "input-0", &input);
         let aud = audience(&self.service, &mut self.host);
@@ -417,6 +430,24 @@ fn a_task_naming_a_key_its_signer_may_not_use_is_refused_naming_the_key() {
         "p/gone",
         "disabled",
     );
+    // A key disabled after the task was initiated is refused when it runs.
+    s.import(
+        &alice,
+        ("p", "later"),
+        KeyType::Aes256Gcm,
+        &both,
+        &[&alice.id],
+        &aes,
+    );
+    refused_naming(
+        s.run_with(&alice, &keys(&["p/later"]), 0, &op, |s| {
+            s.disable(&alice, "p", "later")
+        }),
+        "p/later",
+        "disabled",
+    );
+    let text = serde_json::to_string(&audit_bodies(&s.host)).expect("json");
+    assert!(text.contains("refused at run: task"), "{text}");
     // One refused key refuses the task even when the others are fine.
     s.import(
         &alice,
@@ -436,7 +467,7 @@ fn a_task_naming_a_key_its_signer_may_not_use_is_refused_naming_the_key() {
     let text = serde_json::to_string(&audit).expect("json");
     assert!(text.contains("task.key"), "{text}");
     assert!(text.contains(&format!("{}/p/no-tasks", alice.id)), "{text}");
-    assert!(text.contains("refused: task"), "{text}");
+    assert!(text.contains("refused at initiation: task"), "{text}");
     assert!(!contains(&everything(&s.host), AES_CANARY));
 }
 
@@ -667,4 +698,132 @@ fn a_compartment_signs_and_encrypts_with_stored_keys_it_never_sees() {
             assert!(!contains(&host_bytes, secret), "material on the host");
         }
     }
+}
+
+/// Deploys (key management, flow 4) a fresh data key `name` of `tenant` to the node;
+/// returns its material, for the canary search.
+fn deploy(s: &mut Setup, tenant: &TenantKey, name: &str) -> Vec<u8> {
+    use base64::Engine;
+    use veritee_channel::deploy::ReleasePolicy;
+    use veritee_client::{WrappingKeyFile, wrap_for_node};
+    use veritee_proto::api::ImportKeyRequest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let nonce = [3u8; 32];
+    let EnclaveReply::WrappingKey {
+        public_key,
+        audit_public_key,
+        checkpoint_public_key,
+        node_id,
+        evidence,
+    } = s
+        .service
+        .handle(
+            EnclaveCall::WrappingKey {
+                nonce: nonce.to_vec(),
+            },
+            &mut s.host,
+        )
+        .expect("wrapping key")
+    else {
+        panic!("not a wrapping key");
+    };
+    let file = WrappingKeyFile {
+        node: "http://node".into(),
+        node_id,
+        public_key: hex::encode(public_key),
+        audit_public_key: b64.encode(audit_public_key),
+        checkpoint_public_key: hex::encode(checkpoint_public_key),
+        nonce: hex::encode(nonce),
+        evidence: b64.encode(evidence),
+        fetched_at: String::new(),
+    };
+    let verifiers = veritee_verify::Verifiers::default();
+    let anchors = veritee_attest::TrustAnchors::untyped(s.world.anchors.clone());
+    let dev = veritee_policy::AppraisalPolicy::parse(&s.world.policy()).expect("policy");
+    let attested = file
+        .verify(&Appraiser {
+            verifiers: &verifiers,
+            policy: &dev,
+            trust_anchors: &anchors,
+            collateral: &[],
+            at: time::OffsetDateTime::now_utc(),
+        })
+        .expect("attested");
+    let key = veritee_crypto::rand::secret_array::<32>().expect("key");
+    let wrapped = wrap_for_node(
+        &attested,
+        tenant,
+        name,
+        ReleasePolicy::SameSigner,
+        serde_json::to_vec(&dev).expect("policy json"),
+        &key,
+    )
+    .expect("wrap");
+    let body = serde_json::to_vec(&ImportKeyRequest {
+        wrapped: wrapped.wrapped.clone(),
+    })
+    .expect("json");
+    let aud = audience(&s.service, &mut s.host);
+    s.service
+        .handle(
+            EnclaveCall::ImportKey {
+                request: sign(&aud, tenant, "POST", &paths::keys(), &body),
+                body,
+            },
+            &mut s.host,
+        )
+        .expect("deployed");
+    key.expose().to_vec()
+}
+
+/// A data key deployed by key management serves its own tenant's tasks as
+/// `deployed/NAME`, with no metadata to name signers; another tenant's tasks never.
+#[test]
+fn a_deployed_key_serves_its_own_tenants_tasks_only() {
+    let mut s = Setup::new();
+    let alice = Tenant::new(&s.service, &mut s.host);
+    let bob = Tenant::new(&s.service, &mut s.host);
+    let material = deploy(&mut s, &alice.key, "data");
+    let named = keys(&["deployed/data"]);
+    let encrypted = s
+        .run(
+            &alice,
+            &named,
+            0,
+            &request(1, b"aad", b"deployed plaintext"),
+        )
+        .expect("ran");
+    assert_eq!(
+        encrypted.exit as usize,
+        encrypted.output.len(),
+        "{}",
+        encrypted.log
+    );
+    let mut session = open_session(&s.world, &s.service, &mut s.host, &alice.key);
+    match one(
+        &mut session,
+        &s.service,
+        &mut s.host,
+        CryptoOp::Decrypt {
+            key: KeyRef::new("deployed", "data"),
+            ciphertext: encrypted.output.clone(),
+            aad: b"aad".to_vec(),
+        },
+    ) {
+        CryptoOutcome::Plaintext(p) => assert_eq!(p.expose(), b"deployed plaintext"),
+        other => panic!("{other:?}"),
+    }
+    // Signing is not among what a deployed key does.
+    let sign = s.run(&alice, &named, 0, &sign_request(b"m")).expect("ran");
+    assert_eq!(sign.exit, -3, "{}", sign.log);
+    let alices = format!("{}/deployed/data", alice.id);
+    refused_naming(
+        s.run(&bob, &keys(&[&alices]), 0, &request(1, b"", b"x")),
+        &alices,
+        "no such key, or its metadata do not name that tenant",
+    );
+    for ran in [&encrypted, &sign] {
+        assert!(!contains(&ran.output, &material) && !contains(ran.log.as_bytes(), &material));
+    }
+    assert!(!contains(&everything(&s.host), &material));
 }
