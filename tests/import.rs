@@ -1134,8 +1134,8 @@ fn keys_wrapped_by_the_customers_own_tooling_are_imported() {
 /// Imported keys shared between nodes on one PostgreSQL store: a key whose metadata
 /// allow replicas is fetched enclave to enclave at its first use on another node (not
 /// by an enclave of another signer, nor a key imported for its node alone); both
-/// nodes then use the same key; disabled on one node, it is refused on the other at
-/// its next request, with no restart.
+/// nodes then use the same key; disabled on one node, or its partition deleted there,
+/// it is refused on the other at its next request, with no restart.
 #[test]
 fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
     let Some(url) = store_location("postgres", Path::new("/nonexistent")) else {
@@ -1147,9 +1147,11 @@ fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
     let c = fleet.node("c", "m3", "other-signer", &url, &[&a.url]);
     let tenant = load_tenant(&tenant_file(&a, fleet.dir.path()));
     let client = a.client();
-    client
-        .create_partition(&tenant, "shared", None)
-        .expect("partition");
+    for partition in ["shared", "doomed"] {
+        client
+            .create_partition(&tenant, partition, None)
+            .expect("partition");
+    }
     let appraisal = Appraisal::new(&a);
     let mut pin = [0u8; 32];
     hex::decode_to_slice(provider_pin(&a), &mut pin).expect("pin");
@@ -1162,12 +1164,13 @@ fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
             time::OffsetDateTime::now_utc(),
         )
         .expect("validated");
-    for (key_id, release) in [
-        ("fleet-key", Some(KeyRelease::SameSigner)),
-        ("node-key", None),
+    for (partition, key_id, release) in [
+        ("shared", "fleet-key", Some(KeyRelease::SameSigner)),
+        ("shared", "node-key", None),
+        ("doomed", "fleet-key", Some(KeyRelease::SameMeasurement)),
     ] {
         let spec = ImportSpec {
-            partition: "shared".into(),
+            partition: partition.into(),
             key_id: key_id.into(),
             key_type: KeyType::Aes256Gcm,
             operations: vec![Operation::Encrypt, Operation::Decrypt],
@@ -1256,6 +1259,15 @@ fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
         assert!(store.delete("kms-status", &note).await.expect("delete"));
     });
     let err = encrypt(&b, &fleet_key).expect_err("still disabled");
+    assert!(err.contains("disabled"), "{err}");
+
+    // A partition deleted at A takes its shared keys with it on B too.
+    let doomed = KeyRef::new("doomed", "fleet-key");
+    encrypt(&b, &doomed).expect("B holds a replica");
+    client
+        .delete_partition(&tenant, "doomed", None)
+        .expect("delete");
+    let err = encrypt(&b, &doomed).expect_err("deleted at A");
     assert!(err.contains("disabled"), "{err}");
     drop((a, b, c));
 }

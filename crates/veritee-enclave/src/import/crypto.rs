@@ -881,7 +881,7 @@ impl EnclaveService {
     /// Tells the other nodes holding a key that it is disabled. A note that fails to be
     /// written leaves this node's refusal as it is; the owner's revocation endpoint,
     /// which every node asks, remains.
-    fn publish_disabled(
+    pub(super) fn publish_disabled(
         &self,
         tenant: &str,
         key: &KeyRef,
@@ -1078,7 +1078,7 @@ fn shared_versions(key: &KeyRef) -> EnclaveFailure {
 }
 
 /// For a key other nodes may hold, disabled at `at`: its status key and the time.
-fn shared_status(
+pub(super) fn shared_status(
     record: &ImportedKeyRecord,
     metadata: &ImportMetadata,
     at: i64,

@@ -598,7 +598,18 @@ impl EnclaveService {
         // The partition goes first: no import lands in it while its keys go.
         self.record_delete(link, &ns, &partition_record(name))?;
         let keys = self.record_keys(link, &ns, &key_prefix(name))?;
+        let now = self.clock().now().unix_timestamp();
         for key in &keys {
+            // A key other nodes may hold is gone there too: they are told as of a
+            // disable.
+            if let Some(bytes) = self.record_get(link, &ns, key)? {
+                let record = ImportedKeyRecord::decode(bytes.expose())?;
+                let metadata = stored_metadata(&record)?;
+                if let Some((status, at)) = crypto::shared_status(&record, &metadata, now)? {
+                    let key_id = key.strip_prefix(&key_prefix(name)).unwrap_or(key);
+                    self.publish_disabled(&tenant, &KeyRef::new(name, key_id), &status, at, link);
+                }
+            }
             self.record_delete(link, &ns, key)?;
         }
         lock(&self.import_keys).forget_partition(&tenant, name);
