@@ -632,15 +632,9 @@ impl EnclaveService {
             return Err(not_found(key));
         }
         let how = self.authorize(tenant, Action::DisableKey, &key.to_string(), proof, link)?;
-        let mut shared = None;
-        self.update_key(tenant, key, link, |record, metadata, now| {
-            record.disabled_at = Some(now);
-            shared = shared_status(record, metadata, now)?;
-            Ok(true)
+        self.disable_for_good(tenant, key, link, |record, now| {
+            record.disabled_at = Some(now)
         })?;
-        if let Some((status, at)) = shared {
-            self.publish_disabled(tenant, key, &status, at, link);
-        }
         self.audit(
             link,
             "import.disable",
@@ -648,6 +642,27 @@ impl EnclaveService {
             &key.to_string(),
             &format!("ok: disabled for good, {how}"),
         )
+    }
+
+    /// Marks a key disabled for good (`mark` says how: a disable, a revocation), and
+    /// tells the other nodes that may hold it.
+    fn disable_for_good(
+        &self,
+        tenant: &str,
+        key: &KeyRef,
+        link: &mut dyn HostLink,
+        mark: impl FnOnce(&mut ImportedKeyRecord, i64),
+    ) -> Result<(), EnclaveFailure> {
+        let mut shared = None;
+        self.update_key(tenant, key, link, |record, metadata, now| {
+            mark(record, now);
+            shared = shared_status(record, metadata, now)?;
+            Ok(true)
+        })?;
+        if let Some((status, at)) = shared {
+            self.publish_disabled(tenant, key, &status, at, link);
+        }
+        Ok(())
     }
 
     /// Reads, changes and writes back a key's record, one change at a time.
@@ -995,17 +1010,11 @@ impl EnclaveService {
                 self.loaded_key_unchecked(tenant, key, link)
             }
             Ok(RevocationStatus::Revoked) => {
-                let mut shared = None;
-                self.update_key(tenant, key, link, |record, metadata, now| {
+                self.disable_for_good(tenant, key, link, |record, now| {
                     if let Some(r) = &mut record.revocation {
                         r.revoked_at.get_or_insert(now);
                     }
-                    shared = shared_status(record, metadata, now)?;
-                    Ok(true)
                 })?;
-                if let Some((status, at)) = shared {
-                    self.publish_disabled(tenant, key, &status, at, link);
-                }
                 self.audit(
                     link,
                     "import.revoked",
