@@ -1242,6 +1242,14 @@ fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
         store.put("kms-status", &note, &forged).await.expect("put");
     });
     encrypt(&b, &fleet_key).expect("a forged note changes nothing");
+    rt.block_on(async {
+        let store = veritee_store::open(&url).await.expect("postgres");
+        store
+            .put("kms-status", &note, &[1u8; 39])
+            .await
+            .expect("put");
+    });
+    encrypt(&b, &fleet_key).expect("a note of the wrong size changes nothing");
 
     // Disabled at A: B refuses it at its next request, and keeps refusing it.
     client
@@ -1269,5 +1277,14 @@ fn imported_keys_are_shared_between_nodes_and_disabled_on_all() {
         .expect("delete");
     let err = encrypt(&b, &doomed).expect_err("deleted at A");
     assert!(err.contains("disabled"), "{err}");
+
+    // The key went from A to B and back as ciphertext only: nowhere in either host's
+    // memory or logs, nor in the store (the tenant's records and the notes).
+    let tenant_id = tenant.tenant_id().expect("tenant id");
+    let stored = dump_postgres(&url, &tenant_id);
+    assert!(!stored.is_empty());
+    for node in [&a, &b] {
+        assert_canary_off_the_host(node, &tenant_id, &stored);
+    }
     drop((a, b, c));
 }

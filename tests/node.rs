@@ -112,20 +112,6 @@ fn canary(kind: &str) {
     assert!(!contains(&stored, b"CANARY-"), "canary prefix in the store");
 }
 
-fn dump_postgres(url: &str, tenant: &str) -> Vec<u8> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = veritee_store::open(url).await.expect("postgres");
-        let mut out = Vec::new();
-        for ns in ["tenants", "host-tenants", &format!("t/{tenant}")] {
-            for key in store.list(ns, "", None, 10_000).await.expect("list") {
-                out.extend(store.get(ns, &key).await.expect("get").unwrap_or_default());
-            }
-        }
-        out
-    })
-}
-
 fn isolation(kind: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(node) = node_on(kind, dir.path()) else {

@@ -496,3 +496,24 @@ pub fn header_for(
         &base64::engine::general_purpose::STANDARD.encode(sig),
     )
 }
+
+/// Every object a tenant has in a PostgreSQL store, and the shared namespaces: what
+/// the host's store holds that concerns it.
+pub fn dump_postgres(url: &str, tenant: &str) -> Vec<u8> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = veritee_store::open(url).await.expect("postgres");
+        let mut out = Vec::new();
+        for ns in [
+            "tenants",
+            "host-tenants",
+            "kms-status",
+            &format!("t/{tenant}"),
+        ] {
+            for key in store.list(ns, "", None, 10_000).await.expect("list") {
+                out.extend(store.get(ns, &key).await.expect("get").unwrap_or_default());
+            }
+        }
+        out
+    })
+}

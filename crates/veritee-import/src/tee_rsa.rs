@@ -47,3 +47,64 @@ impl TeeRsaKeyStatement {
         Ok(spki)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veritee_crypto::rsa::RsaPrivateKey;
+
+    fn body(node_id: &str, public_key: String) -> Vec<u8> {
+        serde_json::to_vec(&TeeRsaKeyStatement {
+            node_id: node_id.into(),
+            public_key,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_statement_names_its_node_and_an_rsa_key_of_an_accepted_size() {
+        let spki = RsaPrivateKey::generate(2048)
+            .unwrap()
+            .public_key_spki()
+            .unwrap();
+        let good = body("00112233", hex::encode(&spki));
+        assert_eq!(TeeRsaKeyStatement::read(&good, "00112233").unwrap(), spki);
+        let refused = |bytes: &[u8], node: &str, word: &str| {
+            let err = TeeRsaKeyStatement::read(bytes, node)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(word), "{word}: {err}");
+        };
+        refused(&good, "44556677", "stated for node 00112233");
+        for cut in [0, 1, good.len() / 2, good.len() - 1] {
+            refused(&good[..cut], "00112233", "not JSON");
+        }
+        let mut longer = good.clone();
+        longer.extend_from_slice(&vec![b' '; MAX_STATEMENT_LEN]);
+        refused(&longer, "00112233", "too long");
+        let mut extra: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        extra["rsa_bits"] = 4096.into();
+        refused(&serde_json::to_vec(&extra).unwrap(), "00112233", "not JSON");
+        refused(&body("00112233", "zz".into()), "00112233", "not hex");
+        let mut flipped = spki.clone();
+        flipped[3] ^= 0x40;
+        refused(
+            &body("00112233", hex::encode(&flipped)),
+            "00112233",
+            "refused",
+        );
+        // Not an RSA key at all (an EC key's SPKI), and an RSA key below 2048 bits.
+        let ec =
+            veritee_crypto::sign::EcdsaSigningKey::generate(veritee_crypto::sign::EcdsaCurve::P256)
+                .unwrap()
+                .public_key_spki()
+                .unwrap();
+        refused(&body("00112233", hex::encode(ec)), "00112233", "refused");
+        let small = include_bytes!("../../veritee-crypto/tests/data/rsa1024_spki.der");
+        refused(
+            &body("00112233", hex::encode(small)),
+            "00112233",
+            "1024 bits",
+        );
+    }
+}
