@@ -30,6 +30,21 @@ fn provider_pin(node: &Node) -> String {
         .to_string()
 }
 
+/// `veritee partition create`, which must succeed.
+fn create_partition_cli(node: &str, tenant: &str, name: &str) {
+    let (ok, out) = cli(&[
+        "partition",
+        "create",
+        "--node",
+        node,
+        "--tenant",
+        tenant,
+        "--name",
+        name,
+    ]);
+    assert!(ok, "{out}");
+}
+
 fn cli(args: &[&str]) -> (bool, String) {
     let o = veritee(args);
     (
@@ -80,17 +95,7 @@ fn import_and_use(kind: &str) {
     let run = |args: Vec<String>| cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // The customer's CLI: a partition, both keys validated, the key sent.
-    let (ok, out) = cli(&[
-        "partition",
-        "create",
-        "--node",
-        &url,
-        "--tenant",
-        &t,
-        "--name",
-        "payments",
-    ]);
-    assert!(ok, "{out}");
+    create_partition_cli(&url, &t, "payments");
     let key_file = dir.path().join("card.key");
     std::fs::write(&key_file, CANARY).expect("key file");
     let send = |pin: &str, id: &str, ops: &str| {
@@ -428,17 +433,7 @@ fn keys_are_checked_with_their_owners_revocation_endpoint() {
     let endpoint_dir = dir.path().join("revocation");
     let (_server, url) = serve("revocation", &endpoint_dir);
     let (pin, anchor) = (provider_pin(&node), s(&node.anchor_path()));
-    let (ok, out) = cli(&[
-        "partition",
-        "create",
-        "--node",
-        &node.url,
-        "--tenant",
-        &tenant,
-        "--name",
-        "p",
-    ]);
-    assert!(ok, "{out}");
+    create_partition_cli(&node.url, &tenant, "p");
     let key_file = dir.path().join("k.key");
     std::fs::write(&key_file, [3u8; 32]).expect("key");
     let mut ids = Vec::new();
@@ -717,17 +712,7 @@ fn the_enclave_peels_both_layers_when_the_provider_says_so() {
         s(&node.anchor_path()),
         provider_pin(&node),
     );
-    let (ok, out) = cli(&[
-        "partition",
-        "create",
-        "--node",
-        &node.url,
-        "--tenant",
-        &t,
-        "--name",
-        "payments",
-    ]);
-    assert!(ok, "{out}");
+    create_partition_cli(&node.url, &t, "payments");
     // The key the provider states is not the host's own import key.
     let keys_file = dir.path().join("keys.json");
     let (ok, out) = cli(&[
@@ -865,17 +850,7 @@ fn keys_wrapped_by_the_customers_own_tooling_are_imported() {
         let (ok, out) = cli(&v.iter().map(String::as_str).collect::<Vec<_>>());
         (ok, out)
     };
-    let (ok, out) = cli(&[
-        "partition",
-        "create",
-        "--node",
-        &url,
-        "--tenant",
-        &t,
-        "--name",
-        "hsm",
-    ]);
-    assert!(ok, "{out}");
+    create_partition_cli(&url, &t, "hsm");
     let (ok, out) = with(&[
         "import",
         "keys",
