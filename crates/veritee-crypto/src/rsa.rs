@@ -248,91 +248,52 @@ fn public_key(public_key_spki: &[u8]) -> Result<PublicEncryptingKey, CryptoError
     })
 }
 
-/// Just enough DER reading to check that a key is one whole structure and to name the
-/// size of an RSA key aws-lc refused. Nothing here decides whether a key is valid:
-/// aws-lc parses every key that is used.
+/// Just enough DER reading, over the `der`, `spki` and `pkcs1` crates, to check that a
+/// key is one whole structure and to name the size of an RSA key aws-lc refused.
+/// Nothing here decides whether a key is valid: aws-lc parses every key that is used.
 mod asn1 {
-    const SEQUENCE: u8 = 0x30;
-    const INTEGER: u8 = 0x02;
-    const BIT_STRING: u8 = 0x03;
-    const OCTET_STRING: u8 = 0x04;
-    /// DER of the OID rsaEncryption, 1.2.840.113549.1.1.1 (RFC 8017 appendix C).
-    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-    const OID: u8 = 0x06;
+    use der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef};
+    use der::{Decode, Reader, SliceReader, Tag, Tagged};
 
-    /// One tag-length-value: the tag, the value, and what follows. Lengths of up to
-    /// three bytes (16 MiB) are read, which covers every RSA key.
-    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = match first {
-            0..=0x7f => (usize::from(first), rest),
-            0x81..=0x83 => {
-                let n = usize::from(first - 0x80);
-                let (bytes, rest) = rest.split_at_checked(n)?;
-                (
-                    bytes
-                        .iter()
-                        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
-                    rest,
-                )
-            }
-            _ => return None,
-        };
-        let (value, rest) = rest.split_at_checked(len)?;
-        Some((tag, value, rest))
-    }
-
-    fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        match tlv(input)? {
-            (t, value, rest) if t == tag => Some((value, rest)),
-            _ => None,
-        }
-    }
+    /// rsaEncryption, 1.2.840.113549.1.1.1 (RFC 8017 appendix C).
+    const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
     /// Whether `input` is exactly one SEQUENCE, with nothing after it.
     pub(super) fn is_one_sequence(input: &[u8]) -> bool {
-        matches!(expect(input, SEQUENCE), Some((_, rest)) if rest.is_empty())
+        AnyRef::from_der(input).is_ok_and(|any| any.tag() == Tag::Sequence)
     }
 
-    /// Checks an AlgorithmIdentifier names rsaEncryption; returns what follows it.
-    fn rsa_algorithm(input: &[u8]) -> Option<&[u8]> {
-        let (alg, rest) = expect(input, SEQUENCE)?;
-        let (oid, _) = expect(alg, OID)?;
-        (oid == RSA_ENCRYPTION).then_some(rest)
-    }
-
-    /// The bit length of a big-endian unsigned INTEGER's value.
+    /// The bit length of a big-endian unsigned integer (no leading zero bytes).
     fn bits_of(integer: &[u8]) -> Option<usize> {
-        let start = integer.iter().position(|&b| b != 0)?;
-        let top = integer[start];
-        Some((integer.len() - start - 1) * 8 + (8 - top.leading_zeros() as usize))
+        let (&top, rest) = integer.split_first()?;
+        (top != 0).then(|| rest.len() * 8 + (8 - top.leading_zeros() as usize))
     }
 
     /// The modulus size of a PKCS#8 RSA private key (RFC 5208, RFC 8017 appendix A.1.2).
     pub(super) fn pkcs8_modulus_bits(input: &[u8]) -> Option<usize> {
-        let (info, _) = expect(input, SEQUENCE)?;
-        let (_version, rest) = expect(info, INTEGER)?;
-        let rest = rsa_algorithm(rest)?;
-        let (private, _) = expect(rest, OCTET_STRING)?;
-        let (rsa, _) = expect(private, SEQUENCE)?;
-        let (_version, rest) = expect(rsa, INTEGER)?;
-        let (modulus, _) = expect(rest, INTEGER)?;
-        bits_of(modulus)
+        let mut reader = SliceReader::new(input).ok()?;
+        let private = reader
+            .sequence(|r| {
+                let _version = u8::decode(r)?;
+                let algorithm = spki::AlgorithmIdentifierRef::decode(r)?;
+                let private = OctetStringRef::decode(r)?;
+                // A v2 key (RFC 5958) may carry attributes or its public key after.
+                r.read_slice(r.remaining_len())?;
+                Ok((algorithm.oid == RSA_ENCRYPTION).then_some(private))
+            })
+            .ok()??;
+        let key = pkcs1::RsaPrivateKey::from_der(private.as_bytes()).ok()?;
+        bits_of(key.modulus.as_bytes())
     }
 
     /// The modulus size of an RSA SubjectPublicKeyInfo (RFC 5280, RFC 8017 A.1.1).
     pub(super) fn spki_modulus_bits(input: &[u8]) -> Option<usize> {
-        let (spki, _) = expect(input, SEQUENCE)?;
-        let rest = rsa_algorithm(spki)?;
-        let (bits, _) = expect(rest, BIT_STRING)?;
-        let (&unused, key) = bits.split_first()?;
-        if unused != 0 {
+        let spki = spki::SubjectPublicKeyInfoRef::from_der(input).ok()?;
+        if spki.algorithm.oid != RSA_ENCRYPTION {
             return None;
         }
-        let (rsa, _) = expect(key, SEQUENCE)?;
-        let (modulus, _) = expect(rsa, INTEGER)?;
-        bits_of(modulus)
+        let key = pkcs1::RsaPublicKey::from_der(spki.subject_public_key.as_bytes()?).ok()?;
+        bits_of(key.modulus.as_bytes())
     }
 }
 
