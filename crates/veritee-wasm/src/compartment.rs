@@ -38,7 +38,7 @@ pub struct Compartment {
 }
 
 /// Why a guest's driver stopped it before it finished.
-enum Stopped {
+pub(crate) enum Stopped {
     Deadline,
     Withdrawn,
 }
@@ -168,7 +168,7 @@ impl Compartment {
 
 /// Turns a wasmtime error into the engine's error: host-raised errors as they are,
 /// running out of fuel as a limit error, other traps by their code only.
-fn classify(
+pub(crate) fn classify(
     err: wasmtime::Error,
     compartment: &str,
     limits: &TaskLimits,
@@ -197,7 +197,7 @@ fn classify(
 /// future, so every `Pending` is such a yield: the moment to look at the clock and the
 /// flag, and poll again at once. Dropping the future abandons the guest where it
 /// stands; its store is not used again.
-fn drive<T>(
+pub(crate) fn drive<T>(
     deadline: Instant,
     withdrawn: &AtomicBool,
     future: impl Future<Output = T>,
@@ -217,7 +217,7 @@ fn drive<T>(
     }
 }
 
-fn stopped(why: Stopped, compartment: &str, limits: &TaskLimits) -> WasmError {
+pub(crate) fn stopped(why: Stopped, compartment: &str, limits: &TaskLimits) -> WasmError {
     let compartment = compartment.to_owned();
     match why {
         Stopped::Deadline => WasmError::Timeout {

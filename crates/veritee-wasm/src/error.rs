@@ -182,6 +182,35 @@ pub enum WasmError {
         /// The trap, without backtrace.
         reason: String,
     },
+
+    /// A module cannot run as an application whose state is snapshotted: it changes
+    /// state the snapshot does not carry (tables, dropped segments), or is malformed.
+    #[error("application {compartment}: module cannot be snapshotted: {reason}")]
+    NotSnapshottable {
+        /// Application concerned.
+        compartment: String,
+        /// What in the module stands in the way.
+        reason: String,
+    },
+
+    /// An earlier call was stopped mid-way (deadline, withdrawal): the instance is
+    /// left where it stood and is not run again.
+    #[error(
+        "application {compartment}: stopped, an earlier call was cut off at its deadline; start it again"
+    )]
+    AppStopped {
+        /// Application concerned.
+        compartment: String,
+    },
+
+    /// A snapshot's state does not fit the application it is restored into.
+    #[error("application {compartment}: cannot restore its state: {reason}")]
+    Restore {
+        /// Application concerned.
+        compartment: String,
+        /// What does not fit.
+        reason: String,
+    },
 }
 
 impl WasmError {
@@ -203,7 +232,10 @@ impl WasmError {
             | WasmError::BadArgument { compartment, .. }
             | WasmError::OutputLimit { compartment, .. }
             | WasmError::Input { compartment, .. }
-            | WasmError::Trap { compartment, .. } => Some(compartment),
+            | WasmError::Trap { compartment, .. }
+            | WasmError::NotSnapshottable { compartment, .. }
+            | WasmError::AppStopped { compartment }
+            | WasmError::Restore { compartment, .. } => Some(compartment),
         }
     }
 }

@@ -9,9 +9,14 @@
 //! released. [`run_task`] runs a task on the process-wide [`TaskEngine`], which caches
 //! compiled modules by SHA-256, per cache scope (a node scopes them by tenant).
 //! [`TaskManifest`] is the TOML file a client writes.
+//!
+//! [`App`] runs a module as a long-running application (flow 5) whose state, memory
+//! and mutable globals, can be read out and restored; [`rewrite::prepare`] makes a
+//! module fit for it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod app;
 mod cache;
 mod compartment;
 mod engine;
@@ -20,8 +25,10 @@ pub mod host;
 mod input;
 pub mod keys;
 pub mod manifest;
+pub mod rewrite;
 mod spec;
 
+pub use app::{App, AppCounters, CallResult, GlobalValue, WASM_PAGE};
 pub use cache::CacheStats;
 pub use compartment::Compartment;
 pub use engine::{DEFAULT_CACHE_CAPACITY, FUEL_YIELD_INTERVAL, TaskEngine, run_task};

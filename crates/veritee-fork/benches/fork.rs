@@ -1,0 +1,193 @@
+//! Fork latency of an application holding 1, 16, 64 and 256 MiB of state, full (the
+//! first snapshot) and incremental (1% of the pages changed since the last), beside the
+//! bound of a `memcpy` plus an AES-256-GCM encryption and decryption (raw aws-lc-rs)
+//! of the same bytes, measured in the same run.
+//!
+//! A fork here is everything but the attested exchange and the sockets: the parent's
+//! snapshot brought up to date, the offer sealed, the frames cut into 1 MiB chunks as
+//! the host would carry them, and the child's instance started, restored from them and
+//! checked. The exchange (one peer handshake, independent of the state's size) and the
+//! host's copies are the enclave's part, measured with the node.
+//!
+//! `cargo bench -p veritee-fork --bench fork`; `VERITEE_FORK_BENCH_SIZES=1,16` picks
+//! sizes in MiB, `VERITEE_FORK_BENCH_RUNS=5` the runs per figure (medians are shown).
+
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use veritee_crypto::Confidential;
+use veritee_fork::{AppRuntime, ForkSecret, Restorer, Snapshot};
+use veritee_wasm::rewrite::{PreparedModule, prepare};
+use veritee_wasm::{App, TaskEngine, TaskLimits};
+
+/// `fill` grows memory to the page count in its input (a little-endian u32) and writes
+/// pseudo-random words over all of it; `touch` changes one word in every 100th 4 KiB
+/// page.
+const WORKLOAD: &str = r#"(module
+  (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $x (mut i64) (i64.const 88172645463325252))
+  (func $next (result i64)
+    (global.set $x (i64.xor (global.get $x) (i64.shl (global.get $x) (i64.const 13))))
+    (global.set $x (i64.xor (global.get $x) (i64.shr_u (global.get $x) (i64.const 7))))
+    (global.set $x (i64.xor (global.get $x) (i64.shl (global.get $x) (i64.const 17))))
+    (global.get $x))
+  (func (export "fill") (result i32) (local $at i32) (local $end i32)
+    (drop (call $input_read (i32.const 0) (i32.const 0) (i64.const 0) (i32.const 0) (i32.const 4)))
+    (drop (memory.grow (i32.sub (i32.load (i32.const 0)) (memory.size))))
+    (local.set $end (i32.mul (memory.size) (i32.const 65536)))
+    (block $done (loop $words
+      (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+      (i64.store (local.get $at) (call $next))
+      (local.set $at (i32.add (local.get $at) (i32.const 8)))
+      (br $words)))
+    (i32.const 0))
+  (func (export "touch") (result i32) (local $at i32) (local $end i32)
+    (local.set $end (i32.mul (memory.size) (i32.const 65536)))
+    (block $done (loop $pages
+      (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+      (i64.store (local.get $at) (call $next))
+      (local.set $at (i32.add (local.get $at) (i32.const 409600)))
+      (br $pages)))
+    (i32.const 0)))"#;
+
+const CHUNK: usize = 1 << 20;
+
+fn limits() -> TaskLimits {
+    TaskLimits {
+        memory_bytes: 512 << 20,
+        timeout: Duration::from_secs(600),
+        ..TaskLimits::default()
+    }
+}
+
+fn runtime(app: &App) -> AppRuntime {
+    AppRuntime {
+        counters: app.counters(),
+        limits: app.limits().clone(),
+    }
+}
+
+/// Brings the snapshot up to date, offers it and restores a child from it; returns
+/// the child so that its memory can be checked outside the timing.
+fn fork(
+    engine: &TaskEngine,
+    prepared: &PreparedModule,
+    parent: &mut App,
+    snapshot: &mut Snapshot,
+    secret: &ForkSecret,
+) -> App {
+    let globals = parent.globals();
+    let rt = runtime(parent);
+    snapshot
+        .update(parent.memory(), globals, rt)
+        .expect("update");
+    let offer = snapshot.offer(secret).expect("offer");
+    let mut chunks = Vec::new();
+    let mut from = Some(0);
+    while let Some(at) = from {
+        let (chunk, next) = snapshot.frames(at, CHUNK);
+        chunks.push(chunk);
+        from = next;
+    }
+    let mut restorer = Restorer::open(secret, offer.as_bytes()).expect("open");
+    let state = restorer.state().clone();
+    let mut child = App::start(engine, "bench", prepared, &state.runtime.limits).expect("start");
+    child
+        .restore(state.memory_len, &state.globals, state.runtime.counters)
+        .expect("restore");
+    for chunk in &chunks {
+        restorer.push(chunk, child.memory_mut()).expect("push");
+    }
+    restorer.finish(child.memory_mut()).expect("finish");
+    snapshot.rekey().expect("rekey");
+    child
+}
+
+/// memcpy + AES-256-GCM seal + open of `bytes`, with raw aws-lc-rs.
+fn bound(bytes: &[u8]) -> Duration {
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).expect("key"));
+    let mut copy = vec![0u8; bytes.len()];
+    let start = Instant::now();
+    copy.copy_from_slice(bytes);
+    let nonce = || Nonce::assume_unique_for_key([1; 12]);
+    let tag = key
+        .seal_in_place_separate_tag(nonce(), Aad::empty(), &mut copy)
+        .expect("seal");
+    copy.extend_from_slice(tag.as_ref());
+    let opened = key
+        .open_in_place(nonce(), Aad::empty(), &mut copy)
+        .expect("open")
+        .len();
+    let elapsed = start.elapsed();
+    assert_eq!(opened, bytes.len());
+    elapsed
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("VERITEE_FORK_BENCH_SIZES")
+        .unwrap_or_else(|_| "1,16,64,256".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let runs: usize = std::env::var("VERITEE_FORK_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let engine = TaskEngine::global().expect("engine");
+    let prepared = prepare("bench", WORKLOAD.as_bytes()).expect("prepare");
+    let secret = ForkSecret::new(Confidential::new([9; 32]));
+    println!(
+        "| state | bound: memcpy + AES-GCM enc + dec | full fork | full / bound | incremental fork (1% dirty) | incremental / bound |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for mib in sizes {
+        let pages = (mib * 16) as u32;
+        let (mut full, mut incremental, mut bounds) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let mut parent = App::start(engine, "bench", &prepared, &limits()).expect("start");
+            let fill = parent.call("fill", &pages.to_le_bytes()).expect("fill");
+            assert_eq!(fill.exit_code, 0);
+            assert_eq!(parent.memory().len(), mib << 20);
+            bounds.push(bound(parent.memory()));
+            let mut snapshot = Snapshot::new([1; 16], [2; 32], runtime(&parent)).expect("new");
+
+            let start = Instant::now();
+            let child = fork(engine, &prepared, &mut parent, &mut snapshot, &secret);
+            full.push(start.elapsed());
+            assert!(
+                child.memory() == parent.memory(),
+                "the child's memory differs"
+            );
+            drop(child);
+
+            parent.call("touch", b"").expect("touch");
+            let start = Instant::now();
+            let child = fork(engine, &prepared, &mut parent, &mut snapshot, &secret);
+            incremental.push(start.elapsed());
+            assert!(
+                child.memory() == parent.memory(),
+                "the child's memory differs"
+            );
+        }
+        let (b, f, i) = (median(bounds), median(full), median(incremental));
+        println!(
+            "| {mib} MiB | {} ms | {} ms | {:.2}x | {} ms | {:.2}x |",
+            ms(b),
+            ms(f),
+            f.as_secs_f64() / b.as_secs_f64(),
+            ms(i),
+            i.as_secs_f64() / b.as_secs_f64(),
+        );
+    }
+}

@@ -1,0 +1,37 @@
+;; A counter and note service: the example application of flow 5 (secure fork).
+;;
+;; It keeps its state between calls, in linear memory and in a global the module
+;; does not export (veritee exports it for snapshots when it prepares the module):
+;;
+;;   count    adds 1 to the counter at address 0 and answers it (8 bytes, little-endian)
+;;   remember keeps the call's input (up to 4 KiB) as the note
+;;   recall   answers the note
+;;   calls    answers how many times `count` ran, from the internal global
+;;
+;; A child forked from it answers the same counter and note, then both go their way.
+(module
+  (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "veritee" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $counted (mut i64) (i64.const 0))
+
+  (func (export "count") (result i32)
+    (i64.store (i32.const 0) (i64.add (i64.load (i32.const 0)) (i64.const 1)))
+    (global.set $counted (i64.add (global.get $counted) (i64.const 1)))
+    (drop (call $output_write (i32.const 0) (i32.const 8)))
+    (i32.const 0))
+
+  ;; The note lives at 4096, its length at 8.
+  (func (export "remember") (result i32)
+    (i32.store (i32.const 8)
+      (call $input_read (i32.const 0) (i32.const 0) (i64.const 0) (i32.const 4096) (i32.const 4096)))
+    (i32.const 0))
+
+  (func (export "recall") (result i32)
+    (drop (call $output_write (i32.const 4096) (i32.load (i32.const 8))))
+    (i32.const 0))
+
+  (func (export "calls") (result i32)
+    (i64.store (i32.const 16) (global.get $counted))
+    (drop (call $output_write (i32.const 16) (i32.const 8)))
+    (i32.const 0)))
