@@ -94,6 +94,10 @@ enum Command {
     /// A revocation endpoint for your imported keys, which their enclaves ask.
     #[command(subcommand)]
     Revocation(commands::revocation::RevocationCommand),
+    /// Long-running applications in a node's enclave, and secure fork to a peer's
+    /// enclave: run, call, list, stop, fork (flow 5).
+    #[command(subcommand)]
+    App(commands::app::AppCommand),
     /// A guided tour on the simulated TEE, in a temporary directory.
     Demo(commands::demo::DemoArgs),
 }
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Task(cmd) => commands::task::run(cmd),
+        Command::App(cmd) => commands::app::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

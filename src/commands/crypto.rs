@@ -187,7 +187,8 @@ fn read_input(input: &Option<PathBuf>) -> Result<SecretBytes> {
     Ok(data)
 }
 
-fn write_output(out: &Option<PathBuf>, bytes: &[u8], mode: u32) -> Result<()> {
+/// Writes `bytes` to a new file with `mode`, or to stdout.
+pub(super) fn write_output(out: &Option<PathBuf>, bytes: &[u8], mode: u32) -> Result<()> {
     match out {
         Some(path) => Ok(veritee_platform::fsutil::write_new(path, bytes, mode)?),
         None => std::io::stdout()

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod app;
 pub mod appraise;
 pub mod attest;
 pub mod audit;

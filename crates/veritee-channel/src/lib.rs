@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod apps;
 pub mod client;
 pub mod crypto;
 pub mod data;

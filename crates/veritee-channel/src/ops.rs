@@ -58,6 +58,8 @@ pub enum Request {
     Ticket,
     /// Cryptographic operations by key id (flow 3), answered one outcome each.
     Crypto(Vec<crate::crypto::CryptoOp>),
+    /// Applications (flow 5).
+    App(crate::apps::AppRequest),
 }
 
 impl core::fmt::Debug for Request {
@@ -75,6 +77,7 @@ impl core::fmt::Debug for Request {
             Self::EnsureKey { name } => write!(f, "EnsureKey({name})"),
             Self::Ticket => f.write_str("Ticket"),
             Self::Crypto(ops) => write!(f, "Crypto({ops:?})"),
+            Self::App(request) => write!(f, "App({request:?})"),
         }
     }
 }
@@ -104,6 +107,8 @@ pub enum Response {
     },
     /// The outcomes of a [`Request::Crypto`] batch, in its order.
     Crypto(Vec<crate::crypto::CryptoOutcome>),
+    /// The answer to a [`Request::App`].
+    App(crate::apps::AppAnswer),
     /// The request failed; the message names why (never a secret).
     Error {
         /// Stable code: bad_request, not_found, forbidden, internal.
@@ -125,6 +130,7 @@ impl core::fmt::Debug for Response {
             Self::KeyReady(d) => write!(f, "KeyReady({d})"),
             Self::Ticket { expires_at, .. } => write!(f, "Ticket(expires at {expires_at})"),
             Self::Crypto(outcomes) => write!(f, "Crypto({outcomes:?})"),
+            Self::App(answer) => write!(f, "App({answer:?})"),
             Self::Error { code, message } => write!(f, "Error({code}: {message})"),
         }
     }
@@ -167,6 +173,7 @@ enum WireRequest {
     },
     Ticket,
     Crypto(#[serde(with = "serde_bytes")] Vec<u8>),
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -188,6 +195,7 @@ enum WireResponse {
         expires_at: i64,
     },
     Crypto(#[serde(with = "serde_bytes")] Vec<u8>),
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
@@ -230,9 +238,15 @@ impl Request {
             Self::Crypto(ops) => {
                 WireRequest::Crypto(crate::crypto::encode_batch(ops)?.expose().clone())
             }
+            Self::App(request) => {
+                WireRequest::App(crate::apps::encode_request(request)?.expose().clone())
+            }
         };
         let out = to_cbor(&wire);
-        if let WireRequest::PutSecret { value, .. } | WireRequest::Crypto(value) = &mut wire {
+        if let WireRequest::PutSecret { value, .. }
+        | WireRequest::Crypto(value)
+        | WireRequest::App(value) = &mut wire
+        {
             value.zeroize();
         }
         out
@@ -255,6 +269,9 @@ impl Request {
             WireRequest::Ticket => Self::Ticket,
             WireRequest::Crypto(batch) => {
                 Self::Crypto(crate::crypto::decode_batch(&SecretBytes::new(batch))?)
+            }
+            WireRequest::App(request) => {
+                Self::App(crate::apps::decode_request(&SecretBytes::new(request))?)
             }
         })
     }
@@ -282,9 +299,13 @@ impl Response {
             Self::Crypto(outcomes) => {
                 WireResponse::Crypto(crate::crypto::encode_outcomes(outcomes)?.expose().clone())
             }
+            Self::App(answer) => {
+                WireResponse::App(crate::apps::encode_answer(answer)?.expose().clone())
+            }
         };
         let out = to_cbor(&wire);
-        if let WireResponse::Secret(v) | WireResponse::Crypto(v) = &mut wire {
+        if let WireResponse::Secret(v) | WireResponse::Crypto(v) | WireResponse::App(v) = &mut wire
+        {
             v.zeroize();
         }
         out
@@ -304,6 +325,9 @@ impl Response {
             WireResponse::Error { code, message } => Self::Error { code, message },
             WireResponse::Crypto(outcomes) => {
                 Self::Crypto(crate::crypto::decode_outcomes(&SecretBytes::new(outcomes))?)
+            }
+            WireResponse::App(answer) => {
+                Self::App(crate::apps::decode_answer(&SecretBytes::new(answer))?)
             }
         })
     }

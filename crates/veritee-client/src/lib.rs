@@ -627,6 +627,20 @@ impl Session<'_> {
         }
     }
 
+    /// Asks something of the tenant's applications (flow 5): run, call, list, stop,
+    /// fork. A refusal is [`ClientError::Enclave`] with the enclave's reason.
+    pub fn app(
+        &mut self,
+        request: veritee_channel::apps::AppRequest,
+    ) -> Result<veritee_channel::apps::AppAnswer, ClientError> {
+        match self.call(&Request::App(request))? {
+            Response::App(answer) => Ok(answer),
+            other => Err(ClientError::Protocol(format!(
+                "expected an application answer, got {other:?}"
+            ))),
+        }
+    }
+
     /// Asks a batch of operations by key id (flow 3); one outcome per operation, in
     /// order (a refused operation is an [`CryptoOutcome::Error`], the others go on).
     pub fn crypto(&mut self, ops: Vec<CryptoOp>) -> Result<Vec<CryptoOutcome>, ClientError> {

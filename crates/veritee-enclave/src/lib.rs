@@ -12,6 +12,7 @@
 mod audit;
 pub mod clock;
 mod data;
+mod fork;
 pub mod host;
 mod import;
 mod kbs;
@@ -32,6 +33,7 @@ mod tenants;
 pub use audit::{
     ANCHOR_EVERY as AUDIT_ANCHOR_EVERY, ANCHOR_EVERY_ENTRIES as AUDIT_ANCHOR_EVERY_ENTRIES,
 };
+pub use fork::MAX_APPS_PER_TENANT;
 pub use import::crypto::MAX_CACHED_KEYS as MAX_CACHED_IMPORTED_KEYS;
 pub use import::{MAX_KEYS_PER_PARTITION, MAX_PARTITIONS_PER_TENANT};
 pub use kbs::{MAX_SESSIONS as MAX_KBS_SESSIONS, SESSION_LIFETIME as KBS_SESSION_LIFETIME};

@@ -51,7 +51,15 @@ pub struct MemoryHost {
     /// How revocation questions are carried (endpoint, question) to an answer or a
     /// failure; unset, every endpoint is unreachable (shared by clones).
     pub revocation: Arc<Mutex<Option<RevocationRelay>>>,
+    /// Every peer message relayed and every reply, in order (shared by clones).
+    pub wire: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// What the host does to a peer message before relaying it: the bytes to send, or
+    /// `None` to lose it; unset, messages go as they are (shared by clones).
+    pub peer_tap: Arc<Mutex<Option<PeerTap>>>,
 }
+
+/// Changes or loses a peer message (peer URL, message) on its way.
+pub type PeerTap = Box<dyn FnMut(&str, Vec<u8>) -> Option<Vec<u8>> + Send>;
 
 /// Carries a revocation question to its endpoint: the answer, or why none came.
 pub type RevocationRelay = Box<dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String> + Send>;
@@ -187,6 +195,21 @@ impl HostLink for MemoryHost {
             ),
             HostCall::PeerExchange { peer, message } => {
                 drop(st);
+                let message = match self
+                    .peer_tap
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    Some(tap) => match tap(&peer, message) {
+                        Some(m) => m,
+                        None => return Ok(HostResult::Failed(format!("{peer} is unreachable"))),
+                    },
+                    None => message,
+                };
+                let mut wire = self.wire.lock().unwrap_or_else(|e| e.into_inner());
+                wire.push(message.clone());
+                drop(wire);
                 let target = self
                     .peers
                     .lock()
@@ -197,7 +220,13 @@ impl HostLink for MemoryHost {
                     return Ok(HostResult::Failed(format!("{peer} is not a peer")));
                 };
                 match service.handle(EnclaveCall::PeerMessage { message }, &mut link) {
-                    Ok(EnclaveReply::Message { message }) => HostResult::PeerReply(message),
+                    Ok(EnclaveReply::Message { message }) => {
+                        self.wire
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(message.clone());
+                        HostResult::PeerReply(message)
+                    }
                     Ok(_) => HostResult::Failed("the peer answered out of turn".into()),
                     Err(f) => HostResult::Failed(f.message),
                 }

@@ -18,8 +18,10 @@
 //! ```text
 //! PeerEnvelope (CBOR)  Hello(peer hello)              -> PeerReply::Challenge(peer challenge)
 //!                      Finish { finish, request }      -> PeerReply::Response(sealed answer)
+//!                      Fork(pages | done)              -> PeerReply::Received | Response (flow 5,
+//!                                                         see crate::fork)
 //! request (sealed)     Key { tenant, name } | Tenant { tenant }
-//!                      | ImportedKey { tenant, partition, key_id }
+//!                      | ImportedKey { tenant, partition, key_id } | Fork(module, secret, offer)
 //! answer  (sealed)     Key(key record with its provenance) | Tenant { public_key }
 //!                      | ImportedKey(sealed record: signed metadata, versions) | Denied { reason }
 //! ```
@@ -45,7 +47,7 @@ const MAX_RESPONDERS: usize = 256;
 const RESPONDER_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Serialize, Deserialize)]
-enum PeerEnvelope {
+pub(crate) enum PeerEnvelope {
     Hello(#[serde(with = "serde_bytes")] Vec<u8>),
     Finish {
         #[serde(with = "serde_bytes")]
@@ -53,16 +55,20 @@ enum PeerEnvelope {
         #[serde(with = "serde_bytes")]
         request: Vec<u8>,
     },
+    /// A fork's page frames or end mark, after its session's first message (flow 5).
+    Fork(crate::fork::ForkEnvelope),
 }
 
 #[derive(Serialize, Deserialize)]
-enum PeerReply {
+pub(crate) enum PeerReply {
     Challenge(#[serde(with = "serde_bytes")] Vec<u8>),
     Response(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A fork's page frames were taken.
+    Received,
 }
 
 #[derive(Serialize, Deserialize)]
-enum FetchRequest {
+pub(crate) enum FetchRequest {
     Key {
         tenant: String,
         name: String,
@@ -76,6 +82,8 @@ enum FetchRequest {
         partition: String,
         key_id: String,
     },
+    /// A fork of an application into this enclave (flow 5).
+    Fork(crate::fork::ForkOpen),
 }
 
 /// Private: carries key bytes, encoded only into the sealed channel plaintext.
@@ -104,7 +112,7 @@ impl Drop for KeyBytes {
     }
 }
 
-fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
+pub(crate) fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
     let mut out = Vec::new();
     ciborium::into_writer(v, &mut out).map_err(internal)?;
     Ok(out)
@@ -119,8 +127,13 @@ fn answer_capacity(answer: &FetchAnswer) -> usize {
     }
 }
 
+/// A peer's reply, as relayed by the host.
+pub(crate) fn decode_peer(b: &[u8]) -> Result<PeerReply, EnclaveFailure> {
+    from_cbor(b, "peer reply")
+}
+
 fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, EnclaveFailure> {
-    if b.len() > 2 * 1024 * 1024 {
+    if b.len() > veritee_proto::ipc::MAX_PEER_MESSAGE {
         return Err(failure(
             FailureKind::BadRequest,
             format!("{what} is too large"),
@@ -133,7 +146,7 @@ fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, 
 impl EnclaveService {
     /// The base policy every peer must meet: same TEE kind, no debug, up to date,
     /// simulated only if this enclave is simulated itself.
-    fn peer_policy(&self) -> AppraisalPolicy {
+    pub(crate) fn peer_policy(&self) -> AppraisalPolicy {
         let mut policy = AppraisalPolicy::default_hardware();
         let tee = self.platform().tee();
         policy.tee = vec![tee];
@@ -145,7 +158,7 @@ impl EnclaveService {
     /// (keys, tenants), so the peer must be the same application: same signer, or the
     /// same code when unsigned. As responder it appraises against the base policy and
     /// applies each key's release policy to what is asked.
-    fn peer_appraiser<'a>(
+    pub(crate) fn peer_appraiser<'a>(
         &'a self,
         verifiers: &'a veritee_verify::Verifiers,
         policy: &'a AppraisalPolicy,
@@ -174,7 +187,7 @@ impl EnclaveService {
 
     /// Refuses a peer whose evidence came with collateral older than the bound, by the
     /// enclave's time; a vendor-signed issue date also moves the enclave's time floor.
-    fn check_peer_collateral(&self, claims: &Claims) -> Result<(), EnclaveFailure> {
+    pub(crate) fn check_peer_collateral(&self, claims: &Claims) -> Result<(), EnclaveFailure> {
         let Some(issued) = claims.details.get("collateral_issued") else {
             return Ok(());
         };
@@ -454,6 +467,9 @@ impl EnclaveService {
                 self.check_peer_collateral(&claims)?;
                 let plain: SecretBytes = session.open(&request).map_err(bad)?;
                 let answer = match from_cbor(plain.expose(), "peer request")? {
+                    FetchRequest::Fork(open) => {
+                        return self.fork_accept(open, &claims, session, link);
+                    }
                     FetchRequest::Key { tenant, name } => {
                         self.release_to_peer(&tenant, &name, &claims, link)?
                     }
@@ -486,6 +502,7 @@ impl EnclaveService {
                     message: cbor(&PeerReply::Response(sealed))?,
                 })
             }
+            PeerEnvelope::Fork(envelope) => self.fork_message(envelope, link),
         }
     }
 

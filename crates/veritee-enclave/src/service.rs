@@ -84,6 +84,8 @@ pub struct EnclaveService {
     pub(crate) import_writes: Mutex<()>,
     /// Quorum tokens issued and not yet used (flow 3's officers).
     pub(crate) quorum_tokens: Mutex<crate::import::officers::PendingTokens>,
+    /// Running applications and forks arriving (flow 5).
+    pub(crate) apps: Mutex<crate::fork::Apps>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -150,6 +152,7 @@ impl EnclaveService {
             tee_rsa_key: std::sync::OnceLock::new(),
             import_writes: Mutex::new(()),
             quorum_tokens: Mutex::new(crate::import::officers::PendingTokens::default()),
+            apps: Mutex::new(crate::fork::Apps::default()),
         }
     }
 

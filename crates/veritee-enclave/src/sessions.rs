@@ -239,6 +239,7 @@ impl EnclaveService {
                 .user_key(&tenant, &name, link)
                 .map(|k| Response::KeyReady(k.check_value())),
             Request::Crypto(ops) => Ok(Response::Crypto(self.crypto_batch(&tenant, ops, link))),
+            Request::App(request) => self.app_request(&tenant, request, link).map(Response::App),
         };
         result.unwrap_or_else(|f| Response::error(error_code(f.kind), f.message))
     }

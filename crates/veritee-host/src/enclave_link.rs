@@ -31,7 +31,7 @@ const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 /// Largest answer accepted from a revocation endpoint.
 const MAX_REVOCATION_ANSWER: usize = 4096;
 /// Largest answer accepted from a peer node.
-const MAX_PEER_REPLY: usize = 2 * 1024 * 1024;
+const MAX_PEER_REPLY: usize = veritee_proto::ipc::MAX_PEER_MESSAGE;
 
 impl core::fmt::Debug for EnclaveLink {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

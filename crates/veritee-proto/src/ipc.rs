@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest enclave-to-enclave message a host relays (page frames of a fork, a module
+/// and its snapshot's manifest fit).
+pub const MAX_PEER_MESSAGE: usize = 48 * 1024 * 1024;
+
 /// Host to enclave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostToEnclave {

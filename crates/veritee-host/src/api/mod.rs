@@ -510,7 +510,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::disable());
     let peer_routes = Router::new()
         .route("/v1/peer", post(peers::relay))
-        .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
+        .layer(DefaultBodyLimit::max(veritee_proto::ipc::MAX_PEER_MESSAGE));
     let message_routes = Router::new()
         .route("/v1/sessions/resume", post(sessions::resume))
         .route("/v1/sessions/{id}/messages", post(sessions::message))

@@ -1,0 +1,687 @@
+//! Flow 5: applications that keep their state, and secure fork to a child enclave.
+//!
+//! A tenant runs, calls, lists and stops its applications inside its attested session
+//! ([`veritee_channel::apps`]). A fork is asked the same way and takes effect between
+//! two calls: the application's lock is held from the snapshot to the child's answer,
+//! so the state the child gets is the state after the last call that returned.
+//!
+//! ```text
+//! parent enclave                     host, host            child enclave (peer node)
+//!   snapshot brought up to date (only changed pages encrypted again)
+//!   Hello                            ->                    Challenge (evidence: pk_b, nonce_a)
+//!   appraise: same measurement
+//!   Finish (evidence: enc, nonce_b) + sealed Fork { tenant, child name, module,
+//!                                    fresh secret, offer }  ->  appraise: same measurement;
+//!                                                          open the offer, start the module,
+//!                                    <-                    sealed Accepted { fork id }
+//!   ForkPages { fork id, frames } x N ->                   decrypt each page into the child
+//!   ForkDone { fork id }             ->                    every page arrived: the child runs
+//!                                    <-                    sealed Done { digest }
+//!   new epoch key for the parent's later pages
+//! ```
+//!
+//! The secret both keep comes from the parent, inside the peer session: its keys are
+//! HPKE to the child's evidence-bound key, and the parent's evidence binds its side of
+//! the exchange, so only the attested child reads it. Transfer and link keys are
+//! derived from it and the snapshot's digest ([`veritee_fork::ForkSecret`]). The pages
+//! are encrypted once, by the snapshot, and bound by the sealed manifest; the host
+//! carries them as they are. The child gets its own application id, its own snapshot
+//! key at its first fork, and nothing of the parent's session, sealing or channel keys.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use veritee_channel::apps::{AppAnswer, AppInfo, AppRequest};
+use veritee_channel::peer::{Initiator, PeerRequirement, PeerSession, primary_measurement};
+use veritee_crypto::aead::AeadKey;
+use veritee_crypto::{Confidential, SecretBytes};
+use veritee_fork::{AppRuntime, ForkSecret, Restorer, Snapshot};
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+use veritee_wasm::{App, TaskEngine, TaskLimits};
+
+use crate::host::{HostLink, HostLinkExt, failure};
+use crate::replication::{PeerEnvelope, PeerReply, cbor, decode_peer};
+use crate::service::{EnclaveService, bad, internal, lock};
+
+/// Applications one tenant may run on a node at once.
+pub const MAX_APPS_PER_TENANT: usize = 8;
+/// Forks arriving at once.
+const MAX_INCOMING: usize = 4;
+/// How long an arriving fork may take between its messages.
+const INCOMING_TTL: Duration = Duration::from_secs(120);
+/// Bytes of page frames per message through the hosts.
+const FRAMES_PER_MESSAGE: usize = 8 << 20;
+/// Largest memory a tenant may ask for an application, in MiB.
+const MAX_MEMORY_MIB: u32 = 4096;
+
+/// The applications of this enclave, and the forks arriving into it.
+#[derive(Default)]
+pub(crate) struct Apps {
+    running: HashMap<(String, String), Arc<Mutex<Running>>>,
+    incoming: HashMap<String, Incoming>,
+}
+
+/// A running application and what a fork of it needs.
+struct Running {
+    app: App,
+    /// The module as the tenant gave it, for a child to start from.
+    module: SecretBytes,
+    module_sha256: [u8; 32],
+    app_id: [u8; 16],
+    /// Made at the first fork, then kept up to date at each.
+    snapshot: Option<Snapshot>,
+    forked_from: Option<[u8; 32]>,
+    forks: u64,
+    /// Keys shared with each child (or, in a child, the parent) for later messages.
+    links: Vec<AeadKey>,
+}
+
+/// A fork arriving: the child's instance, restored page by page.
+struct Incoming {
+    tenant: String,
+    name: String,
+    running: Running,
+    restorer: Restorer,
+    session: PeerSession,
+    last: Instant,
+}
+
+/// What the parent sends in the peer session's first message. Wiped on drop: it holds
+/// the module and the fork secret.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ForkOpen {
+    tenant: String,
+    child: String,
+    #[serde(with = "serde_bytes")]
+    module: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    secret: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    offer: Vec<u8>,
+}
+
+impl Drop for ForkOpen {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.module);
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+/// The child's sealed answers.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum ForkAnswer {
+    Accepted { fork: String },
+    Done { digest: [u8; 32] },
+    Denied { reason: String },
+}
+
+/// What travels outside the peer session, between hosts: frames already encrypted
+/// and bound by the sealed manifest, and the end mark.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum ForkEnvelope {
+    Pages {
+        fork: String,
+        #[serde(with = "serde_bytes")]
+        frames: Vec<u8>,
+    },
+    Done {
+        fork: String,
+    },
+    /// The parent gave up: the child drops what arrived.
+    Abort {
+        fork: String,
+    },
+}
+
+fn not_found(what: String) -> EnclaveFailure {
+    failure(FailureKind::NotFound, what)
+}
+
+fn limits(memory_mib: Option<u32>) -> Result<TaskLimits, EnclaveFailure> {
+    let mut limits = TaskLimits::default();
+    if let Some(mib) = memory_mib {
+        if mib == 0 || mib > MAX_MEMORY_MIB {
+            return Err(bad(format!(
+                "memory of {mib} MiB: choose 1 to {MAX_MEMORY_MIB}"
+            )));
+        }
+        limits.memory_bytes = u64::from(mib) << 20;
+    }
+    Ok(limits)
+}
+
+fn wasm_failure(e: veritee_wasm::WasmError) -> EnclaveFailure {
+    let kind = match e {
+        veritee_wasm::WasmError::Engine(_) => FailureKind::Internal,
+        _ => FailureKind::BadRequest,
+    };
+    failure(kind, e.to_string())
+}
+
+fn fork_failure(e: veritee_fork::ForkError) -> EnclaveFailure {
+    failure(FailureKind::BadRequest, e.to_string())
+}
+
+impl Running {
+    fn info(&self) -> AppInfo {
+        AppInfo {
+            name: self.app.name().to_owned(),
+            module_sha256: hex::encode(self.module_sha256),
+            calls: self.app.counters().calls,
+            memory_bytes: self.app.memory().len() as u64,
+            forked_from: self.forked_from.map(hex::encode),
+            forks: self.forks,
+        }
+    }
+
+    fn runtime(&self) -> AppRuntime {
+        AppRuntime {
+            counters: self.app.counters(),
+            limits: self.app.limits().clone(),
+        }
+    }
+}
+
+impl EnclaveService {
+    /// Serves one application request from `tenant`'s session.
+    pub(crate) fn app_request(
+        &self,
+        tenant: &str,
+        request: AppRequest,
+        link: &mut dyn HostLink,
+    ) -> Result<AppAnswer, EnclaveFailure> {
+        match request {
+            AppRequest::Run {
+                name,
+                module,
+                memory_mib,
+            } => self.app_run(tenant, &name, module, memory_mib, link),
+            AppRequest::Call {
+                name,
+                export,
+                input,
+            } => {
+                let slot = self.app_slot(tenant, &name)?;
+                let mut running = lock(&slot);
+                let result = running
+                    .app
+                    .call(&export, input.expose())
+                    .map_err(wasm_failure)?;
+                Ok(AppAnswer::Called {
+                    exit_code: result.exit_code,
+                    output: SecretBytes::new(result.output),
+                    log: SecretBytes::new(result.log),
+                })
+            }
+            AppRequest::List => {
+                let slots: Vec<_> = lock(&self.apps)
+                    .running
+                    .iter()
+                    .filter(|((t, _), _)| t == tenant)
+                    .map(|(_, slot)| Arc::clone(slot))
+                    .collect();
+                let mut apps: Vec<AppInfo> = slots.iter().map(|s| lock(s).info()).collect();
+                apps.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(AppAnswer::Apps(apps))
+            }
+            AppRequest::Stop { name } => {
+                let removed = lock(&self.apps)
+                    .running
+                    .remove(&(tenant.to_owned(), name.clone()));
+                if removed.is_none() {
+                    return Err(not_found(format!("no application {name}")));
+                }
+                self.audit(link, "app.stop", tenant, &name, "ok")?;
+                Ok(AppAnswer::Stopped)
+            }
+            AppRequest::Fork { name, peer, child } => {
+                self.app_fork(tenant, &name, &peer, &child, link)
+            }
+        }
+    }
+
+    fn app_slot(&self, tenant: &str, name: &str) -> Result<Arc<Mutex<Running>>, EnclaveFailure> {
+        lock(&self.apps)
+            .running
+            .get(&(tenant.to_owned(), name.to_owned()))
+            .cloned()
+            .ok_or_else(|| not_found(format!("no application {name}")))
+    }
+
+    /// Room for `tenant`'s application `name`, or why there is none.
+    fn check_room(apps: &Apps, tenant: &str, name: &str) -> Result<(), EnclaveFailure> {
+        veritee_channel::ops::check_name(name).map_err(bad)?;
+        if apps
+            .running
+            .contains_key(&(tenant.to_owned(), name.to_owned()))
+        {
+            return Err(failure(
+                FailureKind::Conflict,
+                format!("application {name} already runs"),
+            ));
+        }
+        if apps
+            .incoming
+            .values()
+            .any(|i| i.tenant == tenant && i.name == name)
+        {
+            return Err(failure(
+                FailureKind::Conflict,
+                format!(
+                    "a fork into {name} is still arriving (an abandoned one ends within {} s)",
+                    INCOMING_TTL.as_secs()
+                ),
+            ));
+        }
+        let count = apps.running.keys().filter(|(t, _)| t == tenant).count();
+        if count >= MAX_APPS_PER_TENANT {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!("{count} applications run already, the most a tenant may run"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn app_run(
+        &self,
+        tenant: &str,
+        name: &str,
+        module: SecretBytes,
+        memory_mib: Option<u32>,
+        link: &mut dyn HostLink,
+    ) -> Result<AppAnswer, EnclaveFailure> {
+        Self::check_room(&lock(&self.apps), tenant, name)?;
+        let limits = limits(memory_mib)?;
+        let module_sha256 = veritee_crypto::digest::sha256(module.expose());
+        let app = start(name, module.expose(), &limits)?;
+        let running = Running {
+            app,
+            module,
+            module_sha256,
+            app_id: veritee_crypto::rand::array().map_err(internal)?,
+            snapshot: None,
+            forked_from: None,
+            forks: 0,
+            links: Vec::new(),
+        };
+        {
+            let mut apps = lock(&self.apps);
+            Self::check_room(&apps, tenant, name)?;
+            apps.running.insert(
+                (tenant.to_owned(), name.to_owned()),
+                Arc::new(Mutex::new(running)),
+            );
+        }
+        let digest = hex::encode(module_sha256);
+        self.audit(link, "app.run", tenant, name, &format!("module {digest}"))?;
+        Ok(AppAnswer::Started {
+            module_sha256: digest,
+        })
+    }
+
+    /// Parent: forks `tenant`'s application `name` to `peer`, where it runs as `child`.
+    fn app_fork(
+        &self,
+        tenant: &str,
+        name: &str,
+        peer: &str,
+        child: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<AppAnswer, EnclaveFailure> {
+        veritee_channel::ops::check_name(child).map_err(bad)?;
+        if !link.peers()?.iter().any(|p| p == peer) {
+            return Err(not_found(format!("{peer} is not one of this node's peers")));
+        }
+        let slot = self.app_slot(tenant, name)?;
+        let mut running = lock(&slot);
+        let running = &mut *running;
+        let runtime = running.runtime();
+        let globals = running.app.globals();
+        let snapshot = match &mut running.snapshot {
+            Some(s) => s,
+            empty => empty.insert(
+                Snapshot::new(running.app_id, running.module_sha256, runtime.clone())
+                    .map_err(fork_failure)?,
+            ),
+        };
+        let stats = snapshot
+            .update(running.app.memory(), globals, runtime)
+            .map_err(fork_failure)?;
+
+        let verifiers = veritee_verify::Verifiers::default();
+        let policy = self.peer_policy();
+        let mut appraiser = self.peer_appraiser(&verifiers, &policy, true)?;
+        // The child continues the parent's state: it must be the same code, whoever
+        // signed it.
+        appraiser.requirement = PeerRequirement::SameMeasurement;
+        let (initiator, hello) = Initiator::start().map_err(internal)?;
+        let challenge =
+            match decode_peer(&link.peer_exchange(peer, cbor(&PeerEnvelope::Hello(hello))?)?)? {
+                PeerReply::Challenge(c) => c,
+                _ => return Err(bad("the peer answered a hello out of turn")),
+            };
+        let (mut session, claims, finish) = initiator
+            .on_challenge(&challenge, self.platform(), &appraiser)
+            .map_err(|e| failure(FailureKind::Unauthorized, format!("child refused: {e}")))?;
+        self.check_peer_collateral(&claims)?;
+
+        let secret = veritee_crypto::rand::secret_array::<32>().map_err(internal)?;
+        let offer = snapshot
+            .offer(&ForkSecret::new(secret.clone()))
+            .map_err(fork_failure)?;
+        let digest = offer.digest();
+        let open = ForkOpen {
+            tenant: tenant.to_owned(),
+            child: child.to_owned(),
+            module: running.module.expose().clone(),
+            secret: secret.expose().to_vec(),
+            offer: offer.as_bytes().to_vec(),
+        };
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        ciborium::into_writer(&crate::replication::FetchRequest::Fork(open), &mut *plain)
+            .map_err(internal)?;
+        let request = session.seal(&plain).map_err(internal)?;
+        let finish = PeerEnvelope::Finish { finish, request };
+        let sent = match self.fork_answer(&mut session, peer, finish, link) {
+            Ok(ForkAnswer::Accepted { fork }) => {
+                let sent = self.fork_transfer(snapshot, &mut session, peer, &fork, &digest, link);
+                if sent.is_err() {
+                    // Best effort: a child that never hears it drops the fork when it
+                    // expires.
+                    let abort = PeerEnvelope::Fork(ForkEnvelope::Abort { fork });
+                    if let Ok(message) = cbor(&abort) {
+                        let _ = link.peer_exchange(peer, message);
+                    }
+                }
+                sent
+            }
+            Ok(ForkAnswer::Denied { reason }) => Err(failure(
+                FailureKind::Unauthorized,
+                format!("child refused: {reason}"),
+            )),
+            Ok(ForkAnswer::Done { .. }) => Err(bad("the child answered out of turn")),
+            Err(e) => Err(e),
+        };
+        // Whatever came of it, the offer and its keys went out: from here on the
+        // parent's pages go under a key no child has.
+        let rekeyed = snapshot.rekey().map_err(fork_failure);
+        sent?;
+        rekeyed?;
+        let pages = snapshot.sealed_pages() as u64;
+        running.forks += 1;
+        running.links.push(
+            ForkSecret::new(secret)
+                .link_key(&digest)
+                .map_err(fork_failure)?,
+        );
+        let digest = hex::encode(digest);
+        self.audit(
+            link,
+            "app.fork",
+            tenant,
+            name,
+            &format!("to {peer} as {child}, snapshot {digest}"),
+        )?;
+        Ok(AppAnswer::Forked {
+            digest,
+            pages,
+            resealed: stats.sealed as u64,
+        })
+    }
+
+    /// Sends the snapshot's pages and the end mark; the child's sealed answer must
+    /// confirm the snapshot `digest`.
+    fn fork_transfer(
+        &self,
+        snapshot: &Snapshot,
+        session: &mut PeerSession,
+        peer: &str,
+        fork: &str,
+        digest: &[u8; 32],
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        let mut from = Some(0);
+        while let Some(at) = from {
+            let (frames, next) = snapshot.frames(at, FRAMES_PER_MESSAGE);
+            from = next;
+            if frames.is_empty() {
+                continue;
+            }
+            let envelope = PeerEnvelope::Fork(ForkEnvelope::Pages {
+                fork: fork.to_owned(),
+                frames,
+            });
+            match decode_peer(&link.peer_exchange(peer, cbor(&envelope)?)?)? {
+                PeerReply::Received => {}
+                _ => return Err(bad("the child answered pages out of turn")),
+            }
+        }
+        let done = PeerEnvelope::Fork(ForkEnvelope::Done {
+            fork: fork.to_owned(),
+        });
+        match self.fork_answer(session, peer, done, link)? {
+            ForkAnswer::Done { digest: theirs } if theirs == *digest => Ok(()),
+            ForkAnswer::Denied { reason } => Err(failure(
+                FailureKind::BadRequest,
+                format!("child refused: {reason}"),
+            )),
+            _ => Err(bad("the child confirmed another snapshot")),
+        }
+    }
+
+    /// Sends `envelope` to `peer` and opens the child's sealed answer.
+    fn fork_answer(
+        &self,
+        session: &mut PeerSession,
+        peer: &str,
+        envelope: PeerEnvelope,
+        link: &mut dyn HostLink,
+    ) -> Result<ForkAnswer, EnclaveFailure> {
+        let PeerReply::Response(sealed) =
+            decode_peer(&link.peer_exchange(peer, cbor(&envelope)?)?)?
+        else {
+            return Err(bad("the child answered out of turn"));
+        };
+        let plain = session.open(&sealed).map_err(|e| {
+            failure(
+                FailureKind::Unauthorized,
+                format!("the child's answer does not open: {e}"),
+            )
+        })?;
+        veritee_proto::cbor::from_slice(plain.expose())
+            .map_err(|e| bad(format!("the child's answer is malformed: {}", e.kind())))
+    }
+
+    /// Child: the parent's first message, inside the peer session just established.
+    pub(crate) fn fork_accept(
+        &self,
+        open: ForkOpen,
+        claims: &veritee_attest::Claims,
+        mut session: PeerSession,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let answer = match self.fork_begin(&open, claims) {
+            Ok(incoming) => {
+                let fork = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
+                let answer = ForkAnswer::Accepted { fork: fork.clone() };
+                let reply = seal_answer(&mut session, &answer)?;
+                let mut apps = lock(&self.apps);
+                let now = Instant::now();
+                apps.incoming
+                    .retain(|_, i| now.duration_since(i.last) < INCOMING_TTL);
+                if apps.incoming.len() >= MAX_INCOMING {
+                    return Err(failure(
+                        FailureKind::TooMany,
+                        "too many forks arriving at once",
+                    ));
+                }
+                Self::check_room(&apps, &open.tenant, &open.child)?;
+                let (running, restorer) = incoming;
+                apps.incoming.insert(
+                    fork,
+                    Incoming {
+                        tenant: open.tenant.clone(),
+                        name: open.child.clone(),
+                        running,
+                        restorer,
+                        session,
+                        last: now,
+                    },
+                );
+                return Ok(EnclaveReply::Message { message: reply });
+            }
+            Err(f) => {
+                self.audit(
+                    link,
+                    "app.fork.child",
+                    &open.tenant,
+                    &open.child,
+                    &format!("refused: {}", f.message),
+                )?;
+                ForkAnswer::Denied { reason: f.message }
+            }
+        };
+        Ok(EnclaveReply::Message {
+            message: seal_answer(&mut session, &answer)?,
+        })
+    }
+
+    /// Checks the parent and its offer, and starts the child's instance.
+    fn fork_begin(
+        &self,
+        open: &ForkOpen,
+        claims: &veritee_attest::Claims,
+    ) -> Result<(Running, Restorer), EnclaveFailure> {
+        let own = self.platform().identity();
+        if claims.tee != self.platform().tee()
+            || claims.measurement(primary_measurement(claims.tee))
+                != Some(own.measurement.as_slice())
+        {
+            return Err(failure(
+                FailureKind::Unauthorized,
+                "the parent runs different code (measurement differs)",
+            ));
+        }
+        Self::check_room(&lock(&self.apps), &open.tenant, &open.child)?;
+        let secret: [u8; 32] = open
+            .secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("the fork secret is not 32 bytes"))?;
+        let secret = ForkSecret::new(Confidential::new(secret));
+        let restorer = Restorer::open(&secret, &open.offer).map_err(fork_failure)?;
+        let state = restorer.state().clone();
+        let module_sha256 = veritee_crypto::digest::sha256(&open.module);
+        if module_sha256 != state.module_sha256 {
+            return Err(bad("the module sent is not the one the snapshot names"));
+        }
+        let mut app = start(&open.child, &open.module, &state.runtime.limits)?;
+        app.restore(state.memory_len, &state.globals, state.runtime.counters)
+            .map_err(wasm_failure)?;
+        let running = Running {
+            app,
+            module: SecretBytes::copy_from(&open.module),
+            module_sha256,
+            app_id: veritee_crypto::rand::array().map_err(internal)?,
+            snapshot: None,
+            forked_from: Some(state.digest),
+            forks: 0,
+            links: vec![secret.link_key(&state.digest).map_err(fork_failure)?],
+        };
+        Ok((running, restorer))
+    }
+
+    /// Child: page frames or the end of an arriving fork.
+    pub(crate) fn fork_message(
+        &self,
+        envelope: ForkEnvelope,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let (fork, done) = match &envelope {
+            ForkEnvelope::Pages { fork, .. } => (fork.clone(), false),
+            ForkEnvelope::Done { fork } => (fork.clone(), true),
+            ForkEnvelope::Abort { fork } => {
+                // Only an end: whoever sends it can do no more than the host could by
+                // withholding the pages.
+                lock(&self.apps).incoming.remove(fork);
+                return Ok(EnclaveReply::Message {
+                    message: cbor(&PeerReply::Received)?,
+                });
+            }
+        };
+        let Some(mut incoming) = lock(&self.apps).incoming.remove(&fork) else {
+            return Err(not_found(format!("no fork {fork} is arriving")));
+        };
+        if let ForkEnvelope::Pages { frames, .. } = &envelope {
+            // A damaged transfer ends the fork: the instance is dropped with what it had.
+            let memory = incoming.running.app.memory_mut();
+            incoming
+                .restorer
+                .push(frames, memory)
+                .map_err(fork_failure)?;
+        }
+        if !done {
+            incoming.last = Instant::now();
+            lock(&self.apps).incoming.insert(fork, incoming);
+            return Ok(EnclaveReply::Message {
+                message: cbor(&PeerReply::Received)?,
+            });
+        }
+        let Incoming {
+            tenant,
+            name,
+            mut running,
+            restorer,
+            mut session,
+            ..
+        } = incoming;
+        let answer = match restorer.finish(running.app.memory_mut()) {
+            Ok(state) => {
+                let mut apps = lock(&self.apps);
+                match Self::check_room(&apps, &tenant, &name) {
+                    Ok(()) => {
+                        apps.running.insert(
+                            (tenant.clone(), name.clone()),
+                            Arc::new(Mutex::new(running)),
+                        );
+                        drop(apps);
+                        self.audit(
+                            link,
+                            "app.fork.child",
+                            &tenant,
+                            &name,
+                            &format!("from snapshot {}", hex::encode(state.digest)),
+                        )?;
+                        ForkAnswer::Done {
+                            digest: state.digest,
+                        }
+                    }
+                    Err(f) => ForkAnswer::Denied { reason: f.message },
+                }
+            }
+            Err(e) => ForkAnswer::Denied {
+                reason: e.to_string(),
+            },
+        };
+        Ok(EnclaveReply::Message {
+            message: seal_answer(&mut session, &answer)?,
+        })
+    }
+}
+
+fn seal_answer(session: &mut PeerSession, answer: &ForkAnswer) -> Result<Vec<u8>, EnclaveFailure> {
+    let mut plain = Vec::new();
+    ciborium::into_writer(answer, &mut plain).map_err(internal)?;
+    let sealed = session.seal(&plain).map_err(internal)?;
+    cbor(&PeerReply::Response(sealed))
+}
+
+/// Prepares and starts `module` as application `name`.
+fn start(name: &str, module: &[u8], limits: &TaskLimits) -> Result<App, EnclaveFailure> {
+    let prepared = veritee_wasm::rewrite::prepare(name, module).map_err(wasm_failure)?;
+    let engine = TaskEngine::global().map_err(wasm_failure)?;
+    App::start(engine, name, &prepared, limits).map_err(wasm_failure)
+}

@@ -1,0 +1,316 @@
+//! Secure fork between two enclaves through their hosts: the child runs on from the
+//! parent's exact state, the hosts carry only ciphertext, a child of other code gets
+//! nothing, a damaged or replayed transfer fails cleanly and leaves the parent as it
+//! was, and parent and child diverge afterwards.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use veritee_channel::apps::{AppAnswer, AppInfo, AppRequest};
+use veritee_channel::client::TenantKey;
+use veritee_channel::ops::{Request, Response};
+use veritee_crypto::SecretBytes;
+use veritee_enclave::EnclaveService;
+
+const CODE: &[u8] = b"the node enclave, version 1";
+const OTHER_CODE: &[u8] = b"the node enclave, patched differently";
+const COUNTER: &str = include_str!("../../../examples/apps/counter.wat");
+const CANARY: &[u8] = b"canary-forked-note-27182818";
+
+struct Node {
+    url: String,
+    service: Arc<EnclaveService>,
+    host: MemoryHost,
+    session: Option<Session>,
+}
+
+impl Node {
+    fn new(world: &World, machine: &str, code: &[u8], url: &str, tenant: &TenantKey) -> Node {
+        let mut node = Node {
+            url: url.into(),
+            service: Arc::new(world.enclave(machine, code)),
+            host: MemoryHost::default(),
+            session: None,
+        };
+        register(&node.service, &mut node.host, tenant);
+        node.session = Some(open_session(world, &node.service, &mut node.host, tenant));
+        node
+    }
+
+    fn app(&mut self, request: AppRequest) -> Result<AppAnswer, String> {
+        let session = self.session.as_mut().expect("session");
+        match session.call(&self.service, &mut self.host, &Request::App(request)) {
+            Response::App(answer) => Ok(answer),
+            Response::Error { code, message } => Err(format!("{code}: {message}")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn call(&mut self, app: &str, export: &str, input: &[u8]) -> Vec<u8> {
+        match self.app(AppRequest::Call {
+            name: app.into(),
+            export: export.into(),
+            input: SecretBytes::copy_from(input),
+        }) {
+            Ok(AppAnswer::Called {
+                exit_code: 0,
+                output,
+                ..
+            }) => output.expose().clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn count(&mut self, app: &str) -> u64 {
+        u64::from_le_bytes(self.call(app, "count", b"").try_into().expect("8 bytes"))
+    }
+
+    fn list(&mut self) -> Vec<AppInfo> {
+        match self.app(AppRequest::List) {
+            Ok(AppAnswer::Apps(apps)) => apps,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn fork(&mut self, app: &str, to: &Node, child: &str) -> Result<AppAnswer, String> {
+        self.app(AppRequest::Fork {
+            name: app.into(),
+            peer: to.url.clone(),
+            child: child.into(),
+        })
+    }
+}
+
+/// Lets `from` reach `to` as a peer.
+fn peer(from: &Node, to: &Node) {
+    from.host
+        .peers
+        .lock()
+        .expect("peers")
+        .insert(to.url.clone(), (Arc::clone(&to.service), to.host.clone()));
+}
+
+/// A tenant, a parent node running the counter (at 3, with the canary as its note)
+/// and a child node of the same code.
+fn setup() -> (World, TenantKey, Node, Node) {
+    let world = World::new(&["m1", "m2"]);
+    let tenant = TenantKey::generate().expect("tenant");
+    let mut parent = Node::new(&world, "m1", CODE, "https://parent", &tenant);
+    let child = Node::new(&world, "m2", CODE, "https://child", &tenant);
+    peer(&parent, &child);
+    parent
+        .app(AppRequest::Run {
+            name: "counter".into(),
+            module: SecretBytes::copy_from(COUNTER.as_bytes()),
+            memory_mib: Some(16),
+        })
+        .expect("run");
+    for _ in 0..3 {
+        parent.count("counter");
+    }
+    parent.call("counter", "remember", CANARY);
+    (world, tenant, parent, child)
+}
+
+#[test]
+fn the_child_runs_on_from_the_parents_state_and_both_diverge() {
+    let (_world, _tenant, mut parent, mut child) = setup();
+    let forked = parent
+        .fork("counter", &child, "counter-child")
+        .expect("fork");
+    let AppAnswer::Forked {
+        digest,
+        pages,
+        resealed,
+    } = forked
+    else {
+        panic!("{forked:?}");
+    };
+    assert_eq!((pages, resealed), (2, 2));
+
+    let listed = child.list();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "counter-child");
+    assert_eq!(listed[0].forked_from.as_deref(), Some(digest.as_str()));
+    assert_eq!(listed[0].calls, 4);
+    assert_eq!(child.call("counter-child", "recall", b""), CANARY);
+    assert_eq!(
+        u64::from_le_bytes(
+            child
+                .call("counter-child", "calls", b"")
+                .try_into()
+                .unwrap()
+        ),
+        3,
+        "the internal global came along"
+    );
+    assert_eq!(child.count("counter-child"), 4);
+    assert_eq!(parent.count("counter"), 4);
+    assert_eq!(child.count("counter-child"), 5);
+    parent.call("counter", "remember", b"the parent's later note");
+    assert_eq!(child.call("counter-child", "recall", b""), CANARY);
+    assert_eq!(parent.list()[0].forks, 1);
+
+    // The hosts carried only ciphertext; neither stored anything of it.
+    let mut seen = parent.host.wire.lock().unwrap().concat();
+    seen.extend(everything(&parent.host));
+    seen.extend(everything(&child.host));
+    for needle in [CANARY.to_vec(), hex::encode(CANARY).into_bytes()] {
+        assert!(!contains(&seen, &needle), "the canary crossed a host");
+    }
+    let audit = audit_bodies(&parent.host);
+    assert!(
+        audit.iter().any(|e| e["action"] == "app.fork"),
+        "the fork is audited"
+    );
+    assert!(
+        audit_bodies(&child.host)
+            .iter()
+            .any(|e| e["action"] == "app.fork.child")
+    );
+
+    // A second fork from the parent after it went on: the child sees the new state.
+    let second = parent
+        .fork("counter", &child, "second")
+        .expect("fork again");
+    // The counter's page and the note's changed since the first fork.
+    assert!(matches!(second, AppAnswer::Forked { resealed: 2, .. }));
+    assert_eq!(
+        child.call("second", "recall", b""),
+        b"the parent's later note"
+    );
+    assert_eq!(child.count("second"), 5);
+}
+
+#[test]
+fn a_child_running_other_code_gets_nothing() {
+    let world = World::new(&["m1", "m2"]);
+    let tenant = TenantKey::generate().expect("tenant");
+    let mut parent = Node::new(&world, "m1", CODE, "https://parent", &tenant);
+    let mut other = Node::new(&world, "m2", OTHER_CODE, "https://other", &tenant);
+    peer(&parent, &other);
+    parent
+        .app(AppRequest::Run {
+            name: "counter".into(),
+            module: SecretBytes::copy_from(COUNTER.as_bytes()),
+            memory_mib: None,
+        })
+        .expect("run");
+    parent.call("counter", "remember", CANARY);
+    let refused = parent.fork("counter", &other, "stolen").unwrap_err();
+    assert!(refused.contains("measurement differs"), "{refused}");
+    assert!(other.list().is_empty());
+    assert!(!contains(
+        &parent.host.wire.lock().unwrap().concat(),
+        CANARY
+    ));
+    // Not a peer at all.
+    let err = parent
+        .app(AppRequest::Fork {
+            name: "counter".into(),
+            peer: "https://nowhere".into(),
+            child: "x".into(),
+        })
+        .unwrap_err();
+    assert!(err.contains("not one of this node's peers"), "{err}");
+}
+
+/// What a test's host does to the n-th peer message of a fork.
+type Tamper = Box<dyn FnMut(usize, Vec<u8>) -> Option<Vec<u8>> + Send>;
+
+/// Sets what the parent's host does to each peer message, counting from 0.
+fn tap(node: &Node, mut f: impl FnMut(usize, Vec<u8>) -> Option<Vec<u8>> + Send + 'static) {
+    let mut n = 0;
+    *node.host.peer_tap.lock().unwrap() = Some(Box::new(move |_, m| {
+        let out = f(n, m);
+        n += 1;
+        out
+    }));
+}
+
+fn untap(node: &Node) {
+    *node.host.peer_tap.lock().unwrap() = None;
+}
+
+#[test]
+fn a_damaged_replayed_or_cut_transfer_fails_and_the_parent_runs_on() {
+    let (_world, _tenant, mut parent, mut child) = setup();
+    // Messages: 0 hello, 1 finish, 2 pages, 3 done.
+    let cases: Vec<(&str, Tamper)> = vec![
+        (
+            "a flipped byte in the pages",
+            Box::new(|n, mut m| {
+                if n == 2 {
+                    let at = m.len() - 100;
+                    m[at] ^= 1;
+                }
+                Some(m)
+            }),
+        ),
+        (
+            "the pages cut short",
+            Box::new(|n, mut m| {
+                if n == 2 {
+                    m.truncate(m.len() - 5000);
+                }
+                Some(m)
+            }),
+        ),
+        (
+            "the pages lost",
+            Box::new(|n, m| if n == 2 { None } else { Some(m) }),
+        ),
+        (
+            "a flipped byte in the finish",
+            Box::new(|n, mut m| {
+                if n == 1 {
+                    let at = m.len() - 10;
+                    m[at] ^= 1;
+                }
+                Some(m)
+            }),
+        ),
+    ];
+    for (expected, (what, f)) in (4..).zip(cases) {
+        tap(&parent, f);
+        let refused = parent.fork("counter", &child, "child");
+        untap(&parent);
+        assert!(refused.is_err(), "{what}: {refused:?}");
+        assert!(child.list().is_empty(), "{what}: the child holds nothing");
+        assert_eq!(
+            parent.count("counter"),
+            expected,
+            "{what}: the parent runs on"
+        );
+    }
+
+    // A replay: the pages of an earlier fork sent in a later one.
+    let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = Arc::clone(&recorded);
+    tap(&parent, move |_, m| {
+        keep.lock().unwrap().push(m.clone());
+        Some(m)
+    });
+    parent.fork("counter", &child, "first").expect("fork");
+    let earlier_pages = recorded.lock().unwrap()[2].clone();
+    parent.count("counter");
+    tap(&parent, move |n, m| {
+        if n == 2 {
+            Some(earlier_pages.clone())
+        } else {
+            Some(m)
+        }
+    });
+    let refused = parent.fork("counter", &child, "second").unwrap_err();
+    untap(&parent);
+    assert!(
+        refused.contains("no fork") || refused.contains("page"),
+        "{refused}"
+    );
+    let names: Vec<String> = child.list().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["first"]);
+    // And the same fork made properly afterwards goes through.
+    parent.fork("counter", &child, "second").expect("fork");
+}

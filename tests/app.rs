@@ -1,0 +1,184 @@
+//! Flow 5 through the CLI and two real nodes: an application runs on node A, is forked
+//! into node B's enclave, and both run on from the same state; neither host holds any
+//! of it in the clear.
+
+mod common;
+
+use common::*;
+
+/// `veritee app SUBCOMMAND` for `tenant` at `node`: success, stdout, stderr.
+fn app(
+    fleet: &Fleet,
+    node: &Node,
+    tenant: &std::path::Path,
+    args: &[&str],
+) -> (bool, Vec<u8>, String) {
+    let mut all = vec!["app", args[0]];
+    let (url, tenant, policy, anchor) = (
+        node.url.clone(),
+        s(tenant),
+        s(&fleet.p("dev.toml")),
+        fleet.anchor(),
+    );
+    all.extend([
+        "--node",
+        &url,
+        "--tenant",
+        &tenant,
+        "--policy",
+        &policy,
+        "--trust-anchor",
+        &anchor,
+    ]);
+    all.extend(&args[1..]);
+    let o = veritee(&all);
+    (
+        o.status.success(),
+        o.stdout,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(result: (bool, Vec<u8>, String)) -> Vec<u8> {
+    assert!(result.0, "{}", result.2);
+    result.1
+}
+
+fn count(fleet: &Fleet, node: &Node, tenant: &std::path::Path, name: &str) -> u64 {
+    let out = ok(app(
+        fleet,
+        node,
+        tenant,
+        &["call", "--name", name, "--export", "count"],
+    ));
+    u64::from_le_bytes(out.try_into().expect("8 bytes"))
+}
+
+#[test]
+fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
+    const CANARY: &[u8] = b"canary-app-note-16180339";
+    let fleet = Fleet::new(&["m1", "m2"]);
+    let b = fleet.node("b", "m2", "signer", &s(&fleet.p("b-store")), &[]);
+    let a = fleet.node("a", "m1", "signer", &s(&fleet.p("a-store")), &[&b.url]);
+    let tenant = tenant_file(&a, fleet.dir.path());
+    let registered = veritee(&[
+        "tenant",
+        "register",
+        "--node",
+        &b.url,
+        "--admin-token",
+        &s(&b.state.join("admin.token")),
+        "--tenant",
+        &s(&tenant),
+    ]);
+    assert!(registered.status.success());
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
+    let out = ok(app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "run",
+            "--name",
+            "counter",
+            "--module",
+            module,
+            "--memory-mib",
+            "16",
+        ],
+    ));
+    assert!(String::from_utf8_lossy(&out).contains("application counter runs"));
+    assert_eq!(count(&fleet, &a, &tenant, "counter"), 1);
+    assert_eq!(count(&fleet, &a, &tenant, "counter"), 2);
+    let note = fleet.p("note");
+    std::fs::write(&note, CANARY).expect("note");
+    ok(app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "call",
+            "--name",
+            "counter",
+            "--export",
+            "remember",
+            "--in",
+            &s(&note),
+        ],
+    ));
+
+    let out = ok(app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "fork",
+            "--name",
+            "counter",
+            "--peer",
+            &b.url,
+            "--child",
+            "counter-b",
+        ],
+    ));
+    let said = String::from_utf8_lossy(&out);
+    assert!(
+        said.contains("forked counter to") && said.contains("2 pages sent"),
+        "{said}"
+    );
+
+    let listed = String::from_utf8_lossy(&ok(app(&fleet, &b, &tenant, &["list"]))).into_owned();
+    assert!(
+        listed.contains("counter-b") && listed.contains("forked from snapshot"),
+        "{listed}"
+    );
+    let recalled = ok(app(
+        &fleet,
+        &b,
+        &tenant,
+        &["call", "--name", "counter-b", "--export", "recall"],
+    ));
+    assert_eq!(recalled, CANARY);
+    assert_eq!(count(&fleet, &b, &tenant, "counter-b"), 3);
+    assert_eq!(count(&fleet, &a, &tenant, "counter"), 3);
+    assert_eq!(count(&fleet, &b, &tenant, "counter-b"), 4);
+
+    // The same fork again is refused by name; an unknown application too.
+    let (done, _, err) = app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "fork",
+            "--name",
+            "counter",
+            "--peer",
+            &b.url,
+            "--child",
+            "counter-b",
+        ],
+    );
+    assert!(!done && err.contains("already runs"), "{err}");
+    let (done, _, err) = app(
+        &fleet,
+        &a,
+        &tenant,
+        &["call", "--name", "nothing", "--export", "count"],
+    );
+    assert!(!done && err.contains("no application nothing"), "{err}");
+
+    ok(app(&fleet, &a, &tenant, &["stop", "--name", "counter"]));
+    let listed = String::from_utf8_lossy(&ok(app(&fleet, &a, &tenant, &["list"]))).into_owned();
+    assert!(listed.contains("no applications"), "{listed}");
+
+    // Neither host holds the note: not in their stores, logs or memory.
+    for node in [&a, &b] {
+        let mut seen = all_files(&node.state);
+        seen.extend(all_files(std::path::Path::new(&node.store)));
+        seen.extend(std::fs::read(&node.log).unwrap_or_default());
+        seen.extend(process_memory(node.child.id()));
+        for needle in [CANARY.to_vec(), hex::encode(CANARY).into_bytes()] {
+            assert!(!contains(&seen, &needle), "the note reached a host");
+        }
+    }
+}
