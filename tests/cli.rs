@@ -435,6 +435,8 @@ fn demo_runs_the_tour() {
         "holds key orders",
         "every chunk checked",
         "dropped http://",
+        "A remembers the note and counts on from 3 to 4; B goes to 5",
+        "neither host's store holds the note",
         "signers: signer",
         "withheld by the security context",
         "aggregate.out: count 7",

@@ -363,6 +363,7 @@ pub fn fleet_tour(root: &Path, t: &mut Tour) -> Result<()> {
     );
     println!("    identical after the round trip; node A's store holds ciphertext only");
 
+    super::fork::fork_tour(&cli, t, &a, &b)?;
     task_tour(&cli, t, &a)
 }
 

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod fleet;
+mod fork;
 mod import;
 
 use crate::Outcome;
