@@ -7,6 +7,8 @@
 ;;   remember keeps the call's input (up to 4 KiB) as the note
 ;;   recall   answers the note
 ;;   calls    answers how many times `count` ran, from the internal global
+;;   role     answers 0 until a fork, then 1 in the parent and 2 in the child
+;;   forked   called by veritee on each side of a fork (0 parent, 1 child)
 ;;
 ;; A child forked from it answers the same counter and note, then both go their way.
 (module
@@ -34,4 +36,12 @@
   (func (export "calls") (result i32)
     (i64.store (i32.const 16) (global.get $counted))
     (drop (call $output_write (i32.const 16) (i32.const 8)))
+    (i32.const 0))
+
+  ;; The role lives at 24: 0 before any fork, then the side plus one.
+  (func (export "forked") (param $role i32)
+    (i32.store (i32.const 24) (i32.add (local.get $role) (i32.const 1))))
+
+  (func (export "role") (result i32)
+    (drop (call $output_write (i32.const 24) (i32.const 4)))
     (i32.const 0)))

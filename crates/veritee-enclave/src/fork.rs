@@ -3,7 +3,9 @@
 //! A tenant runs, calls, lists and stops its applications inside its attested session
 //! ([`veritee_channel::apps`]). A fork is asked the same way and takes effect between
 //! two calls: the application's lock is held from the snapshot to the child's answer,
-//! so the state the child gets is the state after the last call that returned.
+//! so the state the child gets is the state after the last call that returned. Each
+//! side then learns its role through the application's `forked(role)` export, if it
+//! has one (0 parent, 1 child), run as a call whose output is dropped.
 //!
 //! ```text
 //! parent enclave                     host, host            child enclave (peer node)
@@ -39,7 +41,7 @@ use veritee_crypto::aead::AeadKey;
 use veritee_crypto::{Confidential, SecretBytes};
 use veritee_fork::{AppRuntime, ForkSecret, Restorer, Snapshot};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
-use veritee_wasm::{App, TaskEngine, TaskLimits};
+use veritee_wasm::{App, ForkRole, TaskEngine, TaskLimits};
 
 use crate::host::{HostLink, HostLinkExt, failure};
 use crate::replication::{PeerEnvelope, PeerReply, cbor, decode_peer};
@@ -412,6 +414,8 @@ impl EnclaveService {
         rekeyed?;
         let pages = snapshot.sealed_pages() as u64;
         running.forks += 1;
+        // The application's own answer to learning its side; the fork stands either way.
+        let _ = running.app.notify_forked(ForkRole::Parent);
         running.links.push(
             ForkSecret::new(secret)
                 .link_key(&digest)
@@ -640,6 +644,8 @@ impl EnclaveService {
         } = incoming;
         let answer = match restorer.finish(running.app.memory_mut()) {
             Ok(state) => {
+                // The application's own answer; the fork stands either way.
+                let _ = running.app.notify_forked(ForkRole::Child);
                 let mut apps = lock(&self.apps);
                 match Self::check_room(&apps, &tenant, &name) {
                     Ok(()) => {

@@ -146,6 +146,9 @@ fn the_child_runs_on_from_the_parents_state_and_both_diverge() {
         3,
         "the internal global came along"
     );
+    // Each side learnt its role through `forked`.
+    assert_eq!(child.call("counter-child", "role", b""), 2i32.to_le_bytes());
+    assert_eq!(parent.call("counter", "role", b""), 1i32.to_le_bytes());
     assert_eq!(child.count("counter-child"), 4);
     assert_eq!(parent.count("counter"), 4);
     assert_eq!(child.count("counter-child"), 5);

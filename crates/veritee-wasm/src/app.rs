@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use wasmtime::{Global, Instance, Memory, Module, Store, Val};
+use wasmtime::{Global, Instance, Memory, Module, Store, TypedFunc, Val, WasmParams, WasmResults};
 
 use crate::compartment::{check_imports, classify, drive, stopped};
 use crate::engine::{FUEL_YIELD_INTERVAL, TaskEngine};
@@ -84,6 +84,34 @@ pub struct CallResult {
     pub log_truncated: bool,
     /// Fuel the call burnt.
     pub fuel_used: u64,
+}
+
+/// The export a fork calls on each side, if the application has it.
+pub const FORKED_EXPORT: &str = "forked";
+
+/// Which side of a fork an application is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ForkRole {
+    /// The instance that was forked.
+    Parent = 0,
+    /// The new instance.
+    Child = 1,
+}
+
+/// What a call returns, as the exit code of [`CallResult`].
+struct ExitCode(i32);
+
+impl From<i32> for ExitCode {
+    fn from(code: i32) -> Self {
+        ExitCode(code)
+    }
+}
+
+impl From<()> for ExitCode {
+    fn from((): ()) -> Self {
+        ExitCode(0)
+    }
 }
 
 /// The runtime's counters of an application, carried by its snapshots.
@@ -225,19 +253,50 @@ impl App {
 
     /// Calls export `export` (`() -> i32`) with `input` as input 0.
     pub fn call(&mut self, export: &str, input: &[u8]) -> Result<CallResult, WasmError> {
+        self.check_running()?;
+        let func = self
+            .instance
+            .get_typed_func::<(), i32>(&mut self.store, export)
+            .map_err(|_| WasmError::MissingEntry {
+                compartment: self.name.clone(),
+                entry: export.to_owned(),
+            })?;
+        self.invoke(func, (), input, true)
+    }
+
+    /// Tells the application which side of a fork it is on, by calling its export
+    /// [`FORKED_EXPORT`] (`(role: i32) -> ()`, [`ForkRole`] as its argument) if it has
+    /// one, as a call without input; `None` when it has none.
+    pub fn notify_forked(&mut self, role: ForkRole) -> Result<Option<CallResult>, WasmError> {
+        self.check_running()?;
+        let Ok(func) = self
+            .instance
+            .get_typed_func::<i32, ()>(&mut self.store, FORKED_EXPORT)
+        else {
+            return Ok(None);
+        };
+        self.invoke(func, role as i32, &[], false).map(Some)
+    }
+
+    fn check_running(&self) -> Result<(), WasmError> {
         if self.stopped {
             return Err(WasmError::AppStopped {
                 compartment: self.name.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// Runs `func` with `params` under the per-call limits, `input` as input 0;
+    /// `served` counts it among the calls served (its fuel is counted in any case).
+    fn invoke<P: WasmParams + Sync, R: WasmResults + Sync + Into<ExitCode>>(
+        &mut self,
+        func: TypedFunc<P, R>,
+        params: P,
+        input: &[u8],
+        served: bool,
+    ) -> Result<CallResult, WasmError> {
         let name = self.name.clone();
-        let func = self
-            .instance
-            .get_typed_func::<(), i32>(&mut self.store, export)
-            .map_err(|_| WasmError::MissingEntry {
-                compartment: name.clone(),
-                entry: export.to_owned(),
-            })?;
         let deadline = Instant::now() + self.limits.timeout;
         {
             let state = self.store.data_mut();
@@ -253,7 +312,7 @@ impl App {
         let outcome = drive(
             deadline,
             &AtomicBool::new(false),
-            func.call_async(&mut self.store, ()),
+            func.call_async(&mut self.store, params),
         );
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -263,14 +322,16 @@ impl App {
             }
         };
         let fuel_used = self.limits.fuel - self.store.get_fuel().unwrap_or(0);
-        self.counters.calls += 1;
+        self.counters.calls += u64::from(served);
         self.counters.fuel_used = self.counters.fuel_used.saturating_add(fuel_used);
-        let exit_code = outcome.map_err(|e| {
-            classify(e, &name, limits, |reason| WasmError::Trap {
-                compartment: name.clone(),
-                reason,
-            })
-        })?;
+        let ExitCode(exit_code) = outcome
+            .map_err(|e| {
+                classify(e, &name, limits, |reason| WasmError::Trap {
+                    compartment: name.clone(),
+                    reason,
+                })
+            })?
+            .into();
         let state = self.store.data_mut();
         state.peers[0].inputs = Some(Vec::new());
         Ok(CallResult {

@@ -28,7 +28,7 @@ pub mod manifest;
 pub mod rewrite;
 mod spec;
 
-pub use app::{App, AppCounters, CallResult, GlobalValue, WASM_PAGE};
+pub use app::{App, AppCounters, CallResult, FORKED_EXPORT, ForkRole, GlobalValue, WASM_PAGE};
 pub use cache::CacheStats;
 pub use compartment::Compartment;
 pub use engine::{DEFAULT_CACHE_CAPACITY, FUEL_YIELD_INTERVAL, TaskEngine, run_task};

@@ -29,6 +29,13 @@ fn state_survives_calls_and_a_trap_leaves_the_application_running() {
     assert_eq!(app.call("bump", b"").unwrap().exit_code, 2);
     assert_eq!(app.globals(), vec![(0, GlobalValue::I32(2))]);
     assert_eq!(app.counters().calls, 3);
+    // No `forked` export: nothing to tell it, and no call counted.
+    assert!(
+        app.notify_forked(veritee_wasm::ForkRole::Child)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(app.counters().calls, 3);
     for missing in ["nothing", "wrong_type", "memory"] {
         assert!(
             matches!(app.call(missing, b""), Err(WasmError::MissingEntry { .. })),

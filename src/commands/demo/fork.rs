@@ -29,7 +29,12 @@ fn app(cli: &Cli, sub: &str, node: &str, rest: &[&str]) -> Result<String> {
 
 /// Calls `count` on `name` at `node`; the counter it answers.
 fn count(cli: &Cli, node: &str, name: &str, out: &str) -> Result<u64> {
-    app(cli, "call", node, &["--name", name, "--export", "count", "--out", out])?;
+    app(
+        cli,
+        "call",
+        node,
+        &["--name", name, "--export", "count", "--out", out],
+    )?;
     let bytes = std::fs::read(cli.path(out)).context("the count was not written")?;
     let counter: [u8; 8] = bytes
         .as_slice()
@@ -46,7 +51,14 @@ pub(super) fn fork_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result<()>
         cli,
         "run",
         b,
-        &["--name", "counter", "--module", "counter.wat", "--memory-mib", "16"],
+        &[
+            "--name",
+            "counter",
+            "--module",
+            "counter.wat",
+            "--memory-mib",
+            "16",
+        ],
     )?;
     for i in 1..=3 {
         let n = count(cli, b, "counter", &format!("b-count-{i}"))?;
@@ -56,7 +68,9 @@ pub(super) fn fork_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result<()>
         cli,
         "call",
         b,
-        &["--name", "counter", "--export", "remember", "--in", "note.txt"],
+        &[
+            "--name", "counter", "--export", "remember", "--in", "note.txt",
+        ],
     )?;
     println!("    the counter is at 3 and remembers a note, both in B's enclave memory");
 
@@ -95,7 +109,11 @@ pub(super) fn fork_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result<()>
     println!(
         "    A remembers the note and counts on from 3 to {on_a}; B goes to {again_b}: two instances, one past"
     );
-    let stored = [super::files_under(&cli.path("a")), super::files_under(&cli.path("b"))].concat();
+    let stored = [
+        super::files_under(&cli.path("a")),
+        super::files_under(&cli.path("b")),
+    ]
+    .concat();
     ensure!(
         !super::contains(&stored, NOTE.as_bytes()),
         "the note reached a host's store"
