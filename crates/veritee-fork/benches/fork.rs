@@ -68,20 +68,44 @@ fn runtime(app: &App) -> AppRuntime {
     }
 }
 
+/// Where a fork's time went.
+#[derive(Default, Clone, Copy)]
+struct Phases {
+    /// Comparing pages with the shadow, encrypting the changed ones.
+    update: Duration,
+    /// Sealing the offer and cutting the frames into chunks (the host's copy).
+    send: Duration,
+    /// Opening the offer, starting the child's instance and sizing its memory.
+    start: Duration,
+    /// Decrypting the pages into the child's memory.
+    restore: Duration,
+}
+
+impl Phases {
+    fn total(&self) -> Duration {
+        self.update + self.send + self.start + self.restore
+    }
+}
+
 /// Brings the snapshot up to date, offers it and restores a child from it; returns
-/// the child so that its memory can be checked outside the timing.
+/// the child (so that its memory can be checked outside the timing) and the phases.
 fn fork(
     engine: &TaskEngine,
     prepared: &PreparedModule,
     parent: &mut App,
     snapshot: &mut Snapshot,
     secret: &ForkSecret,
-) -> App {
+) -> (App, Phases) {
+    let mut phases = Phases::default();
+    let t = Instant::now();
     let globals = parent.globals();
     let rt = runtime(parent);
     snapshot
         .update(parent.memory(), globals, rt)
         .expect("update");
+    phases.update = t.elapsed();
+
+    let t = Instant::now();
     let offer = snapshot.offer(secret).expect("offer");
     let mut chunks = Vec::new();
     let mut from = Some(0);
@@ -90,18 +114,25 @@ fn fork(
         chunks.push(chunk);
         from = next;
     }
+    phases.send = t.elapsed();
+
+    let t = Instant::now();
     let mut restorer = Restorer::open(secret, offer.as_bytes()).expect("open");
     let state = restorer.state().clone();
     let mut child = App::start(engine, "bench", prepared, &state.runtime.limits).expect("start");
     child
         .restore(state.memory_len, &state.globals, state.runtime.counters)
         .expect("restore");
+    phases.start = t.elapsed();
+
+    let t = Instant::now();
     for chunk in &chunks {
         restorer.push(chunk, child.memory_mut()).expect("push");
     }
     restorer.finish(child.memory_mut()).expect("finish");
+    phases.restore = t.elapsed();
     snapshot.rekey().expect("rekey");
-    child
+    (child, phases)
 }
 
 /// memcpy + AES-256-GCM seal + open of `bytes`, with raw aws-lc-rs.
@@ -148,12 +179,13 @@ fn main() {
     let prepared = prepare("bench", WORKLOAD.as_bytes()).expect("prepare");
     let secret = ForkSecret::new(Confidential::new([9; 32]));
     println!(
-        "| state | bound: memcpy + AES-GCM enc + dec | full fork | full / bound | incremental fork (1% dirty) | incremental / bound |"
+        "| state | bound: memcpy + AES-GCM enc + dec | full fork | full / bound | incremental fork (1% dirty) | incremental / bound | full: update / send / start / restore |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---|");
     for mib in sizes {
         let pages = (mib * 16) as u32;
         let (mut full, mut incremental, mut bounds) = (Vec::new(), Vec::new(), Vec::new());
+        let mut breakdowns = Vec::new();
         for _ in 0..runs {
             let mut parent = App::start(engine, "bench", &prepared, &limits()).expect("start");
             let fill = parent.call("fill", &pages.to_le_bytes()).expect("fill");
@@ -162,9 +194,9 @@ fn main() {
             bounds.push(bound(parent.memory()));
             let mut snapshot = Snapshot::new([1; 16], [2; 32], runtime(&parent)).expect("new");
 
-            let start = Instant::now();
-            let child = fork(engine, &prepared, &mut parent, &mut snapshot, &secret);
-            full.push(start.elapsed());
+            let (child, phases) = fork(engine, &prepared, &mut parent, &mut snapshot, &secret);
+            full.push(phases.total());
+            breakdowns.push(phases);
             assert!(
                 child.memory() == parent.memory(),
                 "the child's memory differs"
@@ -172,22 +204,27 @@ fn main() {
             drop(child);
 
             parent.call("touch", b"").expect("touch");
-            let start = Instant::now();
-            let child = fork(engine, &prepared, &mut parent, &mut snapshot, &secret);
-            incremental.push(start.elapsed());
+            let (child, phases) = fork(engine, &prepared, &mut parent, &mut snapshot, &secret);
+            incremental.push(phases.total());
             assert!(
                 child.memory() == parent.memory(),
                 "the child's memory differs"
             );
         }
         let (b, f, i) = (median(bounds), median(full), median(incremental));
+        breakdowns.sort_by_key(Phases::total);
+        let p = breakdowns[breakdowns.len() / 2];
         println!(
-            "| {mib} MiB | {} ms | {} ms | {:.2}x | {} ms | {:.2}x |",
+            "| {mib} MiB | {} ms | {} ms | {:.2}x | {} ms | {:.2}x | {} / {} / {} / {} ms |",
             ms(b),
             ms(f),
             f.as_secs_f64() / b.as_secs_f64(),
             ms(i),
             i.as_secs_f64() / b.as_secs_f64(),
+            ms(p.update),
+            ms(p.send),
+            ms(p.start),
+            ms(p.restore),
         );
     }
 }
