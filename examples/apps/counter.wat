@@ -9,11 +9,14 @@
 ;;   calls    answers how many times `count` ran, from the internal global
 ;;   role     answers 0 until a fork, then 1 in the parent and 2 in the child
 ;;   forked   called by veritee on each side of a fork (0 parent, 1 child)
+;;   split    asks veritee to fork it at the end of this call; answers what `fork`
+;;            said (0 noted, -1 not allowed: started without --fork-peer)
 ;;
 ;; A child forked from it answers the same counter and note, then both go their way.
 (module
   (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
   (import "veritee" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "veritee" "fork" (func $fork (result i32)))
   (memory (export "memory") 1)
   (global $counted (mut i64) (i64.const 0))
 
@@ -41,6 +44,11 @@
   ;; The role lives at 24: 0 before any fork, then the side plus one.
   (func (export "forked") (param $role i32)
     (i32.store (i32.const 24) (i32.add (local.get $role) (i32.const 1))))
+
+  (func (export "split") (result i32)
+    (i32.store (i32.const 28) (call $fork))
+    (drop (call $output_write (i32.const 28) (i32.const 4)))
+    (i32.const 0))
 
   (func (export "role") (result i32)
     (drop (call $output_write (i32.const 24) (i32.const 4)))

@@ -33,6 +33,10 @@ pub enum AppCommand {
         /// Largest linear memory, in MiB (default 256).
         #[arg(long)]
         memory_mib: Option<u32>,
+        /// A peer node the application may fork itself to, with the host function
+        /// `fork` (the child is named NAME-1, NAME-2...); without it, it may not.
+        #[arg(long)]
+        fork_peer: Option<String>,
     },
     /// Call one of its exports (`() -> i32`); the output goes to --out or stdout, the
     /// return value and the log to stderr.
@@ -113,6 +117,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
             name,
             module,
             memory_mib,
+            fork_peer,
         } => {
             let bytes = crate::files::read(&module, "module")?;
             if bytes.len() > MAX_APP_MODULE {
@@ -126,6 +131,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 name: name.clone(),
                 module: SecretBytes::new(bytes),
                 memory_mib,
+                fork_peer,
             };
             match with_session(&conn, |s| Ok(s.app(request)?))? {
                 AppAnswer::Started { module_sha256 } => {
@@ -150,6 +156,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 exit_code,
                 output,
                 log,
+                fork,
             } = with_session(&conn, |s| Ok(s.app(request)?))?
             else {
                 bail!("the enclave answered out of turn");
@@ -163,6 +170,9 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 .write_all(log.expose())
                 .context("cannot write the log")?;
             eprintln!("returned {exit_code}");
+            if let Some(fork) = fork {
+                eprintln!("the application asked for a fork: {fork}");
+            }
         }
         AppCommand::List { conn } => {
             let AppAnswer::Apps(apps) = with_session(&conn, |s| Ok(s.app(AppRequest::List)?))?

@@ -24,6 +24,9 @@ pub enum AppRequest {
         module: SecretBytes,
         /// Largest linear memory, in MiB (the node's default when `None`).
         memory_mib: Option<u32>,
+        /// The peer node the application may fork itself to (host function `fork`);
+        /// without one it may not.
+        fork_peer: Option<String>,
     },
     /// Calls export `export` of application `name` with `input`.
     Call {
@@ -105,6 +108,8 @@ pub enum AppAnswer {
         output: SecretBytes,
         /// What it wrote with `log`.
         log: SecretBytes,
+        /// What came of the fork the application asked for during the call, if it did.
+        fork: Option<String>,
     },
     /// The tenant's applications.
     Apps(Vec<AppInfo>),
@@ -129,9 +134,10 @@ impl core::fmt::Debug for AppAnswer {
                 exit_code,
                 output,
                 log,
+                fork,
             } => write!(
                 f,
-                "Called({exit_code}, {} output bytes, {} log bytes)",
+                "Called({exit_code}, {} output bytes, {} log bytes, fork: {fork:?})",
                 output.len(),
                 log.len()
             ),
@@ -149,6 +155,7 @@ enum WireRequest {
         #[serde(with = "serde_bytes")]
         module: Vec<u8>,
         memory_mib: Option<u32>,
+        fork_peer: Option<String>,
     },
     Call {
         name: String,
@@ -178,6 +185,7 @@ enum WireAnswer {
         output: Vec<u8>,
         #[serde(with = "serde_bytes")]
         log: Vec<u8>,
+        fork: Option<String>,
     },
     Apps(Vec<AppInfo>),
     Stopped,
@@ -210,10 +218,12 @@ pub fn encode_request(request: &AppRequest) -> Result<SecretBytes, ChannelError>
             name,
             module,
             memory_mib,
+            fork_peer,
         } => WireRequest::Run {
             name: name.clone(),
             module: module.expose().clone(),
             memory_mib: *memory_mib,
+            fork_peer: fork_peer.clone(),
         },
         AppRequest::Call {
             name,
@@ -249,6 +259,7 @@ pub fn decode_request(bytes: &SecretBytes) -> Result<AppRequest, ChannelError> {
                 name,
                 module,
                 memory_mib,
+                fork_peer,
             } => {
                 if module.len() > MAX_APP_MODULE {
                     return Err(ChannelError::Malformed(format!(
@@ -260,6 +271,7 @@ pub fn decode_request(bytes: &SecretBytes) -> Result<AppRequest, ChannelError> {
                     name,
                     module: SecretBytes::new(module),
                     memory_mib,
+                    fork_peer,
                 }
             }
             WireRequest::Call {
@@ -288,10 +300,12 @@ pub fn encode_answer(answer: &AppAnswer) -> Result<SecretBytes, ChannelError> {
             exit_code,
             output,
             log,
+            fork,
         } => WireAnswer::Called {
             exit_code: *exit_code,
             output: output.expose().clone(),
             log: log.expose().clone(),
+            fork: fork.clone(),
         },
         AppAnswer::Apps(apps) => WireAnswer::Apps(apps.clone()),
         AppAnswer::Stopped => WireAnswer::Stopped,
@@ -322,10 +336,12 @@ pub fn decode_answer(bytes: &SecretBytes) -> Result<AppAnswer, ChannelError> {
                 exit_code,
                 output,
                 log,
+                fork,
             } => AppAnswer::Called {
                 exit_code,
                 output: SecretBytes::new(output),
                 log: SecretBytes::new(log),
+                fork,
             },
             WireAnswer::Apps(apps) => AppAnswer::Apps(apps),
             WireAnswer::Stopped => AppAnswer::Stopped,
@@ -352,6 +368,7 @@ mod tests {
             name: "kv".into(),
             module: SecretBytes::copy_from(b"canary-module"),
             memory_mib: Some(64),
+            fork_peer: None,
         };
         assert!(!format!("{run:?}").contains("canary"));
         match decode_request(&encode_request(&run).unwrap()).unwrap() {
@@ -359,6 +376,7 @@ mod tests {
                 name,
                 module,
                 memory_mib,
+                ..
             } => {
                 assert_eq!((name.as_str(), memory_mib), ("kv", Some(64)));
                 assert_eq!(module.expose(), b"canary-module");
@@ -369,6 +387,7 @@ mod tests {
             exit_code: 3,
             output: SecretBytes::copy_from(b"canary-output"),
             log: SecretBytes::copy_from(b"canary-log"),
+            fork: None,
         };
         assert!(!format!("{called:?}").contains("canary"));
         assert!(matches!(
@@ -396,6 +415,7 @@ mod tests {
             name: "kv".into(),
             module: SecretBytes::new(vec![0; MAX_APP_MODULE + 1]),
             memory_mib: None,
+            fork_peer: None,
         })
         .unwrap();
         let err = decode_request(&big).err().map(|e| e.to_string());

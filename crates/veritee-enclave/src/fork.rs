@@ -78,6 +78,8 @@ struct Running {
     forks: u64,
     /// Keys shared with each child (or, in a child, the parent) for later messages.
     links: Vec<AeadKey>,
+    /// Where the application may fork itself to (host function `fork`), if anywhere.
+    fork_peer: Option<String>,
 }
 
 /// A fork arriving: the child's instance, restored page by page.
@@ -199,7 +201,8 @@ impl EnclaveService {
                 name,
                 module,
                 memory_mib,
-            } => self.app_run(tenant, &name, module, memory_mib, link),
+                fork_peer,
+            } => self.app_run(tenant, &name, module, memory_mib, fork_peer, link),
             AppRequest::Call {
                 name,
                 export,
@@ -211,10 +214,12 @@ impl EnclaveService {
                     .app
                     .call(&export, input.expose())
                     .map_err(wasm_failure)?;
+                let fork = self.fork_if_asked(tenant, &name, &mut running, link)?;
                 Ok(AppAnswer::Called {
                     exit_code: result.exit_code,
                     output: SecretBytes::new(result.output),
                     log: SecretBytes::new(result.log),
+                    fork,
                 })
             }
             AppRequest::List => {
@@ -242,6 +247,31 @@ impl EnclaveService {
                 self.app_fork(tenant, &name, &peer, &child, link)
             }
         }
+    }
+
+    /// The end of a call, the snapshot point: forks the application if it asked to
+    /// (host function `fork`), to the peer its tenant named, as `NAME-N` for its N-th
+    /// fork; says what came of it.
+    fn fork_if_asked(
+        &self,
+        tenant: &str,
+        name: &str,
+        running: &mut Running,
+        link: &mut dyn HostLink,
+    ) -> Result<Option<String>, EnclaveFailure> {
+        if !running.app.take_fork_request() {
+            return Ok(None);
+        }
+        let Some(peer) = running.fork_peer.clone() else {
+            return Ok(None);
+        };
+        let child = format!("{name}-{}", running.forks + 1);
+        Ok(Some(
+            match self.fork_running(tenant, name, running, &peer, &child, link) {
+                Ok(_) => format!("forked to {peer} as {child}"),
+                Err(e) => format!("fork to {peer} refused: {}", e.message),
+            },
+        ))
     }
 
     fn app_slot(&self, tenant: &str, name: &str) -> Result<Arc<Mutex<Running>>, EnclaveFailure> {
@@ -293,12 +323,17 @@ impl EnclaveService {
         name: &str,
         module: SecretBytes,
         memory_mib: Option<u32>,
+        fork_peer: Option<String>,
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
         Self::check_room(&lock(&self.apps), tenant, name)?;
         let limits = limits(memory_mib)?;
+        if let Some(peer) = &fork_peer {
+            check_peer(peer, link)?;
+        }
         let module_sha256 = veritee_crypto::digest::sha256(module.expose());
-        let app = start(name, module.expose(), &limits)?;
+        let mut app = start(name, module.expose(), &limits)?;
+        app.allow_fork(fork_peer.is_some());
         let running = Running {
             app,
             module,
@@ -308,6 +343,7 @@ impl EnclaveService {
             forked_from: None,
             forks: 0,
             links: Vec::new(),
+            fork_peer,
         };
         {
             let mut apps = lock(&self.apps);
@@ -333,13 +369,23 @@ impl EnclaveService {
         child: &str,
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
-        veritee_channel::ops::check_name(child).map_err(bad)?;
-        if !link.peers()?.iter().any(|p| p == peer) {
-            return Err(not_found(format!("{peer} is not one of this node's peers")));
-        }
         let slot = self.app_slot(tenant, name)?;
         let mut running = lock(&slot);
-        let running = &mut *running;
+        self.fork_running(tenant, name, &mut running, peer, child, link)
+    }
+
+    /// Forks `running` (`tenant`'s application `name`, locked by the caller) to `peer`.
+    fn fork_running(
+        &self,
+        tenant: &str,
+        name: &str,
+        running: &mut Running,
+        peer: &str,
+        child: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<AppAnswer, EnclaveFailure> {
+        veritee_channel::ops::check_name(child).map_err(bad)?;
+        check_peer(peer, link)?;
         let runtime = running.runtime();
         let globals = running.app.globals();
         let snapshot = match &mut running.snapshot {
@@ -365,10 +411,21 @@ impl EnclaveService {
                 PeerReply::Challenge(c) => c,
                 _ => return Err(bad("the peer answered a hello out of turn")),
             };
-        let (mut session, claims, finish) = initiator
+        let appraised = initiator
             .on_challenge(&challenge, self.platform(), &appraiser)
-            .map_err(|e| failure(FailureKind::Unauthorized, format!("child refused: {e}")))?;
-        self.check_peer_collateral(&claims)?;
+            .map_err(|e| failure(FailureKind::Unauthorized, format!("child refused: {e}")))
+            .and_then(|(session, claims, finish)| {
+                self.check_peer_collateral(&claims)?;
+                Ok((session, finish))
+            });
+        let (mut session, finish) = match appraised {
+            Ok(appraised) => appraised,
+            Err(e) => {
+                let outcome = format!("to {peer} as {child}: refused: {}", e.message);
+                self.audit(link, "app.fork", tenant, name, &outcome)?;
+                return Err(e);
+            }
+        };
 
         let secret = veritee_crypto::rand::secret_array::<32>().map_err(internal)?;
         let offer = snapshot
@@ -382,7 +439,10 @@ impl EnclaveService {
             secret: secret.expose().to_vec(),
             offer: offer.as_bytes().to_vec(),
         };
-        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        // Room for all of it up front: a buffer grown out of would leave a copy of the
+        // module and the secret behind, unwiped.
+        let capacity = open.module.len() + open.offer.len() + 1024;
+        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
         ciborium::into_writer(&crate::replication::FetchRequest::Fork(open), &mut *plain)
             .map_err(internal)?;
         let request = session.seal(&plain).map_err(internal)?;
@@ -410,7 +470,11 @@ impl EnclaveService {
         // Whatever came of it, the offer and its keys went out: from here on the
         // parent's pages go under a key no child has.
         let rekeyed = snapshot.rekey().map_err(fork_failure);
-        sent?;
+        if let Err(e) = sent {
+            let outcome = format!("to {peer} as {child}: refused: {}", e.message);
+            self.audit(link, "app.fork", tenant, name, &outcome)?;
+            return Err(e);
+        }
         rekeyed?;
         let pages = snapshot.sealed_pages() as u64;
         running.forks += 1;
@@ -594,6 +658,8 @@ impl EnclaveService {
             forked_from: Some(state.digest),
             forks: 0,
             links: vec![secret.link_key(&state.digest).map_err(fork_failure)?],
+            // A fork target is the tenant's choice on a node; a child starts without.
+            fork_peer: None,
         };
         Ok((running, restorer))
     }
@@ -683,6 +749,15 @@ fn seal_answer(session: &mut PeerSession, answer: &ForkAnswer) -> Result<Vec<u8>
     ciborium::into_writer(answer, &mut plain).map_err(internal)?;
     let sealed = session.seal(&plain).map_err(internal)?;
     cbor(&PeerReply::Response(sealed))
+}
+
+/// Refuses a peer the host was not configured with (a clear error rather than a
+/// failed relay).
+fn check_peer(peer: &str, link: &mut dyn HostLink) -> Result<(), EnclaveFailure> {
+    if !link.peers()?.iter().any(|p| p == peer) {
+        return Err(not_found(format!("{peer} is not one of this node's peers")));
+    }
+    Ok(())
 }
 
 /// Prepares and starts `module` as application `name`.

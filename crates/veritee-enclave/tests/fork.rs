@@ -105,6 +105,7 @@ fn setup() -> (World, TenantKey, Node, Node) {
             name: "counter".into(),
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: Some(16),
+            fork_peer: None,
         })
         .expect("run");
     for _ in 0..3 {
@@ -199,11 +200,19 @@ fn a_child_running_other_code_gets_nothing() {
             name: "counter".into(),
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: None,
+            fork_peer: None,
         })
         .expect("run");
     parent.call("counter", "remember", CANARY);
     let refused = parent.fork("counter", &other, "stolen").unwrap_err();
     assert!(refused.contains("measurement differs"), "{refused}");
+    assert!(
+        audit_bodies(&parent.host)
+            .iter()
+            .any(|e| e["action"] == "app.fork"
+                && e["outcome"].as_str().is_some_and(|o| o.contains("refused"))),
+        "the refused fork is audited"
+    );
     assert!(other.list().is_empty());
     assert!(!contains(
         &parent.host.wire.lock().unwrap().concat(),
@@ -316,4 +325,57 @@ fn a_damaged_replayed_or_cut_transfer_fails_and_the_parent_runs_on() {
     assert_eq!(names, ["first"]);
     // And the same fork made properly afterwards goes through.
     parent.fork("counter", &child, "second").expect("fork");
+}
+
+#[test]
+fn an_application_forks_itself_at_the_end_of_a_call() {
+    let (_world, _tenant, mut parent, mut child) = setup();
+    let run = |node: &mut Node, name: &str, fork_peer: Option<String>| {
+        node.app(AppRequest::Run {
+            name: name.into(),
+            module: SecretBytes::copy_from(COUNTER.as_bytes()),
+            memory_mib: Some(16),
+            fork_peer,
+        })
+    };
+    let split = |node: &mut Node, name: &str| match node.app(AppRequest::Call {
+        name: name.into(),
+        export: "split".into(),
+        input: SecretBytes::new(Vec::new()),
+    }) {
+        Ok(AppAnswer::Called { output, fork, .. }) => (
+            i32::from_le_bytes(output.expose()[..].try_into().unwrap()),
+            fork,
+        ),
+        other => panic!("{other:?}"),
+    };
+
+    // Started without a fork target, it may not.
+    assert_eq!(split(&mut parent, "counter"), (-1, None));
+    assert!(child.list().is_empty());
+
+    let err = run(&mut parent, "wanderer", Some("https://nowhere".into())).unwrap_err();
+    assert!(err.contains("not one of this node's peers"), "{err}");
+
+    run(&mut parent, "splitter", Some(child.url.clone())).expect("run");
+    parent.count("splitter");
+    parent.count("splitter");
+    let (noted, fork) = split(&mut parent, "splitter");
+    assert_eq!(noted, 0);
+    assert_eq!(
+        fork.as_deref(),
+        Some("forked to https://child as splitter-1")
+    );
+    // The child holds the state as the call left it.
+    assert_eq!(child.count("splitter-1"), 3);
+    assert_eq!(child.call("splitter-1", "role", b""), 2i32.to_le_bytes());
+    // A child starts without a fork target of its own.
+    assert_eq!(split(&mut child, "splitter-1"), (-1, None));
+    // The next request names the next child.
+    let (_, fork) = split(&mut parent, "splitter");
+    assert_eq!(
+        fork.as_deref(),
+        Some("forked to https://child as splitter-2")
+    );
+    assert_eq!(parent.count("splitter"), 3);
 }

@@ -26,7 +26,7 @@ use wasmtime::{Global, Instance, Memory, Module, Store, TypedFunc, Val, WasmPara
 use crate::compartment::{check_imports, classify, drive, stopped};
 use crate::engine::{FUEL_YIELD_INTERVAL, TaskEngine};
 use crate::error::WasmError;
-use crate::host::{HostState, Limiter, MEMORY_EXPORT, Peer};
+use crate::host::{HostState, MEMORY_EXPORT, Peer};
 use crate::rewrite::{PreparedModule, global_export};
 use crate::spec::TaskLimits;
 
@@ -165,28 +165,18 @@ impl App {
         limits: &TaskLimits,
     ) -> Result<App, WasmError> {
         check_imports(name, module)?;
-        let state = HostState {
+        let peers = vec![Peer {
             name: name.to_owned(),
-            self_id: 0,
-            peers: vec![Peer {
-                name: name.to_owned(),
-                inputs: Some(Vec::new()),
-            }],
-            output: Vec::new(),
-            output_cap: limits.output_bytes,
-            log: Vec::new(),
-            log_cap: limits.log_bytes,
-            log_truncated: false,
-            limiter: Limiter {
-                name: name.to_owned(),
-                memory_bytes: limits.memory_bytes,
-                table_elements: limits.table_elements,
-            },
-            memory: None,
-            keys: None,
-            deadline: Instant::now() + limits.timeout,
-            timeout: limits.timeout,
-        };
+            inputs: Some(Vec::new()),
+        }];
+        let state = HostState::new(
+            name,
+            0,
+            peers,
+            limits,
+            None,
+            Instant::now() + limits.timeout,
+        );
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let fail = |e: wasmtime::Error| WasmError::Engine(e.to_string());
@@ -251,6 +241,16 @@ impl App {
         self.counters
     }
 
+    /// Lets the application ask for its own fork (host function `fork`), or not.
+    pub fn allow_fork(&mut self, allowed: bool) {
+        self.store.data_mut().fork_allowed = allowed;
+    }
+
+    /// Whether the application asked for a fork during its last call; clears it.
+    pub fn take_fork_request(&mut self) -> bool {
+        std::mem::take(&mut self.store.data_mut().fork_requested)
+    }
+
     /// Calls export `export` (`() -> i32`) with `input` as input 0.
     pub fn call(&mut self, export: &str, input: &[u8]) -> Result<CallResult, WasmError> {
         self.check_running()?;
@@ -305,6 +305,7 @@ impl App {
             state.log.clear();
             state.log_truncated = false;
             state.deadline = deadline;
+            state.fork_requested = false;
         }
         let fail = |e: wasmtime::Error| WasmError::Engine(e.to_string());
         self.store.set_fuel(self.limits.fuel).map_err(fail)?;

@@ -10,7 +10,7 @@ use wasmtime::{Instance, Module, Store, Trap, TypedFunc};
 
 use crate::engine::{FUEL_YIELD_INTERVAL, TaskEngine};
 use crate::error::WasmError;
-use crate::host::{HOST_FUNCTIONS, HOST_MODULE, HostState, Limiter, MEMORY_EXPORT, Peer};
+use crate::host::{HOST_FUNCTIONS, HOST_MODULE, HostState, MEMORY_EXPORT, Peer};
 use crate::spec::{CompartmentResult, TaskLimits, TaskSpec};
 
 /// Refuses a module that imports anything but the `veritee` host API.
@@ -72,25 +72,7 @@ impl Compartment {
                     .then(|| c.inputs.iter().map(|i| i.source.clone()).collect()),
             })
             .collect();
-        let state = HostState {
-            name: name.clone(),
-            self_id: index,
-            peers,
-            output: Vec::new(),
-            output_cap: limits.output_bytes,
-            log: Vec::new(),
-            log_cap: limits.log_bytes,
-            log_truncated: false,
-            limiter: Limiter {
-                name: name.clone(),
-                memory_bytes: limits.memory_bytes,
-                table_elements: limits.table_elements,
-            },
-            memory: None,
-            keys: me.keys.clone(),
-            deadline,
-            timeout: limits.timeout,
-        };
+        let state = HostState::new(&name, index, peers, limits, me.keys.clone(), deadline);
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let fail = |e: String| WasmError::Engine(e);

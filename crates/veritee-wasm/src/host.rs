@@ -16,6 +16,7 @@
 //! | `output_write` | `(ptr: i32, len: i32) -> i32` | appends `len` bytes at `ptr` to the compartment's output; returns 0 |
 //! | `log` | `(ptr: i32, len: i32)` | appends debug text and a newline to the compartment's log |
 //! | `key_op` | `(key_index: i32, op_ptr: i32, op_len: i32, out_ptr: i32, out_cap: i32) -> i32` | performs the request at `op_ptr` with stored key `key_index` (its position in the compartment's `keys`); see below |
+//! | `fork` | `() -> i32` | an application asks to be forked at the end of this call: 0 if noted, -1 if it may not (a task, or an application its tenant gave no fork target) |
 //!
 //! `key_op` requests are one operation byte and its fields, laid out in [`crate::keys`]:
 //! 1 encrypt, 2 decrypt, 3 sign, 4 verify, 5 hmac. The answer (a ciphertext envelope
@@ -59,7 +60,7 @@ use crate::keys::{KeyOpError, KeyRequest, KeyService};
 pub const HOST_MODULE: &str = "veritee";
 
 /// Names of the host API functions, all in [`HOST_MODULE`].
-pub const HOST_FUNCTIONS: [&str; 8] = [
+pub const HOST_FUNCTIONS: [&str; 9] = [
     "self_id",
     "compartment_id",
     "input_count",
@@ -68,6 +69,7 @@ pub const HOST_FUNCTIONS: [&str; 8] = [
     "output_write",
     "log",
     "key_op",
+    "fork",
 ];
 
 /// Name of the memory a module must export to use the pointer-taking functions.
@@ -102,9 +104,46 @@ pub(crate) struct HostState {
     /// The task's wall-clock deadline and timeout: `key_op` checks it itself.
     pub(crate) deadline: std::time::Instant,
     pub(crate) timeout: std::time::Duration,
+    /// Whether `fork` may be asked (applications with a fork target only), and whether
+    /// it was during the current call.
+    pub(crate) fork_allowed: bool,
+    pub(crate) fork_requested: bool,
 }
 
 impl HostState {
+    /// The store data of compartment `name` (id `self_id`), seeing `peers`, held to
+    /// `limits`, with `keys` granted and its wall-clock `deadline`.
+    pub(crate) fn new(
+        name: &str,
+        self_id: usize,
+        peers: Vec<Peer>,
+        limits: &crate::spec::TaskLimits,
+        keys: Option<Arc<dyn KeyService>>,
+        deadline: std::time::Instant,
+    ) -> Self {
+        HostState {
+            name: name.to_owned(),
+            self_id,
+            peers,
+            output: Vec::new(),
+            output_cap: limits.output_bytes,
+            log: Vec::new(),
+            log_cap: limits.log_bytes,
+            log_truncated: false,
+            limiter: Limiter {
+                name: name.to_owned(),
+                memory_bytes: limits.memory_bytes,
+                table_elements: limits.table_elements,
+            },
+            memory: None,
+            keys,
+            deadline,
+            timeout: limits.timeout,
+            fork_allowed: false,
+            fork_requested: false,
+        }
+    }
+
     /// Appends `text` and a newline to the log, as far as its room goes.
     fn append_log(&mut self, text: &[u8]) {
         let room = self.log_cap.saturating_sub(self.log.len());
@@ -279,6 +318,15 @@ fn input_source(
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(HOST_MODULE, "self_id", |caller: Caller<'_, HostState>| {
         caller.data().self_id as i32
+    })?;
+
+    linker.func_wrap(HOST_MODULE, "fork", |mut caller: Caller<'_, HostState>| {
+        let state = caller.data_mut();
+        if !state.fork_allowed {
+            return -1;
+        }
+        state.fork_requested = true;
+        0
     })?;
 
     linker.func_wrap(

@@ -98,3 +98,30 @@ fn a_restore_that_does_not_fit_the_module_is_refused() {
     assert_eq!(app.memory().len(), 2 * 65536);
     assert_eq!(app.call("bump", b"").unwrap().exit_code, 42);
 }
+
+#[test]
+fn an_application_asks_for_a_fork_only_when_allowed_and_the_request_is_taken_once() {
+    let module = r#"(module
+        (import "veritee" "fork" (func $fork (result i32)))
+        (memory (export "memory") 1)
+        (func (export "split") (result i32) (call $fork))
+        (func (export "other") (result i32) (i32.const 0)))"#;
+    let prepared = prepare("app", module.as_bytes()).unwrap();
+    let mut app = App::start(
+        TaskEngine::global().unwrap(),
+        "app",
+        &prepared,
+        &TaskLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(app.call("split", b"").unwrap().exit_code, -1);
+    assert!(!app.take_fork_request());
+    app.allow_fork(true);
+    assert_eq!(app.call("split", b"").unwrap().exit_code, 0);
+    assert!(app.take_fork_request());
+    assert!(!app.take_fork_request(), "taken once");
+    // A request not taken does not outlive the next call.
+    app.call("split", b"").unwrap();
+    app.call("other", b"").unwrap();
+    assert!(!app.take_fork_request());
+}

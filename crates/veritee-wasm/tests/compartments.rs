@@ -714,3 +714,14 @@ fn tasks_run_concurrently_on_one_engine() {
         h.join().unwrap();
     }
 }
+
+/// `fork` is for applications: a task asking it is told no, and nothing happens.
+#[test]
+fn a_task_may_not_ask_for_a_fork() {
+    let module = r#"(module
+        (import "veritee" "fork" (func $fork (result i32)))
+        (memory (export "memory") 1)
+        (func (export "run") (result i32) (call $fork)))"#;
+    let out = run_task(&single(module, b""), &small_limits()).unwrap();
+    assert_eq!(out.get("main").unwrap().exit_code, -1);
+}
