@@ -121,23 +121,22 @@ pub(crate) enum ForkAnswer {
     Denied { reason: String },
 }
 
-/// What travels outside the peer session, between hosts: frames already encrypted
-/// and bound by the sealed manifest, and the end mark.
+/// A fork's later messages: the fork's id (for the child to find it) and one step
+/// sealed in the peer session, numbered, so the host can neither read nor forge,
+/// reorder or replay a step, nor see which pages are sent or which changed.
 #[derive(Serialize, Deserialize)]
-pub(crate) enum ForkEnvelope {
-    Pages {
-        fork: String,
-        #[serde(with = "serde_bytes")]
-        frames: Vec<u8>,
-    },
-    Done {
-        fork: String,
-    },
-    /// The parent gave up: the child drops what arrived.
-    Abort {
-        fork: String,
-    },
+pub(crate) struct ForkEnvelope {
+    fork: String,
+    #[serde(with = "serde_bytes")]
+    sealed: Vec<u8>,
 }
+
+/// The first byte of a sealed step; page frames follow [`STEP_PAGES`].
+const STEP_PAGES: u8 = 0;
+/// Every page was sent: the child runs the application if all arrived.
+const STEP_DONE: u8 = 1;
+/// The parent gave up: the child drops what arrived.
+const STEP_ABORT: u8 = 2;
 
 fn not_found(what: String) -> EnclaveFailure {
     failure(FailureKind::NotFound, what)
@@ -210,15 +209,15 @@ impl EnclaveService {
             } => {
                 let slot = self.app_slot(tenant, &name)?;
                 let mut running = lock(&slot);
-                let result = running
+                let mut result = running
                     .app
                     .call(&export, input.expose())
                     .map_err(wasm_failure)?;
                 let fork = self.fork_if_asked(tenant, &name, &mut running, link)?;
                 Ok(AppAnswer::Called {
                     exit_code: result.exit_code,
-                    output: SecretBytes::new(result.output),
-                    log: SecretBytes::new(result.log),
+                    output: SecretBytes::new(std::mem::take(&mut result.output)),
+                    log: SecretBytes::new(std::mem::take(&mut result.log)),
                     fork,
                 })
             }
@@ -332,7 +331,7 @@ impl EnclaveService {
             check_peer(peer, link)?;
         }
         let module_sha256 = veritee_crypto::digest::sha256(module.expose());
-        let mut app = start(name, module.expose(), &limits)?;
+        let mut app = start(tenant, name, module.expose(), &limits)?;
         app.allow_fork(fork_peer.is_some());
         let running = Running {
             app,
@@ -385,6 +384,12 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
         veritee_channel::ops::check_name(child).map_err(bad)?;
+        if running.app.is_stopped() {
+            return Err(failure(
+                FailureKind::Conflict,
+                format!("application {name} was stopped mid-call; its state is not forked"),
+            ));
+        }
         check_peer(peer, link)?;
         let runtime = running.runtime();
         let globals = running.app.globals();
@@ -421,7 +426,7 @@ impl EnclaveService {
         let (mut session, finish) = match appraised {
             Ok(appraised) => appraised,
             Err(e) => {
-                let outcome = format!("to {peer} as {child}: refused: {}", e.message);
+                let outcome = format!("to {peer} as {child}: not done: {}", e.message);
                 self.audit(link, "app.fork", tenant, name, &outcome)?;
                 return Err(e);
             }
@@ -450,15 +455,24 @@ impl EnclaveService {
         let sent = match self.fork_answer(&mut session, peer, finish, link) {
             Ok(ForkAnswer::Accepted { fork }) => {
                 let sent = self.fork_transfer(snapshot, &mut session, peer, &fork, &digest, link);
-                if sent.is_err() {
+                if matches!(sent, Err(Transfer::Failed(_))) {
                     // Best effort: a child that never hears it drops the fork when it
                     // expires.
-                    let abort = PeerEnvelope::Fork(ForkEnvelope::Abort { fork });
-                    if let Ok(message) = cbor(&abort) {
+                    if let Ok(message) = step(&mut session, &fork, &[STEP_ABORT]) {
                         let _ = link.peer_exchange(peer, message);
                     }
                 }
-                sent
+                sent.map_err(|e| match e {
+                    Transfer::Failed(f) => f,
+                    Transfer::Unconfirmed(f) => failure(
+                        f.kind,
+                        format!(
+                            "every page was sent but the child's confirmation did not come back \
+                             ({}): {child} may be running on {peer}; look there with `app list`",
+                            f.message
+                        ),
+                    ),
+                })
             }
             Ok(ForkAnswer::Denied { reason }) => Err(failure(
                 FailureKind::Unauthorized,
@@ -471,7 +485,7 @@ impl EnclaveService {
         // parent's pages go under a key no child has.
         let rekeyed = snapshot.rekey().map_err(fork_failure);
         if let Err(e) = sent {
-            let outcome = format!("to {peer} as {child}: refused: {}", e.message);
+            let outcome = format!("to {peer} as {child}: not done: {}", e.message);
             self.audit(link, "app.fork", tenant, name, &outcome)?;
             return Err(e);
         }
@@ -510,7 +524,7 @@ impl EnclaveService {
         fork: &str,
         digest: &[u8; 32],
         link: &mut dyn HostLink,
-    ) -> Result<(), EnclaveFailure> {
+    ) -> Result<(), Transfer> {
         let mut from = Some(0);
         while let Some(at) = from {
             let (frames, next) = snapshot.frames(at, FRAMES_PER_MESSAGE);
@@ -518,25 +532,33 @@ impl EnclaveService {
             if frames.is_empty() {
                 continue;
             }
-            let envelope = PeerEnvelope::Fork(ForkEnvelope::Pages {
-                fork: fork.to_owned(),
-                frames,
-            });
-            match decode_peer(&link.peer_exchange(peer, cbor(&envelope)?)?)? {
-                PeerReply::Received => {}
-                _ => return Err(bad("the child answered pages out of turn")),
+            let mut plain = Vec::with_capacity(1 + frames.len());
+            plain.push(STEP_PAGES);
+            plain.extend_from_slice(&frames);
+            drop(frames);
+            let message = step(session, fork, &plain).map_err(Transfer::Failed)?;
+            let reply = link
+                .peer_exchange(peer, message)
+                .and_then(|r| decode_peer(&r))
+                .map_err(Transfer::Failed)?;
+            if !matches!(reply, PeerReply::Received) {
+                return Err(Transfer::Failed(bad(
+                    "the child answered pages out of turn",
+                )));
             }
         }
-        let done = PeerEnvelope::Fork(ForkEnvelope::Done {
-            fork: fork.to_owned(),
-        });
-        match self.fork_answer(session, peer, done, link)? {
-            ForkAnswer::Done { digest: theirs } if theirs == *digest => Ok(()),
-            ForkAnswer::Denied { reason } => Err(failure(
+        // From here the child may run the application even if its answer is lost.
+        let done = step(session, fork, &[STEP_DONE]).map_err(Transfer::Failed)?;
+        match self.fork_reply(session, peer, done, link) {
+            Ok(ForkAnswer::Done { digest: theirs }) if theirs == *digest => Ok(()),
+            Ok(ForkAnswer::Denied { reason }) => Err(Transfer::Failed(failure(
                 FailureKind::BadRequest,
                 format!("child refused: {reason}"),
-            )),
-            _ => Err(bad("the child confirmed another snapshot")),
+            ))),
+            Ok(_) => Err(Transfer::Failed(bad(
+                "the child confirmed another snapshot",
+            ))),
+            Err(e) => Err(Transfer::Unconfirmed(e)),
         }
     }
 
@@ -548,9 +570,18 @@ impl EnclaveService {
         envelope: PeerEnvelope,
         link: &mut dyn HostLink,
     ) -> Result<ForkAnswer, EnclaveFailure> {
-        let PeerReply::Response(sealed) =
-            decode_peer(&link.peer_exchange(peer, cbor(&envelope)?)?)?
-        else {
+        self.fork_reply(session, peer, cbor(&envelope)?, link)
+    }
+
+    /// Sends `message` to `peer` and opens the child's sealed answer.
+    fn fork_reply(
+        &self,
+        session: &mut PeerSession,
+        peer: &str,
+        message: Vec<u8>,
+        link: &mut dyn HostLink,
+    ) -> Result<ForkAnswer, EnclaveFailure> {
+        let PeerReply::Response(sealed) = decode_peer(&link.peer_exchange(peer, message)?)? else {
             return Err(bad("the child answered out of turn"));
         };
         let plain = session.open(&sealed).map_err(|e| {
@@ -571,23 +602,39 @@ impl EnclaveService {
         mut session: PeerSession,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let answer = match self.fork_begin(&open, claims) {
-            Ok(incoming) => {
+        // Nothing a parent of other code says is used, not even in the audit log.
+        let own = self.platform().identity();
+        if claims.tee != self.platform().tee()
+            || claims.measurement(primary_measurement(claims.tee))
+                != Some(own.measurement.as_slice())
+        {
+            let answer = ForkAnswer::Denied {
+                reason: "the parent runs different code (measurement differs)".into(),
+            };
+            return Ok(EnclaveReply::Message {
+                message: seal_answer(&mut session, &answer)?,
+            });
+        }
+        // Room is checked before the module is compiled and its memory grown.
+        let room = {
+            let mut apps = lock(&self.apps);
+            apps.incoming.retain(|_, i| i.last.elapsed() < INCOMING_TTL);
+            if apps.incoming.len() >= MAX_INCOMING {
+                Err(failure(
+                    FailureKind::TooMany,
+                    "too many forks arriving at once",
+                ))
+            } else {
+                Self::check_room(&apps, &open.tenant, &open.child)
+            }
+        };
+        let answer = match room.and_then(|()| self.fork_begin(&open)) {
+            Ok((running, restorer)) => {
                 let fork = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
-                let answer = ForkAnswer::Accepted { fork: fork.clone() };
-                let reply = seal_answer(&mut session, &answer)?;
+                let reply =
+                    seal_answer(&mut session, &ForkAnswer::Accepted { fork: fork.clone() })?;
                 let mut apps = lock(&self.apps);
-                let now = Instant::now();
-                apps.incoming
-                    .retain(|_, i| now.duration_since(i.last) < INCOMING_TTL);
-                if apps.incoming.len() >= MAX_INCOMING {
-                    return Err(failure(
-                        FailureKind::TooMany,
-                        "too many forks arriving at once",
-                    ));
-                }
                 Self::check_room(&apps, &open.tenant, &open.child)?;
-                let (running, restorer) = incoming;
                 apps.incoming.insert(
                     fork,
                     Incoming {
@@ -596,7 +643,7 @@ impl EnclaveService {
                         running,
                         restorer,
                         session,
-                        last: now,
+                        last: Instant::now(),
                     },
                 );
                 return Ok(EnclaveReply::Message { message: reply });
@@ -617,23 +664,8 @@ impl EnclaveService {
         })
     }
 
-    /// Checks the parent and its offer, and starts the child's instance.
-    fn fork_begin(
-        &self,
-        open: &ForkOpen,
-        claims: &veritee_attest::Claims,
-    ) -> Result<(Running, Restorer), EnclaveFailure> {
-        let own = self.platform().identity();
-        if claims.tee != self.platform().tee()
-            || claims.measurement(primary_measurement(claims.tee))
-                != Some(own.measurement.as_slice())
-        {
-            return Err(failure(
-                FailureKind::Unauthorized,
-                "the parent runs different code (measurement differs)",
-            ));
-        }
-        Self::check_room(&lock(&self.apps), &open.tenant, &open.child)?;
+    /// Opens the parent's offer and starts the child's instance from it.
+    fn fork_begin(&self, open: &ForkOpen) -> Result<(Running, Restorer), EnclaveFailure> {
         let secret: [u8; 32] = open
             .secret
             .as_slice()
@@ -646,7 +678,12 @@ impl EnclaveService {
         if module_sha256 != state.module_sha256 {
             return Err(bad("the module sent is not the one the snapshot names"));
         }
-        let mut app = start(&open.child, &open.module, &state.runtime.limits)?;
+        let mut app = start(
+            &open.tenant,
+            &open.child,
+            &open.module,
+            &child_limits(&state.runtime.limits),
+        )?;
         app.restore(state.memory_len, &state.globals, state.runtime.counters)
             .map_err(wasm_failure)?;
         let running = Running {
@@ -670,36 +707,48 @@ impl EnclaveService {
         envelope: ForkEnvelope,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let (fork, done) = match &envelope {
-            ForkEnvelope::Pages { fork, .. } => (fork.clone(), false),
-            ForkEnvelope::Done { fork } => (fork.clone(), true),
-            ForkEnvelope::Abort { fork } => {
-                // Only an end: whoever sends it can do no more than the host could by
-                // withholding the pages.
-                lock(&self.apps).incoming.remove(fork);
-                return Ok(EnclaveReply::Message {
-                    message: cbor(&PeerReply::Received)?,
-                });
-            }
-        };
+        let fork = envelope.fork;
         let Some(mut incoming) = lock(&self.apps).incoming.remove(&fork) else {
             return Err(not_found(format!("no fork {fork} is arriving")));
         };
-        if let ForkEnvelope::Pages { frames, .. } = &envelope {
-            // A damaged transfer ends the fork: the instance is dropped with what it had.
-            let memory = incoming.running.app.memory_mut();
-            incoming
-                .restorer
-                .push(frames, memory)
-                .map_err(fork_failure)?;
+        // Whatever goes wrong from here ends the fork: the instance is dropped with
+        // what it had.
+        if incoming.last.elapsed() >= INCOMING_TTL {
+            return Err(not_found(format!("fork {fork} expired")));
         }
-        if !done {
-            incoming.last = Instant::now();
-            lock(&self.apps).incoming.insert(fork, incoming);
-            return Ok(EnclaveReply::Message {
+        let plain = incoming.session.open(&envelope.sealed).map_err(|e| {
+            failure(
+                FailureKind::Unauthorized,
+                format!("fork {fork}: a step does not open: {e}"),
+            )
+        })?;
+        match plain.expose().split_first() {
+            Some((&STEP_PAGES, frames)) => {
+                let memory = incoming.running.app.memory_mut();
+                incoming
+                    .restorer
+                    .push(frames, memory)
+                    .map_err(fork_failure)?;
+                incoming.last = Instant::now();
+                lock(&self.apps).incoming.insert(fork, incoming);
+                Ok(EnclaveReply::Message {
+                    message: cbor(&PeerReply::Received)?,
+                })
+            }
+            Some((&STEP_DONE, [])) => self.fork_done(incoming, link),
+            Some((&STEP_ABORT, [])) => Ok(EnclaveReply::Message {
                 message: cbor(&PeerReply::Received)?,
-            });
+            }),
+            _ => Err(bad(format!("fork {fork}: an unknown step"))),
         }
+    }
+
+    /// Child: every page was sent; runs the application if every one arrived.
+    fn fork_done(
+        &self,
+        incoming: Incoming,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         let Incoming {
             tenant,
             name,
@@ -744,6 +793,22 @@ impl EnclaveService {
     }
 }
 
+/// Why a transfer ended early: before the end mark went out, or after (the child may
+/// be running).
+enum Transfer {
+    Failed(EnclaveFailure),
+    Unconfirmed(EnclaveFailure),
+}
+
+/// A fork step sealed in the peer session, in its envelope.
+fn step(session: &mut PeerSession, fork: &str, plain: &[u8]) -> Result<Vec<u8>, EnclaveFailure> {
+    let sealed = session.seal(plain).map_err(internal)?;
+    cbor(&PeerEnvelope::Fork(ForkEnvelope {
+        fork: fork.to_owned(),
+        sealed,
+    }))
+}
+
 fn seal_answer(session: &mut PeerSession, answer: &ForkAnswer) -> Result<Vec<u8>, EnclaveFailure> {
     let mut plain = Vec::new();
     ciborium::into_writer(answer, &mut plain).map_err(internal)?;
@@ -760,9 +825,30 @@ fn check_peer(peer: &str, link: &mut dyn HostLink) -> Result<(), EnclaveFailure>
     Ok(())
 }
 
-/// Prepares and starts `module` as application `name`.
-fn start(name: &str, module: &[u8], limits: &TaskLimits) -> Result<App, EnclaveFailure> {
+/// The limits a child runs under: the parent's, within what this node gives any
+/// application (the enclave decides; the parent only asks).
+fn child_limits(parent: &TaskLimits) -> TaskLimits {
+    let most = TaskLimits::default();
+    TaskLimits {
+        fuel: parent.fuel.min(most.fuel),
+        memory_bytes: parent.memory_bytes.min(u64::from(MAX_MEMORY_MIB) << 20),
+        table_elements: parent.table_elements.min(most.table_elements),
+        output_bytes: parent.output_bytes.min(most.output_bytes),
+        log_bytes: parent.log_bytes.min(most.log_bytes),
+        timeout: parent.timeout.min(most.timeout),
+    }
+}
+
+/// Prepares and starts `module` as `tenant`'s application `name`, its compiled form
+/// cached for that tenant only.
+fn start(
+    tenant: &str,
+    name: &str,
+    module: &[u8],
+    limits: &TaskLimits,
+) -> Result<App, EnclaveFailure> {
     let prepared = veritee_wasm::rewrite::prepare(name, module).map_err(wasm_failure)?;
     let engine = TaskEngine::global().map_err(wasm_failure)?;
-    App::start(engine, name, &prepared, limits).map_err(wasm_failure)
+    App::start_in_cache_scope(engine, tenant.as_bytes(), name, &prepared, limits)
+        .map_err(wasm_failure)
 }

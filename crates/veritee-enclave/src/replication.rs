@@ -139,8 +139,14 @@ fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, 
             format!("{what} is too large"),
         ));
     }
-    ciborium::from_reader(b)
-        .map_err(|e| failure(FailureKind::BadRequest, format!("malformed {what}: {e}")))
+    // A scratch buffer wiped after use, and nothing left over: requests carry keys,
+    // a fork's module and its secret.
+    veritee_proto::cbor::from_slice(b).map_err(|e| {
+        failure(
+            FailureKind::BadRequest,
+            format!("malformed {what}: {}", e.kind()),
+        )
+    })
 }
 
 impl EnclaveService {

@@ -484,7 +484,7 @@ mod tests {
             (set(GLOBALS_AT + 4 + 4, &[9]), "unknown kind 9"),
             // the i32 global with a value wider than 32 bits
             (set(GLOBALS_AT + 4 + 5, &[1]), "does not fit its type"),
-            (set(PAGES_AT, &17u32.to_be_bytes()), ""),
+            (set(PAGES_AT, &17u32.to_be_bytes()), "17 pages for a memory"),
             (set(PAGES_AT + 4, &[0, 0, 0, 9]), "whose key is not given"),
             // zero page 0 with a counter
             (set(PAGES_AT + 4 + 4, &1u64.to_be_bytes()), "has a counter"),

@@ -126,7 +126,14 @@ impl Snapshot {
         let page_count = memory.len() / PAGE_SIZE;
         // New pages start as zero pages: a grown memory is zero-filled, and a page
         // that is still zero is never sent.
-        self.shadow.expose_mut().resize(memory.len(), 0);
+        if memory.len() > old_len {
+            // A new buffer of the full size: growing in place could leave a copy of
+            // the old memory behind, unwiped; the old one is wiped as it is dropped.
+            let mut grown = Vec::with_capacity(memory.len());
+            grown.extend_from_slice(self.shadow.expose());
+            grown.resize(memory.len(), 0);
+            self.shadow = Confidential::new(grown);
+        }
         self.sealed.resize(page_count * SEALED_PAGE_LEN, 0);
         self.pages.resize(page_count, PageSeal::ZERO);
         let mut sealed = 0;
@@ -136,7 +143,6 @@ impl Snapshot {
             if page == &shadow[range.clone()] {
                 continue;
             }
-            shadow[range].copy_from_slice(page);
             let seal = if page.iter().all(|&b| b == 0) {
                 PageSeal::ZERO
             } else {
@@ -144,6 +150,9 @@ impl Snapshot {
                 let out = &mut self.sealed[index * SEALED_PAGE_LEN..(index + 1) * SEALED_PAGE_LEN];
                 seal_page(&mut self.epochs, &self.app_id, index, page, out)?
             };
+            // Only once sealed: a page whose sealing failed differs from the shadow
+            // still, and is sealed at the next update.
+            shadow[range].copy_from_slice(page);
             let old = std::mem::replace(&mut self.pages[index], seal);
             release(&mut self.epochs, old);
         }

@@ -108,8 +108,9 @@ impl ForkOffer {
     }
 }
 
-/// What the child learns of the application it continues.
-#[derive(Debug, Clone)]
+/// What the child learns of the application it continues. `Debug` leaves out the
+/// globals (application state).
+#[derive(Clone)]
 pub struct ForkedState {
     /// The application's id.
     pub app_id: [u8; 16],
@@ -125,6 +126,19 @@ pub struct ForkedState {
     pub memory_len: usize,
     /// Every mutable global.
     pub globals: Vec<(u32, GlobalValue)>,
+}
+
+impl core::fmt::Debug for ForkedState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ForkedState")
+            .field("app_id", &self.app_id)
+            .field("module_sha256", &self.module_sha256)
+            .field("digest", &self.digest)
+            .field("generation", &self.generation)
+            .field("memory_len", &self.memory_len)
+            .field("globals", &self.globals.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The child's side of a transfer: the opened manifest, and how far the pages came.

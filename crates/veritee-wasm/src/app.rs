@@ -33,8 +33,9 @@ use crate::spec::TaskLimits;
 /// Size of a WebAssembly memory page.
 pub const WASM_PAGE: usize = 65536;
 
-/// The value of a mutable global, as bits (floats keep their exact bit pattern).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The value of a mutable global, as bits (floats keep their exact bit pattern). Part
+/// of an application's state: `Debug` shows its type only.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum GlobalValue {
     /// An `i32`.
     I32(i32),
@@ -46,6 +47,37 @@ pub enum GlobalValue {
     F64(u64),
     /// A `v128`.
     V128(u128),
+}
+
+impl core::fmt::Debug for GlobalValue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            GlobalValue::I32(_) => "I32(..)",
+            GlobalValue::I64(_) => "I64(..)",
+            GlobalValue::F32(_) => "F32(..)",
+            GlobalValue::F64(_) => "F64(..)",
+            GlobalValue::V128(_) => "V128(..)",
+        })
+    }
+}
+
+impl Drop for CallResult {
+    /// Output and log are the tenant's: wiped unless taken.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.output);
+        zeroize::Zeroize::zeroize(&mut self.log);
+    }
+}
+
+impl core::fmt::Debug for CallResult {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CallResult")
+            .field("exit_code", &self.exit_code)
+            .field("output", &self.output.len())
+            .field("log", &self.log.len())
+            .field("fuel_used", &self.fuel_used)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GlobalValue {
@@ -71,8 +103,7 @@ impl GlobalValue {
     }
 }
 
-/// What one call returned.
-#[derive(Debug)]
+/// What one call returned. `Debug` shows sizes, never the output or log.
 pub struct CallResult {
     /// The export's return value.
     pub exit_code: i32,
@@ -153,7 +184,20 @@ impl App {
         prepared: &PreparedModule,
         limits: &TaskLimits,
     ) -> Result<App, WasmError> {
-        let module = engine.compile(name, &prepared.bytes)?;
+        Self::start_in_cache_scope(engine, &[], name, prepared, limits)
+    }
+
+    /// [`App::start`], reusing only modules compiled in the same cache `scope` (a
+    /// tenant's id): whether a module comes from the cache then says nothing about
+    /// what another tenant runs.
+    pub fn start_in_cache_scope(
+        engine: &TaskEngine,
+        scope: &[u8],
+        name: &str,
+        prepared: &PreparedModule,
+        limits: &TaskLimits,
+    ) -> Result<App, WasmError> {
+        let module = engine.compile_in_cache_scope(scope, name, &prepared.bytes)?;
         Self::instantiate(engine, name, &module, prepared, limits)
     }
 
@@ -278,6 +322,11 @@ impl App {
         self.invoke(func, role as i32, &[], false).map(Some)
     }
 
+    /// Whether a call was cut off mid-way: the instance is not run again.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
     fn check_running(&self) -> Result<(), WasmError> {
         if self.stopped {
             return Err(WasmError::AppStopped {
@@ -300,7 +349,8 @@ impl App {
         let deadline = Instant::now() + self.limits.timeout;
         {
             let state = self.store.data_mut();
-            state.peers[0].inputs = Some(vec![Arc::new(input.to_vec()) as Arc<_>]);
+            let input = veritee_crypto::SecretBytes::copy_from(input);
+            state.peers[0].inputs = Some(vec![Arc::new(input) as Arc<_>]);
             state.output.clear();
             state.log.clear();
             state.log_truncated = false;

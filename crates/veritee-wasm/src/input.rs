@@ -41,6 +41,17 @@ impl InputSource for Arc<[u8]> {
     }
 }
 
+/// A secret input (an application call's), wiped when the last handle goes.
+impl InputSource for veritee_crypto::SecretBytes {
+    fn len(&self) -> u64 {
+        veritee_crypto::SecretBytes::len(self) as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(copy_from_slice(self.expose(), offset, buf))
+    }
+}
+
 impl InputSource for Vec<u8> {
     fn len(&self) -> u64 {
         Vec::len(self) as u64

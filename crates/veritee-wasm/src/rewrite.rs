@@ -28,12 +28,22 @@ pub const MAX_APP_GLOBALS: usize = 4096;
 
 /// An application module ready to compile: the re-encoded bytes and the globals they
 /// export for snapshots.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PreparedModule {
     /// The module with one export per mutable global added.
     pub bytes: Vec<u8>,
     /// Indices (in the module's global index space) of the mutable globals, ascending.
     pub mutable_globals: Vec<u32>,
+}
+
+impl core::fmt::Debug for PreparedModule {
+    /// The module is the tenant's code: only its size is shown.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreparedModule")
+            .field("bytes", &self.bytes.len())
+            .field("mutable_globals", &self.mutable_globals.len())
+            .finish()
+    }
 }
 
 /// The export name of mutable global `index`.
