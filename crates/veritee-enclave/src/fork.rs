@@ -49,6 +49,10 @@ use crate::service::{EnclaveService, bad, internal, lock};
 
 /// Applications one tenant may run on a node at once.
 pub const MAX_APPS_PER_TENANT: usize = 8;
+/// The linear memory one tenant's applications (and forks arriving for it) may hold in
+/// all on a node, by their limits. A snapshot, once taken, holds as much again (the
+/// shadow) plus the sealed pages.
+pub const MAX_APP_MEMORY_PER_TENANT: u64 = 4 << 30;
 /// Forks arriving at once.
 const MAX_INCOMING: usize = 4;
 /// How long an arriving fork may take between its messages.
@@ -61,8 +65,23 @@ const MAX_MEMORY_MIB: u32 = 4096;
 /// The applications of this enclave, and the forks arriving into it.
 #[derive(Default)]
 pub(crate) struct Apps {
-    running: HashMap<(String, String), Arc<Mutex<Running>>>,
+    running: HashMap<(String, String), Slot>,
     incoming: HashMap<String, Incoming>,
+}
+
+/// A running application, and the memory its limit reserves (read without its lock).
+struct Slot {
+    app: Arc<Mutex<Running>>,
+    memory_bytes: u64,
+}
+
+impl Slot {
+    fn new(running: Running) -> Slot {
+        Slot {
+            memory_bytes: running.app.limits().memory_bytes,
+            app: Arc::new(Mutex::new(running)),
+        }
+    }
 }
 
 /// A running application and what a fork of it needs.
@@ -226,7 +245,7 @@ impl EnclaveService {
                     .running
                     .iter()
                     .filter(|((t, _), _)| t == tenant)
-                    .map(|(_, slot)| Arc::clone(slot))
+                    .map(|(_, slot)| Arc::clone(&slot.app))
                     .collect();
                 let mut apps: Vec<AppInfo> = slots.iter().map(|s| lock(s).info()).collect();
                 apps.sort_by(|a, b| a.name.cmp(&b.name));
@@ -277,12 +296,18 @@ impl EnclaveService {
         lock(&self.apps)
             .running
             .get(&(tenant.to_owned(), name.to_owned()))
-            .cloned()
+            .map(|slot| Arc::clone(&slot.app))
             .ok_or_else(|| not_found(format!("no application {name}")))
     }
 
-    /// Room for `tenant`'s application `name`, or why there is none.
-    fn check_room(apps: &Apps, tenant: &str, name: &str) -> Result<(), EnclaveFailure> {
+    /// Room for `tenant`'s application `name` of `memory_bytes` of memory, or why
+    /// there is none.
+    fn check_room(
+        apps: &Apps,
+        tenant: &str,
+        name: &str,
+        memory_bytes: u64,
+    ) -> Result<(), EnclaveFailure> {
         veritee_channel::ops::check_name(name).map_err(bad)?;
         if apps
             .running
@@ -313,6 +338,29 @@ impl EnclaveService {
                 format!("{count} applications run already, the most a tenant may run"),
             ));
         }
+        let held: u64 = apps
+            .running
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, slot)| slot.memory_bytes)
+            .chain(
+                apps.incoming
+                    .values()
+                    .filter(|i| i.tenant == tenant)
+                    .map(|i| i.running.app.limits().memory_bytes),
+            )
+            .sum();
+        if held.saturating_add(memory_bytes) > MAX_APP_MEMORY_PER_TENANT {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!(
+                    "a tenant's applications may hold {} MiB of memory in all: {} MiB are held, this one asks {} MiB",
+                    MAX_APP_MEMORY_PER_TENANT >> 20,
+                    held >> 20,
+                    memory_bytes >> 20
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -325,8 +373,8 @@ impl EnclaveService {
         fork_peer: Option<String>,
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
-        Self::check_room(&lock(&self.apps), tenant, name)?;
         let limits = limits(memory_mib)?;
+        Self::check_room(&lock(&self.apps), tenant, name, limits.memory_bytes)?;
         if let Some(peer) = &fork_peer {
             check_peer(peer, link)?;
         }
@@ -346,11 +394,9 @@ impl EnclaveService {
         };
         {
             let mut apps = lock(&self.apps);
-            Self::check_room(&apps, tenant, name)?;
-            apps.running.insert(
-                (tenant.to_owned(), name.to_owned()),
-                Arc::new(Mutex::new(running)),
-            );
+            Self::check_room(&apps, tenant, name, limits.memory_bytes)?;
+            apps.running
+                .insert((tenant.to_owned(), name.to_owned()), Slot::new(running));
         }
         let digest = hex::encode(module_sha256);
         self.audit(link, "app.run", tenant, name, &format!("module {digest}"))?;
@@ -625,7 +671,8 @@ impl EnclaveService {
                     "too many forks arriving at once",
                 ))
             } else {
-                Self::check_room(&apps, &open.tenant, &open.child)
+                // The child's memory is known once the offer is open: checked again then.
+                Self::check_room(&apps, &open.tenant, &open.child, 0)
             }
         };
         let answer = match room.and_then(|()| self.fork_begin(&open)) {
@@ -634,7 +681,8 @@ impl EnclaveService {
                 let reply =
                     seal_answer(&mut session, &ForkAnswer::Accepted { fork: fork.clone() })?;
                 let mut apps = lock(&self.apps);
-                Self::check_room(&apps, &open.tenant, &open.child)?;
+                let memory_bytes = running.app.limits().memory_bytes;
+                Self::check_room(&apps, &open.tenant, &open.child, memory_bytes)?;
                 apps.incoming.insert(
                     fork,
                     Incoming {
@@ -762,12 +810,11 @@ impl EnclaveService {
                 // The application's own answer; the fork stands either way.
                 let _ = running.app.notify_forked(ForkRole::Child);
                 let mut apps = lock(&self.apps);
-                match Self::check_room(&apps, &tenant, &name) {
+                let memory_bytes = running.app.limits().memory_bytes;
+                match Self::check_room(&apps, &tenant, &name, memory_bytes) {
                     Ok(()) => {
-                        apps.running.insert(
-                            (tenant.clone(), name.clone()),
-                            Arc::new(Mutex::new(running)),
-                        );
+                        apps.running
+                            .insert((tenant.clone(), name.clone()), Slot::new(running));
                         drop(apps);
                         self.audit(
                             link,

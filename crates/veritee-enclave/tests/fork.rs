@@ -452,3 +452,35 @@ fn an_application_forks_itself_at_the_end_of_a_call() {
     );
     assert_eq!(parent.count("splitter"), 3);
 }
+
+#[test]
+fn a_tenants_applications_share_one_memory_budget_and_a_count() {
+    let (_world, _tenant, mut parent, _child) = setup();
+    let run = |node: &mut Node, name: &str, mib: u32| {
+        node.app(AppRequest::Run {
+            name: name.into(),
+            module: SecretBytes::copy_from(COUNTER.as_bytes()),
+            memory_mib: Some(mib),
+            fork_peer: None,
+        })
+    };
+    // `counter` holds 16 MiB already.
+    run(&mut parent, "big", 4096 - 16 - 1).expect("within the budget");
+    let err = run(&mut parent, "one-more", 2).unwrap_err();
+    assert!(
+        err.contains("may hold 4096 MiB of memory in all: 4095 MiB are held, this one asks 2 MiB"),
+        "{err}"
+    );
+    run(&mut parent, "small", 1).expect("the last MiB");
+    parent
+        .app(AppRequest::Stop { name: "big".into() })
+        .expect("stop");
+    // counter, small and six more: eight.
+    for i in 0..6 {
+        run(&mut parent, &format!("app-{i}"), 1).expect("run");
+    }
+    let err = run(&mut parent, "ninth", 1).unwrap_err();
+    assert!(err.contains("8 applications run already"), "{err}");
+    let err = run(&mut parent, "zero", 0).unwrap_err();
+    assert!(err.contains("choose 1 to 4096"), "{err}");
+}
