@@ -16,19 +16,25 @@
 //!                                    fresh secret, offer }  ->  appraise: same measurement;
 //!                                                          open the offer, start the module,
 //!                                    <-                    sealed Accepted { fork id }
-//!   ForkPages { fork id, frames } x N ->                   decrypt each page into the child
-//!   ForkDone { fork id }             ->                    every page arrived: the child runs
+//!   { fork id, sealed: pages } x N   ->                    decrypt each page into the child
+//!                                    <-                    Received
+//!   { fork id, sealed: done }        ->                    every page arrived: the child runs
 //!                                    <-                    sealed Done { digest }
-//!   new epoch key for the parent's later pages
+//!   new epoch key for the parent's later pages (also after a failure)
 //! ```
 //!
 //! The secret both keep comes from the parent, inside the peer session: its keys are
 //! HPKE to the child's evidence-bound key, and the parent's evidence binds its side of
 //! the exchange, so only the attested child reads it. Transfer and link keys are
 //! derived from it and the snapshot's digest ([`veritee_fork::ForkSecret`]). The pages
-//! are encrypted once, by the snapshot, and bound by the sealed manifest; the host
-//! carries them as they are. The child gets its own application id, its own snapshot
-//! key at its first fork, and nothing of the parent's session, sealing or channel keys.
+//! are encrypted by the snapshot and bound by the sealed manifest; every later step is
+//! sealed and numbered in the peer session as well, so the host sees neither which
+//! pages go nor which changed since the last fork, and can forge no end or abort. A
+//! lost confirmation is reported as such: the child may be running. The child gets
+//! its own application id, its own snapshot key at its first fork, and nothing of the
+//! parent's session, sealing or channel keys; it checks the parent's measurement before
+//! using anything it says, its room before compiling, and caps the parent's limits at
+//! its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
