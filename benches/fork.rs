@@ -14,11 +14,15 @@
 
 mod support;
 
+/// The bound and the medians, shared with `veritee-fork`'s in-process bench.
+#[path = "../crates/veritee-fork/benches/support/bound.rs"]
+mod bound;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use bound::{bound, median, ms};
 use support::Ctx;
 use veritee_channel::apps::{AppAnswer, AppRequest};
 use veritee_channel::client::TenantKey;
@@ -35,37 +39,6 @@ fn veritee(dir: &Path, args: &[&str]) {
         .status()
         .expect("veritee");
     assert!(status.success(), "veritee {args:?}");
-}
-
-/// memcpy + AES-256-GCM seal + open of `len` pseudo-random bytes, raw aws-lc-rs.
-fn bound(len: usize) -> Duration {
-    let mut bytes = vec![0u8; len];
-    veritee_crypto::rand::fill(&mut bytes).expect("rand");
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).expect("key"));
-    let mut copy = vec![0u8; len];
-    let start = Instant::now();
-    copy.copy_from_slice(&bytes);
-    let nonce = || Nonce::assume_unique_for_key([1; 12]);
-    let tag = key
-        .seal_in_place_separate_tag(nonce(), Aad::empty(), &mut copy)
-        .expect("seal");
-    copy.extend_from_slice(tag.as_ref());
-    let opened = key
-        .open_in_place(nonce(), Aad::empty(), &mut copy)
-        .expect("open")
-        .len();
-    let elapsed = start.elapsed();
-    assert_eq!(opened, len);
-    elapsed
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
 fn main() {
@@ -157,7 +130,9 @@ fn main() {
                 .expect("call")
             };
             call(&mut a, "fill", (mib * 16).to_le_bytes().to_vec());
-            bounds.push(bound((mib as usize) << 20));
+            let mut bytes = vec![0u8; (mib as usize) << 20];
+            veritee_crypto::rand::fill(&mut bytes).expect("rand");
+            bounds.push(bound(&bytes));
             for (times, child) in [(&mut full, "full"), (&mut incremental, "incremental")] {
                 if child == "incremental" {
                     call(&mut a, "touch", Vec::new());

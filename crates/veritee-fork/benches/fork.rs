@@ -14,11 +14,16 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use bound::{bound, median, ms};
+
 use veritee_crypto::Confidential;
 use veritee_fork::{AppRuntime, ForkSecret, Restorer, Snapshot};
 use veritee_wasm::rewrite::{PreparedModule, prepare};
 use veritee_wasm::{App, TaskEngine, TaskLimits};
+
+/// The bound and the medians, shared with the fork bench through the nodes.
+#[path = "support/bound.rs"]
+mod bound;
 
 /// The application both fork benches fork (`fill`, `touch`).
 const WORKLOAD: &str = include_str!("workload.wat");
@@ -105,35 +110,6 @@ fn fork(
     phases.restore = t.elapsed();
     snapshot.rekey().expect("rekey");
     (child, phases)
-}
-
-/// memcpy + AES-256-GCM seal + open of `bytes`, with raw aws-lc-rs.
-fn bound(bytes: &[u8]) -> Duration {
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).expect("key"));
-    let mut copy = vec![0u8; bytes.len()];
-    let start = Instant::now();
-    copy.copy_from_slice(bytes);
-    let nonce = || Nonce::assume_unique_for_key([1; 12]);
-    let tag = key
-        .seal_in_place_separate_tag(nonce(), Aad::empty(), &mut copy)
-        .expect("seal");
-    copy.extend_from_slice(tag.as_ref());
-    let opened = key
-        .open_in_place(nonce(), Aad::empty(), &mut copy)
-        .expect("open")
-        .len();
-    let elapsed = start.elapsed();
-    assert_eq!(opened, bytes.len());
-    elapsed
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 fn main() {
