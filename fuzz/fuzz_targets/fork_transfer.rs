@@ -5,13 +5,16 @@
 //! 2. arbitrary manifest bytes sealed as a parent would (so the checks behind the tag
 //!    are reached), then the rest of the input pushed as page frames, cut at a point
 //!    the input picks, into a memory of the manifest's length;
-//! 3. module bytes prepared as an application (re-encoding, the refused instructions).
+//! 3. module bytes prepared as an application (re-encoding, the refused instructions);
+//! 4. an application request from a session, read, written and read back the same;
+//! 5. an application answer, likewise.
 //!
 //! None may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use veritee_crypto::Confidential;
+use veritee_channel::apps;
+use veritee_crypto::{Confidential, SecretBytes};
 use veritee_fork::{ForkSecret, Restorer, fuzzing};
 
 /// Memories the fuzzer may make the child allocate (a manifest may say 4 GiB).
@@ -22,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let secret = ForkSecret::new(Confidential::new([0x42; 32]));
-    match selector % 4 {
+    match selector % 6 {
         0 => {
             let _ = fuzzing::decode_manifest(rest);
         }
@@ -55,8 +58,20 @@ fuzz_target!(|data: &[u8]| {
                 let _ = restorer.finish(&mut memory);
             }
         }
-        _ => {
+        3 => {
             let _ = veritee_wasm::rewrite::prepare("fuzz", rest);
+        }
+        4 => {
+            if let Ok(request) = apps::decode_request(&SecretBytes::copy_from(rest)) {
+                let again = apps::encode_request(&request).expect("a read request encodes");
+                assert!(apps::decode_request(&again).is_ok());
+            }
+        }
+        _ => {
+            if let Ok(answer) = apps::decode_answer(&SecretBytes::copy_from(rest)) {
+                let again = apps::encode_answer(&answer).expect("a read answer encodes");
+                assert!(apps::decode_answer(&again).is_ok());
+            }
         }
     }
 });
