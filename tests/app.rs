@@ -107,20 +107,23 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
         ],
     ));
 
-    let out = ok(app(
-        &fleet,
-        &a,
-        &tenant,
-        &[
-            "fork",
-            "--name",
-            "counter",
-            "--peer",
-            &b.url,
-            "--child",
-            "counter-b",
-        ],
-    ));
+    let fork_to_b = || {
+        app(
+            &fleet,
+            &a,
+            &tenant,
+            &[
+                "fork",
+                "--name",
+                "counter",
+                "--peer",
+                &b.url,
+                "--child",
+                "counter-b",
+            ],
+        )
+    };
+    let out = ok(fork_to_b());
     let said = String::from_utf8_lossy(&out);
     assert!(
         said.contains("forked counter to") && said.contains("2 pages sent"),
@@ -144,20 +147,7 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     assert_eq!(count(&fleet, &b, &tenant, "counter-b"), 4);
 
     // The same fork again is refused by name; an unknown application too.
-    let (done, _, err) = app(
-        &fleet,
-        &a,
-        &tenant,
-        &[
-            "fork",
-            "--name",
-            "counter",
-            "--peer",
-            &b.url,
-            "--child",
-            "counter-b",
-        ],
-    );
+    let (done, _, err) = fork_to_b();
     assert!(!done && err.contains("already runs"), "{err}");
     let (done, _, err) = app(
         &fleet,
