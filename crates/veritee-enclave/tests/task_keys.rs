@@ -345,6 +345,36 @@ fn refused_naming(result: Result<Ran, EnclaveFailure>, key: &str, reason: &str) 
 }
 
 /// Refusals of the grant: each names the key, and the task runs no code.
+/// What a task encrypted (its whole output, the envelope's length its exit code),
+/// opened by the key's tenant in `session` under `key` and `aad`: the plaintext.
+fn open_in_session(
+    s: &mut Setup,
+    session: &mut Session,
+    key: KeyRef,
+    encrypted: &Ran,
+    aad: &[u8],
+) -> Vec<u8> {
+    assert_eq!(
+        encrypted.exit as usize,
+        encrypted.output.len(),
+        "{}",
+        encrypted.log
+    );
+    match one(
+        session,
+        &s.service,
+        &mut s.host,
+        CryptoOp::Decrypt {
+            key,
+            ciphertext: encrypted.output.clone(),
+            aad: aad.to_vec(),
+        },
+    ) {
+        CryptoOutcome::Plaintext(p) => p.expose().clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_task_naming_a_key_its_signer_may_not_use_is_refused_naming_the_key() {
     let mut s = Setup::new();
@@ -633,27 +663,15 @@ fn a_compartment_signs_and_encrypts_with_stored_keys_it_never_sees() {
             &request(1, b"invoice-7", b"the plaintext"),
         )
         .expect("ran");
-    assert_eq!(
-        encrypted.exit as usize,
-        encrypted.output.len(),
-        "{}",
-        encrypted.log
-    );
     let mut session = open_session(&s.world, &s.service, &mut s.host, &alice.key);
-    let opened = one(
+    let opened = open_in_session(
+        &mut s,
         &mut session,
-        &s.service,
-        &mut s.host,
-        CryptoOp::Decrypt {
-            key: KeyRef::new("p", "data"),
-            ciphertext: encrypted.output.clone(),
-            aad: b"invoice-7".to_vec(),
-        },
+        KeyRef::new("p", "data"),
+        &encrypted,
+        b"invoice-7",
     );
-    match opened {
-        CryptoOutcome::Plaintext(p) => assert_eq!(p.expose(), b"the plaintext"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(opened, b"the plaintext");
     // And the other way: what the session API encrypts, the task decrypts.
     let sealed = match one(
         &mut session,
@@ -793,26 +811,15 @@ fn a_deployed_key_serves_its_own_tenants_tasks_only() {
             &request(1, b"aad", b"deployed plaintext"),
         )
         .expect("ran");
-    assert_eq!(
-        encrypted.exit as usize,
-        encrypted.output.len(),
-        "{}",
-        encrypted.log
-    );
     let mut session = open_session(&s.world, &s.service, &mut s.host, &alice.key);
-    match one(
+    let opened = open_in_session(
+        &mut s,
         &mut session,
-        &s.service,
-        &mut s.host,
-        CryptoOp::Decrypt {
-            key: KeyRef::new("deployed", "data"),
-            ciphertext: encrypted.output.clone(),
-            aad: b"aad".to_vec(),
-        },
-    ) {
-        CryptoOutcome::Plaintext(p) => assert_eq!(p.expose(), b"deployed plaintext"),
-        other => panic!("{other:?}"),
-    }
+        KeyRef::new("deployed", "data"),
+        &encrypted,
+        b"aad",
+    );
+    assert_eq!(opened, b"deployed plaintext");
     // Signing is not among what a deployed key does.
     let sign = s.run(&alice, &named, 0, &sign_request(b"m")).expect("ran");
     assert_eq!(sign.exit, -3, "{}", sign.log);
