@@ -98,6 +98,15 @@ enum Command {
     /// enclave: run, call, list, stop, fork (flow 5).
     #[command(subcommand)]
     App(commands::app::AppCommand),
+    /// TEE-bound workloads: build, inspect, launch, read what they wrote (flow 2).
+    #[command(subcommand)]
+    Workload(commands::workload::WorkloadCommand),
+    /// Your security module: put seeds, enroll targets, authorize, forget, list.
+    #[command(subcommand)]
+    Sm(commands::workload::SmCommand),
+    /// Orchestrate a workload: enroll each target at the security module, authorize
+    /// it, put its slot in the workload, and launch it there.
+    Deploy(commands::workload::DeployArgs),
     /// A guided tour on the simulated TEE, in a temporary directory.
     Demo(commands::demo::DemoArgs),
 }
@@ -172,6 +181,9 @@ fn main() -> ExitCode {
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Task(cmd) => commands::task::run(cmd),
         Command::App(cmd) => commands::app::run(cmd),
+        Command::Workload(cmd) => commands::workload::run(cmd),
+        Command::Sm(cmd) => commands::workload::run_sm(cmd),
+        Command::Deploy(args) => commands::workload::deploy(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

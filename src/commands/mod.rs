@@ -21,3 +21,4 @@ pub mod task;
 pub mod tenant;
 pub mod vendor;
 pub mod verify;
+pub mod workload;

@@ -76,6 +76,12 @@ pub struct NodeArgs {
     /// CRLs); repeatable. Vendor-signed: the enclave checks it.
     #[arg(long)]
     kbs_collateral: Vec<PathBuf>,
+    /// What the node is: `node`, a provider node that runs tasks, applications and
+    /// TEE-bound workloads; or `sm`, the customer's security module, which holds
+    /// workload seeds, enrolls targets and issues authorizations (flow 2). Measured into
+    /// the enclave, so an owner's policy can tell the two apart.
+    #[arg(long, default_value = "node", value_parser = ["node", "sm"])]
+    role: String,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -105,6 +111,9 @@ pub struct EnclaveArgs {
     /// The KBS administrator's Ed25519 public key (PEM; measured with the code).
     #[arg(long)]
     kbs_admin_key: Option<PathBuf>,
+    /// Run as a security module (flow 2; measured with the code).
+    #[arg(long)]
+    security_module: bool,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -263,6 +272,12 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         read_kbs_admin_key(key)?;
         enclave_args.extend(["--kbs-admin-key".into(), key.clone().into_os_string()]);
     }
+    if args.role == "sm" {
+        eprintln!(
+            "role: security module (holds workload seeds, enrolls targets, issues authorizations; runs no workload)"
+        );
+        enclave_args.push("--security-module".into());
+    }
     if args.kbs_plaintext_resources {
         eprintln!(
             "accepting Trustee's set-resource: resources pass through this host in the clear on their way into the enclave"
@@ -373,6 +388,7 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             .as_deref()
             .map(read_kbs_admin_key)
             .transpose()?,
+        security_module: args.security_module,
     };
     let signer = args.signer_key.as_deref().map(load_signer).transpose()?;
     let exe = std::env::current_exe().context("cannot find the veritee executable")?;
@@ -394,6 +410,9 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
     }
     if let Some(key) = config.kbs_admin_key {
         service = service.with_kbs_admin_key(key);
+    }
+    if config.security_module {
+        service = service.as_security_module();
     }
     if args.accept_store_rollback {
         service = service.accepting_store_rollback();

@@ -8,6 +8,7 @@ pub mod kbs;
 pub mod keys;
 pub mod task;
 pub mod transport;
+pub mod workload;
 
 pub use keys::{
     AttestedWrappingKey, ImportedKey, WrappedKeyFile, WrappingKeyFile, import_wrapped_key,

@@ -23,6 +23,9 @@ pub struct EnclaveConfig {
     /// The Ed25519 key of the KBS administrator, when the node serves the KBS admin
     /// API: measured, so a host that swaps it changes the enclave's measurement.
     pub kbs_admin_key: Option<[u8; 32]>,
+    /// Whether the enclave is a security module (flow 2): measured, so an owner's
+    /// policy tells a security module from a target node.
+    pub security_module: bool,
 }
 
 impl EnclaveConfig {
@@ -34,6 +37,9 @@ impl EnclaveConfig {
         if let Some(key) = &self.kbs_admin_key {
             out.extend_from_slice(b"kbs admin key\0");
             out.extend_from_slice(key);
+        }
+        if self.security_module {
+            out.extend_from_slice(b"role security module\0");
         }
         out
     }

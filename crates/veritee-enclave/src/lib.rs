@@ -29,6 +29,7 @@ mod sessions;
 mod state;
 pub mod task;
 mod tenants;
+mod workload;
 
 pub use audit::{
     ANCHOR_EVERY as AUDIT_ANCHOR_EVERY, ANCHOR_EVERY_ENTRIES as AUDIT_ANCHOR_EVERY_ENTRIES,

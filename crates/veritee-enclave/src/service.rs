@@ -86,6 +86,15 @@ pub struct EnclaveService {
     pub(crate) quorum_tokens: Mutex<crate::import::officers::PendingTokens>,
     /// Running applications and forks arriving (flow 5).
     pub(crate) apps: Mutex<crate::fork::Apps>,
+    /// Whether this enclave is a security module (flow 2; measured at launch).
+    security_module: bool,
+    /// Enrollment challenges waiting for targets' answers (flow 2, security module).
+    pub(crate) workload_challenges: Mutex<crate::workload::PendingChallenges>,
+    /// Held while a seed, target, authorization or storage key record is read, changed
+    /// and written back (flow 2).
+    pub(crate) workload_writes: Mutex<()>,
+    /// Workloads loaded and waiting for their seed (flow 2, verify-before-secrets).
+    pub(crate) pending_workloads: Mutex<crate::workload::PendingWorkloads>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -153,6 +162,10 @@ impl EnclaveService {
             import_writes: Mutex::new(()),
             quorum_tokens: Mutex::new(crate::import::officers::PendingTokens::default()),
             apps: Mutex::new(crate::fork::Apps::default()),
+            security_module: false,
+            workload_challenges: Mutex::new(crate::workload::PendingChallenges::default()),
+            workload_writes: Mutex::new(()),
+            pending_workloads: Mutex::new(crate::workload::PendingWorkloads::default()),
         }
     }
 
@@ -168,6 +181,19 @@ impl EnclaveService {
     pub fn with_kbs_admin_key(self, key: [u8; 32]) -> Self {
         lock(&self.kbs).admin_key = Some(key);
         self
+    }
+
+    /// Makes this enclave a security module (flow 2): it holds workload seeds, enrolls
+    /// targets and issues authorizations, and runs no workload itself. The launcher
+    /// measures this choice (see [`crate::launch::EnclaveConfig`]).
+    pub fn as_security_module(mut self) -> Self {
+        self.security_module = true;
+        self
+    }
+
+    /// Whether this enclave is a security module.
+    pub fn is_security_module(&self) -> bool {
+        self.security_module
     }
 
     /// The directory the host writes task uploads to (tasks are off without one).
@@ -377,6 +403,7 @@ impl EnclaveService {
             } => self.data_open(&request, &object, &nonce, link),
             EnclaveCall::Kbs(call) => self.kbs(call, link),
             EnclaveCall::Import(call) => self.import(call, link),
+            EnclaveCall::Workload(call) => self.workload(call, link),
             EnclaveCall::DataRead {
                 request,
                 object,

@@ -321,12 +321,94 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": {"description": "Disabled"}}), error_responses(&["400", "401", "404", "429", "503"]))
         }}
     });
+    let obj = |required: &[&str]| json!({"type": "object", "required": required});
+    let json_answer = |what: &str, required: &[&str]| json!({"description": what, "content": {"application/json": {"schema": obj(required)}}});
+    // Flow 2: the security module's routes (`--role sm`) and the target's.
+    let workloads = json!({
+        "/v1/sm/seeds": {"post": {
+            "summary": "Put a workload's seed in the security module, HPKE-sealed to its attested wrapping key, with the sealing policy targets must meet (tenant-signed); never replaces a seed",
+            "security": tenant_auth,
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["workload_id", "workload_digest", "policy", "validity_seconds", "sealed_seed"])}}},
+            "responses": merge(json!({"200": json_answer("Stored, or held already (created false)", &["workload_id", "created"])}), error_responses(&["400", "401", "404", "409", "429", "503"]))
+        }},
+        "/v1/sm/enrollments": {"post": {
+            "summary": "A fresh enrollment challenge (orchestrator): its id, a nonce the target's evidence must bind, and the key the target seals its answer to",
+            "responses": merge(json!({"201": json_answer("The challenge", &["challenge_id", "nonce", "sm_public_key"])}), error_responses(&["404", "429", "503"]))
+        }},
+        "/v1/sm/enrollments/{id}": {"post": {
+            "summary": "A target's sealed answer to challenge id (orchestrator): the SM verifies its evidence and storage key and answers with an opaque handle; a target enrolls once",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["sealed"])}}},
+            "responses": merge(json!({"200": json_answer("Enrolled", &["target", "tee", "new"])}), error_responses(&["400", "401", "404", "429", "503"]))
+        }},
+        "/v1/sm/authorizations": {"post": {
+            "summary": "An authorization (the seed sealed to the target's storage key) for a workload and an enrolled target meeting its sealing policy (orchestrator); the same bytes again for the same pair",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["workload_id", "target"])}}},
+            "responses": merge(json!({"200": json_answer("The slot, base64", &["authorization", "issued"])}), error_responses(&["400", "401", "404", "429", "503"]))
+        }},
+        "/v1/sm/targets/{target}/forget": {"post": {
+            "summary": "Forget an enrolled target and its authorizations (tenant-signed)",
+            "security": tenant_auth,
+            "parameters": [{"name": "target", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": merge(json!({"200": json_answer("Forgotten", &["target", "authorizations_removed"])}), error_responses(&["400", "401", "404", "429", "503"]))
+        }},
+        "/v1/sm/state": {"get": {
+            "summary": "The tenant's workloads, the enrolled targets and the authorizations issued (tenant-signed)",
+            "security": tenant_auth,
+            "responses": merge(json!({"200": json_answer("What the SM holds", &["workloads", "targets", "authorizations"])}), error_responses(&["401", "404", "429", "503"]))
+        }},
+        "/v1/workloads/enrollment": {"post": {
+            "summary": "Answer a security module's enrollment challenge: evidence binding this target's storage key to the nonce, sealed to the SM",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["challenge_id", "nonce", "sm_public_key"])}}},
+            "responses": merge(json!({"200": json_answer("The sealed answer", &["sealed"])}), error_responses(&["400", "404", "429", "503"]))
+        }},
+        "/v1/workloads/launch": {"post": {
+            "summary": "Launch a workload: find this target's slot, unseal the seed, check the HMAC, decrypt, check every component hash, then run its modules; the output is sealed to the seed",
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": merge(json!({"200": json_answer("Launched", &["workload_id", "storage_key_id", "sealed_output"])}), error_responses(&["400", "401", "404", "413", "429", "503"]))
+        }},
+        "/v1/sm/releases": {"post": {
+            "summary": "A fresh release challenge (verify-before-secrets, orchestrator)",
+            "responses": merge(json!({"201": json_answer("The challenge", &["challenge_id", "nonce", "sm_public_key"])}), error_responses(&["404", "429", "503"]))
+        }},
+        "/v1/sm/releases/{id}": {"post": {
+            "summary": "A target's sealed measurement for challenge id: the seed sealed to its one-time key once its fresh evidence meets the sealing policy and its measurement is the workload's build",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["workload_id", "sealed"])}}},
+            "responses": merge(json!({"200": json_answer("The released seed, sealed", &["challenge_id", "sealed_seed"])}), error_responses(&["400", "401", "404", "429", "503"]))
+        }},
+        "/v1/workloads/pending": {"post": {
+            "summary": "Load a workload and hold it until its seed is released (verify-before-secrets)",
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": merge(json!({"201": json_answer("Loaded", &["pending_id", "workload_id", "measurement"])}), error_responses(&["400", "404", "413", "429", "503"]))
+        }},
+        "/v1/workloads/pending/{id}/measurement": {"post": {
+            "summary": "The loaded workload's measurement and a one-time key in fresh evidence over the SM's challenge, sealed to the SM",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["challenge_id", "nonce", "sm_public_key"])}}},
+            "responses": merge(json!({"200": json_answer("The sealed answer", &["sealed"])}), error_responses(&["400", "404", "429", "503"]))
+        }},
+        "/v1/workloads/pending/{id}/release": {"post": {
+            "summary": "The seed the SM released: the launch check, then the workload",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["challenge_id", "sealed_seed"])}}},
+            "responses": merge(json!({"200": json_answer("Launched", &["workload_id", "storage_key_id", "sealed_output"])}), error_responses(&["400", "401", "404", "429", "503"]))
+        }},
+        "/v1/workloads/storage-key/rotate": {"post": {
+            "summary": "Rotate this target's storage key (deprovisioning): authorizations issued before no longer open (admin)",
+            "security": admin_auth,
+            "responses": merge(json!({"200": json_answer("Rotated", &["storage_key_id"])}), error_responses(&["401", "429", "503"]))
+        }}
+    });
     let paths = merge(
         merge(
-            merge(merge(node_and_sessions, keys_and_data), import),
-            tasks_peers_and_audit,
+            merge(
+                merge(merge(node_and_sessions, keys_and_data), import),
+                tasks_peers_and_audit,
+            ),
+            kbs,
         ),
-        kbs,
+        workloads,
     );
     // Flow 3's schemas, apart: one json! of every schema passes the macro's recursion limit.
     let import_schemas = json!({

@@ -212,6 +212,8 @@ pub enum EnclaveCall {
     Kbs(KbsCall),
     /// Secret import and partitions (flow 3).
     Import(ImportCall),
+    /// TEE-bound workloads (flow 2).
+    Workload(crate::workload::WorkloadCall),
 }
 
 /// The enclave's public facts.
@@ -380,6 +382,8 @@ pub enum EnclaveReply {
     Kbs(KbsReply),
     /// Answer to [`EnclaveCall::Import`].
     Import(ImportReply),
+    /// Answer to [`EnclaveCall::Workload`].
+    Workload(crate::workload::WorkloadReply),
 }
 
 /// A tenant's import or partition request (flow 3). Each carries the tenant's signed

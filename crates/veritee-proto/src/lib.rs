@@ -16,3 +16,4 @@ pub mod cbor;
 pub mod frame;
 pub mod ipc;
 pub mod names;
+pub mod workload;

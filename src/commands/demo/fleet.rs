@@ -364,6 +364,7 @@ pub fn fleet_tour(root: &Path, t: &mut Tour) -> Result<()> {
     println!("    identical after the round trip; node A's store holds ciphertext only");
 
     super::fork::fork_tour(&cli, t, &a, &b)?;
+    super::workload::workload_tour(&cli, t, &a, &b)?;
     task_tour(&cli, t, &a)
 }
 

@@ -5,6 +5,7 @@ mod attacks;
 mod fleet;
 mod fork;
 mod import;
+mod workload;
 
 use crate::Outcome;
 use crate::commands::verify::print_appraisal;
@@ -83,6 +84,9 @@ pub fn run(args: DemoArgs) -> Result<Outcome> {
         "keys deployed online and offline, kept across a restart, replicated between enclaves;"
     );
     println!("and a task run only where the policy allows, its result released in aggregate;");
+    println!(
+        "an encrypted workload opened only by the targets its owner's security module authorized;"
+    );
     println!(
         "and a host that forges evidence, replays requests, swaps inputs or rolls the store back,"
     );

@@ -16,6 +16,7 @@ pub use veritee_enclave::memory_host::MemoryHost;
 
 pub mod import;
 mod session;
+pub mod workload;
 #[allow(unused_imports)]
 pub use session::{Session, open_session, s_ping};
 

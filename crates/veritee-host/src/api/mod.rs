@@ -12,6 +12,7 @@ mod peers;
 pub use peers::{HOST_PEERS_NS, PEER_SCHEME, RegisterPeerRequest};
 mod sessions;
 mod tasks;
+mod workloads;
 
 use crate::auth::{self, HOST_TENANTS_NS};
 use crate::enclave_link::EnclaveLink;
@@ -281,6 +282,7 @@ fn unexpected(reply: &EnclaveReply) -> ApiError {
         EnclaveReply::TaskResult { .. } => "TaskResult",
         EnclaveReply::Kbs(_) => "Kbs",
         EnclaveReply::Import(_) => "Import",
+        EnclaveReply::Workload(_) => "Workload",
     };
     ApiError::internal(format!("the enclave answered with an unexpected {name}"))
 }
@@ -453,6 +455,20 @@ const ROUTES: &[&str] = &[
     "/v1/partitions/{name}/keys/{key_id}/disable",
     "/v1/officers",
     "/v1/quorum-tokens",
+    "/v1/sm/seeds",
+    "/v1/sm/enrollments",
+    "/v1/sm/enrollments/{id}",
+    "/v1/sm/authorizations",
+    "/v1/sm/targets/{target}/forget",
+    "/v1/sm/state",
+    "/v1/workloads/enrollment",
+    "/v1/workloads/launch",
+    "/v1/workloads/storage-key/rotate",
+    "/v1/sm/releases",
+    "/v1/sm/releases/{id}",
+    "/v1/workloads/pending",
+    "/v1/workloads/pending/{id}/measurement",
+    "/v1/workloads/pending/{id}/release",
 ];
 
 /// Logs and counts every request by its route template; never logs bodies.
@@ -530,6 +546,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(upload_routes)
         .merge(message_routes)
         .merge(kbs::routes())
+        .merge(workloads::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

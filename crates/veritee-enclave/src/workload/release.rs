@@ -1,0 +1,223 @@
+//! Verify-before-secrets (as SEV launches): the target loads the encrypted workload
+//! first and holds it, reports its launch measurement (the workload digest it computed
+//! itself) in evidence that also binds a one-time key, and the security module seals
+//! the seed to that key only once the evidence meets the workload's sealing policy and
+//! the measurement is the build whose seed it holds. No slot and no storage key are
+//! involved; every release is fresh.
+//!
+//! ```text
+//! orchestrator            target enclave                    security module
+//!   workload ------------> pending: bytes, digest, key K
+//!   <--------------------- pending id, measurement
+//!   ------------------------------------------------------> challenge (id, nonce)
+//!   challenge -----------> evidence(K | digest, nonce), sealed to the SM
+//!   ------------------------------------------------------> check evidence, policy,
+//!   <------------------------------------------------------ digest; seed sealed to K
+//!   sealed seed ---------> open with K, launch check, run
+//! ```
+
+use super::{refused, reply};
+use crate::host::{HostLink, failure};
+use crate::service::{EnclaveService, bad, internal, lock};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use veritee_attest::ReportData;
+use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+use veritee_proto::workload::{
+    EnrollmentAnswer, EnrollmentChallenge, MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO,
+    MeasurementEvidence, PendingResponse, RELEASE_HPKE_INFO, ReleaseResponse, enrollment_aad,
+    release_aad,
+};
+use veritee_workload::{WorkloadFile, WorkloadSeed, storage_key_id};
+
+/// How long a loaded workload waits for its seed.
+const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// Most workloads waiting at once, and the bytes they may hold together.
+const MAX_PENDING: usize = 4;
+const MAX_PENDING_BYTES: usize = 256 << 20;
+
+/// A workload loaded and waiting for its seed.
+struct PendingWorkload {
+    bytes: Vec<u8>,
+    measurement: [u8; 32],
+    key: HpkeKeyPair,
+    /// The release challenge it last answered.
+    challenge_id: Option<String>,
+    at: Instant,
+}
+
+/// Workloads waiting for their seed, by pending id.
+#[derive(Default)]
+pub(crate) struct PendingWorkloads {
+    by_id: HashMap<String, PendingWorkload>,
+}
+
+impl PendingWorkloads {
+    fn insert(&mut self, id: String, pending: PendingWorkload) -> Result<(), EnclaveFailure> {
+        self.by_id.retain(|_, p| p.at.elapsed() < PENDING_LIFETIME);
+        let held: usize = self.by_id.values().map(|p| p.bytes.len()).sum();
+        if self.by_id.len() >= MAX_PENDING || held + pending.bytes.len() > MAX_PENDING_BYTES {
+            return Err(failure(
+                FailureKind::TooMany,
+                format!(
+                    "{} workloads ({held} bytes) are waiting for their seeds (at most {MAX_PENDING}, {MAX_PENDING_BYTES} bytes); try again later",
+                    self.by_id.len()
+                ),
+            ));
+        }
+        self.by_id.insert(id, pending);
+        Ok(())
+    }
+
+    fn get_mut(&mut self, id: &str) -> Result<&mut PendingWorkload, EnclaveFailure> {
+        self.by_id
+            .get_mut(id)
+            .filter(|p| p.at.elapsed() < PENDING_LIFETIME)
+            .ok_or_else(|| {
+                failure(
+                    FailureKind::NotFound,
+                    format!(
+                        "no workload {id:?} is waiting for its seed here (unknown, launched, or older than {} minutes)",
+                        PENDING_LIFETIME.as_secs() / 60
+                    ),
+                )
+            })
+    }
+}
+
+impl EnclaveService {
+    pub(super) fn load_pending(&self, workload: &[u8]) -> Result<EnclaveReply, EnclaveFailure> {
+        let file =
+            WorkloadFile::parse(workload).map_err(|e| refused(FailureKind::BadRequest, e))?;
+        let measurement = file.digest();
+        let workload_id = file.id().to_string();
+        let id = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
+        lock(&self.pending_workloads).insert(
+            id.clone(),
+            PendingWorkload {
+                bytes: workload.to_vec(),
+                measurement,
+                key: HpkeKeyPair::generate(),
+                challenge_id: None,
+                at: Instant::now(),
+            },
+        )?;
+        reply(&PendingResponse {
+            pending_id: id,
+            workload_id,
+            measurement: hex::encode(measurement),
+        })
+    }
+
+    pub(super) fn measure(
+        &self,
+        pending_id: &str,
+        body: &[u8],
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let challenge: EnrollmentChallenge = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("invalid release challenge: {e}")))?;
+        let nonce = B64
+            .decode(&challenge.nonce)
+            .ok()
+            .filter(|n| n.len() == 32)
+            .ok_or_else(|| bad("the challenge nonce is not 32 bytes of base64"))?;
+        let sm_key = B64
+            .decode(&challenge.sm_public_key)
+            .ok()
+            .and_then(|k| HpkePublicKey::from_bytes(&k).ok())
+            .ok_or_else(|| bad("the SM's key is not an X25519 public key in base64"))?;
+        let (public, measurement) = {
+            let mut pending = lock(&self.pending_workloads);
+            let entry = pending.get_mut(pending_id)?;
+            entry.challenge_id = Some(challenge.challenge_id.clone());
+            (entry.key.public_key(), entry.measurement)
+        };
+        let mut bound = public.as_bytes().to_vec();
+        bound.extend_from_slice(&measurement);
+        let evidence = self
+            .platform()
+            .evidence(&ReportData::binding(
+                MEASUREMENT_BINDING_LABEL,
+                &bound,
+                &nonce,
+            ))
+            .map_err(internal)?;
+        let mut answer = Vec::new();
+        ciborium::into_writer(
+            &MeasurementEvidence {
+                release_public_key: public.as_bytes().to_vec(),
+                measurement: measurement.to_vec(),
+                evidence,
+            },
+            &mut answer,
+        )
+        .map_err(internal)?;
+        let sealed = hpke::seal(
+            &sm_key,
+            MEASUREMENT_HPKE_INFO,
+            &enrollment_aad(&challenge.challenge_id, &challenge.nonce),
+            &answer,
+        )
+        .map_err(internal)?;
+        reply(&EnrollmentAnswer {
+            sealed: B64.encode(sealed),
+        })
+    }
+
+    pub(super) fn launch_released(
+        &self,
+        pending_id: &str,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let released: ReleaseResponse =
+            serde_json::from_slice(body).map_err(|e| bad(format!("invalid released seed: {e}")))?;
+        let sealed = B64
+            .decode(&released.sealed_seed)
+            .map_err(|e| bad(format!("the released seed is not base64: {e}")))?;
+        let pending = {
+            let mut table = lock(&self.pending_workloads);
+            let entry = table.get_mut(pending_id)?;
+            if entry.challenge_id.as_deref() != Some(released.challenge_id.as_str()) {
+                return Err(failure(
+                    FailureKind::Unauthorized,
+                    format!(
+                        "the seed was released for challenge {:?}, which this workload did not answer last",
+                        released.challenge_id
+                    ),
+                ));
+            }
+            table
+                .by_id
+                .remove(pending_id)
+                .ok_or_else(|| internal("the pending workload vanished"))?
+        };
+        let file = WorkloadFile::parse(&pending.bytes).map_err(internal)?;
+        let seed = hpke::open(
+            &pending.key,
+            RELEASE_HPKE_INFO,
+            &release_aad(
+                &file.id().to_string(),
+                &hex::encode(pending.measurement),
+                &released.challenge_id,
+            ),
+            &sealed,
+        )
+        .map_err(|_| {
+            failure(
+                FailureKind::Unauthorized,
+                "the released seed does not open under this launch's one-time key: it was released for another target, workload or challenge",
+            )
+        })?;
+        let seed = WorkloadSeed::from_bytes(seed.expose()).map_err(|e| bad(e.to_string()))?;
+        self.run_launch(
+            &file,
+            &seed,
+            storage_key_id(&pending.key.public_key()),
+            link,
+        )
+    }
+}

@@ -1,0 +1,270 @@
+//! The target's side: its storage key, its answer to an enrollment challenge, and the
+//! launch check before a workload runs.
+//!
+//! The storage key is an X25519 key the enclave creates and keeps as a sealed record
+//! of its own (bound to its measurement or signer, as every sealed record): it never
+//! leaves the enclave, and the evidence that enrolls it binds its public half to the
+//! SM's fresh nonce. Rotating it (deprovisioning) makes every authorization issued to
+//! the old key unopenable.
+
+use super::{refused, reply};
+use crate::host::HostLink;
+use crate::service::{EnclaveService, bad, internal, lock};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::sync::Arc;
+use veritee_attest::ReportData;
+use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
+use veritee_crypto::{Confidential, SecretBytes};
+use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
+use veritee_proto::workload::{
+    ENROLLMENT_HPKE_INFO, EnrollmentAnswer, EnrollmentChallenge, EnrollmentEvidence, LaunchOutput,
+    LaunchResponse, ModuleOutput, RotateResponse, STORAGE_KEY_BINDING_LABEL, enrollment_aad,
+};
+use veritee_wasm::{
+    Access, CompartmentSpec, DEFAULT_ENTRY, Input, SecurityContext, TaskLimits, TaskSpec,
+};
+use veritee_workload::{
+    ComponentKind, OpenedWorkload, StorageKeyId, WorkloadFile, WorkloadSeed, storage_key_id,
+};
+use zeroize::Zeroizing;
+
+const STORAGE_KEY_RECORD: &str = "workload-storage-key";
+
+fn key_pair(raw: &SecretBytes) -> Result<HpkeKeyPair, EnclaveFailure> {
+    if raw.len() != hpke::PRIVATE_KEY_LEN {
+        return Err(internal(
+            "the stored workload storage key has the wrong length",
+        ));
+    }
+    let mut private = Confidential::new([0u8; hpke::PRIVATE_KEY_LEN]);
+    private.expose_mut().copy_from_slice(raw.expose());
+    HpkeKeyPair::from_private_bytes(&private).map_err(internal)
+}
+
+impl EnclaveService {
+    fn enclave_ns(&self) -> Result<String, EnclaveFailure> {
+        Ok(format!("enclave/{}", self.node_id()?))
+    }
+
+    /// The storage key, created on first use.
+    fn storage_key(&self, link: &mut dyn HostLink) -> Result<HpkeKeyPair, EnclaveFailure> {
+        let ns = self.enclave_ns()?;
+        let raw = self.load_or_create(link, &ns, STORAGE_KEY_RECORD, || {
+            Ok(SecretBytes::copy_from(
+                HpkeKeyPair::generate().private_bytes().expose(),
+            ))
+        })?;
+        key_pair(&raw)
+    }
+
+    pub(super) fn answer_challenge(
+        &self,
+        body: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let challenge: EnrollmentChallenge = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("invalid enrollment challenge: {e}")))?;
+        let nonce = B64
+            .decode(&challenge.nonce)
+            .map_err(|e| bad(format!("the challenge nonce is not base64: {e}")))?;
+        if nonce.len() != 32 {
+            return Err(bad(format!(
+                "the challenge nonce is 32 bytes, not {}",
+                nonce.len()
+            )));
+        }
+        let sm_key = B64
+            .decode(&challenge.sm_public_key)
+            .map_err(|e| bad(format!("the SM's key is not base64: {e}")))
+            .and_then(|k| {
+                HpkePublicKey::from_bytes(&k).map_err(|e| bad(format!("the SM's key: {e}")))
+            })?;
+        let storage = self.storage_key(link)?;
+        let public = storage.public_key();
+        let evidence = self
+            .platform()
+            .evidence(&ReportData::binding(
+                STORAGE_KEY_BINDING_LABEL,
+                public.as_bytes(),
+                &nonce,
+            ))
+            .map_err(internal)?;
+        let mut answer = Vec::new();
+        ciborium::into_writer(
+            &EnrollmentEvidence {
+                storage_public_key: public.as_bytes().to_vec(),
+                evidence,
+            },
+            &mut answer,
+        )
+        .map_err(internal)?;
+        let sealed = hpke::seal(
+            &sm_key,
+            ENROLLMENT_HPKE_INFO,
+            &enrollment_aad(&challenge.challenge_id, &challenge.nonce),
+            &answer,
+        )
+        .map_err(internal)?;
+        reply(&EnrollmentAnswer {
+            sealed: B64.encode(sealed),
+        })
+    }
+
+    pub(super) fn launch(
+        &self,
+        workload: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let file =
+            WorkloadFile::parse(workload).map_err(|e| refused(FailureKind::BadRequest, e))?;
+        let storage = self.storage_key(link)?;
+        let key_id = storage_key_id(&storage.public_key());
+        let slot = file
+            .slot_for(&key_id)
+            .map_err(|e| refused(FailureKind::Unauthorized, e))?;
+        let now = u64::try_from(self.clock().now().unix_timestamp()).unwrap_or(0);
+        let seed = slot
+            .unseal(&storage, now)
+            .map_err(|e| refused(FailureKind::Unauthorized, e))?;
+        self.run_launch(&file, &seed, key_id, link)
+    }
+
+    /// The launch check under `seed`, then the modules; what they wrote is sealed to
+    /// the seed, under the id of the key that opened the seed.
+    pub(super) fn run_launch(
+        &self,
+        file: &WorkloadFile<'_>,
+        seed: &WorkloadSeed,
+        key_id: StorageKeyId,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let opened = file
+            .open(seed)
+            .map_err(|e| refused(FailureKind::Unauthorized, e))?;
+        let output = run_modules(&opened);
+        drop(opened);
+        let modules = output.modules.len();
+        let output_json = Zeroizing::new(serde_json::to_vec(&output).map_err(internal)?);
+        drop(output);
+        let sealed_output = seed
+            .output_box(&file.id())
+            .and_then(|b| b.seal(&key_id, &output_json))
+            .map_err(|e| refused(FailureKind::Internal, e))?;
+        self.audit(
+            link,
+            "workload.launch",
+            "orchestrator",
+            &file.id().to_string(),
+            &format!("{modules} modules ran"),
+        )?;
+        reply(&LaunchResponse {
+            workload_id: file.id().to_string(),
+            storage_key_id: key_id.to_string(),
+            sealed_output: B64.encode(sealed_output),
+        })
+    }
+
+    pub(super) fn rotate_storage_key(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let ns = self.enclave_ns()?;
+        let _one_at_a_time = lock(&self.workload_writes);
+        let previous = self
+            .record_get(link, &ns, STORAGE_KEY_RECORD)?
+            .map(|raw| key_pair(&raw).map(|k| storage_key_id(&k.public_key())))
+            .transpose()?;
+        let fresh = HpkeKeyPair::generate();
+        self.record_put(
+            link,
+            &ns,
+            STORAGE_KEY_RECORD,
+            fresh.private_bytes().expose(),
+        )?;
+        let id: StorageKeyId = storage_key_id(&fresh.public_key());
+        self.audit(
+            link,
+            "workload.storage-key.rotate",
+            "operator",
+            &id.to_string(),
+            "rotated",
+        )?;
+        reply(&RotateResponse {
+            storage_key_id: id.to_string(),
+            previous: previous.map(|p| p.to_string()),
+        })
+    }
+}
+
+/// Runs each module of the workload on its own, with the configuration and secrets as
+/// its inputs (in the workload's order), so one module's trap does not hide another's
+/// result. Returns what they produced.
+fn run_modules(opened: &OpenedWorkload) -> LaunchOutput {
+    let inputs: Vec<Input> = opened
+        .components()
+        .iter()
+        .filter(|c| c.kind != ComponentKind::Module)
+        .map(|c| {
+            Input::from_source(
+                c.name.clone(),
+                Arc::new(SecretBytes::copy_from(opened.data(c))),
+            )
+        })
+        .collect();
+    let mut output = LaunchOutput {
+        modules: Vec::new(),
+    };
+    for (component, module) in opened.of_kind(ComponentKind::Module) {
+        let spec = TaskSpec {
+            compartments: vec![CompartmentSpec {
+                name: "workload".into(),
+                module: Arc::from(module),
+                inputs: inputs.clone(),
+                entry: DEFAULT_ENTRY.into(),
+                keys: None,
+            }],
+            security: SecurityContext {
+                compartments: [(
+                    "workload".to_string(),
+                    Access {
+                        may_read: Default::default(),
+                        releases: true,
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            },
+        };
+        let result = veritee_wasm::run_task(&spec, &TaskLimits::default());
+        output.modules.push(match result {
+            Ok(mut outcome) => match outcome.compartments.pop() {
+                Some(ran) => ModuleOutput {
+                    name: component.name.clone(),
+                    exit_code: Some(ran.exit_code),
+                    error: None,
+                    fuel_used: ran.fuel_used,
+                    output: B64.encode(ran.output.unwrap_or_default()),
+                    log: String::from_utf8_lossy(&ran.log.unwrap_or_default()).into_owned(),
+                },
+                None => ModuleOutput {
+                    name: component.name.clone(),
+                    exit_code: None,
+                    error: Some("the module produced no result".into()),
+                    fuel_used: 0,
+                    output: String::new(),
+                    log: String::new(),
+                },
+            },
+            Err(e) => ModuleOutput {
+                name: component.name.clone(),
+                exit_code: None,
+                error: Some(e.to_string()),
+                fuel_used: 0,
+                output: String::new(),
+                log: String::new(),
+            },
+        });
+    }
+    output
+}

@@ -1,0 +1,485 @@
+//! TEE-bound workloads (flow 2): the HTTP bodies of the security module's and the
+//! target's routes, and the calls the host passes to the enclave for them.
+//!
+//! The security module (a node started with `--role sm`) serves `/v1/sm/...`: the
+//! owner puts a workload's seed (tenant-signed, the seed sealed to the SM's attested
+//! wrapping key); the orchestrator enrolls targets and asks for authorizations, and
+//! sees only opaque target handles. A target node serves `/v1/workloads/...`: it
+//! answers an enrollment challenge with evidence binding its storage key (sealed to
+//! the SM), and launches a workload whose slot it finds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ipc::SignedRequest;
+
+/// Paths of this flow's routes.
+pub mod paths {
+    /// `POST` (tenant-signed): put a workload's seed in the security module.
+    pub fn sm_seeds() -> String {
+        "/v1/sm/seeds".into()
+    }
+
+    /// `POST`: a fresh enrollment challenge from the security module.
+    pub fn sm_enrollments() -> String {
+        "/v1/sm/enrollments".into()
+    }
+
+    /// `POST`: a target's sealed answer to challenge `id`.
+    pub fn sm_enrollment(id: &str) -> String {
+        format!("/v1/sm/enrollments/{id}")
+    }
+
+    /// `POST`: an authorization for one workload and one enrolled target.
+    pub fn sm_authorizations() -> String {
+        "/v1/sm/authorizations".into()
+    }
+
+    /// `POST` (tenant-signed): forget an enrolled target and its authorizations.
+    pub fn sm_forget(target: &str) -> String {
+        format!("/v1/sm/targets/{target}/forget")
+    }
+
+    /// `GET` (tenant-signed): what the security module holds.
+    pub fn sm_state() -> String {
+        "/v1/sm/state".into()
+    }
+
+    /// `POST`: a fresh challenge for a verify-before-secrets release.
+    pub fn sm_releases() -> String {
+        "/v1/sm/releases".into()
+    }
+
+    /// `POST`: a target's sealed measurement for release challenge `id`; the answer is
+    /// the seed sealed to the target's one-time key.
+    pub fn sm_release(id: &str) -> String {
+        format!("/v1/sm/releases/{id}")
+    }
+
+    /// `POST` (body: the workload file): a target loads a workload and holds it until
+    /// its seed is released (verify-before-secrets).
+    pub fn workload_pending() -> String {
+        "/v1/workloads/pending".into()
+    }
+
+    /// `POST`: the pending workload's measurement, for an SM's release challenge.
+    pub fn workload_measurement(id: &str) -> String {
+        format!("/v1/workloads/pending/{id}/measurement")
+    }
+
+    /// `POST`: the seed the SM released; the launch check, then the workload.
+    pub fn workload_release(id: &str) -> String {
+        format!("/v1/workloads/pending/{id}/release")
+    }
+
+    /// `POST`: a target answers an enrollment challenge.
+    pub fn workload_enrollment() -> String {
+        "/v1/workloads/enrollment".into()
+    }
+
+    /// `POST` (body: the workload file): run the launch check, then the workload.
+    pub fn workload_launch() -> String {
+        "/v1/workloads/launch".into()
+    }
+
+    /// `POST` (operator): rotate the target's storage key (deprovisioning).
+    pub fn workload_storage_key_rotate() -> String {
+        "/v1/workloads/storage-key/rotate".into()
+    }
+}
+
+/// `POST /v1/sm/seeds` (tenant-signed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutSeedRequest {
+    /// The workload id, 32 hex digits.
+    pub workload_id: String,
+    /// SHA-256 of the workload's covered bytes and HMAC, hex (`workload inspect`).
+    pub workload_digest: String,
+    /// The sealing policy: which targets may be authorized (an appraisal policy, TOML).
+    pub policy: String,
+    /// How long each authorization is valid, in seconds.
+    pub validity_seconds: u64,
+    /// The seed, HPKE-sealed to the SM's attested wrapping key, base64 (see
+    /// [`seed_aad`]).
+    pub sealed_seed: String,
+}
+
+/// Label of the seed's HPKE info.
+pub const SEED_HPKE_INFO: &[u8] = b"veritee sm seed v1";
+
+/// The AAD the seed is sealed under: it names the workload and the build.
+pub fn seed_aad(workload_id: &str, workload_digest: &str) -> Vec<u8> {
+    let mut aad = SEED_HPKE_INFO.to_vec();
+    aad.push(0);
+    aad.extend_from_slice(workload_id.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(workload_digest.as_bytes());
+    aad
+}
+
+/// Answer to [`PutSeedRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutSeedResponse {
+    /// The workload id.
+    pub workload_id: String,
+    /// False when the same seed was already held for it (the request is idempotent).
+    pub created: bool,
+}
+
+/// `POST /v1/sm/enrollments` and `POST /v1/sm/releases`: a challenge from the SM,
+/// which the orchestrator carries to the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentChallenge {
+    /// The challenge's id at the SM, 32 hex digits.
+    pub challenge_id: String,
+    /// The nonce the target's evidence must bind, base64 (32 bytes).
+    pub nonce: String,
+    /// The SM's X25519 key the target seals its answer to, base64.
+    pub sm_public_key: String,
+}
+
+/// HPKE info of an enrollment answer.
+pub const ENROLLMENT_HPKE_INFO: &[u8] = b"veritee workload enrollment v1";
+
+/// The AAD of an enrollment answer: it names the challenge it answers.
+pub fn enrollment_aad(challenge_id: &str, nonce: &str) -> Vec<u8> {
+    let mut aad = ENROLLMENT_HPKE_INFO.to_vec();
+    aad.push(0);
+    aad.extend_from_slice(challenge_id.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(nonce.as_bytes());
+    aad
+}
+
+/// The target's answer, sealed to the SM: the orchestrator carries it unread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentAnswer {
+    /// HPKE(SM key, [`ENROLLMENT_HPKE_INFO`], [`enrollment_aad`], CBOR
+    /// [`EnrollmentEvidence`]), base64.
+    pub sealed: String,
+}
+
+/// What the target tells the SM, inside the sealed answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentEvidence {
+    /// The target's storage public key (X25519).
+    #[serde(with = "serde_bytes")]
+    pub storage_public_key: Vec<u8>,
+    /// Its evidence: report data = binding([`STORAGE_KEY_BINDING_LABEL`], key, nonce).
+    #[serde(with = "serde_bytes")]
+    pub evidence: Vec<u8>,
+}
+
+/// The report-data label of a target's storage key.
+pub const STORAGE_KEY_BINDING_LABEL: &[u8] = b"veritee workload storage key v1";
+
+/// Answer to an enrollment: the opaque handle the orchestrator uses from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    /// The target's handle at the SM, 32 hex digits.
+    pub target: String,
+    /// Its TEE kind (what the orchestrator picks targets by).
+    pub tee: String,
+    /// False when this target (this storage key) was enrolled before.
+    pub new: bool,
+}
+
+/// `POST /v1/sm/authorizations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// The workload id.
+    pub workload_id: String,
+    /// The target's handle.
+    pub target: String,
+}
+
+/// Answer to [`AuthorizeRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeResponse {
+    /// The authorization (148 bytes), base64: the slot to insert.
+    pub authorization: String,
+    /// False when it is the one issued before (never a second one).
+    pub issued: bool,
+}
+
+/// `POST /v1/sm/targets/{target}/forget` body (tenant-signed, may be `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetRequest {}
+
+/// `GET /v1/sm/state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmState {
+    /// Workloads whose seed is held.
+    pub workloads: Vec<SmWorkload>,
+    /// Enrolled targets.
+    pub targets: Vec<SmTarget>,
+    /// Authorizations issued.
+    pub authorizations: Vec<SmAuthorization>,
+}
+
+/// A workload at the SM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmWorkload {
+    /// Its id.
+    pub workload_id: String,
+    /// Its build's digest.
+    pub workload_digest: String,
+    /// The tenant that put its seed.
+    pub owner: String,
+    /// Validity of its authorizations, seconds.
+    pub validity_seconds: u64,
+}
+
+/// A target at the SM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmTarget {
+    /// Its handle.
+    pub target: String,
+    /// Its TEE kind.
+    pub tee: String,
+    /// Its storage key id (what its slots name).
+    pub storage_key_id: String,
+    /// Enrollment time, Unix seconds (the enclave's).
+    pub enrolled_at: i64,
+}
+
+/// An authorization at the SM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmAuthorization {
+    /// The workload.
+    pub workload_id: String,
+    /// The target.
+    pub target: String,
+    /// Its id.
+    pub authorization_id: String,
+    /// Valid from, Unix seconds.
+    pub not_before: u64,
+    /// Valid to, Unix seconds.
+    pub not_after: u64,
+}
+
+/// A workload a target loaded and holds until its seed is released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingResponse {
+    /// Its id at the target, 32 hex digits.
+    pub pending_id: String,
+    /// The workload's id.
+    pub workload_id: String,
+    /// Its launch measurement: the workload digest the target computed, hex.
+    pub measurement: String,
+}
+
+/// HPKE info of a measurement answer.
+pub const MEASUREMENT_HPKE_INFO: &[u8] = b"veritee workload measurement v1";
+
+/// The report-data label binding a target's one-time release key and the measurement.
+pub const MEASUREMENT_BINDING_LABEL: &[u8] = b"veritee workload measurement v1";
+
+/// What the target tells the SM inside a sealed measurement answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasurementEvidence {
+    /// The one-time X25519 key the seed is to be sealed to.
+    #[serde(with = "serde_bytes")]
+    pub release_public_key: Vec<u8>,
+    /// The launch measurement: the workload digest (32 bytes).
+    #[serde(with = "serde_bytes")]
+    pub measurement: Vec<u8>,
+    /// Evidence: report data = binding([`MEASUREMENT_BINDING_LABEL`], key | measurement,
+    /// nonce).
+    #[serde(with = "serde_bytes")]
+    pub evidence: Vec<u8>,
+}
+
+/// `POST /v1/sm/releases/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The workload whose seed is asked for.
+    pub workload_id: String,
+    /// The target's sealed measurement answer, base64 (HPKE to the SM's key,
+    /// [`MEASUREMENT_HPKE_INFO`], AAD [`enrollment_aad`], CBOR [`MeasurementEvidence`]).
+    pub sealed: String,
+}
+
+/// HPKE info of a released seed.
+pub const RELEASE_HPKE_INFO: &[u8] = b"veritee workload release v1";
+
+/// The AAD of a released seed: which workload, which build, which challenge.
+pub fn release_aad(workload_id: &str, measurement: &str, challenge_id: &str) -> Vec<u8> {
+    let mut aad = RELEASE_HPKE_INFO.to_vec();
+    for part in [workload_id, measurement, challenge_id] {
+        aad.push(0);
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
+}
+
+/// The released seed: sealed to the target's one-time key; the target then launches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseResponse {
+    /// The challenge it answers.
+    pub challenge_id: String,
+    /// HPKE(release key, [`RELEASE_HPKE_INFO`], [`release_aad`], seed), base64.
+    pub sealed_seed: String,
+}
+
+/// Answer to a launch. Every field is authenticated: the two ids are the associated
+/// data of the sealed output, and what the modules did is inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchResponse {
+    /// The workload launched.
+    pub workload_id: String,
+    /// The target's storage key id (which slot opened).
+    pub storage_key_id: String,
+    /// What the modules did (JSON [`LaunchOutput`]), sealed so that only holders of
+    /// the seed read it, base64.
+    pub sealed_output: String,
+}
+
+/// Inside [`LaunchResponse::sealed_output`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchOutput {
+    /// One entry per module, in the workload's order.
+    pub modules: Vec<ModuleOutput>,
+}
+
+/// One module's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleOutput {
+    /// The component's name.
+    pub name: String,
+    /// Its exit code, or `None` when it trapped.
+    pub exit_code: Option<i32>,
+    /// Why it stopped, when it trapped.
+    pub error: Option<String>,
+    /// Fuel it used.
+    pub fuel_used: u64,
+    /// Its output, base64.
+    pub output: String,
+    /// Its log, as text.
+    pub log: String,
+}
+
+/// Answer to a storage key rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateResponse {
+    /// The new storage key id.
+    pub storage_key_id: String,
+    /// The id of the key it replaced, when there was one.
+    pub previous: Option<String>,
+}
+
+/// What the host asks of the enclave for this flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadCall {
+    /// `POST /v1/sm/seeds`.
+    PutSeed {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The JSON body ([`PutSeedRequest`]).
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/sm/enrollments`.
+    Challenge,
+    /// `POST /v1/sm/enrollments/{id}` (body: [`EnrollmentAnswer`]).
+    Enroll {
+        /// The challenge id from the path.
+        challenge_id: String,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/sm/authorizations` (body: [`AuthorizeRequest`]).
+    Authorize {
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/sm/targets/{target}/forget`.
+    Forget {
+        /// The tenant's signed request.
+        request: SignedRequest,
+        /// The target from the path.
+        target: String,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `GET /v1/sm/state`.
+    State {
+        /// The tenant's signed request.
+        request: SignedRequest,
+    },
+    /// `POST /v1/workloads/enrollment` (body: [`EnrollmentChallenge`]).
+    AnswerChallenge {
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/workloads/launch`.
+    Launch {
+        /// The workload file.
+        #[serde(with = "serde_bytes")]
+        workload: Vec<u8>,
+    },
+    /// `POST /v1/workloads/storage-key/rotate` (operator-authenticated at the host).
+    RotateStorageKey,
+    /// `POST /v1/sm/releases`.
+    ReleaseChallenge,
+    /// `POST /v1/sm/releases/{id}` (body: [`ReleaseRequest`]).
+    Release {
+        /// The challenge id from the path.
+        challenge_id: String,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/workloads/pending`.
+    Pending {
+        /// The workload file.
+        #[serde(with = "serde_bytes")]
+        workload: Vec<u8>,
+    },
+    /// `POST /v1/workloads/pending/{id}/measurement` (body: [`EnrollmentChallenge`]).
+    Measure {
+        /// The pending workload's id from the path.
+        pending_id: String,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/workloads/pending/{id}/release` (body: [`ReleaseResponse`]).
+    LaunchReleased {
+        /// The pending workload's id from the path.
+        pending_id: String,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+}
+
+/// The enclave's answer: the JSON body the host returns as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadReply {
+    /// The response body (JSON).
+    #[serde(with = "serde_bytes")]
+    pub json: Vec<u8>,
+}

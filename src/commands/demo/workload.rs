@@ -1,0 +1,207 @@
+//! The tour's TEE-bound workload part (flow 2): the owner builds an encrypted workload
+//! and puts its seed in its security module; the orchestrator enrolls nodes A and B,
+//! puts their authorizations in the workload's slot area and launches it on both; a
+//! tampered copy and a deprovisioned target are each refused.
+
+use super::Tour;
+use super::fleet::Cli;
+use anyhow::{Context, Result, ensure};
+
+const UNLOCK: &str = include_str!("../../../examples/workloads/unlock.wat");
+const PASSPHRASE: &str = "correct horse battery staple 0x5eed";
+
+pub(super) fn workload_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result<()> {
+    t.step("TEE-bound workload: the owner's security module, a node started with --role sm");
+    let (_sm_node, sm) = cli.node(
+        "sm",
+        "127.0.0.1:0",
+        &[
+            "--platform",
+            "m1",
+            "--peer-trust-anchors",
+            "vendor/root.pem",
+            "--role",
+            "sm",
+        ],
+    )?;
+    cli.run(&[
+        "tenant",
+        "register",
+        "--node",
+        &sm,
+        "--admin-token",
+        "sm/admin.token",
+        "--tenant",
+        "tenant.key",
+    ])?;
+
+    t.step("Build: a module, its configuration and the secret CD1, encrypted under a fresh seed");
+    std::fs::write(cli.path("unlock.wat"), UNLOCK)?;
+    std::fs::write(cli.path("volume.txt"), "orders-volume")?;
+    std::fs::write(cli.path("passphrase.txt"), PASSPHRASE)?;
+    cli.run(&[
+        "workload",
+        "build",
+        "--module",
+        "unlock.wat",
+        "--config",
+        "volume.txt",
+        "--secret",
+        "CD1=passphrase.txt",
+        "--out",
+        "app.vtwl",
+        "--seed-out",
+        "app.seed",
+    ])?;
+
+    t.step("Put the seed in the SM: sealed to its attested key, with the policy targets must meet");
+    cli.run(&[
+        "sm",
+        "put-seed",
+        "--node",
+        &sm,
+        "--tenant",
+        "tenant.key",
+        "--policy",
+        "policy.toml",
+        "--trust-anchor",
+        "vendor/root.pem",
+        "--workload",
+        "app.vtwl",
+        "--seed",
+        "app.seed",
+        "--sealing-policy",
+        "policy.toml",
+    ])?;
+
+    t.step(
+        "Deploy: the SM enrolls A and B (evidence over its nonce), authorizes each, both launch",
+    );
+    let deploy = [
+        "deploy",
+        "--workload",
+        "app.vtwl",
+        "--sm",
+        &sm,
+        "--node",
+        a,
+        "--node",
+        b,
+        "--out-dir",
+        "launches",
+    ];
+    cli.run(&deploy)?;
+    let inspected = cli.run(&["workload", "inspect", "app.vtwl"])?;
+    ensure!(
+        inspected.contains("slots     2"),
+        "the workload should hold two slots"
+    );
+    println!("    one file, two slots: the encrypted part and its digest did not change");
+
+    t.step("Only the owner reads what the workload wrote: its output is sealed to the seed");
+    let out = cli.run(&[
+        "workload",
+        "output",
+        "--seed",
+        "app.seed",
+        "--workload",
+        "app.vtwl",
+        "--launch",
+        "launches/launch-1.json",
+    ])?;
+    ensure!(
+        out.contains(&format!(
+            "volume orders-volume unlocked with a passphrase of {} bytes",
+            PASSPHRASE.len()
+        )),
+        "the workload's output is not what it should be"
+    );
+    for dir in ["a", "b", "sm", "launches"] {
+        ensure!(
+            !super::contains(&super::files_under(&cli.path(dir)), PASSPHRASE.as_bytes()),
+            "the passphrase reached {dir}"
+        );
+    }
+    for log in ["a.log", "b.log", "sm.log"] {
+        let text = std::fs::read(cli.path(log)).unwrap_or_default();
+        ensure!(
+            !super::contains(&text, PASSPHRASE.as_bytes()),
+            "the passphrase reached {log}"
+        );
+    }
+    println!("    the passphrase is in no host's files, store or log, nor in the launch answers");
+
+    t.step("Deploying again gets the same authorizations back: the SM never issues a second");
+    let again = cli.run(&deploy)?;
+    ensure!(
+        again.matches("existing authorization").count() == 2,
+        "a second authorization was issued"
+    );
+
+    t.step("Verify before secrets: A loads the workload, measures it in fresh evidence, and only then gets the seed");
+    let verified = cli.run(&[
+        "deploy",
+        "--workload",
+        "app.vtwl",
+        "--sm",
+        &sm,
+        "--node",
+        a,
+        "--verify-first",
+        "--out-dir",
+        "verified",
+    ])?;
+    ensure!(
+        verified.contains("seed released by the SM"),
+        "the seed was not released"
+    );
+    ensure!(
+        !super::contains(
+            &super::files_under(&cli.path("verified")),
+            PASSPHRASE.as_bytes()
+        ),
+        "the passphrase reached the launch answer"
+    );
+
+    t.step("Refusals: a tampered workload, and a deprovisioned target");
+    // One bit of the encrypted payload flipped; the slots stay as they are.
+    let mut tampered = std::fs::read(cli.path("app.vtwl"))?;
+    tampered[60] ^= 1;
+    std::fs::write(cli.path("tampered.vtwl"), &tampered)?;
+    let refused = cli.run_refused(&[
+        "workload",
+        "launch",
+        "--node",
+        a,
+        "--workload",
+        "tampered.vtwl",
+        "--out",
+        "tampered.json",
+    ])?;
+    ensure!(
+        refused.contains("HMAC does not match"),
+        "tampering not named"
+    );
+    cli.run(&[
+        "workload",
+        "rotate-storage-key",
+        "--node",
+        b,
+        "--admin-token",
+        "b/admin.token",
+    ])?;
+    let refused = cli
+        .run_refused(&[
+            "workload",
+            "launch",
+            "--node",
+            b,
+            "--workload",
+            "app.vtwl",
+            "--out",
+            "rotated.json",
+        ])
+        .context("B launched after its key was rotated")?;
+    ensure!(refused.contains("key was rotated"), "rotation not named");
+    Ok(())
+}
