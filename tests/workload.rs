@@ -63,6 +63,18 @@ fn a_workload_deployed_through_the_security_module_runs_and_only_its_owner_reads
     ]));
     assert!(built.contains("3 components (1 modules)"), "{built}");
 
+    // The sealing policy names the code that may open the workload: A's signer.
+    let signer = a
+        .client()
+        .fetch_wrapping_key()
+        .expect("wrapping key")
+        .verify(&Appraisal::new(&a).appraiser())
+        .expect("verify")
+        .claims
+        .signer
+        .expect("signer");
+    let targets = fleet.p("targets.toml");
+    std::fs::write(&targets, format!("{DEV_POLICY}signers = [\"{signer}\"]\n")).expect("policy");
     let put = ok(veritee(&[
         "sm",
         "put-seed",
@@ -79,7 +91,7 @@ fn a_workload_deployed_through_the_security_module_runs_and_only_its_owner_reads
         "--seed",
         &seed,
         "--sealing-policy",
-        &s(&fleet.p("dev.toml")),
+        &s(&targets),
     ]));
     assert!(put.contains("stored in the security module"), "{put}");
 

@@ -311,8 +311,12 @@ fn unix_text(seconds: u64) -> String {
         .unwrap_or_else(|| format!("{seconds} (Unix seconds)"))
 }
 
-fn print_output(seed: &WorkloadSeed, id: &WorkloadId, launch: &LaunchResponse) -> Result<()> {
-    let output = open_launch_output(seed, id, launch)?;
+fn print_output(
+    seed: &WorkloadSeed,
+    workload: &WorkloadFile<'_>,
+    launch: &LaunchResponse,
+) -> Result<()> {
+    let output = open_launch_output(seed, workload, launch)?;
     for module in output.modules {
         match (module.exit_code, module.error) {
             (Some(code), _) => println!("{}: exit {code} ({} fuel)", module.name, module.fuel_used),
@@ -347,11 +351,11 @@ pub fn run(cmd: WorkloadCommand) -> Result<Outcome> {
             launch,
         } => {
             let bytes = read_workload(&workload)?;
-            let id = WorkloadFile::parse(&bytes)?.id();
+            let file = WorkloadFile::parse(&bytes)?;
             let launch: LaunchResponse =
                 serde_json::from_str(&crate::files::read_text(&launch, "launch answer")?)
                     .context("the launch answer is not a launch's JSON")?;
-            print_output(&read_seed(&seed)?, &id, &launch)?;
+            print_output(&read_seed(&seed)?, &file, &launch)?;
         }
         WorkloadCommand::Launch {
             node,

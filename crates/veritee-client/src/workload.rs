@@ -13,6 +13,7 @@ use veritee_proto::workload::{
     LaunchOutput, LaunchResponse, PendingResponse, PutSeedRequest, PutSeedResponse, ReleaseRequest,
     ReleaseResponse, RotateResponse, SEED_HPKE_INFO, SmState, paths, seed_aad,
 };
+use veritee_proto::workload::{launch_context, launch_nonce};
 use veritee_workload::{Authorization, StorageKeyId, WorkloadFile, WorkloadId, WorkloadSeed};
 
 fn protocol(e: impl std::fmt::Display) -> ClientError {
@@ -45,7 +46,14 @@ impl NodeClient {
         let sealed = veritee_crypto::hpke::seal(
             &sm.public_key,
             SEED_HPKE_INFO,
-            &seed_aad(&workload_id, &workload_digest),
+            &seed_aad(
+                &workload_id,
+                &workload_digest,
+                &tenant.tenant_id()?,
+                policy,
+                validity_seconds,
+                &sm.node_id,
+            ),
             seed.expose(),
         )
         .map_err(ChannelError::from)?;
@@ -137,14 +145,18 @@ impl NodeClient {
         )?)
     }
 
-    /// Launches a workload file on this target.
+    /// Launches a workload file on this target, under a fresh nonce the answer must
+    /// carry (and its sealed output is bound to).
     pub fn launch_workload(&self, workload: &[u8]) -> Result<LaunchResponse, ClientError> {
-        Self::json(&self.send(
+        let nonce = fresh_launch_nonce()?;
+        let launch: LaunchResponse = Self::json(&self.send(
             reqwest::Method::POST,
-            &paths::workload_launch(),
+            &paths::workload_launch(&nonce),
             Some(("application/octet-stream", workload.to_vec())),
             None,
-        )?)
+        )?)?;
+        check_nonce(&launch, &nonce)?;
+        Ok(launch)
     }
 
     /// Rotates this target's storage key (operator): what was authorized for the old
@@ -191,12 +203,32 @@ pub fn launch_verified_first(
         })?,
         None,
     )?)?;
-    NodeClient::json(&target.send(
+    let nonce = fresh_launch_nonce()?;
+    let launch: LaunchResponse = NodeClient::json(&target.send(
         reqwest::Method::POST,
-        &paths::workload_release(&pending.pending_id),
+        &paths::workload_release(&pending.pending_id, &nonce),
         json_body(&released)?,
         None,
-    )?)
+    )?)?;
+    check_nonce(&launch, &nonce)?;
+    Ok(launch)
+}
+
+fn fresh_launch_nonce() -> Result<String, ClientError> {
+    Ok(hex::encode(
+        veritee_crypto::rand::array::<32>().map_err(ChannelError::from)?,
+    ))
+}
+
+/// A launch answer must carry the nonce it was asked under (its sealed output is bound
+/// to it, so an earlier launch's answer passed off as this one's does not open).
+fn check_nonce(launch: &LaunchResponse, nonce: &str) -> Result<(), ClientError> {
+    if launch.nonce != nonce {
+        return Err(ClientError::Protocol(
+            "the launch answer is for another launch (its nonce is not the one sent)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The orchestrator's enrollment of `target` at `sm`: a challenge from the SM, the
@@ -207,26 +239,35 @@ pub fn enroll_target(sm: &NodeClient, target: &NodeClient) -> Result<EnrollRespo
     sm.sm_enroll(&challenge.challenge_id, &answer)
 }
 
-/// Opens what a launch produced, with the workload's seed; checks it came from the
-/// target key the launch names.
+/// Opens what a launch produced, with the workload's seed; checks it came from this
+/// build of the workload, the target key and the launch (nonce) the answer names.
 pub fn open_launch_output(
     seed: &WorkloadSeed,
-    workload: &WorkloadId,
+    workload: &WorkloadFile<'_>,
     launch: &LaunchResponse,
 ) -> Result<LaunchOutput, ClientError> {
-    if launch.workload_id != workload.to_string() {
+    if launch.workload_id != workload.id().to_string() {
         return Err(ClientError::Protocol(format!(
-            "the launch is of workload {}, not {workload}",
-            launch.workload_id
+            "the launch is of workload {}, not {}",
+            launch.workload_id,
+            workload.id()
         )));
     }
     let mut key_id = [0u8; 16];
     hex::decode_to_slice(&launch.storage_key_id, &mut key_id)
         .map_err(|_| protocol("the launch's storage key id is not 32 hex digits"))?;
+    let nonce = launch_nonce(&launch.nonce)
+        .ok_or_else(|| protocol("the launch's nonce is not 16 to 64 bytes of hex"))?;
     let sealed = B64.decode(&launch.sealed_output).map_err(protocol)?;
     let opened = seed
-        .output_box(workload)
-        .and_then(|b| b.open(&StorageKeyId::from_bytes(key_id), &sealed))
+        .output_box(&workload.id())
+        .and_then(|b| {
+            b.open_for(
+                &StorageKeyId::from_bytes(key_id),
+                &launch_context(&nonce, &workload.digest()),
+                &sealed,
+            )
+        })
         .map_err(protocol)?;
     serde_json::from_slice(opened.expose()).map_err(protocol)
 }

@@ -1,5 +1,5 @@
 //! Flow 2 at the security module, in process: authorizations per second for 100
-//! enrolled TEE targets (simulated: 10 machines x 10 builds), fresh ones and the same
+//! enrolled TEE targets (simulated machines, one enclave each), fresh ones and the same
 //! ones asked again, beside the raw work of one authorization in the same run (the
 //! HPKE seal of a seed to a storage key, `Authorization::issue`). Enrollment (evidence
 //! verified under the vendor chain, per target) is timed too.
@@ -13,7 +13,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::workload::{Node, enroll, seed_body};
+use common::workload::{Node, enroll, seed_body, signer_policy};
 use common::{World, audience, register, sign};
 use std::time::{Duration, Instant};
 use veritee_channel::client::TenantKey;
@@ -22,13 +22,13 @@ use veritee_enclave::EnclaveService;
 use veritee_proto::workload::{AuthorizeRequest, WorkloadCall, paths};
 use veritee_workload::{Authorization, ComponentKind, ComponentSpec, WorkloadId, WorkloadSeed};
 
-const MACHINES: usize = 10;
-const BUILDS: usize = 10;
+/// Targets, each on its own simulated machine (a machine's monotonic counter belongs
+/// to one sealing identity, as on hardware).
+const TARGETS: usize = 100;
 /// Rounds of fresh authorizations: each round is a new workload, so each of its 100
 /// authorizations is issued, not found.
 const ROUNDS: usize = 7;
 const MODULE: &[u8] = br#"(module (func (export "run") (result i32) i32.const 0))"#;
-const POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
 
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
@@ -40,7 +40,7 @@ fn per_second(count: usize, elapsed: Duration) -> f64 {
 }
 
 /// A new workload whose seed the SM holds; its id.
-fn new_workload(sm: &mut Node, owner: &TenantKey) -> WorkloadId {
+fn new_workload(sm: &mut Node, owner: &TenantKey, policy: &str) -> WorkloadId {
     let seed = WorkloadSeed::generate().expect("seed");
     let id = WorkloadId::generate().expect("id");
     let file = veritee_workload::build(
@@ -53,7 +53,7 @@ fn new_workload(sm: &mut Node, owner: &TenantKey) -> WorkloadId {
         }],
     )
     .expect("build");
-    let body = seed_body(sm, &file, &seed, POLICY, 24 * 3600);
+    let body = seed_body(sm, owner, &file, &seed, policy, 24 * 3600);
     let aud = audience(&sm.service, &mut sm.host);
     let request = sign(&aud, owner, "POST", &paths::sm_seeds(), &body);
     sm.call(WorkloadCall::PutSeed { request, body })
@@ -82,31 +82,34 @@ fn authorize_all(sm: &mut Node, id: &WorkloadId, handles: &[String]) -> Duration
 }
 
 fn main() {
-    let machines: Vec<String> = (0..MACHINES).map(|i| format!("m{i}")).collect();
+    let machines: Vec<String> = (0..=TARGETS).map(|i| format!("m{i}")).collect();
     let names: Vec<&str> = machines.iter().map(String::as_str).collect();
     let world = World::new(&names);
-    let mut sm =
-        Node::new(world.enclave_with("m0", b"security module", EnclaveService::as_security_module));
+    let mut sm = Node::new(world.enclave_with(
+        &machines[TARGETS],
+        b"security module",
+        EnclaveService::as_security_module,
+    ));
     let owner = TenantKey::generate().expect("tenant");
     register(&sm.service, &mut sm.host, &owner);
-    let mut targets: Vec<Node> = machines
+    let mut targets: Vec<Node> = machines[..TARGETS]
         .iter()
-        .flat_map(|m| (0..BUILDS).map(move |b| (m.clone(), b)))
-        .map(|(m, b)| Node::new(world.enclave(&m, format!("target build {b}").as_bytes())))
+        .map(|m| Node::new(world.enclave(m, b"target build")))
         .collect();
 
+    let policy = signer_policy(&world, &mut targets[0]);
     let start = Instant::now();
     let handles: Vec<String> = targets
         .iter_mut()
         .map(|t| enroll(&mut sm, t).target)
         .collect();
     let enrolled = start.elapsed();
-    assert_eq!(handles.len(), MACHINES * BUILDS);
+    assert_eq!(handles.len(), TARGETS);
 
     let mut fresh = Vec::new();
     let mut again = Vec::new();
     for _ in 0..ROUNDS {
-        let id = new_workload(&mut sm, &owner);
+        let id = new_workload(&mut sm, &owner, &policy);
         fresh.push(authorize_all(&mut sm, &id, &handles));
         again.push(authorize_all(&mut sm, &id, &handles));
     }

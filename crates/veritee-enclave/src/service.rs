@@ -352,6 +352,24 @@ impl EnclaveService {
         // audited before anything else is done.
         self.ensure_state(link)?;
         self.audit_pending_rollback(link)?;
+        // A security module holds every seed it is given: it runs nobody's code and
+        // keeps nobody's keys besides, so that nothing else shares its enclave.
+        if self.security_module
+            && !matches!(
+                call,
+                EnclaveCall::Status
+                    | EnclaveCall::Attest { .. }
+                    | EnclaveCall::RegisterTenant { .. }
+                    | EnclaveCall::WrappingKey { .. }
+                    | EnclaveCall::AuditCheckpoint
+                    | EnclaveCall::Workload(_)
+            )
+        {
+            return Err(failure(
+                FailureKind::NotFound,
+                "this node is a security module: it serves only TEE-bound workloads (flow 2)",
+            ));
+        }
         match call {
             EnclaveCall::Status => self.status(link),
             EnclaveCall::Attest { nonce } => self.attest(&nonce, link),

@@ -8,7 +8,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::workload::{Node, enroll, seed_body};
+use common::workload::{Node, enroll, seed_body, signer_policy};
 use common::{MemoryHost, World, audience, contains, everything, register, sign};
 use veritee_channel::client::TenantKey;
 use veritee_crypto::hpke::HpkePublicKey;
@@ -43,6 +43,7 @@ impl Launch for Node {
 
     fn launch(&mut self, workload: &[u8]) -> Result<LaunchResponse, EnclaveFailure> {
         self.call(WorkloadCall::Launch {
+            nonce: fresh_nonce(),
             workload: workload.to_vec(),
         })
         .map(|json| serde_json::from_slice(&json).expect("json"))
@@ -57,6 +58,8 @@ struct Flow {
     owner: TenantKey,
     seed: WorkloadSeed,
     workload: Vec<u8>,
+    /// The sealing policy: the world's signer.
+    policy: String,
 }
 
 fn simulated_policy() -> String {
@@ -109,7 +112,9 @@ impl Flow {
             owner: TenantKey::generate().expect("tenant"),
             seed,
             workload,
+            policy: String::new(),
         };
+        flow.policy = signer_policy(&flow.world, &mut flow.a);
         register(&flow.sm.service, &mut flow.sm.host, &flow.owner);
         flow
     }
@@ -124,7 +129,14 @@ impl Flow {
 
     /// The owner's put-seed body, the seed sealed to the SM's wrapping key.
     fn seed_body(&mut self, seed: &WorkloadSeed, policy: &str, validity: u64) -> Vec<u8> {
-        seed_body(&mut self.sm, &self.workload, seed, policy, validity)
+        seed_body(
+            &mut self.sm,
+            &self.owner,
+            &self.workload,
+            seed,
+            policy,
+            validity,
+        )
     }
 
     fn put_seed_as(
@@ -177,7 +189,7 @@ impl Flow {
 
     /// Seed put, A enrolled and authorized, its slot inserted: the file A launches.
     fn authorized_for_a(&mut self) -> (String, Vec<u8>) {
-        self.put_seed(&simulated_policy(), ONE_DAY);
+        self.put_seed(&self.policy.clone(), ONE_DAY);
         let target = enroll(&mut self.sm, &mut self.a).target;
         let (slot, issued) = self.authorization(&target);
         assert!(issued);
@@ -185,8 +197,12 @@ impl Flow {
     }
 }
 
+fn fresh_nonce() -> String {
+    hex::encode(veritee_crypto::rand::array::<32>().expect("nonce"))
+}
+
 fn output(flow: &Flow, launch: &LaunchResponse) -> LaunchOutput {
-    veritee_client::workload::open_launch_output(&flow.seed, &flow.id(), launch).expect("opens")
+    veritee_client::workload::open_launch_output(&flow.seed, &flow.file(), launch).expect("opens")
 }
 
 #[test]
@@ -206,28 +222,36 @@ fn an_authorized_target_runs_the_workload_and_only_the_owner_reads_what_it_wrote
             CANARY.len()
         )
     );
-    // A host that relabels the answer (another target's key id, another workload) or
-    // flips a byte of it gets it refused.
+    // A host that relabels the answer (another target's key id, another workload,
+    // another launch's nonce) or flips a byte of it gets it refused; so is an earlier
+    // launch's answer handed back for a later one.
+    let later = flow.a.launch(&file).expect("launched again");
+    let workload = flow.workload.clone();
+    let open = |seed: &WorkloadSeed, launch: &LaunchResponse| {
+        let file = WorkloadFile::parse(&workload).expect("parse");
+        veritee_client::workload::open_launch_output(seed, &file, launch)
+    };
     let mut relabelled = launch.clone();
     relabelled.storage_key_id = "00".repeat(16);
-    assert!(
-        veritee_client::workload::open_launch_output(&flow.seed, &flow.id(), &relabelled).is_err()
-    );
+    assert!(open(&flow.seed, &relabelled).is_err());
+    let mut renonced = launch.clone();
+    renonced.nonce = fresh_nonce();
+    assert!(open(&flow.seed, &renonced).is_err());
     let mut flipped = launch.clone();
     let mut sealed = B64.decode(&flipped.sealed_output).expect("base64");
     let last = sealed.len() - 1;
     sealed[last] ^= 1;
     flipped.sealed_output = B64.encode(sealed);
-    assert!(
-        veritee_client::workload::open_launch_output(&flow.seed, &flow.id(), &flipped).is_err()
-    );
-    let other_id = WorkloadId::generate().expect("id");
+    assert!(open(&flow.seed, &flipped).is_err());
+    let mut replayed = launch.clone();
+    replayed.nonce = later.nonce.clone();
+    assert!(open(&flow.seed, &replayed).is_err());
     let mut moved = launch.clone();
-    moved.workload_id = other_id.to_string();
-    assert!(veritee_client::workload::open_launch_output(&flow.seed, &other_id, &moved).is_err());
+    moved.workload_id = WorkloadId::generate().expect("id").to_string();
+    assert!(open(&flow.seed, &moved).is_err());
     // Another seed does not open the output.
     let other = WorkloadSeed::generate().expect("seed");
-    assert!(veritee_client::workload::open_launch_output(&other, &flow.id(), &launch).is_err());
+    assert!(open(&other, &launch).is_err());
     // The canary passphrase is in nothing a host holds, nor in what crossed it.
     let reply = serde_json::to_vec(&launch).expect("json");
     for haystack in [
@@ -250,7 +274,7 @@ fn an_authorized_target_runs_the_workload_and_only_the_owner_reads_what_it_wrote
 #[test]
 fn a_second_authorization_request_gets_the_same_bytes_back() {
     let mut flow = Flow::new();
-    flow.put_seed(&simulated_policy(), ONE_DAY);
+    flow.put_seed(&flow.policy.clone(), ONE_DAY);
     let target = enroll(&mut flow.sm, &mut flow.a).target;
     let first = flow.authorize(&target).expect("first");
     let second = flow.authorize(&target).expect("second");
@@ -364,7 +388,7 @@ fn an_expired_authorization_is_refused_by_the_targets_own_clock() {
 
 impl Flow {
     fn authorized_for_a_with_validity(&mut self, validity: u64) -> (String, Vec<u8>) {
-        self.put_seed(&simulated_policy(), validity);
+        self.put_seed(&self.policy.clone(), validity);
         let target = enroll(&mut self.sm, &mut self.a).target;
         let (slot, _) = self.authorization(&target);
         (target, self.with_slot(slot))
@@ -385,16 +409,83 @@ fn a_deprovisioned_target_can_neither_be_authorized_nor_open_what_it_had() {
     });
     assert_eq!(forgot["authorizations_removed"], 1);
     let err = flow.authorize(&target).expect_err("forgotten");
-    assert_eq!(err.kind, FailureKind::NotFound);
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    assert!(err.message.contains("was forgotten"), "{err:?}");
     // The target rotates its storage key: the slot it had no longer opens.
     let rotated: serde_json::Value = flow.a.json(WorkloadCall::RotateStorageKey);
     assert!(rotated["previous"].is_string());
     let err = flow.a.launch(&file).expect_err("rotated");
     assert!(err.message.contains("key was rotated"), "{err:?}");
-    // Enrolled again, it is a new target with a new key.
+    // Enrolled again with its new key, it is the same target (same machine, same
+    // code), still forgotten: no second authorization.
     let again = enroll(&mut flow.sm, &mut flow.a);
-    assert!(again.new);
-    assert_ne!(again.target, target);
+    assert!(!again.new);
+    assert_eq!(again.target, target);
+    let err = flow.authorize(&target).expect_err("still forgotten");
+    assert!(err.message.contains("was forgotten"), "{err:?}");
+}
+
+#[test]
+fn a_host_that_rotates_a_targets_key_gets_no_second_authorization() {
+    let mut flow = Flow::new();
+    let (target, _) = flow.authorized_for_a();
+    let (first, _) = flow.authorization(&target);
+    // The host rotates A's key (no operator needed: it can always drop the record) and
+    // enrolls it again: same handle, and the authorization is the first one, to the
+    // old key, which no longer opens there.
+    let _: serde_json::Value = flow.a.json(WorkloadCall::RotateStorageKey);
+    let again = enroll(&mut flow.sm, &mut flow.a);
+    assert_eq!(again.target, target);
+    let (second, issued) = flow.authorization(&target);
+    assert!(!issued);
+    assert_eq!(first, second);
+    let file = flow.with_slot(second);
+    let err = flow.a.launch(&file).expect_err("old key");
+    assert!(
+        err.message.contains("no authorization for this target"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn another_tenant_cannot_forget_an_owners_authorizations() {
+    let mut flow = Flow::new();
+    let (target, file) = flow.authorized_for_a();
+    let mallory = TenantKey::generate().expect("tenant");
+    register(&flow.sm.service, &mut flow.sm.host, &mallory);
+    let aud = audience(&flow.sm.service, &mut flow.sm.host);
+    let body = b"{}".to_vec();
+    let request = sign(&aud, &mallory, "POST", &paths::sm_forget(&target), &body);
+    let forgot: serde_json::Value = flow.sm.json(WorkloadCall::Forget {
+        request,
+        target: target.clone(),
+        body,
+    });
+    assert_eq!(forgot["authorizations_removed"], 0);
+    let (_, issued) = flow.authorization(&target);
+    assert!(!issued, "the owner's authorization is still there");
+    flow.a.launch(&file).expect("still launches");
+}
+
+#[test]
+fn a_security_module_serves_nothing_but_workloads() {
+    let mut flow = Flow::new();
+    let err = flow
+        .sm
+        .service
+        .handle(
+            EnclaveCall::TaskRun {
+                request: veritee_proto::ipc::SignedRequest {
+                    authorization: String::new(),
+                    method: "POST".into(),
+                    path: "/v1/tasks/x/run".into(),
+                },
+                task_id: "x".into(),
+            },
+            &mut flow.sm.host,
+        )
+        .expect_err("refused");
+    assert!(err.message.contains("security module"), "{err:?}");
 }
 
 #[test]
@@ -474,7 +565,11 @@ fn enrollment_answers_are_bound_to_their_challenge_and_their_key() {
     let sealed = veritee_crypto::hpke::seal(
         &sm_key,
         veritee_proto::workload::ENROLLMENT_HPKE_INFO,
-        &veritee_proto::workload::enrollment_aad(&challenge.challenge_id, &challenge.nonce),
+        &veritee_proto::workload::challenge_aad(
+            veritee_proto::workload::ENROLLMENT_HPKE_INFO,
+            &challenge.challenge_id,
+            &challenge.nonce,
+        ),
         &inner,
     )
     .expect("seal");
@@ -492,9 +587,9 @@ fn enrollment_answers_are_bound_to_their_challenge_and_their_key() {
 #[test]
 fn a_seed_is_kept_once_and_never_replaced() {
     let mut flow = Flow::new();
-    flow.put_seed(&simulated_policy(), ONE_DAY);
+    flow.put_seed(&flow.policy.clone(), ONE_DAY);
     let seed = WorkloadSeed::from_bytes(flow.seed.expose()).expect("seed");
-    let body = flow.seed_body(&seed, &simulated_policy(), ONE_DAY);
+    let body = flow.seed_body(&seed, &flow.policy.clone(), ONE_DAY);
     let again: serde_json::Value = serde_json::from_slice(
         &Flow::put_seed_as(&mut flow.sm, &flow.owner, body).expect("same again"),
     )
@@ -502,18 +597,19 @@ fn a_seed_is_kept_once_and_never_replaced() {
     assert_eq!(again["created"], false);
     // Another seed for the same workload id: refused, the first one kept.
     let other = WorkloadSeed::generate().expect("seed");
-    let body = flow.seed_body(&other, &simulated_policy(), ONE_DAY);
+    let body = flow.seed_body(&other, &flow.policy.clone(), ONE_DAY);
     let err = Flow::put_seed_as(&mut flow.sm, &flow.owner, body).expect_err("another seed");
     assert_eq!(err.kind, FailureKind::Conflict);
-    // Another tenant cannot take it over either.
+    // Another tenant cannot take it over either: the seed is sealed for its owner.
     let mallory = TenantKey::generate().expect("tenant");
     register(&flow.sm.service, &mut flow.sm.host, &mallory);
-    let body = flow.seed_body(&seed, &simulated_policy(), ONE_DAY);
+    let body = flow.seed_body(&seed, &flow.policy.clone(), ONE_DAY);
     let err = Flow::put_seed_as(&mut flow.sm, &mallory, body).expect_err("other tenant");
-    assert_eq!(err.kind, FailureKind::Conflict);
+    assert_eq!(err.kind, FailureKind::Unauthorized);
     // A seed sealed for another workload's digest does not open.
     let mut body: PutSeedRequest =
-        serde_json::from_slice(&flow.seed_body(&seed, &simulated_policy(), ONE_DAY)).expect("json");
+        serde_json::from_slice(&flow.seed_body(&seed, &flow.policy.clone(), ONE_DAY))
+            .expect("json");
     body.workload_digest = "11".repeat(32);
     let err = flow
         .put_seed_as_owner(serde_json::to_vec(&body).expect("json"))
@@ -521,7 +617,7 @@ fn a_seed_is_kept_once_and_never_replaced() {
     assert_eq!(err.kind, FailureKind::Unauthorized);
     // A host that changes the signed body is refused by the signature.
     let aud = audience(&flow.sm.service, &mut flow.sm.host);
-    let body = flow.seed_body(&seed, &simulated_policy(), ONE_DAY);
+    let body = flow.seed_body(&seed, &flow.policy.clone(), ONE_DAY);
     let request = sign(&aud, &flow.owner, "POST", &paths::sm_seeds(), &body);
     let mut altered = body.clone();
     let at = altered.len() - 3;
@@ -561,6 +657,7 @@ fn each_role_refuses_the_other_roles_calls() {
     let err = flow.a.refusal(WorkloadCall::Challenge);
     assert!(err.message.contains("not a security module"), "{err:?}");
     let err = flow.sm.refusal(WorkloadCall::Launch {
+        nonce: fresh_nonce(),
         workload: flow.workload.clone(),
     });
     assert!(err.message.contains("does not run workloads"), "{err:?}");
@@ -592,6 +689,7 @@ fn release_to(
     })?;
     target
         .call(WorkloadCall::LaunchReleased {
+            nonce: fresh_nonce(),
             pending_id: pending.pending_id,
             body: released,
         })
@@ -601,7 +699,7 @@ fn release_to(
 #[test]
 fn verify_before_secrets_releases_the_seed_to_a_measured_target_only() {
     let mut flow = Flow::new();
-    flow.put_seed(&simulated_policy(), ONE_DAY);
+    flow.put_seed(&flow.policy.clone(), ONE_DAY);
     // No slot, no enrollment: the measurement in fresh evidence is what the SM checks.
     let workload = flow.workload.clone();
     let launch = release_to(&mut flow.sm, &mut flow.a, &workload).expect("released");
@@ -650,6 +748,7 @@ fn verify_before_secrets_releases_the_seed_to_a_measured_target_only() {
         })
         .expect("released");
     let err = flow.a.refusal(WorkloadCall::LaunchReleased {
+        nonce: fresh_nonce(),
         pending_id: p2.pending_id.clone(),
         body: released.clone(),
     });
@@ -661,18 +760,21 @@ fn verify_before_secrets_releases_the_seed_to_a_measured_target_only() {
         body: serde_json::to_vec(&c1).expect("json"),
     });
     let err = flow.a.refusal(WorkloadCall::LaunchReleased {
+        nonce: fresh_nonce(),
         pending_id: p2.pending_id,
         body: released.clone(),
     });
     assert!(err.message.contains("does not open"), "{err:?}");
     flow.a
         .call(WorkloadCall::LaunchReleased {
+            nonce: fresh_nonce(),
             pending_id: p1.pending_id.clone(),
             body: released.clone(),
         })
         .expect("the first one launches");
     // Launched, it is gone: the same release does not launch it twice.
     let err = flow.a.refusal(WorkloadCall::LaunchReleased {
+        nonce: fresh_nonce(),
         pending_id: p1.pending_id,
         body: released,
     });
@@ -692,4 +794,50 @@ fn verify_before_secrets_applies_the_sealing_policy_to_fresh_evidence() {
     let err = release_to(&mut flow.sm, &mut flow.a, &workload).expect_err("policy");
     assert_eq!(err.kind, FailureKind::Unauthorized);
     assert!(err.message.contains("sealing policy"), "{err:?}");
+}
+
+#[test]
+fn a_host_relaying_the_owners_seed_can_neither_put_it_first_nor_loosen_it() {
+    let mut flow = Flow::new();
+    let seed = WorkloadSeed::from_bytes(flow.seed.expose()).expect("seed");
+    let policy = flow.policy.clone();
+    let body = flow.seed_body(&seed, &policy, ONE_DAY);
+    // The host's own tenant hands in the owner's sealed seed before the owner does.
+    let mallory = TenantKey::generate().expect("tenant");
+    register(&flow.sm.service, &mut flow.sm.host, &mallory);
+    let err = Flow::put_seed_as(&mut flow.sm, &mallory, body.clone()).expect_err("front-run");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    assert!(err.message.contains("does not open"), "{err:?}");
+    // ...or with a laxer policy and a longer validity.
+    let mut loose: PutSeedRequest = serde_json::from_slice(&body).expect("json");
+    loose.policy = format!(
+        "{}signers = [\"{}\"]\n",
+        simulated_policy(),
+        "ab".repeat(32)
+    );
+    loose.validity_seconds = 366 * ONE_DAY;
+    let err = Flow::put_seed_as(
+        &mut flow.sm,
+        &mallory,
+        serde_json::to_vec(&loose).expect("json"),
+    )
+    .expect_err("loosened");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    // The owner's own put is still the first to land.
+    let stored: serde_json::Value =
+        serde_json::from_slice(&flow.put_seed_as_owner(body).expect("owner")).expect("json");
+    assert_eq!(stored["created"], true);
+}
+
+#[test]
+fn a_sealing_policy_must_name_the_code_it_lets_open_the_workload() {
+    let mut flow = Flow::new();
+    let seed = WorkloadSeed::from_bytes(flow.seed.expose()).expect("seed");
+    let body = flow.seed_body(&seed, &simulated_policy(), ONE_DAY);
+    let err = flow.put_seed_as_owner(body).expect_err("no code named");
+    assert_eq!(err.kind, FailureKind::BadRequest);
+    assert!(
+        err.message.contains("names no `measurements` or `signers`"),
+        "{err:?}"
+    );
 }

@@ -67,8 +67,8 @@ pub mod paths {
     }
 
     /// `POST`: the seed the SM released; the launch check, then the workload.
-    pub fn workload_release(id: &str) -> String {
-        format!("/v1/workloads/pending/{id}/release")
+    pub fn workload_release(id: &str, nonce: &str) -> String {
+        format!("/v1/workloads/pending/{id}/release?nonce={nonce}")
     }
 
     /// `POST`: a target answers an enrollment challenge.
@@ -76,15 +76,33 @@ pub mod paths {
         "/v1/workloads/enrollment".into()
     }
 
-    /// `POST` (body: the workload file): run the launch check, then the workload.
-    pub fn workload_launch() -> String {
-        "/v1/workloads/launch".into()
+    /// `POST` (body: the workload file): run the launch check, then the workload; the
+    /// answer is bound to `nonce` (hex, 16 to 64 bytes).
+    pub fn workload_launch(nonce: &str) -> String {
+        format!("/v1/workloads/launch?nonce={nonce}")
     }
 
     /// `POST` (operator): rotate the target's storage key (deprovisioning).
     pub fn workload_storage_key_rotate() -> String {
         "/v1/workloads/storage-key/rotate".into()
     }
+}
+
+/// What names one launch in its sealed output's AAD: the caller's nonce (decoded from
+/// hex) and the workload's digest.
+pub fn launch_context(nonce: &[u8], workload_digest: &[u8; 32]) -> Vec<u8> {
+    let mut context = Vec::with_capacity(8 + nonce.len() + 32);
+    context.extend_from_slice(&(nonce.len() as u64).to_be_bytes());
+    context.extend_from_slice(nonce);
+    context.extend_from_slice(workload_digest);
+    context
+}
+
+/// A launch nonce's bytes: 16 to 64, given as hex.
+pub fn launch_nonce(hex_text: &str) -> Option<Vec<u8>> {
+    hex::decode(hex_text)
+        .ok()
+        .filter(|n| (16..=64).contains(&n.len()))
 }
 
 /// `POST /v1/sm/seeds` (tenant-signed).
@@ -107,14 +125,38 @@ pub struct PutSeedRequest {
 /// Label of the seed's HPKE info.
 pub const SEED_HPKE_INFO: &[u8] = b"veritee sm seed v1";
 
-/// The AAD the seed is sealed under: it names the workload and the build.
-pub fn seed_aad(workload_id: &str, workload_digest: &str) -> Vec<u8> {
+/// The AAD the seed is sealed under: everything the SM will do with it. It names the
+/// workload and its build, the owner (the tenant that must sign the put), the sealing
+/// policy (by SHA-256), the validity and the security module (its node id), so that a
+/// host that relays the sealed seed cannot put it under another tenant, a laxer policy,
+/// a longer validity or at another security module.
+pub fn seed_aad(
+    workload_id: &str,
+    workload_digest: &str,
+    owner: &str,
+    policy: &str,
+    validity_seconds: u64,
+    sm_node_id: &str,
+) -> Vec<u8> {
+    let policy_digest = sha256_hex(policy.as_bytes());
+    let validity = validity_seconds.to_string();
     let mut aad = SEED_HPKE_INFO.to_vec();
-    aad.push(0);
-    aad.extend_from_slice(workload_id.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(workload_digest.as_bytes());
+    for part in [
+        workload_id,
+        workload_digest,
+        owner,
+        &policy_digest,
+        &validity,
+        sm_node_id,
+    ] {
+        aad.push(0);
+        aad.extend_from_slice(part.as_bytes());
+    }
     aad
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(veritee_crypto::digest::sha256(bytes))
 }
 
 /// Answer to [`PutSeedRequest`].
@@ -143,9 +185,10 @@ pub struct EnrollmentChallenge {
 /// HPKE info of an enrollment answer.
 pub const ENROLLMENT_HPKE_INFO: &[u8] = b"veritee workload enrollment v1";
 
-/// The AAD of an enrollment answer: it names the challenge it answers.
-pub fn enrollment_aad(challenge_id: &str, nonce: &str) -> Vec<u8> {
-    let mut aad = ENROLLMENT_HPKE_INFO.to_vec();
+/// The AAD of an answer to a challenge: what it is (`info`: [`ENROLLMENT_HPKE_INFO`] or
+/// [`MEASUREMENT_HPKE_INFO`]) and the challenge it answers.
+pub fn challenge_aad(info: &[u8], challenge_id: &str, nonce: &str) -> Vec<u8> {
+    let mut aad = info.to_vec();
     aad.push(0);
     aad.extend_from_slice(challenge_id.as_bytes());
     aad.push(0);
@@ -157,7 +200,7 @@ pub fn enrollment_aad(challenge_id: &str, nonce: &str) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentAnswer {
-    /// HPKE(SM key, [`ENROLLMENT_HPKE_INFO`], [`enrollment_aad`], CBOR
+    /// HPKE(SM key, [`ENROLLMENT_HPKE_INFO`], [`challenge_aad`], CBOR
     /// [`EnrollmentEvidence`]), base64.
     pub sealed: String,
 }
@@ -309,7 +352,7 @@ pub struct ReleaseRequest {
     /// The workload whose seed is asked for.
     pub workload_id: String,
     /// The target's sealed measurement answer, base64 (HPKE to the SM's key,
-    /// [`MEASUREMENT_HPKE_INFO`], AAD [`enrollment_aad`], CBOR [`MeasurementEvidence`]).
+    /// [`MEASUREMENT_HPKE_INFO`], AAD [`challenge_aad`], CBOR [`MeasurementEvidence`]).
     pub sealed: String,
 }
 
@@ -341,6 +384,8 @@ pub struct ReleaseResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchResponse {
+    /// The launch's nonce, as the caller chose it (hex).
+    pub nonce: String,
     /// The workload launched.
     pub workload_id: String,
     /// The target's storage key id (which slot opened).
@@ -359,7 +404,7 @@ pub struct LaunchOutput {
 }
 
 /// One module's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleOutput {
     /// The component's name.
@@ -374,6 +419,20 @@ pub struct ModuleOutput {
     pub output: String,
     /// Its log, as text.
     pub log: String,
+}
+
+impl core::fmt::Debug for ModuleOutput {
+    // Sizes, not what the module wrote: it may be the owner's secret.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ModuleOutput")
+            .field("name", &self.name)
+            .field("exit_code", &self.exit_code)
+            .field("error", &self.error)
+            .field("fuel_used", &self.fuel_used)
+            .field("output_len", &self.output.len())
+            .field("log_len", &self.log.len())
+            .finish()
+    }
 }
 
 /// Answer to a storage key rotation.
@@ -434,8 +493,10 @@ pub enum WorkloadCall {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
-    /// `POST /v1/workloads/launch`.
+    /// `POST /v1/workloads/launch?nonce=HEX`.
     Launch {
+        /// The caller's nonce, hex: bound into the sealed output's AAD.
+        nonce: String,
         /// The workload file.
         #[serde(with = "serde_bytes")]
         workload: Vec<u8>,
@@ -466,10 +527,12 @@ pub enum WorkloadCall {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
-    /// `POST /v1/workloads/pending/{id}/release` (body: [`ReleaseResponse`]).
+    /// `POST /v1/workloads/pending/{id}/release?nonce=HEX` (body: [`ReleaseResponse`]).
     LaunchReleased {
         /// The pending workload's id from the path.
         pending_id: String,
+        /// The caller's nonce, hex.
+        nonce: String,
         /// The JSON body.
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,

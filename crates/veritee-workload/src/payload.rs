@@ -68,7 +68,7 @@ impl core::fmt::Debug for ComponentSpec<'_> {
 }
 
 /// A component's entry in the integrity table, and where its bytes are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Component {
     /// Its kind.
     pub kind: ComponentKind,
@@ -80,6 +80,17 @@ pub struct Component {
     pub len: u64,
     /// Where its bytes start in the plaintext.
     pub(crate) offset: usize,
+}
+
+impl core::fmt::Debug for Component {
+    // Not the hash: a low-entropy secret (a PIN, a passphrase) is found from its hash.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Component")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), WorkloadError> {

@@ -92,9 +92,11 @@ impl WorkloadSeed {
     }
 }
 
-/// Seals what a launched workload produced so that only the owner (who holds the
-/// seed) reads it; the host carries ciphertext. The AAD names the workload and the
-/// target's storage key, so an output cannot be passed off as another target's.
+/// Seals what a launched workload produced so that only holders of the seed (the owner,
+/// its security module, the targets it authorized) read it; the host carries
+/// ciphertext. The AAD names the workload, the key that opened the seed and the launch,
+/// so the host cannot relabel an output as another target's or another launch's (a
+/// holder of the seed could make one, as it could run the workload itself).
 pub struct OutputBox {
     key: AeadKey,
     workload: WorkloadId,
@@ -109,11 +111,12 @@ impl core::fmt::Debug for OutputBox {
 }
 
 impl OutputBox {
-    fn aad(&self, target: &crate::StorageKeyId) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(4 + 32);
+    fn aad(&self, target: &crate::StorageKeyId, launch: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(4 + 32 + launch.len());
         aad.extend_from_slice(OUTPUT_AAD_LABEL);
         aad.extend_from_slice(self.workload.as_bytes());
         aad.extend_from_slice(target.as_bytes());
+        aad.extend_from_slice(launch);
         aad
     }
 
@@ -123,13 +126,37 @@ impl OutputBox {
         target: &crate::StorageKeyId,
         output: &[u8],
     ) -> Result<Vec<u8>, WorkloadError> {
-        Ok(self.key.seal_with_random_nonce(&self.aad(target), output)?)
+        self.seal_for(target, &[], output)
+    }
+
+    /// As [`OutputBox::seal`], with `launch` (what names one launch: the caller's
+    /// nonce and the workload's digest) appended to the AAD, so that the answer to an
+    /// earlier launch cannot be passed off as this one's.
+    pub fn seal_for(
+        &self,
+        target: &crate::StorageKeyId,
+        launch: &[u8],
+        output: &[u8],
+    ) -> Result<Vec<u8>, WorkloadError> {
+        Ok(self
+            .key
+            .seal_with_random_nonce(&self.aad(target, launch), output)?)
     }
 
     /// Opens what [`OutputBox::seal`] made for `target`.
     pub fn open(
         &self,
         target: &crate::StorageKeyId,
+        sealed: &[u8],
+    ) -> Result<veritee_crypto::SecretBytes, WorkloadError> {
+        self.open_for(target, &[], sealed)
+    }
+
+    /// Opens what [`OutputBox::seal_for`] made for `target` and `launch`.
+    pub fn open_for(
+        &self,
+        target: &crate::StorageKeyId,
+        launch: &[u8],
         sealed: &[u8],
     ) -> Result<veritee_crypto::SecretBytes, WorkloadError> {
         let minimum = NONCE_LEN + TAG_LEN;
@@ -140,7 +167,7 @@ impl OutputBox {
             });
         }
         self.key
-            .open_with_nonce_prefix(&self.aad(target), sealed)
+            .open_with_nonce_prefix(&self.aad(target, launch), sealed)
             .map_err(|_| WorkloadError::Decrypt)
     }
 }

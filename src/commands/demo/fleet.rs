@@ -447,7 +447,7 @@ fn task_tour(cli: &Cli, t: &mut Tour, a: &str) -> Result<()> {
 }
 
 /// The signer a node's enclave attests to (what a client pins in its policy).
-fn signer_of(cli: &Cli, node: &str) -> Result<String> {
+pub(super) fn signer_of(cli: &Cli, node: &str) -> Result<String> {
     let verifiers = veritee_verify::Verifiers::default();
     let policy =
         veritee_policy::AppraisalPolicy::parse(&veritee_policy::starter_policy(true, &[]))?;

@@ -55,6 +55,17 @@ pub(super) fn workload_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result
     ])?;
 
     t.step("Put the seed in the SM: sealed to its attested key, with the policy targets must meet");
+    // The sealing policy names the code that may open the workload: enclaves signed by
+    // signer.pem (A and B).
+    let signer = super::fleet::signer_of(cli, a)?;
+    std::fs::write(
+        cli.path("targets.toml"),
+        veritee_policy::starter_policy(true, &[]).replace(
+            "# signers = [\"...\"]",
+            &format!("signers = [\"{signer}\"]"),
+        ),
+    )?;
+    println!("    targets.toml: simulated targets whose enclaves signer.pem signed");
     cli.run(&[
         "sm",
         "put-seed",
@@ -71,7 +82,7 @@ pub(super) fn workload_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result
         "--seed",
         "app.seed",
         "--sealing-policy",
-        "policy.toml",
+        "targets.toml",
     ])?;
 
     t.step(

@@ -70,16 +70,18 @@ impl EnclaveService {
             } => self.forget_target(&request, &target, &body, link),
             WorkloadCall::State { request } => self.sm_state(&request, link),
             WorkloadCall::AnswerChallenge { body } => self.answer_challenge(&body, link),
-            WorkloadCall::Launch { workload } => self.launch(&workload, link),
+            WorkloadCall::Launch { nonce, workload } => self.launch(&nonce, &workload, link),
             WorkloadCall::RotateStorageKey => self.rotate_storage_key(link),
             WorkloadCall::Release { challenge_id, body } => {
                 self.release(&challenge_id, &body, link)
             }
             WorkloadCall::Pending { workload } => self.load_pending(&workload),
             WorkloadCall::Measure { pending_id, body } => self.measure(&pending_id, &body),
-            WorkloadCall::LaunchReleased { pending_id, body } => {
-                self.launch_released(&pending_id, &body, link)
-            }
+            WorkloadCall::LaunchReleased {
+                pending_id,
+                nonce,
+                body,
+            } => self.launch_released(&pending_id, &nonce, &body, link),
         }
     }
 }

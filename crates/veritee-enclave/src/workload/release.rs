@@ -28,7 +28,7 @@ use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
     EnrollmentAnswer, EnrollmentChallenge, MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO,
-    MeasurementEvidence, PendingResponse, RELEASE_HPKE_INFO, ReleaseResponse, enrollment_aad,
+    MeasurementEvidence, PendingResponse, RELEASE_HPKE_INFO, ReleaseResponse, challenge_aad,
     release_aad,
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed, storage_key_id};
@@ -42,6 +42,7 @@ const MAX_PENDING_BYTES: usize = 256 << 20;
 /// A workload loaded and waiting for its seed.
 struct PendingWorkload {
     bytes: Vec<u8>,
+    workload_id: String,
     measurement: [u8; 32],
     key: HpkeKeyPair,
     /// The release challenge it last answered.
@@ -99,6 +100,7 @@ impl EnclaveService {
             id.clone(),
             PendingWorkload {
                 bytes: workload.to_vec(),
+                workload_id: workload_id.clone(),
                 measurement,
                 key: HpkeKeyPair::generate(),
                 challenge_id: None,
@@ -158,7 +160,11 @@ impl EnclaveService {
         let sealed = hpke::seal(
             &sm_key,
             MEASUREMENT_HPKE_INFO,
-            &enrollment_aad(&challenge.challenge_id, &challenge.nonce),
+            &challenge_aad(
+                MEASUREMENT_HPKE_INFO,
+                &challenge.challenge_id,
+                &challenge.nonce,
+            ),
             &answer,
         )
         .map_err(internal)?;
@@ -170,6 +176,7 @@ impl EnclaveService {
     pub(super) fn launch_released(
         &self,
         pending_id: &str,
+        nonce: &str,
         body: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
@@ -178,7 +185,9 @@ impl EnclaveService {
         let sealed = B64
             .decode(&released.sealed_seed)
             .map_err(|e| bad(format!("the released seed is not base64: {e}")))?;
-        let pending = {
+        // Taken out only once the seed opens: a forged release must not cost the owner
+        // its loaded workload.
+        let (pending, seed) = {
             let mut table = lock(&self.pending_workloads);
             let entry = table.get_mut(pending_id)?;
             if entry.challenge_id.as_deref() != Some(released.challenge_id.as_str()) {
@@ -190,34 +199,26 @@ impl EnclaveService {
                     ),
                 ));
             }
-            table
+            let aad = release_aad(
+                &entry.workload_id,
+                &hex::encode(entry.measurement),
+                &released.challenge_id,
+            );
+            let seed = hpke::open(&entry.key, RELEASE_HPKE_INFO, &aad, &sealed).map_err(|_| {
+                failure(
+                    FailureKind::Unauthorized,
+                    "the released seed does not open under this launch's one-time key: it was released for another target, workload or challenge",
+                )
+            })?;
+            let pending = table
                 .by_id
                 .remove(pending_id)
-                .ok_or_else(|| internal("the pending workload vanished"))?
+                .ok_or_else(|| internal("the pending workload vanished"))?;
+            (pending, seed)
         };
-        let file = WorkloadFile::parse(&pending.bytes).map_err(internal)?;
-        let seed = hpke::open(
-            &pending.key,
-            RELEASE_HPKE_INFO,
-            &release_aad(
-                &file.id().to_string(),
-                &hex::encode(pending.measurement),
-                &released.challenge_id,
-            ),
-            &sealed,
-        )
-        .map_err(|_| {
-            failure(
-                FailureKind::Unauthorized,
-                "the released seed does not open under this launch's one-time key: it was released for another target, workload or challenge",
-            )
-        })?;
         let seed = WorkloadSeed::from_bytes(seed.expose()).map_err(|e| bad(e.to_string()))?;
-        self.run_launch(
-            &file,
-            &seed,
-            storage_key_id(&pending.key.public_key()),
-            link,
-        )
+        let file = WorkloadFile::parse(&pending.bytes).map_err(internal)?;
+        let key_id = storage_key_id(&pending.key.public_key());
+        self.run_launch(&file, &seed, key_id, nonce, link)
     }
 }

@@ -5,7 +5,10 @@
 //! - `seed/{workload}`: seed (32 bytes), then the JSON [`SeedMeta`];
 //! - `target/{handle}`: the JSON [`TargetRecord`] (storage key, claims verified at
 //!   enrollment);
-//! - `target-key/{storage key id}`: the handle, so a target enrolls once;
+//! - `target-id/{identity}`: the handle, so a target (its platform and code) enrolls
+//!   once, whatever storage key it presents;
+//! - `forgotten/{owner}/{handle}`: a target its owner forgot, never authorized again
+//!   for that owner's workloads;
 //! - `auth/{workload}/{handle}`: the authorization issued (148 bytes), returned again
 //!   to anyone who asks for the same pair: there is never a second.
 //!
@@ -30,7 +33,7 @@ use veritee_proto::workload::{
     AuthorizeRequest, AuthorizeResponse, ENROLLMENT_HPKE_INFO, EnrollResponse, EnrollmentAnswer,
     EnrollmentChallenge, EnrollmentEvidence, ForgetRequest, PutSeedRequest, PutSeedResponse,
     SEED_HPKE_INFO, STORAGE_KEY_BINDING_LABEL, SmAuthorization, SmState, SmTarget, SmWorkload,
-    enrollment_aad, paths, seed_aad,
+    challenge_aad, paths, seed_aad,
 };
 use veritee_proto::workload::{
     MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO, MeasurementEvidence, RELEASE_HPKE_INFO,
@@ -100,8 +103,38 @@ fn target_record(handle: &str) -> String {
     format!("target/{handle}")
 }
 
-fn target_key_record(storage_key_id: &str) -> String {
-    format!("target-key/{storage_key_id}")
+fn forgotten_record(owner: &str, handle: &str) -> String {
+    format!("forgotten/{owner}/{handle}")
+}
+
+fn target_identity_record(identity: &str) -> String {
+    format!("target-id/{identity}")
+}
+
+/// What makes a target the same target whatever its storage key: its platform (the
+/// chip, machine or PPID its evidence names) and the code it runs, so that a host that
+/// rotates a target's key and enrolls it again gets the same handle, and never a
+/// second authorization. Evidence that names no platform falls back to the key.
+fn target_identity(claims: &Claims, storage_key_id: &str) -> String {
+    let mut h = veritee_crypto::digest::Sha256::default();
+    h.update(b"veritee sm target identity v1");
+    match &claims.platform_id {
+        Some(platform) => {
+            h.update(b"platform");
+            h.update(&(platform.0.len() as u64).to_be_bytes());
+            h.update(&platform.0);
+            let name = veritee_channel::peer::primary_measurement(claims.tee);
+            let measurement = claims.measurement(name).unwrap_or_default();
+            h.update(&(measurement.len() as u64).to_be_bytes());
+            h.update(measurement);
+            h.update(claims.tee.to_string().as_bytes());
+        }
+        None => {
+            h.update(b"key");
+            h.update(storage_key_id.as_bytes());
+        }
+    }
+    hex::encode(h.finish())
 }
 
 fn auth_record(workload: &WorkloadId, handle: &str) -> String {
@@ -182,7 +215,15 @@ impl EnclaveService {
                 "the workload digest is 64 hex digits (`veritee workload inspect`)",
             ));
         }
-        AppraisalPolicy::parse(&put.policy).map_err(|e| bad(format!("the sealing policy: {e}")))?;
+        let sealing = AppraisalPolicy::parse(&put.policy)
+            .map_err(|e| bad(format!("the sealing policy: {e}")))?;
+        // A policy that names no code would let any genuine TEE running anyone's code
+        // (the host's own, say) be authorized.
+        if sealing.measurements.is_empty() && sealing.signers.is_empty() {
+            return Err(bad(
+                "the sealing policy names no `measurements` or `signers`: it would let any code in an acceptable TEE open the workload",
+            ));
+        }
         if !VALIDITY_SECONDS.contains(&put.validity_seconds) {
             return Err(bad(format!(
                 "authorizations are valid {} to {} seconds, not {}",
@@ -196,13 +237,20 @@ impl EnclaveService {
         let seed = hpke::open(
             &node.wrapping,
             SEED_HPKE_INFO,
-            &seed_aad(&put.workload_id, &put.workload_digest),
+            &seed_aad(
+                &put.workload_id,
+                &put.workload_digest,
+                &tenant,
+                &put.policy,
+                put.validity_seconds,
+                &self.node_id()?,
+            ),
             &sealed,
         )
         .map_err(|_| {
             failure(
                 FailureKind::Unauthorized,
-                "the sealed seed does not open: it was not sealed to this security module's attested key for this workload and digest",
+                "the sealed seed does not open: it was not sealed to this security module's attested key for this workload, digest, owner, policy and validity (a seed put by another tenant than its owner is refused)",
             )
         })?;
         let seed = WorkloadSeed::from_bytes(seed.expose()).map_err(|e| bad(e.to_string()))?;
@@ -306,7 +354,7 @@ impl EnclaveService {
         let opened = hpke::open(
             &node.wrapping,
             ENROLLMENT_HPKE_INFO,
-            &enrollment_aad(challenge_id, &nonce),
+            &challenge_aad(ENROLLMENT_HPKE_INFO, challenge_id, &nonce),
             &sealed,
         )
         .map_err(|_| {
@@ -327,20 +375,26 @@ impl EnclaveService {
         );
         let claims = self.appraise_target(&evidence.evidence, &binding)?;
         let key_id = storage_key_id(&storage_key).to_string();
+        let identity = target_identity(&claims, &key_id);
         let ns = self.sm_ns()?;
         let _one_at_a_time = lock(&self.workload_writes);
-        if let Some(handle) = self.record_get(link, &ns, &target_key_record(&key_id))? {
-            let handle = String::from_utf8(handle.expose().clone()).map_err(internal)?;
-            return reply(&EnrollResponse {
-                target: handle,
-                tee: claims.tee.to_string(),
-                new: false,
-            });
-        }
-        let handle = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
+        let known = self.record_get(link, &ns, &target_identity_record(&identity))?;
+        let (handle, new) = match known {
+            Some(handle) => (
+                String::from_utf8(handle.expose().clone()).map_err(internal)?,
+                false,
+            ),
+            None => (
+                hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?),
+                true,
+            ),
+        };
+        // Enrolled again (fresher evidence, or a rotated storage key): the record takes
+        // the new claims and key, under the same handle, so the authorizations issued
+        // before stay the only ones (to the old key, if it changed).
         let record = TargetRecord {
             storage_public_key: hex::encode(storage_key.as_bytes()),
-            storage_key_id: key_id.clone(),
+            storage_key_id: key_id,
             claims,
             enrolled_at: self.clock().now().unix_timestamp(),
         };
@@ -351,12 +405,25 @@ impl EnclaveService {
             &target_record(&handle),
             &serde_json::to_vec(&record).map_err(internal)?,
         )?;
-        self.record_put(link, &ns, &target_key_record(&key_id), handle.as_bytes())?;
-        self.audit(link, "sm.target.enroll", "orchestrator", &handle, &tee)?;
+        if new {
+            self.record_put(
+                link,
+                &ns,
+                &target_identity_record(&identity),
+                handle.as_bytes(),
+            )?;
+        }
+        self.audit(
+            link,
+            "sm.target.enroll",
+            "orchestrator",
+            &handle,
+            if new { "new" } else { "again" },
+        )?;
         reply(&EnrollResponse {
             target: handle,
             tee,
-            new: true,
+            new,
         })
     }
 
@@ -417,7 +484,7 @@ impl EnclaveService {
         let opened = hpke::open(
             &node.wrapping,
             MEASUREMENT_HPKE_INFO,
-            &enrollment_aad(challenge_id, &nonce),
+            &challenge_aad(MEASUREMENT_HPKE_INFO, challenge_id, &nonce),
             &sealed,
         )
         .map_err(|_| {
@@ -509,12 +576,23 @@ impl EnclaveService {
                 format!("this security module holds no seed for workload {id}"),
             )
         })?;
+        if self
+            .record_get(link, &ns, &forgotten_record(&meta.owner, &ask.target))?
+            .is_some()
+        {
+            return Err(failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "target {} was forgotten by workload {id}'s owner: it is never authorized for its workloads again",
+                    ask.target
+                ),
+            ));
+        }
         let target = self.load_target(link, &ns, &ask.target)?;
         let policy = AppraisalPolicy::parse(&meta.policy).map_err(internal)?;
-        let enrolled_at =
-            time::OffsetDateTime::from_unix_timestamp(target.enrolled_at).map_err(internal)?;
-        // Judged as enrolled: the evidence was verified then, under a fresh challenge.
-        let appraisal = policy.evaluate(&target.claims, enrolled_at);
+        // Judged now, on the claims of its last enrollment: a policy's maximum evidence
+        // age asks for a fresh enrollment once they are too old.
+        let appraisal = policy.evaluate(&target.claims, self.clock().now());
         if !appraisal.accepted() {
             return Err(failure(
                 FailureKind::Unauthorized,
@@ -583,16 +661,32 @@ impl EnclaveService {
         }
         let ns = self.sm_ns()?;
         let _one_at_a_time = lock(&self.workload_writes);
-        let target = self.load_target(link, &ns, handle)?;
-        let suffix = format!("/{handle}");
+        self.load_target(link, &ns, handle)?;
+        // Only this tenant's workloads: another owner's authorizations are not its to
+        // drop. The target itself stays enrolled (its handle keeps naming it), and this
+        // owner's workloads never get an authorization for it again.
         let mut removed = 0u64;
         for record in self.record_keys(link, &ns, "auth/")? {
-            if record.ends_with(&suffix) && self.record_delete(link, &ns, &record)? {
+            let Some((workload, target)) = record
+                .strip_prefix("auth/")
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            if target != handle {
+                continue;
+            }
+            let owned = match WorkloadId::from_hex(workload) {
+                Ok(id) => self
+                    .load_seed(link, &ns, &id)?
+                    .is_some_and(|(_, meta)| meta.owner == tenant),
+                Err(_) => false,
+            };
+            if owned && self.record_delete(link, &ns, &record)? {
                 removed += 1;
             }
         }
-        self.record_delete(link, &ns, &target_key_record(&target.storage_key_id))?;
-        self.record_delete(link, &ns, &target_record(handle))?;
+        self.record_put(link, &ns, &forgotten_record(&tenant, handle), b"forgotten")?;
         self.audit(
             link,
             "sm.target.forget",

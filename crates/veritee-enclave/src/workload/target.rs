@@ -8,7 +8,7 @@
 //! the old key unopenable.
 
 use super::{refused, reply};
-use crate::host::HostLink;
+use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,27 +19,39 @@ use veritee_crypto::{Confidential, SecretBytes};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
     ENROLLMENT_HPKE_INFO, EnrollmentAnswer, EnrollmentChallenge, EnrollmentEvidence, LaunchOutput,
-    LaunchResponse, ModuleOutput, RotateResponse, STORAGE_KEY_BINDING_LABEL, enrollment_aad,
+    LaunchResponse, ModuleOutput, RotateResponse, STORAGE_KEY_BINDING_LABEL, challenge_aad,
+    launch_context, launch_nonce,
 };
 use veritee_wasm::{
     Access, CompartmentSpec, DEFAULT_ENTRY, Input, SecurityContext, TaskLimits, TaskSpec,
 };
 use veritee_workload::{
-    ComponentKind, OpenedWorkload, StorageKeyId, WorkloadFile, WorkloadSeed, storage_key_id,
+    ComponentKind, OpenedWorkload, StorageKeyId, WorkloadError, WorkloadFile, WorkloadSeed,
+    storage_key_id,
 };
 use zeroize::Zeroizing;
 
 const STORAGE_KEY_RECORD: &str = "workload-storage-key";
 
-fn key_pair(raw: &SecretBytes) -> Result<HpkeKeyPair, EnclaveFailure> {
+fn key_pair(raw: &[u8]) -> Result<HpkeKeyPair, EnclaveFailure> {
     if raw.len() != hpke::PRIVATE_KEY_LEN {
         return Err(internal(
             "the stored workload storage key has the wrong length",
         ));
     }
     let mut private = Confidential::new([0u8; hpke::PRIVATE_KEY_LEN]);
-    private.expose_mut().copy_from_slice(raw.expose());
+    private.expose_mut().copy_from_slice(raw);
     HpkeKeyPair::from_private_bytes(&private).map_err(internal)
+}
+
+/// The storage key's record: private key, then the measurement that made it.
+fn storage_record(key: &HpkeKeyPair, measurement: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut record = Zeroizing::new(Vec::with_capacity(
+        hpke::PRIVATE_KEY_LEN + measurement.len(),
+    ));
+    record.extend_from_slice(key.private_bytes().expose());
+    record.extend_from_slice(measurement);
+    record
 }
 
 impl EnclaveService {
@@ -47,15 +59,24 @@ impl EnclaveService {
         Ok(format!("enclave/{}", self.node_id()?))
     }
 
-    /// The storage key, created on first use.
+    /// The storage key, created on first use. Its record names the measurement that
+    /// made it: another build (even one sealing to the same signer) makes its own key,
+    /// so what an owner authorized for one build never opens in another.
     fn storage_key(&self, link: &mut dyn HostLink) -> Result<HpkeKeyPair, EnclaveFailure> {
         let ns = self.enclave_ns()?;
-        let raw = self.load_or_create(link, &ns, STORAGE_KEY_RECORD, || {
-            Ok(SecretBytes::copy_from(
-                HpkeKeyPair::generate().private_bytes().expose(),
-            ))
-        })?;
-        key_pair(&raw)
+        let own = self.platform().identity().measurement.clone();
+        // Two first uses at once must not make two keys.
+        let _one_at_a_time = lock(&self.workload_writes);
+        if let Some(record) = self.record_get(link, &ns, STORAGE_KEY_RECORD)?
+            && let Some((key, measurement)) =
+                record.expose().split_at_checked(hpke::PRIVATE_KEY_LEN)
+            && measurement == own.as_slice()
+        {
+            return key_pair(key);
+        }
+        let fresh = HpkeKeyPair::generate();
+        self.record_put(link, &ns, STORAGE_KEY_RECORD, &storage_record(&fresh, &own))?;
+        Ok(fresh)
     }
 
     pub(super) fn answer_challenge(
@@ -102,7 +123,11 @@ impl EnclaveService {
         let sealed = hpke::seal(
             &sm_key,
             ENROLLMENT_HPKE_INFO,
-            &enrollment_aad(&challenge.challenge_id, &challenge.nonce),
+            &challenge_aad(
+                ENROLLMENT_HPKE_INFO,
+                &challenge.challenge_id,
+                &challenge.nonce,
+            ),
             &answer,
         )
         .map_err(internal)?;
@@ -113,6 +138,7 @@ impl EnclaveService {
 
     pub(super) fn launch(
         &self,
+        nonce: &str,
         workload: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
@@ -127,7 +153,7 @@ impl EnclaveService {
         let seed = slot
             .unseal(&storage, now)
             .map_err(|e| refused(FailureKind::Unauthorized, e))?;
-        self.run_launch(&file, &seed, key_id, link)
+        self.run_launch(&file, &seed, key_id, nonce, link)
     }
 
     /// The launch check under `seed`, then the modules; what they wrote is sealed to
@@ -137,28 +163,42 @@ impl EnclaveService {
         file: &WorkloadFile<'_>,
         seed: &WorkloadSeed,
         key_id: StorageKeyId,
+        nonce: &str,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let opened = file
-            .open(seed)
-            .map_err(|e| refused(FailureKind::Unauthorized, e))?;
+        let nonce_bytes =
+            launch_nonce(nonce).ok_or_else(|| bad("the launch nonce is 16 to 64 bytes of hex"))?;
+        let opened = file.open(seed).map_err(|e| match e {
+            // Its name is inside the encryption: it stays there.
+            WorkloadError::ComponentHash { kind, .. } => failure(
+                FailureKind::Unauthorized,
+                format!("a workload {kind} component does not match its hash"),
+            ),
+            e => refused(FailureKind::Unauthorized, e),
+        })?;
         let output = run_modules(&opened);
         drop(opened);
-        let modules = output.modules.len();
         let output_json = Zeroizing::new(serde_json::to_vec(&output).map_err(internal)?);
         drop(output);
         let sealed_output = seed
             .output_box(&file.id())
-            .and_then(|b| b.seal(&key_id, &output_json))
+            .and_then(|b| {
+                b.seal_for(
+                    &key_id,
+                    &launch_context(&nonce_bytes, &file.digest()),
+                    &output_json,
+                )
+            })
             .map_err(|e| refused(FailureKind::Internal, e))?;
         self.audit(
             link,
             "workload.launch",
             "orchestrator",
             &file.id().to_string(),
-            &format!("{modules} modules ran"),
+            "ran",
         )?;
         reply(&LaunchResponse {
+            nonce: nonce.to_string(),
             workload_id: file.id().to_string(),
             storage_key_id: key_id.to_string(),
             sealed_output: B64.encode(sealed_output),
@@ -173,15 +213,15 @@ impl EnclaveService {
         let _one_at_a_time = lock(&self.workload_writes);
         let previous = self
             .record_get(link, &ns, STORAGE_KEY_RECORD)?
-            .map(|raw| key_pair(&raw).map(|k| storage_key_id(&k.public_key())))
+            .and_then(|raw| {
+                raw.expose()
+                    .get(..hpke::PRIVATE_KEY_LEN)
+                    .map(|k| key_pair(k).map(|k| storage_key_id(&k.public_key())))
+            })
             .transpose()?;
         let fresh = HpkeKeyPair::generate();
-        self.record_put(
-            link,
-            &ns,
-            STORAGE_KEY_RECORD,
-            fresh.private_bytes().expose(),
-        )?;
+        let own = self.platform().identity().measurement.clone();
+        self.record_put(link, &ns, STORAGE_KEY_RECORD, &storage_record(&fresh, &own))?;
         let id: StorageKeyId = storage_key_id(&fresh.public_key());
         self.audit(
             link,

@@ -12,7 +12,8 @@ use veritee_proto::workload::{
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed};
 
-use super::MemoryHost;
+use super::{MemoryHost, World};
+use veritee_channel::client::TenantKey;
 
 /// An enclave and the host that serves it.
 pub struct Node {
@@ -45,15 +46,17 @@ impl Node {
     }
 }
 
-/// The owner's put-seed body: `seed` sealed to `sm`'s wrapping key for `workload`.
+/// The put-seed body `owner` signs: `seed` sealed to `sm`'s wrapping key for
+/// `workload`, `policy` and `validity_seconds`.
 pub fn seed_body(
     sm: &mut Node,
+    owner: &TenantKey,
     workload: &[u8],
     seed: &WorkloadSeed,
     policy: &str,
     validity_seconds: u64,
 ) -> Vec<u8> {
-    let key = match sm
+    let (key, node_id) = match sm
         .service
         .handle(
             EnclaveCall::WrappingKey { nonce: vec![7; 32] },
@@ -61,17 +64,33 @@ pub fn seed_body(
         )
         .expect("wrapping key")
     {
-        EnclaveReply::WrappingKey { public_key, .. } => {
-            HpkePublicKey::from_bytes(&public_key).expect("key")
-        }
+        EnclaveReply::WrappingKey {
+            public_key,
+            node_id,
+            ..
+        } => (
+            HpkePublicKey::from_bytes(&public_key).expect("key"),
+            node_id,
+        ),
         other => panic!("{other:?}"),
     };
     let file = WorkloadFile::parse(workload).expect("parse");
     let id = file.id().to_string();
     let digest = hex::encode(file.digest());
-    let sealed =
-        veritee_crypto::hpke::seal(&key, SEED_HPKE_INFO, &seed_aad(&id, &digest), seed.expose())
-            .expect("seal");
+    let sealed = veritee_crypto::hpke::seal(
+        &key,
+        SEED_HPKE_INFO,
+        &seed_aad(
+            &id,
+            &digest,
+            &owner.tenant_id().expect("tenant id"),
+            policy,
+            validity_seconds,
+            &node_id,
+        ),
+        seed.expose(),
+    )
+    .expect("seal");
     serde_json::to_vec(&PutSeedRequest {
         workload_id: id,
         workload_digest: digest,
@@ -92,4 +111,39 @@ pub fn enroll(sm: &mut Node, target: &mut Node) -> EnrollResponse {
         challenge_id: challenge.challenge_id,
         body: serde_json::to_vec(&answer).expect("json"),
     })
+}
+
+/// An appraisal policy for simulated evidence that names no code.
+pub const SIMULATED_POLICY: &str = "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n";
+
+/// The sealing policy of these tests: simulated targets signed by the world's signer
+/// (a sealing policy must name code).
+pub fn signer_policy(world: &World, target: &mut Node) -> String {
+    let nonce = vec![9u8; 32];
+    let evidence = match target
+        .service
+        .handle(
+            EnclaveCall::Attest {
+                nonce: nonce.clone(),
+            },
+            &mut target.host,
+        )
+        .expect("attest")
+    {
+        EnclaveReply::Attestation { evidence, .. } => evidence,
+        other => panic!("{other:?}"),
+    };
+    let anchors = veritee_attest::TrustAnchors::untyped(world.anchors.clone());
+    let claims = veritee_verify::Verifiers::default()
+        .verify(&veritee_verify::VerifyRequest {
+            evidence: &evidence,
+            tee: None,
+            collateral: &[],
+            trust_anchors: &anchors,
+            expected_report_data: None,
+            at: time::OffsetDateTime::now_utc(),
+        })
+        .expect("verified");
+    let signer = claims.signer.expect("signed");
+    format!("{SIMULATED_POLICY}signers = [\"{signer}\"]\n")
 }

@@ -3,10 +3,11 @@
 //! enclave, enrollment answers sealed to the security module, and a launched
 //! workload's output sealed to its owner; the enclave decides every request.
 
+use super::node::NonceQuery;
 use super::{ApiResult, AppState, admin, converse, tenant, unexpected};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -128,8 +129,13 @@ async fn answer_challenge(State(state): State<Arc<AppState>>, body: Bytes) -> Ap
     ask(&state, call, StatusCode::OK).await
 }
 
-async fn launch(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
+async fn launch(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<NonceQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let call = WorkloadCall::Launch {
+        nonce: q.nonce,
         workload: body.to_vec(),
     };
     ask(&state, call, StatusCode::OK).await
@@ -173,10 +179,12 @@ async fn measure(
 async fn launch_released(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    Query(q): Query<NonceQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let call = WorkloadCall::LaunchReleased {
         pending_id: id,
+        nonce: q.nonce,
         body: body.to_vec(),
     };
     ask(&state, call, StatusCode::OK).await
