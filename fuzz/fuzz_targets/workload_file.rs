@@ -5,7 +5,8 @@
 //! 1. one authorization, read, written back byte for byte, and unsealed with a fixed
 //!    storage key (refused: no slot, outside the window, or the sealed seed);
 //! 2. an integrity table, read as it is;
-//! 3. arbitrary plaintext encrypted and authenticated under the fixed seed exactly as
+//! 3. the flow's messages (JSON bodies, CBOR answers), read, written and read back;
+//! 4. arbitrary plaintext encrypted and authenticated under the fixed seed exactly as
 //!    the format says (so the table and the component hashes behind the HMAC and the
 //!    tag are reached), then read and opened; an opened workload's components must
 //!    fill the plaintext exactly and hash to their table entries.
@@ -124,11 +125,49 @@ fn retarget(file: &WorkloadFile<'_>) {
     );
 }
 
+/// The messages of flow 2 as the security module and the target read them: the JSON
+/// bodies, and the CBOR inside a sealed enrollment or measurement answer; what reads
+/// must write back and read again the same.
+fn messages(data: &[u8]) {
+    use veritee_proto::workload::{
+        AuthorizeRequest, EnrollmentAnswer, EnrollmentChallenge, EnrollmentEvidence,
+        MeasurementEvidence, PutSeedRequest, ReleaseRequest, ReleaseResponse,
+    };
+    fn json<T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + core::fmt::Debug>(
+        data: &[u8],
+    ) {
+        if let Ok(value) = serde_json::from_slice::<T>(data) {
+            let again: T = serde_json::from_slice(&serde_json::to_vec(&value).expect("writes"))
+                .expect("reads back");
+            assert_eq!(again, value);
+        }
+    }
+    fn cbor<T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + core::fmt::Debug>(
+        data: &[u8],
+    ) {
+        if let Ok(value) = veritee_proto::cbor::from_slice::<T>(data) {
+            let mut out = Vec::new();
+            ciborium::into_writer(&value, &mut out).expect("writes");
+            let again: T = veritee_proto::cbor::from_slice(&out).expect("reads back");
+            assert_eq!(again, value);
+        }
+    }
+    json::<PutSeedRequest>(data);
+    json::<EnrollmentChallenge>(data);
+    json::<EnrollmentAnswer>(data);
+    json::<AuthorizeRequest>(data);
+    json::<ReleaseRequest>(data);
+    json::<ReleaseResponse>(data);
+    cbor::<EnrollmentEvidence>(data);
+    cbor::<MeasurementEvidence>(data);
+    let _ = veritee_proto::workload::launch_nonce(&String::from_utf8_lossy(data));
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    match selector % 4 {
+    match selector % 5 {
         0 => {
             if let Ok(file) = WorkloadFile::parse(rest) {
                 open_and_check(&file, None);
@@ -144,11 +183,14 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             let _ = fuzzing::parse_table(rest);
         }
+        3 => messages(rest),
         _ => {
             let bytes = seal(rest);
             let Ok(file) = WorkloadFile::parse(&bytes) else {
-                // Only a payload too short for a table is refused before the HMAC.
-                assert!(rest.len() < 2);
+                // Only a payload too short for a one-entry table (count, kind, name
+                // length, a one-byte name, SHA-256, length: 45 bytes) is refused before
+                // the HMAC.
+                assert!(rest.len() < 45);
                 return;
             };
             open_and_check(&file, Some(rest.len()));

@@ -841,3 +841,94 @@ fn a_sealing_policy_must_name_the_code_it_lets_open_the_workload() {
         "{err:?}"
     );
 }
+
+#[test]
+fn malformed_truncated_and_oversized_messages_are_refused_by_name() {
+    let mut flow = Flow::new();
+    flow.put_seed(&flow.policy.clone(), ONE_DAY);
+    let challenge: EnrollmentChallenge = flow.sm.json(WorkloadCall::Challenge);
+    let good_challenge = serde_json::to_vec(&challenge).expect("json");
+    let answer = flow
+        .a
+        .call(WorkloadCall::AnswerChallenge {
+            body: good_challenge.clone(),
+        })
+        .expect("answer");
+    let pending = flow
+        .a
+        .call(WorkloadCall::Pending {
+            workload: flow.workload.clone(),
+        })
+        .expect("pending");
+    let pending: PendingResponse = serde_json::from_slice(&pending).expect("json");
+    let big = vec![b'{'; 1 << 20];
+    for body in [
+        Vec::new(),
+        b"not json".to_vec(),
+        good_challenge[..good_challenge.len() / 2].to_vec(),
+        answer[..answer.len() - 5].to_vec(),
+        big.clone(),
+    ] {
+        for call in [
+            WorkloadCall::Enroll {
+                challenge_id: challenge.challenge_id.clone(),
+                body: body.clone(),
+            },
+            WorkloadCall::Authorize { body: body.clone() },
+            WorkloadCall::Release {
+                challenge_id: challenge.challenge_id.clone(),
+                body: body.clone(),
+            },
+        ] {
+            let err = flow.sm.refusal(call);
+            assert_eq!(err.kind, FailureKind::BadRequest, "{err:?}");
+            assert!(err.message.starts_with("invalid"), "{err:?}");
+        }
+        for call in [
+            WorkloadCall::AnswerChallenge { body: body.clone() },
+            WorkloadCall::Measure {
+                pending_id: pending.pending_id.clone(),
+                body: body.clone(),
+            },
+            WorkloadCall::LaunchReleased {
+                pending_id: pending.pending_id.clone(),
+                nonce: fresh_nonce(),
+                body: body.clone(),
+            },
+        ] {
+            let err = flow.a.refusal(call);
+            assert_eq!(err.kind, FailureKind::BadRequest, "{err:?}");
+        }
+    }
+    // A sealed answer cut short, or with a byte flipped, does not open; the challenge
+    // it named is spent, as any answer spends it.
+    let answer: EnrollmentAnswer = serde_json::from_slice(&answer).expect("json");
+    let mut sealed = B64.decode(&answer.sealed).expect("b64");
+    sealed.truncate(sealed.len() - 1);
+    let err = flow.sm.refusal(WorkloadCall::Enroll {
+        challenge_id: challenge.challenge_id.clone(),
+        body: serde_json::to_vec(&EnrollmentAnswer {
+            sealed: B64.encode(&sealed),
+        })
+        .expect("json"),
+    });
+    assert_eq!(err.kind, FailureKind::Unauthorized, "{err:?}");
+    // A launch nonce that is not 16 to 64 bytes of hex is refused before anything runs.
+    let (_, file) = flow.authorized_for_a_enrolled();
+    for nonce in ["", "zz", "00"] {
+        let err = flow.a.refusal(WorkloadCall::Launch {
+            nonce: nonce.into(),
+            workload: file.clone(),
+        });
+        assert!(err.message.contains("launch nonce"), "{err:?}");
+    }
+}
+
+impl Flow {
+    /// A enrolled and authorized for the workload whose seed is already put.
+    fn authorized_for_a_enrolled(&mut self) -> (String, Vec<u8>) {
+        let target = enroll(&mut self.sm, &mut self.a).target;
+        let (slot, _) = self.authorization(&target);
+        (target, self.with_slot(slot))
+    }
+}

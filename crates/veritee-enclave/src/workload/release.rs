@@ -16,6 +16,7 @@
 //!   sealed seed ---------> open with K, launch check, run
 //! ```
 
+use super::target::Challenge;
 use super::{refused, reply};
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
@@ -24,12 +25,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use veritee_attest::ReportData;
-use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
+use veritee_crypto::hpke::{self, HpkeKeyPair};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
-    EnrollmentAnswer, EnrollmentChallenge, MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO,
-    MeasurementEvidence, PendingResponse, RELEASE_HPKE_INFO, ReleaseResponse, challenge_aad,
-    release_aad,
+    MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO, MeasurementEvidence, PendingResponse,
+    RELEASE_HPKE_INFO, ReleaseResponse, release_aad,
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed, storage_key_id};
 
@@ -119,22 +119,11 @@ impl EnclaveService {
         pending_id: &str,
         body: &[u8],
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let challenge: EnrollmentChallenge = serde_json::from_slice(body)
-            .map_err(|e| bad(format!("invalid release challenge: {e}")))?;
-        let nonce = B64
-            .decode(&challenge.nonce)
-            .ok()
-            .filter(|n| n.len() == 32)
-            .ok_or_else(|| bad("the challenge nonce is not 32 bytes of base64"))?;
-        let sm_key = B64
-            .decode(&challenge.sm_public_key)
-            .ok()
-            .and_then(|k| HpkePublicKey::from_bytes(&k).ok())
-            .ok_or_else(|| bad("the SM's key is not an X25519 public key in base64"))?;
+        let challenge = Challenge::parse(body)?;
         let (public, measurement) = {
             let mut pending = lock(&self.pending_workloads);
             let entry = pending.get_mut(pending_id)?;
-            entry.challenge_id = Some(challenge.challenge_id.clone());
+            entry.challenge_id = Some(challenge.id().to_string());
             (entry.key.public_key(), entry.measurement)
         };
         let mut bound = public.as_bytes().to_vec();
@@ -144,33 +133,17 @@ impl EnclaveService {
             .evidence(&ReportData::binding(
                 MEASUREMENT_BINDING_LABEL,
                 &bound,
-                &nonce,
+                &challenge.nonce,
             ))
             .map_err(internal)?;
-        let mut answer = Vec::new();
-        ciborium::into_writer(
+        challenge.answer(
+            MEASUREMENT_HPKE_INFO,
             &MeasurementEvidence {
                 release_public_key: public.as_bytes().to_vec(),
                 measurement: measurement.to_vec(),
                 evidence,
             },
-            &mut answer,
         )
-        .map_err(internal)?;
-        let sealed = hpke::seal(
-            &sm_key,
-            MEASUREMENT_HPKE_INFO,
-            &challenge_aad(
-                MEASUREMENT_HPKE_INFO,
-                &challenge.challenge_id,
-                &challenge.nonce,
-            ),
-            &answer,
-        )
-        .map_err(internal)?;
-        reply(&EnrollmentAnswer {
-            sealed: B64.encode(sealed),
-        })
     }
 
     pub(super) fn launch_released(

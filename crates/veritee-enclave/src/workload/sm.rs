@@ -327,6 +327,38 @@ impl EnclaveService {
         })
     }
 
+    /// A target's answer to challenge `challenge_id` (taken: a challenge is good
+    /// once), opened with this SM's key under `info`; with the challenge's nonce.
+    fn open_answer<T: serde::de::DeserializeOwned>(
+        &self,
+        info: &[u8],
+        what: &str,
+        challenge_id: &str,
+        sealed: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<(T, Vec<u8>), EnclaveFailure> {
+        let sealed = b64(sealed, &format!("the sealed {what}"))?;
+        let nonce = self.take_challenge(challenge_id)?;
+        let node = self.node(link)?;
+        let opened = hpke::open(
+            &node.wrapping,
+            info,
+            &challenge_aad(info, challenge_id, &nonce),
+            &sealed,
+        )
+        .map_err(|_| {
+            failure(
+                FailureKind::Unauthorized,
+                format!(
+                    "the {what} does not open: it was not sealed to this security module for this challenge"
+                ),
+            )
+        })?;
+        let inner = veritee_proto::cbor::from_slice(opened.expose())
+            .map_err(|e| bad(format!("the {what} is malformed: {e}")))?;
+        Ok((inner, b64(&nonce, "the challenge nonce")?))
+    }
+
     fn take_challenge(&self, challenge_id: &str) -> Result<String, EnclaveFailure> {
         lock(&self.workload_challenges)
             .take(challenge_id)
@@ -348,26 +380,15 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let answer: EnrollmentAnswer = json(body, "enrollment answer")?;
-        let sealed = b64(&answer.sealed, "the sealed answer")?;
-        let nonce = self.take_challenge(challenge_id)?;
-        let node = self.node(link)?;
-        let opened = hpke::open(
-            &node.wrapping,
+        let (evidence, nonce_bytes): (EnrollmentEvidence, _) = self.open_answer(
             ENROLLMENT_HPKE_INFO,
-            &challenge_aad(ENROLLMENT_HPKE_INFO, challenge_id, &nonce),
-            &sealed,
-        )
-        .map_err(|_| {
-            failure(
-                FailureKind::Unauthorized,
-                "the enrollment answer does not open: it was not sealed to this security module for this challenge",
-            )
-        })?;
-        let evidence: EnrollmentEvidence = veritee_proto::cbor::from_slice(opened.expose())
-            .map_err(|e| bad(format!("the enrollment answer is malformed: {e}")))?;
+            "enrollment answer",
+            challenge_id,
+            &answer.sealed,
+            link,
+        )?;
         let storage_key = HpkePublicKey::from_bytes(&evidence.storage_public_key)
             .map_err(|e| bad(format!("the target's storage key: {e}")))?;
-        let nonce_bytes = b64(&nonce, "the challenge nonce")?;
         let binding = ReportData::binding(
             STORAGE_KEY_BINDING_LABEL,
             storage_key.as_bytes(),
@@ -478,23 +499,13 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let ask: ReleaseRequest = json(body, "release request")?;
         let id = workload_id(&ask.workload_id)?;
-        let sealed = b64(&ask.sealed, "the sealed measurement")?;
-        let nonce = self.take_challenge(challenge_id)?;
-        let node = self.node(link)?;
-        let opened = hpke::open(
-            &node.wrapping,
+        let (answer, nonce_bytes): (MeasurementEvidence, _) = self.open_answer(
             MEASUREMENT_HPKE_INFO,
-            &challenge_aad(MEASUREMENT_HPKE_INFO, challenge_id, &nonce),
-            &sealed,
-        )
-        .map_err(|_| {
-            failure(
-                FailureKind::Unauthorized,
-                "the measurement does not open: it was not sealed to this security module for this challenge",
-            )
-        })?;
-        let answer: MeasurementEvidence = veritee_proto::cbor::from_slice(opened.expose())
-            .map_err(|e| bad(format!("the measurement answer is malformed: {e}")))?;
+            "measurement",
+            challenge_id,
+            &ask.sealed,
+            link,
+        )?;
         let release_key = HpkePublicKey::from_bytes(&answer.release_public_key)
             .map_err(|e| bad(format!("the target's release key: {e}")))?;
         if answer.measurement.len() != 32 {
@@ -502,7 +513,6 @@ impl EnclaveService {
         }
         let mut bound = release_key.as_bytes().to_vec();
         bound.extend_from_slice(&answer.measurement);
-        let nonce_bytes = b64(&nonce, "the challenge nonce")?;
         let binding = ReportData::binding(MEASUREMENT_BINDING_LABEL, &bound, &nonce_bytes);
         let claims = self.appraise_target(&answer.evidence, &binding)?;
         let ns = self.sm_ns()?;

@@ -33,6 +33,62 @@ use zeroize::Zeroizing;
 
 const STORAGE_KEY_RECORD: &str = "workload-storage-key";
 
+/// A security module's challenge as a target reads it: enrollment or release.
+pub(super) struct Challenge {
+    request: EnrollmentChallenge,
+    /// The nonce the evidence must bind.
+    pub(super) nonce: Vec<u8>,
+    sm_key: HpkePublicKey,
+}
+
+impl Challenge {
+    pub(super) fn parse(body: &[u8]) -> Result<Self, EnclaveFailure> {
+        let request: EnrollmentChallenge =
+            serde_json::from_slice(body).map_err(|e| bad(format!("invalid challenge: {e}")))?;
+        let nonce = B64
+            .decode(&request.nonce)
+            .ok()
+            .filter(|n| n.len() == 32)
+            .ok_or_else(|| bad("the challenge nonce is not 32 bytes of base64"))?;
+        let sm_key = B64
+            .decode(&request.sm_public_key)
+            .ok()
+            .and_then(|k| HpkePublicKey::from_bytes(&k).ok())
+            .ok_or_else(|| bad("the SM's key is not an X25519 public key in base64"))?;
+        Ok(Self {
+            request,
+            nonce,
+            sm_key,
+        })
+    }
+
+    /// The challenge's id.
+    pub(super) fn id(&self) -> &str {
+        &self.request.challenge_id
+    }
+
+    /// `inner` as CBOR, sealed to the SM under `info` and this challenge: the
+    /// orchestrator carries it unread.
+    pub(super) fn answer(
+        &self,
+        info: &[u8],
+        inner: &impl serde::Serialize,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let mut plaintext = Vec::new();
+        ciborium::into_writer(inner, &mut plaintext).map_err(internal)?;
+        let sealed = hpke::seal(
+            &self.sm_key,
+            info,
+            &challenge_aad(info, &self.request.challenge_id, &self.request.nonce),
+            &plaintext,
+        )
+        .map_err(internal)?;
+        reply(&EnrollmentAnswer {
+            sealed: B64.encode(sealed),
+        })
+    }
+}
+
 fn key_pair(raw: &[u8]) -> Result<HpkeKeyPair, EnclaveFailure> {
     if raw.len() != hpke::PRIVATE_KEY_LEN {
         return Err(internal(
@@ -84,23 +140,7 @@ impl EnclaveService {
         body: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let challenge: EnrollmentChallenge = serde_json::from_slice(body)
-            .map_err(|e| bad(format!("invalid enrollment challenge: {e}")))?;
-        let nonce = B64
-            .decode(&challenge.nonce)
-            .map_err(|e| bad(format!("the challenge nonce is not base64: {e}")))?;
-        if nonce.len() != 32 {
-            return Err(bad(format!(
-                "the challenge nonce is 32 bytes, not {}",
-                nonce.len()
-            )));
-        }
-        let sm_key = B64
-            .decode(&challenge.sm_public_key)
-            .map_err(|e| bad(format!("the SM's key is not base64: {e}")))
-            .and_then(|k| {
-                HpkePublicKey::from_bytes(&k).map_err(|e| bad(format!("the SM's key: {e}")))
-            })?;
+        let challenge = Challenge::parse(body)?;
         let storage = self.storage_key(link)?;
         let public = storage.public_key();
         let evidence = self
@@ -108,32 +148,16 @@ impl EnclaveService {
             .evidence(&ReportData::binding(
                 STORAGE_KEY_BINDING_LABEL,
                 public.as_bytes(),
-                &nonce,
+                &challenge.nonce,
             ))
             .map_err(internal)?;
-        let mut answer = Vec::new();
-        ciborium::into_writer(
+        challenge.answer(
+            ENROLLMENT_HPKE_INFO,
             &EnrollmentEvidence {
                 storage_public_key: public.as_bytes().to_vec(),
                 evidence,
             },
-            &mut answer,
         )
-        .map_err(internal)?;
-        let sealed = hpke::seal(
-            &sm_key,
-            ENROLLMENT_HPKE_INFO,
-            &challenge_aad(
-                ENROLLMENT_HPKE_INFO,
-                &challenge.challenge_id,
-                &challenge.nonce,
-            ),
-            &answer,
-        )
-        .map_err(internal)?;
-        reply(&EnrollmentAnswer {
-            sealed: B64.encode(sealed),
-        })
     }
 
     pub(super) fn launch(
