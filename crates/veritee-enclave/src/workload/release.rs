@@ -23,7 +23,6 @@ use crate::service::{EnclaveService, bad, internal, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 use veritee_attest::ReportData;
 use veritee_crypto::hpke::{self, HpkeKeyPair};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
@@ -33,8 +32,8 @@ use veritee_proto::workload::{
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed, storage_key_id};
 
-/// How long a loaded workload waits for its seed.
-const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// How long a loaded workload waits for its seed, by the enclave's trusted time.
+const PENDING_LIFETIME: time::Duration = time::Duration::minutes(10);
 /// Most workloads waiting at once, and the bytes they may hold together.
 const MAX_PENDING: usize = 4;
 const MAX_PENDING_BYTES: usize = 256 << 20;
@@ -47,7 +46,7 @@ struct PendingWorkload {
     key: HpkeKeyPair,
     /// The release challenge it last answered.
     challenge_id: Option<String>,
-    at: Instant,
+    at: time::OffsetDateTime,
 }
 
 /// Workloads waiting for their seed, by pending id.
@@ -58,7 +57,8 @@ pub(crate) struct PendingWorkloads {
 
 impl PendingWorkloads {
     fn insert(&mut self, id: String, pending: PendingWorkload) -> Result<(), EnclaveFailure> {
-        self.by_id.retain(|_, p| p.at.elapsed() < PENDING_LIFETIME);
+        let now = pending.at;
+        self.by_id.retain(|_, p| now - p.at < PENDING_LIFETIME);
         let held: usize = self.by_id.values().map(|p| p.bytes.len()).sum();
         if self.by_id.len() >= MAX_PENDING || held + pending.bytes.len() > MAX_PENDING_BYTES {
             return Err(failure(
@@ -73,16 +73,20 @@ impl PendingWorkloads {
         Ok(())
     }
 
-    fn get_mut(&mut self, id: &str) -> Result<&mut PendingWorkload, EnclaveFailure> {
+    fn get_mut(
+        &mut self,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<&mut PendingWorkload, EnclaveFailure> {
         self.by_id
             .get_mut(id)
-            .filter(|p| p.at.elapsed() < PENDING_LIFETIME)
+            .filter(|p| now - p.at < PENDING_LIFETIME)
             .ok_or_else(|| {
                 failure(
                     FailureKind::NotFound,
                     format!(
                         "no workload {id:?} is waiting for its seed here (unknown, launched, or older than {} minutes)",
-                        PENDING_LIFETIME.as_secs() / 60
+                        PENDING_LIFETIME.whole_minutes()
                     ),
                 )
             })
@@ -104,7 +108,7 @@ impl EnclaveService {
                 measurement,
                 key: HpkeKeyPair::generate(),
                 challenge_id: None,
-                at: Instant::now(),
+                at: self.clock().now(),
             },
         )?;
         reply(&PendingResponse {
@@ -122,7 +126,7 @@ impl EnclaveService {
         let challenge = Challenge::parse(body)?;
         let (public, measurement) = {
             let mut pending = lock(&self.pending_workloads);
-            let entry = pending.get_mut(pending_id)?;
+            let entry = pending.get_mut(pending_id, self.clock().now())?;
             entry.challenge_id = Some(challenge.id().to_string());
             (entry.key.public_key(), entry.measurement)
         };
@@ -162,7 +166,7 @@ impl EnclaveService {
         // its loaded workload.
         let (pending, seed) = {
             let mut table = lock(&self.pending_workloads);
-            let entry = table.get_mut(pending_id)?;
+            let entry = table.get_mut(pending_id, self.clock().now())?;
             if entry.challenge_id.as_deref() != Some(released.challenge_id.as_str()) {
                 return Err(failure(
                     FailureKind::Unauthorized,

@@ -24,7 +24,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 use veritee_attest::{Claims, ReportData, TeeKind};
 use veritee_crypto::hpke::{self, HpkePublicKey};
 use veritee_policy::AppraisalPolicy;
@@ -42,8 +41,8 @@ use veritee_proto::workload::{
 use veritee_workload::{Authorization, SEED_LEN, WorkloadId, WorkloadSeed, storage_key_id};
 use zeroize::Zeroizing;
 
-/// How long a challenge may wait for its answer.
-const CHALLENGE_LIFETIME: Duration = Duration::from_secs(600);
+/// How long a challenge may wait for its answer, by the enclave's trusted time.
+const CHALLENGE_LIFETIME: time::Duration = time::Duration::minutes(10);
 /// Most challenges waiting at once.
 const MAX_PENDING_CHALLENGES: usize = 256;
 /// Shortest and longest validity an owner may give authorizations.
@@ -52,13 +51,18 @@ const VALIDITY_SECONDS: core::ops::RangeInclusive<u64> = 60..=366 * 24 * 3600;
 /// Challenges issued and not yet answered: each is good once.
 #[derive(Default)]
 pub(crate) struct PendingChallenges {
-    by_id: HashMap<String, (String, Instant)>,
+    by_id: HashMap<String, (String, time::OffsetDateTime)>,
 }
 
 impl PendingChallenges {
-    fn insert(&mut self, id: String, nonce: String) -> Result<(), EnclaveFailure> {
+    fn insert(
+        &mut self,
+        id: String,
+        nonce: String,
+        now: time::OffsetDateTime,
+    ) -> Result<(), EnclaveFailure> {
         self.by_id
-            .retain(|_, (_, at)| at.elapsed() < CHALLENGE_LIFETIME);
+            .retain(|_, (_, at)| now - *at < CHALLENGE_LIFETIME);
         if self.by_id.len() >= MAX_PENDING_CHALLENGES {
             return Err(failure(
                 FailureKind::TooMany,
@@ -67,13 +71,13 @@ impl PendingChallenges {
                 ),
             ));
         }
-        self.by_id.insert(id, (nonce, Instant::now()));
+        self.by_id.insert(id, (nonce, now));
         Ok(())
     }
 
-    fn take(&mut self, id: &str) -> Option<String> {
+    fn take(&mut self, id: &str, now: time::OffsetDateTime) -> Option<String> {
         let (nonce, at) = self.by_id.remove(id)?;
-        (at.elapsed() < CHALLENGE_LIFETIME).then_some(nonce)
+        (now - at < CHALLENGE_LIFETIME).then_some(nonce)
     }
 }
 
@@ -319,7 +323,8 @@ impl EnclaveService {
         let node = self.node(link)?;
         let id = hex::encode(veritee_crypto::rand::array::<16>().map_err(internal)?);
         let nonce = B64.encode(veritee_crypto::rand::array::<32>().map_err(internal)?);
-        lock(&self.workload_challenges).insert(id.clone(), nonce.clone())?;
+        let now = self.clock().now();
+        lock(&self.workload_challenges).insert(id.clone(), nonce.clone(), now)?;
         reply(&EnrollmentChallenge {
             challenge_id: id,
             nonce,
@@ -361,13 +366,13 @@ impl EnclaveService {
 
     fn take_challenge(&self, challenge_id: &str) -> Result<String, EnclaveFailure> {
         lock(&self.workload_challenges)
-            .take(challenge_id)
+            .take(challenge_id, self.clock().now())
             .ok_or_else(|| {
                 failure(
                     FailureKind::NotFound,
                     format!(
                         "challenge {challenge_id:?} is unknown, used or expired (a challenge is good once, for {} minutes)",
-                        CHALLENGE_LIFETIME.as_secs() / 60
+                        CHALLENGE_LIFETIME.whole_minutes()
                     ),
                 )
             })
