@@ -2,10 +2,11 @@
 //! launch check before a workload runs.
 //!
 //! The storage key is an X25519 key the enclave creates and keeps as a sealed record
-//! of its own (bound to its measurement or signer, as every sealed record): it never
-//! leaves the enclave, and the evidence that enrolls it binds its public half to the
-//! SM's fresh nonce. Rotating it (deprovisioning) makes every authorization issued to
-//! the old key unopenable.
+//! of its own, which also names the measurement that made it: another build, even one
+//! that can unseal the record (same signer), makes a key of its own. It never leaves
+//! the enclave, and the evidence that enrolls it binds its public half to the SM's
+//! fresh nonce. Rotating it (deprovisioning) makes every authorization issued to the
+//! old key unopenable.
 
 use super::{refused, reply};
 use crate::host::{HostLink, failure};
