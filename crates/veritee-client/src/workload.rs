@@ -204,10 +204,21 @@ pub fn launch_verified_first(
         None,
     )?)?;
     let nonce = fresh_launch_nonce()?;
+    let sealed_seed = B64.decode(&released.sealed_seed).map_err(protocol)?;
+    if released.challenge_id != challenge.challenge_id {
+        return Err(ClientError::Protocol(
+            "the security module released the seed for another challenge".into(),
+        ));
+    }
     let launch: LaunchResponse = NodeClient::json(&target.send(
         reqwest::Method::POST,
-        &paths::workload_release(&pending.pending_id, &nonce),
-        json_body(&released)?,
+        &paths::workload_release(
+            &pending.pending_id,
+            &nonce,
+            &released.challenge_id,
+            &hex::encode(sealed_seed),
+        ),
+        Some(("application/octet-stream", workload.to_vec())),
         None,
     )?)?;
     check_nonce(&launch, &nonce)?;

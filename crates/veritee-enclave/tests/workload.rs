@@ -16,7 +16,7 @@ use veritee_enclave::EnclaveService;
 use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
     AuthorizeRequest, EnrollmentAnswer, EnrollmentChallenge, LaunchOutput, LaunchResponse,
-    PendingResponse, PutSeedRequest, ReleaseRequest, SmState, WorkloadCall, paths,
+    PendingResponse, PutSeedRequest, ReleaseRequest, ReleaseResponse, SmState, WorkloadCall, paths,
 };
 use veritee_workload::{
     Authorization, ComponentKind, ComponentSpec, WorkloadFile, WorkloadId, WorkloadSeed,
@@ -663,6 +663,24 @@ fn each_role_refuses_the_other_roles_calls() {
     assert!(err.message.contains("does not run workloads"), "{err:?}");
 }
 
+/// Launches what `target` measured as `pending_id` with the SM's release (its JSON
+/// answer) and `workload` sent again.
+fn launch_released(
+    target: &mut Node,
+    pending_id: &str,
+    released: &[u8],
+    workload: &[u8],
+) -> Result<Vec<u8>, EnclaveFailure> {
+    let released: ReleaseResponse = serde_json::from_slice(released).expect("json");
+    target.call(WorkloadCall::LaunchReleased {
+        pending_id: pending_id.into(),
+        nonce: fresh_nonce(),
+        challenge_id: released.challenge_id,
+        sealed_seed: hex::encode(B64.decode(released.sealed_seed).expect("b64")),
+        workload: workload.to_vec(),
+    })
+}
+
 /// Verify-before-secrets: `target` loads `workload`, answers a fresh release
 /// challenge, the SM releases (or refuses), and the target launches with what it got.
 fn release_to(
@@ -687,12 +705,7 @@ fn release_to(
         })
         .expect("json"),
     })?;
-    target
-        .call(WorkloadCall::LaunchReleased {
-            nonce: fresh_nonce(),
-            pending_id: pending.pending_id,
-            body: released,
-        })
+    launch_released(target, &pending.pending_id, &released, workload)
         .map(|json| serde_json::from_slice(&json).expect("json"))
 }
 
@@ -747,11 +760,8 @@ fn verify_before_secrets_releases_the_seed_to_a_measured_target_only() {
             .expect("json"),
         })
         .expect("released");
-    let err = flow.a.refusal(WorkloadCall::LaunchReleased {
-        nonce: fresh_nonce(),
-        pending_id: p2.pending_id.clone(),
-        body: released.clone(),
-    });
+    let err = launch_released(&mut flow.a, &p2.pending_id, &released, &workload)
+        .expect_err("another pending workload");
     assert!(err.message.contains("did not answer"), "{err:?}");
     // Even when the second one answered a challenge of the same id (a host replaying
     // it), the seed is sealed to the first one's one-time key.
@@ -759,25 +769,21 @@ fn verify_before_secrets_releases_the_seed_to_a_measured_target_only() {
         pending_id: p2.pending_id.clone(),
         body: serde_json::to_vec(&c1).expect("json"),
     });
-    let err = flow.a.refusal(WorkloadCall::LaunchReleased {
-        nonce: fresh_nonce(),
-        pending_id: p2.pending_id,
-        body: released.clone(),
-    });
+    let err = launch_released(&mut flow.a, &p2.pending_id, &released, &workload)
+        .expect_err("another one-time key");
     assert!(err.message.contains("does not open"), "{err:?}");
-    flow.a
-        .call(WorkloadCall::LaunchReleased {
-            nonce: fresh_nonce(),
-            pending_id: p1.pending_id.clone(),
-            body: released.clone(),
-        })
+    // The workload sent with the seed must be the one measured.
+    let err = launch_released(&mut flow.a, &p1.pending_id, &released, &other)
+        .expect_err("another build sent at release");
+    assert!(
+        err.message.contains("not the one this target measured"),
+        "{err:?}"
+    );
+    launch_released(&mut flow.a, &p1.pending_id, &released, &workload)
         .expect("the first one launches");
     // Launched, it is gone: the same release does not launch it twice.
-    let err = flow.a.refusal(WorkloadCall::LaunchReleased {
-        nonce: fresh_nonce(),
-        pending_id: p1.pending_id,
-        body: released,
-    });
+    let err =
+        launch_released(&mut flow.a, &p1.pending_id, &released, &workload).expect_err("twice");
     assert_eq!(err.kind, FailureKind::NotFound);
 }
 
@@ -893,7 +899,9 @@ fn malformed_truncated_and_oversized_messages_are_refused_by_name() {
             WorkloadCall::LaunchReleased {
                 pending_id: pending.pending_id.clone(),
                 nonce: fresh_nonce(),
-                body: body.clone(),
+                challenge_id: challenge.challenge_id.clone(),
+                sealed_seed: "00".into(),
+                workload: body.clone(),
             },
         ] {
             let err = flow.a.refusal(call);

@@ -363,6 +363,7 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": json_answer("The sealed answer", &["sealed"])}), error_responses(&["400", "404", "429", "503"]))
         }},
         "/v1/workloads/launch": {"post": {
+            "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string"}}],
             "summary": "Launch a workload: find this target's slot, unseal the seed, check the HMAC, decrypt, check every component hash, then run its modules; the output is sealed to the seed",
             "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": merge(json!({"200": json_answer("Launched", &["workload_id", "storage_key_id", "sealed_output"])}), error_responses(&["400", "401", "404", "413", "429", "503"]))
@@ -378,7 +379,7 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": json_answer("The released seed, sealed", &["challenge_id", "sealed_seed"])}), error_responses(&["400", "401", "404", "429", "503"]))
         }},
         "/v1/workloads/pending": {"post": {
-            "summary": "Load a workload and hold it until its seed is released (verify-before-secrets)",
+            "summary": "Measure a workload and hold its measurement and a one-time key until its seed is released (verify-before-secrets)",
             "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": merge(json!({"201": json_answer("Loaded", &["pending_id", "workload_id", "measurement"])}), error_responses(&["400", "404", "413", "429", "503"]))
         }},
@@ -389,9 +390,12 @@ pub fn document() -> Value {
             "responses": merge(json!({"200": json_answer("The sealed answer", &["sealed"])}), error_responses(&["400", "404", "429", "503"]))
         }},
         "/v1/workloads/pending/{id}/release": {"post": {
-            "summary": "The seed the SM released: the launch check, then the workload",
-            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["challenge_id", "sealed_seed"])}}},
+            "summary": "The seed the SM released, and the workload again (it must be the one measured): the launch check, then the workload",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "nonce", "in": "query", "required": true, "schema": {"type": "string"}},
+                           {"name": "challenge_id", "in": "query", "required": true, "schema": {"type": "string"}},
+                           {"name": "sealed_seed", "in": "query", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": merge(json!({"200": json_answer("Launched", &["workload_id", "storage_key_id", "sealed_output"])}), error_responses(&["400", "401", "404", "429", "503"]))
         }},
         "/v1/workloads/storage-key/rotate": {"post": {

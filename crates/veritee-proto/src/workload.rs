@@ -55,8 +55,8 @@ pub mod paths {
         format!("/v1/sm/releases/{id}")
     }
 
-    /// `POST` (body: the workload file): a target loads a workload and holds it until
-    /// its seed is released (verify-before-secrets).
+    /// `POST` (body: the workload file): a target measures a workload and holds its
+    /// measurement until the seed is released (verify-before-secrets).
     pub fn workload_pending() -> String {
         "/v1/workloads/pending".into()
     }
@@ -66,9 +66,18 @@ pub mod paths {
         format!("/v1/workloads/pending/{id}/measurement")
     }
 
-    /// `POST`: the seed the SM released; the launch check, then the workload.
-    pub fn workload_release(id: &str, nonce: &str) -> String {
-        format!("/v1/workloads/pending/{id}/release?nonce={nonce}")
+    /// `POST` (body: the workload file, again): the seed the SM released (hex of its
+    /// sealed bytes); the workload must be the one measured; the launch check, then the
+    /// workload.
+    pub fn workload_release(
+        id: &str,
+        nonce: &str,
+        challenge_id: &str,
+        sealed_seed: &str,
+    ) -> String {
+        format!(
+            "/v1/workloads/pending/{id}/release?nonce={nonce}&challenge_id={challenge_id}&sealed_seed={sealed_seed}"
+        )
     }
 
     /// `POST`: a target answers an enrollment challenge.
@@ -312,7 +321,8 @@ pub struct SmAuthorization {
     pub not_after: u64,
 }
 
-/// A workload a target loaded and holds until its seed is released.
+/// A workload a target measured, whose measurement and one-time key it holds until
+/// the seed is released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PendingResponse {
@@ -527,15 +537,20 @@ pub enum WorkloadCall {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
-    /// `POST /v1/workloads/pending/{id}/release?nonce=HEX` (body: [`ReleaseResponse`]).
+    /// `POST /v1/workloads/pending/{id}/release?nonce=HEX&challenge_id=ID&sealed_seed=HEX`
+    /// (body: the workload file, again).
     LaunchReleased {
         /// The pending workload's id from the path.
         pending_id: String,
         /// The caller's nonce, hex.
         nonce: String,
-        /// The JSON body.
+        /// The release challenge the seed was released for.
+        challenge_id: String,
+        /// The released seed as the SM sealed it, hex.
+        sealed_seed: String,
+        /// The workload file again: the target holds only its measurement.
         #[serde(with = "serde_bytes")]
-        body: Vec<u8>,
+        workload: Vec<u8>,
     },
 }
 

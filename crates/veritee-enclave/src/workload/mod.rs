@@ -80,8 +80,17 @@ impl EnclaveService {
             WorkloadCall::LaunchReleased {
                 pending_id,
                 nonce,
-                body,
-            } => self.launch_released(&pending_id, &nonce, &body, link),
+                challenge_id,
+                sealed_seed,
+                workload,
+            } => self.launch_released(
+                &pending_id,
+                &nonce,
+                &challenge_id,
+                &sealed_seed,
+                &workload,
+                link,
+            ),
         }
     }
 }

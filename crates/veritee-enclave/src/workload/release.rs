@@ -1,5 +1,5 @@
 //! Verify-before-secrets (as SEV launches): the target loads the encrypted workload
-//! first and holds it, reports its launch measurement (the workload digest it computed
+//! first and measures it, reports its launch measurement (the workload digest it computed
 //! itself) in evidence that also binds a one-time key, and the security module seals
 //! the seed to that key only once the evidence meets the workload's sealing policy and
 //! the measurement is the build whose seed it holds. No slot and no storage key are
@@ -7,40 +7,39 @@
 //!
 //! ```text
 //! orchestrator            target enclave                    security module
-//!   workload ------------> pending: bytes, digest, key K
+//!   workload ------------> pending: digest, key K (not the bytes)
 //!   <--------------------- pending id, measurement
 //!   ------------------------------------------------------> challenge (id, nonce)
 //!   challenge -----------> evidence(K | digest, nonce), sealed to the SM
 //!   ------------------------------------------------------> check evidence, policy,
 //!   <------------------------------------------------------ digest; seed sealed to K
-//!   sealed seed ---------> open with K, launch check, run
+//!   sealed seed, workload> open with K, workload's digest = the one measured,
+//!                          launch check, run
 //! ```
 
 use super::target::Challenge;
 use super::{refused, reply};
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, bad, internal, lock};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
 use veritee_attest::ReportData;
 use veritee_crypto::hpke::{self, HpkeKeyPair};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
     MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO, MeasurementEvidence, PendingResponse,
-    RELEASE_HPKE_INFO, ReleaseResponse, release_aad,
+    RELEASE_HPKE_INFO, release_aad,
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed, storage_key_id};
 
 /// How long a loaded workload waits for its seed, by the enclave's trusted time.
 const PENDING_LIFETIME: time::Duration = time::Duration::minutes(10);
-/// Most workloads waiting at once, and the bytes they may hold together.
-const MAX_PENDING: usize = 4;
-const MAX_PENDING_BYTES: usize = 256 << 20;
+/// Most workloads waiting at once. Each holds a digest and a key, not the workload: the
+/// orchestrator sends it again with the seed, so no one can fill the enclave's memory
+/// with workloads that never launch.
+const MAX_PENDING: usize = 256;
 
-/// A workload loaded and waiting for its seed.
+/// A workload measured and waiting for its seed.
 struct PendingWorkload {
-    bytes: Vec<u8>,
     workload_id: String,
     measurement: [u8; 32],
     key: HpkeKeyPair,
@@ -59,14 +58,10 @@ impl PendingWorkloads {
     fn insert(&mut self, id: String, pending: PendingWorkload) -> Result<(), EnclaveFailure> {
         let now = pending.at;
         self.by_id.retain(|_, p| now - p.at < PENDING_LIFETIME);
-        let held: usize = self.by_id.values().map(|p| p.bytes.len()).sum();
-        if self.by_id.len() >= MAX_PENDING || held + pending.bytes.len() > MAX_PENDING_BYTES {
+        if self.by_id.len() >= MAX_PENDING {
             return Err(failure(
                 FailureKind::TooMany,
-                format!(
-                    "{} workloads ({held} bytes) are waiting for their seeds (at most {MAX_PENDING}, {MAX_PENDING_BYTES} bytes); try again later",
-                    self.by_id.len()
-                ),
+                format!("{MAX_PENDING} workloads are waiting for their seeds; try again later"),
             ));
         }
         self.by_id.insert(id, pending);
@@ -103,7 +98,6 @@ impl EnclaveService {
         lock(&self.pending_workloads).insert(
             id.clone(),
             PendingWorkload {
-                bytes: workload.to_vec(),
                 workload_id: workload_id.clone(),
                 measurement,
                 key: HpkeKeyPair::generate(),
@@ -154,32 +148,42 @@ impl EnclaveService {
         &self,
         pending_id: &str,
         nonce: &str,
-        body: &[u8],
+        challenge_id: &str,
+        sealed_seed: &str,
+        workload: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let released: ReleaseResponse =
-            serde_json::from_slice(body).map_err(|e| bad(format!("invalid released seed: {e}")))?;
-        let sealed = B64
-            .decode(&released.sealed_seed)
-            .map_err(|e| bad(format!("the released seed is not base64: {e}")))?;
-        // Taken out only once the seed opens: a forged release must not cost the owner
-        // its loaded workload.
+        let sealed = hex::decode(sealed_seed)
+            .map_err(|e| bad(format!("the released seed is not hex: {e}")))?;
+        let file =
+            WorkloadFile::parse(workload).map_err(|e| refused(FailureKind::BadRequest, e))?;
+        // Hashed before the table is locked: a 100 MiB workload takes tens of ms.
+        let digest = file.digest();
+        // Taken out only once the seed opens and the workload is the one measured: a
+        // forged release must not cost the owner its place.
         let (pending, seed) = {
             let mut table = lock(&self.pending_workloads);
             let entry = table.get_mut(pending_id, self.clock().now())?;
-            if entry.challenge_id.as_deref() != Some(released.challenge_id.as_str()) {
+            if entry.challenge_id.as_deref() != Some(challenge_id) {
                 return Err(failure(
                     FailureKind::Unauthorized,
                     format!(
-                        "the seed was released for challenge {:?}, which this workload did not answer last",
-                        released.challenge_id
+                        "the seed was released for challenge {challenge_id:?}, which this workload did not answer last"
                     ),
+                ));
+            }
+            if entry.workload_id != file.id().to_string()
+                || !veritee_crypto::ct_eq(&digest, &entry.measurement)
+            {
+                return Err(failure(
+                    FailureKind::Unauthorized,
+                    "the workload sent with the seed is not the one this target measured",
                 ));
             }
             let aad = release_aad(
                 &entry.workload_id,
                 &hex::encode(entry.measurement),
-                &released.challenge_id,
+                challenge_id,
             );
             let seed = hpke::open(&entry.key, RELEASE_HPKE_INFO, &aad, &sealed).map_err(|_| {
                 failure(
@@ -194,7 +198,6 @@ impl EnclaveService {
             (pending, seed)
         };
         let seed = WorkloadSeed::from_bytes(seed.expose()).map_err(|e| bad(e.to_string()))?;
-        let file = WorkloadFile::parse(&pending.bytes).map_err(internal)?;
         let key_id = storage_key_id(&pending.key.public_key());
         self.run_launch(&file, &seed, key_id, nonce, link)
     }

@@ -30,13 +30,13 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sm/releases", post(release_challenge))
         .route("/v1/sm/releases/{id}", post(release))
         .route("/v1/workloads/pending/{id}/measurement", post(measure))
-        .route("/v1/workloads/pending/{id}/release", post(launch_released))
         .route("/v1/workloads/enrollment", post(answer_challenge))
         .route("/v1/workloads/storage-key/rotate", post(rotate))
         .layer(DefaultBodyLimit::max(super::MAX_JSON_BODY));
     let launch = Router::new()
         .route("/v1/workloads/launch", post(launch))
         .route("/v1/workloads/pending", post(load_pending))
+        .route("/v1/workloads/pending/{id}/release", post(launch_released))
         .layer(DefaultBodyLimit::max(MAX_LAUNCH_BODY));
     json.merge(launch)
 }
@@ -176,16 +176,26 @@ async fn measure(
     ask(&state, call, StatusCode::OK).await
 }
 
+/// The query of a release: the launch nonce, and the seed as the SM released it.
+#[derive(serde::Deserialize)]
+struct ReleaseQuery {
+    nonce: String,
+    challenge_id: String,
+    sealed_seed: String,
+}
+
 async fn launch_released(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<NonceQuery>,
+    Query(q): Query<ReleaseQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let call = WorkloadCall::LaunchReleased {
         pending_id: id,
         nonce: q.nonce,
-        body: body.to_vec(),
+        challenge_id: q.challenge_id,
+        sealed_seed: q.sealed_seed,
+        workload: body.to_vec(),
     };
     ask(&state, call, StatusCode::OK).await
 }
