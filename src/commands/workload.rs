@@ -224,18 +224,14 @@ fn build(
     seed_out: &Path,
 ) -> Result<()> {
     let mut loaded: Vec<(ComponentKind, String, veritee_crypto::SecretBytes)> = Vec::new();
-    for path in modules {
-        let bytes = crate::files::read(path, "module")?;
+    let named = modules
+        .iter()
+        .map(|p| (ComponentKind::Module, p))
+        .chain(configs.iter().map(|p| (ComponentKind::Configuration, p)));
+    for (kind, path) in named {
+        let bytes = crate::files::read(path, kind.name())?;
         loaded.push((
-            ComponentKind::Module,
-            component_name(path)?,
-            veritee_crypto::SecretBytes::new(bytes),
-        ));
-    }
-    for path in configs {
-        let bytes = crate::files::read(path, "configuration")?;
-        loaded.push((
-            ComponentKind::Configuration,
+            kind,
             component_name(path)?,
             veritee_crypto::SecretBytes::new(bytes),
         ));
