@@ -82,6 +82,23 @@ pub struct NodeArgs {
     /// the enclave, so an owner's policy can tell the two apart.
     #[arg(long, default_value = "node", value_parser = ["node", "sm"])]
     role: String,
+    /// A target node's TPM 2.0 (flow 2), as a TCTI: `device:/dev/tpmrm0`, or
+    /// `swtpm:host=127.0.0.1,port=2321` for a software TPM. Its workloads' seeds are
+    /// then sealed to a key of this TPM, bound to the PCRs of --tpm-pcrs.
+    #[arg(long, value_name = "TCTI")]
+    tpm: Option<String>,
+    /// The SHA-256 PCRs a TPM target's storage key is bound to (its measured boot).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "0,1,2,3,4,5,6,7",
+        value_delimiter = ','
+    )]
+    tpm_pcrs: Vec<u32>,
+    /// A security module's TPM manufacturer CAs (PEM; swtpm's local CA for a software
+    /// TPM): TPM targets' EK certificates must chain to one. Measured with the code.
+    #[arg(long, value_name = "PEM")]
+    tpm_ca: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -114,6 +131,15 @@ pub struct EnclaveArgs {
     /// Run as a security module (flow 2; measured with the code).
     #[arg(long)]
     security_module: bool,
+    /// The target's TPM (TCTI).
+    #[arg(long)]
+    tpm: Option<String>,
+    /// The PCRs its storage key is bound to.
+    #[arg(long, value_delimiter = ',')]
+    tpm_pcrs: Vec<u32>,
+    /// TPM manufacturer CAs (PEM; measured with the code).
+    #[arg(long)]
+    tpm_ca: Option<PathBuf>,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -278,6 +304,36 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         );
         enclave_args.push("--security-module".into());
     }
+    if let Some(ca) = &args.tpm_ca {
+        if args.role != "sm" {
+            anyhow::bail!("--tpm-ca is for a security module (--role sm): it checks TPM targets");
+        }
+        veritee_attest::ParsedCertificate::from_pem_chain(&crate::files::read(ca, "TPM CA")?)
+            .with_context(|| format!("the TPM CA {}", ca.display()))?;
+        enclave_args.extend(["--tpm-ca".into(), ca.clone().into_os_string()]);
+    }
+    if let Some(tcti) = &args.tpm {
+        if args.role == "sm" {
+            anyhow::bail!("--tpm is for a target node: a security module runs no workload");
+        }
+        if args.tpm_pcrs.is_empty() || args.tpm_pcrs.len() > veritee_tpm::device::MAX_POLICY_PCRS {
+            anyhow::bail!(
+                "--tpm-pcrs names 1 to {} PCRs",
+                veritee_tpm::device::MAX_POLICY_PCRS
+            );
+        }
+        eprintln!(
+            "TPM target: workloads' seeds are unsealed by the TPM at {tcti}, bound to SHA-256 PCRs {:?}",
+            args.tpm_pcrs
+        );
+        let pcrs: Vec<String> = args.tpm_pcrs.iter().map(u32::to_string).collect();
+        enclave_args.extend([
+            "--tpm".into(),
+            tcti.into(),
+            "--tpm-pcrs".into(),
+            pcrs.join(",").into(),
+        ]);
+    }
     if args.kbs_plaintext_resources {
         eprintln!(
             "accepting Trustee's set-resource: resources pass through this host in the clear on their way into the enclave"
@@ -389,6 +445,10 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             .map(read_kbs_admin_key)
             .transpose()?,
         security_module: args.security_module,
+        tpm_trust_anchors_pem: match &args.tpm_ca {
+            Some(p) => crate::files::read(p, "TPM CA")?,
+            None => Vec::new(),
+        },
     };
     let signer = args.signer_key.as_deref().map(load_signer).transpose()?;
     let exe = std::env::current_exe().context("cannot find the veritee executable")?;
@@ -413,6 +473,15 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
     }
     if config.security_module {
         service = service.as_security_module();
+    }
+    if !config.tpm_trust_anchors_pem.is_empty() {
+        service = service.with_tpm_anchors(
+            veritee_attest::ParsedCertificate::from_pem_chain(&config.tpm_trust_anchors_pem)
+                .context("TPM CA")?,
+        );
+    }
+    if let Some(tcti) = &args.tpm {
+        service = service.with_tpm_target(tcti.clone(), args.tpm_pcrs.clone());
     }
     if args.accept_store_rollback {
         service = service.accepting_store_rollback();

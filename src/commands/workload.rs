@@ -74,6 +74,27 @@ pub enum WorkloadCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a sealing policy for TPM targets that names a TPM's current PCR values
+    /// (read them on a reference machine in the state its targets boot into).
+    ///
+    /// Example: veritee workload tpm-policy --tpm device:/dev/tpmrm0 --pcrs 0,2,4,7
+    ///   --out targets.toml
+    TpmPolicy {
+        /// The TPM, as a TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`).
+        #[arg(long, value_name = "TCTI")]
+        tpm: String,
+        /// The SHA-256 PCRs to name (the targets' --tpm-pcrs).
+        #[arg(
+            long,
+            value_name = "LIST",
+            default_value = "0,1,2,3,4,5,6,7",
+            value_delimiter = ','
+        )]
+        pcrs: Vec<u32>,
+        /// The policy file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Deprovision this target (operator): rotate its storage key, so that no
     /// authorization issued before opens on it again.
     RotateStorageKey {
@@ -330,6 +351,20 @@ fn print_output(
     Ok(())
 }
 
+/// A sealing policy for TPM targets whose PCRs `pcrs` hold `values`. A TPM reports
+/// no TCB grading, so the policy accepts "NotReported" for it.
+fn tpm_policy(pcrs: &[u32], values: &[Vec<u8>]) -> String {
+    let mut policy = String::from(
+        "# TPM 2.0 targets (flow 2): EK certified by a manufacturer the SM trusts\n\
+         # (--tpm-ca), storage key bound to these PCR values.\n\
+         version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\n\n[measurements]\n",
+    );
+    for (pcr, value) in pcrs.iter().zip(values) {
+        policy.push_str(&format!("pcr{pcr} = [\"{}\"]\n", hex::encode(value)));
+    }
+    policy
+}
+
 /// Runs a workload subcommand.
 pub fn run(cmd: WorkloadCommand) -> Result<Outcome> {
     match cmd {
@@ -364,6 +399,14 @@ pub fn run(cmd: WorkloadCommand) -> Result<Outcome> {
             println!(
                 "launched {} on {node}; its answer (sealed to the seed) is in {}",
                 launch.workload_id,
+                out.display()
+            );
+        }
+        WorkloadCommand::TpmPolicy { tpm, pcrs, out } => {
+            let values = veritee_tpm::device::TargetTpm::open(&tpm)?.read_pcrs(&pcrs)?;
+            write_new(&out, tpm_policy(&pcrs, &values).as_bytes(), 0o644)?;
+            println!(
+                "{}: TPM targets whose SHA-256 PCRs {pcrs:?} hold the values {tpm} holds now",
                 out.display()
             );
         }
@@ -537,7 +580,8 @@ pub fn deploy(args: DeployArgs) -> Result<Outcome> {
             .sm_authorize(&id, &enrolled.target)
             .with_context(|| format!("authorizing {url}"))?;
         println!(
-            "target {url}: handle {}, {} authorization",
+            "target {url}: {}, handle {}, {} authorization",
+            enrolled.tee,
             enrolled.target,
             if issued { "new" } else { "existing" }
         );

@@ -9,9 +9,10 @@ use base64::Engine;
 use veritee_channel::ChannelError;
 use veritee_channel::client::TenantKey;
 use veritee_proto::workload::{
-    AuthorizeRequest, AuthorizeResponse, EnrollResponse, EnrollmentAnswer, EnrollmentChallenge,
-    LaunchOutput, LaunchResponse, PendingResponse, PutSeedRequest, PutSeedResponse, ReleaseRequest,
-    ReleaseResponse, RotateResponse, SEED_HPKE_INFO, SmState, paths, seed_aad,
+    ActivationChallenge, AuthorizeRequest, AuthorizeResponse, EnrollOutcome, EnrollResponse,
+    EnrollmentAnswer, EnrollmentChallenge, LaunchOutput, LaunchResponse, PendingResponse,
+    PutSeedRequest, PutSeedResponse, ReleaseRequest, ReleaseResponse, RotateResponse,
+    SEED_HPKE_INFO, SmState, paths, seed_aad,
 };
 use veritee_proto::workload::{launch_context, launch_nonce};
 use veritee_workload::{Authorization, StorageKeyId, WorkloadFile, WorkloadId, WorkloadSeed};
@@ -72,16 +73,44 @@ impl NodeClient {
         Self::json(&self.send(reqwest::Method::POST, &paths::sm_enrollments(), None, None)?)
     }
 
-    /// Hands a target's sealed answer to the security module.
+    /// Hands a target's sealed answer to the security module: enrolled, or (a TPM
+    /// target) the credential its TPM must activate first.
     pub fn sm_enroll(
+        &self,
+        challenge_id: &str,
+        answer: &EnrollmentAnswer,
+    ) -> Result<EnrollOutcome, ClientError> {
+        Self::json(&self.send(
+            reqwest::Method::POST,
+            &paths::sm_enrollment(challenge_id),
+            json_body(answer)?,
+            None,
+        )?)
+    }
+
+    /// Hands a TPM target's sealed activation answer to the security module.
+    pub fn sm_activation(
         &self,
         challenge_id: &str,
         answer: &EnrollmentAnswer,
     ) -> Result<EnrollResponse, ClientError> {
         Self::json(&self.send(
             reqwest::Method::POST,
-            &paths::sm_enrollment(challenge_id),
+            &paths::sm_activation(challenge_id),
             json_body(answer)?,
+            None,
+        )?)
+    }
+
+    /// A TPM target activates the SM's credential; its answer is sealed to the SM.
+    pub fn activate_credential(
+        &self,
+        activation: &ActivationChallenge,
+    ) -> Result<EnrollmentAnswer, ClientError> {
+        Self::json(&self.send(
+            reqwest::Method::POST,
+            &paths::workload_activation(),
+            json_body(activation)?,
             None,
         )?)
     }
@@ -243,11 +272,18 @@ fn check_nonce(launch: &LaunchResponse, nonce: &str) -> Result<(), ClientError> 
 }
 
 /// The orchestrator's enrollment of `target` at `sm`: a challenge from the SM, the
-/// target's sealed answer, carried back. Returns the target's opaque handle.
+/// target's sealed answer, carried back; for a TPM target, then the SM's credential,
+/// activated by the target's TPM and carried back. Returns the target's opaque handle.
 pub fn enroll_target(sm: &NodeClient, target: &NodeClient) -> Result<EnrollResponse, ClientError> {
     let challenge = sm.sm_challenge()?;
     let answer = target.answer_enrollment(&challenge)?;
-    sm.sm_enroll(&challenge.challenge_id, &answer)
+    match sm.sm_enroll(&challenge.challenge_id, &answer)? {
+        EnrollOutcome::Enrolled(enrolled) => Ok(enrolled),
+        EnrollOutcome::Activate { activation } => {
+            let activated = target.activate_credential(&activation)?;
+            sm.sm_activation(&challenge.challenge_id, &activated)
+        }
+    }
 }
 
 /// Opens what a launch produced, with the workload's seed; checks it came from this

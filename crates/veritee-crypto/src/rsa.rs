@@ -202,6 +202,24 @@ pub fn encrypt_oaep_sha256(
     public_key_spki: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
+    encrypt_oaep(public_key_spki, plaintext, None)
+}
+
+/// As [`encrypt_oaep_sha256`], under the OAEP label `label` (a TPM's RSA decryption
+/// takes one, as TPM2_RSA_Decrypt's `label`).
+pub fn encrypt_oaep_sha256_with_label(
+    public_key_spki: &[u8],
+    plaintext: &[u8],
+    label: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    encrypt_oaep(public_key_spki, plaintext, Some(label))
+}
+
+fn encrypt_oaep(
+    public_key_spki: &[u8],
+    plaintext: &[u8],
+    label: Option<&[u8]>,
+) -> Result<Vec<u8>, CryptoError> {
     let public = OaepPublicEncryptingKey::new(public_key(public_key_spki)?)
         .map_err(|_| CryptoError::Operation("RSA-OAEP key setup"))?;
     let maximum = public.max_plaintext_size(&OAEP_SHA256_MGF1SHA256);
@@ -215,7 +233,7 @@ pub fn encrypt_oaep_sha256(
     }
     let mut out = vec![0u8; public.ciphertext_size()];
     let len = public
-        .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None)
+        .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, label)
         .map_err(|_| CryptoError::Operation("RSA-OAEP encryption"))?
         .len();
     out.truncate(len);

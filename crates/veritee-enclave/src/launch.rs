@@ -26,6 +26,9 @@ pub struct EnclaveConfig {
     /// Whether the enclave is a security module (flow 2): measured, so an owner's
     /// policy tells a security module from a target node.
     pub security_module: bool,
+    /// PEM CAs of the TPM manufacturers a security module accepts TPM targets under:
+    /// measured, so an owner's policy names the CAs its SM trusts.
+    pub tpm_trust_anchors_pem: Vec<u8>,
 }
 
 impl EnclaveConfig {
@@ -40,6 +43,11 @@ impl EnclaveConfig {
         }
         if self.security_module {
             out.extend_from_slice(b"role security module\0");
+        }
+        if !self.tpm_trust_anchors_pem.is_empty() {
+            out.extend_from_slice(b"tpm trust anchors\0");
+            out.extend_from_slice(&(self.tpm_trust_anchors_pem.len() as u64).to_le_bytes());
+            out.extend_from_slice(&self.tpm_trust_anchors_pem);
         }
         out
     }

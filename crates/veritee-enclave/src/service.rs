@@ -95,6 +95,13 @@ pub struct EnclaveService {
     pub(crate) workload_writes: Mutex<()>,
     /// Workloads loaded and waiting for their seed (flow 2, verify-before-secrets).
     pub(crate) pending_workloads: Mutex<crate::workload::PendingWorkloads>,
+    /// The target's TPM, when it has one (flow 2, TPM targets).
+    pub(crate) tpm_target: Option<crate::workload::TpmTargetConfig>,
+    /// TPM manufacturers' CAs a security module checks EK certificates under: bound to
+    /// TPM evidence only (part of the measured configuration).
+    pub(crate) tpm_anchors: Vec<veritee_attest::ParsedCertificate>,
+    /// TPM targets whose credential awaits activation (flow 2, security module).
+    pub(crate) pending_activations: Mutex<crate::workload::PendingActivations>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -166,6 +173,9 @@ impl EnclaveService {
             workload_challenges: Mutex::new(crate::workload::PendingChallenges::default()),
             workload_writes: Mutex::new(()),
             pending_workloads: Mutex::new(crate::workload::PendingWorkloads::default()),
+            tpm_target: None,
+            tpm_anchors: Vec::new(),
+            pending_activations: Mutex::new(crate::workload::PendingActivations::default()),
         }
     }
 
@@ -188,6 +198,25 @@ impl EnclaveService {
     /// measures this choice (see [`crate::launch::EnclaveConfig`]).
     pub fn as_security_module(mut self) -> Self {
         self.security_module = true;
+        self
+    }
+
+    /// Makes this enclave a TPM target (flow 2): its storage key is a key of the TPM
+    /// reached through `tcti`, bound to SHA-256 PCRs `pcrs` at their values when the
+    /// key is created.
+    pub fn with_tpm_target(mut self, tcti: impl Into<String>, pcrs: Vec<u32>) -> Self {
+        self.tpm_target = Some(crate::workload::TpmTargetConfig {
+            tcti: tcti.into(),
+            pcrs,
+            busy: Mutex::new(()),
+        });
+        self
+    }
+
+    /// The TPM manufacturers' CAs this security module checks TPM targets' EK
+    /// certificates under (measured at launch, as peer anchors are).
+    pub fn with_tpm_anchors(mut self, anchors: Vec<veritee_attest::ParsedCertificate>) -> Self {
+        self.tpm_anchors = anchors;
         self
     }
 

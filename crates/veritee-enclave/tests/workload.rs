@@ -576,6 +576,7 @@ fn enrollment_answers_are_bound_to_their_challenge_and_their_key() {
     let err = flow.sm.refusal(WorkloadCall::Enroll {
         challenge_id: challenge.challenge_id,
         body: serde_json::to_vec(&EnrollmentAnswer {
+            tpm: false,
             sealed: B64.encode(sealed),
         })
         .expect("json"),
@@ -916,6 +917,7 @@ fn malformed_truncated_and_oversized_messages_are_refused_by_name() {
     let err = flow.sm.refusal(WorkloadCall::Enroll {
         challenge_id: challenge.challenge_id.clone(),
         body: serde_json::to_vec(&EnrollmentAnswer {
+            tpm: false,
             sealed: B64.encode(&sealed),
         })
         .expect("json"),

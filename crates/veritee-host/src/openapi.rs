@@ -339,6 +339,12 @@ pub fn document() -> Value {
             "summary": "A target's sealed answer to challenge id (orchestrator): the SM verifies its evidence and storage key and answers with an opaque handle; a target enrolls once",
             "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
             "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["sealed"])}}},
+            "responses": merge(json!({"200": json_answer("Enrolled; or, for a TPM target (answer marked tpm), {activation}: a MakeCredential challenge the target's TPM must activate first", &["target", "tee", "new"])}), error_responses(&["400", "401", "404", "429", "503"]))
+        }},
+        "/v1/sm/enrollments/{id}/activation": {"post": {
+            "summary": "A TPM target's sealed answer to the credential the SM sent for enrollment id (orchestrator): enrolled only if it is the secret only that TPM, with that AK, could activate",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["sealed", "tpm"])}}},
             "responses": merge(json!({"200": json_answer("Enrolled", &["target", "tee", "new"])}), error_responses(&["400", "401", "404", "429", "503"]))
         }},
         "/v1/sm/authorizations": {"post": {
@@ -361,6 +367,11 @@ pub fn document() -> Value {
             "summary": "Answer a security module's enrollment challenge: evidence binding this target's storage key to the nonce, sealed to the SM",
             "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["challenge_id", "nonce", "sm_public_key"])}}},
             "responses": merge(json!({"200": json_answer("The sealed answer", &["sealed"])}), error_responses(&["400", "404", "429", "503"]))
+        }},
+        "/v1/workloads/activation": {"post": {
+            "summary": "A TPM target activates a security module's credential with its EK (TPM2_ActivateCredential) and seals the secret to the SM",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": obj(&["challenge_id", "nonce", "sm_public_key", "credential_blob", "encrypted_secret"])}}},
+            "responses": merge(json!({"200": json_answer("The sealed answer", &["sealed", "tpm"])}), error_responses(&["400", "401", "404", "429", "503"]))
         }},
         "/v1/workloads/launch": {"post": {
             "parameters": [{"name": "nonce", "in": "query", "required": true, "schema": {"type": "string"}}],

@@ -29,6 +29,12 @@ pub mod paths {
         format!("/v1/sm/enrollments/{id}")
     }
 
+    /// `POST`: a TPM target's answer to the MakeCredential challenge the SM sent for
+    /// enrollment `id`.
+    pub fn sm_activation(id: &str) -> String {
+        format!("/v1/sm/enrollments/{id}/activation")
+    }
+
     /// `POST`: an authorization for one workload and one enrolled target.
     pub fn sm_authorizations() -> String {
         "/v1/sm/authorizations".into()
@@ -83,6 +89,12 @@ pub mod paths {
     /// `POST`: a target answers an enrollment challenge.
     pub fn workload_enrollment() -> String {
         "/v1/workloads/enrollment".into()
+    }
+
+    /// `POST` (body: [`super::ActivationChallenge`]): a TPM target activates the SM's
+    /// credential with its EK.
+    pub fn workload_activation() -> String {
+        "/v1/workloads/activation".into()
     }
 
     /// `POST` (body: the workload file): run the launch check, then the workload; the
@@ -194,6 +206,13 @@ pub struct EnrollmentChallenge {
 /// HPKE info of an enrollment answer.
 pub const ENROLLMENT_HPKE_INFO: &[u8] = b"veritee workload enrollment v1";
 
+/// HPKE info of a TPM target's enrollment answer (CBOR of
+/// `veritee_tpm::enrollment::TpmEnrollmentEvidence`).
+pub const TPM_ENROLLMENT_HPKE_INFO: &[u8] = b"veritee workload TPM enrollment v1";
+
+/// HPKE info of a TPM target's activated credential (CBOR [`ActivatedCredential`]).
+pub const ACTIVATION_HPKE_INFO: &[u8] = b"veritee workload TPM activation v1";
+
 /// The AAD of an answer to a challenge: what it is (`info`: [`ENROLLMENT_HPKE_INFO`] or
 /// [`MEASUREMENT_HPKE_INFO`]) and the challenge it answers.
 pub fn challenge_aad(info: &[u8], challenge_id: &str, nonce: &str) -> Vec<u8> {
@@ -210,8 +229,65 @@ pub fn challenge_aad(info: &[u8], challenge_id: &str, nonce: &str) -> Vec<u8> {
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentAnswer {
     /// HPKE(SM key, [`ENROLLMENT_HPKE_INFO`], [`challenge_aad`], CBOR
-    /// [`EnrollmentEvidence`]), base64.
+    /// [`EnrollmentEvidence`]), base64; for a TPM target, under
+    /// [`TPM_ENROLLMENT_HPKE_INFO`] (or [`ACTIVATION_HPKE_INFO`] for its activation).
     pub sealed: String,
+    /// Whether the answer is a TPM target's. Not secret, and not trusted: it only says
+    /// which HPKE info to open under, and the info is bound into the sealing.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub tpm: bool,
+}
+
+/// The SM's second step for a TPM target: a credential only the TPM that holds the
+/// enrolled EK, with the enrolled AK, can activate (TPM2_MakeCredential's output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationChallenge {
+    /// The enrollment challenge it continues.
+    pub challenge_id: String,
+    /// That challenge's nonce, base64 (the answer's AAD names it).
+    pub nonce: String,
+    /// The SM's X25519 key, base64.
+    pub sm_public_key: String,
+    /// TPM2B_ID_OBJECT contents, base64.
+    pub credential_blob: String,
+    /// TPM2B_ENCRYPTED_SECRET contents, base64.
+    pub encrypted_secret: String,
+}
+
+/// What a TPM target returns inside its sealed activation answer.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivatedCredential {
+    /// The secret TPM2_ActivateCredential gave back.
+    #[serde(with = "serde_bytes")]
+    pub secret: Vec<u8>,
+}
+
+impl core::fmt::Debug for ActivatedCredential {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ActivatedCredential(..)")
+    }
+}
+
+impl Drop for ActivatedCredential {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+/// What the SM answers an enrollment answer with: done, or (a TPM target) the
+/// credential to activate first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EnrollOutcome {
+    /// Enrolled.
+    Enrolled(EnrollResponse),
+    /// A TPM target: activate this credential and answer
+    /// `POST /v1/sm/enrollments/{id}/activation`.
+    Activate {
+        /// The credential.
+        activation: ActivationChallenge,
+    },
 }
 
 /// What the target tells the SM, inside the sealed answer.
@@ -476,6 +552,14 @@ pub enum WorkloadCall {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
+    /// `POST /v1/sm/enrollments/{id}/activation` (body: [`EnrollmentAnswer`]).
+    Activation {
+        /// The challenge id from the path.
+        challenge_id: String,
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
     /// `POST /v1/sm/authorizations` (body: [`AuthorizeRequest`]).
     Authorize {
         /// The JSON body.
@@ -499,6 +583,12 @@ pub enum WorkloadCall {
     },
     /// `POST /v1/workloads/enrollment` (body: [`EnrollmentChallenge`]).
     AnswerChallenge {
+        /// The JSON body.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+    /// `POST /v1/workloads/activation` (body: [`ActivationChallenge`]).
+    ActivateCredential {
         /// The JSON body.
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,

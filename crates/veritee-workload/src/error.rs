@@ -83,6 +83,11 @@ pub enum WorkloadError {
         "authorization does not open under this target's storage key: it was made for another key, or altered"
     )]
     SealedSeed,
+    /// The TPM did not unseal the seed.
+    #[error(
+        "the TPM did not unseal the authorization (its PCRs moved since enrollment, the slot was altered, or the storage key is another): {0}"
+    )]
+    Tpm(String),
     /// Too many slots, components, or a name the format does not allow.
     #[error("{0}")]
     Invalid(String),

@@ -26,7 +26,8 @@
 //!   ---------- everything above is the workload; its digest is SHA-256 of it ----------
 //!   76+P     4  slot area magic "VTSL"
 //!   80+P     2  slot count N (at most MAX_SLOTS)
-//!   82+P  N*148 authorizations, one per target (see below)
+//!   82+P     .. N authorizations, one per target (see below): 148 bytes each for
+//!               version 1, 324 for version 2
 //!
 //! keys      HKDF-SHA-256(salt = "veritee workload v1" | workload id, ikm = seed,
 //!                        info = "encryption" | "hmac" | "output"), 32 bytes each
@@ -47,6 +48,13 @@
 //!     68    80  sealed seed: HPKE base mode (X25519, HKDF-SHA-256, AES-256-GCM) to the
 //!               storage key, info "veritee workload authorization v1",
 //!               AAD = bytes 0..68: encapsulated key (32) | seed ciphertext and tag (48)
+//!
+//! authorization to a TPM (324 bytes)
+//!      0     2  slot version = 2
+//!      2    66  as version 1, the storage key id being
+//!               SHA-256("veritee workload TPM storage key" | TPMT_PUBLIC)[..16]
+//!     68   256  sealed seed: RSA-OAEP (SHA-256, MGF1-SHA-256) to the TPM's RSA-2048
+//!               storage key, label = SHA-256(bytes 0..68) | 0x00
 //! ```
 //!
 //! Why an HMAC beside the GCM tag: the target checks the workload as a whole under a
@@ -68,7 +76,10 @@ mod payload;
 mod seed;
 mod workload;
 
-pub use authorization::{AUTHORIZATION_LEN, Authorization, StorageKeyId, storage_key_id};
+pub use authorization::{
+    AUTHORIZATION_LEN, Authorization, StorageKeyId, TPM_AUTHORIZATION_LEN, storage_key_id,
+    tpm_storage_key_id,
+};
 pub use error::WorkloadError;
 pub use layout::{
     HEADER_LEN, HMAC_LEN, MAX_COMPONENTS, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_SLOTS, VERSION,

@@ -5,7 +5,7 @@ use veritee_crypto::SecretBytes;
 use veritee_crypto::aead::{NONCE_LEN, TAG_LEN};
 use veritee_crypto::mac::{hmac_sha256, verify_hmac_sha256};
 
-use crate::authorization::{AUTHORIZATION_LEN, Authorization, StorageKeyId};
+use crate::authorization::{Authorization, StorageKeyId};
 use crate::error::WorkloadError;
 use crate::layout::{
     HEADER_LEN, HMAC_LEN, MAGIC, MAX_PAYLOAD_LEN, MAX_SLOTS, Reader, SLOT_AREA_HEADER_LEN,
@@ -250,7 +250,7 @@ impl<'a> WorkloadFile<'a> {
         }
         let mut slots = Vec::with_capacity(count);
         for _ in 0..count {
-            let slot = Authorization::from_bytes(r.take(AUTHORIZATION_LEN)?)?;
+            let slot = Authorization::read(&mut r)?;
             if slot.workload != id {
                 return Err(WorkloadError::WrongWorkload {
                     expected: id.to_string(),
@@ -332,7 +332,10 @@ impl<'a> WorkloadFile<'a> {
             });
         }
         let mut out = Vec::with_capacity(
-            self.covered.len() + HMAC_LEN + SLOT_AREA_HEADER_LEN + slots.len() * AUTHORIZATION_LEN,
+            self.covered.len()
+                + HMAC_LEN
+                + SLOT_AREA_HEADER_LEN
+                + slots.iter().map(Authorization::encoded_len).sum::<usize>(),
         );
         out.extend_from_slice(self.covered);
         out.extend_from_slice(&self.hmac);

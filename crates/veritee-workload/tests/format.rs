@@ -10,8 +10,9 @@ use veritee_crypto::Confidential;
 use veritee_crypto::hpke::HpkeKeyPair;
 use veritee_workload::{
     AUTHORIZATION_LEN, Authorization, ComponentKind, ComponentSpec, HEADER_LEN, HMAC_LEN,
-    MAX_COMPONENTS, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_SLOTS, SEED_LEN, StorageKeyId, VERSION,
-    WorkloadError, WorkloadFile, WorkloadId, WorkloadSeed, build, storage_key_id,
+    MAX_COMPONENTS, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_SLOTS, SEED_LEN, StorageKeyId,
+    TPM_AUTHORIZATION_LEN, VERSION, WorkloadError, WorkloadFile, WorkloadId, WorkloadSeed, build,
+    storage_key_id,
 };
 
 /// `(module (func (export "run") (result i32) i32.const 7))`, assembled by hand.
@@ -619,7 +620,7 @@ fn every_flipped_byte_of_an_authorization_is_refused() {
     for at in 0..AUTHORIZATION_LEN {
         for flip in [0x01u8, 0x80] {
             // On its own.
-            let mut bytes = good;
+            let mut bytes = good.clone();
             bytes[at] ^= flip;
             match Authorization::from_bytes(&bytes) {
                 Err(
@@ -674,13 +675,20 @@ fn authorization_from_bytes_refuses_other_lengths_and_versions() {
         Authorization::from_bytes(&long),
         Err(WorkloadError::TrailingBytes(1))
     ));
-    let mut v2 = good;
+    let mut v3 = good.clone();
+    v3[0..2].copy_from_slice(&3u16.to_be_bytes());
+    assert!(matches!(
+        Authorization::from_bytes(&v3),
+        Err(WorkloadError::Malformed(_))
+    ));
+    // Relabelled as a TPM slot, it is too short for one.
+    let mut v2 = good.clone();
     v2[0..2].copy_from_slice(&2u16.to_be_bytes());
     assert!(matches!(
         Authorization::from_bytes(&v2),
-        Err(WorkloadError::Malformed(_))
+        Err(WorkloadError::Truncated { .. })
     ));
-    let mut reserved = good;
+    let mut reserved = good.clone();
     reserved[3] = 1;
     assert!(matches!(
         Authorization::from_bytes(&reserved),
@@ -1475,4 +1483,176 @@ fn golden_v1_file_opens() {
         )
         .unwrap();
     assert_eq!(plaintext, independent_plaintext(&independent_entries()));
+}
+
+// ---------------------------------------------------------------------------------
+// Version 2 slots: the seed sealed to a TPM's RSA-2048 storage key. A software RSA key
+// stands in for the TPM here (the enclave tests use swtpm): it decrypts with
+// RSA-OAEP-SHA256 under the label TPM2_RSA_Decrypt is given.
+
+struct SoftTpmKey {
+    private: aws_lc_rs::rsa::PrivateDecryptingKey,
+    spki: Vec<u8>,
+    /// Stands in for the key's TPMT_PUBLIC, which names it in slots.
+    public_area: Vec<u8>,
+}
+
+impl SoftTpmKey {
+    fn generate() -> Self {
+        use aws_lc_rs::encoding::AsDer;
+        let private =
+            aws_lc_rs::rsa::PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .unwrap();
+        let spki = private.public_key().as_der().unwrap().as_ref().to_vec();
+        let public_area = [b"TPMT_PUBLIC of ".as_slice(), &spki].concat();
+        Self {
+            private,
+            spki,
+            public_area,
+        }
+    }
+
+    fn id(&self) -> StorageKeyId {
+        veritee_workload::tpm_storage_key_id(&self.public_area)
+    }
+
+    fn issue(&self, built: &Built) -> Authorization {
+        Authorization::issue_to_tpm(
+            &built.seed,
+            built.id,
+            &self.spki,
+            &self.public_area,
+            NOT_BEFORE,
+            NOT_AFTER,
+        )
+        .unwrap()
+    }
+
+    /// What the TPM does: OAEP-SHA256 decryption under `label`.
+    fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, &'static str> {
+        let oaep = aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(self.private.clone()).unwrap();
+        let mut out = zeroize::Zeroizing::new(vec![0u8; oaep.min_output_size()]);
+        let len = oaep
+            .decrypt(
+                &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256,
+                ciphertext,
+                &mut out,
+                Some(label),
+            )
+            .map_err(|_| "TPM_RC_VALUE")?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+}
+
+#[test]
+fn a_tpm_slot_round_trips_and_unseals_under_its_label() {
+    let built = Built::small();
+    let tpm = SoftTpmKey::generate();
+    let slot = tpm.issue(&built);
+    assert!(slot.is_tpm());
+    assert_eq!(slot.storage_key, tpm.id());
+    let bytes = slot.to_bytes();
+    assert_eq!(bytes.len(), TPM_AUTHORIZATION_LEN);
+    assert_eq!(&bytes[0..2], &2u16.to_be_bytes(), "slot version 2");
+    assert_eq!(&bytes[20..36], tpm.id().as_bytes());
+    assert_eq!(Authorization::from_bytes(&bytes).unwrap(), slot);
+    // The label is SHA-256 of the 68-byte header, then a zero byte.
+    let mut label = sha256(&bytes[..68]).to_vec();
+    label.push(0);
+    let by_hand = tpm.decrypt(&bytes[68..], &label).unwrap();
+    assert_eq!(&by_hand[..], built.seed.expose());
+    let seed = slot
+        .unseal_with_tpm(tpm.id(), NOW, |c, l| tpm.decrypt(c, l))
+        .unwrap();
+    assert!(seed.same_as(&built.seed));
+    // An enclave's key does not open it, nor a TPM slot an enclave's.
+    assert!(matches!(
+        slot.unseal(&HpkeKeyPair::generate(), NOW),
+        Err(WorkloadError::NoSlot(_))
+    ));
+    let enclave = HpkeKeyPair::generate();
+    assert!(matches!(
+        built
+            .issue(&enclave)
+            .unseal_with_tpm(key_id(&enclave), NOW, |c, l| tpm.decrypt(c, l)),
+        Err(WorkloadError::SealedSeed)
+    ));
+}
+
+#[test]
+fn every_flipped_byte_of_a_tpm_slot_is_refused() {
+    let built = Built::small();
+    let tpm = SoftTpmKey::generate();
+    let good = tpm.issue(&built).to_bytes();
+    for at in 0..TPM_AUTHORIZATION_LEN {
+        let mut bytes = good.clone();
+        bytes[at] ^= 0x01;
+        let Ok(slot) = Authorization::from_bytes(&bytes) else {
+            continue; // version, reserved field or window refused as malformed
+        };
+        let opened = slot.unseal_with_tpm(tpm.id(), NOW, |c, l| tpm.decrypt(c, l));
+        assert!(
+            opened.is_err(),
+            "byte {at} flipped and the seed still opened"
+        );
+    }
+}
+
+#[test]
+fn tpm_and_enclave_slots_share_one_slot_area() {
+    let built = Built::small();
+    let tpm = SoftTpmKey::generate();
+    let enclave = HpkeKeyPair::generate();
+    let file = WorkloadFile::parse(&built.bytes).unwrap();
+    let one = file.with_slot(tpm.issue(&built)).unwrap();
+    let both = WorkloadFile::parse(&one)
+        .unwrap()
+        .with_slot(built.issue(&enclave))
+        .unwrap();
+    assert_eq!(
+        both.len(),
+        built.bytes.len() + TPM_AUTHORIZATION_LEN + AUTHORIZATION_LEN
+    );
+    let file = WorkloadFile::parse(&both).unwrap();
+    assert_eq!(file.slots().len(), 2);
+    let seed = file
+        .slot_for(&tpm.id())
+        .unwrap()
+        .unseal_with_tpm(tpm.id(), NOW, |c, l| tpm.decrypt(c, l))
+        .unwrap();
+    assert_small_components(&file.open(&seed).unwrap());
+    let seed = file
+        .slot_for(&key_id(&enclave))
+        .unwrap()
+        .unseal(&enclave, NOW)
+        .unwrap();
+    assert_small_components(&file.open(&seed).unwrap());
+    // Every truncation of the two-slot area is refused.
+    for cut in built.workload().len()..both.len() {
+        assert!(WorkloadFile::parse(&both[..cut]).is_err(), "cut at {cut}");
+    }
+    // A TPM slot outside its window, or for another key, does not reach the TPM.
+    let slot = tpm.issue(&built);
+    let never = |_: &[u8], _: &[u8]| -> Result<zeroize::Zeroizing<Vec<u8>>, &str> {
+        panic!("the TPM was asked")
+    };
+    assert!(matches!(
+        slot.unseal_with_tpm(tpm.id(), NOT_AFTER + 1, never),
+        Err(WorkloadError::OutsideWindow { .. })
+    ));
+    assert!(matches!(
+        slot.unseal_with_tpm(SoftTpmKey::generate().id(), NOW, never),
+        Err(WorkloadError::NoSlot(_))
+    ));
+    // A TPM refusal is named.
+    assert!(matches!(
+        slot.unseal_with_tpm(tpm.id(), NOW, |_, _| Err("TPM_RC_POLICY_FAIL")),
+        Err(WorkloadError::Tpm(reason)) if reason == "TPM_RC_POLICY_FAIL"
+    ));
 }

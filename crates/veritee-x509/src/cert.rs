@@ -81,6 +81,15 @@ impl ParsedCertificate {
         let cert =
             Certificate::from_der(der).map_err(|e| X509Error::malformed("certificate", e))?;
         let tbs = signed_part(der).map_err(|e| X509Error::malformed("certificate", e))?;
+        // The outer algorithm is outside the signature: RFC 5280 (4.1.1.2) requires it
+        // to be the signed one, and a copy nobody compares is a field an attacker edits
+        // freely.
+        if cert.signature_algorithm != cert.tbs_certificate.signature {
+            return Err(X509Error::malformed(
+                "certificate",
+                "its signatureAlgorithm differs from the signature algorithm it signed (RFC 5280, 4.1.1.2)",
+            ));
+        }
         let subject = cert.tbs_certificate.subject.to_string();
         Ok(Self {
             der: der.to_vec(),

@@ -422,3 +422,23 @@ fn path_length_constraint_is_enforced() {
     )
     .unwrap();
 }
+
+#[test]
+fn an_outer_signature_algorithm_unlike_the_signed_one_is_refused() {
+    let root = &anchors()[0];
+    let der = root.der().to_vec();
+    // ecdsa-with-SHA256; its last occurrence is the outer copy, after the signed part.
+    let oid = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02];
+    let at = der
+        .windows(oid.len())
+        .rposition(|w| w == oid)
+        .expect("the OID");
+    assert!(at > 300, "the outer copy follows the signed part");
+    let mut relabelled = der.clone();
+    relabelled[at + oid.len() - 1] = 0x03; // ecdsa-with-SHA384
+    assert!(matches!(
+        ParsedCertificate::from_der(&relabelled),
+        Err(X509Error::Malformed { .. })
+    ));
+    assert!(ParsedCertificate::from_der(&der).is_ok());
+}

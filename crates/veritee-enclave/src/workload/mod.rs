@@ -9,6 +9,7 @@
 mod release;
 mod sm;
 mod target;
+mod tpm;
 
 use crate::host::{HostLink, failure};
 use crate::service::EnclaveService;
@@ -18,6 +19,7 @@ use veritee_proto::workload::{WorkloadCall, WorkloadReply};
 
 pub(crate) use release::PendingWorkloads;
 pub(crate) use sm::PendingChallenges;
+pub(crate) use tpm::{PendingActivations, TpmTargetConfig};
 
 /// Answers with `value` as the JSON body the host returns.
 fn reply(value: &impl Serialize) -> Result<EnclaveReply, EnclaveFailure> {
@@ -42,6 +44,7 @@ impl EnclaveService {
             WorkloadCall::PutSeed { .. }
                 | WorkloadCall::Challenge
                 | WorkloadCall::Enroll { .. }
+                | WorkloadCall::Activation { .. }
                 | WorkloadCall::Authorize { .. }
                 | WorkloadCall::Forget { .. }
                 | WorkloadCall::State { .. }
@@ -62,6 +65,9 @@ impl EnclaveService {
             WorkloadCall::PutSeed { request, body } => self.put_seed(&request, &body, link),
             WorkloadCall::Challenge | WorkloadCall::ReleaseChallenge => self.challenge(link),
             WorkloadCall::Enroll { challenge_id, body } => self.enroll(&challenge_id, &body, link),
+            WorkloadCall::Activation { challenge_id, body } => {
+                self.finish_tpm_enrollment(&challenge_id, &body, link)
+            }
             WorkloadCall::Authorize { body } => self.authorize_target(&body, link),
             WorkloadCall::Forget {
                 request,
@@ -70,6 +76,7 @@ impl EnclaveService {
             } => self.forget_target(&request, &target, &body, link),
             WorkloadCall::State { request } => self.sm_state(&request, link),
             WorkloadCall::AnswerChallenge { body } => self.answer_challenge(&body, link),
+            WorkloadCall::ActivateCredential { body } => self.activate_credential(&body, link),
             WorkloadCall::Launch { nonce, workload } => self.launch(&nonce, &workload, link),
             WorkloadCall::RotateStorageKey => self.rotate_storage_key(link),
             WorkloadCall::Release { challenge_id, body } => {

@@ -32,13 +32,15 @@ use veritee_proto::workload::{
     AuthorizeRequest, AuthorizeResponse, ENROLLMENT_HPKE_INFO, EnrollResponse, EnrollmentAnswer,
     EnrollmentChallenge, EnrollmentEvidence, ForgetRequest, PutSeedRequest, PutSeedResponse,
     SEED_HPKE_INFO, STORAGE_KEY_BINDING_LABEL, SmAuthorization, SmState, SmTarget, SmWorkload,
-    challenge_aad, paths, seed_aad,
+    TPM_ENROLLMENT_HPKE_INFO, challenge_aad, paths, seed_aad,
 };
 use veritee_proto::workload::{
     MEASUREMENT_BINDING_LABEL, MEASUREMENT_HPKE_INFO, MeasurementEvidence, RELEASE_HPKE_INFO,
     ReleaseRequest, ReleaseResponse, release_aad,
 };
-use veritee_workload::{Authorization, SEED_LEN, WorkloadId, WorkloadSeed, storage_key_id};
+use veritee_workload::{
+    Authorization, SEED_LEN, WorkloadId, WorkloadSeed, storage_key_id, tpm_storage_key_id,
+};
 use zeroize::Zeroizing;
 
 /// How long a challenge may wait for its answer, by the enclave's trusted time.
@@ -93,10 +95,28 @@ struct SeedMeta {
 /// An enrolled target.
 #[derive(Serialize, Deserialize)]
 struct TargetRecord {
+    /// Hex: the X25519 key of an enclave target, the DER SubjectPublicKeyInfo of a
+    /// TPM target's RSA storage key.
     storage_public_key: String,
     storage_key_id: String,
     claims: Claims,
     enrolled_at: i64,
+    /// A TPM target's storage key public area (TPMT_PUBLIC), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tpm_public_area: Option<String>,
+}
+
+/// The storage key a target enrolled with, as its checks established it.
+pub(super) enum EnrolledKey {
+    /// An enclave's X25519 key, bound into its evidence.
+    Enclave(HpkePublicKey),
+    /// A TPM's RSA storage key, certified by its AK.
+    Tpm {
+        /// DER SubjectPublicKeyInfo.
+        spki: Vec<u8>,
+        /// TPMT_PUBLIC.
+        public_area: Vec<u8>,
+    },
 }
 
 fn seed_record(workload: &WorkloadId) -> String {
@@ -342,13 +362,28 @@ impl EnclaveService {
         sealed: &str,
         link: &mut dyn HostLink,
     ) -> Result<(T, Vec<u8>), EnclaveFailure> {
-        let sealed = b64(sealed, &format!("the sealed {what}"))?;
         let nonce = self.take_challenge(challenge_id)?;
+        let inner = self.open_sealed_answer(info, what, challenge_id, &nonce, sealed, link)?;
+        Ok((inner, b64(&nonce, "the challenge nonce")?))
+    }
+
+    /// An answer sealed to this SM under `info`, for challenge `challenge_id` with
+    /// `nonce` (base64).
+    pub(super) fn open_sealed_answer<T: serde::de::DeserializeOwned>(
+        &self,
+        info: &[u8],
+        what: &str,
+        challenge_id: &str,
+        nonce: &str,
+        sealed: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<T, EnclaveFailure> {
+        let sealed = b64(sealed, &format!("the sealed {what}"))?;
         let node = self.node(link)?;
         let opened = hpke::open(
             &node.wrapping,
             info,
-            &challenge_aad(info, challenge_id, &nonce),
+            &challenge_aad(info, challenge_id, nonce),
             &sealed,
         )
         .map_err(|_| {
@@ -359,9 +394,8 @@ impl EnclaveService {
                 ),
             )
         })?;
-        let inner = veritee_proto::cbor::from_slice(opened.expose())
-            .map_err(|e| bad(format!("the {what} is malformed: {e}")))?;
-        Ok((inner, b64(&nonce, "the challenge nonce")?))
+        veritee_proto::cbor::from_slice(opened.expose())
+            .map_err(|e| bad(format!("the {what} is malformed: {e}")))
     }
 
     fn take_challenge(&self, challenge_id: &str) -> Result<String, EnclaveFailure> {
@@ -385,6 +419,16 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let answer: EnrollmentAnswer = json(body, "enrollment answer")?;
+        if answer.tpm {
+            let (evidence, nonce_bytes) = self.open_answer(
+                TPM_ENROLLMENT_HPKE_INFO,
+                "TPM enrollment answer",
+                challenge_id,
+                &answer.sealed,
+                link,
+            )?;
+            return self.enroll_tpm(challenge_id, evidence, &nonce_bytes, link);
+        }
         let (evidence, nonce_bytes): (EnrollmentEvidence, _) = self.open_answer(
             ENROLLMENT_HPKE_INFO,
             "enrollment answer",
@@ -400,7 +444,29 @@ impl EnclaveService {
             &nonce_bytes,
         );
         let claims = self.appraise_target(&evidence.evidence, &binding)?;
-        let key_id = storage_key_id(&storage_key).to_string();
+        self.record_enrollment(claims, EnrolledKey::Enclave(storage_key), link)
+    }
+
+    /// Records a target whose checks passed: a new handle, or the one its identity
+    /// (platform and code) had already.
+    pub(super) fn record_enrollment(
+        &self,
+        claims: Claims,
+        key: EnrolledKey,
+        link: &mut dyn HostLink,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
+        let (storage_public_key, key_id, tpm_public_area) = match &key {
+            EnrolledKey::Enclave(k) => (
+                hex::encode(k.as_bytes()),
+                storage_key_id(k).to_string(),
+                None,
+            ),
+            EnrolledKey::Tpm { spki, public_area } => (
+                hex::encode(spki),
+                tpm_storage_key_id(public_area).to_string(),
+                Some(hex::encode(public_area)),
+            ),
+        };
         let identity = target_identity(&claims, &key_id);
         let ns = self.sm_ns()?;
         let _one_at_a_time = lock(&self.workload_writes);
@@ -419,10 +485,11 @@ impl EnclaveService {
         // the new claims and key, under the same handle, so the authorizations issued
         // before stay the only ones (to the old key, if it changed).
         let record = TargetRecord {
-            storage_public_key: hex::encode(storage_key.as_bytes()),
+            storage_public_key,
             storage_key_id: key_id,
             claims,
             enrolled_at: self.clock().now().unix_timestamp(),
+            tpm_public_area,
         };
         let tee = record.claims.tee.to_string();
         self.record_put(
@@ -618,17 +685,26 @@ impl EnclaveService {
                 ),
             ));
         }
-        let storage_key = hex::decode(&target.storage_public_key)
-            .map_err(internal)
-            .and_then(|k| HpkePublicKey::from_bytes(&k).map_err(internal))?;
+        let storage_key = hex::decode(&target.storage_public_key).map_err(internal)?;
         let now = unix(self.clock().now());
-        let authorization = Authorization::issue(
-            &seed,
-            id,
-            &storage_key,
-            now,
-            now.saturating_add(meta.validity_seconds),
-        )
+        let not_after = now.saturating_add(meta.validity_seconds);
+        let authorization = match &target.tpm_public_area {
+            Some(public_area) => Authorization::issue_to_tpm(
+                &seed,
+                id,
+                &storage_key,
+                &hex::decode(public_area).map_err(internal)?,
+                now,
+                not_after,
+            ),
+            None => Authorization::issue(
+                &seed,
+                id,
+                &HpkePublicKey::from_bytes(&storage_key).map_err(internal)?,
+                now,
+                not_after,
+            ),
+        }
         .map_err(|e| refused(FailureKind::Internal, e))?;
         let bytes = authorization.to_bytes();
         self.record_put(link, &ns, &auth_record(&id, &ask.target), &bytes)?;

@@ -75,6 +75,16 @@ impl Challenge {
         info: &[u8],
         inner: &impl serde::Serialize,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        self.answer_as(info, inner, false)
+    }
+
+    /// As [`Self::answer`], marked as a TPM target's when `tpm`.
+    pub(super) fn answer_as(
+        &self,
+        info: &[u8],
+        inner: &impl serde::Serialize,
+        tpm: bool,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         let mut plaintext = Vec::new();
         ciborium::into_writer(inner, &mut plaintext).map_err(internal)?;
         let sealed = hpke::seal(
@@ -86,6 +96,7 @@ impl Challenge {
         .map_err(internal)?;
         reply(&EnrollmentAnswer {
             sealed: B64.encode(sealed),
+            tpm,
         })
     }
 }
@@ -112,7 +123,7 @@ fn storage_record(key: &HpkeKeyPair, measurement: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 impl EnclaveService {
-    fn enclave_ns(&self) -> Result<String, EnclaveFailure> {
+    pub(super) fn enclave_ns(&self) -> Result<String, EnclaveFailure> {
         Ok(format!("enclave/{}", self.node_id()?))
     }
 
@@ -142,6 +153,9 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let challenge = Challenge::parse(body)?;
+        if self.tpm_target.is_some() {
+            return self.answer_challenge_tpm(&challenge, link);
+        }
         let storage = self.storage_key(link)?;
         let public = storage.public_key();
         let evidence = self
@@ -169,12 +183,20 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let file =
             WorkloadFile::parse(workload).map_err(|e| refused(FailureKind::BadRequest, e))?;
+        let now = u64::try_from(self.clock().now().unix_timestamp()).unwrap_or(0);
+        // A TPM target's storage key is its TPM's: the seed is unsealed there.
+        if let Some(key_id) = self.tpm_storage_key_id(link)? {
+            let slot = file
+                .slot_for(&key_id)
+                .map_err(|e| refused(FailureKind::Unauthorized, e))?;
+            let seed = self.unseal_with_tpm(slot, now, link)?;
+            return self.run_launch(&file, &seed, key_id, nonce, link);
+        }
         let storage = self.storage_key(link)?;
         let key_id = storage_key_id(&storage.public_key());
         let slot = file
             .slot_for(&key_id)
             .map_err(|e| refused(FailureKind::Unauthorized, e))?;
-        let now = u64::try_from(self.clock().now().unix_timestamp()).unwrap_or(0);
         let seed = slot
             .unseal(&storage, now)
             .map_err(|e| refused(FailureKind::Unauthorized, e))?;
@@ -234,8 +256,12 @@ impl EnclaveService {
         &self,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        if self.tpm_target.is_some() {
+            let (previous, id) = self.rotate_tpm_storage_key(link)?;
+            return self.rotated(link, previous, id);
+        }
         let ns = self.enclave_ns()?;
-        let _one_at_a_time = lock(&self.workload_writes);
+        let one_at_a_time = lock(&self.workload_writes);
         let previous = self
             .record_get(link, &ns, STORAGE_KEY_RECORD)?
             .and_then(|raw| {
@@ -247,7 +273,16 @@ impl EnclaveService {
         let fresh = HpkeKeyPair::generate();
         let own = self.platform().identity().measurement.clone();
         self.record_put(link, &ns, STORAGE_KEY_RECORD, &storage_record(&fresh, &own))?;
-        let id: StorageKeyId = storage_key_id(&fresh.public_key());
+        drop(one_at_a_time);
+        self.rotated(link, previous, storage_key_id(&fresh.public_key()))
+    }
+
+    fn rotated(
+        &self,
+        link: &mut dyn HostLink,
+        previous: Option<StorageKeyId>,
+        id: StorageKeyId,
+    ) -> Result<EnclaveReply, EnclaveFailure> {
         self.audit(
             link,
             "workload.storage-key.rotate",

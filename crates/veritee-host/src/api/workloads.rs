@@ -24,6 +24,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sm/seeds", post(put_seed))
         .route("/v1/sm/enrollments", post(challenge))
         .route("/v1/sm/enrollments/{id}", post(enroll))
+        .route("/v1/sm/enrollments/{id}/activation", post(activation))
         .route("/v1/sm/authorizations", post(authorize))
         .route("/v1/sm/targets/{target}/forget", post(forget))
         .route("/v1/sm/state", get(sm_state))
@@ -31,6 +32,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sm/releases/{id}", post(release))
         .route("/v1/workloads/pending/{id}/measurement", post(measure))
         .route("/v1/workloads/enrollment", post(answer_challenge))
+        .route("/v1/workloads/activation", post(activate_credential))
         .route("/v1/workloads/storage-key/rotate", post(rotate))
         .layer(DefaultBodyLimit::max(super::MAX_JSON_BODY));
     let launch = Router::new()
@@ -85,6 +87,18 @@ async fn enroll(
     ask(&state, call, StatusCode::OK).await
 }
 
+async fn activation(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let call = WorkloadCall::Activation {
+        challenge_id: id,
+        body: body.to_vec(),
+    };
+    ask(&state, call, StatusCode::OK).await
+}
+
 async fn authorize(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
     let call = WorkloadCall::Authorize {
         body: body.to_vec(),
@@ -124,6 +138,16 @@ async fn sm_state(
 
 async fn answer_challenge(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<Response> {
     let call = WorkloadCall::AnswerChallenge {
+        body: body.to_vec(),
+    };
+    ask(&state, call, StatusCode::OK).await
+}
+
+async fn activate_credential(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let call = WorkloadCall::ActivateCredential {
         body: body.to_vec(),
     };
     ask(&state, call, StatusCode::OK).await

@@ -83,10 +83,12 @@ fn gather(files: &[Vec<u8>]) -> Result<(Vec<ParsedCertificate>, Vec<ParsedCrl>),
     Ok((certs, collateral.crls))
 }
 
-/// The AK as aws-lc-rs takes it, checked against the AK certificate's key.
-fn ak_key(ak: &TpmPublic, cert: &ParsedCertificate) -> Result<Vec<u8>, VerifyError> {
-    let key = match &ak.key {
-        TpmPublicKey::Rsa { n, e } => {
+/// The public key of a TPMT_PUBLIC in the form aws-lc-rs verifies with (and an X.509
+/// certificate's subjectPublicKey holds): PKCS#1 `RSAPublicKey` for RSA, an uncompressed
+/// point for NIST P-256.
+pub fn public_key_bits(key: &TpmPublic) -> Result<Vec<u8>, VerifyError> {
+    Ok(match &key.key {
+        TpmPublicKey::Rsa { n, e, .. } => {
             let e = e.to_be_bytes();
             let start = e.iter().position(|b| *b != 0).unwrap_or(3);
             rsa_public_key_der(n, &e[start..])?
@@ -105,7 +107,12 @@ fn ak_key(ak: &TpmPublic, cert: &ParsedCertificate) -> Result<Vec<u8>, VerifyErr
             point.extend_from_slice(y);
             point
         }
-    };
+    })
+}
+
+/// The AK as aws-lc-rs takes it, checked against the AK certificate's key.
+fn ak_key(ak: &TpmPublic, cert: &ParsedCertificate) -> Result<Vec<u8>, VerifyError> {
+    let key = public_key_bits(ak)?;
     if key != cert.public_key_bits() {
         return Err(VerifyError::Inconsistent(format!(
             "the attestation key (ak_pub) is not the key of its certificate (serial {})",
@@ -126,68 +133,86 @@ fn pad_to(bytes: &[u8], len: usize) -> Option<Vec<u8>> {
 }
 
 /// A digest function: the hash a quote's PCR digest is computed with.
-type DigestFn = fn(&[u8]) -> Vec<u8>;
+pub type DigestFn = fn(&[u8]) -> Vec<u8>;
 
-/// Verifies one quote; returns its parsed attestation.
-fn check_quote(
-    index: usize,
-    q: &ProtoQuote<'_>,
+/// Verifies that `signature` is the attestation key `ak`'s signature over `attest` (the
+/// bytes of a TPMS_ATTEST: a quote, a certification...). RSASSA-PKCS1-v1_5 with
+/// SHA-256/384/512 for an RSA key, ECDSA P-256 with SHA-256 for an ECC key; `what`
+/// names the structure in errors. Returns the digest function of the signature's hash
+/// (a quote's PCR digest is computed with it).
+pub fn verify_attest_signature(
     ak: &TpmPublic,
-    key: &[u8],
-) -> Result<QuoteAttest, VerifyError> {
-    let bank = hash_name(q.pcr_hash);
-    let sig = TpmSignature::parse(q.raw_sig)?;
-    let (scheme, digest): (VerificationScheme, DigestFn) = match (&ak.key, &sig, sig.hash()) {
-        (TpmPublicKey::Rsa { .. }, TpmSignature::Rsassa { .. }, TPM_ALG_SHA256) => {
-            (VerificationScheme::RsaPkcs1Sha256, |m| {
-                veritee_crypto::digest::sha256(m).to_vec()
-            })
-        }
-        (TpmPublicKey::Rsa { .. }, TpmSignature::Rsassa { .. }, TPM_ALG_SHA384) => {
-            (VerificationScheme::RsaPkcs1Sha384, |m| {
-                veritee_crypto::digest::sha384(m).to_vec()
-            })
-        }
-        (TpmPublicKey::Rsa { .. }, TpmSignature::Rsassa { .. }, TPM_ALG_SHA512) => {
-            (VerificationScheme::RsaPkcs1Sha512, |m| {
-                veritee_crypto::digest::sha512(m).to_vec()
-            })
-        }
-        (TpmPublicKey::Ecc { .. }, TpmSignature::Ecdsa { .. }, TPM_ALG_SHA256) => {
-            (VerificationScheme::EcdsaP256Sha256Fixed, |m| {
-                veritee_crypto::digest::sha256(m).to_vec()
-            })
-        }
-        (_, _, hash) => {
-            return Err(VerifyError::malformed(
-                "TPMT_SIGNATURE",
-                format!(
-                    "quote #{} ({bank} bank): signature scheme with {} does not fit the attestation key",
-                    index + 1,
-                    hash_name(hash)
-                ),
-            ));
-        }
-    };
-    let sig_bytes = match &sig {
+    attest: &[u8],
+    signature: &TpmSignature,
+    what: &str,
+) -> Result<DigestFn, VerifyError> {
+    let key = public_key_bits(ak)?;
+    let (scheme, digest): (VerificationScheme, DigestFn) =
+        match (&ak.key, signature, signature.hash()) {
+            (TpmPublicKey::Rsa { .. }, TpmSignature::Rsassa { .. }, TPM_ALG_SHA256) => {
+                (VerificationScheme::RsaPkcs1Sha256, |m| {
+                    veritee_crypto::digest::sha256(m).to_vec()
+                })
+            }
+            (TpmPublicKey::Rsa { .. }, TpmSignature::Rsassa { .. }, TPM_ALG_SHA384) => {
+                (VerificationScheme::RsaPkcs1Sha384, |m| {
+                    veritee_crypto::digest::sha384(m).to_vec()
+                })
+            }
+            (TpmPublicKey::Rsa { .. }, TpmSignature::Rsassa { .. }, TPM_ALG_SHA512) => {
+                (VerificationScheme::RsaPkcs1Sha512, |m| {
+                    veritee_crypto::digest::sha512(m).to_vec()
+                })
+            }
+            (TpmPublicKey::Ecc { .. }, TpmSignature::Ecdsa { .. }, TPM_ALG_SHA256) => {
+                (VerificationScheme::EcdsaP256Sha256Fixed, |m| {
+                    veritee_crypto::digest::sha256(m).to_vec()
+                })
+            }
+            (_, _, hash) => {
+                return Err(VerifyError::malformed(
+                    "TPMT_SIGNATURE",
+                    format!(
+                        "{what}: signature scheme with {} does not fit the attestation key",
+                        hash_name(hash)
+                    ),
+                ));
+            }
+        };
+    let sig_bytes = match signature {
         TpmSignature::Rsassa { sig, .. } | TpmSignature::Rsapss { sig, .. } => sig.clone(),
         TpmSignature::Ecdsa { r, s, .. } => {
             let (Some(mut r), Some(s)) = (pad_to(r, 32), pad_to(s, 32)) else {
                 return Err(VerifyError::Signature(format!(
-                    "quote #{} ({bank} bank): ECDSA signature components longer than 32 bytes",
-                    index + 1
+                    "{what}: ECDSA signature components longer than 32 bytes"
                 )));
             };
             r.extend_from_slice(&s);
             r
         }
     };
-    sign::verify(scheme, key, q.quote, &sig_bytes).map_err(|_| {
+    sign::verify(scheme, &key, attest, &sig_bytes).map_err(|_| {
         VerifyError::Signature(format!(
-            "the signature of quote #{} ({bank} bank) does not verify with the attestation key",
-            index + 1
+            "the signature of {what} does not verify with the attestation key"
         ))
     })?;
+    Ok(digest)
+}
+
+/// Verifies one quote; returns its parsed attestation.
+fn check_quote(
+    index: usize,
+    q: &ProtoQuote<'_>,
+    ak: &TpmPublic,
+) -> Result<QuoteAttest, VerifyError> {
+    let bank = hash_name(q.pcr_hash);
+    let sig = TpmSignature::parse(q.raw_sig)?;
+    let digest = verify_attest_signature(
+        ak,
+        q.quote,
+        &sig,
+        &format!("quote #{} ({bank} bank)", index + 1),
+    )?;
     let attest = QuoteAttest::parse(q.quote)?;
     let [selection] = attest.selections.as_slice() else {
         return Err(VerifyError::Inconsistent(format!(
@@ -263,14 +288,14 @@ impl Verifier for Tpm2Verifier {
             RevocationPolicy::CheckIfPresent,
             &[],
         )?;
-        let key = ak_key(&ak, &ak_cert)?;
+        ak_key(&ak, &ak_cert)?;
 
         let mut nonce: Option<Vec<u8>> = None;
         let mut measurements = BTreeMap::new();
         let mut banks = Vec::new();
         let mut last = None;
         for (index, q) in attestation.quotes.iter().enumerate() {
-            let attest = check_quote(index, q, &ak, &key)?;
+            let attest = check_quote(index, q, &ak)?;
             match &nonce {
                 None => nonce = Some(attest.extra_data.clone()),
                 Some(n) if *n != attest.extra_data => {

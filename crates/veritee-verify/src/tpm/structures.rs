@@ -1,22 +1,27 @@
-//! TPM 2.0 structures that quotes are made of (TPM 2.0 Library, Part 2: Structures),
-//! parsed with every length bounded by the input. All integers are big-endian.
+//! TPM 2.0 structures that quotes and certifications are made of (TPM 2.0 Library,
+//! Part 2: Structures), parsed with every length bounded by the input. All integers are
+//! big-endian.
 //!
 //! ```text
-//! TPMS_ATTEST (quote)                      TPMT_SIGNATURE
+//! TPMS_ATTEST (quote or certify)           TPMT_SIGNATURE
 //!   u32    magic = 0xFF544347               u16 sigAlg (RSASSA 0x14, RSAPSS 0x16, ECDSA 0x18)
 //!   u16    type  = 0x8018 (ATTEST_QUOTE)    RSASSA/RSAPSS: u16 hash, TPM2B signature
-//!   TPM2B  qualifiedSigner                  ECDSA:         u16 hash, TPM2B r, TPM2B s
-//!   TPM2B  extraData (the nonce)
-//!   TPMS_CLOCK_INFO                        TPMT_PUBLIC
-//!     u64 clock, u32 resetCount,             u16 type (RSA 0x01, ECC 0x23), u16 nameAlg
-//!     u32 restartCount, u8 safe              u32 objectAttributes, TPM2B authPolicy
-//!   u64    firmwareVersion                   RSA: TPMT_SYM_DEF_OBJECT, TPMT_RSA_SCHEME,
-//!   TPMS_QUOTE_INFO                               u16 keyBits, u32 exponent (0 = 65537),
-//!     TPML_PCR_SELECTION                          TPM2B modulus
-//!       u32 count, count x                   ECC: TPMT_SYM_DEF_OBJECT, TPMT_ECC_SCHEME,
-//!         (u16 hash, u8 sizeofSelect,             u16 curveID, TPMT_KDF_SCHEME,
-//!          sizeofSelect bytes bitmap)             TPM2B x, TPM2B y
+//!               or 0x8017 (ATTEST_CERTIFY)  ECDSA:         u16 hash, TPM2B r, TPM2B s
+//!   TPM2B  qualifiedSigner
+//!   TPM2B  extraData (the nonce)           TPMT_PUBLIC
+//!   TPMS_CLOCK_INFO                          u16 type (RSA 0x01, ECC 0x23), u16 nameAlg
+//!     u64 clock, u32 resetCount,             u32 objectAttributes, TPM2B authPolicy
+//!     u32 restartCount, u8 safe              TPMT_SYM_DEF_OBJECT: u16 alg, and unless
+//!   u64    firmwareVersion                     alg is NULL: u16 keyBits, u16 mode
+//!   quote: TPMS_QUOTE_INFO                   RSA: TPMT_RSA_SCHEME (u16 scheme, u16 hash
+//!     TPML_PCR_SELECTION (kept raw too)           unless NULL), u16 keyBits,
+//!       u32 count, count x                        u32 exponent (0 = 65537), TPM2B modulus
+//!         (u16 hash, u8 sizeofSelect,        ECC: TPMT_ECC_SCHEME, u16 curveID,
+//!          sizeofSelect bytes bitmap)             TPMT_KDF_SCHEME, TPM2B x, TPM2B y
 //!     TPM2B  pcrDigest
+//!   certify: TPMS_CERTIFY_INFO
+//!     TPM2B_NAME name                      TPM2B_NAME of an object: u16 nameAlg, then
+//!     TPM2B_NAME qualifiedName               H_nameAlg(TPMT_PUBLIC)
 //!
 //! TPM2B = u16 size, then size bytes.    PCR bitmap: byte i bit j selects PCR 8*i+j.
 //! ```
@@ -28,6 +33,16 @@ use veritee_attest::bytes::Reader;
 pub const TPM_GENERATED_VALUE: u32 = 0xFF54_4347;
 /// TPM_ST_ATTEST_QUOTE.
 pub const TPM_ST_ATTEST_QUOTE: u16 = 0x8018;
+/// TPM_ST_ATTEST_CERTIFY.
+pub const TPM_ST_ATTEST_CERTIFY: u16 = 0x8017;
+/// TPM_ALG_AES.
+pub const TPM_ALG_AES: u16 = 0x0006;
+/// TPM_ALG_CFB.
+pub const TPM_ALG_CFB: u16 = 0x0043;
+/// TPM_ALG_OAEP.
+pub const TPM_ALG_OAEP: u16 = 0x0017;
+/// Longest TPM2B_NAME: a u16 algorithm and a SHA-512 digest.
+pub const MAX_NAME_LEN: usize = 2 + 64;
 /// TPM_ALG_RSA.
 pub const TPM_ALG_RSA: u16 = 0x0001;
 /// TPM_ALG_SHA1.
@@ -138,8 +153,72 @@ pub struct QuoteAttest {
     pub firmware_version: u64,
     /// The PCR selection quoted.
     pub selections: Vec<PcrSelection>,
+    /// The TPML_PCR_SELECTION exactly as marshalled in the quote (what a PolicyPCR
+    /// digest is computed over).
+    pub pcr_selection_raw: Vec<u8>,
     /// pcrDigest.
     pub pcr_digest: Vec<u8>,
+}
+
+/// The fields every TPMS_ATTEST starts with, after magic and type.
+struct AttestHeader {
+    qualified_signer: Vec<u8>,
+    extra_data: Vec<u8>,
+    clock: u64,
+    reset_count: u32,
+    restart_count: u32,
+    safe: bool,
+    firmware_version: u64,
+}
+
+/// Parses magic, type (which must be `expected`, named `type_name`) and the common
+/// fields of a TPMS_ATTEST.
+fn attest_header(
+    r: &mut Be<'_>,
+    expected: u16,
+    type_name: &str,
+) -> Result<AttestHeader, VerifyError> {
+    const WHAT: &str = "TPMS_ATTEST";
+    let magic = r.u32("magic")?;
+    if magic != TPM_GENERATED_VALUE {
+        return Err(VerifyError::malformed(
+            WHAT,
+            format!(
+                "magic {magic:#010x} is not TPM_GENERATED_VALUE (0xff544347): not produced by a TPM"
+            ),
+        ));
+    }
+    let kind = r.u16("type")?;
+    if kind != expected {
+        return Err(VerifyError::malformed(
+            WHAT,
+            format!("type {kind:#06x} is not {type_name} ({expected:#06x})"),
+        ));
+    }
+    Ok(AttestHeader {
+        qualified_signer: r.tpm2b("qualifiedSigner")?.to_vec(),
+        extra_data: r.tpm2b("extraData")?.to_vec(),
+        clock: r.u64("clock")?,
+        reset_count: r.u32("resetCount")?,
+        restart_count: r.u32("restartCount")?,
+        safe: r.u8("safe")? != 0,
+        firmware_version: r.u64("firmwareVersion")?,
+    })
+}
+
+/// A TPM2B_NAME, bounded by [`MAX_NAME_LEN`].
+fn tpm2b_name(r: &mut Be<'_>, field: &str) -> Result<Vec<u8>, VerifyError> {
+    let name = r.tpm2b(field)?;
+    if name.len() > MAX_NAME_LEN {
+        return Err(VerifyError::malformed(
+            "TPMS_ATTEST",
+            format!(
+                "{field} is {} bytes, a TPM name is at most {MAX_NAME_LEN}",
+                name.len()
+            ),
+        ));
+    }
+    Ok(name.to_vec())
 }
 
 impl QuoteAttest {
@@ -148,29 +227,8 @@ impl QuoteAttest {
     pub fn parse(bytes: &[u8]) -> Result<Self, VerifyError> {
         const WHAT: &str = "TPMS_ATTEST";
         let mut r = Be::new(WHAT, bytes);
-        let magic = r.u32("magic")?;
-        if magic != TPM_GENERATED_VALUE {
-            return Err(VerifyError::malformed(
-                WHAT,
-                format!(
-                    "magic {magic:#010x} is not TPM_GENERATED_VALUE (0xff544347): not produced by a TPM"
-                ),
-            ));
-        }
-        let kind = r.u16("type")?;
-        if kind != TPM_ST_ATTEST_QUOTE {
-            return Err(VerifyError::malformed(
-                WHAT,
-                format!("type {kind:#06x} is not TPM_ST_ATTEST_QUOTE (0x8018)"),
-            ));
-        }
-        let qualified_signer = r.tpm2b("qualifiedSigner")?.to_vec();
-        let extra_data = r.tpm2b("extraData")?.to_vec();
-        let clock = r.u64("clock")?;
-        let reset_count = r.u32("resetCount")?;
-        let restart_count = r.u32("restartCount")?;
-        let safe = r.u8("safe")? != 0;
-        let firmware_version = r.u64("firmwareVersion")?;
+        let header = attest_header(&mut r, TPM_ST_ATTEST_QUOTE, "TPM_ST_ATTEST_QUOTE")?;
+        let selection_start = r.0.offset();
         let count = r.u32("pcrSelect count")?;
         if count > MAX_PCR_BANKS {
             return Err(VerifyError::malformed(
@@ -199,18 +257,70 @@ impl QuoteAttest {
             }
             selections.push(PcrSelection { hash, pcrs });
         }
+        let pcr_selection_raw = bytes
+            .get(selection_start..r.0.offset())
+            .unwrap_or_default()
+            .to_vec();
         let pcr_digest = r.tpm2b("pcrDigest")?.to_vec();
         r.0.finish()?;
         Ok(Self {
-            qualified_signer,
-            extra_data,
-            clock,
-            reset_count,
-            restart_count,
-            safe,
-            firmware_version,
+            qualified_signer: header.qualified_signer,
+            extra_data: header.extra_data,
+            clock: header.clock,
+            reset_count: header.reset_count,
+            restart_count: header.restart_count,
+            safe: header.safe,
+            firmware_version: header.firmware_version,
             selections,
+            pcr_selection_raw,
             pcr_digest,
+        })
+    }
+}
+
+/// A TPMS_ATTEST of type certify: the TPM vouches that an object with `name` is loaded
+/// in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifyAttest {
+    /// qualifiedSigner.
+    pub qualified_signer: Vec<u8>,
+    /// extraData: the caller's nonce.
+    pub extra_data: Vec<u8>,
+    /// clockInfo.clock (milliseconds).
+    pub clock: u64,
+    /// clockInfo.resetCount.
+    pub reset_count: u32,
+    /// clockInfo.restartCount.
+    pub restart_count: u32,
+    /// clockInfo.safe.
+    pub safe: bool,
+    /// firmwareVersion.
+    pub firmware_version: u64,
+    /// certifyInfo.name: the certified object's name (nameAlg || H(TPMT_PUBLIC)).
+    pub name: Vec<u8>,
+    /// certifyInfo.qualifiedName.
+    pub qualified_name: Vec<u8>,
+}
+
+impl CertifyAttest {
+    /// Parses a TPMS_ATTEST that must be a certification (TPM2_Certify) produced by the
+    /// TPM; trailing bytes are an error.
+    pub fn parse(bytes: &[u8]) -> Result<Self, VerifyError> {
+        let mut r = Be::new("TPMS_ATTEST", bytes);
+        let header = attest_header(&mut r, TPM_ST_ATTEST_CERTIFY, "TPM_ST_ATTEST_CERTIFY")?;
+        let name = tpm2b_name(&mut r, "certified name")?;
+        let qualified_name = tpm2b_name(&mut r, "certified qualifiedName")?;
+        r.0.finish()?;
+        Ok(Self {
+            qualified_signer: header.qualified_signer,
+            extra_data: header.extra_data,
+            clock: header.clock,
+            reset_count: header.reset_count,
+            restart_count: header.restart_count,
+            safe: header.safe,
+            firmware_version: header.firmware_version,
+            name,
+            qualified_name,
         })
     }
 }
@@ -295,6 +405,8 @@ pub enum TpmPublicKey {
         n: Vec<u8>,
         /// Exponent (65537 when the structure says 0).
         e: u32,
+        /// keyBits, as the structure states it.
+        bits: u16,
     },
     /// ECC: curve and point.
     Ecc {
@@ -307,6 +419,27 @@ pub enum TpmPublicKey {
     },
 }
 
+/// A TPMT_SYM_DEF_OBJECT that is not NULL: the symmetric algorithm a restricted
+/// decryption key (a parent, an EK) protects its children or credentials with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymDefObject {
+    /// The algorithm (TPM_ALG_AES...).
+    pub alg: u16,
+    /// Key size in bits.
+    pub key_bits: u16,
+    /// Block cipher mode (TPM_ALG_CFB...).
+    pub mode: u16,
+}
+
+/// A key's signing or encryption scheme (TPMT_RSA_SCHEME, TPMT_ECC_SCHEME).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TpmScheme {
+    /// The scheme (TPM_ALG_NULL, TPM_ALG_RSASSA, TPM_ALG_OAEP...).
+    pub alg: u16,
+    /// Its hash algorithm; `None` when the scheme is NULL.
+    pub hash: Option<u16>,
+}
+
 /// A TPMT_PUBLIC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpmPublic {
@@ -314,15 +447,25 @@ pub struct TpmPublic {
     pub name_alg: u16,
     /// objectAttributes.
     pub attributes: u32,
+    /// authPolicy: the policy digest that authorizes use of the key (empty for none).
+    pub auth_policy: Vec<u8>,
+    /// The symmetric definition; `None` when it is TPM_ALG_NULL.
+    pub symmetric: Option<SymDefObject>,
+    /// The key's scheme.
+    pub scheme: TpmScheme,
     /// The key.
     pub key: TpmPublicKey,
 }
 
-fn skip_scheme(r: &mut Be<'_>, field: &str) -> Result<(), VerifyError> {
-    if r.u16(field)? != TPM_ALG_NULL {
-        r.u16(field)?; // the scheme's hash algorithm
-    }
-    Ok(())
+fn scheme(r: &mut Be<'_>, field: &str) -> Result<TpmScheme, VerifyError> {
+    let alg = r.u16(field)?;
+    let hash = if alg == TPM_ALG_NULL {
+        None
+    } else {
+        // Every scheme a TPM defines for RSA and ECC keys, and every KDF, names one hash.
+        Some(r.u16(field)?)
+    };
+    Ok(TpmScheme { alg, hash })
 }
 
 impl TpmPublic {
@@ -333,30 +476,34 @@ impl TpmPublic {
         let kind = r.u16("type")?;
         let name_alg = r.u16("nameAlg")?;
         let attributes = r.u32("objectAttributes")?;
-        r.tpm2b("authPolicy")?;
+        let auth_policy = r.tpm2b("authPolicy")?.to_vec();
         // TPMT_SYM_DEF_OBJECT: algorithm, then key bits and mode unless NULL.
-        if r.u16("symmetric")? != TPM_ALG_NULL {
-            r.u16("symmetric keyBits")?;
-            r.u16("symmetric mode")?;
-        }
-        let key = match kind {
+        let symmetric = match r.u16("symmetric")? {
+            TPM_ALG_NULL => None,
+            alg => Some(SymDefObject {
+                alg,
+                key_bits: r.u16("symmetric keyBits")?,
+                mode: r.u16("symmetric mode")?,
+            }),
+        };
+        let (scheme, key) = match kind {
             TPM_ALG_RSA => {
-                skip_scheme(&mut r, "RSA scheme")?;
-                r.u16("keyBits")?;
+                let scheme = scheme(&mut r, "RSA scheme")?;
+                let bits = r.u16("keyBits")?;
                 let e = match r.u32("exponent")? {
                     0 => 65537,
                     e => e,
                 };
                 let n = r.tpm2b("modulus")?.to_vec();
-                TpmPublicKey::Rsa { n, e }
+                (scheme, TpmPublicKey::Rsa { n, e, bits })
             }
             TPM_ALG_ECC => {
-                skip_scheme(&mut r, "ECC scheme")?;
+                let scheme = scheme(&mut r, "ECC scheme")?;
                 let curve = r.u16("curveID")?;
-                skip_scheme(&mut r, "KDF scheme")?;
+                self::scheme(&mut r, "KDF scheme")?;
                 let x = r.tpm2b("x")?.to_vec();
                 let y = r.tpm2b("y")?.to_vec();
-                TpmPublicKey::Ecc { curve, x, y }
+                (scheme, TpmPublicKey::Ecc { curve, x, y })
             }
             other => {
                 return Err(VerifyError::malformed(
@@ -369,6 +516,9 @@ impl TpmPublic {
         Ok(Self {
             name_alg,
             attributes,
+            auth_policy,
+            symmetric,
+            scheme,
             key,
         })
     }
@@ -389,6 +539,28 @@ pub fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>, VerifyError> {
     n.encode_to_vec(&mut out).map_err(bad)?;
     e.encode_to_vec(&mut out).map_err(bad)?;
     Ok(out)
+}
+
+/// Encodes an RSA public key as a DER SubjectPublicKeyInfo (rsaEncryption), the form
+/// RSA-OAEP encryption takes a public key in.
+pub fn rsa_spki_der(n: &[u8], e: u32) -> Result<Vec<u8>, VerifyError> {
+    use der::{Any, Encode, asn1::BitString};
+    use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+    const RSA_ENCRYPTION: der::asn1::ObjectIdentifier =
+        der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let bad = |e: der::Error| VerifyError::malformed("RSA public key", e);
+    let e = e.to_be_bytes();
+    let start = e.iter().position(|b| *b != 0).unwrap_or(3);
+    let pkcs1 = rsa_public_key_der(n, &e[start..])?;
+    SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        subject_public_key: BitString::from_bytes(&pkcs1).map_err(bad)?,
+    }
+    .to_der()
+    .map_err(bad)
 }
 
 /// Concatenates the PCR values a selection names, in selection order, looking each up

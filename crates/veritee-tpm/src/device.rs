@@ -1,0 +1,541 @@
+//! The target's own TPM, driven through `tss-esapi` (libtss2): the keys it enrolls
+//! with, its answers to a security module's challenges, and the decryption of a seed
+//! under the PCR policy.
+//!
+//! Keys: the endorsement key (EK) and a storage root key (SRK) are primaries, made
+//! again from their templates each time (the TPM derives the same keys); the
+//! attestation key (AK, under the EK) and the storage key (under the SRK) are created
+//! once, and their blobs ([`TpmKeys`]) are kept by the caller: they are encrypted by
+//! the TPM and load only into it. swtpm holds three transient objects at most, so
+//! every operation loads what it needs and flushes it before it returns.
+//!
+//! The storage key is an RSA-2048 decryption key: fixedTPM and fixedParent (it never
+//! leaves this TPM), userWithAuth clear and an authPolicy of TPM2_PolicyPCR over the
+//! PCRs' values when it was created, so the TPM decrypts with it only while the
+//! platform is in that measured state. The decryption runs in a policy session salted
+//! to the SRK with response encryption: the seed crosses the TPM's transport (the
+//! host, for an enclave) encrypted.
+
+use crate::enrollment::TpmEnrollmentEvidence;
+use crate::{TpmError, credential::CredentialChallenge};
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use tss_esapi::Context;
+use tss_esapi::abstraction::{ak, ek};
+use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle};
+use tss_esapi::interface_types::algorithm::{
+    AsymmetricAlgorithm, HashingAlgorithm, PublicAlgorithm, SignatureSchemeAlgorithm,
+};
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
+use tss_esapi::structures::{
+    Data, Digest, DigestValues, EncryptedSecret, HashScheme, IdObject, PcrSelectionList,
+    PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder, PublicKeyRsa,
+    PublicRsaParametersBuilder, RsaDecryptionScheme, RsaExponent, RsaScheme, SignatureScheme,
+    SymmetricDefinition, SymmetricDefinitionObject,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::{Marshall, UnMarshall};
+use zeroize::Zeroizing;
+
+/// Most PCRs a storage key's policy may name (one TPM2_PCR_Read returns eight).
+pub const MAX_POLICY_PCRS: usize = 8;
+
+fn device(what: &str) -> impl Fn(tss_esapi::Error) -> TpmError + '_ {
+    move |e| TpmError::Device(format!("{what}: {e}"))
+}
+
+/// The blobs of the keys a target created once: the TPM encrypted their private parts
+/// under their parents, so they load into this TPM only.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TpmKeys {
+    /// AK private blob (TPM2B_PRIVATE contents).
+    pub ak_private: Vec<u8>,
+    /// AK public area (TPMT_PUBLIC).
+    pub ak_public: Vec<u8>,
+    /// Storage key private blob.
+    pub storage_private: Vec<u8>,
+    /// Storage key public area (TPMT_PUBLIC).
+    pub storage_public: Vec<u8>,
+    /// The SHA-256 PCRs the storage key's policy covers.
+    pub pcrs: Vec<u32>,
+}
+
+impl core::fmt::Debug for TpmKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TpmKeys")
+            .field("pcrs", &self.pcrs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection to the target's TPM.
+pub struct TargetTpm {
+    context: Context,
+}
+
+fn pcr_selection(pcrs: &[u32]) -> Result<PcrSelectionList, TpmError> {
+    if pcrs.is_empty() || pcrs.len() > MAX_POLICY_PCRS {
+        return Err(TpmError::Device(format!(
+            "a storage key's policy names 1 to {MAX_POLICY_PCRS} PCRs, not {}",
+            pcrs.len()
+        )));
+    }
+    let slots = pcrs
+        .iter()
+        .map(|&index| {
+            1u32.checked_shl(index)
+                .filter(|_| index < 24)
+                .and_then(|bit| PcrSlot::try_from(bit).ok())
+                .ok_or_else(|| TpmError::Device(format!("PCR {index} does not exist (0 to 23)")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .map_err(device("PCR selection"))
+}
+
+fn srk_template() -> Result<Public, TpmError> {
+    tss_esapi::utils::create_restricted_decryption_rsa_public(
+        SymmetricDefinitionObject::AES_128_CFB,
+        RsaKeyBits::Rsa2048,
+        RsaExponent::default(),
+    )
+    .map_err(device("SRK template"))
+}
+
+impl TargetTpm {
+    /// Connects through `tcti` (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`...).
+    pub fn open(tcti: &str) -> Result<Self, TpmError> {
+        let conf = TctiNameConf::from_str(tcti)
+            .map_err(|e| TpmError::Device(format!("TCTI {tcti:?} is not valid: {e}")))?;
+        let context = Context::new(conf)
+            .map_err(|e| TpmError::Device(format!("connecting to {tcti}: {e}")))?;
+        Ok(Self { context })
+    }
+
+    fn flush(&mut self, handle: impl Into<ObjectHandle>) {
+        // A flush that fails leaves a transient object until the TPM's next reset;
+        // nothing secret, and the next operation reports the TPM full if it matters.
+        if let Err(e) = self.context.flush_context(handle.into()) {
+            tracing::warn!("TPM flush failed: {e}");
+        }
+    }
+
+    fn ek(&mut self) -> Result<KeyHandle, TpmError> {
+        ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+            .map_err(device("creating the endorsement key"))
+    }
+
+    fn srk(&mut self) -> Result<KeyHandle, TpmError> {
+        let template = srk_template()?;
+        self.context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+            })
+            .map(|r| r.key_handle)
+            .map_err(device("creating the storage root key"))
+    }
+
+    fn load_ak(&mut self, keys: &TpmKeys) -> Result<KeyHandle, TpmError> {
+        let private = Private::try_from(keys.ak_private.clone()).map_err(device("AK blob"))?;
+        let public = Public::unmarshall(&keys.ak_public).map_err(device("AK public area"))?;
+        let ek = self.ek()?;
+        let ak = ak::load_ak(&mut self.context, ek, None, private, public);
+        self.flush(ek);
+        ak.map_err(device("loading the attestation key"))
+    }
+
+    /// Loads the storage key; returns it with the SRK, which the caller flushes too.
+    fn load_storage(&mut self, keys: &TpmKeys) -> Result<(KeyHandle, KeyHandle), TpmError> {
+        let private =
+            Private::try_from(keys.storage_private.clone()).map_err(device("storage key blob"))?;
+        let public =
+            Public::unmarshall(&keys.storage_public).map_err(device("storage key public area"))?;
+        let srk = self.srk()?;
+        match self
+            .context
+            .execute_with_nullauth_session(|ctx| ctx.load(srk, private, public))
+        {
+            Ok(key) => Ok((key, srk)),
+            Err(e) => {
+                self.flush(srk);
+                Err(device("loading the storage key")(e))
+            }
+        }
+    }
+
+    /// The policy digest of TPM2_PolicyPCR over `pcrs` at their current values.
+    fn pcr_policy(&mut self, pcrs: &PcrSelectionList) -> Result<Digest, TpmError> {
+        let session = self
+            .context
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Trial,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(device("starting a trial session"))?
+            .ok_or_else(|| TpmError::Device("the TPM returned no trial session".into()))?;
+        let digest = PolicySession::try_from(session)
+            .map_err(device("trial session"))
+            .and_then(|policy| {
+                self.context
+                    .policy_pcr(policy, Digest::default(), pcrs.clone())
+                    .and_then(|()| self.context.policy_get_digest(policy))
+                    .map_err(device("computing the PCR policy"))
+            });
+        self.flush(tss_esapi::handles::SessionHandle::from(session));
+        digest
+    }
+
+    /// Creates the AK and a storage key bound to `pcrs` (SHA-256 bank) at their
+    /// current values. Done once per target; a rotation makes a new storage key.
+    pub fn create_keys(&mut self, pcrs: &[u32]) -> Result<TpmKeys, TpmError> {
+        let selection = pcr_selection(pcrs)?;
+        let ek = self.ek()?;
+        let created = ak::create_ak(
+            &mut self.context,
+            ek,
+            HashingAlgorithm::Sha256,
+            SignatureSchemeAlgorithm::RsaSsa,
+            None,
+            None,
+        );
+        self.flush(ek);
+        let ak = created.map_err(device("creating the attestation key"))?;
+        let storage = self.create_storage_key(&selection)?;
+        Ok(TpmKeys {
+            ak_private: ak.out_private.value().to_vec(),
+            ak_public: ak.out_public.marshall().map_err(device("AK public area"))?,
+            storage_private: storage.0,
+            storage_public: storage.1,
+            pcrs: pcrs.to_vec(),
+        })
+    }
+
+    /// A new storage key under the same PCR selection (deprovisioning): what was
+    /// sealed to the old one no longer opens.
+    pub fn rotate_storage_key(&mut self, keys: &TpmKeys) -> Result<TpmKeys, TpmError> {
+        let selection = pcr_selection(&keys.pcrs)?;
+        let (private, public) = self.create_storage_key(&selection)?;
+        Ok(TpmKeys {
+            storage_private: private,
+            storage_public: public,
+            ..keys.clone()
+        })
+    }
+
+    fn create_storage_key(
+        &mut self,
+        selection: &PcrSelectionList,
+    ) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
+        let policy = self.pcr_policy(selection)?;
+        let attributes = ObjectAttributesBuilder::new()
+            .with_fixed_tpm(true)
+            .with_fixed_parent(true)
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(false)
+            .with_decrypt(true)
+            .with_sign_encrypt(false)
+            .with_restricted(false)
+            .build()
+            .map_err(device("storage key attributes"))?;
+        let parameters = PublicRsaParametersBuilder::new()
+            .with_scheme(RsaScheme::Null)
+            .with_key_bits(RsaKeyBits::Rsa2048)
+            .with_exponent(RsaExponent::default())
+            .with_is_decryption_key(true)
+            .with_restricted(false)
+            .build()
+            .map_err(device("storage key parameters"))?;
+        let public = PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Rsa)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attributes)
+            .with_auth_policy(policy)
+            .with_rsa_parameters(parameters)
+            .with_rsa_unique_identifier(PublicKeyRsa::default())
+            .build()
+            .map_err(device("storage key template"))?;
+        let srk = self.srk()?;
+        let created = self
+            .context
+            .execute_with_nullauth_session(|ctx| ctx.create(srk, public, None, None, None, None));
+        self.flush(srk);
+        let created = created.map_err(device("creating the storage key"))?;
+        Ok((
+            created.out_private.value().to_vec(),
+            created
+                .out_public
+                .marshall()
+                .map_err(device("storage key public area"))?,
+        ))
+    }
+
+    /// The answer to an enrollment challenge: EK certificate and public area, the AK,
+    /// the storage key certified by the AK over `nonce`, and a quote of the policy's
+    /// PCRs over `nonce` with their values.
+    pub fn enrollment_evidence(
+        &mut self,
+        keys: &TpmKeys,
+        nonce: &[u8],
+    ) -> Result<TpmEnrollmentEvidence, TpmError> {
+        let selection = pcr_selection(&keys.pcrs)?;
+        let qualifying = Data::try_from(nonce.to_vec()).map_err(device("nonce"))?;
+        let ek_certificate = ek::retrieve_ek_pubcert(
+            &mut self.context,
+            tss_esapi::abstraction::AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        )
+        .map_err(device("reading the EK certificate from NV"))?;
+        let ek = self.ek()?;
+        let ek_public = self
+            .context
+            .read_public(ek)
+            .map(|(public, _, _)| public)
+            .map_err(device("reading the EK public area"));
+        self.flush(ek);
+        let ek_public = ek_public?.marshall().map_err(device("EK public area"))?;
+        let ak = self.load_ak(keys)?;
+        let result = self.certify_and_quote(ak, keys, qualifying, selection);
+        self.flush(ak);
+        let (certify, quote, pcr_values) = result?;
+        Ok(TpmEnrollmentEvidence {
+            ek_certificate,
+            ek_public,
+            ak_public: keys.ak_public.clone(),
+            storage_public: keys.storage_public.clone(),
+            certify_attest: certify.0,
+            certify_signature: certify.1,
+            quote_attest: quote.0,
+            quote_signature: quote.1,
+            pcr_values,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn certify_and_quote(
+        &mut self,
+        ak: KeyHandle,
+        keys: &TpmKeys,
+        qualifying: Data,
+        selection: PcrSelectionList,
+    ) -> Result<((Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>), Vec<Vec<u8>>), TpmError> {
+        let (storage, srk) = self.load_storage(keys)?;
+        self.flush(srk);
+        let certified = self.context.execute_with_sessions(
+            (
+                Some(AuthSession::Password),
+                Some(AuthSession::Password),
+                None,
+            ),
+            |ctx| {
+                ctx.certify(
+                    storage.into(),
+                    ak,
+                    qualifying.clone(),
+                    SignatureScheme::Null,
+                )
+            },
+        );
+        self.flush(storage);
+        let (attest, signature) = certified.map_err(device("certifying the storage key"))?;
+        let certify = (
+            attest.marshall().map_err(device("certify attest"))?,
+            signature.marshall().map_err(device("certify signature"))?,
+        );
+        let (attest, signature) = self
+            .context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.quote(ak, qualifying, SignatureScheme::Null, selection.clone())
+            })
+            .map_err(device("quoting the PCRs"))?;
+        let quote = (
+            attest.marshall().map_err(device("quote attest"))?,
+            signature.marshall().map_err(device("quote signature"))?,
+        );
+        let values = self.read_selection(selection)?;
+        Ok((certify, quote, values))
+    }
+
+    /// The current values of SHA-256 PCRs `pcrs`, in that order (what an owner's
+    /// sealing policy names).
+    pub fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<Vec<u8>>, TpmError> {
+        let selection = pcr_selection(pcrs)?;
+        self.read_selection(selection)
+    }
+
+    fn read_selection(&mut self, selection: PcrSelectionList) -> Result<Vec<Vec<u8>>, TpmError> {
+        let (_, read, digests) = self
+            .context
+            .execute_without_session(|ctx| ctx.pcr_read(selection.clone()))
+            .map_err(device("reading the PCRs"))?;
+        if read != selection {
+            return Err(TpmError::Device(
+                "the TPM read other PCRs than those asked for".into(),
+            ));
+        }
+        Ok(digests.value().iter().map(|d| d.to_vec()).collect())
+    }
+
+    /// TPM2_ActivateCredential: opens the security module's challenge with the EK,
+    /// for the AK it names. Only the TPM holding that EK, with that AK loaded, can.
+    pub fn activate_credential(
+        &mut self,
+        keys: &TpmKeys,
+        challenge: &CredentialChallenge,
+    ) -> Result<Zeroizing<Vec<u8>>, TpmError> {
+        let blob = IdObject::try_from(challenge.credential_blob.clone())
+            .map_err(device("credential blob"))?;
+        let secret = EncryptedSecret::try_from(challenge.encrypted_secret.clone())
+            .map_err(device("encrypted secret"))?;
+        let ak = self.load_ak(keys)?;
+        let ek = match self.ek() {
+            Ok(ek) => ek,
+            Err(e) => {
+                self.flush(ak);
+                return Err(e);
+            }
+        };
+        let result = self.endorsement_session().and_then(|session| {
+            let out = self
+                .context
+                .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |ctx| {
+                    ctx.activate_credential(ak, ek, blob, secret)
+                })
+                .map_err(device("activating the credential"));
+            self.flush(tss_esapi::handles::SessionHandle::from(session));
+            out
+        });
+        self.flush(ek);
+        self.flush(ak);
+        Ok(Zeroizing::new(result?.to_vec()))
+    }
+
+    /// A policy session satisfying the EK's policy (TPM2_PolicySecret on the
+    /// endorsement hierarchy).
+    fn endorsement_session(&mut self) -> Result<AuthSession, TpmError> {
+        let session = self
+            .context
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Policy,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(device("starting the endorsement policy session"))?
+            .ok_or_else(|| TpmError::Device("the TPM returned no policy session".into()))?;
+        let policy = PolicySession::try_from(session).map_err(device("policy session"))?;
+        self.context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.policy_secret(
+                    policy,
+                    tss_esapi::handles::AuthHandle::Endorsement,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                    None,
+                )
+            })
+            .map_err(device("satisfying the EK policy"))?;
+        Ok(session)
+    }
+
+    /// Decrypts `ciphertext` (RSA-OAEP-SHA256 under `label`) with the storage key, in
+    /// a PCR policy session: the TPM refuses unless the PCRs hold the values the key
+    /// was created under. The session is salted to the SRK and encrypts the response,
+    /// so the plaintext crosses the transport encrypted.
+    pub fn decrypt(
+        &mut self,
+        keys: &TpmKeys,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, TpmError> {
+        let selection = pcr_selection(&keys.pcrs)?;
+        let cipher = PublicKeyRsa::try_from(ciphertext.to_vec()).map_err(device("ciphertext"))?;
+        let label = Data::try_from(label.to_vec()).map_err(device("OAEP label"))?;
+        let (storage, srk) = self.load_storage(keys)?;
+        let result = self.pcr_session(srk, selection).and_then(|session| {
+            let out = self
+                .context
+                .execute_with_session(Some(session), |ctx| {
+                    ctx.rsa_decrypt(
+                        storage,
+                        cipher,
+                        RsaDecryptionScheme::Oaep(HashScheme::new(HashingAlgorithm::Sha256)),
+                        label,
+                    )
+                })
+                .map_err(device(
+                    "decrypting with the storage key (refused if the PCRs moved since enrollment)",
+                ));
+            self.flush(tss_esapi::handles::SessionHandle::from(session));
+            out
+        });
+        self.flush(storage);
+        self.flush(srk);
+        Ok(Zeroizing::new(result?.value().to_vec()))
+    }
+
+    fn pcr_session(
+        &mut self,
+        salt_key: KeyHandle,
+        selection: PcrSelectionList,
+    ) -> Result<AuthSession, TpmError> {
+        let session = self
+            .context
+            .start_auth_session(
+                Some(salt_key),
+                None,
+                None,
+                SessionType::Policy,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(device("starting the PCR policy session"))?
+            .ok_or_else(|| TpmError::Device("the TPM returned no policy session".into()))?;
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(true)
+            .with_encrypt(true)
+            .build();
+        let satisfied = self
+            .context
+            .tr_sess_set_attributes(session, attributes, mask)
+            .and_then(|()| PolicySession::try_from(session))
+            .and_then(|policy| {
+                self.context
+                    .policy_pcr(policy, Digest::default(), selection)
+            })
+            .map_err(device("satisfying the PCR policy"));
+        match satisfied {
+            Ok(()) => Ok(session),
+            Err(e) => {
+                self.flush(tss_esapi::handles::SessionHandle::from(session));
+                Err(e)
+            }
+        }
+    }
+
+    /// Extends SHA-256 PCR `index` with `digest`, as measured boot does: a test or a
+    /// demo moves the platform out of the state its storage key is bound to.
+    pub fn extend_pcr(&mut self, index: u32, digest: [u8; 32]) -> Result<(), TpmError> {
+        let handle = PcrHandle::try_from(index)
+            .map_err(|e| TpmError::Device(format!("PCR {index}: {e}")))?;
+        let mut values = DigestValues::new();
+        values.set(
+            HashingAlgorithm::Sha256,
+            Digest::try_from(digest.to_vec()).map_err(device("PCR digest"))?,
+        );
+        self.context
+            .execute_with_nullauth_session(|ctx| ctx.pcr_extend(handle, values))
+            .map_err(device("extending the PCR"))
+    }
+}
