@@ -453,6 +453,17 @@ fn demo_runs_the_tour() {
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }
+    // The TPM target's part runs where swtpm is installed (CI requires it).
+    if veritee_tpm::swtpm::installed() || std::env::var_os("VERITEE_REQUIRE_SWTPM").is_some() {
+        for expected in [
+            "tpm2, handle",
+            "unlocked with a passphrase",
+            "the TPM did not unseal the authorization",
+            "a policy check failed",
+        ] {
+            assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+        }
+    }
     assert!(Path::new(&dir.path().join("evidence.bin")).exists());
 }
 

@@ -159,19 +159,7 @@ impl Flow {
     }
 
     fn enroll(&mut self) -> EnrollResponse {
-        let (challenge, outcome) = self.first_step();
-        let outcome: EnrollOutcome =
-            serde_json::from_slice(&outcome.expect("evidence accepted")).expect("json");
-        let EnrollOutcome::Activate { activation } = outcome else {
-            panic!("a TPM target was enrolled without activating a credential");
-        };
-        let activated: EnrollmentAnswer = self.target.json(WorkloadCall::ActivateCredential {
-            body: serde_json::to_vec(&activation).expect("json"),
-        });
-        self.sm.json(WorkloadCall::Activation {
-            challenge_id: challenge.challenge_id,
-            body: serde_json::to_vec(&activated).expect("json"),
-        })
+        common::workload::enroll(&mut self.sm, &mut self.target)
     }
 
     /// The owner's seed, under a policy naming the TPM's PCRs as enrolled.

@@ -7,7 +7,8 @@ use veritee_crypto::hpke::HpkePublicKey;
 use veritee_enclave::EnclaveService;
 use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply};
 use veritee_proto::workload::{
-    EnrollResponse, EnrollmentAnswer, EnrollmentChallenge, PutSeedRequest, SEED_HPKE_INFO,
+    EnrollOutcome, EnrollResponse, EnrollmentAnswer, EnrollmentChallenge, PutSeedRequest,
+    SEED_HPKE_INFO,
     WorkloadCall, seed_aad,
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed};
@@ -101,16 +102,29 @@ pub fn seed_body(
     .expect("json")
 }
 
-/// The orchestrator's enrollment of `target` at `sm`.
+/// The orchestrator's enrollment of `target` at `sm` (for a TPM target, with the
+/// credential activated by its TPM).
 pub fn enroll(sm: &mut Node, target: &mut Node) -> EnrollResponse {
     let challenge: EnrollmentChallenge = sm.json(WorkloadCall::Challenge);
     let answer: EnrollmentAnswer = target.json(WorkloadCall::AnswerChallenge {
         body: serde_json::to_vec(&challenge).expect("json"),
     });
-    sm.json(WorkloadCall::Enroll {
-        challenge_id: challenge.challenge_id,
+    let outcome: EnrollOutcome = sm.json(WorkloadCall::Enroll {
+        challenge_id: challenge.challenge_id.clone(),
         body: serde_json::to_vec(&answer).expect("json"),
-    })
+    });
+    match outcome {
+        EnrollOutcome::Enrolled(enrolled) => enrolled,
+        EnrollOutcome::Activate { activation } => {
+            let activated: EnrollmentAnswer = target.json(WorkloadCall::ActivateCredential {
+                body: serde_json::to_vec(&activation).expect("json"),
+            });
+            sm.json(WorkloadCall::Activation {
+                challenge_id: challenge.challenge_id,
+                body: serde_json::to_vec(&activated).expect("json"),
+            })
+        }
+    }
 }
 
 /// An appraisal policy for simulated evidence that names no code.
