@@ -130,11 +130,11 @@ fn main() {
     let fleet = TpmFleet::new();
     let first_tpm = fleet.as_ref().map(|f| f.manufacture(0));
     let tpm_anchors = fleet.as_ref().map(TpmFleet::anchors).unwrap_or_default();
-    let mut sm = Node::new(world.enclave_with(
-        &machines[TARGETS],
-        b"security module",
-        |s| s.as_security_module().with_tpm_anchors(tpm_anchors),
-    ));
+    let mut sm = Node::new(
+        world.enclave_with(&machines[TARGETS], b"security module", |s| {
+            s.as_security_module().with_tpm_anchors(tpm_anchors)
+        }),
+    );
     let owner = TenantKey::generate().expect("tenant");
     register(&sm.service, &mut sm.host, &owner);
     let mut targets: Vec<Node> = machines[..TARGETS]
@@ -220,7 +220,10 @@ fn main() {
         "SM: first authorization (issued, sealed record, audit entry)",
         tpm.fresh,
     );
-    row("SM: the same authorization asked again (returned)", tpm.again);
+    row(
+        "SM: the same authorization asked again (returned)",
+        tpm.again,
+    );
     println!(
         "| SM and target: enrollment (evidence from the TPM, checks, MakeCredential, ActivateCredential) | {:.1} | |",
         per_second(n, tpm.enrolled)
@@ -261,9 +264,11 @@ fn tpm_rounds(
     for (i, state) in states.iter().enumerate() {
         let running = veritee_tpm::swtpm::SoftwareTpm::start(state).expect("swtpm");
         let tcti = running.tcti();
-        let mut target = Node::new(world.enclave_with(&format!("tpm-m{i}"), b"target build", |s| {
-            s.with_tpm_target(tcti, PCRS.to_vec())
-        }));
+        let mut target = Node::new(world.enclave_with(
+            &format!("tpm-m{i}"),
+            b"target build",
+            |s| s.with_tpm_target(tcti, PCRS.to_vec()),
+        ));
         let start = Instant::now();
         handles.push(enroll(sm, &mut target).target);
         enrolled += start.elapsed();
@@ -301,8 +306,11 @@ fn tpm_rounds(
         .expect("json"),
     });
     let slot = Authorization::from_bytes(
-        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &slot.authorization)
-            .expect("base64"),
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &slot.authorization,
+        )
+        .expect("base64"),
     )
     .expect("slot");
     let file = veritee_workload::WorkloadFile::parse(&file)

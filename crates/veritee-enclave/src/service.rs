@@ -102,6 +102,8 @@ pub struct EnclaveService {
     pub(crate) tpm_anchors: Vec<veritee_attest::ParsedCertificate>,
     /// TPM targets whose credential awaits activation (flow 2, security module).
     pub(crate) pending_activations: Mutex<crate::workload::PendingActivations>,
+    /// EK certificates whose chain verified (flow 2, security module).
+    pub(crate) verified_eks: Mutex<veritee_tpm::cache::VerifiedEkCache>,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -176,6 +178,7 @@ impl EnclaveService {
             tpm_target: None,
             tpm_anchors: Vec::new(),
             pending_activations: Mutex::new(crate::workload::PendingActivations::default()),
+            verified_eks: Mutex::new(veritee_tpm::cache::VerifiedEkCache::default()),
         }
     }
 

@@ -22,6 +22,7 @@
 //! ([`VerifiedTpmTarget::ak_name`]), proves when the target answers it.
 
 use crate::TpmError;
+use crate::cache::VerifiedEkCache;
 use crate::policy::{
     DECRYPT, FIXED_PARENT, FIXED_TPM, MAX_PUBLIC_LEN, RESTRICTED, SENSITIVE_DATA_ORIGIN, SIGN,
     USER_WITH_AUTH, attribute_names, object_name, policy_pcr_digest,
@@ -237,6 +238,28 @@ pub fn verify_enrollment(
     intermediates: &[ParsedCertificate],
     at: OffsetDateTime,
 ) -> Result<VerifiedTpmTarget, TpmError> {
+    verify_enrollment_cached(
+        evidence,
+        nonce,
+        anchors,
+        intermediates,
+        at,
+        &mut VerifiedEkCache::default(),
+    )
+}
+
+/// As [`verify_enrollment`], with the EK certificates verified before remembered in
+/// `cache`: an EK certificate found there, still valid at `at` and under one of
+/// `anchors`, is not chained again; one no longer so is purged and chained afresh.
+/// Everything else is checked every time.
+pub fn verify_enrollment_cached(
+    evidence: &TpmEnrollmentEvidence,
+    nonce: &[u8],
+    anchors: &[ParsedCertificate],
+    intermediates: &[ParsedCertificate],
+    at: OffsetDateTime,
+    cache: &mut VerifiedEkCache,
+) -> Result<VerifiedTpmTarget, TpmError> {
     let e = evidence;
     // Bounds first: nothing below reads more than these.
     bound("nonce", nonce, MAX_NONCE_LEN)?;
@@ -265,16 +288,23 @@ pub fn verify_enrollment(
     //    critical is accepted.
     let ek_cert = ParsedCertificate::from_der(&e.ek_certificate)
         .map_err(|err| TpmError::malformed("EK certificate", err))?;
-    let chain = verify_chain(
-        &ek_cert,
-        intermediates,
-        anchors,
-        &[],
-        at,
-        RevocationPolicy::CheckIfPresent,
-        &[],
-    )
-    .map_err(|err| TpmError::EkCertificate(err.to_string()))?;
+    let anchor = match cache.get(&e.ek_certificate, anchors, at) {
+        Some(anchor) => anchor,
+        None => {
+            let chain = verify_chain(
+                &ek_cert,
+                intermediates,
+                anchors,
+                &[],
+                at,
+                RevocationPolicy::CheckIfPresent,
+                &[],
+            )
+            .map_err(|err| TpmError::EkCertificate(err.to_string()))?;
+            cache.insert(&e.ek_certificate, &chain.path);
+            chain.anchor().clone()
+        }
+    };
 
     // 2. The EK is the certified key, and a TPM-resident restricted decryption key.
     let ek = parse_public("EK public area (TPMT_PUBLIC)", &e.ek_public)?;
@@ -518,7 +548,7 @@ pub fn verify_enrollment(
         "ek_certificate_serial".into(),
         hex::encode(ek_cert.serial()),
     );
-    details.insert("ek_root".into(), chain.anchor().subject().to_string());
+    details.insert("ek_root".into(), anchor.subject().to_string());
     details.insert(
         "revocation".into(),
         "not checked: no CRL given for the EK certificate".into(),
@@ -565,11 +595,7 @@ pub fn verify_enrollment(
         platform_id: Some(HexBytes(veritee_crypto::digest::sha256(&ek_spki).to_vec())),
         evidence_time: None,
         details,
-        trust_anchor: Some(AnchorInfo::of(
-            TeeKind::Tpm2,
-            AnchorSource::Given,
-            chain.anchor(),
-        )),
+        trust_anchor: Some(AnchorInfo::of(TeeKind::Tpm2, AnchorSource::Given, &anchor)),
     };
     Ok(VerifiedTpmTarget {
         claims,

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod credential;
 #[cfg(feature = "device")]
 pub mod device;

@@ -451,3 +451,41 @@ fn policy_pcr_digest_matches_tpm2_tools() {
     let storage = TpmPublic::parse(&data("storage.pub")).unwrap();
     assert_eq!(storage.auth_policy, policy_pcr_digest(&selection, &digest));
 }
+
+#[test]
+fn a_verified_ek_is_remembered_until_it_turns_invalid() {
+    use veritee_tpm::cache::VerifiedEkCache;
+    use veritee_tpm::enrollment::verify_enrollment_cached;
+    let mut cache = VerifiedEkCache::default();
+    let anchors = pem("ca-root.pem");
+    let intermediates = pem("ca-intermediate.pem");
+    let check = |cache: &mut VerifiedEkCache,
+                 evidence: &TpmEnrollmentEvidence,
+                 anchors: &[ParsedCertificate],
+                 intermediates: &[ParsedCertificate],
+                 at: OffsetDateTime| {
+        verify_enrollment_cached(evidence, &nonce(), anchors, intermediates, at, cache)
+    };
+    let first = check(&mut cache, &good(), &anchors, &intermediates, AT).unwrap();
+    assert_eq!((cache.len(), cache.hits()), (1, 0));
+    // Again: the chain is not walked (no intermediates given), the claims are the same.
+    let again = check(&mut cache, &good(), &anchors, &[], AT).unwrap();
+    assert_eq!(cache.hits(), 1);
+    assert_eq!(again.claims, first.claims);
+    // A cached EK does not excuse the rest: a quote for another nonce is refused.
+    let mut tampered = good();
+    tampered.quote_attest[40] ^= 1;
+    assert!(check(&mut cache, &tampered, &anchors, &[], AT).is_err());
+    // Its anchor no longer given: the entry is purged, and the chain (to the other CA)
+    // is refused by name.
+    let refused = check(&mut cache, &good(), &pem("other-ca-root.pem"), &[], AT).unwrap_err();
+    assert!(matches!(refused, TpmError::EkCertificate(_)), "{refused}");
+    assert_eq!((cache.len(), cache.purged()), (0, 1));
+    // Remembered again, then asked about a time before the chain is valid: purged, and
+    // the fresh verification says why.
+    check(&mut cache, &good(), &anchors, &intermediates, AT).unwrap();
+    let early = datetime!(2020-01-01 0:00 UTC);
+    let refused = check(&mut cache, &good(), &anchors, &intermediates, early).unwrap_err();
+    assert!(matches!(refused, TpmError::EkCertificate(_)), "{refused}");
+    assert_eq!((cache.len(), cache.purged()), (0, 2));
+}

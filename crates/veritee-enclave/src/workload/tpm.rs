@@ -27,7 +27,7 @@ use veritee_proto::workload::{
 };
 use veritee_tpm::credential::{CredentialChallenge, make_credential};
 use veritee_tpm::device::{TargetTpm, TpmKeys};
-use veritee_tpm::enrollment::{TpmEnrollmentEvidence, VerifiedTpmTarget, verify_enrollment};
+use veritee_tpm::enrollment::{TpmEnrollmentEvidence, VerifiedTpmTarget, verify_enrollment_cached};
 use veritee_workload::{Authorization, StorageKeyId, WorkloadSeed, tpm_storage_key_id};
 use zeroize::Zeroizing;
 
@@ -264,13 +264,22 @@ impl EnclaveService {
             ));
         }
         let at = self.clock().now();
-        let target =
-            verify_enrollment(&evidence, nonce, &self.tpm_anchors, &[], at).map_err(|e| {
-                failure(
-                    FailureKind::Unauthorized,
-                    format!("TPM target refused: {e}"),
-                )
-            })?;
+        // The anchors may include the manufacturers' intermediates: path building picks
+        // what it needs.
+        let target = verify_enrollment_cached(
+            &evidence,
+            nonce,
+            &self.tpm_anchors,
+            &self.tpm_anchors,
+            at,
+            &mut lock(&self.verified_eks),
+        )
+        .map_err(|e| {
+            failure(
+                FailureKind::Unauthorized,
+                format!("TPM target refused: {e}"),
+            )
+        })?;
         let mut secret = Zeroizing::new([0u8; 32]);
         *secret = veritee_crypto::rand::array().map_err(internal)?;
         let credential =

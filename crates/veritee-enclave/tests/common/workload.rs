@@ -8,8 +8,7 @@ use veritee_enclave::EnclaveService;
 use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply};
 use veritee_proto::workload::{
     EnrollOutcome, EnrollResponse, EnrollmentAnswer, EnrollmentChallenge, PutSeedRequest,
-    SEED_HPKE_INFO,
-    WorkloadCall, seed_aad,
+    SEED_HPKE_INFO, WorkloadCall, seed_aad,
 };
 use veritee_workload::{WorkloadFile, WorkloadSeed};
 
