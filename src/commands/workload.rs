@@ -74,11 +74,12 @@ pub enum WorkloadCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write a sealing policy for TPM targets that names a TPM's current PCR values
-    /// (read them on a reference machine in the state its targets boot into).
+    /// Write a sealing policy for TPM targets: a TPM's current PCR values (read on a
+    /// reference machine in the state its targets boot into) and the signer of the
+    /// enclave code that holds the inner key.
     ///
     /// Example: veritee workload tpm-policy --tpm device:/dev/tpmrm0 --pcrs 0,2,4,7
-    ///   --out targets.toml
+    ///   --signer 6f1c... --out targets.toml
     TpmPolicy {
         /// The TPM, as a TCTI (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`).
         #[arg(long, value_name = "TCTI")]
@@ -91,6 +92,12 @@ pub enum WorkloadCommand {
             value_delimiter = ','
         )]
         pcrs: Vec<u32>,
+        /// The signer (hex) of the target enclaves' code; repeatable, at least one.
+        #[arg(long, value_name = "HEX", required = true)]
+        signer: Vec<String>,
+        /// Accept targets whose enclave is simulated (development only).
+        #[arg(long)]
+        allow_simulated: bool,
         /// The policy file to write (must not exist).
         #[arg(long)]
         out: PathBuf,
@@ -351,15 +358,20 @@ fn print_output(
     Ok(())
 }
 
-/// A sealing policy for TPM targets whose PCRs `pcrs` hold `values`. A TPM reports
-/// no TCB grading, so the policy accepts "NotReported" for it.
-fn tpm_policy(pcrs: &[u32], values: &[Vec<u8>]) -> String {
-    let mut policy = String::from(
+/// A sealing policy for TPM targets whose PCRs hold `values`, running enclaves signed
+/// by one of `signers`. A TPM reports no TCB grading, so the policy accepts
+/// "NotReported" for it.
+fn tpm_policy(values: &[(u32, Vec<u8>)], signers: &[String], allow_simulated: bool) -> String {
+    let quoted: Vec<String> = signers.iter().map(|s| format!("\"{s}\"")).collect();
+    let mut policy = format!(
         "# TPM 2.0 targets (flow 2): EK certified by a manufacturer the SM trusts\n\
-         # (--tpm-ca), storage key bound to these PCR values.\n\
-         version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\n\n[measurements]\n",
+         # (--tpm-ca), TPM storage key bound to these PCR values, and the enclave that\n\
+         # holds the inner key signed by one of these signers.\n\
+         version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\n\
+         allow_simulated = {allow_simulated}\nsigners = [{}]\n\n[measurements]\n",
+        quoted.join(", ")
     );
-    for (pcr, value) in pcrs.iter().zip(values) {
+    for (pcr, value) in values {
         policy.push_str(&format!("pcr{pcr} = [\"{}\"]\n", hex::encode(value)));
     }
     policy
@@ -402,12 +414,23 @@ pub fn run(cmd: WorkloadCommand) -> Result<Outcome> {
                 out.display()
             );
         }
-        WorkloadCommand::TpmPolicy { tpm, pcrs, out } => {
+        WorkloadCommand::TpmPolicy {
+            tpm,
+            pcrs,
+            signer,
+            allow_simulated,
+            out,
+        } => {
             let values = veritee_tpm::device::TargetTpm::open(&tpm)?.read_pcrs(&pcrs)?;
-            write_new(&out, tpm_policy(&pcrs, &values).as_bytes(), 0o644)?;
+            let policy = tpm_policy(&values, &signer, allow_simulated);
+            veritee_policy::AppraisalPolicy::parse(&policy)
+                .context("the policy written would not parse (a signer is hex)")?;
+            write_new(&out, policy.as_bytes(), 0o644)?;
+            let names: Vec<u32> = values.iter().map(|(pcr, _)| *pcr).collect();
             println!(
-                "{}: TPM targets whose SHA-256 PCRs {pcrs:?} hold the values {tpm} holds now",
-                out.display()
+                "{}: TPM targets whose SHA-256 PCRs {names:?} hold the values {tpm} holds now, running enclaves signed by {}",
+                out.display(),
+                signer.join(", ")
             );
         }
         WorkloadCommand::RotateStorageKey { node, admin_token } => {

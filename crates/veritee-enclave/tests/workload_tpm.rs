@@ -26,7 +26,7 @@ use veritee_workload::{
 const CODE: &[u8] = b"veritee node build under test";
 const MODULE: &[u8] = include_bytes!("../../../examples/workloads/unlock.wat");
 const CANARY: &[u8] = b"canary-cd1-tpm-passphrase-1414213562";
-const PCRS: [u32; 3] = [0, 7, 16];
+const PCRS: [u32; 3] = [0, 7, 8];
 const ONE_DAY: u64 = 24 * 3600;
 
 /// Whether to run: swtpm is installed, or the test must fail for want of it.
@@ -193,10 +193,16 @@ impl Flow {
             .expect("tpm")
             .read_pcrs(&PCRS)
             .expect("PCRs");
-        let mut policy = String::from(
-            "version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\n[measurements]\n",
+        let signer = common::workload::signer_policy(&self.world, &mut self.target);
+        let signers = signer
+            .lines()
+            .find(|l| l.starts_with("signers"))
+            .expect("signers")
+            .to_string();
+        let mut policy = format!(
+            "version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\nallow_simulated = true\n{signers}\n[measurements]\n"
         );
-        for (pcr, value) in PCRS.iter().zip(&values) {
+        for (pcr, value) in &values {
             policy.push_str(&format!("pcr{pcr} = [\"{}\"]\n", hex::encode(value)));
         }
         policy
@@ -407,7 +413,7 @@ fn a_tpm_target_whose_pcrs_moved_cannot_unseal_and_a_rotated_key_orphans_old_slo
     // The platform leaves the measured state the storage key is bound to.
     veritee_tpm::device::TargetTpm::open(&flow.tpm.running.tcti())
         .expect("tpm")
-        .extend_pcr(16, [0xAB; 32])
+        .extend_pcr(8, [0xAB; 32])
         .expect("extend");
     let refused = flow.launch(&workload).expect_err("PCRs moved");
     assert_eq!(refused.kind, FailureKind::Unauthorized);
@@ -425,6 +431,83 @@ fn a_tpm_target_whose_pcrs_moved_cannot_unseal_and_a_rotated_key_orphans_old_slo
     assert_eq!(refused.kind, FailureKind::Unauthorized);
     assert!(
         refused.message.contains("no authorization for this target"),
+        "{}",
+        refused.message
+    );
+}
+
+/// What a TPM target's answer holds (the enclave's private type, spelled out).
+#[derive(serde::Serialize)]
+struct ForgedAnswer {
+    tpm: veritee_tpm::enrollment::TpmEnrollmentEvidence,
+    #[serde(with = "serde_bytes")]
+    enclave_key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    enclave_evidence: Vec<u8>,
+}
+
+#[test]
+fn a_host_with_tpm_keys_of_its_own_is_refused() {
+    let Some(mut flow) = Flow::new() else { return };
+    // The host drives the TPM itself: genuine EK, AK and a storage key it made, so its
+    // TPM evidence is all true. What it lacks is the enclave vouching for those keys:
+    // it can only offer evidence the enclave made for something else.
+    let challenge: EnrollmentChallenge = flow.sm.json(WorkloadCall::Challenge);
+    let nonce = B64.decode(&challenge.nonce).expect("nonce");
+    let mut tpm = veritee_tpm::device::TargetTpm::open(&flow.tpm.running.tcti()).expect("tpm");
+    let keys = tpm.create_keys(&PCRS).expect("keys");
+    let evidence = tpm.enrollment_evidence(&keys, &nonce).expect("evidence");
+    drop(tpm);
+    let unrelated = match flow
+        .target
+        .service
+        .handle(
+            veritee_proto::ipc::EnclaveCall::Attest {
+                nonce: nonce.clone(),
+            },
+            &mut flow.target.host,
+        )
+        .expect("attest")
+    {
+        veritee_proto::ipc::EnclaveReply::Attestation { evidence, .. } => evidence,
+        other => panic!("{other:?}"),
+    };
+    let host_key = veritee_crypto::hpke::HpkeKeyPair::generate();
+    let mut plaintext = Vec::new();
+    ciborium::into_writer(
+        &ForgedAnswer {
+            tpm: evidence,
+            enclave_key: host_key.public_key().as_bytes().to_vec(),
+            enclave_evidence: unrelated,
+        },
+        &mut plaintext,
+    )
+    .expect("cbor");
+    let sm_key = veritee_crypto::hpke::HpkePublicKey::from_bytes(
+        &B64.decode(&challenge.sm_public_key).expect("base64"),
+    )
+    .expect("key");
+    let info = veritee_proto::workload::TPM_ENROLLMENT_HPKE_INFO;
+    let sealed = veritee_crypto::hpke::seal(
+        &sm_key,
+        info,
+        &challenge_aad(info, &challenge.challenge_id, &challenge.nonce),
+        &plaintext,
+    )
+    .expect("seal");
+    let refused = refusal(
+        flow.sm.call(WorkloadCall::Enroll {
+            challenge_id: challenge.challenge_id,
+            body: serde_json::to_vec(&EnrollmentAnswer {
+                sealed: B64.encode(sealed),
+                tpm: true,
+            })
+            .expect("json"),
+        }),
+    );
+    assert_eq!(refused.kind, FailureKind::Unauthorized);
+    assert!(
+        refused.message.contains("target refused"),
         "{}",
         refused.message
     );

@@ -210,6 +210,21 @@ pub const ENROLLMENT_HPKE_INFO: &[u8] = b"veritee workload enrollment v1";
 /// `veritee_tpm::enrollment::TpmEnrollmentEvidence`).
 pub const TPM_ENROLLMENT_HPKE_INFO: &[u8] = b"veritee workload TPM enrollment v1";
 
+/// The report-data label of a TPM target's enclave evidence: it binds the enclave's
+/// own storage key and the names of its TPM's AK and storage key to the SM's nonce.
+pub const TPM_TARGET_BINDING_LABEL: &[u8] = b"veritee workload TPM target v1";
+
+/// What a TPM target's enclave binds into its evidence: its X25519 storage key, then
+/// the TPM names of its AK and storage key, each length-prefixed (u16, big-endian).
+pub fn tpm_target_binding(enclave_key: &[u8], ak_name: &[u8], storage_name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in [enclave_key, ak_name, storage_name] {
+        out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
 /// HPKE info of a TPM target's activated credential (CBOR [`ActivatedCredential`]).
 pub const ACTIVATION_HPKE_INFO: &[u8] = b"veritee workload TPM activation v1";
 

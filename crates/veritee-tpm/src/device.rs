@@ -12,9 +12,10 @@
 //! The storage key is an RSA-2048 decryption key: fixedTPM and fixedParent (it never
 //! leaves this TPM), userWithAuth clear and an authPolicy of TPM2_PolicyPCR over the
 //! PCRs' values when it was created, so the TPM decrypts with it only while the
-//! platform is in that measured state. The decryption runs in a policy session salted
-//! to the SRK with response encryption: the seed crosses the TPM's transport (the
-//! host, for an enclave) encrypted.
+//! platform is in that measured state. Any software in that state may ask it to: what
+//! a security module seals to this key is therefore itself sealed to the target
+//! enclave's own key inside (see `veritee_workload::Authorization::issue_to_tpm`), and
+//! what the TPM returns is still ciphertext to everyone but that enclave.
 
 use crate::enrollment::TpmEnrollmentEvidence;
 use crate::{TpmError, credential::CredentialChallenge};
@@ -60,8 +61,36 @@ pub struct TpmKeys {
     pub storage_private: Vec<u8>,
     /// Storage key public area (TPMT_PUBLIC).
     pub storage_public: Vec<u8>,
-    /// The SHA-256 PCRs the storage key's policy covers.
+    /// The SHA-256 PCRs the storage key's policy covers, ascending.
     pub pcrs: Vec<u32>,
+}
+
+/// `pcrs` as a storage key's policy takes them: ascending, each once, none that any
+/// software may reset (16, 23), 1 to [`MAX_POLICY_PCRS`] of them.
+pub fn normalize_pcrs(pcrs: &[u32]) -> Result<Vec<u32>, TpmError> {
+    let mut out = pcrs.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    if out.is_empty() || out.len() > MAX_POLICY_PCRS {
+        return Err(TpmError::Device(format!(
+            "a storage key's policy names 1 to {MAX_POLICY_PCRS} PCRs, not {}",
+            out.len()
+        )));
+    }
+    if let Some(pcr) = out
+        .iter()
+        .find(|p| crate::policy::RESETTABLE_PCRS.contains(p))
+    {
+        return Err(TpmError::Device(format!(
+            "PCR {pcr} can be reset by any software: it measures nothing a policy can rest on"
+        )));
+    }
+    if let Some(pcr) = out.iter().find(|p| **p > 23) {
+        return Err(TpmError::Device(format!(
+            "PCR {pcr} does not exist (0 to 23)"
+        )));
+    }
+    Ok(out)
 }
 
 impl core::fmt::Debug for TpmKeys {
@@ -78,19 +107,11 @@ pub struct TargetTpm {
 }
 
 fn pcr_selection(pcrs: &[u32]) -> Result<PcrSelectionList, TpmError> {
-    if pcrs.is_empty() || pcrs.len() > MAX_POLICY_PCRS {
-        return Err(TpmError::Device(format!(
-            "a storage key's policy names 1 to {MAX_POLICY_PCRS} PCRs, not {}",
-            pcrs.len()
-        )));
-    }
-    let slots = pcrs
-        .iter()
-        .map(|&index| {
-            1u32.checked_shl(index)
-                .filter(|_| index < 24)
-                .and_then(|bit| PcrSlot::try_from(bit).ok())
-                .ok_or_else(|| TpmError::Device(format!("PCR {index} does not exist (0 to 23)")))
+    let slots = normalize_pcrs(pcrs)?
+        .into_iter()
+        .map(|index| {
+            PcrSlot::try_from(1u32 << index)
+                .map_err(|e| TpmError::Device(format!("PCR {index}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     PcrSelectionListBuilder::new()
@@ -198,7 +219,8 @@ impl TargetTpm {
     /// Creates the AK and a storage key bound to `pcrs` (SHA-256 bank) at their
     /// current values. Done once per target; a rotation makes a new storage key.
     pub fn create_keys(&mut self, pcrs: &[u32]) -> Result<TpmKeys, TpmError> {
-        let selection = pcr_selection(pcrs)?;
+        let pcrs = normalize_pcrs(pcrs)?;
+        let selection = pcr_selection(&pcrs)?;
         let ek = self.ek()?;
         let created = ak::create_ak(
             &mut self.context,
@@ -216,19 +238,22 @@ impl TargetTpm {
             ak_public: ak.out_public.marshall().map_err(device("AK public area"))?,
             storage_private: storage.0,
             storage_public: storage.1,
-            pcrs: pcrs.to_vec(),
+            pcrs,
         })
     }
 
-    /// A new storage key under the same PCR selection (deprovisioning): what was
-    /// sealed to the old one no longer opens.
+    /// A new storage key under the same PCR selection (deprovisioning). The old key's
+    /// blob still loads into this TPM (the SRK is the same), so what was sealed to it
+    /// is revoked by the inner layer: the caller rotates its own key as well.
     pub fn rotate_storage_key(&mut self, keys: &TpmKeys) -> Result<TpmKeys, TpmError> {
         let selection = pcr_selection(&keys.pcrs)?;
         let (private, public) = self.create_storage_key(&selection)?;
         Ok(TpmKeys {
+            ak_private: keys.ak_private.clone(),
+            ak_public: keys.ak_public.clone(),
             storage_private: private,
             storage_public: public,
-            ..keys.clone()
+            pcrs: keys.pcrs.clone(),
         })
     }
 
@@ -364,11 +389,12 @@ impl TargetTpm {
         Ok((certify, quote, values))
     }
 
-    /// The current values of SHA-256 PCRs `pcrs`, in that order (what an owner's
-    /// sealing policy names).
-    pub fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<Vec<u8>>, TpmError> {
-        let selection = pcr_selection(pcrs)?;
-        self.read_selection(selection)
+    /// The current values of SHA-256 PCRs `pcrs` (what an owner's sealing policy
+    /// names), by PCR, ascending.
+    pub fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, TpmError> {
+        let pcrs = normalize_pcrs(pcrs)?;
+        let values = self.read_selection(pcr_selection(&pcrs)?)?;
+        Ok(pcrs.into_iter().zip(values).collect())
     }
 
     fn read_selection(&mut self, selection: PcrSelectionList) -> Result<Vec<Vec<u8>>, TpmError> {
@@ -433,26 +459,35 @@ impl TargetTpm {
             )
             .map_err(device("starting the endorsement policy session"))?
             .ok_or_else(|| TpmError::Device("the TPM returned no policy session".into()))?;
-        let policy = PolicySession::try_from(session).map_err(device("policy session"))?;
-        self.context
-            .execute_with_nullauth_session(|ctx| {
-                ctx.policy_secret(
-                    policy,
-                    tss_esapi::handles::AuthHandle::Endorsement,
-                    Default::default(),
-                    Default::default(),
-                    Default::default(),
-                    None,
-                )
+        let satisfied = PolicySession::try_from(session)
+            .and_then(|policy| {
+                self.context.execute_with_nullauth_session(|ctx| {
+                    ctx.policy_secret(
+                        policy,
+                        tss_esapi::handles::AuthHandle::Endorsement,
+                        Default::default(),
+                        Default::default(),
+                        Default::default(),
+                        None,
+                    )
+                })
             })
-            .map_err(device("satisfying the EK policy"))?;
-        Ok(session)
+            .map_err(device("satisfying the EK policy"));
+        match satisfied {
+            Ok(_) => Ok(session),
+            Err(e) => {
+                self.flush(tss_esapi::handles::SessionHandle::from(session));
+                Err(e)
+            }
+        }
     }
 
     /// Decrypts `ciphertext` (RSA-OAEP-SHA256 under `label`) with the storage key, in
     /// a PCR policy session: the TPM refuses unless the PCRs hold the values the key
-    /// was created under. The session is salted to the SRK and encrypts the response,
-    /// so the plaintext crosses the transport encrypted.
+    /// was created under. The session is salted to the SRK and encrypts the response;
+    /// the SRK's public key comes through the transport, so that encryption is a
+    /// precaution, not what the secrecy rests on (the plaintext is itself sealed to the
+    /// caller's key: see the module documentation).
     pub fn decrypt(
         &mut self,
         keys: &TpmKeys,

@@ -14,6 +14,7 @@
 //! storage_public: RSA-2048 decrypt, not sign, not restricted, fixedTPM, fixedParent,
 //!   sensitiveDataOrigin, userWithAuth clear, nameAlg SHA-256,
 //!   authPolicy = PolicyPCR(quote's selection, quote's pcrDigest)
+//!   (the selection naming no resettable PCR, 16 or 23)
 //! quote and certification: same resetCount, restartCount, firmwareVersion
 //! ```
 //!
@@ -24,8 +25,8 @@
 use crate::TpmError;
 use crate::cache::VerifiedEkCache;
 use crate::policy::{
-    DECRYPT, FIXED_PARENT, FIXED_TPM, MAX_PUBLIC_LEN, RESTRICTED, SENSITIVE_DATA_ORIGIN, SIGN,
-    USER_WITH_AUTH, attribute_names, object_name, policy_pcr_digest,
+    DECRYPT, FIXED_PARENT, FIXED_TPM, MAX_PUBLIC_LEN, RESETTABLE_PCRS, RESTRICTED,
+    SENSITIVE_DATA_ORIGIN, SIGN, USER_WITH_AUTH, attribute_names, object_name, policy_pcr_digest,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -401,6 +402,15 @@ pub fn verify_enrollment_cached(
     if selection.pcrs.is_empty() {
         return Err(TpmError::PcrSelection("no PCR is selected".into()));
     }
+    if let Some(pcr) = selection
+        .pcrs
+        .iter()
+        .find(|pcr| RESETTABLE_PCRS.contains(pcr))
+    {
+        return Err(TpmError::PcrSelection(format!(
+            "PCR {pcr} is selected, which any software may reset: it measures nothing"
+        )));
+    }
     if selection.pcrs.len() != e.pcr_values.len() {
         return Err(TpmError::PcrValues(format!(
             "the quote selects {} PCRs, {} values are given",
@@ -593,7 +603,9 @@ pub fn verify_enrollment_cached(
         debug: false,
         report_data: HexBytes(nonce.to_vec()),
         platform_id: Some(HexBytes(veritee_crypto::digest::sha256(&ek_spki).to_vec())),
-        evidence_time: None,
+        // The quote and certification are over the SM's fresh nonce: they were made
+        // after it was issued, which is as fresh as the verification time says.
+        evidence_time: Some(at),
         details,
         trust_anchor: Some(AnchorInfo::of(TeeKind::Tpm2, AnchorSource::Given, &anchor)),
     };

@@ -18,6 +18,9 @@ use veritee_verify::tpm::structures::{
 pub const MAX_PUBLIC_LEN: usize = 1024;
 /// TPM_CC_PolicyPCR.
 pub const TPM_CC_POLICY_PCR: u32 = 0x0000_017F;
+/// PCRs any software may reset (PCR 16, the debug PCR, and 23, the application PCR, at
+/// locality 0): a state measured in them is no state at all, so no policy may name them.
+pub const RESETTABLE_PCRS: [u32; 2] = [16, 23];
 /// sizeofSelect of the selections [`pcr_selection_sha256`] makes (24 PCRs).
 pub const PCR_SELECT_SIZE: usize = 3;
 

@@ -74,12 +74,12 @@ fn evidence_from_swtpm_is_accepted_with_its_claims() {
     assert!(!claims.debug);
     assert_eq!(claims.report_data.0, nonce());
     let names: Vec<&str> = claims.measurements.keys().map(String::as_str).collect();
-    assert_eq!(names, ["pcr0", "pcr1", "pcr16", "pcr7"]);
+    assert_eq!(names, ["pcr0", "pcr1", "pcr7", "pcr8"]);
     assert_eq!(
-        claims.measurement("pcr16"),
+        claims.measurement("pcr8"),
         Some(&evidence.pcr_values[3][..])
     );
-    assert_ne!(claims.measurement("pcr16"), Some(&[0u8; 32][..]));
+    assert_ne!(claims.measurement("pcr8"), Some(&[0u8; 32][..]));
     let ek_cert = ParsedCertificate::from_der(&evidence.ek_certificate).unwrap();
     assert_eq!(
         claims.platform_id.as_ref().unwrap().0,
@@ -93,7 +93,7 @@ fn evidence_from_swtpm_is_accepted_with_its_claims() {
         "{anchor:?}"
     );
     assert_eq!(claims.details["ek_certificate_issuer"], ek_cert.issuer());
-    assert_eq!(claims.details["pcr_selection"], "sha256:0,1,7,16");
+    assert_eq!(claims.details["pcr_selection"], "sha256:0,1,7,8");
     assert_eq!(
         claims.details["storage_key_name"],
         hex::encode(object_name(&evidence.storage_public).unwrap())
@@ -437,13 +437,13 @@ fn garbage_cbor_does_not_decode_to_evidence() {
     }
 }
 
-/// What tpm2_createpolicy --policy-pcr made for the storage key is what policy.rs
-/// computes from the PCR list and values.
+/// What tpm2-tools' trial session (PolicyPCR) made for the storage key is what
+/// policy.rs computes from the PCR list and values.
 #[test]
 fn policy_pcr_digest_matches_tpm2_tools() {
     use veritee_tpm::policy::{pcr_selection_sha256, policy_pcr_digest};
     use veritee_verify::tpm::structures::{QuoteAttest, TpmPublic};
-    let selection = pcr_selection_sha256(&[0, 1, 7, 16]);
+    let selection = pcr_selection_sha256(&[0, 1, 7, 8]);
     let quote = QuoteAttest::parse(&data("quote.attest")).unwrap();
     assert_eq!(quote.pcr_selection_raw, selection);
     let digest = veritee_crypto::digest::sha256(&data("pcrs.bin"));
@@ -488,4 +488,17 @@ fn a_verified_ek_is_remembered_until_it_turns_invalid() {
     let refused = check(&mut cache, &good(), &anchors, &intermediates, early).unwrap_err();
     assert!(matches!(refused, TpmError::EkCertificate(_)), "{refused}");
     assert_eq!((cache.len(), cache.purged()), (0, 2));
+}
+
+#[test]
+fn a_quote_over_a_resettable_pcr_is_refused() {
+    let mut evidence = good();
+    evidence.quote_attest = data("quote16.attest");
+    evidence.quote_signature = data("quote16.sig");
+    evidence.pcr_values = data("pcrs16.bin").chunks(32).map(<[u8]>::to_vec).collect();
+    let refused = verify(&evidence).unwrap_err();
+    assert!(
+        matches!(&refused, TpmError::PcrSelection(reason) if reason.contains("PCR 16")),
+        "{refused}"
+    );
 }

@@ -2,9 +2,11 @@
 //! window it is valid in. The security module issues it; the target opens it.
 //!
 //! Two kinds, told apart by the slot version: version 1 seals the seed with HPKE to an
-//! enclave's X25519 storage key; version 2 with RSA-OAEP-SHA256 to a TPM's RSA-2048
-//! storage key, which only that TPM can use, and only under its PCR policy. Both share
-//! the 68-byte header the sealing binds.
+//! enclave's X25519 storage key; version 2, for a target with a TPM, seals it so twice:
+//! with HPKE to the target enclave's key, then with RSA-OAEP-SHA256 to the TPM's
+//! RSA-2048 storage key, which only that TPM can use, and only under its PCR policy. A
+//! TPM decrypts for any software in the measured state, the host's included: the inner
+//! layer keeps the seed the enclave's. Both share the 68-byte header the sealing binds.
 
 use veritee_crypto::hpke::{self, HpkeKeyPair, HpkePublicKey};
 
@@ -23,6 +25,7 @@ const TPM_SLOT_VERSION: u16 = 2;
 /// An RSA-2048 ciphertext.
 const TPM_SEALED_SEED_LEN: usize = 256;
 const TPM_STORAGE_KEY_LABEL: &[u8] = b"veritee workload TPM storage key";
+const TPM_HPKE_INFO: &[u8] = b"veritee workload authorization v2";
 /// version, reserved, workload id, storage key id, authorization id, not before, not after.
 const SEALED_OFFSET: usize = 2 + 2 + 16 + 16 + 16 + 8 + 8;
 const SEALED_SEED_LEN: usize = hpke::ENCAPSULATED_KEY_LEN + SEED_LEN + hpke::TAG_LEN;
@@ -66,12 +69,15 @@ pub fn storage_key_id(key: &HpkePublicKey) -> StorageKeyId {
     StorageKeyId(id)
 }
 
-/// The id slots name a TPM storage key by: the first 16 bytes of SHA-256("veritee
-/// workload TPM storage key" | its public area, TPMT_PUBLIC), which covers its
-/// attributes and policy as well as its key.
-pub fn tpm_storage_key_id(public_area: &[u8]) -> StorageKeyId {
-    let mut input = Vec::with_capacity(TPM_STORAGE_KEY_LABEL.len() + public_area.len());
+/// The id slots name a TPM target's pair of keys by: the first 16 bytes of
+/// SHA-256("veritee workload TPM storage key" | the enclave's X25519 key | the TPM
+/// key's public area, TPMT_PUBLIC, which covers its attributes and policy as well as its
+/// key). Rotating either makes another id.
+pub fn tpm_storage_key_id(enclave_key: &HpkePublicKey, public_area: &[u8]) -> StorageKeyId {
+    let mut input =
+        Vec::with_capacity(TPM_STORAGE_KEY_LABEL.len() + hpke::PUBLIC_KEY_LEN + public_area.len());
     input.extend_from_slice(TPM_STORAGE_KEY_LABEL);
+    input.extend_from_slice(enclave_key.as_bytes());
     input.extend_from_slice(public_area);
     let digest = veritee_crypto::digest::sha256(&input);
     let mut id = [0u8; 16];
@@ -84,7 +90,7 @@ pub fn tpm_storage_key_id(public_area: &[u8]) -> StorageKeyId {
 enum SealedSeed {
     /// Version 1: HPKE to an enclave's X25519 key.
     Hpke([u8; SEALED_SEED_LEN]),
-    /// Version 2: RSA-OAEP-SHA256 to a TPM's storage key.
+    /// Version 2: HPKE to the enclave's key, then RSA-OAEP-SHA256 to its TPM's key.
     Tpm(Box<[u8; TPM_SEALED_SEED_LEN]>),
 }
 
@@ -146,15 +152,17 @@ impl Authorization {
         Ok(slot)
     }
 
-    /// Seals `seed` to a TPM's RSA-2048 storage key (`storage_key_spki`, DER
-    /// SubjectPublicKeyInfo; `public_area`, its TPMT_PUBLIC, names it) for `workload`,
-    /// valid from `not_before` to `not_after` inclusive. The OAEP label is
-    /// SHA-256(header) followed by a zero byte: TPM2_RSA_Decrypt takes labels of at
-    /// most 64 bytes and appends a zero to one that lacks it, so the label is given
-    /// already terminated, the same on both sides.
+    /// Seals `seed` for a target with a TPM, for `workload`, valid from `not_before`
+    /// to `not_after` inclusive: with HPKE to the target enclave's `enclave_key` (AAD
+    /// the header), then the result with RSA-OAEP-SHA256 to the TPM's RSA-2048 storage
+    /// key (`storage_key_spki`, DER SubjectPublicKeyInfo; `public_area`, its
+    /// TPMT_PUBLIC). The OAEP label is SHA-256(header) followed by a zero byte:
+    /// TPM2_RSA_Decrypt takes labels of at most 64 bytes and appends a zero to one that
+    /// lacks it, so the label is given already terminated, the same on both sides.
     pub fn issue_to_tpm(
         seed: &WorkloadSeed,
         workload: WorkloadId,
+        enclave_key: &HpkePublicKey,
         storage_key_spki: &[u8],
         public_area: &[u8],
         not_before: u64,
@@ -163,15 +171,16 @@ impl Authorization {
         check_window(not_before, not_after)?;
         let mut slot = Self {
             workload,
-            storage_key: tpm_storage_key_id(public_area),
+            storage_key: tpm_storage_key_id(enclave_key, public_area),
             id: veritee_crypto::rand::array()?,
             not_before,
             not_after,
             sealed_seed: SealedSeed::Tpm(Box::new([0u8; TPM_SEALED_SEED_LEN])),
         };
+        let inner = hpke::seal(enclave_key, TPM_HPKE_INFO, &slot.header(), seed.expose())?;
         let sealed = veritee_crypto::rsa::encrypt_oaep_sha256_with_label(
             storage_key_spki,
-            seed.expose(),
+            &inner,
             &slot.tpm_label(),
         )?;
         let sealed: [u8; TPM_SEALED_SEED_LEN] = sealed.try_into().map_err(|s: Vec<u8>| {
@@ -292,21 +301,25 @@ impl Authorization {
         WorkloadSeed::from_bytes(seed.expose())
     }
 
-    /// Checks the window at `now` for the TPM storage key named `own` and has
-    /// `decrypt(ciphertext, label)` (the TPM, under its PCR policy) unseal the seed.
+    /// Checks the window at `now` for the key pair named `own`, has
+    /// `decrypt(ciphertext, label)` (the TPM, under its PCR policy) take the outer
+    /// layer off, and opens the inner one with the enclave's `enclave_key`.
     pub fn unseal_with_tpm<E: core::fmt::Display>(
         &self,
         own: StorageKeyId,
         now: u64,
+        enclave_key: &HpkeKeyPair,
         decrypt: impl FnOnce(&[u8], &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, E>,
     ) -> Result<WorkloadSeed, WorkloadError> {
         self.check(own, now)?;
         let SealedSeed::Tpm(sealed) = &self.sealed_seed else {
             return Err(WorkloadError::SealedSeed);
         };
-        let seed = decrypt(&sealed[..], &self.tpm_label())
+        let inner = decrypt(&sealed[..], &self.tpm_label())
             .map_err(|e| WorkloadError::Tpm(e.to_string()))?;
-        WorkloadSeed::from_bytes(&seed)
+        let seed = hpke::open(enclave_key, TPM_HPKE_INFO, &self.header(), &inner)
+            .map_err(|_| WorkloadError::SealedSeed)?;
+        WorkloadSeed::from_bytes(seed.expose())
     }
 
     /// The slot is for `own` and valid at `now`.

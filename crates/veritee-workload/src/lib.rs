@@ -49,12 +49,14 @@
 //!               storage key, info "veritee workload authorization v1",
 //!               AAD = bytes 0..68: encapsulated key (32) | seed ciphertext and tag (48)
 //!
-//! authorization to a TPM (324 bytes)
+//! authorization to a target with a TPM (324 bytes)
 //!      0     2  slot version = 2
-//!      2    66  as version 1, the storage key id being
-//!               SHA-256("veritee workload TPM storage key" | TPMT_PUBLIC)[..16]
+//!      2    66  as version 1, the storage key id being SHA-256("veritee workload TPM
+//!               storage key" | enclave's X25519 key | TPM key's TPMT_PUBLIC)[..16]
 //!     68   256  sealed seed: RSA-OAEP (SHA-256, MGF1-SHA-256) to the TPM's RSA-2048
-//!               storage key, label = SHA-256(bytes 0..68) | 0x00
+//!               storage key, label = SHA-256(bytes 0..68) | 0x00, of
+//!               HPKE base mode to the enclave's key (80 bytes, as in version 1), info
+//!               "veritee workload authorization v2", AAD = bytes 0..68
 //! ```
 //!
 //! Why an HMAC beside the GCM tag: the target checks the workload as a whole under a

@@ -1495,6 +1495,8 @@ struct SoftTpmKey {
     spki: Vec<u8>,
     /// Stands in for the key's TPMT_PUBLIC, which names it in slots.
     public_area: Vec<u8>,
+    /// The target enclave's own key, inside the TPM's layer.
+    enclave: HpkeKeyPair,
 }
 
 impl SoftTpmKey {
@@ -1509,17 +1511,19 @@ impl SoftTpmKey {
             private,
             spki,
             public_area,
+            enclave: HpkeKeyPair::generate(),
         }
     }
 
     fn id(&self) -> StorageKeyId {
-        veritee_workload::tpm_storage_key_id(&self.public_area)
+        veritee_workload::tpm_storage_key_id(&self.enclave.public_key(), &self.public_area)
     }
 
     fn issue(&self, built: &Built) -> Authorization {
         Authorization::issue_to_tpm(
             &built.seed,
             built.id,
+            &self.enclave.public_key(),
             &self.spki,
             &self.public_area,
             NOT_BEFORE,
@@ -1562,15 +1566,23 @@ fn a_tpm_slot_round_trips_and_unseals_under_its_label() {
     assert_eq!(&bytes[0..2], &2u16.to_be_bytes(), "slot version 2");
     assert_eq!(&bytes[20..36], tpm.id().as_bytes());
     assert_eq!(Authorization::from_bytes(&bytes).unwrap(), slot);
-    // The label is SHA-256 of the 68-byte header, then a zero byte.
+    // The label is SHA-256 of the 68-byte header, then a zero byte; what the TPM gives
+    // back is the seed sealed to the enclave, not the seed.
     let mut label = sha256(&bytes[..68]).to_vec();
     label.push(0);
     let by_hand = tpm.decrypt(&bytes[68..], &label).unwrap();
-    assert_eq!(&by_hand[..], built.seed.expose());
+    assert_eq!(by_hand.len(), 80);
+    assert!(!contains(&by_hand, built.seed.expose()));
     let seed = slot
-        .unseal_with_tpm(tpm.id(), NOW, |c, l| tpm.decrypt(c, l))
+        .unseal_with_tpm(tpm.id(), NOW, &tpm.enclave, |c, l| tpm.decrypt(c, l))
         .unwrap();
     assert!(seed.same_as(&built.seed));
+    // The TPM without the enclave's key (the host, in the measured state) gets nothing.
+    assert!(matches!(
+        slot.unseal_with_tpm(tpm.id(), NOW, &HpkeKeyPair::generate(), |c, l| tpm
+            .decrypt(c, l)),
+        Err(WorkloadError::SealedSeed)
+    ));
     // An enclave's key does not open it, nor a TPM slot an enclave's.
     assert!(matches!(
         slot.unseal(&HpkeKeyPair::generate(), NOW),
@@ -1580,7 +1592,7 @@ fn a_tpm_slot_round_trips_and_unseals_under_its_label() {
     assert!(matches!(
         built
             .issue(&enclave)
-            .unseal_with_tpm(key_id(&enclave), NOW, |c, l| tpm.decrypt(c, l)),
+            .unseal_with_tpm(key_id(&enclave), NOW, &enclave, |c, l| tpm.decrypt(c, l)),
         Err(WorkloadError::SealedSeed)
     ));
 }
@@ -1596,7 +1608,7 @@ fn every_flipped_byte_of_a_tpm_slot_is_refused() {
         let Ok(slot) = Authorization::from_bytes(&bytes) else {
             continue; // version, reserved field or window refused as malformed
         };
-        let opened = slot.unseal_with_tpm(tpm.id(), NOW, |c, l| tpm.decrypt(c, l));
+        let opened = slot.unseal_with_tpm(tpm.id(), NOW, &tpm.enclave, |c, l| tpm.decrypt(c, l));
         assert!(
             opened.is_err(),
             "byte {at} flipped and the seed still opened"
@@ -1624,7 +1636,7 @@ fn tpm_and_enclave_slots_share_one_slot_area() {
     let seed = file
         .slot_for(&tpm.id())
         .unwrap()
-        .unseal_with_tpm(tpm.id(), NOW, |c, l| tpm.decrypt(c, l))
+        .unseal_with_tpm(tpm.id(), NOW, &tpm.enclave, |c, l| tpm.decrypt(c, l))
         .unwrap();
     assert_small_components(&file.open(&seed).unwrap());
     let seed = file
@@ -1643,16 +1655,20 @@ fn tpm_and_enclave_slots_share_one_slot_area() {
         panic!("the TPM was asked")
     };
     assert!(matches!(
-        slot.unseal_with_tpm(tpm.id(), NOT_AFTER + 1, never),
+        slot.unseal_with_tpm(tpm.id(), NOT_AFTER + 1, &tpm.enclave, never),
         Err(WorkloadError::OutsideWindow { .. })
     ));
     assert!(matches!(
-        slot.unseal_with_tpm(SoftTpmKey::generate().id(), NOW, never),
+        slot.unseal_with_tpm(SoftTpmKey::generate().id(), NOW, &tpm.enclave, never),
         Err(WorkloadError::NoSlot(_))
     ));
     // A TPM refusal is named.
     assert!(matches!(
-        slot.unseal_with_tpm(tpm.id(), NOW, |_, _| Err("TPM_RC_POLICY_FAIL")),
+        slot.unseal_with_tpm(tpm.id(), NOW, &tpm.enclave, |_, _| Err("TPM_RC_POLICY_FAIL")),
         Err(WorkloadError::Tpm(reason)) if reason == "TPM_RC_POLICY_FAIL"
     ));
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -233,7 +233,7 @@ pub(super) fn workload_tour(cli: &Cli, t: &mut Tour, a: &str, b: &str) -> Result
 /// The TPM manufacturer's CA certificates (root and intermediate), as the SM gets them.
 const TPM_CA: &str = "tpm-ca.pem";
 /// The PCRs node C's storage key is bound to.
-const TPM_PCRS: &str = "0,7,16";
+const TPM_PCRS: &str = "0,7,8";
 
 /// A software TPM manufactured under a local CA (standing in for the TPM vendor), and
 /// running; none without swtpm.
@@ -269,6 +269,8 @@ fn tpm_tour(
         &[
             "--platform",
             "m3",
+            "--enclave-signer-key",
+            "signer.pem",
             "--peer-trust-anchors",
             "vendor/root.pem",
             "--tpm",
@@ -277,6 +279,9 @@ fn tpm_tour(
             TPM_PCRS,
         ],
     )?;
+    // The policy names C's PCRs as they are now, and the signer of its enclave, which
+    // holds the inner key: the TPM alone opens nothing.
+    let signer = super::fleet::signer_of(cli, &c)?;
     cli.run(&[
         "workload",
         "tpm-policy",
@@ -284,6 +289,9 @@ fn tpm_tour(
         &tcti,
         "--pcrs",
         TPM_PCRS,
+        "--signer",
+        &signer,
+        "--allow-simulated",
         "--out",
         "tpm-targets.toml",
     ])?;
@@ -320,7 +328,7 @@ fn tpm_tour(
         "tpm-targets.toml",
     ])?;
 
-    t.step("Deploy to C: EK chain to the CA, storage key certified by the AK (non-exportable, PCR-bound), ActivateCredential, then the seed sealed to the TPM");
+    t.step("Deploy to C: EK chain to the CA, storage key certified by the AK (non-exportable, PCR-bound), C's enclave vouching for it, ActivateCredential; the seed sealed to C's enclave, then to its TPM");
     let deployed = cli.run(&[
         "deploy",
         "--workload",
@@ -358,10 +366,10 @@ fn tpm_tour(
     }
 
     t.step(
-        "Refused: C boots into another state (PCR 16 extended); its TPM no longer unseals the seed",
+        "Refused: C boots into another state (PCR 8 extended); its TPM no longer unseals the seed",
     );
-    veritee_tpm::device::TargetTpm::open(&tcti)?.extend_pcr(16, [0x5e; 32])?;
-    println!("    PCR 16 extended, as a changed boot component would");
+    veritee_tpm::device::TargetTpm::open(&tcti)?.extend_pcr(8, [0x5e; 32])?;
+    println!("    PCR 8 extended, as a changed boot component would");
     let refused = cli.run_refused(&[
         "workload",
         "launch",

@@ -95,26 +95,37 @@ struct SeedMeta {
 /// An enrolled target.
 #[derive(Serialize, Deserialize)]
 struct TargetRecord {
-    /// Hex: the X25519 key of an enclave target, the DER SubjectPublicKeyInfo of a
-    /// TPM target's RSA storage key.
+    /// The target enclave's X25519 storage key, hex.
     storage_public_key: String,
     storage_key_id: String,
     claims: Claims,
     enrolled_at: i64,
-    /// A TPM target's storage key public area (TPMT_PUBLIC), hex.
+    /// A TPM target's TPM storage key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    tpm_public_area: Option<String>,
+    tpm: Option<TpmKeyRecord>,
+}
+
+/// A TPM target's TPM storage key, as its enrollment established it.
+#[derive(Serialize, Deserialize)]
+struct TpmKeyRecord {
+    /// DER SubjectPublicKeyInfo, hex.
+    spki: String,
+    /// TPMT_PUBLIC, hex.
+    public_area: String,
 }
 
 /// The storage key a target enrolled with, as its checks established it.
 pub(super) enum EnrolledKey {
     /// An enclave's X25519 key, bound into its evidence.
     Enclave(HpkePublicKey),
-    /// A TPM's RSA storage key, certified by its AK.
+    /// A TPM target's keys: its enclave's X25519 key, bound into the enclave's
+    /// evidence, and its TPM's RSA storage key, certified by its AK.
     Tpm {
-        /// DER SubjectPublicKeyInfo.
+        /// The enclave's key.
+        enclave: HpkePublicKey,
+        /// The TPM key's DER SubjectPublicKeyInfo.
         spki: Vec<u8>,
-        /// TPMT_PUBLIC.
+        /// The TPM key's TPMT_PUBLIC.
         public_area: Vec<u8>,
     },
 }
@@ -147,7 +158,12 @@ fn target_identity(claims: &Claims, storage_key_id: &str) -> String {
             h.update(b"platform");
             h.update(&(platform.0.len() as u64).to_be_bytes());
             h.update(&platform.0);
-            let name = veritee_channel::peer::primary_measurement(claims.tee);
+            // A TPM target is its TPM (the EK) and its enclave's code, whatever PCRs
+            // it chose to quote.
+            let name = match claims.tee {
+                TeeKind::Tpm2 => super::tpm::ENCLAVE_MEASUREMENT,
+                tee => veritee_channel::peer::primary_measurement(tee),
+            };
             let measurement = claims.measurement(name).unwrap_or_default();
             h.update(&(measurement.len() as u64).to_be_bytes());
             h.update(measurement);
@@ -420,14 +436,14 @@ impl EnclaveService {
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let answer: EnrollmentAnswer = json(body, "enrollment answer")?;
         if answer.tpm {
-            let (evidence, nonce_bytes) = self.open_answer(
+            let (tpm_answer, nonce_bytes) = self.open_answer(
                 TPM_ENROLLMENT_HPKE_INFO,
                 "TPM enrollment answer",
                 challenge_id,
                 &answer.sealed,
                 link,
             )?;
-            return self.enroll_tpm(challenge_id, evidence, &nonce_bytes, link);
+            return self.enroll_tpm(challenge_id, tpm_answer, &nonce_bytes, link);
         }
         let (evidence, nonce_bytes): (EnrollmentEvidence, _) = self.open_answer(
             ENROLLMENT_HPKE_INFO,
@@ -455,16 +471,23 @@ impl EnclaveService {
         key: EnrolledKey,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let (storage_public_key, key_id, tpm_public_area) = match &key {
+        let (storage_public_key, key_id, tpm) = match &key {
             EnrolledKey::Enclave(k) => (
                 hex::encode(k.as_bytes()),
                 storage_key_id(k).to_string(),
                 None,
             ),
-            EnrolledKey::Tpm { spki, public_area } => (
-                hex::encode(spki),
-                tpm_storage_key_id(public_area).to_string(),
-                Some(hex::encode(public_area)),
+            EnrolledKey::Tpm {
+                enclave,
+                spki,
+                public_area,
+            } => (
+                hex::encode(enclave.as_bytes()),
+                tpm_storage_key_id(enclave, public_area).to_string(),
+                Some(TpmKeyRecord {
+                    spki: hex::encode(spki),
+                    public_area: hex::encode(public_area),
+                }),
             ),
         };
         let identity = target_identity(&claims, &key_id);
@@ -489,7 +512,7 @@ impl EnclaveService {
             storage_key_id: key_id,
             claims,
             enrolled_at: self.clock().now().unix_timestamp(),
-            tpm_public_area,
+            tpm,
         };
         let tee = record.claims.tee.to_string();
         self.record_put(
@@ -522,7 +545,7 @@ impl EnclaveService {
 
     /// Verifies a target's evidence at the enclave's time under the configured trust
     /// anchors (each bound to its TEE kind) and the enrollment policy.
-    fn appraise_target(
+    pub(super) fn appraise_target(
         &self,
         evidence: &[u8],
         binding: &ReportData,
@@ -685,25 +708,22 @@ impl EnclaveService {
                 ),
             ));
         }
-        let storage_key = hex::decode(&target.storage_public_key).map_err(internal)?;
+        let storage_key = hex::decode(&target.storage_public_key)
+            .map_err(internal)
+            .and_then(|k| HpkePublicKey::from_bytes(&k).map_err(internal))?;
         let now = unix(self.clock().now());
         let not_after = now.saturating_add(meta.validity_seconds);
-        let authorization = match &target.tpm_public_area {
-            Some(public_area) => Authorization::issue_to_tpm(
+        let authorization = match &target.tpm {
+            Some(tpm) => Authorization::issue_to_tpm(
                 &seed,
                 id,
                 &storage_key,
-                &hex::decode(public_area).map_err(internal)?,
+                &hex::decode(&tpm.spki).map_err(internal)?,
+                &hex::decode(&tpm.public_area).map_err(internal)?,
                 now,
                 not_after,
             ),
-            None => Authorization::issue(
-                &seed,
-                id,
-                &HpkePublicKey::from_bytes(&storage_key).map_err(internal)?,
-                now,
-                not_after,
-            ),
+            None => Authorization::issue(&seed, id, &storage_key, now, not_after),
         }
         .map_err(|e| refused(FailureKind::Internal, e))?;
         let bytes = authorization.to_bytes();

@@ -85,8 +85,9 @@ impl Challenge {
         inner: &impl serde::Serialize,
         tpm: bool,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        let mut plaintext = Vec::new();
-        ciborium::into_writer(inner, &mut plaintext).map_err(internal)?;
+        // It may hold a secret (an activated credential): wiped once sealed.
+        let mut plaintext = Zeroizing::new(Vec::new());
+        ciborium::into_writer(inner, &mut *plaintext).map_err(internal)?;
         let sealed = hpke::seal(
             &self.sm_key,
             info,
@@ -130,7 +131,10 @@ impl EnclaveService {
     /// The storage key, created on first use. Its record names the measurement that
     /// made it: another build (even one sealing to the same signer) makes its own key,
     /// so what an owner authorized for one build never opens in another.
-    fn storage_key(&self, link: &mut dyn HostLink) -> Result<HpkeKeyPair, EnclaveFailure> {
+    pub(super) fn storage_key(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<HpkeKeyPair, EnclaveFailure> {
         let ns = self.enclave_ns()?;
         let own = self.platform().identity().measurement.clone();
         // Two first uses at once must not make two keys.
@@ -261,7 +265,6 @@ impl EnclaveService {
             return self.rotated(link, previous, id);
         }
         let ns = self.enclave_ns()?;
-        let one_at_a_time = lock(&self.workload_writes);
         let previous = self
             .record_get(link, &ns, STORAGE_KEY_RECORD)?
             .and_then(|raw| {
@@ -270,11 +273,21 @@ impl EnclaveService {
                     .map(|k| key_pair(k).map(|k| storage_key_id(&k.public_key())))
             })
             .transpose()?;
+        let fresh = self.replace_storage_key(link)?;
+        self.rotated(link, previous, storage_key_id(&fresh.public_key()))
+    }
+
+    /// A new storage key in place of the old one, which is gone with its record.
+    pub(super) fn replace_storage_key(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<HpkeKeyPair, EnclaveFailure> {
+        let ns = self.enclave_ns()?;
+        let _one_at_a_time = lock(&self.workload_writes);
         let fresh = HpkeKeyPair::generate();
         let own = self.platform().identity().measurement.clone();
         self.record_put(link, &ns, STORAGE_KEY_RECORD, &storage_record(&fresh, &own))?;
-        drop(one_at_a_time);
-        self.rotated(link, previous, storage_key_id(&fresh.public_key()))
+        Ok(fresh)
     }
 
     fn rotated(

@@ -2,11 +2,20 @@
 //! unsealed by its TPM) and the security module's (the TPM checks, the
 //! MakeCredential round, the enrollment it completes).
 //!
+//! A TPM target holds two storage keys: its TPM's (non-exportable, usable only in the
+//! measured state the PCRs show) and its enclave's own X25519 key; an authorization
+//! seals the seed to the enclave's key, then the result to the TPM's, so it opens only
+//! in that enclave on that platform in that state. (A TPM decrypts for any software in
+//! the measured state, the host's included: the inner layer is what keeps the seed from
+//! the host.)
+//!
 //! Enrollment of a TPM target takes two round trips through the orchestrator:
 //! 1. the SM's challenge → the target's TPM evidence (EK certificate, AK, storage key
-//!    certified by the AK over the nonce, PCR quote over the nonce), sealed to the SM;
-//!    the SM checks it all ([`veritee_tpm::enrollment::verify_enrollment`]) and answers
-//!    with a credential made to the EK for the AK's name;
+//!    certified by the AK over the nonce, PCR quote over the nonce) and its enclave's
+//!    evidence binding its own key and the TPM keys' names to the nonce, sealed to the
+//!    SM; the SM checks the TPM's
+//!    ([`veritee_tpm::enrollment::verify_enrollment_cached`]) and the enclave's (as a
+//!    TEE target's), and answers with a credential made to the EK for the AK's name;
 //! 2. the target's TPM activates it (only the TPM holding that EK, with that AK, can)
 //!    and returns the secret sealed to the SM; the SM compares it in constant time and
 //!    only then records the target.
@@ -20,14 +29,18 @@ use crate::service::{EnclaveService, bad, internal, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
+use veritee_attest::{Claims, HexBytes, ReportData};
+use veritee_crypto::hpke::HpkePublicKey;
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
     ACTIVATION_HPKE_INFO, ActivatedCredential, ActivationChallenge, EnrollOutcome,
-    EnrollmentAnswer, EnrollmentChallenge, TPM_ENROLLMENT_HPKE_INFO,
+    EnrollmentAnswer, EnrollmentChallenge, TPM_ENROLLMENT_HPKE_INFO, TPM_TARGET_BINDING_LABEL,
+    tpm_target_binding,
 };
 use veritee_tpm::credential::{CredentialChallenge, make_credential};
 use veritee_tpm::device::{TargetTpm, TpmKeys};
 use veritee_tpm::enrollment::{TpmEnrollmentEvidence, VerifiedTpmTarget, verify_enrollment_cached};
+use veritee_tpm::policy::object_name;
 use veritee_workload::{Authorization, StorageKeyId, WorkloadSeed, tpm_storage_key_id};
 use zeroize::Zeroizing;
 
@@ -47,13 +60,53 @@ pub(crate) struct TpmTargetConfig {
     pub(crate) busy: std::sync::Mutex<()>,
 }
 
+/// A TPM target's answer to an enrollment challenge (CBOR, sealed to the SM).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct TpmEnrollmentAnswer {
+    /// What its TPM shows.
+    tpm: TpmEnrollmentEvidence,
+    /// The enclave's own storage key (X25519).
+    #[serde(with = "serde_bytes")]
+    enclave_key: Vec<u8>,
+    /// The enclave's evidence: report data = binding([`TPM_TARGET_BINDING_LABEL`],
+    /// [`tpm_target_binding`], nonce).
+    #[serde(with = "serde_bytes")]
+    enclave_evidence: Vec<u8>,
+}
+
 /// A TPM target whose evidence verified, waiting for its credential's activation.
 struct PendingActivation {
     nonce: String,
     secret: Zeroizing<[u8; 32]>,
     target: VerifiedTpmTarget,
+    enclave_key: HpkePublicKey,
     at: time::OffsetDateTime,
 }
+
+/// What an owner's sealing policy judges a TPM target by: its TPM's claims (PCRs, EK)
+/// with its enclave's code (measurement, signer, security version) and whether either
+/// is simulated or debug.
+fn merged_claims(tpm: Claims, enclave: &Claims) -> Claims {
+    let mut claims = tpm;
+    let primary = veritee_channel::peer::primary_measurement(enclave.tee);
+    if let Some(measurement) = enclave.measurement(primary) {
+        claims.measurements.insert(
+            ENCLAVE_MEASUREMENT.to_string(),
+            HexBytes(measurement.to_vec()),
+        );
+    }
+    claims.signer = enclave.signer.clone();
+    claims.security_version = enclave.security_version;
+    claims.simulated |= enclave.simulated;
+    claims.debug |= enclave.debug;
+    claims
+        .details
+        .insert("enclave_tee".into(), enclave.tee.to_string());
+    claims
+}
+
+/// The measurement name a TPM target's enclave code goes by in its claims.
+pub(super) const ENCLAVE_MEASUREMENT: &str = "enclave_measurement";
 
 /// Credentials sent and not yet activated: each is good once.
 #[derive(Default)]
@@ -146,12 +199,34 @@ impl EnclaveService {
         challenge: &super::target::Challenge,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        let enclave_key = self.storage_key(link)?.public_key();
         let (config, _busy, mut tpm) = self.open_tpm()?;
         let keys = self.tpm_keys(config, &mut tpm, link)?;
         let evidence = tpm
             .enrollment_evidence(&keys, &challenge.nonce)
             .map_err(tpm_failure(FailureKind::Unavailable))?;
-        challenge.answer_as(TPM_ENROLLMENT_HPKE_INFO, &evidence, true)
+        let bound = tpm_target_binding(
+            enclave_key.as_bytes(),
+            &object_name(&keys.ak_public).map_err(internal)?,
+            &object_name(&keys.storage_public).map_err(internal)?,
+        );
+        let enclave_evidence = self
+            .platform()
+            .evidence(&ReportData::binding(
+                TPM_TARGET_BINDING_LABEL,
+                &bound,
+                &challenge.nonce,
+            ))
+            .map_err(internal)?;
+        challenge.answer_as(
+            TPM_ENROLLMENT_HPKE_INFO,
+            &TpmEnrollmentAnswer {
+                tpm: evidence,
+                enclave_key: enclave_key.as_bytes().to_vec(),
+                enclave_evidence,
+            },
+            true,
+        )
     }
 
     /// `POST /v1/workloads/activation`: the TPM activates the SM's credential.
@@ -201,39 +276,46 @@ impl EnclaveService {
         if self.tpm_config().is_none() {
             return Ok(None);
         }
+        let enclave_key = self.storage_key(link)?.public_key();
         let (config, _busy, mut tpm) = self.open_tpm()?;
         let keys = self.tpm_keys(config, &mut tpm, link)?;
-        Ok(Some(tpm_storage_key_id(&keys.storage_public)))
+        Ok(Some(tpm_storage_key_id(&enclave_key, &keys.storage_public)))
     }
 
-    /// Has the TPM unseal `slot`'s seed under its PCR policy.
+    /// Has the TPM take its layer off `slot`'s seed under its PCR policy, and opens
+    /// the enclave's layer.
     pub(super) fn unseal_with_tpm(
         &self,
         slot: &Authorization,
         now: u64,
         link: &mut dyn HostLink,
     ) -> Result<WorkloadSeed, EnclaveFailure> {
+        let enclave_key = self.storage_key(link)?;
         let (config, _busy, mut tpm) = self.open_tpm()?;
         let keys = self.tpm_keys(config, &mut tpm, link)?;
         slot.unseal_with_tpm(
-            tpm_storage_key_id(&keys.storage_public),
+            tpm_storage_key_id(&enclave_key.public_key(), &keys.storage_public),
             now,
+            &enclave_key,
             |ciphertext, label| tpm.decrypt(&keys, ciphertext, label),
         )
         .map_err(|e| super::refused(FailureKind::Unauthorized, e))
     }
 
-    /// Deprovisioning a TPM target: a new storage key under the same PCRs. Returns the
-    /// old key's id and the new one's.
+    /// Deprovisioning a TPM target: a new TPM storage key under the same PCRs, and a
+    /// new enclave key (the old TPM key's blob still loads, so it is the enclave's
+    /// layer that revokes). Returns the old pair's id and the new one's.
     pub(super) fn rotate_tpm_storage_key(
         &self,
         link: &mut dyn HostLink,
     ) -> Result<(Option<StorageKeyId>, StorageKeyId), EnclaveFailure> {
+        let old_enclave = self.storage_key(link)?.public_key();
         let (config, _busy, mut tpm) = self.open_tpm()?;
         let keys = self.tpm_keys(config, &mut tpm, link)?;
         let fresh = tpm
             .rotate_storage_key(&keys)
             .map_err(tpm_failure(FailureKind::Unavailable))?;
+        let new_enclave = self.replace_storage_key(link)?.public_key();
         let ns = self.enclave_ns()?;
         let _one_at_a_time = lock(&self.workload_writes);
         self.record_put(
@@ -243,8 +325,8 @@ impl EnclaveService {
             &serde_json::to_vec(&fresh).map_err(internal)?,
         )?;
         Ok((
-            Some(tpm_storage_key_id(&keys.storage_public)),
-            tpm_storage_key_id(&fresh.storage_public),
+            Some(tpm_storage_key_id(&old_enclave, &keys.storage_public)),
+            tpm_storage_key_id(&new_enclave, &fresh.storage_public),
         ))
     }
 
@@ -253,10 +335,13 @@ impl EnclaveService {
     pub(super) fn enroll_tpm(
         &self,
         challenge_id: &str,
-        evidence: TpmEnrollmentEvidence,
+        answer: TpmEnrollmentAnswer,
         nonce: &[u8],
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        let enclave_key = HpkePublicKey::from_bytes(&answer.enclave_key)
+            .map_err(|e| bad(format!("the TPM target's enclave key: {e}")))?;
+        let evidence = answer.tpm;
         if self.tpm_anchors.is_empty() {
             return Err(failure(
                 FailureKind::Unavailable,
@@ -280,6 +365,21 @@ impl EnclaveService {
                 format!("TPM target refused: {e}"),
             )
         })?;
+        // The enclave vouches for its own key and for the TPM keys the SM just checked:
+        // a host that made TPM keys of its own has no enclave evidence naming them.
+        let bound = tpm_target_binding(
+            enclave_key.as_bytes(),
+            &target.ak_name,
+            &object_name(&target.storage_public).map_err(internal)?,
+        );
+        let enclave = self.appraise_target(
+            &answer.enclave_evidence,
+            &ReportData::binding(TPM_TARGET_BINDING_LABEL, &bound, nonce),
+        )?;
+        let target = VerifiedTpmTarget {
+            claims: merged_claims(target.claims, &enclave),
+            ..target
+        };
         let mut secret = Zeroizing::new([0u8; 32]);
         *secret = veritee_crypto::rand::array().map_err(internal)?;
         let credential =
@@ -292,6 +392,7 @@ impl EnclaveService {
                 nonce: nonce_b64.clone(),
                 secret,
                 target,
+                enclave_key,
                 at,
             },
         )?;
@@ -345,6 +446,7 @@ impl EnclaveService {
         self.record_enrollment(
             target.claims,
             super::sm::EnrolledKey::Tpm {
+                enclave: pending.enclave_key,
                 spki: target.storage_key_spki,
                 public_area: target.storage_public,
             },

@@ -12,13 +12,14 @@
 #   ak.pub                             AK (restricted RSASSA-SHA256 signing key)
 #   storage.pub                        storage key: fixedTPM|fixedParent, policy PCR only
 #   certify.attest, certify.sig        TPM2_Certify(storage key) by the AK over nonce.bin
-#   quote.attest, quote.sig            TPM2_Quote(sha256:0,1,7,16) by the AK over nonce.bin
+#   quote.attest, quote.sig            TPM2_Quote(sha256:0,1,7,8) by the AK over nonce.bin
 #   pcrs.bin                           the quoted SHA-256 PCR values, concatenated
 #   nonce.bin                          the enrollment nonce
 #   exportable.pub/.attest/.sig        a storage key without fixedTPM/fixedParent, certified
 #   userwithauth.pub/.attest/.sig      a storage key with userWithAuth set, certified
 #   otherpolicy.pub/.attest/.sig       a storage key whose policy is over PCR 0 only
 #   other-ca-ek.der, other-ca-root.pem TPM B's EK certificate and its own local CA's root
+#   quote16.attest/.sig, pcrs16.bin    a quote over sha256:0,16 (PCR 16 is resettable)
 set -eu
 
 OUT=$(cd "$(dirname "$0")" && pwd)
@@ -81,7 +82,7 @@ tpm2_nvread 0x01c00002 -o "$OUT/ek.der"
 
 printf '\000\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017veritee-enroll!!' >"$OUT/nonce.bin"
 NONCE=$(od -An -tx1 -v "$OUT/nonce.bin" | tr -d ' \n')
-PCRS=sha256:0,1,7,16
+PCRS=sha256:0,1,7,8
 
 tpm2_createek -c ek.ctx -G rsa -u ek.2b >/dev/null
 strip2b ek.2b "$OUT/ek.pub"
@@ -92,12 +93,19 @@ tpm2_flushcontext -t
 tpm2_evictcontrol -C o -c ak.ctx 0x81000100 >/dev/null
 tpm2_flushcontext -t
 
-# A non-zero PCR 16, so that the policy and quote are over more than zeros.
-tpm2_pcrextend 16:sha256=$(printf 'veritee fixture' | sha256sum | cut -d' ' -f1)
+# A non-zero PCR 8 (an OS PCR, not resettable), so that the policy and quote are over
+# more than zeros.
+tpm2_pcrextend 8:sha256=$(printf 'veritee fixture' | sha256sum | cut -d' ' -f1)
 tpm2_pcrread "$PCRS" -o "$OUT/pcrs.bin" >/dev/null
-tpm2_createpolicy --policy-pcr -l "$PCRS" -f "$OUT/pcrs.bin" -L policy.bin >/dev/null
 tpm2_pcrread sha256:0 -o pcr0.bin >/dev/null
-tpm2_createpolicy --policy-pcr -l sha256:0 -f pcr0.bin -L policy0.bin >/dev/null
+# policy_of PCRS VALUES OUT: PolicyPCR in a trial session.
+policy_of() {
+    tpm2_startauthsession -S trial.ctx >/dev/null
+    tpm2_policypcr -S trial.ctx -l "$1" -f "$2" -L "$3" >/dev/null
+    tpm2_flushcontext trial.ctx
+}
+policy_of "$PCRS" "$OUT/pcrs.bin" policy.bin
+policy_of sha256:0 pcr0.bin policy0.bin
 
 tpm2_createprimary -C o -G rsa2048 -c primary.ctx >/dev/null
 tpm2_flushcontext -t
@@ -127,4 +135,7 @@ for k in exportable userwithauth otherpolicy; do
 done
 
 tpm2_quote -c 0x81000100 -l "$PCRS" -q "$NONCE" -g sha256 -m "$OUT/quote.attest" -s "$OUT/quote.sig" >/dev/null
+# A quote that selects the resettable PCR 16, which no policy may rest on.
+tpm2_quote -c 0x81000100 -l sha256:0,16 -q "$NONCE" -g sha256 -m "$OUT/quote16.attest" -s "$OUT/quote16.sig" >/dev/null
+tpm2_pcrread sha256:0,16 -o "$OUT/pcrs16.bin" >/dev/null
 echo "fixtures written to $OUT"

@@ -457,13 +457,24 @@ pub struct TpmPublic {
     pub key: TpmPublicKey,
 }
 
+/// TPM_ALG_RSAES (PKCS#1 v1.5 encryption): a scheme with no parameters.
+pub const TPM_ALG_RSAES: u16 = 0x0015;
+/// TPM_ALG_ECDAA: a scheme with a hash and a commit count.
+pub const TPM_ALG_ECDAA: u16 = 0x001A;
+
 fn scheme(r: &mut Be<'_>, field: &str) -> Result<TpmScheme, VerifyError> {
     let alg = r.u16(field)?;
-    let hash = if alg == TPM_ALG_NULL {
-        None
-    } else {
-        // Every scheme a TPM defines for RSA and ECC keys, and every KDF, names one hash.
-        Some(r.u16(field)?)
+    let hash = match alg {
+        // TPMS_EMPTY: no parameters.
+        TPM_ALG_NULL | TPM_ALG_RSAES => None,
+        // TPMS_SCHEME_ECDAA: the hash, then the commit count.
+        TPM_ALG_ECDAA => {
+            let hash = r.u16(field)?;
+            r.u16(field)?;
+            Some(hash)
+        }
+        // Every other RSA and ECC scheme, and every KDF, is TPMS_SCHEME_HASH.
+        _ => Some(r.u16(field)?),
     };
     Ok(TpmScheme { alg, hash })
 }
