@@ -18,7 +18,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::workload::{Node, enroll, seed_body, signer_policy};
+use common::workload::{Node, enroll, seed_body, signer_policy, tpm_policy};
 use common::{World, audience, register, sign};
 use std::time::{Duration, Instant};
 use veritee_channel::client::TenantKey;
@@ -278,21 +278,7 @@ fn tpm_rounds(
         }
     }
     let (running, mut target) = launcher.expect("a first target");
-    let values = veritee_tpm::device::TargetTpm::open(&running.tcti())
-        .expect("tpm")
-        .read_pcrs(&PCRS)
-        .expect("PCRs");
-    let signers = signer_policy(world, &mut target)
-        .lines()
-        .find(|l| l.starts_with("signers"))
-        .expect("signers")
-        .to_string();
-    let mut policy = format!(
-        "version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\nallow_simulated = true\n{signers}\n[measurements]\n"
-    );
-    for (pcr, value) in &values {
-        policy.push_str(&format!("pcr{pcr} = [\"{}\"]\n", hex::encode(value)));
-    }
+    let policy = tpm_policy(world, &mut target, &running.tcti(), &PCRS);
     let mut fresh = Vec::new();
     let mut again = Vec::new();
     let mut last = None;

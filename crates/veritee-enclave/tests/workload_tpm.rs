@@ -187,25 +187,10 @@ impl Flow {
             .expect("seed stored");
     }
 
-    /// A sealing policy for this TPM's current PCR values, read from the SM's state.
+    /// A sealing policy for this TPM's current PCR values and the target's signer.
     fn pcr_policy(&mut self) -> String {
-        let values = veritee_tpm::device::TargetTpm::open(&self.tpm.running.tcti())
-            .expect("tpm")
-            .read_pcrs(&PCRS)
-            .expect("PCRs");
-        let signer = common::workload::signer_policy(&self.world, &mut self.target);
-        let signers = signer
-            .lines()
-            .find(|l| l.starts_with("signers"))
-            .expect("signers")
-            .to_string();
-        let mut policy = format!(
-            "version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\nallow_simulated = true\n{signers}\n[measurements]\n"
-        );
-        for (pcr, value) in &values {
-            policy.push_str(&format!("pcr{pcr} = [\"{}\"]\n", hex::encode(value)));
-        }
-        policy
+        let tcti = self.tpm.running.tcti();
+        common::workload::tpm_policy(&self.world, &mut self.target, &tcti, &PCRS)
     }
 
     fn authorize(&mut self, target: &str) -> Result<AuthorizeResponse, EnclaveFailure> {

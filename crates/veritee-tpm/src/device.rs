@@ -139,6 +139,27 @@ impl TargetTpm {
         Ok(Self { context })
     }
 
+    /// A SHA-256 session with AES-128-CFB parameter encryption, salted to `salt_key`
+    /// if given.
+    fn start_session(
+        &mut self,
+        salt_key: Option<KeyHandle>,
+        kind: SessionType,
+        what: &str,
+    ) -> Result<AuthSession, TpmError> {
+        self.context
+            .start_auth_session(
+                salt_key,
+                None,
+                None,
+                kind,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(|e| TpmError::Device(format!("starting {what}: {e}")))?
+            .ok_or_else(|| TpmError::Device(format!("the TPM returned no session for {what}")))
+    }
+
     fn flush(&mut self, handle: impl Into<ObjectHandle>) {
         // A flush that fails leaves a transient object until the TPM's next reset;
         // nothing secret, and the next operation reports the TPM full if it matters.
@@ -192,18 +213,7 @@ impl TargetTpm {
 
     /// The policy digest of TPM2_PolicyPCR over `pcrs` at their current values.
     fn pcr_policy(&mut self, pcrs: &PcrSelectionList) -> Result<Digest, TpmError> {
-        let session = self
-            .context
-            .start_auth_session(
-                None,
-                None,
-                None,
-                SessionType::Trial,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )
-            .map_err(device("starting a trial session"))?
-            .ok_or_else(|| TpmError::Device("the TPM returned no trial session".into()))?;
+        let session = self.start_session(None, SessionType::Trial, "a trial session")?;
         let digest = PolicySession::try_from(session)
             .map_err(device("trial session"))
             .and_then(|policy| {
@@ -447,18 +457,8 @@ impl TargetTpm {
     /// A policy session satisfying the EK's policy (TPM2_PolicySecret on the
     /// endorsement hierarchy).
     fn endorsement_session(&mut self) -> Result<AuthSession, TpmError> {
-        let session = self
-            .context
-            .start_auth_session(
-                None,
-                None,
-                None,
-                SessionType::Policy,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )
-            .map_err(device("starting the endorsement policy session"))?
-            .ok_or_else(|| TpmError::Device("the TPM returned no policy session".into()))?;
+        let session =
+            self.start_session(None, SessionType::Policy, "the endorsement policy session")?;
         let satisfied = PolicySession::try_from(session)
             .and_then(|policy| {
                 self.context.execute_with_nullauth_session(|ctx| {
@@ -525,18 +525,11 @@ impl TargetTpm {
         salt_key: KeyHandle,
         selection: PcrSelectionList,
     ) -> Result<AuthSession, TpmError> {
-        let session = self
-            .context
-            .start_auth_session(
-                Some(salt_key),
-                None,
-                None,
-                SessionType::Policy,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )
-            .map_err(device("starting the PCR policy session"))?
-            .ok_or_else(|| TpmError::Device("the TPM returned no policy session".into()))?;
+        let session = self.start_session(
+            Some(salt_key),
+            SessionType::Policy,
+            "the PCR policy session",
+        )?;
         let (attributes, mask) = SessionAttributesBuilder::new()
             .with_decrypt(true)
             .with_encrypt(true)

@@ -160,3 +160,25 @@ pub fn signer_policy(world: &World, target: &mut Node) -> String {
     let signer = claims.signer.expect("signed");
     format!("{SIMULATED_POLICY}signers = [\"{signer}\"]\n")
 }
+
+/// The sealing policy of the TPM tests and bench: a TPM target whose PCRs `pcrs` hold
+/// the values the TPM at `tcti` holds now, running an enclave signed by the world's
+/// signer (simulated).
+pub fn tpm_policy(world: &World, target: &mut Node, tcti: &str, pcrs: &[u32]) -> String {
+    let values = veritee_tpm::device::TargetTpm::open(tcti)
+        .expect("tpm")
+        .read_pcrs(pcrs)
+        .expect("PCRs");
+    let signers = signer_policy(world, target)
+        .lines()
+        .find(|l| l.starts_with("signers"))
+        .expect("signers")
+        .to_string();
+    let mut policy = format!(
+        "version = 1\ntee = [\"tpm2\"]\ntcb_status = [\"NotReported\"]\nallow_simulated = true\n{signers}\n[measurements]\n"
+    );
+    for (pcr, value) in &values {
+        policy.push_str(&format!("pcr{pcr} = [\"{}\"]\n", hex::encode(value)));
+    }
+    policy
+}
