@@ -189,11 +189,7 @@ impl EnclaveService {
             WorkloadFile::parse(workload).map_err(|e| refused(FailureKind::BadRequest, e))?;
         let now = u64::try_from(self.clock().now().unix_timestamp()).unwrap_or(0);
         // A TPM target's storage key is its TPM's: the seed is unsealed there.
-        if let Some(key_id) = self.tpm_storage_key_id(link)? {
-            let slot = file
-                .slot_for(&key_id)
-                .map_err(|e| refused(FailureKind::Unauthorized, e))?;
-            let seed = self.unseal_with_tpm(slot, now, link)?;
+        if let Some((key_id, seed)) = self.unseal_with_tpm(&file, now, link)? {
             return self.run_launch(&file, &seed, key_id, nonce, link);
         }
         let storage = self.storage_key(link)?;

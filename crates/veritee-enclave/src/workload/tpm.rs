@@ -38,10 +38,10 @@ use veritee_proto::workload::{
     tpm_target_binding,
 };
 use veritee_tpm::credential::{CredentialChallenge, make_credential};
-use veritee_tpm::device::{TargetTpm, TpmKeys};
+use veritee_tpm::device::{TargetTpm, TpmKeys, normalize_pcrs};
 use veritee_tpm::enrollment::{TpmEnrollmentEvidence, VerifiedTpmTarget, verify_enrollment_cached};
 use veritee_tpm::policy::object_name;
-use veritee_workload::{Authorization, StorageKeyId, WorkloadSeed, tpm_storage_key_id};
+use veritee_workload::{StorageKeyId, WorkloadFile, WorkloadSeed, tpm_storage_key_id};
 use zeroize::Zeroizing;
 
 const TPM_KEYS_RECORD: &str = "workload-tpm-keys";
@@ -156,7 +156,11 @@ impl EnclaveService {
         let _one_at_a_time = lock(&self.workload_writes);
         if let Some(record) = self.record_get(link, &ns, TPM_KEYS_RECORD)? {
             let keys: TpmKeys = serde_json::from_slice(record.expose()).map_err(internal)?;
-            if keys.pcrs == config.pcrs {
+            // Compared as the keys hold them (ascending, once each): `--tpm-pcrs 7,0`
+            // is the same selection as `0,7`, and must not make new keys every time.
+            let wanted =
+                normalize_pcrs(&config.pcrs).map_err(tpm_failure(FailureKind::BadRequest))?;
+            if keys.pcrs == wanted {
                 return Ok(keys);
             }
         }
@@ -267,39 +271,31 @@ impl EnclaveService {
         )
     }
 
-    /// The id of the TPM storage key, when this target has a TPM (creating its keys
-    /// on first use).
-    pub(super) fn tpm_storage_key_id(
+    /// A TPM target's launch: its slot in `file`, the TPM's layer taken off under the
+    /// PCR policy and the enclave's opened, in one TPM conversation. None when this
+    /// target has no TPM.
+    pub(super) fn unseal_with_tpm(
         &self,
+        file: &WorkloadFile<'_>,
+        now: u64,
         link: &mut dyn HostLink,
-    ) -> Result<Option<StorageKeyId>, EnclaveFailure> {
+    ) -> Result<Option<(StorageKeyId, WorkloadSeed)>, EnclaveFailure> {
         if self.tpm_config().is_none() {
             return Ok(None);
         }
-        let enclave_key = self.storage_key(link)?.public_key();
-        let (config, _busy, mut tpm) = self.open_tpm()?;
-        let keys = self.tpm_keys(config, &mut tpm, link)?;
-        Ok(Some(tpm_storage_key_id(&enclave_key, &keys.storage_public)))
-    }
-
-    /// Has the TPM take its layer off `slot`'s seed under its PCR policy, and opens
-    /// the enclave's layer.
-    pub(super) fn unseal_with_tpm(
-        &self,
-        slot: &Authorization,
-        now: u64,
-        link: &mut dyn HostLink,
-    ) -> Result<WorkloadSeed, EnclaveFailure> {
         let enclave_key = self.storage_key(link)?;
         let (config, _busy, mut tpm) = self.open_tpm()?;
         let keys = self.tpm_keys(config, &mut tpm, link)?;
-        slot.unseal_with_tpm(
-            tpm_storage_key_id(&enclave_key.public_key(), &keys.storage_public),
-            now,
-            &enclave_key,
-            |ciphertext, label| tpm.decrypt(&keys, ciphertext, label),
-        )
-        .map_err(|e| super::refused(FailureKind::Unauthorized, e))
+        let key_id = tpm_storage_key_id(&enclave_key.public_key(), &keys.storage_public);
+        let refused = |e| super::refused(FailureKind::Unauthorized, e);
+        let seed = file
+            .slot_for(&key_id)
+            .map_err(refused)?
+            .unseal_with_tpm(key_id, now, &enclave_key, |ciphertext, label| {
+                tpm.decrypt(&keys, ciphertext, label)
+            })
+            .map_err(refused)?;
+        Ok(Some((key_id, seed)))
     }
 
     /// Deprovisioning a TPM target: a new TPM storage key under the same PCRs, and a
