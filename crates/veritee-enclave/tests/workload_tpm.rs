@@ -27,6 +27,9 @@ const CODE: &[u8] = b"veritee node build under test";
 const MODULE: &[u8] = include_bytes!("../../../examples/workloads/unlock.wat");
 const CANARY: &[u8] = b"canary-cd1-tpm-passphrase-1414213562";
 const PCRS: [u32; 3] = [0, 7, 8];
+/// The same selection as the target is configured with: unordered, one repeated (it is
+/// the same key, launch after launch).
+const PCRS_AS_GIVEN: [u32; 4] = [8, 0, 7, 0];
 const ONE_DAY: u64 = 24 * 3600;
 
 /// Whether to run: swtpm is installed, or the test must fail for want of it.
@@ -104,9 +107,9 @@ impl Flow {
             s.as_security_module().with_tpm_anchors(anchors)
         }));
         let tcti = tpm.running.tcti();
-        let target = Node::new(
-            world.enclave_with("target", CODE, |s| s.with_tpm_target(tcti, PCRS.to_vec())),
-        );
+        let target = Node::new(world.enclave_with("target", CODE, |s| {
+            s.with_tpm_target(tcti, PCRS_AS_GIVEN.to_vec())
+        }));
         let seed = WorkloadSeed::generate().expect("seed");
         let workload = veritee_workload::build(
             &seed,
@@ -493,6 +496,71 @@ fn a_host_with_tpm_keys_of_its_own_is_refused() {
     assert_eq!(refused.kind, FailureKind::Unauthorized);
     assert!(
         refused.message.contains("target refused"),
+        "{}",
+        refused.message
+    );
+}
+
+#[test]
+fn malformed_or_misdirected_activations_are_refused_by_name() {
+    let Some(mut flow) = Flow::new() else { return };
+    let (challenge, outcome) = flow.first_step();
+    let Ok(EnrollOutcome::Activate { activation }) =
+        serde_json::from_slice(&outcome.expect("evidence accepted"))
+    else {
+        panic!("no activation");
+    };
+    // The target: not JSON, truncated, bad base64, an oversized blob.
+    let good = serde_json::to_vec(&activation).expect("json");
+    for (body, reason) in [
+        (b"not json".to_vec(), "invalid activation challenge"),
+        (
+            good[..good.len() / 2].to_vec(),
+            "invalid activation challenge",
+        ),
+        (
+            serde_json::to_vec(&veritee_proto::workload::ActivationChallenge {
+                credential_blob: "%%%".into(),
+                ..activation.clone()
+            })
+            .expect("json"),
+            "credential blob is not base64",
+        ),
+        (
+            serde_json::to_vec(&veritee_proto::workload::ActivationChallenge {
+                credential_blob: B64.encode(vec![0u8; 4096]),
+                ..activation.clone()
+            })
+            .expect("json"),
+            "credential blob",
+        ),
+    ] {
+        let refused = refusal(flow.target.call(WorkloadCall::ActivateCredential { body }));
+        assert!(refused.message.contains(reason), "{}", refused.message);
+    }
+    // The SM: garbage, and a genuine answer posted under another enrollment's id.
+    let refused = refusal(flow.sm.call(WorkloadCall::Activation {
+        challenge_id: challenge.challenge_id.clone(),
+        body: b"{\"sealed\": 7}".to_vec(),
+    }));
+    assert_eq!(refused.kind, FailureKind::BadRequest, "{}", refused.message);
+    let real: EnrollmentAnswer = flow
+        .target
+        .json(WorkloadCall::ActivateCredential { body: good.clone() });
+    let (other, outcome) = flow.first_step();
+    outcome.expect("second evidence accepted");
+    let refused = refusal(flow.sm.call(WorkloadCall::Activation {
+        challenge_id: other.challenge_id,
+        body: serde_json::to_vec(&real).expect("json"),
+    }));
+    assert_eq!(
+        refused.kind,
+        FailureKind::Unauthorized,
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains("does not open"),
         "{}",
         refused.message
     );
