@@ -13,6 +13,7 @@ use common::{MemoryHost, World, audience, contains, everything, register, sign};
 use veritee_channel::client::TenantKey;
 use veritee_crypto::hpke::HpkePublicKey;
 use veritee_enclave::EnclaveService;
+use veritee_platform::sim::{SimMachine, SimVendor};
 use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_proto::workload::{
     AuthorizeRequest, EnrollmentAnswer, EnrollmentChallenge, LaunchOutput, LaunchResponse,
@@ -423,6 +424,43 @@ fn a_deprovisioned_target_can_neither_be_authorized_nor_open_what_it_had() {
     assert_eq!(again.target, target);
     let err = flow.authorize(&target).expect_err("still forgotten");
     assert!(err.message.contains("was forgotten"), "{err:?}");
+}
+
+#[test]
+fn a_target_whose_machine_was_revoked_is_refused_when_it_enrolls_again() {
+    let mut flow = Flow::new();
+    let first = enroll(&mut flow.sm, &mut flow.a);
+    // Enrolled again, the same target: its chain's signatures were verified once and
+    // are remembered (veritee_crypto::sign::verify_collateral); validity and
+    // revocation are decided afresh at every enrollment, as the rest of this shows.
+    let again = enroll(&mut flow.sm, &mut flow.a);
+    assert_eq!(again.target, first.target);
+    assert!(!again.new);
+
+    let world = flow.world.dir.path();
+    let mut vendor = SimVendor::open(&world.join("vendor")).expect("vendor");
+    let mut machine = SimMachine::open(&world.join("target-a")).expect("machine");
+    let revoked = vendor
+        .revoke_machine(&machine.machine_id(), time::OffsetDateTime::now_utc())
+        .expect("revoked");
+    assert_eq!(revoked, 1);
+    // The machine fetches the vendor's new CRL, as it must to keep attesting; its
+    // enclave, restarted on its own store, carries it in its evidence.
+    machine.refresh_collateral(&vendor).expect("collateral");
+    flow.a.service = flow.world.enclave("target-a", CODE);
+    let challenge = flow.challenge();
+    let answer: EnrollmentAnswer = flow.a.json(WorkloadCall::AnswerChallenge {
+        body: serde_json::to_vec(&challenge).expect("json"),
+    });
+    let err = flow
+        .sm
+        .call(WorkloadCall::Enroll {
+            challenge_id: challenge.challenge_id,
+            body: serde_json::to_vec(&answer).expect("json"),
+        })
+        .expect_err("revoked");
+    assert_eq!(err.kind, FailureKind::Unauthorized);
+    assert!(err.message.contains("revoked"), "{err:?}");
 }
 
 #[test]

@@ -2,12 +2,22 @@
 //! with, its answers to a security module's challenges, and the decryption of a seed
 //! under the PCR policy.
 //!
-//! Keys: the endorsement key (EK) and a storage root key (SRK) are primaries, made
-//! again from their templates each time (the TPM derives the same keys); the
-//! attestation key (AK, under the EK) and the storage key (under the SRK) are created
-//! once, and their blobs ([`TpmKeys`]) are kept by the caller: they are encrypted by
-//! the TPM and load only into it. swtpm holds three transient objects at most, so
-//! every operation loads what it needs and flushes it before it returns.
+//! Keys: the endorsement key (EK) and a storage root key (SRK) are primaries, which the
+//! TPM derives again from their templates (the same keys each time); the attestation
+//! key (AK, under the EK) and the storage key (under the SRK) are created once, and
+//! their blobs ([`TpmKeys`]) are kept by the caller: they are encrypted by the TPM and
+//! load only into it. swtpm holds three transient objects at most, so every operation
+//! loads what it needs and flushes it before it returns.
+//!
+//! Deriving an RSA primary is a search for primes: most of an operation's time on
+//! swtpm, and seconds on some device TPMs. So when the target's keys are created, the
+//! two primaries are made persistent where the TCG's provisioning guidance puts them
+//! ([`EK_HANDLE`], [`SRK_HANDLE`]), or the keys already there are adopted if they are
+//! the very keys the templates make (same name). [`TpmKeys`] records their names, and
+//! an operation uses a persistent primary only while its name is still that one; a
+//! handle that is taken by another key, an owner authorization we do not have, or a
+//! key that changed since leaves the operation making its primary as before, with a
+//! warning: slower, never another key.
 //!
 //! The storage key is an RSA-2048 decryption key: fixedTPM and fixedParent (it never
 //! leaves this TPM), userWithAuth clear and an authPolicy of TPM2_PolicyPCR over the
@@ -24,19 +34,20 @@ use std::str::FromStr;
 use tss_esapi::Context;
 use tss_esapi::abstraction::{ak, ek};
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
-use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle};
+use tss_esapi::constants::{CapabilityType, SessionType};
+use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{
     AsymmetricAlgorithm, HashingAlgorithm, PublicAlgorithm, SignatureSchemeAlgorithm,
 };
+use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Data, Digest, DigestValues, EncryptedSecret, HashScheme, IdObject, PcrSelectionList,
-    PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder, PublicKeyRsa,
-    PublicRsaParametersBuilder, RsaDecryptionScheme, RsaExponent, RsaScheme, SignatureScheme,
-    SymmetricDefinition, SymmetricDefinitionObject,
+    CapabilityData, Data, Digest, DigestValues, EncryptedSecret, HashScheme, IdObject,
+    PcrSelectionList, PcrSelectionListBuilder, PcrSlot, Private, Public, PublicBuilder,
+    PublicKeyRsa, PublicRsaParametersBuilder, RsaDecryptionScheme, RsaExponent, RsaScheme,
+    SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -44,6 +55,42 @@ use zeroize::Zeroizing;
 
 /// Most PCRs a storage key's policy may name (one TPM2_PCR_Read returns eight).
 pub const MAX_POLICY_PCRS: usize = 8;
+
+/// Where the RSA-2048 EK persists (TCG EK Credential Profile, 2.3.1).
+pub const EK_HANDLE: u32 = 0x8101_0001;
+/// Where the SRK persists (TCG TPM v2.0 Provisioning Guidance, 7.8).
+pub const SRK_HANDLE: u32 = 0x8100_0001;
+
+/// The two primary keys a target uses.
+#[derive(Debug, Clone, Copy)]
+enum PrimaryKind {
+    Endorsement,
+    Storage,
+}
+
+impl PrimaryKind {
+    fn persistent_handle(self) -> u32 {
+        match self {
+            Self::Endorsement => EK_HANDLE,
+            Self::Storage => SRK_HANDLE,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::Endorsement => "endorsement key",
+            Self::Storage => "storage root key",
+        }
+    }
+}
+
+/// A primary key loaded for one operation: its persistent copy (closed, not flushed,
+/// after use) or one made from its template (flushed).
+#[derive(Clone, Copy)]
+struct Primary {
+    handle: KeyHandle,
+    persistent: bool,
+}
 
 fn device(what: &str) -> impl Fn(tss_esapi::Error) -> TpmError + '_ {
     move |e| TpmError::Device(format!("{what}: {e}"))
@@ -63,6 +110,13 @@ pub struct TpmKeys {
     pub storage_public: Vec<u8>,
     /// The SHA-256 PCRs the storage key's policy covers, ascending.
     pub pcrs: Vec<u32>,
+    /// The name of the EK persisted at [`EK_HANDLE`] when these keys were made, if it
+    /// was: operations use it there while its name is this one.
+    #[serde(default)]
+    pub ek_name: Option<Vec<u8>>,
+    /// The name of the SRK persisted at [`SRK_HANDLE`], likewise.
+    #[serde(default)]
+    pub srk_name: Option<Vec<u8>>,
 }
 
 /// `pcrs` as a storage key's policy takes them: ascending, each once, none that any
@@ -168,44 +222,167 @@ impl TargetTpm {
         }
     }
 
-    fn ek(&mut self) -> Result<KeyHandle, TpmError> {
-        ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
-            .map_err(device("creating the endorsement key"))
+    /// Makes `kind` from its template: the TPM derives the same key each time.
+    fn make_primary(&mut self, kind: PrimaryKind) -> Result<KeyHandle, TpmError> {
+        match kind {
+            PrimaryKind::Endorsement => {
+                ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+                    .map_err(device("creating the endorsement key"))
+            }
+            PrimaryKind::Storage => {
+                let template = srk_template()?;
+                self.context
+                    .execute_with_nullauth_session(|ctx| {
+                        ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+                    })
+                    .map(|r| r.key_handle)
+                    .map_err(device("creating the storage root key"))
+            }
+        }
     }
 
-    fn srk(&mut self) -> Result<KeyHandle, TpmError> {
-        let template = srk_template()?;
-        self.context
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+    /// The object at `kind`'s persistent handle, if any, with its name.
+    fn persisted(&mut self, kind: PrimaryKind) -> Option<(ObjectHandle, Vec<u8>)> {
+        let handle = PersistentTpmHandle::new(kind.persistent_handle()).ok()?;
+        // Asked first, because libtss2 logs an error for a read of an empty handle.
+        let listed = self
+            .context
+            .execute_without_session(|ctx| {
+                ctx.get_capability(CapabilityType::Handles, kind.persistent_handle(), 1)
             })
-            .map(|r| r.key_handle)
-            .map_err(device("creating the storage root key"))
+            .ok()?;
+        let CapabilityData::Handles(list) = listed.0 else {
+            return None;
+        };
+        if list.first() != Some(&TpmHandle::Persistent(handle)) {
+            return None;
+        }
+        let object = self
+            .context
+            .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::Persistent(handle)))
+            .ok()?;
+        match self.context.tr_get_name(object) {
+            Ok(name) => Some((object, name.value().to_vec())),
+            Err(e) => {
+                tracing::warn!("reading the name of the TPM's {}: {e}", kind.what());
+                self.close(object);
+                None
+            }
+        }
+    }
+
+    fn close(&mut self, object: ObjectHandle) {
+        let mut object = object;
+        if let Err(e) = self.context.tr_close(&mut object) {
+            tracing::warn!("closing a TPM handle failed: {e}");
+        }
+    }
+
+    /// `kind` for one operation: the persistent copy whose name is `expected`, or, if
+    /// there is none (or another key sits at its handle), the key made again.
+    fn primary(&mut self, kind: PrimaryKind, expected: Option<&[u8]>) -> Result<Primary, TpmError> {
+        if let Some(expected) = expected {
+            match self.persisted(kind) {
+                Some((object, name)) if name == expected => {
+                    return Ok(Primary {
+                        handle: KeyHandle::from(object),
+                        persistent: true,
+                    });
+                }
+                Some((object, _)) => {
+                    self.close(object);
+                    tracing::warn!(
+                        "the TPM's {} at {:#x} is no longer the key this target's keys were made under; making it from its template",
+                        kind.what(),
+                        kind.persistent_handle()
+                    );
+                }
+                None => tracing::warn!(
+                    "the TPM's {} is gone from {:#x}; making it from its template",
+                    kind.what(),
+                    kind.persistent_handle()
+                ),
+            }
+        }
+        Ok(Primary {
+            handle: self.make_primary(kind)?,
+            persistent: false,
+        })
+    }
+
+    fn release(&mut self, primary: Primary) {
+        if primary.persistent {
+            self.close(primary.handle.into());
+        } else {
+            self.flush(primary.handle);
+        }
+    }
+
+    /// Makes `made` (a primary of `kind` just made from its template) persistent at
+    /// its handle, or finds it there already; its name if either, None (with a
+    /// warning) if the handle holds another key or the TPM refuses.
+    fn persist(&mut self, kind: PrimaryKind, made: KeyHandle) -> Option<Vec<u8>> {
+        let name = match self.context.tr_get_name(made.into()) {
+            Ok(name) => name.value().to_vec(),
+            Err(e) => {
+                tracing::warn!("reading the name of the TPM's {}: {e}", kind.what());
+                return None;
+            }
+        };
+        let at = kind.persistent_handle();
+        if let Some((object, found)) = self.persisted(kind) {
+            self.close(object);
+            if found == name {
+                return Some(name);
+            }
+            tracing::warn!(
+                "{at:#x} holds another key than this TPM's {}: left as it is, and the key is made for each operation",
+                kind.what()
+            );
+            return None;
+        }
+        let persistent = Persistent::Persistent(PersistentTpmHandle::new(at).ok()?);
+        match self.context.execute_with_nullauth_session(|ctx| {
+            ctx.evict_control(Provision::Owner, made.into(), persistent)
+        }) {
+            Ok(object) => {
+                self.close(object);
+                tracing::info!("made the TPM's {} persistent at {at:#x}", kind.what());
+                Some(name)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "making the TPM's {} persistent at {at:#x} failed ({e}); it is made for each operation",
+                    kind.what()
+                );
+                None
+            }
+        }
     }
 
     fn load_ak(&mut self, keys: &TpmKeys) -> Result<KeyHandle, TpmError> {
         let private = Private::try_from(keys.ak_private.clone()).map_err(device("AK blob"))?;
         let public = Public::unmarshall(&keys.ak_public).map_err(device("AK public area"))?;
-        let ek = self.ek()?;
-        let ak = ak::load_ak(&mut self.context, ek, None, private, public);
-        self.flush(ek);
+        let ek = self.primary(PrimaryKind::Endorsement, keys.ek_name.as_deref())?;
+        let ak = ak::load_ak(&mut self.context, ek.handle, None, private, public);
+        self.release(ek);
         ak.map_err(device("loading the attestation key"))
     }
 
-    /// Loads the storage key; returns it with the SRK, which the caller flushes too.
-    fn load_storage(&mut self, keys: &TpmKeys) -> Result<(KeyHandle, KeyHandle), TpmError> {
+    /// Loads the storage key; returns it with the SRK, which the caller releases too.
+    fn load_storage(&mut self, keys: &TpmKeys) -> Result<(KeyHandle, Primary), TpmError> {
         let private =
             Private::try_from(keys.storage_private.clone()).map_err(device("storage key blob"))?;
         let public =
             Public::unmarshall(&keys.storage_public).map_err(device("storage key public area"))?;
-        let srk = self.srk()?;
+        let srk = self.primary(PrimaryKind::Storage, keys.srk_name.as_deref())?;
         match self
             .context
-            .execute_with_nullauth_session(|ctx| ctx.load(srk, private, public))
+            .execute_with_nullauth_session(|ctx| ctx.load(srk.handle, private, public))
         {
             Ok(key) => Ok((key, srk)),
             Err(e) => {
-                self.flush(srk);
+                self.release(srk);
                 Err(device("loading the storage key")(e))
             }
         }
@@ -227,11 +404,13 @@ impl TargetTpm {
     }
 
     /// Creates the AK and a storage key bound to `pcrs` (SHA-256 bank) at their
-    /// current values. Done once per target; a rotation makes a new storage key.
+    /// current values, and makes the EK and SRK persistent if they can be (see the
+    /// module documentation). Done once per target; a rotation makes a new storage key.
     pub fn create_keys(&mut self, pcrs: &[u32]) -> Result<TpmKeys, TpmError> {
         let pcrs = normalize_pcrs(pcrs)?;
         let selection = pcr_selection(&pcrs)?;
-        let ek = self.ek()?;
+        let ek = self.make_primary(PrimaryKind::Endorsement)?;
+        let ek_name = self.persist(PrimaryKind::Endorsement, ek);
         let created = ak::create_ak(
             &mut self.context,
             ek,
@@ -242,13 +421,19 @@ impl TargetTpm {
         );
         self.flush(ek);
         let ak = created.map_err(device("creating the attestation key"))?;
-        let storage = self.create_storage_key(&selection)?;
+        let srk = self.make_primary(PrimaryKind::Storage)?;
+        let srk_name = self.persist(PrimaryKind::Storage, srk);
+        let storage = self.create_storage_key(&selection, srk);
+        self.flush(srk);
+        let storage = storage?;
         Ok(TpmKeys {
             ak_private: ak.out_private.value().to_vec(),
             ak_public: ak.out_public.marshall().map_err(device("AK public area"))?,
             storage_private: storage.0,
             storage_public: storage.1,
             pcrs,
+            ek_name,
+            srk_name,
         })
     }
 
@@ -257,19 +442,22 @@ impl TargetTpm {
     /// is revoked by the inner layer: the caller rotates its own key as well.
     pub fn rotate_storage_key(&mut self, keys: &TpmKeys) -> Result<TpmKeys, TpmError> {
         let selection = pcr_selection(&keys.pcrs)?;
-        let (private, public) = self.create_storage_key(&selection)?;
+        let srk = self.primary(PrimaryKind::Storage, keys.srk_name.as_deref())?;
+        let created = self.create_storage_key(&selection, srk.handle);
+        self.release(srk);
+        let (private, public) = created?;
         Ok(TpmKeys {
-            ak_private: keys.ak_private.clone(),
-            ak_public: keys.ak_public.clone(),
             storage_private: private,
             storage_public: public,
-            pcrs: keys.pcrs.clone(),
+            ..keys.clone()
         })
     }
 
+    /// A storage key under `srk`, which the caller releases.
     fn create_storage_key(
         &mut self,
         selection: &PcrSelectionList,
+        srk: KeyHandle,
     ) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
         let policy = self.pcr_policy(selection)?;
         let attributes = ObjectAttributesBuilder::new()
@@ -299,12 +487,10 @@ impl TargetTpm {
             .with_rsa_unique_identifier(PublicKeyRsa::default())
             .build()
             .map_err(device("storage key template"))?;
-        let srk = self.srk()?;
         let created = self
             .context
-            .execute_with_nullauth_session(|ctx| ctx.create(srk, public, None, None, None, None));
-        self.flush(srk);
-        let created = created.map_err(device("creating the storage key"))?;
+            .execute_with_nullauth_session(|ctx| ctx.create(srk, public, None, None, None, None))
+            .map_err(device("creating the storage key"))?;
         Ok((
             created.out_private.value().to_vec(),
             created
@@ -329,13 +515,13 @@ impl TargetTpm {
             tss_esapi::abstraction::AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
         )
         .map_err(device("reading the EK certificate from NV"))?;
-        let ek = self.ek()?;
+        let ek = self.primary(PrimaryKind::Endorsement, keys.ek_name.as_deref())?;
         let ek_public = self
             .context
-            .read_public(ek)
+            .read_public(ek.handle)
             .map(|(public, _, _)| public)
             .map_err(device("reading the EK public area"));
-        self.flush(ek);
+        self.release(ek);
         let ek_public = ek_public?.marshall().map_err(device("EK public area"))?;
         let ak = self.load_ak(keys)?;
         let result = self.certify_and_quote(ak, keys, qualifying, selection);
@@ -363,7 +549,7 @@ impl TargetTpm {
         selection: PcrSelectionList,
     ) -> Result<((Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>), Vec<Vec<u8>>), TpmError> {
         let (storage, srk) = self.load_storage(keys)?;
-        self.flush(srk);
+        self.release(srk);
         let certified = self.context.execute_with_sessions(
             (
                 Some(AuthSession::Password),
@@ -432,7 +618,7 @@ impl TargetTpm {
         let secret = EncryptedSecret::try_from(challenge.encrypted_secret.clone())
             .map_err(device("encrypted secret"))?;
         let ak = self.load_ak(keys)?;
-        let ek = match self.ek() {
+        let ek = match self.primary(PrimaryKind::Endorsement, keys.ek_name.as_deref()) {
             Ok(ek) => ek,
             Err(e) => {
                 self.flush(ak);
@@ -443,13 +629,13 @@ impl TargetTpm {
             let out = self
                 .context
                 .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |ctx| {
-                    ctx.activate_credential(ak, ek, blob, secret)
+                    ctx.activate_credential(ak, ek.handle, blob, secret)
                 })
                 .map_err(device("activating the credential"));
             self.flush(tss_esapi::handles::SessionHandle::from(session));
             out
         });
-        self.flush(ek);
+        self.release(ek);
         self.flush(ak);
         Ok(Zeroizing::new(result?.to_vec()))
     }
@@ -498,7 +684,7 @@ impl TargetTpm {
         let cipher = PublicKeyRsa::try_from(ciphertext.to_vec()).map_err(device("ciphertext"))?;
         let label = Data::try_from(label.to_vec()).map_err(device("OAEP label"))?;
         let (storage, srk) = self.load_storage(keys)?;
-        let result = self.pcr_session(srk, selection).and_then(|session| {
+        let result = self.pcr_session(srk.handle, selection).and_then(|session| {
             let out = self
                 .context
                 .execute_with_session(Some(session), |ctx| {
@@ -516,7 +702,7 @@ impl TargetTpm {
             out
         });
         self.flush(storage);
-        self.flush(srk);
+        self.release(srk);
         Ok(Zeroizing::new(result?.value().to_vec()))
     }
 
