@@ -1203,3 +1203,142 @@ fn a_task_encrypts_under_an_imported_key_that_the_cli_then_decrypts() {
         "{out}"
     );
 }
+
+/// A tenant's task uploads are bounded on a node: pieces at once (a third upload while
+/// two are held open is refused) and bytes in the spool (a piece that would pass them
+/// is refused and leaves the file as it was); 429 with Retry-After, named, and another
+/// tenant's uploads go on. A cancelled task's spool makes room again.
+#[test]
+fn a_tenants_uploads_are_bounded_in_number_and_spool_bytes_and_the_others_are_not() {
+    use veritee_proto::api::auth::stream_piece_payload;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    let node = start_with(
+        &root,
+        &s(&root.join("store")),
+        &["--tenant-spool-bytes", "4000", "--tenant-uploads", "2"],
+    );
+    let (busy, other) = (node.tenant().key, node.tenant().key);
+    let http = reqwest::blocking::Client::new();
+    let put = |key: &veritee_channel::client::TenantKey,
+               task_id: &str,
+               slot: &str,
+               offset: u64,
+               body: Vec<u8>| {
+        let path = format!("/v1/tasks/{task_id}/files/c/{slot}?offset={offset}");
+        let r = http
+            .put(format!("{}{path}", node.url))
+            .header("content-type", "application/octet-stream")
+            .header(
+                "authorization",
+                piece_header(
+                    &node.url,
+                    key,
+                    &path,
+                    &stream_piece_payload(body.len() as u64),
+                ),
+            )
+            .body(body)
+            .send()
+            .expect("put");
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (r.status().as_u16(), retry, r.text().unwrap_or_default())
+    };
+    let busy_task = hex::encode([0x11u8; 16]);
+    let other_task = hex::encode([0x22u8; 16]);
+    for (key, task) in [(&busy, &busy_task), (&other, &other_task)] {
+        let r = initiate_raw(&node, key, task);
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    }
+
+    // Bytes: 3000 fit, 1500 more would not (4000), and the file keeps its 3000.
+    let (status, _, body) = put(&busy, &busy_task, "input-0", 0, vec![1u8; 3000]);
+    assert_eq!(status, 200, "{body}");
+    let (status, retry, body) = put(&busy, &busy_task, "input-0", 3000, vec![2u8; 1500]);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(
+        body.contains("spool_full") && body.contains("4000-byte limit"),
+        "{body}"
+    );
+    let file = node.state.join(format!(
+        "run/spool/{}/{busy_task}/c/input-0",
+        busy.tenant_id().expect("id")
+    ));
+    assert_eq!(std::fs::metadata(&file).expect("kept").len(), 3000);
+    // Another tenant's spool is its own.
+    let (status, _, body) = put(&other, &other_task, "input-0", 0, vec![3u8; 3500]);
+    assert_eq!(status, 200, "{body}");
+    // What fits still goes in.
+    let (status, _, body) = put(&busy, &busy_task, "input-0", 3000, vec![2u8; 1000]);
+    assert_eq!(status, 200, "{body}");
+
+    // Uploads at once: two pieces held open (head and part of the body sent), then a
+    // third is refused until one of them ends.
+    let holder = |slot: &str| {
+        let path = format!("/v1/tasks/{other_task}/files/c/{slot}?offset=0");
+        let auth = piece_header(&node.url, &other, &path, &stream_piece_payload(100));
+        let mut raw = TcpStream::connect(node.url.trim_start_matches("http://")).expect("connect");
+        write!(
+            raw,
+            "PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\nauthorization: {auth}\r\ncontent-length: 100\r\n\r\n"
+        )
+        .expect("head");
+        raw.write_all(&[4u8; 10]).expect("part of the body");
+        raw
+    };
+    let first = holder("input-1");
+    let _second = holder("input-2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let (status, retry, body) = put(&other, &other_task, "input-3", 0, vec![5u8; 10]);
+        if status == 429 {
+            break (retry, body);
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the two held uploads were never counted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(refused.0.as_deref(), Some("1"));
+    assert!(
+        refused.1.contains("too_many_uploads") && refused.1.contains("2 uploads in progress"),
+        "{}",
+        refused.1
+    );
+    // The busy tenant is not held up by the other's uploads (its spool is full, not
+    // its uploads: a piece of nothing passes both).
+    let (status, _, body) = put(&busy, &busy_task, "input-1", 0, Vec::new());
+    assert_eq!(status, 200, "{body}");
+    // One held upload ends (the connection drops): room for one more.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = put(&other, &other_task, "input-3", 0, vec![5u8; 10]);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the dropped upload kept its place"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Cancelling its task clears the busy tenant's spool: room again.
+    node.client()
+        .cancel_task(&busy, &busy_task)
+        .expect("cancel");
+    let next = hex::encode([0x33u8; 16]);
+    let r = initiate_raw(&node, &busy, &next);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let (status, _, body) = put(&busy, &next, "input-0", 0, vec![6u8; 3900]);
+    assert_eq!(status, 200, "{body}");
+}

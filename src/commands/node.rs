@@ -63,6 +63,14 @@ pub struct NodeArgs {
     /// 429 with Retry-After. 0: no limit.
     #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_REQUESTS_PER_SECOND)]
     tenant_requests_per_second: u32,
+    /// Bytes each tenant's task uploads may hold in this node's spool at once (default
+    /// 8 GiB); past it, 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_SPOOL_BYTES)]
+    tenant_spool_bytes: u64,
+    /// Task file pieces each tenant may upload at once; past it, 429 with Retry-After.
+    /// 0: no limit.
+    #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_UPLOADS)]
+    tenant_uploads: u32,
     /// The KBS administrator's Ed25519 public key (PEM, `openssl pkey -pubout`): turns
     /// on the KBS admin API under /kbs/v0/, which accepts tokens signed by it (`veritee
     /// kbs admin-token`, or Trustee's). Measured into the enclave.
@@ -361,6 +369,8 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         tls: tls_identity(&args)?.map(std::sync::Arc::new),
         tenant_requests_per_second: (args.tenant_requests_per_second > 0)
             .then_some(args.tenant_requests_per_second),
+        tenant_spool_bytes: (args.tenant_spool_bytes > 0).then_some(args.tenant_spool_bytes),
+        tenant_uploads: (args.tenant_uploads > 0).then_some(args.tenant_uploads),
         kbs_plaintext_resources: args.kbs_plaintext_resources,
         kbs_collateral: args
             .kbs_collateral

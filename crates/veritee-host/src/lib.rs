@@ -48,6 +48,11 @@ pub struct NodeConfig {
     pub tls: Option<Arc<tls::TlsIdentity>>,
     /// Requests per second each tenant may make (429 past it); `None`: no limit.
     pub tenant_requests_per_second: Option<u32>,
+    /// Bytes each tenant's task uploads may hold in the spool (429 past it); `None`: no
+    /// limit.
+    pub tenant_spool_bytes: Option<u64>,
+    /// Task file pieces each tenant may upload at once (429 past it); `None`: no limit.
+    pub tenant_uploads: Option<u32>,
     /// Whether Trustee's set-resource, the resource in the clear, is accepted.
     pub kbs_plaintext_resources: bool,
     /// Collateral for hardware evidence sent to the KBS, passed to the enclave.
@@ -111,6 +116,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     );
     if let Some(rate) = config.tenant_requests_per_second {
         state = state.with_tenant_rate(rate);
+    }
+    if config.tenant_spool_bytes.is_some() || config.tenant_uploads.is_some() {
+        state = state.with_spool_quota(
+            config.tenant_spool_bytes.unwrap_or(u64::MAX),
+            config.tenant_uploads.unwrap_or(u32::MAX),
+        );
     }
     if config.kbs_plaintext_resources {
         state = state.with_kbs_plaintext_resources();
@@ -193,6 +204,8 @@ mod tests {
             peer_token: String::new(),
             tls: None,
             tenant_requests_per_second: None,
+            tenant_spool_bytes: None,
+            tenant_uploads: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Vec::new(),
             provider: None,

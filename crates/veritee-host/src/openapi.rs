@@ -169,7 +169,7 @@ pub fn document() -> Value {
                     error_responses(&["400", "401", "403", "404", "413", "415", "503", "429"]))
             }},
             "/v1/tasks/{id}/files/{compartment}/{slot}": {"put": {
-                "summary": "A compartment's module or input N (slot `module` or `input-N`), encrypted under its DEK; in pieces appended at ?offset=N, each tenant-signed over `stream-piece:LEN` (its Content-Length) in place of a body digest: the enclave authenticates every chunk",
+                "summary": "A compartment's module or input N (slot `module` or `input-N`), encrypted under its DEK; in pieces appended at ?offset=N, each tenant-signed over `stream-piece:LEN` (its Content-Length) in place of a body digest: the enclave authenticates every chunk. 429 (`too_many_uploads`, `spool_full`, with Retry-After) past the tenant's uploads at once or spool bytes on this node",
                 "security": tenant_auth,
                 "parameters": [
                     {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},

@@ -62,6 +62,8 @@ pub struct AppState {
     peers: peers::PeerGate,
     /// Each tenant's request budget; `None` when the node sets no limit.
     tenant_rates: Option<crate::limits::TenantRates>,
+    /// Each tenant's task uploads: pieces at once and bytes spooled.
+    spool_quota: Option<Arc<crate::limits::SpoolQuota>>,
     /// Whether Trustee's set-resource (the resource in the clear to the host) is taken.
     kbs_plaintext_resources: bool,
     /// Collateral passed with every KBS attestation (vendor-signed; the enclave checks it).
@@ -106,6 +108,7 @@ impl AppState {
             spool: None,
             peers: peers::PeerGate::default(),
             tenant_rates: None,
+            spool_quota: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Arc::new(Vec::new()),
             provider: None,
@@ -121,6 +124,16 @@ impl AppState {
     /// Limits each tenant to `per_second` requests per second (429 past it).
     pub fn with_tenant_rate(mut self, per_second: u32) -> Self {
         self.tenant_rates = Some(crate::limits::TenantRates::new(per_second));
+        self
+    }
+
+    /// Limits each tenant's task uploads to `max_uploads` pieces at once and
+    /// `max_bytes` in the spool (429 past either).
+    pub fn with_spool_quota(mut self, max_bytes: u64, max_uploads: u32) -> Self {
+        self.spool_quota = Some(Arc::new(crate::limits::SpoolQuota::new(
+            max_bytes,
+            max_uploads,
+        )));
         self
     }
 

@@ -267,6 +267,7 @@ pub(super) async fn file(
     )
     .await?;
     task_owner(&state, &signed.tenant_id, &task_id)?;
+    let _permit = reserve_upload(&state, spool, &signed.tenant_id, declared).await?;
     // Under the tenant's own directory: no tenant reaches another's files.
     let dir = spool
         .join(&signed.tenant_id)
@@ -342,6 +343,45 @@ pub(super) async fn file(
             Err(e)
         }
     }
+}
+
+/// How long a tenant over its upload quota is told to wait: an upload in progress
+/// ends within seconds, a task that holds spool within its deadline.
+const UPLOAD_RETRY_AFTER_SECS: u64 = 1;
+const SPOOL_RETRY_AFTER_SECS: u64 = 5;
+
+/// The tenant's place for one piece of `declared` bytes, or 429 with `Retry-After` if
+/// it already runs as many uploads as it may or its spool would grow past its size.
+async fn reserve_upload(
+    state: &AppState,
+    spool: &std::path::Path,
+    tenant_id: &str,
+    declared: u64,
+) -> ApiResult<Option<crate::limits::UploadPermit>> {
+    let Some(quota) = &state.spool_quota else {
+        return Ok(None);
+    };
+    // What the tenant's spool holds is read from the disk, not kept in a counter: the
+    // enclave removes the files it has read, and a run clears the rest.
+    let dir = spool.join(tenant_id);
+    let stored = tokio::task::spawn_blocking(move || crate::limits::bytes_under(&dir))
+        .await
+        .map_err(|e| ApiError::internal(format!("spool: {e}")))?
+        .map_err(|e| ApiError::internal(format!("spool: {e}")))?;
+    quota
+        .reserve(tenant_id, stored, declared)
+        .map(Some)
+        .map_err(|refusal| {
+            let (code, wait) = match refusal {
+                crate::limits::SpoolRefusal::Uploads { .. } => {
+                    ("too_many_uploads", UPLOAD_RETRY_AFTER_SECS)
+                }
+                crate::limits::SpoolRefusal::Bytes { .. } => ("spool_full", SPOOL_RETRY_AFTER_SECS),
+            };
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, refusal.to_string());
+            e.retry_after = Some(wait);
+            e
+        })
 }
 
 pub(super) async fn run(
