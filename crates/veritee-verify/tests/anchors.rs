@@ -493,10 +493,15 @@ fn azure_forgery(root: &ForgingRoot) -> Forgery {
     let snp = snp_report(&report_data, 0, &vcek_key);
 
     // HCL report: header, SNP report, IGVM request data (SNP, SHA-256), variable data.
-    let mut hcl = b"HCLA".to_vec();
-    hcl.extend_from_slice(&[0u8; 28]);
-    hcl.extend_from_slice(&snp);
+    // Header: version 1, report size (to the end of the variable data), request type 2
+    // (key release), status 0, reserved.
     let var_len = u32::try_from(var_data.len()).unwrap();
+    let report_size = 32 + u32::try_from(snp.len()).unwrap() + 20 + var_len;
+    let mut hcl = b"HCLA".to_vec();
+    for word in [1, report_size, 2, 0, 0, 0, 0] {
+        hcl.extend_from_slice(&word.to_le_bytes());
+    }
+    hcl.extend_from_slice(&snp);
     for word in [20 + var_len, 1, 2, 1, var_len] {
         hcl.extend_from_slice(&word.to_le_bytes());
     }
@@ -505,6 +510,7 @@ fn azure_forgery(root: &ForgingRoot) -> Forgery {
     // The TPM quote over SHA-256 PCRs 0..=23, with the forger's nonce in extraData.
     let pcrs: Vec<[u8; 32]> = (0u8..24).map(|i| [i; 32]).collect();
     let message = tpms_attest(
+        b"\x00\x0bforged-qualified-signer-name-000",
         &FORGED_REPORT_DATA,
         TPM_ALG_SHA256,
         [0xff, 0xff, 0xff],
@@ -564,9 +570,9 @@ fn azure_snp_vtpm_real_evidence_still_verifies() {
 
 const TPM_ALG_SHA256: u16 = 0x000B;
 
-/// A TPMS_ATTEST quote over one bank (`bitmap` selects PCRs 0..24), `values` being the
-/// selected PCR values concatenated in order.
-fn tpms_attest(nonce: &[u8], bank: u16, bitmap: [u8; 3], values: &[u8]) -> Vec<u8> {
+/// A TPMS_ATTEST quote by `signer` (its qualified name) over one bank (`bitmap` selects
+/// PCRs 0..24), `values` being the selected PCR values concatenated in order.
+fn tpms_attest(signer: &[u8], nonce: &[u8], bank: u16, bitmap: [u8; 3], values: &[u8]) -> Vec<u8> {
     let tpm2b = |out: &mut Vec<u8>, b: &[u8]| {
         out.extend_from_slice(&u16::try_from(b.len()).unwrap().to_be_bytes());
         out.extend_from_slice(b);
@@ -574,7 +580,7 @@ fn tpms_attest(nonce: &[u8], bank: u16, bitmap: [u8; 3], values: &[u8]) -> Vec<u
     let mut q = Vec::new();
     q.extend_from_slice(&0xFF54_4347u32.to_be_bytes()); // TPM_GENERATED_VALUE
     q.extend_from_slice(&0x8018u16.to_be_bytes()); // TPM_ST_ATTEST_QUOTE
-    tpm2b(&mut q, b"\x00\x0bforged-qualified-signer-name-000");
+    tpm2b(&mut q, signer);
     tpm2b(&mut q, nonce);
     q.extend_from_slice(&123_456u64.to_be_bytes()); // clock
     q.extend_from_slice(&1u32.to_be_bytes()); // resetCount
@@ -661,7 +667,21 @@ fn tpm_forgery(root: &ForgingRoot) -> Forgery {
     // One quote over SHA-256 PCRs 0..=7 with the forger's nonce.
     let nonce = &FORGED_REPORT_DATA[..32];
     let pcrs: Vec<[u8; 32]> = (0u8..8).map(|i| [0x30 + i; 32]).collect();
-    let quote = tpms_attest(nonce, TPM_ALG_SHA256, [0xff, 0, 0], &pcrs.concat());
+    // The AK as a primary key of the endorsement hierarchy, as GCE's is: the quote names
+    // it by its qualified name.
+    let mut name = TPM_ALG_SHA256.to_be_bytes().to_vec();
+    name.extend_from_slice(&sha256(&ak_pub));
+    let mut qualified = TPM_ALG_SHA256.to_be_bytes().to_vec();
+    qualified.extend_from_slice(&sha256(
+        &[&0x4000_000Bu32.to_be_bytes()[..], &name].concat(),
+    ));
+    let quote = tpms_attest(
+        &qualified,
+        nonce,
+        TPM_ALG_SHA256,
+        [0xff, 0, 0],
+        &pcrs.concat(),
+    );
     let signature = ak_key.sign(&quote).unwrap();
     let mut raw_sig = Vec::new();
     raw_sig.extend_from_slice(&0x0018u16.to_be_bytes()); // TPM_ALG_ECDSA

@@ -266,16 +266,29 @@ fn tdx_00806f050000_is_out_of_date() {
 // Formats, padding and the cached-collateral path
 
 #[test]
-fn padding_is_tolerated_even_when_not_zero() {
+fn padding_must_be_zero_and_may_be_absent() {
     let reference = run(TDX).unwrap();
     let mut quote = evidence(TDX.quote);
-    for b in quote.iter_mut().rev().take(70) {
-        *b = 0xa5;
-    }
-    quote.extend_from_slice(b"trailing garbage is not part of the quote");
+    // More zero padding: the same quote.
+    quote.extend_from_slice(&[0u8; 30]);
     assert_eq!(
         verify(&quote, &read(TDX.collateral), TDX.at).unwrap(),
         reference
+    );
+    // Anything else after the signature data: refused, by its offset.
+    let len = quote.len();
+    quote[len - 1] = 0xa5;
+    expect_err(
+        verify(&quote, &read(TDX.collateral), TDX.at),
+        VerifyError::is_unusable_input,
+        &format!("byte {} of the quote", len - 1),
+    );
+    let mut quote = evidence(TDX.quote);
+    quote.extend_from_slice(b"trailing garbage is not part of the quote");
+    expect_err(
+        verify(&quote, &read(TDX.collateral), TDX.at),
+        VerifyError::is_unusable_input,
+        "padding after the signature data must be zero",
     );
     // Without any padding at all.
     let mut quote = evidence(TDX_00806F.quote);

@@ -17,6 +17,14 @@
 //! 0x4D0      4  IGVM request data: variable data size
 //! 0x4D4      n  variable data (JSON); the rest of the report is padding
 //! ```
+//!
+//! Only the hardware report is signed (and, through its report data, the variable
+//! data). So every other byte is checked to be what it must be, and no two HCL reports
+//! that differ anywhere both verify: the header's version (1 or 2), report size (the
+//! end of the variable data), request type (2, the key-release report the vTPM keeps),
+//! status (0) and reserved bytes (zero); the IGVM request data's size (20 bytes of its
+//! header with the variable data) and version (1); zero padding after the variable
+//! data.
 
 use crate::snp::report::REPORT_LEN as SNP_REPORT_LEN;
 use veritee_attest::VerifyError;
@@ -34,6 +42,12 @@ pub const VAR_DATA_OFFSET: usize = IGVM_OFFSET + 20;
 pub const REPORT_TYPE_SNP: u32 = 2;
 /// Report data hash type SHA-256.
 pub const HASH_TYPE_SHA256: u32 = 1;
+/// Request type of the report the vTPM keeps (IGVM key-release request).
+pub const REQUEST_TYPE_KEY_RELEASE: u32 = 2;
+/// Versions of the HCL report header known.
+pub const HEADER_VERSIONS: [u32; 2] = [1, 2];
+/// Version of the IGVM request data.
+pub const IGVM_DATA_VERSION: u32 = 1;
 /// Largest HCL report accepted.
 pub const MAX_HCL_LEN: usize = 64 * 1024;
 
@@ -52,8 +66,8 @@ pub struct HclReport<'a> {
 }
 
 impl<'a> HclReport<'a> {
-    /// Parses an HCL report holding an SNP report. Bytes after the variable data are
-    /// padding and are ignored.
+    /// Parses an HCL report holding an SNP report, checking every unsigned field (see
+    /// the module documentation). Bytes after the variable data must be zero.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, VerifyError> {
         if bytes.len() > MAX_HCL_LEN {
             return Err(VerifyError::TooLarge {
@@ -66,10 +80,40 @@ impl<'a> HclReport<'a> {
         if r.array::<4>("signature")? != HCL_MAGIC {
             return Err(VerifyError::malformed(WHAT, "signature is not \"HCLA\""));
         }
-        r.take(HEADER_LEN - 4, "header")?;
+        let version = r.u32_le("version")?;
+        if !HEADER_VERSIONS.contains(&version) {
+            return Err(VerifyError::UnsupportedVersion {
+                what: "HCL report header".into(),
+                version,
+            });
+        }
+        let report_size = r.u32_le("report size")?;
+        let request_type = r.u32_le("request type")?;
+        if request_type != REQUEST_TYPE_KEY_RELEASE {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!(
+                    "request type {request_type} is not the key-release report ({REQUEST_TYPE_KEY_RELEASE}) a vTPM keeps"
+                ),
+            ));
+        }
+        let status = r.u32_le("status")?;
+        if status != 0 {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!("status {status:#x} is not success (0)"),
+            ));
+        }
+        must_be_zero(r.take(12, "reserved")?, "the header's reserved bytes")?;
         let snp_report = r.take(SNP_REPORT_LEN, "hardware report")?;
-        let _data_size = r.u32_le("IGVM data size")?;
-        let _version = r.u32_le("IGVM version")?;
+        let data_size = r.u32_le("IGVM data size")?;
+        let igvm_version = r.u32_le("IGVM version")?;
+        if igvm_version != IGVM_DATA_VERSION {
+            return Err(VerifyError::UnsupportedVersion {
+                what: "HCL report IGVM request data".into(),
+                version: igvm_version,
+            });
+        }
         let report_type = r.u32_le("IGVM report type")?;
         if report_type != REPORT_TYPE_SNP {
             return Err(VerifyError::malformed(
@@ -89,9 +133,40 @@ impl<'a> HclReport<'a> {
             usize::try_from(var_len).unwrap_or(usize::MAX),
             "variable data",
         )?;
+        if u64::from(data_size) != u64::from(var_len) + 20 {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!(
+                    "the IGVM data size {data_size} is not its 20-byte header and the {var_len} bytes of variable data"
+                ),
+            ));
+        }
+        if usize::try_from(report_size).ok() != Some(r.offset()) {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!(
+                    "the report size {report_size} is not where the variable data ends ({})",
+                    r.offset()
+                ),
+            ));
+        }
+        must_be_zero(
+            r.take(r.remaining(), "padding")?,
+            "the padding after the variable data",
+        )?;
         Ok(Self {
             snp_report,
             var_data,
         })
+    }
+}
+
+fn must_be_zero(bytes: &[u8], what: &str) -> Result<(), VerifyError> {
+    match bytes.iter().position(|b| *b != 0) {
+        None => Ok(()),
+        Some(at) => Err(VerifyError::malformed(
+            WHAT,
+            format!("{what} must be zero (byte {at} of them is not)"),
+        )),
     }
 }

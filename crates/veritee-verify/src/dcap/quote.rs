@@ -3,7 +3,8 @@
 //! Every read is bounded by the quote's own length fields: the body by its type (and, in
 //! v5, its size field), the signature data by its 32-bit length. Bytes after the signature
 //! data are padding (quote buffers are often handed over at a fixed size, e.g. 8000
-//! bytes) and are counted in [`Quote::padding`] but never read.
+//! bytes), counted in [`Quote::padding`]; they must be zero, so that no two quotes that
+//! differ there both verify.
 //!
 //! ```text
 //! Quote (integers little-endian)
@@ -15,7 +16,7 @@
 //! 0x030/36   B  body: SGX report body (384), TD report 1.0 (584) or 1.5 (648)
 //!  ...       4  signature data length L
 //!  ...       L  ECDSA-256 signature data (below)
-//!  ...       *  padding, ignored
+//!  ...       *  padding, zero
 //!
 //! The quote signature covers everything before the signature data length.
 //!
@@ -390,7 +391,7 @@ fn qe_report_data<'a>(r: &mut Reader<'a>) -> Result<QeReportData<'a>, VerifyErro
 }
 
 impl<'a> Quote<'a> {
-    /// Parses a quote; trailing padding after the signature data is tolerated.
+    /// Parses a quote; trailing zero padding after the signature data is tolerated.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, VerifyError> {
         if bytes.len() > MAX_QUOTE_LEN {
             return Err(VerifyError::TooLarge {
@@ -475,6 +476,16 @@ impl<'a> Quote<'a> {
             .map_err(|_| VerifyError::malformed(WHAT, "signature data length overflows"))?;
         let sig_data = r.take(sig_len, "signature data")?;
         let padding = r.remaining();
+        let after = r.take(padding, "padding")?;
+        if let Some(at) = after.iter().position(|b| *b != 0) {
+            return Err(VerifyError::malformed(
+                WHAT,
+                format!(
+                    "the padding after the signature data must be zero (byte {} of the quote is not)",
+                    r.offset() - padding + at
+                ),
+            ));
+        }
 
         let mut s = Reader::new("DCAP quote signature data", sig_data);
         let signature = s.array("quote signature")?;

@@ -132,8 +132,50 @@ fn pck_chain(quote: &Quote<'_>) -> Result<Arc<Vec<ParsedCertificate>>, VerifyErr
                     "no certificate",
                 ));
             }
+            check_canonical_pem(pem, &certs)?;
             Ok(Arc::new(certs))
         })
+}
+
+/// The certification data must be the chain's certificates in PEM exactly as Intel's
+/// quoting library writes them (64-column base64, LF or CRLF line ends, each block
+/// ended by a line end), then zero or more NUL bytes: the PEM text is outside every
+/// signature, so any other form (text between blocks, other line breaks, bytes after
+/// the last block) would let two different quotes verify as the same one.
+fn check_canonical_pem(pem: &[u8], certs: &[ParsedCertificate]) -> Result<(), VerifyError> {
+    let text_len = pem.len() - pem.iter().rev().take_while(|b| **b == 0).count();
+    let text = &pem[..text_len];
+    let canonical = |ending: der::pem::LineEnding, eol: &str| {
+        certs
+            .iter()
+            .map(|c| {
+                let mut block =
+                    der::pem::encode_string("CERTIFICATE", ending, c.der()).unwrap_or_default();
+                // encode_string ends the END line with the line ending already.
+                if !block.ends_with(eol) {
+                    block.push_str(eol);
+                }
+                block
+            })
+            .collect::<String>()
+    };
+    let lf = canonical(der::pem::LineEnding::LF, "\n");
+    let crlf = canonical(der::pem::LineEnding::CRLF, "\r\n");
+    if text == lf.as_bytes() || text == crlf.as_bytes() {
+        return Ok(());
+    }
+    let expected = if text.contains(&b'\r') { &crlf } else { &lf };
+    let at = text
+        .iter()
+        .zip(expected.as_bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(text.len().min(expected.len()));
+    Err(VerifyError::malformed(
+        "PCK certificate chain in the quote",
+        format!(
+            "its PEM text is not in the form the quoting library writes (64-column base64, one line end after each line, NUL padding only): it departs from it at byte {at} of the certification data"
+        ),
+    ))
 }
 
 /// The SGX extensions of the quote's PCK certificate (not yet validated).
@@ -337,6 +379,19 @@ pub(crate) fn verify_quote(
         &[OID_SGX_EXTENSIONS],
     )
     .map_err(chain_error)?;
+    // Every certificate the quote carries is on the verified path, byte for byte (the
+    // root as the anchor itself): a damaged copy of an intermediate or of the root
+    // must not pass because the collateral's copy completed the chain instead.
+    if certs.len() > path.path.len()
+        || certs
+            .iter()
+            .zip(&path.path)
+            .any(|(carried, verified)| carried.der() != verified.der())
+    {
+        return Err(VerifyError::Inconsistent(
+            "the quote's PCK certificate chain is not the chain that verified: a certificate it carries differs from the one on the path to the root".into(),
+        ));
+    }
     // QVL's PckCertVerifier: PCK certificate, PCK Processor/Platform CA, root.
     if path.path.len() != 3 {
         return Err(VerifyError::Inconsistent(format!(

@@ -375,10 +375,21 @@ impl SnpReport {
         debug_assert_eq!(r.offset(), SIGNED_LEN);
         let sig_r = component(r.take(SIGNATURE_COMPONENT_LEN, "SIGNATURE R")?, "R")?;
         let sig_s = component(r.take(SIGNATURE_COMPONENT_LEN, "SIGNATURE S")?, "S")?;
-        r.take(
+        // Outside the signed bytes: must be zero, so that no two reports that differ
+        // here both verify.
+        let reserved = r.take(
             SIGNATURE_AREA_LEN - 2 * SIGNATURE_COMPONENT_LEN,
             "signature reserved",
         )?;
+        if let Some(at) = reserved.iter().position(|b| *b != 0) {
+            return Err(VerifyError::malformed(
+                "SNP attestation report",
+                format!(
+                    "the reserved bytes after the signature must be zero (byte {:#x} is not)",
+                    SIGNED_LEN + 2 * SIGNATURE_COMPONENT_LEN + at
+                ),
+            ));
+        }
         r.finish()?;
         let mut signature = [0u8; 2 * P384_SCALAR_LEN];
         signature[..P384_SCALAR_LEN].copy_from_slice(&sig_r);

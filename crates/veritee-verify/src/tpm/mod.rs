@@ -200,10 +200,41 @@ pub fn verify_attest_signature(
 }
 
 /// Verifies one quote; returns its parsed attestation.
+/// The hierarchies whose primary keys go-tpm-tools makes attestation keys of:
+/// endorsement (GCE's) and owner.
+const AK_HIERARCHIES: [u32; 2] = [0x4000_000B, 0x4000_0001];
+
+/// The qualified names the AK has as a primary key of one of [`AK_HIERARCHIES`]:
+/// nameAlg || H(hierarchy handle || Name), Name = nameAlg || H(TPMT_PUBLIC) (TPM 2.0
+/// Part 1, 16). A quote names its signer so: checking it binds every byte of ak_pub
+/// (attributes, scheme, policy), not only the key the certificate vouches for.
+fn ak_qualified_names(ak_pub: &[u8], ak: &TpmPublic) -> Result<Vec<Vec<u8>>, VerifyError> {
+    if ak.name_alg != TPM_ALG_SHA256 {
+        return Err(VerifyError::UnsupportedVersion {
+            what: "attestation key name algorithm (only SHA-256 is supported)".into(),
+            version: ak.name_alg.into(),
+        });
+    }
+    let alg = TPM_ALG_SHA256.to_be_bytes();
+    let mut name = alg.to_vec();
+    name.extend_from_slice(&veritee_crypto::digest::sha256(ak_pub));
+    Ok(AK_HIERARCHIES
+        .iter()
+        .map(|hierarchy| {
+            let mut input = hierarchy.to_be_bytes().to_vec();
+            input.extend_from_slice(&name);
+            let mut qualified = alg.to_vec();
+            qualified.extend_from_slice(&veritee_crypto::digest::sha256(&input));
+            qualified
+        })
+        .collect())
+}
+
 fn check_quote(
     index: usize,
     q: &ProtoQuote<'_>,
     ak: &TpmPublic,
+    ak_names: &[Vec<u8>],
 ) -> Result<QuoteAttest, VerifyError> {
     let bank = hash_name(q.pcr_hash);
     let sig = TpmSignature::parse(q.raw_sig)?;
@@ -214,6 +245,13 @@ fn check_quote(
         &format!("quote #{} ({bank} bank)", index + 1),
     )?;
     let attest = QuoteAttest::parse(q.quote)?;
+    if !ak_names.contains(&attest.qualified_signer) {
+        return Err(VerifyError::Inconsistent(format!(
+            "quote #{} names its signer {}, which is not the attestation key given (ak_pub) as a primary key of the endorsement or owner hierarchy",
+            index + 1,
+            hex::encode(&attest.qualified_signer)
+        )));
+    }
     let [selection] = attest.selections.as_slice() else {
         return Err(VerifyError::Inconsistent(format!(
             "quote #{} selects {} PCR banks, expected exactly the {bank} bank",
@@ -289,13 +327,14 @@ impl Verifier for Tpm2Verifier {
             &[],
         )?;
         ak_key(&ak, &ak_cert)?;
+        let ak_names = ak_qualified_names(attestation.ak_pub, &ak)?;
 
         let mut nonce: Option<Vec<u8>> = None;
         let mut measurements = BTreeMap::new();
         let mut banks = Vec::new();
         let mut last = None;
         for (index, q) in attestation.quotes.iter().enumerate() {
-            let attest = check_quote(index, q, &ak)?;
+            let attest = check_quote(index, q, &ak, &ak_names)?;
             match &nonce {
                 None => nonce = Some(attest.extra_data.clone()),
                 Some(n) if *n != attest.extra_data => {
