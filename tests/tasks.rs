@@ -1342,3 +1342,73 @@ fn a_tenants_uploads_are_bounded_in_number_and_spool_bytes_and_the_others_are_no
     let (status, _, body) = put(&busy, &next, "input-0", 0, vec![6u8; 3900]);
     assert_eq!(status, 200, "{body}");
 }
+
+/// SIGTERM: the node takes no new connection, lets a request in progress finish (an
+/// upload whose body is still arriving when the signal comes), answers it, and exits
+/// cleanly; what it acknowledged is on disk.
+#[test]
+fn sigterm_lets_a_request_in_progress_finish_before_the_node_exits() {
+    use veritee_proto::api::auth::stream_piece_payload;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = node_in(dir.path());
+    let owner = node.tenant().key;
+    let task_id = hex::encode([0x44u8; 16]);
+    let r = initiate_raw(&node, &owner, &task_id);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let path = format!("/v1/tasks/{task_id}/files/c/input-0?offset=0");
+    let auth = piece_header(&node.url, &owner, &path, &stream_piece_payload(100));
+    let mut raw = TcpStream::connect(&addr).expect("connect");
+    write!(
+        raw,
+        "PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\nauthorization: {auth}\r\ncontent-length: 100\r\n\r\n"
+    )
+    .expect("head");
+    raw.write_all(&[4u8; 10]).expect("part of the body");
+    // The handler has taken the request once its spool file exists (made before the
+    // body is read).
+    let file = node.state.join(format!(
+        "run/spool/{}/{task_id}/c/input-0",
+        owner.tenant_id().expect("id")
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    // No new connection is taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still taking connections after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The request in progress finishes and is answered.
+    raw.write_all(&[4u8; 90]).expect("the rest of the body");
+    raw.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"bytes\":100"), "{answer}");
+    // Then the node exits by itself, cleanly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the node did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::metadata(&file).expect("kept").len(), 100);
+}

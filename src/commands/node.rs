@@ -107,6 +107,10 @@ pub struct NodeArgs {
     /// TPM): TPM targets' EK certificates must chain to one. Measured with the code.
     #[arg(long, value_name = "PEM")]
     tpm_ca: Option<PathBuf>,
+    /// On SIGTERM or SIGINT, how long requests in progress may take to finish before
+    /// they are cut (no new connection is taken meanwhile).
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace_seconds: u64,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -418,10 +422,22 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
                 "  clients pin it: veritee ... --node {addr} --node-fingerprint {fingerprint}"
             );
         }
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => { r.context("signal handler")?; }
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("SIGTERM handler")?;
+        let signal = tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("signal handler")?; "SIGINT" }
+            _ = terminate.recv() => "SIGTERM",
+        };
+        let grace = std::time::Duration::from_secs(args.shutdown_grace_seconds);
+        tracing::info!(
+            signal,
+            grace_seconds = grace.as_secs(),
+            "stopping: no new connections; requests in progress finish"
+        );
+        if node.drain(grace).await {
+            tracing::info!("stopped: every request in progress finished");
         }
-        node.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Outcome::Success)

@@ -70,6 +70,21 @@ pub struct RunningNode {
     /// Shared state (for tests and tools).
     pub state: Arc<AppState>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Set to true to stop taking connections and let those open finish.
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Resolves once `stop` says true. A node whose handle was dropped without a drain
+/// keeps serving (its sender is gone, not set).
+pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl core::fmt::Debug for RunningNode {
@@ -83,16 +98,38 @@ impl core::fmt::Debug for RunningNode {
 impl RunningNode {
     /// Waits until the server stops.
     pub async fn wait(self) -> Result<(), HostError> {
+        let _keep_serving = self.stop;
         self.server
             .await
             .map_err(|e| HostError::Internal(format!("server task failed: {e}")))?
             .map_err(|e| HostError::Internal(format!("server failed: {e}")))
     }
 
-    /// Stops the server and the enclave process.
+    /// Stops the server and the enclave process at once: requests in progress are cut.
     pub async fn shutdown(self) {
         self.server.abort();
         self.state.supervisor.shutdown().await;
+    }
+
+    /// Stops taking connections, lets the requests in progress finish (for at most
+    /// `grace`), then stops the enclave process: what SIGTERM does. A request is
+    /// answered only once what it wrote (secrets, audit entries) is durable, so once
+    /// the requests are done there is nothing left to flush. Returns whether every
+    /// request finished within `grace` (those that did not are cut).
+    pub async fn drain(self, grace: std::time::Duration) -> bool {
+        // Nobody listening means the server is gone already.
+        let _ = self.stop.send(true);
+        let mut server = self.server;
+        let finished = tokio::time::timeout(grace, &mut server).await.is_ok();
+        if !finished {
+            tracing::warn!(
+                "requests still in progress after {} s of draining are cut",
+                grace.as_secs()
+            );
+            server.abort();
+        }
+        self.state.supervisor.shutdown().await;
+        finished
     }
 }
 
@@ -159,14 +196,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         .local_addr()
         .map_err(|e| HostError::Internal(format!("no local address: {e}")))?;
     let app = router(Arc::clone(&state));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (scheme, server) = match config.tls {
         Some(identity) => (
             "https",
-            tokio::spawn(async move { tls::serve(listener, app, &identity).await }),
+            tokio::spawn(async move { tls::serve(listener, app, &identity, stop_rx).await }),
         ),
         None => (
             "http",
-            tokio::spawn(async move { axum::serve(listener, app).await }),
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stop_rx))
+                    .await
+            }),
         ),
     };
     tracing::info!(%addr, scheme, "node listening");
@@ -175,6 +217,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         scheme,
         state,
         server,
+        stop,
     })
 }
 

@@ -99,18 +99,28 @@ impl TlsIdentity {
     }
 }
 
-/// Serves `app` over TLS on `listener` until the task is aborted.
+/// Serves `app` over TLS on `listener` until the task is aborted, or until `stop`
+/// turns true: then it takes no more connections and returns once those open have
+/// finished the requests in progress.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     identity: &TlsIdentity,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let config = identity
         .server_config()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopping = crate::stopped(stop);
+    tokio::pin!(stopping);
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stopping => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, or a connection reset before it was
@@ -122,6 +132,7 @@ pub(crate) async fn serve(
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -135,14 +146,16 @@ pub(crate) async fn serve(
                 }
             };
             let service = TowerToHyperService::new(app);
-            if let Err(e) = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+            let builder = Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
                 debug!(%peer, "connection ended: {e}");
             }
         });
     }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Whether plain HTTP may be served on `addr`: only on loopback.
