@@ -20,6 +20,10 @@ use veritee_crypto::SecretBytes;
 both_stores!(canary_never_reaches_the_host, canary);
 both_stores!(tenants_are_isolated, isolation);
 both_stores!(dead_enclave_is_restarted_and_nothing_is_lost, dead_enclave);
+both_stores!(
+    an_enclave_killed_under_load_loses_no_acknowledged_write,
+    enclave_kill_under_load
+);
 both_stores!(acknowledged_writes_survive_kill_9_of_the_host, host_kill);
 both_stores!(bad_input_gets_clear_errors, bad_input);
 both_stores!(tampering_host_causes_clean_failures, tampering);
@@ -294,6 +298,134 @@ fn dead_enclave(kind: &str) {
         "{metrics}"
     );
     assert!(metrics.contains("veritee_enclave_up 1"));
+}
+
+/// kill -9 of the enclave while three writers store secrets and a reader lists its
+/// tasks: the host restarts the enclave; a request cut by the kill gets a clear,
+/// retryable refusal (503 with Retry-After, saying the enclave is being restarted); the
+/// reader's GETs, which the client retries, all succeed; every acknowledged write is
+/// there after the restart.
+fn enclave_kill_under_load(kind: &str) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(node) = node_on(kind, dir.path()) else {
+        return;
+    };
+    let tenant = node.tenant();
+    let stop = AtomicBool::new(false);
+    let acknowledged = Mutex::new(Vec::<String>::new());
+    let refusals = Mutex::new(Vec::<String>::new());
+    let count = || acknowledged.lock().expect("lock").len();
+    let wait_for_writes = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} writes acknowledged",
+                count()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let pid = node.enclave_pid();
+    let reader = std::thread::scope(|scope| {
+        for writer in 0..3 {
+            let (node, tenant, stop, acknowledged, refusals) =
+                (&node, &tenant, &stop, &acknowledged, &refusals);
+            scope.spawn(move || {
+                let appraisal = Appraisal::new(node);
+                let client = node.client();
+                let mut session = None;
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let s = match &mut session {
+                        Some(s) => s,
+                        None => match client.open_session(&tenant.key, &appraisal.appraiser()) {
+                            Ok(s) => session.insert(s),
+                            Err(e) => {
+                                refusals.lock().expect("lock").push(e.to_string());
+                                std::thread::sleep(Duration::from_millis(50));
+                                continue;
+                            }
+                        },
+                    };
+                    let key = format!("w{writer}-{i}");
+                    i += 1;
+                    match s.put_secret(&key, SecretBytes::copy_from(key.as_bytes())) {
+                        Ok(()) => acknowledged.lock().expect("lock").push(key),
+                        Err(e) => {
+                            refusals.lock().expect("lock").push(e.to_string());
+                            session = None;
+                        }
+                    }
+                }
+            });
+        }
+        let reader = {
+            let (node, tenant, stop) = (&node, &tenant, &stop);
+            scope.spawn(move || {
+                let client = node.client();
+                let (mut ok, mut failed) = (0usize, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match client.list_tasks(&tenant.key) {
+                        Ok(_) => ok += 1,
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                    // Well within the tenant's request rate.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                (ok, failed)
+            })
+        };
+        wait_for_writes(30);
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill");
+        let at_kill = count();
+        wait_for("the enclave restart", || {
+            let h = node.health();
+            h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
+        });
+        // Writing goes on after the restart.
+        wait_for_writes(at_kill + 30);
+        stop.store(true, Ordering::Relaxed);
+        reader.join().expect("reader")
+    });
+    assert_ne!(node.enclave_pid(), pid);
+    let (listed, failed) = reader;
+    assert!(listed > 0);
+    assert!(
+        failed.is_empty(),
+        "{} GETs the client retries failed, the first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let refusals = refusals.into_inner().expect("lock");
+    for refusal in &refusals {
+        assert!(
+            refusal.contains("being restarted")
+                || refusal.contains("session")
+                || refusal.contains("does not open"),
+            "an unclear refusal: {refusal} (all: {refusals:?})"
+        );
+    }
+    // Every acknowledged write is there.
+    let acknowledged = acknowledged.into_inner().expect("lock");
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    let mut s = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session");
+    for key in &acknowledged {
+        assert_eq!(s.get_secret(key).expect(key).expose(), key.as_bytes());
+    }
+    eprintln!(
+        "{} writes acknowledged, {} GETs answered; refusals: {refusals:?}",
+        acknowledged.len(),
+        listed
+    );
 }
 
 fn host_kill(kind: &str) {

@@ -118,6 +118,24 @@ type AudienceSlot = Arc<Mutex<Option<Audience>>>;
 /// How many nodes' audiences a process remembers; past that the memory starts afresh.
 const AUDIENCES_REMEMBERED: usize = 256;
 
+/// How long an idempotent request waits before each new attempt while its node's
+/// enclave restarts: about 5 s in all, which a restart takes well within.
+pub const IDEMPOTENT_RETRY_WAITS: [std::time::Duration; 7] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(400),
+    std::time::Duration::from_millis(800),
+    std::time::Duration::from_millis(1000),
+    std::time::Duration::from_millis(1000),
+    std::time::Duration::from_millis(1000),
+];
+
+/// Whether `error` says the node could not answer this time because its enclave was
+/// unavailable (restarting). A node that cannot be reached at all is not waited for.
+fn is_retryable(error: &ClientError) -> bool {
+    matches!(error, ClientError::Node { status: 503, .. })
+}
+
 /// The audience slot of the node at `base`, shared by every [`NodeClient`] of it in this
 /// process, so that a client made per task (as [`task::run_task`] makes them) does not
 /// pay a `GET /v1/node` round trip each time. Only a hint, as the fetched audience is
@@ -339,7 +357,11 @@ impl NodeClient {
     }
 
     /// Sends a tenant-signed request. A signature the enclave calls stale (it
-    /// restarted since the node's epoch was fetched) is made again, once.
+    /// restarted since the node's epoch was fetched) is made again, once. A GET, which
+    /// changes nothing, is also sent again while the node answers that its enclave is
+    /// restarting (503), for a few seconds at most
+    /// ([`IDEMPOTENT_RETRY_WAITS`]); other requests are not, since one may have taken
+    /// effect before its answer was lost.
     pub(crate) fn send_signed(
         &self,
         tenant: &TenantKey,
@@ -350,15 +372,29 @@ impl NodeClient {
         // Before the audience is fetched: nothing goes out if the signature cannot.
         transport::check_credential_transport(&self.base)?;
         let payload = auth::body_payload(body.as_ref().map_or(&[][..], |(_, b)| b));
+        let idempotent = method == reqwest::Method::GET;
+        let mut waits = IDEMPOTENT_RETRY_WAITS.iter();
         let mut refresh = false;
+        let mut refreshed_stale = false;
         loop {
             let audience = self.audience(refresh)?;
             let authorization =
                 self.signed_for(&audience, tenant, method.as_str(), path, &payload)?;
             match self.send(method.clone(), path, body.clone(), Some(authorization)) {
-                Err(ClientError::Node { code, .. }) if code == "stale_signature" && !refresh => {
+                Err(ClientError::Node { code, .. })
+                    if code == "stale_signature" && !refreshed_stale =>
+                {
                     refresh = true;
+                    refreshed_stale = true;
                 }
+                Err(e) if idempotent && is_retryable(&e) => match waits.next() {
+                    Some(wait) => {
+                        std::thread::sleep(*wait);
+                        // A restarted enclave has a new epoch.
+                        refresh = true;
+                    }
+                    None => return Err(e),
+                },
                 other => return other,
             }
         }

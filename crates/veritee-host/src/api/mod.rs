@@ -232,7 +232,16 @@ impl From<HostError> for ApiError {
     fn from(e: HostError) -> Self {
         match e {
             HostError::EnclaveUnavailable(m) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+                // The supervisor restarts a dead enclave at once: worth a retry, by
+                // whoever knows the request is idempotent (it may have taken effect
+                // before the connection was lost).
+                let mut e = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("{m} (the enclave is being restarted; retry)"),
+                );
+                e.retry_after = Some(ENCLAVE_RETRY_AFTER_SECS);
+                e
             }
             HostError::Store(s) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -243,6 +252,9 @@ impl From<HostError> for ApiError {
         }
     }
 }
+
+/// What `Retry-After` says when the enclave connection was lost (it is restarting).
+const ENCLAVE_RETRY_AFTER_SECS: u64 = 1;
 
 /// What `Retry-After` says when the tenant holds as many of something as it may.
 const TOO_MANY_RETRY_AFTER_SECS: u64 = 5;
