@@ -1114,3 +1114,106 @@ fn a_tenant_over_its_rate_is_refused_and_the_others_are_not() {
     assert!(limited.text().unwrap_or_default().contains("rate_limited"));
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
+
+/// A tmpfs of `size`, mounted for the test and unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (the test says why) where tmpfs cannot be mounted (not root, a
+    /// container); CI sets VERITEE_REQUIRE_TMPFS=1, so there it fails instead.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("VERITEE_REQUIRE_TMPFS").is_none(),
+                "VERITEE_REQUIRE_TMPFS is set but a tmpfs cannot be mounted here"
+            );
+            eprintln!("skipped: a tmpfs cannot be mounted here (root needed)");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// The node's disk fills up: the write that does not fit is refused with a clear
+/// error naming the cause, the node keeps serving, and once room is made everything
+/// acknowledged before is there, also after a restart.
+#[test]
+fn a_full_disk_gives_a_clear_error_and_loses_nothing_stored() {
+    let Some(disk) = SmallDisk::mount("24m") else {
+        return;
+    };
+    let root = disk.dir.path();
+    // Room the test gives back once the disk is full.
+    let filler = root.join("filler");
+    std::fs::write(&filler, vec![0u8; 4 << 20]).expect("filler");
+    let store = root.join("store").display().to_string();
+    let state = root.join("node");
+    let node = start(&state, &store);
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    let mut session = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .expect("session");
+    let value = |i: usize| {
+        let mut v = vec![(i % 251) as u8; 256 * 1024];
+        v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        v
+    };
+    let mut acknowledged = 0;
+    let refusal = loop {
+        assert!(acknowledged < 200, "24 MiB never filled up");
+        match session.put_secret(
+            &format!("k{acknowledged}"),
+            SecretBytes::copy_from(&value(acknowledged)),
+        ) {
+            Ok(()) => acknowledged += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(acknowledged > 0);
+    let text = refusal.to_string();
+    assert!(
+        text.contains("No space left on device") || text.contains("disk is full"),
+        "an unclear refusal: {text}"
+    );
+    // Room again: the node serves, and every acknowledged write is there.
+    std::fs::remove_file(&filler).expect("room");
+    let check = |node: &Node| {
+        let appraisal = Appraisal::new(node);
+        let client = node.client();
+        let mut s = client
+            .open_session(&tenant.key, &appraisal.appraiser())
+            .expect("session with room again");
+        for i in 0..acknowledged {
+            assert_eq!(
+                s.get_secret(&format!("k{i}"))
+                    .expect("acknowledged")
+                    .expose(),
+                &value(i)[..]
+            );
+        }
+        s.put_secret("after", SecretBytes::copy_from(b"room again"))
+            .expect("writes again");
+    };
+    check(&node);
+    drop(session);
+    drop(node);
+    let node = start(&state, &store);
+    check(&node);
+    drop(node);
+}

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -32,9 +32,14 @@ const LOGS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("logs");
 /// Only one process may have the store open at a time (redb locks the file); a second
 /// [`open`](EmbeddedStore::open) fails with a clear [`StoreError::Backend`].
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    /// The open database; `None` while it is being reopened after an I/O error (or
+    /// when reopening failed: the next operation tries again).
+    db: Arc<RwLock<Option<Arc<Database>>>>,
     path: PathBuf,
 }
+
+/// How long a reopen waits for the operations still holding the failed handle.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,6 +57,15 @@ fn redb_error(operation: &'static str, error: impl Into<redb::Error>) -> StoreEr
             backend: BACKEND,
             operation,
             error,
+        },
+        // redb refuses everything after an I/O error until the database is reopened;
+        // reported as the I/O error it is, so that the store reopens it.
+        redb::Error::PreviousIo => StoreError::Io {
+            backend: BACKEND,
+            operation,
+            error: std::io::Error::other(
+                "an earlier write failed (a full disk?); the database is being reopened",
+            ),
         },
         redb::Error::DatabaseAlreadyOpen => StoreError::Backend {
             backend: BACKEND,
@@ -150,7 +164,7 @@ impl EmbeddedStore {
 
         tracing::info!(path = %path.display(), "embedded store opened");
         Ok(Self {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path,
         })
     }
@@ -160,16 +174,95 @@ impl EmbeddedStore {
         &self.path
     }
 
-    /// Runs `f` on the blocking thread pool with the database.
+    /// Runs `f` on the blocking thread pool with the database. After an I/O error
+    /// (a full disk, say) redb refuses every later operation until the database is
+    /// reopened: the failed operation reports its error, and the database is reopened
+    /// before the next one, so that the node serves again once there is room. What was
+    /// committed before is untouched: a failed commit leaves the last committed state.
     async fn blocking<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| join_error(operation, e))?
+        let shared = Arc::clone(&self.db);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = current(&shared, &path, operation)?;
+            let result = f(&db);
+            if let Err(StoreError::Io { .. }) = &result {
+                drop(db);
+                reopen(&shared, &path);
+            }
+            result
+        })
+        .await
+        .map_err(|e| join_error(operation, e))?
+    }
+}
+
+fn lock_error(operation: &'static str) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        operation,
+        message: "the database handle's lock is poisoned".into(),
+    }
+}
+
+/// The open database, opening it again if an earlier reopen failed.
+fn current(
+    shared: &RwLock<Option<Arc<Database>>>,
+    path: &Path,
+    operation: &'static str,
+) -> Result<Arc<Database>, StoreError> {
+    if let Some(db) = shared.read().map_err(|_| lock_error(operation))?.as_ref() {
+        return Ok(Arc::clone(db));
+    }
+    let mut slot = shared.write().map_err(|_| lock_error(operation))?;
+    if let Some(db) = slot.as_ref() {
+        return Ok(Arc::clone(db));
+    }
+    let db = Arc::new(Database::create(path).map_err(|e| redb_error(operation, e))?);
+    tracing::info!(path = %path.display(), "embedded store reopened");
+    *slot = Some(Arc::clone(&db));
+    Ok(db)
+}
+
+/// Closes the database after an I/O error and opens it again. Operations that still
+/// hold the failed handle are short; they are waited for, then the file is reopened
+/// (redb recovers to the last commit). A reopen that fails leaves the slot empty, and
+/// the next operation tries again.
+fn reopen(shared: &RwLock<Option<Arc<Database>>>, path: &Path) {
+    let Ok(mut slot) = shared.write() else {
+        return;
+    };
+    let Some(mut old) = slot.take() else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + REOPEN_WAIT;
+    loop {
+        match Arc::try_unwrap(old) {
+            Ok(db) => {
+                drop(db);
+                break;
+            }
+            Err(still_held) if std::time::Instant::now() < deadline => {
+                old = still_held;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(_) => {
+                tracing::warn!("the embedded store's failed handle is still held; reopening later");
+                return;
+            }
+        }
+    }
+    match Database::create(path) {
+        Ok(db) => {
+            tracing::warn!(path = %path.display(), "embedded store reopened after an I/O error");
+            *slot = Some(Arc::new(db));
+        }
+        Err(e) => tracing::warn!(
+            "reopening the embedded store failed: {e}; trying again at the next operation"
+        ),
     }
 }
 
