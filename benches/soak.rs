@@ -13,7 +13,8 @@
 //! host and the enclave processes is sampled every 10 s. Prints a Markdown summary and
 //! exits non-zero if any operation failed.
 //!
-//! `unset RUST_BACKTRACE; cargo bench --bench soak` (or `-- --seconds 60` for a short run)
+//! `unset RUST_BACKTRACE; cargo bench --bench soak` (or `-- --seconds 60` for a short run,
+//! `-- --ops 1,2,4` for some of the operations)
 
 mod support;
 
@@ -42,13 +43,13 @@ type Sample = (u64, Option<u64>, Option<u64>);
 /// Error messages kept for the report (all are counted).
 const ERRORS_KEPT: usize = 20;
 
-fn seconds() -> u64 {
+/// The value after `flag` on the command line.
+fn arg<T: std::str::FromStr>(flag: &str) -> Option<T> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
-        .position(|a| a == "--seconds")
+        .position(|a| a == flag)
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SECONDS)
 }
 
 /// Resident memory of `pid` in KiB, from /proc.
@@ -214,7 +215,20 @@ impl Client {
 }
 
 fn main() {
-    let seconds = seconds();
+    let seconds = arg("--seconds").unwrap_or(DEFAULT_SECONDS);
+    // `--ops 1,2,4` runs only those operations (numbered as above): to find which one
+    // a change in memory comes from.
+    let ops: Vec<usize> = arg::<String>("--ops")
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse::<usize>().ok())
+                .filter(|n| (1..=OPERATIONS.len()).contains(n))
+                .map(|n| n - 1)
+                .collect()
+        })
+        .filter(|ops: &Vec<usize>| !ops.is_empty())
+        .unwrap_or_else(|| (0..OPERATIONS.len()).collect());
+    let ops = Arc::new(ops);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("node");
     let (node, url) = support::start_node(&state, None, &[]);
@@ -234,12 +248,14 @@ fn main() {
         .map(|index| {
             let (url, token, root) = (url.clone(), token.clone(), root.clone());
             let (tally, stop, ready) = (Arc::clone(&tally), Arc::clone(&stop), Arc::clone(&ready));
+            let ops = Arc::clone(&ops);
             std::thread::spawn(move || {
                 let mut client = Client::new(&url, &token, &root, index);
                 ready.wait();
                 // Threads start at different operations, so that all four run at once.
-                let mut op = index % OPERATIONS.len();
+                let mut next = index % ops.len();
                 while !stop.load(Ordering::Relaxed) {
+                    let op = ops[next];
                     let result = match op {
                         0 => client.session(),
                         1 => client.secret(),
@@ -247,7 +263,7 @@ fn main() {
                         _ => client.data(),
                     };
                     tally.record(op, result);
-                    op = (op + 1) % OPERATIONS.len();
+                    next = (next + 1) % ops.len();
                     client.round += 1;
                 }
             })

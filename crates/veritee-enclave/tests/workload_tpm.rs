@@ -32,19 +32,6 @@ const PCRS: [u32; 3] = [0, 7, 8];
 const PCRS_AS_GIVEN: [u32; 4] = [8, 0, 7, 0];
 const ONE_DAY: u64 = 24 * 3600;
 
-/// Whether to run: swtpm is installed, or the test must fail for want of it.
-fn swtpm_available() -> bool {
-    if veritee_tpm::swtpm::installed() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("VERITEE_REQUIRE_SWTPM").is_none(),
-        "VERITEE_REQUIRE_SWTPM is set but swtpm is not installed (apt-get install swtpm swtpm-tools)"
-    );
-    eprintln!("skipped: swtpm is not installed (apt-get install swtpm swtpm-tools)");
-    false
-}
-
 /// A manufacturer (local CA) and one TPM made by it, running.
 struct Tpm {
     ca: LocalCa,
@@ -88,7 +75,7 @@ fn refusal(result: Result<Vec<u8>, EnclaveFailure>) -> EnclaveFailure {
 impl Flow {
     /// A security module that trusts `anchors_of`'s manufacturer, and a target on `tpm`.
     fn new() -> Option<Flow> {
-        if !swtpm_available() {
+        if !veritee_tpm::swtpm::available_or_required() {
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");
@@ -266,7 +253,7 @@ fn a_tpm_target_enrolls_once_is_authorized_and_launches() {
 
 #[test]
 fn a_tpm_whose_ek_chain_does_not_reach_the_ca_is_refused() {
-    if !swtpm_available() {
+    if !veritee_tpm::swtpm::available_or_required() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

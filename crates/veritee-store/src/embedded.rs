@@ -38,6 +38,16 @@ pub struct EmbeddedStore {
     path: PathBuf,
 }
 
+/// The database's page cache. redb's default is 1 GiB, which a node's resident memory
+/// grows into as its store grows (a soak of 10 minutes took the host from 110 to
+/// 600 MiB): a node's reads are small and recent, and the OS page cache holds the file.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Opens (or creates) the database file at `path` with [`CACHE_BYTES`] of cache.
+fn create_database(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+}
+
 /// How long a reopen waits for the operations still holding the failed handle.
 const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -150,7 +160,7 @@ impl EmbeddedStore {
                 .map_err(|e| io_error("create the database file", e))?,
         );
 
-        let db = Database::create(&path).map_err(|e| redb_error("open", e))?;
+        let db = create_database(&path).map_err(|e| redb_error("open", e))?;
         // Create both tables up front, so that readers never meet a missing table.
         let txn = begin_write(&db, "open")?;
         txn.open_table(OBJECTS).map_err(|e| redb_error("open", e))?;
@@ -221,7 +231,7 @@ fn current(
     if let Some(db) = slot.as_ref() {
         return Ok(Arc::clone(db));
     }
-    let db = Arc::new(Database::create(path).map_err(|e| redb_error(operation, e))?);
+    let db = Arc::new(create_database(path).map_err(|e| redb_error(operation, e))?);
     tracing::info!(path = %path.display(), "embedded store reopened");
     *slot = Some(Arc::clone(&db));
     Ok(db)
@@ -255,7 +265,7 @@ fn reopen(shared: &RwLock<Option<Arc<Database>>>, path: &Path) {
             }
         }
     }
-    match Database::create(path) {
+    match create_database(path) {
         Ok(db) => {
             tracing::warn!(path = %path.display(), "embedded store reopened after an I/O error");
             *slot = Some(Arc::new(db));

@@ -16,6 +16,21 @@ use std::time::{Duration, Instant};
 /// How long `swtpm` may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// For test suites: whether swtpm is installed. When it is not, says so on stderr and
+/// returns false (the suite skips), unless VERITEE_REQUIRE_SWTPM is set (as CI sets
+/// it): then it panics, so that a suite that needs a software TPM fails, not skips.
+pub fn available_or_required() -> bool {
+    if installed() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("VERITEE_REQUIRE_SWTPM").is_none(),
+        "VERITEE_REQUIRE_SWTPM is set but swtpm is not installed (apt-get install swtpm swtpm-tools)"
+    );
+    eprintln!("skipped: swtpm is not installed (apt-get install swtpm swtpm-tools)");
+    false
+}
+
 /// Whether `swtpm` and `swtpm_setup` are on the PATH.
 pub fn installed() -> bool {
     ["swtpm", "swtpm_setup", "swtpm_localca"]

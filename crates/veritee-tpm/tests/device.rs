@@ -24,18 +24,6 @@ use veritee_verify::tpm::structures::{TpmPublic, TpmPublicKey, rsa_spki_der};
 const PCRS: [u32; 2] = [0, 7];
 const LABEL: &[u8] = b"veritee device test\0";
 
-fn swtpm_available() -> bool {
-    if veritee_tpm::swtpm::installed() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("VERITEE_REQUIRE_SWTPM").is_none(),
-        "VERITEE_REQUIRE_SWTPM is set but swtpm is not installed (apt-get install swtpm swtpm-tools)"
-    );
-    eprintln!("skipped: swtpm is not installed (apt-get install swtpm swtpm-tools)");
-    false
-}
-
 /// A TPM manufactured under a local CA, its state kept in `dir` across restarts.
 struct Machine {
     dir: tempfile::TempDir,
@@ -167,7 +155,7 @@ fn decrypt(tcti: &str, keys: &TpmKeys, sealed: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_primaries_persist_once_and_serve_every_operation_after_a_restart() {
-    if !swtpm_available() {
+    if !veritee_tpm::swtpm::available_or_required() {
         return;
     }
     let mut machine = Machine::new();
@@ -226,7 +214,7 @@ fn the_primaries_persist_once_and_serve_every_operation_after_a_restart() {
 
 #[test]
 fn another_key_at_the_handle_is_left_alone_and_the_srk_made_for_each_operation() {
-    if !swtpm_available() {
+    if !veritee_tpm::swtpm::available_or_required() {
         return;
     }
     let machine = Machine::new();
@@ -248,7 +236,7 @@ fn another_key_at_the_handle_is_left_alone_and_the_srk_made_for_each_operation()
 
 #[test]
 fn a_primary_gone_from_its_handle_or_replaced_is_made_again_never_another_key_used() {
-    if !swtpm_available() {
+    if !veritee_tpm::swtpm::available_or_required() {
         return;
     }
     let machine = Machine::new();
