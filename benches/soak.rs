@@ -346,6 +346,15 @@ fn main() {
         kib(last.2),
         kib(max_of(|s| s.2))
     );
+    // The whole curve, a row every 5 minutes (and the last sample).
+    println!();
+    println!("| seconds | host RSS | enclave RSS |");
+    println!("|---:|---:|---:|");
+    for (i, s) in samples.iter().enumerate() {
+        if s.0 % 300 < SAMPLE_EVERY.as_secs() || i + 1 == samples.len() {
+            println!("| {} | {} | {} |", s.0, kib(s.1), kib(s.2));
+        }
+    }
     let kept = tally.errors.lock().unwrap_or_else(|e| e.into_inner());
     for e in kept.iter() {
         println!("error: {e}");
