@@ -14,9 +14,9 @@ use common::{World, contains, everything, register};
 use veritee_channel::client::TenantKey;
 use veritee_proto::ipc::{EnclaveFailure, FailureKind};
 use veritee_proto::workload::{
-    ACTIVATION_HPKE_INFO, ActivatedCredential, AuthorizeRequest, AuthorizeResponse, EnrollOutcome,
-    EnrollResponse, EnrollmentAnswer, EnrollmentChallenge, LaunchResponse, WorkloadCall,
-    challenge_aad,
+    ACTIVATION_HPKE_INFO, ActivatedCredential, ActivationChallenge, AuthorizeRequest,
+    AuthorizeResponse, EnrollOutcome, EnrollResponse, EnrollmentAnswer, EnrollmentChallenge,
+    LaunchResponse, WorkloadCall, challenge_aad,
 };
 use veritee_tpm::swtpm::{LocalCa, SoftwareTpm};
 use veritee_workload::{
@@ -146,6 +146,17 @@ impl Flow {
             body: serde_json::to_vec(&answer).expect("json"),
         });
         (challenge, outcome)
+    }
+
+    /// The first step, accepted: the SM's MakeCredential challenge for this TPM.
+    fn activation_step(&mut self) -> (EnrollmentChallenge, ActivationChallenge) {
+        let (challenge, outcome) = self.first_step();
+        let Ok(EnrollOutcome::Activate { activation }) =
+            serde_json::from_slice(&outcome.expect("evidence accepted"))
+        else {
+            panic!("no activation");
+        };
+        (challenge, activation)
     }
 
     fn enroll(&mut self) -> EnrollResponse {
@@ -282,12 +293,7 @@ fn a_wrong_activate_credential_answer_is_refused() {
     let Some(mut flow) = Flow::new() else { return };
     // The host answers the credential itself: it can seal to the SM's public key, but
     // it cannot know the secret only the TPM could activate.
-    let (challenge, outcome) = flow.first_step();
-    let Ok(EnrollOutcome::Activate { activation }) =
-        serde_json::from_slice(&outcome.expect("evidence accepted"))
-    else {
-        panic!("no activation");
-    };
+    let (challenge, activation) = flow.activation_step();
     let sm_key = veritee_crypto::hpke::HpkePublicKey::from_bytes(
         &B64.decode(&activation.sm_public_key).expect("base64"),
     )
@@ -343,12 +349,7 @@ fn a_wrong_activate_credential_answer_is_refused() {
 #[test]
 fn another_tpm_cannot_activate_the_credential() {
     let Some(mut flow) = Flow::new() else { return };
-    let (challenge, outcome) = flow.first_step();
-    let Ok(EnrollOutcome::Activate { activation }) =
-        serde_json::from_slice(&outcome.expect("evidence accepted"))
-    else {
-        panic!("no activation");
-    };
+    let (challenge, activation) = flow.activation_step();
     // A second TPM from the same manufacturer, behind another target enclave.
     let state = flow._dir.path().join("tpm-b");
     flow.tpm.ca.manufacture(&state).expect("swtpm_setup");
@@ -491,12 +492,7 @@ fn a_host_with_tpm_keys_of_its_own_is_refused() {
 #[test]
 fn malformed_or_misdirected_activations_are_refused_by_name() {
     let Some(mut flow) = Flow::new() else { return };
-    let (challenge, outcome) = flow.first_step();
-    let Ok(EnrollOutcome::Activate { activation }) =
-        serde_json::from_slice(&outcome.expect("evidence accepted"))
-    else {
-        panic!("no activation");
-    };
+    let (challenge, activation) = flow.activation_step();
     // The target: not JSON, truncated, bad base64, an oversized blob.
     let good = serde_json::to_vec(&activation).expect("json");
     for (body, reason) in [
@@ -506,7 +502,7 @@ fn malformed_or_misdirected_activations_are_refused_by_name() {
             "invalid activation challenge",
         ),
         (
-            serde_json::to_vec(&veritee_proto::workload::ActivationChallenge {
+            serde_json::to_vec(&ActivationChallenge {
                 credential_blob: "%%%".into(),
                 ..activation.clone()
             })
@@ -514,7 +510,7 @@ fn malformed_or_misdirected_activations_are_refused_by_name() {
             "credential blob is not base64",
         ),
         (
-            serde_json::to_vec(&veritee_proto::workload::ActivationChallenge {
+            serde_json::to_vec(&ActivationChallenge {
                 credential_blob: B64.encode(vec![0u8; 4096]),
                 ..activation.clone()
             })
