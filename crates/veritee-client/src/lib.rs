@@ -130,10 +130,23 @@ pub const IDEMPOTENT_RETRY_WAITS: [std::time::Duration; 7] = [
     std::time::Duration::from_millis(1000),
 ];
 
-/// Whether `error` says the node could not answer this time because its enclave was
-/// unavailable (restarting). A node that cannot be reached at all is not waited for.
-fn is_retryable(error: &ClientError) -> bool {
-    matches!(error, ClientError::Node { status: 503, .. })
+/// Runs `request` (an idempotent one) again while the node answers that its enclave is
+/// unavailable (503: restarting), waiting [`IDEMPOTENT_RETRY_WAITS`] between attempts.
+/// A node that cannot be reached at all is not waited for.
+fn retry_idempotent(
+    mut request: impl FnMut() -> Result<Vec<u8>, ClientError>,
+) -> Result<Vec<u8>, ClientError> {
+    let mut waits = IDEMPOTENT_RETRY_WAITS.iter();
+    loop {
+        match request() {
+            Err(ClientError::Node { status: 503, .. }) if waits.len() > 0 => {
+                if let Some(wait) = waits.next() {
+                    std::thread::sleep(*wait);
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The audience slot of the node at `base`, shared by every [`NodeClient`] of it in this
@@ -194,6 +207,9 @@ impl NodeClient {
         &self.base
     }
 
+    /// One request. An unsigned GET is sent again while the enclave restarts (see
+    /// [`retry_idempotent`]); a signed one is re-signed for each attempt, by
+    /// [`Self::send_signed`].
     fn send(
         &self,
         method: reqwest::Method,
@@ -204,6 +220,9 @@ impl NodeClient {
         let headers = authorization
             .map(|a| vec![("authorization", a)])
             .unwrap_or_default();
+        if method == reqwest::Method::GET && headers.is_empty() {
+            return retry_idempotent(|| self.send_headers(method.clone(), path, None, Vec::new()));
+        }
         self.send_headers(method, path, body, headers)
     }
 
@@ -359,9 +378,8 @@ impl NodeClient {
     /// Sends a tenant-signed request. A signature the enclave calls stale (it
     /// restarted since the node's epoch was fetched) is made again, once. A GET, which
     /// changes nothing, is also sent again while the node answers that its enclave is
-    /// restarting (503), for a few seconds at most
-    /// ([`IDEMPOTENT_RETRY_WAITS`]); other requests are not, since one may have taken
-    /// effect before its answer was lost.
+    /// restarting (503), for a few seconds at most ([`retry_idempotent`]); other
+    /// requests are not, since one may have taken effect before its answer was lost.
     pub(crate) fn send_signed(
         &self,
         tenant: &TenantKey,
@@ -372,31 +390,25 @@ impl NodeClient {
         // Before the audience is fetched: nothing goes out if the signature cannot.
         transport::check_credential_transport(&self.base)?;
         let payload = auth::body_payload(body.as_ref().map_or(&[][..], |(_, b)| b));
-        let idempotent = method == reqwest::Method::GET;
-        let mut waits = IDEMPOTENT_RETRY_WAITS.iter();
+        // Each attempt is signed afresh (a new nonce), and after the first a restarted
+        // enclave's new epoch is fetched.
         let mut refresh = false;
-        let mut refreshed_stale = false;
-        loop {
+        let mut attempt = || {
             let audience = self.audience(refresh)?;
+            refresh = true;
             let authorization =
                 self.signed_for(&audience, tenant, method.as_str(), path, &payload)?;
-            match self.send(method.clone(), path, body.clone(), Some(authorization)) {
-                Err(ClientError::Node { code, .. })
-                    if code == "stale_signature" && !refreshed_stale =>
-                {
-                    refresh = true;
-                    refreshed_stale = true;
-                }
-                Err(e) if idempotent && is_retryable(&e) => match waits.next() {
-                    Some(wait) => {
-                        std::thread::sleep(*wait);
-                        // A restarted enclave has a new epoch.
-                        refresh = true;
-                    }
-                    None => return Err(e),
-                },
-                other => return other,
-            }
+            self.send(method.clone(), path, body.clone(), Some(authorization))
+        };
+        let stale_once = |attempt: &mut dyn FnMut() -> Result<Vec<u8>, ClientError>| match attempt()
+        {
+            Err(ClientError::Node { code, .. }) if code == "stale_signature" => attempt(),
+            other => other,
+        };
+        if method == reqwest::Method::GET {
+            retry_idempotent(|| stale_once(&mut attempt))
+        } else {
+            stale_once(&mut attempt)
         }
     }
 

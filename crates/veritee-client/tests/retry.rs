@@ -1,7 +1,7 @@
 //! The client's retries, against a scripted node on loopback: a GET (which changes
 //! nothing) is sent again while the node answers that its enclave is restarting (503),
-//! with a fresh signature for the restarted enclave's epoch; a POST, which may have
-//! taken effect, is not; and the retries stop after a few seconds.
+//! with a fresh signature for the restarted enclave's epoch when it is signed; a POST,
+//! which may have taken effect, is not; and the retries stop after a few seconds.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -155,4 +155,21 @@ fn retries_end_after_a_few_seconds() {
     let waited: std::time::Duration = IDEMPOTENT_RETRY_WAITS.iter().sum();
     assert!(started.elapsed() >= waited);
     assert!(waited <= std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn an_unsigned_get_is_sent_again_too() {
+    let (url, seen) = scripted_node(vec![(
+        "/v1/audit/checkpoint",
+        vec![
+            (503, UNAVAILABLE.into()),
+            (200, "node.example/log\n1\nAAAA\n".into()),
+        ],
+    )]);
+    let client = NodeClient::new(&url).expect("client");
+    let checkpoint = client
+        .audit_checkpoint()
+        .expect("answered on the second attempt");
+    assert_eq!(checkpoint, "node.example/log\n1\nAAAA\n");
+    assert_eq!(count(&seen, "GET /v1/audit/checkpoint"), 2);
 }
