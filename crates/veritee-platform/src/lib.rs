@@ -62,6 +62,10 @@ pub struct EnclaveIdentity {
     pub security_version: u16,
     /// Whether the enclave runs in debug mode.
     pub debug: bool,
+    /// What whoever launched the TEE bound into its evidence for the configuration it
+    /// launched it with: SEV-SNP's HOST_DATA, TDX's MRCONFIGID. `None` where the
+    /// platform has no such field (there the configuration is part of the measurement).
+    pub launch_config: Option<Vec<u8>>,
 }
 
 /// A counter the platform keeps outside the host's storage that never goes backwards.

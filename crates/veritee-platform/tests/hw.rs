@@ -12,6 +12,9 @@ use std::time::Duration;
 use veritee_attest::{ReportData, TeeKind};
 use veritee_platform::hw::gramine::GraminePlatform;
 use veritee_platform::hw::nitro::{self, NitroPlatform, NsmTransport};
+use veritee_platform::hw::sev_guest::{
+    self, DERIVED_KEY_REQUEST_LEN, DerivedKeyRequest, KEY_RESPONSE_LEN, SevGuestDevice,
+};
 use veritee_platform::hw::snp_certs::{self, CertEntry, CertKind};
 use veritee_platform::hw::tsm::{ConfigfsTsm, TsmOptions, TsmPlatform, TsmProvider};
 use veritee_platform::hw::{self, HardwareRoots};
@@ -787,7 +790,9 @@ fn detection_finds_each_backend() {
     assert_eq!(tdx.seen.lock().unwrap().entries.len(), 2);
 
     let snp = FakeTsm::start(Behavior::new("sev_guest", SNP_REPORT));
-    assert_eq!(hw::detect(&snp.roots()).unwrap().tee(), TeeKind::SevSnp);
+    let mut roots = snp.roots();
+    roots.sev_guest_device = Some(FakeSevGuest::chip(1));
+    assert_eq!(hw::detect(&roots).unwrap().tee(), TeeKind::SevSnp);
 
     let gramine = FakeGramine::new("dcap");
     let found = hw::detect(&HardwareRoots::under(gramine.prefix.path())).unwrap();
@@ -877,4 +882,318 @@ fn identity_offsets_match_the_fixtures() {
             assert!(layout::snp_report(&fixture[..cut]).is_err());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// SEV-SNP sealing through /dev/sev-guest.
+
+/// `/dev/sev-guest` as the kernel and firmware answer SNP_GET_DERIVED_KEY: the guest's
+/// launch values are those of the report the fake configfs-tsm returns; the firmware
+/// refuses (STATUS 0x16, the ioctl itself succeeding) what the SEV-SNP ABI says it
+/// refuses, and mixes the selected fields into a key under a per-chip secret.
+struct FakeSevGuest {
+    path: PathBuf,
+    chip_secret: [u8; 32],
+    launch: Vec<u8>,
+    /// The VMPL the guest really runs at (the firmware knows it; a report says it too).
+    current_vmpl: u32,
+    committed_tcb: u64,
+    /// An ioctl failure (errno) instead of an answer.
+    broken: bool,
+    seen: Mutex<Vec<DerivedKeyRequest>>,
+}
+
+impl FakeSevGuest {
+    fn new(chip: u8, launch: &[u8]) -> Self {
+        let u32_at = |at: usize| u32::from_le_bytes(launch[at..at + 4].try_into().unwrap());
+        Self {
+            path: PathBuf::from("/dev/sev-guest"),
+            chip_secret: [chip; 32],
+            launch: launch.to_vec(),
+            current_vmpl: u32_at(0x30),
+            committed_tcb: 0x1000,
+            broken: false,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn chip(chip: u8) -> Arc<dyn SevGuestDevice> {
+        Arc::new(Self::new(chip, SNP_REPORT))
+    }
+}
+
+impl SevGuestDevice for FakeSevGuest {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn get_derived_key(
+        &self,
+        request: &[u8; DERIVED_KEY_REQUEST_LEN],
+    ) -> Result<veritee_crypto::Confidential<[u8; KEY_RESPONSE_LEN]>, PlatformError> {
+        if self.broken {
+            return Err(PlatformError::Device {
+                device: self.path.display().to_string(),
+                reason: "SNP_GET_DERIVED_KEY failed: Input/output error (os error 5)".into(),
+            });
+        }
+        let invalid = || sev_guest::key_response(sev_guest::STATUS_INVALID_PARAMS, &[0; 32]);
+        let Ok(req) = DerivedKeyRequest::from_bytes(request) else {
+            return Ok(invalid());
+        };
+        self.seen.lock().unwrap().push(req);
+        let launch_svn = u32::from_le_bytes(self.launch[4..8].try_into().unwrap());
+        if req.root_key_select > 1
+            || req.guest_field_select & !sev_guest::field::DEFINED != 0
+            || req.vmpl < self.current_vmpl
+            || req.vmpl > 3
+            || req.guest_svn > launch_svn
+            || req.tcb_version > self.committed_tcb
+        {
+            return Ok(invalid());
+        }
+        let mut mixed = request.to_vec();
+        let select = |bit: u64, bytes: &[u8], mixed: &mut Vec<u8>| {
+            if req.guest_field_select & bit != 0 {
+                mixed.extend_from_slice(bytes);
+            }
+        };
+        select(
+            sev_guest::field::GUEST_POLICY,
+            &self.launch[0x08..0x10],
+            &mut mixed,
+        );
+        select(
+            sev_guest::field::IMAGE_ID,
+            &self.launch[0x20..0x30],
+            &mut mixed,
+        );
+        select(
+            sev_guest::field::FAMILY_ID,
+            &self.launch[0x10..0x20],
+            &mut mixed,
+        );
+        select(
+            sev_guest::field::MEASUREMENT,
+            &self.launch[0x90..0xC0],
+            &mut mixed,
+        );
+        let key = veritee_crypto::mac::hmac_sha256(&self.chip_secret, &mixed);
+        Ok(sev_guest::key_response(0, &key))
+    }
+}
+
+fn open_err(backend: hw::Backend, roots: &HardwareRoots) -> PlatformError {
+    match hw::open(backend, roots) {
+        Ok(platform) => panic!("{:?} opened", platform.tee()),
+        Err(e) => e,
+    }
+}
+
+fn snp_roots(fake: &FakeTsm, device: Arc<dyn SevGuestDevice>) -> HardwareRoots {
+    let mut roots = fake.roots();
+    roots.sev_guest_device = Some(device);
+    roots
+}
+
+/// A report of another guest: `at` changed to `value`.
+fn snp_report_with(at: usize, value: &[u8]) -> &'static [u8] {
+    let mut report = SNP_REPORT.to_vec();
+    report[at..at + value.len()].copy_from_slice(value);
+    Box::leak(report.into_boxed_slice())
+}
+
+#[test]
+fn snp_seals_with_a_key_the_firmware_derives_from_measurement_policy_and_svn() {
+    let tsm = FakeTsm::start(Behavior::new("sev_guest", SNP_REPORT));
+    let device = Arc::new(FakeSevGuest::new(1, SNP_REPORT));
+    let roots = snp_roots(&tsm, device.clone());
+    let platform = hw::open(hw::Backend::Snp, &roots).unwrap();
+    assert_eq!(platform.tee(), TeeKind::SevSnp);
+    assert_eq!(platform.identity().security_version, 4);
+    // HOST_DATA is what the launcher bound; this fixture's is zero.
+    assert_eq!(platform.identity().launch_config, Some(vec![0u8; 32]));
+
+    let key = key_bytes(platform.as_ref(), SealPolicy::Measurement, b"state");
+    assert_ne!(key, [0u8; 32]);
+    assert_ne!(
+        key,
+        key_bytes(platform.as_ref(), SealPolicy::Measurement, b"other")
+    );
+    // The same guest opened again (a restart) derives the same key.
+    let again = hw::open(hw::Backend::Snp, &roots).unwrap();
+    assert_eq!(
+        key,
+        key_bytes(again.as_ref(), SealPolicy::Measurement, b"state")
+    );
+    let blob = sealing::seal(
+        platform.as_ref(),
+        SealPolicy::Measurement,
+        b"aad",
+        b"secret",
+    )
+    .unwrap();
+    assert_eq!(
+        sealing::unseal(again.as_ref(), b"aad", &blob)
+            .unwrap()
+            .expose()
+            .as_slice(),
+        b"secret"
+    );
+
+    // Every request asked for the chip's VCEK root, at the report's VMPL, mixing in
+    // exactly policy, measurement and SVN.
+    let seen = device.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    for request in &seen {
+        assert_eq!(request.root_key_select, 0);
+        assert_eq!(
+            request.guest_field_select,
+            sev_guest::field::GUEST_POLICY
+                | sev_guest::field::MEASUREMENT
+                | sev_guest::field::GUEST_SVN
+        );
+        assert_eq!(request.vmpl, device.current_vmpl);
+        assert_eq!(request.guest_svn, 4);
+        assert_eq!(request.tcb_version, 0);
+    }
+
+    // Older security versions' keys are derivable and distinct; a newer one is not.
+    let older = platform
+        .sealing_key_at(SealPolicy::Measurement, 3, b"state")
+        .unwrap();
+    assert_ne!(older.expose().expose(), &key);
+    let err = platform
+        .sealing_key_at(SealPolicy::Measurement, 5, b"state")
+        .unwrap_err();
+    assert!(err.to_string().contains("security version 5"), "{err}");
+    // No signer key on SNP.
+    let err = platform
+        .sealing_key(SealPolicy::Signer, b"state")
+        .unwrap_err();
+    assert!(
+        matches!(&err, PlatformError::Unsupported(m) if m.contains("seal to the measurement")),
+        "{err}"
+    );
+
+    // Another chip, another guest image, another launch policy: another key each.
+    let other_chip = hw::open(hw::Backend::Snp, &snp_roots(&tsm, FakeSevGuest::chip(2))).unwrap();
+    assert_ne!(
+        key,
+        key_bytes(other_chip.as_ref(), SealPolicy::Measurement, b"state")
+    );
+    for (at, value) in [
+        (0x90usize, &[0x55u8; 48][..]),
+        (0x08, &(1u64 << 19 | 0x30000).to_le_bytes()[..]),
+    ] {
+        let report = snp_report_with(at, value);
+        let tsm = FakeTsm::start(Behavior::new("sev_guest", report));
+        let guest = Arc::new(FakeSevGuest::new(1, report));
+        let other = hw::open(hw::Backend::Snp, &snp_roots(&tsm, guest)).unwrap();
+        assert_ne!(
+            key,
+            key_bytes(other.as_ref(), SealPolicy::Measurement, b"state"),
+            "changing report bytes at {at:#x} must change the key"
+        );
+        assert!(sealing::unseal(other.as_ref(), b"aad", &blob).is_err());
+    }
+}
+
+#[test]
+fn snp_firmware_refusals_and_ioctl_failures_are_clear_errors() {
+    let tsm = FakeTsm::start(Behavior::new("sev_guest", SNP_REPORT));
+    // The guest really runs at a less privileged VMPL than its report claims: the
+    // firmware refuses the request, and opening says why.
+    let mut liar = FakeSevGuest::new(1, SNP_REPORT);
+    liar.current_vmpl += 1;
+    let err = open_err(hw::Backend::Snp, &snp_roots(&tsm, Arc::new(liar)));
+    assert!(err.to_string().contains("status 0x16"), "{err}");
+    assert!(err.to_string().contains("/dev/sev-guest"), "{err}");
+
+    let mut broken = FakeSevGuest::new(1, SNP_REPORT);
+    broken.broken = true;
+    let err = open_err(hw::Backend::Snp, &snp_roots(&tsm, Arc::new(broken)));
+    assert!(
+        err.to_string().contains("SNP_GET_DERIVED_KEY failed"),
+        "{err}"
+    );
+
+    // The layouts: a request survives its bytes; a reserved field set is refused; a
+    // response's status is read, and its key only on success.
+    let request = DerivedKeyRequest {
+        root_key_select: 1,
+        guest_field_select: 0x3f,
+        vmpl: 2,
+        guest_svn: 7,
+        tcb_version: 0x0102_0304_0506_0708,
+    };
+    let bytes = request.to_bytes();
+    assert_eq!(DerivedKeyRequest::from_bytes(&bytes).unwrap(), request);
+    assert_eq!(&bytes[0x18..0x20], &0x0102_0304_0506_0708u64.to_le_bytes());
+    let mut reserved = bytes;
+    reserved[5] = 1;
+    assert!(DerivedKeyRequest::from_bytes(&reserved).is_err());
+    let path = Path::new("/dev/sev-guest");
+    let ok = sev_guest::key_response(0, &[7; 32]);
+    assert_eq!(
+        sev_guest::read_key_response(path, &ok).unwrap().expose(),
+        &[7; 32]
+    );
+    let refused = sev_guest::key_response(0x27, &[7; 32]);
+    assert!(refused.expose()[0x20..].iter().all(|&b| b == 0));
+    let err = sev_guest::read_key_response(path, &refused).unwrap_err();
+    assert!(err.to_string().contains("status 0x27"), "{err}");
+}
+
+#[test]
+fn asking_for_a_tee_that_is_not_there_names_what_is_missing() {
+    let empty = tempfile::tempdir().unwrap();
+    let roots = HardwareRoots::under(empty.path());
+    let p = empty.path().display();
+    for (backend, missing) in [
+        (
+            hw::Backend::Tdx,
+            format!("{p}/sys/kernel/config/tsm/report"),
+        ),
+        (
+            hw::Backend::Snp,
+            format!("{p}/sys/kernel/config/tsm/report"),
+        ),
+        (hw::Backend::Sgx, format!("{p}/dev/attestation")),
+        (hw::Backend::Nitro, format!("{p}/dev/nsm")),
+    ] {
+        let err = open_err(backend, &roots);
+        assert!(matches!(err, PlatformError::NoHardware(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("--tee {}", backend.name())) && text.contains(&missing),
+            "{text}"
+        );
+        assert_eq!(hw::Backend::from_name(backend.name()), Some(backend));
+    }
+    assert_eq!(hw::Backend::from_name("sim"), None);
+
+    // SNP's configfs-tsm without its guest device: the device is named.
+    let tsm = FakeTsm::start(Behavior::new("sev_guest", SNP_REPORT));
+    assert_eq!(hw::probe(&tsm.roots()).unwrap(), hw::Backend::Snp);
+    let err = open_err(hw::Backend::Snp, &tsm.roots());
+    assert!(
+        err.to_string()
+            .contains(&format!("{}/dev/sev-guest", tsm.prefix.path().display())),
+        "{err}"
+    );
+    // A TDX machine is no SNP machine.
+    let tdx = FakeTsm::start(Behavior::new("tdx_guest", TDX_QUOTE));
+    assert_eq!(hw::probe(&tdx.roots()).unwrap(), hw::Backend::Tdx);
+    let err = open_err(hw::Backend::Snp, &snp_roots(&tdx, FakeSevGuest::chip(1)));
+    assert!(err.to_string().contains("has tdx_guest"), "{err}");
+    let tdx_platform = hw::open(hw::Backend::Tdx, &tdx.roots()).unwrap();
+    assert_eq!(
+        tdx_platform
+            .identity()
+            .launch_config
+            .as_deref()
+            .map(<[u8]>::len),
+        Some(48)
+    );
 }

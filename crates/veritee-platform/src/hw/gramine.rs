@@ -77,6 +77,7 @@ impl GraminePlatform {
                 product_id: 0,
                 security_version: 0,
                 debug: false,
+                launch_config: None,
             },
         };
         let quote = platform.quote(&ReportData([0; REPORT_DATA_LEN]))?;

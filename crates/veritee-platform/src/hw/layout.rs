@@ -109,13 +109,16 @@ pub mod tdx {
     pub const TD_ATTRIBUTE_DEBUG: u64 = 1;
     /// MRTD.
     pub const MRTD_OFFSET: usize = 0x088;
-    /// Length of MRTD.
+    /// Length of MRTD (and of MRCONFIGID).
     pub const MRTD_LEN: usize = 48;
+    /// MRCONFIGID: set by whoever launches the TD, for the configuration it runs.
+    pub const MRCONFIGID_OFFSET: usize = 0x0B8;
     /// REPORTDATA.
     pub const REPORT_DATA_OFFSET: usize = 0x208;
 
     const _: () = assert!(REPORT_DATA_OFFSET + super::REPORT_DATA_LEN == REPORT_BODY_LEN);
     const _: () = assert!(MRTD_OFFSET + MRTD_LEN * 4 + 192 == REPORT_DATA_OFFSET);
+    const _: () = assert!(MRTD_OFFSET + MRTD_LEN == MRCONFIGID_OFFSET);
 }
 
 /// SEV-SNP ATTESTATION_REPORT (1184 bytes), AMD SEV-SNP Firmware ABI Specification,
@@ -150,6 +153,12 @@ pub mod snp {
     pub const POLICY_OFFSET: usize = 0x008;
     /// POLICY bit that allows a debugger to attach.
     pub const POLICY_DEBUG: u64 = 1 << 19;
+    /// VMPL, u32 little-endian: the privilege level the report was requested at.
+    pub const VMPL_OFFSET: usize = 0x030;
+    /// HOST_DATA: set by whoever launches the guest, for the configuration it runs.
+    pub const HOST_DATA_OFFSET: usize = 0x0C0;
+    /// Length of HOST_DATA.
+    pub const HOST_DATA_LEN: usize = 32;
     /// REPORT_DATA.
     pub const REPORT_DATA_OFFSET: usize = 0x050;
     /// MEASUREMENT.
@@ -161,6 +170,7 @@ pub mod snp {
 
     const _: () = assert!(REPORT_DATA_OFFSET + super::REPORT_DATA_LEN == MEASUREMENT_OFFSET);
     const _: () = assert!(SIGNATURE_OFFSET + 512 == REPORT_LEN);
+    const _: () = assert!(MEASUREMENT_OFFSET + MEASUREMENT_LEN == HOST_DATA_OFFSET);
 }
 
 /// What an attester reads back from its own evidence.
@@ -273,6 +283,7 @@ pub fn sgx_quote(quote: &[u8]) -> Result<OwnEvidence, PlatformError> {
             product_id: u16_le(quote, body + sgx::ISVPRODID_OFFSET, WHAT, "ISVPRODID")?,
             security_version: u16_le(quote, body + sgx::ISVSVN_OFFSET, WHAT, "ISVSVN")?,
             debug: attributes & sgx::ATTRIBUTE_DEBUG != 0,
+            launch_config: None,
         },
         report_data: array(quote, body + sgx::REPORT_DATA_OFFSET, WHAT, "REPORTDATA")?,
     })
@@ -308,6 +319,16 @@ pub fn tdx_quote(quote: &[u8]) -> Result<OwnEvidence, PlatformError> {
             product_id: 0,
             security_version: 0,
             debug: attributes & tdx::TD_ATTRIBUTE_DEBUG != 0,
+            launch_config: Some(
+                field(
+                    quote,
+                    body + tdx::MRCONFIGID_OFFSET,
+                    tdx::MRTD_LEN,
+                    WHAT,
+                    "MRCONFIGID",
+                )?
+                .to_vec(),
+            ),
         },
         report_data: array(quote, body + tdx::REPORT_DATA_OFFSET, WHAT, "REPORTDATA")?,
     })
@@ -344,9 +365,26 @@ pub fn snp_report(report: &[u8]) -> Result<OwnEvidence, PlatformError> {
             product_id: 0,
             security_version: u16::try_from(svn).unwrap_or(u16::MAX),
             debug: policy & snp::POLICY_DEBUG != 0,
+            launch_config: Some(
+                field(
+                    report,
+                    snp::HOST_DATA_OFFSET,
+                    snp::HOST_DATA_LEN,
+                    WHAT,
+                    "HOST_DATA",
+                )?
+                .to_vec(),
+            ),
         },
         report_data: array(report, snp::REPORT_DATA_OFFSET, WHAT, "REPORT_DATA")?,
     })
+}
+
+/// The VMPL an SEV-SNP report was requested at.
+pub fn snp_vmpl(report: &[u8]) -> Result<u32, PlatformError> {
+    const WHAT: &str = "SEV-SNP report";
+    field(report, 0, snp::REPORT_LEN, WHAT, "the whole report")?;
+    u32_le(report, snp::VMPL_OFFSET, WHAT, "VMPL")
 }
 
 /// Logs (never fails on) evidence that carries other report data than was asked for:

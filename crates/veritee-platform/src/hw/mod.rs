@@ -2,7 +2,8 @@
 //!
 //! | backend | interface | evidence | sealing |
 //! |---|---|---|---|
-//! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote or SEV-SNP report | unsupported |
+//! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote | unsupported |
+//! | [`sev_guest::SnpPlatform`] | configfs-tsm, and `/dev/sev-guest` for keys | SEV-SNP report | firmware-derived key bound to MEASUREMENT, POLICY and GUEST_SVN |
 //! | [`gramine::GraminePlatform`] | Gramine's `/dev/attestation` (SGX, DCAP) | SGX quote | MRENCLAVE / MRSIGNER keys, own security version only |
 //! | [`nitro::NitroPlatform`] | `/dev/nsm` (AWS Nitro Enclaves) | COSE-signed attestation document | unsupported |
 //!
@@ -11,13 +12,15 @@
 //! attested peer enclave backs it.
 //!
 //! Every backend takes the path of its interface as a parameter, so tests run them
-//! against fake device trees; [`HardwareRoots::system`] names the real paths and
-//! [`detect`] picks whichever is present. Each backend learns the enclave's identity
+//! against fake device trees and fake devices; [`HardwareRoots::system`] names the real
+//! paths, [`probe`] tells which is present, [`open`] opens the one asked for (or names
+//! the device that is missing) and [`detect`] does both. Each backend learns the enclave's identity
 //! from evidence it requests over zero report data when it is opened ([`layout`]).
 
 pub mod gramine;
 pub mod layout;
 pub mod nitro;
+pub mod sev_guest;
 pub mod snp_certs;
 pub mod tsm;
 
@@ -39,6 +42,11 @@ pub struct HardwareRoots {
     pub gramine: PathBuf,
     /// The Nitro Secure Module device.
     pub nsm: PathBuf,
+    /// The SEV-SNP guest device (sealing keys).
+    pub sev_guest: PathBuf,
+    /// How to issue SEV-SNP guest requests: `None` opens the device itself
+    /// ([`sev_guest::SevGuestFile`]) when `sev_guest` exists.
+    pub sev_guest_device: Option<Arc<dyn sev_guest::SevGuestDevice>>,
     /// How to talk to the NSM when `nsm` exists: `None` opens the device itself
     /// ([`nitro::NsmDevice`], which needs the `nitro-nsm` feature).
     pub nsm_transport: Option<Arc<dyn nitro::NsmTransport>>,
@@ -54,6 +62,11 @@ impl core::fmt::Debug for HardwareRoots {
             .field(
                 "nsm_transport",
                 &self.nsm_transport.as_ref().map(|_| "custom"),
+            )
+            .field("sev_guest", &self.sev_guest)
+            .field(
+                "sev_guest_device",
+                &self.sev_guest_device.as_ref().map(|_| "custom"),
             )
             .finish()
     }
@@ -74,29 +87,59 @@ impl HardwareRoots {
             gramine: at(gramine::DEFAULT_ROOT),
             nsm: at(nitro::DEFAULT_DEVICE),
             nsm_transport: None,
+            sev_guest: at(sev_guest::DEFAULT_DEVICE),
+            sev_guest_device: None,
         }
     }
 }
 
-/// Finds the TEE this program runs in and opens it, probing in order configfs-tsm
-/// (TDX, SEV-SNP), Gramine's `/dev/attestation` (SGX) and `/dev/nsm` (Nitro).
-///
-/// The first interface present wins; if it is present but cannot be used (Gramine
-/// without DCAP, `/dev/nsm` without the `nitro-nsm` feature, a failing quote), its
-/// error is returned rather than falling through. A configfs-tsm directory without a
-/// registered provider, or with one veritee does not know, counts as absent and is
-/// mentioned in the [`PlatformError::NoHardware`] message.
-pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError> {
-    let mut notes = Vec::new();
+/// A hardware TEE veritee runs on (the simulator is not one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Intel SGX under Gramine.
+    Sgx,
+    /// Intel TDX, through configfs-tsm.
+    Tdx,
+    /// AMD SEV-SNP: configfs-tsm for evidence, `/dev/sev-guest` for sealing keys.
+    Snp,
+    /// AWS Nitro Enclaves, through `/dev/nsm`.
+    Nitro,
+}
 
+impl Backend {
+    /// Every backend, in the order [`probe`] looks for them.
+    pub const ALL: [Backend; 4] = [Self::Tdx, Self::Snp, Self::Sgx, Self::Nitro];
+
+    /// The name `veritee node --tee` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sgx => "sgx",
+            Self::Tdx => "tdx",
+            Self::Snp => "snp",
+            Self::Nitro => "nitro",
+        }
+    }
+
+    /// The backend `name` names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// Which TEE this program runs in, without opening it: configfs-tsm's provider (TDX,
+/// SEV-SNP), Gramine's `/dev/attestation` (SGX), then `/dev/nsm` (Nitro).
+///
+/// A configfs-tsm directory without a registered provider, or with one veritee does
+/// not know, counts as absent and is mentioned in the [`PlatformError::NoHardware`]
+/// message, which names every place looked at.
+pub fn probe(roots: &HardwareRoots) -> Result<Backend, PlatformError> {
+    let mut notes = Vec::new();
     if roots.tsm_report.is_dir() {
         let configfs = tsm::ConfigfsTsm::new(&roots.tsm_report, roots.tsm_options.clone());
         match configfs.provider_name() {
             Ok(name) => match tsm::TsmProvider::from_name(&name) {
-                Some(_) => {
-                    let platform = tsm::TsmPlatform::from_configfs(configfs)?;
-                    return Ok(Box::new(platform));
-                }
+                Some(tsm::TsmProvider::TdxGuest) => return Ok(Backend::Tdx),
+                Some(tsm::TsmProvider::SevGuest) => return Ok(Backend::Snp),
                 None => notes.push(format!(
                     "{} has provider '{name}', which veritee does not support",
                     roots.tsm_report.display()
@@ -108,19 +151,12 @@ pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError>
             )),
         }
     }
-
     if roots.gramine.join(gramine::ATTESTATION_TYPE).exists() {
-        return Ok(Box::new(gramine::GraminePlatform::open(&roots.gramine)?));
+        return Ok(Backend::Sgx);
     }
-
     if roots.nsm.exists() {
-        let transport: Arc<dyn nitro::NsmTransport> = match &roots.nsm_transport {
-            Some(t) => Arc::clone(t),
-            None => Arc::new(nitro::NsmDevice::open(&roots.nsm)?),
-        };
-        return Ok(Box::new(nitro::NitroPlatform::new(transport)?));
+        return Ok(Backend::Nitro);
     }
-
     let mut message = format!(
         "looked for {} (configfs-tsm), {} (Gramine SGX), {} (Nitro)",
         roots.tsm_report.display(),
@@ -132,6 +168,78 @@ pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError>
         message.push_str(&note);
     }
     Err(PlatformError::NoHardware(message))
+}
+
+/// Opens `backend`; if its interface is missing, the error names the device or
+/// directory that is not there. An interface that is present but cannot be used
+/// (Gramine without DCAP, `/dev/nsm` without the `nitro-nsm` feature, a failing quote)
+/// gives its own error.
+pub fn open(backend: Backend, roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError> {
+    let missing = |path: &Path, what: &str| {
+        PlatformError::NoHardware(format!(
+            "--tee {} needs {what} at {}, which is not there",
+            backend.name(),
+            path.display()
+        ))
+    };
+    match backend {
+        Backend::Tdx | Backend::Snp => {
+            if !roots.tsm_report.is_dir() {
+                return Err(missing(
+                    &roots.tsm_report,
+                    "configfs-tsm (Linux 6.7 or later)",
+                ));
+            }
+            let configfs = tsm::ConfigfsTsm::new(&roots.tsm_report, roots.tsm_options.clone());
+            let platform = tsm::TsmPlatform::from_configfs(configfs)?;
+            let wanted = match backend {
+                Backend::Tdx => tsm::TsmProvider::TdxGuest,
+                _ => tsm::TsmProvider::SevGuest,
+            };
+            if platform.provider() != wanted {
+                return Err(PlatformError::NoHardware(format!(
+                    "--tee {} needs configfs-tsm's {} provider; {} has {}",
+                    backend.name(),
+                    wanted.name(),
+                    roots.tsm_report.display(),
+                    platform.provider().name()
+                )));
+            }
+            if backend == Backend::Tdx {
+                return Ok(Box::new(platform));
+            }
+            let device: Arc<dyn sev_guest::SevGuestDevice> = match &roots.sev_guest_device {
+                Some(device) => Arc::clone(device),
+                None if roots.sev_guest.exists() => Arc::new(sev_guest::SevGuestFile::open()?),
+                None => {
+                    return Err(missing(
+                        &roots.sev_guest,
+                        "the SEV-SNP guest device (sealing keys come from its SNP_GET_DERIVED_KEY)",
+                    ));
+                }
+            };
+            Ok(Box::new(sev_guest::SnpPlatform::new(platform, device)?))
+        }
+        Backend::Sgx => {
+            if !roots.gramine.join(gramine::ATTESTATION_TYPE).exists() {
+                return Err(missing(&roots.gramine, "Gramine's attestation interface"));
+            }
+            Ok(Box::new(gramine::GraminePlatform::open(&roots.gramine)?))
+        }
+        Backend::Nitro => {
+            let transport: Arc<dyn nitro::NsmTransport> = match &roots.nsm_transport {
+                Some(t) => Arc::clone(t),
+                None if roots.nsm.exists() => Arc::new(nitro::NsmDevice::open(&roots.nsm)?),
+                None => return Err(missing(&roots.nsm, "the Nitro Secure Module")),
+            };
+            Ok(Box::new(nitro::NitroPlatform::new(transport)?))
+        }
+    }
+}
+
+/// Finds the TEE this program runs in and opens it: [`probe`], then [`open`].
+pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError> {
+    open(probe(roots)?, roots)
 }
 
 /// Reads at most `limit` bytes of `path`; more is an error naming the limit.

@@ -209,6 +209,7 @@ fn identity_from(summary: &DocumentSummary) -> Result<EnclaveIdentity, PlatformE
     let signer = summary.pcrs.get(&8).filter(|v| !is_zero(v)).cloned();
     Ok(EnclaveIdentity {
         debug: is_zero(&pcr0),
+        launch_config: None,
         measurement: pcr0,
         signer,
         product_id: 0,

@@ -414,10 +414,9 @@ impl Platform for TsmPlatform {
                  for guests. Seal with a key released to this TD after attestation (a key broker), or keep \
                  state in an encrypted volume unlocked the same way"
                 .into(),
-            TsmProvider::SevGuest => "SEV-SNP sealing keys come from the /dev/sev-guest SNP_GET_DERIVED_KEY \
-                 ioctl (MSG_KEY_REQ, bound to the measurement, the ID key or the author key), which needs \
-                 unsafe code this crate forbids and is not available through configfs-tsm. Seal with a key \
-                 released after attestation instead"
+            TsmProvider::SevGuest => "SEV-SNP sealing keys come from /dev/sev-guest's SNP_GET_DERIVED_KEY, \
+                 not from configfs-tsm: open the guest as hw::sev_guest::SnpPlatform (hw::open with \
+                 Backend::Snp), which attests through configfs-tsm and seals through the device"
                 .into(),
         }))
     }

@@ -141,6 +141,7 @@ impl SimEnclave {
                 product_id: image.product_id,
                 security_version: image.security_version,
                 debug: image.debug,
+                launch_config: None,
             },
             measurement: image.measurement,
             signer: signer.unwrap_or([0; DIGEST_LEN]),
