@@ -17,6 +17,8 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+#[cfg(feature = "device")]
+pub mod counter;
 pub mod credential;
 #[cfg(feature = "device")]
 pub mod device;

@@ -1,0 +1,320 @@
+//! A monotonic counter kept in a TPM's NV memory, for enclaves whose TEE keeps none
+//! (SGX under Gramine, SEV-SNP, TDX, Nitro): the rollback protection of the sealed
+//! state needs a number the host cannot set back.
+//!
+//! The counter is an ordinary 8-byte NV index that only its owner can read or write:
+//! TPMA_NV_AUTHREAD and TPMA_NV_AUTHWRITE with an authorization value the enclave
+//! derives from its sealing key, and nothing else (no owner or platform access, no
+//! policy, no dictionary-attack lockout for a 256-bit value). Every read and write goes
+//! through an HMAC session, so the value never crosses the host in a form it could
+//! forge: the TPM's answer is authenticated with the authorization value too. Before
+//! each write the public area is read again and must be exactly the one defined.
+//!
+//! What the host can still do, and what follows:
+//! - **Delete the index** (TPM2_NV_UndefineSpace needs only the owner hierarchy, which
+//!   the host holds). The enclave then defines it again at 0, and a store with any
+//!   state is "ahead" of the counter: the node refuses to serve (fail closed), it does
+//!   not accept an older store.
+//! - **Define the index itself** with the same attributes but another authorization:
+//!   every read fails its HMAC check, and the node refuses to serve.
+//! - **Run a software TPM whose state it rolls back.** A counter is only as good as the
+//!   TPM holding it: a device TPM, or a vTPM inside the TEE's trust boundary (the SVSM
+//!   vTPM of an SEV-SNP guest, Azure's paravisor vTPM), not a swtpm the host runs.
+//!
+//! A write is a TPM NV write: device TPMs allow on the order of 10^5 to 10^6 of them per
+//! location over their life, and the state journal writes twice per transition (group
+//! commit shares them between concurrent writers).
+
+use crate::TpmError;
+use std::str::FromStr;
+use tss_esapi::Context;
+use tss_esapi::attributes::{
+    NvIndexAttributes, NvIndexAttributesBuilder, SessionAttributesBuilder,
+};
+use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
+use tss_esapi::constants::{CapabilityType, SessionType};
+use tss_esapi::handles::{NvIndexHandle, NvIndexTpmHandle, ObjectHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Auth, CapabilityData, MaxNvBuffer, NvPublic, NvPublicBuilder, SymmetricDefinition,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use zeroize::Zeroizing;
+
+/// First NV index of the range the TCG reserves for the owner (Registry of Reserved
+/// TPM 2.0 Handles and Localities, 2.2).
+pub const OWNER_NV_FIRST: u32 = 0x0100_0000;
+/// Last NV index of the owner's range.
+pub const OWNER_NV_LAST: u32 = 0x013F_FFFF;
+/// Bytes in the counter's NV index.
+pub const COUNTER_LEN: u16 = 8;
+
+/// A counter in a TPM NV index: see the module documentation.
+pub struct TpmCounter {
+    context: Context,
+    tcti: String,
+    index: NvIndexTpmHandle,
+    handle: NvIndexHandle,
+    auth: Zeroizing<[u8; 32]>,
+}
+
+impl core::fmt::Debug for TpmCounter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TpmCounter")
+            .field("tcti", &self.tcti)
+            .field("index", &format_args!("{:#010x}", u32::from(self.index)))
+            .finish_non_exhaustive()
+    }
+}
+
+fn device<'a>(what: &'a str, index: u32) -> impl Fn(tss_esapi::Error) -> TpmError + 'a {
+    move |e| TpmError::Device(format!("{what} (NV index {index:#010x}): {e}"))
+}
+
+/// The attributes the counter is defined with, and must still have.
+fn attributes() -> Result<NvIndexAttributes, TpmError> {
+    NvIndexAttributesBuilder::new()
+        .with_auth_read(true)
+        .with_auth_write(true)
+        .with_no_da(true)
+        .build()
+        .map_err(|e| TpmError::Device(format!("NV attributes: {e}")))
+}
+
+fn public(index: NvIndexTpmHandle) -> Result<NvPublic, TpmError> {
+    NvPublicBuilder::new()
+        .with_nv_index(index)
+        .with_index_name_algorithm(HashingAlgorithm::Sha256)
+        .with_index_attributes(attributes()?)
+        .with_data_area_size(usize::from(COUNTER_LEN))
+        .build()
+        .map_err(|e| TpmError::Device(format!("NV public area: {e}")))
+}
+
+impl TpmCounter {
+    /// Opens the counter at `index` (in the owner's range) of the TPM at `tcti`,
+    /// defining it at 0 if it does not exist. An index that exists with other
+    /// attributes than a counter's is refused, never used or replaced.
+    pub fn open(tcti: &str, index: u32, auth: &[u8; 32]) -> Result<Self, TpmError> {
+        if !(OWNER_NV_FIRST..=OWNER_NV_LAST).contains(&index) {
+            return Err(TpmError::Device(format!(
+                "NV index {index:#010x} is outside the owner's range \
+                 {OWNER_NV_FIRST:#010x}..={OWNER_NV_LAST:#010x}"
+            )));
+        }
+        let conf = TctiNameConf::from_str(tcti)
+            .map_err(|e| TpmError::Device(format!("TCTI {tcti:?} is not valid: {e}")))?;
+        let mut context = Context::new(conf)
+            .map_err(|e| TpmError::Device(format!("connecting to {tcti}: {e}")))?;
+        let tpm_index = NvIndexTpmHandle::new(index)
+            .map_err(|e| TpmError::Device(format!("NV index {index:#010x}: {e}")))?;
+        let expected = public(tpm_index)?;
+        let auth_value = Auth::try_from(auth.to_vec())
+            .map_err(|e| TpmError::Device(format!("NV authorization: {e}")))?;
+
+        let exists = Self::defined(&mut context, index)?;
+        let handle = if exists {
+            let object = context
+                .execute_without_session(|ctx| {
+                    ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_index))
+                })
+                .map_err(device("looking up the counter", index))?;
+            NvIndexHandle::from(object)
+        } else {
+            context
+                .execute_with_nullauth_session(|ctx| {
+                    ctx.nv_define_space(
+                        Provision::Owner,
+                        Some(auth_value.clone()),
+                        expected.clone(),
+                    )
+                })
+                .map_err(device(
+                    "defining the counter (the owner hierarchy's authorization must be empty)",
+                    index,
+                ))?
+        };
+        context
+            .tr_set_auth(ObjectHandle::from(handle), auth_value)
+            .map_err(device("setting the counter's authorization", index))?;
+        let mut counter = Self {
+            context,
+            tcti: tcti.to_string(),
+            index: tpm_index,
+            handle,
+            auth: Zeroizing::new(*auth),
+        };
+        counter.check_public()?;
+        if !exists {
+            counter.write_raw(0)?;
+            tracing::info!(
+                index = format_args!("{index:#010x}"),
+                tcti,
+                "defined a TPM NV counter at 0"
+            );
+        }
+        Ok(counter)
+    }
+
+    /// The NV index the counter lives at.
+    pub fn index(&self) -> u32 {
+        u32::from(self.index)
+    }
+
+    /// Whether `index` is defined (asked with TPM2_GetCapability, because libtss2 logs
+    /// an error for a read of an undefined index).
+    fn defined(context: &mut Context, index: u32) -> Result<bool, TpmError> {
+        let (data, _) = context
+            .execute_without_session(|ctx| ctx.get_capability(CapabilityType::Handles, index, 1))
+            .map_err(device("listing NV indices", index))?;
+        let CapabilityData::Handles(list) = data else {
+            return Err(TpmError::Device(
+                "the TPM answered a handle list with something else".into(),
+            ));
+        };
+        Ok(list
+            .first()
+            .is_some_and(|h| matches!(h, TpmHandle::NvIndex(i) if u32::from(*i) == index)))
+    }
+
+    /// Refuses an index whose public area is not the counter's (someone else's index,
+    /// or one redefined with other attributes).
+    fn check_public(&mut self) -> Result<(), TpmError> {
+        let index = self.index();
+        let handle = self.handle;
+        let (found, _) = self
+            .context
+            .execute_without_session(|ctx| ctx.nv_read_public(handle))
+            .map_err(device("reading the counter's public area", index))?;
+        let expected = public(self.index)?;
+        let bits = |a: NvIndexAttributes| {
+            // TPMA_NV_WRITTEN says whether it was written yet: not part of what it is.
+            const WRITTEN: u32 = 1 << 29;
+            tss_esapi::tss2_esys::TPMA_NV::try_from(a)
+                .map(|b| b & !WRITTEN)
+                .unwrap_or(u32::MAX)
+        };
+        let found_bits = bits(found.attributes());
+        if found_bits != bits(expected.attributes())
+            || found.data_size() != expected.data_size()
+            || found.name_algorithm() != expected.name_algorithm()
+            || !found.authorization_policy().value().is_empty()
+        {
+            return Err(TpmError::Device(format!(
+                "NV index {index:#010x} on {} is not a veritee counter (attributes {:#x}, {} bytes): \
+                 another application holds it; it is neither used nor replaced",
+                self.tcti,
+                found_bits,
+                found.data_size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// An HMAC session: the authorization value never crosses the host, and the TPM's
+    /// answers are authenticated with it.
+    fn session(&mut self) -> Result<AuthSession, TpmError> {
+        let index = self.index();
+        let session = self
+            .context
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Hmac,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(device("starting an HMAC session", index))?
+            .ok_or_else(|| TpmError::Device("the TPM returned no HMAC session".into()))?;
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_continue_session(true)
+            .build();
+        self.context
+            .tr_sess_set_attributes(session, attributes, mask)
+            .map_err(device("setting the HMAC session's attributes", index))?;
+        Ok(session)
+    }
+
+    fn end_session(&mut self, session: AuthSession) {
+        let handle = tss_esapi::handles::SessionHandle::from(session);
+        if let Err(e) = self.context.flush_context(handle.into()) {
+            tracing::warn!("TPM flush of an HMAC session failed: {e}");
+        }
+    }
+
+    /// The counter's value.
+    pub fn read(&mut self) -> Result<u64, TpmError> {
+        let index = self.index();
+        let handle = self.handle;
+        let session = self.session()?;
+        let result = self.context.execute_with_session(Some(session), |ctx| {
+            ctx.nv_read(NvAuth::NvIndex(handle), handle, COUNTER_LEN, 0)
+        });
+        self.end_session(session);
+        let bytes = match result {
+            Ok(bytes) => bytes,
+            // Defined, then the process died before its first write.
+            Err(tss_esapi::Error::Tss2Error(rc))
+                if rc.kind() == Some(Tss2ResponseCodeKind::NvUninitialized) =>
+            {
+                return Ok(0);
+            }
+            Err(e) => {
+                return Err(device(
+                    "reading the counter (an authorization failure means the index was \
+                     redefined by someone else)",
+                    index,
+                )(e));
+            }
+        };
+        let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| {
+            TpmError::Device(format!(
+                "NV index {index:#010x} returned {} bytes for an 8-byte counter",
+                bytes.value().len()
+            ))
+        })?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    fn write_raw(&mut self, value: u64) -> Result<(), TpmError> {
+        let index = self.index();
+        let handle = self.handle;
+        let data = MaxNvBuffer::try_from(value.to_be_bytes().to_vec())
+            .map_err(|e| TpmError::Device(format!("NV buffer: {e}")))?;
+        let session = self.session()?;
+        let result = self.context.execute_with_session(Some(session), |ctx| {
+            ctx.nv_write(NvAuth::NvIndex(handle), handle, data, 0)
+        });
+        self.end_session(session);
+        result.map_err(device("writing the counter", index))
+    }
+
+    /// Raises the counter to `value`; lower than the current value is an error naming
+    /// both, equal is a no-op. The public area is checked again first.
+    pub fn advance_to(&mut self, value: u64) -> Result<u64, TpmError> {
+        self.check_public()?;
+        let now = self.read()?;
+        if value < now {
+            return Err(TpmError::Device(format!(
+                "the TPM counter at NV index {:#010x} is at {now}; it cannot go back to {value}",
+                self.index()
+            )));
+        }
+        if value > now {
+            self.write_raw(value)?;
+        }
+        Ok(value)
+    }
+}
+
+impl Drop for TpmCounter {
+    fn drop(&mut self) {
+        // The authorization value is wiped by Zeroizing; libtss2's copy of it lives
+        // with the handle, which is closed here.
+        let _ = self.context.tr_close(&mut ObjectHandle::from(self.handle));
+        let _ = &self.auth;
+    }
+}

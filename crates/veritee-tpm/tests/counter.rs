@@ -1,0 +1,136 @@
+//! The NV counter that keeps an enclave's rollback protection on TEEs without one, on a
+//! real software TPM (swtpm): what the enclave sees, and what a host holding the owner
+//! hierarchy can and cannot do to it.
+
+use std::str::FromStr;
+use tss_esapi::Context;
+use tss_esapi::attributes::NvIndexAttributesBuilder;
+use tss_esapi::handles::{NvIndexHandle, NvIndexTpmHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
+use tss_esapi::structures::{Auth, MaxNvBuffer, NvPublicBuilder};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use veritee_tpm::counter::TpmCounter;
+use veritee_tpm::swtpm::SoftwareTpm;
+
+const INDEX: u32 = 0x0100_7e11;
+const AUTH: [u8; 32] = [0x5a; 32];
+
+fn host_context(tpm: &SoftwareTpm) -> Context {
+    Context::new(TctiNameConf::from_str(&tpm.tcti()).expect("TCTI")).expect("connect")
+}
+
+fn host_handle(context: &mut Context, index: u32) -> NvIndexHandle {
+    let tpm_index = NvIndexTpmHandle::new(index).expect("index");
+    context
+        .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_index)))
+        .expect("index defined")
+        .into()
+}
+
+/// The host, holding the owner hierarchy, deletes the index.
+fn host_undefines(tpm: &SoftwareTpm, index: u32) {
+    let mut context = host_context(tpm);
+    let handle = host_handle(&mut context, index);
+    context
+        .execute_with_nullauth_session(|ctx| ctx.nv_undefine_space(Provision::Owner, handle))
+        .expect("undefine");
+}
+
+fn start() -> Option<(tempfile::TempDir, SoftwareTpm)> {
+    if !veritee_tpm::swtpm::available_or_required() {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tpm = SoftwareTpm::start(dir.path()).expect("swtpm");
+    Some((dir, tpm))
+}
+
+#[test]
+fn the_counter_keeps_its_value_and_never_goes_back() {
+    let Some((_dir, tpm)) = start() else { return };
+    let mut counter = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH).unwrap();
+    assert_eq!(counter.read().unwrap(), 0);
+    assert_eq!(counter.advance_to(3).unwrap(), 3);
+    assert_eq!(counter.advance_to(3).unwrap(), 3);
+    assert_eq!(counter.advance_to(1_000_001).unwrap(), 1_000_001);
+    let err = counter.advance_to(7).unwrap_err().to_string();
+    assert!(
+        err.contains("at 1000001") && err.contains("back to 7"),
+        "{err}"
+    );
+    drop(counter);
+
+    // Opened again (a restart of the enclave): the same value.
+    let mut again = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH).unwrap();
+    assert_eq!(again.read().unwrap(), 1_000_001);
+
+    // Another authorization (another enclave, or the host guessing) reads nothing.
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &[0x11; 32])
+        .and_then(|mut c| c.read())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("authorization failure means"), "{err}");
+
+    // The host deletes the index: it is defined again at 0, never at an older value,
+    // so a store with state is "ahead" and the node refuses it.
+    drop(again);
+    host_undefines(&tpm, INDEX);
+    let mut fresh = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH).unwrap();
+    assert_eq!(fresh.read().unwrap(), 0);
+}
+
+#[test]
+fn an_index_held_by_something_else_is_neither_used_nor_replaced() {
+    let Some((_dir, tpm)) = start() else { return };
+    // The host (or another application) defines the index with owner access.
+    let mut context = host_context(&tpm);
+    let public = NvPublicBuilder::new()
+        .with_nv_index(NvIndexTpmHandle::new(INDEX).unwrap())
+        .with_index_name_algorithm(HashingAlgorithm::Sha256)
+        .with_index_attributes(
+            NvIndexAttributesBuilder::new()
+                .with_owner_read(true)
+                .with_owner_write(true)
+                .with_auth_read(true)
+                .with_auth_write(true)
+                .with_no_da(true)
+                .build()
+                .unwrap(),
+        )
+        .with_data_area_size(8)
+        .build()
+        .unwrap();
+    let handle = context
+        .execute_with_nullauth_session(|ctx| {
+            ctx.nv_define_space(
+                Provision::Owner,
+                Some(Auth::try_from(AUTH.to_vec()).unwrap()),
+                public,
+            )
+        })
+        .unwrap();
+    let planted = MaxNvBuffer::try_from(5u64.to_be_bytes().to_vec()).unwrap();
+    context
+        .execute_with_nullauth_session(|ctx| ctx.nv_write(NvAuth::Owner, handle, planted, 0))
+        .unwrap();
+    drop(context);
+
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a veritee counter"), "{err}");
+    // Still there, untouched.
+    let mut context = host_context(&tpm);
+    let handle = host_handle(&mut context, INDEX);
+    let value = context
+        .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::Owner, handle, 8, 0))
+        .unwrap();
+    assert_eq!(value.value(), 5u64.to_be_bytes());
+
+    // Outside the owner's range: refused before the TPM is asked.
+    let err = TpmCounter::open(&tpm.tcti(), 0x0150_0000, &AUTH)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the owner's range"), "{err}");
+}
