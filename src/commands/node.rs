@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use veritee_platform::fsutil;
+use veritee_platform::hw::{Backend, HardwareRoots};
 use veritee_platform::sim::{SimMachine, SimVendor};
 
 /// Arguments of `veritee node`.
@@ -35,6 +36,16 @@ pub struct NodeArgs {
     /// Store: a `postgres://` URL, or a directory (default: DIR/store, embedded).
     #[arg(long)]
     store: Option<String>,
+    /// The TEE to run the enclave on: auto (the one this machine has; the simulator,
+    /// with a loud warning, where there is none), sim, sgx (Gramine), tdx, snp or nitro.
+    /// Asking for one this machine lacks is an error naming the missing device.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "sim", "sgx", "tdx", "snp", "nitro"])]
+    tee: String,
+    /// The TPM that keeps the enclave's monotonic counter, the rollback protection of its
+    /// sealed state (TCTI: device:/dev/tpmrm0, swtpm:host=...,port=...). Hardware TEEs
+    /// keep no counter, so they need one; on the simulator it replaces the machine's.
+    #[arg(long)]
+    counter_tpm: Option<String>,
     /// A simulated machine directory to run on (default: DIR/platform, created with a
     /// simulated vendor in DIR/vendor).
     #[arg(long)]
@@ -119,9 +130,15 @@ pub struct NodeArgs {
 /// Arguments of `veritee enclave` (started by `veritee node`).
 #[derive(Debug, Args)]
 pub struct EnclaveArgs {
-    /// The simulated machine directory.
+    /// The TEE: sim, or a hardware backend (sgx, tdx, snp, nitro).
+    #[arg(long, default_value = "sim")]
+    tee: String,
+    /// The simulated machine directory (with --tee sim).
     #[arg(long)]
-    platform: PathBuf,
+    platform: Option<PathBuf>,
+    /// The TPM keeping the monotonic counter.
+    #[arg(long)]
+    counter_tpm: Option<String>,
     /// The socket to listen on.
     #[arg(long)]
     socket: PathBuf,
@@ -278,20 +295,70 @@ fn tls_identity(args: &NodeArgs) -> Result<Option<veritee_host::tls::TlsIdentity
     Ok(Some(generated.identity))
 }
 
+/// The hardware backend `--tee` names or `auto` finds (`None`: the simulator), and the
+/// warning to show when `auto` fell back to the simulator. An explicit backend is
+/// opened here once, so a missing device stops the node before anything starts.
+fn resolve_tee(tee: &str) -> Result<(Option<Backend>, Option<String>)> {
+    let roots = HardwareRoots::system();
+    match tee {
+        "sim" => Ok((None, None)),
+        "auto" => match veritee_platform::hw::probe(&roots) {
+            Ok(backend) => Ok((Some(backend), None)),
+            Err(e) => Ok((
+                None,
+                Some(format!(
+                    "no TEE found ({e}): the enclave runs on the SIMULATED TEE, whose evidence \
+                     proves nothing and which every default policy refuses; pass --tee sim to \
+                     choose it, or --tee sgx|tdx|snp|nitro to require hardware"
+                )),
+            )),
+        },
+        name => {
+            let backend = Backend::from_name(name)
+                .with_context(|| format!("--tee {name}: not a TEE veritee runs on"))?;
+            veritee_platform::hw::open(backend, &roots)?;
+            Ok((Some(backend), None))
+        }
+    }
+}
+
 /// Runs `veritee node` until interrupted.
 pub fn run(args: NodeArgs) -> Result<Outcome> {
+    let (backend, tee_warning) = resolve_tee(&args.tee)?;
+    if backend.is_some() && (args.platform.is_some() || args.enclave_signer_key.is_some()) {
+        bail!(
+            "--platform and --enclave-signer-key are for the simulator; on a TEE the hardware \
+             measures the enclave (pass --tee sim to run on the simulator anyway)"
+        );
+    }
+    if let Some(warning) = &tee_warning {
+        eprintln!("\n!!! WARNING: {warning}\n");
+        tracing::warn!("{warning}");
+    }
     fsutil::create_private_dir(&args.dir)?;
-    let platform = platform(&args)?;
     let token_sha = admin_token(&args.dir)?;
     let store = args
         .store
         .clone()
         .unwrap_or_else(|| args.dir.join("store").display().to_string());
-    let mut enclave_args: Vec<OsString> = vec![
-        "enclave".into(),
-        "--platform".into(),
-        platform.into_os_string(),
-    ];
+    let mut enclave_args: Vec<OsString> = vec!["enclave".into()];
+    match backend {
+        None => {
+            let platform = platform(&args)?;
+            enclave_args.extend(["--tee".into(), "sim".into(), "--platform".into()]);
+            enclave_args.push(platform.into_os_string());
+        }
+        Some(backend) => {
+            eprintln!("TEE: {} (hardware)", backend.name());
+            enclave_args.extend(["--tee".into(), backend.name().into()]);
+        }
+    }
+    if let Some(tcti) = &args.counter_tpm {
+        eprintln!(
+            "the enclave's monotonic counter (rollback protection) is kept by the TPM at {tcti}"
+        );
+        enclave_args.extend(["--counter-tpm".into(), tcti.into()]);
+    }
     if let Some(k) = &args.enclave_signer_key {
         load_signer(k)?;
         enclave_args.extend(["--signer-key".into(), k.clone().into_os_string()]);
@@ -381,6 +448,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             .iter()
             .map(|p| crate::files::read(p, "KBS collateral"))
             .collect::<Result<Vec<_>>>()?,
+        tee: (
+            backend.map_or("sim", Backend::name).to_string(),
+            tee_warning,
+        ),
         provider: Some(std::sync::Arc::new(
             veritee_host::provider::ProviderKeys::load_or_create(&args.dir.join("provider"))
                 .context("the provider's import keys")?
@@ -476,10 +547,36 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             None => Vec::new(),
         },
     };
-    let signer = args.signer_key.as_deref().map(load_signer).transpose()?;
-    let exe = std::env::current_exe().context("cannot find the veritee executable")?;
-    let (platform, seal_policy) =
-        veritee_enclave::launch::launch_simulated(&args.platform, &exe, &config, signer.as_ref())?;
+    let (platform, seal_policy) = if args.tee == "sim" {
+        let Some(machine) = &args.platform else {
+            bail!("--tee sim needs --platform (the simulated machine's directory)");
+        };
+        let signer = args.signer_key.as_deref().map(load_signer).transpose()?;
+        let exe = std::env::current_exe().context("cannot find the veritee executable")?;
+        let (platform, policy) =
+            veritee_enclave::launch::launch_simulated(machine, &exe, &config, signer.as_ref())?;
+        match &args.counter_tpm {
+            Some(tcti) => {
+                let counted = veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti);
+                (
+                    Box::new(counted) as Box<dyn veritee_platform::Platform>,
+                    policy,
+                )
+            }
+            None => (platform, policy),
+        }
+    } else {
+        let backend = Backend::from_name(&args.tee)
+            .with_context(|| format!("--tee {}: not a TEE veritee runs on", args.tee))?;
+        let measured_env = std::env::var(veritee_enclave::launch::LAUNCH_CONFIG_ENV).ok();
+        veritee_enclave::launch::launch_hardware(
+            backend,
+            &HardwareRoots::system(),
+            &config,
+            measured_env.as_deref(),
+            args.counter_tpm.as_deref(),
+        )?
+    };
     // Untyped: the simulated vendor's root vouches for simulated peers only.
     let anchors = if config.peer_trust_anchors_pem.is_empty() {
         veritee_attest::TrustAnchors::none()

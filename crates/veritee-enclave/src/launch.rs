@@ -1,14 +1,27 @@
-//! Starting the enclave on the simulated platform.
+//! Starting the enclave: on the simulated platform, or on a hardware TEE.
 //!
 //! The simulated "hardware" measures what it loads: the enclave process presents its
 //! own executable together with its configuration (trust anchors it will accept peers
 //! under), and the measurement covers both, as a Gramine manifest would. A host that
 //! starts other code, or passes other trust anchors, gets another measurement, which
 //! clients' policies then refuse.
+//!
+//! On hardware the measurement covers the image the TEE was launched from, not the
+//! configuration the host hands the enclave process. So the configuration must be bound
+//! by whoever launches the TEE, and the enclave refuses to run under any other
+//! ([`check_launch_config`]): SEV-SNP's HOST_DATA must be the SHA-256 of the
+//! configuration, TDX's MRCONFIGID its SHA-384; SGX and Nitro have no such field, and
+//! their image must carry the SHA-256 in the measured environment variable
+//! [`LAUNCH_CONFIG_ENV`] (a Gramine manifest's `loader.env`, an EIF's init).
 
 use std::path::Path;
+use veritee_platform::hw::{Backend, HardwareRoots};
 use veritee_platform::sim::{EnclaveImage, SimMachine};
-use veritee_platform::{Platform, PlatformError, SealPolicy};
+use veritee_platform::{EnclaveIdentity, Platform, PlatformError, SealPolicy};
+
+/// The measured environment variable that carries the SHA-256 (hex) of the launch
+/// configuration on TEEs whose evidence has no field for it (SGX, Nitro).
+pub const LAUNCH_CONFIG_ENV: &str = "VERITEE_LAUNCH_CONFIG_SHA256";
 
 /// Product id of the node enclave under its signer.
 pub const NODE_PRODUCT_ID: u16 = 1;
@@ -53,6 +66,91 @@ impl EnclaveConfig {
     }
 }
 
+impl EnclaveConfig {
+    /// What a hardware TEE's launcher binds for this configuration: its SHA-256 (SEV-SNP
+    /// HOST_DATA, [`LAUNCH_CONFIG_ENV`]) or SHA-384 (TDX MRCONFIGID), by the length of
+    /// the field.
+    pub fn launch_digest(&self, len: usize) -> Vec<u8> {
+        let bytes = self.measured_bytes();
+        if len == 48 {
+            veritee_crypto::digest::sha384(&bytes).to_vec()
+        } else {
+            veritee_crypto::digest::sha256(&bytes).to_vec()
+        }
+    }
+}
+
+/// Checks that the TEE was launched for `config`: the evidence's launch-configuration
+/// field, or else the measured environment value `measured_env`, must be its digest.
+pub fn check_launch_config(
+    identity: &EnclaveIdentity,
+    config: &EnclaveConfig,
+    measured_env: Option<&str>,
+) -> Result<(), PlatformError> {
+    match &identity.launch_config {
+        Some(bound) => {
+            let expected = config.launch_digest(bound.len());
+            if veritee_crypto::ct_eq(bound, &expected) {
+                return Ok(());
+            }
+            Err(PlatformError::InvalidInput(format!(
+                "this TEE was launched for another configuration: its evidence binds {} but this                  configuration's digest is {}; launch the TEE with that value (SEV-SNP HOST_DATA,                  TDX MRCONFIGID) or start the node with the configuration it was launched for",
+                hex::encode(bound),
+                hex::encode(&expected)
+            )))
+        }
+        None => {
+            let expected = hex::encode(config.launch_digest(32));
+            match measured_env {
+                Some(value) if value.trim().eq_ignore_ascii_case(&expected) => Ok(()),
+                Some(value) => Err(PlatformError::InvalidInput(format!(
+                    "this enclave's image was built for another configuration: {LAUNCH_CONFIG_ENV} is                      {value} but this configuration's digest is {expected}"
+                ))),
+                None => Err(PlatformError::InvalidInput(format!(
+                    "nothing binds this enclave's configuration: its evidence has no field for it, so                      the image must set {LAUNCH_CONFIG_ENV}={expected} in its measured environment (a                      Gramine manifest's loader.env)"
+                ))),
+            }
+        }
+    }
+}
+
+/// Opens the hardware TEE `backend` for the enclave: checks it was launched for
+/// `config` ([`check_launch_config`]) and that it can seal, and picks what to seal to
+/// (the signer on SGX, so an upgrade of the same signer keeps its data; the measurement
+/// on SEV-SNP, which has no signer key). No hardware TEE keeps a monotonic counter, so
+/// the TPM at `counter_tpm` keeps the enclave's ([`TpmCountedPlatform`]); without one
+/// the enclave could not tell its current state from an older copy, and does not start.
+pub fn launch_hardware(
+    backend: Backend,
+    roots: &HardwareRoots,
+    config: &EnclaveConfig,
+    measured_env: Option<&str>,
+    counter_tpm: Option<&str>,
+) -> Result<(Box<dyn Platform>, SealPolicy), PlatformError> {
+    let platform = veritee_platform::hw::open(backend, roots)?;
+    let policy = match backend {
+        Backend::Sgx => SealPolicy::Signer,
+        Backend::Snp => SealPolicy::Measurement,
+        Backend::Tdx | Backend::Nitro => {
+            return Err(PlatformError::Unsupported(format!(
+                "--tee {}: this TEE gives the enclave no sealing key, so its sealing root has to be                  released at start by an attested peer node or key broker, which this version of                  veritee does not do yet",
+                backend.name()
+            )));
+        }
+    };
+    check_launch_config(platform.identity(), config, measured_env)?;
+    platform.sealing_key(policy, b"veritee launch check")?;
+    let Some(tcti) = counter_tpm else {
+        return Err(PlatformError::Unsupported(format!(
+            "--tee {}: this TEE keeps no monotonic counter, and the sealed state's rollback \
+             protection needs one: name a TPM to keep it with --counter-tpm TCTI (a device TPM \
+             or a vTPM inside the TEE's boundary, e.g. device:/dev/tpmrm0)",
+            backend.name()
+        )));
+    };
+    Ok((Box::new(TpmCountedPlatform::new(platform, tcti)), policy))
+}
+
 /// The bytes the platform measures: the executable, then the configuration.
 pub fn image_bytes(executable: &Path, config: &EnclaveConfig) -> Result<Vec<u8>, PlatformError> {
     let mut code = std::fs::read(executable).map_err(|source| PlatformError::Io {
@@ -86,4 +184,169 @@ pub fn launch_simulated(
     };
     let machine = SimMachine::open(platform_dir)?;
     Ok((Box::new(machine.launch(&image)?), policy))
+}
+
+/// A platform whose monotonic counters live in a TPM ([`veritee_tpm::counter`]): for
+/// hardware TEEs that keep none, or to keep the simulator's in a TPM instead.
+///
+/// Each counter is an NV index in the owner's range whose handle and authorization
+/// value are derived from the platform's sealing key for the counter's identity
+/// (policy) and name, at the enclave's own security version: no other enclave, older
+/// builds included, can read or write it, and the host learns neither. A build of a
+/// higher security version gets a new counter, at 0, so its state must be moved over
+/// (as SGX sealing, bound to the version too, already requires).
+pub struct TpmCountedPlatform {
+    inner: Box<dyn Platform>,
+    tcti: String,
+}
+
+impl TpmCountedPlatform {
+    /// `inner`, with its counters kept by the TPM at `tcti`.
+    pub fn new(inner: Box<dyn Platform>, tcti: &str) -> Self {
+        Self {
+            inner,
+            tcti: tcti.to_string(),
+        }
+    }
+}
+
+struct NvCounter(std::sync::Mutex<veritee_tpm::counter::TpmCounter>);
+
+fn tpm_failure(e: veritee_tpm::TpmError) -> PlatformError {
+    PlatformError::Device {
+        device: "the TPM keeping the monotonic counter".into(),
+        reason: e.to_string(),
+    }
+}
+
+impl veritee_platform::MonotonicCounter for NvCounter {
+    fn read(&self) -> Result<u64, PlatformError> {
+        let mut counter = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        counter.read().map_err(tpm_failure)
+    }
+
+    fn advance_to(&self, value: u64) -> Result<u64, PlatformError> {
+        let mut counter = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        counter.advance_to(value).map_err(tpm_failure)
+    }
+}
+
+impl Platform for TpmCountedPlatform {
+    fn tee(&self) -> veritee_attest::TeeKind {
+        self.inner.tee()
+    }
+
+    fn evidence(&self, report_data: &veritee_attest::ReportData) -> Result<Vec<u8>, PlatformError> {
+        self.inner.evidence(report_data)
+    }
+
+    fn sealing_key_at(
+        &self,
+        policy: SealPolicy,
+        security_version: u16,
+        label: &[u8],
+    ) -> Result<veritee_crypto::aead::AeadKey, PlatformError> {
+        self.inner.sealing_key_at(policy, security_version, label)
+    }
+
+    fn identity(&self) -> &EnclaveIdentity {
+        self.inner.identity()
+    }
+
+    fn monotonic_counter(
+        &self,
+        policy: SealPolicy,
+        name: &str,
+    ) -> Result<Box<dyn veritee_platform::MonotonicCounter>, PlatformError> {
+        use veritee_tpm::counter::{OWNER_NV_FIRST, OWNER_NV_LAST};
+        let root = self.inner.sealing_key(policy, b"veritee tpm counter v1")?;
+        let mut auth = veritee_crypto::Confidential::new([0u8; 32]);
+        let mut index = [0u8; 4];
+        let hash = veritee_crypto::hkdf::HkdfHash::Sha256;
+        let ikm = root.expose().expose();
+        veritee_crypto::hkdf::derive_into(
+            hash,
+            b"",
+            ikm,
+            &[b"auth\0", name.as_bytes()],
+            auth.expose_mut(),
+        )?;
+        veritee_crypto::hkdf::derive_into(
+            hash,
+            b"",
+            ikm,
+            &[b"index\0", name.as_bytes()],
+            &mut index,
+        )?;
+        let span = OWNER_NV_LAST - OWNER_NV_FIRST + 1;
+        let index = OWNER_NV_FIRST + u32::from_le_bytes(index) % span;
+        let counter = veritee_tpm::counter::TpmCounter::open(&self.tcti, index, auth.expose())
+            .map_err(tpm_failure)?;
+        Ok(Box::new(NvCounter(std::sync::Mutex::new(counter))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(launch_config: Option<Vec<u8>>) -> EnclaveIdentity {
+        EnclaveIdentity {
+            measurement: vec![1; 48],
+            signer: None,
+            product_id: 0,
+            security_version: 0,
+            debug: false,
+            launch_config,
+        }
+    }
+
+    fn config(security_module: bool) -> EnclaveConfig {
+        EnclaveConfig {
+            peer_trust_anchors_pem: b"anchors".to_vec(),
+            security_module,
+            ..EnclaveConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_launch_configuration_must_be_the_one_the_tee_was_launched_for() {
+        let ours = config(false);
+        // SEV-SNP HOST_DATA: SHA-256; TDX MRCONFIGID: SHA-384.
+        for len in [32, 48] {
+            let bound = identity(Some(ours.launch_digest(len)));
+            check_launch_config(&bound, &ours, None).unwrap();
+            let err = check_launch_config(&bound, &config(true), None).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("launched for another configuration"),
+                "{err}"
+            );
+            // A measured environment value does not stand in for a field that is there.
+            let env = hex::encode(config(true).launch_digest(32));
+            assert!(check_launch_config(&bound, &config(true), Some(&env)).is_err());
+        }
+        assert_eq!(ours.launch_digest(32).len(), 32);
+        assert_eq!(ours.launch_digest(48).len(), 48);
+
+        // SGX, Nitro: the image's measured environment carries it.
+        let unbound = identity(None);
+        let env = hex::encode(ours.launch_digest(32));
+        check_launch_config(&unbound, &ours, Some(&env)).unwrap();
+        check_launch_config(&unbound, &ours, Some(&env.to_uppercase())).unwrap();
+        let err = check_launch_config(&unbound, &config(true), Some(&env)).unwrap_err();
+        assert!(
+            err.to_string().contains("built for another configuration"),
+            "{err}"
+        );
+        let err = check_launch_config(&unbound, &ours, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("{LAUNCH_CONFIG_ENV}={env}")),
+            "{err}"
+        );
+        // A zero HOST_DATA (a guest launched without one) binds nothing.
+        let zero = identity(Some(vec![0; 32]));
+        assert!(check_launch_config(&zero, &ours, None).is_err());
+    }
 }

@@ -59,6 +59,9 @@ pub struct NodeConfig {
     pub kbs_collateral: Vec<Vec<u8>>,
     /// The provider's keys for secret import (flow 3); without them, no imports.
     pub provider: Option<Arc<provider::ProviderKeys>>,
+    /// The TEE the enclave runs on ("sim", "sgx", "tdx", "snp", "nitro"), and a warning
+    /// shown in `/healthz` when the node fell back to the simulator.
+    pub tee: (String, Option<String>),
 }
 
 /// A running node.
@@ -163,6 +166,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     if config.kbs_plaintext_resources {
         state = state.with_kbs_plaintext_resources();
     }
+    state = state.with_tee(&config.tee.0, config.tee.1.clone());
     state = state.with_kbs_collateral(config.kbs_collateral.clone());
     if let Some(keys) = &config.provider {
         state = state.with_provider(Arc::clone(keys));
@@ -252,6 +256,7 @@ mod tests {
             kbs_plaintext_resources: false,
             kbs_collateral: Vec::new(),
             provider: None,
+            tee: ("sim".into(), None),
         };
         let e = start(config)
             .await

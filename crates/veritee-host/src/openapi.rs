@@ -464,9 +464,11 @@ pub fn document() -> Value {
                 "KbsProblem": {"type": "object", "required": ["type", "detail"], "properties": {"type": {"type": "string"}, "detail": {"type": "string"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "Health": {"type": "object", "required": ["status", "enclave", "enclave_restarts", "store"], "properties": {
+                "Health": {"type": "object", "required": ["status", "enclave", "enclave_restarts", "store", "tee"], "properties": {
                     "status": {"type": "string", "enum": ["ok", "degraded"]}, "enclave": {"type": "string", "enum": ["running", "restarting"]},
-                    "enclave_restarts": {"type": "integer"}, "store": {"type": "string", "enum": ["embedded", "postgres"]}}},
+                    "enclave_restarts": {"type": "integer"}, "store": {"type": "string", "enum": ["embedded", "postgres"]},
+                    "tee": {"type": "string", "enum": ["sim", "sgx", "tdx", "snp", "nitro"]},
+                    "warning": {"type": "string", "description": "Present when the node found no TEE and runs on the simulator"}}},
                 "RegisterTenantRequest": {"type": "object", "additionalProperties": false, "required": ["public_key"],
                     "properties": {"public_key": {"type": "string", "contentEncoding": "base64", "description": "ECDSA P-256 SubjectPublicKeyInfo, DER"}}},
                 "RegisterTenantResponse": {"type": "object", "required": ["tenant_id"], "properties": {"tenant_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},

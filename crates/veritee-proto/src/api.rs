@@ -320,6 +320,13 @@ pub struct Health {
     pub enclave_restarts: u64,
     /// "embedded" or "postgres".
     pub store: String,
+    /// The TEE the enclave runs on: "sim" (the simulator), "sgx", "tdx", "snp", "nitro".
+    #[serde(default)]
+    pub tee: String,
+    /// Set when the node runs on the simulator because it found no TEE (`--tee auto`):
+    /// its evidence proves nothing, and every default policy refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Every error response.

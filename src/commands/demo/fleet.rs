@@ -78,12 +78,20 @@ impl Cli {
     /// Starts `veritee node --dir NAME` expecting it to refuse to start; returns why.
     pub(super) fn node_refuses(&self, name: &str, extra: &[&str]) -> Result<String> {
         println!(
-            "    $ veritee node --dir {name} --listen 127.0.0.1:0 {}",
+            "    $ veritee node --dir {name} --tee sim --listen 127.0.0.1:0 {}",
             extra.join(" ")
         );
         let out = Command::new(&self.exe)
             .current_dir(&self.cwd)
-            .args(["node", "--dir", name, "--listen", "127.0.0.1:0"])
+            .args([
+                "node",
+                "--dir",
+                name,
+                "--tee",
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .output()
             .context("cannot start a node")?;
@@ -128,12 +136,12 @@ impl Cli {
             .open(self.cwd.join(format!("{name}.log")))
             .with_context(|| format!("cannot create {name}.log"))?;
         println!(
-            "    $ veritee node --dir {name} --listen {listen} {} &",
+            "    $ veritee node --dir {name} --tee sim --listen {listen} {} &",
             extra.join(" ")
         );
         let child = Command::new(&self.exe)
             .current_dir(&self.cwd)
-            .args(["node", "--dir", name, "--listen", listen])
+            .args(["node", "--dir", name, "--tee", "sim", "--listen", listen])
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(log)

@@ -70,6 +70,9 @@ pub struct AppState {
     kbs_collateral: Arc<Vec<Vec<u8>>>,
     /// The provider's keys for secret import; without them the node takes no imports.
     provider: Option<Arc<crate::provider::ProviderKeys>>,
+    /// The TEE the enclave runs on, and the warning `/healthz` carries when the node
+    /// fell back to the simulator.
+    tee: (String, Option<String>),
 }
 
 impl core::fmt::Debug for AppState {
@@ -112,7 +115,15 @@ impl AppState {
             kbs_plaintext_resources: false,
             kbs_collateral: Arc::new(Vec::new()),
             provider: None,
+            tee: ("sim".into(), None),
         }
+    }
+
+    /// Names the TEE the enclave runs on in `/healthz`, with `warning` if the node fell
+    /// back to the simulator.
+    pub fn with_tee(mut self, tee: &str, warning: Option<String>) -> Self {
+        self.tee = (tee.to_string(), warning);
+        self
     }
 
     /// Takes secret imports, with the provider's `keys`.
@@ -426,6 +437,8 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
         enclave: if up { "running" } else { "restarting" }.into(),
         enclave_restarts: state.supervisor.restarts(),
         store: state.store.kind().into(),
+        tee: state.tee.0.clone(),
+        warning: state.tee.1.clone(),
     })
 }
 

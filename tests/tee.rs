@@ -1,0 +1,166 @@
+//! `veritee node --tee`: which TEE a node runs on, what it says when it found none, and
+//! the refusal to start on a TEE this machine lacks; the monotonic counter kept in a
+//! TPM (`--counter-tpm`), which hardware TEEs need for rollback protection.
+
+mod common;
+
+use common::{s, start_with, veritee};
+use veritee_platform::hw::{self, HardwareRoots};
+
+/// Whether this machine has a TEE (then `auto` does not fall back).
+fn machine_has_a_tee() -> bool {
+    hw::probe(&HardwareRoots::system()).is_ok()
+}
+
+#[test]
+fn without_a_tee_auto_falls_back_to_the_simulator_loudly_and_sim_says_nothing() {
+    if machine_has_a_tee() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let auto = start_with(
+        &dir.path().join("auto"),
+        &s(&dir.path().join("auto/store")),
+        &[],
+    );
+    let health = auto.health();
+    assert_eq!(health["tee"], "sim", "{health}");
+    let warning = health["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("SIMULATED TEE") && warning.contains("no TEE found"),
+        "{health}"
+    );
+    let log = std::fs::read_to_string(&auto.log).unwrap();
+    assert!(log.contains("!!! WARNING: no TEE found"), "{log}");
+    drop(auto);
+
+    let chosen = start_with(
+        &dir.path().join("sim"),
+        &s(&dir.path().join("sim/store")),
+        &["--tee", "sim"],
+    );
+    let health = chosen.health();
+    assert_eq!(health["tee"], "sim");
+    assert!(health.get("warning").is_none(), "{health}");
+}
+
+#[test]
+fn asking_for_a_tee_this_machine_lacks_names_the_missing_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots = HardwareRoots::system();
+    for (tee, device) in [
+        ("snp", roots.tsm_report.clone()),
+        ("tdx", roots.tsm_report.clone()),
+        ("sgx", roots.gramine.clone()),
+        ("nitro", roots.nsm.clone()),
+    ] {
+        if device.exists() {
+            continue;
+        }
+        let state = dir.path().join(tee);
+        let out = veritee(&[
+            "node",
+            "--dir",
+            &s(&state),
+            "--tee",
+            tee,
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--tee {tee} started: {stderr}");
+        assert!(
+            stderr.contains(&format!("--tee {tee} needs")) && stderr.contains(&s(&device)),
+            "--tee {tee}: {stderr}"
+        );
+        // Nothing was created for a node that never started.
+        assert!(!state.exists(), "--tee {tee} left {}", state.display());
+    }
+    let out = veritee(&[
+        "node",
+        "--dir",
+        &s(&dir.path().join("x")),
+        "--tee",
+        "quantum",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quantum"));
+}
+
+#[test]
+fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
+    if !veritee_tpm::swtpm::available_or_required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tpm")).unwrap();
+    let tpm = veritee_tpm::swtpm::SoftwareTpm::start(&dir.path().join("tpm")).unwrap();
+    let tcti = tpm.tcti();
+    let state = dir.path().join("node");
+    let store = state.join("store");
+    let older = dir.path().join("older");
+    let args = ["--tee", "sim", "--counter-tpm", tcti.as_str()];
+
+    let node = start_with(&state, &s(&store), &args);
+    node.tenant();
+    drop(node);
+    // Everything the host holds: the store, and the simulated machine, whose own
+    // counter a host can put back with it. Only the TPM's is out of its reach.
+    copy_dir(&state, &older);
+
+    let node = start_with(&state, &s(&store), &args);
+    node.tenant();
+    drop(node);
+
+    std::fs::remove_dir_all(&state).unwrap();
+    copy_dir(&older, &state);
+    let mut command = vec![
+        "node",
+        "--dir",
+        state.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let store_arg = s(&store);
+    command.extend(["--store", store_arg.as_str()]);
+    command.extend(args);
+    let out = veritee(&command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a rolled-back node served: {stderr}");
+    assert!(
+        stderr.contains("the store was rolled back")
+            && stderr.contains("kept by the TPM at swtpm:"),
+        "{stderr}"
+    );
+
+    // The contrast: with the simulated machine's own counter, which lives in files the
+    // host holds, the same copy put back is served.
+    let state = dir.path().join("sim-counter");
+    let store = state.join("store");
+    let older = dir.path().join("sim-older");
+    let node = start_with(&state, &s(&store), &["--tee", "sim"]);
+    node.tenant();
+    drop(node);
+    copy_dir(&state, &older);
+    let node = start_with(&state, &s(&store), &["--tee", "sim"]);
+    node.tenant();
+    drop(node);
+    std::fs::remove_dir_all(&state).unwrap();
+    copy_dir(&older, &state);
+    let node = start_with(&state, &s(&store), &["--tee", "sim"]);
+    node.tenant();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
