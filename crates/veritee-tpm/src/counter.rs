@@ -7,8 +7,8 @@
 //! derives from its sealing key, and nothing else (no owner or platform access, no
 //! policy, no dictionary-attack lockout for a 256-bit value). Every read and write goes
 //! through an HMAC session, so the value never crosses the host in a form it could
-//! forge: the TPM's answer is authenticated with the authorization value too. Before
-//! each write the public area is read again and must be exactly the one defined.
+//! forge: the TPM's answer is authenticated with the authorization value too. When it
+//! is opened, the index's public area must be exactly the one defined.
 //!
 //! What the host can still do, and what follows:
 //! - **Delete the index** (TPM2_NV_UndefineSpace needs only the owner hierarchy, which
@@ -41,7 +41,6 @@ use tss_esapi::structures::{
     Auth, CapabilityData, MaxNvBuffer, NvPublic, NvPublicBuilder, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
-use zeroize::Zeroizing;
 
 /// First NV index of the range the TCG reserves for the owner (Registry of Reserved
 /// TPM 2.0 Handles and Localities, 2.2).
@@ -57,7 +56,11 @@ pub struct TpmCounter {
     tcti: String,
     index: NvIndexTpmHandle,
     handle: NvIndexHandle,
-    auth: Zeroizing<[u8; 32]>,
+    /// The HMAC session every command goes through, kept open between them.
+    session: Option<AuthSession>,
+    /// The value last read or written: only this process holds the authorization, so
+    /// the TPM cannot hold another unless the index was deleted (then writes fail).
+    last: Option<u64>,
 }
 
 impl core::fmt::Debug for TpmCounter {
@@ -144,7 +147,8 @@ impl TpmCounter {
             tcti: tcti.to_string(),
             index: tpm_index,
             handle,
-            auth: Zeroizing::new(*auth),
+            session: None,
+            last: None,
         };
         counter.check_public()?;
         if !exists {
@@ -213,9 +217,12 @@ impl TpmCounter {
         Ok(())
     }
 
-    /// An HMAC session: the authorization value never crosses the host, and the TPM's
-    /// answers are authenticated with it.
+    /// The HMAC session: the authorization value never crosses the host, and the TPM's
+    /// answers are authenticated with it. Started once and kept (continueSession).
     fn session(&mut self) -> Result<AuthSession, TpmError> {
+        if let Some(session) = self.session {
+            return Ok(session);
+        }
         let index = self.index();
         let session = self
             .context
@@ -235,13 +242,17 @@ impl TpmCounter {
         self.context
             .tr_sess_set_attributes(session, attributes, mask)
             .map_err(device("setting the HMAC session's attributes", index))?;
+        self.session = Some(session);
         Ok(session)
     }
 
-    fn end_session(&mut self, session: AuthSession) {
-        let handle = tss_esapi::handles::SessionHandle::from(session);
-        if let Err(e) = self.context.flush_context(handle.into()) {
-            tracing::warn!("TPM flush of an HMAC session failed: {e}");
+    /// Ends the session, after a failure (the next command starts a new one) or on drop.
+    fn end_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            let handle = tss_esapi::handles::SessionHandle::from(session);
+            if let Err(e) = self.context.flush_context(handle.into()) {
+                tracing::warn!("TPM flush of an HMAC session failed: {e}");
+            }
         }
     }
 
@@ -253,16 +264,17 @@ impl TpmCounter {
         let result = self.context.execute_with_session(Some(session), |ctx| {
             ctx.nv_read(NvAuth::NvIndex(handle), handle, COUNTER_LEN, 0)
         });
-        self.end_session(session);
         let bytes = match result {
             Ok(bytes) => bytes,
             // Defined, then the process died before its first write.
             Err(tss_esapi::Error::Tss2Error(rc))
                 if rc.kind() == Some(Tss2ResponseCodeKind::NvUninitialized) =>
             {
+                self.last = Some(0);
                 return Ok(0);
             }
             Err(e) => {
+                self.end_session();
                 return Err(device(
                     "reading the counter (an authorization failure means the index was \
                      redefined by someone else)",
@@ -276,7 +288,9 @@ impl TpmCounter {
                 bytes.value().len()
             ))
         })?;
-        Ok(u64::from_be_bytes(bytes))
+        let value = u64::from_be_bytes(bytes);
+        self.last = Some(value);
+        Ok(value)
     }
 
     fn write_raw(&mut self, value: u64) -> Result<(), TpmError> {
@@ -288,15 +302,32 @@ impl TpmCounter {
         let result = self.context.execute_with_session(Some(session), |ctx| {
             ctx.nv_write(NvAuth::NvIndex(handle), handle, data, 0)
         });
-        self.end_session(session);
-        result.map_err(device("writing the counter", index))
+        match result {
+            Ok(()) => {
+                self.last = Some(value);
+                Ok(())
+            }
+            Err(e) => {
+                self.end_session();
+                self.last = None;
+                Err(device(
+                    "writing the counter (an authorization failure means the index was \
+                     redefined by someone else)",
+                    index,
+                )(e))
+            }
+        }
     }
 
     /// Raises the counter to `value`; lower than the current value is an error naming
-    /// both, equal is a no-op. The public area is checked again first.
+    /// both, equal is a no-op. One NV write once the value is known (read at the first
+    /// call): the index's authorization is this process's alone, so its value cannot
+    /// have moved since, and a deleted or redefined index fails the write.
     pub fn advance_to(&mut self, value: u64) -> Result<u64, TpmError> {
-        self.check_public()?;
-        let now = self.read()?;
+        let now = match self.last {
+            Some(last) => last,
+            None => self.read()?,
+        };
         if value < now {
             return Err(TpmError::Device(format!(
                 "the TPM counter at NV index {:#010x} is at {now}; it cannot go back to {value}",
@@ -312,9 +343,8 @@ impl TpmCounter {
 
 impl Drop for TpmCounter {
     fn drop(&mut self) {
-        // The authorization value is wiped by Zeroizing; libtss2's copy of it lives
-        // with the handle, which is closed here.
+        // libtss2 keeps the authorization value with the handle, closed here.
+        self.end_session();
         let _ = self.context.tr_close(&mut ObjectHandle::from(self.handle));
-        let _ = &self.auth;
     }
 }
