@@ -428,43 +428,83 @@ fn enclave_kill_under_load(kind: &str) {
     );
 }
 
+/// kill -9 of the host while three writers store secrets: every write acknowledged
+/// before the kill is there once the node is started again on the same store (the
+/// enclave, orphaned, exits by itself).
 fn host_kill(kind: &str) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(store) = store_location(kind, dir.path()) else {
         return;
     };
     let state = dir.path().join("node");
-    let mut node = start(&state, &store);
+    let node = start(&state, &store);
     let tenant = node.tenant();
     let appraisal = Appraisal::new(&node);
-    {
-        let client = node.client();
-        let mut s = client
-            .open_session(&tenant.key, &appraisal.appraiser())
-            .expect("session");
-        for i in 0..20 {
-            s.put_secret(
-                &format!("k{i}"),
-                SecretBytes::copy_from(format!("value {i}").as_bytes()),
-            )
-            .expect("put");
+    let killed = AtomicBool::new(false);
+    let acknowledged = Mutex::new(Vec::<String>::new());
+    let count = || acknowledged.lock().expect("lock").len();
+    let host_pid = node.child.id();
+    let enclave_pid = node.enclave_pid();
+    std::thread::scope(|scope| {
+        for writer in 0..3 {
+            let (node, tenant, killed, acknowledged, appraisal) =
+                (&node, &tenant, &killed, &acknowledged, &appraisal);
+            scope.spawn(move || {
+                let client = node.client();
+                let Ok(mut session) = client.open_session(&tenant.key, &appraisal.appraiser())
+                else {
+                    return;
+                };
+                for i in 0.. {
+                    let key = format!("w{writer}-{i}");
+                    match session.put_secret(&key, SecretBytes::copy_from(key.as_bytes())) {
+                        Ok(()) => acknowledged.lock().expect("lock").push(key),
+                        // The host is gone: whatever was cut was never acknowledged.
+                        Err(_) if killed.load(Ordering::Relaxed) => return,
+                        Err(e) => panic!("a write failed before the kill: {e}"),
+                    }
+                }
+            });
         }
-    }
-    // kill -9 the host: every write above was acknowledged.
-    node.child.kill().expect("kill");
-    node.child.wait().expect("wait");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count() < 60 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} writes acknowledged",
+                count()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        killed.store(true, Ordering::Relaxed);
+        Command::new("kill")
+            .args(["-9", &host_pid.to_string()])
+            .status()
+            .expect("kill");
+    });
+    let at_kill = count();
     drop(node);
+    // The orphaned enclave notices its host is gone and exits.
+    wait_for("the orphaned enclave to exit", || {
+        !std::path::Path::new(&format!("/proc/{enclave_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{enclave_pid}/stat"))
+                .is_ok_and(|stat| stat.contains(") Z "))
+    });
     let node = start(&state, &store);
     let client = node.client();
     let mut s = client
         .open_session(&tenant.key, &appraisal.appraiser())
         .expect("session after restart");
-    for i in 0..20 {
-        assert_eq!(
-            s.get_secret(&format!("k{i}")).expect("get").expose(),
-            format!("value {i}").as_bytes()
-        );
+    let acknowledged = acknowledged.into_inner().expect("lock");
+    assert!(acknowledged.len() >= at_kill && at_kill >= 60);
+    for key in &acknowledged {
+        assert_eq!(s.get_secret(key).expect(key).expose(), key.as_bytes());
     }
+    eprintln!(
+        "{} writes acknowledged before the host was killed",
+        acknowledged.len()
+    );
 }
 
 fn bad_input(kind: &str) {
