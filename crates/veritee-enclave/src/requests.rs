@@ -26,28 +26,100 @@ pub const MAX_REMEMBERED_NONCES: usize = 1_000_000;
 pub const MAX_NONCES_PER_TENANT: usize = MAX_REMEMBERED_NONCES / 2;
 
 /// Nonces seen within the time window, with their request times.
-#[derive(Default)]
+///
+/// Each (tenant, nonce) is kept as a 64-bit digest under a key random per enclave
+/// start, beside its request time and its tenant's slot: 16 bytes an entry, where two
+/// strings took about 250. A tenant cannot aim a nonce at another's (it does not know
+/// the key), and two random nonces collide with odds of about 2^-64 per pair. The table
+/// is sized for [`MAX_REMEMBERED_NONCES`] when the first nonce arrives (about 34 MiB),
+/// so the enclave's memory does not grow with the traffic of the last ten minutes.
 pub(crate) struct ReplayGuard {
-    seen: HashMap<(String, String), i64>,
-    per_tenant: HashMap<String, usize>,
+    /// Digest -> request time (low 32 bits, seconds) and tenant slot (high 32 bits).
+    seen: HashMap<u64, u64>,
+    key: std::hash::RandomState,
+    /// Tenants with nonces in the window: slot by name, and per slot the name and
+    /// how many nonces it holds (a slot is freed when that reaches 0).
+    slots: HashMap<String, u32>,
+    tenants: Vec<(String, usize)>,
+    free: Vec<u32>,
     oldest_kept: i64,
 }
 
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        Self {
+            seen: HashMap::new(),
+            key: std::hash::RandomState::new(),
+            slots: HashMap::new(),
+            tenants: Vec::new(),
+            free: Vec::new(),
+            oldest_kept: 0,
+        }
+    }
+}
+
 impl ReplayGuard {
+    fn digest(&self, tenant: &str, nonce: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.key.hash_one((tenant, nonce))
+    }
+
+    /// How many nonces `tenant` holds in the window.
+    fn share(&self, tenant: &str) -> usize {
+        self.slots
+            .get(tenant)
+            .and_then(|&slot| self.tenants.get(slot as usize))
+            .map_or(0, |(_, count)| *count)
+    }
+
+    /// Forgets the nonces of requests older than `horizon`, and frees the slots of
+    /// tenants left with none.
+    fn forget_before(&mut self, horizon: i64) {
+        let tenants = &mut self.tenants;
+        self.seen.retain(|_, entry| {
+            let keep = i64::from(*entry as u32) >= horizon;
+            if !keep && let Some((_, count)) = tenants.get_mut((*entry >> 32) as usize) {
+                *count = count.saturating_sub(1);
+            }
+            keep
+        });
+        for (slot, (name, count)) in self.tenants.iter_mut().enumerate() {
+            if *count == 0 && !name.is_empty() {
+                self.slots.remove(name.as_str());
+                name.clear();
+                self.free.push(slot as u32);
+            }
+        }
+    }
+
+    fn slot(&mut self, tenant: &str) -> u32 {
+        if let Some(&slot) = self.slots.get(tenant) {
+            return slot;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.tenants[slot as usize].0 = tenant.to_string();
+                slot
+            }
+            None => {
+                self.tenants.push((tenant.to_string(), 0));
+                (self.tenants.len() - 1) as u32
+            }
+        };
+        self.slots.insert(tenant.to_string(), slot);
+        slot
+    }
+
     /// Records a nonce; false if it was seen already. Forgets nonces whose requests
     /// are too old to be accepted anyway.
     fn first_use(&mut self, tenant: &str, nonce: &str, ts: i64, now: i64) -> Result<bool, String> {
         let horizon = now.saturating_sub(2 * MAX_SKEW_SECS);
         if self.oldest_kept < horizon {
-            self.seen.retain(|_, t| *t >= horizon);
-            self.per_tenant.clear();
-            for (tenant, _) in self.seen.keys() {
-                *self.per_tenant.entry(tenant.clone()).or_default() += 1;
-            }
+            self.forget_before(horizon);
             self.oldest_kept = horizon;
         }
         let window = 2 * MAX_SKEW_SECS;
-        if self.per_tenant.get(tenant).copied().unwrap_or(0) >= MAX_NONCES_PER_TENANT {
+        if self.share(tenant) >= MAX_NONCES_PER_TENANT {
             return Err(format!(
                 "tenant {tenant} made {MAX_NONCES_PER_TENANT} requests in the last {window} seconds: try again shortly"
             ));
@@ -57,14 +129,24 @@ impl ReplayGuard {
                 "{MAX_REMEMBERED_NONCES} requests in the last {window} seconds: try again shortly"
             ));
         }
-        let first = self
-            .seen
-            .insert((tenant.to_string(), nonce.to_string()), ts)
-            .is_none();
-        if first {
-            *self.per_tenant.entry(tenant.to_string()).or_default() += 1;
+        // Request times are within the skew of the enclave's clock, so they fit in 32
+        // bits until 2106; one that does not is refused rather than wrapped.
+        let time = u32::try_from(ts)
+            .map_err(|_| format!("request time {ts} is outside what this enclave can record"))?;
+        if self.seen.capacity() < MAX_REMEMBERED_NONCES {
+            self.seen.reserve(MAX_REMEMBERED_NONCES - self.seen.len());
         }
-        Ok(first)
+        let digest = self.digest(tenant, nonce);
+        if self.seen.contains_key(&digest) {
+            return Ok(false);
+        }
+        let slot = self.slot(tenant);
+        self.seen
+            .insert(digest, u64::from(slot) << 32 | u64::from(time));
+        if let Some((_, count)) = self.tenants.get_mut(slot as usize) {
+            *count += 1;
+        }
+        Ok(true)
     }
 }
 
@@ -188,8 +270,15 @@ mod tests {
         assert_eq!(guard.first_use("u", "n", 1000, 1001), Ok(true));
         // Long after, the entry is gone (a request that old is refused by its time).
         assert_eq!(guard.first_use("v", "m", 5000, 5000), Ok(true));
-        assert!(!guard.seen.contains_key(&("t".to_string(), "n".to_string())));
-        assert_eq!(guard.per_tenant.get("t"), None);
+        assert!(!guard.seen.contains_key(&guard.digest("t", "n")));
+        assert_eq!(guard.share("t"), 0);
+        assert_eq!(guard.seen.len(), 1);
+        // The slots of tenants with no nonce left were freed, and are used again.
+        assert!(!guard.slots.contains_key("t") && !guard.slots.contains_key("u"));
+        assert_eq!(guard.first_use("w", "m", 5000, 5000), Ok(true));
+        assert!(guard.tenants.len() <= 3, "{} slots", guard.tenants.len());
+        // A time that does not fit is refused, not wrapped.
+        assert!(guard.first_use("w", "x", -1, 5000).is_err());
     }
 
     #[test]

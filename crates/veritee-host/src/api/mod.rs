@@ -106,7 +106,7 @@ impl AppState {
             supervisor,
             metrics,
             admin_token_sha256,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::with_capacity(sessions::MAX_SESSION_OWNERS + 1)),
             tasks: Mutex::new(HashMap::new()),
             spool: None,
             peers: peers::PeerGate::default(),

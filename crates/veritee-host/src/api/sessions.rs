@@ -19,8 +19,11 @@ use veritee_proto::api::{
 use veritee_proto::ipc::{EnclaveCall, EnclaveReply};
 
 /// Most session owners the host remembers (it uses them to refuse unknown sessions
-/// early and to know whose traffic a message is).
-const MAX_SESSION_OWNERS: usize = 100_000;
+/// early and to know whose traffic a message is): four times the sessions an enclave
+/// holds (`veritee_enclave::session_table::MAX_OPEN_SESSIONS`, 4096), so a session the
+/// enclave still holds is never forgotten here, and the table stops growing within
+/// minutes of a busy start (it held up to 100,000, and grew through a 20-minute soak).
+pub(super) const MAX_SESSION_OWNERS: usize = 4 * 4096;
 /// How long the enclave keeps an unused session (`veritee_enclave`'s `SESSION_IDLE`; the
 /// host does not depend on the enclave crate).
 const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
