@@ -325,6 +325,9 @@ fn resolve_tee(tee: &str) -> Result<(Option<Backend>, Option<String>)> {
 /// Runs `veritee node` until interrupted.
 pub fn run(args: NodeArgs) -> Result<Outcome> {
     let (backend, tee_warning) = resolve_tee(&args.tee)?;
+    if let Some(backend) = backend {
+        veritee_enclave::launch::hardware_seal_policy(backend, args.counter_tpm.as_deref())?;
+    }
     if backend.is_some() && (args.platform.is_some() || args.enclave_signer_key.is_some()) {
         bail!(
             "--platform and --enclave-signer-key are for the simulator; on a TEE the hardware \

@@ -114,32 +114,28 @@ pub fn check_launch_config(
     }
 }
 
-/// Opens the hardware TEE `backend` for the enclave: checks it was launched for
-/// `config` ([`check_launch_config`]) and that it can seal, and picks what to seal to
-/// (the signer on SGX, so an upgrade of the same signer keeps its data; the measurement
-/// on SEV-SNP, which has no signer key). No hardware TEE keeps a monotonic counter, so
-/// the TPM at `counter_tpm` keeps the enclave's ([`TpmCountedPlatform`]); without one
-/// the enclave could not tell its current state from an older copy, and does not start.
-pub fn launch_hardware(
+/// What an enclave on the hardware TEE `backend` seals to, or why it cannot run there:
+/// the signer on SGX (an upgrade of the same signer keeps its data), the measurement on
+/// SEV-SNP (no signer key); TDX and Nitro give no sealing key at all. No hardware TEE
+/// keeps a monotonic counter, so a TPM must keep it (`counter_tpm`): without one the
+/// enclave could not tell its current state from an older copy. The node checks this
+/// before it starts anything; the enclave checks it again ([`launch_hardware`]).
+pub fn hardware_seal_policy(
     backend: Backend,
-    roots: &HardwareRoots,
-    config: &EnclaveConfig,
-    measured_env: Option<&str>,
     counter_tpm: Option<&str>,
-) -> Result<(Box<dyn Platform>, SealPolicy), PlatformError> {
-    let platform = veritee_platform::hw::open(backend, roots)?;
+) -> Result<(SealPolicy, &str), PlatformError> {
     let policy = match backend {
         Backend::Sgx => SealPolicy::Signer,
         Backend::Snp => SealPolicy::Measurement,
         Backend::Tdx | Backend::Nitro => {
             return Err(PlatformError::Unsupported(format!(
-                "--tee {}: this TEE gives the enclave no sealing key, so its sealing root has to be                  released at start by an attested peer node or key broker, which this version of                  veritee does not do yet",
+                "--tee {}: this TEE gives the enclave no sealing key, so its sealing root has to be \
+                 released at start by an attested peer node or key broker, which this version of \
+                 veritee does not do yet",
                 backend.name()
             )));
         }
     };
-    check_launch_config(platform.identity(), config, measured_env)?;
-    platform.sealing_key(policy, b"veritee launch check")?;
     let Some(tcti) = counter_tpm else {
         return Err(PlatformError::Unsupported(format!(
             "--tee {}: this TEE keeps no monotonic counter, and the sealed state's rollback \
@@ -148,6 +144,24 @@ pub fn launch_hardware(
             backend.name()
         )));
     };
+    Ok((policy, tcti))
+}
+
+/// Opens the hardware TEE `backend` for the enclave: checks that it can run there
+/// ([`hardware_seal_policy`]), that the TEE was launched for `config`
+/// ([`check_launch_config`]) and that it can seal; its counters are kept by the TPM at
+/// `counter_tpm` ([`TpmCountedPlatform`]).
+pub fn launch_hardware(
+    backend: Backend,
+    roots: &HardwareRoots,
+    config: &EnclaveConfig,
+    measured_env: Option<&str>,
+    counter_tpm: Option<&str>,
+) -> Result<(Box<dyn Platform>, SealPolicy), PlatformError> {
+    let (policy, tcti) = hardware_seal_policy(backend, counter_tpm)?;
+    let platform = veritee_platform::hw::open(backend, roots)?;
+    check_launch_config(platform.identity(), config, measured_env)?;
+    platform.sealing_key(policy, b"veritee launch check")?;
     Ok((Box::new(TpmCountedPlatform::new(platform, tcti)), policy))
 }
 
@@ -307,6 +321,30 @@ mod tests {
             security_module,
             ..EnclaveConfig::default()
         }
+    }
+
+    #[test]
+    fn hardware_needs_a_sealing_key_and_a_counter_tpm() {
+        let tpm = Some("device:/dev/tpmrm0");
+        assert_eq!(
+            hardware_seal_policy(Backend::Snp, tpm).unwrap(),
+            (SealPolicy::Measurement, "device:/dev/tpmrm0")
+        );
+        assert_eq!(
+            hardware_seal_policy(Backend::Sgx, tpm).unwrap().0,
+            SealPolicy::Signer
+        );
+        for backend in [Backend::Tdx, Backend::Nitro] {
+            let err = hardware_seal_policy(backend, tpm).unwrap_err().to_string();
+            assert!(
+                err.contains("released at start by an attested peer"),
+                "{err}"
+            );
+        }
+        let err = hardware_seal_policy(Backend::Snp, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--counter-tpm"), "{err}");
     }
 
     #[test]

@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use veritee_attest::{REPORT_DATA_LEN, ReportData, TeeKind};
 use veritee_crypto::aead::AeadKey;
-use veritee_crypto::hkdf::{self, HkdfHash};
 
 /// Gramine's attestation pseudo-filesystem.
 pub const DEFAULT_ROOT: &str = "/dev/attestation";
@@ -164,15 +163,7 @@ impl Platform for GraminePlatform {
                 ),
             ));
         }
-        let mut key = veritee_crypto::Confidential::new([0u8; 32]);
-        hkdf::derive_into(
-            HkdfHash::Sha384,
-            SEAL_SALT,
-            raw.expose(),
-            &[&[policy.code()], label],
-            key.expose_mut(),
-        )?;
-        Ok(AeadKey::from_array(key))
+        super::sealing_key_from(SEAL_SALT, raw.expose(), policy, label)
     }
 
     fn identity(&self) -> &EnclaveIdentity {

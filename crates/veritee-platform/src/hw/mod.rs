@@ -242,6 +242,25 @@ pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError>
     open(probe(roots)?, roots)
 }
 
+/// The sealing key for `policy` and `label` from a hardware key `root`: HKDF-SHA384
+/// under a per-backend `salt`, so a hardware key never serves directly as veritee's.
+pub(crate) fn sealing_key_from(
+    salt: &[u8],
+    root: &[u8],
+    policy: crate::SealPolicy,
+    label: &[u8],
+) -> Result<veritee_crypto::aead::AeadKey, PlatformError> {
+    let mut key = veritee_crypto::Confidential::new([0u8; 32]);
+    veritee_crypto::hkdf::derive_into(
+        veritee_crypto::hkdf::HkdfHash::Sha384,
+        salt,
+        root,
+        &[&[policy.code()], label],
+        key.expose_mut(),
+    )?;
+    Ok(veritee_crypto::aead::AeadKey::from_array(key))
+}
+
 /// Reads at most `limit` bytes of `path`; more is an error naming the limit.
 pub(crate) fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, PlatformError> {
     let file = fs::File::open(path).map_err(PlatformError::io("cannot open", path))?;

@@ -47,7 +47,6 @@ use std::sync::Arc;
 use veritee_attest::{REPORT_DATA_LEN, ReportData, TeeKind};
 use veritee_crypto::Confidential;
 use veritee_crypto::aead::AeadKey;
-use veritee_crypto::hkdf::{self, HkdfHash};
 
 /// The guest device on a real SEV-SNP guest.
 pub const DEFAULT_DEVICE: &str = "/dev/sev-guest";
@@ -369,15 +368,7 @@ impl Platform for SnpPlatform {
         }
         crate::check_security_version(self.identity(), security_version)?;
         let root = self.derived_key(security_version)?;
-        let mut key = Confidential::new([0u8; 32]);
-        hkdf::derive_into(
-            HkdfHash::Sha384,
-            SEAL_SALT,
-            root.expose(),
-            &[&[policy.code()], label],
-            key.expose_mut(),
-        )?;
-        Ok(AeadKey::from_array(key))
+        super::sealing_key_from(SEAL_SALT, root.expose(), policy, label)
     }
 
     fn identity(&self) -> &EnclaveIdentity {
