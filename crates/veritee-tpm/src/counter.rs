@@ -5,9 +5,10 @@
 //! The counter is an ordinary 8-byte NV index that only its owner can read or write:
 //! TPMA_NV_AUTHREAD and TPMA_NV_AUTHWRITE with an authorization value the enclave
 //! derives from its sealing key, and nothing else (no owner or platform access, no
-//! policy, no dictionary-attack lockout for a 256-bit value). Every read and write goes
-//! through an HMAC session, so the value never crosses the host in a form it could
-//! forge: the TPM's answer is authenticated with the authorization value too. When it
+//! policy, no dictionary-attack lockout for a 256-bit value). Every command, the
+//! definition included, goes through an HMAC session salted to the TPM's endorsement
+//! key with parameter encryption: the authorization value never crosses the host in
+//! the clear, and the host can forge neither a command nor the TPM's answer. When it
 //! is opened, the index's public area must be exactly the one defined.
 //!
 //! What the host can still do, and what follows:
@@ -118,38 +119,41 @@ impl TpmCounter {
             .map_err(|e| TpmError::Device(format!("NV authorization: {e}")))?;
 
         let exists = Self::defined(&mut context, index)?;
-        let handle = if exists {
-            let object = context
+        // Started before the index is defined: the definition carries the index's
+        // authorization value, which must cross the host encrypted.
+        let session = salted_session(&mut context, index)?;
+        // From here an error drops `counter`, which flushes the session.
+        let mut counter = Self {
+            context,
+            tcti: tcti.to_string(),
+            index: tpm_index,
+            handle: NvIndexHandle::from(ObjectHandle::None),
+            session: Some(session),
+            last: None,
+        };
+        counter.handle = if exists {
+            let object = counter
+                .context
                 .execute_without_session(|ctx| {
                     ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_index))
                 })
                 .map_err(device("looking up the counter", index))?;
             NvIndexHandle::from(object)
         } else {
-            context
-                .execute_with_nullauth_session(|ctx| {
-                    ctx.nv_define_space(
-                        Provision::Owner,
-                        Some(auth_value.clone()),
-                        expected.clone(),
-                    )
+            counter
+                .context
+                .execute_with_session(Some(session), |ctx| {
+                    ctx.nv_define_space(Provision::Owner, Some(auth_value.clone()), expected)
                 })
                 .map_err(device(
                     "defining the counter (the owner hierarchy's authorization must be empty)",
                     index,
                 ))?
         };
-        context
-            .tr_set_auth(ObjectHandle::from(handle), auth_value)
+        counter
+            .context
+            .tr_set_auth(ObjectHandle::from(counter.handle), auth_value)
             .map_err(device("setting the counter's authorization", index))?;
-        let mut counter = Self {
-            context,
-            tcti: tcti.to_string(),
-            index: tpm_index,
-            handle,
-            session: None,
-            last: None,
-        };
         counter.check_public()?;
         if !exists {
             counter.write_raw(0)?;
@@ -217,31 +221,13 @@ impl TpmCounter {
         Ok(())
     }
 
-    /// The HMAC session: the authorization value never crosses the host, and the TPM's
-    /// answers are authenticated with it. Started once and kept (continueSession).
+    /// The counter's HMAC session ([`salted_session`]), started once and kept.
     fn session(&mut self) -> Result<AuthSession, TpmError> {
         if let Some(session) = self.session {
             return Ok(session);
         }
         let index = self.index();
-        let session = self
-            .context
-            .start_auth_session(
-                None,
-                None,
-                None,
-                SessionType::Hmac,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )
-            .map_err(device("starting an HMAC session", index))?
-            .ok_or_else(|| TpmError::Device("the TPM returned no HMAC session".into()))?;
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_continue_session(true)
-            .build();
-        self.context
-            .tr_sess_set_attributes(session, attributes, mask)
-            .map_err(device("setting the HMAC session's attributes", index))?;
+        let session = salted_session(&mut self.context, index)?;
         self.session = Some(session);
         Ok(session)
     }
@@ -249,10 +235,7 @@ impl TpmCounter {
     /// Ends the session, after a failure (the next command starts a new one) or on drop.
     fn end_session(&mut self) {
         if let Some(session) = self.session.take() {
-            let handle = tss_esapi::handles::SessionHandle::from(session);
-            if let Err(e) = self.context.flush_context(handle.into()) {
-                tracing::warn!("TPM flush of an HMAC session failed: {e}");
-            }
+            flush_session(&mut self.context, session);
         }
     }
 
@@ -341,10 +324,62 @@ impl TpmCounter {
     }
 }
 
+/// An HMAC session salted to the TPM's ECC endorsement key, with parameter encryption
+/// both ways and continueSession. The salt travels encrypted to a key only the TPM
+/// holds, so the session key is secret from whoever relays the TPM's traffic: it keys
+/// the commands' and answers' HMACs (with the index's authorization value) and the
+/// encryption of their first parameter (the authorization value when the index is
+/// defined, the counter's value after). An unsalted session's key would be computable
+/// from the nonces on the wire.
+fn salted_session(context: &mut Context, index: u32) -> Result<AuthSession, TpmError> {
+    let ek = tss_esapi::abstraction::ek::create_ek_object(
+        context,
+        tss_esapi::interface_types::algorithm::AsymmetricAlgorithm::Ecc,
+        None,
+    )
+    .map_err(device(
+        "making the TPM's ECC endorsement key to salt a session",
+        index,
+    ))?;
+    let started = context.start_auth_session(
+        Some(ek),
+        None,
+        None,
+        SessionType::Hmac,
+        SymmetricDefinition::AES_128_CFB,
+        HashingAlgorithm::Sha256,
+    );
+    if let Err(e) = context.flush_context(ek.into()) {
+        tracing::warn!("TPM flush of the endorsement key failed: {e}");
+    }
+    let session = started
+        .map_err(device("starting a salted HMAC session", index))?
+        .ok_or_else(|| TpmError::Device("the TPM returned no HMAC session".into()))?;
+    let (attributes, mask) = SessionAttributesBuilder::new()
+        .with_continue_session(true)
+        .with_decrypt(true)
+        .with_encrypt(true)
+        .build();
+    if let Err(e) = context.tr_sess_set_attributes(session, attributes, mask) {
+        flush_session(context, session);
+        return Err(device("setting the HMAC session's attributes", index)(e));
+    }
+    Ok(session)
+}
+
+fn flush_session(context: &mut Context, session: AuthSession) {
+    let handle = tss_esapi::handles::SessionHandle::from(session);
+    if let Err(e) = context.flush_context(handle.into()) {
+        tracing::warn!("TPM flush of an HMAC session failed: {e}");
+    }
+}
+
 impl Drop for TpmCounter {
     fn drop(&mut self) {
         // libtss2 keeps the authorization value with the handle, closed here.
         self.end_session();
-        let _ = self.context.tr_close(&mut ObjectHandle::from(self.handle));
+        if self.handle != NvIndexHandle::from(ObjectHandle::None) {
+            let _ = self.context.tr_close(&mut ObjectHandle::from(self.handle));
+        }
     }
 }

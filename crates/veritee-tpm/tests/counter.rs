@@ -134,3 +134,94 @@ fn an_index_held_by_something_else_is_neither_used_nor_replaced() {
         .to_string();
     assert!(err.contains("outside the owner's range"), "{err}");
 }
+
+/// Two consecutive free loopback ports (the swtpm TCTI's server and control ports).
+fn free_port_pair() -> (std::net::TcpListener, std::net::TcpListener) {
+    for _ in 0..64 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        if port < u16::MAX
+            && let Ok(second) = std::net::TcpListener::bind(("127.0.0.1", port + 1))
+        {
+            return (first, second);
+        }
+    }
+    panic!("no two consecutive free loopback ports");
+}
+
+/// Relays every connection on `listener` to `target`, keeping a copy of every byte
+/// either way: what a host relaying the TPM's traffic sees.
+fn record(
+    listener: std::net::TcpListener,
+    target: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+}
+
+#[test]
+fn the_authorization_value_and_the_count_never_cross_the_host_in_the_clear() {
+    let Some((_dir, tpm)) = start() else { return };
+    let real_port: u16 = tpm
+        .tcti()
+        .rsplit("port=")
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("swtpm port");
+    let (server, control) = free_port_pair();
+    let relay_port = server.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    record(server, real_port, std::sync::Arc::clone(&seen));
+    record(control, real_port + 1, std::sync::Arc::clone(&seen));
+    let tcti = format!("swtpm:host=127.0.0.1,port={relay_port}");
+
+    let canary: [u8; 32] = *b"veritee counter auth CANARY 0123";
+    let count: u64 = 0x5eed_c0de_1234_5678;
+    let mut counter = TpmCounter::open(&tcti, INDEX, &canary).unwrap();
+    counter.advance_to(count).unwrap();
+    drop(counter);
+    let mut again = TpmCounter::open(&tcti, INDEX, &canary).unwrap();
+    assert_eq!(again.read().unwrap(), count);
+    drop(again);
+
+    let seen = seen.lock().unwrap().clone();
+    // The relay saw the traffic: the index's handle is there, in the clear.
+    assert!(
+        seen.windows(4).any(|w| w == INDEX.to_be_bytes()),
+        "nothing recorded"
+    );
+    for (what, secret) in [
+        ("the authorization value", &canary[..]),
+        ("half the authorization value", &canary[..16]),
+        ("the count", &count.to_be_bytes()[..]),
+    ] {
+        assert!(
+            !seen.windows(secret.len()).any(|w| w == secret),
+            "{what} crossed the relay in the clear"
+        );
+    }
+}

@@ -14,8 +14,9 @@
 //! Every backend takes the path of its interface as a parameter, so tests run them
 //! against fake device trees and fake devices; [`HardwareRoots::system`] names the real
 //! paths, [`probe`] tells which is present, [`open`] opens the one asked for (or names
-//! the device that is missing) and [`detect`] does both. Each backend learns the enclave's identity
-//! from evidence it requests over zero report data when it is opened ([`layout`]).
+//! the device that is missing) and [`detect`] does both. Each backend learns the
+//! enclave's identity from evidence it requests over zero report data when it is
+//! opened ([`layout`]).
 
 pub mod gramine;
 pub mod layout;
@@ -210,7 +211,12 @@ pub fn open(backend: Backend, roots: &HardwareRoots) -> Result<Box<dyn Platform>
             }
             let device: Arc<dyn sev_guest::SevGuestDevice> = match &roots.sev_guest_device {
                 Some(device) => Arc::clone(device),
-                None if roots.sev_guest.exists() => Arc::new(sev_guest::SevGuestFile::open()?),
+                // The sev crate opens /dev/sev-guest and no other path.
+                None if roots.sev_guest == Path::new(sev_guest::DEFAULT_DEVICE)
+                    && roots.sev_guest.exists() =>
+                {
+                    Arc::new(sev_guest::SevGuestFile::open()?)
+                }
                 None => {
                     return Err(missing(
                         &roots.sev_guest,
