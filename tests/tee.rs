@@ -93,13 +93,29 @@ fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("tpm")).unwrap();
+    // A TPM as a manufacturer ships it, and its manufacturer's CAs for the node.
+    let ca = veritee_tpm::swtpm::LocalCa::new(&dir.path().join("ca")).unwrap();
+    ca.manufacture(&dir.path().join("tpm")).unwrap();
+    let ca_pem = dir.path().join("tpm-ca.pem");
+    std::fs::write(
+        &ca_pem,
+        [ca.root_pem().unwrap(), ca.intermediate_pem().unwrap()].concat(),
+    )
+    .unwrap();
     let tpm = veritee_tpm::swtpm::SoftwareTpm::start(&dir.path().join("tpm")).unwrap();
     let tcti = tpm.tcti();
     let state = dir.path().join("node");
     let store = state.join("store");
     let older = dir.path().join("older");
-    let args = ["--tee", "sim", "--counter-tpm", tcti.as_str()];
+    let ca_arg = s(&ca_pem);
+    let args = [
+        "--tee",
+        "sim",
+        "--counter-tpm",
+        tcti.as_str(),
+        "--counter-tpm-ca",
+        &ca_arg,
+    ];
 
     let node = start_with(&state, &s(&store), &args);
     node.tenant();
@@ -132,6 +148,36 @@ fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
             && stderr.contains("kept by the TPM at swtpm:"),
         "{stderr}"
     );
+
+    // A TPM its manufacturer's CAs do not vouch for (here: the CAs of another) is
+    // refused, so a host cannot put a TPM of its own in its place.
+    let other = veritee_tpm::swtpm::LocalCa::new(&dir.path().join("other-ca")).unwrap();
+    other.manufacture(&dir.path().join("other-tpm")).unwrap();
+    let other_pem = dir.path().join("other-ca.pem");
+    std::fs::write(&other_pem, other.root_pem().unwrap()).unwrap();
+    let state = dir.path().join("wrong-ca");
+    let (state_arg, store_arg, other_arg) = (s(&state), s(&state.join("store")), s(&other_pem));
+    let out = veritee(&[
+        "node",
+        "--dir",
+        &state_arg,
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store_arg,
+        "--tee",
+        "sim",
+        "--counter-tpm",
+        &tcti,
+        "--counter-tpm-ca",
+        &other_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a node served on an unvouched TPM: {stderr}"
+    );
+    assert!(stderr.contains("is not vouched for"), "{stderr}");
 
     // The contrast: with the simulated machine's own counter, which lives in files the
     // host holds, the same copy put back is served.

@@ -46,6 +46,11 @@ pub struct NodeArgs {
     /// keep no counter, so they need one; on the simulator it replaces the machine's.
     #[arg(long)]
     counter_tpm: Option<String>,
+    /// The CAs (PEM) that certify the counter TPM's endorsement key: the node refuses a
+    /// TPM they do not vouch for, so a host cannot put a TPM of its own in its place.
+    /// Required on hardware; measured with the code.
+    #[arg(long, requires = "counter_tpm")]
+    counter_tpm_ca: Option<PathBuf>,
     /// A simulated machine directory to run on (default: DIR/platform, created with a
     /// simulated vendor in DIR/vendor).
     #[arg(long)]
@@ -139,6 +144,9 @@ pub struct EnclaveArgs {
     /// The TPM keeping the monotonic counter.
     #[arg(long)]
     counter_tpm: Option<String>,
+    /// The CAs certifying that TPM (PEM; measured with the code).
+    #[arg(long)]
+    counter_tpm_ca: Option<PathBuf>,
     /// The socket to listen on.
     #[arg(long)]
     socket: PathBuf,
@@ -326,7 +334,11 @@ fn resolve_tee(tee: &str) -> Result<(Option<Backend>, Option<String>)> {
 pub fn run(args: NodeArgs) -> Result<Outcome> {
     let (backend, tee_warning) = resolve_tee(&args.tee)?;
     if let Some(backend) = backend {
-        veritee_enclave::launch::hardware_seal_policy(backend, args.counter_tpm.as_deref())?;
+        veritee_enclave::launch::hardware_seal_policy(
+            backend,
+            args.counter_tpm.as_deref(),
+            args.counter_tpm_ca.is_some(),
+        )?;
     }
     if backend.is_some() && (args.platform.is_some() || args.enclave_signer_key.is_some()) {
         bail!(
@@ -361,6 +373,15 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             "the enclave's monotonic counter (rollback protection) is kept by the TPM at {tcti}"
         );
         enclave_args.extend(["--counter-tpm".into(), tcti.into()]);
+    }
+    if let Some(ca) = &args.counter_tpm_ca {
+        // Read here too, so a bad file stops the node before the enclave starts.
+        veritee_attest::ParsedCertificate::from_pem_chain(&crate::files::read(
+            ca,
+            "counter TPM CA",
+        )?)
+        .with_context(|| format!("the counter TPM's CA {}", ca.display()))?;
+        enclave_args.extend(["--counter-tpm-ca".into(), ca.clone().into_os_string()]);
     }
     if let Some(k) = &args.enclave_signer_key {
         load_signer(k)?;
@@ -549,6 +570,10 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             Some(p) => crate::files::read(p, "TPM CA")?,
             None => Vec::new(),
         },
+        counter_tpm_anchors_pem: match &args.counter_tpm_ca {
+            Some(p) => crate::files::read(p, "counter TPM CA")?,
+            None => Vec::new(),
+        },
     };
     let (platform, seal_policy) = if args.tee == "sim" {
         let Some(machine) = &args.platform else {
@@ -560,7 +585,9 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             veritee_enclave::launch::launch_simulated(machine, &exe, &config, signer.as_ref())?;
         match &args.counter_tpm {
             Some(tcti) => {
-                let counted = veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti);
+                let anchors = veritee_enclave::launch::counter_tpm_anchors(&config)?;
+                let counted =
+                    veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti, anchors);
                 (
                     Box::new(counted) as Box<dyn veritee_platform::Platform>,
                     policy,

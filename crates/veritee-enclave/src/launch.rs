@@ -42,6 +42,9 @@ pub struct EnclaveConfig {
     /// PEM CAs of the TPM manufacturers a security module accepts TPM targets under:
     /// measured, so an owner's policy names the CAs its SM trusts.
     pub tpm_trust_anchors_pem: Vec<u8>,
+    /// PEM CAs the TPM keeping the enclave's monotonic counter must be certified by
+    /// (`--counter-tpm-ca`): measured, so the host cannot swap in a TPM of its own.
+    pub counter_tpm_anchors_pem: Vec<u8>,
 }
 
 impl EnclaveConfig {
@@ -61,6 +64,11 @@ impl EnclaveConfig {
             out.extend_from_slice(b"tpm trust anchors\0");
             out.extend_from_slice(&(self.tpm_trust_anchors_pem.len() as u64).to_le_bytes());
             out.extend_from_slice(&self.tpm_trust_anchors_pem);
+        }
+        if !self.counter_tpm_anchors_pem.is_empty() {
+            out.extend_from_slice(b"counter tpm anchors\0");
+            out.extend_from_slice(&(self.counter_tpm_anchors_pem.len() as u64).to_le_bytes());
+            out.extend_from_slice(&self.counter_tpm_anchors_pem);
         }
         out
     }
@@ -117,12 +125,14 @@ pub fn check_launch_config(
 /// What an enclave on the hardware TEE `backend` seals to, or why it cannot run there:
 /// the signer on SGX (an upgrade of the same signer keeps its data), the measurement on
 /// SEV-SNP (no signer key); TDX and Nitro give no sealing key at all. No hardware TEE
-/// keeps a monotonic counter, so a TPM must keep it (`counter_tpm`): without one the
-/// enclave could not tell its current state from an older copy. The node checks this
+/// keeps a monotonic counter, so a TPM must keep it (`counter_tpm`), certified by CAs
+/// the configuration names (`counter_tpm_ca`): without one the enclave could not tell
+/// its current state from an older copy. The node checks this
 /// before it starts anything; the enclave checks it again ([`launch_hardware`]).
 pub fn hardware_seal_policy(
     backend: Backend,
     counter_tpm: Option<&str>,
+    counter_tpm_ca: bool,
 ) -> Result<(SealPolicy, &str), PlatformError> {
     let policy = match backend {
         Backend::Sgx => SealPolicy::Signer,
@@ -140,10 +150,18 @@ pub fn hardware_seal_policy(
         return Err(PlatformError::Unsupported(format!(
             "--tee {}: this TEE keeps no monotonic counter, and the sealed state's rollback \
              protection needs one: name a TPM to keep it with --counter-tpm TCTI (a device TPM \
-             or a vTPM inside the TEE's boundary, e.g. device:/dev/tpmrm0)",
+             or a vTPM inside the TEE's boundary, e.g. device:/dev/tpmrm0) and its \
+             manufacturer's CAs with --counter-tpm-ca",
             backend.name()
         )));
     };
+    if !counter_tpm_ca {
+        return Err(PlatformError::Unsupported(format!(
+            "--tee {}: --counter-tpm needs --counter-tpm-ca, the CAs that certify that TPM's \
+             endorsement key: without them a host emulating the TPM could set the counter back",
+            backend.name()
+        )));
+    }
     Ok((policy, tcti))
 }
 
@@ -158,11 +176,15 @@ pub fn launch_hardware(
     measured_env: Option<&str>,
     counter_tpm: Option<&str>,
 ) -> Result<(Box<dyn Platform>, SealPolicy), PlatformError> {
-    let (policy, tcti) = hardware_seal_policy(backend, counter_tpm)?;
+    let anchors = counter_tpm_anchors(config)?;
+    let (policy, tcti) = hardware_seal_policy(backend, counter_tpm, !anchors.is_empty())?;
     let platform = veritee_platform::hw::open(backend, roots)?;
     check_launch_config(platform.identity(), config, measured_env)?;
     platform.sealing_key(policy, b"veritee launch check")?;
-    Ok((Box::new(TpmCountedPlatform::new(platform, tcti)), policy))
+    Ok((
+        Box::new(TpmCountedPlatform::new(platform, tcti, anchors)),
+        policy,
+    ))
 }
 
 /// The bytes the platform measures: the executable, then the configuration.
@@ -200,6 +222,18 @@ pub fn launch_simulated(
     Ok((Box::new(machine.launch(&image)?), policy))
 }
 
+/// The CAs the counter TPM must be certified by, from the configuration.
+pub fn counter_tpm_anchors(
+    config: &EnclaveConfig,
+) -> Result<Vec<veritee_attest::ParsedCertificate>, PlatformError> {
+    if config.counter_tpm_anchors_pem.is_empty() {
+        return Ok(Vec::new());
+    }
+    veritee_attest::ParsedCertificate::from_pem_chain(&config.counter_tpm_anchors_pem).map_err(
+        |e| PlatformError::InvalidInput(format!("the counter TPM's CAs (--counter-tpm-ca): {e}")),
+    )
+}
+
 /// A platform whose monotonic counters live in a TPM ([`veritee_tpm::counter`]): for
 /// hardware TEEs that keep none, or to keep the simulator's in a TPM instead.
 ///
@@ -212,14 +246,21 @@ pub fn launch_simulated(
 pub struct TpmCountedPlatform {
     inner: Box<dyn Platform>,
     tcti: String,
+    anchors: Vec<veritee_attest::ParsedCertificate>,
 }
 
 impl TpmCountedPlatform {
-    /// `inner`, with its counters kept by the TPM at `tcti`.
-    pub fn new(inner: Box<dyn Platform>, tcti: &str) -> Self {
+    /// `inner`, with its counters kept by the TPM at `tcti`, which must be certified
+    /// by one of `anchors` (unchecked when empty: the simulator only).
+    pub fn new(
+        inner: Box<dyn Platform>,
+        tcti: &str,
+        anchors: Vec<veritee_attest::ParsedCertificate>,
+    ) -> Self {
         Self {
             inner,
             tcti: tcti.to_string(),
+            anchors,
         }
     }
 }
@@ -294,8 +335,20 @@ impl Platform for TpmCountedPlatform {
         )?;
         let span = OWNER_NV_LAST - OWNER_NV_FIRST + 1;
         let index = OWNER_NV_FIRST + u32::from_le_bytes(index) % span;
-        let counter = veritee_tpm::counter::TpmCounter::open(&self.tcti, index, auth.expose())
-            .map_err(tpm_failure)?;
+        // The endorsement key's certificate is judged at this machine's time, never
+        // before this release: the enclave's own clock floor is in the very state this
+        // counter protects, which is not loaded yet. EK certificates usually run to 9999.
+        let genuine = (!self.anchors.is_empty()).then(|| veritee_tpm::counter::GenuineTpm {
+            anchors: self.anchors.clone(),
+            at: time::OffsetDateTime::now_utc().max(crate::clock::RELEASE_FLOOR),
+        });
+        let counter = veritee_tpm::counter::TpmCounter::open(
+            &self.tcti,
+            index,
+            auth.expose(),
+            genuine.as_ref(),
+        )
+        .map_err(tpm_failure)?;
         Ok(Box::new(NvCounter(std::sync::Mutex::new(counter))))
     }
 }
@@ -327,24 +380,30 @@ mod tests {
     fn hardware_needs_a_sealing_key_and_a_counter_tpm() {
         let tpm = Some("device:/dev/tpmrm0");
         assert_eq!(
-            hardware_seal_policy(Backend::Snp, tpm).unwrap(),
+            hardware_seal_policy(Backend::Snp, tpm, true).unwrap(),
             (SealPolicy::Measurement, "device:/dev/tpmrm0")
         );
         assert_eq!(
-            hardware_seal_policy(Backend::Sgx, tpm).unwrap().0,
+            hardware_seal_policy(Backend::Sgx, tpm, true).unwrap().0,
             SealPolicy::Signer
         );
         for backend in [Backend::Tdx, Backend::Nitro] {
-            let err = hardware_seal_policy(backend, tpm).unwrap_err().to_string();
+            let err = hardware_seal_policy(backend, tpm, true)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("released at start by an attested peer"),
                 "{err}"
             );
         }
-        let err = hardware_seal_policy(Backend::Snp, None)
+        let err = hardware_seal_policy(Backend::Snp, None, true)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--counter-tpm"), "{err}");
+        let err = hardware_seal_policy(Backend::Snp, tpm, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--counter-tpm-ca"), "{err}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn main() {
     let state = dir.path().join("tpm");
     std::fs::create_dir(&state).expect("state dir");
     let tpm = SoftwareTpm::start(&state).expect("swtpm");
-    let mut counter = TpmCounter::open(&tpm.tcti(), 0x0100_0042, &[9; 32]).expect("counter");
+    let mut counter = TpmCounter::open(&tpm.tcti(), 0x0100_0042, &[9; 32], None).expect("counter");
     let file_path = dir.path().join("counter");
 
     let (mut advance, mut read, mut file) = (vec![], vec![], vec![]);

@@ -29,19 +29,22 @@
 use crate::TpmError;
 use std::str::FromStr;
 use tss_esapi::Context;
+use tss_esapi::abstraction::ek;
 use tss_esapi::attributes::{
     NvIndexAttributes, NvIndexAttributesBuilder, SessionAttributesBuilder,
 };
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::{CapabilityType, SessionType};
-use tss_esapi::handles::{NvIndexHandle, NvIndexTpmHandle, ObjectHandle, TpmHandle};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::handles::{KeyHandle, NvIndexHandle, NvIndexTpmHandle, ObjectHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm};
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Auth, CapabilityData, MaxNvBuffer, NvPublic, NvPublicBuilder, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::Marshall;
 
 /// First NV index of the range the TCG reserves for the owner (Registry of Reserved
 /// TPM 2.0 Handles and Localities, 2.2).
@@ -51,6 +54,19 @@ pub const OWNER_NV_LAST: u32 = 0x013F_FFFF;
 /// Bytes in the counter's NV index.
 pub const COUNTER_LEN: u16 = 8;
 
+/// How the counter knows its TPM is a genuine one: the certificate of the TPM's RSA
+/// endorsement key (NV index 0x01c00002) chains to one of `anchors`, the TPM
+/// manufacturers' CAs, at `at`, and sessions are salted to that key. Without it they
+/// are salted to the TPM's ECC endorsement key unchecked, which keeps out a host that
+/// relays the TPM's traffic but not one that emulates the whole TPM.
+#[derive(Debug, Clone)]
+pub struct GenuineTpm {
+    /// The TPM manufacturers' CAs (roots, and intermediates to build paths with).
+    pub anchors: Vec<veritee_attest::ParsedCertificate>,
+    /// When to judge the certificate's validity.
+    pub at: time::OffsetDateTime,
+}
+
 /// A counter in a TPM NV index: see the module documentation.
 pub struct TpmCounter {
     context: Context,
@@ -59,6 +75,9 @@ pub struct TpmCounter {
     handle: NvIndexHandle,
     /// The HMAC session every command goes through, kept open between them.
     session: Option<AuthSession>,
+    /// The verified endorsement key's public area, when the TPM was checked
+    /// ([`GenuineTpm`]): later sessions are salted to that key only.
+    verified_ek: Option<Vec<u8>>,
     /// The value last read or written: only this process holds the authorization, so
     /// the TPM cannot hold another unless the index was deleted (then writes fail).
     last: Option<u64>,
@@ -100,8 +119,14 @@ fn public(index: NvIndexTpmHandle) -> Result<NvPublic, TpmError> {
 impl TpmCounter {
     /// Opens the counter at `index` (in the owner's range) of the TPM at `tcti`,
     /// defining it at 0 if it does not exist. An index that exists with other
-    /// attributes than a counter's is refused, never used or replaced.
-    pub fn open(tcti: &str, index: u32, auth: &[u8; 32]) -> Result<Self, TpmError> {
+    /// attributes than a counter's is refused, never used or replaced. With `genuine`,
+    /// a TPM whose endorsement key is not certified by one of its CAs is refused.
+    pub fn open(
+        tcti: &str,
+        index: u32,
+        auth: &[u8; 32],
+        genuine: Option<&GenuineTpm>,
+    ) -> Result<Self, TpmError> {
         if !(OWNER_NV_FIRST..=OWNER_NV_LAST).contains(&index) {
             return Err(TpmError::Device(format!(
                 "NV index {index:#010x} is outside the owner's range \
@@ -119,9 +144,13 @@ impl TpmCounter {
             .map_err(|e| TpmError::Device(format!("NV authorization: {e}")))?;
 
         let exists = Self::defined(&mut context, index)?;
+        let verified_ek = match genuine {
+            Some(genuine) => Some(verify_endorsement(&mut context, genuine, index)?),
+            None => None,
+        };
         // Started before the index is defined: the definition carries the index's
         // authorization value, which must cross the host encrypted.
-        let session = salted_session(&mut context, index)?;
+        let session = salted_session(&mut context, index, verified_ek.as_deref())?;
         // From here an error drops `counter`, which flushes the session.
         let mut counter = Self {
             context,
@@ -129,6 +158,7 @@ impl TpmCounter {
             index: tpm_index,
             handle: NvIndexHandle::from(ObjectHandle::None),
             session: Some(session),
+            verified_ek,
             last: None,
         };
         counter.handle = if exists {
@@ -227,7 +257,7 @@ impl TpmCounter {
             return Ok(session);
         }
         let index = self.index();
-        let session = salted_session(&mut self.context, index)?;
+        let session = salted_session(&mut self.context, index, self.verified_ek.as_deref())?;
         self.session = Some(session);
         Ok(session)
     }
@@ -324,23 +354,95 @@ impl TpmCounter {
     }
 }
 
-/// An HMAC session salted to the TPM's ECC endorsement key, with parameter encryption
-/// both ways and continueSession. The salt travels encrypted to a key only the TPM
-/// holds, so the session key is secret from whoever relays the TPM's traffic: it keys
-/// the commands' and answers' HMACs (with the index's authorization value) and the
-/// encryption of their first parameter (the authorization value when the index is
-/// defined, the counter's value after). An unsalted session's key would be computable
-/// from the nonces on the wire.
-fn salted_session(context: &mut Context, index: u32) -> Result<AuthSession, TpmError> {
-    let ek = tss_esapi::abstraction::ek::create_ek_object(
+/// The TPM's RSA endorsement key (TCG template L-1) and its public area.
+fn rsa_endorsement_key(
+    context: &mut Context,
+    index: u32,
+) -> Result<(KeyHandle, Vec<u8>), TpmError> {
+    let ek = ek::create_ek_object(context, AsymmetricAlgorithm::Rsa, None)
+        .map_err(device("making the TPM's RSA endorsement key", index))?;
+    let public = context
+        .read_public(ek)
+        .map_err(device("reading the endorsement key's public area", index))
+        .and_then(|(public, _, _)| {
+            public
+                .marshall()
+                .map_err(device("the endorsement key's public area", index))
+        });
+    match public {
+        Ok(public) => Ok((ek, public)),
+        Err(e) => {
+            flush_key(context, ek);
+            Err(e)
+        }
+    }
+}
+
+/// Checks the TPM's RSA endorsement key against its certificate and `genuine`'s CAs
+/// (`crate::enrollment::verify_ek`, as a security module checks a target's); returns
+/// its public area.
+fn verify_endorsement(
+    context: &mut Context,
+    genuine: &GenuineTpm,
+    index: u32,
+) -> Result<Vec<u8>, TpmError> {
+    let certificate = ek::retrieve_ek_pubcert(
         context,
-        tss_esapi::interface_types::algorithm::AsymmetricAlgorithm::Ecc,
-        None,
+        tss_esapi::abstraction::AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
     )
     .map_err(device(
-        "making the TPM's ECC endorsement key to salt a session",
+        "reading the endorsement key's certificate from NV",
         index,
     ))?;
+    let (ek, public) = rsa_endorsement_key(context, index)?;
+    flush_key(context, ek);
+    crate::enrollment::verify_ek(
+        &certificate,
+        &public,
+        &genuine.anchors,
+        // Intermediate CAs given with the roots help build the path, as at a security module.
+        &genuine.anchors,
+        genuine.at,
+        &mut crate::cache::VerifiedEkCache::default(),
+    )
+    .map_err(|e| {
+        TpmError::Device(format!(
+            "the TPM keeping the counter is not vouched for: {e}"
+        ))
+    })?;
+    Ok(public)
+}
+
+/// An HMAC session salted to the TPM's endorsement key (the verified RSA one when
+/// `verified_ek` names it, else the ECC one), with parameter encryption both ways and
+/// continueSession. The salt travels encrypted to a key only the TPM holds, so the
+/// session key is secret from whoever relays the TPM's traffic: it keys the commands'
+/// and answers' HMACs (with the index's authorization value) and the encryption of
+/// their first parameter (the authorization value when the index is defined, the
+/// counter's value after). An unsalted session's key would be computable from the
+/// nonces on the wire.
+fn salted_session(
+    context: &mut Context,
+    index: u32,
+    verified_ek: Option<&[u8]>,
+) -> Result<AuthSession, TpmError> {
+    let ek = match verified_ek {
+        Some(expected) => {
+            let (ek, public) = rsa_endorsement_key(context, index)?;
+            if public != expected {
+                flush_key(context, ek);
+                return Err(TpmError::Device(
+                    "the TPM's endorsement key is not the one verified when the counter was opened"
+                        .into(),
+                ));
+            }
+            ek
+        }
+        None => ek::create_ek_object(context, AsymmetricAlgorithm::Ecc, None).map_err(device(
+            "making the TPM's ECC endorsement key to salt a session",
+            index,
+        ))?,
+    };
     let started = context.start_auth_session(
         Some(ek),
         None,
@@ -349,9 +451,7 @@ fn salted_session(context: &mut Context, index: u32) -> Result<AuthSession, TpmE
         SymmetricDefinition::AES_128_CFB,
         HashingAlgorithm::Sha256,
     );
-    if let Err(e) = context.flush_context(ek.into()) {
-        tracing::warn!("TPM flush of the endorsement key failed: {e}");
-    }
+    flush_key(context, ek);
     let session = started
         .map_err(device("starting a salted HMAC session", index))?
         .ok_or_else(|| TpmError::Device("the TPM returned no HMAC session".into()))?;
@@ -365,6 +465,12 @@ fn salted_session(context: &mut Context, index: u32) -> Result<AuthSession, TpmE
         return Err(device("setting the HMAC session's attributes", index)(e));
     }
     Ok(session)
+}
+
+fn flush_key(context: &mut Context, key: KeyHandle) {
+    if let Err(e) = context.flush_context(key.into()) {
+        tracing::warn!("TPM flush of the endorsement key failed: {e}");
+    }
 }
 
 fn flush_session(context: &mut Context, session: AuthSession) {

@@ -228,6 +228,100 @@ fn what_signature(what: &'static str) -> &'static str {
     }
 }
 
+/// Verifies a TPM's endorsement key: its certificate (DER) chains through
+/// `intermediates` to one of `anchors` (the TPM manufacturers' CAs) at `at`, and
+/// `ek_public` (TPMT_PUBLIC) is the certified key, made by the TCG's RSA-2048 template
+/// L-1. Returns the certificate and the anchor it chains to. A certificate in `cache`
+/// still valid at `at` under one of `anchors` is not chained again.
+pub fn verify_ek(
+    ek_certificate: &[u8],
+    ek_public: &[u8],
+    anchors: &[ParsedCertificate],
+    intermediates: &[ParsedCertificate],
+    at: OffsetDateTime,
+    cache: &mut VerifiedEkCache,
+) -> Result<(ParsedCertificate, ParsedCertificate), TpmError> {
+    bound("EK certificate", ek_certificate, MAX_EK_CERTIFICATE_LEN)?;
+    // 1. The EK certificate chains to a manufacturer CA. TCG EK certificates make the
+    //    subjectAltName (the TPM manufacturer, model and version), basicConstraints and
+    //    keyUsage critical; veritee-x509 understands all three, and nothing else
+    //    critical is accepted.
+    let ek_cert = ParsedCertificate::from_der(ek_certificate)
+        .map_err(|err| TpmError::malformed("EK certificate", err))?;
+    let anchor = match cache.get(ek_certificate, anchors, at) {
+        Some(anchor) => anchor,
+        None => {
+            let chain = verify_chain(
+                &ek_cert,
+                intermediates,
+                anchors,
+                &[],
+                at,
+                RevocationPolicy::CheckIfPresent,
+                &[],
+            )
+            .map_err(|err| TpmError::EkCertificate(err.to_string()))?;
+            cache.insert(ek_certificate, &chain.path);
+            chain.anchor().clone()
+        }
+    };
+
+    // 2. The EK is the certified key, and a TPM-resident restricted decryption key.
+    let ek = parse_public("EK public area (TPMT_PUBLIC)", ek_public)?;
+    let ek_key = public_key_bits(&ek).map_err(|err| TpmError::KeyAttributes {
+        key: "EK",
+        reason: err.to_string(),
+    })?;
+    if ek_key != ek_cert.public_key_bits() {
+        return Err(TpmError::EkNotCertified);
+    }
+    rsa_2048("EK", &ek)?;
+    check_attributes(
+        "EK",
+        ek.attributes,
+        FIXED_TPM | FIXED_PARENT | RESTRICTED | DECRYPT,
+        SIGN,
+    )?;
+    // The rest of the public area is not covered by the certificate: it must be the
+    // TCG default template, so that every byte of it is determined.
+    if ek.attributes != EK_TEMPLATE_ATTRIBUTES {
+        return Err(TpmError::KeyAttributes {
+            key: "EK",
+            reason: format!(
+                "attributes {:#010x} ({}) are not those of the TCG EK template L-1 ({EK_TEMPLATE_ATTRIBUTES:#010x})",
+                ek.attributes,
+                attribute_names(ek.attributes)
+            ),
+        });
+    }
+    if ek.auth_policy != EK_TEMPLATE_POLICY || ek.scheme.alg != TPM_ALG_NULL {
+        return Err(TpmError::KeyAttributes {
+            key: "EK",
+            reason: format!(
+                "authPolicy {} or scheme {:#06x} is not that of the TCG EK template L-1 (PolicySecret(TPM_RH_ENDORSEMENT), NULL)",
+                hex::encode(&ek.auth_policy),
+                ek.scheme.alg
+            ),
+        });
+    }
+    match ek.symmetric {
+        Some(s) if s.alg == TPM_ALG_AES && s.key_bits == 128 && s.mode == TPM_ALG_CFB => {}
+        other => {
+            return Err(TpmError::KeyAttributes {
+                key: "EK",
+                reason: format!("symmetric definition {other:?} is not AES-128-CFB"),
+            });
+        }
+    }
+    if ek.name_alg != TPM_ALG_SHA256 {
+        return Err(TpmError::KeyAttributes {
+            key: "EK",
+            reason: format!("nameAlg {} is not SHA-256", hash_name(ek.name_alg)),
+        });
+    }
+    Ok((ek_cert, anchor))
+}
+
 /// Verifies a TPM 2.0 target's enrollment evidence (see the module documentation for
 /// every check) over `nonce`, the SM's fresh challenge, with the EK certificate chained
 /// through `intermediates` to one of `anchors` (the TPM manufacturers' CAs) at `at`.
@@ -283,83 +377,14 @@ pub fn verify_enrollment_cached(
         ));
     }
 
-    // 1. The EK certificate chains to a manufacturer CA. TCG EK certificates make the
-    //    subjectAltName (the TPM manufacturer, model and version), basicConstraints and
-    //    keyUsage critical; veritee-x509 understands all three, and nothing else
-    //    critical is accepted.
-    let ek_cert = ParsedCertificate::from_der(&e.ek_certificate)
-        .map_err(|err| TpmError::malformed("EK certificate", err))?;
-    let anchor = match cache.get(&e.ek_certificate, anchors, at) {
-        Some(anchor) => anchor,
-        None => {
-            let chain = verify_chain(
-                &ek_cert,
-                intermediates,
-                anchors,
-                &[],
-                at,
-                RevocationPolicy::CheckIfPresent,
-                &[],
-            )
-            .map_err(|err| TpmError::EkCertificate(err.to_string()))?;
-            cache.insert(&e.ek_certificate, &chain.path);
-            chain.anchor().clone()
-        }
-    };
-
-    // 2. The EK is the certified key, and a TPM-resident restricted decryption key.
-    let ek = parse_public("EK public area (TPMT_PUBLIC)", &e.ek_public)?;
-    let ek_key = public_key_bits(&ek).map_err(|err| TpmError::KeyAttributes {
-        key: "EK",
-        reason: err.to_string(),
-    })?;
-    if ek_key != ek_cert.public_key_bits() {
-        return Err(TpmError::EkNotCertified);
-    }
-    rsa_2048("EK", &ek)?;
-    check_attributes(
-        "EK",
-        ek.attributes,
-        FIXED_TPM | FIXED_PARENT | RESTRICTED | DECRYPT,
-        SIGN,
+    let (ek_cert, anchor) = verify_ek(
+        &e.ek_certificate,
+        &e.ek_public,
+        anchors,
+        intermediates,
+        at,
+        cache,
     )?;
-    // The rest of the public area is not covered by the certificate: it must be the
-    // TCG default template, so that every byte of it is determined.
-    if ek.attributes != EK_TEMPLATE_ATTRIBUTES {
-        return Err(TpmError::KeyAttributes {
-            key: "EK",
-            reason: format!(
-                "attributes {:#010x} ({}) are not those of the TCG EK template L-1 ({EK_TEMPLATE_ATTRIBUTES:#010x})",
-                ek.attributes,
-                attribute_names(ek.attributes)
-            ),
-        });
-    }
-    if ek.auth_policy != EK_TEMPLATE_POLICY || ek.scheme.alg != TPM_ALG_NULL {
-        return Err(TpmError::KeyAttributes {
-            key: "EK",
-            reason: format!(
-                "authPolicy {} or scheme {:#06x} is not that of the TCG EK template L-1 (PolicySecret(TPM_RH_ENDORSEMENT), NULL)",
-                hex::encode(&ek.auth_policy),
-                ek.scheme.alg
-            ),
-        });
-    }
-    match ek.symmetric {
-        Some(s) if s.alg == TPM_ALG_AES && s.key_bits == 128 && s.mode == TPM_ALG_CFB => {}
-        other => {
-            return Err(TpmError::KeyAttributes {
-                key: "EK",
-                reason: format!("symmetric definition {other:?} is not AES-128-CFB"),
-            });
-        }
-    }
-    if ek.name_alg != TPM_ALG_SHA256 {
-        return Err(TpmError::KeyAttributes {
-            key: "EK",
-            reason: format!("nameAlg {} is not SHA-256", hash_name(ek.name_alg)),
-        });
-    }
 
     // 3. The AK signs only what the TPM itself produced, and cannot leave it.
     let ak = parse_public("AK public area (TPMT_PUBLIC)", &e.ak_public)?;

@@ -10,8 +10,9 @@ use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
 use tss_esapi::structures::{Auth, MaxNvBuffer, NvPublicBuilder};
 use tss_esapi::tcti_ldr::TctiNameConf;
-use veritee_tpm::counter::TpmCounter;
-use veritee_tpm::swtpm::SoftwareTpm;
+use veritee_attest::ParsedCertificate;
+use veritee_tpm::counter::{GenuineTpm, TpmCounter};
+use veritee_tpm::swtpm::{LocalCa, SoftwareTpm};
 
 const INDEX: u32 = 0x0100_7e11;
 const AUTH: [u8; 32] = [0x5a; 32];
@@ -49,7 +50,7 @@ fn start() -> Option<(tempfile::TempDir, SoftwareTpm)> {
 #[test]
 fn the_counter_keeps_its_value_and_never_goes_back() {
     let Some((_dir, tpm)) = start() else { return };
-    let mut counter = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH).unwrap();
+    let mut counter = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, None).unwrap();
     assert_eq!(counter.read().unwrap(), 0);
     assert_eq!(counter.advance_to(3).unwrap(), 3);
     assert_eq!(counter.advance_to(3).unwrap(), 3);
@@ -62,11 +63,11 @@ fn the_counter_keeps_its_value_and_never_goes_back() {
     drop(counter);
 
     // Opened again (a restart of the enclave): the same value.
-    let mut again = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH).unwrap();
+    let mut again = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, None).unwrap();
     assert_eq!(again.read().unwrap(), 1_000_001);
 
     // Another authorization (another enclave, or the host guessing) reads nothing.
-    let err = TpmCounter::open(&tpm.tcti(), INDEX, &[0x11; 32])
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &[0x11; 32], None)
         .and_then(|mut c| c.read())
         .unwrap_err()
         .to_string();
@@ -76,7 +77,7 @@ fn the_counter_keeps_its_value_and_never_goes_back() {
     // so a store with state is "ahead" and the node refuses it.
     drop(again);
     host_undefines(&tpm, INDEX);
-    let mut fresh = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH).unwrap();
+    let mut fresh = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, None).unwrap();
     assert_eq!(fresh.read().unwrap(), 0);
 }
 
@@ -116,7 +117,7 @@ fn an_index_held_by_something_else_is_neither_used_nor_replaced() {
         .unwrap();
     drop(context);
 
-    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH)
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not a veritee counter"), "{err}");
@@ -129,7 +130,7 @@ fn an_index_held_by_something_else_is_neither_used_nor_replaced() {
     assert_eq!(value.value(), 5u64.to_be_bytes());
 
     // Outside the owner's range: refused before the TPM is asked.
-    let err = TpmCounter::open(&tpm.tcti(), 0x0150_0000, &AUTH)
+    let err = TpmCounter::open(&tpm.tcti(), 0x0150_0000, &AUTH, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("outside the owner's range"), "{err}");
@@ -201,10 +202,10 @@ fn the_authorization_value_and_the_count_never_cross_the_host_in_the_clear() {
 
     let canary: [u8; 32] = *b"veritee counter auth CANARY 0123";
     let count: u64 = 0x5eed_c0de_1234_5678;
-    let mut counter = TpmCounter::open(&tcti, INDEX, &canary).unwrap();
+    let mut counter = TpmCounter::open(&tcti, INDEX, &canary, None).unwrap();
     counter.advance_to(count).unwrap();
     drop(counter);
-    let mut again = TpmCounter::open(&tcti, INDEX, &canary).unwrap();
+    let mut again = TpmCounter::open(&tcti, INDEX, &canary, None).unwrap();
     assert_eq!(again.read().unwrap(), count);
     drop(again);
 
@@ -224,4 +225,48 @@ fn the_authorization_value_and_the_count_never_cross_the_host_in_the_clear() {
             "{what} crossed the relay in the clear"
         );
     }
+}
+
+#[test]
+fn a_tpm_not_certified_by_the_given_cas_is_refused() {
+    if !veritee_tpm::swtpm::available_or_required() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = LocalCa::new(&dir.path().join("ca")).expect("local CA");
+    ca.manufacture(&dir.path().join("tpm"))
+        .expect("swtpm_setup");
+    let other = LocalCa::new(&dir.path().join("other-ca")).expect("another CA");
+    // Its keys appear with the first TPM made under it.
+    other
+        .manufacture(&dir.path().join("other-tpm"))
+        .expect("swtpm_setup");
+    let tpm = SoftwareTpm::start(&dir.path().join("tpm")).expect("swtpm");
+    let genuine = |ca: &LocalCa| GenuineTpm {
+        anchors: [ca.root_pem().unwrap(), ca.intermediate_pem().unwrap()]
+            .iter()
+            .flat_map(|pem| ParsedCertificate::from_pem_chain(pem).unwrap())
+            .collect(),
+        at: time::OffsetDateTime::now_utc(),
+    };
+
+    let mut counter = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&genuine(&ca))).unwrap();
+    counter.advance_to(9).unwrap();
+    assert_eq!(counter.read().unwrap(), 9);
+    drop(counter);
+
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&genuine(&other)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not vouched for"), "{err}");
+    // Judged at a time before its certificate was issued (EK certificates often never
+    // expire: swtpm's run to 9999).
+    let early = GenuineTpm {
+        at: time::OffsetDateTime::now_utc() - time::Duration::days(3650),
+        ..genuine(&ca)
+    };
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&early))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not vouched for"), "{err}");
 }
