@@ -1,6 +1,6 @@
 //! What keeping the enclave's monotonic counter in a TPM costs (`--counter-tpm`), on
-//! swtpm: one `advance_to` (one NV write through the counter's HMAC session) and one
-//! `read` (one NV read), against a durable 8-byte file write
+//! swtpm: one `advance_to` (one NV write through the counter's salted, encrypted HMAC
+//! session) and one `read` (one NV read), against a durable 8-byte file write
 //! (write + fsync, the class of cost of the simulated machine's counter) in the same
 //! run. The state journal advances the counter twice per transition.
 //!
@@ -55,7 +55,7 @@ fn main() {
             "TPM counter advance_to (one NV write, HMAC session)",
             advance,
         ),
-        ("TPM counter read (one NV read, HMAC session)", read),
+        ("TPM counter read (one NV read, salted HMAC session, parameter encryption)", read),
     ] {
         let m = median(samples);
         println!(
