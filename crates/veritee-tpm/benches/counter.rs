@@ -52,10 +52,13 @@ fn main() {
     println!("|---|---:|---:|");
     for (name, samples) in [
         (
-            "TPM counter advance_to (one NV write, HMAC session)",
+            "TPM counter advance_to (one NV write, salted HMAC session, parameter encryption)",
             advance,
         ),
-        ("TPM counter read (one NV read, salted HMAC session, parameter encryption)", read),
+        (
+            "TPM counter read (one NV read, salted HMAC session, parameter encryption)",
+            read,
+        ),
     ] {
         let m = median(samples);
         println!(
