@@ -8,8 +8,10 @@
 //! policy, no dictionary-attack lockout for a 256-bit value). Every command, the
 //! definition included, goes through an HMAC session salted to the TPM's endorsement
 //! key with parameter encryption: the authorization value never crosses the host in
-//! the clear, and the host can forge neither a command nor the TPM's answer. When it
-//! is opened, the index's public area must be exactly the one defined.
+//! the clear, and the host can forge neither a command nor the TPM's answer to one
+//! (an error answer carries no HMAC: the one that matters, "never written", is
+//! confirmed by an authorized write). When it is opened, the index's public area must
+//! be exactly the one defined.
 //!
 //! What the host can still do, and what follows:
 //! - **Delete the index** (TPM2_NV_UndefineSpace needs only the owner hierarchy, which
@@ -114,6 +116,26 @@ fn public(index: NvIndexTpmHandle) -> Result<NvPublic, TpmError> {
         .with_data_area_size(usize::from(COUNTER_LEN))
         .build()
         .map_err(|e| TpmError::Device(format!("NV public area: {e}")))
+}
+
+/// The Name of the counter's index before its first write: the name algorithm, then
+/// SHA-256 over the marshalled TPMS_NV_PUBLIC (TPM 2.0 Part 1, 16.4; Part 2, 13.5:
+/// nvIndex, nameAlg, attributes, a TPM2B authPolicy, dataSize, all big-endian).
+/// tss-esapi marshals no NvPublic, so the 14 bytes are laid out here.
+fn never_written_name(index: u32) -> Result<Vec<u8>, TpmError> {
+    const TPM_ALG_SHA256: u16 = 0x000B;
+    let attributes = tss_esapi::tss2_esys::TPMA_NV::try_from(attributes()?)
+        .map_err(|e| TpmError::Device(format!("NV attributes: {e}")))?;
+    let mut public = Vec::with_capacity(14);
+    public.extend_from_slice(&index.to_be_bytes());
+    public.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+    public.extend_from_slice(&attributes.to_be_bytes());
+    public.extend_from_slice(&0u16.to_be_bytes()); // empty authPolicy
+    public.extend_from_slice(&COUNTER_LEN.to_be_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public);
+    let mut name = TPM_ALG_SHA256.to_be_bytes().to_vec();
+    name.extend_from_slice(digest.as_ref());
+    Ok(name)
 }
 
 impl TpmCounter {
@@ -279,10 +301,12 @@ impl TpmCounter {
         });
         let bytes = match result {
             Ok(bytes) => bytes,
-            // Defined, then the process died before its first write.
+            // Defined, then the process died before its first write; or a forged
+            // answer ([`Self::confirm_never_written`]).
             Err(tss_esapi::Error::Tss2Error(rc))
                 if rc.kind() == Some(Tss2ResponseCodeKind::NvUninitialized) =>
             {
+                self.confirm_never_written()?;
                 self.last = Some(0);
                 return Ok(0);
             }
@@ -304,6 +328,40 @@ impl TpmCounter {
         let value = u64::from_be_bytes(bytes);
         self.last = Some(value);
         Ok(value)
+    }
+
+    /// Makes sure a "never written" answer to a read is the TPM's own.
+    ///
+    /// An error answer carries no HMAC: whoever relays the TPM's traffic can answer any
+    /// read with TPM_RC_NV_UNINITIALIZED, and a counter taken for 0 would accept any
+    /// older state and then be written back. What the host cannot forge is an
+    /// authorized command's success, and the TPM checks a command's HMAC over the
+    /// index's Name, which covers TPMA_NV_WRITTEN. So: the Name libtss2 holds for the
+    /// index must be the never-written one (else the answer contradicts what the TPM
+    /// said before), and writing 0 under that Name must succeed (the TPM refuses it
+    /// if the index was written, whatever its public area was said to be).
+    fn confirm_never_written(&mut self) -> Result<(), TpmError> {
+        let index = self.index();
+        let forged = || {
+            TpmError::Device(format!(
+                "the TPM answered that the counter at NV index {index:#010x} was never \
+                 written, but the index has been written: the answer was forged by \
+                 whoever relays the TPM's traffic"
+            ))
+        };
+        let held = self
+            .context
+            .tr_get_name(ObjectHandle::from(self.handle))
+            .map_err(device("the counter's Name", index))?;
+        if held.value() != never_written_name(index)?.as_slice() {
+            self.end_session();
+            return Err(forged());
+        }
+        self.write_raw(0).map_err(|e| {
+            tracing::warn!(index = format_args!("{index:#010x}"), error = %e,
+                "a \"never written\" answer to a counter read was not confirmed");
+            forged()
+        })
     }
 
     fn write_raw(&mut self, value: u64) -> Result<(), TpmError> {
