@@ -60,8 +60,9 @@ pub struct EnclaveService {
     pub(crate) sessions: Mutex<Sessions>,
     pub(crate) tenants: Mutex<HashMap<String, Vec<u8>>>,
     pub(crate) state: Mutex<StateSlot>,
-    /// A copy of the loaded state's index, published so that reads need not wait for
-    /// a transition in flight (which holds `state`); `None` while it is not loaded.
+    /// The loaded state's record index, kept here rather than in `state` so that
+    /// reads need not wait for a transition in flight (which holds `state`); changed
+    /// only under `state`'s lock; `None` while it is not loaded.
     pub(crate) index: std::sync::RwLock<Option<crate::state::Index>>,
     pub(crate) clock: TrustedClock,
     pub(crate) replays: Mutex<ReplayGuard>,

@@ -141,9 +141,11 @@ pub(crate) struct RecordVersion {
 /// Each record's current version, by namespace and key.
 pub(crate) type Index = BTreeMap<(String, String), RecordVersion>;
 
-/// The index and the journal's end, loaded on first use.
+/// The journal's end and what goes with it, loaded on first use. The record index is
+/// not here: once loaded it lives in `EnclaveService::index` alone, published so that
+/// reads need not wait for a transition in flight, and changed only by the holder of
+/// the state's lock.
 pub(crate) struct State {
-    records: Index,
     journal_len: u64,
     counter: u64,
     root: [u8; 32],
@@ -379,11 +381,11 @@ impl EnclaveService {
     ) -> Result<T, EnclaveFailure> {
         if matches!(*slot, StateSlot::Unloaded) {
             match self.load_state(link) {
-                Ok(state) => {
+                Ok((state, records)) => {
                     if let Some((store, platform)) = state.unaudited_rollback {
                         self.note_rollback(store, platform);
                     }
-                    *write_index(&self.index) = Some(state.records.clone());
+                    *write_index(&self.index) = Some(records);
                     *slot = StateSlot::Loaded(Box::new(state));
                 }
                 Err(LoadError::Host(e)) => return Err(e),
@@ -421,7 +423,7 @@ impl EnclaveService {
 
     /// Rebuilds the index from the snapshot and the journal, and checks that the journal
     /// reaches the platform counter (see the module documentation).
-    fn load_state(&self, link: &mut dyn HostLink) -> Result<State, LoadError> {
+    fn load_state(&self, link: &mut dyn HostLink) -> Result<(State, Index), LoadError> {
         let node = self.node_id().map_err(LoadError::Host)?;
         let counter = self
             .platform()
@@ -432,8 +434,8 @@ impl EnclaveService {
         let platform_now = counter
             .read()
             .map_err(|e| format!("the monotonic counter cannot be read: {e}"))?;
+        let mut records = Index::new();
         let mut state = State {
-            records: BTreeMap::new(),
             journal_len: 0,
             counter: 0,
             root: [0u8; 32],
@@ -464,7 +466,7 @@ impl EnclaveService {
             );
             for (ns, key, version, blob, digest) in snap.records {
                 let digest = digest32(&digest, "a snapshot record's digest")?;
-                state.records.insert(
+                records.insert(
                     (ns, key),
                     RecordVersion {
                         version,
@@ -515,7 +517,7 @@ impl EnclaveService {
                     )
                     .into());
                 }
-                Self::apply(&mut state, &t)?;
+                Self::apply(&mut state, Some(&mut records), &t)?;
                 state.root = next_root(&state.root, &entry.entry);
                 state.journal_len += 1;
                 self.clock().observe(
@@ -594,12 +596,18 @@ impl EnclaveService {
         }
         // A rollback check passed: the operator's acceptance, if given, is spent too.
         self.take_rollback_acceptance();
-        Ok(state)
+        Ok((state, records))
     }
 
-    fn apply(state: &mut State, t: &Transition) -> Result<(), String> {
+    /// Applies a transition to the state, and its record changes to `records` (`None`
+    /// while loading, where the transitions written carry none).
+    fn apply(
+        state: &mut State,
+        mut records: Option<&mut Index>,
+        t: &Transition,
+    ) -> Result<(), String> {
         for change in &t.changes {
-            Self::apply_change(state, t.counter, change)?;
+            Self::apply_change(state, records.as_deref_mut(), t.counter, change)?;
         }
         if let Some(anchor) = anchor_bytes(&t.audit)? {
             state.audit = Some(anchor);
@@ -608,11 +616,18 @@ impl EnclaveService {
         Ok(())
     }
 
-    fn apply_change(state: &mut State, counter: u64, change: &Change) -> Result<(), String> {
+    fn apply_change(
+        state: &mut State,
+        records: Option<&mut Index>,
+        counter: u64,
+        change: &Change,
+    ) -> Result<(), String> {
         match change {
-            Change::Put { .. } | Change::Delete { .. } => {
-                apply_to_index(&mut state.records, counter, change)?
-            }
+            Change::Put { .. } | Change::Delete { .. } => apply_to_index(
+                records.ok_or("a record changed before the index was loaded")?,
+                counter,
+                change,
+            )?,
             Change::RollbackAccepted {
                 store_counter,
                 platform_counter,
@@ -689,12 +704,8 @@ impl EnclaveService {
         counter.advance_to(reserved).map_err(counter_failure)?;
         state.platform_counter = Some(counter);
         state.next_reserved = true;
-        Self::apply(state, &t).map_err(internal)?;
-        if let Some(index) = write_index(&self.index).as_mut() {
-            for change in &t.changes {
-                apply_to_index(index, t.counter, change).map_err(internal)?;
-            }
-        }
+        // Held only while the index changes: a read waits for no more than that.
+        Self::apply(state, write_index(&self.index).as_mut(), &t).map_err(internal)?;
         state.root = next_root(&state.root, &entry);
         state.journal_len += 1;
         if state.journal_len.is_multiple_of(SNAPSHOT_EVERY) {
@@ -776,7 +787,11 @@ impl EnclaveService {
             let current = |id: &(String, String)| -> Option<String> {
                 match view.get(id) {
                     Some(seen) => seen.clone(),
-                    None => state.records.get(id).map(|r| r.blob.clone()),
+                    // The index cannot change under us: we hold the state's lock.
+                    None => read_index(&self.index)
+                        .as_ref()
+                        .and_then(|index| index.get(id))
+                        .map(|r| r.blob.clone()),
                 }
             };
             let outcome = match op {
@@ -851,6 +866,12 @@ impl EnclaveService {
     }
 
     fn write_snapshot(&self, state: &State, link: &mut dyn HostLink, node: &str) {
+        let index = read_index(&self.index);
+        // Not published yet: a transition written while loading. A snapshot without
+        // the records would lose them; the next one will have them.
+        let Some(records) = index.as_ref() else {
+            return;
+        };
         let snap = Snapshot {
             journal_len: state.journal_len,
             counter: state.counter,
@@ -859,8 +880,7 @@ impl EnclaveService {
             audit: state
                 .audit
                 .map(|(size, head)| (size, serde_bytes::ByteBuf::from(head.to_vec()))),
-            records: state
-                .records
+            records: records
                 .iter()
                 .map(|((ns, key), r)| {
                     let digest = serde_bytes::ByteBuf::from(r.digest.to_vec());
@@ -869,6 +889,7 @@ impl EnclaveService {
                 .collect(),
             unaudited_rollback: state.unaudited_rollback,
         };
+        drop(index);
         // A snapshot only shortens the next start; failing to write one loses nothing.
         let written = cbor(&snap).and_then(|bytes| {
             let blob = sealing::seal(
@@ -892,15 +913,27 @@ impl EnclaveService {
         ns: &str,
         key: &str,
     ) -> Result<Option<RecordVersion>, EnclaveFailure> {
-        // The published copy: a read does not wait for a transition in flight.
+        self.with_index(link, |index| {
+            index.get(&(ns.to_string(), key.to_string())).cloned()
+        })
+    }
+
+    /// Runs `f` on the record index, loading the state first if it is not loaded. A
+    /// read does not wait for a transition in flight: the index is published.
+    fn with_index<T>(
+        &self,
+        link: &mut dyn HostLink,
+        f: impl FnOnce(&Index) -> T,
+    ) -> Result<T, EnclaveFailure> {
         if let Some(index) = read_index(&self.index).as_ref() {
-            return Ok(index.get(&(ns.to_string(), key.to_string())).cloned());
+            return Ok(f(index));
         }
-        self.with_state(link, |state, _| {
-            Ok(state
-                .records
-                .get(&(ns.to_string(), key.to_string()))
-                .cloned())
+        // Loading publishes it, and nothing unpublishes it while the state's lock is held.
+        self.with_state(link, |_, _| {
+            read_index(&self.index)
+                .as_ref()
+                .map(f)
+                .ok_or_else(|| internal("the record index is not published"))
         })
     }
 
@@ -1058,13 +1091,12 @@ impl EnclaveService {
         ns: &str,
         prefix: &str,
     ) -> Result<Vec<String>, EnclaveFailure> {
-        self.with_state(link, |state, _| {
-            Ok(state
-                .records
+        self.with_index(link, |index| {
+            index
                 .range((ns.to_string(), prefix.to_string())..)
                 .take_while(|((n, k), _)| n == ns && k.starts_with(prefix))
                 .map(|((_, k), _)| k.clone())
-                .collect())
+                .collect()
         })
     }
 

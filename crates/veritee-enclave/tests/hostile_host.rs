@@ -808,3 +808,45 @@ fn an_acceptance_the_host_reported_lost_but_kept_is_adopted_on_the_next_call() {
         b"old password"
     );
 }
+
+#[test]
+fn a_restart_from_the_state_snapshot_keeps_every_record() {
+    // The state snapshot is written every 1024 transitions; each put is one.
+    const PUTS: usize = 1100;
+    let world = World::new(&["m1"]);
+    let mut host = MemoryHost::default();
+    let alice = TenantKey::generate().expect("key");
+    {
+        let service = world.enclave("m1", CODE);
+        register(&service, &mut host, &alice);
+        let mut s = open_session(&world, &service, &mut host, &alice);
+        for i in 0..PUTS {
+            s.put(
+                &service,
+                &mut host,
+                &format!("s{i}"),
+                format!("value {i}").as_bytes(),
+            );
+        }
+    }
+    assert!(
+        host.storage
+            .lock()
+            .expect("storage")
+            .objects
+            .keys()
+            .any(|(_, key)| key == "state-snapshot"),
+        "no state snapshot was written"
+    );
+    // Loaded from the snapshot and the journal after it: the records from before the
+    // snapshot come from it alone.
+    let service = world.enclave("m1", CODE);
+    let mut s = open_session(&world, &service, &mut host, &alice);
+    for i in [0, 1, 500, 1000, PUTS - 1] {
+        assert_eq!(
+            secret_of(s.get(&service, &mut host, &format!("s{i}"))),
+            format!("value {i}").as_bytes(),
+            "secret s{i} after the restart"
+        );
+    }
+}
