@@ -62,8 +62,8 @@ use veritee_proto::ipc::{EnclaveFailure, FailureKind, ObjectWrite};
 
 /// The platform counter's name for the state journal.
 const COUNTER_NAME: &str = "veritee state journal";
-/// A snapshot of the index is written every this many transitions, so a restart
-/// replays at most this many.
+/// A snapshot of the index is written after this many transitions, or after one per
+/// eight records if there are more ([`snapshot_due`]).
 const SNAPSHOT_EVERY: u64 = 1024;
 /// Journal entries read per host call at start.
 const READ_PAGE: u32 = 1000;
@@ -129,6 +129,47 @@ struct Snapshot {
     unaudited_rollback: Option<(u64, u64)>,
 }
 
+/// A snapshot as written: [`Snapshot`]'s encoding, with the records serialized from
+/// the index as it is iterated rather than copied out first (a snapshot grows with
+/// the records, and every transient copy of its size is memory the allocator keeps).
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    journal_len: u64,
+    counter: u64,
+    #[serde(with = "serde_bytes")]
+    root: &'a [u8],
+    time: i64,
+    audit: Option<(u64, &'a serde_bytes::Bytes)>,
+    records: IndexRecords<'a>,
+    unaudited_rollback: Option<(u64, u64)>,
+}
+
+/// The index's records as [`Snapshot::records`]' tuples: (ns, key, version, blob id,
+/// digest).
+struct IndexRecords<'a>(&'a Index);
+
+impl Serialize for IndexRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|((ns, key), r)| {
+            (
+                ns.as_str(),
+                key.as_str(),
+                r.version,
+                r.blob.as_str(),
+                serde_bytes::Bytes::new(&r.digest),
+            )
+        }))
+    }
+}
+
+/// Whether a snapshot is due, `since` transitions after the last one with `records`
+/// records. A snapshot costs in proportion to the records; spacing them by an eighth
+/// of the records keeps that cost per transition bounded (about eight records' worth)
+/// however large the index grows, while a restart replays at most that many entries.
+fn snapshot_due(since: u64, records: usize) -> bool {
+    since >= SNAPSHOT_EVERY.max(records as u64 / 8)
+}
+
 /// A record's current version: the transition that wrote it, and its blob's id and
 /// SHA-256.
 #[derive(Clone)]
@@ -158,6 +199,8 @@ pub(crate) struct State {
     /// The platform counter stands at `counter + 1`: the next transition's number is
     /// reserved already (counting a transition reserves the next one).
     next_reserved: bool,
+    /// The journal's length at the last snapshot written or loaded.
+    snapshot_len: u64,
 }
 
 /// A write waiting for its transition.
@@ -443,6 +486,7 @@ impl EnclaveService {
             unaudited_rollback: None,
             platform_counter: None,
             next_reserved: false,
+            snapshot_len: 0,
         };
         let ns = node_ns(&node);
         let aad = snapshot_aad(&node);
@@ -452,6 +496,7 @@ impl EnclaveService {
             let snap: Snapshot = ciborium::from_reader(plain.expose().as_slice())
                 .map_err(|e| format!("the state snapshot is malformed: {e}"))?;
             state.journal_len = snap.journal_len;
+            state.snapshot_len = snap.journal_len;
             state.counter = snap.counter;
             state.root = snap
                 .root
@@ -708,7 +753,11 @@ impl EnclaveService {
         Self::apply(state, write_index(&self.index).as_mut(), &t).map_err(internal)?;
         state.root = next_root(&state.root, &entry);
         state.journal_len += 1;
-        if state.journal_len.is_multiple_of(SNAPSHOT_EVERY) {
+        let since = state.journal_len - state.snapshot_len;
+        if read_index(&self.index)
+            .as_ref()
+            .is_some_and(|index| snapshot_due(since, index.len()))
+        {
             self.write_snapshot(state, link, &node);
         }
         Ok(())
@@ -865,33 +914,29 @@ impl EnclaveService {
             .collect()
     }
 
-    fn write_snapshot(&self, state: &State, link: &mut dyn HostLink, node: &str) {
+    fn write_snapshot(&self, state: &mut State, link: &mut dyn HostLink, node: &str) {
         let index = read_index(&self.index);
         // Not published yet: a transition written while loading. A snapshot without
         // the records would lose them; the next one will have them.
         let Some(records) = index.as_ref() else {
             return;
         };
-        let snap = Snapshot {
+        let snap = SnapshotOut {
             journal_len: state.journal_len,
             counter: state.counter,
-            root: state.root.to_vec(),
+            root: &state.root,
             time: unix(self.clock().floor()),
             audit: state
                 .audit
-                .map(|(size, head)| (size, serde_bytes::ByteBuf::from(head.to_vec()))),
-            records: records
-                .iter()
-                .map(|((ns, key), r)| {
-                    let digest = serde_bytes::ByteBuf::from(r.digest.to_vec());
-                    (ns.clone(), key.clone(), r.version, r.blob.clone(), digest)
-                })
-                .collect(),
+                .as_ref()
+                .map(|(size, head)| (*size, serde_bytes::Bytes::new(head))),
+            records: IndexRecords(records),
             unaudited_rollback: state.unaudited_rollback,
         };
+        let encoded = cbor(&snap);
         drop(index);
         // A snapshot only shortens the next start; failing to write one loses nothing.
-        let written = cbor(&snap).and_then(|bytes| {
+        let written = encoded.and_then(|bytes| {
             let blob = sealing::seal(
                 self.platform(),
                 self.seal_policy(),
@@ -901,8 +946,9 @@ impl EnclaveService {
             .map_err(internal)?;
             link.put(&node_ns(node), SNAPSHOT_KEY, blob)
         });
-        if let Err(e) = written {
-            warn!("cannot write a state snapshot: {}", e.message);
+        match written {
+            Ok(()) => state.snapshot_len = state.journal_len,
+            Err(e) => warn!("cannot write a state snapshot: {}", e.message),
         }
     }
 
@@ -1133,5 +1179,69 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<(u64, u64), EnclaveFailure> {
         self.with_state(link, |state, _| Ok((state.journal_len, state.counter)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_written_from_the_index_reads_back_as_a_snapshot() {
+        let mut index = Index::new();
+        for (ns, key, version) in [("t/a", "k1", 2), ("t/a", "k2", 4), ("t/b", "k1", 6)] {
+            index.insert(
+                (ns.to_string(), key.to_string()),
+                RecordVersion {
+                    version,
+                    blob: format!("blob{version}"),
+                    digest: [version as u8; 32],
+                },
+            );
+        }
+        let out = SnapshotOut {
+            journal_len: 7,
+            counter: 6,
+            root: &[9; 32],
+            time: 1_700_000_000,
+            audit: Some((3, serde_bytes::Bytes::new(&[5; 32]))),
+            records: IndexRecords(&index),
+            unaudited_rollback: Some((1, 2)),
+        };
+        let bytes = cbor(&out).expect("encoded");
+        let snap: Snapshot = ciborium::from_reader(bytes.as_slice()).expect("decoded");
+        assert_eq!(
+            (snap.journal_len, snap.counter, snap.time),
+            (7, 6, 1_700_000_000)
+        );
+        assert_eq!(snap.root, vec![9; 32]);
+        assert_eq!(
+            snap.audit,
+            Some((3, serde_bytes::ByteBuf::from(vec![5; 32])))
+        );
+        assert_eq!(snap.unaudited_rollback, Some((1, 2)));
+        let records: Vec<_> = snap
+            .records
+            .into_iter()
+            .map(|(ns, key, version, blob, digest)| (ns, key, version, blob, digest.into_vec()))
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                ("t/a".into(), "k1".into(), 2, "blob2".into(), vec![2; 32]),
+                ("t/a".into(), "k2".into(), 4, "blob4".into(), vec![4; 32]),
+                ("t/b".into(), "k1".into(), 6, "blob6".into(), vec![6; 32]),
+            ]
+        );
+    }
+
+    #[test]
+    fn snapshots_are_spaced_by_the_larger_of_1024_transitions_and_an_eighth_of_the_records() {
+        assert!(!snapshot_due(1023, 0));
+        assert!(snapshot_due(1024, 0));
+        assert!(snapshot_due(1024, 8192));
+        assert!(!snapshot_due(1024, 8200));
+        assert!(!snapshot_due(12_499, 100_000));
+        assert!(snapshot_due(12_500, 100_000));
     }
 }
