@@ -11,6 +11,15 @@ use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, Notify};
 use tracing::{error, info, warn};
 
+/// The environment variable glibc reads its allocator's settings from.
+const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
+/// The enclave process's allocator setting, unless the operator gives one: glibc's
+/// default mmap threshold (128 KiB), fixed. Left dynamic, glibc raises it to the
+/// largest block freed (up to 32 MiB) and from then on serves blocks that size from
+/// the heap, which keeps their pages: under load the enclave grew by every large
+/// transient buffer, about 4x what its data needs (BENCHMARKS.md, "Where the memory
+/// of key deployments goes"). Other C libraries ignore it.
+const FIXED_MMAP_THRESHOLD: &str = "glibc.malloc.mmap_threshold=131072";
 /// How long to wait for a (re)started enclave to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request waits for a restarting enclave.
@@ -93,11 +102,16 @@ impl Supervisor {
     async fn spawn_enclave(&self) -> Result<(), HostError> {
         let c = &self.inner.command;
         let _ = std::fs::remove_file(&c.socket);
-        let child = Command::new(&c.program)
+        let mut command = Command::new(&c.program);
+        command
             .args(&c.args)
             .arg("--socket")
             .arg(&c.socket)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        if std::env::var_os(GLIBC_TUNABLES).is_none() {
+            command.env(GLIBC_TUNABLES, FIXED_MMAP_THRESHOLD);
+        }
+        let child = command
             .spawn()
             .map_err(|e| HostError::EnclaveStart(format!("{}: {e}", c.program.display())))?;
         let pid = child.id();
