@@ -358,9 +358,11 @@ impl TpmCounter {
             return Err(forged());
         }
         self.write_raw(0).map_err(|e| {
-            tracing::warn!(index = format_args!("{index:#010x}"), error = %e,
-                "a \"never written\" answer to a counter read was not confirmed");
-            forged()
+            TpmError::Device(format!(
+                "the TPM answered that the counter at NV index {index:#010x} was never \
+                 written, and writing 0 to confirm it failed ({e}): the answer was forged \
+                 by whoever relays the TPM's traffic, or the TPM failed"
+            ))
         })
     }
 
