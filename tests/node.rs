@@ -273,16 +273,18 @@ fn dead_enclave(kind: &str) {
         h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
     });
     assert_ne!(node.enclave_pid(), pid);
-    // Restarted as it was started: with glibc's mmap threshold fixed (supervisor.rs).
+    // The host, and the enclave restarted as it was started, run with glibc's mmap
+    // threshold fixed (supervisor.rs).
     if std::env::var_os("GLIBC_TUNABLES").is_none() {
-        let environ = std::fs::read(format!("/proc/{}/environ", node.enclave_pid()))
-            .expect("the enclave's environment");
-        assert!(
-            environ
-                .split(|&b| b == 0)
-                .any(|v| v == b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072"),
-            "the restarted enclave runs without the fixed mmap threshold"
-        );
+        for (what, pid) in [("host", node.child.id()), ("enclave", node.enclave_pid())] {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environment");
+            assert!(
+                environ
+                    .split(|&b| b == 0)
+                    .any(|v| v == b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072"),
+                "the {what} runs without the fixed mmap threshold"
+            );
+        }
     }
     // Old sessions are gone, and so are their tickets: the new process has new
     // evidence, which a client must appraise.

@@ -331,7 +331,31 @@ fn resolve_tee(tee: &str) -> Result<(Option<Backend>, Option<String>)> {
 }
 
 /// Runs `veritee node` until interrupted.
+/// Runs this command again, in this process, with the allocator setting its enclave
+/// gets too ([`veritee_host::supervisor::FIXED_MMAP_THRESHOLD`]), unless GLIBC_TUNABLES
+/// is set already. Returns only then, or if the exec failed; it runs before anything
+/// else has started.
+fn exec_with_fixed_mmap_threshold() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    use veritee_host::supervisor::{FIXED_MMAP_THRESHOLD, GLIBC_TUNABLES};
+    if std::env::var_os(GLIBC_TUNABLES).is_some() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find the veritee executable")?;
+    let error = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(GLIBC_TUNABLES, FIXED_MMAP_THRESHOLD)
+        .exec();
+    Err(error).with_context(|| {
+        format!(
+            "cannot run {} again with {GLIBC_TUNABLES} set",
+            exe.display()
+        )
+    })
+}
+
 pub fn run(args: NodeArgs) -> Result<Outcome> {
+    exec_with_fixed_mmap_threshold()?;
     let (backend, tee_warning) = resolve_tee(&args.tee)?;
     if let Some(backend) = backend {
         veritee_enclave::launch::hardware_seal_policy(

@@ -12,14 +12,14 @@ use tokio::sync::{Mutex, Notify};
 use tracing::{error, info, warn};
 
 /// The environment variable glibc reads its allocator's settings from.
-const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
-/// The enclave process's allocator setting, unless the operator gives one: glibc's
+pub const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
+/// The allocator setting of a node's processes, unless the operator gives one: glibc's
 /// default mmap threshold (128 KiB), fixed. Left dynamic, glibc raises it to the
 /// largest block freed (up to 32 MiB) and from then on serves blocks that size from
 /// the heap, which keeps their pages: under load the enclave grew by every large
 /// transient buffer, about 4x what its data needs (BENCHMARKS.md, "Where the memory
 /// of key deployments goes"). Other C libraries ignore it.
-const FIXED_MMAP_THRESHOLD: &str = "glibc.malloc.mmap_threshold=131072";
+pub const FIXED_MMAP_THRESHOLD: &str = "glibc.malloc.mmap_threshold=131072";
 /// How long to wait for a (re)started enclave to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request waits for a restarting enclave.
