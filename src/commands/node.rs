@@ -330,7 +330,6 @@ fn resolve_tee(tee: &str) -> Result<(Option<Backend>, Option<String>)> {
     }
 }
 
-/// Runs `veritee node` until interrupted.
 /// Runs this command again, in this process, with the allocator setting its enclave
 /// gets too ([`veritee_host::supervisor::FIXED_MMAP_THRESHOLD`]), unless GLIBC_TUNABLES
 /// is set already. Returns only then, or if the exec failed; it runs before anything
@@ -354,6 +353,7 @@ fn exec_with_fixed_mmap_threshold() -> Result<()> {
     })
 }
 
+/// Runs `veritee node` until interrupted.
 pub fn run(args: NodeArgs) -> Result<Outcome> {
     exec_with_fixed_mmap_threshold()?;
     let (backend, tee_warning) = resolve_tee(&args.tee)?;
