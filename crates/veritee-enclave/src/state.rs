@@ -117,7 +117,8 @@ struct Transition {
     changes: Vec<Change>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A snapshot as read back (written as [`SnapshotOut`]).
+#[derive(Deserialize)]
 struct Snapshot {
     journal_len: u64,
     counter: u64,

@@ -811,7 +811,8 @@ fn an_acceptance_the_host_reported_lost_but_kept_is_adopted_on_the_next_call() {
 
 #[test]
 fn a_restart_from_the_state_snapshot_keeps_every_record() {
-    // The state snapshot is written every 1024 transitions; each put is one.
+    // Below 8192 records a state snapshot is written every 1024 transitions; each put
+    // is one.
     const PUTS: usize = 1100;
     let world = World::new(&["m1"]);
     let mut host = MemoryHost::default();
