@@ -1,10 +1,12 @@
 //! `veritee node --tee`: which TEE a node runs on, what it says when it found none, and
 //! the refusal to start on a TEE this machine lacks; the monotonic counter kept in a
-//! TPM (`--counter-tpm`), which hardware TEEs need for rollback protection.
+//! TPM (`--counter-tpm`), which hardware TEEs need for rollback protection; the sealing
+//! root a releasing peer gives a node on a TEE without a sealing key
+//! (`--sealing-root-policy`, `--release-sealing-roots`).
 
 mod common;
 
-use common::{s, start_with, veritee};
+use common::{Appraisal, s, start_with, veritee};
 use veritee_platform::hw::{self, HardwareRoots};
 
 /// Whether this machine has a TEE (then `auto` does not fall back).
@@ -195,6 +197,181 @@ fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
     copy_dir(&older, &state);
     let node = start_with(&state, &s(&store), &["--tee", "sim"]);
     node.tenant();
+}
+
+/// TDX and Nitro cannot run here; the simulator takes a released root in place of its
+/// machine's sealing key the same way, so the whole path runs between two processes.
+#[test]
+fn a_node_seals_under_a_root_its_releasing_peer_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let releaser_state = dir.path().join("releaser");
+    let releaser = start_with(
+        &releaser_state,
+        &s(&releaser_state.join("store")),
+        &["--tee", "sim", "--release-sealing-roots"],
+    );
+    let log = std::fs::read_to_string(&releaser.log).unwrap();
+    assert!(log.contains("releasing sealing roots"), "{log}");
+    // What the releaser runs, as a client attests it: the policy names it.
+    let appraisal = Appraisal::new(&releaser);
+    let tenant = releaser.tenant();
+    let client = releaser.client();
+    let session = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .unwrap();
+    let measurement = hex::encode(session.claims().measurement("measurement").unwrap());
+    drop(session);
+    drop(client);
+    let policy = dir.path().join("releaser.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n\
+             [measurements]\nmeasurement = [\"{measurement}\"]\n"
+        ),
+    )
+    .unwrap();
+
+    // The requesting node runs on another machine of the same vendor, and the
+    // releaser lets it in as a peer before it starts (it asks at start).
+    let vendor = releaser_state.join("vendor");
+    let machine = dir.path().join("machine-2");
+    assert!(
+        veritee(&[
+            "platform",
+            "init",
+            "--dir",
+            &s(&machine),
+            "--vendor",
+            &s(&vendor)
+        ])
+        .status
+        .success()
+    );
+    let state = dir.path().join("requester");
+    std::fs::create_dir_all(&state).unwrap();
+    let token = hex::encode(veritee_crypto::rand::array::<32>().unwrap());
+    std::fs::write(state.join("peer.token"), format!("{token}\n")).unwrap();
+    std::fs::copy(vendor.join("root.pem"), state.join("trust-anchor.pem")).unwrap();
+    releaser
+        .client()
+        .register_peer(&releaser.admin_token(), "requester", &token)
+        .unwrap();
+    let (machine_arg, anchor, policy_arg) = (s(&machine), s(&vendor.join("root.pem")), s(&policy));
+    let args = [
+        "--tee",
+        "sim",
+        "--platform",
+        &machine_arg,
+        "--peer-trust-anchors",
+        &anchor,
+        "--sealing-root-policy",
+        &policy_arg,
+        "--peer",
+        &releaser.url,
+    ];
+    let store = s(&state.join("store"));
+    let node = start_with(&state, &store, &args);
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("sealing root released"), "{log}");
+    let tenant = node.tenant();
+    let appraisal = Appraisal::new(&node);
+    let client = node.client();
+    let mut session = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .unwrap();
+    let secret = b"canary-released-root-4ac1e2";
+    session
+        .put_secret("kept", veritee_crypto::SecretBytes::copy_from(secret))
+        .unwrap();
+    drop(session);
+    drop(client);
+    let id = common::audience(&node.url).node;
+    drop(node);
+
+    // Restarted, it gets the same root from the releaser: same node, same secret.
+    let node = start_with(&state, &store, &args);
+    assert_eq!(common::audience(&node.url).node, id);
+    let client = node.client();
+    let mut session = client
+        .open_session(&tenant.key, &appraisal.appraiser())
+        .unwrap();
+    assert_eq!(session.get_secret("kept").unwrap().expose(), secret);
+    drop(session);
+    drop(client);
+    drop(node);
+    assert!(!common::tree_contains(&state, secret));
+
+    // Without its releaser it does not start, and says why.
+    let releaser_url = releaser.url.clone();
+    drop(releaser);
+    let out = veritee(&[
+        "node",
+        "--dir",
+        &s(&state),
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--tee",
+        "sim",
+        "--platform",
+        &machine_arg,
+        "--peer-trust-anchors",
+        &anchor,
+        "--sealing-root-policy",
+        &policy_arg,
+        "--peer",
+        &releaser_url,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sealing root"), "{stderr}");
+}
+
+#[test]
+fn a_sealing_root_policy_must_name_its_releaser_and_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open.toml");
+    std::fs::write(&open, "version = 1\ntee = [\"sev-snp\"]\n").unwrap();
+    let pinned = dir.path().join("pinned.toml");
+    std::fs::write(
+        &pinned,
+        format!(
+            "version = 1\ntee = [\"sev-snp\"]\n[measurements]\nlaunch_measurement = [\"{}\"]\n",
+            "ab".repeat(48)
+        ),
+    )
+    .unwrap();
+    let state = s(&dir.path().join("node"));
+    let (open, pinned) = (s(&open), s(&pinned));
+    for (extra, expected) in [
+        (
+            vec![
+                "--sealing-root-policy",
+                &open,
+                "--peer",
+                "http://127.0.0.1:9",
+            ],
+            "measurement or signer",
+        ),
+        (vec!["--sealing-root-policy", &pinned], "--peer URL"),
+    ] {
+        let mut args = vec![
+            "node",
+            "--dir",
+            &state,
+            "--listen",
+            "127.0.0.1:0",
+            "--tee",
+            "sim",
+        ];
+        args.extend(extra);
+        let out = veritee(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -66,6 +66,17 @@ pub struct NodeArgs {
     /// one's peer token (DIR/peer.token): `veritee peer add`.
     #[arg(long)]
     peer: Vec<String>,
+    /// On a TEE without a sealing key (tdx, nitro; on the simulator it replaces the
+    /// machine's): the appraisal policy (TOML or JSON) a peer (--peer) must meet to
+    /// release this node's sealing root at start; it must name the releaser's
+    /// measurement or signer. Measured with the code.
+    #[arg(long, value_name = "FILE")]
+    sealing_root_policy: Option<PathBuf>,
+    /// Release sealing roots to attested peers on TEEs without a sealing key of their
+    /// own (tdx, nitro): each gets the root of its own measurement and launch
+    /// configuration, kept sealed here. Measured with the code.
+    #[arg(long)]
+    release_sealing_roots: bool,
     /// Serve even though the store is older than this machine's monotonic counter (it
     /// was rolled back or replaced): the newer state is lost. Audited.
     #[arg(long)]
@@ -177,6 +188,12 @@ pub struct EnclaveArgs {
     /// TPM manufacturer CAs (PEM; measured with the code).
     #[arg(long)]
     tpm_ca: Option<PathBuf>,
+    /// Whom the sealing root may be released by (measured with the code).
+    #[arg(long)]
+    sealing_root_policy: Option<PathBuf>,
+    /// Release sealing roots to attested peers (measured with the code).
+    #[arg(long)]
+    release_sealing_roots: bool,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -360,9 +377,16 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     if let Some(backend) = backend {
         veritee_enclave::launch::hardware_seal_policy(
             backend,
+            args.sealing_root_policy.is_some(),
             args.counter_tpm.as_deref(),
             args.counter_tpm_ca.is_some(),
         )?;
+    }
+    if args.sealing_root_policy.is_some() && args.enclave_signer_key.is_some() {
+        bail!(
+            "--sealing-root-policy and --enclave-signer-key: a released sealing root is bound to \
+             the enclave's measurement, so there is no signer to seal to"
+        );
     }
     if backend.is_some() && (args.platform.is_some() || args.enclave_signer_key.is_some()) {
         bail!(
@@ -417,6 +441,35 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     });
     if let Some(a) = anchors {
         enclave_args.extend(["--peer-trust-anchors".into(), a.into_os_string()]);
+    }
+    if let Some(file) = &args.sealing_root_policy {
+        // Checked here too, so a bad policy stops the node before the enclave starts.
+        veritee_enclave::sealing_root::parse_releaser_policy(&crate::files::read(
+            file,
+            "sealing root policy",
+        )?)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| file.display().to_string())?;
+        if args.peer.is_empty() {
+            bail!(
+                "--sealing-root-policy: the sealing root comes from a releaser among the peers; \
+                 name it with --peer URL"
+            );
+        }
+        eprintln!(
+            "the enclave's sealing root is released by a peer that meets {}",
+            file.display()
+        );
+        enclave_args.extend([
+            "--sealing-root-policy".into(),
+            file.clone().into_os_string(),
+        ]);
+    }
+    if args.release_sealing_roots {
+        eprintln!(
+            "releasing sealing roots to attested peers on TEEs without a sealing key of their own"
+        );
+        enclave_args.push("--release-sealing-roots".into());
     }
     let spool = args.dir.join("run").join("spool");
     enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
@@ -598,8 +651,13 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             Some(p) => crate::files::read(p, "counter TPM CA")?,
             None => Vec::new(),
         },
+        sealing_root_policy: match &args.sealing_root_policy {
+            Some(p) => crate::files::read(p, "sealing root policy")?,
+            None => Vec::new(),
+        },
+        release_sealing_roots: args.release_sealing_roots,
     };
-    let (platform, seal_policy) = if args.tee == "sim" {
+    let (platform, seal_policy, released_root) = if args.tee == "sim" {
         let Some(machine) = &args.platform else {
             bail!("--tee sim needs --platform (the simulated machine's directory)");
         };
@@ -607,6 +665,12 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         let exe = std::env::current_exe().context("cannot find the veritee executable")?;
         let (platform, policy) =
             veritee_enclave::launch::launch_simulated(machine, &exe, &config, signer.as_ref())?;
+        // As on TDX and Nitro, the machine's sealing key gives way to a released root.
+        let veritee_enclave::launch::Launch {
+            platform,
+            seal_policy: policy,
+            released_root,
+        } = veritee_enclave::launch::with_released_root(platform, policy, &config)?;
         match &args.counter_tpm {
             Some(tcti) => {
                 let anchors = veritee_enclave::launch::counter_tpm_anchors(&config)?;
@@ -615,21 +679,23 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
                 (
                     Box::new(counted) as Box<dyn veritee_platform::Platform>,
                     policy,
+                    released_root,
                 )
             }
-            None => (platform, policy),
+            None => (platform, policy, released_root),
         }
     } else {
         let backend = Backend::from_name(&args.tee)
             .with_context(|| format!("--tee {}: not a TEE veritee runs on", args.tee))?;
         let measured_env = std::env::var(veritee_enclave::launch::LAUNCH_CONFIG_ENV).ok();
-        veritee_enclave::launch::launch_hardware(
+        let launch = veritee_enclave::launch::launch_hardware(
             backend,
             &HardwareRoots::system(),
             &config,
             measured_env.as_deref(),
             args.counter_tpm.as_deref(),
-        )?
+        )?;
+        (launch.platform, launch.seal_policy, launch.released_root)
     };
     // Untyped: the simulated vendor's root vouches for simulated peers only.
     let anchors = if config.peer_trust_anchors_pem.is_empty() {
@@ -644,6 +710,12 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         veritee_enclave::EnclaveService::new(platform, seal_policy).with_peer_anchors(anchors);
     if let Some(spool) = &args.spool {
         service = service.with_spool(spool.clone());
+    }
+    if let Some(release) = released_root {
+        service = service.with_released_root(release);
+    }
+    if config.release_sealing_roots {
+        service = service.releasing_sealing_roots();
     }
     if let Some(key) = config.kbs_admin_key {
         service = service.with_kbs_admin_key(key);

@@ -22,7 +22,7 @@ fn unexpected(call: &str, got: HostResult) -> EnclaveFailure {
     match got {
         HostResult::Failed(m) => failure(
             FailureKind::Unavailable,
-            format!("host storage failed during {call}: {m}"),
+            format!("the host failed during {call}: {m}"),
         ),
         HostResult::Conflict(m) => failure(FailureKind::Conflict, m),
         other => failure(

@@ -45,6 +45,13 @@ pub struct EnclaveConfig {
     /// PEM CAs the TPM keeping the enclave's monotonic counter must be certified by
     /// (`--counter-tpm-ca`): measured, so the host cannot swap in a TPM of its own.
     pub counter_tpm_anchors_pem: Vec<u8>,
+    /// The appraisal policy a peer must meet to release this enclave's sealing root
+    /// (`--sealing-root-policy`, on TEEs without a sealing key): measured, so the host
+    /// cannot have the root released by a releaser of its own.
+    pub sealing_root_policy: Vec<u8>,
+    /// Whether the enclave releases sealing roots to attested peers
+    /// (`--release-sealing-roots`): measured, so a requester's policy can require it.
+    pub release_sealing_roots: bool,
 }
 
 impl EnclaveConfig {
@@ -69,6 +76,14 @@ impl EnclaveConfig {
             out.extend_from_slice(b"counter tpm anchors\0");
             out.extend_from_slice(&(self.counter_tpm_anchors_pem.len() as u64).to_le_bytes());
             out.extend_from_slice(&self.counter_tpm_anchors_pem);
+        }
+        if !self.sealing_root_policy.is_empty() {
+            out.extend_from_slice(b"sealing root policy\0");
+            out.extend_from_slice(&(self.sealing_root_policy.len() as u64).to_le_bytes());
+            out.extend_from_slice(&self.sealing_root_policy);
+        }
+        if self.release_sealing_roots {
+            out.extend_from_slice(b"releases sealing roots\0");
         }
         out
     }
@@ -124,24 +139,37 @@ pub fn check_launch_config(
 
 /// What an enclave on the hardware TEE `backend` seals to, or why it cannot run there:
 /// the signer on SGX (an upgrade of the same signer keeps its data), the measurement on
-/// SEV-SNP (no signer key); TDX and Nitro give no sealing key at all. No hardware TEE
+/// SEV-SNP (no signer key); TDX and Nitro give no sealing key at all, so there the
+/// measurement-bound root an attested peer releases (`released_root`: the
+/// configuration names whom to take it from, [`crate::sealing_root`]). No hardware TEE
 /// keeps a monotonic counter, so a TPM must keep it (`counter_tpm`), certified by CAs
 /// the configuration names (`counter_tpm_ca`): without one the enclave could not tell
 /// its current state from an older copy. The node checks this
 /// before it starts anything; the enclave checks it again ([`launch_hardware`]).
 pub fn hardware_seal_policy(
     backend: Backend,
+    released_root: bool,
     counter_tpm: Option<&str>,
     counter_tpm_ca: bool,
 ) -> Result<(SealPolicy, &str), PlatformError> {
-    let policy = match backend {
-        Backend::Sgx => SealPolicy::Signer,
-        Backend::Snp => SealPolicy::Measurement,
-        Backend::Tdx | Backend::Nitro => {
+    let policy = match (backend, released_root) {
+        (Backend::Sgx, false) => SealPolicy::Signer,
+        (Backend::Snp, false) => SealPolicy::Measurement,
+        (Backend::Tdx | Backend::Nitro, true) => SealPolicy::Measurement,
+        (Backend::Sgx | Backend::Snp, true) => {
+            return Err(PlatformError::InvalidInput(format!(
+                "--tee {}: this TEE seals with a key of its own; --sealing-root-policy is for \
+                 TEEs without one (tdx, nitro)",
+                backend.name()
+            )));
+        }
+        (Backend::Tdx | Backend::Nitro, false) => {
             return Err(PlatformError::Unsupported(format!(
-                "--tee {}: this TEE gives the enclave no sealing key, so its sealing root has to be \
-                 released at start by an attested peer node or key broker, which this version of \
-                 veritee does not do yet",
+                "--tee {}: this TEE gives the enclave no sealing key, so its sealing root is \
+                 released at start by an attested peer node: name the peer with --peer URL (a \
+                 node on SEV-SNP or SGX started with --release-sealing-roots) and what it must \
+                 be with --sealing-root-policy FILE (an appraisal policy naming its measurement \
+                 or signer)",
                 backend.name()
             )));
         }
@@ -165,26 +193,73 @@ pub fn hardware_seal_policy(
     Ok((policy, tcti))
 }
 
+/// An enclave's platform as it is started.
+pub struct Launch {
+    /// The platform (on hardware, its counters kept by the TPM: [`TpmCountedPlatform`]).
+    pub platform: Box<dyn Platform>,
+    /// What it seals to.
+    pub seal_policy: SealPolicy,
+    /// With a sealing root policy, the root to be released and whom to take it from
+    /// ([`crate::EnclaveService::with_released_root`]).
+    pub released_root: Option<crate::sealing_root::RootRelease>,
+}
+
 /// Opens the hardware TEE `backend` for the enclave: checks that it can run there
 /// ([`hardware_seal_policy`]), that the TEE was launched for `config`
-/// ([`check_launch_config`]) and that it can seal; its counters are kept by the TPM at
-/// `counter_tpm` ([`TpmCountedPlatform`]).
+/// ([`check_launch_config`]) and that it can seal (or, without a sealing key, whom
+/// its root is released by); its counters are kept by the TPM at `counter_tpm`
+/// ([`TpmCountedPlatform`]).
 pub fn launch_hardware(
     backend: Backend,
     roots: &HardwareRoots,
     config: &EnclaveConfig,
     measured_env: Option<&str>,
     counter_tpm: Option<&str>,
-) -> Result<(Box<dyn Platform>, SealPolicy), PlatformError> {
+) -> Result<Launch, PlatformError> {
     let anchors = counter_tpm_anchors(config)?;
-    let (policy, tcti) = hardware_seal_policy(backend, counter_tpm, !anchors.is_empty())?;
+    let released = !config.sealing_root_policy.is_empty();
+    let (seal_policy, tcti) =
+        hardware_seal_policy(backend, released, counter_tpm, !anchors.is_empty())?;
     let platform = veritee_platform::hw::open(backend, roots)?;
     check_launch_config(platform.identity(), config, measured_env)?;
-    platform.sealing_key(policy, b"veritee launch check")?;
-    Ok((
-        Box::new(TpmCountedPlatform::new(platform, tcti, anchors)),
-        policy,
-    ))
+    if !released {
+        platform.sealing_key(seal_policy, b"veritee launch check")?;
+    }
+    let launch = with_released_root(platform, seal_policy, config)?;
+    Ok(Launch {
+        platform: Box::new(TpmCountedPlatform::new(launch.platform, tcti, anchors)),
+        ..launch
+    })
+}
+
+/// `platform` as it seals under `config`: with a sealing root policy, under a root a
+/// peer releases ([`crate::sealing_root`]), bound to the measurement; otherwise as it
+/// is, with `policy`; with the root to hand the service, if any.
+pub fn with_released_root(
+    platform: Box<dyn Platform>,
+    policy: SealPolicy,
+    config: &EnclaveConfig,
+) -> Result<Launch, PlatformError> {
+    if config.sealing_root_policy.is_empty() {
+        return Ok(Launch {
+            platform,
+            seal_policy: policy,
+            released_root: None,
+        });
+    }
+    let releaser_policy = crate::sealing_root::parse_releaser_policy(&config.sealing_root_policy)
+        .map_err(PlatformError::InvalidInput)?;
+    let root = std::sync::Arc::new(crate::sealing_root::ReleasedRoot::default());
+    let platform =
+        crate::sealing_root::ReleasedRootPlatform::new(platform, std::sync::Arc::clone(&root));
+    Ok(Launch {
+        platform: Box::new(platform),
+        seal_policy: SealPolicy::Measurement,
+        released_root: Some(crate::sealing_root::RootRelease {
+            root,
+            releaser_policy,
+        }),
+    })
 }
 
 /// The bytes the platform measures: the executable, then the configuration.
@@ -380,30 +455,62 @@ mod tests {
     fn hardware_needs_a_sealing_key_and_a_counter_tpm() {
         let tpm = Some("device:/dev/tpmrm0");
         assert_eq!(
-            hardware_seal_policy(Backend::Snp, tpm, true).unwrap(),
+            hardware_seal_policy(Backend::Snp, false, tpm, true).unwrap(),
             (SealPolicy::Measurement, "device:/dev/tpmrm0")
         );
         assert_eq!(
-            hardware_seal_policy(Backend::Sgx, tpm, true).unwrap().0,
+            hardware_seal_policy(Backend::Sgx, false, tpm, true)
+                .unwrap()
+                .0,
             SealPolicy::Signer
         );
         for backend in [Backend::Tdx, Backend::Nitro] {
-            let err = hardware_seal_policy(backend, tpm, true)
+            let err = hardware_seal_policy(backend, false, tpm, true)
                 .unwrap_err()
                 .to_string();
             assert!(
-                err.contains("released at start by an attested peer"),
+                err.contains("released at start by an attested peer")
+                    && err.contains("--sealing-root-policy"),
                 "{err}"
             );
+            assert_eq!(
+                hardware_seal_policy(backend, true, tpm, true).unwrap().0,
+                SealPolicy::Measurement
+            );
+            // A released root does not spare the counter.
+            assert!(hardware_seal_policy(backend, true, None, true).is_err());
         }
-        let err = hardware_seal_policy(Backend::Snp, None, true)
+        for backend in [Backend::Snp, Backend::Sgx] {
+            let err = hardware_seal_policy(backend, true, tpm, true)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("seals with a key of its own"), "{err}");
+        }
+        let err = hardware_seal_policy(Backend::Snp, false, None, true)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--counter-tpm"), "{err}");
-        let err = hardware_seal_policy(Backend::Snp, tpm, false)
+        let err = hardware_seal_policy(Backend::Snp, false, tpm, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--counter-tpm-ca"), "{err}");
+    }
+
+    #[test]
+    fn a_sealing_root_policy_and_the_release_role_are_measured() {
+        let base = config(false);
+        let mut with_policy = config(false);
+        with_policy.sealing_root_policy = b"version = 1".to_vec();
+        let mut other_policy = config(false);
+        other_policy.sealing_root_policy = b"version = 1\n".to_vec();
+        let mut releasing = config(false);
+        releasing.release_sealing_roots = true;
+        let digests: std::collections::BTreeSet<Vec<u8>> =
+            [&base, &with_policy, &other_policy, &releasing]
+                .iter()
+                .map(|c| c.launch_digest(48))
+                .collect();
+        assert_eq!(digests.len(), 4);
     }
 
     #[test]

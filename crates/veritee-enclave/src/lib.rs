@@ -21,6 +21,7 @@ pub mod launch;
 pub mod memory_host;
 mod replication;
 mod requests;
+pub mod sealing_root;
 mod secrets;
 pub mod server;
 mod service;

@@ -56,6 +56,8 @@ pub struct MemoryHost {
     /// What the host does to a peer message before relaying it: the bytes to send, or
     /// `None` to lose it; unset, messages go as they are (shared by clones).
     pub peer_tap: Arc<Mutex<Option<PeerTap>>>,
+    /// The same for a peer's reply on its way back (shared by clones).
+    pub peer_reply_tap: Arc<Mutex<Option<PeerTap>>>,
 }
 
 /// Changes or loses a peer message (peer URL, message) on its way.
@@ -225,7 +227,19 @@ impl HostLink for MemoryHost {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .push(message.clone());
-                        HostResult::PeerReply(message)
+                        let tapped = match self
+                            .peer_reply_tap
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .as_mut()
+                        {
+                            Some(tap) => tap(&peer, message),
+                            None => Some(message),
+                        };
+                        match tapped {
+                            Some(message) => HostResult::PeerReply(message),
+                            None => HostResult::Failed(format!("{peer} did not answer")),
+                        }
                     }
                     Ok(_) => HostResult::Failed("the peer answered out of turn".into()),
                     Err(f) => HostResult::Failed(f.message),

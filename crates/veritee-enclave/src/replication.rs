@@ -69,6 +69,9 @@ pub(crate) enum PeerReply {
 
 #[derive(Serialize, Deserialize)]
 pub(crate) enum FetchRequest {
+    /// The sealing root kept for the initiator's sealing identity (see
+    /// [`crate::sealing_root`]).
+    SealingRoot,
     Key {
         tenant: String,
         name: String,
@@ -88,7 +91,9 @@ pub(crate) enum FetchRequest {
 
 /// Private: carries key bytes, encoded only into the sealed channel plaintext.
 #[derive(Serialize, Deserialize)]
-enum FetchAnswer {
+pub(crate) enum FetchAnswer {
+    /// A released sealing root (see [`crate::sealing_root`]).
+    SealingRoot(KeyBytes),
     /// The encoded key copy (key, relation, policy, check value, provenance).
     Key(KeyBytes),
     /// An imported key's sealed record, as encoded (signed metadata, versions).
@@ -104,7 +109,7 @@ enum FetchAnswer {
 
 /// An encoded key copy, wiped when dropped.
 #[derive(Serialize, Deserialize)]
-struct KeyBytes(#[serde(with = "serde_bytes")] Vec<u8>);
+pub(crate) struct KeyBytes(#[serde(with = "serde_bytes")] pub(crate) Vec<u8>);
 
 impl Drop for KeyBytes {
     fn drop(&mut self) {
@@ -121,7 +126,9 @@ pub(crate) fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
 /// More than the CBOR encoding of `answer` can take.
 fn answer_capacity(answer: &FetchAnswer) -> usize {
     256 + match answer {
-        FetchAnswer::Key(record) | FetchAnswer::ImportedKey(record) => record.0.len(),
+        FetchAnswer::Key(record)
+        | FetchAnswer::ImportedKey(record)
+        | FetchAnswer::SealingRoot(record) => record.0.len(),
         FetchAnswer::Tenant { public_key } => public_key.len(),
         FetchAnswer::Denied { reason } => reason.len(),
     }
@@ -189,6 +196,27 @@ impl EnclaveService {
             own_tee: self.platform().tee(),
             at: self.clock().now(),
         })
+    }
+
+    /// Refuses a peer that does not meet [`Self::peer_policy`] (same TEE kind...): the
+    /// handshake of a releaser of sealing roots admits more than that.
+    fn check_same_kind_peer(&self, claims: &Claims) -> Result<(), EnclaveFailure> {
+        let appraisal = self.peer_policy().evaluate(claims, self.clock().now());
+        if appraisal.failed.is_empty() {
+            return Ok(());
+        }
+        let reasons: Vec<String> = appraisal
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.criterion, f.reason))
+            .collect();
+        Err(failure(
+            FailureKind::Unauthorized,
+            format!(
+                "peer refused: only a sealing root is released to it ({})",
+                reasons.join("; ")
+            ),
+        ))
     }
 
     /// Refuses a peer whose evidence came with collateral older than the bound, by the
@@ -275,7 +303,7 @@ impl EnclaveService {
     }
 
     /// One request to one peer over a fresh mutually attested session.
-    fn ask_peer(
+    pub(crate) fn ask_peer(
         &self,
         peer: &str,
         request: &FetchRequest,
@@ -321,9 +349,9 @@ impl EnclaveService {
             ) {
                 Ok(FetchAnswer::Tenant { public_key }) => return Ok(public_key),
                 Ok(FetchAnswer::Denied { reason }) => reasons.push(format!("{peer}: {reason}")),
-                Ok(FetchAnswer::Key(_) | FetchAnswer::ImportedKey(_)) => {
-                    reasons.push(format!("{peer}: answered with a key"))
-                }
+                Ok(
+                    FetchAnswer::Key(_) | FetchAnswer::ImportedKey(_) | FetchAnswer::SealingRoot(_),
+                ) => reasons.push(format!("{peer}: answered with a key")),
                 Err(e) => reasons.push(format!("{peer}: {}", e.message)),
             }
         }
@@ -342,7 +370,9 @@ impl EnclaveService {
                 FailureKind::Unauthorized,
                 format!("denied: {reason}"),
             )),
-            FetchAnswer::Tenant { .. } | FetchAnswer::ImportedKey(_) => {
+            FetchAnswer::Tenant { .. }
+            | FetchAnswer::ImportedKey(_)
+            | FetchAnswer::SealingRoot(_) => {
                 Err(bad("the peer answered with something else than a data key"))
             }
         }
@@ -435,7 +465,13 @@ impl EnclaveService {
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let verifiers = veritee_verify::Verifiers::default();
-        let policy = self.peer_policy();
+        // A releaser of sealing roots admits enclaves of other kinds to the handshake;
+        // everything but a root is then asked of the same kind only (below).
+        let policy = if self.releases_sealing_roots() {
+            self.root_requester_policy()
+        } else {
+            self.peer_policy()
+        };
         let appraiser = self.peer_appraiser(&verifiers, &policy, false)?;
         match from_cbor::<PeerEnvelope>(message, "peer message")? {
             PeerEnvelope::Hello(hello) => {
@@ -472,7 +508,12 @@ impl EnclaveService {
                     })?;
                 self.check_peer_collateral(&claims)?;
                 let plain: SecretBytes = session.open(&request).map_err(bad)?;
-                let answer = match from_cbor(plain.expose(), "peer request")? {
+                let request: FetchRequest = from_cbor(plain.expose(), "peer request")?;
+                if !matches!(request, FetchRequest::SealingRoot) {
+                    self.check_same_kind_peer(&claims)?;
+                }
+                let answer = match request {
+                    FetchRequest::SealingRoot => self.release_sealing_root(&claims, link)?,
                     FetchRequest::Fork(open) => {
                         return self.fork_accept(open, &claims, session, link);
                     }

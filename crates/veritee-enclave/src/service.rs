@@ -105,6 +105,10 @@ pub struct EnclaveService {
     pub(crate) pending_activations: Mutex<crate::workload::PendingActivations>,
     /// EK certificates whose chain verified (flow 2, security module).
     pub(crate) verified_eks: Mutex<veritee_tpm::cache::VerifiedEkCache>,
+    /// Where the sealing root comes from, on a TEE that gives no sealing key.
+    pub(crate) root_source: Option<crate::sealing_root::RootSource>,
+    /// Whether this enclave releases sealing roots to attested peers (measured).
+    pub(crate) releases_sealing_roots: bool,
 }
 
 impl core::fmt::Debug for EnclaveService {
@@ -180,7 +184,33 @@ impl EnclaveService {
             tpm_anchors: Vec::new(),
             pending_activations: Mutex::new(crate::workload::PendingActivations::default()),
             verified_eks: Mutex::new(veritee_tpm::cache::VerifiedEkCache::default()),
+            root_source: None,
+            releases_sealing_roots: false,
         }
+    }
+
+    /// Seals under the root `release` names, released by a peer that meets its policy
+    /// (part of the measured configuration): for a platform wrapped in a
+    /// [`crate::sealing_root::ReleasedRootPlatform`] over the same root. The root is
+    /// fetched before the first access to sealed state.
+    pub fn with_released_root(mut self, release: crate::sealing_root::RootRelease) -> Self {
+        self.root_source = Some(crate::sealing_root::RootSource {
+            release,
+            fetching: Mutex::new(()),
+        });
+        self
+    }
+
+    /// Makes this enclave release sealing roots to attested peers that ask (part of the
+    /// measured configuration: see [`crate::sealing_root`]).
+    pub fn releasing_sealing_roots(mut self) -> Self {
+        self.releases_sealing_roots = true;
+        self
+    }
+
+    /// Whether this enclave releases sealing roots.
+    pub fn releases_sealing_roots(&self) -> bool {
+        self.releases_sealing_roots
     }
 
     /// Trust anchors under which peer enclaves are appraised (part of the measured
@@ -381,8 +411,10 @@ impl EnclaveService {
         call: EnclaveCall,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        // A refused state is reported at once, and a rollback accepted at load is
-        // audited before anything else is done.
+        // Without its sealing root the enclave can open nothing; a refused state is
+        // reported at once, and a rollback accepted at load is audited before anything
+        // else is done.
+        self.ensure_sealing_root(link)?;
         self.ensure_state(link)?;
         self.audit_pending_rollback(link)?;
         // A security module holds every seed it is given: it runs nobody's code and

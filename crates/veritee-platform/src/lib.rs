@@ -83,8 +83,9 @@ pub trait MonotonicCounter: Send + Sync {
     fn advance_to(&self, value: u64) -> Result<u64, PlatformError>;
 }
 
-/// The error for a sealing key asked for at a security version above the enclave's own.
-pub(crate) fn check_security_version(
+/// The error for a sealing key asked for at a security version above the enclave's own:
+/// what every [`Platform::sealing_key_at`] returns for a newer version.
+pub fn check_security_version(
     identity: &EnclaveIdentity,
     requested: u16,
 ) -> Result<(), PlatformError> {

@@ -2,10 +2,10 @@
 //!
 //! | backend | interface | evidence | sealing |
 //! |---|---|---|---|
-//! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote | unsupported |
+//! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote | unsupported (a node seals under a root a peer releases: `veritee_enclave::sealing_root`) |
 //! | [`sev_guest::SnpPlatform`] | configfs-tsm, and `/dev/sev-guest` for keys | SEV-SNP report | firmware-derived key bound to MEASUREMENT, POLICY and GUEST_SVN |
 //! | [`gramine::GraminePlatform`] | Gramine's `/dev/attestation` (SGX, DCAP) | SGX quote | MRENCLAVE / MRSIGNER keys, own security version only |
-//! | [`nitro::NitroPlatform`] | `/dev/nsm` (AWS Nitro Enclaves) | COSE-signed attestation document | unsupported |
+//! | [`nitro::NitroPlatform`] | `/dev/nsm` (AWS Nitro Enclaves) | COSE-signed attestation document | unsupported (as for TDX) |
 //!
 //! None keeps a [`crate::MonotonicCounter`]: [`Platform::monotonic_counter`] is
 //! [`crate::PlatformError::Unsupported`] on all of them until a TPM NV counter or an
