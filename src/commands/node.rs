@@ -37,7 +37,8 @@ pub struct NodeArgs {
     #[arg(long)]
     store: Option<String>,
     /// The TEE to run the enclave on: auto (the one this machine has; the simulator,
-    /// with a loud warning, where there is none), sim, sgx (Gramine), tdx, snp or nitro.
+    /// with a loud warning, where there is none), sim, sgx (Gramine or Occlum), tdx, snp or
+    /// nitro.
     /// Asking for one this machine lacks is an error naming the missing device.
     #[arg(long, default_value = "auto", value_parser = ["auto", "sim", "sgx", "tdx", "snp", "nitro"])]
     tee: String,

@@ -4,7 +4,7 @@
 //! bound to the enclave's measurement or signer and its security version, states the
 //! enclave's identity, and may keep [`MonotonicCounter`]s for it.
 //! [`sim`] is the simulated TEE (vendor, machines, enclaves); [`hw`] holds the
-//! real-hardware backends (configfs-tsm for TDX and SEV-SNP, Gramine for SGX, the NSM
+//! real-hardware backends (configfs-tsm for TDX and SEV-SNP, Gramine or Occlum for SGX, the NSM
 //! for Nitro) and [`hw::detect`], which finds the one this program runs in. [`sealing`] turns sealing keys into a blob format.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

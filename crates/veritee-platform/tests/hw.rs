@@ -12,6 +12,7 @@ use std::time::Duration;
 use veritee_attest::{ReportData, TeeKind};
 use veritee_platform::hw::gramine::GraminePlatform;
 use veritee_platform::hw::nitro::{self, NitroPlatform, NsmTransport};
+use veritee_platform::hw::occlum::{self, OcclumPlatform};
 use veritee_platform::hw::sev_guest::{
     self, DERIVED_KEY_REQUEST_LEN, DerivedKeyRequest, KEY_RESPONSE_LEN, SevGuestDevice,
 };
@@ -580,6 +581,249 @@ fn gramine_derives_the_key_of_its_own_security_version_only() {
 }
 
 // ---------------------------------------------------------------------------------
+// Occlum's /dev/sgx, answering as the LibOS does: SGXIOC_GEN_DCAP_QUOTE gives this
+// enclave's quote, SGXIOC_GET_KEY passes the request to an EGETKEY that derives keys
+// from a CPU secret and what the request selects of the enclave's identity, and
+// refuses what EGETKEY refuses.
+
+struct FakeOcclum {
+    cpu_secret: [u8; 32],
+    /// The enclave's quote (its identity, attributes and CPUSVN are read from it).
+    quote: Mutex<Vec<u8>>,
+    /// The CPU's current CPUSVN (a request above it is refused).
+    cpu_svn: Mutex<[u8; 16]>,
+    report_data: Mutex<Vec<[u8; 64]>>,
+}
+
+impl FakeOcclum {
+    fn new(quote: &[u8]) -> Arc<Self> {
+        let cpu_svn = veritee_platform::hw::layout::sgx_cpu_svn(quote).unwrap();
+        Arc::new(Self {
+            cpu_secret: [0x42; 32],
+            quote: Mutex::new(quote.to_vec()),
+            cpu_svn: Mutex::new(cpu_svn),
+            report_data: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl veritee_platform::hw::occlum::OcclumDevice for FakeOcclum {
+    fn get_key(
+        &self,
+        request: &[u8; occlum::KEY_REQUEST_LEN],
+    ) -> Result<veritee_crypto::Confidential<[u8; 16]>, PlatformError> {
+        use veritee_platform::hw::layout::{QUOTE_HEADER_LEN, sgx};
+        let einval = |why: &str| PlatformError::Device {
+            device: "/dev/sgx".into(),
+            reason: format!("SGXIOC_GET_KEY: Invalid argument (os error 22): {why}"),
+        };
+        let request = occlum::KeyRequest::decode(request).map_err(|_| einval("reserved"))?;
+        let quote = self.quote.lock().unwrap().clone();
+        let body = &quote[QUOTE_HEADER_LEN..QUOTE_HEADER_LEN + sgx::REPORT_BODY_LEN];
+        let own_svn = u16::from_le_bytes([body[sgx::ISVSVN_OFFSET], body[sgx::ISVSVN_OFFSET + 1]]);
+        if request.key_name != occlum::KEYSELECT_SEAL {
+            return Err(einval("SGX_ERROR_INVALID_KEYNAME"));
+        }
+        if request.key_policy & !0x3 != 0 {
+            return Err(einval("SGX_ERROR_INVALID_PARAMETER"));
+        }
+        if request.isv_svn > own_svn {
+            return Err(einval("SGX_ERROR_INVALID_ISVSVN"));
+        }
+        if request.cpu_svn > *self.cpu_svn.lock().unwrap() {
+            return Err(einval("SGX_ERROR_INVALID_CPUSVN"));
+        }
+        // What EGETKEY mixes in: the selected identity, ISVPRODID, the requested SVNs,
+        // ATTRIBUTES and MISCSELECT under their masks, KEYID.
+        let mut input = Vec::new();
+        input.extend_from_slice(&request.key_name.to_le_bytes());
+        input.extend_from_slice(&request.key_policy.to_le_bytes());
+        if request.key_policy & occlum::KEYPOLICY_MRENCLAVE != 0 {
+            input.extend_from_slice(&body[sgx::MRENCLAVE_OFFSET..sgx::MRENCLAVE_OFFSET + 32]);
+        }
+        if request.key_policy & occlum::KEYPOLICY_MRSIGNER != 0 {
+            input.extend_from_slice(&body[sgx::MRSIGNER_OFFSET..sgx::MRSIGNER_OFFSET + 32]);
+        }
+        input.extend_from_slice(&body[sgx::ISVPRODID_OFFSET..sgx::ISVPRODID_OFFSET + 2]);
+        input.extend_from_slice(&request.isv_svn.to_le_bytes());
+        input.extend_from_slice(&request.cpu_svn);
+        let flags = u64::from_le_bytes(
+            body[sgx::ATTRIBUTES_OFFSET..sgx::ATTRIBUTES_OFFSET + 8]
+                .try_into()
+                .unwrap(),
+        );
+        input.extend_from_slice(&(flags & request.attribute_flags_mask).to_le_bytes());
+        let misc = u32::from_le_bytes(
+            body[sgx::MISCSELECT_OFFSET..sgx::MISCSELECT_OFFSET + 4]
+                .try_into()
+                .unwrap(),
+        );
+        input.extend_from_slice(&(misc & request.misc_mask).to_le_bytes());
+        input.extend_from_slice(&request.key_id);
+        let mac = veritee_crypto::mac::hmac_sha256(&self.cpu_secret, &input);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&mac[..16]);
+        Ok(veritee_crypto::Confidential::new(key))
+    }
+
+    fn dcap_quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, PlatformError> {
+        self.report_data.lock().unwrap().push(*report_data);
+        Ok(self.quote.lock().unwrap().clone())
+    }
+}
+
+/// SGX_QUOTE with `value` written at `offset` of its report body.
+fn sgx_quote_with(offset: usize, value: &[u8]) -> Vec<u8> {
+    let mut quote = SGX_QUOTE.to_vec();
+    let at = veritee_platform::hw::layout::QUOTE_HEADER_LEN + offset;
+    quote[at..at + value.len()].copy_from_slice(value);
+    quote
+}
+
+fn occlum_platform(device: &Arc<FakeOcclum>) -> OcclumPlatform {
+    OcclumPlatform::new(Arc::clone(device) as Arc<dyn occlum::OcclumDevice>).unwrap()
+}
+
+#[test]
+fn occlum_quotes_over_the_report_data_asked_for() {
+    let device = FakeOcclum::new(SGX_QUOTE);
+    let platform = occlum_platform(&device);
+    assert_eq!(platform.tee(), TeeKind::Sgx);
+    let id = platform.identity();
+    assert_eq!(hex::encode(&id.measurement), SGX_MRENCLAVE);
+    assert_eq!(hex::encode(id.signer.as_ref().unwrap()), SGX_MRSIGNER);
+    let rd = report_data(7);
+    assert_eq!(platform.evidence(&rd).unwrap(), SGX_QUOTE);
+    assert_eq!(device.report_data.lock().unwrap().last(), Some(&rd.0));
+    // A damaged quote is named, at open and later.
+    *device.quote.lock().unwrap() = SGX_QUOTE[..200].to_vec();
+    let err = platform.evidence(&rd).unwrap_err();
+    assert!(err.to_string().contains("malformed SGX quote"), "{err}");
+    let err = OcclumPlatform::new(device as Arc<dyn occlum::OcclumDevice>).unwrap_err();
+    assert!(err.to_string().contains("malformed SGX quote"), "{err}");
+}
+
+#[test]
+fn occlum_sealing_keys_bind_what_egetkey_binds() {
+    use veritee_platform::hw::layout::sgx;
+    let device = FakeOcclum::new(SGX_QUOTE);
+    let platform = occlum_platform(&device);
+    let m_a = key_bytes(&platform, SealPolicy::Measurement, b"a");
+    let s_a = key_bytes(&platform, SealPolicy::Signer, b"a");
+    assert_ne!(m_a, key_bytes(&platform, SealPolicy::Measurement, b"b"));
+    assert_ne!(m_a, s_a);
+    assert_eq!(
+        key_bytes(&occlum_platform(&device), SealPolicy::Measurement, b"a"),
+        m_a
+    );
+    let blob = sealing::seal(&platform, SealPolicy::Signer, b"aad", b"state").unwrap();
+
+    // Other code from the same signer: another measurement key, the same signer key.
+    let other_code = FakeOcclum::new(&sgx_quote_with(sgx::MRENCLAVE_OFFSET, &[0x33; 32]));
+    let other = occlum_platform(&other_code);
+    assert_ne!(key_bytes(&other, SealPolicy::Measurement, b"a"), m_a);
+    assert_eq!(key_bytes(&other, SealPolicy::Signer, b"a"), s_a);
+    assert_eq!(
+        sealing::unseal(&other, b"aad", &blob).unwrap().expose(),
+        b"state"
+    );
+    // Another signer, or the same code built for debug, opens nothing.
+    for quote in [
+        sgx_quote_with(sgx::MRSIGNER_OFFSET, &[0x44; 32]),
+        sgx_quote_with(sgx::ATTRIBUTES_OFFSET, &(0x7u64).to_le_bytes()),
+    ] {
+        let stranger = occlum_platform(&FakeOcclum::new(&quote));
+        assert_ne!(key_bytes(&stranger, SealPolicy::Signer, b"a"), s_a);
+        assert!(matches!(
+            sealing::unseal(&stranger, b"aad", &blob),
+            Err(PlatformError::Unseal(_))
+        ));
+    }
+    // A microcode update raises CPUSVN: the key changes (as under Gramine).
+    let updated = FakeOcclum::new(&sgx_quote_with(sgx::CPUSVN_OFFSET, &[0xff; 16]));
+    *updated.cpu_svn.lock().unwrap() = [0xff; 16];
+    assert_ne!(
+        key_bytes(&occlum_platform(&updated), SealPolicy::Signer, b"a"),
+        s_a
+    );
+}
+
+#[test]
+fn occlum_derives_its_own_and_older_security_versions_keys_never_newer() {
+    use veritee_platform::hw::layout::sgx;
+    let v0 = occlum_platform(&FakeOcclum::new(SGX_QUOTE));
+    let blob_v0 = sealing::seal(&v0, SealPolicy::Signer, b"", b"old").unwrap();
+    let v2 = occlum_platform(&FakeOcclum::new(&sgx_quote_with(
+        sgx::ISVSVN_OFFSET,
+        &2u16.to_le_bytes(),
+    )));
+    assert_eq!(v2.identity().security_version, 2);
+    // The patched build reads what the older one sealed...
+    assert_eq!(
+        sealing::unseal(&v2, b"", &blob_v0).unwrap().expose(),
+        b"old"
+    );
+    let older = *v2
+        .sealing_key_at(SealPolicy::Signer, 0, b"a")
+        .unwrap()
+        .expose()
+        .expose();
+    assert_eq!(
+        older,
+        *v0.sealing_key_at(SealPolicy::Signer, 0, b"a")
+            .unwrap()
+            .expose()
+            .expose()
+    );
+    // ...and the older build cannot read what the patched one sealed.
+    let blob_v2 = sealing::seal(&v2, SealPolicy::Signer, b"", b"new").unwrap();
+    let err = sealing::unseal(&v0, b"", &blob_v2).unwrap_err();
+    assert!(err.to_string().contains("security version 2"), "{err}");
+    // EGETKEY itself refuses a newer ISVSVN, should the check above it be bypassed.
+    let device = FakeOcclum::new(SGX_QUOTE);
+    let request = occlum::KeyRequest::seal(SealPolicy::Signer, 1, [0; 16]);
+    use veritee_platform::hw::occlum::OcclumDevice;
+    let err = device.get_key(&request.encode()).err().unwrap();
+    assert!(err.to_string().contains("INVALID_ISVSVN"), "{err}");
+}
+
+#[test]
+fn occlum_is_detected_by_its_device_and_a_failing_device_is_a_clear_error() {
+    let prefix = tempfile::tempdir().unwrap();
+    let mut roots = HardwareRoots::under(prefix.path());
+    // An SGX host's driver directory at /dev/sgx is not Occlum.
+    fs::create_dir_all(&roots.occlum).unwrap();
+    assert!(matches!(
+        hw::probe(&roots),
+        Err(PlatformError::NoHardware(_))
+    ));
+    let err = match hw::open(hw::Backend::Sgx, &roots) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened SGX over a directory"),
+    };
+    assert!(
+        err.contains("Gramine")
+            && err.contains("Occlum")
+            && err.contains(&roots.occlum.display().to_string()),
+        "{err}"
+    );
+    fs::remove_dir(&roots.occlum).unwrap();
+    // Occlum's device file: probed as SGX; opening the real one here fails on the
+    // ioctl (a plain file is no device), and says which.
+    fs::write(&roots.occlum, b"").unwrap();
+    assert_eq!(hw::probe(&roots).unwrap(), hw::Backend::Sgx);
+    let err = match hw::open(hw::Backend::Sgx, &roots) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened a plain file as /dev/sgx"),
+    };
+    assert!(err.contains("SGXIOC_GET_DCAP_QUOTE_SIZE"), "{err}");
+    // With the device answering as Occlum's does, it opens.
+    roots.occlum_device = Some(FakeOcclum::new(SGX_QUOTE) as Arc<dyn occlum::OcclumDevice>);
+    let platform = hw::detect(&roots).unwrap();
+    assert_eq!(hex::encode(&platform.identity().measurement), SGX_MRENCLAVE);
+}
+
+// ---------------------------------------------------------------------------------
 // A fake NSM transport.
 
 enum Reply {
@@ -828,7 +1072,7 @@ fn detection_reports_what_it_looked_for() {
         err.to_string(),
         format!(
             "no TEE hardware found: looked for {p}/sys/kernel/config/tsm/report (configfs-tsm), \
-             {p}/dev/attestation (Gramine SGX), {p}/dev/nsm (Nitro)"
+             {p}/dev/attestation (Gramine SGX), {p}/dev/sgx (Occlum SGX), {p}/dev/nsm (Nitro)"
         )
     );
     let system = HardwareRoots::system();

@@ -61,6 +61,12 @@ pub const QUOTE_V5_BODY_DESCRIPTOR_LEN: usize = 6;
 pub mod sgx {
     /// Length of the enclave report body.
     pub const REPORT_BODY_LEN: usize = 384;
+    /// CPUSVN: the security version of the CPU's microcode and firmware.
+    pub const CPUSVN_OFFSET: usize = 0x000;
+    /// Length of CPUSVN.
+    pub const CPUSVN_LEN: usize = 16;
+    /// MISCSELECT, u32 little-endian.
+    pub const MISCSELECT_OFFSET: usize = 0x010;
     /// ATTRIBUTES.FLAGS, u64 little-endian.
     pub const ATTRIBUTES_OFFSET: usize = 0x030;
     /// ATTRIBUTES.FLAGS bit of a debug enclave.
@@ -287,6 +293,14 @@ pub fn sgx_quote(quote: &[u8]) -> Result<OwnEvidence, PlatformError> {
         },
         report_data: array(quote, body + sgx::REPORT_DATA_OFFSET, WHAT, "REPORTDATA")?,
     })
+}
+
+/// Reads CPUSVN from an SGX DCAP quote (version 3 or 4): what an SGX key request names
+/// to derive keys at the CPU's current security version.
+pub fn sgx_cpu_svn(quote: &[u8]) -> Result<[u8; sgx::CPUSVN_LEN], PlatformError> {
+    const WHAT: &str = "SGX quote";
+    let body = quote_body_offset(quote, WHAT, TEE_TYPE_SGX)?;
+    array(quote, body + sgx::CPUSVN_OFFSET, WHAT, "CPUSVN")
 }
 
 /// Reads MRTD, the debug attribute and the report data from a TDX DCAP quote

@@ -5,6 +5,7 @@
 //! | [`tsm::TsmPlatform`] | Linux configfs-tsm (`/sys/kernel/config/tsm/report`, Linux >= 6.7) | TDX quote | unsupported (a node seals under a root a peer releases: `veritee_enclave::sealing_root`) |
 //! | [`sev_guest::SnpPlatform`] | configfs-tsm, and `/dev/sev-guest` for keys | SEV-SNP report | firmware-derived key bound to MEASUREMENT, POLICY and GUEST_SVN |
 //! | [`gramine::GraminePlatform`] | Gramine's `/dev/attestation` (SGX, DCAP) | SGX quote | MRENCLAVE / MRSIGNER keys, own security version only |
+//! | [`occlum::OcclumPlatform`] | Occlum's `/dev/sgx` ioctls (SGX, DCAP) | SGX quote | EGETKEY MRENCLAVE / MRSIGNER keys, own and older security versions |
 //! | [`nitro::NitroPlatform`] | `/dev/nsm` (AWS Nitro Enclaves) | COSE-signed attestation document | unsupported (as for TDX) |
 //!
 //! None keeps a [`crate::MonotonicCounter`]: [`Platform::monotonic_counter`] is
@@ -21,6 +22,7 @@
 pub mod gramine;
 pub mod layout;
 pub mod nitro;
+pub mod occlum;
 pub mod sev_guest;
 pub mod snp_certs;
 pub mod tsm;
@@ -41,6 +43,11 @@ pub struct HardwareRoots {
     pub tsm_options: tsm::TsmOptions,
     /// Gramine's attestation pseudo-filesystem.
     pub gramine: PathBuf,
+    /// Occlum's SGX device.
+    pub occlum: PathBuf,
+    /// How to reach Occlum's SGX device: `None` opens `occlum` itself
+    /// ([`occlum::OcclumSgxDevice`]) when it is there.
+    pub occlum_device: Option<Arc<dyn occlum::OcclumDevice>>,
     /// The Nitro Secure Module device.
     pub nsm: PathBuf,
     /// The SEV-SNP guest device (sealing keys).
@@ -59,6 +66,11 @@ impl core::fmt::Debug for HardwareRoots {
             .field("tsm_report", &self.tsm_report)
             .field("tsm_options", &self.tsm_options)
             .field("gramine", &self.gramine)
+            .field("occlum", &self.occlum)
+            .field(
+                "occlum_device",
+                &self.occlum_device.as_ref().map(|_| "custom"),
+            )
             .field("nsm", &self.nsm)
             .field(
                 "nsm_transport",
@@ -86,6 +98,8 @@ impl HardwareRoots {
             tsm_report: at(tsm::DEFAULT_ROOT),
             tsm_options: tsm::TsmOptions::default(),
             gramine: at(gramine::DEFAULT_ROOT),
+            occlum: at(occlum::DEFAULT_DEVICE),
+            occlum_device: None,
             nsm: at(nitro::DEFAULT_DEVICE),
             nsm_transport: None,
             sev_guest: at(sev_guest::DEFAULT_DEVICE),
@@ -97,7 +111,7 @@ impl HardwareRoots {
 /// A hardware TEE veritee runs on (the simulator is not one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// Intel SGX under Gramine.
+    /// Intel SGX under Gramine or Occlum.
     Sgx,
     /// Intel TDX, through configfs-tsm.
     Tdx,
@@ -128,7 +142,8 @@ impl Backend {
 }
 
 /// Which TEE this program runs in, without opening it: configfs-tsm's provider (TDX,
-/// SEV-SNP), Gramine's `/dev/attestation` (SGX), then `/dev/nsm` (Nitro).
+/// SEV-SNP), Gramine's `/dev/attestation` or Occlum's `/dev/sgx` (SGX), then `/dev/nsm`
+/// (Nitro).
 ///
 /// A configfs-tsm directory without a registered provider, or with one veritee does
 /// not know, counts as absent and is mentioned in the [`PlatformError::NoHardware`]
@@ -152,16 +167,17 @@ pub fn probe(roots: &HardwareRoots) -> Result<Backend, PlatformError> {
             )),
         }
     }
-    if roots.gramine.join(gramine::ATTESTATION_TYPE).exists() {
+    if roots.gramine.join(gramine::ATTESTATION_TYPE).exists() || occlum_present(roots) {
         return Ok(Backend::Sgx);
     }
     if roots.nsm.exists() {
         return Ok(Backend::Nitro);
     }
     let mut message = format!(
-        "looked for {} (configfs-tsm), {} (Gramine SGX), {} (Nitro)",
+        "looked for {} (configfs-tsm), {} (Gramine SGX), {} (Occlum SGX), {} (Nitro)",
         roots.tsm_report.display(),
         roots.gramine.display(),
+        roots.occlum.display(),
         roots.nsm.display()
     );
     for note in notes {
@@ -227,10 +243,24 @@ pub fn open(backend: Backend, roots: &HardwareRoots) -> Result<Box<dyn Platform>
             Ok(Box::new(sev_guest::SnpPlatform::new(platform, device)?))
         }
         Backend::Sgx => {
-            if !roots.gramine.join(gramine::ATTESTATION_TYPE).exists() {
-                return Err(missing(&roots.gramine, "Gramine's attestation interface"));
+            if roots.gramine.join(gramine::ATTESTATION_TYPE).exists() {
+                return Ok(Box::new(gramine::GraminePlatform::open(&roots.gramine)?));
             }
-            Ok(Box::new(gramine::GraminePlatform::open(&roots.gramine)?))
+            let device: Arc<dyn occlum::OcclumDevice> = match &roots.occlum_device {
+                Some(device) => Arc::clone(device),
+                None if occlum_present(roots) => {
+                    Arc::new(occlum::OcclumSgxDevice::open(&roots.occlum)?)
+                }
+                None => {
+                    return Err(PlatformError::NoHardware(format!(
+                        "--tee sgx needs Gramine's attestation interface at {} or Occlum's SGX \
+                         device at {}, which are not there",
+                        roots.gramine.display(),
+                        roots.occlum.display()
+                    )));
+                }
+            };
+            Ok(Box::new(occlum::OcclumPlatform::new(device)?))
         }
         Backend::Nitro => {
             let transport: Arc<dyn nitro::NsmTransport> = match &roots.nsm_transport {
@@ -241,6 +271,12 @@ pub fn open(backend: Backend, roots: &HardwareRoots) -> Result<Box<dyn Platform>
             Ok(Box::new(nitro::NitroPlatform::new(transport)?))
         }
     }
+}
+
+/// Whether Occlum's `/dev/sgx` is there: a device file, not the directory an SGX host's
+/// older DCAP driver makes at the same path.
+fn occlum_present(roots: &HardwareRoots) -> bool {
+    roots.occlum_device.is_some() || fs::metadata(&roots.occlum).is_ok_and(|m| !m.is_dir())
 }
 
 /// Finds the TEE this program runs in and opens it: [`probe`], then [`open`].
