@@ -96,7 +96,7 @@ fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
     }
     let dir = tempfile::tempdir().unwrap();
     // A TPM as a manufacturer ships it, and its manufacturer's CAs for the node.
-    let ca = veritee_tpm::swtpm::LocalCa::new(&dir.path().join("ca")).unwrap();
+    let ca = veritee_tpm::swtpm::LocalCa::issuing_crls(&dir.path().join("ca")).unwrap();
     ca.manufacture(&dir.path().join("tpm")).unwrap();
     let ca_pem = dir.path().join("tpm-ca.pem");
     std::fs::write(
@@ -150,6 +150,43 @@ fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
             && stderr.contains("kept by the TPM at swtpm:"),
         "{stderr}"
     );
+
+    // The manufacturer revokes this TPM's endorsement key: given its CRL, the node
+    // does not start on that TPM.
+    let ek = veritee_tpm::device::TargetTpm::open(&tcti)
+        .and_then(|mut tpm| tpm.ek_certificate())
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let crl = dir.path().join("revoking.crl");
+    std::fs::write(
+        &crl,
+        ca.crl(
+            &[ek],
+            now - time::Duration::days(1),
+            now + time::Duration::days(1),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let crl_arg = s(&crl);
+    let revoked_state = s(&dir.path().join("revoked"));
+    let mut command = vec![
+        "node",
+        "--dir",
+        &revoked_state,
+        "--listen",
+        "127.0.0.1:0",
+        "--counter-tpm-crl",
+        &crl_arg,
+    ];
+    command.extend(args);
+    let out = veritee(&command);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a node ran on a revoked TPM: {stderr}"
+    );
+    assert!(stderr.contains("revoked"), "{stderr}");
 
     // A TPM its manufacturer's CAs do not vouch for (here: the CAs of another) is
     // refused, so a host cannot put a TPM of its own in its place.

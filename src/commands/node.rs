@@ -52,6 +52,11 @@ pub struct NodeArgs {
     /// Required on hardware; measured with the code.
     #[arg(long, requires = "counter_tpm")]
     counter_tpm_ca: Option<PathBuf>,
+    /// A CRL (PEM or DER) of the counter TPM's manufacturer (repeatable): a TPM whose
+    /// endorsement key one revokes is refused. Signed by the CA, so not measured; a
+    /// CRL past its next update is an error.
+    #[arg(long, value_name = "CRL", requires = "counter_tpm_ca")]
+    counter_tpm_crl: Vec<PathBuf>,
     /// A simulated machine directory to run on (default: DIR/platform, created with a
     /// simulated vendor in DIR/vendor).
     #[arg(long)]
@@ -135,6 +140,11 @@ pub struct NodeArgs {
     /// TPM): TPM targets' EK certificates must chain to one. Measured with the code.
     #[arg(long, value_name = "PEM")]
     tpm_ca: Option<PathBuf>,
+    /// A CRL (PEM or DER) of a TPM manufacturer (repeatable; security module): a TPM
+    /// target whose endorsement key one revokes is refused. Signed by the CA, so not
+    /// measured; a CRL past its next update is an error.
+    #[arg(long, value_name = "CRL", requires = "tpm_ca")]
+    tpm_crl: Vec<PathBuf>,
     /// On SIGTERM or SIGINT, how long requests in progress may take to finish before
     /// they are cut (no new connection is taken meanwhile).
     #[arg(long, default_value_t = 30)]
@@ -159,6 +169,9 @@ pub struct EnclaveArgs {
     /// The CAs certifying that TPM (PEM; measured with the code).
     #[arg(long)]
     counter_tpm_ca: Option<PathBuf>,
+    /// Its manufacturer's CRLs.
+    #[arg(long)]
+    counter_tpm_crl: Vec<PathBuf>,
     /// The socket to listen on.
     #[arg(long)]
     socket: PathBuf,
@@ -189,6 +202,9 @@ pub struct EnclaveArgs {
     /// TPM manufacturer CAs (PEM; measured with the code).
     #[arg(long)]
     tpm_ca: Option<PathBuf>,
+    /// TPM manufacturers' CRLs.
+    #[arg(long)]
+    tpm_crl: Vec<PathBuf>,
     /// Whom the sealing root may be released by (measured with the code).
     #[arg(long)]
     sealing_root_policy: Option<PathBuf>,
@@ -432,6 +448,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         .with_context(|| format!("the counter TPM's CA {}", ca.display()))?;
         enclave_args.extend(["--counter-tpm-ca".into(), ca.clone().into_os_string()]);
     }
+    for crl in &args.counter_tpm_crl {
+        read_crl(crl)?;
+        enclave_args.extend(["--counter-tpm-crl".into(), crl.clone().into_os_string()]);
+    }
     if let Some(k) = &args.enclave_signer_key {
         load_signer(k)?;
         enclave_args.extend(["--signer-key".into(), k.clone().into_os_string()]);
@@ -492,6 +512,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         veritee_attest::ParsedCertificate::from_pem_chain(&crate::files::read(ca, "TPM CA")?)
             .with_context(|| format!("the TPM CA {}", ca.display()))?;
         enclave_args.extend(["--tpm-ca".into(), ca.clone().into_os_string()]);
+    }
+    for crl in &args.tpm_crl {
+        read_crl(crl)?;
+        enclave_args.extend(["--tpm-crl".into(), crl.clone().into_os_string()]);
     }
     if let Some(tcti) = &args.tpm {
         if args.role == "sm" {
@@ -616,6 +640,12 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// A TPM manufacturer's CRL from `path` (PEM or DER).
+fn read_crl(path: &Path) -> Result<veritee_x509::ParsedCrl> {
+    veritee_x509::ParsedCrl::from_der_or_pem(&crate::files::read(path, "TPM CRL")?)
+        .with_context(|| format!("the TPM CRL {}", path.display()))
+}
+
 /// Exits when the host that started this enclave is gone (killed with -9, say), so an
 /// orphaned enclave never lingers; a restarted host starts a fresh one.
 fn exit_with_parent() {
@@ -658,6 +688,11 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         },
         release_sealing_roots: args.release_sealing_roots,
     };
+    let counter_tpm_crls = args
+        .counter_tpm_crl
+        .iter()
+        .map(|p| read_crl(p))
+        .collect::<Result<Vec<_>>>()?;
     let (platform, seal_policy, released_root) = if args.tee == "sim" {
         let Some(machine) = &args.platform else {
             bail!("--tee sim needs --platform (the simulated machine's directory)");
@@ -676,7 +711,8 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             Some(tcti) => {
                 let anchors = veritee_enclave::launch::counter_tpm_anchors(&config)?;
                 let counted =
-                    veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti, anchors);
+                    veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti, anchors)
+                        .with_crls(counter_tpm_crls);
                 (
                     Box::new(counted) as Box<dyn veritee_platform::Platform>,
                     policy,
@@ -695,6 +731,7 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             &config,
             measured_env.as_deref(),
             args.counter_tpm.as_deref(),
+            counter_tpm_crls,
         )?;
         (launch.platform, launch.seal_policy, launch.released_root)
     };
@@ -728,6 +765,14 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         service = service.with_tpm_anchors(
             veritee_attest::ParsedCertificate::from_pem_chain(&config.tpm_trust_anchors_pem)
                 .context("TPM CA")?,
+        );
+    }
+    if !args.tpm_crl.is_empty() {
+        service = service.with_tpm_crls(
+            args.tpm_crl
+                .iter()
+                .map(|p| read_crl(p))
+                .collect::<Result<_>>()?,
         );
     }
     if let Some(tcti) = &args.tpm {

@@ -215,6 +215,7 @@ pub fn launch_hardware(
     config: &EnclaveConfig,
     measured_env: Option<&str>,
     counter_tpm: Option<&str>,
+    counter_tpm_crls: Vec<veritee_x509::ParsedCrl>,
 ) -> Result<Launch, PlatformError> {
     let anchors = counter_tpm_anchors(config)?;
     let released = !config.sealing_root_policy.is_empty();
@@ -227,7 +228,9 @@ pub fn launch_hardware(
     }
     let launch = with_released_root(platform, seal_policy, config)?;
     Ok(Launch {
-        platform: Box::new(TpmCountedPlatform::new(launch.platform, tcti, anchors)),
+        platform: Box::new(
+            TpmCountedPlatform::new(launch.platform, tcti, anchors).with_crls(counter_tpm_crls),
+        ),
         ..launch
     })
 }
@@ -322,6 +325,7 @@ pub struct TpmCountedPlatform {
     inner: Box<dyn Platform>,
     tcti: String,
     anchors: Vec<veritee_attest::ParsedCertificate>,
+    crls: Vec<veritee_x509::ParsedCrl>,
 }
 
 impl TpmCountedPlatform {
@@ -336,7 +340,16 @@ impl TpmCountedPlatform {
             inner,
             tcti: tcti.to_string(),
             anchors,
+            crls: Vec::new(),
         }
+    }
+
+    /// Refuses a TPM whose endorsement key certificate one of `crls` (the
+    /// manufacturers' CRLs, `--counter-tpm-crl`) revokes. CRLs are signed by the CAs that
+    /// issue them, so they need not be measured: a host can withhold one, not forge it.
+    pub fn with_crls(mut self, crls: Vec<veritee_x509::ParsedCrl>) -> Self {
+        self.crls = crls;
+        self
     }
 }
 
@@ -415,6 +428,7 @@ impl Platform for TpmCountedPlatform {
         // counter protects, which is not loaded yet. EK certificates usually run to 9999.
         let genuine = (!self.anchors.is_empty()).then(|| veritee_tpm::counter::GenuineTpm {
             anchors: self.anchors.clone(),
+            crls: self.crls.clone(),
             at: time::OffsetDateTime::now_utc().max(crate::clock::RELEASE_FLOOR),
         });
         let counter = veritee_tpm::counter::TpmCounter::open(

@@ -101,6 +101,9 @@ pub struct EnclaveService {
     /// TPM manufacturers' CAs a security module checks EK certificates under: bound to
     /// TPM evidence only (part of the measured configuration).
     pub(crate) tpm_anchors: Vec<veritee_attest::ParsedCertificate>,
+    /// The TPM manufacturers' CRLs the security module applies to EK certificates
+    /// (vendor-signed, so given by the host, not measured).
+    pub(crate) tpm_crls: Vec<veritee_x509::ParsedCrl>,
     /// TPM targets whose credential awaits activation (flow 2, security module).
     pub(crate) pending_activations: Mutex<crate::workload::PendingActivations>,
     /// EK certificates whose chain verified (flow 2, security module).
@@ -182,6 +185,7 @@ impl EnclaveService {
             pending_workloads: Mutex::new(crate::workload::PendingWorkloads::default()),
             tpm_target: None,
             tpm_anchors: Vec::new(),
+            tpm_crls: Vec::new(),
             pending_activations: Mutex::new(crate::workload::PendingActivations::default()),
             verified_eks: Mutex::new(veritee_tpm::cache::VerifiedEkCache::default()),
             root_source: None,
@@ -251,6 +255,14 @@ impl EnclaveService {
     /// certificates under (measured at launch, as peer anchors are).
     pub fn with_tpm_anchors(mut self, anchors: Vec<veritee_attest::ParsedCertificate>) -> Self {
         self.tpm_anchors = anchors;
+        self
+    }
+
+    /// The TPM manufacturers' CRLs this security module applies to TPM targets' EK
+    /// certificates: one a CRL revokes is refused. Signed by the CAs that issue them, so
+    /// they need not be measured: a host can withhold one, not forge it.
+    pub fn with_tpm_crls(mut self, crls: Vec<veritee_x509::ParsedCrl>) -> Self {
+        self.tpm_crls = crls;
         self
     }
 

@@ -289,6 +289,50 @@ fn a_tpm_whose_ek_chain_does_not_reach_the_ca_is_refused() {
 }
 
 #[test]
+fn a_tpm_whose_endorsement_key_the_manufacturer_revoked_is_refused() {
+    if !veritee_tpm::swtpm::available_or_required() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = LocalCa::issuing_crls(&dir.path().join("manufacturer")).expect("CA");
+    let state = dir.path().join("tpm-a");
+    ca.manufacture(&state).expect("swtpm_setup");
+    let running = SoftwareTpm::start(&state).expect("swtpm");
+    let ek = veritee_tpm::device::TargetTpm::open(&running.tcti())
+        .and_then(|mut tpm| tpm.ek_certificate())
+        .expect("EK certificate");
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let crl = |revoked: &[Vec<u8>]| {
+        veritee_x509::ParsedCrl::from_der_or_pem(&ca.crl(revoked, now - day, now + day).unwrap())
+            .unwrap()
+    };
+    let (revoking, clean) = (crl(&[ek]), crl(&[]));
+    let mut flow = Flow::with(dir, Tpm { ca, running }, None);
+    // The SM restarted with a CRL that revokes this TPM's EK (CRLs are given at start),
+    // then with one that does not; it keeps its store.
+    let restart_with = |flow: &mut Flow, crl: veritee_x509::ParsedCrl| {
+        let anchors = flow.tpm.anchors();
+        flow.sm.service = flow.world.enclave_with("sm", CODE, |s| {
+            s.as_security_module()
+                .with_tpm_anchors(anchors)
+                .with_tpm_crls(vec![crl])
+        });
+    };
+    restart_with(&mut flow, revoking);
+    let (_, outcome) = flow.first_step();
+    let refused = refusal(outcome);
+    assert_eq!(refused.kind, FailureKind::Unauthorized);
+    assert!(
+        refused.message.contains("TPM target refused") && refused.message.contains("revoked"),
+        "{}",
+        refused.message
+    );
+    restart_with(&mut flow, clean);
+    flow.activation_step();
+}
+
+#[test]
 fn a_wrong_activate_credential_answer_is_refused() {
     let Some(mut flow) = Flow::new() else { return };
     // The host answers the credential itself: it can seal to the SM's public key, but

@@ -65,6 +65,9 @@ pub const COUNTER_LEN: u16 = 8;
 pub struct GenuineTpm {
     /// The TPM manufacturers' CAs (roots, and intermediates to build paths with).
     pub anchors: Vec<veritee_attest::ParsedCertificate>,
+    /// The manufacturers' CRLs: an endorsement key certificate one of them revokes is
+    /// refused.
+    pub crls: Vec<veritee_x509::ParsedCrl>,
     /// When to judge the certificate's validity.
     pub at: time::OffsetDateTime,
 }
@@ -462,6 +465,7 @@ fn verify_endorsement(
         &genuine.anchors,
         // Intermediate CAs given with the roots help build the path, as at a security module.
         &genuine.anchors,
+        &genuine.crls,
         genuine.at,
         &mut crate::cache::VerifiedEkCache::default(),
     )

@@ -500,6 +500,15 @@ impl TargetTpm {
         ))
     }
 
+    /// The RSA endorsement key's certificate (DER), as the manufacturer stored it in NV.
+    pub fn ek_certificate(&mut self) -> Result<Vec<u8>, TpmError> {
+        ek::retrieve_ek_pubcert(
+            &mut self.context,
+            tss_esapi::abstraction::AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        )
+        .map_err(device("reading the EK certificate from NV"))
+    }
+
     /// The answer to an enrollment challenge: EK certificate and public area, the AK,
     /// the storage key certified by the AK over `nonce`, and a quote of the policy's
     /// PCRs over `nonce` with their values.
@@ -510,11 +519,7 @@ impl TargetTpm {
     ) -> Result<TpmEnrollmentEvidence, TpmError> {
         let selection = pcr_selection(&keys.pcrs)?;
         let qualifying = Data::try_from(nonce.to_vec()).map_err(device("nonce"))?;
-        let ek_certificate = ek::retrieve_ek_pubcert(
-            &mut self.context,
-            tss_esapi::abstraction::AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
-        )
-        .map_err(device("reading the EK certificate from NV"))?;
+        let ek_certificate = self.ek_certificate()?;
         let ek = self.primary(PrimaryKind::Endorsement, keys.ek_name.as_deref())?;
         let ek_public = self
             .context

@@ -39,7 +39,7 @@ use veritee_verify::tpm::structures::{
     TPM_ALG_SHA256, TpmPublic, TpmPublicKey, TpmSignature, hash_name, rsa_spki_der,
 };
 use veritee_verify::tpm::{public_key_bits, verify_attest_signature};
-use veritee_x509::{RevocationPolicy, verify_chain};
+use veritee_x509::{ParsedCrl, RevocationPolicy, verify_chain};
 
 /// Longest EK certificate accepted.
 pub const MAX_EK_CERTIFICATE_LEN: usize = 16 * 1024;
@@ -229,15 +229,19 @@ fn what_signature(what: &'static str) -> &'static str {
 }
 
 /// Verifies a TPM's endorsement key: its certificate (DER) chains through
-/// `intermediates` to one of `anchors` (the TPM manufacturers' CAs) at `at`, and
+/// `intermediates` to one of `anchors` (the TPM manufacturers' CAs) at `at`, revoked by
+/// none of `crls` (the manufacturers' CRLs: each one given for an issuer on the path
+/// must be signed by it, current at `at`, and not list the certificate), and
 /// `ek_public` (TPMT_PUBLIC) is the certified key, made by the TCG's RSA-2048 template
-/// L-1. Returns the certificate and the anchor it chains to. A certificate in `cache`
-/// still valid at `at` under one of `anchors` is not chained again.
+/// L-1. Returns the certificate and the anchor it chains to. Without CRLs, a certificate
+/// in `cache` still valid at `at` under one of `anchors` is not chained again; with
+/// them every certificate is, so a CRL's window is judged at every use.
 pub fn verify_ek(
     ek_certificate: &[u8],
     ek_public: &[u8],
     anchors: &[ParsedCertificate],
     intermediates: &[ParsedCertificate],
+    crls: &[ParsedCrl],
     at: OffsetDateTime,
     cache: &mut VerifiedEkCache,
 ) -> Result<(ParsedCertificate, ParsedCertificate), TpmError> {
@@ -248,14 +252,19 @@ pub fn verify_ek(
     //    critical is accepted.
     let ek_cert = ParsedCertificate::from_der(ek_certificate)
         .map_err(|err| TpmError::malformed("EK certificate", err))?;
-    let anchor = match cache.get(ek_certificate, anchors, at) {
+    let cached = if crls.is_empty() {
+        cache.get(ek_certificate, anchors, at)
+    } else {
+        None
+    };
+    let anchor = match cached {
         Some(anchor) => anchor,
         None => {
             let chain = verify_chain(
                 &ek_cert,
                 intermediates,
                 anchors,
-                &[],
+                crls,
                 at,
                 RevocationPolicy::CheckIfPresent,
                 &[],
@@ -338,20 +347,23 @@ pub fn verify_enrollment(
         nonce,
         anchors,
         intermediates,
+        &[],
         at,
         &mut VerifiedEkCache::default(),
     )
 }
 
-/// As [`verify_enrollment`], with the EK certificates verified before remembered in
-/// `cache`: an EK certificate found there, still valid at `at` and under one of
-/// `anchors`, is not chained again; one no longer so is purged and chained afresh.
-/// Everything else is checked every time.
+/// As [`verify_enrollment`], with the manufacturers' CRLs `crls` applied to the EK
+/// certificate's path ([`verify_ek`]), and the EK certificates verified before
+/// remembered in `cache`: without CRLs, an EK certificate found there, still valid at
+/// `at` and under one of `anchors`, is not chained again; one no longer so is purged
+/// and chained afresh. Everything else is checked every time.
 pub fn verify_enrollment_cached(
     evidence: &TpmEnrollmentEvidence,
     nonce: &[u8],
     anchors: &[ParsedCertificate],
     intermediates: &[ParsedCertificate],
+    crls: &[ParsedCrl],
     at: OffsetDateTime,
     cache: &mut VerifiedEkCache,
 ) -> Result<VerifiedTpmTarget, TpmError> {
@@ -382,6 +394,7 @@ pub fn verify_enrollment_cached(
         &e.ek_public,
         anchors,
         intermediates,
+        crls,
         at,
         cache,
     )?;

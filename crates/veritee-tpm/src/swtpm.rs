@@ -100,6 +100,69 @@ impl LocalCa {
         Ok(Self { dir })
     }
 
+    /// As [`LocalCa::new`], with the CA made here rather than by `swtpm_localca`, as a
+    /// manufacturer that publishes CRLs makes it: swtpm's own intermediate may sign
+    /// certificates only, not CRLs (no cRLSign in its key usage), so a CRL it signed
+    /// would rightly be refused. A root and an intermediate (RSA-3072), both allowed
+    /// to sign certificates and CRLs; `swtpm_localca` then issues EK certificates with
+    /// the intermediate.
+    pub fn issuing_crls(dir: &Path) -> io::Result<Self> {
+        let ca = Self::new(dir)?;
+        let d = &ca.dir;
+        let template = |name: &str, cn: &str| -> io::Result<PathBuf> {
+            let path = d.join(name);
+            std::fs::write(
+                &path,
+                format!(
+                    "cn = \"{cn}\"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 3650\n"
+                ),
+            )?;
+            Ok(path)
+        };
+        for key in ["swtpm-localca-rootca-privkey.pem", "signkey.pem"] {
+            run(
+                Command::new("certtool")
+                    .args(["--generate-privkey", "--key-type", "rsa", "--bits", "3072"])
+                    .arg("--outfile")
+                    .arg(d.join(key)),
+                "certtool --generate-privkey (a TPM manufacturer's CA key)",
+            )?;
+        }
+        run(
+            Command::new("certtool")
+                .arg("--generate-self-signed")
+                .arg("--load-privkey")
+                .arg(d.join("swtpm-localca-rootca-privkey.pem"))
+                .arg("--template")
+                .arg(template(
+                    "root.cfg",
+                    "veritee test TPM manufacturer root CA",
+                )?)
+                .arg("--outfile")
+                .arg(d.join("swtpm-localca-rootca-cert.pem")),
+            "certtool --generate-self-signed (a TPM manufacturer's root CA)",
+        )?;
+        run(
+            Command::new("certtool")
+                .arg("--generate-certificate")
+                .arg("--load-privkey")
+                .arg(d.join("signkey.pem"))
+                .arg("--load-ca-certificate")
+                .arg(d.join("swtpm-localca-rootca-cert.pem"))
+                .arg("--load-ca-privkey")
+                .arg(d.join("swtpm-localca-rootca-privkey.pem"))
+                .arg("--template")
+                .arg(template(
+                    "issuer.cfg",
+                    "veritee test TPM manufacturer EK CA",
+                )?)
+                .arg("--outfile")
+                .arg(d.join("issuercert.pem")),
+            "certtool --generate-certificate (a TPM manufacturer's EK CA)",
+        )?;
+        Ok(ca)
+    }
+
     /// The root certificate (PEM): the trust anchor a security module is given for
     /// this manufacturer's TPMs.
     pub fn root_pem(&self) -> io::Result<Vec<u8>> {
@@ -109,6 +172,64 @@ impl LocalCa {
     /// The intermediate that signs EK certificates (PEM).
     pub fn intermediate_pem(&self) -> io::Result<Vec<u8>> {
         std::fs::read(self.dir.join("issuercert.pem"))
+    }
+
+    /// A CRL (PEM) of the intermediate that signs EK certificates, issued at
+    /// `this_update`, next due at `next_update`, revoking `revoked` (DER certificates
+    /// it issued), made with GnuTLS's `certtool` as a manufacturer would publish one.
+    pub fn crl(
+        &self,
+        revoked: &[Vec<u8>],
+        this_update: time::OffsetDateTime,
+        next_update: time::OffsetDateTime,
+    ) -> io::Result<Vec<u8>> {
+        let stamp = |t: time::OffsetDateTime| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        };
+        let number = std::fs::read_dir(&self.dir)?.count();
+        let template = self.dir.join("crl.cfg");
+        std::fs::write(
+            &template,
+            format!(
+                "crl_number = {number}\ncrl_this_update_date = \"{}\"\ncrl_next_update_date = \"{}\"\n",
+                stamp(this_update),
+                stamp(next_update)
+            ),
+        )?;
+        let out = self.dir.join(format!("crl-{number}.pem"));
+        let mut command = Command::new("certtool");
+        command
+            .arg("--generate-crl")
+            .arg("--load-ca-privkey")
+            .arg(self.dir.join("signkey.pem"))
+            .arg("--load-ca-certificate")
+            .arg(self.dir.join("issuercert.pem"))
+            .arg("--template")
+            .arg(&template)
+            .arg("--outfile")
+            .arg(&out);
+        if !revoked.is_empty() {
+            let pem: String = revoked
+                .iter()
+                .map(|der| veritee_x509::pem::encode("CERTIFICATE", der))
+                .collect();
+            let list = self.dir.join(format!("revoked-{number}.pem"));
+            std::fs::write(&list, pem)?;
+            command.arg("--load-certificate").arg(list);
+        }
+        run(
+            &mut command,
+            "certtool --generate-crl (a TPM manufacturer's CRL)",
+        )?;
+        std::fs::read(out)
     }
 
     /// Manufactures a TPM in `state` (created if missing): endorsement key and its

@@ -455,7 +455,8 @@ fn a_tpm_not_certified_by_the_given_cas_is_refused() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let ca = LocalCa::new(&dir.path().join("ca")).expect("local CA");
+    // A manufacturer that publishes CRLs, and swtpm's own kind of CA.
+    let ca = LocalCa::issuing_crls(&dir.path().join("ca")).expect("local CA");
     ca.manufacture(&dir.path().join("tpm"))
         .expect("swtpm_setup");
     let other = LocalCa::new(&dir.path().join("other-ca")).expect("another CA");
@@ -469,6 +470,7 @@ fn a_tpm_not_certified_by_the_given_cas_is_refused() {
             .iter()
             .flat_map(|pem| ParsedCertificate::from_pem_chain(pem).unwrap())
             .collect(),
+        crls: Vec::new(),
         at: time::OffsetDateTime::now_utc(),
     };
 
@@ -491,4 +493,70 @@ fn a_tpm_not_certified_by_the_given_cas_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not vouched for"), "{err}");
+
+    // The manufacturer's CRLs: one that revokes this TPM's EK certificate stops it; one
+    // that revokes another, or one from another CA, does not; a CRL past its next
+    // update, or not yet issued, is not taken as saying anything.
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let ek = ek_certificate(&tpm);
+    let with_crl = |crl: Vec<u8>| GenuineTpm {
+        crls: vec![veritee_x509::ParsedCrl::from_der_or_pem(&crl).unwrap()],
+        ..genuine(&ca)
+    };
+    let revoking = with_crl(
+        ca.crl(std::slice::from_ref(&ek), now - day, now + day)
+            .unwrap(),
+    );
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&revoking))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is not vouched for") && err.contains("revoked"),
+        "{err}"
+    );
+    let clean = with_crl(ca.crl(&[], now - day, now + day).unwrap());
+    assert_eq!(
+        TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&clean))
+            .unwrap()
+            .read()
+            .unwrap(),
+        9
+    );
+    for (from, to) in [(now - 3 * day, now - day), (now + day, now + 3 * day)] {
+        let stale = with_crl(ca.crl(&[], from, to).unwrap());
+        let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&stale))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not vouched for"), "{err}");
+    }
+    // Another CA's CRL names another issuer: it neither revokes nor vouches.
+    let foreign = GenuineTpm {
+        crls: vec![
+            veritee_x509::ParsedCrl::from_der_or_pem(
+                &other.crl(&[ek], now - day, now + day).unwrap(),
+            )
+            .unwrap(),
+        ],
+        ..genuine(&ca)
+    };
+    assert_eq!(
+        TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&foreign))
+            .unwrap()
+            .read()
+            .unwrap(),
+        9
+    );
+}
+
+/// The TPM's RSA EK certificate, as the host reads it from NV.
+fn ek_certificate(tpm: &SoftwareTpm) -> Vec<u8> {
+    let mut context = host_context(tpm);
+    tss_esapi::abstraction::ek::retrieve_ek_pubcert(
+        &mut context,
+        tss_esapi::abstraction::AsymmetricAlgorithmSelection::Rsa(
+            tss_esapi::interface_types::key_bits::RsaKeyBits::Rsa2048,
+        ),
+    )
+    .expect("EK certificate")
 }

@@ -464,7 +464,7 @@ fn a_verified_ek_is_remembered_until_it_turns_invalid() {
                  anchors: &[ParsedCertificate],
                  intermediates: &[ParsedCertificate],
                  at: OffsetDateTime| {
-        verify_enrollment_cached(evidence, &nonce(), anchors, intermediates, at, cache)
+        verify_enrollment_cached(evidence, &nonce(), anchors, intermediates, &[], at, cache)
     };
     let first = check(&mut cache, &good(), &anchors, &intermediates, AT).unwrap();
     assert_eq!((cache.len(), cache.hits()), (1, 0));

@@ -352,6 +352,7 @@ impl EnclaveService {
             nonce,
             &self.tpm_anchors,
             &self.tpm_anchors,
+            &self.tpm_crls,
             at,
             &mut lock(&self.verified_eks),
         )
