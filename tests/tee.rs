@@ -375,7 +375,8 @@ fn a_sealing_root_policy_must_name_its_releaser_and_a_peer() {
     std::fs::write(
         &pinned,
         format!(
-            "version = 1\ntee = [\"sev-snp\"]\n[measurements]\nlaunch_measurement = [\"{}\"]\n",
+            "version = 1\ntee = [\"sev-snp\"]\ntcb_status = [\"NotReported\"]\n\
+             [measurements]\nlaunch_measurement = [\"{}\"]\n",
             "ab".repeat(48)
         ),
     )
@@ -390,7 +391,7 @@ fn a_sealing_root_policy_must_name_its_releaser_and_a_peer() {
                 "--peer",
                 "http://127.0.0.1:9",
             ],
-            "measurement or signer",
+            "pin the releaser's code",
         ),
         (vec!["--sealing-root-policy", &pinned], "--peer URL"),
     ] {

@@ -83,6 +83,11 @@ pub struct NodeArgs {
     /// configuration, kept sealed here. Measured with the code.
     #[arg(long)]
     release_sealing_roots: bool,
+    /// A name for this node, measured with the code (1 to 64 letters, digits, `.`, `_`
+    /// or `-`): tells apart nodes of one image and configuration, which a releaser of
+    /// sealing roots would otherwise take for one (the same root, the same node id).
+    #[arg(long, value_name = "NAME", value_parser = parse_instance)]
+    instance: Option<String>,
     /// Serve even though the store is older than this machine's monotonic counter (it
     /// was rolled back or replaced): the newer state is lost. Audited.
     #[arg(long)]
@@ -211,6 +216,9 @@ pub struct EnclaveArgs {
     /// Release sealing roots to attested peers (measured with the code).
     #[arg(long)]
     release_sealing_roots: bool,
+    /// This node's name (measured with the code).
+    #[arg(long, value_parser = parse_instance)]
+    instance: Option<String>,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -465,10 +473,17 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     }
     if let Some(file) = &args.sealing_root_policy {
         // Checked here too, so a bad policy stops the node before the enclave starts.
-        veritee_enclave::sealing_root::parse_releaser_policy(&crate::files::read(
-            file,
-            "sealing root policy",
-        )?)
+        let own = match backend {
+            None => veritee_attest::TeeKind::Simulated,
+            Some(Backend::Tdx) => veritee_attest::TeeKind::Tdx,
+            Some(Backend::Nitro) => veritee_attest::TeeKind::Nitro,
+            Some(Backend::Snp) => veritee_attest::TeeKind::SevSnp,
+            Some(Backend::Sgx) => veritee_attest::TeeKind::Sgx,
+        };
+        veritee_enclave::sealing_root::parse_releaser_policy(
+            &crate::files::read(file, "sealing root policy")?,
+            own,
+        )
         .map_err(anyhow::Error::msg)
         .with_context(|| file.display().to_string())?;
         if args.peer.is_empty() {
@@ -485,6 +500,9 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             "--sealing-root-policy".into(),
             file.clone().into_os_string(),
         ]);
+    }
+    if let Some(instance) = &args.instance {
+        enclave_args.extend(["--instance".into(), instance.into()]);
     }
     if args.release_sealing_roots {
         eprintln!(
@@ -640,6 +658,17 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// `--instance`: 1 to 64 letters, digits, `.`, `_` or `-`.
+fn parse_instance(name: &str) -> std::result::Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+        return Err(format!(
+            "'{name}': an instance name is 1 to 64 letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// A TPM manufacturer's CRL from `path` (PEM or DER).
 fn read_crl(path: &Path) -> Result<veritee_x509::ParsedCrl> {
     veritee_x509::ParsedCrl::from_der_or_pem(&crate::files::read(path, "TPM CRL")?)
@@ -687,6 +716,7 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             None => Vec::new(),
         },
         release_sealing_roots: args.release_sealing_roots,
+        instance: args.instance.clone(),
     };
     let counter_tpm_crls = args
         .counter_tpm_crl
@@ -710,9 +740,12 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         match &args.counter_tpm {
             Some(tcti) => {
                 let anchors = veritee_enclave::launch::counter_tpm_anchors(&config)?;
-                let counted =
+                let mut counted =
                     veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti, anchors)
                         .with_crls(counter_tpm_crls);
+                if released_root.is_some() {
+                    counted = counted.counting_by_identity();
+                }
                 (
                     Box::new(counted) as Box<dyn veritee_platform::Platform>,
                     policy,

@@ -50,8 +50,11 @@ pub struct EnclaveConfig {
     /// cannot have the root released by a releaser of its own.
     pub sealing_root_policy: Vec<u8>,
     /// Whether the enclave releases sealing roots to attested peers
-    /// (`--release-sealing-roots`): measured, so a requester's policy can require it.
+    /// (`--release-sealing-roots`): measured, so its launch configuration says so.
     pub release_sealing_roots: bool,
+    /// A name that tells this node from others of the same image and configuration
+    /// (`--instance`): measured, so a releaser gives each its own sealing root.
+    pub instance: Option<String>,
 }
 
 impl EnclaveConfig {
@@ -84,6 +87,11 @@ impl EnclaveConfig {
         }
         if self.release_sealing_roots {
             out.extend_from_slice(b"releases sealing roots\0");
+        }
+        if let Some(instance) = &self.instance {
+            out.extend_from_slice(b"instance\0");
+            out.extend_from_slice(&(instance.len() as u64).to_le_bytes());
+            out.extend_from_slice(instance.as_bytes());
         }
         out
     }
@@ -227,10 +235,13 @@ pub fn launch_hardware(
         platform.sealing_key(seal_policy, b"veritee launch check")?;
     }
     let launch = with_released_root(platform, seal_policy, config)?;
+    let mut counted =
+        TpmCountedPlatform::new(launch.platform, tcti, anchors).with_crls(counter_tpm_crls);
+    if launch.released_root.is_some() {
+        counted = counted.counting_by_identity();
+    }
     Ok(Launch {
-        platform: Box::new(
-            TpmCountedPlatform::new(launch.platform, tcti, anchors).with_crls(counter_tpm_crls),
-        ),
+        platform: Box::new(counted),
         ..launch
     })
 }
@@ -250,8 +261,9 @@ pub fn with_released_root(
             released_root: None,
         });
     }
-    let releaser_policy = crate::sealing_root::parse_releaser_policy(&config.sealing_root_policy)
-        .map_err(PlatformError::InvalidInput)?;
+    let releaser_policy =
+        crate::sealing_root::parse_releaser_policy(&config.sealing_root_policy, platform.tee())
+            .map_err(PlatformError::InvalidInput)?;
     let root = std::sync::Arc::new(crate::sealing_root::ReleasedRoot::default());
     let platform =
         crate::sealing_root::ReleasedRootPlatform::new(platform, std::sync::Arc::clone(&root));
@@ -326,6 +338,7 @@ pub struct TpmCountedPlatform {
     tcti: String,
     anchors: Vec<veritee_attest::ParsedCertificate>,
     crls: Vec<veritee_x509::ParsedCrl>,
+    index_from_identity: bool,
 }
 
 impl TpmCountedPlatform {
@@ -341,7 +354,19 @@ impl TpmCountedPlatform {
             tcti: tcti.to_string(),
             anchors,
             crls: Vec::new(),
+            index_from_identity: false,
         }
+    }
+
+    /// Places each counter at an NV index named by the enclave's identity (measurement
+    /// and launch configuration) rather than by its sealing key; the authorization
+    /// still comes from the sealing key. For a sealing root released by a peer: a
+    /// second root for the same enclave (another releaser's) then finds the index
+    /// defined under the first root's authorization and fails, so a host cannot start
+    /// the enclave afresh under another root while the first one's counter stands.
+    pub fn counting_by_identity(mut self) -> Self {
+        self.index_from_identity = true;
+        self
     }
 
     /// Refuses a TPM whose endorsement key certificate one of `crls` (the
@@ -414,13 +439,30 @@ impl Platform for TpmCountedPlatform {
             &[b"auth\0", name.as_bytes()],
             auth.expose_mut(),
         )?;
-        veritee_crypto::hkdf::derive_into(
-            hash,
-            b"",
-            ikm,
-            &[b"index\0", name.as_bytes()],
-            &mut index,
-        )?;
+        if self.index_from_identity {
+            let identity = self.inner.identity();
+            let launch = identity.launch_config.as_deref().unwrap_or_default();
+            veritee_crypto::hkdf::derive_into(
+                hash,
+                b"veritee tpm counter index by identity v1",
+                &identity.measurement,
+                &[
+                    &[policy.code()],
+                    &(launch.len() as u64).to_le_bytes(),
+                    launch,
+                    name.as_bytes(),
+                ],
+                &mut index,
+            )?;
+        } else {
+            veritee_crypto::hkdf::derive_into(
+                hash,
+                b"",
+                ikm,
+                &[b"index\0", name.as_bytes()],
+                &mut index,
+            )?;
+        }
         let span = OWNER_NV_LAST - OWNER_NV_FIRST + 1;
         let index = OWNER_NV_FIRST + u32::from_le_bytes(index) % span;
         // The endorsement key's certificate is judged at this machine's time, never
@@ -519,12 +561,22 @@ mod tests {
         other_policy.sealing_root_policy = b"version = 1\n".to_vec();
         let mut releasing = config(false);
         releasing.release_sealing_roots = true;
-        let digests: std::collections::BTreeSet<Vec<u8>> =
-            [&base, &with_policy, &other_policy, &releasing]
-                .iter()
-                .map(|c| c.launch_digest(48))
-                .collect();
-        assert_eq!(digests.len(), 4);
+        let named = |name: &str| EnclaveConfig {
+            instance: Some(name.into()),
+            ..config(false)
+        };
+        let digests: std::collections::BTreeSet<Vec<u8>> = [
+            &base,
+            &with_policy,
+            &other_policy,
+            &releasing,
+            &named("a"),
+            &named("b"),
+        ]
+        .iter()
+        .map(|c| c.launch_digest(48))
+        .collect();
+        assert_eq!(digests.len(), 6);
     }
 
     #[test]

@@ -21,20 +21,29 @@
 //!   identity*, which it reads from the requester's verified evidence, never from what
 //!   the requester says: the code's measurements and the launch configuration that
 //!   evidence binds ([`sealing_identity`]). Another image, another launch
-//!   configuration, or a debug guest gets another root or none, just as hardware
-//!   sealing keys differ by measurement. So releasing to any genuine enclave is safe:
-//!   each learns only its own root.
+//!   configuration, or a debug guest gets another root or none, as hardware sealing
+//!   keys differ by measurement; so releasing to any genuine enclave is safe: each
+//!   learns only its own root. Unlike a chip's key, though, a root is not bound to a
+//!   machine: every node of one image and launch configuration gets the same root
+//!   (and node id), so nodes meant to be distinct need distinct launch configurations
+//!   (`veritee node --instance NAME`), and one compromised guest of an identity exposes
+//!   that identity's root. Roots go only to TEEs without a sealing key (TDX, Nitro),
+//!   whose TCB is up to date (Nitro reports none).
 //! - **Whom the requester trusts.** Whoever releases the root can read everything
 //!   sealed under it. The requester therefore takes a root only from a releaser its
 //!   measured configuration names (`--sealing-root-policy`, an appraisal policy that
-//!   must pin the releaser's measurement or signer); the host chooses which peer to
-//!   ask, never whom to believe.
+//!   must pin the releaser's code: [`check_releaser_policy`]); the host chooses which
+//!   peer to ask, never whom to believe.
 //! - **Which releaser held it.** Roots are random per releaser, so two releasers
 //!   give two roots. The requester keeps a check value of its root with the host (it
 //!   reveals nothing of the root) and, on later starts, takes the root only from a
-//!   peer whose root matches it. A host that deletes the check value makes the next
-//!   start take the first releaser's root, and a wrong root then fails to open the
-//!   state: a denial of service, which a host can always cause, never a substitution.
+//!   peer whose root matches it. The check value is only a guide: what holds the node
+//!   to its root is its monotonic counter, kept in a TPM at an NV index its identity
+//!   names, under an authorization derived from the root
+//!   (`crate::launch::TpmCountedPlatform::counting_by_identity`). A host that deletes
+//!   the check value and offers another releaser's root gets a node that cannot use
+//!   its counter and does not start; to start it afresh the host must delete the
+//!   counter too, which erases the node, as it could erase any node's store.
 //! - **What the root gives.** Sealing keys are derived from it as the hardware would
 //!   derive them ([`ReleasedRootPlatform`]): per label, bound to the measurement and
 //!   to the security version, never newer than the enclave's own.
@@ -124,6 +133,16 @@ pub fn sealing_identity(claims: &Claims) -> Result<Vec<u8>, String> {
         push(name, value.as_bytes());
     }
     Ok(out)
+}
+
+/// The kinds a releaser on `own` gives roots to: the TEEs without a sealing key, and a
+/// simulated enclave when the releaser is simulated itself (tests and the tour).
+fn root_kinds(own: TeeKind) -> Vec<TeeKind> {
+    let mut kinds = vec![TeeKind::Tdx, TeeKind::Nitro];
+    if own == TeeKind::Simulated {
+        kinds.push(TeeKind::Simulated);
+    }
+    kinds
 }
 
 /// The check value of a root: shows which root a node's state was sealed under
@@ -239,17 +258,52 @@ pub(crate) struct RootSource {
     pub(crate) release: RootRelease,
     /// Held while the root is fetched, so concurrent first calls fetch it once.
     pub(crate) fetching: Mutex<()>,
+    /// The check value of a root taken without one on record, to be recorded once the
+    /// state has loaded under it (a root that opens nothing is not remembered).
+    pub(crate) unrecorded_check: Mutex<Option<String>>,
 }
 
-/// Checks that a releaser policy pins who the releaser is: without a measurement or a
-/// signer, any genuine enclave could pose as the releaser and learn the root.
-pub fn check_releaser_policy(policy: &AppraisalPolicy) -> Result<(), String> {
-    if policy.measurements.values().all(|values| values.is_empty()) && policy.signers.is_empty() {
-        return Err(
-            "the sealing root policy must name the releaser's measurement or signer: whoever \
-             releases the root can read everything sealed under it"
-                .into(),
-        );
+/// Checks that a releaser policy pins who the releaser is, for a requester on `own`:
+/// whoever releases the root can read everything sealed under it.
+///
+/// - Each TEE kind it accepts must have its code pinned: its primary measurement
+///   (MRTD, MRENCLAVE, the SEV-SNP launch measurement, PCR0...) named, or a signer.
+///   A pin on another measurement (RTMR3, MRSEAM, PCR4...) names no code.
+/// - Simulated releasers only for a simulated requester: on hardware, whoever holds
+///   the simulated vendor's key (the host beside a simulated node) could pose as one.
+/// - Kinds whose evidence reports no TCB grading (SEV-SNP, Nitro) need `NotReported`
+///   in `tcb_status`, or no releaser of that kind could ever be accepted.
+pub fn check_releaser_policy(policy: &AppraisalPolicy, own: TeeKind) -> Result<(), String> {
+    let simulated = policy.allow_simulated || policy.tee.contains(&TeeKind::Simulated);
+    if simulated && own != TeeKind::Simulated {
+        return Err(format!(
+            "the sealing root policy accepts a simulated releaser, and this node runs on {own}: \
+             whoever holds the simulated vendor's key could pose as the releaser"
+        ));
+    }
+    let pinned = |name: &str| {
+        policy
+            .measurements
+            .get(name)
+            .is_some_and(|values| !values.is_empty())
+    };
+    for kind in &policy.tee {
+        let primary = veritee_channel::peer::primary_measurement(*kind);
+        if !pinned(primary) && policy.signers.is_empty() {
+            return Err(format!(
+                "the sealing root policy must pin the releaser's code: for {kind}, name its \
+                 {primary} under [measurements] (or a signer); whoever releases the root can \
+                 read everything sealed under it"
+            ));
+        }
+        if matches!(kind, TeeKind::SevSnp | TeeKind::Nitro)
+            && !policy.tcb_status.contains(&TcbStatus::NotReported)
+        {
+            return Err(format!(
+                "the sealing root policy accepts {kind}, whose evidence reports no TCB grading: \
+                 add \"NotReported\" to tcb_status (and pin the TCB you require otherwise)"
+            ));
+        }
     }
     Ok(())
 }
@@ -272,17 +326,37 @@ impl EnclaveService {
         if released.is_released() {
             return Ok(());
         }
-        let root = self.fetch_sealing_root(&source.release.releaser_policy, link)?;
+        let (root, unrecorded) = self.fetch_sealing_root(&source.release.releaser_policy, link)?;
+        *lock(&source.unrecorded_check) = unrecorded;
         // Set under the lock, so no other conversation has set it meanwhile.
         let _ = released.0.set(root);
         Ok(())
     }
 
+    /// Records the check value of a root taken without one on record, once the state
+    /// has loaded under it.
+    pub(crate) fn record_sealing_root_check(
+        &self,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        let Some(source) = &self.root_source else {
+            return Ok(());
+        };
+        let mut unrecorded = lock(&source.unrecorded_check);
+        if let Some(check) = unrecorded.as_ref() {
+            link.put(CHECK_NS, &self.root_check_key(), check.clone().into_bytes())?;
+            *unrecorded = None;
+        }
+        Ok(())
+    }
+
+    /// The root from the first peer that releases the one on record (any, with none on
+    /// record), and its check value when none was on record.
     fn fetch_sealing_root(
         &self,
         releaser_policy: &AppraisalPolicy,
         link: &mut dyn HostLink,
-    ) -> Result<Confidential<[u8; ROOT_LEN]>, EnclaveFailure> {
+    ) -> Result<(Confidential<[u8; ROOT_LEN]>, Option<String>), EnclaveFailure> {
         let unavailable = |message: String| failure(FailureKind::Unavailable, message);
         if self.peer_anchors.is_empty() {
             return Err(unavailable(
@@ -318,14 +392,15 @@ impl EnclaveService {
         for peer in peers {
             let answer = self.ask_peer(&peer, &FetchRequest::SealingRoot, &appraiser, link);
             let root = match answer {
-                Ok(FetchAnswer::SealingRoot(bytes)) => {
-                    match <[u8; ROOT_LEN]>::try_from(bytes.0.as_slice()) {
-                        Ok(root) => Confidential::new(root),
-                        Err(_) => {
-                            reasons.push(format!("{peer}: released a root of the wrong length"));
-                            continue;
-                        }
-                    }
+                Ok(FetchAnswer::SealingRoot(bytes)) if bytes.0.len() == ROOT_LEN => {
+                    // Straight into memory wiped on drop: no copy left on the stack.
+                    let mut root = Confidential::new([0u8; ROOT_LEN]);
+                    root.expose_mut().copy_from_slice(&bytes.0);
+                    root
+                }
+                Ok(FetchAnswer::SealingRoot(_)) => {
+                    reasons.push(format!("{peer}: released a root of the wrong length"));
+                    continue;
                 }
                 Ok(FetchAnswer::Denied { reason }) => {
                     reasons.push(format!("{peer}: denied: {reason}"));
@@ -341,19 +416,17 @@ impl EnclaveService {
                 }
             };
             let check = check_value(root.expose());
-            match &expected {
-                Some(expected) if !veritee_crypto::ct_eq(expected.as_bytes(), check.as_bytes()) => {
-                    reasons.push(format!(
-                        "{peer}: released another root (check value {check}) than the one this \
-                         node's state is sealed under ({expected})"
-                    ));
-                    continue;
-                }
-                Some(_) => {}
-                None => link.put(CHECK_NS, &check_key, check.clone().into_bytes())?,
+            if let Some(expected) = &expected
+                && !veritee_crypto::ct_eq(expected.as_bytes(), check.as_bytes())
+            {
+                reasons.push(format!(
+                    "{peer}: released another root (check value {check}) than the one this \
+                     node's state is sealed under ({expected})"
+                ));
+                continue;
             }
             tracing::info!(peer, check_value = check, "sealing root released");
-            return Ok(root);
+            return Ok((root, expected.is_none().then_some(check)));
         }
         Err(unavailable(format!(
             "no peer released this enclave's sealing root: {}",
@@ -384,7 +457,24 @@ impl EnclaveService {
                     .into(),
             });
         }
-        let identity = match sealing_identity(peer) {
+        let own = self.platform().tee();
+        let refusal = if !root_kinds(own).contains(&peer.tee) {
+            Some(format!(
+                "sealing roots go to enclaves on TEEs without a sealing key (tdx, aws-nitro), \
+                 not to {} ones",
+                peer.tee
+            ))
+        } else if peer.tcb_status != TcbStatus::UpToDate
+            && !(peer.tee == TeeKind::Nitro && peer.tcb_status == TcbStatus::NotReported)
+        {
+            Some(format!(
+                "its platform's TCB is {}, not up to date",
+                peer.tcb_status
+            ))
+        } else {
+            None
+        };
+        let identity = match refusal.map_or_else(|| sealing_identity(peer), Err) {
             Ok(identity) => identity,
             Err(reason) => {
                 let reason = format!("no sealing root for this enclave: {reason}");
@@ -400,9 +490,9 @@ impl EnclaveService {
         };
         let name = hex::encode(veritee_crypto::digest::sha256(&identity));
         let root = self.load_or_create(link, RELEASED_NS, &name, || {
-            veritee_crypto::rand::array::<ROOT_LEN>()
-                .map(|root| veritee_crypto::SecretBytes::copy_from(&root))
-                .map_err(internal)
+            let mut root = veritee_crypto::SecretBytes::new(vec![0u8; ROOT_LEN]);
+            veritee_crypto::rand::fill(root.expose_mut()).map_err(internal)?;
+            Ok(root)
         })?;
         if root.len() != ROOT_LEN {
             return Err(internal("a stored sealing root has the wrong length"));
@@ -417,18 +507,17 @@ impl EnclaveService {
         Ok(FetchAnswer::SealingRoot(KeyBytes(root.expose().to_vec())))
     }
 
-    /// The policy a releaser appraises a requester under before it reads the request:
-    /// genuine evidence of any kind with a sealing identity, no debug. Nitro reports no
-    /// TCB grading, so "not reported" passes too.
+    /// The policy a releaser appraises a peer under before it reads the request:
+    /// genuine evidence, no debug, of its own kind or of one it releases roots to.
+    /// Nitro reports no TCB grading, so "not reported" passes the handshake too;
+    /// [`Self::release_sealing_root`] then admits it for Nitro only.
     pub(crate) fn root_requester_policy(&self) -> AppraisalPolicy {
         let mut policy = self.peer_policy();
-        policy.tee = TeeKind::ALL
-            .into_iter()
-            .filter(|&kind| {
-                identity_fields(kind).is_some()
-                    && (kind != TeeKind::Simulated || self.platform().tee() == TeeKind::Simulated)
-            })
-            .collect();
+        for kind in root_kinds(self.platform().tee()) {
+            if !policy.tee.contains(&kind) {
+                policy.tee.push(kind);
+            }
+        }
         if !policy.tcb_status.contains(&TcbStatus::NotReported) {
             policy.tcb_status.push(TcbStatus::NotReported);
         }
@@ -436,12 +525,13 @@ impl EnclaveService {
     }
 }
 
-/// A releaser policy from the measured configuration's bytes, checked.
-pub fn parse_releaser_policy(bytes: &[u8]) -> Result<AppraisalPolicy, String> {
+/// A releaser policy from the measured configuration's bytes, checked for a requester
+/// on `own` ([`check_releaser_policy`]).
+pub fn parse_releaser_policy(bytes: &[u8], own: TeeKind) -> Result<AppraisalPolicy, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "the sealing root policy is not UTF-8")?;
     let policy =
         AppraisalPolicy::parse(text).map_err(|e| format!("the sealing root policy: {e}"))?;
-    check_releaser_policy(&policy)?;
+    check_releaser_policy(&policy, own)?;
     Ok(policy)
 }
 
@@ -540,22 +630,39 @@ mod tests {
 
     #[test]
     fn a_releaser_policy_must_pin_the_releaser() {
-        let open = "version = 1\ntee = [\"sev-snp\"]\n";
-        let err = parse_releaser_policy(open.as_bytes()).unwrap_err();
-        assert!(err.contains("measurement or signer"), "{err}");
-        let pinned = format!(
-            "{open}[measurements]\nlaunch_measurement = [\"{}\"]\n",
-            "ab".repeat(48)
+        let tdx = TeeKind::Tdx;
+        let snp = "version = 1\ntee = [\"sev-snp\"]\ntcb_status = [\"NotReported\"]\n";
+        let err = parse_releaser_policy(snp.as_bytes(), tdx).unwrap_err();
+        assert!(err.contains("launch_measurement"), "{err}");
+        let m = "ab".repeat(48);
+        let pinned = format!("{snp}[measurements]\nlaunch_measurement = [\"{m}\"]\n");
+        parse_releaser_policy(pinned.as_bytes(), tdx).unwrap();
+        // A pin on a measurement that names no code does not count.
+        let elsewhere = format!("{snp}[measurements]\nmrseam = [\"{m}\"]\n");
+        assert!(parse_releaser_policy(elsewhere.as_bytes(), tdx).is_err());
+        let empty = format!("{snp}[measurements]\nlaunch_measurement = []\n");
+        assert!(parse_releaser_policy(empty.as_bytes(), tdx).is_err());
+        // SEV-SNP reports no TCB grading: a policy asking for UpToDate only could never pass.
+        let graded = format!(
+            "version = 1\ntee = [\"sev-snp\"]\n[measurements]\nlaunch_measurement = [\"{m}\"]\n"
         );
-        parse_releaser_policy(pinned.as_bytes()).unwrap();
-        let empty = format!("{open}[measurements]\nlaunch_measurement = []\n");
-        assert!(parse_releaser_policy(empty.as_bytes()).is_err());
+        let err = parse_releaser_policy(graded.as_bytes(), tdx).unwrap_err();
+        assert!(err.contains("NotReported"), "{err}");
+        // A simulated releaser for a simulated requester only.
+        let sim = format!(
+            "version = 1\ntee = [\"simulated\"]\nallow_simulated = true\n[measurements]\nmeasurement = [\"{m}\"]\n"
+        );
+        parse_releaser_policy(sim.as_bytes(), TeeKind::Simulated).unwrap();
+        for own in [TeeKind::Tdx, TeeKind::Nitro] {
+            let err = parse_releaser_policy(sim.as_bytes(), own).unwrap_err();
+            assert!(err.contains("simulated"), "{err}");
+        }
         assert!(
-            parse_releaser_policy(b"\xff")
+            parse_releaser_policy(b"\xff", tdx)
                 .unwrap_err()
                 .contains("UTF-8")
         );
-        assert!(parse_releaser_policy(b"version = 2").is_err());
+        assert!(parse_releaser_policy(b"version = 2", tdx).is_err());
     }
 
     struct Keyless(EnclaveIdentity);

@@ -201,6 +201,7 @@ impl EnclaveService {
         self.root_source = Some(crate::sealing_root::RootSource {
             release,
             fetching: Mutex::new(()),
+            unrecorded_check: Mutex::new(None),
         });
         self
     }
@@ -428,6 +429,7 @@ impl EnclaveService {
         // else is done.
         self.ensure_sealing_root(link)?;
         self.ensure_state(link)?;
+        self.record_sealing_root_check(link)?;
         self.audit_pending_rollback(link)?;
         // A security module holds every seed it is given: it runs nobody's code and
         // keeps nobody's keys besides, so that nothing else shares its enclave.

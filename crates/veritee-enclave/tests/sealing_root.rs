@@ -20,7 +20,7 @@ use veritee_enclave::EnclaveService;
 use veritee_enclave::launch::TpmCountedPlatform;
 use veritee_enclave::sealing_root::{ReleasedRoot, ReleasedRootPlatform, RootRelease};
 use veritee_platform::hw::nitro::{NitroPlatform, NsmTransport};
-use veritee_platform::{PlatformError, SealPolicy};
+use veritee_platform::{Platform, PlatformError, SealPolicy};
 use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_tpm::swtpm::{LocalCa, SoftwareTpm};
 
@@ -213,7 +213,10 @@ impl Setup {
         Arc::new(service)
     }
 
-    /// The policy naming `code`'s simulated build as the only releaser.
+    /// The policy naming `code`'s simulated build as the only releaser. A hardware
+    /// node's launcher refuses a simulated releaser (`check_releaser_policy`); these
+    /// tests hand the policy to the service directly, since no SEV-SNP releaser can
+    /// run here.
     fn policy_for(&self, code: &[u8]) -> veritee_policy::AppraisalPolicy {
         let image =
             veritee_platform::sim::EnclaveImage::signed(code, &self.world.signer, 1, 1, false)
@@ -239,7 +242,8 @@ impl Setup {
             Box::new(platform),
             &self.tpm.tcti(),
             self.tpm_anchors.clone(),
-        );
+        )
+        .counting_by_identity();
         EnclaveService::new(Box::new(counted), SealPolicy::Measurement)
             .with_peer_anchors(TrustAnchors::untyped(self.world.anchors.clone()))
             .with_released_root(RootRelease {
@@ -425,18 +429,26 @@ fn the_check_value_picks_the_releaser_that_holds_the_root() {
         failure.message
     );
 
-    // A host that deletes the check value makes the node take r2's root: then the
-    // state it finds is not its own, and it cannot open it.
+    // A host that deletes the check value makes the node take r2's root. The node's
+    // monotonic counter is where its identity names it, under the first root's
+    // authorization: with r2's root the node cannot use it, and does not start.
     host.storage
         .lock()
         .expect("storage")
         .objects
         .retain(|(ns, _), _| ns != "sealing-root-check");
     let node = setup.nitro_node(IMAGE, setup.policy_for(RELEASER_CODE));
-    match status(&node, &mut host) {
-        Ok(served) => assert_ne!(served, first, "r2's root opened r1's state"),
-        Err(failure) => assert_ne!(failure.kind, FailureKind::Internal, "{}", failure.message),
-    }
+    let failure = refused(status(&node, &mut host));
+    assert!(
+        failure.message.contains("monotonic counter"),
+        "{}",
+        failure.message
+    );
+    // Given r1 again, it is the node it was.
+    host.peers.lock().expect("peers").clear();
+    peer(&host, "r1", &r1, &r1_host);
+    let node = setup.nitro_node(IMAGE, setup.policy_for(RELEASER_CODE));
+    assert_eq!(status(&node, &mut host).expect("status"), first);
 }
 
 #[test]
@@ -530,4 +542,118 @@ impl Position {
             Self::Last => len - 1,
         }
     }
+}
+
+/// One request, as a CBOR value, from a Nitro enclave to `releaser` over a mutually
+/// attested peer session driven by hand: what the releaser answers.
+fn ask_as_nitro(
+    setup: &Setup,
+    releaser: &EnclaveService,
+    request: Value,
+) -> Result<Vec<u8>, EnclaveFailure> {
+    use veritee_channel::peer::{Initiator, PeerAppraiser, PeerRequirement};
+    let nitro = NitroPlatform::new(setup.nitro.nsm(IMAGE)).expect("NSM");
+    let mut host = MemoryHost::default();
+    let envelope = |variant: &str, body: Value| cbor(&Value::Map(vec![(text(variant), body)]));
+    let reply = |answer: EnclaveReply| match answer {
+        EnclaveReply::Message { message } => {
+            let Value::Map(fields) =
+                ciborium::from_reader::<Value, _>(&message[..]).expect("reply")
+            else {
+                panic!("a reply is a map")
+            };
+            fields.into_iter().next().expect("one variant")
+        }
+        other => panic!("{other:?}"),
+    };
+    let (initiator, hello) = Initiator::start().expect("hello");
+    let (_, challenge) = reply(releaser.handle(
+        EnclaveCall::PeerMessage {
+            message: envelope("Hello", Value::Bytes(hello)),
+        },
+        &mut host,
+    )?);
+    let policy = setup.policy_for(RELEASER_CODE);
+    let verifiers = veritee_verify::Verifiers::default();
+    let anchors = TrustAnchors::untyped(setup.world.anchors.clone());
+    let appraiser = PeerAppraiser {
+        verifiers: &verifiers,
+        trust_anchors: &anchors,
+        policy: &policy,
+        requirement: PeerRequirement::PolicyOnly,
+        own: nitro.identity(),
+        own_tee: TeeKind::Nitro,
+        at: time::OffsetDateTime::now_utc(),
+    };
+    let (mut session, _, finish) = initiator
+        .on_challenge(challenge.as_bytes().expect("challenge"), &nitro, &appraiser)
+        .expect("the releaser is the one the policy names");
+    let sealed = session.seal(&cbor(&request)).expect("seal");
+    let (_, answer) = reply(releaser.handle(
+        EnclaveCall::PeerMessage {
+            message: envelope(
+                "Finish",
+                Value::Map(vec![
+                    (text("finish"), Value::Bytes(finish)),
+                    (text("request"), Value::Bytes(sealed)),
+                ]),
+            ),
+        },
+        &mut host,
+    )?);
+    let plain = session
+        .open(answer.as_bytes().expect("sealed answer"))
+        .expect("open");
+    Ok(plain.expose().to_vec())
+}
+
+#[test]
+fn an_enclave_of_another_kind_gets_a_root_from_a_releaser_and_nothing_else() {
+    let Some(setup) = Setup::new() else { return };
+    let releaser = setup.releaser("r1", RELEASER_CODE, true);
+    // What a node's own kind may ask of a peer: a replica of a key, an imported key, a
+    // tenant's public key.
+    for request in [
+        Value::Map(vec![(
+            text("Key"),
+            Value::Map(vec![(text("tenant"), text("t")), (text("name"), text("k"))]),
+        )]),
+        Value::Map(vec![(
+            text("ImportedKey"),
+            Value::Map(vec![
+                (text("tenant"), text("t")),
+                (text("partition"), text("p")),
+                (text("key_id"), text("k")),
+            ]),
+        )]),
+        Value::Map(vec![(
+            text("Tenant"),
+            Value::Map(vec![(text("tenant"), text("t"))]),
+        )]),
+    ] {
+        let failure = ask_as_nitro(&setup, &releaser, request).expect_err("answered");
+        assert_eq!(
+            failure.kind,
+            FailureKind::Unauthorized,
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure
+                .message
+                .contains("only a sealing root is released to it"),
+            "{}",
+            failure.message
+        );
+    }
+    // The root itself it gets.
+    let answer = ask_as_nitro(&setup, &releaser, text("SealingRoot")).expect("root");
+    let answer: Value = ciborium::from_reader(&answer[..]).expect("answer");
+    let root = answer
+        .as_map()
+        .and_then(|m| m.first())
+        .filter(|(k, _)| k.as_text() == Some("SealingRoot"))
+        .and_then(|(_, v)| v.as_bytes())
+        .expect("a root");
+    assert_eq!(root.len(), 32);
 }
