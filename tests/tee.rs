@@ -186,7 +186,7 @@ fn a_counter_kept_in_a_tpm_catches_a_node_put_back_to_an_older_copy() {
         !out.status.success(),
         "a node ran on a revoked TPM: {stderr}"
     );
-    assert!(stderr.contains("revoked"), "{stderr}");
+    assert!(stderr.contains("is revoked since"), "{stderr}");
 
     // A TPM its manufacturer's CAs do not vouch for (here: the CAs of another) is
     // refused, so a host cannot put a TPM of its own in its place.

@@ -53,8 +53,8 @@ pub struct NodeArgs {
     #[arg(long, requires = "counter_tpm")]
     counter_tpm_ca: Option<PathBuf>,
     /// A CRL (PEM or DER) of the counter TPM's manufacturer (repeatable): a TPM whose
-    /// endorsement key one revokes is refused. Signed by the CA, so not measured; a
-    /// CRL past its next update is an error.
+    /// endorsement key one revokes is refused; a CRL past its next update is an error.
+    /// Signed by the CA, so not measured: a host can withhold one, not forge one.
     #[arg(long, value_name = "CRL", requires = "counter_tpm_ca")]
     counter_tpm_crl: Vec<PathBuf>,
     /// A simulated machine directory to run on (default: DIR/platform, created with a
@@ -146,8 +146,9 @@ pub struct NodeArgs {
     #[arg(long, value_name = "PEM")]
     tpm_ca: Option<PathBuf>,
     /// A CRL (PEM or DER) of a TPM manufacturer (repeatable; security module): a TPM
-    /// target whose endorsement key one revokes is refused. Signed by the CA, so not
-    /// measured; a CRL past its next update is an error.
+    /// target whose endorsement key one revokes is refused at enrollment; a CRL past
+    /// its next update is an error. Signed by the CA, so not measured: a host can
+    /// withhold one, not forge one.
     #[arg(long, value_name = "CRL", requires = "tpm_ca")]
     tpm_crl: Vec<PathBuf>,
     /// On SIGTERM or SIGINT, how long requests in progress may take to finish before

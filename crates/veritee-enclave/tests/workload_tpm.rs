@@ -324,7 +324,8 @@ fn a_tpm_whose_endorsement_key_the_manufacturer_revoked_is_refused() {
     let refused = refusal(outcome);
     assert_eq!(refused.kind, FailureKind::Unauthorized);
     assert!(
-        refused.message.contains("TPM target refused") && refused.message.contains("revoked"),
+        refused.message.contains("TPM target refused")
+            && refused.message.contains("is revoked since"),
         "{}",
         refused.message
     );

@@ -104,9 +104,9 @@ pub fn get_key(
     check(result, "SGXIOC_GET_KEY")
 }
 
-/// `SGXIOC_GET_DCAP_QUOTE_SIZE`, then `SGXIOC_GEN_DCAP_QUOTE`: a DCAP quote over
-/// `report_data`. A size above [`QUOTE_MAX`] is refused.
-pub fn dcap_quote(device: &File, report_data: &[u8; REPORT_DATA_LEN]) -> io::Result<Vec<u8>> {
+/// `SGXIOC_GET_DCAP_QUOTE_SIZE`: the size of this enclave's DCAP quotes. Harmless to
+/// ask, so it also tells Occlum's device from another that answers ioctls.
+pub fn dcap_quote_size(device: &File) -> io::Result<u32> {
     let mut size: u32 = 0;
     // SAFETY: the argument is a pointer to a u32 we own, which the LibOS writes.
     let result = unsafe {
@@ -117,11 +117,19 @@ pub fn dcap_quote(device: &File, report_data: &[u8; REPORT_DATA_LEN]) -> io::Res
         )
     };
     check(result, "SGXIOC_GET_DCAP_QUOTE_SIZE")?;
+    Ok(size)
+}
+
+/// `SGXIOC_GET_DCAP_QUOTE_SIZE`, then `SGXIOC_GEN_DCAP_QUOTE`: a DCAP quote over
+/// `report_data`. A size of 0 or above [`QUOTE_MAX`] is refused.
+pub fn dcap_quote(device: &File, report_data: &[u8; REPORT_DATA_LEN]) -> io::Result<Vec<u8>> {
+    let mut size = dcap_quote_size(device)?;
     if size == 0 || size > QUOTE_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "SGXIOC_GET_DCAP_QUOTE_SIZE answered {size} bytes; at most {QUOTE_MAX} are accepted"
+                "SGXIOC_GET_DCAP_QUOTE_SIZE answered {size}: a quote is 1 to {QUOTE_MAX} bytes \
+                 (is the LibOS built with DCAP?)"
             ),
         ));
     }

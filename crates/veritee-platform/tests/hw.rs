@@ -617,7 +617,23 @@ impl veritee_platform::hw::occlum::OcclumDevice for FakeOcclum {
             device: "/dev/sgx".into(),
             reason: format!("SGXIOC_GET_KEY: Invalid argument (os error 22): {why}"),
         };
-        let request = occlum::KeyRequest::decode(request).map_err(|_| einval("reserved"))?;
+        // Read at the SDM's offsets, independently of the crate's own layout.
+        let u16_at = |at: usize| u16::from_le_bytes([request[at], request[at + 1]]);
+        let u64_at = |at: usize| u64::from_le_bytes(request[at..at + 8].try_into().unwrap());
+        if request[6..8] != [0, 0] || request[78..].iter().any(|&b| b != 0) {
+            return Err(einval("reserved"));
+        }
+        let request = occlum::KeyRequest {
+            key_name: u16_at(0),
+            key_policy: u16_at(2),
+            isv_svn: u16_at(4),
+            cpu_svn: request[8..24].try_into().unwrap(),
+            attribute_flags_mask: u64_at(24),
+            attribute_xfrm_mask: u64_at(32),
+            key_id: request[40..72].try_into().unwrap(),
+            misc_mask: u32::from_le_bytes(request[72..76].try_into().unwrap()),
+            config_svn: u16_at(76),
+        };
         let quote = self.quote.lock().unwrap().clone();
         let body = &quote[QUOTE_HEADER_LEN..QUOTE_HEADER_LEN + sgx::REPORT_BODY_LEN];
         let own_svn = u16::from_le_bytes([body[sgx::ISVSVN_OFFSET], body[sgx::ISVSVN_OFFSET + 1]]);
@@ -758,7 +774,17 @@ fn occlum_derives_its_own_and_older_security_versions_keys_never_newer() {
         &2u16.to_le_bytes(),
     )));
     assert_eq!(v2.identity().security_version, 2);
-    // The patched build reads what the older one sealed...
+    // Each version has its own key...
+    let key_at = |platform: &OcclumPlatform, svn: u16| {
+        *platform
+            .sealing_key_at(SealPolicy::Signer, svn, b"a")
+            .unwrap()
+            .expose()
+            .expose()
+    };
+    assert_ne!(key_at(&v2, 2), key_at(&v2, 0));
+    assert_ne!(key_at(&v2, 2), key_at(&v2, 1));
+    // ...the patched build reads what the older one sealed...
     assert_eq!(
         sealing::unseal(&v2, b"", &blob_v0).unwrap().expose(),
         b"old"
@@ -808,14 +834,23 @@ fn occlum_is_detected_by_its_device_and_a_failing_device_is_a_clear_error() {
         "{err}"
     );
     fs::remove_dir(&roots.occlum).unwrap();
-    // Occlum's device file: probed as SGX; opening the real one here fails on the
-    // ioctl (a plain file is no device), and says which.
+    // A plain file, or a character device that does not answer Occlum's ioctls (an SGX
+    // host's own driver device; /dev/null here), is not Occlum's device either.
     fs::write(&roots.occlum, b"").unwrap();
-    assert_eq!(hw::probe(&roots).unwrap(), hw::Backend::Sgx);
-    let err = match hw::open(hw::Backend::Sgx, &roots) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("opened a plain file as /dev/sgx"),
-    };
+    assert!(matches!(
+        hw::probe(&roots),
+        Err(PlatformError::NoHardware(_))
+    ));
+    roots.occlum = PathBuf::from("/dev/null");
+    assert!(matches!(
+        hw::probe(&roots),
+        Err(PlatformError::NoHardware(_))
+    ));
+    // Opening it regardless fails on the ioctl, and says which.
+    let device = occlum::OcclumSgxDevice::open(&roots.occlum).unwrap();
+    let err = OcclumPlatform::new(Arc::new(device))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("SGXIOC_GET_DCAP_QUOTE_SIZE"), "{err}");
     // With the device answering as Occlum's does, it opens.
     roots.occlum_device = Some(FakeOcclum::new(SGX_QUOTE) as Arc<dyn occlum::OcclumDevice>);

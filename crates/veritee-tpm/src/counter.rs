@@ -459,12 +459,13 @@ fn verify_endorsement(
     ))?;
     let (ek, public) = rsa_endorsement_key(context, index)?;
     flush_key(context, ek);
+    // Intermediate CAs given with the roots build the path, as at a security module.
+    let (roots, intermediates) = crate::enrollment::split_manufacturer_cas(&genuine.anchors);
     crate::enrollment::verify_ek(
         &certificate,
         &public,
-        &genuine.anchors,
-        // Intermediate CAs given with the roots help build the path, as at a security module.
-        &genuine.anchors,
+        &roots,
+        &intermediates,
         &genuine.crls,
         genuine.at,
         &mut crate::cache::VerifiedEkCache::default(),

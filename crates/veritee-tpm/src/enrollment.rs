@@ -228,6 +228,25 @@ fn what_signature(what: &'static str) -> &'static str {
     }
 }
 
+/// Splits a TPM manufacturer's CA certificates as given (roots and their intermediate
+/// EK CAs in one file) into trust anchors, the self-issued roots, and intermediates to
+/// build paths with. Were an intermediate an anchor, the path would end at it and the
+/// root's CRL, which may revoke it, would never apply. A file with no root at all
+/// keeps its certificates as anchors.
+pub fn split_manufacturer_cas(
+    cas: &[ParsedCertificate],
+) -> (Vec<ParsedCertificate>, Vec<ParsedCertificate>) {
+    let (roots, intermediates): (Vec<_>, Vec<_>) = cas
+        .iter()
+        .cloned()
+        .partition(ParsedCertificate::is_self_issued);
+    if roots.is_empty() {
+        (intermediates, Vec::new())
+    } else {
+        (roots, intermediates)
+    }
+}
+
 /// Verifies a TPM's endorsement key: its certificate (DER) chains through
 /// `intermediates` to one of `anchors` (the TPM manufacturers' CAs) at `at`, revoked by
 /// none of `crls` (the manufacturers' CRLs: each one given for an issuer on the path

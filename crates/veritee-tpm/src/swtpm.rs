@@ -183,6 +183,39 @@ impl LocalCa {
         this_update: time::OffsetDateTime,
         next_update: time::OffsetDateTime,
     ) -> io::Result<Vec<u8>> {
+        self.crl_by(
+            ("signkey.pem", "issuercert.pem"),
+            revoked,
+            this_update,
+            next_update,
+        )
+    }
+
+    /// As [`LocalCa::crl`], issued by the root: it may revoke the intermediate.
+    pub fn root_crl(
+        &self,
+        revoked: &[Vec<u8>],
+        this_update: time::OffsetDateTime,
+        next_update: time::OffsetDateTime,
+    ) -> io::Result<Vec<u8>> {
+        self.crl_by(
+            (
+                "swtpm-localca-rootca-privkey.pem",
+                "swtpm-localca-rootca-cert.pem",
+            ),
+            revoked,
+            this_update,
+            next_update,
+        )
+    }
+
+    fn crl_by(
+        &self,
+        (key, certificate): (&str, &str),
+        revoked: &[Vec<u8>],
+        this_update: time::OffsetDateTime,
+        next_update: time::OffsetDateTime,
+    ) -> io::Result<Vec<u8>> {
         let stamp = |t: time::OffsetDateTime| {
             format!(
                 "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
@@ -209,9 +242,9 @@ impl LocalCa {
         command
             .arg("--generate-crl")
             .arg("--load-ca-privkey")
-            .arg(self.dir.join("signkey.pem"))
+            .arg(self.dir.join(key))
             .arg("--load-ca-certificate")
-            .arg(self.dir.join("issuercert.pem"))
+            .arg(self.dir.join(certificate))
             .arg("--template")
             .arg(&template)
             .arg("--outfile")

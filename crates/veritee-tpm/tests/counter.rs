@@ -496,7 +496,7 @@ fn a_tpm_not_certified_by_the_given_cas_is_refused() {
 
     // The manufacturer's CRLs: one that revokes this TPM's EK certificate stops it; one
     // that revokes another, or one from another CA, does not; a CRL past its next
-    // update, or not yet issued, is not taken as saying anything.
+    // update, or not yet issued, is an error: it cannot say whether the EK is revoked.
     let now = time::OffsetDateTime::now_utc();
     let day = time::Duration::days(1);
     let ek = ek_certificate(&tpm);
@@ -512,9 +512,39 @@ fn a_tpm_not_certified_by_the_given_cas_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("is not vouched for") && err.contains("revoked"),
+        err.contains("is not vouched for") && err.contains("is revoked since"),
         "{err}"
     );
+    // The root revokes the EK CA itself (the intermediate given beside it in the CA
+    // file): every EK it issued is refused.
+    let intermediate = ParsedCertificate::from_pem_chain(&ca.intermediate_pem().unwrap())
+        .unwrap()
+        .remove(0);
+    let root_revoking = with_crl(
+        ca.root_crl(&[intermediate.der().to_vec()], now - day, now + day)
+            .unwrap(),
+    );
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&root_revoking))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is revoked since"), "{err}");
+    // Of an old CRL that lists the EK and a newer one that does not, the listing wins.
+    let both = GenuineTpm {
+        crls: vec![
+            veritee_x509::ParsedCrl::from_der_or_pem(
+                &ca.crl(std::slice::from_ref(&ek), now - 2 * day, now + day)
+                    .unwrap(),
+            )
+            .unwrap(),
+            veritee_x509::ParsedCrl::from_der_or_pem(&ca.crl(&[], now - day, now + day).unwrap())
+                .unwrap(),
+        ],
+        ..genuine(&ca)
+    };
+    let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&both))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is revoked since"), "{err}");
     let clean = with_crl(ca.crl(&[], now - day, now + day).unwrap());
     assert_eq!(
         TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&clean))
@@ -528,7 +558,11 @@ fn a_tpm_not_certified_by_the_given_cas_is_refused() {
         let err = TpmCounter::open(&tpm.tcti(), INDEX, &AUTH, Some(&stale))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("is not vouched for"), "{err}");
+        assert!(
+            err.contains("is not vouched for") && err.contains("CRL"),
+            "{err}"
+        );
+        assert!(!err.contains("revoked"), "{err}");
     }
     // Another CA's CRL names another issuer: it neither revokes nor vouches.
     let foreign = GenuineTpm {

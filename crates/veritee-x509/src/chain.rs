@@ -88,12 +88,20 @@ fn check_revocation(
             Err(e) => signature_error = Some(e),
         }
     }
-    // Among current CRLs, the newest decides: an older one may predate a revocation.
-    let newest_current = signed
+    // Every current CRL is applied: an older one may predate a revocation, and which
+    // one is newer is not worth trusting a number for when any listing is enough.
+    let current: Vec<&&ParsedCrl> = signed.iter().filter(|c| c.is_current_at(at)).collect();
+    if let Some(revoked_at) = current
         .iter()
-        .filter(|c| c.is_current_at(at))
-        .max_by(|a, b| (a.number(), a.this_update()).cmp(&(b.number(), b.this_update())));
-    let Some(crl) = newest_current else {
+        .find_map(|crl| crl.revocation_of(cert.serial()))
+    {
+        return Err(X509Error::Revoked {
+            subject: cert.subject().to_string(),
+            serial: hex_upper(cert.serial()),
+            revoked_at: fmt_time(revoked_at),
+        });
+    }
+    let Some(newest) = current.iter().max_by_key(|c| c.this_update()) else {
         if let Some(stale) = signed.iter().max_by_key(|c| c.this_update()) {
             return Err(X509Error::CrlOutsideValidity {
                 issuer: stale.issuer(),
@@ -116,14 +124,7 @@ fn check_revocation(
             RevocationPolicy::CheckIfPresent => Ok(None),
         };
     };
-    if let Some(revoked_at) = crl.revocation_of(cert.serial()) {
-        return Err(X509Error::Revoked {
-            subject: cert.subject().to_string(),
-            serial: hex_upper(cert.serial()),
-            revoked_at: fmt_time(revoked_at),
-        });
-    }
-    Ok(Some(crl.this_update()))
+    Ok(Some(newest.this_update()))
 }
 
 fn hex_upper(bytes: &[u8]) -> String {

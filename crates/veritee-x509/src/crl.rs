@@ -40,6 +40,31 @@ impl ParsedCrl {
         }
         let crl = CertificateList::from_der(der).map_err(|e| X509Error::malformed("CRL", e))?;
         let tbs = signed_part(der).map_err(|e| X509Error::malformed("CRL", e))?;
+        // A critical extension changes what the list means (a delta CRL, a CRL of one
+        // partition): read as a complete list, it would clear what it does not cover.
+        let critical = crl
+            .tbs_cert_list
+            .crl_extensions
+            .iter()
+            .flatten()
+            .chain(
+                crl.tbs_cert_list
+                    .revoked_certificates
+                    .iter()
+                    .flatten()
+                    .flat_map(|entry| entry.crl_entry_extensions.iter().flatten()),
+            )
+            .find(|ext| ext.critical);
+        if let Some(ext) = critical {
+            return Err(X509Error::malformed(
+                "CRL",
+                format!(
+                    "critical extension {} is not understood (delta and partitioned CRLs are \
+                     not supported)",
+                    ext.extn_id
+                ),
+            ));
+        }
         Ok(Self {
             der: der.to_vec(),
             tbs,

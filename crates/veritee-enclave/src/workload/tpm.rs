@@ -345,13 +345,15 @@ impl EnclaveService {
             ));
         }
         let at = self.clock().now();
-        // The anchors may include the manufacturers' intermediates: path building picks
-        // what it needs.
+        // The CAs given include the manufacturers' intermediates: they build paths, the
+        // roots anchor them (so a root's CRL applies to its intermediates).
+        let (roots, intermediates) =
+            veritee_tpm::enrollment::split_manufacturer_cas(&self.tpm_anchors);
         let target = verify_enrollment_cached(
             &evidence,
             nonce,
-            &self.tpm_anchors,
-            &self.tpm_anchors,
+            &roots,
+            &intermediates,
             &self.tpm_crls,
             at,
             &mut lock(&self.verified_eks),

@@ -273,10 +273,20 @@ pub fn open(backend: Backend, roots: &HardwareRoots) -> Result<Box<dyn Platform>
     }
 }
 
-/// Whether Occlum's `/dev/sgx` is there: a device file, not the directory an SGX host's
-/// older DCAP driver makes at the same path.
+/// Whether Occlum's `/dev/sgx` is there: a character device that answers Occlum's
+/// harmless `SGXIOC_GET_DCAP_QUOTE_SIZE`. On an SGX host `/dev/sgx` may be the driver's
+/// directory, or (older out-of-tree drivers) a device of the driver's own, which does
+/// not answer Occlum's ioctls.
 fn occlum_present(roots: &HardwareRoots) -> bool {
-    roots.occlum_device.is_some() || fs::metadata(&roots.occlum).is_ok_and(|m| !m.is_dir())
+    use std::os::unix::fs::FileTypeExt;
+    if roots.occlum_device.is_some() {
+        return true;
+    }
+    let is_device = fs::metadata(&roots.occlum).is_ok_and(|m| m.file_type().is_char_device());
+    is_device
+        && fs::File::open(&roots.occlum)
+            .and_then(|device| veritee_occlum_sys::dcap_quote_size(&device))
+            .is_ok()
 }
 
 /// Finds the TEE this program runs in and opens it: [`probe`], then [`open`].

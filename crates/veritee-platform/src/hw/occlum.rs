@@ -53,8 +53,9 @@ pub const KEYSELECT_SEAL: u16 = 4;
 pub const KEYPOLICY_MRENCLAVE: u16 = 0x0001;
 /// KEYPOLICY bit binding MRSIGNER (and ISVPRODID).
 pub const KEYPOLICY_MRSIGNER: u16 = 0x0002;
-/// The SGX SDK's `TSEAL_DEFAULT_FLAGSMASK`: every ATTRIBUTES flag but MODE64BIT,
-/// PROVISIONKEY, EINITTOKENKEY and the reserved bits (so INITTED and DEBUG are bound).
+/// The SGX SDK's `TSEAL_DEFAULT_FLAGSMASK`: ATTRIBUTES bits 0 (INITTED), 1 (DEBUG), 3
+/// and 56-63 are bound; MODE64BIT, PROVISIONKEY, EINITTOKENKEY, KSS, AEXNOTIFY and the
+/// other reserved bits are not.
 pub const TSEAL_DEFAULT_FLAGSMASK: u64 = 0xFF00_0000_0000_000B;
 /// The SGX SDK's `TSEAL_DEFAULT_MISCMASK`.
 pub const TSEAL_DEFAULT_MISCMASK: u32 = 0xF000_0000;
@@ -313,7 +314,8 @@ mod tests {
             tampered[at] = 1;
             assert!(KeyRequest::decode(&tampered).is_err(), "reserved byte {at}");
         }
-        // INITTED (bit 0) and DEBUG (bit 1) are bound; MODE64BIT (bit 2) is not.
-        assert_eq!(TSEAL_DEFAULT_FLAGSMASK & 0b111, 0b011);
+        // The SDK's masks, byte for byte: flags 0xFF0000000000000B, MISCSELECT 0xF0000000.
+        assert_eq!(&bytes[24..32], &[0x0b, 0, 0, 0, 0, 0, 0, 0xff]);
+        assert_eq!(KEY_ID.len(), 32);
     }
 }
