@@ -105,6 +105,11 @@ pub struct NodeArgs {
     /// 8 GiB); past it, 429 with Retry-After. 0: no limit.
     #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_SPOOL_BYTES)]
     tenant_spool_bytes: u64,
+    /// Sessions each tenant may hold in the enclave, offered and open; past it the
+    /// tenant's own least recently used session gives way (not a 429: a returning
+    /// client opens one each time, and other tenants keep their room). 0: no limit.
+    #[arg(long, default_value_t = veritee_enclave::DEFAULT_SESSIONS_PER_TENANT)]
+    tenant_sessions: usize,
     /// Task file pieces each tenant may upload at once; past it, 429 with Retry-After.
     /// 0: no limit.
     #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_UPLOADS)]
@@ -220,6 +225,9 @@ pub struct EnclaveArgs {
     /// This node's name (measured with the code).
     #[arg(long, value_parser = parse_instance)]
     instance: Option<String>,
+    /// Sessions each tenant may hold (0: no limit).
+    #[arg(long, default_value_t = veritee_enclave::DEFAULT_SESSIONS_PER_TENANT)]
+    tenant_sessions: usize,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -511,6 +519,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         );
         enclave_args.push("--release-sealing-roots".into());
     }
+    enclave_args.extend([
+        "--tenant-sessions".into(),
+        args.tenant_sessions.to_string().into(),
+    ]);
     let spool = args.dir.join("run").join("spool");
     enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
     if let Some(key) = &args.kbs_admin_key {
@@ -786,6 +798,8 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
     if let Some(release) = released_root {
         service = service.with_released_root(release);
     }
+    service = service
+        .with_tenant_session_limit((args.tenant_sessions > 0).then_some(args.tenant_sessions));
     if config.release_sealing_roots {
         service = service.releasing_sealing_roots();
     }

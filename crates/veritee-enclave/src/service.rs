@@ -267,6 +267,16 @@ impl EnclaveService {
         self
     }
 
+    /// How many sessions, offered and open, one tenant may hold (`None`: no limit; the
+    /// default is [`crate::DEFAULT_SESSIONS_PER_TENANT`]). Past it the tenant's own least
+    /// recently used session gives way: a returning client opens a session each time, so
+    /// refusing new ones would lock a busy tenant out, and recycling its own keeps every
+    /// other tenant's room.
+    pub fn with_tenant_session_limit(self, limit: Option<usize>) -> Self {
+        lock(&self.sessions).set_per_tenant(limit);
+        self
+    }
+
     /// Whether this enclave is a security module.
     pub fn is_security_module(&self) -> bool {
         self.security_module

@@ -16,6 +16,9 @@ pub const MAX_PENDING_SESSIONS: usize = 1024;
 pub const MAX_OPEN_SESSIONS: usize = 4096;
 /// A session unused this long is dropped.
 pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+/// Sessions (offered or open) one tenant may hold by default (`--tenant-sessions`):
+/// past it, the tenant's own least recently used session gives way.
+pub const DEFAULT_SESSIONS_PER_TENANT: usize = 256;
 
 /// A session in the table.
 pub(crate) enum Slot {
@@ -57,11 +60,23 @@ impl Kind {
 }
 
 /// The session table: sessions by id, and each tenant's in last-use order.
-#[derive(Default)]
 pub(crate) struct Sessions {
     by_id: HashMap<String, (Slot, Instant)>,
     by_tenant: HashMap<(String, Kind), BTreeSet<(Instant, String)>>,
     held: HashMap<Kind, usize>,
+    /// Sessions one tenant may hold, offered and open together (`None`: no limit).
+    per_tenant: Option<usize>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            by_id: HashMap::new(),
+            by_tenant: HashMap::new(),
+            held: HashMap::new(),
+            per_tenant: Some(DEFAULT_SESSIONS_PER_TENANT),
+        }
+    }
 }
 
 impl Sessions {
@@ -87,15 +102,48 @@ impl Sessions {
         self.place(id, slot, last_used);
     }
 
-    /// Adds a session used now, making room if its kind is full.
+    /// Sets how many sessions one tenant may hold (`None`: no limit).
+    pub(crate) fn set_per_tenant(&mut self, limit: Option<usize>) {
+        self.per_tenant = limit;
+    }
+
+    /// Adds a session used now, making room if its tenant holds as many as it may (its
+    /// own least recently used session goes) or its kind is full.
     pub(crate) fn insert(&mut self, id: String, slot: Slot) {
         let now = Instant::now();
         self.drop_idle(now);
+        if let Some(limit) = self.per_tenant {
+            while self.held_by(slot.tenant()) >= limit.max(1) {
+                self.evict_tenants_oldest(slot.tenant());
+            }
+        }
         let kind = slot.kind();
         if self.held.get(&kind).copied().unwrap_or(0) >= kind.capacity() {
             self.evict_one(kind);
         }
         self.place(id, slot, now);
+    }
+
+    /// Sessions `tenant` holds, offered and open.
+    pub(crate) fn held_by(&self, tenant: &str) -> usize {
+        [Kind::Pending, Kind::Open]
+            .into_iter()
+            .filter_map(|kind| self.by_tenant.get(&(tenant.to_string(), kind)))
+            .map(BTreeSet::len)
+            .sum()
+    }
+
+    /// `tenant` gives up its least recently used session, offered or open.
+    fn evict_tenants_oldest(&mut self, tenant: &str) {
+        let oldest = [Kind::Pending, Kind::Open]
+            .into_iter()
+            .filter_map(|kind| self.by_tenant.get(&(tenant.to_string(), kind)))
+            .filter_map(BTreeSet::first)
+            .min()
+            .map(|(_, id)| id.clone());
+        if let Some(id) = oldest {
+            self.take(&id);
+        }
     }
 
     fn place(&mut self, id: String, slot: Slot, last_used: Instant) {

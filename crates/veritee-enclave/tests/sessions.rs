@@ -441,3 +441,43 @@ fn a_tenant_resuming_in_a_loop_evicts_only_its_own_sessions() {
     ));
     assert_eq!(f.kind, FailureKind::NotFound, "{}", f.message);
 }
+
+/// A tenant holds at most the sessions the node allows it: past its limit its own least
+/// recently used one gives way, whichever it is, and another tenant's are untouched.
+#[test]
+fn a_tenant_holds_at_most_its_limit_of_sessions() {
+    let world = World::new(&["m1"]);
+    let service = world.enclave_with("m1", CODE, |s| s.with_tenant_session_limit(Some(3)));
+    let mut host = MemoryHost::default();
+    let alice = TenantKey::generate().expect("key");
+    let busy = TenantKey::generate().expect("key");
+    register(&service, &mut host, &alice);
+    register(&service, &mut host, &busy);
+    let mut alice_session = open_session(&world, &service, &mut host, &alice);
+    let mut sessions: Vec<_> = (0..3)
+        .map(|_| open_session(&world, &service, &mut host, &busy))
+        .collect();
+    for session in &mut sessions {
+        s_ping(session, &service, &mut host);
+    }
+    // The first one used again, so the second is now the least recently used.
+    s_ping(&mut sessions[0], &service, &mut host);
+    let mut fourth = open_session(&world, &service, &mut host, &busy);
+    s_ping(&mut fourth, &service, &mut host);
+    let second = &mut sessions[1];
+    let message = second
+        .inner
+        .seal_request(Request::Ping.encode().expect("encode").expose())
+        .expect("seal");
+    let f = refused(service.handle(
+        EnclaveCall::SessionMessage {
+            session_id: second.inner.session_id(),
+            message,
+        },
+        &mut host,
+    ));
+    assert_eq!(f.kind, FailureKind::NotFound, "{}", f.message);
+    s_ping(&mut sessions[0], &service, &mut host);
+    s_ping(&mut sessions[2], &service, &mut host);
+    s_ping(&mut alice_session, &service, &mut host);
+}
