@@ -146,6 +146,42 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     assert_eq!(count(&fleet, &a, &tenant, "counter"), 3);
     assert_eq!(count(&fleet, &b, &tenant, "counter-b"), 4);
 
+    // A message from the parent to the child under their link key, carried in a file.
+    let message = fleet.p("message.sealed");
+    let input = fleet.p("message.txt");
+    std::fs::write(&input, b"from A to B").unwrap();
+    ok(app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "call",
+            "--name",
+            "counter",
+            "--export",
+            "seal",
+            "--in",
+            &s(&input),
+            "--out",
+            &s(&message),
+        ],
+    ));
+    let opened = ok(app(
+        &fleet,
+        &b,
+        &tenant,
+        &[
+            "call",
+            "--name",
+            "counter-b",
+            "--export",
+            "open",
+            "--in",
+            &s(&message),
+        ],
+    ));
+    assert_eq!(opened, b"from A to B");
+
     // The same fork again is refused by name; an unknown application too.
     let (done, _, err) = fork_to_b();
     assert!(!done && err.contains("already runs"), "{err}");

@@ -101,10 +101,102 @@ struct Running {
     snapshot: Option<Snapshot>,
     forked_from: Option<[u8; 32]>,
     forks: u64,
-    /// Keys shared with each child (or, in a child, the parent) for later messages.
-    links: Vec<AeadKey>,
+    /// Keys shared with the parent (in a child, first) and each child, in fork order,
+    /// for later messages: the application's keys for `key_op`.
+    links: Vec<Link>,
     /// Where the application may fork itself to (host function `fork`), if anywhere.
     fork_peer: Option<String>,
+}
+
+/// A key parent and child share after a fork, and which side this one is on.
+#[derive(Clone)]
+struct Link {
+    key: AeadKey,
+    side: ForkRole,
+}
+
+/// What a link key's messages are bound to, besides the application's own data.
+const LINK_AAD: &[u8] = b"veritee app link v1\0";
+
+/// The link keys as the application uses them through `key_op`: key `i` is link `i`
+/// (in a child, key 0 is the one it shares with its parent; a parent's follow in fork
+/// order). Encrypt seals a message for the other side (AES-256-GCM, a random nonce,
+/// the envelope `nonce || ciphertext || tag`), bound to the sender's side, so a message
+/// never opens on the side that sealed it; decrypt opens one from the other side. The
+/// keys never enter the application's memory, and nothing else uses them.
+struct LinkKeys(Vec<Link>);
+
+impl LinkKeys {
+    fn aad(side: ForkRole, aad: &[u8]) -> Vec<u8> {
+        let mut out = LINK_AAD.to_vec();
+        out.push(side as u8);
+        out.extend_from_slice(aad);
+        out
+    }
+}
+
+impl veritee_wasm::KeyService for LinkKeys {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn call(
+        &self,
+        key_index: usize,
+        request: veritee_wasm::KeyRequest<'_>,
+    ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
+        use veritee_crypto::aead::{NONCE_LEN, TAG_LEN};
+        use veritee_wasm::{KeyOpError, KeyRequest};
+        let link = self
+            .0
+            .get(key_index)
+            .ok_or_else(|| KeyOpError::NoSuchKey(format!("there is no link {key_index}")))?;
+        let other = match link.side {
+            ForkRole::Parent => ForkRole::Child,
+            ForkRole::Child => ForkRole::Parent,
+        };
+        match request {
+            KeyRequest::Encrypt { aad, plaintext } => {
+                let nonce: [u8; NONCE_LEN] =
+                    veritee_crypto::rand::array().map_err(|e| KeyOpError::Failed(e.to_string()))?;
+                let sealed = link
+                    .key
+                    .seal(&nonce, &Self::aad(link.side, aad), plaintext)
+                    .map_err(|e| KeyOpError::Failed(e.to_string()))?;
+                let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(&sealed);
+                Ok(SecretBytes::new(out))
+            }
+            KeyRequest::Decrypt { aad, ciphertext } => {
+                if ciphertext.len() < NONCE_LEN + TAG_LEN {
+                    return Err(KeyOpError::Failed(format!(
+                        "a link message is at least {} bytes (nonce and tag), this one {}",
+                        NONCE_LEN + TAG_LEN,
+                        ciphertext.len()
+                    )));
+                }
+                let (nonce, sealed) = ciphertext.split_at(NONCE_LEN);
+                let nonce: [u8; NONCE_LEN] = nonce
+                    .try_into()
+                    .map_err(|_| KeyOpError::Failed("the nonce is cut".into()))?;
+                link.key
+                    .open(&nonce, &Self::aad(other, aad), sealed)
+                    .map_err(|_| {
+                        KeyOpError::Failed(
+                            "the message does not open: not sealed by the other side of this \
+                             link with this associated data, or altered"
+                                .into(),
+                        )
+                    })
+            }
+            other_request => Err(KeyOpError::Forbidden(format!(
+                "a link key seals and opens messages between the two sides of a fork; {} is \
+                 not among its operations",
+                other_request.name()
+            ))),
+        }
+    }
 }
 
 /// A fork arriving: the child's instance, restored page by page.
@@ -193,6 +285,12 @@ fn fork_failure(e: veritee_fork::ForkError) -> EnclaveFailure {
 }
 
 impl Running {
+    /// Gives the application its link keys for `key_op`.
+    fn grant_links(&mut self) {
+        let keys: Arc<dyn veritee_wasm::KeyService> = Arc::new(LinkKeys(self.links.clone()));
+        self.app.grant_keys(Some(keys));
+    }
+
     fn info(&self) -> AppInfo {
         AppInfo {
             name: self.app.name().to_owned(),
@@ -546,11 +644,13 @@ impl EnclaveService {
         running.forks += 1;
         // The application's own answer to learning its side; the fork stands either way.
         let _ = running.app.notify_forked(ForkRole::Parent);
-        running.links.push(
-            ForkSecret::new(secret)
+        running.links.push(Link {
+            key: ForkSecret::new(secret)
                 .link_key(&digest)
                 .map_err(fork_failure)?,
-        );
+            side: ForkRole::Parent,
+        });
+        running.grant_links();
         let digest = hex::encode(digest);
         self.audit(
             link,
@@ -740,7 +840,7 @@ impl EnclaveService {
         )?;
         app.restore(state.memory_len, &state.globals, state.runtime.counters)
             .map_err(wasm_failure)?;
-        let running = Running {
+        let mut running = Running {
             app,
             module: SecretBytes::copy_from(&open.module),
             module_sha256,
@@ -748,10 +848,14 @@ impl EnclaveService {
             snapshot: None,
             forked_from: Some(state.digest),
             forks: 0,
-            links: vec![secret.link_key(&state.digest).map_err(fork_failure)?],
+            links: vec![Link {
+                key: secret.link_key(&state.digest).map_err(fork_failure)?,
+                side: ForkRole::Child,
+            }],
             // A fork target is the tenant's choice on a node; a child starts without.
             fork_peer: None,
         };
+        running.grant_links();
         Ok((running, restorer))
     }
 

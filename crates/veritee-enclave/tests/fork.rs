@@ -188,6 +188,73 @@ fn the_child_runs_on_from_the_parents_state_and_both_diverge() {
     assert_eq!(child.count("second"), 5);
 }
 
+/// The exit code and output of a call.
+fn called(node: &mut Node, app: &str, export: &str, input: &[u8]) -> (i32, Vec<u8>) {
+    match node.app(AppRequest::Call {
+        name: app.into(),
+        export: export.into(),
+        input: SecretBytes::copy_from(input),
+    }) {
+        Ok(AppAnswer::Called {
+            exit_code, output, ..
+        }) => (exit_code, output.expose().clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn parent_and_child_talk_through_their_link_and_nobody_else_can() {
+    let (_world, _tenant, mut parent, mut child) = setup();
+    // No fork yet: no link.
+    assert_eq!(called(&mut parent, "counter", "seal", b"early").0, -1);
+    parent
+        .fork("counter", &child, "counter-child")
+        .expect("fork");
+    parent
+        .fork("counter", &child, "second")
+        .expect("fork again");
+
+    let note = b"canary-link-message-16180339";
+    let to_child = parent.call("counter", "seal", note);
+    assert!(!contains(&to_child, note));
+    assert_eq!(child.call("counter-child", "open", &to_child), note);
+    let to_parent = child.call("counter-child", "seal", b"and back");
+    assert_eq!(parent.call("counter", "open", &to_parent), b"and back");
+
+    // Link 0 of the second child is its own: the first child's messages do not open
+    // there, nor does a message open on the side that sealed it, nor altered.
+    assert_eq!(called(&mut child, "second", "open", &to_child).0, -4);
+    assert_eq!(called(&mut parent, "counter", "open", &to_child).0, -4);
+    assert_eq!(
+        called(&mut child, "counter-child", "open", &to_parent).0,
+        -4
+    );
+    for at in [0, 12, to_child.len() - 1] {
+        let mut altered = to_child.clone();
+        altered[at] ^= 1;
+        assert_eq!(called(&mut child, "counter-child", "open", &altered).0, -4);
+    }
+    assert_eq!(
+        called(&mut child, "counter-child", "open", &to_child[..20]).0,
+        -4
+    );
+    // An application never forked has no link.
+    parent
+        .app(AppRequest::Run {
+            name: "alone".into(),
+            module: SecretBytes::copy_from(COUNTER.as_bytes()),
+            memory_mib: Some(16),
+            fork_peer: None,
+        })
+        .expect("run");
+    assert_eq!(called(&mut parent, "alone", "open", &to_child).0, -1);
+    // The hosts carried only the sealed messages.
+    let mut seen = parent.host.wire.lock().unwrap().concat();
+    seen.extend(everything(&parent.host));
+    seen.extend(everything(&child.host));
+    assert!(!contains(&seen, note));
+}
+
 #[test]
 fn a_child_running_other_code_gets_nothing() {
     let world = World::new(&["m1", "m2"]);

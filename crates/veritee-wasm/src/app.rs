@@ -285,6 +285,12 @@ impl App {
         self.counters
     }
 
+    /// Gives the application `keys` to use through `key_op` (or none), from its next
+    /// call on.
+    pub fn grant_keys(&mut self, keys: Option<Arc<dyn crate::keys::KeyService>>) {
+        self.store.data_mut().keys = keys;
+    }
+
     /// Lets the application ask for its own fork (host function `fork`), or not.
     pub fn allow_fork(&mut self, allowed: bool) {
         self.store.data_mut().fork_allowed = allowed;
