@@ -295,6 +295,7 @@ fn a_node_seals_under_a_root_its_releasing_peer_keeps() {
         .register_peer(&releaser.admin_token(), "requester", &token)
         .unwrap();
     let (machine_arg, anchor, policy_arg) = (s(&machine), s(&vendor.join("root.pem")), s(&policy));
+    let releaser_url = releaser.url.clone();
     let args = [
         "--tee",
         "sim",
@@ -305,7 +306,7 @@ fn a_node_seals_under_a_root_its_releasing_peer_keeps() {
         "--sealing-root-policy",
         &policy_arg,
         "--peer",
-        &releaser.url,
+        &releaser_url,
     ];
     let store = s(&state.join("store"));
     let node = start_with(&state, &store, &args);
@@ -340,27 +341,19 @@ fn a_node_seals_under_a_root_its_releasing_peer_keeps() {
     assert!(!common::tree_contains(&state, secret));
 
     // Without its releaser it does not start, and says why.
-    let releaser_url = releaser.url.clone();
     drop(releaser);
-    let out = veritee(&[
+    let state_arg = s(&state);
+    let mut command = vec![
         "node",
         "--dir",
-        &s(&state),
+        &state_arg,
         "--listen",
         "127.0.0.1:0",
         "--store",
         &store,
-        "--tee",
-        "sim",
-        "--platform",
-        &machine_arg,
-        "--peer-trust-anchors",
-        &anchor,
-        "--sealing-root-policy",
-        &policy_arg,
-        "--peer",
-        &releaser_url,
-    ]);
+    ];
+    command.extend(args);
+    let out = veritee(&command);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("sealing root"), "{stderr}");

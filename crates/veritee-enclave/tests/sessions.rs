@@ -428,16 +428,25 @@ fn a_tenant_resuming_in_a_loop_evicts_only_its_own_sessions() {
     // Alice's session, older than all of them, is still there.
     s_ping(&mut alice_session, &service, &mut host);
     // The busy tenant's least recently used sessions are gone.
-    let message = first_resumed
+    assert_gone(&mut first_resumed, &service, &mut host);
+}
+
+/// `session` is no longer in the enclave's table.
+fn assert_gone(
+    session: &mut Session,
+    service: &veritee_enclave::EnclaveService,
+    host: &mut MemoryHost,
+) {
+    let message = session
         .inner
         .seal_request(Request::Ping.encode().expect("encode").expose())
         .expect("seal");
     let f = refused(service.handle(
         EnclaveCall::SessionMessage {
-            session_id: first_resumed.inner.session_id(),
+            session_id: session.inner.session_id(),
             message,
         },
-        &mut host,
+        host,
     ));
     assert_eq!(f.kind, FailureKind::NotFound, "{}", f.message);
 }
@@ -464,19 +473,7 @@ fn a_tenant_holds_at_most_its_limit_of_sessions() {
     s_ping(&mut sessions[0], &service, &mut host);
     let mut fourth = open_session(&world, &service, &mut host, &busy);
     s_ping(&mut fourth, &service, &mut host);
-    let second = &mut sessions[1];
-    let message = second
-        .inner
-        .seal_request(Request::Ping.encode().expect("encode").expose())
-        .expect("seal");
-    let f = refused(service.handle(
-        EnclaveCall::SessionMessage {
-            session_id: second.inner.session_id(),
-            message,
-        },
-        &mut host,
-    ));
-    assert_eq!(f.kind, FailureKind::NotFound, "{}", f.message);
+    assert_gone(&mut sessions[1], &service, &mut host);
     s_ping(&mut sessions[0], &service, &mut host);
     s_ping(&mut sessions[2], &service, &mut host);
     s_ping(&mut alice_session, &service, &mut host);
