@@ -31,6 +31,11 @@ fn admin_token(admin: &Ed25519SigningKey) -> String {
 }
 
 fn broker(dir: &Path, plaintext: bool) -> Broker {
+    broker_with(dir, plaintext, &[])
+}
+
+/// As [`broker`], with more `veritee node` arguments.
+fn broker_with(dir: &Path, plaintext: bool, more: &[&str]) -> Broker {
     let admin = Ed25519SigningKey::generate().unwrap();
     let pem = veritee_kbs::token::admin_public_key_to_pem(&admin.public_key()).unwrap();
     let key_file = dir.join("admin.pub");
@@ -39,6 +44,7 @@ fn broker(dir: &Path, plaintext: bool) -> Broker {
     if plaintext {
         extra.push("--kbs-plaintext-resources");
     }
+    extra.extend(more);
     let node = start_with(
         &dir.join("node"),
         &dir.join("store").display().to_string(),
@@ -581,4 +587,51 @@ fn a_resource_or_repository_policy_overrides_the_one_for_everything() {
         );
         assert_eq!(code, 400, "{bad}");
     }
+}
+
+/// `/kbs/v0/auth` takes no credential: one address flooding it is slowed down with 429
+/// and Retry-After (the problem shape CoCo clients read), and may start again once the
+/// wait is over.
+#[test]
+fn a_client_flooding_the_handshake_is_slowed_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_with(dir.path(), false, &["--kbs-auth-per-second", "2"]);
+    let http = reqwest::blocking::Client::new();
+    let auth = || {
+        http.post(format!("{}/kbs/v0/auth", b.node.url))
+            .header("content-type", "application/json")
+            .body(r#"{"version":"0.4.0","tee":"sample","extra-params":""}"#)
+            .send()
+            .unwrap()
+    };
+    // Two seconds' worth (4) pass at once; the flood past them does not.
+    let statuses: Vec<u16> = (0..12).map(|_| auth().status().as_u16()).collect();
+    assert!(statuses[..4].iter().all(|&s| s == 200), "{statuses:?}");
+    let limited = (0..20)
+        .map(|_| auth())
+        .find(|r| r.status() == 429)
+        .expect("a flood of handshakes was never slowed");
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let problem: serde_json::Value = limited.json().unwrap();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/TooManyRequests"),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rate of KBS handshakes"),
+        "{problem}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(retry_after));
+    assert_eq!(auth().status(), 200);
 }

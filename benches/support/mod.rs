@@ -83,12 +83,15 @@ impl Drop for Node {
 pub fn start_node(state: &Path, store: Option<&str>, extra: &[&str]) -> (Node, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_veritee"));
     command
-        // No per-tenant rate limit: one tenant is the whole load here.
+        // No per-tenant or per-address rate limit: one tenant on one address is the
+        // whole load here.
         .args([
             "node",
             "--listen",
             "127.0.0.1:0",
             "--tenant-requests-per-second",
+            "0",
+            "--kbs-auth-per-second",
             "0",
             "--dir",
         ])

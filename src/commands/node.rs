@@ -123,6 +123,11 @@ pub struct NodeArgs {
     /// node's host sees it on its way into the enclave.
     #[arg(long)]
     kbs_plaintext_resources: bool,
+    /// KBS handshakes (`/kbs/v0/auth`, which takes no credential) each client address
+    /// may start per second (burst: two seconds' worth); past it, 429 with Retry-After.
+    /// 0: no limit.
+    #[arg(long, default_value_t = 100)]
+    kbs_auth_per_second: u32,
     /// Collateral for hardware evidence guests send to the KBS (DCAP collateral JSON,
     /// CRLs); repeatable. Vendor-signed: the enclave checks it.
     #[arg(long)]
@@ -599,6 +604,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
             .then_some(args.tenant_requests_per_second),
         tenant_spool_bytes: (args.tenant_spool_bytes > 0).then_some(args.tenant_spool_bytes),
         tenant_uploads: (args.tenant_uploads > 0).then_some(args.tenant_uploads),
+        kbs_auth_per_second: (args.kbs_auth_per_second > 0).then_some(args.kbs_auth_per_second),
         kbs_plaintext_resources: args.kbs_plaintext_resources,
         kbs_collateral: args
             .kbs_collateral

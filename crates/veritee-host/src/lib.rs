@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub tenant_spool_bytes: Option<u64>,
     /// Task file pieces each tenant may upload at once (429 past it); `None`: no limit.
     pub tenant_uploads: Option<u32>,
+    /// KBS handshakes (`/kbs/v0/auth`) each client address may start per second (429
+    /// past it); `None`: no limit.
+    pub kbs_auth_per_second: Option<u32>,
     /// Whether Trustee's set-resource, the resource in the clear, is accepted.
     pub kbs_plaintext_resources: bool,
     /// Collateral for hardware evidence sent to the KBS, passed to the enclave.
@@ -157,6 +160,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
     if let Some(rate) = config.tenant_requests_per_second {
         state = state.with_tenant_rate(rate);
     }
+    if let Some(rate) = config.kbs_auth_per_second {
+        state = state.with_kbs_auth_rate(rate);
+    }
     if config.tenant_spool_bytes.is_some() || config.tenant_uploads.is_some() {
         state = state.with_spool_quota(
             config.tenant_spool_bytes.unwrap_or(u64::MAX),
@@ -209,9 +215,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         None => (
             "http",
             tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped(stop_rx))
-                    .await
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stopped(stop_rx))
+                .await
             }),
         ),
     };
@@ -253,6 +262,7 @@ mod tests {
             tenant_requests_per_second: None,
             tenant_spool_bytes: None,
             tenant_uploads: None,
+            kbs_auth_per_second: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Vec::new(),
             provider: None,

@@ -145,6 +145,9 @@ pub(crate) async fn serve(
                     return;
                 }
             };
+            // The client's address, as plain HTTP's connect info gives it (per-client
+            // limits read it).
+            let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let service = TowerToHyperService::new(app);
             let builder = Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(tls), service);

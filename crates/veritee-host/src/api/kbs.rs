@@ -4,12 +4,14 @@
 //! are RFC 7807 problem documents in the shape CoCo clients read.
 
 use super::AppState;
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use veritee_proto::ipc::{
     EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, KbsCall, KbsReply,
@@ -119,7 +121,31 @@ async fn converse(state: &AppState, call: KbsCall) -> Result<Response, Problem> 
     }
 }
 
-async fn auth(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, Problem> {
+async fn auth(
+    State(state): State<Arc<AppState>>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    if let (Some(rates), Some(Extension(ConnectInfo(client)))) = (&state.kbs_auth_rates, client) {
+        // By address, not port: one client's connections share a budget.
+        if let Err(wait) = rates.charge(&client.ip().to_string()) {
+            let mut response = Problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "{} is over its rate of KBS handshakes on this node; retry in {} ms",
+                    client.ip(),
+                    wait.as_millis().max(1)
+                ),
+            )
+            .into_response();
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return Ok(response);
+        }
+    }
     converse(
         &state,
         KbsCall::Auth {

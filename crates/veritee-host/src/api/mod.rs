@@ -62,6 +62,8 @@ pub struct AppState {
     peers: peers::PeerGate,
     /// Each tenant's request budget; `None` when the node sets no limit.
     tenant_rates: Option<crate::limits::TenantRates>,
+    /// KBS handshakes per client address (`/kbs/v0/auth` is unauthenticated).
+    pub(crate) kbs_auth_rates: Option<crate::limits::TenantRates>,
     /// Each tenant's task uploads: pieces at once and bytes spooled.
     spool_quota: Option<Arc<crate::limits::SpoolQuota>>,
     /// Whether Trustee's set-resource (the resource in the clear to the host) is taken.
@@ -111,6 +113,7 @@ impl AppState {
             spool: None,
             peers: peers::PeerGate::default(),
             tenant_rates: None,
+            kbs_auth_rates: None,
             spool_quota: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Arc::new(Vec::new()),
@@ -135,6 +138,15 @@ impl AppState {
     /// Limits each tenant to `per_second` requests per second (429 past it).
     pub fn with_tenant_rate(mut self, per_second: u32) -> Self {
         self.tenant_rates = Some(crate::limits::TenantRates::new(per_second));
+        self
+    }
+
+    /// Limits each client address to `per_second` KBS handshakes (`/kbs/v0/auth`) per
+    /// second (429 past it): the route takes no credential, so a flood from one
+    /// address would otherwise push everyone's pending handshakes out of the enclave's
+    /// table.
+    pub fn with_kbs_auth_rate(mut self, per_second: u32) -> Self {
+        self.kbs_auth_rates = Some(crate::limits::TenantRates::new(per_second));
         self
     }
 
