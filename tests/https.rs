@@ -24,7 +24,11 @@ fn veritee(args: &[&str]) -> std::process::Output {
 fn a_node_serves_https_under_a_pinned_certificate_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store").display().to_string();
-    let node = start_with(&dir.path().join("node"), &store, &["--tls-self-signed"]);
+    let node = start_with(
+        &dir.path().join("node"),
+        &store,
+        &["--tls-self-signed", "--kbs-auth-per-second", "1"],
+    );
     assert!(node.url.starts_with("https://127.0.0.1:"), "{}", node.url);
     let fingerprint =
         std::fs::read_to_string(node.state.join("tls/fingerprint")).expect("fingerprint file");
@@ -102,6 +106,23 @@ fn a_node_serves_https_under_a_pinned_certificate_only() {
         .put_secret("db", SecretBytes::copy_from(b"over tls"))
         .expect("put");
     assert_eq!(session.get_secret("db").expect("get").expose(), b"over tls");
+
+    // Over HTTPS too, the node knows each client's address: KBS handshakes past the
+    // address's rate are slowed down.
+    let http = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let limited = (0..8).any(|_| {
+        http.post(format!("{}/kbs/v0/auth", node.url))
+            .header("content-type", "application/json")
+            .body(r#"{"version":"0.4.0","tee":"sample","extra-params":""}"#)
+            .send()
+            .expect("auth")
+            .status()
+            == 429
+    });
+    assert!(limited, "no handshake over HTTPS was ever slowed");
 
     // A certificate the operator gives, pinned as well.
     let given = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
