@@ -9,6 +9,10 @@
 //! child's restore. The in-process figures of `veritee-fork`'s bench leave out
 //! everything but the encryption and the copies; the difference is the node's.
 //!
+//! A second table: what `--durable` costs a call that changes 1% of the pages (the
+//! state stored in the node's store after every call), beside the same call on a
+//! volatile application, in the same run.
+//!
 //! `cargo bench --bench fork`; `VERITEE_FORK_BENCH_SIZES=1,16` picks sizes in MiB,
 //! `VERITEE_FORK_BENCH_RUNS=5` the runs per figure (medians are shown).
 
@@ -107,6 +111,7 @@ fn main() {
     );
     println!("|---:|---:|---:|---:|---:|---:|");
     let mut n = 0;
+    let mut durable_rows = Vec::new();
     for mib in sizes {
         let (mut full, mut incremental, mut bounds) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
@@ -118,6 +123,7 @@ fn main() {
                     module: SecretBytes::copy_from(WORKLOAD.as_bytes()),
                     memory_mib: Some(mib + 1),
                     fork_peer: None,
+                    durable: false,
                 })
                 .expect("run");
             assert!(matches!(answer, AppAnswer::Started { .. }));
@@ -161,5 +167,58 @@ fn main() {
             ms(i),
             i.as_secs_f64() / bd.as_secs_f64(),
         );
+        durable_rows.push((mib, durable_call_cost(&mut a, mib, runs)));
     }
+    println!();
+    println!(
+        "| state | call changing 1% of the pages, volatile | the same, durable (`--durable`) | durable / volatile |"
+    );
+    println!("|---:|---:|---:|---:|");
+    for (mib, (volatile, durable)) in durable_rows {
+        println!(
+            "| {mib} MiB | {} ms | {} ms | {:.1}x |",
+            ms(volatile),
+            ms(durable),
+            durable.as_secs_f64() / volatile.as_secs_f64()
+        );
+    }
+}
+
+/// The median time of a call that changes 1% of the pages (`touch`) of an application
+/// holding `mib` MiB, volatile and durable (its state stored after each call), through
+/// the node from the tenant's session.
+fn durable_call_cost(
+    a: &mut veritee_client::Session<'_>,
+    mib: u32,
+    runs: usize,
+) -> (std::time::Duration, std::time::Duration) {
+    let mut medians = Vec::new();
+    for durable in [false, true] {
+        let name = format!("calls-{mib}-{durable}");
+        a.app(AppRequest::Run {
+            name: name.clone(),
+            module: SecretBytes::copy_from(WORKLOAD.as_bytes()),
+            memory_mib: Some(mib + 1),
+            fork_peer: None,
+            durable,
+        })
+        .expect("run");
+        let mut call = |export: &str, input: Vec<u8>| {
+            let start = Instant::now();
+            a.app(AppRequest::Call {
+                name: name.clone(),
+                export: export.into(),
+                input: SecretBytes::new(input),
+            })
+            .expect("call");
+            start.elapsed()
+        };
+        call("fill", (mib * 16).to_le_bytes().to_vec());
+        let times: Vec<_> = (0..runs.max(5) * 2)
+            .map(|_| call("touch", Vec::new()))
+            .collect();
+        medians.push(median(times));
+        a.app(AppRequest::Stop { name }).expect("stop");
+    }
+    (medians[0], medians[1])
 }

@@ -208,3 +208,54 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
         }
     }
 }
+
+/// `app run --durable`: the enclave killed with -9 is restarted by its host, and the
+/// application is there again with its state; one started without it is not.
+#[test]
+fn a_durable_application_outlives_its_enclave() {
+    let fleet = Fleet::new(&["m1"]);
+    let a = fleet.node("a", "m1", "signer", &s(&fleet.p("a-store")), &[]);
+    let tenant = tenant_file(&a, fleet.dir.path());
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
+    for (name, durable) in [("kept", true), ("volatile", false)] {
+        let mut args = vec![
+            "run",
+            "--name",
+            name,
+            "--module",
+            module,
+            "--memory-mib",
+            "16",
+        ];
+        if durable {
+            args.push("--durable");
+        }
+        ok(app(&fleet, &a, &tenant, &args));
+        assert_eq!(count(&fleet, &a, &tenant, name), 1);
+        assert_eq!(count(&fleet, &a, &tenant, name), 2);
+    }
+    let listed = String::from_utf8_lossy(&ok(app(&fleet, &a, &tenant, &["list"]))).into_owned();
+    assert!(listed.contains("durable"), "{listed}");
+
+    let pid = a.enclave_pid();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while a.health()["enclave"] != "running" || a.enclave_pid() == pid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the enclave did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(count(&fleet, &a, &tenant, "kept"), 3);
+    let (done, _, err) = app(
+        &fleet,
+        &a,
+        &tenant,
+        &["call", "--name", "volatile", "--export", "count"],
+    );
+    assert!(!done && err.contains("no application volatile"), "{err}");
+}

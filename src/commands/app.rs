@@ -37,6 +37,10 @@ pub enum AppCommand {
         /// `fork` (the child is named NAME-1, NAME-2...); without it, it may not.
         #[arg(long)]
         fork_peer: Option<String>,
+        /// Keep its state in the node's sealed store after every call, so that it
+        /// survives an enclave restart (each call then costs a durable write).
+        #[arg(long)]
+        durable: bool,
     },
     /// Call one of its exports (`() -> i32`); the output goes to --out or stdout, the
     /// return value and the log to stderr.
@@ -118,6 +122,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
             module,
             memory_mib,
             fork_peer,
+            durable,
         } => {
             let bytes = crate::files::read(&module, "module")?;
             if bytes.len() > MAX_APP_MODULE {
@@ -132,6 +137,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 module: SecretBytes::new(bytes),
                 memory_mib,
                 fork_peer,
+                durable,
             };
             match with_session(&conn, |s| Ok(s.app(request)?))? {
                 AppAnswer::Started { module_sha256 } => {
@@ -187,8 +193,9 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                     .forked_from
                     .map(|d| format!(", forked from snapshot {}", &d[..16]))
                     .unwrap_or_default();
+                let durable = if app.durable { ", durable" } else { "" };
                 println!(
-                    "{}  module {}  {} calls  {} KiB memory  {} forks{origin}",
+                    "{}  module {}  {} calls  {} KiB memory  {} forks{origin}{durable}",
                     app.name,
                     &app.module_sha256[..16],
                     app.calls,

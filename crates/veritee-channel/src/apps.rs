@@ -27,6 +27,9 @@ pub enum AppRequest {
         /// The peer node the application may fork itself to (host function `fork`);
         /// without one it may not.
         fork_peer: Option<String>,
+        /// Whether its state is kept in the node's sealed store after every call, so
+        /// that it survives an enclave restart.
+        durable: bool,
     },
     /// Calls export `export` of application `name` with `input`.
     Call {
@@ -91,6 +94,9 @@ pub struct AppInfo {
     pub forked_from: Option<String>,
     /// Forks made of it from this node.
     pub forks: u64,
+    /// Whether its state survives an enclave restart.
+    #[serde(default)]
+    pub durable: bool,
 }
 
 /// The enclave's answer.
@@ -156,6 +162,8 @@ enum WireRequest {
         module: Vec<u8>,
         memory_mib: Option<u32>,
         fork_peer: Option<String>,
+        #[serde(default)]
+        durable: bool,
     },
     Call {
         name: String,
@@ -219,11 +227,13 @@ pub fn encode_request(request: &AppRequest) -> Result<SecretBytes, ChannelError>
             module,
             memory_mib,
             fork_peer,
+            durable,
         } => WireRequest::Run {
             name: name.clone(),
             module: module.expose().clone(),
             memory_mib: *memory_mib,
             fork_peer: fork_peer.clone(),
+            durable: *durable,
         },
         AppRequest::Call {
             name,
@@ -260,6 +270,7 @@ pub fn decode_request(bytes: &SecretBytes) -> Result<AppRequest, ChannelError> {
                 module,
                 memory_mib,
                 fork_peer,
+                durable,
             } => {
                 if module.len() > MAX_APP_MODULE {
                     return Err(ChannelError::Malformed(format!(
@@ -272,6 +283,7 @@ pub fn decode_request(bytes: &SecretBytes) -> Result<AppRequest, ChannelError> {
                     module: SecretBytes::new(module),
                     memory_mib,
                     fork_peer,
+                    durable,
                 }
             }
             WireRequest::Call {
@@ -369,6 +381,7 @@ mod tests {
             module: SecretBytes::copy_from(b"canary-module"),
             memory_mib: Some(64),
             fork_peer: None,
+            durable: false,
         };
         assert!(!format!("{run:?}").contains("canary"));
         match decode_request(&encode_request(&run).unwrap()).unwrap() {
@@ -416,6 +429,7 @@ mod tests {
             module: SecretBytes::new(vec![0; MAX_APP_MODULE + 1]),
             memory_mib: None,
             fork_peer: None,
+            durable: false,
         })
         .unwrap();
         let err = decode_request(&big).err().map(|e| e.to_string());

@@ -106,6 +106,7 @@ fn setup() -> (World, TenantKey, Node, Node) {
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: Some(16),
             fork_peer: None,
+            durable: false,
         })
         .expect("run");
     for _ in 0..3 {
@@ -245,6 +246,7 @@ fn parent_and_child_talk_through_their_link_and_nobody_else_can() {
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: Some(16),
             fork_peer: None,
+            durable: false,
         })
         .expect("run");
     assert_eq!(called(&mut parent, "alone", "open", &to_child).0, -1);
@@ -268,6 +270,7 @@ fn a_child_running_other_code_gets_nothing() {
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: None,
             fork_peer: None,
+            durable: false,
         })
         .expect("run");
     parent.call("counter", "remember", CANARY);
@@ -476,6 +479,7 @@ fn an_application_forks_itself_at_the_end_of_a_call() {
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: Some(16),
             fork_peer,
+            durable: false,
         })
     };
     let split = |node: &mut Node, name: &str| match node.app(AppRequest::Call {
@@ -529,6 +533,7 @@ fn a_tenants_applications_share_one_memory_budget_and_a_count() {
             module: SecretBytes::copy_from(COUNTER.as_bytes()),
             memory_mib: Some(mib),
             fork_peer: None,
+            durable: false,
         })
     };
     // `counter` holds 16 MiB already.
@@ -550,4 +555,163 @@ fn a_tenants_applications_share_one_memory_budget_and_a_count() {
     assert!(err.contains("8 applications run already"), "{err}");
     let err = run(&mut parent, "zero", 0).unwrap_err();
     assert!(err.contains("choose 1 to 4096"), "{err}");
+}
+
+impl Node {
+    /// The enclave restarted on `machine` (a new process: no session, no application
+    /// in memory), over the same host and store.
+    fn restart(&mut self, world: &World, machine: &str, tenant: &TenantKey) {
+        self.service = Arc::new(world.enclave(machine, CODE));
+        self.session = Some(open_session(world, &self.service, &mut self.host, tenant));
+    }
+
+    fn run(&mut self, name: &str, durable: bool) {
+        self.app(AppRequest::Run {
+            name: name.into(),
+            module: SecretBytes::copy_from(COUNTER.as_bytes()),
+            memory_mib: Some(16),
+            fork_peer: None,
+            durable,
+        })
+        .expect("run");
+    }
+
+    /// The host's stored pages of this node's applications: (key, bytes).
+    fn pages(&self) -> Vec<(String, Vec<u8>)> {
+        self.host
+            .storage
+            .lock()
+            .unwrap()
+            .objects
+            .iter()
+            .filter(|((ns, _), _)| ns == "app-pages")
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect()
+    }
+}
+
+#[test]
+fn a_durable_application_survives_an_enclave_restart_and_nothing_else_does() {
+    let world = World::new(&["m1", "m2"]);
+    let tenant = TenantKey::generate().expect("tenant");
+    let mut node = Node::new(&world, "m1", CODE, "https://node", &tenant);
+    node.run("kept", true);
+    node.run("volatile", false);
+    for _ in 0..3 {
+        node.count("kept");
+        node.count("volatile");
+    }
+    node.call("kept", "remember", CANARY);
+    assert!(node.list().iter().any(|a| a.name == "kept" && a.durable));
+
+    node.restart(&world, "m1", &tenant);
+    let listed = node.list();
+    assert_eq!(
+        listed.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["kept"],
+        "only the durable application comes back"
+    );
+    assert_eq!(node.call("kept", "recall", b""), CANARY);
+    assert_eq!(node.count("kept"), 4, "the counter in memory came along");
+    assert_eq!(
+        u64::from_le_bytes(node.call("kept", "calls", b"").try_into().unwrap()),
+        4,
+        "and the internal global"
+    );
+    // And again: the state written since the restart is the one that comes back.
+    node.call("kept", "remember", b"a later note");
+    node.restart(&world, "m1", &tenant);
+    assert_eq!(node.call("kept", "recall", b""), b"a later note");
+    assert_eq!(node.count("kept"), 5);
+
+    // The host held only ciphertext; the pages of earlier states are gone.
+    let stored = everything(&node.host);
+    assert!(!contains(&stored, CANARY) && !contains(&stored, b"a later note"));
+    let pages = node.pages();
+    assert!(!pages.is_empty());
+    let audit = audit_bodies(&node.host);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "app.restore" && e["outcome"] == "ok"),
+        "{audit:?}"
+    );
+
+    // A page put back from elsewhere (another page's bytes under its name) or deleted:
+    // the application does not come back, and the audit log says why.
+    let (first, other) = (&pages[0], &pages[pages.len() - 1]);
+    if pages.len() > 1 {
+        node.host
+            .storage
+            .lock()
+            .unwrap()
+            .objects
+            .insert(("app-pages".into(), first.0.clone()), other.1.clone());
+        node.restart(&world, "m1", &tenant);
+        assert!(node.list().is_empty(), "a swapped page was restored");
+        node.host
+            .storage
+            .lock()
+            .unwrap()
+            .objects
+            .insert(("app-pages".into(), first.0.clone()), first.1.clone());
+    }
+    node.host
+        .storage
+        .lock()
+        .unwrap()
+        .objects
+        .remove(&("app-pages".into(), first.0.clone()));
+    node.restart(&world, "m1", &tenant);
+    assert!(
+        node.list().is_empty(),
+        "an application with a page missing was restored"
+    );
+    let refused = audit_bodies(&node.host)
+        .into_iter()
+        .rfind(|e| e["action"] == "app.restore" && e["object"] == "kept")
+        .expect("audited");
+    assert!(
+        refused["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("is not in the store"),
+        "{refused}"
+    );
+    // Put back, it restores; stopped, it is forgotten with its pages.
+    node.host
+        .storage
+        .lock()
+        .unwrap()
+        .objects
+        .insert(("app-pages".into(), first.0.clone()), first.1.clone());
+    node.restart(&world, "m1", &tenant);
+    assert_eq!(node.call("kept", "recall", b""), b"a later note");
+    node.app(AppRequest::Stop {
+        name: "kept".into(),
+    })
+    .expect("stop");
+    assert!(
+        node.pages().is_empty(),
+        "a stopped application's pages stay"
+    );
+    node.restart(&world, "m1", &tenant);
+    assert!(node.list().is_empty());
+}
+
+#[test]
+fn a_durable_parent_keeps_its_link_to_its_child_across_a_restart() {
+    let world = World::new(&["m1", "m2"]);
+    let tenant = TenantKey::generate().expect("tenant");
+    let mut parent = Node::new(&world, "m1", CODE, "https://parent", &tenant);
+    let mut child = Node::new(&world, "m2", CODE, "https://child", &tenant);
+    peer(&parent, &child);
+    parent.run("counter", true);
+    parent.count("counter");
+    parent.fork("counter", &child, "child").expect("fork");
+    parent.restart(&world, "m1", &tenant);
+    peer(&parent, &child);
+    let sealed = parent.call("counter", "seal", b"after the restart");
+    assert_eq!(child.call("child", "open", &sealed), b"after the restart");
+    assert_eq!(parent.list()[0].forks, 1);
 }

@@ -51,6 +51,19 @@ pub const fn max_manifest_len() -> usize {
         + MAX_KEYS * KEY_ENTRY_LEN
 }
 
+/// Which sealing of a page a ciphertext is: the epoch key and the nonce counter under
+/// it. A page sealed again gets another id, so a stored copy named by its id is never
+/// overwritten by a later one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PageId {
+    /// The page's number in the linear memory.
+    pub index: u32,
+    /// The epoch key's number.
+    pub epoch: u32,
+    /// The nonce counter under that key.
+    pub counter: u64,
+}
+
 /// Where a page's current ciphertext was sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PageSeal {
@@ -68,6 +81,15 @@ impl PageSeal {
 
     pub(crate) fn is_zero(&self) -> bool {
         self.epoch == ZERO_PAGE
+    }
+
+    /// The id of page `index` sealed here; `None` for a zero page (nothing sealed).
+    pub(crate) fn id(&self, index: usize) -> Option<PageId> {
+        (!self.is_zero()).then_some(PageId {
+            index: index as u32,
+            epoch: self.epoch,
+            counter: self.counter,
+        })
     }
 }
 

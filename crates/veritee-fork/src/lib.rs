@@ -62,7 +62,7 @@ mod transfer;
 
 pub use error::ForkError;
 pub use layout::{
-    FRAME_LEN, MAX_KEYS, MAX_MEMORY_BYTES, PAGE_SIZE, SEALED_PAGE_LEN, max_manifest_len,
+    FRAME_LEN, MAX_KEYS, MAX_MEMORY_BYTES, PAGE_SIZE, PageId, SEALED_PAGE_LEN, max_manifest_len,
 };
 pub use snapshot::{AppRuntime, Snapshot, UpdateStats};
 pub use transfer::{ForkOffer, ForkSecret, ForkedState, Restorer};

@@ -7,7 +7,7 @@ use veritee_wasm::{AppCounters, GlobalValue, TaskLimits};
 
 use crate::error::ForkError;
 use crate::layout::{
-    FRAME_LEN, MAX_KEYS, MAX_MEMORY_BYTES, Manifest, PAGE_SIZE, PageSeal, SEALED_PAGE_LEN,
+    FRAME_LEN, MAX_KEYS, MAX_MEMORY_BYTES, Manifest, PAGE_SIZE, PageId, PageSeal, SEALED_PAGE_LEN,
     page_aad, page_nonce,
 };
 use crate::transfer::{ForkOffer, ForkSecret};
@@ -244,6 +244,23 @@ impl Snapshot {
             index += 1;
         }
         (out, None)
+    }
+
+    /// The ids of the sealed pages as the snapshot stands, in page order (zero pages
+    /// have none).
+    pub fn page_ids(&self) -> Vec<PageId> {
+        self.pages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, seal)| seal.id(index))
+            .collect()
+    }
+
+    /// Page `id`'s ciphertext and tag, if the snapshot holds that sealing of it.
+    pub fn sealed_page(&self, id: PageId) -> Option<&[u8]> {
+        let index = id.index as usize;
+        (self.pages.get(index)?.id(index)? == id)
+            .then(|| &self.sealed[index * SEALED_PAGE_LEN..(index + 1) * SEALED_PAGE_LEN])
     }
 
     /// Pages sealed (not all zero) in the snapshot as it stands.

@@ -218,6 +218,17 @@ impl Restorer {
         &self.state
     }
 
+    /// The ids of the sealed pages the manifest names, in the order frames must bring
+    /// them ([`Restorer::push`]: each frame is the page's index, 4 bytes big-endian,
+    /// then its ciphertext and tag).
+    pub fn page_ids(&self) -> Vec<crate::PageId> {
+        self.pages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, seal)| seal.id(index))
+            .collect()
+    }
+
     /// Decrypts the frames in `chunk` into `memory` (the child's linear memory, of the
     /// snapshot's length). Chunks may cut frames anywhere; frames must name sealed
     /// pages in ascending order. Pages skipped over are zero pages, and are zeroed.

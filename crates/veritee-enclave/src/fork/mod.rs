@@ -36,7 +36,9 @@
 //! using anything it says, its room before compiling, and caps the parent's limits at
 //! its own.
 
-use std::collections::HashMap;
+mod durable;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,8 @@ const MAX_MEMORY_MIB: u32 = 4096;
 pub(crate) struct Apps {
     running: HashMap<(String, String), Slot>,
     incoming: HashMap<String, Incoming>,
+    /// Tenants whose durable applications this process has started again.
+    restored: HashSet<String>,
 }
 
 /// A running application, and the memory its limit reserves (read without its lock).
@@ -106,6 +110,8 @@ struct Running {
     links: Vec<Link>,
     /// Where the application may fork itself to (host function `fork`), if anywhere.
     fork_peer: Option<String>,
+    /// Its stored state, if it is durable (see [`durable`]).
+    durable: Option<durable::Durable>,
 }
 
 /// A key parent and child share after a fork, and which side this one is on.
@@ -299,7 +305,31 @@ impl Running {
             memory_bytes: self.app.memory().len() as u64,
             forked_from: self.forked_from.map(hex::encode),
             forks: self.forks,
+            durable: self.durable.is_some(),
         }
+    }
+
+    /// Brings the snapshot up to the application's state (made at the first use; only
+    /// the pages changed since are encrypted again).
+    fn bring_snapshot_up_to_date(&mut self) -> Result<veritee_fork::UpdateStats, EnclaveFailure> {
+        let runtime = self.runtime();
+        let globals = self.app.globals();
+        let snapshot = match &mut self.snapshot {
+            Some(s) => s,
+            empty => {
+                // A new snapshot's pages are another series than any stored before.
+                if let Some(durable) = &mut self.durable {
+                    durable.series = durable::new_series()?;
+                }
+                empty.insert(
+                    Snapshot::new(self.app_id, self.module_sha256, runtime.clone())
+                        .map_err(fork_failure)?,
+                )
+            }
+        };
+        snapshot
+            .update(self.app.memory(), globals, runtime)
+            .map_err(fork_failure)
     }
 
     fn runtime(&self) -> AppRuntime {
@@ -318,13 +348,15 @@ impl EnclaveService {
         request: AppRequest,
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
+        self.restore_apps(tenant, link)?;
         match request {
             AppRequest::Run {
                 name,
                 module,
                 memory_mib,
                 fork_peer,
-            } => self.app_run(tenant, &name, module, memory_mib, fork_peer, link),
+                durable,
+            } => self.app_run(tenant, &name, module, memory_mib, fork_peer, durable, link),
             AppRequest::Call {
                 name,
                 export,
@@ -337,6 +369,14 @@ impl EnclaveService {
                     .call(&export, input.expose())
                     .map_err(wasm_failure)?;
                 let fork = self.fork_if_asked(tenant, &name, &mut running, link)?;
+                // Answered only once the state the call left is stored.
+                self.persist_app(tenant, &name, &mut running, link)
+                    .map_err(|e| {
+                        failure(
+                            e.kind,
+                            format!("the call ran, but its state was not stored: {}", e.message),
+                        )
+                    })?;
                 Ok(AppAnswer::Called {
                     exit_code: result.exit_code,
                     output: SecretBytes::new(std::mem::take(&mut result.output)),
@@ -359,8 +399,11 @@ impl EnclaveService {
                 let removed = lock(&self.apps)
                     .running
                     .remove(&(tenant.to_owned(), name.clone()));
-                if removed.is_none() {
+                let Some(removed) = removed else {
                     return Err(not_found(format!("no application {name}")));
+                };
+                if let Some(durable) = &lock(&removed.app).durable {
+                    self.forget_app(tenant, &name, durable, link)?;
                 }
                 self.audit(link, "app.stop", tenant, &name, "ok")?;
                 Ok(AppAnswer::Stopped)
@@ -468,6 +511,7 @@ impl EnclaveService {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn app_run(
         &self,
         tenant: &str,
@@ -475,6 +519,7 @@ impl EnclaveService {
         module: SecretBytes,
         memory_mib: Option<u32>,
         fork_peer: Option<String>,
+        durable: bool,
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
         let limits = limits(memory_mib)?;
@@ -495,7 +540,14 @@ impl EnclaveService {
             forks: 0,
             links: Vec::new(),
             fork_peer,
+            durable: durable.then(durable::Durable::new).transpose()?,
         };
+        let mut running = running;
+        if durable {
+            // Stored before it is announced: an enclave restarted at once finds it.
+            self.store_app_module(tenant, name, running.module.expose(), link)?;
+            self.persist_app(tenant, name, &mut running, link)?;
+        }
         {
             let mut apps = lock(&self.apps);
             Self::check_room(&apps, tenant, name, limits.memory_bytes)?;
@@ -520,7 +572,10 @@ impl EnclaveService {
     ) -> Result<AppAnswer, EnclaveFailure> {
         let slot = self.app_slot(tenant, name)?;
         let mut running = lock(&slot);
-        self.fork_running(tenant, name, &mut running, peer, child, link)
+        let answer = self.fork_running(tenant, name, &mut running, peer, child, link)?;
+        // Its forks and link keys are part of its stored state.
+        self.persist_app(tenant, name, &mut running, link)?;
+        Ok(answer)
     }
 
     /// Forks `running` (`tenant`'s application `name`, locked by the caller) to `peer`.
@@ -541,18 +596,10 @@ impl EnclaveService {
             ));
         }
         check_peer(peer, link)?;
-        let runtime = running.runtime();
-        let globals = running.app.globals();
-        let snapshot = match &mut running.snapshot {
-            Some(s) => s,
-            empty => empty.insert(
-                Snapshot::new(running.app_id, running.module_sha256, runtime.clone())
-                    .map_err(fork_failure)?,
-            ),
+        let stats = running.bring_snapshot_up_to_date()?;
+        let Some(snapshot) = &mut running.snapshot else {
+            return Err(internal("the snapshot just brought up to date is gone"));
         };
-        let stats = snapshot
-            .update(running.app.memory(), globals, runtime)
-            .map_err(fork_failure)?;
 
         let verifiers = veritee_verify::Verifiers::default();
         let policy = self.peer_policy();
@@ -854,6 +901,8 @@ impl EnclaveService {
             }],
             // A fork target is the tenant's choice on a node; a child starts without.
             fork_peer: None,
+            // Durability is the tenant's choice on a node too.
+            durable: None,
         };
         running.grant_links();
         Ok((running, restorer))

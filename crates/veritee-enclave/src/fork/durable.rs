@@ -1,0 +1,374 @@
+//! Durable applications (`app run --durable`): the state kept in the node's store
+//! after every call, so that the application survives an enclave restart.
+//!
+//! A restart is a fork into the next enclave process, with the store as the channel:
+//! the same snapshot ([`veritee_fork::Snapshot`]) encrypts the memory page by page,
+//! and the same restorer ([`veritee_fork::Restorer`]) checks and decrypts it.
+//!
+//! ```text
+//! sealed record  t/TENANT  app/NAME/module   the module, written once at `app run`
+//! sealed record  t/TENANT  app/NAME          AppRecord: the offer (the manifest sealed
+//!                                            under the app's own secret), the secret,
+//!                                            forks, origin, link keys, fork peer
+//! host object    app-pages NODE/TENANT/NAME/INDEX.EPOCH.COUNTER
+//!                                            one sealed page (ciphertext and tag)
+//! ```
+//!
+//! - **What the host can do.** The records are sealed and rollback-protected like
+//!   every record of the node's state. A page is named by its sealing (epoch key and
+//!   nonce counter), which the sealed manifest lists and its AEAD binds, so a page
+//!   from an older state, another page's or another application's does not open; a
+//!   page deleted is a restore that fails, naming the page.
+//! - **When it is written.** After a call returns (the snapshot point, as for a fork),
+//!   before the answer goes back: the pages sealed again since the last call are
+//!   stored first, under new names, then the record that names them, then the pages it
+//!   no longer names are deleted. A crash in between leaves the previous state whole.
+//!   A call's answer is given only once its state is stored.
+//! - **When it is read.** At a tenant's first application request after the enclave
+//!   starts, each of its durable applications is started again from its record.
+//! - **What it costs.** One comparison of the memory with its last copy per call, the
+//!   changed pages encrypted and stored, and one sealed state transition.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use veritee_crypto::Confidential;
+use veritee_crypto::aead::AeadKey;
+use veritee_fork::{ForkSecret, PageId, Restorer};
+use veritee_wasm::ForkRole;
+
+use super::{Link, Running, child_limits, fork_failure, start, wasm_failure};
+use crate::host::{HostLink, HostLinkExt, failure};
+use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
+use veritee_proto::ipc::{EnclaveFailure, FailureKind};
+
+/// Where sealed pages are stored (host objects: they are ciphertext already).
+const PAGES_NS: &str = "app-pages";
+
+/// A durable application's own secret and the pages its stored state names.
+pub(super) struct Durable {
+    secret: Confidential<[u8; 32]>,
+    /// Names the current snapshot's pages apart from any earlier snapshot's (after a
+    /// restart the snapshot starts again, and its page ids with it).
+    pub(super) series: u64,
+    /// The pages the stored state names: their series and ids.
+    stored: Vec<(u64, PageId)>,
+}
+
+impl Durable {
+    /// A new application's: a fresh secret, nothing stored yet.
+    pub(super) fn new() -> Result<Durable, EnclaveFailure> {
+        Ok(Durable {
+            secret: veritee_crypto::rand::secret_array::<32>().map_err(internal)?,
+            series: new_series()?,
+            stored: Vec::new(),
+        })
+    }
+}
+
+/// A random series for a new snapshot's pages.
+pub(super) fn new_series() -> Result<u64, EnclaveFailure> {
+    veritee_crypto::rand::array::<8>()
+        .map(u64::from_le_bytes)
+        .map_err(internal)
+}
+
+/// The stored state of a durable application. Wiped on drop: it holds the secret and
+/// the link keys.
+#[derive(Serialize, Deserialize)]
+struct AppRecord {
+    #[serde(with = "serde_bytes")]
+    offer: Vec<u8>,
+    /// The series of the pages the offer names.
+    series: u64,
+    #[serde(with = "serde_bytes")]
+    secret: Vec<u8>,
+    forks: u64,
+    #[serde(with = "serde_bytes")]
+    forked_from: Option<Vec<u8>>,
+    /// Link keys and the side this application is on (0 parent, 1 child).
+    links: Vec<(serde_bytes::ByteBuf, u8)>,
+    fork_peer: Option<String>,
+}
+
+impl Drop for AppRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+        for (key, _) in &mut self.links {
+            zeroize::Zeroize::zeroize(key.as_mut_slice());
+        }
+    }
+}
+
+fn record_key(name: &str) -> String {
+    format!("app/{name}")
+}
+
+fn module_key(name: &str) -> String {
+    format!("app/{name}/module")
+}
+
+impl EnclaveService {
+    fn page_key(
+        &self,
+        tenant: &str,
+        name: &str,
+        (series, id): (u64, PageId),
+    ) -> Result<String, EnclaveFailure> {
+        Ok(format!(
+            "{}/{tenant}/{name}/{series:016x}/{}.{}.{}",
+            self.node_id()?,
+            id.index,
+            id.epoch,
+            id.counter
+        ))
+    }
+
+    /// Stores a new durable application's module (once, at `app run`).
+    pub(super) fn store_app_module(
+        &self,
+        tenant: &str,
+        name: &str,
+        module: &[u8],
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        self.record_put(link, &tenant_ns(tenant), &module_key(name), module)
+    }
+
+    /// Stores `running`'s state, if it is durable: the snapshot brought up to date,
+    /// the pages sealed since the last time, then the record naming them; then the
+    /// pages no longer named are deleted.
+    pub(super) fn persist_app(
+        &self,
+        tenant: &str,
+        name: &str,
+        running: &mut Running,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        if running.durable.is_none() {
+            return Ok(());
+        }
+        running.bring_snapshot_up_to_date()?;
+        let (Some(snapshot), Some(durable)) = (&running.snapshot, &running.durable) else {
+            return Err(internal("a durable application has no snapshot"));
+        };
+        let series = durable.series;
+        let ids: Vec<(u64, PageId)> = snapshot
+            .page_ids()
+            .into_iter()
+            .map(|id| (series, id))
+            .collect();
+        let stored: HashSet<(u64, PageId)> = durable.stored.iter().copied().collect();
+        for id in ids.iter().filter(|id| !stored.contains(id)) {
+            let page = snapshot
+                .sealed_page(id.1)
+                .ok_or_else(|| internal("a page the snapshot names is not in it"))?;
+            link.put(PAGES_NS, &self.page_key(tenant, name, *id)?, page.to_vec())?;
+        }
+        let offer = snapshot
+            .offer(&ForkSecret::new(durable.secret.clone()))
+            .map_err(fork_failure)?;
+        let record = AppRecord {
+            offer: offer.as_bytes().to_vec(),
+            series,
+            secret: durable.secret.expose().to_vec(),
+            forks: running.forks,
+            forked_from: running.forked_from.map(|d| d.to_vec()),
+            links: running
+                .links
+                .iter()
+                .map(|l| {
+                    (
+                        serde_bytes::ByteBuf::from(l.key.expose().expose().to_vec()),
+                        l.side as u8,
+                    )
+                })
+                .collect(),
+            fork_peer: running.fork_peer.clone(),
+        };
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        ciborium::into_writer(&record, &mut *bytes).map_err(internal)?;
+        self.record_put(link, &tenant_ns(tenant), &record_key(name), &bytes)?;
+        let now: HashSet<(u64, PageId)> = ids.iter().copied().collect();
+        for old in stored.difference(&now) {
+            // The state names the new pages already: an old one left behind is only
+            // space, never read again.
+            if let Err(e) = link.delete(PAGES_NS, &self.page_key(tenant, name, *old)?) {
+                tracing::warn!(
+                    tenant,
+                    app = name,
+                    "an old page stays stored: {}",
+                    e.message
+                );
+            }
+        }
+        if let Some(durable) = &mut running.durable {
+            durable.stored = ids;
+        }
+        Ok(())
+    }
+
+    /// Deletes a stopped durable application's stored state.
+    pub(super) fn forget_app(
+        &self,
+        tenant: &str,
+        name: &str,
+        durable: &Durable,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        let ns = tenant_ns(tenant);
+        self.record_delete(link, &ns, &record_key(name))?;
+        self.record_delete(link, &ns, &module_key(name))?;
+        for id in &durable.stored {
+            let _ = link.delete(PAGES_NS, &self.page_key(tenant, name, *id)?);
+        }
+        Ok(())
+    }
+
+    /// Starts `tenant`'s durable applications from their stored state, once per
+    /// enclave process, at the tenant's first application request. An application
+    /// whose state does not restore is left stored and named in the audit log.
+    pub(super) fn restore_apps(
+        &self,
+        tenant: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<(), EnclaveFailure> {
+        if lock(&self.apps).restored.contains(tenant) {
+            return Ok(());
+        }
+        let ns = tenant_ns(tenant);
+        let names: Vec<String> = self
+            .record_keys(link, &ns, "app/")?
+            .into_iter()
+            .filter_map(|key| key.strip_prefix("app/").map(str::to_owned))
+            .filter(|name| !name.contains('/'))
+            .collect();
+        for name in names {
+            match self.restore_app(tenant, &name, link) {
+                Ok(running) => {
+                    let mut apps = lock(&self.apps);
+                    let memory_bytes = running.app.limits().memory_bytes;
+                    Self::check_room(&apps, tenant, &name, memory_bytes)?;
+                    apps.running
+                        .insert((tenant.to_owned(), name.clone()), super::Slot::new(running));
+                    drop(apps);
+                    self.audit(link, "app.restore", tenant, &name, "ok")?;
+                }
+                Err(e) => {
+                    let outcome = format!("not restored: {}", e.message);
+                    tracing::warn!(tenant, app = name.as_str(), "{outcome}");
+                    self.audit(link, "app.restore", tenant, &name, &outcome)?;
+                }
+            }
+        }
+        lock(&self.apps).restored.insert(tenant.to_owned());
+        Ok(())
+    }
+
+    fn restore_app(
+        &self,
+        tenant: &str,
+        name: &str,
+        link: &mut dyn HostLink,
+    ) -> Result<Running, EnclaveFailure> {
+        let ns = tenant_ns(tenant);
+        let missing = |what: &str| {
+            failure(
+                FailureKind::Internal,
+                format!("application {name}: its {what} is not in the store"),
+            )
+        };
+        let record = self
+            .record_get(link, &ns, &record_key(name))?
+            .ok_or_else(|| missing("state"))?;
+        let module = self
+            .record_get(link, &ns, &module_key(name))?
+            .ok_or_else(|| missing("module"))?;
+        let record: AppRecord = veritee_proto::cbor::from_slice(record.expose())
+            .map_err(|e| internal(format!("application {name}: its record: {}", e.kind())))?;
+        let secret: [u8; 32] = record
+            .secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| internal("the application's secret is not 32 bytes"))?;
+        let secret = Confidential::new(secret);
+        let mut restorer = Restorer::open(&ForkSecret::new(secret.clone()), &record.offer)
+            .map_err(fork_failure)?;
+        let state = restorer.state().clone();
+        let module_sha256 = veritee_crypto::digest::sha256(module.expose());
+        if module_sha256 != state.module_sha256 {
+            return Err(bad("the stored module is not the one the state names"));
+        }
+        let mut app = start(
+            tenant,
+            name,
+            module.expose(),
+            &child_limits(&state.runtime.limits),
+        )?;
+        app.restore(state.memory_len, &state.globals, state.runtime.counters)
+            .map_err(wasm_failure)?;
+        let ids: Vec<(u64, PageId)> = restorer
+            .page_ids()
+            .into_iter()
+            .map(|id| (record.series, id))
+            .collect();
+        for id in &ids {
+            let key = self.page_key(tenant, name, *id)?;
+            let page = link.get(PAGES_NS, &key)?.ok_or_else(|| {
+                failure(
+                    FailureKind::Internal,
+                    format!(
+                        "application {name}: page {} is not in the store",
+                        id.1.index
+                    ),
+                )
+            })?;
+            let mut frame = id.1.index.to_be_bytes().to_vec();
+            frame.extend_from_slice(&page);
+            restorer
+                .push(&frame, app.memory_mut())
+                .map_err(fork_failure)?;
+        }
+        restorer.finish(app.memory_mut()).map_err(fork_failure)?;
+        let links = record
+            .links
+            .iter()
+            .map(|(key, side)| {
+                Ok(Link {
+                    key: AeadKey::from_slice(key).map_err(internal)?,
+                    side: if *side == ForkRole::Child as u8 {
+                        ForkRole::Child
+                    } else {
+                        ForkRole::Parent
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, EnclaveFailure>>()?;
+        let forked_from = match &record.forked_from {
+            Some(digest) => Some(
+                <[u8; 32]>::try_from(digest.as_slice())
+                    .map_err(|_| internal("the stored origin is not a digest"))?,
+            ),
+            None => None,
+        };
+        app.allow_fork(record.fork_peer.is_some());
+        let mut running = Running {
+            app,
+            module,
+            module_sha256,
+            app_id: state.app_id,
+            snapshot: None,
+            forked_from,
+            forks: record.forks,
+            links,
+            fork_peer: record.fork_peer.clone(),
+            // The next snapshot starts afresh: its pages are another series.
+            durable: Some(Durable {
+                secret,
+                series: new_series()?,
+                stored: ids,
+            }),
+        };
+        running.grant_links();
+        Ok(running)
+    }
+}
