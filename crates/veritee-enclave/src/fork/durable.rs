@@ -243,16 +243,23 @@ impl EnclaveService {
             .filter(|name| !name.contains('/'))
             .collect();
         for name in names {
-            match self.restore_app(tenant, &name, link) {
-                Ok(running) => {
-                    let mut apps = lock(&self.apps);
-                    let memory_bytes = running.app.limits().memory_bytes;
-                    Self::check_room(&apps, tenant, &name, memory_bytes)?;
-                    apps.running
-                        .insert((tenant.to_owned(), name.clone()), super::Slot::new(running));
-                    drop(apps);
-                    self.audit(link, "app.restore", tenant, &name, "ok")?;
+            let key = (tenant.to_owned(), name.clone());
+            // A request of the same tenant running beside this one may have done it.
+            if lock(&self.apps).running.contains_key(&key) {
+                continue;
+            }
+            let restored = self.restore_app(tenant, &name, link).and_then(|running| {
+                let mut apps = lock(&self.apps);
+                if apps.running.contains_key(&key) {
+                    return Ok(false);
                 }
+                Self::check_room(&apps, tenant, &name, running.app.limits().memory_bytes)?;
+                apps.running.insert(key.clone(), super::Slot::new(running));
+                Ok(true)
+            });
+            match restored {
+                Ok(false) => {}
+                Ok(true) => self.audit(link, "app.restore", tenant, &name, "ok")?,
                 Err(e) => {
                     let outcome = format!("not restored: {}", e.message);
                     tracing::warn!(tenant, app = name.as_str(), "{outcome}");
