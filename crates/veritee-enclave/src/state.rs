@@ -213,6 +213,9 @@ enum Op {
         blob: String,
         sealed: Vec<u8>,
         only_if_absent: bool,
+        /// Objects stored in the same host transaction as the record (already
+        /// encrypted by their writer): written if and only if the record is.
+        with: Vec<ObjectWrite>,
     },
     Delete {
         ns: String,
@@ -851,6 +854,7 @@ impl EnclaveService {
                     blob,
                     sealed,
                     only_if_absent,
+                    with,
                 } => {
                     let id = (ns.clone(), key.clone());
                     let old = current(&id);
@@ -864,6 +868,7 @@ impl EnclaveService {
                             key: physical_key(&key, &node, &blob),
                             value: sealed,
                         });
+                        objects.extend(with);
                         changes.push(Change::Put {
                             ns,
                             key,
@@ -1057,7 +1062,7 @@ impl EnclaveService {
         key: &str,
         plaintext: &[u8],
     ) -> Result<(), EnclaveFailure> {
-        self.record_write(link, ns, key, plaintext, false)
+        self.record_write(link, ns, key, plaintext, false, Vec::new())
             .map(|_| ())
     }
 
@@ -1069,7 +1074,21 @@ impl EnclaveService {
         key: &str,
         plaintext: &[u8],
     ) -> Result<bool, EnclaveFailure> {
-        self.record_write(link, ns, key, plaintext, true)
+        self.record_write(link, ns, key, plaintext, true, Vec::new())
+    }
+
+    /// Writes a record (a new version) and `with`, objects its writer encrypted, in
+    /// one host transaction: both are stored, or neither.
+    pub(crate) fn record_put_with(
+        &self,
+        link: &mut dyn HostLink,
+        ns: &str,
+        key: &str,
+        plaintext: &[u8],
+        with: Vec<ObjectWrite>,
+    ) -> Result<(), EnclaveFailure> {
+        self.record_write(link, ns, key, plaintext, false, with)
+            .map(|_| ())
     }
 
     fn record_write(
@@ -1079,6 +1098,7 @@ impl EnclaveService {
         key: &str,
         plaintext: &[u8],
         only_if_absent: bool,
+        with: Vec<ObjectWrite>,
     ) -> Result<bool, EnclaveFailure> {
         let node = self.node_id()?;
         // Sealed here, outside the transition: other writes' transitions go on meanwhile.
@@ -1096,6 +1116,7 @@ impl EnclaveService {
             blob: blob_id,
             sealed: blob,
             only_if_absent,
+            with,
         };
         match self.submit(link, op)? {
             Outcome::Written { replaced } => {

@@ -715,3 +715,57 @@ fn a_durable_parent_keeps_its_link_to_its_child_across_a_restart() {
     assert_eq!(child.call("child", "open", &sealed), b"after the restart");
     assert_eq!(parent.list()[0].forks, 1);
 }
+
+/// Past the bytes one transaction carries (a first fill of a large memory), every
+/// page goes to a new series before the record names it, and the old series is
+/// deleted; smaller changes go with the record. Both restore.
+#[test]
+fn a_large_durable_state_is_stored_in_a_series_of_its_own_and_restores() {
+    const WORKLOAD: &str = include_str!("../../veritee-fork/benches/workload.wat");
+    let world = World::new(&["m1"]);
+    let tenant = TenantKey::generate().expect("tenant");
+    let mut node = Node::new(&world, "m1", CODE, "https://node", &tenant);
+    node.app(AppRequest::Run {
+        name: "w".into(),
+        module: SecretBytes::copy_from(WORKLOAD.as_bytes()),
+        memory_mib: Some(17),
+        fork_peer: None,
+        durable: true,
+    })
+    .expect("run");
+    let mib: u32 = 12;
+    assert!((mib as usize) << 20 > veritee_enclave::DURABLE_IN_TRANSACTION_BYTES);
+    let series = |node: &Node| {
+        node.pages()
+            .iter()
+            .map(|(key, _)| key.rsplit('/').nth(1).unwrap().to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = series(&node);
+    node.call("w", "fill", &(mib * 16).to_le_bytes());
+    let after = series(&node);
+    assert_eq!(after.len(), 1, "the old series was deleted: {after:?}");
+    assert!(before.is_disjoint(&after));
+    assert_eq!(
+        node.pages().len(),
+        (mib as usize) << 8,
+        "every page of the memory"
+    );
+    let memory = |node: &mut Node| {
+        let listed = node.list();
+        (listed[0].memory_bytes, listed[0].calls)
+    };
+    // 1% of the pages change: they go with the record, in the same series.
+    node.call("w", "touch", b"");
+    assert_eq!(series(&node), after);
+    let touched = memory(&mut node);
+    node.restart(&world, "m1", &tenant);
+    assert_eq!(memory(&mut node), touched);
+    // After a restart the snapshot's keys are new: the first call stores every page
+    // again (here in a new series), and that state restores too.
+    node.call("w", "touch", b"");
+    assert_eq!(series(&node).len(), 1);
+    node.restart(&world, "m1", &tenant);
+    assert_eq!(memory(&mut node).1, touched.1 + 1);
+    node.call("w", "touch", b"");
+}

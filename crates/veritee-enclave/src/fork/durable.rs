@@ -8,29 +8,33 @@
 //! ```text
 //! sealed record  t/TENANT  app/NAME/module   the module, written once at `app run`
 //! sealed record  t/TENANT  app/NAME          AppRecord: the offer (the manifest sealed
-//!                                            under the app's own secret), the secret,
-//!                                            forks, origin, link keys, fork peer
-//! host object    app-pages NODE/TENANT/NAME/INDEX.EPOCH.COUNTER
+//!                                            under the app's own secret), the page
+//!                                            series, the secret, forks, origin, link
+//!                                            keys, fork peer
+//! host object    app-pages NODE/TENANT/NAME/SERIES/INDEX
 //!                                            one sealed page (ciphertext and tag)
 //! ```
 //!
 //! - **What the host can do.** The records are sealed and rollback-protected like
-//!   every record of the node's state. A page is named by its sealing (epoch key and
-//!   nonce counter), which the sealed manifest lists and its AEAD binds, so a page
-//!   from an older state, another page's or another application's does not open; a
-//!   page deleted is a restore that fails, naming the page.
+//!   every record of the node's state. Each page's AEAD binds the application, the
+//!   page's index and its nonce, which the sealed manifest lists, so a page from an
+//!   older state, another page's or another application's does not open; a page
+//!   deleted is a restore that fails, naming the page.
 //! - **When it is written.** After a call returns (the snapshot point, as for a fork),
-//!   before the answer goes back: the pages sealed again since the last call are
-//!   stored first, under new names, then the record that names them, then the pages it
-//!   no longer names are deleted. A crash in between leaves the previous state whole.
-//!   A call's answer is given only once its state is stored.
+//!   before the answer goes back. The pages sealed again since the last call are
+//!   stored in the same host transaction as the record that names them, over their
+//!   earlier copies: both are stored or neither, so a crash leaves the previous state
+//!   whole, and nothing is left to delete. Past [`IN_TRANSACTION_BYTES`] of changed
+//!   pages (a first fill of a large memory), every page goes to a new series first, one
+//!   object at a time, then the record names that series, then the old series is
+//!   deleted. A call's answer is given only once its state is stored.
 //! - **When it is read.** At a tenant's first application request after the enclave
 //!   starts, each of its durable applications is started again from its record.
 //! - **What it costs.** One comparison of the memory with its last copy per call, the
-//!   changed pages encrypted and stored, and one sealed state transition.
+//!   changed pages encrypted, and one sealed state transition carrying them.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use veritee_crypto::Confidential;
 use veritee_crypto::aead::AeadKey;
 use veritee_fork::{ForkSecret, PageId, Restorer};
@@ -39,19 +43,23 @@ use veritee_wasm::ForkRole;
 use super::{Link, Running, child_limits, fork_failure, start, wasm_failure};
 use crate::host::{HostLink, HostLinkExt, failure};
 use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
-use veritee_proto::ipc::{EnclaveFailure, FailureKind};
+use veritee_proto::ipc::{EnclaveFailure, FailureKind, ObjectWrite};
 
 /// Where sealed pages are stored (host objects: they are ciphertext already).
 const PAGES_NS: &str = "app-pages";
+/// Changed pages stored in the record's own transaction, at most (past it, a new
+/// series): the transaction travels to the host in one frame, which other writers'
+/// records may share.
+pub const IN_TRANSACTION_BYTES: usize = 8 << 20;
 
 /// A durable application's own secret and the pages its stored state names.
 pub(super) struct Durable {
     secret: Confidential<[u8; 32]>,
-    /// Names the current snapshot's pages apart from any earlier snapshot's (after a
-    /// restart the snapshot starts again, and its page ids with it).
-    pub(super) series: u64,
-    /// The pages the stored state names: their series and ids.
-    stored: Vec<(u64, PageId)>,
+    /// The series the stored pages are under.
+    series: u64,
+    /// Each stored page's sealing, by index: a page whose sealing differs is stored
+    /// again. Cleared when the snapshot starts afresh (its sealings are a new key's).
+    pub(super) stored: HashMap<u32, PageId>,
 }
 
 impl Durable {
@@ -60,13 +68,13 @@ impl Durable {
         Ok(Durable {
             secret: veritee_crypto::rand::secret_array::<32>().map_err(internal)?,
             series: new_series()?,
-            stored: Vec::new(),
+            stored: HashMap::new(),
         })
     }
 }
 
-/// A random series for a new snapshot's pages.
-pub(super) fn new_series() -> Result<u64, EnclaveFailure> {
+/// A random series for a new set of page objects.
+fn new_series() -> Result<u64, EnclaveFailure> {
     veritee_crypto::rand::array::<8>()
         .map(u64::from_le_bytes)
         .map_err(internal)
@@ -108,19 +116,44 @@ fn module_key(name: &str) -> String {
 }
 
 impl EnclaveService {
+    /// The prefix of application `name`'s page objects.
+    fn pages_prefix(&self, tenant: &str, name: &str) -> Result<String, EnclaveFailure> {
+        Ok(format!("{}/{tenant}/{name}/", self.node_id()?))
+    }
+
     fn page_key(
         &self,
         tenant: &str,
         name: &str,
-        (series, id): (u64, PageId),
+        series: u64,
+        index: u32,
     ) -> Result<String, EnclaveFailure> {
         Ok(format!(
-            "{}/{tenant}/{name}/{series:016x}/{}.{}.{}",
-            self.node_id()?,
-            id.index,
-            id.epoch,
-            id.counter
+            "{}{series:016x}/{index}",
+            self.pages_prefix(tenant, name)?
         ))
+    }
+
+    /// Deletes `name`'s page objects under the prefix `under` (best effort: what is
+    /// left is only space, never read).
+    fn delete_pages(&self, under: &str, link: &mut dyn HostLink) {
+        let mut after = None;
+        loop {
+            let keys = match link.list(PAGES_NS, under, after.clone(), 1000) {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::warn!("old pages stay stored: {}", e.message);
+                    return;
+                }
+            };
+            for key in &keys {
+                let _ = link.delete(PAGES_NS, key);
+            }
+            match keys.last() {
+                Some(last) if keys.len() == 1000 => after = Some(last.clone()),
+                _ => return,
+            }
+        }
     }
 
     /// Stores a new durable application's module (once, at `app run`).
@@ -135,8 +168,9 @@ impl EnclaveService {
     }
 
     /// Stores `running`'s state, if it is durable: the snapshot brought up to date,
-    /// the pages sealed since the last time, then the record naming them; then the
-    /// pages no longer named are deleted.
+    /// then the pages sealed since the last time with the record naming them, in one
+    /// transaction (or, past [`IN_TRANSACTION_BYTES`], every page under a new series
+    /// first).
     pub(super) fn persist_app(
         &self,
         tenant: &str,
@@ -151,19 +185,42 @@ impl EnclaveService {
         let (Some(snapshot), Some(durable)) = (&running.snapshot, &running.durable) else {
             return Err(internal("a durable application has no snapshot"));
         };
-        let series = durable.series;
-        let ids: Vec<(u64, PageId)> = snapshot
-            .page_ids()
-            .into_iter()
-            .map(|id| (series, id))
+        let ids = snapshot.page_ids();
+        let changed: Vec<PageId> = ids
+            .iter()
+            .filter(|id| durable.stored.get(&id.index) != Some(*id))
+            .copied()
             .collect();
-        let stored: HashSet<(u64, PageId)> = durable.stored.iter().copied().collect();
-        for id in ids.iter().filter(|id| !stored.contains(id)) {
-            let page = snapshot
-                .sealed_page(id.1)
-                .ok_or_else(|| internal("a page the snapshot names is not in it"))?;
-            link.put(PAGES_NS, &self.page_key(tenant, name, *id)?, page.to_vec())?;
-        }
+        let page = |id: PageId| {
+            snapshot
+                .sealed_page(id)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| internal("a page the snapshot names is not in it"))
+        };
+        let in_transaction = changed.len() * veritee_fork::SEALED_PAGE_LEN <= IN_TRANSACTION_BYTES;
+        let (series, with) = if in_transaction {
+            let with = changed
+                .iter()
+                .map(|id| {
+                    Ok(ObjectWrite {
+                        ns: PAGES_NS.into(),
+                        key: self.page_key(tenant, name, durable.series, id.index)?,
+                        value: page(*id)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, EnclaveFailure>>()?;
+            (durable.series, with)
+        } else {
+            let series = new_series()?;
+            for id in &ids {
+                link.put(
+                    PAGES_NS,
+                    &self.page_key(tenant, name, series, id.index)?,
+                    page(*id)?,
+                )?;
+            }
+            (series, Vec::new())
+        };
         let offer = snapshot
             .offer(&ForkSecret::new(durable.secret.clone()))
             .map_err(fork_failure)?;
@@ -187,22 +244,15 @@ impl EnclaveService {
         };
         let mut bytes = zeroize::Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *bytes).map_err(internal)?;
-        self.record_put(link, &tenant_ns(tenant), &record_key(name), &bytes)?;
-        let now: HashSet<(u64, PageId)> = ids.iter().copied().collect();
-        for old in stored.difference(&now) {
-            // The state names the new pages already: an old one left behind is only
-            // space, never read again.
-            if let Err(e) = link.delete(PAGES_NS, &self.page_key(tenant, name, *old)?) {
-                tracing::warn!(
-                    tenant,
-                    app = name,
-                    "an old page stays stored: {}",
-                    e.message
-                );
-            }
-        }
+        self.record_put_with(link, &tenant_ns(tenant), &record_key(name), &bytes, with)?;
+        let old_series = durable.series;
         if let Some(durable) = &mut running.durable {
-            durable.stored = ids;
+            durable.series = series;
+            durable.stored = ids.iter().map(|id| (id.index, *id)).collect();
+        }
+        if series != old_series {
+            let under = format!("{}{old_series:016x}/", self.pages_prefix(tenant, name)?);
+            self.delete_pages(&under, link);
         }
         Ok(())
     }
@@ -212,15 +262,13 @@ impl EnclaveService {
         &self,
         tenant: &str,
         name: &str,
-        durable: &Durable,
         link: &mut dyn HostLink,
     ) -> Result<(), EnclaveFailure> {
         let ns = tenant_ns(tenant);
         self.record_delete(link, &ns, &record_key(name))?;
         self.record_delete(link, &ns, &module_key(name))?;
-        for id in &durable.stored {
-            let _ = link.delete(PAGES_NS, &self.page_key(tenant, name, *id)?);
-        }
+        let under = self.pages_prefix(tenant, name)?;
+        self.delete_pages(&under, link);
         Ok(())
     }
 
@@ -313,23 +361,16 @@ impl EnclaveService {
         )?;
         app.restore(state.memory_len, &state.globals, state.runtime.counters)
             .map_err(wasm_failure)?;
-        let ids: Vec<(u64, PageId)> = restorer
-            .page_ids()
-            .into_iter()
-            .map(|id| (record.series, id))
-            .collect();
+        let ids = restorer.page_ids();
         for id in &ids {
-            let key = self.page_key(tenant, name, *id)?;
+            let key = self.page_key(tenant, name, record.series, id.index)?;
             let page = link.get(PAGES_NS, &key)?.ok_or_else(|| {
                 failure(
                     FailureKind::Internal,
-                    format!(
-                        "application {name}: page {} is not in the store",
-                        id.1.index
-                    ),
+                    format!("application {name}: page {} is not in the store", id.index),
                 )
             })?;
-            let mut frame = id.1.index.to_be_bytes().to_vec();
+            let mut frame = id.index.to_be_bytes().to_vec();
             frame.extend_from_slice(&page);
             restorer
                 .push(&frame, app.memory_mut())
@@ -368,11 +409,12 @@ impl EnclaveService {
             forks: record.forks,
             links,
             fork_peer: record.fork_peer.clone(),
-            // The next snapshot starts afresh: its pages are another series.
+            // The next snapshot starts afresh (its sealings are a new key's): every
+            // page is stored again at the next call, over these.
             durable: Some(Durable {
                 secret,
-                series: new_series()?,
-                stored: ids,
+                series: record.series,
+                stored: HashMap::new(),
             }),
         };
         running.grant_links();

@@ -36,7 +36,7 @@
 //! using anything it says, its room before compiling, and caps the parent's limits at
 //! its own.
 
-mod durable;
+pub(crate) mod durable;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -317,9 +317,10 @@ impl Running {
         let snapshot = match &mut self.snapshot {
             Some(s) => s,
             empty => {
-                // A new snapshot's pages are another series than any stored before.
+                // A new snapshot's sealings are a new key's: whatever is stored is
+                // stored again.
                 if let Some(durable) = &mut self.durable {
-                    durable.series = durable::new_series()?;
+                    durable.stored.clear();
                 }
                 empty.insert(
                     Snapshot::new(self.app_id, self.module_sha256, runtime.clone())
@@ -402,8 +403,8 @@ impl EnclaveService {
                 let Some(removed) = removed else {
                     return Err(not_found(format!("no application {name}")));
                 };
-                if let Some(durable) = &lock(&removed.app).durable {
-                    self.forget_app(tenant, &name, durable, link)?;
+                if lock(&removed.app).durable.is_some() {
+                    self.forget_app(tenant, &name, link)?;
                 }
                 self.audit(link, "app.stop", tenant, &name, "ok")?;
                 Ok(AppAnswer::Stopped)
