@@ -220,15 +220,10 @@ impl Platform for ReleasedRootPlatform {
                 self.tee()
             )));
         };
-        let mut key = Confidential::new([0u8; 32]);
-        veritee_crypto::hkdf::derive_into(
-            veritee_crypto::hkdf::HkdfHash::Sha384,
-            KEY_SALT,
-            root.expose(),
-            &[&[policy.code()], &security_version.to_be_bytes(), label],
-            key.expose_mut(),
-        )?;
-        Ok(AeadKey::from_array(key))
+        // The security version leads the label: each version its own key, as EGETKEY's.
+        let mut versioned = security_version.to_be_bytes().to_vec();
+        versioned.extend_from_slice(label);
+        veritee_platform::hw::sealing_key_from(KEY_SALT, root.expose(), policy, &versioned)
     }
 
     fn identity(&self) -> &EnclaveIdentity {

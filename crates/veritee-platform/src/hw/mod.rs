@@ -296,7 +296,8 @@ pub fn detect(roots: &HardwareRoots) -> Result<Box<dyn Platform>, PlatformError>
 
 /// The sealing key for `policy` and `label` from a hardware key `root`: HKDF-SHA384
 /// under a per-backend `salt`, so a hardware key never serves directly as veritee's.
-pub(crate) fn sealing_key_from(
+/// (Also how a root released by a peer becomes keys: `veritee_enclave::sealing_root`.)
+pub fn sealing_key_from(
     salt: &[u8],
     root: &[u8],
     policy: crate::SealPolicy,
