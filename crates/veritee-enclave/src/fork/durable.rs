@@ -40,9 +40,9 @@ use veritee_crypto::aead::AeadKey;
 use veritee_fork::{ForkSecret, PageId, Restorer};
 use veritee_wasm::ForkRole;
 
-use super::{Link, Running, child_limits, fork_failure, start, wasm_failure};
+use super::{Link, Running, fork_failure, start_from};
 use crate::host::{HostLink, HostLinkExt, failure};
-use crate::service::{EnclaveService, bad, internal, lock, tenant_ns};
+use crate::service::{EnclaveService, internal, lock, tenant_ns};
 use veritee_proto::ipc::{EnclaveFailure, FailureKind, ObjectWrite};
 
 /// Where sealed pages are stored (host objects: they are ciphertext already).
@@ -349,18 +349,7 @@ impl EnclaveService {
         let mut restorer = Restorer::open(&ForkSecret::new(secret.clone()), &record.offer)
             .map_err(fork_failure)?;
         let state = restorer.state().clone();
-        let module_sha256 = veritee_crypto::digest::sha256(module.expose());
-        if module_sha256 != state.module_sha256 {
-            return Err(bad("the stored module is not the one the state names"));
-        }
-        let mut app = start(
-            tenant,
-            name,
-            module.expose(),
-            &child_limits(&state.runtime.limits),
-        )?;
-        app.restore(state.memory_len, &state.globals, state.runtime.counters)
-            .map_err(wasm_failure)?;
+        let (mut app, module_sha256) = start_from(tenant, name, module.expose(), &state)?;
         let ids = restorer.page_ids();
         for id in &ids {
             let key = self.page_key(tenant, name, record.series, id.index)?;

@@ -876,18 +876,7 @@ impl EnclaveService {
         let secret = ForkSecret::new(Confidential::new(secret));
         let restorer = Restorer::open(&secret, &open.offer).map_err(fork_failure)?;
         let state = restorer.state().clone();
-        let module_sha256 = veritee_crypto::digest::sha256(&open.module);
-        if module_sha256 != state.module_sha256 {
-            return Err(bad("the module sent is not the one the snapshot names"));
-        }
-        let mut app = start(
-            &open.tenant,
-            &open.child,
-            &open.module,
-            &child_limits(&state.runtime.limits),
-        )?;
-        app.restore(state.memory_len, &state.globals, state.runtime.counters)
-            .map_err(wasm_failure)?;
+        let (app, module_sha256) = start_from(&open.tenant, &open.child, &open.module, &state)?;
         let mut running = Running {
             app,
             module: SecretBytes::copy_from(&open.module),
@@ -1044,6 +1033,25 @@ fn child_limits(parent: &TaskLimits) -> TaskLimits {
         log_bytes: parent.log_bytes.min(most.log_bytes),
         timeout: parent.timeout.min(most.timeout),
     }
+}
+
+/// Starts `module` as `tenant`'s application `name` in the state a restorer opened
+/// (before its pages): the module must be the one the snapshot names, the limits are
+/// its, within this node's. Returns the application and the module's SHA-256.
+fn start_from(
+    tenant: &str,
+    name: &str,
+    module: &[u8],
+    state: &veritee_fork::ForkedState,
+) -> Result<(App, [u8; 32]), EnclaveFailure> {
+    let module_sha256 = veritee_crypto::digest::sha256(module);
+    if module_sha256 != state.module_sha256 {
+        return Err(bad("the module is not the one the snapshot names"));
+    }
+    let mut app = start(tenant, name, module, &child_limits(&state.runtime.limits))?;
+    app.restore(state.memory_len, &state.globals, state.runtime.counters)
+        .map_err(wasm_failure)?;
+    Ok((app, module_sha256))
 }
 
 /// Prepares and starts `module` as `tenant`'s application `name`, its compiled form
