@@ -100,15 +100,7 @@ fn setup() -> (World, TenantKey, Node, Node) {
     let mut parent = Node::new(&world, "m1", CODE, "https://parent", &tenant);
     let child = Node::new(&world, "m2", CODE, "https://child", &tenant);
     peer(&parent, &child);
-    parent
-        .app(AppRequest::Run {
-            name: "counter".into(),
-            module: SecretBytes::copy_from(COUNTER.as_bytes()),
-            memory_mib: Some(16),
-            fork_peer: None,
-            durable: false,
-        })
-        .expect("run");
+    parent.run("counter", false);
     for _ in 0..3 {
         parent.count("counter");
     }
@@ -240,15 +232,7 @@ fn parent_and_child_talk_through_their_link_and_nobody_else_can() {
         -4
     );
     // An application never forked has no link.
-    parent
-        .app(AppRequest::Run {
-            name: "alone".into(),
-            module: SecretBytes::copy_from(COUNTER.as_bytes()),
-            memory_mib: Some(16),
-            fork_peer: None,
-            durable: false,
-        })
-        .expect("run");
+    parent.run("alone", false);
     assert_eq!(called(&mut parent, "alone", "open", &to_child).0, -1);
     // The hosts carried only the sealed messages.
     let mut seen = parent.host.wire.lock().unwrap().concat();
