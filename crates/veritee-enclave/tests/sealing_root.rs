@@ -544,16 +544,26 @@ impl Position {
     }
 }
 
-/// One request, as a CBOR value, from a Nitro enclave to `releaser` over a mutually
-/// attested peer session driven by hand: what the releaser answers.
+/// One request, as a CBOR value, from a Nitro enclave to `releaser` (whose host is
+/// `host`) over a mutually attested peer session driven by hand: what the releaser
+/// answers. Every message both ways is added to `wire`.
 fn ask_as_nitro(
     setup: &Setup,
     releaser: &EnclaveService,
+    host: &mut MemoryHost,
+    wire: &mut Vec<u8>,
     request: Value,
 ) -> Result<Vec<u8>, EnclaveFailure> {
     use veritee_channel::peer::{Initiator, PeerAppraiser, PeerRequirement};
     let nitro = NitroPlatform::new(setup.nitro.nsm(IMAGE)).expect("NSM");
-    let mut host = MemoryHost::default();
+    let mut exchange = |message: Vec<u8>| {
+        wire.extend_from_slice(&message);
+        let answer = releaser.handle(EnclaveCall::PeerMessage { message }, host)?;
+        if let EnclaveReply::Message { message } = &answer {
+            wire.extend_from_slice(message);
+        }
+        Ok::<_, EnclaveFailure>(answer)
+    };
     let envelope = |variant: &str, body: Value| cbor(&Value::Map(vec![(text(variant), body)]));
     let reply = |answer: EnclaveReply| match answer {
         EnclaveReply::Message { message } => {
@@ -567,12 +577,7 @@ fn ask_as_nitro(
         other => panic!("{other:?}"),
     };
     let (initiator, hello) = Initiator::start().expect("hello");
-    let (_, challenge) = reply(releaser.handle(
-        EnclaveCall::PeerMessage {
-            message: envelope("Hello", Value::Bytes(hello)),
-        },
-        &mut host,
-    )?);
+    let (_, challenge) = reply(exchange(envelope("Hello", Value::Bytes(hello)))?);
     let policy = setup.policy_for(RELEASER_CODE);
     let verifiers = veritee_verify::Verifiers::default();
     let anchors = TrustAnchors::untyped(setup.world.anchors.clone());
@@ -589,18 +594,13 @@ fn ask_as_nitro(
         .on_challenge(challenge.as_bytes().expect("challenge"), &nitro, &appraiser)
         .expect("the releaser is the one the policy names");
     let sealed = session.seal(&cbor(&request)).expect("seal");
-    let (_, answer) = reply(releaser.handle(
-        EnclaveCall::PeerMessage {
-            message: envelope(
-                "Finish",
-                Value::Map(vec![
-                    (text("finish"), Value::Bytes(finish)),
-                    (text("request"), Value::Bytes(sealed)),
-                ]),
-            ),
-        },
-        &mut host,
-    )?);
+    let (_, answer) = reply(exchange(envelope(
+        "Finish",
+        Value::Map(vec![
+            (text("finish"), Value::Bytes(finish)),
+            (text("request"), Value::Bytes(sealed)),
+        ]),
+    ))?);
     let plain = session
         .open(answer.as_bytes().expect("sealed answer"))
         .expect("open");
@@ -611,6 +611,8 @@ fn ask_as_nitro(
 fn an_enclave_of_another_kind_gets_a_root_from_a_releaser_and_nothing_else() {
     let Some(setup) = Setup::new() else { return };
     let releaser = setup.releaser("r1", RELEASER_CODE, true);
+    let mut host = MemoryHost::default();
+    let mut wire = Vec::new();
     // What a node's own kind may ask of a peer: a replica of a key, an imported key, a
     // tenant's public key.
     for request in [
@@ -631,7 +633,8 @@ fn an_enclave_of_another_kind_gets_a_root_from_a_releaser_and_nothing_else() {
             Value::Map(vec![(text("tenant"), text("t"))]),
         )]),
     ] {
-        let failure = ask_as_nitro(&setup, &releaser, request).expect_err("answered");
+        let failure =
+            ask_as_nitro(&setup, &releaser, &mut host, &mut wire, request).expect_err("answered");
         assert_eq!(
             failure.kind,
             FailureKind::Unauthorized,
@@ -647,7 +650,8 @@ fn an_enclave_of_another_kind_gets_a_root_from_a_releaser_and_nothing_else() {
         );
     }
     // The root itself it gets.
-    let answer = ask_as_nitro(&setup, &releaser, text("SealingRoot")).expect("root");
+    let answer =
+        ask_as_nitro(&setup, &releaser, &mut host, &mut wire, text("SealingRoot")).expect("root");
     let answer: Value = ciborium::from_reader(&answer[..]).expect("answer");
     let root = answer
         .as_map()
@@ -656,4 +660,8 @@ fn an_enclave_of_another_kind_gets_a_root_from_a_releaser_and_nothing_else() {
         .and_then(|(_, v)| v.as_bytes())
         .expect("a root");
     assert_eq!(root.len(), 32);
+    // The root crossed the host sealed only, and the releaser stored it sealed: it is
+    // nowhere in the messages or in anything the releaser's host holds.
+    assert!(!contains(&wire, root));
+    assert!(!contains(&everything(&host), root));
 }
