@@ -603,10 +603,34 @@ fn a_durable_application_survives_an_enclave_restart_and_nothing_else_does() {
         "and the internal global"
     );
     // And again: the state written since the restart is the one that comes back.
+    let earlier = node.pages();
     node.call("kept", "remember", b"a later note");
     node.restart(&world, "m1", &tenant);
     assert_eq!(node.call("kept", "recall", b""), b"a later note");
     assert_eq!(node.count("kept"), 5);
+
+    // A page rolled back alone (its earlier copy put back under its name) does not
+    // open where the manifest expects the newer one: the application stays down.
+    let current = node.pages();
+    let (key, old) = earlier
+        .iter()
+        .find(|(key, old)| current.iter().any(|(k, v)| k == key && v != old))
+        .expect("a page that changed");
+    let now = current.iter().find(|(k, _)| k == key).unwrap().1.clone();
+    let put = |node: &Node, bytes: &Vec<u8>| {
+        node.host
+            .storage
+            .lock()
+            .unwrap()
+            .objects
+            .insert(("app-pages".into(), key.clone()), bytes.clone());
+    };
+    put(&node, old);
+    node.restart(&world, "m1", &tenant);
+    assert!(node.list().is_empty(), "a page rolled back was restored");
+    put(&node, &now);
+    node.restart(&world, "m1", &tenant);
+    assert_eq!(node.count("kept"), 6);
 
     // The host held only ciphertext; the pages of earlier states are gone.
     let stored = everything(&node.host);
