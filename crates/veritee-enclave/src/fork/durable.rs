@@ -34,7 +34,6 @@
 //!   changed pages encrypted, and one sealed state transition carrying them.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use veritee_crypto::Confidential;
 use veritee_crypto::aead::AeadKey;
 use veritee_fork::{ForkSecret, PageId, Restorer};
@@ -57,9 +56,10 @@ pub(super) struct Durable {
     secret: Confidential<[u8; 32]>,
     /// The series the stored pages are under.
     series: u64,
-    /// Each stored page's sealing, by index: a page whose sealing differs is stored
-    /// again. Cleared when the snapshot starts afresh (its sealings are a new key's).
-    pub(super) stored: HashMap<u32, PageId>,
+    /// The stored pages' sealings, in page order (as the snapshot lists them): a page
+    /// whose sealing is not among them is stored again. Cleared when the snapshot
+    /// starts afresh (its sealings are a new key's).
+    pub(super) stored: Vec<PageId>,
 }
 
 impl Durable {
@@ -68,7 +68,7 @@ impl Durable {
         Ok(Durable {
             secret: veritee_crypto::rand::secret_array::<32>().map_err(internal)?,
             series: new_series()?,
-            stored: HashMap::new(),
+            stored: Vec::new(),
         })
     }
 }
@@ -188,7 +188,7 @@ impl EnclaveService {
         let ids = snapshot.page_ids();
         let changed: Vec<PageId> = ids
             .iter()
-            .filter(|id| durable.stored.get(&id.index) != Some(*id))
+            .filter(|id| durable.stored.binary_search(id).is_err())
             .copied()
             .collect();
         let page = |id: PageId| {
@@ -248,7 +248,7 @@ impl EnclaveService {
         let old_series = durable.series;
         if let Some(durable) = &mut running.durable {
             durable.series = series;
-            durable.stored = ids.iter().map(|id| (id.index, *id)).collect();
+            durable.stored = ids;
         }
         if series != old_series {
             let under = format!("{}{old_series:016x}/", self.pages_prefix(tenant, name)?);
@@ -403,7 +403,7 @@ impl EnclaveService {
             durable: Some(Durable {
                 secret,
                 series: record.series,
-                stored: HashMap::new(),
+                stored: Vec::new(),
             }),
         };
         running.grant_links();
