@@ -442,3 +442,80 @@ fn an_outer_signature_algorithm_unlike_the_signed_one_is_refused() {
     ));
     assert!(ParsedCertificate::from_der(&der).is_ok());
 }
+
+#[test]
+fn a_certificate_any_current_crl_lists_is_revoked_whatever_another_says() {
+    let pki = new_pki();
+    let (leaf, _) = issue(&ca_params("Machine 9", IsCa::NoCa), 9, &pki.root_issuer);
+    let at = datetime!(2026-01-15 0:00 UTC);
+    // CRL number 256 lists it, 255 does not. Compared as bytes, 256 ([0x01, 0x00])
+    // would rank below 255 ([0xff]) and the older list would hide the revocation: a
+    // listing in any current CRL decides.
+    let mut listing = {
+        let params = CertificateRevocationListParams {
+            this_update: datetime!(2026-01-02 0:00 UTC),
+            next_update: datetime!(2026-02-01 0:00 UTC),
+            crl_number: SerialNumber::from_slice(&[1, 0]),
+            issuing_distribution_point: None,
+            revoked_certs: vec![RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&[9]),
+                revocation_time: datetime!(2026-01-02 0:00 UTC),
+                reason_code: None,
+                invalidity_date: None,
+            }],
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        ParsedCrl::from_der(params.signed_by(&pki.root_issuer).unwrap().der()).unwrap()
+    };
+    let other = crl(&pki.root_issuer, 255, &[]);
+    for crls in [
+        vec![listing.clone(), other.clone()],
+        vec![other, listing.clone()],
+    ] {
+        let err = verify_chain(
+            &leaf,
+            &[],
+            std::slice::from_ref(&pki.root),
+            &crls,
+            at,
+            RevocationPolicy::CheckIfPresent,
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, X509Error::Revoked { .. }), "{err}");
+    }
+    listing = crl(&pki.root_issuer, 1, &[]);
+    verify_chain(
+        &leaf,
+        &[],
+        std::slice::from_ref(&pki.root),
+        &[listing],
+        at,
+        RevocationPolicy::CheckIfPresent,
+        &[],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_crl_of_one_partition_is_refused_not_read_as_complete() {
+    let pki = new_pki();
+    let params = CertificateRevocationListParams {
+        this_update: datetime!(2026-01-01 0:00 UTC),
+        next_update: datetime!(2026-02-01 0:00 UTC),
+        crl_number: SerialNumber::from_slice(&[1]),
+        // The issuing distribution point extension is critical: this CRL covers user
+        // certificates only, so it says nothing of the CAs it leaves out.
+        issuing_distribution_point: Some(rcgen::CrlIssuingDistributionPoint {
+            distribution_point: rcgen::CrlDistributionPoint {
+                uris: vec!["http://crl.example/part1.crl".into()],
+            },
+            scope: Some(rcgen::CrlScope::UserCertsOnly),
+        }),
+        revoked_certs: Vec::new(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let der = params.signed_by(&pki.root_issuer).unwrap().der().to_vec();
+    let err = ParsedCrl::from_der(&der).unwrap_err().to_string();
+    assert!(err.contains("critical extension"), "{err}");
+}
