@@ -487,13 +487,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     }
     if let Some(file) = &args.sealing_root_policy {
         // Checked here too, so a bad policy stops the node before the enclave starts.
-        let own = match backend {
-            None => veritee_attest::TeeKind::Simulated,
-            Some(Backend::Tdx) => veritee_attest::TeeKind::Tdx,
-            Some(Backend::Nitro) => veritee_attest::TeeKind::Nitro,
-            Some(Backend::Snp) => veritee_attest::TeeKind::SevSnp,
-            Some(Backend::Sgx) => veritee_attest::TeeKind::Sgx,
-        };
+        let own = backend.map_or(veritee_attest::TeeKind::Simulated, Backend::tee);
         veritee_enclave::sealing_root::parse_releaser_policy(
             &crate::files::read(file, "sealing root policy")?,
             own,

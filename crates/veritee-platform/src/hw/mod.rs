@@ -135,6 +135,17 @@ impl Backend {
         }
     }
 
+    /// The kind of evidence it gives.
+    pub fn tee(self) -> veritee_attest::TeeKind {
+        use veritee_attest::TeeKind;
+        match self {
+            Self::Sgx => TeeKind::Sgx,
+            Self::Tdx => TeeKind::Tdx,
+            Self::Snp => TeeKind::SevSnp,
+            Self::Nitro => TeeKind::Nitro,
+        }
+    }
+
     /// The backend `name` names.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|b| b.name() == name)
