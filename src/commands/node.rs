@@ -745,28 +745,12 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
         let (platform, policy) =
             veritee_enclave::launch::launch_simulated(machine, &exe, &config, signer.as_ref())?;
         // As on TDX and Nitro, the machine's sealing key gives way to a released root.
-        let veritee_enclave::launch::Launch {
-            platform,
-            seal_policy: policy,
-            released_root,
-        } = veritee_enclave::launch::with_released_root(platform, policy, &config)?;
-        match &args.counter_tpm {
-            Some(tcti) => {
-                let anchors = veritee_enclave::launch::counter_tpm_anchors(&config)?;
-                let mut counted =
-                    veritee_enclave::launch::TpmCountedPlatform::new(platform, tcti, anchors)
-                        .with_crls(counter_tpm_crls);
-                if released_root.is_some() {
-                    counted = counted.counting_by_identity();
-                }
-                (
-                    Box::new(counted) as Box<dyn veritee_platform::Platform>,
-                    policy,
-                    released_root,
-                )
-            }
-            None => (platform, policy, released_root),
+        let mut launch = veritee_enclave::launch::with_released_root(platform, policy, &config)?;
+        if let Some(tcti) = &args.counter_tpm {
+            let anchors = veritee_enclave::launch::counter_tpm_anchors(&config)?;
+            launch = launch.counted_in_tpm(tcti, anchors, counter_tpm_crls);
         }
+        (launch.platform, launch.seal_policy, launch.released_root)
     } else {
         let backend = Backend::from_name(&args.tee)
             .with_context(|| format!("--tee {}: not a TEE veritee runs on", args.tee))?;

@@ -234,16 +234,35 @@ pub fn launch_hardware(
     if !released {
         platform.sealing_key(seal_policy, b"veritee launch check")?;
     }
-    let launch = with_released_root(platform, seal_policy, config)?;
-    let mut counted =
-        TpmCountedPlatform::new(launch.platform, tcti, anchors).with_crls(counter_tpm_crls);
-    if launch.released_root.is_some() {
-        counted = counted.counting_by_identity();
+    Ok(
+        with_released_root(platform, seal_policy, config)?.counted_in_tpm(
+            tcti,
+            anchors,
+            counter_tpm_crls,
+        ),
+    )
+}
+
+impl Launch {
+    /// The platform with its counters kept by the TPM at `tcti` ([`TpmCountedPlatform`],
+    /// certified by `anchors`, none revoked by `crls`); where the sealing root is
+    /// released, at indices its identity names
+    /// ([`TpmCountedPlatform::counting_by_identity`]).
+    pub fn counted_in_tpm(
+        self,
+        tcti: &str,
+        anchors: Vec<veritee_attest::ParsedCertificate>,
+        crls: Vec<veritee_x509::ParsedCrl>,
+    ) -> Launch {
+        let mut counted = TpmCountedPlatform::new(self.platform, tcti, anchors).with_crls(crls);
+        if self.released_root.is_some() {
+            counted = counted.counting_by_identity();
+        }
+        Launch {
+            platform: Box::new(counted),
+            ..self
+        }
     }
-    Ok(Launch {
-        platform: Box::new(counted),
-        ..launch
-    })
 }
 
 /// `platform` as it seals under `config`: with a sealing root policy, under a root a
