@@ -11,11 +11,23 @@
 //! too). Signed checkpoints close that gap for whoever keeps one: every receipt
 //! carries one, `GET /v1/audit/checkpoint` serves one, and `veritee audit verify
 //! --checkpoint FILE` proves a log contains the one kept.
+//!
+//! Operations by key id (flow 3) are audited as counts, not one entry each: at
+//! thousands of operations a second an entry each would be a signature and a few
+//! hundred stored bytes per operation, more than the operation itself. Each operation
+//! is tallied by tenant, key, operation and outcome; the tally becomes entries
+//! ("ok: 523 since 2026-12-07T11:00:01Z") at the first request after
+//! [`USAGE_WINDOW`], when it holds [`MAX_USAGE_ROWS`] rows, before any other entry (so
+//! the log stays in time order), and before a checkpoint or status is served. The
+//! request that turns it into entries waits until they are durable, like any other
+//! audited request. What a crash (or a host that stops calling) can lose is the tally
+//! of the last window, as it can lose any entry after the last anchor.
 
 use crate::host::{HostLink, HostLinkExt, failure};
 use crate::service::{EnclaveService, NodeKeys, internal, lock};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 use veritee_audit::checkpoint::{Checkpoint, sign_checkpoint};
 use veritee_audit::{AuditBody, entry_hash, genesis_prev, open_entry, sign_entry};
 use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
@@ -28,14 +40,41 @@ pub const ANCHOR_EVERY: Duration = Duration::from_secs(5);
 const READ_PAGE: u32 = 1000;
 /// Most entries appended in one host call (group commit).
 const MAX_BATCH: usize = 256;
+/// Operations are tallied at most this long before their counts become entries.
+pub const USAGE_WINDOW: Duration = Duration::from_secs(1);
+/// Distinct (tenant, key, operation, outcome) rows a tally holds before it becomes
+/// entries: a flood of distinct refusals cannot grow it.
+pub const MAX_USAGE_ROWS: usize = MAX_BATCH;
 
 /// An entry waiting to be signed and appended.
 struct QueuedEntry {
     ticket: u64,
+    /// Whether a caller waits for its outcome (a tally's entries: only the last).
+    awaited: bool,
     action: String,
     tenant: String,
     object: String,
     outcome: String,
+}
+
+/// One line of the operations tally: what was done, to what, by whom, how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Usage {
+    /// The audit action (`crypto.encrypt`, `task.key_op.sign`...).
+    pub action: &'static str,
+    /// The tenant whose key (or session) it was.
+    pub tenant: String,
+    /// The key (`partition/key_id`), or what else the operation names.
+    pub object: String,
+    /// `ok`, or `refused (code): reason`.
+    pub outcome: String,
+}
+
+/// Operations counted since the window opened.
+#[derive(Default)]
+struct UsageTally {
+    opened: Option<(Instant, OffsetDateTime)>,
+    rows: BTreeMap<Usage, u64>,
 }
 
 /// Entries waiting for the log, and the outcomes of those already appended.
@@ -53,12 +92,59 @@ pub(crate) struct AuditQueue {
     pending: Vec<QueuedEntry>,
     appended: HashMap<u64, Result<(), EnclaveFailure>>,
     leading: bool,
+    usage: UsageTally,
 }
 
 impl AuditQueue {
     fn take_batch(&mut self) -> Vec<QueuedEntry> {
         let n = self.pending.len().min(MAX_BATCH);
         self.pending.drain(..n).collect()
+    }
+
+    /// Queues an entry; its ticket.
+    fn queue(
+        &mut self,
+        awaited: bool,
+        action: String,
+        tenant: String,
+        object: String,
+        outcome: String,
+    ) -> u64 {
+        self.next_ticket += 1;
+        self.pending.push(QueuedEntry {
+            ticket: self.next_ticket,
+            awaited,
+            action,
+            tenant,
+            object,
+            outcome,
+        });
+        self.next_ticket
+    }
+
+    /// Turns the tally into queued entries, ahead of whatever is queued next; the
+    /// ticket of the last, now awaited, if there were any.
+    fn queue_usage(&mut self) -> Option<u64> {
+        let (_, since) = self.usage.opened.take()?;
+        let since = since
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| since.unix_timestamp().to_string());
+        let rows = std::mem::take(&mut self.usage.rows);
+        let mut last = None;
+        for (usage, count) in rows {
+            let outcome = format!("{}: {count} since {since}", usage.outcome);
+            last = Some(self.queue(
+                false,
+                usage.action.into(),
+                usage.tenant,
+                usage.object,
+                outcome,
+            ));
+        }
+        if let Some(entry) = self.pending.last_mut().filter(|e| Some(e.ticket) == last) {
+            entry.awaited = true;
+        }
+        last
     }
 }
 
@@ -212,15 +298,63 @@ impl EnclaveService {
         outcome: &str,
     ) -> Result<(), EnclaveFailure> {
         let mut queue = lock(&self.audit_queue);
-        queue.next_ticket += 1;
-        let ticket = queue.next_ticket;
-        queue.pending.push(QueuedEntry {
-            ticket,
-            action: action.into(),
-            tenant: tenant.into(),
-            object: object.into(),
-            outcome: outcome.into(),
-        });
+        // Operations tallied so far happened before this entry's event.
+        queue.queue_usage();
+        let ticket = queue.queue(
+            true,
+            action.into(),
+            tenant.into(),
+            object.into(),
+            outcome.into(),
+        );
+        self.await_appended(link, queue, ticket)
+    }
+
+    /// Counts operations in the tally (see the module's documentation); once its
+    /// window has passed or it is full, turns it into entries and returns when they
+    /// are durable.
+    pub(crate) fn audit_usage(
+        &self,
+        link: &mut dyn HostLink,
+        used: impl IntoIterator<Item = (Usage, u64)>,
+    ) -> Result<(), EnclaveFailure> {
+        let mut queue = lock(&self.audit_queue);
+        for (usage, count) in used {
+            if queue.usage.opened.is_none() {
+                queue.usage.opened = Some((Instant::now(), self.clock().now()));
+            }
+            *queue.usage.rows.entry(usage).or_insert(0) += count;
+        }
+        let due = queue
+            .usage
+            .opened
+            .is_some_and(|(at, _)| at.elapsed() >= USAGE_WINDOW)
+            || queue.usage.rows.len() >= MAX_USAGE_ROWS;
+        if !due {
+            return Ok(());
+        }
+        match queue.queue_usage() {
+            Some(ticket) => self.await_appended(link, queue, ticket),
+            None => Ok(()),
+        }
+    }
+
+    /// Turns whatever the tally holds into entries now, durable when this returns.
+    pub(crate) fn flush_usage(&self, link: &mut dyn HostLink) -> Result<(), EnclaveFailure> {
+        let mut queue = lock(&self.audit_queue);
+        match queue.queue_usage() {
+            Some(ticket) => self.await_appended(link, queue, ticket),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the append of `ticket`, leading appends while none is in flight.
+    fn await_appended<'s>(
+        &'s self,
+        link: &mut dyn HostLink,
+        mut queue: std::sync::MutexGuard<'s, AuditQueue>,
+        ticket: u64,
+    ) -> Result<(), EnclaveFailure> {
         loop {
             if let Some(done) = queue.appended.remove(&ticket) {
                 return done;
@@ -239,7 +373,11 @@ impl EnclaveService {
             drop(queue);
             let mut turn = LeaderTurn {
                 service: self,
-                tickets: batch.iter().map(|e| e.ticket).collect(),
+                tickets: batch
+                    .iter()
+                    .filter(|e| e.awaited)
+                    .map(|e| e.ticket)
+                    .collect(),
                 outcome: Err(internal("the audit append did not finish")),
             };
             turn.outcome = self.with_audit_head(link, |node, h, link| {
@@ -339,6 +477,7 @@ impl EnclaveService {
         &self,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
+        self.flush_usage(link)?;
         Ok(EnclaveReply::Checkpoint {
             note: self.signed_checkpoint(link, true)?.0,
         })

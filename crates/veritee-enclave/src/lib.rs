@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod audit;
+pub mod audit;
 pub mod clock;
 mod data;
 mod fork;

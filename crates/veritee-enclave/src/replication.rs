@@ -418,44 +418,17 @@ impl EnclaveService {
         ))
     }
 
-    /// A peer's copy of an imported key is taken only as the tenant signed it: its
-    /// metadata under the tenant's key, naming this key and allowing replicas, and
-    /// its first version the key its check value names. A peer cannot plant a key.
+    /// A peer's copy of an imported key, checked against the tenant's key registered
+    /// here (see [`check_replica`]).
     fn check_imported_replica(
         &self,
         tenant: &str,
         key: &KeyRef,
-        mut record: ImportedKeyRecord,
+        record: ImportedKeyRecord,
         link: &mut dyn HostLink,
     ) -> Result<ImportedKeyRecord, EnclaveFailure> {
-        let refuse =
-            |why: &str| failure(FailureKind::Unauthorized, format!("replica refused: {why}"));
         let spki = self.tenant_key(link, tenant)?;
-        let signed = SignedMetadata {
-            bytes: record.metadata.clone(),
-            signature: record.signature.clone(),
-        };
-        let (metadata, check) = signed.open(&spki).map_err(|e| refuse(&e.to_string()))?;
-        if metadata.tenant != tenant
-            || metadata.partition != key.partition
-            || metadata.key_id != key.key_id
-        {
-            return Err(refuse("its metadata name another tenant, partition or key"));
-        }
-        if metadata.release.is_none() {
-            return Err(refuse("its metadata allow no replicas"));
-        }
-        let first = record
-            .versions
-            .first()
-            .ok_or_else(|| refuse("it has no version"))?;
-        if check.is_some_and(|c| !c.matches(&SecretBytes::copy_from(&first.material))) {
-            return Err(refuse("its key is not the one its metadata name"));
-        }
-        if record.replica_of.is_none() {
-            record.replica_of = Some(metadata.node_id.clone());
-        }
-        Ok(record)
+        check_replica(tenant, key, &spki, record)
     }
 
     /// Responder: a peer enclave's hello or finish.
@@ -713,5 +686,230 @@ impl EnclaveService {
             None => reasons.push("the requesting enclave reports no security version".into()),
         }
         (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}
+
+/// A peer's copy of an imported key is taken only as the tenant signed it: its
+/// metadata under the tenant's key (`tenant_spki`, as registered here), naming this
+/// tenant and key and allowing replicas, and its first version the key its check
+/// value names. A peer cannot plant a key, nor pass one key off as another.
+fn check_replica(
+    tenant: &str,
+    key: &KeyRef,
+    tenant_spki: &[u8],
+    mut record: ImportedKeyRecord,
+) -> Result<ImportedKeyRecord, EnclaveFailure> {
+    let refuse = |why: &str| failure(FailureKind::Unauthorized, format!("replica refused: {why}"));
+    let signed = SignedMetadata {
+        bytes: record.metadata.clone(),
+        signature: record.signature.clone(),
+    };
+    let (metadata, check) = signed
+        .open(tenant_spki)
+        .map_err(|e| refuse(&e.to_string()))?;
+    if metadata.tenant != tenant
+        || metadata.partition != key.partition
+        || metadata.key_id != key.key_id
+    {
+        return Err(refuse("its metadata name another tenant, partition or key"));
+    }
+    if metadata.release.is_none() {
+        return Err(refuse("its metadata allow no replicas"));
+    }
+    let first = record
+        .versions
+        .first()
+        .ok_or_else(|| refuse("it has no version"))?;
+    if check.is_some_and(|c| !c.matches(&SecretBytes::copy_from(&first.material))) {
+        return Err(refuse("its key is not the one its metadata name"));
+    }
+    if record.replica_of.is_none() {
+        record.replica_of = Some(metadata.node_id.clone());
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey};
+    use veritee_import::keys::{KeyCheck, KeyType, Operation};
+    use veritee_import::metadata::{
+        ImportMetadata, METADATA_SIGNATURE_LABEL, METADATA_VERSION, key_id_of,
+    };
+
+    const MATERIAL: [u8; 32] = [7; 32];
+
+    struct Tenant {
+        key: EcdsaSigningKey,
+        id: String,
+    }
+
+    impl Tenant {
+        fn new() -> Self {
+            let key = EcdsaSigningKey::generate(EcdsaCurve::P256).unwrap();
+            let id = key_id_of(&key.public_key_spki().unwrap());
+            Self { key, id }
+        }
+
+        fn spki(&self) -> Vec<u8> {
+            self.key.public_key_spki().unwrap()
+        }
+    }
+
+    fn metadata(tenant: &Tenant, key_id: &str) -> ImportMetadata {
+        ImportMetadata {
+            version: METADATA_VERSION,
+            tenant: tenant.id.clone(),
+            node_id: "ab".repeat(16),
+            partition: "p".into(),
+            key_id: key_id.into(),
+            key_type: KeyType::Aes256Gcm,
+            operations: vec![Operation::Encrypt],
+            key_check: KeyCheck::new(&SecretBytes::copy_from(&MATERIAL))
+                .unwrap()
+                .to_hex(),
+            tee_key_id: key_id_of(b"tee"),
+            provider_key_id: key_id_of(b"provider"),
+            validations: Vec::new(),
+            rotate_after_secs: None,
+            revocation_interval_secs: None,
+            task_signers: Vec::new(),
+            created: "2026-12-07T08:00:00Z".into(),
+            format: veritee_import::formats::ImportFormat::Veritee,
+            wrapped_sha256: None,
+            release: Some(KeyRelease::SameSigner),
+        }
+    }
+
+    /// A record as a peer would send it: `metadata` signed by `signer`, `material`.
+    fn record(signer: &Tenant, metadata: &ImportMetadata, material: &[u8]) -> ImportedKeyRecord {
+        let bytes = serde_json::to_vec(metadata).unwrap();
+        let mut signed = METADATA_SIGNATURE_LABEL.to_vec();
+        signed.extend_from_slice(&bytes);
+        ImportedKeyRecord {
+            metadata: bytes,
+            signature: signer.key.sign(&signed).unwrap(),
+            versions: vec![crate::import::VersionRecord {
+                version: 1,
+                material: material.to_vec(),
+                created: 0,
+            }],
+            minimum_version: 1,
+            revocation: None,
+            disabled_at: None,
+            replica_of: None,
+        }
+    }
+
+    fn refused(result: Result<ImportedKeyRecord, EnclaveFailure>, reason: &str) {
+        match result {
+            Ok(_) => panic!("a planted key was taken ({reason})"),
+            Err(f) => {
+                assert_eq!(f.kind, FailureKind::Unauthorized, "{}", f.message);
+                assert!(f.message.contains(reason), "{reason}: {}", f.message);
+            }
+        }
+    }
+
+    /// What a peer enclave (or anything that got into the channel) could send instead of
+    /// the tenant's key: each refused, with the reason named. The honest copy is taken
+    /// and marked as a replica of the node it was imported into.
+    #[test]
+    fn a_peer_cannot_plant_a_key_or_pass_one_off_as_another() {
+        let alice = Tenant::new();
+        let mallory = Tenant::new();
+        let key = KeyRef::new("p", "k");
+        let honest = || record(&alice, &metadata(&alice, "k"), &MATERIAL);
+
+        let taken = check_replica(&alice.id, &key, &alice.spki(), honest()).unwrap();
+        assert_eq!(taken.replica_of.as_deref(), Some("ab".repeat(16).as_str()));
+
+        // Metadata signed by another key than the one alice registered here: a peer's
+        // own key, presented as alice's.
+        let forged = metadata(&alice, "k");
+        refused(
+            check_replica(
+                &alice.id,
+                &key,
+                &alice.spki(),
+                record(&mallory, &forged, &MATERIAL),
+            ),
+            "not signed by the tenant's key",
+        );
+        // Alice's genuine key of another name, or another tenant's key, offered for this one.
+        refused(
+            check_replica(
+                &alice.id,
+                &key,
+                &alice.spki(),
+                record(&alice, &metadata(&alice, "other"), &MATERIAL),
+            ),
+            "name another tenant, partition or key",
+        );
+        let mut elsewhere = metadata(&alice, "k");
+        elsewhere.partition = "q".into();
+        refused(
+            check_replica(
+                &alice.id,
+                &key,
+                &alice.spki(),
+                record(&alice, &elsewhere, &MATERIAL),
+            ),
+            "name another tenant, partition or key",
+        );
+        refused(
+            check_replica(
+                &alice.id,
+                &key,
+                &mallory.spki(),
+                record(&mallory, &metadata(&mallory, "k"), &MATERIAL),
+            ),
+            "name another tenant, partition or key",
+        );
+        // A key imported for its node alone.
+        let mut alone = metadata(&alice, "k");
+        alone.release = None;
+        refused(
+            check_replica(
+                &alice.id,
+                &key,
+                &alice.spki(),
+                record(&alice, &alone, &MATERIAL),
+            ),
+            "allow no replicas",
+        );
+        // Alice's signed metadata with other material: the peer's key under her name.
+        refused(
+            check_replica(
+                &alice.id,
+                &key,
+                &alice.spki(),
+                record(&alice, &metadata(&alice, "k"), &[8u8; 32]),
+            ),
+            "not the one its metadata name",
+        );
+        let mut empty = honest();
+        empty.versions.clear();
+        refused(
+            check_replica(&alice.id, &key, &alice.spki(), empty),
+            "has no version",
+        );
+        // The metadata changed after signing, a byte at a time, and the signature cut.
+        let genuine = honest();
+        for i in (0..genuine.metadata.len()).step_by(7) {
+            let mut flipped = honest();
+            flipped.metadata[i] ^= 1;
+            refused(
+                check_replica(&alice.id, &key, &alice.spki(), flipped),
+                "replica refused",
+            );
+        }
+        let mut cut = honest();
+        cut.signature.truncate(63);
+        refused(
+            check_replica(&alice.id, &key, &alice.spki(), cut),
+            "not signed by the tenant's key",
+        );
     }
 }

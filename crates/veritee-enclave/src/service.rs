@@ -76,6 +76,8 @@ pub struct EnclaveService {
     pub(crate) kbs: Mutex<crate::kbs::KbsState>,
     /// Imported keys unsealed for operations (flow 3).
     pub(crate) import_keys: Mutex<crate::import::crypto::KeyCache>,
+    /// Keys disabled since start, for running tasks' grants.
+    pub(crate) disabled_keys: Arc<crate::import::crypto::DisabledKeys>,
     /// The signed statement of the RSA import key, made once: unsealing and checking a
     /// 3072-bit key at every `GET /v1/import` would cost each import milliseconds.
     pub(crate) tee_rsa_statement: std::sync::OnceLock<Vec<u8>>,
@@ -174,6 +176,7 @@ impl EnclaveService {
             commits: Mutex::new(crate::state::Commits::default()),
             kbs: Mutex::new(crate::kbs::KbsState::default()),
             import_keys: Mutex::new(crate::import::crypto::KeyCache::default()),
+            disabled_keys: Arc::default(),
             tee_rsa_statement: std::sync::OnceLock::new(),
             tee_rsa_key: std::sync::OnceLock::new(),
             import_writes: Mutex::new(()),
@@ -522,6 +525,8 @@ impl EnclaveService {
     fn status(&self, link: &mut dyn HostLink) -> Result<EnclaveReply, EnclaveFailure> {
         let node = self.node(link)?;
         let identity = self.platform.identity();
+        // What the status reports of the log includes the operations tallied so far.
+        self.flush_usage(link)?;
         let audit_entries = self.audit_size(link)?;
         let (state_transitions, state_counter) = self.state_position(link)?;
         Ok(EnclaveReply::Status(EnclaveStatus {

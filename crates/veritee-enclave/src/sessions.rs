@@ -238,7 +238,7 @@ impl EnclaveService {
             Request::EnsureKey { name } => self
                 .user_key(&tenant, &name, link)
                 .map(|k| Response::KeyReady(k.check_value())),
-            Request::Crypto(ops) => Ok(Response::Crypto(self.crypto_batch(&tenant, ops, link))),
+            Request::Crypto(ops) => self.crypto_batch(&tenant, ops, link).map(Response::Crypto),
             Request::App(request) => self.app_request(&tenant, request, link).map(Response::App),
         };
         result.unwrap_or_else(|f| Response::error(error_code(f.kind), f.message))

@@ -10,7 +10,7 @@
 //! file cut short fails at its new last chunk.
 
 use crate::host::{HostLink, failure};
-use crate::import::crypto::GrantedKeys;
+use crate::import::crypto::{Granted, GrantedKeys};
 use crate::service::{EnclaveService, bad, internal, lock};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -753,7 +753,13 @@ impl EnclaveService {
         let result = self.spool(&tenant, task_id).and_then(|spool| {
             let result = self
                 .grant_keys(&tenant, task_id, &task.initiation, Stage::Run, link)
-                .and_then(|granted| self.execute(&tenant, &task, &spool, &withdrawn, granted));
+                .and_then(|granted| {
+                    let result = self.execute(&tenant, &task, &spool, &withdrawn, &granted);
+                    // The keys' uses are counted whatever became of the run.
+                    let used = granted.values().flat_map(|g| g.take_usage());
+                    self.audit_usage(link, used)?;
+                    result
+                });
             let _ = std::fs::remove_dir_all(&spool);
             result
         });
@@ -814,8 +820,8 @@ impl EnclaveService {
         init: &TaskInitiation,
         stage: Stage,
         link: &mut dyn HostLink,
-    ) -> Result<HashMap<String, Arc<dyn KeyService>>, EnclaveFailure> {
-        let mut granted: HashMap<String, Arc<dyn KeyService>> = HashMap::new();
+    ) -> Result<HashMap<String, Arc<GrantedKeys>>, EnclaveFailure> {
+        let mut granted = HashMap::new();
         let mut audited = Vec::new();
         for c in &init.compartments {
             let named = c.named_keys().map_err(bad)?;
@@ -829,7 +835,11 @@ impl EnclaveService {
                 let object = format!("{owner}/{key}");
                 match self.task_key(owner, &key, signer, link) {
                     Ok(loaded) => {
-                        keys.push((key, loaded));
+                        keys.push(Granted {
+                            owner: owner.to_string(),
+                            key,
+                            loaded,
+                        });
                         audited.push((object, c.name.as_str()));
                     }
                     Err(f) => {
@@ -855,7 +865,15 @@ impl EnclaveService {
                     }
                 }
             }
-            granted.insert(c.name.clone(), Arc::new(GrantedKeys::new(keys)));
+            let user = format!("task {task_id} of tenant {signer}, compartment {}", c.name);
+            granted.insert(
+                c.name.clone(),
+                Arc::new(GrantedKeys::new(
+                    keys,
+                    Arc::clone(&self.disabled_keys),
+                    user,
+                )),
+            );
         }
         if stage == Stage::Initiation {
             return Ok(HashMap::new());
@@ -878,7 +896,7 @@ impl EnclaveService {
         task: &TaskState,
         spool: &Path,
         withdrawn: &Arc<AtomicBool>,
-        mut granted: HashMap<String, Arc<dyn KeyService>>,
+        granted: &HashMap<String, Arc<GrantedKeys>>,
     ) -> Result<Vec<u8>, EnclaveFailure> {
         let Some(keys) = &task.keys else {
             return Err(failure(
@@ -942,7 +960,9 @@ impl EnclaveService {
                 module: module.into(),
                 inputs,
                 entry: c.entry.clone(),
-                keys: granted.remove(&c.name),
+                keys: granted
+                    .get(&c.name)
+                    .map(|g| Arc::clone(g) as Arc<dyn KeyService>),
             });
         }
         let security = SecurityContext {

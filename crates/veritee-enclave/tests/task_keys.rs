@@ -19,7 +19,7 @@ use veritee_crypto::sign::{EcdsaCurve, EcdsaSigningKey, VerificationScheme};
 use veritee_enclave::EnclaveService;
 use veritee_import::keys::{KeyRef, KeyType, Operation};
 use veritee_proto::api::paths;
-use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind, ImportCall};
+use veritee_proto::ipc::{EnclaveCall, EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_task::keys::{TaskKey, seal_delivery};
 use veritee_task::messages::{
     AccessContext, AttestationSignal, CompartmentContext, INITIATION_VERSION, TaskInitiation,
@@ -79,10 +79,12 @@ impl Tenant {
 
 struct Setup {
     world: World,
-    service: EnclaveService,
+    service: std::sync::Arc<EnclaveService>,
     host: MemoryHost,
     provider: HpkeKeyPair,
     keys: NodeKeys,
+    /// The module tasks run (`KEY_OP` unless a test says otherwise).
+    module: &'static str,
 }
 
 impl Setup {
@@ -93,10 +95,11 @@ impl Setup {
         let keys = node_keys(&service, &mut host);
         Self {
             world,
-            service,
+            service: std::sync::Arc::new(service),
             host,
             provider: HpkeKeyPair::generate(),
             keys,
+            module: KEY_OP,
         }
     }
 
@@ -259,7 +262,7 @@ impl Setup {
             &mut self.host,
         )?;
         between(self);
-        self.upload(by, &id, "module", KEY_OP.as_bytes());
+        self.upload(by, &id, "module", self.module.as_bytes());
         self.upload(by, &id, "input-0", &input);
         let aud = audience(&self.service, &mut self.host);
         let reply = self.service.handle(
@@ -293,24 +296,13 @@ impl Setup {
     }
 
     fn disable(&mut self, owner: &Tenant, partition: &str, key_id: &str) {
-        let aud = audience(&self.service, &mut self.host);
-        self.service
-            .handle(
-                EnclaveCall::Import(ImportCall::DisableKey {
-                    request: sign(
-                        &aud,
-                        &owner.key,
-                        "POST",
-                        &paths::disable_key(partition, key_id),
-                        b"",
-                    ),
-                    partition: partition.into(),
-                    key_id: key_id.into(),
-                    body: Vec::new(),
-                }),
-                &mut self.host,
-            )
-            .expect("disabled");
+        disable_alone(
+            &self.service,
+            &mut self.host,
+            &owner.key,
+            (partition, key_id),
+        )
+        .expect("disabled");
     }
 }
 
@@ -833,4 +825,180 @@ fn a_deployed_key_serves_its_own_tenants_tasks_only() {
         assert!(!contains(&ran.output, &material) && !contains(ran.log.as_bytes(), &material));
     }
     assert!(!contains(&everything(&s.host), &material));
+}
+
+/// As `KEY_OP`, in a loop: the same request until `key_op` refuses it; the output is
+/// the number of answers before the refusal, the exit code the refusal's.
+const KEY_OP_UNTIL_REFUSED: &str = r#"(module
+  (import "veritee" "self_id" (func $self_id (result i32)))
+  (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "veritee" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "veritee" "key_op" (func $key_op (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "run") (result i32)
+    (local $n i32) (local $r i32) (local $answers i32)
+    (local.set $n (call $input_read (call $self_id) (i32.const 0) (i64.const 0)
+                                    (i32.const 0) (i32.const 65536)))
+    (block $refused
+      (loop $again
+        (local.set $r (call $key_op (i32.load (i32.const 0)) (i32.const 4)
+                                    (i32.sub (local.get $n) (i32.const 4))
+                                    (i32.const 65536) (i32.const 65536)))
+        (br_if $refused (i32.lt_s (local.get $r) (i32.const 0)))
+        (local.set $answers (i32.add (local.get $answers) (i32.const 1)))
+        (br $again)))
+    (i32.store (i32.const 65536) (local.get $answers))
+    (drop (call $output_write (i32.const 65536) (i32.const 4)))
+    (local.get $r)))"#;
+
+/// Translation: a ciphertext of one granted key becomes one of another, the plaintext
+/// never in the compartment; the source key must allow translation and the target
+/// encryption. A disable takes effect at a running task's next `key_op`. Every use is
+/// counted in the audit log under the key, the task and the outcome.
+#[test]
+fn a_task_translates_between_keys_and_a_disable_stops_it_mid_run() {
+    let mut s = Setup::new();
+    let alice = Tenant::new(&s.service, &mut s.host);
+    create_partition(&s.service, &mut s.host, &alice.key, "p");
+    let aes = SecretBytes::copy_from(AES_CANARY);
+    s.import(
+        &alice,
+        ("p", "old"),
+        KeyType::Aes256Gcm,
+        &[Operation::Encrypt, Operation::Decrypt, Operation::Translate],
+        &[&alice.id],
+        &aes,
+    );
+    s.import(
+        &alice,
+        ("p", "new"),
+        KeyType::Aes256Gcm,
+        &[Operation::Encrypt, Operation::Decrypt],
+        &[&alice.id],
+        &SecretBytes::copy_from(&[3u8; 32]),
+    );
+    let named = keys(&["p/old", "p/new"]);
+    let mut session = open_session(&s.world, &s.service, &mut s.host, &alice.key);
+    let sealed = match one(
+        &mut session,
+        &s.service,
+        &mut s.host,
+        CryptoOp::Encrypt {
+            key: KeyRef::new("p", "old"),
+            plaintext: SecretBytes::copy_from(b"moved without being seen"),
+            aad: b"ctx".to_vec(),
+        },
+    ) {
+        CryptoOutcome::Ciphertext(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let translate = |to: u32, aad: &[u8], ct: &[u8]| {
+        let mut r = vec![6u8];
+        r.extend_from_slice(&to.to_be_bytes());
+        r.extend_from_slice(&request(0, aad, ct)[1..]);
+        r
+    };
+    let moved = s
+        .run(&alice, &named, 0, &translate(1, b"ctx", &sealed))
+        .expect("ran");
+    assert!(!contains(&moved.output, b"moved without being seen"));
+    let opened = open_in_session(
+        &mut s,
+        &mut session,
+        KeyRef::new("p", "new"),
+        &moved,
+        b"ctx",
+    );
+    assert_eq!(opened, b"moved without being seen");
+    // Back again is refused: "new" does not allow translation. So is another AAD, and
+    // a target past the grant.
+    let back = s
+        .run(&alice, &named, 1, &translate(0, b"ctx", &moved.output))
+        .expect("ran");
+    assert_eq!(back.exit, -3, "{}", back.log);
+    assert!(
+        back.log.contains("may not be used to translate"),
+        "{}",
+        back.log
+    );
+    let other_aad = s
+        .run(&alice, &named, 0, &translate(1, b"other", &sealed))
+        .expect("ran");
+    assert_eq!(other_aad.exit, -4, "{}", other_aad.log);
+    let past = s
+        .run(&alice, &named, 0, &translate(7, b"ctx", &sealed))
+        .expect("ran");
+    assert_eq!(past.exit, -1, "{}", past.log);
+
+    // A task encrypting in a loop; the owner disables the key while it runs.
+    s.module = KEY_OP_UNTIL_REFUSED;
+    let service = std::sync::Arc::clone(&s.service);
+    let mut owners_host = s.host.clone();
+    let grants = |host: &MemoryHost| {
+        audit_bodies(host)
+            .iter()
+            .filter(|b| {
+                b["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("ok: granted"))
+                    && b["object"].as_str().is_some_and(|o| o.ends_with("/p/new"))
+            })
+            .count()
+    };
+    // The translations above were granted the key too: wait for one grant more.
+    let earlier = grants(&s.host);
+    let ran = std::thread::scope(|scope| {
+        let owner = &alice.key;
+        let disabler = scope.spawn(move || {
+            let waited = std::time::Instant::now();
+            while grants(&owners_host) == earlier {
+                assert!(
+                    waited.elapsed() < std::time::Duration::from_secs(30),
+                    "the task never started"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            // Let it answer a few first.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            disable_alone(&service, &mut owners_host, owner, ("p", "new")).expect("disabled");
+        });
+        let ran = s
+            .run(&alice, &keys(&["p/new"]), 0, &request(1, b"", b"loop"))
+            .expect("ran");
+        disabler.join().expect("disabler");
+        ran
+    });
+    assert_eq!(ran.exit, -3, "{}", ran.log);
+    assert!(
+        ran.log.contains("disabled for good while the task ran"),
+        "{}",
+        ran.log
+    );
+    let answers = u32::from_le_bytes(ran.output[..4].try_into().expect("count"));
+    assert!(answers > 0, "the key was disabled before the task used it");
+
+    // The audit log counts each use, under the key and the task that made it.
+    let bodies = audit_bodies(&s.host);
+    let counted = |action: &str, start: &str| {
+        bodies.iter().any(|b| {
+            b["action"] == action && b["outcome"].as_str().is_some_and(|o| o.starts_with(start))
+        })
+    };
+    assert!(counted("task.key_op.translate", "ok: 1 since"));
+    assert!(counted("task.key_op.translate", "refused (-3)"));
+    assert!(counted(
+        "task.key_op.encrypt",
+        &format!("ok: {answers} since")
+    ));
+    assert!(counted("task.key_op.encrypt", "refused (-3): key"));
+    let translated = bodies
+        .iter()
+        .find(|b| b["action"] == "task.key_op.translate")
+        .expect("entry");
+    let object = translated["object"].as_str().expect("object");
+    assert!(
+        object.contains("/p/old -> ") && object.contains("/p/new by task "),
+        "{object}"
+    );
+    assert!(!contains(&everything(&s.host), AES_CANARY));
 }

@@ -246,6 +246,15 @@ impl core::str::FromStr for HashAlgorithm {
 }
 
 impl HashAlgorithm {
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
     /// The digest of `data`.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         match self {

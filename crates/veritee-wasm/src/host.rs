@@ -19,7 +19,7 @@
 //! | `fork` | `() -> i32` | an application asks to be forked at the end of this call: 0 if noted, -1 if it may not (a task, or an application its tenant gave no fork target) |
 //!
 //! `key_op` requests are one operation byte and its fields, laid out in [`crate::keys`]:
-//! 1 encrypt, 2 decrypt, 3 sign, 4 verify, 5 hmac. The answer (a ciphertext envelope
+//! 1 encrypt, 2 decrypt, 3 sign, 4 verify, 5 hmac, 6 translate. The answer (a ciphertext envelope
 //! the key's owner can open with `veritee crypto decrypt`, a plaintext, a signature,
 //! a verdict, a tag) is written at `out_ptr`, and its length returned. When it is
 //! longer than `out_cap`, nothing is written and its length is returned all the same:
@@ -29,9 +29,9 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | -1 | no key at `key_index` (the compartment was granted fewer) |
+//! | -1 | no key at `key_index`, or at a translation's `to_key` (the compartment was granted fewer) |
 //! | -2 | the request is malformed |
-//! | -3 | the key's metadata do not allow this operation |
+//! | -3 | the key's metadata do not allow this operation, or the key was disabled while the task ran |
 //! | -4 | the operation failed: wrong key type, a ciphertext that does not open under the key and AAD, an unknown or retired key version |
 //!
 //! The key material never enters the compartment's memory: the node holds the keys and

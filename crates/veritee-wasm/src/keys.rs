@@ -11,7 +11,13 @@
 //! 4 verify   | version: u32 BE (0: newest) | sig_len: u32 BE | signature | message
 //!                                                        -> one byte, 1 valid, 0 not
 //! 5 hmac     | data                                      -> version: u32 BE | tag
+//! 6 translate| to_key: u32 BE | aad_len: u32 BE | aad | ciphertext
+//!                                                        -> the envelope under key to_key
 //! ```
+//!
+//! A translation opens a ciphertext of this key and seals its plaintext under another
+//! key granted to the same compartment (`to_key` is its index), bound to the same
+//! associated data: the plaintext never enters the compartment.
 
 use veritee_crypto::SecretBytes;
 
@@ -25,6 +31,8 @@ pub const OP_SIGN: u8 = 3;
 pub const OP_VERIFY: u8 = 4;
 /// Operation byte of an HMAC.
 pub const OP_HMAC: u8 = 5;
+/// Operation byte of a translation to another key.
+pub const OP_TRANSLATE: u8 = 6;
 
 /// One `key_op` request, read from the guest's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +69,15 @@ pub enum KeyRequest<'a> {
     Hmac {
         /// What to authenticate.
         data: &'a [u8],
+    },
+    /// Open `ciphertext` (bound to `aad`) and seal its plaintext under key `to`.
+    Translate {
+        /// The index of the key to seal it under, in the compartment's list.
+        to: u32,
+        /// Associated data, the same on both sides.
+        aad: &'a [u8],
+        /// The envelope under this key.
+        ciphertext: &'a [u8],
     },
 }
 
@@ -115,9 +132,18 @@ impl<'a> KeyRequest<'a> {
                 }
             }
             OP_HMAC => Self::Hmac { data: rest },
+            OP_TRANSLATE => {
+                let (to, rest) = u32_of(rest, "target key index")?;
+                let (aad, ciphertext) = field(rest, "aad")?;
+                Self::Translate {
+                    to,
+                    aad,
+                    ciphertext,
+                }
+            }
             other => {
                 return Err(KeyOpError::Malformed(format!(
-                    "operation {other} is none of 1 encrypt, 2 decrypt, 3 sign, 4 verify, 5 hmac"
+                    "operation {other} is none of 1 encrypt, 2 decrypt, 3 sign, 4 verify, 5 hmac, 6 translate"
                 )));
             }
         })
@@ -131,6 +157,7 @@ impl<'a> KeyRequest<'a> {
             Self::Sign { .. } => "sign",
             Self::Verify { .. } => "verify",
             Self::Hmac { .. } => "hmac",
+            Self::Translate { .. } => "translate",
         }
     }
 }
@@ -218,8 +245,20 @@ mod tests {
                 message: b"msg"
             }
         );
+        let mut translate = vec![OP_TRANSLATE, 0, 0, 0, 1];
+        translate.extend_from_slice(&with_field(0, b"aad", b"ct")[1..]);
+        assert_eq!(
+            KeyRequest::parse(&translate).unwrap(),
+            KeyRequest::Translate {
+                to: 1,
+                aad: b"aad",
+                ciphertext: b"ct"
+            }
+        );
         for (bytes, word) in [
             (&b""[..], "empty"),
+            (b"\x06\x00\x00", "target key index"),
+            (b"\x06\x00\x00\x00\x01\x00\x00\x00\x05ab", "passes the end"),
             (b"\x09", "operation 9"),
             (b"\x01\x00\x00", "ends before its aad length"),
             (b"\x01\x00\x00\x00\x09ab", "passes the end"),

@@ -14,6 +14,7 @@
 //! replaced or deleted is never served from the cache once the index has moved on.
 
 use super::{ImportedKeyRecord, VersionRecord, key_record, stored_metadata};
+use crate::audit::{MAX_USAGE_ROWS, Usage};
 use crate::host::HostLinkExt;
 use crate::host::{HostLink, failure};
 use crate::service::{EnclaveService, internal, lock, tenant_ns};
@@ -168,6 +169,26 @@ fn outcome_of(f: EnclaveFailure) -> CryptoOutcome {
         FailureKind::Internal => "internal",
     };
     CryptoOutcome::error(code, f.message)
+}
+
+/// How an operation is counted in the audit log: its action, what it names, and
+/// whether its success has an entry of its own.
+fn usage_of(op: &CryptoOp) -> (&'static str, String, bool) {
+    match op {
+        CryptoOp::Encrypt { key, .. } => ("crypto.encrypt", key.to_string(), false),
+        CryptoOp::Decrypt { key, .. } => ("crypto.decrypt", key.to_string(), false),
+        CryptoOp::Translate { from, to, .. } => {
+            ("crypto.translate", format!("{from} -> {to}"), false)
+        }
+        CryptoOp::Sign { key, .. } => ("crypto.sign", key.to_string(), false),
+        CryptoOp::Verify { key, .. } => ("crypto.verify", key.to_string(), false),
+        CryptoOp::Hmac { key, .. } => ("crypto.hmac", key.to_string(), false),
+        CryptoOp::Hash { algorithm, .. } => ("crypto.hash", algorithm.as_str().to_string(), false),
+        CryptoOp::Rotate { key } => ("crypto.rotate", key.to_string(), true),
+        CryptoOp::SetMinimumVersion { key, .. } => {
+            ("crypto.minimum-version", key.to_string(), true)
+        }
+    }
 }
 
 fn bad_input(e: veritee_import::ImportError) -> EnclaveFailure {
@@ -387,15 +408,44 @@ impl LoadedKey {
 impl EnclaveService {
     /// Answers a batch of operations for `tenant`: one outcome per operation, in order;
     /// one refused operation does not stop the others.
+    ///
+    /// Every operation is counted in the audit log (see [`crate::audit`]): by key,
+    /// operation and outcome. If the log cannot take the counts when they are due, the
+    /// batch is refused as a whole: no result leaves unaudited.
     pub(crate) fn crypto_batch(
         &self,
         tenant: &str,
         ops: Vec<CryptoOp>,
         link: &mut dyn HostLink,
-    ) -> Vec<CryptoOutcome> {
-        ops.into_iter()
-            .map(|op| self.crypto_op(tenant, op, link).unwrap_or_else(outcome_of))
-            .collect()
+    ) -> Result<Vec<CryptoOutcome>, EnclaveFailure> {
+        let mut used = Vec::with_capacity(ops.len());
+        let outcomes = ops
+            .into_iter()
+            .map(|op| {
+                let (action, object, own_entry) = usage_of(&op);
+                let outcome = self.crypto_op(tenant, op, link).unwrap_or_else(outcome_of);
+                let result = match &outcome {
+                    CryptoOutcome::Error { code, message } => {
+                        format!("refused ({code}): {message}")
+                    }
+                    // Rotation and a new minimum have entries of their own.
+                    _ if own_entry => return outcome,
+                    _ => "ok".to_string(),
+                };
+                used.push((
+                    Usage {
+                        action,
+                        tenant: tenant.to_string(),
+                        object,
+                        outcome: result,
+                    },
+                    1,
+                ));
+                outcome
+            })
+            .collect();
+        self.audit_usage(link, used)?;
+        Ok(outcomes)
     }
 
     fn crypto_op(
@@ -659,6 +709,7 @@ impl EnclaveService {
             shared = shared_status(record, metadata, now)?;
             Ok(true)
         })?;
+        self.disabled_keys.insert(tenant, key);
         if let Some((status, at)) = shared {
             self.publish_disabled(tenant, key, &status, at, link);
         }
@@ -883,6 +934,7 @@ impl EnclaveService {
         {
             return Err(f);
         }
+        self.disabled_keys.insert(tenant, key);
         self.audit(
             link,
             "import.disable",
@@ -1183,44 +1235,86 @@ fn open(
     }
 }
 
+/// Keys disabled for good since this enclave started: what a running task's grant
+/// looks at before each use, so that a disable takes effect at the task's next
+/// `key_op`, not at its next run. (Grants, and every other use, read the sealed record.)
+#[derive(Default)]
+pub(crate) struct DisabledKeys(std::sync::RwLock<std::collections::HashSet<(String, KeyRef)>>);
+
+impl DisabledKeys {
+    fn insert(&self, tenant: &str, key: &KeyRef) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((tenant.to_string(), key.clone()));
+    }
+
+    fn contains(&self, tenant: &str, key: &KeyRef) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(tenant.to_string(), key.clone()))
+    }
+}
+
+/// One key granted to a compartment: whose it is, its name, and the key.
+pub(crate) struct Granted {
+    pub owner: String,
+    pub key: KeyRef,
+    pub loaded: Arc<LoadedKey>,
+}
+
 /// The stored keys one compartment of a trusted task was granted, in the order its
 /// `keys` name them. The guest reaches them only through `veritee.key_op`: answers are
-/// what an operation makes, never the material, which stays here.
+/// what an operation makes, never the material, which stays here. Each use is
+/// counted, for the audit log once the task ends.
 pub(crate) struct GrantedKeys {
-    keys: Vec<(KeyRef, Arc<LoadedKey>)>,
+    keys: Vec<Granted>,
+    disabled: Arc<DisabledKeys>,
+    /// Who used them, as the audit log's counts name it.
+    user: String,
+    used: std::sync::Mutex<BTreeMap<Usage, u64>>,
 }
 
 impl GrantedKeys {
-    pub(crate) fn new(keys: Vec<(KeyRef, Arc<LoadedKey>)>) -> Self {
-        Self { keys }
-    }
-}
-
-/// A version number and what it made, as `key_op` answers a signature or tag.
-fn versioned(version: u32, made: &[u8]) -> SecretBytes {
-    let mut out = Vec::with_capacity(4 + made.len());
-    out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(made);
-    SecretBytes::new(out)
-}
-
-impl veritee_wasm::KeyService for GrantedKeys {
-    fn count(&self) -> usize {
-        self.keys.len()
+    /// `user` names the task and compartment in the audit log.
+    pub(crate) fn new(keys: Vec<Granted>, disabled: Arc<DisabledKeys>, user: String) -> Self {
+        Self {
+            keys,
+            disabled,
+            user,
+            used: std::sync::Mutex::new(BTreeMap::new()),
+        }
     }
 
-    fn call(
+    /// The uses counted so far, by key, operation and outcome; the count starts over.
+    pub(crate) fn take_usage(&self) -> BTreeMap<Usage, u64> {
+        std::mem::take(&mut *lock(&self.used))
+    }
+
+    fn granted(&self, index: usize) -> Result<&Granted, veritee_wasm::KeyOpError> {
+        let granted = self.keys.get(index).ok_or_else(|| {
+            veritee_wasm::KeyOpError::NoSuchKey(format!(
+                "there is no key {index}: the compartment was granted {}",
+                self.keys.len()
+            ))
+        })?;
+        if self.disabled.contains(&granted.owner, &granted.key) {
+            return Err(veritee_wasm::KeyOpError::Forbidden(format!(
+                "key {}/{} was disabled for good while the task ran",
+                granted.owner, granted.key
+            )));
+        }
+        Ok(granted)
+    }
+
+    fn answer(
         &self,
         key_index: usize,
         request: veritee_wasm::KeyRequest<'_>,
     ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
         use veritee_wasm::{KeyOpError, KeyRequest};
-        let (key, loaded) = self.keys.get(key_index).ok_or_else(|| {
-            KeyOpError::NoSuchKey(format!(
-                "there is no key {key_index}: the compartment was granted {}",
-                self.keys.len()
-            ))
-        })?;
+        let Granted { key, loaded, .. } = self.granted(key_index)?;
         let allow = |op: Operation| {
             loaded
                 .allow(key, op)
@@ -1259,6 +1353,94 @@ impl veritee_wasm::KeyService for GrantedKeys {
                 let (version, tag) = loaded.mac(key, data).map_err(failed)?;
                 Ok(versioned(version, &tag))
             }
+            KeyRequest::Translate {
+                to,
+                aad,
+                ciphertext,
+            } => {
+                allow(Operation::Translate)?;
+                let target = self.granted(usize::try_from(to).unwrap_or(usize::MAX))?;
+                target
+                    .loaded
+                    .allow(&target.key, Operation::Encrypt)
+                    .map_err(|f| KeyOpError::Forbidden(f.message))?;
+                let plaintext = open(loaded, key, aad, ciphertext).map_err(failed)?;
+                seal(&target.loaded, &target.key, aad, plaintext.expose())
+                    .map(SecretBytes::new)
+                    .map_err(failed)
+            }
         }
+    }
+}
+
+/// The audit action of a `key_op`.
+fn key_op_action(request: &veritee_wasm::KeyRequest<'_>) -> &'static str {
+    use veritee_wasm::KeyRequest;
+    match request {
+        KeyRequest::Encrypt { .. } => "task.key_op.encrypt",
+        KeyRequest::Decrypt { .. } => "task.key_op.decrypt",
+        KeyRequest::Sign { .. } => "task.key_op.sign",
+        KeyRequest::Verify { .. } => "task.key_op.verify",
+        KeyRequest::Hmac { .. } => "task.key_op.hmac",
+        KeyRequest::Translate { .. } => "task.key_op.translate",
+    }
+}
+
+/// A version number and what it made, as `key_op` answers a signature or tag.
+fn versioned(version: u32, made: &[u8]) -> SecretBytes {
+    let mut out = Vec::with_capacity(4 + made.len());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(made);
+    SecretBytes::new(out)
+}
+
+impl veritee_wasm::KeyService for GrantedKeys {
+    fn count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn call(
+        &self,
+        key_index: usize,
+        request: veritee_wasm::KeyRequest<'_>,
+    ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
+        let action = key_op_action(&request);
+        let to = match request {
+            veritee_wasm::KeyRequest::Translate { to, .. } => self
+                .keys
+                .get(usize::try_from(to).unwrap_or(usize::MAX))
+                .map(|t| format!(" -> {}/{}", t.owner, t.key)),
+            _ => None,
+        };
+        let answer = self.answer(key_index, request);
+        if let Some(granted) = self.keys.get(key_index) {
+            let usage = Usage {
+                action,
+                tenant: granted.owner.clone(),
+                object: format!(
+                    "{}/{}{} by {}",
+                    granted.owner,
+                    granted.key,
+                    to.unwrap_or_default(),
+                    self.user
+                ),
+                outcome: match &answer {
+                    Ok(_) => "ok".into(),
+                    Err(e) => format!("refused ({}): {e}", e.code()),
+                },
+            };
+            let mut used = lock(&self.used);
+            // Refusals name what the guest asked (a version, a length): past the
+            // bound, new ones are counted by code alone, so a loop cannot grow this.
+            let usage = match &answer {
+                Err(e) if used.len() >= MAX_USAGE_ROWS && !used.contains_key(&usage) => Usage {
+                    outcome: format!("refused ({})", e.code()),
+                    ..usage
+                },
+                _ => usage,
+            };
+            *used.entry(usage).or_insert(0) += 1;
+        }
+        answer
     }
 }

@@ -258,3 +258,28 @@ pub fn refusal(outcome: CryptoOutcome) -> (String, String) {
         other => panic!("not refused: {other:?}"),
     }
 }
+
+/// Disables `partition/key_id` as `tenant` alone (a tenant without security officers).
+pub fn disable_alone(
+    service: &EnclaveService,
+    host: &mut MemoryHost,
+    tenant: &TenantKey,
+    (partition, key_id): (&str, &str),
+) -> Result<EnclaveReply, EnclaveFailure> {
+    let aud = audience(service, host);
+    service.handle(
+        EnclaveCall::Import(ImportCall::DisableKey {
+            request: sign(
+                &aud,
+                tenant,
+                "POST",
+                &paths::disable_key(partition, key_id),
+                b"",
+            ),
+            partition: partition.into(),
+            key_id: key_id.into(),
+            body: Vec::new(),
+        }),
+        host,
+    )
+}
