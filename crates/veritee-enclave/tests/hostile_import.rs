@@ -617,16 +617,7 @@ fn operations_stay_within_the_tenant_partition_and_metadata() {
         },
     ));
     assert_eq!(code, "not_found");
-    let request = sign(&aud, &alice, "GET", &paths::partitions(), &[]);
-    let EnclaveReply::Import(ImportReply::Partitions(list)) = service
-        .handle(
-            EnclaveCall::Import(ImportCall::ListPartitions { request }),
-            &mut host,
-        )
-        .expect("list")
-    else {
-        panic!("no list");
-    };
+    let list = list_partitions(&service, &mut host, &alice);
     assert_eq!(list, vec![("archive".to_string(), vec!["dec".to_string()])]);
     let actions: Vec<String> = audit_bodies(&host)
         .iter()

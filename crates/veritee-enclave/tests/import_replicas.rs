@@ -114,6 +114,11 @@ fn only_the_home_node_releases_an_imported_key_and_only_while_it_is_usable() {
     let why = encrypt(&world, &mut b, &alice, "alone").expect_err("a key for A alone");
     assert!(why.contains("allow no replicas"), "{why}");
     assert_eq!(releases(&a).len(), 2, "{:?}", releases(&a));
+    // B lists its replica under its partition, though B has no such partition.
+    assert_eq!(
+        list_partitions(&b.service, &mut b.host, &alice),
+        vec![("p".to_string(), vec!["shared".to_string()])]
+    );
     assert!(releases(&a).iter().any(|r| r == "ok"));
 
     // C asks B, which holds a replica: a replica is never handed on (the home node

@@ -647,20 +647,28 @@ impl EnclaveService {
     ) -> Result<ImportReply, EnclaveFailure> {
         let tenant = self.authenticate(request, "GET", &paths::partitions(), &[], link)?;
         let ns = tenant_ns(&tenant);
-        let mut out = Vec::new();
-        for record in self.record_keys(link, &ns, "partition/")? {
-            let Some(name) = record.strip_prefix("partition/") else {
-                continue;
-            };
-            let prefix = key_prefix(name);
-            let keys = self
-                .record_keys(link, &ns, &prefix)?
-                .into_iter()
-                .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
-                .collect();
-            out.push((name.to_string(), keys));
+        let mut partitions: std::collections::BTreeMap<String, Vec<String>> = self
+            .record_keys(link, &ns, "partition/")?
+            .into_iter()
+            .filter_map(|r| {
+                r.strip_prefix("partition/")
+                    .map(|n| (n.to_string(), Vec::new()))
+            })
+            .collect();
+        // Keys by partition; a replica fetched from its home node sits in a partition
+        // that may not exist here, and is listed under it all the same.
+        for record in self.record_keys(link, &ns, "kms/")? {
+            if let Some((partition, key_id)) = record
+                .strip_prefix("kms/")
+                .and_then(|rest| rest.split_once('/'))
+            {
+                partitions
+                    .entry(partition.to_string())
+                    .or_default()
+                    .push(key_id.to_string());
+            }
         }
-        Ok(ImportReply::Partitions(out))
+        Ok(ImportReply::Partitions(partitions.into_iter().collect()))
     }
 }
 

@@ -283,3 +283,20 @@ pub fn disable_alone(
         host,
     )
 }
+
+/// The tenant's partitions and their keys, as the enclave lists them.
+pub fn list_partitions(
+    service: &EnclaveService,
+    host: &mut MemoryHost,
+    tenant: &TenantKey,
+) -> Vec<(String, Vec<String>)> {
+    let aud = audience(service, host);
+    let request = sign(&aud, tenant, "GET", &paths::partitions(), &[]);
+    match service.handle(
+        EnclaveCall::Import(ImportCall::ListPartitions { request }),
+        host,
+    ) {
+        Ok(EnclaveReply::Import(ImportReply::Partitions(list))) => list,
+        other => panic!("no list: {other:?}"),
+    }
+}
