@@ -9,7 +9,6 @@ use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_channel::deploy::ReleasePolicy;
 use veritee_channel::ops::Request;
 use veritee_client::{WrappingKeyFile, wrap_for_node};
-use veritee_enclave::EnclaveService;
 use veritee_proto::api::{ImportKeyRequest, paths};
 use veritee_proto::ipc::{EnclaveCall, EnclaveReply};
 
@@ -17,28 +16,6 @@ const CODE: &[u8] = b"the node enclave, version 1";
 const OTHER_CODE: &[u8] = b"the node enclave, patched differently";
 
 /// A node: an enclave service and its host, reachable by peers at `url`.
-struct Node {
-    url: String,
-    service: std::sync::Arc<EnclaveService>,
-    host: MemoryHost,
-}
-
-fn node(world: &World, machine: &str, code: &[u8], url: &str) -> Node {
-    Node {
-        url: url.into(),
-        service: std::sync::Arc::new(world.enclave(machine, code)),
-        host: MemoryHost::default(),
-    }
-}
-
-/// Lets `from` replicate from `to`.
-fn peer(from: &Node, to: &Node) {
-    from.host.peers.lock().expect("peers").insert(
-        to.url.clone(),
-        (std::sync::Arc::clone(&to.service), to.host.clone()),
-    );
-}
-
 fn appraiser_parts(world: &World) -> (veritee_verify::Verifiers, veritee_attest::TrustAnchors) {
     (
         veritee_verify::Verifiers::default(),
@@ -210,11 +187,11 @@ fn measurement_of(world: &World, code: &[u8]) -> String {
 #[test]
 fn a_replica_goes_only_where_the_deployment_policy_allows() {
     let world = World::new(&["m1", "m2", "m3", "m4"]);
-    let mut a = node(&world, "m1", CODE, "a");
-    let mut b = node(&world, "m2", CODE, "b");
-    let mut c = node(&world, "m3", OTHER_CODE, "c");
-    peer(&b, &a);
-    peer(&c, &a);
+    let mut a = Node::new(&world, "m1", CODE, "a");
+    let mut b = Node::new(&world, "m2", CODE, "b");
+    let mut c = Node::new(&world, "m3", OTHER_CODE, "c");
+    peer(&b.host, &a);
+    peer(&c.host, &a);
     let tenant = TenantKey::generate().expect("key");
     for n in [&mut a, &mut b, &mut c] {
         register(&n.service, &mut n.host, &tenant);
@@ -239,8 +216,8 @@ fn a_replica_goes_only_where_the_deployment_policy_allows() {
     assert!(refused.contains("deployment policy"), "{refused}");
     assert!(refused.contains("measurement"), "{refused}");
     // B keeps the tenant's proof of deployment with its copy: it can hand it on.
-    let mut d = node(&world, "m4", CODE, "d");
-    peer(&d, &b);
+    let mut d = Node::new(&world, "m4", CODE, "d");
+    peer(&d.host, &b);
     register(&d.service, &mut d.host, &tenant);
     assert_eq!(
         ensure(&world, &mut d, &tenant, "orders").expect("second hop"),
@@ -273,7 +250,7 @@ fn a_clock_set_back_does_not_make_expired_collateral_pass() {
     fn set_back() -> time::OffsetDateTime {
         time::OffsetDateTime::now_utc() - time::Duration::days(35)
     }
-    let a = node(&world, "m1", CODE, "a");
+    let a = Node::new(&world, "m1", CODE, "a");
     // B first runs with the host's true clock, long enough to write state (another
     // tenant registers): the time it saw is sealed with that state.
     let b_host = MemoryHost::default();
@@ -296,7 +273,7 @@ fn a_clock_set_back_does_not_make_expired_collateral_pass() {
         ),
         host: b_host,
     };
-    peer(&b, &a);
+    peer(&b.host, &a);
     let tenant = TenantKey::generate().expect("key");
     let mut a_host = a.host.clone();
     register(&a.service, &mut a_host, &tenant);
@@ -327,16 +304,13 @@ fn a_clock_set_back_does_not_make_expired_collateral_pass() {
 #[test]
 fn a_newer_build_never_releases_a_key_to_an_older_one() {
     let world = World::new(&["m1", "m2", "m3"]);
-    let versioned = |machine: &str, svn: u16, url: &str| Node {
-        url: url.into(),
-        service: std::sync::Arc::new(world.enclave_at(machine, CODE, svn)),
-        host: MemoryHost::default(),
-    };
+    let versioned =
+        |machine: &str, svn: u16, url: &str| Node::of(world.enclave_at(machine, CODE, svn), url);
     let mut newer = versioned("m1", 2, "newer");
     let mut older = versioned("m2", 1, "older");
     let mut upgraded = versioned("m3", 2, "upgraded");
-    peer(&older, &newer);
-    peer(&upgraded, &older);
+    peer(&older.host, &newer);
+    peer(&upgraded.host, &older);
     let tenant = TenantKey::generate().expect("key");
     for n in [&mut newer, &mut older, &mut upgraded] {
         register(&n.service, &mut n.host, &tenant);

@@ -12,28 +12,14 @@ use veritee_channel::client::TenantKey;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
-use veritee_crypto::hpke::HpkeKeyPair;
 use veritee_enclave::EnclaveService;
 use veritee_enclave::memory_host::AppendFault;
-use veritee_import::keys::{HashAlgorithm, KeyRef, KeyType, Operation};
+use veritee_import::keys::{HashAlgorithm, KeyRef};
 
 const CODE: &[u8] = b"the node enclave, version 1";
 
 fn import_aes(service: &EnclaveService, host: &mut MemoryHost, tenant: &TenantKey, id: &str) {
-    let keys = node_keys(service, host);
-    let provider = HpkeKeyPair::generate();
-    let material = SecretBytes::copy_from(&[9u8; 32]);
-    let meta = metadata_for(
-        &keys,
-        &provider,
-        tenant,
-        ("p", id),
-        KeyType::Aes256Gcm,
-        &[Operation::Encrypt, Operation::Decrypt],
-        &material,
-    );
-    let import = seal_import(&keys, &provider, tenant, meta, &material);
-    send_import(service, host, tenant, &import).expect("import");
+    import_aes_with(service, host, tenant, ("p", id), &[9u8; 32], |_| {});
 }
 
 fn encrypt(key: &KeyRef) -> CryptoOp {

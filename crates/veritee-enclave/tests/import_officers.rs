@@ -14,7 +14,7 @@ use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_crypto::SecretBytes;
 use veritee_crypto::sign::Ed25519SigningKey;
 use veritee_enclave::EnclaveService;
-use veritee_import::keys::{KeyRef, KeyType, Operation};
+use veritee_import::keys::KeyRef;
 use veritee_import::quorum::{QuorumProof, approve};
 use veritee_proto::api::{
     DeletePartitionRequest, DisableKeyRequest, QuorumTokenRequest, RegisterOfficerRequest, paths,
@@ -368,20 +368,7 @@ fn disable(
 }
 
 fn import_aes(service: &EnclaveService, host: &mut MemoryHost, tenant: &TenantKey, id: &str) {
-    let keys = node_keys(service, host);
-    let provider = veritee_crypto::hpke::HpkeKeyPair::generate();
-    let material = SecretBytes::copy_from(&[7u8; 32]);
-    let meta = metadata_for(
-        &keys,
-        &provider,
-        tenant,
-        ("vault", id),
-        KeyType::Aes256Gcm,
-        &[Operation::Encrypt, Operation::Decrypt],
-        &material,
-    );
-    let import = seal_import(&keys, &provider, tenant, meta, &material);
-    send_import(service, host, tenant, &import).expect("import");
+    import_aes_with(service, host, tenant, ("vault", id), &[7u8; 32], |_| {});
 }
 
 #[test]

@@ -7,56 +7,24 @@ mod common;
 
 use common::import::*;
 use common::*;
-use std::sync::Arc;
 use veritee_channel::client::TenantKey;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome};
 use veritee_crypto::SecretBytes;
-use veritee_crypto::hpke::HpkeKeyPair;
-use veritee_enclave::EnclaveService;
-use veritee_import::keys::{KeyRef, KeyType, Operation};
+use veritee_import::keys::KeyRef;
 use veritee_import::metadata::KeyRelease;
 
 const CODE: &[u8] = b"the node enclave, version 1";
 
-struct Node {
-    url: String,
-    service: Arc<EnclaveService>,
-    host: MemoryHost,
-}
-
-fn node(world: &World, machine: &str, url: &str) -> Node {
-    Node {
-        url: url.into(),
-        service: Arc::new(world.enclave(machine, CODE)),
-        host: MemoryHost::default(),
-    }
-}
-
-/// Lets `from` ask `to` for keys.
-fn peer(from: &Node, to: &Node) {
-    from.host
-        .peers
-        .lock()
-        .expect("peers")
-        .insert(to.url.clone(), (Arc::clone(&to.service), to.host.clone()));
-}
-
 fn import(node: &mut Node, tenant: &TenantKey, key_id: &str, release: Option<KeyRelease>) {
-    let keys = node_keys(&node.service, &mut node.host);
-    let provider = HpkeKeyPair::generate();
-    let material = SecretBytes::copy_from(&[4u8; 32]);
-    let mut meta = metadata_for(
-        &keys,
-        &provider,
+    let at = ("p", key_id);
+    import_aes_with(
+        &node.service,
+        &mut node.host,
         tenant,
-        ("p", key_id),
-        KeyType::Aes256Gcm,
-        &[Operation::Encrypt, Operation::Decrypt],
-        &material,
+        at,
+        &[4u8; 32],
+        |meta| meta.release = release,
     );
-    meta.release = release;
-    let import = seal_import(&keys, &provider, tenant, meta, &material);
-    send_import(&node.service, &mut node.host, tenant, &import).expect("import");
 }
 
 /// Encrypts under `key_id` on `node`: the ciphertext, or the refusal's message.
@@ -95,10 +63,10 @@ fn releases(node: &Node) -> Vec<String> {
 #[test]
 fn only_the_home_node_releases_an_imported_key_and_only_while_it_is_usable() {
     let world = World::new(&["m1", "m2", "m3", "m4"]);
-    let mut a = node(&world, "m1", "a");
-    let mut b = node(&world, "m2", "b");
-    let mut c = node(&world, "m3", "c");
-    let mut d = node(&world, "m4", "d");
+    let mut a = Node::new(&world, "m1", CODE, "a");
+    let mut b = Node::new(&world, "m2", CODE, "b");
+    let mut c = Node::new(&world, "m3", CODE, "c");
+    let mut d = Node::new(&world, "m4", CODE, "d");
     let alice = TenantKey::generate().expect("key");
     for n in [&mut a, &mut b, &mut c, &mut d] {
         register(&n.service, &mut n.host, &alice);
@@ -109,7 +77,7 @@ fn only_the_home_node_releases_an_imported_key_and_only_while_it_is_usable() {
 
     // B, a peer of A, gets the shared key at its first use; not the one imported for A
     // alone, and A says why.
-    peer(&b, &a);
+    peer(&b.host, &a);
     encrypt(&world, &mut b, &alice, "shared").expect("B uses A's key");
     let why = encrypt(&world, &mut b, &alice, "alone").expect_err("a key for A alone");
     assert!(why.contains("allow no replicas"), "{why}");
@@ -123,7 +91,7 @@ fn only_the_home_node_releases_an_imported_key_and_only_while_it_is_usable() {
 
     // C asks B, which holds a replica: a replica is never handed on (the home node
     // alone knows whether the key is still usable).
-    peer(&c, &b);
+    peer(&c.host, &b);
     let why = encrypt(&world, &mut c, &alice, "shared").expect_err("from a replica holder");
     assert!(
         why.contains("holds a replica: only the node it was imported into releases it"),
@@ -139,7 +107,7 @@ fn only_the_home_node_releases_an_imported_key_and_only_while_it_is_usable() {
 
     // A disables the key: D, asking A afterwards, gets nothing, and A records why.
     disable_alone(&a.service, &mut a.host, &alice, ("p", "shared")).expect("disabled");
-    peer(&d, &a);
+    peer(&d.host, &a);
     let why = encrypt(&world, &mut d, &alice, "shared").expect_err("a disabled key");
     assert!(why.contains("disabled for good"), "{why}");
     assert!(

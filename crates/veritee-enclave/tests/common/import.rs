@@ -300,3 +300,30 @@ pub fn list_partitions(
         other => panic!("no list: {other:?}"),
     }
 }
+
+/// Imports `material` as an AES-256 key of `tenant`, `partition/key_id`, for encryption
+/// and decryption; `adjust` changes its metadata before they are signed.
+pub fn import_aes_with(
+    service: &EnclaveService,
+    host: &mut MemoryHost,
+    tenant: &TenantKey,
+    at: (&str, &str),
+    material: &[u8],
+    adjust: impl FnOnce(&mut ImportMetadata),
+) {
+    let keys = node_keys(service, host);
+    let provider = HpkeKeyPair::generate();
+    let material = SecretBytes::copy_from(material);
+    let mut meta = metadata_for(
+        &keys,
+        &provider,
+        tenant,
+        at,
+        KeyType::Aes256Gcm,
+        &[Operation::Encrypt, Operation::Decrypt],
+        &material,
+    );
+    adjust(&mut meta);
+    let import = seal_import(&keys, &provider, tenant, meta, &material);
+    send_import(service, host, tenant, &import).expect("import");
+}

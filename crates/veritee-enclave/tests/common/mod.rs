@@ -227,3 +227,34 @@ pub fn audit_bodies(host: &MemoryHost) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// One node of several in process: its enclave, its host, the URL its peers know it by.
+pub struct Node {
+    pub url: String,
+    pub service: std::sync::Arc<EnclaveService>,
+    pub host: MemoryHost,
+}
+
+impl Node {
+    /// A node running `code` on `machine`, with an empty store.
+    pub fn new(world: &World, machine: &str, code: &[u8], url: &str) -> Self {
+        Self::of(world.enclave(machine, code), url)
+    }
+
+    /// A node of an enclave started otherwise.
+    pub fn of(service: EnclaveService, url: &str) -> Self {
+        Self {
+            url: url.into(),
+            service: std::sync::Arc::new(service),
+            host: MemoryHost::default(),
+        }
+    }
+}
+
+/// Lets the enclave behind `from` reach `to`'s as a peer.
+pub fn peer(from: &MemoryHost, to: &Node) {
+    from.peers.lock().expect("peers").insert(
+        to.url.clone(),
+        (std::sync::Arc::clone(&to.service), to.host.clone()),
+    );
+}
