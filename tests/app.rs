@@ -214,7 +214,16 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
 #[test]
 fn a_durable_application_outlives_its_enclave() {
     let fleet = Fleet::new(&["m1"]);
-    let a = fleet.node("a", "m1", "signer", &s(&fleet.p("a-store")), &[]);
+    // 16 MiB and its shadow for each durable application, 16 for a volatile one.
+    let a = fleet.node_with_anchors(
+        "a",
+        "m1",
+        "signer",
+        &s(&fleet.p("a-store")),
+        &[],
+        &fleet.p("vendor/root.pem"),
+        &["--memory-budget-mib", "48"],
+    );
     let tenant = tenant_file(&a, fleet.dir.path());
     let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
     for (name, durable) in [("kept", true), ("volatile", false)] {
@@ -236,6 +245,28 @@ fn a_durable_application_outlives_its_enclave() {
     }
     let listed = String::from_utf8_lossy(&ok(app(&fleet, &a, &tenant, &["list"]))).into_owned();
     assert!(listed.contains("durable"), "{listed}");
+    // The node's memory budget is full.
+    let (done, _, err) = app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "run",
+            "--name",
+            "more",
+            "--module",
+            module,
+            "--memory-mib",
+            "1",
+        ],
+    );
+    assert!(
+        !done
+            && err.contains(
+                "memory budget is full: application more asks 1 MiB, 48 MiB of 48 MiB are reserved"
+            ),
+        "{err}"
+    );
 
     let pid = a.enclave_pid();
     std::process::Command::new("kill")

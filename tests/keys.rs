@@ -967,6 +967,7 @@ fn replication_between_nodes_follows_the_release_policy() {
         &s(&fleet.p("d-store")),
         &[&a.url],
         &fleet.p("anchors-twice.pem"),
+        &[],
     );
     let tenant_path = tenant_file(&a, fleet.dir.path());
     for n in [&b, &c, &d] {

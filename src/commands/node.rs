@@ -110,6 +110,12 @@ pub struct NodeArgs {
     /// client opens one each time, and other tenants keep their room). 0: no limit.
     #[arg(long, default_value_t = veritee_enclave::DEFAULT_SESSIONS_PER_TENANT)]
     tenant_sessions: usize,
+    /// Memory, in MiB, that applications and trusted tasks may reserve in the enclave
+    /// in all (an application its memory limit, and as much again once snapshotted; a
+    /// task its compartments' limits); past it they are refused, naming the numbers.
+    /// Default: three quarters of the memory the enclave sees. 0: no budget.
+    #[arg(long)]
+    memory_budget_mib: Option<u64>,
     /// Task file pieces each tenant may upload at once; past it, 429 with Retry-After.
     /// 0: no limit.
     #[arg(long, default_value_t = veritee_host::limits::DEFAULT_TENANT_UPLOADS)]
@@ -233,6 +239,10 @@ pub struct EnclaveArgs {
     /// Sessions each tenant may hold (0: no limit).
     #[arg(long, default_value_t = veritee_enclave::DEFAULT_SESSIONS_PER_TENANT)]
     tenant_sessions: usize,
+    /// Memory applications and tasks may reserve, in MiB (0: no budget; default: three
+    /// quarters of what the enclave sees).
+    #[arg(long)]
+    memory_budget_mib: Option<u64>,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -522,6 +532,9 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         "--tenant-sessions".into(),
         args.tenant_sessions.to_string().into(),
     ]);
+    if let Some(mib) = args.memory_budget_mib {
+        enclave_args.extend(["--memory-budget-mib".into(), mib.to_string().into()]);
+    }
     let spool = args.dir.join("run").join("spool");
     enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
     if let Some(key) = &args.kbs_admin_key {
@@ -672,6 +685,15 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
 }
 
 /// `--instance`: 1 to 64 letters, digits, `.`, `_` or `-`.
+/// The memory this process's system reports (`MemTotal` of /proc/meminfo): inside a
+/// confidential VM, the guest's; under a LibOS, what it emulates.
+fn memory_seen() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 fn parse_instance(name: &str) -> std::result::Result<String, String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
@@ -784,6 +806,18 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
     }
     service = service
         .with_tenant_session_limit((args.tenant_sessions > 0).then_some(args.tenant_sessions));
+    let budget = match args.memory_budget_mib {
+        Some(0) => None,
+        Some(mib) => Some(mib.saturating_mul(1 << 20)),
+        None => memory_seen().map(|bytes| bytes / 4 * 3),
+    };
+    if let Some(bytes) = budget {
+        tracing::info!(
+            mib = bytes >> 20,
+            "applications and tasks may reserve this much memory in all"
+        );
+        service = service.with_memory_budget(bytes);
+    }
     if config.release_sealing_roots {
         service = service.releasing_sealing_roots();
     }

@@ -343,10 +343,13 @@ impl Fleet {
             store,
             peers,
             &self.p("vendor/root.pem"),
+            &[],
         )
     }
 
-    /// As [`Fleet::node`], with the enclave's (measured) peer trust anchors from `anchors`.
+    /// As [`Fleet::node`], with the enclave's (measured) peer trust anchors from
+    /// `anchors`, and `more` arguments for `veritee node`.
+    #[allow(clippy::too_many_arguments)]
     pub fn node_with_anchors(
         &self,
         name: &str,
@@ -355,6 +358,7 @@ impl Fleet {
         store: &str,
         peers: &[&str],
         anchors: &Path,
+        more: &[&str],
     ) -> Node {
         let state = self.p(name);
         std::fs::create_dir_all(&state).expect("state dir");
@@ -375,6 +379,7 @@ impl Fleet {
         for p in peers {
             extra.extend(["--peer", p]);
         }
+        extra.extend(more);
         let node = start_with(&state, store, &extra);
         // Each peer accepts this node's enclave traffic, as an operator would allow it.
         let token = std::fs::read_to_string(state.join("peer.token")).expect("peer token");

@@ -18,6 +18,7 @@ mod import;
 mod kbs;
 mod keys;
 pub mod launch;
+pub mod memory_budget;
 pub mod memory_host;
 mod replication;
 mod requests;

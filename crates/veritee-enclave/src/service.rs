@@ -78,6 +78,8 @@ pub struct EnclaveService {
     pub(crate) import_keys: Mutex<crate::import::crypto::KeyCache>,
     /// Keys disabled since start, for running tasks' grants.
     pub(crate) disabled_keys: Arc<crate::import::crypto::DisabledKeys>,
+    /// What applications and tasks may reserve in all.
+    pub(crate) memory_budget: Arc<crate::memory_budget::MemoryBudget>,
     /// The signed statement of the RSA import key, made once: unsealing and checking a
     /// 3072-bit key at every `GET /v1/import` would cost each import milliseconds.
     pub(crate) tee_rsa_statement: std::sync::OnceLock<Vec<u8>>,
@@ -177,6 +179,7 @@ impl EnclaveService {
             kbs: Mutex::new(crate::kbs::KbsState::default()),
             import_keys: Mutex::new(crate::import::crypto::KeyCache::default()),
             disabled_keys: Arc::default(),
+            memory_budget: crate::memory_budget::MemoryBudget::new(crate::memory_budget::UNLIMITED),
             tee_rsa_statement: std::sync::OnceLock::new(),
             tee_rsa_key: std::sync::OnceLock::new(),
             import_writes: Mutex::new(()),
@@ -278,6 +281,18 @@ impl EnclaveService {
     pub fn with_tenant_session_limit(self, limit: Option<usize>) -> Self {
         lock(&self.sessions).set_per_tenant(limit);
         self
+    }
+
+    /// Limits the memory applications and tasks may reserve in all to `bytes` (see
+    /// [`crate::memory_budget`]); without it, only the per-tenant limits apply.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = crate::memory_budget::MemoryBudget::new(bytes);
+        self
+    }
+
+    /// The memory budget: its limit and what is reserved now.
+    pub fn memory_budget(&self) -> &crate::memory_budget::MemoryBudget {
+        &self.memory_budget
     }
 
     /// Whether this enclave is a security module.

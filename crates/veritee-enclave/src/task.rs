@@ -926,6 +926,13 @@ impl EnclaveService {
         };
         // Inputs may still be arriving: a read waits for its chunk until the task's own
         // wall-clock limit, which also bounds the run itself.
+        // Every compartment may grow to the limit; held until the task ends.
+        let compartments_bytes = limits
+            .memory_bytes
+            .saturating_mul(init.compartments.len() as u64);
+        let _memory = self
+            .memory_budget
+            .reserve(compartments_bytes, &format!("task {}", init.task_id))?;
         let deadline = Instant::now() + limits.timeout;
         let mut compartments = Vec::with_capacity(init.compartments.len());
         for c in &init.compartments {

@@ -28,9 +28,21 @@ struct Node {
 
 impl Node {
     fn new(world: &World, machine: &str, code: &[u8], url: &str, tenant: &TenantKey) -> Node {
+        Self::with(world, machine, code, url, tenant, |s| s)
+    }
+
+    /// [`Node::new`], its enclave configured by `configure`.
+    fn with(
+        world: &World,
+        machine: &str,
+        code: &[u8],
+        url: &str,
+        tenant: &TenantKey,
+        configure: impl FnOnce(EnclaveService) -> EnclaveService,
+    ) -> Node {
         let mut node = Node {
             url: url.into(),
-            service: Arc::new(world.enclave(machine, code)),
+            service: Arc::new(world.enclave_with(machine, code, configure)),
             host: MemoryHost::default(),
             session: None,
         };
@@ -776,4 +788,71 @@ fn a_large_durable_state_is_stored_in_a_series_of_its_own_and_restores() {
     node.restart(&world, "m1", &tenant);
     assert_eq!(memory(&mut node).1, touched.1 + 1);
     node.call("w", "touch", b"");
+}
+
+fn run(node: &mut Node, name: &str, memory_mib: u32, durable: bool) -> Result<AppAnswer, String> {
+    node.app(AppRequest::Run {
+        name: name.into(),
+        module: SecretBytes::copy_from(COUNTER.as_bytes()),
+        memory_mib: Some(memory_mib),
+        fork_peer: None,
+        durable,
+    })
+}
+
+/// The enclave's memory budget holds across tenants and workloads: applications
+/// reserve their limit, and as much again once snapshotted (a durable one at once, a
+/// forked one at its first fork); a fork arriving reserves in the child's budget. Past
+/// the budget each is refused naming the numbers; what stops gives its room back.
+#[test]
+fn applications_and_forks_stay_within_the_enclave_memory_budget() {
+    let world = World::new(&["m1", "m2"]);
+    let alice = TenantKey::generate().expect("tenant");
+    let bob = TenantKey::generate().expect("tenant");
+    let budget = |s: EnclaveService| s.with_memory_budget(160 << 20);
+    let mut parent = Node::with(&world, "m1", CODE, "https://parent", &alice, budget);
+    let mut child = Node::with(&world, "m2", CODE, "https://child", &alice, budget);
+    peer(&parent, &child);
+    let mut bobs = Node {
+        url: parent.url.clone(),
+        service: Arc::clone(&parent.service),
+        host: parent.host.clone(),
+        session: None,
+    };
+    register(&bobs.service, &mut bobs.host, &bob);
+    bobs.session = Some(open_session(&world, &bobs.service, &mut bobs.host, &bob));
+
+    run(&mut parent, "a", 64, false).expect("64 of 160 MiB");
+    run(&mut bobs, "b", 64, false).expect("another tenant's, 128 of 160 MiB");
+    let refused = run(&mut parent, "c", 64, false).unwrap_err();
+    assert!(
+        refused.contains(
+            "memory budget is full: application c asks 64 MiB, 128 MiB of 160 MiB are reserved"
+        ),
+        "{refused}"
+    );
+    // A durable application reserves its snapshot's shadow at once: 16 + 16.
+    run(&mut parent, "d", 16, true).expect("160 of 160 MiB");
+    assert_eq!(parent.service.memory_budget().held(), 160 << 20);
+    // Forking "a" needs room for its snapshot's shadow: none is left.
+    let refused = parent.fork("a", &child, "a2").unwrap_err();
+    assert!(
+        refused.contains("the snapshot of application a asks 64 MiB"),
+        "{refused}"
+    );
+    // Bob stops his: the room comes back, and the fork goes.
+    bobs.app(AppRequest::Stop { name: "b".into() })
+        .expect("stop");
+    assert_eq!(parent.service.memory_budget().held(), 96 << 20);
+    parent.fork("a", &child, "a2").expect("forked");
+    assert_eq!(parent.service.memory_budget().held(), 160 << 20);
+    // In the child, the arriving fork reserved its limit in the child's budget.
+    assert_eq!(child.service.memory_budget().held(), 64 << 20);
+    run(&mut child, "e", 96, false).expect("160 of 160 MiB in the child");
+    let refused = parent.fork("d", &child, "d2").unwrap_err();
+    assert!(
+        refused.contains("memory budget is full: application d2 asks 16 MiB"),
+        "{refused}"
+    );
+    assert_eq!(child.service.memory_budget().held(), 160 << 20);
 }

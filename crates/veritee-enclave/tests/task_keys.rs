@@ -89,8 +89,13 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::configured(|s| s)
+    }
+
+    /// [`Setup::new`], the enclave configured by `configure`.
+    fn configured(configure: impl FnOnce(EnclaveService) -> EnclaveService) -> Self {
         let world = World::new(&["m1"]);
-        let service = world.enclave("m1", CODE);
+        let service = world.enclave_with("m1", CODE, configure);
         let mut host = MemoryHost::default();
         let keys = node_keys(&service, &mut host);
         Self {
@@ -1001,4 +1006,30 @@ fn a_task_translates_between_keys_and_a_disable_stops_it_mid_run() {
         "{object}"
     );
     assert!(!contains(&everything(&s.host), AES_CANARY));
+}
+
+/// A task reserves its compartments' memory limits in the enclave's budget while it
+/// runs, and gives them back when it ends.
+#[test]
+fn a_task_runs_only_within_the_enclave_memory_budget() {
+    // The default limit is 256 MiB a compartment.
+    let mut s = Setup::configured(|s| s.with_memory_budget(200 << 20));
+    let alice = Tenant::new(&s.service, &mut s.host);
+    let refused = s.run(&alice, &[], 0, b"").err().expect("refused");
+    assert_eq!(refused.kind, FailureKind::TooMany, "{}", refused.message);
+    assert!(
+        refused.message.contains("memory budget is full: task"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains("asks 256 MiB, 0 MiB of 200 MiB"),
+        "{}",
+        refused.message
+    );
+    let mut s = Setup::configured(|s| s.with_memory_budget(256 << 20));
+    let alice = Tenant::new(&s.service, &mut s.host);
+    let ran = s.run(&alice, &[], 0, b"").expect("ran");
+    assert_eq!(ran.exit, -1, "{}", ran.log);
+    assert_eq!(s.service.memory_budget().held(), 0);
 }

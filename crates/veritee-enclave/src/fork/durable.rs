@@ -349,6 +349,10 @@ impl EnclaveService {
         let mut restorer = Restorer::open(&ForkSecret::new(secret.clone()), &record.offer)
             .map_err(fork_failure)?;
         let state = restorer.state().clone();
+        let memory = self.reserve_app_memory(
+            name,
+            super::child_limits(&state.runtime.limits).memory_bytes,
+        )?;
         let (mut app, module_sha256) = start_from(tenant, name, module.expose(), &state)?;
         let ids = restorer.page_ids();
         for id in &ids {
@@ -389,6 +393,8 @@ impl EnclaveService {
         };
         app.allow_fork(record.fork_peer.is_some());
         let mut running = Running {
+            memory,
+            shadow: None,
             app,
             module,
             module_sha256,

@@ -52,6 +52,7 @@ use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_wasm::{App, ForkRole, TaskEngine, TaskLimits};
 
 use crate::host::{HostLink, HostLinkExt, failure};
+use crate::memory_budget::Reservation;
 use crate::replication::{PeerEnvelope, PeerReply, cbor, decode_peer};
 use crate::service::{EnclaveService, bad, internal, lock};
 
@@ -112,6 +113,10 @@ struct Running {
     fork_peer: Option<String>,
     /// Its stored state, if it is durable (see [`durable`]).
     durable: Option<durable::Durable>,
+    /// Its memory limit, reserved in the enclave's budget...
+    memory: Reservation,
+    /// ...and as much again for the snapshot's shadow, once there is one.
+    shadow: Option<Reservation>,
 }
 
 /// A key parent and child share after a fork, and which side this one is on.
@@ -314,6 +319,10 @@ impl Running {
     fn bring_snapshot_up_to_date(&mut self) -> Result<veritee_fork::UpdateStats, EnclaveFailure> {
         let runtime = self.runtime();
         let globals = self.app.globals();
+        if self.snapshot.is_none() && self.shadow.is_none() {
+            let what = format!("the snapshot of application {}", self.app.name());
+            self.shadow = Some(self.memory.another(self.memory.bytes(), &what)?);
+        }
         let snapshot = match &mut self.snapshot {
             Some(s) => s,
             empty => {
@@ -448,6 +457,12 @@ impl EnclaveService {
             .ok_or_else(|| not_found(format!("no application {name}")))
     }
 
+    /// Reserves the memory limit of application `name` in the enclave's budget.
+    fn reserve_app_memory(&self, name: &str, bytes: u64) -> Result<Reservation, EnclaveFailure> {
+        self.memory_budget
+            .reserve(bytes, &format!("application {name}"))
+    }
+
     /// Room for `tenant`'s application `name` of `memory_bytes` of memory, or why
     /// there is none.
     fn check_room(
@@ -528,10 +543,13 @@ impl EnclaveService {
         if let Some(peer) = &fork_peer {
             check_peer(peer, link)?;
         }
+        let memory = self.reserve_app_memory(name, limits.memory_bytes)?;
         let module_sha256 = veritee_crypto::digest::sha256(module.expose());
         let mut app = start(tenant, name, module.expose(), &limits)?;
         app.allow_fork(fork_peer.is_some());
         let running = Running {
+            memory,
+            shadow: None,
             app,
             module,
             module_sha256,
@@ -876,8 +894,14 @@ impl EnclaveService {
         let secret = ForkSecret::new(Confidential::new(secret));
         let restorer = Restorer::open(&secret, &open.offer).map_err(fork_failure)?;
         let state = restorer.state().clone();
+        let memory = self.reserve_app_memory(
+            &open.child,
+            child_limits(&state.runtime.limits).memory_bytes,
+        )?;
         let (app, module_sha256) = start_from(&open.tenant, &open.child, &open.module, &state)?;
         let mut running = Running {
+            memory,
+            shadow: None,
             app,
             module: SecretBytes::copy_from(&open.module),
             module_sha256,
