@@ -124,6 +124,7 @@ fn main() {
                     memory_mib: Some(mib + 1),
                     fork_peer: None,
                     durable: false,
+                    keys: Vec::new(),
                 })
                 .expect("run");
             assert!(matches!(answer, AppAnswer::Started { .. }));
@@ -204,6 +205,7 @@ fn durable_call_cost(
             memory_mib: Some(mib + 1),
             fork_peer: None,
             durable,
+            keys: Vec::new(),
         })
         .expect("run");
         let mut call = |export: &str, input: Vec<u8>| {

@@ -41,6 +41,13 @@ pub enum AppCommand {
         /// survives an enclave restart (each call then costs a durable write).
         #[arg(long)]
         durable: bool,
+        /// A stored key it may use through `key_op`, by its position among these
+        /// (stored keys come before the keys of its forks): PARTITION/KEY_ID,
+        /// OWNER_TENANT_ID/PARTITION/KEY_ID or deployed/NAME. The key's metadata must
+        /// name your tenant among its task signers (`import send --task-signer`).
+        /// Repeatable, at most 8.
+        #[arg(long = "key")]
+        keys: Vec<String>,
     },
     /// Call one of its exports (`() -> i32`); the output goes to --out or stdout, the
     /// return value and the log to stderr.
@@ -123,6 +130,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
             memory_mib,
             fork_peer,
             durable,
+            keys,
         } => {
             let bytes = crate::files::read(&module, "module")?;
             if bytes.len() > MAX_APP_MODULE {
@@ -138,6 +146,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 memory_mib,
                 fork_peer,
                 durable,
+                keys,
             };
             match with_session(&conn, |s| Ok(s.app(request)?))? {
                 AppAnswer::Started { module_sha256 } => {
@@ -194,8 +203,13 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                     .map(|d| format!(", forked from snapshot {}", &d[..16]))
                     .unwrap_or_default();
                 let durable = if app.durable { ", durable" } else { "" };
+                let keys = if app.keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(", keys {}", app.keys.join(" "))
+                };
                 println!(
-                    "{}  module {}  {} calls  {} KiB memory  {} forks{origin}{durable}",
+                    "{}  module {}  {} calls  {} KiB memory  {} forks{origin}{durable}{keys}",
                     app.name,
                     &app.module_sha256[..16],
                     app.calls,

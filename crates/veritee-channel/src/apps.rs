@@ -30,6 +30,10 @@ pub enum AppRequest {
         /// Whether its state is kept in the node's sealed store after every call, so
         /// that it survives an enclave restart.
         durable: bool,
+        /// Stored keys it uses through `key_op`, by their position here, never seeing
+        /// their material: `PARTITION/KEY_ID`, `OWNER_TENANT_ID/PARTITION/KEY_ID` or
+        /// `deployed/NAME`, as a task's compartment names them (at most 8).
+        keys: Vec<String>,
     },
     /// Calls export `export` of application `name` with `input`.
     Call {
@@ -97,6 +101,9 @@ pub struct AppInfo {
     /// Whether its state survives an enclave restart.
     #[serde(default)]
     pub durable: bool,
+    /// The stored keys it names, in `key_op` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
 }
 
 /// The enclave's answer.
@@ -164,6 +171,8 @@ enum WireRequest {
         fork_peer: Option<String>,
         #[serde(default)]
         durable: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<String>,
     },
     Call {
         name: String,
@@ -228,12 +237,14 @@ pub fn encode_request(request: &AppRequest) -> Result<SecretBytes, ChannelError>
             memory_mib,
             fork_peer,
             durable,
+            keys,
         } => WireRequest::Run {
             name: name.clone(),
             module: module.expose().clone(),
             memory_mib: *memory_mib,
             fork_peer: fork_peer.clone(),
             durable: *durable,
+            keys: keys.clone(),
         },
         AppRequest::Call {
             name,
@@ -271,6 +282,7 @@ pub fn decode_request(bytes: &SecretBytes) -> Result<AppRequest, ChannelError> {
                 memory_mib,
                 fork_peer,
                 durable,
+                keys,
             } => {
                 if module.len() > MAX_APP_MODULE {
                     return Err(ChannelError::Malformed(format!(
@@ -284,6 +296,7 @@ pub fn decode_request(bytes: &SecretBytes) -> Result<AppRequest, ChannelError> {
                     memory_mib,
                     fork_peer,
                     durable,
+                    keys,
                 }
             }
             WireRequest::Call {
@@ -382,6 +395,7 @@ mod tests {
             memory_mib: Some(64),
             fork_peer: None,
             durable: false,
+            keys: vec!["p/k".into()],
         };
         assert!(!format!("{run:?}").contains("canary"));
         match decode_request(&encode_request(&run).unwrap()).unwrap() {
@@ -389,10 +403,12 @@ mod tests {
                 name,
                 module,
                 memory_mib,
+                keys,
                 ..
             } => {
                 assert_eq!((name.as_str(), memory_mib), ("kv", Some(64)));
                 assert_eq!(module.expose(), b"canary-module");
+                assert_eq!(keys, ["p/k"]);
             }
             other => panic!("{other:?}"),
         }
@@ -430,6 +446,7 @@ mod tests {
             memory_mib: None,
             fork_peer: None,
             durable: false,
+            keys: Vec::new(),
         })
         .unwrap();
         let err = decode_request(&big).err().map(|e| e.to_string());

@@ -60,7 +60,7 @@ struct QueuedEntry {
 /// One line of the operations tally: what was done, to what, by whom, how it ended.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Usage {
-    /// The audit action (`crypto.encrypt`, `task.key_op.sign`...).
+    /// The audit action (`crypto.encrypt`, `key_op.sign`...).
     pub action: &'static str,
     /// The tenant whose key (or session) it was.
     pub tenant: String,

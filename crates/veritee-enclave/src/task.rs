@@ -838,7 +838,7 @@ impl EnclaveService {
                         keys.push(Granted {
                             owner: owner.to_string(),
                             key,
-                            loaded,
+                            loaded: Ok(loaded),
                         });
                         audited.push((object, c.name.as_str()));
                     }

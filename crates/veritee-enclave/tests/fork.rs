@@ -267,6 +267,7 @@ fn a_child_running_other_code_gets_nothing() {
             memory_mib: None,
             fork_peer: None,
             durable: false,
+            keys: Vec::new(),
         })
         .expect("run");
     parent.call("counter", "remember", CANARY);
@@ -476,6 +477,7 @@ fn an_application_forks_itself_at_the_end_of_a_call() {
             memory_mib: Some(16),
             fork_peer,
             durable: false,
+            keys: Vec::new(),
         })
     };
     let split = |node: &mut Node, name: &str| match node.app(AppRequest::Call {
@@ -530,6 +532,7 @@ fn a_tenants_applications_share_one_memory_budget_and_a_count() {
             memory_mib: Some(mib),
             fork_peer: None,
             durable: false,
+            keys: Vec::new(),
         })
     };
     // `counter` holds 16 MiB already.
@@ -568,6 +571,7 @@ impl Node {
             memory_mib: Some(16),
             fork_peer: None,
             durable,
+            keys: Vec::new(),
         })
         .expect("run");
     }
@@ -751,6 +755,7 @@ fn a_large_durable_state_is_stored_in_a_series_of_its_own_and_restores() {
         memory_mib: Some(17),
         fork_peer: None,
         durable: true,
+        keys: Vec::new(),
     })
     .expect("run");
     let mib: u32 = 12;
@@ -797,6 +802,7 @@ fn run(node: &mut Node, name: &str, memory_mib: u32, durable: bool) -> Result<Ap
         memory_mib: Some(memory_mib),
         fork_peer: None,
         durable,
+        keys: Vec::new(),
     })
 }
 
@@ -855,4 +861,157 @@ fn applications_and_forks_stay_within_the_enclave_memory_budget() {
         "{refused}"
     );
     assert_eq!(child.service.memory_budget().held(), 160 << 20);
+}
+
+/// `KEY_OP`'s input: a key index and a `key_op` request to encrypt `plaintext`.
+fn encrypt_input(index: u32, plaintext: &[u8]) -> Vec<u8> {
+    let mut input = index.to_le_bytes().to_vec();
+    input.push(1);
+    input.extend_from_slice(&0u32.to_be_bytes());
+    input.extend_from_slice(plaintext);
+    input
+}
+
+/// An application uses the stored keys it names through `key_op`, before its links,
+/// never holding their material. They are granted at its start (a key whose metadata
+/// do not name the tenant refuses the run) and again at every call, so a key disabled
+/// since is withheld; every use is counted in the audit log. A fork carries the names,
+/// not the keys: the child's node grants them on its own, a replica only where the
+/// key's metadata allow one.
+#[test]
+fn an_application_uses_stored_keys_granted_at_every_call() {
+    use common::import::{create_partition, disable_alone, import_aes_with};
+    use veritee_import::metadata::KeyRelease;
+    let world = World::new(&["m1", "m2"]);
+    let alice = TenantKey::generate().expect("tenant");
+    let id = alice.tenant_id().expect("id");
+    let mut parent = Node::new(&world, "m1", CODE, "https://parent", &alice);
+    let mut child = Node::new(&world, "m2", CODE, "https://child", &alice);
+    peer(&parent, &child);
+    peer(&child, &parent);
+    create_partition(&parent.service, &mut parent.host, &alice, "p");
+    let at = |key_id| ("p", key_id);
+    for (key_id, signers, release) in [
+        ("shared", vec![id.clone()], Some(KeyRelease::SameSigner)),
+        ("local", vec![id.clone()], None),
+        ("no-apps", vec![], None),
+    ] {
+        import_aes_with(
+            &parent.service,
+            &mut parent.host,
+            &alice,
+            at(key_id),
+            &[6u8; 32],
+            |m| {
+                m.task_signers = signers;
+                m.release = release;
+            },
+        );
+    }
+    let run = |node: &mut Node, keys: &[&str]| {
+        node.app(AppRequest::Run {
+            name: "vault".into(),
+            module: SecretBytes::copy_from(KEY_OP.as_bytes()),
+            memory_mib: Some(16),
+            fork_peer: None,
+            durable: false,
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        })
+    };
+    let refused = run(&mut parent, &["p/shared", "p/no-apps"]).unwrap_err();
+    assert!(
+        refused.contains("application vault is refused: it names key p/no-apps")
+            && refused.contains("task_signers"),
+        "{refused}"
+    );
+    let refused = run(&mut parent, &["p/shared", "p/shared"]).unwrap_err();
+    assert!(refused.contains("named twice"), "{refused}");
+    run(&mut parent, &["p/shared", "p/local"]).expect("run");
+    assert_eq!(parent.list()[0].keys, ["p/shared", "p/local"]);
+
+    let called = |node: &mut Node, input: &[u8]| match node.app(AppRequest::Call {
+        name: "vault".into(),
+        export: "run".into(),
+        input: SecretBytes::copy_from(input),
+    }) {
+        Ok(AppAnswer::Called {
+            exit_code,
+            output,
+            log,
+            ..
+        }) => (
+            exit_code,
+            output.expose().clone(),
+            String::from_utf8_lossy(log.expose()).into_owned(),
+        ),
+        other => panic!("{other:?}"),
+    };
+    // Key 1 encrypts; the tenant opens it in its session with the key's name.
+    let (exit, sealed, log) = called(&mut parent, &encrypt_input(1, b"kept by the app"));
+    assert_eq!(exit as usize, sealed.len(), "{log}");
+    let session = parent.session.as_mut().expect("session");
+    match common::import::one(
+        session,
+        &parent.service,
+        &mut parent.host,
+        veritee_channel::crypto::CryptoOp::Decrypt {
+            key: veritee_import::keys::KeyRef::new("p", "local"),
+            ciphertext: sealed,
+            aad: Vec::new(),
+        },
+    ) {
+        veritee_channel::crypto::CryptoOutcome::Plaintext(p) => {
+            assert_eq!(p.expose(), b"kept by the app")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Past the stored keys there is nothing yet (no fork, no link).
+    assert_eq!(called(&mut parent, &encrypt_input(2, b"x")).0, -1);
+
+    // Forked: the child's node grants the shared key (a replica fetched from the
+    // parent's node) but not the local one; the child's link comes after both.
+    parent.fork("vault", &child, "vault").expect("forked");
+    let (exit, _, log) = called(&mut child, &encrypt_input(0, b"in the child"));
+    assert!(exit > 0, "{log}");
+    let (exit, _, log) = called(&mut child, &encrypt_input(1, b"in the child"));
+    assert_eq!(exit, -3, "{log}");
+    assert!(
+        log.contains("not usable now") && log.contains("no peer released it"),
+        "{log}"
+    );
+    let (exit, _, log) = called(&mut child, &encrypt_input(2, b"to the parent"));
+    assert!(exit > 0, "the link after the stored keys: {log}");
+
+    // Disabled: withheld from the next call on.
+    disable_alone(&parent.service, &mut parent.host, &alice, ("p", "local")).expect("disabled");
+    let (exit, _, log) = called(&mut parent, &encrypt_input(1, b"x"));
+    assert_eq!(exit, -3, "{log}");
+    assert!(log.contains("disabled for good"), "{log}");
+
+    // Audited: the grants at its start, and its uses, counted.
+    audience(&parent.service, &mut parent.host);
+    let bodies = audit_bodies(&parent.host);
+    assert!(bodies.iter().any(|b| {
+        b["action"] == "app.key"
+            && b["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("ok: granted to application vault"))
+    }));
+    assert!(bodies.iter().any(|b| {
+        b["action"] == "app.key"
+            && b["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("refused: application vault"))
+    }));
+    let object = format!("{id}/p/local by application vault of tenant {id}");
+    assert!(
+        bodies.iter().any(|b| b["action"] == "key_op.encrypt"
+            && b["object"] == object.as_str()
+            && b["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("ok: 1 since"))),
+        "{bodies:?}"
+    );
+    assert!(!contains(&everything(&parent.host), &[6u8; 32]));
+    assert!(!contains(&everything(&child.host), &[6u8; 32]));
 }

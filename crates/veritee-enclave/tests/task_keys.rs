@@ -31,26 +31,6 @@ const CODE: &[u8] = b"the node enclave, version 1";
 const AES_CANARY: &[u8; 32] = b"canary-task-aes-key-0123456789ab";
 const HMAC_CANARY: &[u8; 32] = b"canary-task-hmac-key-0123456789a";
 
-/// Input 0 is a 4-byte little-endian key index and a `key_op` request; the module
-/// makes the request, writes the answer to its output and exits with what `key_op`
-/// returned (the answer's length, or the refusal code).
-const KEY_OP: &str = r#"(module
-  (import "veritee" "self_id" (func $self_id (result i32)))
-  (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
-  (import "veritee" "output_write" (func $output_write (param i32 i32) (result i32)))
-  (import "veritee" "key_op" (func $key_op (param i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "run") (result i32)
-    (local $n i32) (local $r i32)
-    (local.set $n (call $input_read (call $self_id) (i32.const 0) (i64.const 0)
-                                    (i32.const 0) (i32.const 65536)))
-    (local.set $r (call $key_op (i32.load (i32.const 0)) (i32.const 4)
-                                (i32.sub (local.get $n) (i32.const 4))
-                                (i32.const 65536) (i32.const 65536)))
-    (if (i32.ge_s (local.get $r) (i32.const 0))
-      (then (drop (call $output_write (i32.const 65536) (local.get $r)))))
-    (local.get $r)))"#;
-
 /// What a task returned: its exit code, output and log.
 struct Ran {
     exit: i32,
@@ -975,7 +955,7 @@ fn a_task_translates_between_keys_and_a_disable_stops_it_mid_run() {
     });
     assert_eq!(ran.exit, -3, "{}", ran.log);
     assert!(
-        ran.log.contains("disabled for good while the task ran"),
+        ran.log.contains("disabled for good while task "),
         "{}",
         ran.log
     );
@@ -989,16 +969,13 @@ fn a_task_translates_between_keys_and_a_disable_stops_it_mid_run() {
             b["action"] == action && b["outcome"].as_str().is_some_and(|o| o.starts_with(start))
         })
     };
-    assert!(counted("task.key_op.translate", "ok: 1 since"));
-    assert!(counted("task.key_op.translate", "refused (-3)"));
-    assert!(counted(
-        "task.key_op.encrypt",
-        &format!("ok: {answers} since")
-    ));
-    assert!(counted("task.key_op.encrypt", "refused (-3): key"));
+    assert!(counted("key_op.translate", "ok: 1 since"));
+    assert!(counted("key_op.translate", "refused (-3)"));
+    assert!(counted("key_op.encrypt", &format!("ok: {answers} since")));
+    assert!(counted("key_op.encrypt", "refused (-3): key"));
     let translated = bodies
         .iter()
-        .find(|b| b["action"] == "task.key_op.translate")
+        .find(|b| b["action"] == "key_op.translate")
         .expect("entry");
     let object = translated["object"].as_str().expect("object");
     assert!(

@@ -109,17 +109,25 @@ impl CompartmentContext {
                 format!("compartment {}: {why}", self.name),
             )
         };
-        if self.keys.len() > MAX_COMPARTMENT_KEYS {
-            return Err(bad(format!(
+        NamedKey::parse_list(&self.keys).map_err(bad)
+    }
+}
+
+impl NamedKey {
+    /// Reads a workload's list of keys: at most [`MAX_COMPARTMENT_KEYS`], each well
+    /// formed and named once.
+    pub fn parse_list(keys: &[String]) -> Result<Vec<NamedKey>, String> {
+        if keys.len() > MAX_COMPARTMENT_KEYS {
+            return Err(format!(
                 "names {} keys, at most {MAX_COMPARTMENT_KEYS}",
-                self.keys.len()
-            )));
+                keys.len()
+            ));
         }
-        let mut named: Vec<NamedKey> = Vec::with_capacity(self.keys.len());
-        for text in &self.keys {
-            let key = NamedKey::parse(text).map_err(bad)?;
+        let mut named: Vec<NamedKey> = Vec::with_capacity(keys.len());
+        for text in keys {
+            let key = NamedKey::parse(text)?;
             if named.contains(&key) {
-                return Err(bad(format!("key {text} is named twice")));
+                return Err(format!("key {text} is named twice"));
             }
             named.push(key);
         }

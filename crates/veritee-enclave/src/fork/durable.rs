@@ -96,6 +96,9 @@ struct AppRecord {
     /// Link keys and the side this application is on (0 parent, 1 child).
     links: Vec<(serde_bytes::ByteBuf, u8)>,
     fork_peer: Option<String>,
+    /// The stored keys it names.
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 impl Drop for AppRecord {
@@ -241,6 +244,7 @@ impl EnclaveService {
                 })
                 .collect(),
             fork_peer: running.fork_peer.clone(),
+            keys: running.keys.iter().map(ToString::to_string).collect(),
         };
         let mut bytes = zeroize::Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *bytes).map_err(internal)?;
@@ -392,7 +396,11 @@ impl EnclaveService {
             None => None,
         };
         app.allow_fork(record.fork_peer.is_some());
+        let keys = veritee_task::messages::NamedKey::parse_list(&record.keys)
+            .map_err(|e| internal(format!("application {name}: its stored keys: {e}")))?;
         let mut running = Running {
+            keys,
+            granted: None,
             memory,
             shadow: None,
             app,
@@ -412,7 +420,7 @@ impl EnclaveService {
                 stored: Vec::new(),
             }),
         };
-        running.grant_links();
+        running.install_keys();
         Ok(running)
     }
 }

@@ -52,9 +52,11 @@ use veritee_proto::ipc::{EnclaveFailure, EnclaveReply, FailureKind};
 use veritee_wasm::{App, ForkRole, TaskEngine, TaskLimits};
 
 use crate::host::{HostLink, HostLinkExt, failure};
+use crate::import::crypto::GrantedKeys;
 use crate::memory_budget::Reservation;
 use crate::replication::{PeerEnvelope, PeerReply, cbor, decode_peer};
 use crate::service::{EnclaveService, bad, internal, lock};
+use veritee_task::messages::NamedKey;
 
 /// Applications one tenant may run on a node at once.
 pub const MAX_APPS_PER_TENANT: usize = 8;
@@ -113,6 +115,11 @@ struct Running {
     fork_peer: Option<String>,
     /// Its stored state, if it is durable (see [`durable`]).
     durable: Option<durable::Durable>,
+    /// The stored keys it names, in `key_op` order (before its links).
+    keys: Vec<NamedKey>,
+    /// Those keys as last granted (at every call: a key disabled or revoked since is
+    /// withheld).
+    granted: Option<Arc<GrantedKeys>>,
     /// Its memory limit, reserved in the enclave's budget...
     memory: Reservation,
     /// ...and as much again for the snapshot's shadow, once there is one.
@@ -129,8 +136,33 @@ struct Link {
 /// What a link key's messages are bound to, besides the application's own data.
 const LINK_AAD: &[u8] = b"veritee app link v1\0";
 
-/// The link keys as the application uses them through `key_op`: key `i` is link `i`
-/// (in a child, key 0 is the one it shares with its parent; a parent's follow in fork
+/// Every key an application uses through `key_op`: first the stored keys it names
+/// (see [`GrantedKeys`]), then its links: key `K + i` is link `i` for `K` stored keys.
+struct AppKeys {
+    stored: Option<Arc<GrantedKeys>>,
+    links: LinkKeys,
+}
+
+impl veritee_wasm::KeyService for AppKeys {
+    fn count(&self) -> usize {
+        self.stored.as_ref().map_or(0, |k| k.count()) + self.links.count()
+    }
+
+    fn call(
+        &self,
+        key_index: usize,
+        request: veritee_wasm::KeyRequest<'_>,
+    ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
+        let stored = self.stored.as_ref().map_or(0, |k| k.count());
+        match &self.stored {
+            Some(keys) if key_index < stored => keys.call(key_index, request),
+            _ => self.links.call(key_index - stored, request),
+        }
+    }
+}
+
+/// The link keys as the application uses them through `key_op`: link `i` (in a
+/// child, link 0 is the one it shares with its parent; a parent's follow in fork
 /// order). Encrypt seals a message for the other side (AES-256-GCM, a random nonce,
 /// the envelope `nonce || ciphertext || tag`), bound to the sender's side, so a message
 /// never opens on the side that sealed it; decrypt opens one from the other side. The
@@ -210,6 +242,14 @@ impl veritee_wasm::KeyService for LinkKeys {
     }
 }
 
+/// How an application is started, besides its name and module.
+struct RunOptions {
+    memory_mib: Option<u32>,
+    fork_peer: Option<String>,
+    durable: bool,
+    keys: Vec<String>,
+}
+
 /// A fork arriving: the child's instance, restored page by page.
 struct Incoming {
     tenant: String,
@@ -232,6 +272,10 @@ pub(crate) struct ForkOpen {
     secret: Vec<u8>,
     #[serde(with = "serde_bytes")]
     offer: Vec<u8>,
+    /// The stored keys the application names: the child grants them on its node, at
+    /// each call, as the parent did.
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 impl Drop for ForkOpen {
@@ -296,9 +340,13 @@ fn fork_failure(e: veritee_fork::ForkError) -> EnclaveFailure {
 }
 
 impl Running {
-    /// Gives the application its link keys for `key_op`.
-    fn grant_links(&mut self) {
-        let keys: Arc<dyn veritee_wasm::KeyService> = Arc::new(LinkKeys(self.links.clone()));
+    /// Gives the application its keys for `key_op`: its stored keys as last granted,
+    /// then its links.
+    fn install_keys(&mut self) {
+        let keys: Arc<dyn veritee_wasm::KeyService> = Arc::new(AppKeys {
+            stored: self.granted.clone(),
+            links: LinkKeys(self.links.clone()),
+        });
         self.app.grant_keys(Some(keys));
     }
 
@@ -311,6 +359,7 @@ impl Running {
             forked_from: self.forked_from.map(hex::encode),
             forks: self.forks,
             durable: self.durable.is_some(),
+            keys: self.keys.iter().map(ToString::to_string).collect(),
         }
     }
 
@@ -366,7 +415,16 @@ impl EnclaveService {
                 memory_mib,
                 fork_peer,
                 durable,
-            } => self.app_run(tenant, &name, module, memory_mib, fork_peer, durable, link),
+                keys,
+            } => {
+                let options = RunOptions {
+                    memory_mib,
+                    fork_peer,
+                    durable,
+                    keys,
+                };
+                self.app_run(tenant, &name, module, options, link)
+            }
             AppRequest::Call {
                 name,
                 export,
@@ -374,10 +432,14 @@ impl EnclaveService {
             } => {
                 let slot = self.app_slot(tenant, &name)?;
                 let mut running = lock(&slot);
-                let mut result = running
-                    .app
-                    .call(&export, input.expose())
-                    .map_err(wasm_failure)?;
+                // Uses since the last call (its `forked` callback's) are counted too.
+                let earlier = running.granted.as_ref().map(|g| g.take_usage());
+                self.grant_app_keys(tenant, &name, &mut running, link);
+                let called = running.app.call(&export, input.expose());
+                // Its keys' uses are counted whatever became of the call.
+                let now = running.granted.as_ref().map(|g| g.take_usage());
+                self.audit_usage(link, earlier.into_iter().chain(now).flatten())?;
+                let mut result = called.map_err(wasm_failure)?;
                 let fork = self.fork_if_asked(tenant, &name, &mut running, link)?;
                 // Answered only once the state the call left is stored.
                 self.persist_app(tenant, &name, &mut running, link)
@@ -527,27 +589,92 @@ impl EnclaveService {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Grants `running`'s stored keys again, as of now: one disabled, revoked or
+    /// suspended since is withheld until it is usable again.
+    fn grant_app_keys(
+        &self,
+        tenant: &str,
+        name: &str,
+        running: &mut Running,
+        link: &mut dyn HostLink,
+    ) {
+        if running.keys.is_empty() {
+            return;
+        }
+        let keys = self.workload_keys(tenant, &running.keys, link);
+        let user = format!("application {name} of tenant {tenant}");
+        running.granted = Some(Arc::new(GrantedKeys::new(
+            keys,
+            Arc::clone(&self.disabled_keys),
+            user,
+        )));
+        running.install_keys();
+    }
+
+    /// Checks the stored keys an application is started with: each named well, and
+    /// each granted now (the first refused refuses the run, named); every grant audited.
+    fn check_app_keys(
+        &self,
+        tenant: &str,
+        name: &str,
+        keys: &[String],
+        link: &mut dyn HostLink,
+    ) -> Result<Vec<NamedKey>, EnclaveFailure> {
+        let named =
+            NamedKey::parse_list(keys).map_err(|e| bad(format!("application {name}: {e}")))?;
+        for (n, granted) in named.iter().zip(self.workload_keys(tenant, &named, link)) {
+            let object = format!("{}/{}", granted.owner, granted.key);
+            if let Err(why) = granted.loaded {
+                self.audit(
+                    link,
+                    "app.key",
+                    tenant,
+                    &object,
+                    &format!("refused: application {name}: {why}"),
+                )?;
+                return Err(failure(
+                    FailureKind::Unauthorized,
+                    format!("application {name} is refused: it names key {n}: {why}"),
+                ));
+            }
+            self.audit(
+                link,
+                "app.key",
+                tenant,
+                &object,
+                &format!("ok: granted to application {name}"),
+            )?;
+        }
+        Ok(named)
+    }
+
     fn app_run(
         &self,
         tenant: &str,
         name: &str,
         module: SecretBytes,
-        memory_mib: Option<u32>,
-        fork_peer: Option<String>,
-        durable: bool,
+        options: RunOptions,
         link: &mut dyn HostLink,
     ) -> Result<AppAnswer, EnclaveFailure> {
+        let RunOptions {
+            memory_mib,
+            fork_peer,
+            durable,
+            keys,
+        } = options;
         let limits = limits(memory_mib)?;
         Self::check_room(&lock(&self.apps), tenant, name, limits.memory_bytes)?;
         if let Some(peer) = &fork_peer {
             check_peer(peer, link)?;
         }
+        let keys = self.check_app_keys(tenant, name, &keys, link)?;
         let memory = self.reserve_app_memory(name, limits.memory_bytes)?;
         let module_sha256 = veritee_crypto::digest::sha256(module.expose());
         let mut app = start(tenant, name, module.expose(), &limits)?;
         app.allow_fork(fork_peer.is_some());
         let running = Running {
+            keys,
+            granted: None,
             memory,
             shadow: None,
             app,
@@ -659,6 +786,7 @@ impl EnclaveService {
             module: running.module.expose().clone(),
             secret: secret.expose().to_vec(),
             offer: offer.as_bytes().to_vec(),
+            keys: running.keys.iter().map(ToString::to_string).collect(),
         };
         // Room for all of it up front: a buffer grown out of would leave a copy of the
         // module and the secret behind, unwiped.
@@ -716,7 +844,7 @@ impl EnclaveService {
                 .map_err(fork_failure)?,
             side: ForkRole::Parent,
         });
-        running.grant_links();
+        running.install_keys();
         let digest = hex::encode(digest);
         self.audit(
             link,
@@ -899,7 +1027,10 @@ impl EnclaveService {
             child_limits(&state.runtime.limits).memory_bytes,
         )?;
         let (app, module_sha256) = start_from(&open.tenant, &open.child, &open.module, &state)?;
+        let keys = NamedKey::parse_list(&open.keys).map_err(bad)?;
         let mut running = Running {
+            keys,
+            granted: None,
             memory,
             shadow: None,
             app,
@@ -918,7 +1049,7 @@ impl EnclaveService {
             // Durability is the tenant's choice on a node too.
             durable: None,
         };
-        running.grant_links();
+        running.install_keys();
         Ok((running, restorer))
     }
 

@@ -864,6 +864,28 @@ impl EnclaveService {
         self.rotated_if_due(owner, key, gated, link)
     }
 
+    /// The keys a long-running workload of `signer` names, each loaded as a task's
+    /// are (see [`Self::task_key`]); one refused now keeps its place, withheld with
+    /// the reason, so the workload's other keys keep their indices.
+    pub(crate) fn workload_keys(
+        &self,
+        signer: &str,
+        named: &[veritee_task::messages::NamedKey],
+        link: &mut dyn HostLink,
+    ) -> Vec<Granted> {
+        named
+            .iter()
+            .map(|n| {
+                let owner = n.owner_or(signer).to_string();
+                let key = KeyRef::new(&n.partition, &n.key_id);
+                let loaded = self
+                    .task_key(&owner, &key, signer, link)
+                    .map_err(|f| f.message);
+                Granted { owner, key, loaded }
+            })
+            .collect()
+    }
+
     /// A key another node imported, fetched from the first peer that releases it (its
     /// metadata must allow replicas), and kept sealed here.
     fn replicate_imported(
@@ -1257,11 +1279,13 @@ impl DisabledKeys {
     }
 }
 
-/// One key granted to a compartment: whose it is, its name, and the key.
+/// One key granted to a workload: whose it is, its name, and the key, or why it is
+/// withheld for now (an application's keys are granted again at every call, and keep
+/// their places when one is refused).
 pub(crate) struct Granted {
     pub owner: String,
     pub key: KeyRef,
-    pub loaded: Arc<LoadedKey>,
+    pub loaded: Result<Arc<LoadedKey>, String>,
 }
 
 /// The stored keys one compartment of a trusted task was granted, in the order its
@@ -1292,20 +1316,29 @@ impl GrantedKeys {
         std::mem::take(&mut *lock(&self.used))
     }
 
-    fn granted(&self, index: usize) -> Result<&Granted, veritee_wasm::KeyOpError> {
+    fn granted(
+        &self,
+        index: usize,
+    ) -> Result<(&KeyRef, &Arc<LoadedKey>), veritee_wasm::KeyOpError> {
+        use veritee_wasm::KeyOpError;
         let granted = self.keys.get(index).ok_or_else(|| {
-            veritee_wasm::KeyOpError::NoSuchKey(format!(
-                "there is no key {index}: the compartment was granted {}",
+            KeyOpError::NoSuchKey(format!(
+                "there is no key {index}: {} keys were granted",
                 self.keys.len()
             ))
         })?;
+        let name = || format!("{}/{}", granted.owner, granted.key);
+        let loaded = granted.loaded.as_ref().map_err(|why| {
+            KeyOpError::Forbidden(format!("key {} is not usable now: {why}", name()))
+        })?;
         if self.disabled.contains(&granted.owner, &granted.key) {
-            return Err(veritee_wasm::KeyOpError::Forbidden(format!(
-                "key {}/{} was disabled for good while the task ran",
-                granted.owner, granted.key
+            return Err(KeyOpError::Forbidden(format!(
+                "key {} was disabled for good while {} ran",
+                name(),
+                self.user
             )));
         }
-        Ok(granted)
+        Ok((&granted.key, loaded))
     }
 
     fn answer(
@@ -1314,7 +1347,7 @@ impl GrantedKeys {
         request: veritee_wasm::KeyRequest<'_>,
     ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
         use veritee_wasm::{KeyOpError, KeyRequest};
-        let Granted { key, loaded, .. } = self.granted(key_index)?;
+        let (key, loaded) = self.granted(key_index)?;
         let allow = |op: Operation| {
             loaded
                 .allow(key, op)
@@ -1359,13 +1392,13 @@ impl GrantedKeys {
                 ciphertext,
             } => {
                 allow(Operation::Translate)?;
-                let target = self.granted(usize::try_from(to).unwrap_or(usize::MAX))?;
+                let (target_key, target) =
+                    self.granted(usize::try_from(to).unwrap_or(usize::MAX))?;
                 target
-                    .loaded
-                    .allow(&target.key, Operation::Encrypt)
+                    .allow(target_key, Operation::Encrypt)
                     .map_err(|f| KeyOpError::Forbidden(f.message))?;
                 let plaintext = open(loaded, key, aad, ciphertext).map_err(failed)?;
-                seal(&target.loaded, &target.key, aad, plaintext.expose())
+                seal(target, target_key, aad, plaintext.expose())
                     .map(SecretBytes::new)
                     .map_err(failed)
             }
@@ -1373,16 +1406,17 @@ impl GrantedKeys {
     }
 }
 
-/// The audit action of a `key_op`.
+/// The audit action of a `key_op` (a task's or an application's: the entry's object
+/// names which).
 fn key_op_action(request: &veritee_wasm::KeyRequest<'_>) -> &'static str {
     use veritee_wasm::KeyRequest;
     match request {
-        KeyRequest::Encrypt { .. } => "task.key_op.encrypt",
-        KeyRequest::Decrypt { .. } => "task.key_op.decrypt",
-        KeyRequest::Sign { .. } => "task.key_op.sign",
-        KeyRequest::Verify { .. } => "task.key_op.verify",
-        KeyRequest::Hmac { .. } => "task.key_op.hmac",
-        KeyRequest::Translate { .. } => "task.key_op.translate",
+        KeyRequest::Encrypt { .. } => "key_op.encrypt",
+        KeyRequest::Decrypt { .. } => "key_op.decrypt",
+        KeyRequest::Sign { .. } => "key_op.sign",
+        KeyRequest::Verify { .. } => "key_op.verify",
+        KeyRequest::Hmac { .. } => "key_op.hmac",
+        KeyRequest::Translate { .. } => "key_op.translate",
     }
 }
 

@@ -258,3 +258,23 @@ pub fn peer(from: &MemoryHost, to: &Node) {
         (std::sync::Arc::clone(&to.service), to.host.clone()),
     );
 }
+
+/// Input 0 is a 4-byte little-endian key index and a `key_op` request; the module
+/// makes the request, writes the answer to its output and exits with what `key_op`
+/// returned (the answer's length, or the refusal code).
+pub const KEY_OP: &str = r#"(module
+  (import "veritee" "self_id" (func $self_id (result i32)))
+  (import "veritee" "input_read" (func $input_read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "veritee" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "veritee" "key_op" (func $key_op (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "run") (result i32)
+    (local $n i32) (local $r i32)
+    (local.set $n (call $input_read (call $self_id) (i32.const 0) (i64.const 0)
+                                    (i32.const 0) (i32.const 65536)))
+    (local.set $r (call $key_op (i32.load (i32.const 0)) (i32.const 4)
+                                (i32.sub (local.get $n) (i32.const 4))
+                                (i32.const 65536) (i32.const 65536)))
+    (if (i32.ge_s (local.get $r) (i32.const 0))
+      (then (drop (call $output_write (i32.const 65536) (local.get $r)))))
+    (local.get $r)))"#;
