@@ -245,6 +245,25 @@ fn a_durable_application_outlives_its_enclave() {
     }
     let listed = String::from_utf8_lossy(&ok(app(&fleet, &a, &tenant, &["list"]))).into_owned();
     assert!(listed.contains("durable"), "{listed}");
+    // A stored key the tenant does not hold refuses the run, named.
+    let (done, _, err) = app(
+        &fleet,
+        &a,
+        &tenant,
+        &[
+            "run",
+            "--name",
+            "keyed",
+            "--module",
+            module,
+            "--key",
+            "vault/none",
+        ],
+    );
+    assert!(
+        !done && err.contains("application keyed is refused: it names key vault/none"),
+        "{err}"
+    );
     // The node's memory budget is full.
     let (done, _, err) = app(
         &fleet,
