@@ -1,7 +1,7 @@
-//! Verifier for AMD SEV-SNP attestation reports (versions 2 and 3).
+//! Verifier for AMD SEV-SNP attestation reports (versions 2 to 5).
 //!
 //! What is checked, in order, at `input.at`:
-//! 1. the report layout ([`report`]): 1184 bytes, version 2 or 3, ECDSA P-384 signature;
+//! 1. the report layout ([`report`]): 1184 bytes, version 2 to 5, ECDSA P-384 signature;
 //! 2. the versioned endorsement key (VEK) certificate, given as collateral (DER or PEM):
 //!    a VCEK (per chip and TCB, issued by the ASK) or a VLEK (per cloud provider,
 //!    issued by the ASVK), as the report's SIGNING_KEY field says. Its issuer names the
@@ -388,6 +388,10 @@ fn build_claims(
     put("reported_tcb_raw", hex::encode(report.reported_tcb));
     put("current_firmware", report.current_version.to_string());
     put("committed_firmware", report.committed_version.to_string());
+    if let Some(v) = report.mitigation_vectors {
+        put("launch_mit_vector", format!("{:#018x}", v.launch));
+        put("current_mit_vector", format!("{:#018x}", v.current));
+    }
     if let Some(c) = report.cpuid {
         put(
             "cpuid",

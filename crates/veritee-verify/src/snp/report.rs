@@ -1,11 +1,11 @@
 //! The SEV-SNP `ATTESTATION_REPORT` structure (AMD SEV-SNP Firmware ABI specification,
-//! table "ATTESTATION_REPORT Structure"), versions 2 and 3.
+//! table "ATTESTATION_REPORT Structure"), versions 2 to 5.
 //!
 //! ```text
 //! ATTESTATION_REPORT: 0x4A0 (1184) bytes, integers little-endian
 //!
 //! offset  size  field
-//! 0x000      4  VERSION (2 or 3)
+//! 0x000      4  VERSION (2 to 5; 4 is laid out as 3)
 //! 0x004      4  GUEST_SVN
 //! 0x008      8  POLICY: bit 19 DEBUG, bit 17 reserved (one), 7:0 ABI minor, 15:8 ABI major ...
 //! 0x010     16  FAMILY_ID
@@ -25,16 +25,18 @@
 //! 0x140     32  REPORT_ID
 //! 0x160     32  REPORT_ID_MA (migration agent)
 //! 0x180      8  REPORTED_TCB: the TCB the VCEK was derived from
-//! 0x188      1  CPUID_FAM_ID   (v3; reserved in v2)
-//! 0x189      1  CPUID_MOD_ID   (v3; reserved in v2)
-//! 0x18A      1  CPUID_STEP     (v3; reserved in v2)
+//! 0x188      1  CPUID_FAM_ID   (v3 on; reserved in v2)
+//! 0x189      1  CPUID_MOD_ID   (v3 on; reserved in v2)
+//! 0x18A      1  CPUID_STEP     (v3 on; reserved in v2)
 //! 0x18B     21  reserved
 //! 0x1A0     64  CHIP_ID (zero when MASK_CHIP_ID; Turin uses the first 8 bytes)
 //! 0x1E0      8  COMMITTED_TCB
 //! 0x1E8      4  CURRENT build, minor, major, reserved
 //! 0x1EC      4  COMMITTED build, minor, major, reserved
 //! 0x1F0      8  LAUNCH_TCB
-//! 0x1F8    168  reserved
+//! 0x1F8      8  LAUNCH_MIT_VECTOR  (v5; reserved before): mitigations verified at launch
+//! 0x200      8  CURRENT_MIT_VECTOR (v5; reserved before): mitigations verified now
+//! 0x208    152  reserved
 //! 0x2A0    512  SIGNATURE: R (72 bytes, little-endian), S (72 bytes, little-endian),
 //!               368 reserved; ECDSA P-384/SHA-384 over bytes 0x000..0x2A0
 //!
@@ -70,7 +72,9 @@ pub const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
 /// Guest policy bit: debugging allowed.
 pub const POLICY_DEBUG: u64 = 1 << 19;
 /// Versions this parser reads.
-pub const SUPPORTED_VERSIONS: [u32; 2] = [2, 3];
+pub const SUPPORTED_VERSIONS: [u32; 4] = [2, 3, 4, 5];
+/// The first version with the mitigation vectors.
+pub const MITIGATION_VECTORS_SINCE: u32 = 5;
 
 const _: () = assert!(SIGNED_LEN + SIGNATURE_AREA_LEN == REPORT_LEN);
 const _: () = assert!(
@@ -202,10 +206,19 @@ pub struct Cpuid {
     pub stepping: u8,
 }
 
+/// The mitigation vectors of a v5 report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MitigationVectors {
+    /// LAUNCH_MIT_VECTOR.
+    pub launch: u64,
+    /// CURRENT_MIT_VECTOR.
+    pub current: u64,
+}
+
 /// A parsed attestation report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnpReport {
-    /// VERSION (2 or 3).
+    /// VERSION (2 to 5).
     pub version: u32,
     /// GUEST_SVN.
     pub guest_svn: u32,
@@ -243,7 +256,7 @@ pub struct SnpReport {
     pub report_id_ma: [u8; 32],
     /// REPORTED_TCB, raw.
     pub reported_tcb: [u8; 8],
-    /// CPUID fields (v3 only).
+    /// CPUID fields (v3 on).
     pub cpuid: Option<Cpuid>,
     /// CHIP_ID.
     pub chip_id: [u8; CHIP_ID_LEN],
@@ -255,6 +268,10 @@ pub struct SnpReport {
     pub committed_version: FirmwareVersion,
     /// LAUNCH_TCB, raw.
     pub launch_tcb: [u8; 8],
+    /// LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR (v5 on): which mitigations the
+    /// firmware verified at launch, and now. Their bits are the platform's to define,
+    /// so they are reported, not judged.
+    pub mitigation_vectors: Option<MitigationVectors>,
     /// Signature as fixed big-endian `r || s` (96 bytes), ready for aws-lc-rs.
     pub signature: [u8; 2 * P384_SCALAR_LEN],
 }
@@ -371,7 +388,14 @@ impl SnpReport {
         let current_version = version_of(&mut r)?;
         let committed_version = version_of(&mut r)?;
         let launch_tcb = r.array("LAUNCH_TCB")?;
-        r.take(168, "reserved")?;
+        let launch_mit = r.u64_le("LAUNCH_MIT_VECTOR")?;
+        let current_mit = r.u64_le("CURRENT_MIT_VECTOR")?;
+        let mitigation_vectors =
+            (version >= MITIGATION_VECTORS_SINCE).then_some(MitigationVectors {
+                launch: launch_mit,
+                current: current_mit,
+            });
+        r.take(152, "reserved")?;
         debug_assert_eq!(r.offset(), SIGNED_LEN);
         let sig_r = component(r.take(SIGNATURE_COMPONENT_LEN, "SIGNATURE R")?, "R")?;
         let sig_s = component(r.take(SIGNATURE_COMPONENT_LEN, "SIGNATURE S")?, "S")?;
@@ -420,6 +444,7 @@ impl SnpReport {
             current_version,
             committed_version,
             launch_tcb,
+            mitigation_vectors,
             signature,
         })
     }
@@ -474,10 +499,44 @@ mod tests {
             Err(VerifyError::TooLarge { .. })
         ));
         let mut bytes = [0u8; REPORT_LEN];
-        bytes[0] = 5;
-        assert!(matches!(
-            SnpReport::parse(&bytes),
-            Err(VerifyError::UnsupportedVersion { version: 5, .. })
-        ));
+        for version in [0u8, 1, 6, 0xff] {
+            bytes[0] = version;
+            assert!(matches!(
+                SnpReport::parse(&bytes),
+                Err(VerifyError::UnsupportedVersion { version: v, .. }) if v == u32::from(version)
+            ));
+        }
+    }
+
+    /// A report of `version` with every field set, unsigned (the layout alone).
+    fn report(version: u32) -> [u8; REPORT_LEN] {
+        let mut bytes = [0u8; REPORT_LEN];
+        bytes[..4].copy_from_slice(&version.to_le_bytes());
+        bytes[0x34] = 1;
+        bytes[0x188..0x18B].copy_from_slice(&[0x1a, 0x02, 0x01]);
+        bytes[0x1F0..0x1F8].copy_from_slice(&[1, 2, 3, 4, 0, 0, 0, 9]);
+        bytes[0x1F8..0x200].copy_from_slice(&0x0000_0000_0000_0005u64.to_le_bytes());
+        bytes[0x200..0x208].copy_from_slice(&0x0000_0000_0000_0007u64.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn versions_four_and_five_read_their_fields_and_only_theirs() {
+        let v5 = SnpReport::parse(&report(5)).unwrap();
+        assert_eq!(
+            v5.mitigation_vectors,
+            Some(MitigationVectors {
+                launch: 5,
+                current: 7
+            })
+        );
+        assert_eq!(v5.launch_tcb, [1, 2, 3, 4, 0, 0, 0, 9]);
+        assert_eq!(v5.cpuid.map(|c| c.family), Some(0x1a));
+        // Version 4 is laid out as 3: no vectors, whatever those bytes hold.
+        let v4 = SnpReport::parse(&report(4)).unwrap();
+        assert_eq!(v4.mitigation_vectors, None);
+        assert_eq!(v4.cpuid.map(|c| c.model), Some(0x02));
+        let v2 = SnpReport::parse(&report(2)).unwrap();
+        assert_eq!((v2.cpuid, v2.mitigation_vectors), (None, None));
     }
 }
