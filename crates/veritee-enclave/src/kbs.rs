@@ -128,32 +128,60 @@ fn json(body: &impl serde::Serialize) -> Result<Vec<u8>, EnclaveFailure> {
     serde_json::to_vec(body).map_err(internal)
 }
 
-/// Checks that the evidence binds the init-data the guest sent: the digest must equal
-/// the TEE's configuration field. The sample TEE signs nothing, so its init-data is
-/// only recorded (in the token, as unverified); a kind whose binding this broker does
-/// not know refuses init-data rather than vouch for it.
+/// Checks that the evidence binds the init-data the guest sent: the digest must be
+/// what the TEE's configuration field holds, or what its TPM's init-data PCR was
+/// extended with (see [`protocol::InitDataBinding`]). The sample TEE signs nothing, so
+/// its init-data is only recorded (in the token, as unverified); a kind whose binding
+/// this broker does not know refuses init-data rather than vouch for it.
 fn check_init_data(
     kind: veritee_attest::TeeKind,
     claims: &Claims,
     digest: &[u8],
 ) -> Result<(), EnclaveFailure> {
+    use protocol::InitDataBinding;
     if kind == veritee_attest::TeeKind::CocoSample {
         return Ok(());
     }
-    let Some(name) = protocol::init_data_measurement(kind) else {
+    let Some(binding) = protocol::init_data_binding(kind) else {
         return Err(bad(format!(
             "the guest sent init-data, which this broker cannot check against {kind} evidence"
         )));
     };
-    // A measurement (TDX's MRCONFIGID) or a detail (SNP's HOST_DATA, hex).
-    let bound = claims
-        .measurement(name)
-        .map(<[u8]>::to_vec)
-        .or_else(|| claims.details.get(name).and_then(|h| hex::decode(h).ok()))
-        .unwrap_or_default();
-    // Shorter digests (SHA-256) sit zero-padded in a 48-byte field.
-    let mut expected = digest.to_vec();
-    expected.resize(bound.len().max(digest.len()), 0);
+    let (name, bound, expected) = match binding {
+        InitDataBinding::Field(name) => {
+            // A measurement (TDX's MRCONFIGID) or a detail (SNP's HOST_DATA, hex).
+            let bound = claims
+                .measurement(name)
+                .map(<[u8]>::to_vec)
+                .or_else(|| claims.details.get(name).and_then(|h| hex::decode(h).ok()))
+                .unwrap_or_default();
+            // Shorter digests (SHA-256) sit zero-padded in a longer field.
+            let mut expected = digest.to_vec();
+            expected.resize(bound.len().max(digest.len()), 0);
+            (name.to_string(), bound, expected)
+        }
+        InitDataBinding::TpmPcr(index) => {
+            let name = format!("pcr{index}");
+            if digest.len() != 32 {
+                return Err(bad(format!(
+                    "{kind} evidence binds init-data by extending its SHA-256 digest into PCR {index}: this init-data names a digest of {} bytes (use algorithm = \"sha256\")",
+                    digest.len()
+                )));
+            }
+            let Some(bound) = claims.measurement(&name) else {
+                return Err(unauthorized(format!(
+                    "the guest sent init-data, but its TPM quote does not cover PCR {index}, which binds it"
+                )));
+            };
+            let mut extended = [0u8; 64];
+            extended[32..].copy_from_slice(digest);
+            (
+                name,
+                bound.to_vec(),
+                veritee_crypto::digest::sha256(&extended).to_vec(),
+            )
+        }
+    };
     if !veritee_crypto::ct_eq(&bound, &expected) {
         return Err(unauthorized(format!(
             "the init-data's digest is not the evidence's {name}: the guest booted with other init-data"
@@ -739,13 +767,59 @@ mod tests {
         snp.details.insert("host_data".into(), hex::encode(short));
         check_init_data(TeeKind::SevSnp, &snp, &short).unwrap();
         assert!(check_init_data(TeeKind::SevSnp, &snp, &digest).is_err());
-        // A kind whose binding is not known refuses init-data; the sample TEE records it.
+        // SGX's CONFIGID is a detail of 64 bytes: a SHA-384 digest sits zero-padded.
+        let mut sgx = claims(TeeKind::Sgx, &[]);
+        let mut config_id = digest.to_vec();
+        config_id.resize(64, 0);
+        sgx.details
+            .insert("config_id".into(), hex::encode(&config_id));
+        check_init_data(TeeKind::Sgx, &sgx, &digest).unwrap();
+        let err = check_init_data(TeeKind::Sgx, &sgx, &other).unwrap_err();
+        assert!(err.message.contains("config_id"), "{}", err.message);
+        // Azure's vTPM: PCR 8 extended once from zero with the SHA-256 digest.
+        let mut zero_then_digest = [0u8; 64];
+        zero_then_digest[32..].copy_from_slice(&short);
+        let pcr8 = veritee_crypto::digest::sha256(&zero_then_digest);
+        let mut az = claims(TeeKind::AzureSnpVtpm, &[]);
+        az.measurements
+            .insert("pcr8".into(), HexBytes(pcr8.to_vec()));
+        check_init_data(TeeKind::AzureSnpVtpm, &az, &short).unwrap();
         let err = check_init_data(
             TeeKind::AzureSnpVtpm,
-            &claims(TeeKind::AzureSnpVtpm, &digest),
-            &digest,
+            &az,
+            &veritee_crypto::digest::sha256(b"other init-data"),
         )
         .unwrap_err();
+        assert!(err.message.contains("pcr8"), "{}", err.message);
+        // Trustee's own vector for this binding (deps/verifier/src/az_snp_vtpm).
+        let mut vector = claims(TeeKind::AzureSnpVtpm, &[]);
+        vector.measurements.insert(
+            "pcr8".into(),
+            HexBytes(
+                hex::decode("bddaccb9c52249e97a31baea61b7d91be8221a16e703d92148d04fb8e9c1dfdd")
+                    .unwrap(),
+            ),
+        );
+        let trustee_digest =
+            hex::decode("8505e4e25e50a27c5dc8147af88efbece627fbea55291911eff832d9ee127781")
+                .unwrap();
+        check_init_data(TeeKind::AzureSnpVtpm, &vector, &trustee_digest).unwrap();
+        // The PCR holding the digest itself (not extended into it) does not pass.
+        az.measurements
+            .insert("pcr8".into(), HexBytes(short.to_vec()));
+        assert!(check_init_data(TeeKind::AzureSnpVtpm, &az, &short).is_err());
+        let err = check_init_data(TeeKind::AzureSnpVtpm, &az, &digest).unwrap_err();
+        assert!(err.message.contains("algorithm"), "{}", err.message);
+        az.measurements.remove("pcr8");
+        let err = check_init_data(TeeKind::AzureSnpVtpm, &az, &short).unwrap_err();
+        assert!(
+            err.message.contains("does not cover PCR 8"),
+            "{}",
+            err.message
+        );
+        // A kind whose binding is not known refuses init-data; the sample TEE records it.
+        let err =
+            check_init_data(TeeKind::Nitro, &claims(TeeKind::Nitro, &digest), &digest).unwrap_err();
         assert_eq!(err.kind, FailureKind::BadRequest);
         check_init_data(
             TeeKind::CocoSample,

@@ -329,13 +329,24 @@ pub fn additional_evidence(attestation: &Attestation) -> Result<Vec<DeviceEviden
     Ok(out)
 }
 
-/// The claim that must equal the init-data digest for evidence of `kind`, when the
-/// TEE binds init-data: TDX's MRCONFIGID, SNP's HOSTDATA. `None` where this broker
-/// knows no binding.
-pub fn init_data_measurement(kind: TeeKind) -> Option<&'static str> {
+/// How evidence of a kind binds the guest's init-data, as CoCo's guests boot with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitDataBinding {
+    /// The digest, zero-padded to the field's length, is this claim (a measurement,
+    /// or a detail in hex): TDX's MRCONFIGID, SNP's HOST_DATA, SGX's CONFIGID.
+    Field(&'static str),
+    /// The SHA-256 digest was extended once into this TPM PCR (SHA-256 bank) from
+    /// zero: the PCR is `SHA-256(32 zero bytes || digest)`. Azure's vTPM guests, PCR 8.
+    TpmPcr(u8),
+}
+
+/// How evidence of `kind` binds init-data; `None` where this broker knows no binding.
+pub fn init_data_binding(kind: TeeKind) -> Option<InitDataBinding> {
     match kind {
-        TeeKind::Tdx => Some("mrconfigid"),
-        TeeKind::SevSnp => Some("host_data"),
+        TeeKind::Tdx => Some(InitDataBinding::Field("mrconfigid")),
+        TeeKind::SevSnp => Some(InitDataBinding::Field("host_data")),
+        TeeKind::Sgx => Some(InitDataBinding::Field("config_id")),
+        TeeKind::AzureSnpVtpm => Some(InitDataBinding::TpmPcr(8)),
         _ => None,
     }
 }

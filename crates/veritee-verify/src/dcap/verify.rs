@@ -532,6 +532,7 @@ fn claims(
             put("miscselect", hex::encode(report.misc_select));
             put("cpu_svn", hex::encode(report.cpu_svn));
             put("config_svn", report.config_svn.to_string());
+            put("config_id", hex::encode(report.config_id));
             (
                 TeeKind::Sgx,
                 Some(hexb(&report.mr_signer)),
