@@ -414,3 +414,38 @@ fn policies_over_real_claims() {
     assert_eq!(code, 1);
     assert_eq!(failed_criteria(&v), ["tcb_status"], "{v}");
 }
+
+/// Trustee's az-tdx-vtpm document (not in vectors.json) through `veritee verify`, as an
+/// operator checks what a CoCo guest sent: detected, verified with the collateral of
+/// its platform, and judged by a policy on the vTPM's PCRs and the TD's MRTD.
+#[test]
+fn an_azure_tdx_document_verifies_through_the_cli() {
+    let policy = r#"
+version = 1
+tee = ["azure-tdx-vtpm"]
+tcb_status = ["OutOfDate"]
+allow_debug = false
+[measurements]
+mrtd = ["024a32b070383331181619fa387cb4d55d1e38879f989933055ccad5bc2db795d1737b66205949d15469dc8c1ba7ab7b"]
+pcr0 = ["782b20b10f55cc46e2142cc2145d548698073e5beb82752c8d7f9279f0d8a273"]
+"#;
+    let collateral = ["dcap/tdx_00806f050000_2025-02_from_dcap-rs.json"];
+    let (code, json) = verify_with_policy(
+        "azure/tdx-evidence-v1.json",
+        &collateral,
+        "2025-02-13T04:00:32Z",
+        policy,
+    );
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["tee"], "azure-tdx-vtpm", "{json}");
+    assert_eq!(json["policy"]["decision"], "accept", "{json}");
+    let other_pcr = policy.replace("782b20b1", "00000000");
+    let (code, json) = verify_with_policy(
+        "azure/tdx-evidence-v1.json",
+        &collateral,
+        "2025-02-13T04:00:32Z",
+        &other_pcr,
+    );
+    assert_ne!(code, 0, "{json}");
+    assert_eq!(failed_criteria(&json), ["measurements.pcr0"], "{json}");
+}

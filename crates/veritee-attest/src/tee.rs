@@ -20,6 +20,8 @@ pub enum TeeKind {
     Nitro,
     /// Azure confidential VM: SEV-SNP behind a paravisor vTPM.
     AzureSnpVtpm,
+    /// Azure confidential VM: TDX behind a paravisor vTPM.
+    AzureTdxVtpm,
     /// NVIDIA H100 GPU in confidential-computing mode.
     NvidiaH100,
     /// A TPM 2.0 quote by a cloud vTPM whose attestation key the cloud certifies
@@ -33,13 +35,14 @@ pub enum TeeKind {
 
 impl TeeKind {
     /// Every kind, in a stable order.
-    pub const ALL: [TeeKind; 9] = [
+    pub const ALL: [TeeKind; 10] = [
         Self::Simulated,
         Self::Sgx,
         Self::Tdx,
         Self::SevSnp,
         Self::Nitro,
         Self::AzureSnpVtpm,
+        Self::AzureTdxVtpm,
         Self::NvidiaH100,
         Self::Tpm2,
         Self::CocoSample,
@@ -54,6 +57,7 @@ impl TeeKind {
             Self::SevSnp => "sev-snp",
             Self::Nitro => "aws-nitro",
             Self::AzureSnpVtpm => "azure-snp-vtpm",
+            Self::AzureTdxVtpm => "azure-tdx-vtpm",
             Self::NvidiaH100 => "nvidia-h100",
             Self::Tpm2 => "tpm2",
             Self::CocoSample => "coco-sample",

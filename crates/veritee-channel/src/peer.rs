@@ -48,7 +48,7 @@ pub fn primary_measurement(tee: TeeKind) -> &'static str {
     match tee {
         TeeKind::Simulated => "measurement",
         TeeKind::Sgx => "mrenclave",
-        TeeKind::Tdx => "mrtd",
+        TeeKind::Tdx | TeeKind::AzureTdxVtpm => "mrtd",
         TeeKind::SevSnp | TeeKind::AzureSnpVtpm => "launch_measurement",
         TeeKind::Nitro | TeeKind::Tpm2 => "pcr0",
         _ => "measurement",

@@ -168,9 +168,10 @@ pub fn primary_evidence(tee: Tee, attestation: &Attestation) -> Result<PrimaryEv
             (TeeKind::SevSnp, report)
         }
         Tee::AzSnpVtpm => (TeeKind::AzureSnpVtpm, document()?),
+        Tee::AzTdxVtpm => (TeeKind::AzureTdxVtpm, document()?),
         other => {
             return Err(KbsError::Unsupported(format!(
-                "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"tdx\", \"sgx\", \"snp\", \"az-snp-vtpm\" and \"sample\" (when a policy allows it)",
+                "evidence of the CoCo TEE kind {:?} is not verified by this broker yet; it verifies \"tdx\", \"sgx\", \"snp\", \"az-snp-vtpm\", \"az-tdx-vtpm\" and \"sample\" (when a policy allows it)",
                 other.as_ref()
             )));
         }
@@ -346,7 +347,7 @@ pub fn init_data_binding(kind: TeeKind) -> Option<InitDataBinding> {
         TeeKind::Tdx => Some(InitDataBinding::Field("mrconfigid")),
         TeeKind::SevSnp => Some(InitDataBinding::Field("host_data")),
         TeeKind::Sgx => Some(InitDataBinding::Field("config_id")),
-        TeeKind::AzureSnpVtpm => Some(InitDataBinding::TpmPcr(8)),
+        TeeKind::AzureSnpVtpm | TeeKind::AzureTdxVtpm => Some(InitDataBinding::TpmPcr(8)),
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
 //! Real evidence, as CoCo's attesters send it, read by `primary_evidence` and verified
-//! by veritee's verifiers: an Azure SNP vTPM document (Trustee's own test data) and a
+//! by veritee's verifiers: Azure SNP and TDX vTPM documents (Trustee's own test data) and a
 //! TDX quote with its collateral (dcap-qvl's), both from ../shared/evidence, copied
 //! into veritee-verify's test data (see its NOTICE files).
 
@@ -14,6 +14,11 @@ const AZURE_V2: &[u8] = include_bytes!("../../veritee-verify/tests/data/azure/ev
 /// The nonce the Azure document's TPM quote carries (48 bytes: a real KBS runtime-data
 /// digest, SHA-384).
 const AZURE_V2_NONCE: &str = "982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748cd0fd9f5f819ef";
+const AZURE_TDX_V1: &[u8] =
+    include_bytes!("../../veritee-verify/tests/data/azure/tdx-evidence-v1.json");
+const TDX_00806F050000_COLLATERAL: &[u8] = include_bytes!(
+    "../../veritee-verify/tests/data/dcap/tdx_00806f050000_2025-02_from_dcap-rs.json"
+);
 const TDX_QUOTE: &[u8] = include_bytes!("../../veritee-verify/tests/data/dcap/tdx_quote");
 const TDX_COLLATERAL: &[u8] =
     include_bytes!("../../veritee-verify/tests/data/dcap/tdx_quote_collateral.json");
@@ -69,6 +74,35 @@ fn an_azure_snp_vtpm_document_verifies_and_binds_its_nonce() {
         verify(&evidence, &[], &ours, at),
         Err(VerifyError::ReportDataMismatch { .. })
     ));
+}
+
+#[test]
+fn an_azure_tdx_vtpm_document_verifies_with_its_platforms_collateral() {
+    let document: serde_json::Value = serde_json::from_slice(AZURE_TDX_V1).unwrap();
+    let attestation = attestation(document);
+    let evidence = primary_evidence(Tee::AzTdxVtpm, &attestation).unwrap();
+    assert_eq!(evidence.kind, TeeKind::AzureTdxVtpm);
+    let at = datetime!(2025-02-13 04:00:32 UTC);
+    let claims = verify(
+        &evidence,
+        &[TDX_00806F050000_COLLATERAL.to_vec()],
+        b"challenge",
+        at,
+    )
+    .unwrap();
+    assert_eq!(claims.tee, TeeKind::AzureTdxVtpm);
+    assert!(claims.measurement("pcr8").is_some());
+    // As the SNP kind, the same document is not read.
+    let as_snp = primary_evidence(Tee::AzSnpVtpm, &attestation).unwrap();
+    assert!(
+        verify(
+            &as_snp,
+            &[TDX_00806F050000_COLLATERAL.to_vec()],
+            b"challenge",
+            at
+        )
+        .is_err()
+    );
 }
 
 #[test]

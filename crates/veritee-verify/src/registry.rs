@@ -41,6 +41,7 @@ impl Default for Verifiers {
                 Box::new(crate::dcap::DcapVerifier::tdx()),
                 Box::new(crate::snp::SnpVerifier),
                 Box::new(crate::azure::AzureSnpVtpmVerifier),
+                Box::new(crate::azure::AzureTdxVtpmVerifier),
                 Box::new(crate::tpm::Tpm2Verifier),
                 Box::new(crate::nitro::NitroVerifier),
                 Box::new(crate::nvidia::NvidiaVerifier),

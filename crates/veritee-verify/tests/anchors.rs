@@ -1018,7 +1018,10 @@ fn untyped_anchors_vouch_for_their_vendors_kinds_only() {
     let s = sim();
     let verifiers = Verifiers::default();
     let kinds = |anchor: &ParsedCertificate| verifiers.kinds_of_untyped(anchor);
-    assert_eq!(kinds(&intel_root()), vec![TeeKind::Sgx, TeeKind::Tdx]);
+    assert_eq!(
+        kinds(&intel_root()),
+        vec![TeeKind::Sgx, TeeKind::Tdx, TeeKind::AzureTdxVtpm]
+    );
     let amd = vec![TeeKind::SevSnp, TeeKind::AzureSnpVtpm];
     let ark = milan("CN=ARK-Milan");
     let ask = milan("CN=SEV-Milan");
@@ -1077,7 +1080,7 @@ fn simulated_evidence_needs_the_simulated_root() {
         ),
         (
             TrustAnchors::untyped([intel_root(), amd_ark.clone()]),
-            "sgx, tdx, sev-snp, azure-snp-vtpm evidence only",
+            "sgx, tdx, sev-snp, azure-snp-vtpm, azure-tdx-vtpm evidence only",
         ),
         // A private root given for a hardware kind vouches for that kind only.
         (

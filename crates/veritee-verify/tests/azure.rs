@@ -305,3 +305,168 @@ fn wrong_collateral_is_refused() {
         verify(&evidence, VCEK_EXPIRES - time::Duration::days(1)).unwrap();
     }
 }
+
+/// Azure TDX: trustee's az-tdx-vtpm evidence, whose TD quote (FMSPC 00806F050000)
+/// verifies with the dcap-rs collateral for that platform, at its time.
+mod tdx {
+    use super::*;
+
+    const AT: OffsetDateTime = datetime!(2025-02-13 04:00:32 UTC);
+    const NONCE: &[u8] = b"challenge";
+
+    fn evidence() -> Vec<u8> {
+        data("azure/tdx-evidence-v1.json")
+    }
+
+    fn collateral() -> Vec<Vec<u8>> {
+        vec![data("dcap/tdx_00806f050000_2025-02_from_dcap-rs.json")]
+    }
+
+    fn verify(evidence: &[u8]) -> Result<Claims, VerifyError> {
+        run(evidence, &collateral(), &[], Some(NONCE), AT)
+    }
+
+    fn edit_td_quote(evidence: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        edit(evidence, |v| {
+            let mut quote = unb64(v["td_quote"].as_str().unwrap());
+            f(&mut quote);
+            v["td_quote"] = Value::String(b64(&quote));
+        })
+    }
+
+    #[test]
+    fn the_vector_verifies_with_its_platforms_collateral() {
+        let evidence = evidence();
+        assert_eq!(
+            Verifiers::default().detect(&evidence).unwrap(),
+            TeeKind::AzureTdxVtpm
+        );
+        let claims = verify(&evidence).unwrap();
+        assert_eq!(claims.tee, TeeKind::AzureTdxVtpm);
+        assert_eq!(claims.report_data.0, NONCE);
+        assert!(!claims.simulated && !claims.debug);
+        // The platform's TCB is out of date at that time, as for dcap-rs's own quote.
+        assert_eq!(claims.tcb_status, TcbStatus::OutOfDate);
+        assert_eq!(claims.details["fmspc"], "00806f050000");
+        assert_eq!(claims.measurement("mrtd").map(<[u8]>::len), Some(48));
+        for i in 0..24 {
+            assert_eq!(
+                claims.measurement(&format!("pcr{i}")).map(<[u8]>::len),
+                Some(32),
+                "pcr{i}"
+            );
+        }
+        assert!(
+            claims.details["td_report_data"].starts_with(&claims.details["hcl_var_data_sha256"])
+        );
+        let err = run(&evidence, &collateral(), &[], Some(b"another"), AT).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::ReportDataMismatch { .. }),
+            "{err}"
+        );
+        // The SNP verifier does not take it for its own, nor the other way round.
+        assert_eq!(
+            Verifiers::default()
+                .detect(&data("azure/evidence-v2.json"))
+                .unwrap(),
+            TeeKind::AzureSnpVtpm
+        );
+    }
+
+    #[test]
+    fn every_broken_link_is_refused_with_its_reason() {
+        let evidence = evidence();
+        let id = "az-tdx-evidence-v1.json";
+        // No collateral: the TD quote cannot be judged.
+        expect_err(
+            run(&evidence, &[], &[], Some(NONCE), AT),
+            id,
+            "collateral",
+            |e| matches!(e, VerifyError::MissingCollateral(_)),
+        );
+        // The TD quote: its signature, its report data (which binds the variable data).
+        let quote_len = unb64(
+            serde_json::from_slice::<Value>(&evidence).unwrap()["td_quote"]
+                .as_str()
+                .unwrap(),
+        )
+        .len();
+        for offset in [48 + 520, 48 + 200] {
+            expect_err(
+                verify(&edit_td_quote(&evidence, |q| q[offset] ^= 1)),
+                id,
+                "signature",
+                |e| matches!(e, VerifyError::Signature(_)),
+            );
+        }
+        expect_err(
+            verify(&edit_td_quote(&evidence, |q| q.truncate(quote_len / 2))),
+            id,
+            "truncated",
+            |e| e.is_unusable_input(),
+        );
+        // The TDREPORT in the HCL report is not the quoted one.
+        expect_err(
+            verify(&edit_hcl(&evidence, |h| h[0x20 + 128] ^= 1)),
+            id,
+            "REPORTDATA",
+            |e| matches!(e, VerifyError::Inconsistent(_)),
+        );
+        // Its padding, the header, the report type.
+        for (offset, word) in [
+            (0x20 + 1024 + 5, "padding"),
+            (0x10, "status"),
+            (0x4C8, "TDX"),
+        ] {
+            expect_err(
+                verify(&edit_hcl(&evidence, |h| h[offset] ^= 1)),
+                id,
+                word,
+                |e| matches!(e, VerifyError::Malformed { .. }),
+            );
+        }
+        // The variable data (holding the AK) is no longer what the quote attests.
+        expect_err(
+            verify(&edit_hcl(&evidence, |h| h[0x4D4 + 40] ^= 1)),
+            id,
+            "variable data",
+            |e| matches!(e, VerifyError::Inconsistent(_)),
+        );
+        // The vTPM's quote: its signature, its PCRs.
+        expect_err(
+            verify(&edit_quote(&evidence, "signature", |s| s[7] ^= 1)),
+            id,
+            "HCLAkPub",
+            |e| matches!(e, VerifyError::Signature(_)),
+        );
+        let bad_pcrs = edit(&evidence, |v| {
+            v["tpm_quote"]["pcrs"][3] = Value::String("00".repeat(32));
+        });
+        expect_err(verify(&bad_pcrs), id, "PCR digest", |e| {
+            matches!(e, VerifyError::Inconsistent(_))
+        });
+        // Another version, a field too many, one missing, too much.
+        let v9 = edit(&evidence, |v| v["version"] = Value::from(9));
+        expect_err(verify(&v9), id, "version 9", |e| {
+            matches!(e, VerifyError::UnsupportedVersion { version: 9, .. })
+        });
+        let extra = edit(&evidence, |v| v["vcek"] = Value::String(String::new()));
+        expect_err(verify(&extra), id, "vcek", |e| e.is_unusable_input());
+        let missing = edit(&evidence, |v| {
+            v.as_object_mut().unwrap().remove("td_quote");
+        });
+        // Without its TD quote it reads as an SNP document, and lacks that one's VCEK.
+        expect_err(verify(&missing), id, "vcek", |e| {
+            matches!(e, VerifyError::Malformed { .. })
+        });
+        for cut in [0, 1, 100, evidence.len() / 2, evidence.len() - 2] {
+            let err = verify(&evidence[..cut]).unwrap_err();
+            assert!(err.is_unusable_input(), "cut {cut}: {err}");
+        }
+        let mut big = evidence.clone();
+        big.resize(1 << 20, b' ');
+        expect_err(verify(&big), id, "accepted", |e| {
+            matches!(e, VerifyError::TooLarge { .. })
+        });
+    }
+}

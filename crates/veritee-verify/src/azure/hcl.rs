@@ -40,6 +40,10 @@ pub const IGVM_OFFSET: usize = HEADER_LEN + SNP_REPORT_LEN;
 pub const VAR_DATA_OFFSET: usize = IGVM_OFFSET + 20;
 /// Report type of an SNP hardware report.
 pub const REPORT_TYPE_SNP: u32 = 2;
+/// Report type of a TDX hardware report (a TDREPORT, 1024 bytes, zero-padded).
+pub const REPORT_TYPE_TDX: u32 = 4;
+/// Length of a TDREPORT.
+pub const TD_REPORT_LEN: usize = 1024;
 /// Report data hash type SHA-256.
 pub const HASH_TYPE_SHA256: u32 = 1;
 /// Request type of the report the vTPM keeps (IGVM key-release request).
@@ -59,16 +63,18 @@ const WHAT: &str = "HCL report";
 /// The parts of an HCL report the verifier uses.
 #[derive(Debug, Clone, Copy)]
 pub struct HclReport<'a> {
-    /// The SNP report bytes.
-    pub snp_report: &'a [u8],
+    /// The hardware report: an SNP report, or a TDREPORT (its zero padding checked
+    /// and cut off).
+    pub hardware_report: &'a [u8],
     /// The variable data whose SHA-256 the SNP report carries.
     pub var_data: &'a [u8],
 }
 
 impl<'a> HclReport<'a> {
-    /// Parses an HCL report holding an SNP report, checking every unsigned field (see
+    /// Parses an HCL report holding a hardware report of `report_type`
+    /// ([`REPORT_TYPE_SNP`] or [`REPORT_TYPE_TDX`]), checking every unsigned field (see
     /// the module documentation). Bytes after the variable data must be zero.
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, VerifyError> {
+    pub fn parse(bytes: &'a [u8], expected_type: u32) -> Result<Self, VerifyError> {
         if bytes.len() > MAX_HCL_LEN {
             return Err(VerifyError::TooLarge {
                 what: WHAT.into(),
@@ -105,7 +111,7 @@ impl<'a> HclReport<'a> {
             ));
         }
         must_be_zero(r.take(12, "reserved")?, "the header's reserved bytes")?;
-        let snp_report = r.take(SNP_REPORT_LEN, "hardware report")?;
+        let hardware_report = r.take(SNP_REPORT_LEN, "hardware report")?;
         let data_size = r.u32_le("IGVM data size")?;
         let igvm_version = r.u32_le("IGVM version")?;
         if igvm_version != IGVM_DATA_VERSION {
@@ -115,12 +121,28 @@ impl<'a> HclReport<'a> {
             });
         }
         let report_type = r.u32_le("IGVM report type")?;
-        if report_type != REPORT_TYPE_SNP {
+        if report_type != expected_type {
+            let name = |t| match t {
+                REPORT_TYPE_SNP => "SEV-SNP",
+                REPORT_TYPE_TDX => "TDX",
+                _ => "known",
+            };
             return Err(VerifyError::malformed(
                 WHAT,
-                format!("report type {report_type} is not SEV-SNP (2)"),
+                format!(
+                    "report type {report_type} is not {} ({expected_type})",
+                    name(expected_type)
+                ),
             ));
         }
+        let hardware_report = match report_type {
+            REPORT_TYPE_TDX => {
+                let (td_report, padding) = hardware_report.split_at(TD_REPORT_LEN);
+                must_be_zero(padding, "the padding after the TDREPORT")?;
+                td_report
+            }
+            _ => hardware_report,
+        };
         let hash_type = r.u32_le("IGVM report data hash type")?;
         if hash_type != HASH_TYPE_SHA256 {
             return Err(VerifyError::malformed(
@@ -155,7 +177,7 @@ impl<'a> HclReport<'a> {
             "the padding after the variable data",
         )?;
         Ok(Self {
-            snp_report,
+            hardware_report,
             var_data,
         })
     }
