@@ -402,10 +402,23 @@ fn snp_chain(root: &ForgingRoot, at: OffsetDateTime) -> SnpChain {
 /// An SEV-SNP v2 report from VMPL `vmpl`, signed by `vcek`. CHIP_ID is zero (masked),
 /// so the VCEK needs no hwID.
 fn snp_report(report_data: &[u8; 64], vmpl: u32, vcek: &EcdsaSigningKey) -> Vec<u8> {
+    snp_report_of(2, [0; 16], report_data, vmpl, vcek)
+}
+
+/// [`snp_report`] of `version`, with `after_launch_tcb` at 0x1F8 (a v5 report's
+/// LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR).
+fn snp_report_of(
+    version: u32,
+    after_launch_tcb: [u8; 16],
+    report_data: &[u8; 64],
+    vmpl: u32,
+    vcek: &EcdsaSigningKey,
+) -> Vec<u8> {
     let mut r = vec![0u8; REPORT_LEN];
     let mut put =
         |offset: usize, bytes: &[u8]| r[offset..offset + bytes.len()].copy_from_slice(bytes);
-    put(0x000, &2u32.to_le_bytes()); // VERSION
+    put(0x000, &version.to_le_bytes()); // VERSION
+    put(0x1F8, &after_launch_tcb);
     put(0x004, &1u32.to_le_bytes()); // GUEST_SVN
     put(0x008, &0x0003_0000u64.to_le_bytes()); // POLICY: SMT allowed, reserved bit 17; no debug
     put(0x030, &vmpl.to_le_bytes());
@@ -454,6 +467,35 @@ fn milan(cn_part: &str) -> ParsedCertificate {
 fn sev_snp_forged_under_the_simulated_root_is_refused() {
     let s = sim();
     assert_refused_unless_given_for_its_kind(&s, snp_forgery);
+}
+
+/// A version 5 report (this chain is a private root's, given for SEV-SNP): it
+/// verifies, its mitigation vectors are claims, and they are signed.
+#[test]
+fn sev_snp_version_5_reports_verify_with_their_mitigation_vectors() {
+    let private = private_root();
+    let chain = snp_chain(&private, FORGED_AT);
+    let vcek_key = chain.vcek.signing_key(EcdsaCurve::P384);
+    let mut vectors = [0u8; 16];
+    vectors[..8].copy_from_slice(&0x15u64.to_le_bytes());
+    vectors[8..].copy_from_slice(&0x17u64.to_le_bytes());
+    let report = snp_report_of(5, vectors, &FORGED_REPORT_DATA, 0, &vcek_key);
+    let collateral = vec![chain.vcek.der.clone(), chain.ask.der.clone()];
+    let anchors = TrustAnchors::for_kind(TeeKind::SevSnp, [private.certificate.clone()]);
+    let claims = verify(&report, &collateral, &anchors, FORGED_AT).unwrap();
+    assert_eq!(claims.details["report_version"], "5");
+    assert_eq!(claims.details["launch_mit_vector"], "0x0000000000000015");
+    assert_eq!(claims.details["current_mit_vector"], "0x0000000000000017");
+    let mut changed = report.clone();
+    changed[0x200] ^= 1;
+    assert!(matches!(
+        verify(&changed, &collateral, &anchors, FORGED_AT),
+        Err(VerifyError::Signature(_))
+    ));
+    // A version 4 report is laid out as 3: those bytes are reserved, and not claims.
+    let v4 = snp_report_of(4, vectors, &FORGED_REPORT_DATA, 0, &vcek_key);
+    let claims = verify(&v4, &collateral, &anchors, FORGED_AT).unwrap();
+    assert!(!claims.details.contains_key("launch_mit_vector"));
 }
 
 #[test]
