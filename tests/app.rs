@@ -9,13 +9,13 @@ use common::*;
 /// `veritee app SUBCOMMAND` for `tenant` at `node`: success, stdout, stderr.
 fn app(
     fleet: &Fleet,
-    node: &Node,
+    node: &str,
     tenant: &std::path::Path,
     args: &[&str],
 ) -> (bool, Vec<u8>, String) {
     let mut all = vec!["app", args[0]];
     let (url, tenant, policy, anchor) = (
-        node.url.clone(),
+        node.to_string(),
         s(tenant),
         s(&fleet.p("dev.toml")),
         fleet.anchor(),
@@ -44,7 +44,7 @@ fn ok(result: (bool, Vec<u8>, String)) -> Vec<u8> {
     result.1
 }
 
-fn count(fleet: &Fleet, node: &Node, tenant: &std::path::Path, name: &str) -> u64 {
+fn count(fleet: &Fleet, node: &str, tenant: &std::path::Path, name: &str) -> u64 {
     let out = ok(app(
         fleet,
         node,
@@ -75,7 +75,7 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
     let out = ok(app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &[
             "run",
@@ -88,13 +88,13 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
         ],
     ));
     assert!(String::from_utf8_lossy(&out).contains("application counter runs"));
-    assert_eq!(count(&fleet, &a, &tenant, "counter"), 1);
-    assert_eq!(count(&fleet, &a, &tenant, "counter"), 2);
+    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 1);
+    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 2);
     let note = fleet.p("note");
     std::fs::write(&note, CANARY).expect("note");
     ok(app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &[
             "call",
@@ -110,7 +110,7 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     let fork_to_b = || {
         app(
             &fleet,
-            &a,
+            &a.url,
             &tenant,
             &[
                 "fork",
@@ -130,21 +130,21 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
         "{said}"
     );
 
-    let listed = String::from_utf8_lossy(&ok(app(&fleet, &b, &tenant, &["list"]))).into_owned();
+    let listed = String::from_utf8_lossy(&ok(app(&fleet, &b.url, &tenant, &["list"]))).into_owned();
     assert!(
         listed.contains("counter-b") && listed.contains("forked from snapshot"),
         "{listed}"
     );
     let recalled = ok(app(
         &fleet,
-        &b,
+        &b.url,
         &tenant,
         &["call", "--name", "counter-b", "--export", "recall"],
     ));
     assert_eq!(recalled, CANARY);
-    assert_eq!(count(&fleet, &b, &tenant, "counter-b"), 3);
-    assert_eq!(count(&fleet, &a, &tenant, "counter"), 3);
-    assert_eq!(count(&fleet, &b, &tenant, "counter-b"), 4);
+    assert_eq!(count(&fleet, &b.url, &tenant, "counter-b"), 3);
+    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 3);
+    assert_eq!(count(&fleet, &b.url, &tenant, "counter-b"), 4);
 
     // A message from the parent to the child under their link key, carried in a file.
     let message = fleet.p("message.sealed");
@@ -152,7 +152,7 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     std::fs::write(&input, b"from A to B").unwrap();
     ok(app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &[
             "call",
@@ -168,7 +168,7 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     ));
     let opened = ok(app(
         &fleet,
-        &b,
+        &b.url,
         &tenant,
         &[
             "call",
@@ -187,14 +187,14 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     assert!(!done && err.contains("already runs"), "{err}");
     let (done, _, err) = app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &["call", "--name", "nothing", "--export", "count"],
     );
     assert!(!done && err.contains("no application nothing"), "{err}");
 
-    ok(app(&fleet, &a, &tenant, &["stop", "--name", "counter"]));
-    let listed = String::from_utf8_lossy(&ok(app(&fleet, &a, &tenant, &["list"]))).into_owned();
+    ok(app(&fleet, &a.url, &tenant, &["stop", "--name", "counter"]));
+    let listed = String::from_utf8_lossy(&ok(app(&fleet, &a.url, &tenant, &["list"]))).into_owned();
     assert!(listed.contains("no applications"), "{listed}");
 
     // Neither host holds the note: not in their stores, logs or memory.
@@ -239,16 +239,16 @@ fn a_durable_application_outlives_its_enclave() {
         if durable {
             args.push("--durable");
         }
-        ok(app(&fleet, &a, &tenant, &args));
-        assert_eq!(count(&fleet, &a, &tenant, name), 1);
-        assert_eq!(count(&fleet, &a, &tenant, name), 2);
+        ok(app(&fleet, &a.url, &tenant, &args));
+        assert_eq!(count(&fleet, &a.url, &tenant, name), 1);
+        assert_eq!(count(&fleet, &a.url, &tenant, name), 2);
     }
-    let listed = String::from_utf8_lossy(&ok(app(&fleet, &a, &tenant, &["list"]))).into_owned();
+    let listed = String::from_utf8_lossy(&ok(app(&fleet, &a.url, &tenant, &["list"]))).into_owned();
     assert!(listed.contains("durable"), "{listed}");
     // A stored key the tenant does not hold refuses the run, named.
     let (done, _, err) = app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &[
             "run",
@@ -267,7 +267,7 @@ fn a_durable_application_outlives_its_enclave() {
     // The node's memory budget is full.
     let (done, _, err) = app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &[
             "run",
@@ -300,12 +300,125 @@ fn a_durable_application_outlives_its_enclave() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(count(&fleet, &a, &tenant, "kept"), 3);
+    assert_eq!(count(&fleet, &a.url, &tenant, "kept"), 3);
     let (done, _, err) = app(
         &fleet,
-        &a,
+        &a.url,
         &tenant,
         &["call", "--name", "volatile", "--export", "count"],
     );
     assert!(!done && err.contains("no application volatile"), "{err}");
+}
+
+/// `--local-children`: the host starts the fork's child enclave itself, as a new node
+/// process on this machine (`--peer local:NAME`); the child attests as any peer would,
+/// runs on from the parent's state, is listed with its URL, and stops with its parent.
+#[test]
+fn an_application_forks_into_a_child_node_its_host_starts() {
+    let fleet = Fleet::new(&["m1"]);
+    let mut a = fleet.node_with_anchors(
+        "a",
+        "m1",
+        "signer",
+        &s(&fleet.p("a-store")),
+        &[],
+        &fleet.p("vendor/root.pem"),
+        &["--local-children", "1"],
+    );
+    let tenant = tenant_file(&a, fleet.dir.path());
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
+    ok(app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &[
+            "run",
+            "--name",
+            "counter",
+            "--module",
+            module,
+            "--memory-mib",
+            "16",
+        ],
+    ));
+    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 1);
+    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 2);
+    let out = ok(app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &[
+            "fork",
+            "--name",
+            "counter",
+            "--peer",
+            "local:kid",
+            "--child",
+            "counter",
+        ],
+    ));
+    assert!(!out.is_empty());
+
+    // The child's URL, from the parent's admin API.
+    let listed: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/children", a.url))
+        .bearer_auth(a.admin_token().trim())
+        .send()
+        .expect("children")
+        .json()
+        .expect("json");
+    let children = listed["children"].as_array().expect("children");
+    assert_eq!(children.len(), 1, "{listed}");
+    assert_eq!(children[0]["name"], "kid");
+    let child_url = children[0]["url"].as_str().expect("url").to_string();
+
+    // Both run on from the same state, apart (the tenant reaches the child directly;
+    // the child learned the tenant from its parent, its peer).
+    assert_eq!(count(&fleet, &child_url, &tenant, "counter"), 3);
+    assert_eq!(count(&fleet, &child_url, &tenant, "counter"), 4);
+    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 3);
+    // One child at most: a second is refused, naming the bound.
+    let (done, _, err) = app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &[
+            "fork",
+            "--name",
+            "counter",
+            "--peer",
+            "local:other",
+            "--child",
+            "counter",
+        ],
+    );
+    assert!(!done && err.contains("at most 1 local children"), "{err}");
+    // A name that is no name never starts anything.
+    let (done, _, err) = app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &[
+            "fork",
+            "--name",
+            "counter",
+            "--peer",
+            "local:../x",
+            "--child",
+            "counter",
+        ],
+    );
+    assert!(!done && err.contains("a child's name"), "{err}");
+
+    // The parent stops (killed): its child follows.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reqwest::blocking::get(format!("{child_url}/healthz")).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child node outlived its parent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -4,6 +4,7 @@ pub mod app;
 pub mod appraise;
 pub mod attest;
 pub mod audit;
+pub mod children;
 pub mod crypto;
 pub mod data;
 pub mod demo;

@@ -7,6 +7,7 @@ use clap::Args;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use veritee_platform::fsutil;
 use veritee_platform::hw::{Backend, HardwareRoots};
@@ -171,6 +172,23 @@ pub struct NodeArgs {
     /// they are cut (no new connection is taken meanwhile).
     #[arg(long, default_value_t = 30)]
     shutdown_grace_seconds: u64,
+    /// Child nodes this node may start on this machine for forks (`veritee app fork
+    /// --peer local:NAME`): each a new node process of the same enclave, with its own
+    /// state in DIR/children/NAME, this node as its peer, stopped when this node stops;
+    /// `GET /v1/children` (admin) lists their URLs. 0: none. On the simulator and SGX,
+    /// where an enclave is a process (a TD or an SNP guest is a VM the host launches).
+    #[arg(long, default_value_t = 0)]
+    local_children: usize,
+    /// Keep nothing past the enclave process: it seals under a root drawn at random
+    /// when it starts, kept in its memory only, and counts in memory, so it has an
+    /// identity of its own (a fresh node id and keys at every start) and reads nothing
+    /// another process sealed. What local children run as; after a restart such a node
+    /// starts afresh.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Stop when process PID stops (what a parent gives the child nodes it starts).
+    #[arg(long, value_name = "PID", hide = true)]
+    exit_with: Option<u32>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -243,6 +261,10 @@ pub struct EnclaveArgs {
     /// quarters of what the enclave sees).
     #[arg(long)]
     memory_budget_mib: Option<u64>,
+    /// Seal under a root drawn at start and kept in memory (see `veritee node
+    /// --ephemeral`).
+    #[arg(long)]
+    ephemeral: bool,
 }
 
 /// The 32-byte key of a PEM Ed25519 public key file.
@@ -535,6 +557,10 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     if let Some(mib) = args.memory_budget_mib {
         enclave_args.extend(["--memory-budget-mib".into(), mib.to_string().into()]);
     }
+    if args.ephemeral {
+        eprintln!("ephemeral: the enclave keeps nothing past its process");
+        enclave_args.push("--ephemeral".into());
+    }
     let spool = args.dir.join("run").join("spool");
     enclave_args.extend(["--spool".into(), spool.clone().into_os_string()]);
     if let Some(key) = &args.kbs_admin_key {
@@ -593,7 +619,39 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         );
         enclave_args.push("--accept-store-rollback".into());
     }
+    let parent_url = Arc::new(std::sync::OnceLock::new());
+    let local_children = match args.local_children {
+        0 => None,
+        most => {
+            if backend.is_some_and(|b| b.name() != "sgx") {
+                bail!(
+                    "--local-children: on {} an enclave is a VM the host launches, not a process this node can start; fork to a peer node instead",
+                    backend.map_or("sim", Backend::name)
+                );
+            }
+            // What follows `node` on this command line, less what is the parent's own.
+            let argv: Vec<OsString> = std::env::args_os().collect();
+            let after_node = argv
+                .iter()
+                .position(|a| a == "node")
+                .map_or(&argv[..0], |at| &argv[at + 1..]);
+            let launcher = crate::commands::children::ProcessLauncher::new(
+                std::env::current_exe().context("cannot find the veritee executable")?,
+                crate::commands::children::inherited_args(after_node),
+                &args.dir,
+                Arc::clone(&parent_url),
+            );
+            eprintln!(
+                "this node may start {most} child nodes on this machine for forks (local:NAME)"
+            );
+            Some(Arc::new(veritee_host::children::LocalChildren::new(
+                Arc::new(launcher),
+                most,
+            )))
+        }
+    };
     let config = veritee_host::NodeConfig {
+        local_children,
         listen: args.listen,
         store,
         enclave: veritee_host::supervisor::EnclaveCommand {
@@ -649,6 +707,7 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         let partial = args.dir.join("node.addr.partial");
         std::fs::write(&partial, &addr).context("cannot write node.addr")?;
         std::fs::rename(&partial, args.dir.join("node.addr")).context("cannot write node.addr")?;
+        let _ = parent_url.set(addr.clone());
         println!(
             "veritee node listening on {addr} (admin token in {})",
             args.dir.join("admin.token").display()
@@ -666,9 +725,16 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("SIGTERM handler")?;
+        let parent_gone = async {
+            match args.exit_with {
+                Some(pid) => crate::commands::children::process_gone(pid).await,
+                None => std::future::pending().await,
+            }
+        };
         let signal = tokio::select! {
             r = tokio::signal::ctrl_c() => { r.context("signal handler")?; "SIGINT" }
             _ = terminate.recv() => "SIGTERM",
+            _ = parent_gone => "the parent node stopped",
         };
         let grace = std::time::Duration::from_secs(args.shutdown_grace_seconds);
         tracing::info!(
@@ -684,7 +750,6 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `--instance`: 1 to 64 letters, digits, `.`, `_` or `-`.
 /// The memory this process's system reports (`MemTotal` of /proc/meminfo): inside a
 /// confidential VM, the guest's; under a LibOS, what it emulates.
 fn memory_seen() -> Option<u64> {
@@ -694,6 +759,7 @@ fn memory_seen() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// `--instance`: 1 to 64 letters, digits, `.`, `_` or `-`.
 fn parse_instance(name: &str) -> std::result::Result<String, String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
@@ -786,6 +852,13 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<Outcome> {
             counter_tpm_crls,
         )?;
         (launch.platform, launch.seal_policy, launch.released_root)
+    };
+    let platform: Box<dyn veritee_platform::Platform> = if args.ephemeral {
+        Box::new(veritee_enclave::ephemeral::EphemeralPlatform::new(
+            platform,
+        )?)
+    } else {
+        platform
     };
     // Untyped: the simulated vendor's root vouches for simulated peers only.
     let anchors = if config.peer_trust_anchors_pem.is_empty() {

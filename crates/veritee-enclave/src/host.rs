@@ -190,6 +190,24 @@ pub trait HostLinkExt: HostLink {
 
     /// The configured peer nodes.
     fn peers(&mut self) -> Result<Vec<String>, EnclaveFailure> {
+        let mut peers = self.peer_list()?;
+        peers.retain(|p| p != veritee_proto::ipc::ANY_LOCAL_CHILD);
+        Ok(peers)
+    }
+
+    /// Whether the host may route a fork to `peer`: one of its peers, or a child node
+    /// it starts on this machine (`local:NAME`) if it may start them.
+    fn may_fork_to(&mut self, peer: &str) -> Result<bool, EnclaveFailure> {
+        let peers = self.peer_list()?;
+        Ok(peers.iter().any(|p| p == peer)
+            || (peer.starts_with(veritee_proto::ipc::LOCAL_CHILD_PREFIX)
+                && peers
+                    .iter()
+                    .any(|p| p == veritee_proto::ipc::ANY_LOCAL_CHILD)))
+    }
+
+    /// The host's peer list as it gives it.
+    fn peer_list(&mut self) -> Result<Vec<String>, EnclaveFailure> {
         match self.call(HostCall::Peers)? {
             HostResult::PeerList(p) => Ok(p),
             other => Err(unexpected("peers", other)),

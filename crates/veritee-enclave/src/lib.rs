@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod clock;
 mod data;
+pub mod ephemeral;
 mod fork;
 pub mod host;
 mod import;

@@ -479,6 +479,9 @@ impl EnclaveService {
         }
         match call {
             EnclaveCall::Status => self.status(link),
+            EnclaveCall::TenantKey { tenant } => Ok(EnclaveReply::TenantKey {
+                public_key: self.tenant_key(link, &tenant)?,
+            }),
             EnclaveCall::Attest { nonce } => self.attest(&nonce, link),
             EnclaveCall::RegisterTenant { request, body } => {
                 self.register_tenant(&request, &body, link)

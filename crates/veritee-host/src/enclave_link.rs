@@ -2,6 +2,7 @@
 //! store, return its reply. The host relays; it neither decrypts nor interprets.
 
 use crate::HostError;
+use crate::children::{LOCAL_PEERS, LOCAL_PREFIX, LocalChildren};
 use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct EnclaveLink {
     peers: Arc<Vec<String>>,
     peer_token: Arc<String>,
     http: reqwest::Client,
+    /// Child nodes it may start on this machine (`local:NAME`).
+    children: Option<Arc<LocalChildren>>,
 }
 
 /// How long a revocation endpoint has to answer.
@@ -95,15 +98,50 @@ impl EnclaveLink {
             peers: Arc::new(peers),
             peer_token: Arc::new(peer_token),
             http,
+            children: None,
         }
     }
 
-    /// Relays an enclave-to-enclave message to a configured peer node.
-    async fn peer_exchange(&self, peer: &str, message: Vec<u8>) -> HostResult {
-        if !self.peers.iter().any(|p| p == peer) {
-            return HostResult::Failed(format!("{peer} is not a configured peer"));
+    /// Starts child nodes on this machine for forks to `local:NAME`.
+    pub fn with_local_children(mut self, children: Arc<LocalChildren>) -> Self {
+        self.children = Some(children);
+        self
+    }
+
+    /// Whether the enclave has peers to learn from (configured, or local children).
+    pub fn has_peers(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// The child nodes it may start, if it may.
+    pub fn local_children(&self) -> Option<&LocalChildren> {
+        self.children.as_deref()
+    }
+
+    /// The peers the enclave may name: the configured ones, and `local:*` when local
+    /// children may be started.
+    fn peer_list(&self) -> Vec<String> {
+        let mut peers = self.peers.as_ref().clone();
+        if self.children.is_some() {
+            peers.push(LOCAL_PEERS.to_string());
         }
-        let url = format!("{}/v1/peer", peer.trim_end_matches('/'));
+        peers
+    }
+
+    /// Relays an enclave-to-enclave message to a configured peer node, or to a local
+    /// child node (started at its first message).
+    async fn peer_exchange(&self, peer: &str, message: Vec<u8>) -> HostResult {
+        let base = match (peer.strip_prefix(LOCAL_PREFIX), &self.children) {
+            (Some(name), Some(children)) => {
+                match children.reach(name, &self.store, &self.peer_token).await {
+                    Ok(url) => url,
+                    Err(e) => return HostResult::Failed(e),
+                }
+            }
+            _ if self.peers.iter().any(|p| p == peer) => peer.to_string(),
+            _ => return HostResult::Failed(format!("{peer} is not a configured peer")),
+        };
+        let url = format!("{}/v1/peer", base.trim_end_matches('/'));
         let sent = self
             .http
             .post(&url)
@@ -228,7 +266,7 @@ impl EnclaveLink {
                 .log_last(&log)
                 .await
                 .map(|last| HostResult::Last(last.map(|(seq, entry)| LogEntry { seq, entry }))),
-            HostCall::Peers => Ok(HostResult::PeerList(self.peers.as_ref().clone())),
+            HostCall::Peers => Ok(HostResult::PeerList(self.peer_list())),
             HostCall::PeerExchange { peer, message } => {
                 Ok(self.peer_exchange(&peer, message).await)
             }

@@ -10,6 +10,7 @@
 
 mod api;
 mod auth;
+pub mod children;
 pub mod enclave_link;
 mod error;
 pub mod limits;
@@ -65,6 +66,8 @@ pub struct NodeConfig {
     /// The TEE the enclave runs on ("sim", "sgx", "tdx", "snp", "nitro"), and a warning
     /// shown in `/healthz` when the node fell back to the simulator.
     pub tee: (String, Option<String>),
+    /// Child nodes it may start on this machine for forks (`local:NAME`); `None`: none.
+    pub local_children: Option<Arc<children::LocalChildren>>,
 }
 
 /// A running node.
@@ -173,6 +176,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, HostError> {
         state = state.with_kbs_plaintext_resources();
     }
     state = state.with_tee(&config.tee.0, config.tee.1.clone());
+    if let Some(children) = &config.local_children {
+        state = state.with_local_children(Arc::clone(children));
+    }
     state = state.with_kbs_collateral(config.kbs_collateral.clone());
     if let Some(keys) = &config.provider {
         state = state.with_provider(Arc::clone(keys));
@@ -267,6 +273,7 @@ mod tests {
             kbs_collateral: Vec::new(),
             provider: None,
             tee: ("sim".into(), None),
+            local_children: None,
         };
         let e = start(config)
             .await

@@ -209,6 +209,12 @@ pub fn document() -> Value {
                 "responses": merge(json!({"200": {"description": "Registered", "content": {"application/json": {"schema": {"type": "object", "properties": {"registered": {"type": "string"}}}}}}}),
                     error_responses(&["400", "401", "413", "415", "503"]))
             }},
+            "/v1/children": {"get": {
+                "summary": "The child nodes this node started on this machine for forks to local:NAME, and their URLs (admin)",
+                "security": admin_auth,
+                "responses": merge(json!({"200": {"description": "Children", "content": {"application/json": {"schema": {"type": "object", "properties": {"children": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "url": {"type": "string"}}}}}}}}}}),
+                    error_responses(&["401"]))
+            }},
             "/v1/audit/checkpoint": {"get": {
                 "summary": "A checkpoint of the audit log signed inside the enclave (C2SP signed note: origin, size, root hash)",
                 "responses": merge(json!({"200": {"description": "Signed note", "content": {"text/plain": {"schema": {"type": "string"}}}}}),

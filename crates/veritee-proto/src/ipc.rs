@@ -65,11 +65,24 @@ pub struct SignedRequest {
     pub path: String,
 }
 
+/// In the host's peer list: it may start a child node on this machine for a fork, as
+/// the peer `local:NAME` (a new node process of the same code, reached like any peer).
+pub const ANY_LOCAL_CHILD: &str = "local:*";
+/// The prefix of such a child's peer name.
+pub const LOCAL_CHILD_PREFIX: &str = "local:";
+
 /// What the host asks of the enclave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnclaveCall {
     /// Identity and health.
     Status,
+    /// The public key of a tenant the host does not know (one registered at a peer
+    /// node), as the enclave knows it or learns it from its attested peers. The tenant
+    /// id is the key's digest, so no one can answer with another key.
+    TenantKey {
+        /// The tenant id.
+        tenant: String,
+    },
     /// Evidence binding the node's long-term public keys to `nonce`.
     Attest {
         /// The verifier's nonce.
@@ -250,6 +263,12 @@ pub struct EnclaveStatus {
 pub enum EnclaveReply {
     /// Answer to [`EnclaveCall::Status`].
     Status(EnclaveStatus),
+    /// Answer to [`EnclaveCall::TenantKey`]: the tenant's SPKI DER.
+    TenantKey {
+        /// SPKI DER.
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+    },
     /// Answer to [`EnclaveCall::Attest`].
     Attestation {
         /// Evidence; report data = binding of the node keys and the nonce.
@@ -691,7 +710,8 @@ pub enum HostCall {
         /// Most entries.
         limit: u32,
     },
-    /// The peer nodes this node may fetch replicas from (routing only; untrusted).
+    /// The peer nodes this node may fetch replicas from (routing only; untrusted), and
+    /// [`ANY_LOCAL_CHILD`] if the host may start child nodes on this machine.
     Peers,
     /// Relay an enclave-to-enclave message to a peer node and return its answer.
     PeerExchange {

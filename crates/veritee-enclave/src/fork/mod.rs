@@ -1170,8 +1170,10 @@ fn seal_answer(session: &mut PeerSession, answer: &ForkAnswer) -> Result<Vec<u8>
 /// Refuses a peer the host was not configured with (a clear error rather than a
 /// failed relay).
 fn check_peer(peer: &str, link: &mut dyn HostLink) -> Result<(), EnclaveFailure> {
-    if !link.peers()?.iter().any(|p| p == peer) {
-        return Err(not_found(format!("{peer} is not one of this node's peers")));
+    if !link.may_fork_to(peer)? {
+        return Err(not_found(format!(
+            "{peer} is not one of this node's peers (nor a local child it may start: veritee node --local-children N)"
+        )));
     }
     Ok(())
 }

@@ -129,6 +129,12 @@ impl AppState {
         self
     }
 
+    /// Starts child nodes on this machine for forks to `local:NAME`.
+    pub fn with_local_children(mut self, children: Arc<crate::children::LocalChildren>) -> Self {
+        self.enclave = self.enclave.with_local_children(children);
+        self
+    }
+
     /// Takes secret imports, with the provider's `keys`.
     pub fn with_provider(mut self, keys: Arc<crate::provider::ProviderKeys>) -> Self {
         self.provider = Some(keys);
@@ -312,6 +318,7 @@ async fn converse(state: &AppState, call: EnclaveCall) -> ApiResult<EnclaveReply
 fn unexpected(reply: &EnclaveReply) -> ApiError {
     let name = match reply {
         EnclaveReply::Status(_) => "Status",
+        EnclaveReply::TenantKey { .. } => "TenantKey",
         EnclaveReply::Attestation { .. } => "Attestation",
         EnclaveReply::TenantRegistered { .. } => "TenantRegistered",
         EnclaveReply::SessionOpened { .. } => "SessionOpened",
@@ -394,12 +401,15 @@ async fn tenant_payload(
         )
     })?;
     let claim = auth::tenant_claim(Some(header)).map_err(ApiError::unauthorized)?;
-    let spki = state
+    let spki = match state
         .store
         .get(HOST_TENANTS_NS, &claim.tenant_id)
         .await
         .map_err(|e| ApiError::from(HostError::Store(e)))?
-        .ok_or_else(|| ApiError::unauthorized("unknown tenant"))?;
+    {
+        Some(spki) => spki,
+        None => learn_tenant(state, &claim.tenant_id).await?,
+    };
     let path = path_and_query(uri);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     claim
@@ -414,6 +424,43 @@ async fn tenant_payload(
             path: path.to_string(),
         },
     })
+}
+
+/// A tenant registered at a peer node, not here: its key as the enclave learns it from
+/// its attested peers (the id is the key's digest, checked again here), kept for the
+/// next request. Without peers there is no one to ask.
+async fn learn_tenant(state: &AppState, tenant_id: &str) -> ApiResult<Vec<u8>> {
+    let valid_id = tenant_id.len() == 32 && tenant_id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !state.enclave.has_peers() || !valid_id {
+        return Err(ApiError::unauthorized("unknown tenant"));
+    }
+    let spki = match state
+        .enclave
+        .call(EnclaveCall::TenantKey {
+            tenant: tenant_id.to_string(),
+        })
+        .await?
+    {
+        Ok(EnclaveReply::TenantKey { public_key }) => public_key,
+        Ok(other) => return Err(unexpected(&other)),
+        Err(_) => return Err(ApiError::unauthorized("unknown tenant")),
+    };
+    let digest = veritee_crypto::digest::sha256(&spki);
+    if hex::encode(&digest[..16]) != tenant_id {
+        return Err(ApiError::unauthorized(
+            "unknown tenant (the enclave answered with another tenant's key)",
+        ));
+    }
+    state
+        .store
+        .put(HOST_TENANTS_NS, tenant_id, &spki)
+        .await
+        .map_err(|e| ApiError::from(HostError::Store(e)))?;
+    info!(
+        tenant = tenant_id,
+        "tenant learned from the enclave's peers"
+    );
+    Ok(spki)
 }
 
 /// Checks a tenant's signature over a request with `body`.
@@ -490,6 +537,7 @@ const ROUTES: &[&str] = &[
     "/v1/keys/wrapping-key",
     "/v1/peer",
     "/v1/peers",
+    "/v1/children",
     "/v1/data/{object}/uploads",
     "/v1/data/{object}/uploads/{upload}/chunks/{index}",
     "/v1/data/{object}",
@@ -553,6 +601,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let json_routes = Router::new()
         .route("/v1/tenants", post(node::register_tenant))
         .route("/v1/peers", post(peers::register_peer))
+        .route("/v1/children", get(peers::children))
         .route("/v1/sessions", post(sessions::open_session))
         .route("/v1/keys", post(keys::import_key))
         .route("/v1/tasks", post(tasks::initiate).get(tasks::list))

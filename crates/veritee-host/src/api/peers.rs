@@ -157,6 +157,25 @@ pub(super) async fn relay(
     }
 }
 
+/// `GET /v1/children` (admin): the child nodes this node started on this machine for
+/// forks to `local:NAME` (see [`crate::children`]), where their tenants reach them.
+pub(super) async fn children(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    admin(&state, &headers)?;
+    let children = match state.enclave.local_children() {
+        Some(children) => children.list().await,
+        None => Vec::new(),
+    };
+    Ok(Json(serde_json::json!({
+        "children": children
+            .into_iter()
+            .map(|(name, url)| serde_json::json!({ "name": name, "url": url }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
