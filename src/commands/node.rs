@@ -635,9 +635,19 @@ pub fn run(args: NodeArgs) -> Result<Outcome> {
                 .iter()
                 .position(|a| a == "node")
                 .map_or(&argv[..0], |at| &argv[at + 1..]);
+            let mut inherited = crate::commands::children::inherited_args(after_node);
+            // What the parent took by default from its own directory, the child is
+            // given: the same simulated machine, the same (measured) peer anchors.
+            if backend.is_none() && args.platform.is_none() {
+                inherited.extend(["--platform".into(), args.dir.join("platform").into()]);
+            }
+            let default_anchors = args.dir.join("vendor").join("root.pem");
+            if args.peer_trust_anchors.is_none() && default_anchors.exists() {
+                inherited.extend(["--peer-trust-anchors".into(), default_anchors.into()]);
+            }
             let launcher = crate::commands::children::ProcessLauncher::new(
                 std::env::current_exe().context("cannot find the veritee executable")?,
-                crate::commands::children::inherited_args(after_node),
+                inherited,
                 &args.dir,
                 Arc::clone(&parent_url),
             );
