@@ -54,6 +54,29 @@ fn count(fleet: &Fleet, node: &str, tenant: &std::path::Path, name: &str) -> u64
     u64::from_le_bytes(out.try_into().expect("8 bytes"))
 }
 
+/// Starts the counter example as `counter` (16 MiB) at `node` and counts to two; the
+/// run's output.
+fn run_counter_to_two(fleet: &Fleet, node: &str, tenant: &std::path::Path) -> Vec<u8> {
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
+    let out = ok(app(
+        fleet,
+        node,
+        tenant,
+        &[
+            "run",
+            "--name",
+            "counter",
+            "--module",
+            module,
+            "--memory-mib",
+            "16",
+        ],
+    ));
+    assert_eq!(count(fleet, node, tenant, "counter"), 1);
+    assert_eq!(count(fleet, node, tenant, "counter"), 2);
+    out
+}
+
 #[test]
 fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     const CANARY: &[u8] = b"canary-app-note-16180339";
@@ -72,24 +95,8 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
         &s(&tenant),
     ]);
     assert!(registered.status.success());
-    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
-    let out = ok(app(
-        &fleet,
-        &a.url,
-        &tenant,
-        &[
-            "run",
-            "--name",
-            "counter",
-            "--module",
-            module,
-            "--memory-mib",
-            "16",
-        ],
-    ));
+    let out = run_counter_to_two(&fleet, &a.url, &tenant);
     assert!(String::from_utf8_lossy(&out).contains("application counter runs"));
-    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 1);
-    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 2);
     let note = fleet.p("note");
     std::fs::write(&note, CANARY).expect("note");
     ok(app(
@@ -326,23 +333,7 @@ fn an_application_forks_into_a_child_node_its_host_starts() {
         &["--local-children", "1"],
     );
     let tenant = tenant_file(&a, fleet.dir.path());
-    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/apps/counter.wat");
-    ok(app(
-        &fleet,
-        &a.url,
-        &tenant,
-        &[
-            "run",
-            "--name",
-            "counter",
-            "--module",
-            module,
-            "--memory-mib",
-            "16",
-        ],
-    ));
-    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 1);
-    assert_eq!(count(&fleet, &a.url, &tenant, "counter"), 2);
+    run_counter_to_two(&fleet, &a.url, &tenant);
     let out = ok(app(
         &fleet,
         &a.url,
