@@ -401,6 +401,35 @@ fn an_application_forks_into_a_child_node_its_host_starts() {
     );
     assert!(!done && err.contains("a child's name"), "{err}");
 
+    // Tenants unknown to the child are looked up at its peer: a few a second, however
+    // many ids a stranger makes up (each lookup costs attested handshakes).
+    let statuses: Vec<u16> = (0..20u8)
+        .map(|i| {
+            let header = format!(
+                "Veritee tenant={}, node={}, epoch={}, ts={}, nonce={}, sig=AAAA",
+                hex::encode([i; 16]),
+                "00".repeat(8),
+                "00".repeat(16),
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+                "00".repeat(veritee_proto::api::auth::NONCE_LEN),
+            );
+            reqwest::blocking::Client::new()
+                .post(format!("{child_url}/v1/sessions"))
+                .header("authorization", header)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+
     // The parent stops (killed): its child follows.
     let _ = a.child.kill();
     let _ = a.child.wait();

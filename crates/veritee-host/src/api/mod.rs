@@ -64,6 +64,8 @@ pub struct AppState {
     tenant_rates: Option<crate::limits::TenantRates>,
     /// KBS handshakes per client address (`/kbs/v0/auth` is unauthenticated).
     pub(crate) kbs_auth_rates: Option<crate::limits::TenantRates>,
+    /// Lookups of tenants unknown here at the enclave's peers, in all.
+    tenant_lookups: crate::limits::TenantRates,
     /// Each tenant's task uploads: pieces at once and bytes spooled.
     spool_quota: Option<Arc<crate::limits::SpoolQuota>>,
     /// Whether Trustee's set-resource (the resource in the clear to the host) is taken.
@@ -114,6 +116,7 @@ impl AppState {
             peers: peers::PeerGate::default(),
             tenant_rates: None,
             kbs_auth_rates: None,
+            tenant_lookups: crate::limits::TenantRates::new(TENANT_LOOKUPS_PER_SECOND),
             spool_quota: None,
             kbs_plaintext_resources: false,
             kbs_collateral: Arc::new(Vec::new()),
@@ -426,6 +429,9 @@ async fn tenant_payload(
     })
 }
 
+/// Lookups of unknown tenants at the enclave's peers a node makes per second, in all.
+pub const TENANT_LOOKUPS_PER_SECOND: u32 = 5;
+
 /// A tenant registered at a peer node, not here: its key as the enclave learns it from
 /// its attested peers (the id is the key's digest, checked again here), kept for the
 /// next request. Without peers there is no one to ask.
@@ -433,6 +439,19 @@ async fn learn_tenant(state: &AppState, tenant_id: &str) -> ApiResult<Vec<u8>> {
     let valid_id = tenant_id.len() == 32 && tenant_id.bytes().all(|b| b.is_ascii_hexdigit());
     if !state.enclave.has_peers() || !valid_id {
         return Err(ApiError::unauthorized("unknown tenant"));
+    }
+    // Anyone can name a tenant id, and each lookup costs attested handshakes with the
+    // peers: a few a second in all (a tenant is looked up once, then kept).
+    if let Err(wait) = state.tenant_lookups.charge("lookups") {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "unknown tenant, and this node looks up at most {TENANT_LOOKUPS_PER_SECOND} tenants a second at its peers"
+            ),
+        );
+        e.retry_after = Some(wait.as_secs().max(1));
+        return Err(e);
     }
     let spki = match state
         .enclave
