@@ -108,7 +108,7 @@ impl EnclaveLink {
         self
     }
 
-    /// Whether the enclave has peers to learn from (configured, or local children).
+    /// Whether the node has configured peers its enclave may learn tenants from.
     pub fn has_peers(&self) -> bool {
         !self.peers.is_empty()
     }
