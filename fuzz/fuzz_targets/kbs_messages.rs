@@ -28,7 +28,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = protocol::parse_request(data);
     if let Ok(attestation) = protocol::parse_attestation(data) {
         let _ = protocol::runtime_data_digest(&attestation);
-        for tee in [Tee::Sample, Tee::Tdx, Tee::Sgx, Tee::Snp, Tee::AzSnpVtpm] {
+        for tee in [
+            Tee::Sample,
+            Tee::Tdx,
+            Tee::Sgx,
+            Tee::Snp,
+            Tee::AzSnpVtpm,
+            Tee::AzTdxVtpm,
+        ] {
             let _ = protocol::primary_evidence(tee, &attestation);
         }
         let _ = protocol::additional_evidence(&attestation);
