@@ -143,7 +143,10 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log that cannot be written (a full disk under it) is lost, and the request
+        // goes on: reporting the failure would print to that same stderr, which panics.
+        .log_internal_errors(false);
     if matches!(&cli.command, Command::Node(args) if args.log_json) {
         logs.json().init();
     } else {
