@@ -410,8 +410,10 @@ impl EnclaveService {
     /// one refused operation does not stop the others.
     ///
     /// Every operation is counted in the audit log (see [`crate::audit`]): by key,
-    /// operation and outcome. If the log cannot take the counts when they are due, the
-    /// batch is refused as a whole: no result leaves unaudited.
+    /// operation and outcome. If the log cannot take the counts when this batch finds
+    /// them due, the batch is refused as a whole: its results do not leave without
+    /// their counts (those of the window's earlier batches are lost with them, as a
+    /// crash would lose them).
     pub(crate) fn crypto_batch(
         &self,
         tenant: &str,
