@@ -154,8 +154,8 @@ fn every_operation_is_counted_by_key_operation_and_outcome() {
             && out.starts_with("ok: 2 since"))
     );
 
-    // A log that cannot take the counts when they are due refuses the batch whole:
-    // no result leaves unaudited.
+    // A log that cannot take the counts when they are due refuses the batch whole: its
+    // results do not leave without their counts.
     one(&mut s, &service, &mut host, encrypt(&k2));
     std::thread::sleep(veritee_enclave::audit::USAGE_WINDOW);
     *host.append_fault.lock().expect("fault") = Some(AppendFault {
