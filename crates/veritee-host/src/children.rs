@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use veritee_store::Store;
 
-pub use veritee_proto::ipc::{ANY_LOCAL_CHILD as LOCAL_PEERS, LOCAL_CHILD_PREFIX as LOCAL_PREFIX};
+use veritee_proto::ipc::LOCAL_CHILD_PREFIX;
 
 /// A running child node.
 pub struct ChildNode {
@@ -55,8 +55,8 @@ impl core::fmt::Debug for LocalChildren {
     }
 }
 
-/// Whether `name` may name a child: 1 to 64 of `A-Z a-z 0-9 . _ -`.
-fn valid_name(name: &str) -> bool {
+/// Whether `name` may name a peer or a child node: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -84,7 +84,7 @@ impl LocalChildren {
     ) -> Result<String, String> {
         if !valid_name(name) {
             return Err(format!(
-                "{LOCAL_PREFIX}{name}: a child's name is 1 to 64 characters of A-Z a-z 0-9 . _ -"
+                "{LOCAL_CHILD_PREFIX}{name}: a child's name is 1 to 64 characters of A-Z a-z 0-9 . _ -"
             ));
         }
         let mut running = self.running.lock().await;

@@ -2,7 +2,7 @@
 //! store, return its reply. The host relays; it neither decrypts nor interprets.
 
 use crate::HostError;
-use crate::children::{LOCAL_PEERS, LOCAL_PREFIX, LocalChildren};
+use crate::children::LocalChildren;
 use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ impl EnclaveLink {
     fn peer_list(&self) -> Vec<String> {
         let mut peers = self.peers.as_ref().clone();
         if self.children.is_some() {
-            peers.push(LOCAL_PEERS.to_string());
+            peers.push(veritee_proto::ipc::ANY_LOCAL_CHILD.to_string());
         }
         peers
     }
@@ -131,7 +131,10 @@ impl EnclaveLink {
     /// Relays an enclave-to-enclave message to a configured peer node, or to a local
     /// child node (started at its first message).
     async fn peer_exchange(&self, peer: &str, message: Vec<u8>) -> HostResult {
-        let base = match (peer.strip_prefix(LOCAL_PREFIX), &self.children) {
+        let base = match (
+            peer.strip_prefix(veritee_proto::ipc::LOCAL_CHILD_PREFIX),
+            &self.children,
+        ) {
             (Some(name), Some(children)) => {
                 match children.reach(name, &self.store, &self.peer_token).await {
                     Ok(url) => url,

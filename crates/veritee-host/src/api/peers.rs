@@ -71,13 +71,7 @@ pub(super) async fn register_peer(
 ) -> ApiResult<Json<serde_json::Value>> {
     admin(&state, &headers)?;
     let req: RegisterPeerRequest = parse_json(&headers, &body)?;
-    let valid_name = !req.name.is_empty()
-        && req.name.len() <= 64
-        && req
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-    if !valid_name {
+    if !crate::children::valid_name(&req.name) {
         return Err(ApiError::bad_request(
             "a peer name is 1 to 64 characters of A-Z a-z 0-9 . _ -",
         ));
