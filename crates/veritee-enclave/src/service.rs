@@ -479,9 +479,21 @@ impl EnclaveService {
         }
         match call {
             EnclaveCall::Status => self.status(link),
-            EnclaveCall::TenantKey { tenant } => Ok(EnclaveReply::TenantKey {
-                public_key: self.tenant_key(link, &tenant)?,
-            }),
+            EnclaveCall::TenantKey { tenant } => {
+                // The host names the tenant: only a well-formed id reaches the peers.
+                let well_formed = tenant.len() == 32
+                    && tenant
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                if !well_formed {
+                    return Err(bad(format!(
+                        "{tenant:?} is not a tenant id (32 lowercase hex digits)"
+                    )));
+                }
+                Ok(EnclaveReply::TenantKey {
+                    public_key: self.tenant_key(link, &tenant)?,
+                })
+            }
             EnclaveCall::Attest { nonce } => self.attest(&nonce, link),
             EnclaveCall::RegisterTenant { request, body } => {
                 self.register_tenant(&request, &body, link)

@@ -330,3 +330,43 @@ fn a_newer_build_never_releases_a_key_to_an_older_one() {
     );
     assert_ne!(check, check_old);
 }
+
+/// A host asks its enclave for a tenant it does not know (one registered at a peer):
+/// the enclave answers with the key its attested peer holds, whose digest is the id;
+/// a malformed id reaches no peer, and a tenant no one knows is refused.
+#[test]
+fn a_tenant_registered_at_a_peer_is_learned_by_its_id_only() {
+    use veritee_proto::ipc::FailureKind;
+    let world = World::new(&["m1", "m2"]);
+    let mut a = Node::new(&world, "m1", CODE, "a");
+    let mut b = Node::new(&world, "m2", CODE, "b");
+    peer(&b.host, &a);
+    let tenant = TenantKey::generate().expect("key");
+    register(&a.service, &mut a.host, &tenant);
+    let id = tenant.tenant_id().expect("id");
+    let asked = |node: &mut Node, tenant: &str| {
+        node.service.handle(
+            EnclaveCall::TenantKey {
+                tenant: tenant.into(),
+            },
+            &mut node.host,
+        )
+    };
+    match asked(&mut b, &id) {
+        Ok(EnclaveReply::TenantKey { public_key }) => {
+            assert_eq!(public_key, tenant.public_key_spki().expect("spki"));
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in ["../x", "", &id.to_uppercase(), &format!("{id}00")] {
+        let f = asked(&mut b, bad).expect_err("a malformed id");
+        assert_eq!(f.kind, FailureKind::BadRequest, "{bad}: {}", f.message);
+        assert!(f.message.contains("not a tenant id"), "{}", f.message);
+    }
+    let unknown = "0".repeat(32);
+    let f = asked(&mut b, &unknown).expect_err("no one knows it");
+    assert!(f.message.contains("unknown tenant"), "{}", f.message);
+    // A node without peers asks no one.
+    let f = asked(&mut a, &unknown).expect_err("no peers");
+    assert_eq!(f.kind, FailureKind::NotFound, "{}", f.message);
+}
