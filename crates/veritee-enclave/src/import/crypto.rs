@@ -1299,8 +1299,13 @@ pub(crate) struct GrantedKeys {
     disabled: Arc<DisabledKeys>,
     /// Who used them, as the audit log's counts name it.
     user: String,
-    used: std::sync::Mutex<BTreeMap<Usage, u64>>,
+    /// Uses by key index, translation target, action and refusal (`None`: done);
+    /// made into audit rows only when taken, so a `key_op` formats nothing.
+    used: std::sync::Mutex<BTreeMap<KeyUse, u64>>,
 }
+
+/// One row of a grant's tally: key index, translation target, action, refusal.
+type KeyUse = (usize, Option<u32>, &'static str, Option<String>);
 
 impl GrantedKeys {
     /// `user` names the task and compartment in the audit log.
@@ -1314,8 +1319,29 @@ impl GrantedKeys {
     }
 
     /// The uses counted so far, by key, operation and outcome; the count starts over.
-    pub(crate) fn take_usage(&self) -> BTreeMap<Usage, u64> {
-        std::mem::take(&mut *lock(&self.used))
+    pub(crate) fn take_usage(&self) -> Vec<(Usage, u64)> {
+        let used = std::mem::take(&mut *lock(&self.used));
+        let name = |index: usize| {
+            self.keys
+                .get(index)
+                .map(|g| (g.owner.clone(), format!("{}/{}", g.owner, g.key)))
+        };
+        used.into_iter()
+            .filter_map(|((index, to, action, refusal), count)| {
+                let (tenant, key) = name(index)?;
+                let to = to
+                    .and_then(|t| name(usize::try_from(t).ok()?))
+                    .map(|(_, target)| format!(" -> {target}"))
+                    .unwrap_or_default();
+                let usage = Usage {
+                    action,
+                    tenant,
+                    object: format!("{key}{to} by {}", self.user),
+                    outcome: refusal.unwrap_or_else(|| "ok".into()),
+                };
+                Some((usage, count))
+            })
+            .collect()
     }
 
     fn granted(
@@ -1442,40 +1468,28 @@ impl veritee_wasm::KeyService for GrantedKeys {
     ) -> Result<SecretBytes, veritee_wasm::KeyOpError> {
         let action = key_op_action(&request);
         let to = match request {
-            veritee_wasm::KeyRequest::Translate { to, .. } => self
-                .keys
-                .get(usize::try_from(to).unwrap_or(usize::MAX))
-                .map(|t| format!(" -> {}/{}", t.owner, t.key)),
+            veritee_wasm::KeyRequest::Translate { to, .. } => Some(to),
             _ => None,
         };
         let answer = self.answer(key_index, request);
-        if let Some(granted) = self.keys.get(key_index) {
-            let usage = Usage {
-                action,
-                tenant: granted.owner.clone(),
-                object: format!(
-                    "{}/{}{} by {}",
-                    granted.owner,
-                    granted.key,
-                    to.unwrap_or_default(),
-                    self.user
-                ),
-                outcome: match &answer {
-                    Ok(_) => "ok".into(),
-                    Err(e) => format!("refused ({}): {e}", e.code()),
-                },
-            };
+        if key_index < self.keys.len() {
             let mut used = lock(&self.used);
-            // Refusals name what the guest asked (a version, a length): past the
-            // bound, new ones are counted by code alone, so a loop cannot grow this.
-            let usage = match &answer {
-                Err(e) if used.len() >= MAX_USAGE_ROWS && !used.contains_key(&usage) => Usage {
-                    outcome: format!("refused ({})", e.code()),
-                    ..usage
-                },
-                _ => usage,
-            };
-            *used.entry(usage).or_insert(0) += 1;
+            let refusal = answer.as_ref().err().map(|e| {
+                // Refusals name what the guest asked (a version, a length): past the
+                // bound, new ones are counted by code alone, so a loop cannot grow this.
+                let full = (
+                    key_index,
+                    to,
+                    action,
+                    Some(format!("refused ({}): {e}", e.code())),
+                );
+                if used.len() >= MAX_USAGE_ROWS && !used.contains_key(&full) {
+                    format!("refused ({})", e.code())
+                } else {
+                    full.3.unwrap_or_default()
+                }
+            });
+            *used.entry((key_index, to, action, refusal)).or_insert(0) += 1;
         }
         answer
     }
