@@ -359,6 +359,9 @@ fn an_application_forks_into_a_child_node_its_host_starts() {
         .json()
         .expect("json");
     let children = listed["children"].as_array().expect("children");
+    // Only the admin sees them.
+    let anonymous = reqwest::blocking::get(format!("{}/v1/children", a.url)).expect("children");
+    assert_eq!(anonymous.status().as_u16(), 401);
     assert_eq!(children.len(), 1, "{listed}");
     assert_eq!(children[0]["name"], "kid");
     let child_url = children[0]["url"].as_str().expect("url").to_string();
