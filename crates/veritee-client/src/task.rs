@@ -255,6 +255,8 @@ fn seal_pieces(
     let mut offset = 0u64;
     let mut piece = Vec::with_capacity(header.len() + CHUNKS_PER_PIECE * sealed_chunk);
     piece.extend_from_slice(&header);
+    // Where the piece's chunks start (after the header, in the first piece).
+    let mut chunks_from = piece.len();
     for index in 0..chunks {
         let last = index + 1 == chunks;
         let want = if last {
@@ -268,10 +270,16 @@ fn seal_pieces(
         if ((piece.len() - start) as u64) < want {
             return Err(changed_while_sending(source_name, "shorter"));
         }
-        sealer
-            .seal_at_end(&mut piece, start, last)
-            .map_err(stream)?;
+        // Room for the chunk's tag: the piece is laid out as it is sent.
+        piece.resize(piece.len() + veritee_stream::TAG_LEN, 0);
         if last || piece.len() + sealed_chunk > piece.capacity() {
+            // The piece's chunks sealed together, side by side on every core. The
+            // pool's threads take the priority of the thread that starts it: this one
+            // when it is the process's first to seal (as in `veritee task run`).
+            sealer
+                .seal_laid_out(&mut piece[chunks_from..], last)
+                .map_err(stream)?;
+            chunks_from = 0;
             let len = piece.len() as u64;
             let full = std::mem::replace(
                 &mut piece,

@@ -5,7 +5,11 @@
 //! (`open_separate_gather`): the AEAD work alone, no framing, no copies, no I/O.
 //!
 //! Stream: `EncryptWriter` into `io::sink()` (fed in one `write_all`, and in 64 KiB
-//! writes as `io::copy`-style callers do), and `DecryptReader` over the ciphertext in
+//! writes as `io::copy`-style callers do), on the pool's threads (one per core, the
+//! default) and on one thread (`_one_thread`); chunks laid out 8 to a piece as the
+//! client uploads a task's files, sealed together on the pool
+//! (`ChunkSealer::seal_laid_out`) or one by one where they lie (`seal_at_end`, what the
+//! client did before); and `DecryptReader` over the ciphertext in
 //! memory (read in 1 MiB and in 64 KiB pieces, and through `new_buffered`, which opens
 //! each chunk where it lies in a buffering source). Each iteration includes the header
 //! and its key derivation.
@@ -16,11 +20,15 @@ use std::io::{self, Read, Write};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use veritee_crypto::Confidential;
-use veritee_stream::{DecryptReader, EncryptWriter, StreamKey, TAG_LEN};
+use veritee_stream::{
+    ChunkSealer, DecryptReader, EncryptWriter, StreamKey, TAG_LEN, sealing_threads,
+};
 
 const LEN: usize = 64 << 20;
 const CHUNK: usize = 1 << 20;
 const PIECE: usize = 64 << 10;
+/// Chunks per upload piece, as the client sends a task's files.
+const PIECES_OF: usize = 8;
 
 fn nonce(index: usize, last: bool) -> Nonce {
     let mut nonce = [0u8; 12];
@@ -57,20 +65,91 @@ fn encrypt(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("stream_write_all", |b| {
+    // The ceiling for sealing on the pool: the same raw work split over its threads,
+    // each sealing every n-th chunk in place.
+    let threads = sealing_threads();
+    g.bench_function(format!("raw_aws_lc_seal_in_place_{threads}_threads"), |b| {
         b.iter(|| {
-            let mut w = EncryptWriter::new(&key, "bench", CHUNK as u32, io::sink()).unwrap();
-            w.write_all(black_box(&data)).unwrap();
-            w.finish().unwrap();
+            std::thread::scope(|scope| {
+                let mut shares: Vec<Vec<(usize, &mut [u8])>> =
+                    (0..threads).map(|_| Vec::new()).collect();
+                for (i, chunk) in buffer.chunks_mut(CHUNK).enumerate() {
+                    shares[i % threads].push((i, chunk));
+                }
+                for share in shares {
+                    let raw = &raw;
+                    scope.spawn(move || {
+                        for (i, chunk) in share {
+                            let tag = raw
+                                .seal_in_place_separate_tag(
+                                    nonce(i, i + 1 == chunks),
+                                    Aad::empty(),
+                                    chunk,
+                                )
+                                .unwrap();
+                            black_box(tag.as_ref()[0]);
+                        }
+                    });
+                }
+            })
         })
     });
-    g.bench_function("stream_64KiB_writes", |b| {
+    // The writer on the pool's threads (the default), then on the writing thread alone.
+    for (suffix, threads) in [("", sealing_threads()), ("_one_thread", 1)] {
+        g.bench_function(format!("stream_write_all{suffix}"), |b| {
+            b.iter(|| {
+                let mut w = EncryptWriter::new(&key, "bench", CHUNK as u32, io::sink())
+                    .unwrap()
+                    .on_threads(threads);
+                w.write_all(black_box(&data)).unwrap();
+                w.finish().unwrap();
+            })
+        });
+        g.bench_function(format!("stream_64KiB_writes{suffix}"), |b| {
+            b.iter(|| {
+                let mut w = EncryptWriter::new(&key, "bench", CHUNK as u32, io::sink())
+                    .unwrap()
+                    .on_threads(threads);
+                for piece in black_box(&data).chunks(PIECE) {
+                    w.write_all(piece).unwrap();
+                }
+                w.finish().unwrap();
+            })
+        });
+    }
+    // As the client seals a task's upload: 8 chunks laid out in one piece at a time,
+    // sealed together (on the pool) or one by one where they lie (`seal_at_end`).
+    let stride = CHUNK + TAG_LEN;
+    let mut piece = vec![0u8; PIECES_OF * stride];
+    g.bench_function("laid_out_8_chunk_pieces", |b| {
         b.iter(|| {
-            let mut w = EncryptWriter::new(&key, "bench", CHUNK as u32, io::sink()).unwrap();
-            for piece in black_box(&data).chunks(PIECE) {
-                w.write_all(piece).unwrap();
+            let mut sealer = ChunkSealer::new(&key, "bench", CHUNK as u32).unwrap();
+            let pieces = data.chunks(PIECES_OF * CHUNK).count();
+            for (p, plaintext) in data.chunks(PIECES_OF * CHUNK).enumerate() {
+                for (c, chunk) in plaintext.chunks(CHUNK).enumerate() {
+                    piece[c * stride..c * stride + CHUNK].copy_from_slice(chunk);
+                }
+                sealer.seal_laid_out(&mut piece, p + 1 == pieces).unwrap();
+                black_box(piece[0]);
             }
-            w.finish().unwrap();
+        })
+    });
+    let mut gathered = Vec::with_capacity(PIECES_OF * stride);
+    g.bench_function("laid_out_8_chunk_pieces_one_by_one", |b| {
+        b.iter(|| {
+            let mut sealer = ChunkSealer::new(&key, "bench", CHUNK as u32).unwrap();
+            let pieces = data.chunks(PIECES_OF * CHUNK).count();
+            for (p, plaintext) in data.chunks(PIECES_OF * CHUNK).enumerate() {
+                gathered.clear();
+                let chunks = plaintext.chunks(CHUNK).count();
+                for (c, chunk) in plaintext.chunks(CHUNK).enumerate() {
+                    let start = gathered.len();
+                    gathered.extend_from_slice(chunk);
+                    let last = p + 1 == pieces && c + 1 == chunks;
+                    sealer.seal_at_end(&mut gathered, start, last).unwrap();
+                }
+                black_box(gathered[0]);
+            }
         })
     });
     g.finish();

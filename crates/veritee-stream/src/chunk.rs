@@ -164,14 +164,128 @@ impl ChunkSealer {
         Ok(())
     }
 
+    /// Seals the next chunks in place where they lie in `region`, laid out as a stream
+    /// carries them: each chunk's plaintext followed by [`TAG_LEN`] bytes of room for
+    /// its tag. Every chunk in `region` is full but its last, which is the stream's
+    /// final chunk if `last` (and may then be short, down to an empty chunk: its tag
+    /// room alone), and full otherwise. An empty `region` seals nothing unless `last`,
+    /// which it cannot be: a final chunk needs its tag.
+    ///
+    /// With more than one core the chunks are sealed side by side (see
+    /// [`sealing_threads`](crate::sealing_threads)); the bytes are the same as sealing
+    /// them one by one. On an error nothing counts as sealed, and `region` may hold
+    /// some chunks sealed and others not.
+    pub fn seal_laid_out(&mut self, region: &mut [u8], last: bool) -> Result<(), StreamError> {
+        let stride = self.chunk_size + TAG_LEN;
+        let base = self.next;
+        let count = self.laid_out_count(region.len(), stride, last)?;
+        let key = &self.key;
+        crate::parallel::try_for_each_piece(region, stride, |i, chunk| {
+            let index = base + i as u64;
+            let (plaintext, tag_room) = chunk.split_at_mut(chunk.len() - TAG_LEN);
+            let tag = key.seal_in_place_separate_tag(
+                &nonce(index, last && i + 1 == count),
+                &[],
+                plaintext,
+            )?;
+            tag_room.copy_from_slice(&tag);
+            Ok::<_, StreamError>(())
+        })?;
+        self.advance_by(count, last);
+        Ok(())
+    }
+
+    /// Seals the next chunks from `plaintext` (every chunk full but the last, as for
+    /// [`ChunkSealer::seal_laid_out`]) into `out`, exactly `plaintext` with room for
+    /// each chunk's tag.
+    pub(crate) fn seal_laid_out_to(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut [u8],
+        last: bool,
+    ) -> Result<(), StreamError> {
+        let stride = self.chunk_size + TAG_LEN;
+        let base = self.next;
+        let count = self.laid_out_count(out.len(), stride, last)?;
+        let expected = out.len() - count * TAG_LEN;
+        if plaintext.len() != expected {
+            return Err(StreamError::Crypto(
+                veritee_crypto::CryptoError::OutputLength {
+                    what: "stream sealing buffer",
+                    requested: out.len(),
+                    maximum: plaintext.len() + count * TAG_LEN,
+                },
+            ));
+        }
+        let key = &self.key;
+        crate::parallel::try_for_each_pair(
+            plaintext,
+            self.chunk_size,
+            out,
+            stride,
+            |i, plaintext, chunk| {
+                let index = base + i as u64;
+                key.seal_to(&nonce(index, last && i + 1 == count), &[], plaintext, chunk)?;
+                Ok::<_, StreamError>(())
+            },
+        )?;
+        self.advance_by(count, last);
+        Ok(())
+    }
+
+    /// How many chunks a laid-out region of `len` bytes holds, checked as `check`
+    /// checks each of them.
+    fn laid_out_count(&self, len: usize, stride: usize, last: bool) -> Result<usize, StreamError> {
+        let (whole, rest) = (len / stride, len % stride);
+        let count = whole + usize::from(rest != 0);
+        let index_of = |i: usize| self.next.saturating_add(i as u64);
+        if count == 0 {
+            return match last {
+                false => Ok(0),
+                true => Err(StreamError::ChunkTooShort {
+                    index: self.next,
+                    len: 0,
+                }),
+            };
+        }
+        if rest != 0 && rest < TAG_LEN {
+            return Err(StreamError::ChunkTooShort {
+                index: index_of(whole),
+                len: rest,
+            });
+        }
+        let final_len = if rest == 0 {
+            self.chunk_size
+        } else {
+            rest - TAG_LEN
+        };
+        // The first chunk's check finds a stream already finished; the last chunk's, a
+        // wrong length, flag or index. Those between are full and below the last.
+        let first_len = if count == 1 {
+            final_len
+        } else {
+            self.chunk_size
+        };
+        self.check_at(self.next, first_len, count == 1 && last)?;
+        let last_index = self
+            .next
+            .checked_add(count as u64 - 1)
+            .ok_or(StreamError::CounterOverflow { index: u64::MAX })?;
+        self.check_at(last_index, final_len, last)?;
+        Ok(count)
+    }
+
     fn check(&self, len: usize, last: bool) -> Result<u64, StreamError> {
+        self.check_at(self.next, len, last)
+    }
+
+    fn check_at(&self, index: u64, len: usize, last: bool) -> Result<u64, StreamError> {
         if let Some(last_index) = self.last_index {
             return Err(StreamError::ChunkAfterLast {
                 index: last_index.saturating_add(1),
                 last_index,
             });
         }
-        let index = self.next;
         if len > self.chunk_size {
             return Err(StreamError::ChunkTooLarge {
                 index,
@@ -190,6 +304,13 @@ impl ChunkSealer {
             return Err(StreamError::CounterOverflow { index });
         }
         Ok(index)
+    }
+
+    /// Past `count` chunks sealed from the next index on (checked by `laid_out_count`).
+    fn advance_by(&mut self, count: usize, last: bool) {
+        if count > 0 {
+            self.advance(self.next + (count as u64 - 1), last);
+        }
     }
 
     fn advance(&mut self, index: u64, last: bool) {
@@ -381,6 +502,132 @@ mod tests {
         let sealer = ChunkSealer::new(&key(), "chunks", CHUNK as u32).unwrap();
         let opener = ChunkOpener::new(&key(), sealer.header()).unwrap();
         (sealer, opener)
+    }
+
+    /// Plaintext chunks laid out with room for their tags, as `seal_laid_out` takes.
+    fn laid_out(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut region = Vec::new();
+        for chunk in chunks {
+            region.extend_from_slice(chunk);
+            region.extend_from_slice(&[0xEE; TAG_LEN]);
+        }
+        region
+    }
+
+    /// Three sealers of one stream: same header, same payload key.
+    fn triplets() -> [ChunkSealer; 3] {
+        let (header, payload) = Header::seal(&key(), "chunks", CHUNK as u32).unwrap();
+        core::array::from_fn(|_| ChunkSealer::from_parts(header.clone(), payload.clone()))
+    }
+
+    #[test]
+    fn chunks_sealed_laid_out_are_the_chunks_sealed_one_by_one() {
+        let (a, b, c) = ([1u8; CHUNK], [2u8; CHUNK], [3u8; 100]);
+        for chunks in [
+            vec![&a[..], &b[..], &c[..]],
+            vec![&a[..], &b[..]],
+            vec![&a[..], &b[..], &[][..]],
+            vec![&[][..]],
+            vec![&c[..]],
+        ] {
+            let [mut one_by_one, mut laid_out_sealer, mut from_plaintext] = triplets();
+            let mut expected = Vec::new();
+            for (i, chunk) in chunks.iter().enumerate() {
+                expected.extend(one_by_one.seal(chunk, i + 1 == chunks.len()).unwrap());
+            }
+            let mut region = laid_out(&chunks);
+            laid_out_sealer.seal_laid_out(&mut region, true).unwrap();
+            assert!(region == expected, "{} chunks", chunks.len());
+            assert!(laid_out_sealer.is_finished());
+
+            let plaintext: Vec<u8> = chunks.concat();
+            let mut out = vec![0u8; expected.len()];
+            from_plaintext
+                .seal_laid_out_to(&plaintext, &mut out, true)
+                .unwrap();
+            assert!(out == expected, "{} chunks, out of place", chunks.len());
+        }
+    }
+
+    #[test]
+    fn laid_out_runs_continue_the_stream_where_it_stands() {
+        let [mut one_by_one, mut runs, _] = triplets();
+        let mut expected = Vec::new();
+        for (i, fill) in [4u8, 5, 6, 7, 8].into_iter().enumerate() {
+            expected.extend(one_by_one.seal(&[fill; CHUNK], i == 4).unwrap());
+        }
+        let mut first = laid_out(&[&[4; CHUNK], &[5; CHUNK]]);
+        runs.seal_laid_out(&mut first, false).unwrap();
+        assert_eq!(runs.next_index(), 2);
+        let mut nothing = Vec::new();
+        runs.seal_laid_out(&mut nothing, false).unwrap();
+        assert_eq!(runs.next_index(), 2);
+        let mut second = laid_out(&[&[6; CHUNK], &[7; CHUNK], &[8; CHUNK]]);
+        runs.seal_laid_out(&mut second, true).unwrap();
+        assert!([first, second].concat() == expected);
+    }
+
+    #[test]
+    fn a_laid_out_region_that_is_not_whole_chunks_is_refused_naming_the_chunk() {
+        let (mut sealer, _) = pair();
+        // A short chunk that is not the final one.
+        let mut short = laid_out(&[&[1; CHUNK], &[2; 10]]);
+        assert_eq!(
+            sealer.seal_laid_out(&mut short, false).unwrap_err(),
+            StreamError::ChunkNotFull {
+                index: 1,
+                len: 10,
+                expected: CHUNK
+            }
+        );
+        // Less than a tag's room after the whole chunks.
+        let mut cut = laid_out(&[&[1; CHUNK]]);
+        cut.extend_from_slice(&[0; TAG_LEN - 1]);
+        assert_eq!(
+            sealer.seal_laid_out(&mut cut, true).unwrap_err(),
+            StreamError::ChunkTooShort {
+                index: 1,
+                len: TAG_LEN - 1
+            }
+        );
+        // A final chunk needs at least its tag.
+        assert_eq!(
+            sealer.seal_laid_out(&mut [], true).unwrap_err(),
+            StreamError::ChunkTooShort { index: 0, len: 0 }
+        );
+        // Plaintext that does not fill the output, out of place.
+        let mut out = laid_out(&[&[0; CHUNK]]);
+        assert!(matches!(
+            sealer.seal_laid_out_to(&[1; CHUNK - 1], &mut out, false),
+            Err(StreamError::Crypto(_))
+        ));
+        // Nothing counted as sealed: the stream still starts at chunk 0.
+        assert_eq!(sealer.next_index(), 0);
+        let mut end = laid_out(&[b"end"]);
+        sealer.seal_laid_out(&mut end, true).unwrap();
+        // And nothing after its final chunk.
+        let mut more = laid_out(&[&[1; CHUNK]]);
+        assert_eq!(
+            sealer.seal_laid_out(&mut more, false).unwrap_err(),
+            StreamError::ChunkAfterLast {
+                index: 1,
+                last_index: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_laid_out_run_past_the_counter_is_refused() {
+        let (mut sealer, _) = pair();
+        sealer.set_next_index(u64::MAX - 1);
+        let mut two = laid_out(&[&[1; CHUNK], &[2; CHUNK]]);
+        assert_eq!(
+            sealer.seal_laid_out(&mut two, false).unwrap_err(),
+            StreamError::CounterOverflow { index: u64::MAX }
+        );
+        // As the last chunk, index u64::MAX is allowed.
+        sealer.seal_laid_out(&mut two, true).unwrap();
+        assert!(sealer.is_finished());
     }
 
     #[test]

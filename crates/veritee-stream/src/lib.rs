@@ -138,7 +138,9 @@
 //! ```
 //!
 //! [`ChunkSealer`] and [`ChunkOpener`] work one chunk at a time, by index, for a
-//! transport that moves (and may verify and re-encrypt) one chunk per request.
+//! transport that moves (and may verify and re-encrypt) one chunk per request;
+//! [`ChunkSealer::seal_laid_out`] seals a run of chunks where they lie, side by side on
+//! every core ([`sealing_threads`]), as [`EncryptWriter`] does for large writes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -146,6 +148,7 @@ mod chunk;
 mod error;
 mod header;
 mod key;
+mod parallel;
 mod read;
 mod write;
 
@@ -160,6 +163,7 @@ pub use header::{
     Version, check_chunk_size, read_header,
 };
 pub use key::StreamKey;
+pub use parallel::sealing_threads;
 pub use read::DecryptReader;
 pub use write::EncryptWriter;
 
@@ -217,6 +221,47 @@ mod golden {
         let mut out = Vec::new();
         reader.read_to_end(&mut out).unwrap();
         assert_eq!(out, plaintext());
+    }
+
+    /// Sealed on any number of threads, in writes of any size, a stream is the same
+    /// bytes as its chunks sealed one by one.
+    #[test]
+    fn every_thread_count_writes_the_same_bytes() {
+        let chunk = MIN_CHUNK_SIZE as usize;
+        let fixed = || {
+            header::Header::seal_with_stream_id(&key(), "any-threads", MIN_CHUNK_SIZE, [0x5A; 32])
+                .unwrap()
+        };
+        for len in [0, 10, chunk, 8 * chunk, 19 * chunk / 2] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let (header, payload) = fixed();
+            let mut expected = header.to_bytes();
+            let mut sealer = ChunkSealer::from_parts(header, payload);
+            let chunks: Vec<&[u8]> = match len {
+                0 => vec![&[]],
+                _ => data.chunks(chunk).collect(),
+            };
+            for (i, c) in chunks.iter().enumerate() {
+                expected.extend(sealer.seal(c, i + 1 == chunks.len()).unwrap());
+            }
+            for threads in [1, 2, 3, 16] {
+                for piece in [len.max(1), chunk, 1000, 3 * chunk + 7] {
+                    let (header, payload) = fixed();
+                    let mut out = header.to_bytes();
+                    let sealer = ChunkSealer::from_parts(header, payload);
+                    let mut writer =
+                        EncryptWriter::from_sealer(sealer, &mut out).on_threads(threads);
+                    for part in data.chunks(piece) {
+                        writer.write_all(part).unwrap();
+                    }
+                    writer.finish().unwrap();
+                    assert!(
+                        out == expected,
+                        "{len} bytes on {threads} threads in {piece}-byte writes"
+                    );
+                }
+            }
+        }
     }
 
     const V2_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v2-golden.bin");

@@ -8,21 +8,39 @@ use crate::StreamError;
 use crate::chunk::{ChunkSealer, TAG_LEN};
 use crate::header::Header;
 use crate::key::StreamKey;
+use crate::parallel::sealing_threads;
 
-/// Encrypts everything written to it into a stream on `W`, holding one chunk at a time.
+/// Most chunks a writer seals at once, whatever the pool's size: its memory is this
+/// many chunks at most.
+const MAX_BATCH: usize = 32;
+
+/// Encrypts everything written to it into a stream on `W`, holding at most two chunks
+/// per sealing thread at a time.
 ///
 /// [`EncryptWriter::finish`] **must** be called when all is written: it seals the final
 /// chunk. A writer dropped without it leaves a stream with no final chunk, which every
 /// reader rejects as truncated.
 ///
-/// `W` is written whole chunks at a time with `write_all`. An error from `W` is final:
-/// the writer is unusable afterwards, since part of a chunk may have been written.
+/// A write of several whole chunks (with more after them) is sealed in batches of two
+/// chunks per thread of [`sealing_threads`](crate::sealing_threads) (see
+/// [`EncryptWriter::on_threads`]), side by side, straight from the caller's bytes.
+/// Smaller writes fill one chunk, sealed on the writing thread once full. The bytes are
+/// the same either way.
+///
+/// `W` is written whole chunks (a batch or one) with `write_all`. An error from
+/// `W` is final: the writer is unusable afterwards, since part of a chunk may have
+/// been written.
 pub struct EncryptWriter<W: Write> {
     inner: W,
     sealer: ChunkSealer,
-    /// Always `chunk_size + TAG_LEN` long (so no chunk needs a fresh or re-zeroed
-    /// buffer): plaintext of the pending chunk in `..pending`, or a sealed chunk while it
-    /// is being written out.
+    /// Chunks sealed per batch: two per thread they are sealed on (one each made every
+    /// thread wait for the slowest more often: 1.35-1.48x one thread instead of
+    /// 1.14-1.30x on two cores; four each lost the cache), or one on one thread.
+    batch: usize,
+    /// Room for `batch` sealed chunks laid out as they are written (each
+    /// `chunk_size + TAG_LEN` bytes, so no chunk needs a fresh or re-zeroed buffer): the
+    /// pending chunk's plaintext in `..pending`, or sealed chunks while they are written
+    /// out.
     buffer: SecretBytes,
     pending: usize,
     poisoned: Option<String>,
@@ -32,6 +50,7 @@ impl<W: Write> core::fmt::Debug for EncryptWriter<W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EncryptWriter")
             .field("sealer", &self.sealer)
+            .field("batch", &self.batch)
             .field("pending", &self.pending)
             .finish_non_exhaustive()
     }
@@ -65,14 +84,29 @@ impl<W: Write> EncryptWriter<W> {
 
     /// A writer that goes on from a sealer whose header has already been written.
     pub(crate) fn from_sealer(sealer: ChunkSealer, inner: W) -> Self {
+        // One chunk to start with; a batch once a write is large enough for one.
         let buffer = SecretBytes::new(vec![0u8; sealer.chunk_size() + TAG_LEN]);
         Self {
             inner,
             sealer,
+            batch: 1,
             buffer,
             pending: 0,
             poisoned: None,
         }
+        .on_threads(sealing_threads())
+    }
+
+    /// Seals on at most `threads` threads (at least one: one seals each chunk on the
+    /// writing thread), holding up to two chunks per thread. The default is
+    /// [`sealing_threads`](crate::sealing_threads).
+    pub fn on_threads(mut self, threads: usize) -> Self {
+        self.batch = if threads > 1 {
+            (2 * threads).min(MAX_BATCH)
+        } else {
+            1
+        };
+        self
     }
 
     /// The stream's header.
@@ -85,8 +119,8 @@ impl<W: Write> EncryptWriter<W> {
         &self.inner
     }
 
-    /// Bytes of buffer this writer holds: one chunk and its tag, whatever the length of
-    /// the stream.
+    /// Bytes of buffer this writer holds, whatever the length of the stream: one chunk
+    /// and its tag, or two per sealing thread once a write held several whole chunks.
     pub fn buffer_capacity(&self) -> usize {
         self.buffer.expose().capacity()
     }
@@ -95,10 +129,14 @@ impl<W: Write> EncryptWriter<W> {
     /// flushes `inner`, and returns it.
     pub fn finish(mut self) -> io::Result<W> {
         self.check_usable()?;
-        self.seal_pending(true)?;
+        self.seal_and_write(self.pending + TAG_LEN, true)?;
         self.inner.flush()?;
         let Self { inner, .. } = self;
         Ok(inner)
+    }
+
+    fn stride(&self) -> usize {
+        self.sealer.chunk_size() + TAG_LEN
     }
 
     fn check_usable(&self) -> io::Result<()> {
@@ -115,29 +153,34 @@ impl<W: Write> EncryptWriter<W> {
         result
     }
 
-    /// Seals the pending plaintext in place and writes it out.
-    fn seal_pending(&mut self, last: bool) -> io::Result<()> {
-        let full = self.buffer.len();
-        let buffer = self.buffer.expose_mut();
-        buffer.truncate(self.pending);
-        let sealed = self.sealer.seal_in_place(buffer, last);
-        let result = match sealed {
-            Ok(()) => self.inner.write_all(buffer),
+    /// Seals the pending chunk in place (its plaintext and room for its tag, the first
+    /// `laid_out` bytes of the buffer) and writes it out.
+    fn seal_and_write(&mut self, laid_out: usize, last: bool) -> io::Result<()> {
+        let region = &mut self.buffer.expose_mut()[..laid_out];
+        let result = match self.sealer.seal_laid_out(region, last) {
+            Ok(()) => self.inner.write_all(region),
             Err(e) => Err(e.into()),
         };
-        // For a full chunk this only restores the length: sealing appended the tag.
-        buffer.resize(full, 0);
         self.pending = 0;
         self.poison(result)
     }
 
-    /// Seals one whole chunk straight from `plaintext` and writes it out.
+    /// Seals whole chunks straight from `plaintext`, at most a batch, side by side,
+    /// into the buffer and writes them out.
     fn seal_direct(&mut self, plaintext: &[u8]) -> io::Result<()> {
-        let result = match self
-            .sealer
-            .seal_to(plaintext, self.buffer.expose_mut(), false)
-        {
-            Ok(()) => self.inner.write_all(self.buffer.expose()),
+        let laid_out = plaintext.len() / self.sealer.chunk_size() * self.stride();
+        if self.buffer.len() < laid_out {
+            // Nothing is pending. The old buffer goes first (zeroized), so the two are
+            // never held at once.
+            drop(std::mem::replace(
+                &mut self.buffer,
+                SecretBytes::new(Vec::new()),
+            ));
+            self.buffer = SecretBytes::new(vec![0u8; self.batch * self.stride()]);
+        }
+        let out = &mut self.buffer.expose_mut()[..laid_out];
+        let result = match self.sealer.seal_laid_out_to(plaintext, out, false) {
+            Ok(()) => self.inner.write_all(out),
             Err(e) => Err(e.into()),
         };
         self.poison(result)
@@ -152,13 +195,18 @@ impl<W: Write> Write for EncryptWriter<W> {
         while !data.is_empty() {
             if self.pending == chunk {
                 // More data follows this full chunk, so it is not the final one.
-                self.seal_pending(false)?;
+                self.seal_and_write(self.stride(), false)?;
             } else if self.pending == 0 && data.len() > chunk {
-                // A whole chunk with more after it: no need to copy it first.
-                let (whole, rest) = data.split_at(chunk);
-                self.seal_direct(whole)?;
+                // Whole chunks with more after them: sealed straight from `data`, a
+                // batch at a time, side by side.
+                let whole = ((data.len() - 1) / chunk).min(self.batch);
+                let (run, rest) = data.split_at(whole * chunk);
+                self.seal_direct(run)?;
                 data = rest;
             } else {
+                // Small writes fill one chunk, sealed on this thread once full: it is
+                // in this core's cache, and handing it to another costs more than it
+                // saves (BENCHMARKS.md, issue 18, third part).
                 let take = (chunk - self.pending).min(data.len());
                 let (part, rest) = data.split_at(take);
                 self.buffer.expose_mut()[self.pending..self.pending + take].copy_from_slice(part);

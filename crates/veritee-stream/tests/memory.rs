@@ -6,11 +6,11 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use veritee_stream::{DEFAULT_CHUNK_SIZE, DecryptReader, EncryptWriter, TAG_LEN};
+use veritee_stream::{DEFAULT_CHUNK_SIZE, DecryptReader, EncryptWriter, TAG_LEN, sealing_threads};
 
 struct Counting;
 
@@ -84,7 +84,7 @@ fn heap_peak_is_a_few_chunks_whatever_the_length() {
     const SLACK: usize = 256 << 10;
     let chunk = DEFAULT_CHUNK_SIZE as usize;
 
-    // Encrypting alone, to a sink: one chunk.
+    // Encrypting alone, to a sink, in `io::copy`'s small writes: one chunk.
     let baseline = reset_peak();
     let mut writer = EncryptWriter::new(&key(), KEY_ID, DEFAULT_CHUNK_SIZE, io::sink()).unwrap();
     io::copy(&mut PatternReader::new(LEN), &mut writer).unwrap();
@@ -114,5 +114,20 @@ fn heap_peak_is_a_few_chunks_whatever_the_length() {
         pipeline_peak <= 3 * (chunk + TAG_LEN + 1) + SLACK,
         "encrypting and decrypting 64 MiB peaked at {pipeline_peak} heap bytes"
     );
-    eprintln!("heap peak: encrypt {encrypt_peak} bytes, encrypt + decrypt {pipeline_peak} bytes");
+
+    // One write of the whole 64 MiB: sealed a batch at a time, two chunks per sealing
+    // thread.
+    let data: Vec<u8> = (0..LEN as usize).map(|i| (i % 251) as u8).collect();
+    let baseline = reset_peak();
+    let mut writer = EncryptWriter::new(&key(), KEY_ID, DEFAULT_CHUNK_SIZE, io::sink()).unwrap();
+    writer.write_all(&data).unwrap();
+    writer.finish().unwrap();
+    let batch_peak = peak_above(baseline);
+    assert!(
+        batch_peak <= 2 * sealing_threads() * (chunk + TAG_LEN) + SLACK,
+        "encrypting 64 MiB in one write peaked at {batch_peak} heap bytes"
+    );
+    eprintln!(
+        "heap peak: encrypt {encrypt_peak} bytes, encrypt + decrypt {pipeline_peak} bytes, one write {batch_peak} bytes"
+    );
 }
