@@ -3,6 +3,7 @@
 
 use crate::EnclaveService;
 use crate::host::{HostLink, failure};
+use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use tracing::{debug, warn};
@@ -14,8 +15,17 @@ use veritee_proto::ipc::{
 /// Most simultaneous host connections.
 pub const MAX_CONNECTIONS: usize = 256;
 
+/// Bytes read ahead on a host connection: a typical request whole, so that a frame
+/// (header and body, written at once by the host) takes one `read` instead of two.
+/// Larger frames are read straight into their own buffer past it.
+const FRAME_BUFFER: usize = 16 * 1024;
+
+/// A host connection: read through a buffer (every read goes through it, so nothing
+/// read ahead is lost), written straight to the socket.
+type HostConnection = BufReader<UnixStream>;
+
 struct SocketLink<'s> {
-    stream: &'s mut UnixStream,
+    stream: &'s mut HostConnection,
     id: u64,
 }
 
@@ -23,7 +33,11 @@ impl HostLink for SocketLink<'_> {
     fn call(&mut self, call: HostCall) -> Result<HostResult, EnclaveFailure> {
         let io =
             |e: FrameError| failure(FailureKind::Unavailable, format!("host link failed: {e}"));
-        frame::write(self.stream, &EnclaveToHost::HostCall { id: self.id, call }).map_err(io)?;
+        frame::write(
+            &mut self.stream.get_ref(),
+            &EnclaveToHost::HostCall { id: self.id, call },
+        )
+        .map_err(io)?;
         match frame::read::<HostToEnclave>(self.stream).map_err(io)? {
             HostToEnclave::HostResult { id, result } if id == self.id => Ok(result),
             _ => Err(failure(
@@ -35,7 +49,8 @@ impl HostLink for SocketLink<'_> {
 }
 
 /// Serves one connection until the host closes it or breaks the protocol.
-pub fn serve_connection(service: &EnclaveService, mut stream: UnixStream) {
+pub fn serve_connection(service: &EnclaveService, stream: UnixStream) {
+    let mut stream = BufReader::with_capacity(FRAME_BUFFER, stream);
     loop {
         let request = match frame::read::<HostToEnclave>(&mut stream) {
             Ok(r) => r,
@@ -65,7 +80,7 @@ pub fn serve_connection(service: &EnclaveService, mut stream: UnixStream) {
         if let Err(f) = &result {
             debug!(id, kind = ?f.kind, "conversation failed: {}", f.message);
         }
-        if let Err(e) = frame::write(&mut stream, &EnclaveToHost::Reply { id, result }) {
+        if let Err(e) = frame::write(&mut stream.get_ref(), &EnclaveToHost::Reply { id, result }) {
             warn!("dropping host connection: {e}");
             return;
         }

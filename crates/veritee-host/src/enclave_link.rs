@@ -45,7 +45,7 @@ impl core::fmt::Debug for EnclaveLink {
 }
 
 async fn read_frame<T: serde::de::DeserializeOwned>(
-    stream: &mut tokio::net::UnixStream,
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> Result<T, HostError> {
     let io =
         |e: std::io::Error| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}"));
@@ -60,7 +60,7 @@ async fn read_frame<T: serde::de::DeserializeOwned>(
 }
 
 async fn write_frame<T: serde::Serialize>(
-    stream: &mut tokio::net::UnixStream,
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
     message: &T,
 ) -> Result<(), HostError> {
     let bytes = frame::encode(message).map_err(|e| HostError::Internal(e.to_string()))?;
