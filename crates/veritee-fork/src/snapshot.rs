@@ -228,12 +228,22 @@ impl Snapshot {
     /// Sealed pages to send: frames of pages `from..`, as many as fit `max_bytes`
     /// (at least one), and the page to continue from, `None` once all are out.
     pub fn frames(&self, from: usize, max_bytes: usize) -> (Vec<u8>, Option<usize>) {
-        let room = (max_bytes / FRAME_LEN).max(1);
         let mut out = Vec::new();
+        let next = self.frames_into(from, max_bytes, &mut out);
+        (out, next)
+    }
+
+    /// As [`Snapshot::frames`], appended to `out` (room for them reserved first, so
+    /// that a message of many pages is written once, not grown and copied).
+    pub fn frames_into(&self, from: usize, max_bytes: usize, out: &mut Vec<u8>) -> Option<usize> {
+        let room = (max_bytes / FRAME_LEN).max(1);
+        let start = out.len();
+        let sealed_ahead = self.pages.len().saturating_sub(from).min(room);
+        out.reserve(sealed_ahead * FRAME_LEN);
         let mut index = from;
         while index < self.pages.len() {
-            if out.len() / FRAME_LEN == room {
-                return (out, Some(index));
+            if (out.len() - start) / FRAME_LEN == room {
+                return Some(index);
             }
             if !self.pages[index].is_zero() {
                 out.extend_from_slice(&(index as u32).to_be_bytes());
@@ -243,7 +253,7 @@ impl Snapshot {
             }
             index += 1;
         }
-        (out, None)
+        None
     }
 
     /// The ids of the sealed pages as the snapshot stands, in page order (zero pages

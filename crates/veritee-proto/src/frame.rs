@@ -81,10 +81,12 @@ pub fn header(len: usize) -> Result<[u8; HEADER_LEN], FrameError> {
 
 /// Encodes a message as a complete frame.
 pub fn encode<T: serde::Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let mut payload = Vec::new();
-    ciborium::into_writer(message, &mut payload).map_err(|e| FrameError::Payload(e.to_string()))?;
-    let mut out = header(payload.len())?.to_vec();
-    out.extend_from_slice(&payload);
+    // The payload goes after room for the header, which is filled in once its length
+    // is known: a frame of a large message (a fork's pages, 8 MiB) is not copied again.
+    let mut out = vec![0u8; HEADER_LEN];
+    ciborium::into_writer(message, &mut out).map_err(|e| FrameError::Payload(e.to_string()))?;
+    let header = header(out.len() - HEADER_LEN)?;
+    out[..HEADER_LEN].copy_from_slice(&header);
     Ok(out)
 }
 

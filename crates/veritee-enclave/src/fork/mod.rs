@@ -873,16 +873,13 @@ impl EnclaveService {
     ) -> Result<(), Transfer> {
         let mut from = Some(0);
         while let Some(at) = from {
-            let (frames, next) = snapshot.frames(at, FRAMES_PER_MESSAGE);
-            from = next;
-            if frames.is_empty() {
+            let mut plain = vec![STEP_PAGES];
+            from = snapshot.frames_into(at, FRAMES_PER_MESSAGE, &mut plain);
+            if plain.len() == 1 {
                 continue;
             }
-            let mut plain = Vec::with_capacity(1 + frames.len());
-            plain.push(STEP_PAGES);
-            plain.extend_from_slice(&frames);
-            drop(frames);
             let message = step(session, fork, &plain).map_err(Transfer::Failed)?;
+            drop(plain);
             let reply = link
                 .peer_exchange(peer, message)
                 .and_then(|r| decode_peer(&r))
