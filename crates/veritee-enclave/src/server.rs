@@ -50,6 +50,11 @@ impl HostLink for SocketLink<'_> {
 
 /// Serves one connection until the host closes it or breaks the protocol.
 pub fn serve_connection(service: &EnclaveService, stream: UnixStream) {
+    // Best effort: a smaller buffer only makes large frames slower.
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(
+        &stream,
+        veritee_proto::frame::LINK_SEND_BUFFER,
+    );
     let mut stream = BufReader::with_capacity(FRAME_BUFFER, stream);
     loop {
         let request = match frame::read::<HostToEnclave>(&mut stream) {

@@ -233,6 +233,11 @@ impl Supervisor {
                 }
                 match UnixStream::connect(&self.inner.command.socket).await {
                     Ok(stream) => {
+                        // Best effort: a smaller buffer only makes large frames slower.
+                        let _ = rustix::net::sockopt::set_socket_send_buffer_size(
+                            &stream,
+                            veritee_proto::frame::LINK_SEND_BUFFER,
+                        );
                         return Ok(Connection {
                             stream: BufReader::with_capacity(FRAME_BUFFER, stream),
                             generation,
