@@ -37,9 +37,10 @@ pub fn sealing_threads() -> usize {
 }
 
 /// Calls `seal(i, region_i)` for each `stride`-byte piece of `region` (the last may
-/// be shorter): the first on this thread, the others on the pool beside it, or all in
-/// turn on this thread when there is one piece or one core. The first error is
-/// returned; other pieces may or may not have been processed.
+/// be shorter), the pieces dealt round-robin between this thread (the first of them
+/// among its share) and the pool's threads; or all in turn on this thread when there
+/// is one piece or one core. An error is returned (this thread's first); other
+/// pieces may or may not have been processed.
 pub(crate) fn try_for_each_piece<E, F>(region: &mut [u8], stride: usize, seal: F) -> Result<(), E>
 where
     E: Send,
