@@ -56,6 +56,10 @@ pub struct AppState {
     sessions: Mutex<HashMap<String, (String, Instant)>>,
     /// Which tenant initiated which task, and when, by (tenant, task id).
     tasks: Mutex<HashMap<(String, String), Instant>>,
+    /// Tenants' keys as read from the store, by id, so that the host's first check of a
+    /// tenant signature does not read the store every time. An id is a digest of its
+    /// key (checked before an entry is kept), so an entry never goes stale.
+    tenant_keys: Mutex<HashMap<String, Arc<Vec<u8>>>>,
     /// Where uploads for tasks go (shared with the enclave process).
     spool: Option<std::path::PathBuf>,
     /// Peer nodes allowed to call `/v1/peer`, and their rate limits.
@@ -87,7 +91,56 @@ impl core::fmt::Debug for AppState {
     }
 }
 
+/// Tenant keys the host remembers at most; past it, it starts over.
+const MAX_REMEMBERED_TENANT_KEYS: usize = 65_536;
+
+/// Keeps `spki` as tenant `id`'s key if it is that tenant's: its digest is the id. A
+/// store entry that is not (altered, or misfiled) is used once and never kept.
+fn remember_tenant_key(
+    keys: &mut HashMap<String, Arc<Vec<u8>>>,
+    id: &str,
+    spki: &Arc<Vec<u8>>,
+) -> bool {
+    if auth::tenant_id(spki) != id {
+        return false;
+    }
+    if keys.len() >= MAX_REMEMBERED_TENANT_KEYS {
+        keys.clear();
+    }
+    keys.insert(id.to_string(), Arc::clone(spki));
+    true
+}
+
 impl AppState {
+    /// Tenant `id`'s key: remembered, stored on this node, or learned from the
+    /// enclave's peers.
+    async fn tenant_key(&self, id: &str) -> ApiResult<Arc<Vec<u8>>> {
+        if let Some(spki) = self
+            .tenant_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(Arc::clone(spki));
+        }
+        let spki = match self
+            .store
+            .get(HOST_TENANTS_NS, id)
+            .await
+            .map_err(|e| ApiError::from(HostError::Store(e)))?
+        {
+            Some(spki) => spki,
+            None => learn_tenant(self, id).await?,
+        };
+        let spki = Arc::new(spki);
+        remember_tenant_key(
+            &mut self.tenant_keys.lock().unwrap_or_else(|e| e.into_inner()),
+            id,
+            &spki,
+        );
+        Ok(spki)
+    }
+
     /// State over a store and an enclave. `peer_token` is what this node presents to
     /// the peers it calls.
     pub fn new(
@@ -112,6 +165,7 @@ impl AppState {
             admin_token_sha256,
             sessions: Mutex::new(HashMap::with_capacity(sessions::MAX_SESSION_OWNERS + 1)),
             tasks: Mutex::new(HashMap::new()),
+            tenant_keys: Mutex::new(HashMap::new()),
             spool: None,
             peers: peers::PeerGate::default(),
             tenant_rates: None,
@@ -404,15 +458,7 @@ async fn tenant_payload(
         )
     })?;
     let claim = auth::tenant_claim(Some(header)).map_err(ApiError::unauthorized)?;
-    let spki = match state
-        .store
-        .get(HOST_TENANTS_NS, &claim.tenant_id)
-        .await
-        .map_err(|e| ApiError::from(HostError::Store(e)))?
-    {
-        Some(spki) => spki,
-        None => learn_tenant(state, &claim.tenant_id).await?,
-    };
+    let spki = state.tenant_key(&claim.tenant_id).await?;
     let path = path_and_query(uri);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     claim
@@ -673,4 +719,43 @@ pub fn router(state: Arc<AppState>) -> Router {
             observe,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_key_whose_digest_is_the_tenant_id_is_remembered() {
+        let spki = Arc::new(b"a tenant's public key".to_vec());
+        let id = auth::tenant_id(&spki);
+        let other = Arc::new(b"another tenant's public key".to_vec());
+        let mut keys = HashMap::new();
+        // A store entry filed under this id that is another key: not kept.
+        assert!(!remember_tenant_key(&mut keys, &id, &other));
+        assert!(keys.is_empty());
+        assert!(remember_tenant_key(&mut keys, &id, &spki));
+        assert_eq!(keys.get(&id), Some(&spki));
+    }
+
+    #[test]
+    fn a_full_table_of_tenant_keys_starts_over() {
+        let mut keys = HashMap::new();
+        for i in 0..MAX_REMEMBERED_TENANT_KEYS {
+            let spki = Arc::new(i.to_be_bytes().to_vec());
+            assert!(remember_tenant_key(
+                &mut keys,
+                &auth::tenant_id(&spki),
+                &spki
+            ));
+        }
+        assert_eq!(keys.len(), MAX_REMEMBERED_TENANT_KEYS);
+        let newest = Arc::new(b"one more".to_vec());
+        assert!(remember_tenant_key(
+            &mut keys,
+            &auth::tenant_id(&newest),
+            &newest
+        ));
+        assert_eq!(keys.len(), 1);
+    }
 }
