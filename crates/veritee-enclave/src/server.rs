@@ -15,11 +15,6 @@ use veritee_proto::ipc::{
 /// Most simultaneous host connections.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Bytes read ahead on a host connection: a typical request whole, so that a frame
-/// (header and body, written at once by the host) takes one `read` instead of two.
-/// Larger frames are read straight into their own buffer past it.
-const FRAME_BUFFER: usize = 16 * 1024;
-
 /// A host connection: read through a buffer (every read goes through it, so nothing
 /// read ahead is lost), written straight to the socket.
 type HostConnection = BufReader<UnixStream>;
@@ -51,11 +46,8 @@ impl HostLink for SocketLink<'_> {
 /// Serves one connection until the host closes it or breaks the protocol.
 pub fn serve_connection(service: &EnclaveService, stream: UnixStream) {
     // Best effort: a smaller buffer only makes large frames slower.
-    let _ = rustix::net::sockopt::set_socket_send_buffer_size(
-        &stream,
-        veritee_proto::frame::LINK_SEND_BUFFER,
-    );
-    let mut stream = BufReader::with_capacity(FRAME_BUFFER, stream);
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, frame::LINK_SEND_BUFFER);
+    let mut stream = BufReader::with_capacity(frame::LINK_READ_BUFFER, stream);
     loop {
         let request = match frame::read::<HostToEnclave>(&mut stream) {
             Ok(r) => r,

@@ -25,9 +25,6 @@ pub const FIXED_MMAP_THRESHOLD: &str = "glibc.malloc.mmap_threshold=131072";
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request waits for a restarting enclave.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(30);
-/// Bytes read ahead on an enclave connection: a typical reply whole (larger frames
-/// are read straight into their own buffer past it).
-const FRAME_BUFFER: usize = 16 * 1024;
 /// Most idle connections kept.
 pub const MAX_IDLE: usize = 64;
 
@@ -239,7 +236,10 @@ impl Supervisor {
                             veritee_proto::frame::LINK_SEND_BUFFER,
                         );
                         return Ok(Connection {
-                            stream: BufReader::with_capacity(FRAME_BUFFER, stream),
+                            stream: BufReader::with_capacity(
+                                veritee_proto::frame::LINK_READ_BUFFER,
+                                stream,
+                            ),
                             generation,
                         });
                     }

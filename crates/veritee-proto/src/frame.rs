@@ -20,6 +20,10 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 12;
 /// Largest payload accepted (a sealed blob plus envelope).
 pub const MAX_FRAME_PAYLOAD: usize = 80 * 1024 * 1024;
+/// Bytes each side of the enclave link reads ahead: a typical frame whole (header and
+/// body are written at once), so that it takes one `read` instead of two. Larger frames
+/// are read past it, straight into their own buffer.
+pub const LINK_READ_BUFFER: usize = 16 * 1024;
 /// The send buffer each side asks for on its end of the enclave link (capped by the
 /// kernel's `net.core.wmem_max`). The default (about 200 KiB) moves a large frame (a
 /// fork's 8 MiB of pages) in dozens of wake-ups of the reader; at 4 MiB, in a few.
