@@ -19,10 +19,7 @@ pub const HELLO_SIGNATURE_LABEL: &[u8] = b"veritee session hello v1";
 #[derive(Debug)]
 pub struct TenantKey(EcdsaSigningKey);
 
-/// A tenant id: hex of the first 16 bytes of SHA-256 over the tenant's SPKI.
-pub fn tenant_id(spki: &[u8]) -> String {
-    hex::encode(&veritee_crypto::digest::sha256(spki)[..16])
-}
+pub use veritee_proto::names::tenant_id;
 
 impl TenantKey {
     /// A fresh key.

@@ -481,11 +481,7 @@ impl EnclaveService {
             EnclaveCall::Status => self.status(link),
             EnclaveCall::TenantKey { tenant } => {
                 // The host names the tenant: only a well-formed id reaches the peers.
-                let well_formed = tenant.len() == 32
-                    && tenant
-                        .bytes()
-                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-                if !well_formed {
+                if !veritee_proto::names::is_tenant_id(&tenant) {
                     return Err(bad(format!(
                         "{tenant:?} is not a tenant id (32 lowercase hex digits)"
                     )));

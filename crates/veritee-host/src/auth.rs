@@ -80,10 +80,7 @@ pub fn decode_spki(b64: &str) -> Result<Vec<u8>, String> {
     Ok(spki)
 }
 
-/// The tenant id of a key (as the enclave computes it).
-pub fn tenant_id(spki: &[u8]) -> String {
-    hex::encode(&veritee_crypto::digest::sha256(spki)[..16])
-}
+pub use veritee_proto::names::tenant_id;
 
 #[cfg(test)]
 mod tests {

@@ -244,11 +244,7 @@ impl ImportMetadata {
         for (i, signer) in self.task_signers.iter().enumerate() {
             // Lowercase only: the enclave compares ids as text, so an uppercase spelling
             // of a tenant would silently allow nobody.
-            if signer.len() != 32
-                || !signer
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
+            if !veritee_proto::names::is_tenant_id(signer) {
                 return Err(bad(format!(
                     "{signer:?} is not a tenant id (32 lowercase hex digits)"
                 )));

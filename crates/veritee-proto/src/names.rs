@@ -23,9 +23,31 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A tenant's id: hex of the first 16 bytes of SHA-256 over its public key (SPKI).
+pub fn tenant_id(spki: &[u8]) -> String {
+    hex::encode(&veritee_crypto::digest::sha256(spki)[..16])
+}
+
+/// Whether `id` is spelled as [`tenant_id`] spells one: 32 lowercase hex digits. Ids
+/// are compared as text, so an uppercase spelling would name nobody.
+pub fn is_tenant_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_ids_are_32_lowercase_hex_digits() {
+        let id = tenant_id(b"a key");
+        assert!(is_tenant_id(&id));
+        assert!(!is_tenant_id(&id.to_ascii_uppercase()));
+        assert!(!is_tenant_id(&id[..31]));
+        assert!(!is_tenant_id(&format!("{id}0")));
+        assert!(!is_tenant_id(&format!("{}g", &id[..31])));
+        assert!(!is_tenant_id(""));
+    }
 
     #[test]
     fn names_are_checked() {

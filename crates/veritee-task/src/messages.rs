@@ -64,10 +64,7 @@ impl NamedKey {
             }
         };
         if let Some(owner) = owner
-            && (owner.len() != 32
-                || !owner
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            && !veritee_proto::names::is_tenant_id(owner)
         {
             return Err(format!(
                 "key {text:?}: owner {owner:?} is not a tenant id (32 lowercase hex digits)"

@@ -482,8 +482,7 @@ pub const TENANT_LOOKUPS_PER_SECOND: u32 = 5;
 /// its attested peers (the id is the key's digest, checked again here), kept for the
 /// next request. Without peers there is no one to ask.
 async fn learn_tenant(state: &AppState, tenant_id: &str) -> ApiResult<Vec<u8>> {
-    let valid_id = tenant_id.len() == 32 && tenant_id.bytes().all(|b| b.is_ascii_hexdigit());
-    if !state.enclave.has_peers() || !valid_id {
+    if !state.enclave.has_peers() || !veritee_proto::names::is_tenant_id(tenant_id) {
         return Err(ApiError::unauthorized("unknown tenant"));
     }
     // Anyone can name a tenant id, and each lookup costs attested handshakes with the
@@ -510,8 +509,7 @@ async fn learn_tenant(state: &AppState, tenant_id: &str) -> ApiResult<Vec<u8>> {
         Ok(other) => return Err(unexpected(&other)),
         Err(_) => return Err(ApiError::unauthorized("unknown tenant")),
     };
-    let digest = veritee_crypto::digest::sha256(&spki);
-    if hex::encode(&digest[..16]) != tenant_id {
+    if auth::tenant_id(&spki) != tenant_id {
         return Err(ApiError::unauthorized(
             "unknown tenant (the enclave answered with another tenant's key)",
         ));
