@@ -1,14 +1,16 @@
 //! The embedded backend: one redb database file in a directory of its own.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
+use crate::log_file::{self, LogDirectory, LogFile, encode_record};
 use crate::{Store, StoreError, StoredObject, limits};
 
 const BACKEND: &str = "embedded";
@@ -18,16 +20,23 @@ pub const DB_FILE_NAME: &str = "store.redb";
 
 /// `(namespace, key) -> value`.
 const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
-/// `(log, seq) -> entry`.
+/// `(log, seq) -> entry`: where logs were kept before they moved to files of their own
+/// ([`log_file`]); emptied into those files on open.
 const LOGS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("logs");
+/// `log -> seq`: the last entry of `log` whose record's objects are in [`OBJECTS`].
+const APPLIED: TableDefinition<&str, u64> = TableDefinition::new("log_objects_applied");
 
-/// The embedded store: a redb database, `store.redb`, in a directory of its own.
+/// The embedded store: a redb database, `store.redb`, for objects, and one
+/// append-only file per log in `logs/` ([`log_file`]), in a directory of its own.
 ///
-/// Every write is one redb write transaction committed with
+/// Every object write is one redb write transaction committed with
 /// [`Durability::Immediate`], so it is on disk when the call returns. redb allows one
-/// writer at a time, which makes `put_if_absent` and `log_append` atomic; reads run
-/// alongside writes on their own snapshot. redb is synchronous, so every call runs on
-/// tokio's blocking thread pool.
+/// writer at a time, which makes `put_if_absent` atomic; reads run alongside writes on
+/// their own snapshot. A log append is one record written to the log's file and synced,
+/// under that log's lock (which makes the check of its number atomic); the objects of
+/// [`Store::log_append_with_objects`] go into the record, then into redb, and back
+/// into redb on open if a crash came in between. redb and the files are synchronous,
+/// so every call runs on tokio's blocking thread pool.
 ///
 /// Only one process may have the store open at a time (redb locks the file); a second
 /// [`open`](EmbeddedStore::open) fails with a clear [`StoreError::Backend`].
@@ -36,6 +45,17 @@ pub struct EmbeddedStore {
     /// when reopening failed: the next operation tries again).
     db: Arc<RwLock<Option<Arc<Database>>>>,
     path: PathBuf,
+    logs: Arc<Logs>,
+}
+
+/// One log's file; `None` after a write that could not be undone, until it is opened
+/// again from disk.
+type LogSlot = Arc<Mutex<Option<LogFile>>>;
+
+/// The store's log files.
+struct Logs {
+    directory: Mutex<LogDirectory>,
+    files: RwLock<HashMap<String, LogSlot>>,
 }
 
 /// The database's page cache. redb's default is 1 GiB, which a node's resident memory
@@ -106,19 +126,6 @@ fn io_error(operation: &'static str, error: std::io::Error) -> StoreError {
     }
 }
 
-/// The number the next entry of `log` must have.
-fn next_seq(
-    table: &redb::Table<'_, (&'static str, u64), &'static [u8]>,
-    log: &str,
-) -> Result<u64, redb::StorageError> {
-    let last = table
-        .range((log, 0)..=(log, u64::MAX))?
-        .next_back()
-        .transpose()?
-        .map(|(k, _)| k.value().1);
-    Ok(last.map_or(0, |last| last + 1))
-}
-
 /// Begins a write transaction that is durable on commit.
 fn begin_write(db: &Database, operation: &'static str) -> Result<WriteTransaction, StoreError> {
     let mut txn = db.begin_write().map_err(|e| redb_error(operation, e))?;
@@ -165,7 +172,9 @@ impl EmbeddedStore {
         let txn = begin_write(&db, "open")?;
         txn.open_table(OBJECTS).map_err(|e| redb_error("open", e))?;
         txn.open_table(LOGS).map_err(|e| redb_error("open", e))?;
+        txn.open_table(APPLIED).map_err(|e| redb_error("open", e))?;
         txn.commit().map_err(|e| redb_error("open", e))?;
+        let logs = Logs::open(&dir.join(log_file::LOGS_DIR), &db)?;
         // Make the new file's directory entry durable too.
         #[cfg(unix)]
         std::fs::File::open(dir)
@@ -176,6 +185,7 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path,
+            logs: Arc::new(logs),
         })
     }
 
@@ -199,7 +209,9 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || {
             let db = current(&shared, &path, operation)?;
             let result = f(&db);
-            if let Err(StoreError::Io { .. }) = &result {
+            if let Err(StoreError::Io { operation, .. }) = &result
+                && !log_file::is_log_file_operation(operation)
+            {
                 drop(db);
                 reopen(&shared, &path);
             }
@@ -288,10 +300,240 @@ fn join_error(operation: &'static str, error: tokio::task::JoinError) -> StoreEr
     }
 }
 
+/// Upserts each record's objects into redb and notes the record as applied, in one
+/// durable transaction.
+fn apply_objects(
+    db: &Database,
+    log: &str,
+    records: &[log_file::RecordObjects],
+) -> Result<(), StoreError> {
+    let op = "log_append";
+    let Some(last) = records.last() else {
+        return Ok(());
+    };
+    let txn = begin_write(db, op)?;
+    {
+        let mut table = txn.open_table(OBJECTS).map_err(err(op))?;
+        for o in records.iter().flat_map(|r| &r.objects) {
+            table
+                .insert((o.ns.as_str(), o.key.as_str()), o.value.as_slice())
+                .map_err(err(op))?;
+        }
+        let mut applied = txn.open_table(APPLIED).map_err(err(op))?;
+        applied.insert(log, last.seq).map_err(err(op))?;
+    }
+    txn.commit().map_err(err(op))
+}
+
+/// Opens `log`'s file again from disk, and applies what a crash left unapplied.
+fn load_log(db: &Database, path: &Path, log: &str) -> Result<LogFile, StoreError> {
+    let (file, scanned) = LogFile::open(path)?;
+    apply_pending(db, log, &scanned.objects)?;
+    Ok(file)
+}
+
+/// Applies the records of `log` whose objects redb does not hold yet.
+fn apply_pending(
+    db: &Database,
+    log: &str,
+    records: &[log_file::RecordObjects],
+) -> Result<(), StoreError> {
+    let op = "open";
+    let applied = {
+        let txn = db.begin_read().map_err(err(op))?;
+        let table = txn.open_table(APPLIED).map_err(err(op))?;
+        table.get(log).map_err(err(op))?.map(|v| v.value())
+    };
+    let pending: Vec<_> = records
+        .iter()
+        .filter(|r| applied.is_none_or(|applied| r.seq > applied))
+        .cloned()
+        .collect();
+    if !pending.is_empty() {
+        tracing::warn!(
+            log,
+            records = pending.len(),
+            "writing the objects of log records a crash left unapplied"
+        );
+    }
+    apply_objects(db, log, &pending)
+}
+
+/// Most bytes of entries moved into one record when a log leaves redb.
+const MIGRATION_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
+impl Logs {
+    /// Opens the log files in `dir`, moves logs still in redb's [`LOGS`] table into
+    /// files of their own, and applies what a crash left unapplied.
+    fn open(dir: &Path, db: &Database) -> Result<Self, StoreError> {
+        let (mut directory, opened) = LogDirectory::open(dir)?;
+        let mut files = HashMap::new();
+        for (file, scanned) in opened {
+            apply_pending(db, &scanned.name, &scanned.objects)?;
+            files.insert(scanned.name, file);
+        }
+        // Logs a store written before the files still holds in redb. A crash part way
+        // leaves the rows in place: the file is continued from its last entry.
+        let op = "move logs out of the database";
+        let in_redb: Vec<String> = {
+            let txn = db.begin_read().map_err(err(op))?;
+            let table = txn.open_table(LOGS).map_err(err(op))?;
+            let mut names = Vec::new();
+            let mut next = table.first().map_err(err(op))?;
+            while let Some((key, _)) = next {
+                let name = key.value().0.to_owned();
+                // Numbers stop at MAX_SEQ, so this starts at the next log's first row.
+                next = table
+                    .range((name.as_str(), u64::MAX)..)
+                    .map_err(err(op))?
+                    .next()
+                    .transpose()
+                    .map_err(err(op))?;
+                names.push(name);
+            }
+            names
+        };
+        for name in in_redb {
+            let file = match files.remove(&name) {
+                Some(file) => file,
+                None => directory.create(&name)?,
+            };
+            let file = migrate(db, &name, file)?;
+            files.insert(name, file);
+        }
+        Ok(Self {
+            directory: Mutex::new(directory),
+            files: RwLock::new(
+                files
+                    .into_iter()
+                    .map(|(name, file)| (name, Arc::new(Mutex::new(Some(file)))))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// `log`'s slot; with `create`, a new file for it if it has none.
+    fn slot(&self, log: &str, create: bool) -> Result<Option<LogSlot>, StoreError> {
+        let poisoned = || lock_error("log");
+        if let Some(slot) = self.files.read().map_err(|_| poisoned())?.get(log) {
+            return Ok(Some(Arc::clone(slot)));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let mut directory = self.directory.lock().map_err(|_| poisoned())?;
+        if let Some(slot) = self.files.read().map_err(|_| poisoned())?.get(log) {
+            return Ok(Some(Arc::clone(slot)));
+        }
+        let slot = Arc::new(Mutex::new(Some(directory.create(log)?)));
+        self.files
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(log.to_owned(), Arc::clone(&slot));
+        Ok(Some(slot))
+    }
+
+    /// Runs `f` on `log`'s file (`None`: the log has no entries), opening it again
+    /// first if a failed write left it unusable.
+    fn with<T>(
+        &self,
+        db: &Database,
+        log: &str,
+        create: bool,
+        f: impl FnOnce(Option<&mut LogFile>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(slot) = self.slot(log, create)? else {
+            return f(None);
+        };
+        let mut file = slot.lock().map_err(|_| lock_error("log"))?;
+        if file.is_none() {
+            let path = self
+                .directory
+                .lock()
+                .map_err(|_| lock_error("log"))?
+                .path(log)
+                .map(Path::to_owned)
+                .ok_or_else(|| StoreError::Backend {
+                    backend: BACKEND,
+                    operation: "log",
+                    message: format!("the file of log {log:?} is not known"),
+                })?;
+            *file = Some(load_log(db, &path, log)?);
+        }
+        let result = f(file.as_mut());
+        if file.as_ref().is_some_and(LogFile::broken) {
+            *file = None;
+        }
+        result
+    }
+}
+
+/// Appends the rows redb still holds for `log` after what `file` holds, a record of at
+/// most [`MIGRATION_RECORD_BYTES`] at a time, then removes them (and notes their
+/// objects, written with them in the old layout, as applied).
+fn migrate(db: &Database, log: &str, mut file: LogFile) -> Result<LogFile, StoreError> {
+    let op = "move logs out of the database";
+    loop {
+        let first = file.next_seq();
+        let mut rows: Vec<Vec<u8>> = Vec::new();
+        {
+            let txn = db.begin_read().map_err(err(op))?;
+            let table = txn.open_table(LOGS).map_err(err(op))?;
+            let mut bytes = 0;
+            for item in table
+                .range((log, first)..=(log, u64::MAX))
+                .map_err(err(op))?
+            {
+                let (key, value) = item.map_err(err(op))?;
+                let expected = first + rows.len() as u64;
+                if key.value().1 != expected {
+                    return Err(StoreError::Backend {
+                        backend: BACKEND,
+                        operation: op,
+                        message: format!(
+                            "log {log:?} in the database skips from {expected} to {}",
+                            key.value().1
+                        ),
+                    });
+                }
+                bytes += value.value().len();
+                rows.push(value.value().to_vec());
+                if bytes >= MIGRATION_RECORD_BYTES || rows.len() == limits::MAX_BATCH_ENTRIES {
+                    break;
+                }
+            }
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let views: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+        let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
+        file.append(&encode_record(first, &views, &[]), &lens)?;
+    }
+    let txn = begin_write(db, op)?;
+    {
+        let mut table = txn.open_table(LOGS).map_err(err(op))?;
+        table
+            .retain_in((log, 0)..=(log, u64::MAX), |_, _| false)
+            .map_err(err(op))?;
+        if let Some(last) = file.next_seq().checked_sub(1) {
+            let mut applied = txn.open_table(APPLIED).map_err(err(op))?;
+            applied.insert(log, last).map_err(err(op))?;
+        }
+    }
+    txn.commit().map_err(err(op))?;
+    tracing::info!(
+        log,
+        entries = file.next_seq(),
+        "log moved out of the database into its own file"
+    );
+    Ok(file)
+}
+
 impl EmbeddedStore {
-    /// Appends `entries` to `log` from `seq` and upserts `objects`, in one durable
-    /// transaction; a `seq` other than the log's next one writes nothing. Arguments
-    /// are checked against the limits by the caller.
+    /// Appends `entries` to `log` from `seq` and upserts `objects` (only with one
+    /// entry), durable together; a `seq` other than the log's next one writes nothing.
+    /// Arguments are checked against the limits by the caller.
     async fn append(
         &self,
         log: &str,
@@ -300,37 +542,33 @@ impl EmbeddedStore {
         objects: Vec<StoredObject>,
     ) -> Result<(), StoreError> {
         let log = log.to_owned();
+        let logs = Arc::clone(&self.logs);
         self.blocking("log_append", move |db| {
-            let op = "log_append";
-            // One writer at a time: reading the last seq and inserting are atomic.
-            let txn = begin_write(db, op)?;
-            if !objects.is_empty() {
-                let mut table = txn.open_table(OBJECTS).map_err(err(op))?;
-                for o in &objects {
-                    table
-                        .insert((o.ns.as_str(), o.key.as_str()), o.value.as_slice())
-                        .map_err(err(op))?;
-                }
-            }
-            {
-                let mut table = txn.open_table(LOGS).map_err(err(op))?;
-                let expected = next_seq(&table, &log).map_err(err(op))?;
-                if seq != expected {
-                    drop(table);
-                    txn.abort().map_err(err(op))?;
+            logs.with(db, &log, seq == 0, |file| {
+                let expected = file.as_ref().map_or(0, |f| f.next_seq());
+                let Some(file) = file.filter(|_| seq == expected) else {
                     return Err(StoreError::Conflict {
-                        log,
+                        log: log.clone(),
                         expected,
                         attempted: seq,
                     });
+                };
+                let views: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+                let lens: Vec<usize> = entries.iter().map(Vec::len).collect();
+                let (end, count) = (file.end(), file.next_seq() as usize);
+                file.append(&encode_record(seq, &views, &objects), &lens)?;
+                if objects.is_empty() {
+                    return Ok(());
                 }
-                for (n, entry) in (seq..).zip(&entries) {
-                    table
-                        .insert((log.as_str(), n), entry.as_slice())
-                        .map_err(err(op))?;
+                let record = [log_file::RecordObjects { seq, objects }];
+                if let Err(e) = apply_objects(db, &log, &record) {
+                    // Not acknowledged: the record goes too, or the file is opened
+                    // again (and the record applied) before the log is used again.
+                    file.undo_last(end, count)?;
+                    return Err(e);
                 }
-            }
-            txn.commit().map_err(err(op))
+                Ok(())
+            })
         })
         .await
     }
@@ -518,20 +756,11 @@ impl Store for EmbeddedStore {
             return Ok(Vec::new());
         }
         let log = log.to_owned();
+        let logs = Arc::clone(&self.logs);
         self.blocking("log_read", move |db| {
-            let op = "log_read";
-            let txn = db.begin_read().map_err(err(op))?;
-            let table = txn.open_table(LOGS).map_err(err(op))?;
-            let mut entries = Vec::new();
-            for item in table
-                .range((log.as_str(), from)..=(log.as_str(), u64::MAX))
-                .map_err(err(op))?
-                .take(limit)
-            {
-                let (k, v) = item.map_err(err(op))?;
-                entries.push((k.value().1, v.value().to_vec()));
-            }
-            Ok(entries)
+            logs.with(db, &log, false, |file| {
+                file.map_or(Ok(Vec::new()), |f| f.read(from, limit))
+            })
         })
         .await
     }
@@ -539,18 +768,185 @@ impl Store for EmbeddedStore {
     async fn log_last(&self, log: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         limits::check_log_name(log)?;
         let log = log.to_owned();
+        let logs = Arc::clone(&self.logs);
         self.blocking("log_last", move |db| {
-            let op = "log_last";
-            let txn = db.begin_read().map_err(err(op))?;
-            let table = txn.open_table(LOGS).map_err(err(op))?;
-            let last = table
-                .range((log.as_str(), 0)..=(log.as_str(), u64::MAX))
-                .map_err(err(op))?
-                .next_back()
-                .transpose()
-                .map_err(err(op))?;
-            Ok(last.map(|(k, v)| (k.value().1, v.value().to_vec())))
+            logs.with(db, &log, false, |file| file.map_or(Ok(None), |f| f.last()))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A store written in the old layout: `rows` entries of `log` in redb.
+    fn old_layout(dir: &Path, log: &str, rows: u64) {
+        std::fs::create_dir_all(dir).unwrap();
+        let db = create_database(&dir.join(DB_FILE_NAME)).unwrap();
+        let txn = begin_write(&db, "test").unwrap();
+        {
+            txn.open_table(OBJECTS).unwrap();
+            let mut table = txn.open_table(LOGS).unwrap();
+            for seq in 0..rows {
+                table
+                    .insert((log, seq), format!("entry {seq}").as_bytes())
+                    .unwrap();
+            }
+            // Another log's rows around it, which must not be mixed in.
+            table.insert(("a", 0), &b"other"[..]).unwrap();
+            table.insert(("z", 0), &b"other"[..]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    fn entries(n: u64) -> Vec<(u64, Vec<u8>)> {
+        (0..n)
+            .map(|s| (s, format!("entry {s}").into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn logs_kept_in_the_database_move_to_files_and_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        old_layout(dir.path(), "audit", 5000);
+        runtime().block_on(async {
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            assert_eq!(
+                store.log_read("audit", 0, 10_000).await.unwrap(),
+                entries(5000)
+            );
+            assert_eq!(
+                store.log_read("a", 0, 10).await.unwrap(),
+                [(0, b"other".to_vec())]
+            );
+            assert_eq!(
+                store.log_read("z", 0, 10).await.unwrap(),
+                [(0, b"other".to_vec())]
+            );
+            store
+                .log_append("audit", 5000, b"entry 5000")
+                .await
+                .unwrap();
+            drop(store);
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            assert_eq!(
+                store.log_read("audit", 0, 10_000).await.unwrap(),
+                entries(5001)
+            );
+        });
+        let db = create_database(&dir.path().join(DB_FILE_NAME)).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(LOGS).unwrap().first().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_move_cut_short_by_a_crash_is_finished_on_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        old_layout(dir.path(), "audit", 10);
+        // The crash: the file holds the first four entries, the rows are still there.
+        let (mut logs, _) = LogDirectory::open(&dir.path().join(log_file::LOGS_DIR)).unwrap();
+        let mut file = logs.create("audit").unwrap();
+        let first: Vec<Vec<u8>> = (0..4).map(|s| format!("entry {s}").into_bytes()).collect();
+        let views: Vec<&[u8]> = first.iter().map(Vec::as_slice).collect();
+        let lens: Vec<usize> = first.iter().map(Vec::len).collect();
+        file.append(&encode_record(0, &views, &[]), &lens).unwrap();
+        drop(file);
+        runtime().block_on(async {
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            assert_eq!(store.log_read("audit", 0, 100).await.unwrap(), entries(10));
+            assert_eq!(
+                store.log_last("audit").await.unwrap(),
+                Some((9, b"entry 9".to_vec()))
+            );
+        });
+    }
+
+    #[test]
+    fn objects_a_crash_left_unapplied_are_written_on_open_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            let object = |key: &str, value: &[u8]| StoredObject {
+                ns: "records".into(),
+                key: key.into(),
+                value: value.to_vec(),
+            };
+            store
+                .log_append_with_objects("journal", 0, b"j0", &[object("x", b"1")])
+                .await
+                .unwrap();
+            // A later write of the same key wins over the record on every open.
+            store.put("records", "x", b"2").await.unwrap();
+            drop(store);
+            // The crash: a record with objects made durable, redb never told.
+            let path = dir.path().join(log_file::LOGS_DIR).join("00000001.vlog");
+            let raw = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let end = log_file::scan(&raw).unwrap().end;
+            std::os::unix::fs::FileExt::write_all_at(
+                &raw,
+                &encode_record(1, &[b"j1"], &[object("y", b"3")]),
+                end,
+            )
+            .unwrap();
+            drop(raw);
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            assert_eq!(
+                store.get("records", "x").await.unwrap(),
+                Some(b"2".to_vec())
+            );
+            assert_eq!(
+                store.get("records", "y").await.unwrap(),
+                Some(b"3".to_vec())
+            );
+            assert_eq!(
+                store.log_last("journal").await.unwrap(),
+                Some((1, b"j1".to_vec()))
+            );
+            store.put("records", "y", b"4").await.unwrap();
+            drop(store);
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            assert_eq!(
+                store.get("records", "y").await.unwrap(),
+                Some(b"4".to_vec())
+            );
+        });
+    }
+
+    #[test]
+    fn a_damaged_log_file_stops_the_open_with_its_name_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(async {
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            for seq in 0..3 {
+                store.log_append("audit", seq, b"entry").await.unwrap();
+            }
+            drop(store);
+            let path = dir.path().join(log_file::LOGS_DIR).join("00000001.vlog");
+            let mut bytes = std::fs::read(&path).unwrap();
+            let header = log_file::encode_header("audit").len();
+            bytes[header + log_file::RECORD_HEADER_LEN + 20] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+            let err = EmbeddedStore::open(dir.path()).await.unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains("00000001.vlog") && message.contains(&format!("offset {header}")),
+                "{message}"
+            );
+            // Nothing was cut: the bytes are as they were.
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        });
     }
 }

@@ -1,8 +1,9 @@
 //! Storage of a veritee provider node, behind one interface, [`Store`], with two
 //! backends that pass the same test suite ([`conformance`]):
 //!
-//! - [`EmbeddedStore`]: the default; one redb file, `store.redb`, in a directory of its
-//!   own. Nothing to install, one process at a time.
+//! - [`EmbeddedStore`]: the default; one redb file, `store.redb`, for objects and one
+//!   append-only file per log in `logs/` ([`log_file`]), in a directory of its own.
+//!   Nothing to install, one process at a time.
 //! - [`PostgresStore`]: PostgreSQL, for several nodes that share state.
 //!
 //! [`open`] picks the backend from a location string.
@@ -34,6 +35,7 @@ pub mod conformance;
 mod embedded;
 mod error;
 pub mod limits;
+pub mod log_file;
 mod postgres;
 mod postgres_tls;
 
@@ -128,7 +130,7 @@ pub trait Store: Send + Sync + 'static {
 /// `postgres://...` or `postgresql://...` (a libpq-style URL, without TLS: use a local
 /// or otherwise protected network) opens a [`PostgresStore`] and creates its tables if
 /// absent; anything else is a directory for the [`EmbeddedStore`], created with mode
-/// 0700 if missing, holding the database file `store.redb`.
+/// 0700 if missing, holding the database file `store.redb` and the log files in `logs/`.
 pub async fn open(location: &str) -> Result<Arc<dyn Store>, StoreError> {
     if is_postgres_url(location) {
         Ok(Arc::new(PostgresStore::connect(location).await?))
