@@ -5,6 +5,12 @@
 //! Every put is durable when it returns: for the embedded store that is an fsync of
 //! the database file per put; for PostgreSQL, a WAL flush per commit on the server.
 //! Puts overwrite a working set of 100 keys; gets read the same keys.
+//!
+//! Log appends are batches of 4 entries of 512 bytes, as the enclave's group-committed
+//! audit log sends them, each durable when it returns. Beside them, in the same run:
+//! the same bytes appended to a plain file with `pwrite` + `fdatasync` (the floor for
+//! any durable append), and one durable redb commit of the same 4 entries (what the
+//! embedded store's logs cost before they moved to files of their own).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +22,9 @@ use veritee_store::conformance::test_value;
 
 const KEYS: usize = 100;
 const VALUE_LEN: usize = 1024;
+/// Entries per log append, and their size.
+const BATCH: usize = 4;
+const ENTRY_LEN: usize = 512;
 
 fn bench_store(c: &mut Criterion, rt: &Runtime, store: &Arc<dyn Store>) {
     let value = test_value(1, VALUE_LEN);
@@ -42,6 +51,59 @@ fn bench_store(c: &mut Criterion, rt: &Runtime, store: &Arc<dyn Store>) {
             assert_eq!(got.map(|v| v.len()), Some(VALUE_LEN));
         })
     });
+    let entries: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| test_value(i as u64, ENTRY_LEN))
+        .collect();
+    let mut seq = 0;
+    g.throughput(Throughput::Bytes((BATCH * ENTRY_LEN) as u64));
+    g.bench_function("log_append_entries_4x512B", |b| {
+        b.iter(|| {
+            rt.block_on(store.log_append_entries("bench", seq, black_box(&entries)))
+                .expect("append");
+            seq += BATCH as u64;
+        })
+    });
+    g.finish();
+}
+
+/// The baselines of the log appends: a plain file and a redb commit, on this disk.
+fn bench_baselines(c: &mut Criterion, dir: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let entries: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| test_value(i as u64, ENTRY_LEN))
+        .collect();
+    let bytes: Vec<u8> = entries.concat();
+    let mut g = c.benchmark_group("baseline");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    let file = std::fs::File::create(dir.join("raw-append")).expect("file");
+    let mut end = 0u64;
+    g.bench_function("raw_pwrite_fdatasync_4x512B", |b| {
+        b.iter(|| {
+            file.write_all_at(black_box(&bytes), end).expect("pwrite");
+            file.sync_data().expect("fdatasync");
+            end += bytes.len() as u64;
+        })
+    });
+    const LOGS: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("logs");
+    let db = redb::Database::create(dir.join("raw.redb")).expect("redb");
+    let mut seq = 0u64;
+    g.bench_function("redb_durable_commit_4x512B", |b| {
+        b.iter(|| {
+            let mut txn = db.begin_write().expect("begin");
+            txn.set_durability(redb::Durability::Immediate)
+                .expect("durability");
+            {
+                let mut table = txn.open_table(LOGS).expect("table");
+                for entry in &entries {
+                    table
+                        .insert(("bench", seq), entry.as_slice())
+                        .expect("insert");
+                    seq += 1;
+                }
+            }
+            txn.commit().expect("commit");
+        })
+    });
     g.finish();
 }
 
@@ -60,6 +122,8 @@ fn bench(c: &mut Criterion) {
         .expect("open the embedded store");
     bench_store(c, &rt, &embedded);
     drop(embedded);
+    let baselines = tempfile::tempdir().expect("tempdir");
+    bench_baselines(c, baselines.path());
 
     let url = match std::env::var("VERITEE_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => url,
