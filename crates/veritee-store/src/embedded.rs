@@ -10,7 +10,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use crate::log_file::{self, LogDirectory, LogFile, encode_record};
+use crate::log_file::{self, LogDirectory, LogFile};
 use crate::{Store, StoreError, StoredObject, limits};
 
 const BACKEND: &str = "embedded";
@@ -48,14 +48,26 @@ pub struct EmbeddedStore {
     logs: Arc<Logs>,
 }
 
-/// One log's file; `None` after a write that could not be undone, until it is opened
-/// again from disk.
-type LogSlot = Arc<Mutex<Option<LogFile>>>;
+/// One log's file: where it is, and the file as scanned; `None` after a write that
+/// could not be undone, until it is opened again from there.
+struct LogSlot {
+    path: PathBuf,
+    file: Option<LogFile>,
+}
+
+impl LogSlot {
+    fn shared(file: LogFile) -> Arc<Mutex<LogSlot>> {
+        Arc::new(Mutex::new(LogSlot {
+            path: file.path().to_owned(),
+            file: Some(file),
+        }))
+    }
+}
 
 /// The store's log files.
 struct Logs {
     directory: Mutex<LogDirectory>,
-    files: RwLock<HashMap<String, LogSlot>>,
+    files: RwLock<HashMap<String, Arc<Mutex<LogSlot>>>>,
 }
 
 /// The database's page cache. redb's default is 1 GiB, which a node's resident memory
@@ -328,6 +340,13 @@ fn apply_objects(
 /// Opens `log`'s file again from disk, and applies what a crash left unapplied.
 fn load_log(db: &Database, path: &Path, log: &str) -> Result<LogFile, StoreError> {
     let (file, scanned) = LogFile::open(path)?;
+    if scanned.name != log {
+        return Err(StoreError::Backend {
+            backend: BACKEND,
+            operation: "open a log file",
+            message: format!("{} no longer holds log {log:?}", path.display()),
+        });
+    }
     apply_pending(db, log, &scanned.objects)?;
     Ok(file)
 }
@@ -406,14 +425,14 @@ impl Logs {
             files: RwLock::new(
                 files
                     .into_iter()
-                    .map(|(name, file)| (name, Arc::new(Mutex::new(Some(file)))))
+                    .map(|(name, file)| (name, LogSlot::shared(file)))
                     .collect(),
             ),
         })
     }
 
     /// `log`'s slot; with `create`, a new file for it if it has none.
-    fn slot(&self, log: &str, create: bool) -> Result<Option<LogSlot>, StoreError> {
+    fn slot(&self, log: &str, create: bool) -> Result<Option<Arc<Mutex<LogSlot>>>, StoreError> {
         let poisoned = || lock_error("log");
         if let Some(slot) = self.files.read().map_err(|_| poisoned())?.get(log) {
             return Ok(Some(Arc::clone(slot)));
@@ -425,7 +444,7 @@ impl Logs {
         if let Some(slot) = self.files.read().map_err(|_| poisoned())?.get(log) {
             return Ok(Some(Arc::clone(slot)));
         }
-        let slot = Arc::new(Mutex::new(Some(directory.create(log)?)));
+        let slot = LogSlot::shared(directory.create(log)?);
         self.files
             .write()
             .map_err(|_| poisoned())?
@@ -445,24 +464,13 @@ impl Logs {
         let Some(slot) = self.slot(log, create)? else {
             return f(None);
         };
-        let mut file = slot.lock().map_err(|_| lock_error("log"))?;
-        if file.is_none() {
-            let path = self
-                .directory
-                .lock()
-                .map_err(|_| lock_error("log"))?
-                .path(log)
-                .map(Path::to_owned)
-                .ok_or_else(|| StoreError::Backend {
-                    backend: BACKEND,
-                    operation: "log",
-                    message: format!("the file of log {log:?} is not known"),
-                })?;
-            *file = Some(load_log(db, &path, log)?);
+        let mut slot = slot.lock().map_err(|_| lock_error("log"))?;
+        if slot.file.is_none() {
+            slot.file = Some(load_log(db, &slot.path, log)?);
         }
-        let result = f(file.as_mut());
-        if file.as_ref().is_some_and(LogFile::broken) {
-            *file = None;
+        let result = f(slot.file.as_mut());
+        if slot.file.as_ref().is_some_and(LogFile::broken) {
+            slot.file = None;
         }
         result
     }
@@ -507,8 +515,7 @@ fn migrate(db: &Database, log: &str, mut file: LogFile) -> Result<LogFile, Store
             break;
         }
         let views: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
-        let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
-        file.append(&encode_record(first, &views, &[]), &lens)?;
+        file.append(&views, &[])?;
     }
     let txn = begin_write(db, op)?;
     {
@@ -554,9 +561,7 @@ impl EmbeddedStore {
                     });
                 };
                 let views: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-                let lens: Vec<usize> = entries.iter().map(Vec::len).collect();
-                let (end, count) = (file.end(), file.next_seq() as usize);
-                file.append(&encode_record(seq, &views, &objects), &lens)?;
+                file.append(&views, &objects)?;
                 if objects.is_empty() {
                     return Ok(());
                 }
@@ -564,7 +569,7 @@ impl EmbeddedStore {
                 if let Err(e) = apply_objects(db, &log, &record) {
                     // Not acknowledged: the record goes too, or the file is opened
                     // again (and the record applied) before the log is used again.
-                    file.undo_last(end, count)?;
+                    file.undo_last()?;
                     return Err(e);
                 }
                 Ok(())
@@ -857,8 +862,7 @@ mod tests {
         let mut file = logs.create("audit").unwrap();
         let first: Vec<Vec<u8>> = (0..4).map(|s| format!("entry {s}").into_bytes()).collect();
         let views: Vec<&[u8]> = first.iter().map(Vec::as_slice).collect();
-        let lens: Vec<usize> = first.iter().map(Vec::len).collect();
-        file.append(&encode_record(0, &views, &[]), &lens).unwrap();
+        file.append(&views, &[]).unwrap();
         drop(file);
         runtime().block_on(async {
             let store = EmbeddedStore::open(dir.path()).await.unwrap();
@@ -897,7 +901,7 @@ mod tests {
             let end = log_file::scan(&raw).unwrap().end;
             std::os::unix::fs::FileExt::write_all_at(
                 &raw,
-                &encode_record(1, &[b"j1"], &[object("y", b"3")]),
+                &log_file::encode_record(1, &[b"j1"], &[object("y", b"3")]),
                 end,
             )
             .unwrap();

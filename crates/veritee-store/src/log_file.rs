@@ -66,6 +66,9 @@ const BODY_HEADER_LEN: usize = 16;
 const _: () = assert!(RECORD_HEADER_LEN == 8 + 4 + 4);
 const _: () = assert!(BODY_HEADER_LEN == 8 + 4 + 4);
 
+/// Most bytes [`LogFile::read`] reads in one go; past it, it reads entry by entry.
+const MAX_READ_SPAN: u64 = 4 * 1024 * 1024;
+
 /// The suffix of a log file's name (`00000001.vlog`).
 const EXTENSION: &str = "vlog";
 /// The subdirectory of the store's directory that holds the log files.
@@ -473,6 +476,8 @@ pub struct LogFile {
     end: u64,
     /// The file's length: zeros from `end` to here.
     allocated: u64,
+    /// Where the record appended last starts, and the entries before it.
+    last_record: Option<(u64, usize)>,
     /// A failed write could not be undone: the file must be opened again from disk.
     broken: bool,
 }
@@ -507,6 +512,7 @@ impl LogFile {
             entries: std::mem::take(&mut scanned.entries),
             end: scanned.end,
             allocated,
+            last_record: None,
             broken: false,
         };
         Ok((log, scanned))
@@ -534,6 +540,7 @@ impl LogFile {
             entries: Vec::new(),
             end: header.len() as u64,
             allocated: header.len() as u64,
+            last_record: None,
             broken: false,
         })
     }
@@ -543,13 +550,19 @@ impl LogFile {
         self.entries.len() as u64
     }
 
-    /// Appends one record, holding entries of `entry_lens` bytes (durable when this
-    /// returns Ok). On an error nothing is appended: the file is cut back, and if even
-    /// that fails the handle is [`broken`](Self::broken).
-    pub fn append(&mut self, record: &[u8], entry_lens: &[usize]) -> Result<(), StoreError> {
-        let op = APPEND_OP;
+    /// Appends `entries`, numbered from [`next_seq`](Self::next_seq), and `objects`
+    /// as one record, durable when this returns Ok. On an error nothing is appended:
+    /// the file is cut back, and if even that fails the handle is
+    /// [`broken`](Self::broken). The lengths are the caller's to check against the
+    /// [`limits`].
+    pub fn append(
+        &mut self,
+        entries: &[&[u8]],
+        objects: &[StoredObject],
+    ) -> Result<(), StoreError> {
+        let record = encode_record(self.next_seq(), entries, objects);
         let record_end = self.end + record.len() as u64;
-        let mut written = self.file.write_all_at(record, self.end);
+        let mut written = self.file.write_all_at(&record, self.end);
         let mut allocated = self.allocated.max(record_end);
         if written.is_ok() && record_end > self.allocated {
             let zeros = vec![0u8; ROOM_AHEAD as usize];
@@ -571,29 +584,33 @@ impl LogFile {
                 .and_then(|()| self.file.sync_data())
                 .is_err();
             self.allocated = self.end;
-            return Err(io(op)(e));
+            return Err(io(APPEND_OP)(e));
         }
         self.allocated = allocated;
+        self.last_record = Some((self.end, self.entries.len()));
         let mut at = self.end + (RECORD_HEADER_LEN + BODY_HEADER_LEN) as u64;
-        for len in entry_lens {
+        for entry in entries {
             at += 4;
             self.entries.push(EntryAt {
                 offset: at,
-                len: *len as u32,
+                len: entry.len() as u32,
             });
-            at += *len as u64;
+            at += entry.len() as u64;
         }
-        self.end += record.len() as u64;
+        self.end = record_end;
         Ok(())
     }
 
-    /// Cuts the last record off again (its objects could not be applied).
-    pub fn undo_last(&mut self, end: u64, entries: usize) -> Result<(), StoreError> {
-        let op = CUT_OP;
+    /// Cuts the record [`append`](Self::append) wrote last off again (its objects
+    /// could not be applied).
+    pub fn undo_last(&mut self) -> Result<(), StoreError> {
+        let Some((end, entries)) = self.last_record.take() else {
+            return Ok(());
+        };
         let cut = self.file.set_len(end).and_then(|()| self.file.sync_data());
         if let Err(e) = cut {
             self.broken = true;
-            return Err(io(op)(e));
+            return Err(io(CUT_OP)(e));
         }
         self.end = end;
         self.allocated = end;
@@ -612,31 +629,51 @@ impl LogFile {
         self.end
     }
 
-    /// Entries numbered `from` on, at most `limit`.
+    /// Entries numbered `from` on, at most `limit`: read in one go, since they lie
+    /// one after another (only their length fields and record headers between them).
     pub fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let start = usize::try_from(from)
             .unwrap_or(usize::MAX)
             .min(self.entries.len());
-        self.entries[start..]
+        let wanted = &self.entries[start..start + limit.min(self.entries.len() - start)];
+        let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else {
+            return Ok(Vec::new());
+        };
+        let span_len = last.offset + u64::from(last.len) - first.offset;
+        if span_len > MAX_READ_SPAN {
+            // Large entries: one read each, rather than all of them held twice.
+            return wanted
+                .iter()
+                .zip(from..)
+                .map(|(at, seq)| Ok((seq, self.read_at(at.offset, u64::from(at.len))?)))
+                .collect();
+        }
+        let span = self.read_at(first.offset, span_len)?;
+        Ok(wanted
             .iter()
-            .take(limit)
             .zip(from..)
-            .map(|(at, seq)| Ok((seq, self.read_entry(*at)?)))
-            .collect()
+            .map(|(at, seq)| {
+                let begin = (at.offset - first.offset) as usize;
+                (seq, span[begin..begin + at.len as usize].to_vec())
+            })
+            .collect())
     }
 
     /// The last entry.
     pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         match self.entries.last() {
             None => Ok(None),
-            Some(at) => Ok(Some((self.next_seq() - 1, self.read_entry(*at)?))),
+            Some(at) => Ok(Some((
+                self.next_seq() - 1,
+                self.read_at(at.offset, u64::from(at.len))?,
+            ))),
         }
     }
 
-    fn read_entry(&self, at: EntryAt) -> Result<Vec<u8>, StoreError> {
-        let mut out = vec![0u8; at.len as usize];
+    fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        let mut out = vec![0u8; len as usize];
         self.file
-            .read_exact_at(&mut out, at.offset)
+            .read_exact_at(&mut out, offset)
             .map_err(|e| StoreError::Io {
                 backend: BACKEND,
                 operation: READ_OP,
@@ -651,12 +688,10 @@ impl LogFile {
     }
 }
 
-/// The log files of one store directory, by log name.
+/// The log files of one store directory: where they are, and the next file's number.
 #[derive(Debug)]
 pub struct LogDirectory {
     dir: PathBuf,
-    /// Paths of the files, by log name.
-    paths: HashMap<String, PathBuf>,
     next_number: u64,
 }
 
@@ -694,7 +729,7 @@ impl LogDirectory {
         }
         let mut paths = HashMap::new();
         for (file, scanned) in &files {
-            if let Some(other) = paths.insert(scanned.name.clone(), file.path().to_owned()) {
+            if let Some(other) = paths.insert(&scanned.name, file.path()) {
                 return Err(backend(
                     op,
                     format!(
@@ -708,7 +743,6 @@ impl LogDirectory {
         Ok((
             Self {
                 dir: dir.to_owned(),
-                paths,
                 next_number,
             },
             files,
@@ -721,14 +755,7 @@ impl LogDirectory {
             .dir
             .join(format!("{:08}.{EXTENSION}", self.next_number));
         self.next_number += 1;
-        let file = LogFile::create(&path, name)?;
-        self.paths.insert(name.to_owned(), path);
-        Ok(file)
-    }
-
-    /// The path of `name`'s file, if it has one.
-    pub fn path(&self, name: &str) -> Option<&Path> {
-        self.paths.get(name).map(PathBuf::as_path)
+        LogFile::create(&path, name)
     }
 }
 
@@ -897,16 +924,23 @@ mod tests {
         let (mut logs, files) = LogDirectory::open(&dir.path().join(LOGS_DIR)).unwrap();
         assert!(files.is_empty());
         let mut file = logs.create("audit").unwrap();
-        let record = encode_record(0, &[b"a", b"bc"], &[]);
-        file.append(&record, &[1, 2]).unwrap();
+        file.append(&[b"a", b"bc"], &[]).unwrap();
         // Zeros written ahead of the records.
         let len = std::fs::metadata(file.path()).unwrap().len();
         assert_eq!(len, file.end() + ROOM_AHEAD);
-        let record = encode_record(2, &[b"def"], &[object("k", b"v")]);
-        let (end, count) = (file.end(), file.entries.len());
-        file.append(&record, &[3]).unwrap();
+        file.append(&[b"def"], &[object("k", b"v")]).unwrap();
         assert_eq!(file.last().unwrap(), Some((2, b"def".to_vec())));
-        file.undo_last(end, count).unwrap();
+        assert_eq!(
+            file.read(0, 10).unwrap(),
+            [
+                (0, b"a".to_vec()),
+                (1, b"bc".to_vec()),
+                (2, b"def".to_vec())
+            ]
+        );
+        file.undo_last().unwrap();
+        // Only the last record can be cut off, once.
+        file.undo_last().unwrap();
         assert_eq!(file.last().unwrap(), Some((1, b"bc".to_vec())));
         assert_eq!(file.read(1, 10).unwrap(), [(1, b"bc".to_vec())]);
         assert!(file.read(7, 10).unwrap().is_empty());
@@ -922,11 +956,11 @@ mod tests {
             b"left by a crash",
         )
         .unwrap();
-        let (logs_again, files) = LogDirectory::open(&dir.path().join(LOGS_DIR)).unwrap();
-        assert_eq!(logs_again.path("audit"), Some(path.as_path()));
+        let (_, files) = LogDirectory::open(&dir.path().join(LOGS_DIR)).unwrap();
         let [(file, scanned)] = &files[..] else {
             panic!("one file")
         };
+        assert_eq!(file.path(), path);
         assert!(scanned.torn);
         assert_eq!(
             file.read(0, 10).unwrap(),
@@ -935,6 +969,19 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), file.end());
         assert!(!dir.path().join(LOGS_DIR).join("00000009.tmp").exists());
         drop(logs);
+    }
+
+    #[test]
+    fn entries_past_the_read_span_are_read_one_by_one_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut logs, _) = LogDirectory::open(dir.path()).unwrap();
+        let mut file = logs.create("large").unwrap();
+        let big = |b: u8| vec![b; (MAX_READ_SPAN / 2 + 1) as usize];
+        file.append(&[&big(1), b"small"], &[]).unwrap();
+        file.append(&[&big(2)], &[]).unwrap();
+        let expected = [(0, big(1)), (1, b"small".to_vec()), (2, big(2))];
+        assert_eq!(file.read(0, 10).unwrap(), expected);
+        assert_eq!(file.read(1, 1).unwrap(), expected[1..2]);
     }
 
     #[test]
