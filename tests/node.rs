@@ -1168,48 +1168,16 @@ fn a_tenant_over_its_rate_is_refused_and_the_others_are_not() {
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
 
-/// A tmpfs of `size`, mounted for the test and unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// `None` (the test says why) where tmpfs cannot be mounted (not root, a
-    /// container); CI sets VERITEE_REQUIRE_TMPFS=1, so there it fails instead.
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !mounted {
-            assert!(
-                std::env::var_os("VERITEE_REQUIRE_TMPFS").is_none(),
-                "VERITEE_REQUIRE_TMPFS is set but a tmpfs cannot be mounted here"
-            );
-            eprintln!("skipped: a tmpfs cannot be mounted here (root needed)");
-            return None;
-        }
-        Some(SmallDisk { dir })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 /// The node's disk fills up: the write that does not fit is refused with a clear
 /// error naming the cause, the node keeps serving, and once room is made everything
 /// acknowledged before is there, also after a restart.
 #[test]
 fn a_full_disk_gives_a_clear_error_and_loses_nothing_stored() {
-    let Some(disk) = SmallDisk::mount("24m") else {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = veritee_store::conformance::SmallDisk::mount(dir.path(), "24m") else {
         return;
     };
-    let root = disk.dir.path();
+    let root = disk.path();
     // Room the test gives back once the disk is full.
     let filler = root.join("filler");
     std::fs::write(&filler, vec![0u8; 4 << 20]).expect("filler");

@@ -1092,3 +1092,47 @@ pub async fn crash_verify(store: &dyn Store, acked: u64) {
         "the log has {seq} entries but {acked} were acknowledged"
     );
 }
+
+/// A tmpfs of a given size mounted on a directory for a test, and unmounted when
+/// dropped: a disk that fills up. Mount it on a fresh temporary directory, and drop it
+/// before that directory.
+pub struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (`mount -o size=`, say `4m`) on `dir`. `None` (the test
+    /// says why on stderr) where tmpfs cannot be mounted (not root, a container),
+    /// unless `VERITEE_REQUIRE_TMPFS` is set, as CI sets it: then it panics.
+    pub fn mount(dir: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("VERITEE_REQUIRE_TMPFS").is_none(),
+                "VERITEE_REQUIRE_TMPFS is set but a tmpfs cannot be mounted here"
+            );
+            eprintln!("skipped: a tmpfs cannot be mounted here (root needed)");
+            return None;
+        }
+        Some(SmallDisk {
+            path: dir.to_owned(),
+        })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}

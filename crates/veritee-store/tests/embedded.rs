@@ -129,50 +129,19 @@ fn crash_durability() {
     println!("embedded crash test: {acked} acknowledged writes, all present after SIGKILL");
 }
 
-/// A tmpfs of `size`, mounted for the test and unmounted when dropped; `None` where
-/// tmpfs cannot be mounted (not root), unless CI's VERITEE_REQUIRE_TMPFS says it must.
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !mounted {
-            assert!(
-                std::env::var_os("VERITEE_REQUIRE_TMPFS").is_none(),
-                "VERITEE_REQUIRE_TMPFS is set but a tmpfs cannot be mounted here"
-            );
-            eprintln!("skipped: a tmpfs cannot be mounted here (root needed)");
-            return None;
-        }
-        Some(SmallDisk(dir))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
 /// A log appended until the disk is full: the append that does not fit is refused
 /// with the cause named and leaves nothing behind, every acknowledged entry reads
 /// back, and once there is room the log goes on from where it stopped, also after a
 /// reopen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_on_a_full_disk_refuses_the_append_that_does_not_fit_and_goes_on_later() {
-    let Some(disk) = SmallDisk::mount("4m") else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = conformance::SmallDisk::mount(dir.path(), "4m") else {
         return;
     };
-    let filler = disk.0.path().join("filler");
+    let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
-    let location = disk.0.path().join("store");
+    let location = disk.path().join("store");
     let location = location.to_str().unwrap();
     let store = veritee_store::open(location).await.unwrap();
     let entry = |seq: u64| conformance::test_value(seq, 48 * 1024);
