@@ -389,14 +389,6 @@ fn flip_b64(s: &str) -> String {
     B64.encode(bytes)
 }
 
-fn audit_len(node: &Node) -> usize {
-    node.client()
-        .audit_log(&node.admin_token(), 0, 100_000)
-        .expect("audit")
-        .entries
-        .len()
-}
-
 #[test]
 fn wrapped_key_files_are_authenticated_whole_before_anything_is_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -511,7 +503,7 @@ fn wrapped_key_files_are_authenticated_whole_before_anything_is_sent() {
         mismatched,
     ));
 
-    let before = audit_len(&node);
+    let before = node.audit_len();
     for (what, f) in &cases {
         let path = dir.path().join("tampered.wrapped");
         std::fs::write(&path, serde_json::to_vec_pretty(f).expect("json")).expect("write");
@@ -545,7 +537,7 @@ fn wrapped_key_files_are_authenticated_whole_before_anything_is_sent() {
     }
     // Nothing reached the enclave: its audit log did not move and it holds no key.
     assert_eq!(
-        audit_len(&node),
+        node.audit_len(),
         before,
         "a tampered file reached the enclave"
     );

@@ -240,6 +240,20 @@ fn signed_post(url: &str, key: &TenantKey, path: &str, content_type: &str, body:
     .0
 }
 
+/// Kills the enclave (-9) and waits until the node has restarted it; the killed pid.
+fn kill_enclave_and_wait_for_its_restart(node: &Node) -> u32 {
+    let pid = node.enclave_pid();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    wait_for("the enclave restart", || {
+        let h = node.health();
+        h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
+    });
+    pid
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !f() {
@@ -263,15 +277,7 @@ fn dead_enclave(kind: &str) {
         .put_secret("k", SecretBytes::copy_from(b"survives"))
         .expect("put");
     let resumption = session.resumption().expect("ticket");
-    let pid = node.enclave_pid();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill");
-    wait_for("the enclave restart", || {
-        let h = node.health();
-        h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
-    });
+    let pid = kill_enclave_and_wait_for_its_restart(&node);
     assert_ne!(node.enclave_pid(), pid);
     // The host, and the enclave restarted as it was started, run with glibc's mmap
     // threshold fixed (supervisor.rs).
@@ -1032,15 +1038,7 @@ fn registering_a_tenant_survives_an_enclave_restart_and_checks_the_id_returned()
 
     // The client signed for the enclave's first run; its proof for the next tenant is
     // stale once the enclave restarted, and made again.
-    let pid = node.enclave_pid();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill");
-    wait_for("the enclave restart", || {
-        let h = node.health();
-        h["enclave_restarts"].as_u64().unwrap_or(0) >= 1 && h["enclave"] == "running"
-    });
+    kill_enclave_and_wait_for_its_restart(&node);
     // A client made after the restart starts from the audience this process fetched
     // before it (clients of one node share it): its first proof is refused as stale,
     // and it fetches the node's audience again and signs again.
@@ -1237,4 +1235,135 @@ fn a_full_disk_gives_a_clear_error_and_loses_nothing_stored() {
     let node = start(&state, &store);
     check(&node);
     drop(node);
+}
+
+#[test]
+fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(&dir.path().join("node"), &s(&dir.path().join("store")));
+    let tenant = tenant_file(&node, dir.path());
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let canary = format!(
+        "CANARY-{}",
+        hex::encode(veritee_crypto::rand::array::<12>().expect("rand"))
+    );
+    let value = dir.path().join("value.txt");
+    std::fs::write(&value, &canary).expect("value");
+    let cache = dir.path().join("cache").join("sessions");
+    let secret = |verb: &str, extra: &[&str]| {
+        let mut args = vec![
+            "secret".to_string(),
+            verb.to_string(),
+            "--node".into(),
+            node.url.clone(),
+            "--tenant".into(),
+            s(&tenant),
+            "--policy".into(),
+            s(&policy),
+            "--trust-anchor".into(),
+            s(&node.anchor_path()),
+            "--session-cache".into(),
+            s(&cache),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = veritee(&argv);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "secret {verb}: {stderr}");
+        (String::from_utf8_lossy(&o.stdout).into_owned(), stderr)
+    };
+    let cached = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.map(|e| e.expect("entry").path()).collect())
+            .unwrap_or_default()
+    };
+
+    // The first command attests and keeps the session, as the tenant key is kept.
+    secret("put", &["--name", "pw", "--file", &s(&value)]);
+    let files = cached();
+    assert_eq!(files.len(), 1, "{files:?}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode();
+        assert_eq!(mode(&cache) & 0o777, 0o700);
+        assert_eq!(mode(&files[0]) & 0o777, 0o600);
+    }
+    let kept = std::fs::read(&files[0]).expect("cache file");
+    assert!(
+        !kept.windows(canary.len()).any(|w| w == canary.as_bytes()),
+        "the secret's value is in the session cache"
+    );
+
+    // A fresh attestation is audited (session.establish) beside the release; a
+    // resumed session adds only the release.
+    let before = node.audit_len();
+    let (fresh, _) = secret("get", &["--name", "pw", "--no-session-cache"]);
+    let fresh_entries = node.audit_len() - before;
+    let before = node.audit_len();
+    let (resumed, _) = secret("get", &["--name", "pw"]);
+    let resumed_entries = node.audit_len() - before;
+    assert_eq!(
+        (fresh.as_str(), resumed.as_str()),
+        (canary.as_str(), canary.as_str())
+    );
+    assert_eq!(
+        resumed_entries + 1,
+        fresh_entries,
+        "a cached session was not resumed"
+    );
+    assert_eq!(std::fs::read(&files[0]).expect("cache file"), kept);
+
+    // Another policy is another appraisal: its session is attested and kept apart.
+    let stricter = dir.path().join("stricter.toml");
+    std::fs::write(
+        &stricter,
+        format!("{DEV_POLICY}max_evidence_age = \"10m\"\n"),
+    )
+    .expect("policy");
+    let o = veritee(&[
+        "secret",
+        "list",
+        "--node",
+        &node.url,
+        "--tenant",
+        &s(&tenant),
+        "--policy",
+        &s(&stricter),
+        "--trust-anchor",
+        &s(&node.anchor_path()),
+        "--session-cache",
+        &s(&cache),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "pw\n");
+    assert_eq!(cached().len(), 2);
+
+    // A damaged file is removed, and the command attests afresh.
+    std::fs::write(&files[0], b"VTSCACH\x01 not a session").expect("damage");
+    let (got, stderr) = secret("get", &["--name", "pw"]);
+    assert_eq!(got, canary);
+    assert!(stderr.contains("cached session removed"), "{stderr}");
+    let replaced = std::fs::read(&files[0]).expect("cache file");
+    assert_ne!(replaced, kept);
+
+    // A restarted enclave no longer honours the ticket: attested afresh, kept anew.
+    kill_enclave_and_wait_for_its_restart(&node);
+    let (got, _) = secret("get", &["--name", "pw"]);
+    assert_eq!(got, canary);
+    assert_ne!(std::fs::read(&files[0]).expect("cache file"), replaced);
+
+    // A directory others may read is not used; the command still runs.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let before = node.audit_len();
+    let (got, stderr) = secret("get", &["--name", "pw"]);
+    assert_eq!(got, canary);
+    assert_eq!(node.audit_len() - before, fresh_entries, "{stderr}");
+    assert!(
+        stderr.contains("may be read or written by others"),
+        "{stderr}"
+    );
 }

@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use veritee_channel::ops::{Request, Response};
+use veritee_client::session_cache::SessionCache;
 use veritee_crypto::SecretBytes;
 
 /// Where and as whom.
@@ -22,6 +24,33 @@ pub struct Connection {
     pub appraisal: AppraisalArgs,
 }
 
+/// Whether to resume a session an earlier command attested.
+#[derive(Debug, Args, Clone)]
+pub struct SessionCacheArgs {
+    /// Where sessions are kept for the next command to resume in one round trip,
+    /// without verifying the node's evidence again (until the policy's
+    /// `max_evidence_age` or the enclave's one-hour ticket ends; default:
+    /// $XDG_CACHE_HOME/veritee/sessions, else ~/.cache/veritee/sessions). The files
+    /// hold a session secret: the directory must be 0700 and yours.
+    #[arg(long, env = "VERITEE_SESSION_CACHE", value_name = "DIR")]
+    pub session_cache: Option<PathBuf>,
+    /// Attest the node afresh, and keep no session for later.
+    #[arg(long)]
+    pub no_session_cache: bool,
+}
+
+impl SessionCacheArgs {
+    fn cache(&self) -> Option<SessionCache> {
+        if self.no_session_cache {
+            return None;
+        }
+        self.session_cache
+            .clone()
+            .or_else(SessionCache::default_dir)
+            .map(SessionCache::new)
+    }
+}
+
 /// Secret subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -29,6 +58,8 @@ pub enum SecretCommand {
     Put {
         #[command(flatten)]
         conn: Connection,
+        #[command(flatten)]
+        cache: SessionCacheArgs,
         /// Its name.
         #[arg(long)]
         name: String,
@@ -40,6 +71,8 @@ pub enum SecretCommand {
     Get {
         #[command(flatten)]
         conn: Connection,
+        #[command(flatten)]
+        cache: SessionCacheArgs,
         /// Its name.
         #[arg(long)]
         name: String,
@@ -51,6 +84,8 @@ pub enum SecretCommand {
     List {
         #[command(flatten)]
         conn: Connection,
+        #[command(flatten)]
+        cache: SessionCacheArgs,
     },
 }
 
@@ -68,10 +103,39 @@ pub fn with_session<T>(
     f(&mut session)
 }
 
+/// Sends one request in an attested session, resumed from the session cache when it
+/// holds one the enclave still honours (see [`SessionCache`]).
+fn call_once(conn: &Connection, cache: &SessionCacheArgs, request: &Request) -> Result<Response> {
+    let loaded = conn.appraisal.load()?;
+    let tenant = load_tenant(&conn.tenant)?;
+    let client = veritee_client::NodeClient::new(&conn.node)?;
+    client
+        .call_once(
+            &tenant,
+            &loaded.appraiser(),
+            cache.cache().as_ref(),
+            request,
+        )
+        .map_err(|e| match e {
+            e @ veritee_client::ClientError::Enclave { .. } => anyhow::Error::new(e),
+            other => anyhow::Error::new(other).context("attested session refused"),
+        })
+}
+
+/// The answer a request expects, or what came instead.
+fn unexpected(expected: &str, got: &Response) -> anyhow::Error {
+    anyhow::anyhow!("unexpected answer from the node: expected {expected}, got {got:?}")
+}
+
 /// Runs a secret subcommand.
 pub fn run(cmd: SecretCommand) -> Result<Outcome> {
     match cmd {
-        SecretCommand::Put { conn, name, file } => {
+        SecretCommand::Put {
+            conn,
+            cache,
+            name,
+            file,
+        } => {
             let mut value = SecretBytes::new(Vec::new());
             match &file {
                 Some(path) => *value.expose_mut() = crate::files::read(path, "secret")?,
@@ -82,11 +146,26 @@ pub fn run(cmd: SecretCommand) -> Result<Outcome> {
                         .context("cannot read the secret from stdin")?;
                 }
             }
-            with_session(&conn, |s| Ok(s.put_secret(&name, value)?))?;
-            println!("stored secret {name}");
+            let request = Request::PutSecret {
+                name: name.clone(),
+                value,
+            };
+            match call_once(&conn, &cache, &request)? {
+                Response::Stored => println!("stored secret {name}"),
+                other => return Err(unexpected("Stored", &other)),
+            }
         }
-        SecretCommand::Get { conn, name, out } => {
-            let value = with_session(&conn, |s| Ok(s.get_secret(&name)?))?;
+        SecretCommand::Get {
+            conn,
+            cache,
+            name,
+            out,
+        } => {
+            let value = match call_once(&conn, &cache, &Request::GetSecret { name: name.clone() })?
+            {
+                Response::Secret(value) => value,
+                other => return Err(unexpected("Secret", &other)),
+            };
             match out {
                 Some(path) => {
                     veritee_platform::fsutil::write_new(
@@ -101,9 +180,14 @@ pub fn run(cmd: SecretCommand) -> Result<Outcome> {
                     .context("cannot write to stdout")?,
             }
         }
-        SecretCommand::List { conn } => {
-            for name in with_session(&conn, |s| Ok(s.list()?))? {
-                println!("{name}");
+        SecretCommand::List { conn, cache } => {
+            match call_once(&conn, &cache, &Request::ListSecrets)? {
+                Response::Names(names) => {
+                    for name in names {
+                        println!("{name}");
+                    }
+                }
+                other => return Err(unexpected("Names", &other)),
             }
         }
     }

@@ -172,6 +172,15 @@ impl Node {
             .expect("pid")
     }
 
+    /// Entries in the node's audit log so far.
+    pub fn audit_len(&self) -> usize {
+        self.client()
+            .audit_log(&self.admin_token(), 0, 100_000)
+            .expect("audit")
+            .entries
+            .len()
+    }
+
     pub fn health(&self) -> serde_json::Value {
         let body = reqwest::blocking::get(format!("{}/healthz", self.url))
             .and_then(|r| r.text())

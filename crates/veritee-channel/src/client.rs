@@ -70,6 +70,31 @@ pub struct Appraiser<'a> {
 }
 
 impl Appraiser<'_> {
+    /// A digest of what decides this appraiser's verdicts, the time aside: the
+    /// policy, each trust anchor with the kind it is given for, and the collateral.
+    /// A session attested under one fingerprint is resumed only under the same.
+    pub fn fingerprint(&self) -> Result<[u8; 32], ChannelError> {
+        let mut h = veritee_crypto::digest::Sha256::default();
+        let mut part = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        part(b"veritee appraiser v1");
+        let mut policy = Vec::new();
+        ciborium::into_writer(self.policy, &mut policy)
+            .map_err(|e| ChannelError::Protocol(format!("the policy does not encode: {e}")))?;
+        part(&policy);
+        for (kind, certificate) in self.trust_anchors.iter() {
+            part(kind.map_or("any", |k| k.as_str()).as_bytes());
+            part(certificate.der());
+        }
+        part(b"collateral");
+        for collateral in self.collateral {
+            part(collateral);
+        }
+        Ok(h.finish())
+    }
+
     /// Verifies evidence expecting `report_data`, then applies the policy.
     pub fn appraise(
         &self,
@@ -249,11 +274,11 @@ impl ClientSession {
 /// new attestation until [`Resumption::expires_at`]. It holds a secret: keep it as
 /// the tenant key is kept.
 pub struct Resumption {
-    ticket: Vec<u8>,
-    transcript: [u8; 32],
-    secret: veritee_crypto::Confidential<[u8; resume::SECRET_LEN]>,
-    expires_at: i64,
-    claims: Claims,
+    pub(crate) ticket: Vec<u8>,
+    pub(crate) transcript: [u8; 32],
+    pub(crate) secret: veritee_crypto::Confidential<[u8; resume::SECRET_LEN]>,
+    pub(crate) expires_at: i64,
+    pub(crate) claims: Claims,
 }
 
 impl core::fmt::Debug for Resumption {

@@ -28,4 +28,7 @@ pub enum ChannelError {
     /// A message arrived in a state that does not accept it.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A stored resumption ([`crate::stored`]) is not what this client writes.
+    #[error("stored resumption refused: {0}")]
+    StoredResumption(String),
 }

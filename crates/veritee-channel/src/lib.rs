@@ -18,6 +18,7 @@
 //! - [`client`] / [`enclave`]: the two ends of a client session; each state is a type,
 //!   so a session cannot send before it is established.
 //! - [`resume`]: tickets, and sessions resumed by them without a new attestation.
+//! - [`stored`]: a resumption kept on disk, for the next process of the same client.
 //! - [`peer`]: the mutually attested enclave-to-enclave handshake.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -34,6 +35,7 @@ pub mod message;
 pub mod ops;
 pub mod peer;
 pub mod resume;
+pub mod stored;
 
 pub use error::ChannelError;
 

@@ -6,6 +6,7 @@
 pub mod import;
 pub mod kbs;
 pub mod keys;
+pub mod session_cache;
 pub mod task;
 pub mod transport;
 pub mod workload;
@@ -318,6 +319,16 @@ impl NodeClient {
     /// The enclave signatures are made for: the node id and enclave epoch, from
     /// `GET /v1/node` (cached; `refresh` fetches it again). Untrusted: a host that
     /// lies about it only gets its own requests refused by the enclave.
+    /// Takes `audience` as the node's, unless one was fetched already (a cached
+    /// session names the enclave it was attested with; a stale one costs one refused
+    /// signature and a fetch).
+    fn remember_audience(&self, audience: Audience) {
+        self.audience
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(audience);
+    }
+
     fn audience(&self, refresh: bool) -> Result<Audience, ClientError> {
         let cached = self
             .audience
