@@ -2,13 +2,14 @@
 //! (flow 5). Everything travels inside an attested session: the host sees neither
 //! module, inputs, outputs nor state.
 
-use super::secret::{Connection, with_session};
+use super::secret::{Connection, call_once};
 use crate::Outcome;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use veritee_channel::apps::{AppAnswer, AppRequest, MAX_APP_MODULE};
+use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
 
 /// Largest call input read from a file or stdin.
@@ -120,6 +121,14 @@ fn read_input(input: &Option<PathBuf>) -> Result<SecretBytes> {
     Ok(bytes)
 }
 
+/// One application request in an attested session (see [`call_once`]).
+fn app(conn: &Connection, request: AppRequest) -> Result<AppAnswer> {
+    match call_once(conn, &Request::App(request))? {
+        Response::App(answer) => Ok(answer),
+        other => Err(super::secret::unexpected("an application answer", &other)),
+    }
+}
+
 /// Runs an application subcommand.
 pub fn run(cmd: AppCommand) -> Result<Outcome> {
     match cmd {
@@ -148,7 +157,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 durable,
                 keys,
             };
-            match with_session(&conn, |s| Ok(s.app(request)?))? {
+            match app(&conn, request)? {
                 AppAnswer::Started { module_sha256 } => {
                     println!("application {name} runs (module sha256 {module_sha256})");
                 }
@@ -172,7 +181,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 output,
                 log,
                 fork,
-            } = with_session(&conn, |s| Ok(s.app(request)?))?
+            } = app(&conn, request)?
             else {
                 bail!("the enclave answered out of turn");
             };
@@ -190,8 +199,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
             }
         }
         AppCommand::List { conn } => {
-            let AppAnswer::Apps(apps) = with_session(&conn, |s| Ok(s.app(AppRequest::List)?))?
-            else {
+            let AppAnswer::Apps(apps) = app(&conn, AppRequest::List)? else {
                 bail!("the enclave answered out of turn");
             };
             if apps.is_empty() {
@@ -220,7 +228,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
         }
         AppCommand::Stop { conn, name } => {
             let request = AppRequest::Stop { name: name.clone() };
-            with_session(&conn, |s| Ok(s.app(request)?))?;
+            app(&conn, request)?;
             println!("application {name} stopped");
         }
         AppCommand::Fork {
@@ -234,7 +242,7 @@ pub fn run(cmd: AppCommand) -> Result<Outcome> {
                 peer: peer.clone(),
                 child: child.clone(),
             };
-            match with_session(&conn, |s| Ok(s.app(request)?))? {
+            match app(&conn, request)? {
                 AppAnswer::Forked {
                     digest,
                     pages,

@@ -1,13 +1,14 @@
 //! `veritee crypto ...`: operations by key id on keys imported into a node's enclave
 //! (flow 3), inside an attested session: the host sees neither data nor results.
 
-use super::secret::{Connection, with_session};
+use super::secret::{Connection, call_once};
 use crate::Outcome;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use veritee_channel::crypto::{CryptoOp, CryptoOutcome, MAX_DATA_LEN};
+use veritee_channel::ops::{Request, Response};
 use veritee_crypto::SecretBytes;
 use veritee_import::keys::{HashAlgorithm, KeyRef};
 
@@ -198,7 +199,10 @@ pub(super) fn write_output(out: &Option<PathBuf>, bytes: &[u8], mode: u32) -> Re
 }
 
 fn one(conn: &Connection, op: CryptoOp) -> Result<CryptoOutcome> {
-    let mut outcomes = with_session(conn, |s| Ok(s.crypto(vec![op])?))?;
+    let mut outcomes = match call_once(conn, &Request::Crypto(vec![op]))? {
+        Response::Crypto(outcomes) if outcomes.len() == 1 => outcomes,
+        other => return Err(super::secret::unexpected("one operation outcome", &other)),
+    };
     match outcomes.pop() {
         Some(CryptoOutcome::Error { code, message }) => {
             bail!("the enclave refused ({code}): {message}")

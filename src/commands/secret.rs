@@ -22,6 +22,8 @@ pub struct Connection {
     pub tenant: PathBuf,
     #[command(flatten)]
     pub appraisal: AppraisalArgs,
+    #[command(flatten)]
+    pub cache: SessionCacheArgs,
 }
 
 /// Whether to resume a session an earlier command attested.
@@ -58,8 +60,6 @@ pub enum SecretCommand {
     Put {
         #[command(flatten)]
         conn: Connection,
-        #[command(flatten)]
-        cache: SessionCacheArgs,
         /// Its name.
         #[arg(long)]
         name: String,
@@ -71,8 +71,6 @@ pub enum SecretCommand {
     Get {
         #[command(flatten)]
         conn: Connection,
-        #[command(flatten)]
-        cache: SessionCacheArgs,
         /// Its name.
         #[arg(long)]
         name: String,
@@ -84,28 +82,13 @@ pub enum SecretCommand {
     List {
         #[command(flatten)]
         conn: Connection,
-        #[command(flatten)]
-        cache: SessionCacheArgs,
     },
 }
 
-/// Runs `f` in an attested session with the node.
-pub fn with_session<T>(
-    conn: &Connection,
-    f: impl FnOnce(&mut veritee_client::Session<'_>) -> Result<T>,
-) -> Result<T> {
-    let loaded = conn.appraisal.load()?;
-    let tenant = load_tenant(&conn.tenant)?;
-    let client = veritee_client::NodeClient::new(&conn.node)?;
-    let mut session = client
-        .open_session(&tenant, &loaded.appraiser())
-        .context("attested session refused")?;
-    f(&mut session)
-}
-
-/// Sends one request in an attested session, resumed from the session cache when it
-/// holds one the enclave still honours (see [`SessionCache`]).
-fn call_once(conn: &Connection, cache: &SessionCacheArgs, request: &Request) -> Result<Response> {
+/// Sends one request in an attested session with the node: resumed from the session
+/// cache when it holds one the enclave still honours, else attested afresh and kept
+/// there for the next command (see [`SessionCache`]).
+pub fn call_once(conn: &Connection, request: &Request) -> Result<Response> {
     let loaded = conn.appraisal.load()?;
     let tenant = load_tenant(&conn.tenant)?;
     let client = veritee_client::NodeClient::new(&conn.node)?;
@@ -113,7 +96,7 @@ fn call_once(conn: &Connection, cache: &SessionCacheArgs, request: &Request) -> 
         .call_once(
             &tenant,
             &loaded.appraiser(),
-            cache.cache().as_ref(),
+            conn.cache.cache().as_ref(),
             request,
         )
         .map_err(|e| match e {
@@ -123,19 +106,14 @@ fn call_once(conn: &Connection, cache: &SessionCacheArgs, request: &Request) -> 
 }
 
 /// The answer a request expects, or what came instead.
-fn unexpected(expected: &str, got: &Response) -> anyhow::Error {
+pub fn unexpected(expected: &str, got: &Response) -> anyhow::Error {
     anyhow::anyhow!("unexpected answer from the node: expected {expected}, got {got:?}")
 }
 
 /// Runs a secret subcommand.
 pub fn run(cmd: SecretCommand) -> Result<Outcome> {
     match cmd {
-        SecretCommand::Put {
-            conn,
-            cache,
-            name,
-            file,
-        } => {
+        SecretCommand::Put { conn, name, file } => {
             let mut value = SecretBytes::new(Vec::new());
             match &file {
                 Some(path) => *value.expose_mut() = crate::files::read(path, "secret")?,
@@ -150,19 +128,13 @@ pub fn run(cmd: SecretCommand) -> Result<Outcome> {
                 name: name.clone(),
                 value,
             };
-            match call_once(&conn, &cache, &request)? {
+            match call_once(&conn, &request)? {
                 Response::Stored => println!("stored secret {name}"),
                 other => return Err(unexpected("Stored", &other)),
             }
         }
-        SecretCommand::Get {
-            conn,
-            cache,
-            name,
-            out,
-        } => {
-            let value = match call_once(&conn, &cache, &Request::GetSecret { name: name.clone() })?
-            {
+        SecretCommand::Get { conn, name, out } => {
+            let value = match call_once(&conn, &Request::GetSecret { name: name.clone() })? {
                 Response::Secret(value) => value,
                 other => return Err(unexpected("Secret", &other)),
             };
@@ -180,16 +152,14 @@ pub fn run(cmd: SecretCommand) -> Result<Outcome> {
                     .context("cannot write to stdout")?,
             }
         }
-        SecretCommand::List { conn, cache } => {
-            match call_once(&conn, &cache, &Request::ListSecrets)? {
-                Response::Names(names) => {
-                    for name in names {
-                        println!("{name}");
-                    }
+        SecretCommand::List { conn } => match call_once(&conn, &Request::ListSecrets)? {
+            Response::Names(names) => {
+                for name in names {
+                    println!("{name}");
                 }
-                other => return Err(unexpected("Names", &other)),
             }
-        }
+            other => return Err(unexpected("Names", &other)),
+        },
     }
     Ok(Outcome::Success)
 }

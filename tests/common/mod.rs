@@ -283,8 +283,18 @@ pub fn all_files(dir: &Path) -> Vec<u8> {
 pub fn veritee(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veritee"))
         .args(args)
+        .env("VERITEE_SESSION_CACHE", session_cache())
         .output()
         .expect("run veritee")
+}
+
+/// Where this test process's commands keep their sessions (not the user's cache):
+/// one command resumes what an earlier one of the same test attested.
+pub fn session_cache() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("session cache"))
+        .path()
+        .join("sessions")
 }
 
 pub fn s(p: &Path) -> String {

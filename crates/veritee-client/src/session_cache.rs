@@ -140,8 +140,8 @@ impl NodeClient {
     /// Sends one request in an attested session: resumed from `cache` when it holds a
     /// session with this node, tenant and appraisal that the enclave still honours
     /// (one round trip, no evidence verified), else newly attested and then kept
-    /// there for the next command. Only for requests that may be sent twice (a
-    /// refused resumption is followed by a new session, and the request goes again).
+    /// there for the next command. A request goes again in a new session only when
+    /// the node refused the resumption before opening it, so it is served once.
     pub fn call_once(
         &self,
         tenant: &TenantKey,
@@ -163,11 +163,22 @@ impl NodeClient {
             self.remember_audience(cached.audience);
             match self.resume_session(tenant, &cached.resumption, request) {
                 Ok((_, response)) => return enclave_answer(response),
-                // The node answered, so the request was not served: the enclave
-                // refuses a resumption before it opens the request.
-                Err(e @ ClientError::Node { .. }) => {
-                    tracing::debug!("cached session not resumed, attesting afresh: {e}");
-                    forget(path);
+                // Refusals that come before the request is opened: the ticket or the
+                // tenant's signature refused (400, 401, 403), the session taken (409),
+                // the body too large for a resumption (413). The session is forgotten
+                // unless only the size was refused. Anything else (a busy node, an
+                // error after the request was served) is the command's error.
+                Err(ClientError::Node {
+                    status: status @ (400 | 401 | 403 | 404 | 409 | 410 | 413),
+                    code,
+                    message,
+                }) => {
+                    tracing::debug!(
+                        "cached session not resumed ({status} {code}: {message}), attesting afresh"
+                    );
+                    if status != 413 {
+                        forget(path);
+                    }
                 }
                 Err(e) => return Err(e),
             }
