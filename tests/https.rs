@@ -76,6 +76,53 @@ fn a_node_serves_https_under_a_pinned_certificate_only() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Secrets over HTTPS: the first command attests and keeps its session, the next
+    // one resumes it (the kept file is left as it was; a new attestation replaces it).
+    let policy = dir.path().join("dev.toml");
+    std::fs::write(&policy, DEV_POLICY).expect("policy");
+    let value = dir.path().join("value.txt");
+    std::fs::write(&value, "over tls, by the cli").expect("value");
+    let cache = dir.path().join("sessions");
+    let anchor = node.state.join("vendor/root.pem");
+    let secret = |verb: &str, extra: &[&str]| {
+        let mut args = vec![
+            "secret",
+            verb,
+            "--node",
+            &node.url,
+            "--node-fingerprint",
+            fingerprint,
+            "--tenant",
+            tenant_file.to_str().expect("utf-8"),
+            "--policy",
+            policy.to_str().expect("utf-8"),
+            "--trust-anchor",
+            anchor.to_str().expect("utf-8"),
+            "--session-cache",
+            cache.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        let out = veritee(&args);
+        assert!(
+            out.status.success(),
+            "secret {verb}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    secret(
+        "put",
+        &["--name", "db", "--file", value.to_str().expect("utf-8")],
+    );
+    let kept: Vec<_> = std::fs::read_dir(&cache)
+        .expect("session cache")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let before = std::fs::read(&kept[0]).expect("kept session");
+    assert_eq!(secret("get", &["--name", "db"]), "over tls, by the cli");
+    assert_eq!(std::fs::read(&kept[0]).expect("kept session"), before);
+
     // And refuses a malformed pin before doing anything.
     let out = veritee(&[
         "tenant",
