@@ -1366,4 +1366,25 @@ fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refu
         stderr.contains("may be read or written by others"),
         "{stderr}"
     );
+
+    // A request the enclave refuses leaves the session kept all the same.
+    let elsewhere = dir.path().join("elsewhere");
+    let o = veritee(&[
+        "secret",
+        "get",
+        "--node",
+        &node.url,
+        "--tenant",
+        &s(&tenant),
+        "--policy",
+        &s(&policy),
+        "--trust-anchor",
+        &s(&node.anchor_path()),
+        "--session-cache",
+        &s(&elsewhere),
+        "--name",
+        "no-such-secret",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_dir(&elsewhere).expect("kept").count(), 1);
 }

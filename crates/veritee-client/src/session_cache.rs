@@ -164,10 +164,11 @@ impl NodeClient {
             match self.resume_session(tenant, &cached.resumption, request) {
                 Ok((_, response)) => return enclave_answer(response),
                 // Refusals that come before the request is opened: the ticket or the
-                // tenant's signature refused (400, 401, 403), the session taken (409),
-                // the body too large for a resumption (413). The session is forgotten
-                // unless only the size was refused. Anything else (a busy node, an
-                // error after the request was served) is the command's error.
+                // tenant's signature refused (400, 401, 403), the tenant or the
+                // session unknown or gone (404, 410), the session taken (409), the body
+                // too large for a resumption (413). The session is forgotten unless
+                // only the size was refused. Anything else (a busy node, an error after
+                // the request was served) is the command's error.
                 Err(ClientError::Node {
                     status: status @ (400 | 401 | 403 | 404 | 409 | 410 | 413),
                     code,
@@ -184,8 +185,10 @@ impl NodeClient {
             }
         }
         let mut session = self.open_session(tenant, appraiser)?;
-        let response = session.call(request)?;
-        if let Some((cache, path)) = &slot {
+        let response = session.call(request);
+        // A request the enclave refused leaves the session as good as one it served.
+        let session_stands = matches!(response, Ok(_) | Err(ClientError::Enclave { .. }));
+        if let Some((cache, path)) = slot.as_ref().filter(|_| session_stands) {
             let kept = session.resumption().and_then(|resumption| {
                 let audience = self.audience(false)?;
                 cache.store(
@@ -200,7 +203,7 @@ impl NodeClient {
                 tracing::warn!("the session is not kept for the next command: {e}");
             }
         }
-        Ok(response)
+        response
     }
 }
 
