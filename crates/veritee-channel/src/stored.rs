@@ -171,7 +171,11 @@ impl StoredSession {
         };
         let expires_at = i64::from_be_bytes(r.array("expiry")?);
         let transcript = r.array::<32>("transcript hash")?;
-        let secret = Confidential::new(r.array::<SECRET_LEN>("secret")?);
+        // Copied straight into its zeroizing home, not through a stack array.
+        let mut secret = Confidential::new([0u8; SECRET_LEN]);
+        secret
+            .expose_mut()
+            .copy_from_slice(r.take(SECRET_LEN, "secret")?);
         let ticket_len = u16::from_be_bytes(r.array("ticket length")?) as usize;
         if ticket_len == 0 || ticket_len > MAX_TICKET_LEN {
             return Err(bad(format!(
