@@ -1251,7 +1251,8 @@ fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refu
     let value = dir.path().join("value.txt");
     std::fs::write(&value, &canary).expect("value");
     let cache = dir.path().join("cache").join("sessions");
-    let secret = |verb: &str, extra: &[&str]| {
+    // `veritee secret VERB` under `policy`, keeping sessions in `cache`.
+    let run = |verb: &str, policy: &std::path::Path, cache: &std::path::Path, extra: &[&str]| {
         let mut args = vec![
             "secret".to_string(),
             verb.to_string(),
@@ -1260,15 +1261,18 @@ fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refu
             "--tenant".into(),
             s(&tenant),
             "--policy".into(),
-            s(&policy),
+            s(policy),
             "--trust-anchor".into(),
             s(&node.anchor_path()),
             "--session-cache".into(),
-            s(&cache),
+            s(cache),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = veritee(&argv);
+        veritee(&argv)
+    };
+    let secret = |verb: &str, extra: &[&str]| {
+        let o = run(verb, &policy, &cache, extra);
         let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "secret {verb}: {stderr}");
         (String::from_utf8_lossy(&o.stdout).into_owned(), stderr)
@@ -1321,20 +1325,7 @@ fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refu
         format!("{DEV_POLICY}max_evidence_age = \"10m\"\n"),
     )
     .expect("policy");
-    let o = veritee(&[
-        "secret",
-        "list",
-        "--node",
-        &node.url,
-        "--tenant",
-        &s(&tenant),
-        "--policy",
-        &s(&stricter),
-        "--trust-anchor",
-        &s(&node.anchor_path()),
-        "--session-cache",
-        &s(&cache),
-    ]);
+    let o = run("list", &stricter, &cache, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "pw\n");
     assert_eq!(cached().len(), 2);
@@ -1369,22 +1360,7 @@ fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refu
 
     // A request the enclave refuses leaves the session kept all the same.
     let elsewhere = dir.path().join("elsewhere");
-    let o = veritee(&[
-        "secret",
-        "get",
-        "--node",
-        &node.url,
-        "--tenant",
-        &s(&tenant),
-        "--policy",
-        &s(&policy),
-        "--trust-anchor",
-        &s(&node.anchor_path()),
-        "--session-cache",
-        &s(&elsewhere),
-        "--name",
-        "no-such-secret",
-    ]);
+    let o = run("get", &policy, &elsewhere, &["--name", "no-such-secret"]);
     assert!(!o.status.success());
     assert_eq!(std::fs::read_dir(&elsewhere).expect("kept").count(), 1);
 }
