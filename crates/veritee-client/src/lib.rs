@@ -316,9 +316,6 @@ impl NodeClient {
             .map_err(|e| ClientError::Protocol(format!("invalid JSON: {e}")))
     }
 
-    /// The enclave signatures are made for: the node id and enclave epoch, from
-    /// `GET /v1/node` (cached; `refresh` fetches it again). Untrusted: a host that
-    /// lies about it only gets its own requests refused by the enclave.
     /// Takes `audience` as the node's, unless one was fetched already (a cached
     /// session names the enclave it was attested with; a stale one costs one refused
     /// signature and a fetch).
@@ -329,6 +326,9 @@ impl NodeClient {
             .get_or_insert(audience);
     }
 
+    /// The enclave signatures are made for: the node id and enclave epoch, from
+    /// `GET /v1/node` (cached; `refresh` fetches it again). Untrusted: a host that
+    /// lies about it only gets its own requests refused by the enclave.
     fn audience(&self, refresh: bool) -> Result<Audience, ClientError> {
         let cached = self
             .audience
