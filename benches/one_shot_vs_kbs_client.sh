@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot fetches against one local node, a fresh process each, the clients taking
-# turns: `veritee secret get` attesting the node afresh (`--no-session-cache`: evidence
+# turns: `veritee secret get` as the first command of a session (it attests, asks for a
+# ticket and keeps the session), `veritee secret get` attesting the node afresh (`--no-session-cache`: evidence
 # fetched and verified, a key exchange, the tenant's signature), `veritee secret get`
 # resuming the session an earlier command kept (one round trip, no evidence), both
 # with a durable audit append on the node; Trustee's `kbs-client get-resource` (KBS
@@ -51,7 +52,7 @@ K=(--node "$URL" --token-file kbs-admin.token)
     --path default/key/pw pw.txt >/dev/null 2>&1
 ENCLAVE=$(cat state/run/enclave.pid)
 python3 - "$N" "$NODE" "$ENCLAVE" "$BIN" "$KBS_CLIENT" "$URL" "${A[@]}" <<'PY'
-import os, resource, statistics, subprocess, sys, time
+import os, resource, shutil, statistics, subprocess, sys, time
 n, node, enclave, binary, kbs_client, url = sys.argv[1:7]
 n, a = int(n), sys.argv[7:]
 
@@ -69,7 +70,14 @@ def server_cpu():
                 pass  # the thread ended in between
     return total / 1e9
 
+# The first command of a session: attests, asks for a ticket and keeps the session in
+# a cache emptied before each of its runs.
+first_cache = os.path.abspath("first-sessions")
+at = a.index("--session-cache")
+first_a = a[:at] + ["--session-cache", first_cache] + a[at + 2:]
 clients = {
+    "veritee secret get, first of a session (attests, keeps the session)": [
+        binary, "secret", "get", *first_a, "--name", "pw"],
     "veritee secret get, attesting afresh": [binary, "secret", "get", *a, "--name", "pw",
                                              "--no-session-cache"],
     "veritee secret get, resuming the kept session": [binary, "secret", "get", *a,
@@ -84,6 +92,7 @@ cpu = {k: [] for k in clients}
 server = {k: 0.0 for k in clients}
 for _ in range(n):
     for name, argv in clients.items():
+        shutil.rmtree(first_cache, ignore_errors=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         s0 = server_cpu()
         start = time.perf_counter()
