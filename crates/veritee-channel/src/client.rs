@@ -74,25 +74,20 @@ impl Appraiser<'_> {
     /// policy, each trust anchor with the kind it is given for, and the collateral.
     /// A session attested under one fingerprint is resumed only under the same.
     pub fn fingerprint(&self) -> Result<[u8; 32], ChannelError> {
-        let mut h = veritee_crypto::digest::Sha256::default();
-        let mut part = |bytes: &[u8]| {
-            h.update(&(bytes.len() as u64).to_be_bytes());
-            h.update(bytes);
-        };
-        part(b"veritee appraiser v1");
         let mut policy = Vec::new();
         ciborium::into_writer(self.policy, &mut policy)
             .map_err(|e| ChannelError::Protocol(format!("the policy does not encode: {e}")))?;
-        part(&policy);
+        let mut parts: Vec<&[u8]> = vec![&policy];
         for (kind, certificate) in self.trust_anchors.iter() {
-            part(kind.map_or("any", |k| k.as_str()).as_bytes());
-            part(certificate.der());
+            parts.push(kind.map_or("any", |k| k.as_str()).as_bytes());
+            parts.push(certificate.der());
         }
-        part(b"collateral");
-        for collateral in self.collateral {
-            part(collateral);
-        }
-        Ok(h.finish())
+        parts.push(b"collateral");
+        parts.extend(self.collateral.iter().map(Vec::as_slice));
+        Ok(veritee_crypto::memo::digest_of(
+            "veritee appraiser v1",
+            &parts,
+        ))
     }
 
     /// Verifies evidence expecting `report_data`, then applies the policy.

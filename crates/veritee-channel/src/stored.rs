@@ -73,21 +73,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A session as a client keeps it for a later process.
+/// A session as a client keeps it for a later process. Its `Debug` shows no secret:
+/// [`Resumption`]'s prints the ticket's length and the expiry only.
+#[derive(Debug)]
 pub struct StoredSession {
     /// The enclave it was attested with, as tenant signatures name it.
     pub audience: Audience,
     /// What resuming it needs.
     pub resumption: Resumption,
-}
-
-impl core::fmt::Debug for StoredSession {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("StoredSession")
-            .field("audience", &self.audience)
-            .field("resumption", &self.resumption)
-            .finish()
-    }
 }
 
 fn is_lower_hex(bytes: &[u8]) -> bool {
@@ -274,6 +267,17 @@ mod tests {
         assert!(stored.resumption.claims().simulated);
         assert_eq!(stored.audience.epoch.len(), 32);
         assert_eq!(stored.to_bytes().unwrap().expose()[..], bytes[..]);
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let shown = format!("{:?}", sample());
+        assert!(shown.contains("ticket_len"), "{shown}");
+        assert!(
+            !shown.contains("2, 2"),
+            "the resumption secret is shown: {shown}"
+        );
+        assert!(!shown.contains("90, 90"), "the ticket is shown: {shown}");
     }
 
     #[test]

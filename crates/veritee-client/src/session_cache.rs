@@ -23,7 +23,7 @@ use veritee_crypto::SecretBytes;
 /// A cached session this close to its expiry is not resumed.
 const EXPIRY_MARGIN_SECS: i64 = 5;
 /// Label of a cache file's name.
-const NAME_LABEL: &[u8] = b"veritee session cache v1";
+const NAME_LABEL: &str = "veritee session cache v1";
 
 /// A directory of cached sessions.
 #[derive(Debug, Clone)]
@@ -55,17 +55,11 @@ impl SessionCache {
     /// The file of the session with `node` as `tenant_id` under an appraisal of
     /// `fingerprint`.
     pub fn path(&self, node: &str, tenant_id: &str, fingerprint: &[u8; 32]) -> PathBuf {
-        let mut h = veritee_crypto::digest::Sha256::default();
-        for part in [
+        let name = veritee_crypto::memo::digest_of(
             NAME_LABEL,
-            node.as_bytes(),
-            tenant_id.as_bytes(),
-            fingerprint,
-        ] {
-            h.update(&(part.len() as u64).to_be_bytes());
-            h.update(part);
-        }
-        self.dir.join(hex::encode(&h.finish()[..16]))
+            &[node.as_bytes(), tenant_id.as_bytes(), fingerprint],
+        );
+        self.dir.join(hex::encode(&name[..16]))
     }
 
     /// Whether the directory is one only its owner can enter and write; a cache
