@@ -14,6 +14,7 @@
 //! attests afresh; so is one the enclave refuses (it restarted, or the ticket expired).
 
 use crate::{ClientError, NodeClient};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use veritee_channel::client::{Appraiser, TenantKey};
 use veritee_channel::ops::{Request, Response};
@@ -78,7 +79,14 @@ impl SessionCache {
         if !self.private_dir() {
             return None;
         }
-        let bytes = SecretBytes::new(std::fs::read(path).ok()?);
+        // At most one byte past the largest stored session: a larger file is refused
+        // by its length without being read whole.
+        let mut bytes = SecretBytes::new(Vec::new());
+        std::fs::File::open(path)
+            .ok()?
+            .take(veritee_channel::stored::MAX_STORED_LEN as u64 + 1)
+            .read_to_end(bytes.expose_mut())
+            .ok()?;
         match StoredSession::from_bytes(bytes.expose()) {
             // A margin, so that it does not expire on the way.
             Ok(cached) if cached.resumption.expires_at() > now + EXPIRY_MARGIN_SECS => Some(cached),
@@ -220,6 +228,24 @@ mod tests {
         assert_ne!(a, cache.path("http://127.0.0.1:1", "u", &[0; 32]));
         assert_ne!(a, cache.path("http://127.0.0.1:1", "t", &[1; 32]));
         assert_eq!(a, cache.path("http://127.0.0.1:1", "t", &[0; 32]));
+    }
+
+    #[test]
+    fn an_oversized_or_damaged_file_is_removed_and_nothing_is_resumed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SessionCache::new(dir.path().join("sessions"));
+        std::fs::create_dir(cache.dir()).unwrap();
+        std::fs::set_permissions(cache.dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = cache.path("http://127.0.0.1:1", "t", &[0; 32]);
+        for bytes in [
+            vec![0u8; veritee_channel::stored::MAX_STORED_LEN + 10],
+            b"VTSESSN\x01 cut short".to_vec(),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            assert!(cache.load(&path, 0).is_none());
+            assert!(!path.exists(), "a file that does not read back stays");
+        }
     }
 
     #[test]
