@@ -280,15 +280,22 @@ fn dead_enclave(kind: &str) {
     let pid = kill_enclave_and_wait_for_its_restart(&node);
     assert_ne!(node.enclave_pid(), pid);
     // The host, and the enclave restarted as it was started, run with glibc's mmap
-    // threshold fixed (supervisor.rs).
+    // threshold fixed (supervisor.rs). glibc rewrites the variable in place as it reads
+    // it, and what /proc shows of it may end after the first setting: the mmap
+    // threshold, which comes first.
     if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        let fixed = veritee_host::supervisor::FIXED_MMAP_THRESHOLD;
         for (what, pid) in [("host", node.child.id()), ("enclave", node.enclave_pid())] {
             let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environment");
+            let tunables = environ
+                .split(|&b| b == 0)
+                .find_map(|v| v.strip_prefix(b"GLIBC_TUNABLES="))
+                .unwrap_or_else(|| panic!("the {what} runs without GLIBC_TUNABLES"));
             assert!(
-                environ
-                    .split(|&b| b == 0)
-                    .any(|v| v == b"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072"),
-                "the {what} runs without the fixed mmap threshold"
+                tunables.starts_with(b"glibc.malloc.mmap_threshold=131072")
+                    && fixed.as_bytes().starts_with(tunables),
+                "the {what} runs with GLIBC_TUNABLES={}, not {fixed}",
+                String::from_utf8_lossy(tunables)
             );
         }
     }

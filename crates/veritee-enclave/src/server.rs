@@ -49,7 +49,7 @@ pub fn serve_connection(service: &EnclaveService, stream: UnixStream) {
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, frame::LINK_SEND_BUFFER);
     let mut stream = BufReader::with_capacity(frame::LINK_READ_BUFFER, stream);
     loop {
-        let request = match frame::read::<HostToEnclave>(&mut stream) {
+        let request = match frame::read_with_tail::<HostToEnclave>(&mut stream) {
             Ok(r) => r,
             Err(FrameError::Closed) => return,
             Err(e) => {

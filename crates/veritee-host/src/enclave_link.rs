@@ -44,7 +44,9 @@ impl core::fmt::Debug for EnclaveLink {
     }
 }
 
-async fn read_frame<T: serde::de::DeserializeOwned>(
+/// Reads one frame; a relayed message at its end is handed over without a copy
+/// ([`frame::decode_with_tail`]).
+async fn read_frame<T: serde::de::DeserializeOwned + frame::TrailingBytes>(
     stream: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> Result<T, HostError> {
     let io =
@@ -55,7 +57,7 @@ async fn read_frame<T: serde::de::DeserializeOwned>(
         frame::parse_header(&header).map_err(|e| HostError::EnclaveUnavailable(e.to_string()))?;
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload).await.map_err(io)?;
-    frame::decode(&payload)
+    frame::decode_with_tail(payload)
         .map_err(|e| HostError::EnclaveUnavailable(format!("bad frame from the enclave: {e}")))
 }
 
@@ -68,6 +70,26 @@ async fn write_frame<T: serde::Serialize>(
         .write_all(&bytes)
         .await
         .map_err(|e| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}")))
+}
+
+/// Writes a frame for `message`, whose last item (an empty byte string) stands for
+/// `tail`: a large tail is written as it lies, after the rest, instead of being copied;
+/// a small one is copied, so that the frame takes one write.
+async fn write_frame_with_tail<T: serde::Serialize>(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    message: &T,
+    tail: &[u8],
+) -> Result<(), HostError> {
+    let mut head =
+        frame::encode_head(message, tail).map_err(|e| HostError::Internal(e.to_string()))?;
+    let lost =
+        |e: std::io::Error| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}"));
+    if tail.len() < frame::MIN_TRAILING_BYTES {
+        head.extend_from_slice(tail);
+        return stream.write_all(&head).await.map_err(lost);
+    }
+    stream.write_all(&head).await.map_err(lost)?;
+    stream.write_all(tail).await.map_err(lost)
 }
 
 fn store_failure(e: StoreError) -> HostResult {
@@ -285,11 +307,35 @@ impl EnclaveLink {
         &self,
         call: EnclaveCall,
     ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
+        self.converse(call, None).await
+    }
+
+    /// One conversation for a call whose last field is a byte string: `call` holds it
+    /// empty, and `tail` is what it holds. The enclave reads the same frame as from
+    /// [`Self::call`], but the host does not copy `tail` into it: a relayed message
+    /// (a fork's 8 MiB of pages) goes from the HTTP body to the enclave as it lies.
+    pub async fn call_with_tail(
+        &self,
+        call: EnclaveCall,
+        tail: &[u8],
+    ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
+        self.converse(call, Some(tail)).await
+    }
+
+    async fn converse(
+        &self,
+        call: EnclaveCall,
+        tail: Option<&[u8]>,
+    ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
         let started = std::time::Instant::now();
         let mut conn = self.supervisor.connect().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outcome = async {
-            write_frame(&mut conn.stream, &HostToEnclave::Request { id, call }).await?;
+            let request = HostToEnclave::Request { id, call };
+            match tail {
+                None => write_frame(&mut conn.stream, &request).await?,
+                Some(tail) => write_frame_with_tail(&mut conn.stream, &request, tail).await?,
+            }
             loop {
                 match read_frame::<EnclaveToHost>(&mut conn.stream).await? {
                     EnclaveToHost::HostCall { id: got, call } if got == id => {

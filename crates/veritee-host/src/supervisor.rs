@@ -19,8 +19,12 @@ pub const GLIBC_TUNABLES: &str = "GLIBC_TUNABLES";
 /// largest block freed (up to 32 MiB) and from then on serves blocks that size from
 /// the heap, which keeps their pages: under load the enclave grew by every large
 /// transient buffer, about 4x what its data needs (BENCHMARKS.md, "Where the memory
-/// of key deployments goes"). Other C libraries ignore it.
-pub const FIXED_MMAP_THRESHOLD: &str = "glibc.malloc.mmap_threshold=131072";
+/// of key deployments goes"). Each such block is then mapped afresh, so it is also
+/// asked for in transparent huge pages (`hugetlb=1`: `madvise`, where the kernel
+/// leaves it to the program): a fork's 8 MiB page messages then fault in 2 MiB at a
+/// time instead of 4 KiB (BENCHMARKS.md, "Secure fork (issue 16): the hop thinned").
+/// glibc asks the same for its heap as it grows it. Other C libraries ignore it.
+pub const FIXED_MMAP_THRESHOLD: &str = "glibc.malloc.mmap_threshold=131072:glibc.malloc.hugetlb=1";
 /// How long to wait for a (re)started enclave to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request waits for a restarting enclave.

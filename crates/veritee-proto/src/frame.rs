@@ -98,6 +98,117 @@ pub fn encode<T: serde::Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// CBOR's encoding of an empty byte string: major type 2, length 0.
+const EMPTY_BYTE_STRING: u8 = 0x40;
+
+/// The head of a frame whose message ends in a large byte string `tail`: the frame
+/// header and the message's encoding up to the string's contents. Writing the head
+/// and then `tail` as it lies gives the bytes [`encode`] gives for the whole message,
+/// without copying `tail` into a frame (a fork's 8 MiB page messages, relayed by the
+/// host). `message` is the whole message with its last item an empty byte string,
+/// which stands for `tail` (maps and arrays here have definite lengths, so the last
+/// item's encoding is the frame's last bytes); any other message is refused.
+pub fn encode_head<T: serde::Serialize>(message: &T, tail: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let mut head = vec![0u8; HEADER_LEN];
+    ciborium::into_writer(message, &mut head).map_err(|e| FrameError::Payload(e.to_string()))?;
+    if head.len() == HEADER_LEN || head.pop() != Some(EMPTY_BYTE_STRING) {
+        return Err(FrameError::Payload(
+            "a split frame's message must end in an empty byte string".into(),
+        ));
+    }
+    ciborium_ll::Encoder::from(&mut head)
+        .push(ciborium_ll::Header::Bytes(Some(tail.len())))
+        .map_err(|e| FrameError::Payload(format!("{e:?}")))?;
+    let header = header(head.len() - HEADER_LEN + tail.len())?;
+    head[..HEADER_LEN].copy_from_slice(&header);
+    Ok(head)
+}
+
+/// Byte strings at least this long, ending a frame, are handed over in place by
+/// [`decode_with_tail`] instead of being copied out of the payload.
+pub const MIN_TRAILING_BYTES: usize = 64 * 1024;
+
+/// Messages whose last item may be a large byte string (a relayed message), for
+/// [`decode_with_tail`].
+pub trait TrailingBytes {
+    /// The field the message's last item fills, if it is a byte string: `None` for
+    /// messages that do not end in one.
+    fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>>;
+}
+
+/// Where the header and the contents of `payload`'s last item begin, if that item is
+/// a byte string of definite length and the payload ends with it. Only item headers
+/// are read: strings are stepped over, not copied. Indefinite lengths (which our
+/// encoder never writes) and anything malformed give `None`.
+fn trailing_byte_string(payload: &[u8]) -> Option<(usize, usize)> {
+    use ciborium_ll::Header;
+    let mut at = 0usize;
+    let mut items_left: usize = 1;
+    let mut last = None;
+    while items_left > 0 {
+        // Every item takes at least one byte: a count past what is left is malformed.
+        if items_left > payload.len() - at {
+            return None;
+        }
+        items_left -= 1;
+        let mut decoder = ciborium_ll::Decoder::from(payload.get(at..)?);
+        let header = decoder.pull().ok()?;
+        let (start, contents) = (at, at.checked_add(decoder.offset())?);
+        at = contents;
+        last = None;
+        match header {
+            Header::Bytes(Some(len)) | Header::Text(Some(len)) => {
+                at = at.checked_add(len).filter(|end| *end <= payload.len())?;
+                if matches!(header, Header::Bytes(_)) {
+                    last = Some((start, contents));
+                }
+            }
+            Header::Array(Some(n)) => items_left = items_left.checked_add(n)?,
+            Header::Map(Some(n)) => items_left = items_left.checked_add(n.checked_mul(2)?)?,
+            Header::Tag(_) => items_left += 1,
+            Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
+            _ => return None,
+        }
+    }
+    last.filter(|_| at == payload.len())
+}
+
+/// Decodes a payload as [`decode`] does, but a large byte string ending it (a relayed
+/// message of several MiB) becomes the message's field where it lies: the rest is
+/// decoded with that string empty, and the payload's buffer, its head removed, is
+/// the field. Saves a copy and a fresh buffer of the string's size; any payload that
+/// is not of that shape is decoded whole, so the outcome is [`decode`]'s.
+pub fn decode_with_tail<T>(mut payload: Vec<u8>) -> Result<T, FrameError>
+where
+    T: serde::de::DeserializeOwned + TrailingBytes,
+{
+    if let Some((header, contents)) = trailing_byte_string(&payload)
+        && payload.len() - contents >= MIN_TRAILING_BYTES
+    {
+        let mut head = Vec::with_capacity(header + 1);
+        head.extend_from_slice(&payload[..header]);
+        head.push(EMPTY_BYTE_STRING);
+        let mut message: T = decode(&head)?;
+        if let Some(field) = message.trailing_bytes()
+            && field.is_empty()
+        {
+            payload.drain(..contents);
+            *field = payload;
+            return Ok(message);
+        }
+    }
+    decode(&payload)
+}
+
+/// Reads one message as [`read`] does, handing a large trailing byte string over as
+/// [`decode_with_tail`] does.
+pub fn read_with_tail<T>(r: &mut impl Read) -> Result<T, FrameError>
+where
+    T: serde::de::DeserializeOwned + TrailingBytes,
+{
+    decode_with_tail(read_payload(r)?)
+}
+
 /// Decodes a payload.
 pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
     ciborium::from_reader(payload).map_err(|e| FrameError::Payload(e.to_string()))
@@ -112,6 +223,11 @@ pub fn write<T: serde::Serialize>(w: &mut impl Write, message: &T) -> Result<(),
 
 /// Reads one message (blocking). A clean close before a header is [`FrameError::Closed`].
 pub fn read<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
+    decode(&read_payload(r)?)
+}
+
+/// Reads one frame's payload (blocking).
+fn read_payload(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -134,13 +250,184 @@ pub fn read<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, Fram
             format!("truncated frame payload (expected {len} bytes): {e}"),
         ))
     })?;
-    decode(&payload)
+    Ok(payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipc::{EnclaveCall, HostToEnclave};
+    use crate::ipc::{EnclaveCall, EnclaveReply, EnclaveToHost, HostCall, HostToEnclave};
+
+    #[test]
+    fn a_split_frame_is_the_frame_encode_gives() {
+        // Every length class of a CBOR byte string's header, and a fork's page message.
+        for len in [0usize, 1, 23, 24, 255, 256, 65535, 65536, 8 << 20] {
+            let tail: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let whole = HostToEnclave::Request {
+                id: 7,
+                call: EnclaveCall::PeerMessage {
+                    message: tail.clone(),
+                },
+            };
+            let split = HostToEnclave::Request {
+                id: 7,
+                call: EnclaveCall::PeerMessage {
+                    message: Vec::new(),
+                },
+            };
+            let mut head = encode_head(&split, &tail).unwrap();
+            head.extend_from_slice(&tail);
+            assert_eq!(head, encode(&whole).unwrap(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_message_that_does_not_end_in_an_empty_byte_string_is_not_split() {
+        let ends_in_bytes = EnclaveCall::PeerMessage {
+            message: vec![1, 2, 3],
+        };
+        let ends_in_text = EnclaveCall::TenantKey {
+            tenant: String::new(),
+        };
+        for message in [ends_in_bytes, ends_in_text] {
+            assert!(matches!(
+                encode_head(&message, b"tail"),
+                Err(FrameError::Payload(_))
+            ));
+        }
+    }
+
+    fn payload_of<T: serde::Serialize>(message: &T) -> Vec<u8> {
+        encode(message).unwrap()[HEADER_LEN..].to_vec()
+    }
+
+    fn same_outcome<T>(payload: &[u8])
+    where
+        T: serde::de::DeserializeOwned + TrailingBytes + PartialEq + core::fmt::Debug,
+    {
+        match (
+            decode::<T>(payload),
+            decode_with_tail::<T>(payload.to_vec()),
+        ) {
+            (Ok(whole), Ok(split)) => assert_eq!(whole, split),
+            (Err(_), Err(_)) => {}
+            (whole, split) => panic!("decode gave {whole:?}, decode_with_tail {split:?}"),
+        }
+    }
+
+    #[test]
+    fn a_trailing_message_is_handed_over_in_its_buffer() {
+        let message: Vec<u8> = (0..MIN_TRAILING_BYTES + 5).map(|i| i as u8).collect();
+        let requests = [
+            HostToEnclave::Request {
+                id: 1,
+                call: EnclaveCall::PeerMessage {
+                    message: message.clone(),
+                },
+            },
+            HostToEnclave::Request {
+                id: 2,
+                call: EnclaveCall::SessionMessage {
+                    session_id: "00".repeat(16),
+                    message: message.clone(),
+                },
+            },
+        ];
+        for request in requests {
+            let payload = payload_of(&request);
+            let buffer = payload.as_ptr() as usize;
+            let mut got: HostToEnclave = decode_with_tail(payload).unwrap();
+            assert_eq!(got, request);
+            // The payload's own buffer, not a copy of it.
+            let field = got.trailing_bytes().unwrap();
+            assert_eq!(field.as_ptr() as usize, buffer);
+        }
+        let calls = [
+            EnclaveToHost::HostCall {
+                id: 3,
+                call: HostCall::PeerExchange {
+                    peer: "http://127.0.0.1:1".into(),
+                    message: message.clone(),
+                },
+            },
+            EnclaveToHost::Reply {
+                id: 4,
+                result: Ok(EnclaveReply::Message {
+                    message: message.clone(),
+                }),
+            },
+        ];
+        for call in calls {
+            assert_eq!(
+                decode_with_tail::<EnclaveToHost>(payload_of(&call)).unwrap(),
+                call
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_truncated_and_reordered_payloads_decode_as_decode_does() {
+        let message: Vec<u8> = vec![0x5a; MIN_TRAILING_BYTES];
+        let request = HostToEnclave::Request {
+            id: 9,
+            call: EnclaveCall::SessionMessage {
+                session_id: "ab".repeat(16),
+                message: message.clone(),
+            },
+        };
+        let payload = payload_of(&request);
+        let head_len = payload.len() - message.len();
+        // Every byte of the head flipped; cuts in the head and in the message; bytes
+        // appended; the message's length grown past the payload.
+        for i in 0..head_len {
+            for flip in [0x01u8, 0x20, 0x80, 0xff] {
+                let mut tampered = payload.clone();
+                tampered[i] ^= flip;
+                same_outcome::<HostToEnclave>(&tampered);
+            }
+        }
+        for cut in (0..head_len).chain([head_len + 1, payload.len() - 1]) {
+            same_outcome::<HostToEnclave>(&payload[..cut]);
+        }
+        let mut longer = payload.clone();
+        longer.extend_from_slice(&[0u8; 7]);
+        same_outcome::<HostToEnclave>(&longer);
+        // The map's keys in the other order: the message is not last, so it is
+        // decoded whole, to the same request.
+        #[derive(serde::Serialize)]
+        struct Reordered<'a> {
+            #[serde(with = "serde_bytes")]
+            message: &'a [u8],
+            session_id: String,
+        }
+        #[derive(serde::Serialize)]
+        enum Call<'a> {
+            SessionMessage(Reordered<'a>),
+        }
+        #[derive(serde::Serialize)]
+        enum Outer<'a> {
+            Request { id: u64, call: Call<'a> },
+        }
+        let reordered = payload_of(&Outer::Request {
+            id: 9,
+            call: Call::SessionMessage(Reordered {
+                message: &message,
+                session_id: "ab".repeat(16),
+            }),
+        });
+        assert_eq!(
+            decode_with_tail::<HostToEnclave>(reordered).unwrap(),
+            request
+        );
+        // A message that ends in a byte string no field takes is decoded whole.
+        let status = payload_of(&HostToEnclave::Request {
+            id: 1,
+            call: EnclaveCall::Attest {
+                nonce: message.clone(),
+            },
+        });
+        same_outcome::<HostToEnclave>(&status);
+    }
 
     #[test]
     fn round_trip() {

@@ -31,6 +31,35 @@ pub enum HostToEnclave {
     },
 }
 
+impl crate::frame::TrailingBytes for HostToEnclave {
+    fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Self::Request {
+                call:
+                    EnclaveCall::PeerMessage { message } | EnclaveCall::SessionMessage { message, .. },
+                ..
+            } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+impl crate::frame::TrailingBytes for EnclaveToHost {
+    fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Self::HostCall {
+                call: HostCall::PeerExchange { message, .. },
+                ..
+            }
+            | Self::Reply {
+                result: Ok(EnclaveReply::Message { message }),
+                ..
+            } => Some(message),
+            _ => None,
+        }
+    }
+}
+
 /// Enclave to host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnclaveToHost {

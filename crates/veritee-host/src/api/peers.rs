@@ -6,9 +6,7 @@
 //! its SHA-256 (`POST /v1/peers`), and each registered peer is rate-limited, so no one
 //! can fill the enclave's table of handshakes in progress.
 
-use super::{
-    ApiError, ApiResult, AppState, admin, converse, parse_json, require_content_type, unexpected,
-};
+use super::{ApiError, ApiResult, AppState, admin, parse_json, require_content_type, unexpected};
 use crate::HostError;
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -134,14 +132,10 @@ pub(super) async fn relay(
         return Err(e);
     }
     require_content_type(&headers, "application/octet-stream")?;
-    match converse(
-        &state,
-        EnclaveCall::PeerMessage {
-            message: body.to_vec(),
-        },
-    )
-    .await?
-    {
+    let call = EnclaveCall::PeerMessage {
+        message: Vec::new(),
+    };
+    match state.enclave.call_with_tail(call, &body).await?? {
         EnclaveReply::Message { message } => Ok((
             [(header::CONTENT_TYPE, "application/octet-stream")],
             Body::from(message),

@@ -161,15 +161,11 @@ pub(super) async fn message(
         ));
     };
     state.charge(&owner)?;
-    match converse(
-        &state,
-        EnclaveCall::SessionMessage {
-            session_id,
-            message: body.to_vec(),
-        },
-    )
-    .await?
-    {
+    let call = EnclaveCall::SessionMessage {
+        session_id,
+        message: Vec::new(),
+    };
+    match state.enclave.call_with_tail(call, &body).await?? {
         EnclaveReply::Message { message } => Ok((
             [(header::CONTENT_TYPE, "application/octet-stream")],
             Body::from(message),
