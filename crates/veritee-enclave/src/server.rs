@@ -28,9 +28,9 @@ impl HostLink for SocketLink<'_> {
     fn call(&mut self, call: HostCall) -> Result<HostResult, EnclaveFailure> {
         let io =
             |e: FrameError| failure(FailureKind::Unavailable, format!("host link failed: {e}"));
-        frame::write(
+        frame::write_with_tail(
             &mut self.stream.get_ref(),
-            &EnclaveToHost::HostCall { id: self.id, call },
+            EnclaveToHost::HostCall { id: self.id, call },
         )
         .map_err(io)?;
         match frame::read::<HostToEnclave>(self.stream).map_err(io)? {
@@ -77,7 +77,9 @@ pub fn serve_connection(service: &EnclaveService, stream: UnixStream) {
         if let Err(f) = &result {
             debug!(id, kind = ?f.kind, "conversation failed: {}", f.message);
         }
-        if let Err(e) = frame::write(&mut stream.get_ref(), &EnclaveToHost::Reply { id, result }) {
+        if let Err(e) =
+            frame::write_with_tail(&mut stream.get_ref(), EnclaveToHost::Reply { id, result })
+        {
             warn!("dropping host connection: {e}");
             return;
         }

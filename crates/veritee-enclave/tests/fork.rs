@@ -415,6 +415,69 @@ fn a_damaged_replayed_or_cut_transfer_fails_and_the_parent_runs_on() {
     );
 }
 
+/// A state of several page messages: the next is sealed while the one before is on
+/// its way (fork_transfer). One of them lost or damaged in the middle stops the fork
+/// with nothing left in the child; sent whole, the child confirms the snapshot.
+#[test]
+fn a_transfer_of_several_messages_fails_cleanly_in_the_middle_and_goes_through_whole() {
+    const WORKLOAD: &str = include_str!("../../veritee-fork/benches/workload.wat");
+    let (world, tenant) = (
+        World::new(&["m1", "m2"]),
+        TenantKey::generate().expect("tenant"),
+    );
+    let mut parent = Node::new(&world, "m1", CODE, "https://parent", &tenant);
+    let mut child = Node::new(&world, "m2", CODE, "https://child", &tenant);
+    peer(&parent, &child);
+    let mib: u32 = 20;
+    parent
+        .app(AppRequest::Run {
+            name: "w".into(),
+            module: SecretBytes::copy_from(WORKLOAD.as_bytes()),
+            memory_mib: Some(mib + 1),
+            fork_peer: None,
+            durable: false,
+            keys: Vec::new(),
+        })
+        .expect("run");
+    parent.call("w", "fill", &(mib * 16).to_le_bytes());
+    // Messages: 0 hello, 1 finish, 2.. pages, then done.
+    let lost: Tamper = Box::new(|n, m| if n == 3 { None } else { Some(m) });
+    let damaged: Tamper = Box::new(|n, mut m| {
+        if n == 3 {
+            m[1000] ^= 0x40;
+        }
+        Some(m)
+    });
+    for (what, f) in [("the second page message lost", lost), ("damaged", damaged)] {
+        tap(&parent, f);
+        let refused = parent.fork("w", &child, "child");
+        untap(&parent);
+        assert!(refused.is_err(), "{what}: {refused:?}");
+        assert!(child.list().is_empty(), "{what}: the child holds nothing");
+    }
+    let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&sizes);
+    tap(&parent, move |_, m| {
+        seen.lock().unwrap().push(m.len());
+        Some(m)
+    });
+    let forked = parent.fork("w", &child, "child").expect("fork");
+    untap(&parent);
+    let AppAnswer::Forked { pages, .. } = forked else {
+        panic!("{forked:?}")
+    };
+    assert!(pages >= u64::from(mib) << 8, "{pages} pages");
+    let large = sizes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| **n > 1 << 20)
+        .count();
+    assert!(large >= 3, "{large} page messages");
+    assert_eq!(child.list().len(), 1);
+    parent.call("w", "touch", b"");
+}
+
 /// `message` (a fork step's envelope) with the fork id of `other`.
 fn with_fork_id_of(message: &[u8], other: &[u8]) -> Vec<u8> {
     let id = step_field(other, "fork");

@@ -221,6 +221,23 @@ pub fn write<T: serde::Serialize>(w: &mut impl Write, message: &T) -> Result<(),
     Ok(())
 }
 
+/// Writes one message (blocking) as [`write`] does, but a large byte string ending it
+/// (a relayed message, see [`TrailingBytes`]) is written as it lies after the rest of
+/// the frame instead of being copied into it. The bytes written are [`write`]'s.
+pub fn write_with_tail<T>(w: &mut impl Write, mut message: T) -> Result<(), FrameError>
+where
+    T: serde::Serialize + TrailingBytes,
+{
+    let tail = match message.trailing_bytes() {
+        Some(field) if field.len() >= MIN_TRAILING_BYTES => std::mem::take(field),
+        _ => return write(w, &message),
+    };
+    w.write_all(&encode_head(&message, &tail)?)?;
+    w.write_all(&tail)?;
+    w.flush()?;
+    Ok(())
+}
+
 /// Reads one message (blocking). A clean close before a header is [`FrameError::Closed`].
 pub fn read<T: serde::de::DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
     decode(&read_payload(r)?)
@@ -278,6 +295,33 @@ mod tests {
             let mut head = encode_head(&split, &tail).unwrap();
             head.extend_from_slice(&tail);
             assert_eq!(head, encode(&whole).unwrap(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_frame_written_with_its_tail_apart_is_the_frame_write_gives() {
+        for len in [
+            0usize,
+            100,
+            MIN_TRAILING_BYTES - 1,
+            MIN_TRAILING_BYTES,
+            1 << 20,
+        ] {
+            let message = EnclaveToHost::HostCall {
+                id: 5,
+                call: HostCall::PeerExchange {
+                    peer: "http://127.0.0.1:1".into(),
+                    message: vec![0x33; len],
+                },
+            };
+            let (mut whole, mut split) = (Vec::new(), Vec::new());
+            write(&mut whole, &message).unwrap();
+            write_with_tail(&mut split, message.clone()).unwrap();
+            assert_eq!(whole, split, "{len} bytes");
+            assert_eq!(
+                read_with_tail::<EnclaveToHost>(&mut &split[..]).unwrap(),
+                message
+            );
         }
     }
 

@@ -871,25 +871,50 @@ impl EnclaveService {
         digest: &[u8; 32],
         link: &mut dyn HostLink,
     ) -> Result<(), Transfer> {
-        let mut from = Some(0);
-        while let Some(at) = from {
-            let mut plain = vec![STEP_PAGES];
-            from = snapshot.frames_into(at, FRAMES_PER_MESSAGE, &mut plain);
-            if plain.len() == 1 {
-                continue;
+        // The next message is taken from the snapshot and sealed on a thread of its own
+        // while this one is on its way and the child restores it, one message ahead at
+        // most (the channel holds none: a message waits in its sender until it is
+        // taken). The messages and their order are those of one thread; if the exchange
+        // fails, the sender finds the channel closed and stops.
+        std::thread::scope(|scope| {
+            let (messages, next) = std::sync::mpsc::sync_channel(0);
+            let sealer = &mut *session;
+            let spawned = std::thread::Builder::new()
+                .name("fork-sealer".into())
+                .spawn_scoped(scope, move || {
+                    let mut from = Some(0);
+                    while let Some(at) = from {
+                        let mut plain = vec![STEP_PAGES];
+                        from = snapshot.frames_into(at, FRAMES_PER_MESSAGE, &mut plain);
+                        if plain.len() == 1 {
+                            continue;
+                        }
+                        let message = step(sealer, fork, &plain);
+                        drop(plain);
+                        let failed = message.is_err();
+                        if messages.send(message).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                return Err(Transfer::Failed(internal(format!(
+                    "cannot start the fork's sealing thread: {e}"
+                ))));
             }
-            let message = step(session, fork, &plain).map_err(Transfer::Failed)?;
-            drop(plain);
-            let reply = link
-                .peer_exchange(peer, message)
-                .and_then(|r| decode_peer(&r))
-                .map_err(Transfer::Failed)?;
-            if !matches!(reply, PeerReply::Received) {
-                return Err(Transfer::Failed(bad(
-                    "the child answered pages out of turn",
-                )));
+            for message in next {
+                let reply = link
+                    .peer_exchange(peer, message.map_err(Transfer::Failed)?)
+                    .and_then(|r| decode_peer(&r))
+                    .map_err(Transfer::Failed)?;
+                if !matches!(reply, PeerReply::Received) {
+                    return Err(Transfer::Failed(bad(
+                        "the child answered pages out of turn",
+                    )));
+                }
             }
-        }
+            Ok(())
+        })?;
         // From here the child may run the application even if its answer is lost.
         let done = step(session, fork, &[STEP_DONE]).map_err(Transfer::Failed)?;
         match self.fork_reply(session, peer, done, link) {
