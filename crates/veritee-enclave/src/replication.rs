@@ -59,6 +59,15 @@ pub(crate) enum PeerEnvelope {
     Fork(crate::fork::ForkEnvelope),
 }
 
+impl veritee_proto::cbor::TrailingBytes for PeerEnvelope {
+    fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Self::Fork(envelope) => Some(envelope.sealed_mut()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 pub(crate) enum PeerReply {
     Challenge(#[serde(with = "serde_bytes")] Vec<u8>),
@@ -431,10 +440,10 @@ impl EnclaveService {
         check_replica(tenant, key, &spki, record)
     }
 
-    /// Responder: a peer enclave's hello or finish.
+    /// Responder: a peer enclave's hello or finish, or a fork's later step.
     pub(crate) fn peer_message(
         &self,
-        message: &[u8],
+        message: Vec<u8>,
         link: &mut dyn HostLink,
     ) -> Result<EnclaveReply, EnclaveFailure> {
         let verifiers = veritee_verify::Verifiers::default();
@@ -446,7 +455,13 @@ impl EnclaveService {
             self.peer_policy()
         };
         let appraiser = self.peer_appraiser(&verifiers, &policy, false)?;
-        match from_cbor::<PeerEnvelope>(message, "peer message")? {
+        if message.len() > veritee_proto::ipc::MAX_PEER_MESSAGE {
+            return Err(bad("peer message is too large"));
+        }
+        // A fork's sealed pages (8 MiB a message) are not copied out of the message.
+        let envelope = veritee_proto::cbor::from_vec_with_tail::<PeerEnvelope>(message)
+            .map_err(|e| bad(format!("malformed peer message: {}", e.kind())))?;
+        match envelope {
             PeerEnvelope::Hello(hello) => {
                 let (responder, challenge) =
                     Responder::on_hello(&hello, self.platform()).map_err(bad)?;

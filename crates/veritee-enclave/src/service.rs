@@ -501,7 +501,7 @@ impl EnclaveService {
             } => self.session_message(&session_id, &message, link),
             EnclaveCall::WrappingKey { nonce } => self.wrapping_key(&nonce, link),
             EnclaveCall::ImportKey { request, body } => self.import_key(&request, &body, link),
-            EnclaveCall::PeerMessage { message } => self.peer_message(&message, link),
+            EnclaveCall::PeerMessage { message } => self.peer_message(message, link),
             EnclaveCall::AuditCheckpoint => self.checkpoint(link),
             EnclaveCall::ResumeSession { request, body } => {
                 self.resume_session(&request, &body, link)

@@ -45,6 +45,99 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CborError> {
     Ok(value)
 }
 
+/// CBOR's encoding of an empty byte string: major type 2, length 0.
+pub(crate) const EMPTY_BYTE_STRING: u8 = 0x40;
+
+/// Byte strings at least this long, ending an item, are handed over in place by
+/// [`decode_with_tail`] instead of being copied out of its bytes.
+pub const MIN_TRAILING_BYTES: usize = 64 * 1024;
+
+/// Messages whose last item may be a large byte string (a relayed message, a fork's
+/// sealed pages), for [`decode_with_tail`].
+pub trait TrailingBytes {
+    /// The field the message's last item fills, if it is a byte string: `None` for
+    /// messages that do not end in one.
+    fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>>;
+}
+
+/// Where the header and the contents of `payload`'s last item begin, if that item is
+/// a byte string of definite length and the payload ends with it. Only item headers
+/// are read: strings are stepped over, not copied. Indefinite lengths (which our
+/// encoder never writes) and anything malformed give `None`.
+fn trailing_byte_string(payload: &[u8]) -> Option<(usize, usize)> {
+    use ciborium_ll::Header;
+    let mut at = 0usize;
+    let mut items_left: usize = 1;
+    let mut last = None;
+    while items_left > 0 {
+        // Every item takes at least one byte: a count past what is left is malformed.
+        if items_left > payload.len() - at {
+            return None;
+        }
+        items_left -= 1;
+        let mut decoder = ciborium_ll::Decoder::from(payload.get(at..)?);
+        let header = decoder.pull().ok()?;
+        let (start, contents) = (at, at.checked_add(decoder.offset())?);
+        at = contents;
+        last = None;
+        match header {
+            Header::Bytes(Some(len)) | Header::Text(Some(len)) => {
+                at = at.checked_add(len).filter(|end| *end <= payload.len())?;
+                if matches!(header, Header::Bytes(_)) {
+                    last = Some((start, contents));
+                }
+            }
+            Header::Array(Some(n)) => items_left = items_left.checked_add(n)?,
+            Header::Map(Some(n)) => items_left = items_left.checked_add(n.checked_mul(2)?)?,
+            Header::Tag(_) => items_left += 1,
+            Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
+            _ => return None,
+        }
+    }
+    last.filter(|_| at == payload.len())
+}
+
+/// Decodes `bytes` with `decode`, but a large byte string ending them (a relayed
+/// message of several MiB) becomes the message's field where it lies: the rest is
+/// decoded with that string empty, and the buffer of `bytes`, its head removed, is
+/// the field. Saves a copy and a fresh buffer of the string's size. Bytes not of that
+/// shape, or whose message takes no trailing field, are decoded whole, so the outcome
+/// is `decode`'s.
+pub(crate) fn decode_with_tail<T, E>(
+    mut bytes: Vec<u8>,
+    decode: impl Fn(&[u8]) -> Result<T, E>,
+) -> Result<T, E>
+where
+    T: TrailingBytes,
+{
+    if let Some((header, contents)) = trailing_byte_string(&bytes)
+        && bytes.len() - contents >= MIN_TRAILING_BYTES
+    {
+        let mut head = Vec::with_capacity(header + 1);
+        head.extend_from_slice(&bytes[..header]);
+        head.push(EMPTY_BYTE_STRING);
+        let mut message = decode(&head)?;
+        if let Some(field) = message.trailing_bytes()
+            && field.is_empty()
+        {
+            bytes.drain(..contents);
+            *field = bytes;
+            return Ok(message);
+        }
+    }
+    decode(&bytes)
+}
+
+/// [`from_slice`] of bytes whose last item may be a large byte string, which becomes
+/// the message's field where it lies ([`TrailingBytes`]): exactly one item, as
+/// [`from_slice`] wants, with one copy of the string fewer.
+pub fn from_vec_with_tail<T>(bytes: Vec<u8>) -> Result<T, CborError>
+where
+    T: DeserializeOwned + TrailingBytes,
+{
+    decode_with_tail(bytes, from_slice)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +146,50 @@ mod tests {
         let mut out = Vec::new();
         ciborium::into_writer(value, &mut out).unwrap();
         out
+    }
+
+    /// A message whose last item, a byte string, is handed over in place.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Relayed {
+        to: String,
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    }
+
+    impl TrailingBytes for Relayed {
+        fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>> {
+            Some(&mut self.body)
+        }
+    }
+
+    #[test]
+    fn a_trailing_byte_string_is_handed_over_in_place_and_one_item_is_still_all() {
+        let relayed = Relayed {
+            to: "child".into(),
+            body: vec![0x61; MIN_TRAILING_BYTES + 1],
+        };
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&relayed, &mut bytes).unwrap();
+        let back: Relayed = from_vec_with_tail(bytes.clone()).unwrap();
+        assert_eq!(back, relayed);
+        let moved = bytes.clone();
+        let moved_at = moved.as_ptr() as usize;
+        let back: Relayed = from_vec_with_tail(moved).unwrap();
+        assert_eq!(
+            back.body.as_ptr() as usize,
+            moved_at,
+            "the bytes' own buffer"
+        );
+        // As from_slice: nothing may follow the item, and a cut item is an error.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            from_vec_with_tail::<Relayed>(longer),
+            Err(CborError::Trailing(1))
+        ));
+        for cut in [1, 10, bytes.len() - 1] {
+            assert!(from_vec_with_tail::<Relayed>(bytes[..cut].to_vec()).is_err());
+        }
     }
 
     #[test]

@@ -98,9 +98,6 @@ pub fn encode<T: serde::Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
-/// CBOR's encoding of an empty byte string: major type 2, length 0.
-const EMPTY_BYTE_STRING: u8 = 0x40;
-
 /// The head of a frame whose message ends in a large byte string `tail`: the frame
 /// header and the message's encoding up to the string's contents. Writing the head
 /// and then `tail` as it lies gives the bytes [`encode`] gives for the whole message,
@@ -111,7 +108,7 @@ const EMPTY_BYTE_STRING: u8 = 0x40;
 pub fn encode_head<T: serde::Serialize>(message: &T, tail: &[u8]) -> Result<Vec<u8>, FrameError> {
     let mut head = vec![0u8; HEADER_LEN];
     ciborium::into_writer(message, &mut head).map_err(|e| FrameError::Payload(e.to_string()))?;
-    if head.len() == HEADER_LEN || head.pop() != Some(EMPTY_BYTE_STRING) {
+    if head.len() == HEADER_LEN || head.pop() != Some(crate::cbor::EMPTY_BYTE_STRING) {
         return Err(FrameError::Payload(
             "a split frame's message must end in an empty byte string".into(),
         ));
@@ -124,80 +121,17 @@ pub fn encode_head<T: serde::Serialize>(message: &T, tail: &[u8]) -> Result<Vec<
     Ok(head)
 }
 
-/// Byte strings at least this long, ending a frame, are handed over in place by
-/// [`decode_with_tail`] instead of being copied out of the payload.
-pub const MIN_TRAILING_BYTES: usize = 64 * 1024;
-
-/// Messages whose last item may be a large byte string (a relayed message), for
-/// [`decode_with_tail`].
-pub trait TrailingBytes {
-    /// The field the message's last item fills, if it is a byte string: `None` for
-    /// messages that do not end in one.
-    fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>>;
-}
-
-/// Where the header and the contents of `payload`'s last item begin, if that item is
-/// a byte string of definite length and the payload ends with it. Only item headers
-/// are read: strings are stepped over, not copied. Indefinite lengths (which our
-/// encoder never writes) and anything malformed give `None`.
-fn trailing_byte_string(payload: &[u8]) -> Option<(usize, usize)> {
-    use ciborium_ll::Header;
-    let mut at = 0usize;
-    let mut items_left: usize = 1;
-    let mut last = None;
-    while items_left > 0 {
-        // Every item takes at least one byte: a count past what is left is malformed.
-        if items_left > payload.len() - at {
-            return None;
-        }
-        items_left -= 1;
-        let mut decoder = ciborium_ll::Decoder::from(payload.get(at..)?);
-        let header = decoder.pull().ok()?;
-        let (start, contents) = (at, at.checked_add(decoder.offset())?);
-        at = contents;
-        last = None;
-        match header {
-            Header::Bytes(Some(len)) | Header::Text(Some(len)) => {
-                at = at.checked_add(len).filter(|end| *end <= payload.len())?;
-                if matches!(header, Header::Bytes(_)) {
-                    last = Some((start, contents));
-                }
-            }
-            Header::Array(Some(n)) => items_left = items_left.checked_add(n)?,
-            Header::Map(Some(n)) => items_left = items_left.checked_add(n.checked_mul(2)?)?,
-            Header::Tag(_) => items_left += 1,
-            Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
-            _ => return None,
-        }
-    }
-    last.filter(|_| at == payload.len())
-}
+pub use crate::cbor::{MIN_TRAILING_BYTES, TrailingBytes};
 
 /// Decodes a payload as [`decode`] does, but a large byte string ending it (a relayed
-/// message of several MiB) becomes the message's field where it lies: the rest is
-/// decoded with that string empty, and the payload's buffer, its head removed, is
-/// the field. Saves a copy and a fresh buffer of the string's size; any payload that
-/// is not of that shape is decoded whole, so the outcome is [`decode`]'s.
-pub fn decode_with_tail<T>(mut payload: Vec<u8>) -> Result<T, FrameError>
+/// message of several MiB) becomes the message's field where it lies
+/// ([`crate::cbor::decode_with_tail`]). Any payload not of that shape is decoded
+/// whole, so the outcome is [`decode`]'s.
+pub fn decode_with_tail<T>(payload: Vec<u8>) -> Result<T, FrameError>
 where
     T: serde::de::DeserializeOwned + TrailingBytes,
 {
-    if let Some((header, contents)) = trailing_byte_string(&payload)
-        && payload.len() - contents >= MIN_TRAILING_BYTES
-    {
-        let mut head = Vec::with_capacity(header + 1);
-        head.extend_from_slice(&payload[..header]);
-        head.push(EMPTY_BYTE_STRING);
-        let mut message: T = decode(&head)?;
-        if let Some(field) = message.trailing_bytes()
-            && field.is_empty()
-        {
-            payload.drain(..contents);
-            *field = payload;
-            return Ok(message);
-        }
-    }
-    decode(&payload)
+    crate::cbor::decode_with_tail(payload, decode)
 }
 
 /// Reads one message as [`read`] does, handing a large trailing byte string over as

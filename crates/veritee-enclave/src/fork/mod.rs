@@ -303,6 +303,13 @@ pub(crate) struct ForkEnvelope {
     sealed: Vec<u8>,
 }
 
+impl ForkEnvelope {
+    /// The sealed step, for the envelope's decoding to hand it over in place.
+    pub(crate) fn sealed_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.sealed
+    }
+}
+
 /// The first byte of a sealed step; page frames follow [`STEP_PAGES`].
 const STEP_PAGES: u8 = 0;
 /// Every page was sent: the child runs the application if all arrived.
