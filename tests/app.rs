@@ -189,6 +189,57 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     ));
     assert_eq!(opened, b"from A to B");
 
+    // 10 MiB of state: its page messages (8 MiB and 2 MiB) are relayed by each host as
+    // they arrive (enclave_link.rs), and the child confirms the snapshot's digest.
+    let workload = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/veritee-fork/benches/workload.wat"
+    );
+    ok(app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &[
+            "run",
+            "--name",
+            "w",
+            "--module",
+            workload,
+            "--memory-mib",
+            "11",
+        ],
+    ));
+    let wasm_pages = fleet.p("wasm-pages");
+    std::fs::write(&wasm_pages, 160u32.to_le_bytes()).unwrap();
+    ok(app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &[
+            "call",
+            "--name",
+            "w",
+            "--export",
+            "fill",
+            "--in",
+            &s(&wasm_pages),
+        ],
+    ));
+    let out = ok(app(
+        &fleet,
+        &a.url,
+        &tenant,
+        &["fork", "--name", "w", "--peer", &b.url, "--child", "w-b"],
+    ));
+    let said = String::from_utf8_lossy(&out);
+    assert!(said.contains("2560 pages sent"), "{said}");
+    ok(app(
+        &fleet,
+        &b.url,
+        &tenant,
+        &["call", "--name", "w-b", "--export", "touch"],
+    ));
+
     // The same fork again is refused by name; an unknown application too.
     let (done, _, err) = fork_to_b();
     assert!(!done && err.contains("already runs"), "{err}");
@@ -201,6 +252,7 @@ fn an_application_forked_to_another_node_runs_on_from_the_same_state() {
     assert!(!done && err.contains("no application nothing"), "{err}");
 
     ok(app(&fleet, &a.url, &tenant, &["stop", "--name", "counter"]));
+    ok(app(&fleet, &a.url, &tenant, &["stop", "--name", "w"]));
     let listed = String::from_utf8_lossy(&ok(app(&fleet, &a.url, &tenant, &["list"]))).into_owned();
     assert!(listed.contains("no applications"), "{listed}");
 

@@ -965,6 +965,39 @@ fn peer_gate(kind: &str) {
     let first = relay(Some(&auth));
     let status = first.status().as_u16();
     assert!(status != 401 && status != 429, "{status}");
+
+    // A message goes to the enclave as it arrives, behind a frame head that needs its
+    // length: none, or one past the limit, is refused before any of it is read; one
+    // cut short reaches the enclave as nothing, and the node serves on.
+    let head = |fields: &str| {
+        format!(
+            "POST /v1/peer HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
+             content-type: application/octet-stream\r\n{fields}\r\n"
+        )
+    };
+    let too_large = veritee_proto::ipc::MAX_PEER_MESSAGE + 1;
+    let (status, body) = raw_http(
+        &node.url,
+        &head(&format!("content-length: {too_large}\r\n")),
+        b"",
+    );
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = raw_http(
+        &node.url,
+        &head("transfer-encoding: chunked\r\n"),
+        b"5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert_eq!(status, 411, "{body}");
+    let (status, body) = raw_http(
+        &node.url,
+        &head("content-length: 300000\r\n"),
+        &[7u8; 100_000],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("body"), "{body}");
+    let after = relay(Some(&auth)).status().as_u16();
+    assert!(after != 401 && after != 503, "{after}");
+    assert_eq!(node.health()["enclave_restarts"], 0);
     let mut limited = None;
     for _ in 0..200 {
         let resp = relay(Some(&auth));
@@ -987,6 +1020,26 @@ fn peer_gate(kind: &str) {
     node.client()
         .open_session(&tenant.key, &appraisal.appraiser())
         .expect("tenants are not limited by a peer's flood");
+}
+
+/// Sends `head` and `body` on a new connection to the node at `url`, closes the
+/// sending side, and returns the answer's status and text (status 0: no answer).
+fn raw_http(url: &str, head: &str, body: &[u8]) -> (u16, String) {
+    let mut conn = TcpStream::connect(url.trim_start_matches("http://")).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    conn.write_all(head.as_bytes()).expect("head");
+    conn.write_all(body).expect("body");
+    conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, text)
 }
 
 /// A loopback proxy that relays every exchange, replacing the tenant id in the answer

@@ -5,6 +5,9 @@ use crate::HostError;
 use crate::children::LocalChildren;
 use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,52 +47,188 @@ impl core::fmt::Debug for EnclaveLink {
     }
 }
 
-/// Reads one frame; a relayed message at its end is handed over without a copy
-/// ([`frame::decode_with_tail`]).
-async fn read_frame<T: serde::de::DeserializeOwned + frame::TrailingBytes>(
-    stream: &mut (impl tokio::io::AsyncRead + Unpin),
-) -> Result<T, HostError> {
-    let io =
-        |e: std::io::Error| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}"));
-    let mut header = [0u8; HEADER_LEN];
-    stream.read_exact(&mut header).await.map_err(io)?;
-    let len =
-        frame::parse_header(&header).map_err(|e| HostError::EnclaveUnavailable(e.to_string()))?;
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).await.map_err(io)?;
-    frame::decode_with_tail(payload)
-        .map_err(|e| HostError::EnclaveUnavailable(format!("bad frame from the enclave: {e}")))
-}
-
 async fn write_frame<T: serde::Serialize>(
     stream: &mut (impl tokio::io::AsyncWrite + Unpin),
     message: &T,
 ) -> Result<(), HostError> {
     let bytes = frame::encode(message).map_err(|e| HostError::Internal(e.to_string()))?;
+    stream.write_all(&bytes).await.map_err(connection_lost)
+}
+
+/// Peer messages at least this large are relayed as they are read from the enclave:
+/// the request to the peer starts before the message's last byte has come.
+const STREAMED_PEER_MESSAGE: usize = 1 << 20;
+/// How much of a frame is read first, to find whether it is a peer message to stream.
+const FRAME_HEAD_READ: usize = 4096;
+/// The pieces a streamed peer message is read and sent in.
+const RELAY_CHUNK: usize = 1 << 20;
+
+/// What the enclave sent: a whole message, or a large peer message whose bytes are
+/// still on the link (`first` of them read).
+enum FromEnclave {
+    Whole(EnclaveToHost),
+    PeerMessage {
+        id: u64,
+        peer: String,
+        len: usize,
+        first: Vec<u8>,
+    },
+}
+
+/// Reads the enclave's next frame; a large peer message is left on the link after
+/// its head, to be relayed as it is read ([`FromEnclave::PeerMessage`]).
+async fn read_from_enclave(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<FromEnclave, HostError> {
+    let bad = |e: String| HostError::EnclaveUnavailable(format!("bad frame from the enclave: {e}"));
+    let mut header = [0u8; HEADER_LEN];
     stream
-        .write_all(&bytes)
+        .read_exact(&mut header)
         .await
-        .map_err(|e| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}")))
+        .map_err(connection_lost)?;
+    let len = frame::parse_header(&header).map_err(|e| bad(e.to_string()))?;
+    let mut payload = vec![0u8; len.min(FRAME_HEAD_READ)];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(connection_lost)?;
+    if len >= STREAMED_PEER_MESSAGE
+        && let Some((header, contents)) = veritee_proto::cbor::trailing_byte_string(&payload, len)
+        && let Ok(EnclaveToHost::HostCall {
+            id,
+            call: HostCall::PeerExchange { peer, message },
+        }) = frame::decode(&veritee_proto::cbor::head_with_empty_tail(&payload, header))
+        && message.is_empty()
+    {
+        payload.drain(..contents.min(payload.len()));
+        return Ok(FromEnclave::PeerMessage {
+            id,
+            peer,
+            len: len - contents,
+            first: payload,
+        });
+    }
+    let read = payload.len();
+    payload.resize(len, 0);
+    stream
+        .read_exact(&mut payload[read..])
+        .await
+        .map_err(connection_lost)?;
+    frame::decode_with_tail(payload)
+        .map(FromEnclave::Whole)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// A peer message's bytes as they are read from the enclave link, with their length
+/// known: the request carries it as its Content-Length, which the peer's host needs
+/// to pass the message on as it arrives.
+struct RelayedBody {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    left: u64,
+}
+
+impl http_body::Body for RelayedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        match self.chunks.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => {
+                self.left = self.left.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+            }
+            Poll::Ready(None) if self.left == 0 => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the enclave's message was cut short",
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// A call's last field given apart from the call (which holds it empty): the bytes
+/// of a relayed message, whole or as they arrive.
+pub enum Tail<'a> {
+    /// Nothing apart: the call is whole.
+    None,
+    /// The bytes, written after the frame's head as they lie.
+    Bytes(&'a [u8]),
+    /// `len` bytes, written to the enclave as `chunks` yields them, so that a relayed
+    /// message crosses the host without waiting for its last byte. Chunks that come
+    /// to more or fewer than `len` bytes, or an error, end the conversation with
+    /// [`HostError::BadBody`] and drop the enclave connection (the enclave, holding
+    /// a frame cut short, reads nothing from it).
+    Streamed {
+        /// The announced length.
+        len: usize,
+        /// The bytes.
+        chunks: Pin<&'a mut (dyn Stream<Item = Result<Bytes, String>> + Send)>,
+    },
+}
+
+fn connection_lost(e: std::io::Error) -> HostError {
+    HostError::EnclaveUnavailable(format!("enclave connection lost: {e}"))
 }
 
 /// Writes a frame for `message`, whose last item (an empty byte string) stands for
-/// `tail`: a large tail is written as it lies, after the rest, instead of being copied;
-/// a small one is copied, so that the frame takes one write.
+/// `tail`: a large tail is written as it lies, or as it arrives, after the rest
+/// instead of being copied; a small one is copied, so that the frame takes one write.
 async fn write_frame_with_tail<T: serde::Serialize>(
     stream: &mut (impl tokio::io::AsyncWrite + Unpin),
     message: &T,
-    tail: &[u8],
+    tail: Tail<'_>,
 ) -> Result<(), HostError> {
+    let len = match &tail {
+        Tail::None => return write_frame(stream, message).await,
+        Tail::Bytes(bytes) => bytes.len(),
+        Tail::Streamed { len, .. } => *len,
+    };
     let mut head =
-        frame::encode_head(message, tail).map_err(|e| HostError::Internal(e.to_string()))?;
-    let lost =
-        |e: std::io::Error| HostError::EnclaveUnavailable(format!("enclave connection lost: {e}"));
-    if tail.len() < frame::MIN_TRAILING_BYTES {
-        head.extend_from_slice(tail);
-        return stream.write_all(&head).await.map_err(lost);
+        frame::encode_head(message, len).map_err(|e| HostError::Internal(e.to_string()))?;
+    match tail {
+        Tail::None => Ok(()),
+        Tail::Bytes(bytes) if bytes.len() < frame::MIN_TRAILING_BYTES => {
+            head.extend_from_slice(bytes);
+            stream.write_all(&head).await.map_err(connection_lost)
+        }
+        Tail::Bytes(bytes) => {
+            stream.write_all(&head).await.map_err(connection_lost)?;
+            stream.write_all(bytes).await.map_err(connection_lost)
+        }
+        Tail::Streamed { len, mut chunks } => {
+            stream.write_all(&head).await.map_err(connection_lost)?;
+            let mut sent = 0usize;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(HostError::BadBody)?;
+                sent = sent.saturating_add(chunk.len());
+                if sent > len {
+                    return Err(HostError::BadBody(format!(
+                        "the body is longer than the {len} bytes announced"
+                    )));
+                }
+                stream.write_all(&chunk).await.map_err(connection_lost)?;
+            }
+            if sent != len {
+                return Err(HostError::BadBody(format!(
+                    "the body ended after {sent} of the {len} bytes announced"
+                )));
+            }
+            Ok(())
+        }
     }
-    stream.write_all(&head).await.map_err(lost)?;
-    stream.write_all(tail).await.map_err(lost)
 }
 
 fn store_failure(e: StoreError) -> HostResult {
@@ -152,7 +291,7 @@ impl EnclaveLink {
 
     /// Relays an enclave-to-enclave message to a configured peer node, or to a local
     /// child node (started at its first message).
-    async fn peer_exchange(&self, peer: &str, message: Vec<u8>) -> HostResult {
+    async fn peer_exchange(&self, peer: &str, message: reqwest::Body) -> HostResult {
         let base = match (
             peer.strip_prefix(veritee_proto::ipc::LOCAL_CHILD_PREFIX),
             &self.children,
@@ -193,6 +332,48 @@ impl EnclaveLink {
             )),
             Err(e) => HostResult::Failed(format!("peer {peer}: {e}")),
         }
+    }
+
+    /// Relays a peer message of `len` bytes (`first` of them read) to `peer` as the
+    /// rest is read from the enclave link. The whole message is read off the link
+    /// whatever the peer does, so that the link stays in step; only the link failing
+    /// is an error.
+    async fn relay_peer_message(
+        &self,
+        link: &mut (impl tokio::io::AsyncRead + Unpin),
+        peer: &str,
+        len: usize,
+        first: Vec<u8>,
+    ) -> Result<HostResult, HostError> {
+        let (chunks, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let body = RelayedBody {
+            chunks: receiver,
+            left: len as u64,
+        };
+        let sent = self.peer_exchange(peer, reqwest::Body::wrap(body));
+        let read = async move {
+            let mut to_peer = Some(chunks);
+            let mut left = len;
+            let mut chunk = first;
+            loop {
+                left = left.saturating_sub(chunk.len());
+                if let Some(sender) = &to_peer
+                    && !chunk.is_empty()
+                    && sender.send(Bytes::from(chunk)).await.is_err()
+                {
+                    // The request failed: the rest is read and dropped.
+                    to_peer = None;
+                }
+                if left == 0 {
+                    return Ok(());
+                }
+                chunk = vec![0u8; left.min(RELAY_CHUNK)];
+                link.read_exact(&mut chunk).await.map_err(connection_lost)?;
+            }
+        };
+        let (result, read): (HostResult, Result<(), HostError>) = tokio::join!(sent, read);
+        read?;
+        Ok(result)
     }
 
     /// Carries an enclave's revocation question to a key owner's endpoint. The answer
@@ -293,7 +474,7 @@ impl EnclaveLink {
                 .map(|last| HostResult::Last(last.map(|(seq, entry)| LogEntry { seq, entry }))),
             HostCall::Peers => Ok(HostResult::PeerList(self.peer_list())),
             HostCall::PeerExchange { peer, message } => {
-                Ok(self.peer_exchange(&peer, message).await)
+                Ok(self.peer_exchange(&peer, message.into()).await)
             }
             HostCall::RevocationQuery { endpoint, query } => {
                 Ok(self.revocation_query(&endpoint, query).await)
@@ -307,43 +488,47 @@ impl EnclaveLink {
         &self,
         call: EnclaveCall,
     ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
-        self.converse(call, None).await
+        self.call_with_tail(call, Tail::None).await
     }
 
     /// One conversation for a call whose last field is a byte string: `call` holds it
     /// empty, and `tail` is what it holds. The enclave reads the same frame as from
-    /// [`Self::call`], but the host does not copy `tail` into it: a relayed message
-    /// (a fork's 8 MiB of pages) goes from the HTTP body to the enclave as it lies.
+    /// [`Self::call`], but the host does not copy the bytes into it: a relayed message
+    /// (a fork's 8 MiB of pages) goes from the HTTP body to the enclave as it lies, or
+    /// as it arrives.
     pub async fn call_with_tail(
         &self,
         call: EnclaveCall,
-        tail: &[u8],
-    ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
-        self.converse(call, Some(tail)).await
-    }
-
-    async fn converse(
-        &self,
-        call: EnclaveCall,
-        tail: Option<&[u8]>,
+        tail: Tail<'_>,
     ) -> Result<Result<EnclaveReply, EnclaveFailure>, HostError> {
         let started = std::time::Instant::now();
         let mut conn = self.supervisor.connect().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outcome = async {
             let request = HostToEnclave::Request { id, call };
-            match tail {
-                None => write_frame(&mut conn.stream, &request).await?,
-                Some(tail) => write_frame_with_tail(&mut conn.stream, &request, tail).await?,
-            }
+            write_frame_with_tail(&mut conn.stream, &request, tail).await?;
             loop {
-                match read_frame::<EnclaveToHost>(&mut conn.stream).await? {
-                    EnclaveToHost::HostCall { id: got, call } if got == id => {
+                match read_from_enclave(&mut conn.stream).await? {
+                    FromEnclave::Whole(EnclaveToHost::HostCall { id: got, call }) if got == id => {
                         let result = self.host_call(call).await;
                         write_frame(&mut conn.stream, &HostToEnclave::HostResult { id, result })
                             .await?;
                     }
-                    EnclaveToHost::Reply { id: got, result } if got == id => return Ok(result),
+                    FromEnclave::PeerMessage {
+                        id: got,
+                        peer,
+                        len,
+                        first,
+                    } if got == id => {
+                        let result = self
+                            .relay_peer_message(&mut conn.stream, &peer, len, first)
+                            .await?;
+                        write_frame(&mut conn.stream, &HostToEnclave::HostResult { id, result })
+                            .await?;
+                    }
+                    FromEnclave::Whole(EnclaveToHost::Reply { id: got, result }) if got == id => {
+                        return Ok(result);
+                    }
                     _ => {
                         return Err(HostError::EnclaveUnavailable(
                             "the enclave answered out of turn; connection dropped".into(),

@@ -16,6 +16,10 @@ pub enum HostError {
     /// The node's configuration cannot be used (a TLS certificate, a listen address).
     #[error("{0}")]
     Config(String),
+    /// A body relayed to the enclave as it arrived was cut short, too long, or broken
+    /// off by its sender; the enclave got none of it.
+    #[error("bad request body: {0}")]
+    BadBody(String),
     /// Anything else.
     #[error("{0}")]
     Internal(String),

@@ -196,11 +196,11 @@ pub fn document() -> Value {
                     error_responses(&["401", "403", "404", "503", "429"]))
             }},
             "/v1/peer": {"post": {
-                "summary": "Relay a message of the mutually attested enclave-to-enclave channel",
+                "summary": "Relay a message of the mutually attested enclave-to-enclave channel (with a Content-Length: it goes to the enclave as it arrives)",
                 "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                 "security": [{"peerToken": []}],
                 "responses": merge(json!({"200": {"description": "The enclave's answer", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}),
-                    error_responses(&["400", "401", "404", "413", "415", "429", "503"]))
+                    error_responses(&["400", "401", "404", "411", "413", "415", "429", "503"]))
             }},
             "/v1/peers": {"post": {
                 "summary": "Register a peer node by the SHA-256 of its peer token (admin)",

@@ -60,29 +60,34 @@ pub trait TrailingBytes {
     fn trailing_bytes(&mut self) -> Option<&mut Vec<u8>>;
 }
 
-/// Where the header and the contents of `payload`'s last item begin, if that item is
-/// a byte string of definite length and the payload ends with it. Only item headers
-/// are read: strings are stepped over, not copied. Indefinite lengths (which our
+/// Where the header and the contents of the last item begin in an item of `total`
+/// bytes whose first bytes are `prefix`, if that item's last item is a byte string of
+/// definite length that ends it. Only item headers are read, and they must lie in
+/// `prefix`; strings are stepped over, not read, and the last one may run past
+/// `prefix` (a relayed message still on its way). Indefinite lengths (which our
 /// encoder never writes) and anything malformed give `None`.
-fn trailing_byte_string(payload: &[u8]) -> Option<(usize, usize)> {
+pub fn trailing_byte_string(prefix: &[u8], total: usize) -> Option<(usize, usize)> {
     use ciborium_ll::Header;
+    if prefix.len() > total {
+        return None;
+    }
     let mut at = 0usize;
     let mut items_left: usize = 1;
     let mut last = None;
     while items_left > 0 {
         // Every item takes at least one byte: a count past what is left is malformed.
-        if items_left > payload.len() - at {
+        if items_left > total.checked_sub(at)? {
             return None;
         }
         items_left -= 1;
-        let mut decoder = ciborium_ll::Decoder::from(payload.get(at..)?);
+        let mut decoder = ciborium_ll::Decoder::from(prefix.get(at..)?);
         let header = decoder.pull().ok()?;
         let (start, contents) = (at, at.checked_add(decoder.offset())?);
         at = contents;
         last = None;
         match header {
             Header::Bytes(Some(len)) | Header::Text(Some(len)) => {
-                at = at.checked_add(len).filter(|end| *end <= payload.len())?;
+                at = at.checked_add(len).filter(|end| *end <= total)?;
                 if matches!(header, Header::Bytes(_)) {
                     last = Some((start, contents));
                 }
@@ -94,7 +99,17 @@ fn trailing_byte_string(payload: &[u8]) -> Option<(usize, usize)> {
             _ => return None,
         }
     }
-    last.filter(|_| at == payload.len())
+    last.filter(|_| at == total)
+}
+
+/// The head of an item whose last byte string's header begins at `header`, with that
+/// string made empty: what decodes to the message without its trailing bytes.
+pub fn head_with_empty_tail(prefix: &[u8], header: usize) -> Vec<u8> {
+    let head = &prefix[..header.min(prefix.len())];
+    let mut out = Vec::with_capacity(head.len() + 1);
+    out.extend_from_slice(head);
+    out.push(EMPTY_BYTE_STRING);
+    out
 }
 
 /// Decodes `bytes` with `decode`, but a large byte string ending them (a relayed
@@ -110,13 +125,10 @@ pub(crate) fn decode_with_tail<T, E>(
 where
     T: TrailingBytes,
 {
-    if let Some((header, contents)) = trailing_byte_string(&bytes)
+    if let Some((header, contents)) = trailing_byte_string(&bytes, bytes.len())
         && bytes.len() - contents >= MIN_TRAILING_BYTES
     {
-        let mut head = Vec::with_capacity(header + 1);
-        head.extend_from_slice(&bytes[..header]);
-        head.push(EMPTY_BYTE_STRING);
-        let mut message = decode(&head)?;
+        let mut message = decode(&head_with_empty_tail(&bytes, header))?;
         if let Some(field) = message.trailing_bytes()
             && field.is_empty()
         {
@@ -190,6 +202,32 @@ mod tests {
         for cut in [1, 10, bytes.len() - 1] {
             assert!(from_vec_with_tail::<Relayed>(bytes[..cut].to_vec()).is_err());
         }
+    }
+
+    #[test]
+    fn a_trailing_byte_string_is_found_from_the_first_bytes_alone() {
+        let relayed = Relayed {
+            to: "a peer".into(),
+            body: vec![0x62; 3 * MIN_TRAILING_BYTES],
+        };
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&relayed, &mut bytes).unwrap();
+        let whole = trailing_byte_string(&bytes, bytes.len()).unwrap();
+        assert_eq!(bytes.len() - whole.1, relayed.body.len());
+        // The headers are all in the first bytes; the string runs on past them.
+        assert_eq!(trailing_byte_string(&bytes[..64], bytes.len()), Some(whole));
+        let head: Relayed = from_slice(&head_with_empty_tail(&bytes, whole.0)).unwrap();
+        assert_eq!(head.to, relayed.to);
+        assert!(head.body.is_empty());
+        // A header cut by the prefix, a total that is not the item's, a prefix longer
+        // than the total: none is split.
+        assert_eq!(
+            trailing_byte_string(&bytes[..whole.0 + 1], bytes.len()),
+            None
+        );
+        assert_eq!(trailing_byte_string(&bytes, bytes.len() - 1), None);
+        assert_eq!(trailing_byte_string(&bytes[..64], bytes.len() + 1), None);
+        assert_eq!(trailing_byte_string(&bytes[..64], 10), None);
     }
 
     #[test]

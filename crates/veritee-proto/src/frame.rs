@@ -98,14 +98,18 @@ pub fn encode<T: serde::Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
-/// The head of a frame whose message ends in a large byte string `tail`: the frame
-/// header and the message's encoding up to the string's contents. Writing the head
-/// and then `tail` as it lies gives the bytes [`encode`] gives for the whole message,
-/// without copying `tail` into a frame (a fork's 8 MiB page messages, relayed by the
-/// host). `message` is the whole message with its last item an empty byte string,
-/// which stands for `tail` (maps and arrays here have definite lengths, so the last
-/// item's encoding is the frame's last bytes); any other message is refused.
-pub fn encode_head<T: serde::Serialize>(message: &T, tail: &[u8]) -> Result<Vec<u8>, FrameError> {
+/// The head of a frame whose message ends in a large byte string of `tail_len` bytes:
+/// the frame header and the message's encoding up to the string's contents. Writing
+/// the head and then the string as it lies (or as it arrives) gives the bytes
+/// [`encode`] gives for the whole message, without copying the string into a frame (a
+/// fork's 8 MiB page messages, relayed by the host). `message` is the whole message
+/// with its last item an empty byte string, which stands for the string (maps and
+/// arrays here have definite lengths, so the last item's encoding is the frame's last
+/// bytes); any other message is refused.
+pub fn encode_head<T: serde::Serialize>(
+    message: &T,
+    tail_len: usize,
+) -> Result<Vec<u8>, FrameError> {
     let mut head = vec![0u8; HEADER_LEN];
     ciborium::into_writer(message, &mut head).map_err(|e| FrameError::Payload(e.to_string()))?;
     if head.len() == HEADER_LEN || head.pop() != Some(crate::cbor::EMPTY_BYTE_STRING) {
@@ -114,9 +118,9 @@ pub fn encode_head<T: serde::Serialize>(message: &T, tail: &[u8]) -> Result<Vec<
         ));
     }
     ciborium_ll::Encoder::from(&mut head)
-        .push(ciborium_ll::Header::Bytes(Some(tail.len())))
+        .push(ciborium_ll::Header::Bytes(Some(tail_len)))
         .map_err(|e| FrameError::Payload(format!("{e:?}")))?;
-    let header = header(head.len() - HEADER_LEN + tail.len())?;
+    let header = header((head.len() - HEADER_LEN).saturating_add(tail_len))?;
     head[..HEADER_LEN].copy_from_slice(&header);
     Ok(head)
 }
@@ -166,7 +170,7 @@ where
         Some(field) if field.len() >= MIN_TRAILING_BYTES => std::mem::take(field),
         _ => return write(w, &message),
     };
-    w.write_all(&encode_head(&message, &tail)?)?;
+    w.write_all(&encode_head(&message, tail.len())?)?;
     w.write_all(&tail)?;
     w.flush()?;
     Ok(())
@@ -226,7 +230,7 @@ mod tests {
                     message: Vec::new(),
                 },
             };
-            let mut head = encode_head(&split, &tail).unwrap();
+            let mut head = encode_head(&split, tail.len()).unwrap();
             head.extend_from_slice(&tail);
             assert_eq!(head, encode(&whole).unwrap(), "{len} bytes");
         }
@@ -269,7 +273,7 @@ mod tests {
         };
         for message in [ends_in_bytes, ends_in_text] {
             assert!(matches!(
-                encode_head(&message, b"tail"),
+                encode_head(&message, 4),
                 Err(FrameError::Payload(_))
             ));
         }

@@ -329,6 +329,7 @@ impl From<HostError> for ApiError {
                 e.retry_after = Some(ENCLAVE_RETRY_AFTER_SECS);
                 e
             }
+            HostError::BadBody(m) => Self::new(StatusCode::BAD_REQUEST, "bad_request", m),
             HostError::Store(s) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

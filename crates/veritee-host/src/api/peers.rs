@@ -8,11 +8,13 @@
 
 use super::{ApiError, ApiResult, AppState, admin, parse_json, require_content_type, unexpected};
 use crate::HostError;
+use crate::enclave_link::Tail;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -119,7 +121,7 @@ async fn calling_peer(state: &AppState, headers: &HeaderMap) -> ApiResult<String
 pub(super) async fn relay(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let peer = calling_peer(&state, &headers).await?;
     if let Err(retry_after) = state.peers.admit(&peer) {
@@ -132,10 +134,41 @@ pub(super) async fn relay(
         return Err(e);
     }
     require_content_type(&headers, "application/octet-stream")?;
+    // The message (a fork's 8 MiB of pages) goes to the enclave as it arrives, behind
+    // a frame head that needs its length first.
+    let len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "a peer message needs a Content-Length",
+            )
+        })?;
+    if len > veritee_proto::ipc::MAX_PEER_MESSAGE {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "a peer message of {len} bytes exceeds the {} allowed",
+                veritee_proto::ipc::MAX_PEER_MESSAGE
+            ),
+        ));
+    }
+    let chunks = body
+        .into_data_stream()
+        .map(|c| c.map_err(|e| e.to_string()));
+    let chunks = std::pin::pin!(chunks);
     let call = EnclaveCall::PeerMessage {
         message: Vec::new(),
     };
-    match state.enclave.call_with_tail(call, &body).await?? {
+    match state
+        .enclave
+        .call_with_tail(call, Tail::Streamed { len, chunks })
+        .await??
+    {
         EnclaveReply::Message { message } => Ok((
             [(header::CONTENT_TYPE, "application/octet-stream")],
             Body::from(message),

@@ -165,7 +165,11 @@ pub(super) async fn message(
         session_id,
         message: Vec::new(),
     };
-    match state.enclave.call_with_tail(call, &body).await?? {
+    match state
+        .enclave
+        .call_with_tail(call, crate::enclave_link::Tail::Bytes(&body))
+        .await??
+    {
         EnclaveReply::Message { message } => Ok((
             [(header::CONTENT_TYPE, "application/octet-stream")],
             Body::from(message),
