@@ -60,6 +60,9 @@ async fn write_frame<T: serde::Serialize>(
 const STREAMED_PEER_MESSAGE: usize = 1 << 20;
 /// How much of a frame is read first, to find whether it is a peer message to stream.
 const FRAME_HEAD_READ: usize = 4096;
+/// How long a body relayed as it arrives may go without a byte: it holds an enclave
+/// connection meanwhile.
+const STREAMED_BODY_STALL: std::time::Duration = std::time::Duration::from_secs(20);
 /// The pieces a streamed peer message is read and sent in.
 const RELAY_CHUNK: usize = 1 << 20;
 
@@ -211,7 +214,17 @@ async fn write_frame_with_tail<T: serde::Serialize>(
         Tail::Streamed { len, mut chunks } => {
             stream.write_all(&head).await.map_err(connection_lost)?;
             let mut sent = 0usize;
-            while let Some(chunk) = chunks.next().await {
+            loop {
+                // A sender that stalls would hold an enclave connection meanwhile.
+                let next = tokio::time::timeout(STREAMED_BODY_STALL, chunks.next())
+                    .await
+                    .map_err(|_| {
+                        HostError::BadBody(format!(
+                            "the body stalled for {} s after {sent} of the {len} bytes announced",
+                            STREAMED_BODY_STALL.as_secs()
+                        ))
+                    })?;
+                let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(HostError::BadBody)?;
                 sent = sent.saturating_add(chunk.len());
                 if sent > len {
@@ -544,5 +557,70 @@ impl EnclaveLink {
             self.supervisor.release(conn).await;
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn relayed() -> HostToEnclave {
+        HostToEnclave::Request {
+            id: 1,
+            call: EnclaveCall::PeerMessage {
+                message: Vec::new(),
+            },
+        }
+    }
+
+    async fn streamed(
+        len: usize,
+        chunks: impl Stream<Item = Result<Bytes, String>> + Send,
+    ) -> Result<Vec<u8>, HostError> {
+        let mut out = Vec::new();
+        let chunks = std::pin::pin!(chunks);
+        write_frame_with_tail(&mut out, &relayed(), Tail::Streamed { len, chunks }).await?;
+        Ok(out)
+    }
+
+    fn pieces(parts: &[&'static [u8]]) -> Vec<Result<Bytes, String>> {
+        parts.iter().map(|p| Ok(Bytes::from_static(p))).collect()
+    }
+
+    /// A body relayed as it arrives makes the frame the whole message would; one that
+    /// ends early, runs long, fails or stalls is refused, naming what happened.
+    #[tokio::test(start_paused = true)]
+    async fn a_streamed_body_is_the_whole_frame_or_refused() {
+        let whole = HostToEnclave::Request {
+            id: 1,
+            call: EnclaveCall::PeerMessage {
+                message: b"abcdef".to_vec(),
+            },
+        };
+        let out = streamed(6, stream::iter(pieces(&[b"ab", b"", b"cdef"])))
+            .await
+            .unwrap();
+        assert_eq!(out, frame::encode(&whole).unwrap());
+
+        let refusal = |r: Result<Vec<u8>, HostError>| match r {
+            Err(HostError::BadBody(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let short = refusal(streamed(6, stream::iter(pieces(&[b"abc"]))).await);
+        assert!(short.contains("ended after 3 of the 6"), "{short}");
+        let long = refusal(streamed(2, stream::iter(pieces(&[b"abc"]))).await);
+        assert!(long.contains("longer than the 2"), "{long}");
+        let broken = refusal(
+            streamed(
+                6,
+                stream::iter([Ok(Bytes::from_static(b"ab")), Err("reset".to_string())]),
+            )
+            .await,
+        );
+        assert_eq!(broken, "reset");
+        let stalled =
+            refusal(streamed(6, stream::iter(pieces(&[b"ab"])).chain(stream::pending())).await);
+        assert!(stalled.contains("stalled"), "{stalled}");
     }
 }
