@@ -125,7 +125,9 @@ pub(crate) fn decode_with_tail<T, E>(
 where
     T: TrailingBytes,
 {
-    if let Some((header, contents)) = trailing_byte_string(&bytes, bytes.len())
+    // Most messages are small: they are not walked at all.
+    if bytes.len() >= MIN_TRAILING_BYTES
+        && let Some((header, contents)) = trailing_byte_string(&bytes, bytes.len())
         && bytes.len() - contents >= MIN_TRAILING_BYTES
     {
         let mut message = decode(&head_with_empty_tail(&bytes, header))?;
