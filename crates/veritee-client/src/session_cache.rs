@@ -80,8 +80,11 @@ impl SessionCache {
             return None;
         }
         // At most one byte past the largest stored session: a larger file is refused
-        // by its length without being read whole.
-        let mut bytes = SecretBytes::new(Vec::new());
+        // by its length without being read whole. Room for all of it up front, so
+        // that no buffer holding the resumption secret is grown and left behind.
+        let mut bytes = SecretBytes::new(Vec::with_capacity(
+            veritee_channel::stored::MAX_STORED_LEN + 1,
+        ));
         std::fs::File::open(path)
             .ok()?
             .take(veritee_channel::stored::MAX_STORED_LEN as u64 + 1)
