@@ -194,25 +194,28 @@ async fn write_frame_with_tail<T: serde::Serialize>(
     message: &T,
     tail: Tail<'_>,
 ) -> Result<(), HostError> {
-    let len = match &tail {
-        Tail::None => return write_frame(stream, message).await,
-        Tail::Bytes(bytes) => bytes.len(),
-        Tail::Streamed { len, .. } => *len,
+    let head = |len: usize| {
+        frame::encode_head(message, len).map_err(|e| HostError::Internal(e.to_string()))
     };
-    let mut head =
-        frame::encode_head(message, len).map_err(|e| HostError::Internal(e.to_string()))?;
     match tail {
-        Tail::None => Ok(()),
+        Tail::None => write_frame(stream, message).await,
         Tail::Bytes(bytes) if bytes.len() < frame::MIN_TRAILING_BYTES => {
-            head.extend_from_slice(bytes);
-            stream.write_all(&head).await.map_err(connection_lost)
+            let mut frame = head(bytes.len())?;
+            frame.extend_from_slice(bytes);
+            stream.write_all(&frame).await.map_err(connection_lost)
         }
         Tail::Bytes(bytes) => {
-            stream.write_all(&head).await.map_err(connection_lost)?;
+            stream
+                .write_all(&head(bytes.len())?)
+                .await
+                .map_err(connection_lost)?;
             stream.write_all(bytes).await.map_err(connection_lost)
         }
         Tail::Streamed { len, mut chunks } => {
-            stream.write_all(&head).await.map_err(connection_lost)?;
+            stream
+                .write_all(&head(len)?)
+                .await
+                .map_err(connection_lost)?;
             let mut sent = 0usize;
             loop {
                 // A sender that stalls would hold an enclave connection meanwhile.
