@@ -149,20 +149,37 @@ pub(crate) fn decode_peer(b: &[u8]) -> Result<PeerReply, EnclaveFailure> {
 }
 
 fn from_cbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> Result<T, EnclaveFailure> {
+    check_peer_size(b, what)?;
+    // A scratch buffer wiped after use, and nothing left over: requests carry keys,
+    // a fork's module and its secret.
+    veritee_proto::cbor::from_slice(b).map_err(|e| malformed(what, e))
+}
+
+/// [`from_cbor`] of a message whose trailing byte string (a fork's 8 MiB of sealed
+/// pages) becomes its field where it lies instead of being copied out.
+fn from_cbor_with_tail<T>(b: Vec<u8>, what: &str) -> Result<T, EnclaveFailure>
+where
+    T: serde::de::DeserializeOwned + veritee_proto::cbor::TrailingBytes,
+{
+    check_peer_size(&b, what)?;
+    veritee_proto::cbor::from_vec_with_tail(b).map_err(|e| malformed(what, e))
+}
+
+fn check_peer_size(b: &[u8], what: &str) -> Result<(), EnclaveFailure> {
     if b.len() > veritee_proto::ipc::MAX_PEER_MESSAGE {
         return Err(failure(
             FailureKind::BadRequest,
             format!("{what} is too large"),
         ));
     }
-    // A scratch buffer wiped after use, and nothing left over: requests carry keys,
-    // a fork's module and its secret.
-    veritee_proto::cbor::from_slice(b).map_err(|e| {
-        failure(
-            FailureKind::BadRequest,
-            format!("malformed {what}: {}", e.kind()),
-        )
-    })
+    Ok(())
+}
+
+fn malformed(what: &str, e: veritee_proto::cbor::CborError) -> EnclaveFailure {
+    failure(
+        FailureKind::BadRequest,
+        format!("malformed {what}: {}", e.kind()),
+    )
 }
 
 impl EnclaveService {
@@ -455,13 +472,7 @@ impl EnclaveService {
             self.peer_policy()
         };
         let appraiser = self.peer_appraiser(&verifiers, &policy, false)?;
-        if message.len() > veritee_proto::ipc::MAX_PEER_MESSAGE {
-            return Err(bad("peer message is too large"));
-        }
-        // A fork's sealed pages (8 MiB a message) are not copied out of the message.
-        let envelope = veritee_proto::cbor::from_vec_with_tail::<PeerEnvelope>(message)
-            .map_err(|e| bad(format!("malformed peer message: {}", e.kind())))?;
-        match envelope {
+        match from_cbor_with_tail::<PeerEnvelope>(message, "peer message")? {
             PeerEnvelope::Hello(hello) => {
                 let (responder, challenge) =
                     Responder::on_hello(&hello, self.platform()).map_err(bad)?;
