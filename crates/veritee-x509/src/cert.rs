@@ -33,13 +33,15 @@ pub struct ParsedCertificate {
     der: Vec<u8>,
     tbs: core::ops::Range<usize>,
     cert: Certificate,
-    subject: String,
+    /// The subject, RFC 4514 style, made on first use: naming each attribute looks its
+    /// OID up by name, and most verifications never print a subject.
+    subject: std::sync::OnceLock<String>,
 }
 
 impl core::fmt::Debug for ParsedCertificate {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ParsedCertificate")
-            .field("subject", &self.subject)
+            .field("subject", &self.subject())
             .finish()
     }
 }
@@ -90,12 +92,11 @@ impl ParsedCertificate {
                 "its signatureAlgorithm differs from the signature algorithm it signed (RFC 5280, 4.1.1.2)",
             ));
         }
-        let subject = cert.tbs_certificate.subject.to_string();
         Ok(Self {
             der: der.to_vec(),
             tbs,
             cert,
-            subject,
+            subject: std::sync::OnceLock::new(),
         })
     }
 
@@ -131,7 +132,8 @@ impl ParsedCertificate {
 
     /// The subject, RFC 4514 style.
     pub fn subject(&self) -> &str {
-        &self.subject
+        self.subject
+            .get_or_init(|| self.cert.tbs_certificate.subject.to_string())
     }
 
     /// The issuer, RFC 4514 style.
@@ -207,7 +209,7 @@ impl ParsedCertificate {
                 && !also_understood.contains(&ext.extn_id)
             {
                 return Err(X509Error::UnknownCriticalExtension {
-                    subject: self.subject.clone(),
+                    subject: self.subject().to_string(),
                     oid: ext.extn_id.to_string(),
                 });
             }
@@ -288,8 +290,8 @@ impl ParsedCertificate {
         issuer
             .verify_collateral_signature(sig_alg, &self.der[self.tbs.clone()], signature)
             .map_err(|_| X509Error::BadSignature {
-                subject: self.subject.clone(),
-                issuer: issuer.subject.clone(),
+                subject: self.subject().to_string(),
+                issuer: issuer.subject().to_string(),
             })
     }
 
