@@ -1343,8 +1343,24 @@ fn one_shot_commands_resume_the_cached_session_and_attest_afresh_when_it_is_refu
             .unwrap_or_default()
     };
 
-    // The first command attests and keeps the session, as the tenant key is kept.
+    // Session messages the node has answered so far (its request counter).
+    let messages = || -> u64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", node.url))
+            .and_then(|r| r.text())
+            .expect("metrics");
+        text.lines()
+            .filter(|l| {
+                l.starts_with("veritee_http_requests_total{route=\"/v1/sessions/{id}/messages\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+
+    // The first command attests and keeps the session, as the tenant key is kept: its
+    // request and the ticket go in one session message.
+    let sent = messages();
     secret("put", &["--name", "pw", "--file", &s(&value)]);
+    assert_eq!(messages() - sent, 1, "the ticket took a message of its own");
     let files = cached();
     assert_eq!(files.len(), 1, "{files:?}");
     {

@@ -60,6 +60,10 @@ pub enum Request {
     Crypto(Vec<crate::crypto::CryptoOp>),
     /// Applications (flow 5).
     App(crate::apps::AppRequest),
+    /// Serve the request, then issue a ticket for this session, in one round trip: what
+    /// a one-shot command that keeps its session for the next one asks. The request
+    /// inside is any but another `WithTicket`.
+    WithTicket(Box<Request>),
 }
 
 impl core::fmt::Debug for Request {
@@ -78,6 +82,7 @@ impl core::fmt::Debug for Request {
             Self::Ticket => f.write_str("Ticket"),
             Self::Crypto(ops) => write!(f, "Crypto({ops:?})"),
             Self::App(request) => write!(f, "App({request:?})"),
+            Self::WithTicket(request) => write!(f, "WithTicket({request:?})"),
         }
     }
 }
@@ -109,6 +114,14 @@ pub enum Response {
     Crypto(Vec<crate::crypto::CryptoOutcome>),
     /// The answer to a [`Request::App`].
     App(crate::apps::AppAnswer),
+    /// The answer to a [`Request::WithTicket`]: the request's own answer, and the
+    /// ticket ([`Response::Ticket`]) or why none was issued ([`Response::Error`]).
+    WithTicket {
+        /// The answer to the request.
+        response: Box<Response>,
+        /// A [`Response::Ticket`] or a [`Response::Error`].
+        ticket: Box<Response>,
+    },
     /// The request failed; the message names why (never a secret).
     Error {
         /// Stable code: bad_request, not_found, forbidden, internal.
@@ -131,6 +144,9 @@ impl core::fmt::Debug for Response {
             Self::Ticket { expires_at, .. } => write!(f, "Ticket(expires at {expires_at})"),
             Self::Crypto(outcomes) => write!(f, "Crypto({outcomes:?})"),
             Self::App(answer) => write!(f, "App({answer:?})"),
+            Self::WithTicket { response, ticket } => {
+                write!(f, "WithTicket({response:?}, {ticket:?})")
+            }
             Self::Error { code, message } => write!(f, "Error({code}: {message})"),
         }
     }
@@ -174,6 +190,8 @@ enum WireRequest {
     Ticket,
     Crypto(#[serde(with = "serde_bytes")] Vec<u8>),
     App(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The request inside, encoded: nested as bytes, so the shape is not recursive.
+    WithTicket(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -196,6 +214,12 @@ enum WireResponse {
     },
     Crypto(#[serde(with = "serde_bytes")] Vec<u8>),
     App(#[serde(with = "serde_bytes")] Vec<u8>),
+    WithTicket {
+        #[serde(with = "serde_bytes")]
+        response: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        ticket: Vec<u8>,
+    },
 }
 
 fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
@@ -241,6 +265,7 @@ impl Request {
             Self::App(request) => {
                 WireRequest::App(crate::apps::encode_request(request)?.expose().clone())
             }
+            Self::WithTicket(request) => return request.encode_with_ticket(),
         };
         let out = to_cbor(&wire);
         if let WireRequest::PutSecret { value, .. }
@@ -252,9 +277,29 @@ impl Request {
         out
     }
 
+    /// What [`Request::encode`] gives for `Request::WithTicket` of this request,
+    /// without taking the request.
+    pub fn encode_with_ticket(&self) -> Result<SecretBytes, ChannelError> {
+        if matches!(self, Self::WithTicket(_)) {
+            return Err(ChannelError::Malformed(
+                "a request with a ticket cannot itself ask for one".into(),
+            ));
+        }
+        let mut wire = WireRequest::WithTicket(self.encode()?.expose().clone());
+        let out = to_cbor(&wire);
+        if let WireRequest::WithTicket(inner) = &mut wire {
+            inner.zeroize();
+        }
+        out
+    }
+
     /// Decodes an opened session message.
     pub fn decode(bytes: &SecretBytes) -> Result<Self, ChannelError> {
-        Ok(match from_cbor::<WireRequest>(bytes)? {
+        Self::from_wire(from_cbor::<WireRequest>(bytes)?)
+    }
+
+    fn from_wire(wire: WireRequest) -> Result<Self, ChannelError> {
+        Ok(match wire {
             WireRequest::Ping => Self::Ping,
             WireRequest::PutSecret { name, value } => Self::PutSecret {
                 name,
@@ -272,6 +317,18 @@ impl Request {
             }
             WireRequest::App(request) => {
                 Self::App(crate::apps::decode_request(&SecretBytes::new(request))?)
+            }
+            // The inner shape is checked before it is decoded, so that nesting is
+            // refused at the first level, not recursed into.
+            WireRequest::WithTicket(request) => {
+                match from_cbor::<WireRequest>(&SecretBytes::new(request))? {
+                    WireRequest::WithTicket(_) => {
+                        return Err(ChannelError::Malformed(
+                            "a request with a ticket cannot itself ask for one".into(),
+                        ));
+                    }
+                    inner => Self::WithTicket(Box::new(Self::from_wire(inner)?)),
+                }
             }
         })
     }
@@ -302,18 +359,35 @@ impl Response {
             Self::App(answer) => {
                 WireResponse::App(crate::apps::encode_answer(answer)?.expose().clone())
             }
+            Self::WithTicket { response, ticket } => {
+                check_with_ticket(response, ticket)?;
+                WireResponse::WithTicket {
+                    response: response.encode()?.expose().clone(),
+                    ticket: ticket.encode()?.expose().clone(),
+                }
+            }
         };
         let out = to_cbor(&wire);
-        if let WireResponse::Secret(v) | WireResponse::Crypto(v) | WireResponse::App(v) = &mut wire
-        {
-            v.zeroize();
+        match &mut wire {
+            WireResponse::Secret(v) | WireResponse::Crypto(v) | WireResponse::App(v) => {
+                v.zeroize();
+            }
+            WireResponse::WithTicket { response, ticket } => {
+                response.zeroize();
+                ticket.zeroize();
+            }
+            _ => {}
         }
         out
     }
 
     /// Decodes an opened reply.
     pub fn decode(bytes: &SecretBytes) -> Result<Self, ChannelError> {
-        Ok(match from_cbor::<WireResponse>(bytes)? {
+        Self::from_wire(from_cbor::<WireResponse>(bytes)?)
+    }
+
+    fn from_wire(wire: WireResponse) -> Result<Self, ChannelError> {
+        Ok(match wire {
             WireResponse::Pong => Self::Pong,
             WireResponse::Stored => Self::Stored,
             WireResponse::Secret(v) => Self::Secret(SecretBytes::new(v)),
@@ -329,8 +403,43 @@ impl Response {
             WireResponse::App(answer) => {
                 Self::App(crate::apps::decode_answer(&SecretBytes::new(answer))?)
             }
+            WireResponse::WithTicket { response, ticket } => {
+                // Both parts' shapes are checked before they are decoded: nesting is
+                // refused at the first level, not recursed into.
+                let part = |bytes: Vec<u8>| from_cbor::<WireResponse>(&SecretBytes::new(bytes));
+                let (response, ticket) = (part(response)?, part(ticket)?);
+                if matches!(response, WireResponse::WithTicket { .. })
+                    || matches!(ticket, WireResponse::WithTicket { .. })
+                {
+                    return Err(ChannelError::Malformed(
+                        "an answer with a ticket holds another answer with a ticket".into(),
+                    ));
+                }
+                let (response, ticket) = (Self::from_wire(response)?, Self::from_wire(ticket)?);
+                check_with_ticket(&response, &ticket)?;
+                Self::WithTicket {
+                    response: Box::new(response),
+                    ticket: Box::new(ticket),
+                }
+            }
         })
     }
+}
+
+/// The two parts of a [`Response::WithTicket`]: an answer that does not itself carry
+/// a ticket, and a ticket or the reason there is none.
+fn check_with_ticket(response: &Response, ticket: &Response) -> Result<(), ChannelError> {
+    if matches!(response, Response::WithTicket { .. }) {
+        return Err(ChannelError::Malformed(
+            "an answer with a ticket holds another answer with a ticket".into(),
+        ));
+    }
+    if !matches!(ticket, Response::Ticket { .. } | Response::Error { .. }) {
+        return Err(ChannelError::Malformed(format!(
+            "an answer with a ticket holds {ticket:?} where the ticket goes"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -359,5 +468,119 @@ mod tests {
             Response::Secret(_)
         ));
         assert!(Request::decode(&SecretBytes::copy_from(b"\xff\x00garbage")).is_err());
+    }
+
+    fn malformed(result: Result<impl core::fmt::Debug, ChannelError>) -> String {
+        match result {
+            Err(ChannelError::Malformed(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A request with a ticket carries its request whole (and as secret as before); one
+    /// inside another is refused whichever side built it.
+    #[test]
+    fn a_request_with_a_ticket_round_trips_and_does_not_nest() {
+        let request = Request::WithTicket(Box::new(Request::PutSecret {
+            name: "db".into(),
+            value: SecretBytes::copy_from(b"canary-5150"),
+        }));
+        assert!(!format!("{request:?}").contains("canary"));
+        match Request::decode(&request.encode().unwrap()).unwrap() {
+            Request::WithTicket(inner) => match *inner {
+                Request::PutSecret { name, value } => {
+                    assert_eq!(name, "db");
+                    assert_eq!(value.expose(), b"canary-5150");
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+
+        let nested = Request::WithTicket(Box::new(Request::WithTicket(Box::new(Request::Ping))));
+        assert!(malformed(nested.encode()).contains("cannot itself ask"));
+        // The same nesting built on the wire, as a peer could send it.
+        let inner = to_cbor(&WireRequest::WithTicket(
+            to_cbor(&WireRequest::Ping).unwrap().expose().clone(),
+        ))
+        .unwrap();
+        let wire = to_cbor(&WireRequest::WithTicket(inner.expose().clone())).unwrap();
+        assert!(malformed(Request::decode(&wire)).contains("cannot itself ask"));
+        // Deep nesting is refused at the first level, without recursing (the stack).
+        let mut deep = to_cbor(&WireRequest::Ping).unwrap().expose().clone();
+        for _ in 0..3_000 {
+            deep = to_cbor(&WireRequest::WithTicket(deep))
+                .unwrap()
+                .expose()
+                .clone();
+        }
+        assert!(malformed(Request::decode(&SecretBytes::new(deep))).contains("cannot itself ask"));
+        // Bytes inside that are no request at all.
+        let junk = to_cbor(&WireRequest::WithTicket(b"\xff\x00".to_vec())).unwrap();
+        assert!(Request::decode(&junk).is_err());
+    }
+
+    /// An answer with a ticket holds the request's answer and a ticket or an error;
+    /// anything else where the ticket goes, or an answer with a ticket inside, is refused.
+    #[test]
+    fn an_answer_with_a_ticket_holds_an_answer_and_a_ticket_or_an_error() {
+        let ticket = Response::Ticket {
+            ticket: vec![7; 40],
+            expires_at: 1_900_000_000,
+        };
+        let answer = Response::WithTicket {
+            response: Box::new(Response::Secret(SecretBytes::copy_from(b"canary-5150"))),
+            ticket: Box::new(ticket),
+        };
+        assert!(!format!("{answer:?}").contains("canary"));
+        match Response::decode(&answer.encode().unwrap()).unwrap() {
+            Response::WithTicket { response, ticket } => {
+                assert!(
+                    matches!(*response, Response::Secret(ref v) if v.expose() == b"canary-5150")
+                );
+                assert!(matches!(
+                    *ticket,
+                    Response::Ticket { ref ticket, expires_at: 1_900_000_000 } if ticket == &[7; 40]
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = Response::WithTicket {
+            response: Box::new(Response::Pong),
+            ticket: Box::new(Response::error("unavailable", "no ticket key")),
+        };
+        assert!(matches!(
+            Response::decode(&refused.encode().unwrap()).unwrap(),
+            Response::WithTicket { ticket, .. } if matches!(*ticket, Response::Error { .. })
+        ));
+
+        let encoded = |r: &WireResponse| to_cbor(r).unwrap().expose().clone();
+        let pong = encoded(&WireResponse::Pong);
+        // A Pong where the ticket goes.
+        let wrong_part = to_cbor(&WireResponse::WithTicket {
+            response: pong.clone(),
+            ticket: pong.clone(),
+        })
+        .unwrap();
+        assert!(malformed(Response::decode(&wrong_part)).contains("where the ticket goes"));
+        // An answer with a ticket inside another.
+        let inner = encoded(&WireResponse::WithTicket {
+            response: pong.clone(),
+            ticket: encoded(&WireResponse::Error {
+                code: "internal".into(),
+                message: "x".into(),
+            }),
+        });
+        let nested = to_cbor(&WireResponse::WithTicket {
+            response: inner,
+            ticket: pong,
+        })
+        .unwrap();
+        assert!(malformed(Response::decode(&nested)).contains("another answer with a ticket"));
+        let built = Response::WithTicket {
+            response: Box::new(refused),
+            ticket: Box::new(Response::Pong),
+        };
+        assert!(built.encode().is_err());
     }
 }

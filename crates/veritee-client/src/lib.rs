@@ -657,6 +657,15 @@ pub struct Session<'c> {
     inner: ClientSession,
 }
 
+/// What [`Session::call_keeping`] brings back.
+#[derive(Debug)]
+pub struct Kept {
+    /// The answer to the request; a refusal is [`ClientError::Enclave`].
+    pub response: Result<Response, ClientError>,
+    /// What resuming the session later needs, or why the enclave issued no ticket.
+    pub resumption: Result<Resumption, ClientError>,
+}
+
 impl Session<'_> {
     /// The claims of the enclave this session is bound to.
     pub fn claims(&self) -> &veritee_attest::Claims {
@@ -671,7 +680,50 @@ impl Session<'_> {
     /// Sends one request and returns the enclave's answer; an enclave-side error
     /// becomes [`ClientError::Enclave`].
     pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
-        let plaintext = request.encode()?;
+        match self.round_trip(&request.encode()?)? {
+            Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
+            other => Ok(other),
+        }
+    }
+
+    /// Sends `request` and, in the same round trip, asks for a ticket to resume this
+    /// session by later (what [`Self::resumption`] asks in a round trip of its own).
+    /// Gives the answer to the request (a refusal is [`ClientError::Enclave`]) and the
+    /// resumption, or why there is none; an error of the whole is the exchange's.
+    pub fn call_keeping(&mut self, request: &Request) -> Result<Kept, ClientError> {
+        match self.round_trip(&request.encode_with_ticket()?)? {
+            Response::WithTicket { response, ticket } => {
+                let response = match *response {
+                    Response::Error { code, message } => {
+                        Err(ClientError::Enclave { code, message })
+                    }
+                    other => Ok(other),
+                };
+                let resumption = match *ticket {
+                    Response::Ticket { ticket, expires_at } => {
+                        Ok(self.inner.resumption(ticket, expires_at))
+                    }
+                    Response::Error { code, message } => {
+                        Err(ClientError::Enclave { code, message })
+                    }
+                    other => Err(ClientError::Protocol(format!(
+                        "expected a ticket, got {other:?}"
+                    ))),
+                };
+                Ok(Kept {
+                    response,
+                    resumption,
+                })
+            }
+            Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
+            other => Err(ClientError::Protocol(format!(
+                "expected an answer with a ticket, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Seals an encoded request, sends it, and opens and decodes the reply.
+    fn round_trip(&mut self, plaintext: &SecretBytes) -> Result<Response, ClientError> {
         let message = self.inner.seal_request(plaintext.expose())?;
         let path = paths::session_messages(&self.inner.session_id());
         // Not signed: the session authenticates its own messages.
@@ -681,10 +733,7 @@ impl Session<'_> {
             Some(("application/octet-stream", message)),
             None,
         )?;
-        match Response::decode(&self.inner.open_reply(&reply)?)? {
-            Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
-            other => Ok(other),
-        }
+        Ok(Response::decode(&self.inner.open_reply(&reply)?)?)
     }
 
     /// Asks something of the tenant's applications (flow 5): run, call, list, stop,

@@ -122,7 +122,9 @@ impl SessionCache {
             )));
         }
         let bytes = session.to_bytes()?;
-        veritee_platform::fsutil::replace(path, bytes.expose(), 0o600)
+        // Not synced: a file a crash damages does not read back, and the next command
+        // then attests afresh, which is all that a lost cache entry costs.
+        veritee_platform::fsutil::replace_unsynced(path, bytes.expose(), 0o600)
             .map_err(|e| ClientError::Protocol(format!("session cache: {e}")))
     }
 }
@@ -190,25 +192,27 @@ impl NodeClient {
             }
         }
         let mut session = self.open_session(tenant, appraiser)?;
-        let response = session.call(request);
-        // A request the enclave refused leaves the session as good as one it served.
-        let session_stands = matches!(response, Ok(_) | Err(ClientError::Enclave { .. }));
-        if let Some((cache, path)) = slot.as_ref().filter(|_| session_stands) {
-            let kept = session.resumption().and_then(|resumption| {
-                let audience = self.audience(false)?;
-                cache.store(
-                    path,
-                    &StoredSession {
-                        audience,
-                        resumption,
-                    },
-                )
-            });
-            if let Err(e) = kept {
-                tracing::warn!("the session is not kept for the next command: {e}");
-            }
+        let Some((cache, path)) = &slot else {
+            return session.call(request);
+        };
+        // The ticket comes with the answer, in the same round trip; a request the
+        // enclave refused leaves the session as good as one it served, so it is kept
+        // either way.
+        let kept = session.call_keeping(request)?;
+        let stored = kept.resumption.and_then(|resumption| {
+            let audience = self.audience(false)?;
+            cache.store(
+                path,
+                &StoredSession {
+                    audience,
+                    resumption,
+                },
+            )
+        });
+        if let Err(e) = stored {
+            tracing::warn!("the session is not kept for the next command: {e}");
         }
-        response
+        kept.response
     }
 }
 

@@ -240,6 +240,12 @@ impl EnclaveService {
                 .map(|k| Response::KeyReady(k.check_value())),
             Request::Crypto(ops) => self.crypto_batch(&tenant, ops, link).map(Response::Crypto),
             Request::App(request) => self.app_request(&tenant, request, link).map(Response::App),
+            // The ticket comes after the answer, whatever the answer: a refused request
+            // leaves the session as good as a served one.
+            Request::WithTicket(request) => Ok(Response::WithTicket {
+                response: Box::new(self.serve(session, *request, link)),
+                ticket: Box::new(self.ticket(session)),
+            }),
         };
         result.unwrap_or_else(|f| Response::error(error_code(f.kind), f.message))
     }

@@ -270,6 +270,53 @@ fn a_session_resumes_by_its_ticket_without_a_new_attestation() {
 
 /// A clock for the enclave that the test moves forward.
 static AHEAD_SECS: AtomicI64 = AtomicI64::new(0);
+/// A request with a ticket is answered, then ticketed, in one message: the ticket
+/// resumes the session; a refused request still gets one (the session stands).
+#[test]
+fn a_first_request_with_a_ticket_is_answered_and_ticketed_in_one_message() {
+    let world = World::new(&["m1"]);
+    let service = world.enclave("m1", CODE);
+    let mut host = MemoryHost::default();
+    let alice = TenantKey::generate().expect("key");
+    register(&service, &mut host, &alice);
+    let mut attested = open_session(&world, &service, &mut host, &alice);
+    attested.put(&service, &mut host, "db", b"canary-with-ticket");
+
+    let ask = Request::WithTicket(Box::new(Request::GetSecret { name: "db".into() }));
+    let Response::WithTicket { response, ticket } = attested.call(&service, &mut host, &ask) else {
+        panic!("not an answer with a ticket");
+    };
+    assert!(
+        matches!(&*response, Response::Secret(v) if v.expose() == b"canary-with-ticket"),
+        "{response:?}"
+    );
+    let Response::Ticket { ticket, expires_at } = *ticket else {
+        panic!("no ticket: {ticket:?}");
+    };
+    let resumption = attested.inner.resumption(ticket, expires_at);
+    let attempt = Attempt::new(&resumption, &Request::GetSecret { name: "db".into() });
+    let reply = attempt.send(&service, &mut host, &alice);
+    let (_, first) = attempt.accepted(reply);
+    assert!(
+        matches!(&first, Response::Secret(v) if v.expose() == b"canary-with-ticket"),
+        "{first:?}"
+    );
+
+    // A request the enclave refuses: its refusal, and a ticket all the same.
+    let ask = Request::WithTicket(Box::new(Request::GetSecret {
+        name: "absent".into(),
+    }));
+    let Response::WithTicket { response, ticket } = attested.call(&service, &mut host, &ask) else {
+        panic!("not an answer with a ticket");
+    };
+    assert!(
+        matches!(&*response, Response::Error { code, .. } if code == "not_found"),
+        "{response:?}"
+    );
+    assert!(matches!(*ticket, Response::Ticket { .. }), "{ticket:?}");
+    s_ping(&mut attested, &service, &mut host);
+}
+
 fn moved_clock() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc() + time::Duration::seconds(AHEAD_SECS.load(Ordering::SeqCst))
 }

@@ -14,6 +14,17 @@ pub const PUBLIC_MODE: u32 = 0o644;
 
 /// Creates `path` with `mode`; fails if it exists.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
+    create_with(path, bytes, mode, Contents::Synced)
+}
+
+/// Whether a file's contents are synced before it is put in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Contents {
+    Synced,
+    Unsynced,
+}
+
+fn create_with(path: &Path, bytes: &[u8], mode: u32, sync: Contents) -> Result<(), PlatformError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -28,13 +39,16 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformErr
         })?;
     file.write_all(bytes)
         .map_err(PlatformError::io("cannot write", path))?;
+    if sync == Contents::Unsynced {
+        return Ok(());
+    }
     file.sync_all()
         .map_err(PlatformError::io("cannot sync", path))
 }
 
 /// Replaces `path` atomically (write a temporary file, sync, rename).
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
-    let dir = rename_into_place(path, bytes, mode)?;
+    let dir = rename_into_place(path, bytes, mode, Contents::Synced)?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -44,8 +58,16 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError
 /// Replaces `path` atomically and durably: like [`replace`], then syncs the directory
 /// and fails if that fails, so the new contents survive a crash once this returns.
 pub fn replace_durable(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
-    let dir = rename_into_place(path, bytes, mode)?;
+    let dir = rename_into_place(path, bytes, mode, Contents::Synced)?;
     sync_dir(dir)
+}
+
+/// Replaces `path` atomically but syncs nothing: for a cache, whose files a crash may
+/// leave empty or cut short (the reader must refuse those) and whose loss costs only
+/// what it saved. The rename still means a reader sees the old file or the new one
+/// whole while the system runs.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PlatformError> {
+    rename_into_place(path, bytes, mode, Contents::Unsynced).map(|_| ())
 }
 
 /// Syncs a directory, so entries created or renamed in it are durable.
@@ -56,12 +78,13 @@ pub fn sync_dir(dir: &Path) -> Result<(), PlatformError> {
         .map_err(PlatformError::io("cannot sync directory", dir))
 }
 
-/// Writes a synced temporary file beside `path` and renames it over `path`; returns the
-/// directory.
+/// Writes a temporary file beside `path` (synced if `sync` says so) and renames it over
+/// `path`; returns the directory.
 fn rename_into_place<'p>(
     path: &'p Path,
     bytes: &[u8],
     mode: u32,
+    sync: Contents,
 ) -> Result<&'p Path, PlatformError> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -70,7 +93,7 @@ fn rename_into_place<'p>(
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    write_new(&tmp, bytes, mode)?;
+    create_with(&tmp, bytes, mode, sync)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(PlatformError::io("cannot replace", path)(e));
@@ -118,5 +141,18 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // A cache's replacement: the same mode, the same atomic rename, no temporary
+        // file left beside it.
+        replace_unsynced(&p, b"cached", PRIVATE_MODE).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"cached");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["key"]);
     }
 }
