@@ -10,6 +10,7 @@ use veritee_crypto::SecretBytes;
 use zeroize::Zeroize;
 
 use crate::ChannelError;
+use crate::secret_cbor::to_cbor;
 
 /// Largest module an application may be (a session message carries it whole).
 pub const MAX_APP_MODULE: usize = 8 * 1024 * 1024;
@@ -211,13 +212,6 @@ enum WireAnswer {
         pages: u64,
         resealed: u64,
     },
-}
-
-fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
-    let mut out = SecretBytes::new(Vec::new());
-    ciborium::into_writer(value, out.expose_mut())
-        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
-    Ok(out)
 }
 
 fn from_cbor<T: serde::de::DeserializeOwned>(

@@ -5,6 +5,7 @@
 //! [`encode_outcomes`], into [`SecretBytes`] that the session encrypts.
 
 use crate::ChannelError;
+use crate::secret_cbor::to_cbor;
 use serde::{Deserialize, Serialize};
 use veritee_crypto::SecretBytes;
 use veritee_import::keys::{HashAlgorithm, KeyRef};
@@ -303,31 +304,6 @@ fn check_len(what: &str, len: usize) -> Result<(), ChannelError> {
         )));
     }
     Ok(())
-}
-
-/// Counts what an encoding writes, so the real one goes into a buffer of the right
-/// size: a buffer that grew would leave copies of plaintexts behind, never wiped.
-struct Measure(usize);
-
-impl std::io::Write for Measure {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
-    let mut measure = Measure(0);
-    ciborium::into_writer(value, &mut measure)
-        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
-    let mut out = SecretBytes::new(Vec::with_capacity(measure.0));
-    ciborium::into_writer(value, out.expose_mut())
-        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
-    Ok(out)
 }
 
 /// Encodes a batch for a session.

@@ -35,6 +35,7 @@ pub mod message;
 pub mod ops;
 pub mod peer;
 pub mod resume;
+mod secret_cbor;
 pub mod stored;
 
 pub use error::ChannelError;

@@ -5,6 +5,7 @@
 //! which produce [`SecretBytes`] that the session then encrypts.
 
 use crate::ChannelError;
+use crate::secret_cbor::to_cbor;
 use serde::{Deserialize, Serialize};
 use veritee_crypto::SecretBytes;
 use zeroize::Zeroize;
@@ -220,13 +221,6 @@ enum WireResponse {
         #[serde(with = "serde_bytes")]
         ticket: Vec<u8>,
     },
-}
-
-fn to_cbor<T: Serialize>(value: &T) -> Result<SecretBytes, ChannelError> {
-    let mut out = SecretBytes::new(Vec::new());
-    ciborium::into_writer(value, out.expose_mut())
-        .map_err(|e| ChannelError::Malformed(e.to_string()))?;
-    Ok(out)
 }
 
 fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &SecretBytes) -> Result<T, ChannelError> {

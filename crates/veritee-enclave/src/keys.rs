@@ -93,24 +93,11 @@ pub(crate) fn encode_key(key: &UserKey) -> Result<Zeroizing<Vec<u8>>, EnclaveFai
         check: key.check.value.to_vec(),
         provenance: key.provenance.clone(),
     };
-    // Room for the whole record up front: a buffer that grew would leave copies of the
-    // key behind in memory that is never wiped.
-    let mut out = Zeroizing::new(Vec::with_capacity(encoded_capacity(&record)));
-    ciborium::into_writer(&record, &mut *out).map_err(internal)?;
-    Ok(out)
-}
-
-/// More than the CBOR encoding of `record` can take: every byte field, the provenance
-/// (its CBOR encoding is counted once, cheaply) and room for field names and headers.
-fn encoded_capacity(record: &KeyRecord) -> usize {
-    let mut provenance = Vec::new();
-    let provenance_len = ciborium::into_writer(&record.provenance, &mut provenance)
-        .map_or(64 * 1024, |()| provenance.len());
-    1024 + record.key.len()
-        + record.policy.len()
-        + record.salt.len()
-        + record.check.len()
-        + provenance_len
+    // Exactly sized: a buffer that grew would leave copies of the key behind in memory
+    // that is never wiped.
+    Ok(Zeroizing::new(
+        veritee_proto::cbor::to_vec_exact(&record).map_err(internal)?,
+    ))
 }
 
 pub(crate) fn decode_key(bytes: &[u8]) -> Result<UserKey, String> {

@@ -132,17 +132,6 @@ pub(crate) fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, EnclaveFailure> {
     Ok(out)
 }
 
-/// More than the CBOR encoding of `answer` can take.
-fn answer_capacity(answer: &FetchAnswer) -> usize {
-    256 + match answer {
-        FetchAnswer::Key(record)
-        | FetchAnswer::ImportedKey(record)
-        | FetchAnswer::SealingRoot(record) => record.0.len(),
-        FetchAnswer::Tenant { public_key } => public_key.len(),
-        FetchAnswer::Denied { reason } => reason.len(),
-    }
-}
-
 /// A peer's reply, as relayed by the host.
 pub(crate) fn decode_peer(b: &[u8]) -> Result<PeerReply, EnclaveFailure> {
     from_cbor(b, "peer reply")
@@ -538,11 +527,11 @@ impl EnclaveService {
                         }
                     }
                 };
-                // The answer may hold a key: encoded into a buffer wiped on drop, with
-                // room for all of it up front so no grown-out-of copy is left behind.
-                let mut plain =
-                    zeroize::Zeroizing::new(Vec::with_capacity(answer_capacity(&answer)));
-                ciborium::into_writer(&answer, &mut *plain).map_err(internal)?;
+                // The answer may hold a key: encoded into a buffer wiped on drop, sized
+                // exactly so that no grown-out-of copy is left behind.
+                let plain = zeroize::Zeroizing::new(
+                    veritee_proto::cbor::to_vec_exact(&answer).map_err(internal)?,
+                );
                 let sealed = session.seal(&plain).map_err(internal)?;
                 Ok(EnclaveReply::Message {
                     message: cbor(&PeerReply::Response(sealed))?,

@@ -152,6 +152,38 @@ where
     decode_with_tail(bytes, from_slice)
 }
 
+/// Counts what an encoding writes.
+struct Measure(usize);
+
+impl std::io::Write for Measure {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of `value`'s CBOR encoding, by encoding it into a counter.
+pub fn encoded_len<T: serde::Serialize>(value: &T) -> Result<usize, CborError> {
+    let mut measure = Measure(0);
+    ciborium::into_writer(value, &mut measure).map_err(|e| CborError::Syntax(e.to_string()))?;
+    Ok(measure.0)
+}
+
+/// `value`'s CBOR encoding, in a buffer allocated once at its final size
+/// ([`encoded_len`]), for values that hold secrets: a buffer that grew while the encoder
+/// wrote would move to larger allocations and free the old ones unwiped, copies of the
+/// secret included. The caller wraps the result in a wiping type at once; if the
+/// encoding fails, what was written is wiped here.
+pub fn to_vec_exact<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CborError> {
+    let mut out = Zeroizing::new(Vec::with_capacity(encoded_len(value)?));
+    ciborium::into_writer(value, &mut *out).map_err(|e| CborError::Syntax(e.to_string()))?;
+    Ok(std::mem::take(&mut *out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +290,22 @@ mod tests {
         }
         let err = from_slice::<(u8, String, serde_bytes::ByteBuf)>(b"\xff\xff").unwrap_err();
         assert_eq!(err.kind(), "not CBOR of the expected shape");
+    }
+
+    /// The buffer is allocated once at the encoding's size: it never grew, so no
+    /// smaller copy of it was freed along the way; and it holds what `into_writer` does.
+    #[test]
+    fn an_exact_encoding_never_grows_its_buffer() {
+        for len in [0, 1, 23, 24, 255, 256, 65_535, 65_536, 1 << 20] {
+            let value = (
+                7u8,
+                "db".to_string(),
+                serde_bytes::ByteBuf::from(vec![0x5a; len]),
+            );
+            let out = to_vec_exact(&value).unwrap();
+            assert_eq!(out.capacity(), out.len(), "{len}");
+            assert_eq!(encoded_len(&value).unwrap(), out.len(), "{len}");
+            assert_eq!(out, encode(&value), "{len}");
+        }
     }
 }

@@ -246,8 +246,10 @@ impl EnclaveService {
             fork_peer: running.fork_peer.clone(),
             keys: running.keys.iter().map(ToString::to_string).collect(),
         };
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        ciborium::into_writer(&record, &mut *bytes).map_err(internal)?;
+        // It holds the application's secret and link keys: exactly sized, so that no
+        // grown-out-of copy of them is left behind.
+        let bytes =
+            zeroize::Zeroizing::new(veritee_proto::cbor::to_vec_exact(&record).map_err(internal)?);
         self.record_put_with(link, &tenant_ns(tenant), &record_key(name), &bytes, with)?;
         let old_series = durable.series;
         if let Some(durable) = &mut running.durable {

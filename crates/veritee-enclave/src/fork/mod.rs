@@ -795,12 +795,12 @@ impl EnclaveService {
             offer: offer.as_bytes().to_vec(),
             keys: running.keys.iter().map(ToString::to_string).collect(),
         };
-        // Room for all of it up front: a buffer grown out of would leave a copy of the
-        // module and the secret behind, unwiped.
-        let capacity = open.module.len() + open.offer.len() + 1024;
-        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(capacity));
-        ciborium::into_writer(&crate::replication::FetchRequest::Fork(open), &mut *plain)
-            .map_err(internal)?;
+        // Exactly sized: a buffer grown out of would leave a copy of the module and the
+        // secret behind, unwiped.
+        let plain = zeroize::Zeroizing::new(
+            veritee_proto::cbor::to_vec_exact(&crate::replication::FetchRequest::Fork(open))
+                .map_err(internal)?,
+        );
         let request = session.seal(&plain).map_err(internal)?;
         let finish = PeerEnvelope::Finish { finish, request };
         let sent = match self.fork_answer(&mut session, peer, finish, link) {

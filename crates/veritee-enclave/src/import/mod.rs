@@ -124,13 +124,11 @@ impl Drop for VersionRecord {
 
 impl ImportedKeyRecord {
     pub(crate) fn encode(&self) -> Result<Zeroizing<Vec<u8>>, EnclaveFailure> {
-        // Room for the whole record up front: a buffer that grew would leave copies of
-        // the material behind in memory that is never wiped.
-        let material: usize = self.versions.iter().map(|v| v.material.len() + 64).sum();
-        let capacity = 256 + self.metadata.len() + self.signature.len() + material;
-        let mut out = Zeroizing::new(Vec::with_capacity(capacity));
-        ciborium::into_writer(self, &mut *out).map_err(internal)?;
-        Ok(out)
+        // Exactly sized: a buffer that grew would leave copies of the material behind in
+        // memory that is never wiped.
+        Ok(Zeroizing::new(
+            veritee_proto::cbor::to_vec_exact(self).map_err(internal)?,
+        ))
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, EnclaveFailure> {

@@ -85,9 +85,9 @@ impl Challenge {
         inner: &impl serde::Serialize,
         tpm: bool,
     ) -> Result<EnclaveReply, EnclaveFailure> {
-        // It may hold a secret (an activated credential): wiped once sealed.
-        let mut plaintext = Zeroizing::new(Vec::new());
-        ciborium::into_writer(inner, &mut *plaintext).map_err(internal)?;
+        // It may hold a secret (an activated credential): wiped once sealed, and sized
+        // exactly, so that no grown-out-of copy of it is left behind.
+        let plaintext = Zeroizing::new(veritee_proto::cbor::to_vec_exact(inner).map_err(internal)?);
         let sealed = hpke::seal(
             &self.sm_key,
             info,
