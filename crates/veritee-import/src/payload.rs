@@ -75,16 +75,20 @@ impl ImportPayload {
                 interval_secs: r.interval_secs,
             }),
         };
-        let mut out = SecretBytes::new(Vec::with_capacity(MAX_PAYLOAD_LEN));
-        ciborium::into_writer(&wire, out.expose_mut())
-            .map_err(|e| ImportError::Malformed(format!("import payload: {e}")))?;
-        if out.len() > MAX_PAYLOAD_LEN {
+        let malformed = |e: veritee_proto::cbor::CborError| {
+            ImportError::Malformed(format!("import payload: {e}"))
+        };
+        // Measured first: an oversized payload is refused before any copy of the key
+        // is written, and the one written is exactly sized (never grown out of).
+        let len = veritee_proto::cbor::encoded_len(&wire).map_err(malformed)?;
+        if len > MAX_PAYLOAD_LEN {
             return Err(ImportError::Malformed(format!(
-                "import payload of {} bytes (at most {MAX_PAYLOAD_LEN})",
-                out.len()
+                "import payload of {len} bytes (at most {MAX_PAYLOAD_LEN})"
             )));
         }
-        Ok(out)
+        Ok(SecretBytes::new(
+            veritee_proto::cbor::to_vec_exact(&wire).map_err(malformed)?,
+        ))
     }
 
     /// Decodes what the TEE layer opened to; checks every field.
@@ -180,6 +184,15 @@ mod tests {
         assert!(err.to_string().contains("60 to 86400"), "{err}");
         let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
         assert!(ImportPayload::decode(&SecretBytes::copy_from(&big)).is_err());
+        // Too large to encode: refused by its measured size, before it is written.
+        let oversized = ImportPayload {
+            material: SecretBytes::copy_from(&big),
+            revocation: None,
+        };
+        let err = oversized.encode().unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        // What is encoded sits in a buffer of exactly its size.
+        assert_eq!(bytes.expose().capacity(), bytes.len());
         // Bytes after the document: refused, not ignored.
         let mut longer = bytes.expose().clone();
         longer.push(0);
