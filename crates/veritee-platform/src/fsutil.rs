@@ -1,5 +1,6 @@
 //! Writing platform state: private files are 0600 from their first byte, and updates
-//! are atomic so a crash never leaves a half-written file.
+//! are atomic so a crash never leaves a half-written file (but for caches, written
+//! with [`replace_unsynced`], whose readers refuse what a crash damaged).
 
 use crate::PlatformError;
 use std::fs::{self, OpenOptions};
