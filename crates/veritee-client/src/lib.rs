@@ -666,6 +666,14 @@ pub struct Kept {
     pub resumption: Result<Resumption, ClientError>,
 }
 
+/// An enclave's answer, or its refusal as [`ClientError::Enclave`].
+pub(crate) fn enclave_answer(response: Response) -> Result<Response, ClientError> {
+    match response {
+        Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
+        other => Ok(other),
+    }
+}
+
 impl Session<'_> {
     /// The claims of the enclave this session is bound to.
     pub fn claims(&self) -> &veritee_attest::Claims {
@@ -680,10 +688,7 @@ impl Session<'_> {
     /// Sends one request and returns the enclave's answer; an enclave-side error
     /// becomes [`ClientError::Enclave`].
     pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
-        match self.round_trip(&request.encode()?)? {
-            Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
-            other => Ok(other),
-        }
+        enclave_answer(self.round_trip(&request.encode()?)?)
     }
 
     /// Sends `request` and, in the same round trip, asks for a ticket to resume this
@@ -691,31 +696,21 @@ impl Session<'_> {
     /// Gives the answer to the request (a refusal is [`ClientError::Enclave`]) and the
     /// resumption, or why there is none; an error of the whole is the exchange's.
     pub fn call_keeping(&mut self, request: &Request) -> Result<Kept, ClientError> {
-        match self.round_trip(&request.encode_with_ticket()?)? {
+        match enclave_answer(self.round_trip(&request.encode_with_ticket()?)?)? {
             Response::WithTicket { response, ticket } => {
-                let response = match *response {
-                    Response::Error { code, message } => {
-                        Err(ClientError::Enclave { code, message })
-                    }
-                    other => Ok(other),
-                };
-                let resumption = match *ticket {
+                let resumption = enclave_answer(*ticket).and_then(|ticket| match ticket {
                     Response::Ticket { ticket, expires_at } => {
                         Ok(self.inner.resumption(ticket, expires_at))
-                    }
-                    Response::Error { code, message } => {
-                        Err(ClientError::Enclave { code, message })
                     }
                     other => Err(ClientError::Protocol(format!(
                         "expected a ticket, got {other:?}"
                     ))),
-                };
+                });
                 Ok(Kept {
-                    response,
+                    response: enclave_answer(*response),
                     resumption,
                 })
             }
-            Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
             other => Err(ClientError::Protocol(format!(
                 "expected an answer with a ticket, got {other:?}"
             ))),

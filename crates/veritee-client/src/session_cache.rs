@@ -13,7 +13,7 @@
 //! used). A file that does not read back, or has expired, is removed and the command
 //! attests afresh; so is one the enclave refuses (it restarted, or the ticket expired).
 
-use crate::{ClientError, NodeClient};
+use crate::{ClientError, NodeClient, enclave_answer};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use veritee_channel::client::{Appraiser, TenantKey};
@@ -213,13 +213,6 @@ impl NodeClient {
             tracing::warn!("the session is not kept for the next command: {e}");
         }
         kept.response
-    }
-}
-
-fn enclave_answer(response: Response) -> Result<Response, ClientError> {
-    match response {
-        Response::Error { code, message } => Err(ClientError::Enclave { code, message }),
-        other => Ok(other),
     }
 }
 
