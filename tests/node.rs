@@ -60,6 +60,23 @@ fn canary(kind: &str) {
         session.list().expect("list"),
         vec!["db-password".to_string()]
     );
+    // A request with its ticket in the same message (what a one-shot command that
+    // keeps its session sends): the secret comes back with it, sealed as any answer.
+    let kept = session
+        .call_keeping(&Request::GetSecret {
+            name: "db-password".into(),
+        })
+        .expect("request with a ticket");
+    assert!(
+        matches!(&kept.response, Ok(Response::Secret(v)) if v.expose() == canary.as_bytes()),
+        "{:?}",
+        kept.response
+    );
+    let kept = kept.resumption.expect("ticket with the answer");
+    let (_, first) = client
+        .resume_session(&tenant.key, &kept, &Request::Ping)
+        .expect("resume by the ticket that came with an answer");
+    assert!(matches!(first, Response::Pong), "{first:?}");
     // Resumed by a ticket: the secret comes back with the resumption itself.
     let resumption = session.resumption().expect("ticket");
     let (mut resumed, first) = client
@@ -79,7 +96,9 @@ fn canary(kind: &str) {
 
     // The wire: every byte the host received or sent.
     let exchanges = exchanges.lock().expect("lock").clone();
-    assert!(exchanges.len() >= 5);
+    // The open, the hello with the put, get, HMAC, list, the request with its ticket
+    // and its resumption, a ticket, a resumption and its ping: each one scanned.
+    assert!(exchanges.len() >= 10, "{}", exchanges.len());
     for x in &exchanges {
         assert!(
             !contains(&x.request_body, canary.as_bytes()),
