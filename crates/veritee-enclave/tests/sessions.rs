@@ -223,15 +223,30 @@ impl Attempt {
     }
 }
 
-#[test]
-fn a_session_resumes_by_its_ticket_without_a_new_attestation() {
+/// One enclave, tenant alice registered, and an attested session of hers in which
+/// `value` is stored as secret `db`. The world is returned to outlive the test.
+fn alice_with_a_secret(
+    value: &[u8],
+) -> (
+    World,
+    veritee_enclave::EnclaveService,
+    MemoryHost,
+    TenantKey,
+    Session,
+) {
     let world = World::new(&["m1"]);
     let service = world.enclave("m1", CODE);
     let mut host = MemoryHost::default();
     let alice = TenantKey::generate().expect("key");
     register(&service, &mut host, &alice);
     let mut attested = open_session(&world, &service, &mut host, &alice);
-    attested.put(&service, &mut host, "db", b"canary-resumed");
+    attested.put(&service, &mut host, "db", value);
+    (world, service, host, alice, attested)
+}
+
+#[test]
+fn a_session_resumes_by_its_ticket_without_a_new_attestation() {
+    let (_world, service, mut host, alice, mut attested) = alice_with_a_secret(b"canary-resumed");
     let resumption = ticket_of(&mut attested, &service, &mut host);
     let lifetime = resumption.expires_at() - time::OffsetDateTime::now_utc().unix_timestamp();
     assert!(
@@ -274,13 +289,8 @@ static AHEAD_SECS: AtomicI64 = AtomicI64::new(0);
 /// resumes the session; a refused request still gets one (the session stands).
 #[test]
 fn a_first_request_with_a_ticket_is_answered_and_ticketed_in_one_message() {
-    let world = World::new(&["m1"]);
-    let service = world.enclave("m1", CODE);
-    let mut host = MemoryHost::default();
-    let alice = TenantKey::generate().expect("key");
-    register(&service, &mut host, &alice);
-    let mut attested = open_session(&world, &service, &mut host, &alice);
-    attested.put(&service, &mut host, "db", b"canary-with-ticket");
+    let (_world, service, mut host, alice, mut attested) =
+        alice_with_a_secret(b"canary-with-ticket");
 
     let ask = Request::WithTicket(Box::new(Request::GetSecret { name: "db".into() }));
     let Response::WithTicket { response, ticket } = attested.call(&service, &mut host, &ask) else {
